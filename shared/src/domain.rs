@@ -1,0 +1,176 @@
+//! Domain types parsed once at the edge: once an `Email` or `UserId` exists it is valid, so
+//! handlers and the store never re-check shape.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A normalised (trimmed, lower-cased) email address with a plausible shape.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct InvalidEmail(&'static str);
+
+impl Email {
+    pub const MAX_LEN: usize = 254;
+
+    pub fn parse(raw: &str) -> Result<Self, InvalidEmail> {
+        let email = raw.trim().to_lowercase();
+        if email.is_empty() {
+            return Err(InvalidEmail("email must not be empty"));
+        }
+        if email.len() > Self::MAX_LEN {
+            return Err(InvalidEmail("email is too long"));
+        }
+        let Some((local, domain)) = email.split_once('@') else {
+            return Err(InvalidEmail("email must contain '@'"));
+        };
+        let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '@';
+        if local.is_empty() || local.len() > 64 || local.chars().any(bad_char) {
+            return Err(InvalidEmail("email has an invalid local part"));
+        }
+        if domain.is_empty()
+            || domain.starts_with('.')
+            || domain.ends_with('.')
+            || domain.contains("..")
+            || domain.chars().any(bad_char)
+        {
+            return Err(InvalidEmail("email has an invalid domain"));
+        }
+        Ok(Email(email))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user's stable identifier (UUID v4, hyphenated).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+impl UserId {
+    pub fn new_random() -> Self {
+        UserId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// Accepts only the canonical UUID form, so ids from tokens or paths cannot smuggle key
+    /// separators into store keys.
+    pub fn parse(raw: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(raw)
+            .ok()
+            .filter(|u| u.hyphenated().to_string() == raw)
+            .map(|_| UserId(raw.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who a token is for: tenant users (`portal`) or platform staff (`operator`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Audience {
+    Portal,
+    Operator,
+}
+
+impl Audience {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audience::Portal => "portal",
+            Audience::Operator => "operator",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "portal" => Some(Audience::Portal),
+            "operator" => Some(Audience::Operator),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserStatus {
+    Active,
+    Disabled,
+}
+
+/// A user's role within one tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Owner,
+    Admin,
+    Member,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub password_hash: String,
+    /// Stored platform-admin flag: the only thing that lets a user act as an operator.
+    pub platform_admin: bool,
+    pub status: UserStatus,
+    /// Bumped whenever every session of the user must end (password reset, forced sign-out).
+    /// Refresh tokens remember the epoch they were issued under and die when it moves.
+    pub session_epoch: u64,
+    pub created_at: i64,
+}
+
+impl User {
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+}
+
+/// A user's membership of one tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Membership {
+    pub tenant_id: String,
+    pub tenant_slug: String,
+    pub role: Role,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_is_normalised_and_validated() {
+        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
+        for bad in ["", "no-at-sign", "@example.com", "ana@", "a b@example.com", "ana@.com", "ana@x..com", "a@b@c"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+    }
+
+    #[test]
+    fn user_id_accepts_only_canonical_uuids() {
+        let id = UserId::new_random();
+        assert_eq!(UserId::parse(id.as_str()), Some(id.clone()));
+        assert!(UserId::parse(&id.as_str().to_uppercase()).is_none());
+        assert!(UserId::parse("USER#x").is_none());
+        assert!(UserId::parse("").is_none());
+    }
+}

@@ -1,0 +1,109 @@
+//! The one place where failures become HTTP statuses and public messages. Domain modules keep
+//! their own `thiserror` enums and convert into `ApiError`; the internal cause of a 5xx goes to
+//! the log, never to the client.
+
+use std::error::Error as StdError;
+
+type Cause = Box<dyn StdError + Send + Sync>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("bad request ({code}): {message}")]
+    BadRequest { code: &'static str, message: String },
+    #[error("unauthorized ({code})")]
+    Unauthorized { code: &'static str, message: &'static str },
+    #[error("forbidden ({code})")]
+    Forbidden { code: &'static str, message: &'static str },
+    #[error("not found ({code})")]
+    NotFound { code: &'static str, message: String },
+    #[error("conflict ({code}): {message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("request body larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("too many requests, retry after {retry_after_secs}s")]
+    TooManyRequests { retry_after_secs: u64 },
+    #[error("dependency unavailable: {dependency}")]
+    Unavailable { dependency: &'static str, #[source] cause: Cause },
+    #[error("internal error")]
+    Internal(#[source] Cause),
+}
+
+impl ApiError {
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest { code, message: message.into() }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Self {
+        ApiError::bad_request("INVALID_REQUEST", message)
+    }
+
+    pub fn unavailable(dependency: &'static str, cause: impl Into<Cause>) -> Self {
+        ApiError::Unavailable { dependency, cause: cause.into() }
+    }
+
+    pub fn internal(cause: impl Into<Cause>) -> Self {
+        ApiError::Internal(cause.into())
+    }
+
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest { .. } => 400,
+            ApiError::Unauthorized { .. } => 401,
+            ApiError::Forbidden { .. } => 403,
+            ApiError::NotFound { .. } => 404,
+            ApiError::Conflict { .. } => 409,
+            ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::TooManyRequests { .. } => 429,
+            ApiError::Unavailable { .. } => 503,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::BadRequest { code, .. }
+            | ApiError::Unauthorized { code, .. }
+            | ApiError::Forbidden { code, .. }
+            | ApiError::NotFound { code, .. }
+            | ApiError::Conflict { code, .. } => code,
+            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
+            ApiError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
+            ApiError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    /// The text a client sees. 5xx messages are fixed strings: causes stay in the log.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::BadRequest { message, .. }
+            | ApiError::NotFound { message, .. }
+            | ApiError::Conflict { message, .. } => message.clone(),
+            ApiError::Unauthorized { message, .. } | ApiError::Forbidden { message, .. } => {
+                (*message).to_string()
+            }
+            ApiError::PayloadTooLarge { limit } => {
+                format!("request body must be at most {limit} bytes")
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                format!("too many attempts; retry after {retry_after_secs} seconds")
+            }
+            ApiError::Unavailable { .. } => {
+                "a service this request depends on is unavailable; retry later".to_string()
+            }
+            ApiError::Internal(_) => "an internal error occurred".to_string(),
+        }
+    }
+
+    /// The full cause chain, for the log line of a failed request.
+    pub fn cause_chain(&self) -> String {
+        let mut out = self.to_string();
+        let mut next = self.source();
+        while let Some(cause) = next {
+            out.push_str(": ");
+            out.push_str(&cause.to_string());
+            next = cause.source();
+        }
+        out
+    }
+}

@@ -1,0 +1,18 @@
+//! The one library every function builds on: configuration, AWS clients, the HTTP envelope
+//! and typed errors, request context, logging, identity (passwords, tokens, rate limits) and the
+//! single-table store. Handlers live in `functions/<name>/src/lib.rs`; rules about data live here.
+
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod envelope;
+pub mod error;
+pub mod logging;
+pub mod ratelimit;
+pub mod request;
+pub mod store;
+pub mod time;
+
+pub use envelope::ApiResponse;
+pub use error::ApiError;

@@ -1,0 +1,194 @@
+//! What every handler needs from an incoming API Gateway request: the request id, the client
+//! address API Gateway saw, a bounded JSON body and a bearer token. `handle` wraps a route with
+//! the request span, the envelope and the one log line per request.
+
+use crate::envelope::{render, ApiResponse};
+use crate::error::ApiError;
+use lambda_http::request::RequestContext as LambdaRequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Largest JSON body the auth routes accept.
+pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024;
+
+#[derive(Debug, Clone)]
+pub struct RequestContext {
+    pub request_id: String,
+    /// The caller's address as API Gateway saw it on the TCP connection. Never taken from
+    /// `X-Forwarded-For`, which the client controls.
+    pub client_ip: String,
+}
+
+impl RequestContext {
+    pub fn from_request(req: &Request) -> Self {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_valid_request_id(v))
+            .map(str::to_string)
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let client_ip = match req.request_context_ref() {
+            Some(LambdaRequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
+            _ => None,
+        }
+        .unwrap_or_else(|| "unknown".to_string());
+        RequestContext { request_id, client_ip }
+    }
+}
+
+/// A client-supplied request id is echoed only if it is short and made of safe characters,
+/// so it cannot inject anything into headers or log lines.
+pub fn is_valid_request_id(value: &str) -> bool {
+    (1..=128).contains(&value.len())
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+/// Runs one route inside the request span and renders its result in the envelope.
+pub async fn handle<F, Fut>(req: Request, route: F) -> Response<Body>
+where
+    F: FnOnce(RequestContext, Request) -> Fut,
+    Fut: Future<Output = Result<ApiResponse, ApiError>>,
+{
+    let ctx = RequestContext::from_request(&req);
+    let method = req.method().to_string();
+    let path = req.raw_http_path().to_string();
+    let span = tracing::info_span!("request", request_id = %ctx.request_id, method = %method, path = %path);
+    let request_id = ctx.request_id.clone();
+    async move {
+        let started = Instant::now();
+        let result = route(ctx, req).await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &result {
+            Ok(ok) => tracing::info!(status = ok.status, latency_ms, "request completed"),
+            Err(err) if err.status() >= 500 => {
+                tracing::error!(status = err.status(), code = err.code(), cause = %err.cause_chain(), latency_ms, "request failed")
+            }
+            Err(err) => tracing::info!(status = err.status(), code = err.code(), latency_ms, "request rejected"),
+        }
+        render(&request_id, result)
+    }
+    .instrument(span)
+    .await
+}
+
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+/// Parses a JSON body of at most `limit` bytes into `T`. Malformed JSON, wrong types and
+/// missing fields are 400s whose message names the problem but never echoes the input.
+pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, ApiError> {
+    let bytes = body_bytes(req);
+    if bytes.len() > limit {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("INVALID_JSON", "a JSON request body is required"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::invalid_request(data_error_message(&e)),
+            Category::Io | Category::Syntax | Category::Eof => {
+                ApiError::bad_request("INVALID_JSON", "request body is not valid JSON")
+            }
+        }
+    })
+}
+
+/// serde's data errors read like "missing field `email`" or "invalid type: integer `5`,
+/// expected a string". Keep the part naming the field or expectation, drop echoed values.
+fn data_error_message(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let text = text.split(" at line ").next().unwrap_or("invalid request body");
+    if let Some(rest) = text.strip_prefix("invalid type: ") {
+        let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
+        return format!("a field has the wrong type (expected {expected})");
+    }
+    if text.starts_with("invalid value") || text.starts_with("invalid length") {
+        return "a field has an invalid value".to_string();
+    }
+    text.to_string()
+}
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(req: &Request) -> Option<&str> {
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Login {
+        email: String,
+        password: String,
+    }
+
+    fn req(body: &str) -> Request {
+        lambda_http::http::Request::builder().body(Body::Text(body.to_string())).unwrap()
+    }
+
+    #[test]
+    fn json_body_maps_each_bad_input_to_a_400() {
+        let cases = [
+            ("", "INVALID_JSON"),
+            ("{not json", "INVALID_JSON"),
+            (r#"{"email":"a@b.c"}"#, "INVALID_REQUEST"),
+            (r#"{"email":5,"password":"x"}"#, "INVALID_REQUEST"),
+            ("[]", "INVALID_REQUEST"),
+        ];
+        for (body, code) in cases {
+            let err = json_body::<Login>(&req(body), 1024).unwrap_err();
+            assert_eq!((err.status(), err.code()), (400, code), "body {body:?}");
+        }
+    }
+
+    #[test]
+    fn json_body_never_echoes_values() {
+        let err = json_body::<Login>(&req(r#"{"email":"a@b.c","password":12345678}"#), 1024).unwrap_err();
+        assert!(!err.public_message().contains("12345678"), "{}", err.public_message());
+    }
+
+    #[test]
+    fn oversize_body_is_413() {
+        let big = format!(r#"{{"email":"{}","password":"x"}}"#, "a".repeat(2000));
+        assert_eq!(json_body::<Login>(&req(&big), 1024).unwrap_err().status(), 413);
+    }
+
+    #[test]
+    fn request_id_is_echoed_only_when_safe() {
+        assert!(is_valid_request_id("abc-123_x.y:z"));
+        assert!(!is_valid_request_id(""));
+        assert!(!is_valid_request_id("bad\r\nheader"));
+        assert!(!is_valid_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn bearer_token_is_parsed_case_insensitively() {
+        let r = lambda_http::http::Request::builder()
+            .header("authorization", "bearer abc.def")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(bearer_token(&r), Some("abc.def"));
+        let r = lambda_http::http::Request::builder()
+            .header("authorization", "Basic abc")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(bearer_token(&r), None);
+    }
+}

@@ -1,0 +1,445 @@
+//! `Store` on DynamoDB, following the key schema in `store/mod.rs`. Every multi-item change is a
+//! `TransactWriteItems` with conditions, so a crash or a race never leaves half of it behind.
+
+use super::*;
+use crate::aws::sdk_cause;
+use crate::domain::{Role, UserStatus};
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: impl Into<String>, sk: &str) -> Item {
+    HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))])
+}
+
+fn unavailable<E: std::error::Error>(err: E) -> StoreError {
+    StoreError::Unavailable(sdk_cause(err))
+}
+
+/// Reads typed attributes out of one item, naming the item in any error.
+struct Fields<'a> {
+    item: &'a Item,
+    key: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt { key: self.key.to_string(), reason }
+    }
+    fn s(&self, name: &str) -> Result<&'a str, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v),
+            _ => Err(self.corrupt(format!("missing string attribute {name}"))),
+        }
+    }
+    fn n<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::N(v)) => v.parse().map_err(|_| self.corrupt(format!("bad number in {name}"))),
+            _ => Err(self.corrupt(format!("missing number attribute {name}"))),
+        }
+    }
+    fn bool(&self, name: &str) -> Result<bool, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::Bool(v)) => Ok(*v),
+            _ => Err(self.corrupt(format!("missing bool attribute {name}"))),
+        }
+    }
+    fn user_id(&self, name: &str) -> Result<UserId, StoreError> {
+        UserId::parse(self.s(name)?).ok_or_else(|| self.corrupt(format!("bad user id in {name}")))
+    }
+}
+
+/// Which items of a cancelled transaction failed their condition, by position.
+fn failed_conditions(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// An id that is never issued, read when an email is unknown so both paths cost two reads.
+const ABSENT_USER_KEY: &str = "USER#00000000-0000-0000-0000-000000000000";
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn user_item(user: &User) -> Item {
+        let mut item = key(format!("USER#{}", user.id), "USER");
+        item.insert("entity".into(), s("user"));
+        item.insert("user_id".into(), s(user.id.as_str()));
+        item.insert("email".into(), s(user.email.as_str()));
+        item.insert("password_hash".into(), s(&user.password_hash));
+        item.insert("platform_admin".into(), AttributeValue::Bool(user.platform_admin));
+        item.insert(
+            "status".into(),
+            s(match user.status {
+                UserStatus::Active => "active",
+                UserStatus::Disabled => "disabled",
+            }),
+        );
+        item.insert("session_epoch".into(), n(user.session_epoch));
+        item.insert("created_at".into(), n(user.created_at));
+        item
+    }
+
+    fn parse_user(item: &Item) -> Result<User, StoreError> {
+        let f = Fields { item, key: "USER" };
+        Ok(User {
+            id: f.user_id("user_id")?,
+            email: Email::parse(f.s("email")?).map_err(|e| f.corrupt(e.to_string()))?,
+            password_hash: f.s("password_hash")?.to_string(),
+            platform_admin: f.bool("platform_admin")?,
+            status: match f.s("status")? {
+                "active" => UserStatus::Active,
+                "disabled" => UserStatus::Disabled,
+                other => return Err(f.corrupt(format!("unknown status {other}"))),
+            },
+            session_epoch: f.n("session_epoch")?,
+            created_at: f.n("created_at")?,
+        })
+    }
+
+    fn refresh_item(r: &RefreshTokenRecord) -> Item {
+        let mut item = key(format!("REFRESH#{}", r.token_hash), "REFRESH");
+        item.insert("entity".into(), s("refresh_token"));
+        item.insert("token_hash".into(), s(&r.token_hash));
+        item.insert("family_id".into(), s(&r.family_id));
+        item.insert("user_id".into(), s(r.user_id.as_str()));
+        item.insert("audience".into(), s(r.audience.as_str()));
+        item.insert("used".into(), AttributeValue::Bool(r.used));
+        item.insert("session_epoch".into(), n(r.session_epoch));
+        item.insert("expires_at".into(), n(r.expires_at));
+        item
+    }
+
+    fn parse_refresh(item: &Item) -> Result<RefreshTokenRecord, StoreError> {
+        let f = Fields { item, key: "REFRESH" };
+        Ok(RefreshTokenRecord {
+            token_hash: f.s("token_hash")?.to_string(),
+            family_id: f.s("family_id")?.to_string(),
+            user_id: f.user_id("user_id")?,
+            audience: Audience::parse(f.s("audience")?).ok_or_else(|| f.corrupt("bad audience".into()))?,
+            used: f.bool("used")?,
+            session_epoch: f.n("session_epoch")?,
+            expires_at: f.n("expires_at")?,
+        })
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut claim = key(format!("EMAIL#{}", user.email), "EMAIL");
+        claim.insert("entity".into(), s("email_claim"));
+        claim.insert("user_id".into(), s(user.id.as_str()));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(claim, "attribute_not_exists(PK)")?)
+            .transact_items(self.put(Self::user_item(user), "attribute_not_exists(PK)")?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
+                Err(StoreError::Conflict("a user with this email already exists"))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let claim = self.get(format!("EMAIL#{email}"), "EMAIL").await?;
+        let Some(claim) = claim else {
+            // Same number of round trips as a known email: sign-in timing must not tell them apart.
+            self.get(ABSENT_USER_KEY.to_string(), "USER").await?;
+            return Ok(None);
+        };
+        let id = Fields { item: &claim, key: "EMAIL" }.user_id("user_id")?;
+        self.user_by_id(&id).await
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.get(format!("USER#{id}"), "USER").await?.as_ref().map(Self::parse_user).transpose()
+    }
+
+    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+                .expression_attribute_values(":pk", s(format!("USER#{id}")))
+                .expression_attribute_values(":prefix", s("MEMBER#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let f = Fields { item, key: "MEMBER" };
+                let role = match f.s("role")? {
+                    "owner" => Role::Owner,
+                    "admin" => Role::Admin,
+                    "member" => Role::Member,
+                    other => return Err(f.corrupt(format!("unknown role {other}"))),
+                };
+                out.push(Membership {
+                    tenant_id: f.s("tenant_id")?.to_string(),
+                    tenant_slug: f.s("tenant_slug")?.to_string(),
+                    role,
+                });
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create_session(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError> {
+        let mut fam = key(format!("FAMILY#{}", family.family_id), "FAMILY");
+        fam.insert("entity".into(), s("refresh_family"));
+        fam.insert("family_id".into(), s(&family.family_id));
+        fam.insert("user_id".into(), s(family.user_id.as_str()));
+        fam.insert("revoked".into(), AttributeValue::Bool(family.revoked));
+        fam.insert("expires_at".into(), n(family.expires_at));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(fam, "attribute_not_exists(PK)")?)
+            .transact_items(self.put(Self::refresh_item(first), "attribute_not_exists(PK)")?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
+                Err(StoreError::Conflict("session already exists"))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.get(format!("REFRESH#{token_hash}"), "REFRESH").await?.as_ref().map(Self::parse_refresh).transpose()
+    }
+
+    async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        let Some(item) = self.get(format!("FAMILY#{family_id}"), "FAMILY").await? else {
+            return Ok(None);
+        };
+        let f = Fields { item: &item, key: "FAMILY" };
+        Ok(Some(RefreshFamily {
+            family_id: f.s("family_id")?.to_string(),
+            user_id: f.user_id("user_id")?,
+            revoked: f.bool("revoked")?,
+            expires_at: f.n("expires_at")?,
+        }))
+    }
+
+    async fn rotate_refresh_token(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<RotateOutcome, StoreError> {
+        let spend = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("REFRESH#{old_hash}"), "REFRESH")))
+            .update_expression("SET used = :yes")
+            .condition_expression("attribute_exists(PK) AND used = :no")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let family_alive = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("FAMILY#{}", next.family_id), "FAMILY")))
+            .condition_expression("attribute_exists(PK) AND revoked = :no")
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(spend).build())
+            .transact_items(self.put(Self::refresh_item(next), "attribute_not_exists(PK)")?)
+            .transact_items(TransactWriteItem::builder().condition_check(family_alive).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(RotateOutcome::Rotated),
+            Err(e) => match failed_conditions(&e).as_deref() {
+                Some([true, ..]) => Ok(RotateOutcome::AlreadyUsed),
+                Some([_, _, true]) => Ok(RotateOutcome::FamilyRevoked),
+                Some([_, true, _]) => Err(StoreError::Conflict("refresh token hash collision")),
+                _ => Err(unavailable(e)),
+            },
+        }
+    }
+
+    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("FAMILY#{family_id}"), "FAMILY")))
+            .update_expression("SET revoked = :yes")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Nothing to revoke: the family never existed or has expired away.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+fn parse_hits(item: Option<&Item>) -> Vec<i64> {
+    match item.and_then(|i| i.get("hits")) {
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .filter_map(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for DynamoStore {
+    async fn rate_hits(&self, keys: &[String]) -> Result<Vec<Vec<i64>>, StoreError> {
+        let mut wanted: Vec<&String> = keys.iter().collect();
+        wanted.sort();
+        wanted.dedup();
+        let mut found: HashMap<String, Item> = HashMap::new();
+        let mut request = KeysAndAttributes::builder().consistent_read(true);
+        for k in &wanted {
+            request = request.keys(key(format!("RATE#{k}"), "RATE"));
+        }
+        let mut pending = Some(request.build().map_err(|e| StoreError::Unavailable(Box::new(e)))?);
+        // BatchGetItem may hand back unprocessed keys under throttling; ask again, a bounded number of times.
+        for _ in 0..5 {
+            let Some(req) = pending.take() else { break };
+            let out = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, req)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                if let Some(AttributeValue::S(pk)) = item.get("PK") {
+                    found.insert(pk.clone(), item);
+                }
+            }
+            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+        }
+        if pending.is_some() {
+            return Err(StoreError::Unavailable("rate-limit read throttled".into()));
+        }
+        Ok(keys.iter().map(|k| parse_hits(found.get(&format!("RATE#{k}")))).collect())
+    }
+
+    async fn record_rate_hit(&self, key_name: &str, now: i64, window_secs: i64, keep: usize) -> Result<(), StoreError> {
+        let item_key = key(format!("RATE#{key_name}"), "RATE");
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item_key.clone()))
+            .update_expression("SET hits = list_append(if_not_exists(hits, :empty), :now), expires_at = :exp")
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":now", AttributeValue::L(vec![n(now)]))
+            .expression_attribute_values(":exp", n(now + window_secs))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let hits = parse_hits(out.attributes.as_ref());
+        let trimmed = trim_hits(hits.clone(), now, window_secs, keep);
+        if trimmed.len() < hits.len() {
+            // Only if nobody appended since our read; otherwise the next hit trims.
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(item_key))
+                .update_expression("SET hits = :trimmed")
+                .condition_expression("size(hits) = :seen")
+                .expression_attribute_values(":trimmed", AttributeValue::L(trimmed.into_iter().map(n).collect()))
+                .expression_attribute_values(":seen", n(hits.len()))
+                .send()
+                .await;
+            if let Err(e) = result {
+                if !e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                    return Err(unavailable(e));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Health for DynamoStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.get("HEALTH".to_string(), "HEALTH").await.map(|_| ())
+    }
+}

@@ -1,0 +1,139 @@
+//! In-memory store with the same contract as `DynamoStore` (uniqueness, single-use rotation,
+//! revocation), for unit tests of domain logic without the network.
+
+use super::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Data {
+    users: HashMap<UserId, User>,
+    emails: HashMap<Email, UserId>,
+    memberships: HashMap<UserId, Vec<Membership>>,
+    refresh: HashMap<String, RefreshTokenRecord>,
+    families: HashMap<String, RefreshFamily>,
+    rate: HashMap<String, Vec<i64>>,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    data: Mutex<Data>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Data) -> T) -> T {
+        // A poisoned lock only means another test thread panicked; the data is still usable.
+        let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+
+    /// Test helper: adds a membership for a user.
+    pub fn add_membership(&self, user: &UserId, membership: Membership) {
+        self.with(|d| d.memberships.entry(user.clone()).or_default().push(membership));
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.with(|d| {
+            if d.emails.contains_key(&user.email) || d.users.contains_key(&user.id) {
+                return Err(StoreError::Conflict("a user with this email already exists"));
+            }
+            d.emails.insert(user.email.clone(), user.id.clone());
+            d.users.insert(user.id.clone(), user.clone());
+            Ok(())
+        })
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|d| d.emails.get(email).and_then(|id| d.users.get(id)).cloned()))
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|d| d.users.get(id).cloned()))
+    }
+
+    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
+        Ok(self.with(|d| d.memberships.get(id).cloned().unwrap_or_default()))
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn create_session(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError> {
+        self.with(|d| {
+            if d.families.contains_key(&family.family_id) || d.refresh.contains_key(&first.token_hash) {
+                return Err(StoreError::Conflict("session already exists"));
+            }
+            d.families.insert(family.family_id.clone(), family.clone());
+            d.refresh.insert(first.token_hash.clone(), first.clone());
+            Ok(())
+        })
+    }
+
+    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        Ok(self.with(|d| d.refresh.get(token_hash).cloned()))
+    }
+
+    async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
+        Ok(self.with(|d| d.families.get(family_id).cloned()))
+    }
+
+    async fn rotate_refresh_token(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<RotateOutcome, StoreError> {
+        self.with(|d| {
+            match d.refresh.get(old_hash) {
+                Some(old) if !old.used => {}
+                _ => return Ok(RotateOutcome::AlreadyUsed),
+            }
+            match d.families.get(&next.family_id) {
+                Some(f) if !f.revoked => {}
+                _ => return Ok(RotateOutcome::FamilyRevoked),
+            }
+            if d.refresh.contains_key(&next.token_hash) {
+                return Err(StoreError::Conflict("refresh token hash collision"));
+            }
+            if let Some(old) = d.refresh.get_mut(old_hash) {
+                old.used = true;
+            }
+            d.refresh.insert(next.token_hash.clone(), next.clone());
+            Ok(RotateOutcome::Rotated)
+        })
+    }
+
+    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+        self.with(|d| {
+            if let Some(f) = d.families.get_mut(family_id) {
+                f.revoked = true;
+            }
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl RateLimitStore for MemoryStore {
+    async fn rate_hits(&self, keys: &[String]) -> Result<Vec<Vec<i64>>, StoreError> {
+        Ok(self.with(|d| keys.iter().map(|k| d.rate.get(k).cloned().unwrap_or_default()).collect()))
+    }
+
+    async fn record_rate_hit(&self, key: &str, now: i64, window_secs: i64, keep: usize) -> Result<(), StoreError> {
+        self.with(|d| {
+            let entry = d.rate.entry(key.to_string()).or_default();
+            entry.push(now);
+            *entry = trim_hits(std::mem::take(entry), now, window_secs, keep);
+        });
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Health for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
