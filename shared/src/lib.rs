@@ -9,6 +9,7 @@ pub mod domain;
 pub mod envelope;
 pub mod error;
 pub mod logging;
+pub mod proxy_event;
 pub mod ratelimit;
 pub mod request;
 pub mod store;
@@ -16,3 +17,8 @@ pub mod time;
 
 pub use envelope::ApiResponse;
 pub use error::ApiError;
+
+// The SDK crates, re-exported so function crates build clients without their own copies.
+pub use aws_sdk_dynamodb as dynamodb;
+pub use aws_sdk_secretsmanager as secretsmanager;
+pub use aws_sdk_sesv2 as sesv2;

@@ -1,6 +1,7 @@
 //! Identity: password hashing, access tokens (JWT) and opaque refresh tokens, plus the small
 //! hashing and comparison primitives they share.
 
+pub mod access;
 pub mod jwt;
 pub mod opaque;
 pub mod password;

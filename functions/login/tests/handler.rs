@@ -1,0 +1,239 @@
+//! The login handler driven through real API Gateway REST proxy events on the in-memory store.
+
+use lambda_http::{Body, Response};
+use serde_json::{json, Value};
+use shared::auth::jwt::TokenKeys;
+use shared::auth::password::hash_password;
+use shared::domain::{Email, User, UserId, UserStatus};
+use shared::proxy_event::ProxyRequest;
+use shared::store::{MemoryStore, UserStore};
+use std::sync::Arc;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn app(store: Arc<MemoryStore>) -> login::App {
+    let keys = TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("test"), "test-issuer", 900).unwrap();
+    login::App { store, keys, refresh_ttl_secs: 3600 }
+}
+
+async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
+    let user = User {
+        id: UserId::new_random(),
+        email: Email::parse(&format!("{}@example.com", uuid::Uuid::new_v4())).unwrap(),
+        password_hash: hash_password(PASSWORD.into()).await.unwrap(),
+        platform_admin: admin,
+        status,
+        session_epoch: 0,
+        created_at: 1,
+    };
+    store.create_user(&user).await.unwrap();
+    user
+}
+
+async fn call(app: &login::App, req: ProxyRequest) -> (u16, Value, Response<Body>) {
+    let resp = login::handle(app, req.to_lambda_request()).await;
+    let body = match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("non-text body {other:?}"),
+    };
+    (resp.status().as_u16(), body, resp)
+}
+
+fn post(path: &str, body: Value) -> ProxyRequest {
+    ProxyRequest::new("POST", path).json_body(&body.to_string())
+}
+
+async fn sign_in(app: &login::App, email: &str, password: &str) -> (u16, Value) {
+    let (status, body, _) = call(app, post("/auth/login", json!({"email": email, "password": password}))).await;
+    (status, body)
+}
+
+#[tokio::test]
+async fn login_issues_tokens_that_open_me() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let (status, body) = sign_in(&app, &u.email.as_str().to_uppercase(), PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["token_type"], "Bearer");
+    assert_eq!(data["expires_in"], 900);
+    assert_eq!(data["audience"], "portal");
+    let access = data["access_token"].as_str().unwrap();
+    let (status, me, _) = call(&app, ProxyRequest::new("GET", "/auth/me").header("Authorization", &format!("Bearer {access}"))).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["data"]["user"]["email"], u.email.as_str());
+    assert_eq!(me["data"]["memberships"], json!([]));
+    assert!(me["data"]["user"].get("password_hash").is_none());
+}
+
+#[tokio::test]
+async fn unknown_email_and_wrong_password_get_the_same_401() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let (s1, b1) = sign_in(&app, u.email.as_str(), "wrong password here").await;
+    let (s2, b2) = sign_in(&app, "nobody@example.com", "wrong password here").await;
+    let disabled = user(&store, false, UserStatus::Disabled).await;
+    let (s3, b3) = sign_in(&app, disabled.email.as_str(), PASSWORD).await;
+    assert_eq!((s1, s2, s3), (401, 401, 401));
+    assert_eq!(b1, b2);
+    assert_eq!(b1, b3);
+    assert_eq!(b1["error"]["code"], "INVALID_CREDENTIALS");
+}
+
+#[tokio::test]
+async fn operator_audience_requires_the_stored_admin_flag() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let plain = user(&store, false, UserStatus::Active).await;
+    let admin = user(&store, true, UserStatus::Active).await;
+    let body = |u: &User| json!({"email": u.email, "password": PASSWORD, "audience": "operator"});
+    let (status, refused, _) = call(&app, post("/auth/login", body(&plain))).await;
+    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("OPERATOR_AUDIENCE_DENIED")));
+    let (status, ok, _) = call(&app, post("/auth/login", body(&admin))).await;
+    assert_eq!((status, ok["data"]["audience"].as_str()), (200, Some("operator")));
+    let (status, _, _) = call(&app, post("/auth/login", json!({"email": admin.email, "password": PASSWORD, "audience": "root"}))).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_family() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let (_, first) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let r1 = first["data"]["refresh_token"].as_str().unwrap().to_string();
+
+    let (status, second, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
+    assert_eq!(status, 200, "{second}");
+    let r2 = second["data"]["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+
+    // r1 again: reuse. Refused, and the whole family (r2 included) dies.
+    let (status, reused, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
+    assert_eq!((status, reused["error"]["code"].as_str()), (401, Some("INVALID_REFRESH_TOKEN")));
+    let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r2}))).await;
+    assert_eq!(status, 401);
+
+    // Another sign-in is another family, unaffected.
+    let (_, other) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": other["data"]["refresh_token"]}))).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_family_and_is_idempotent() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let (_, first) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let r1 = first["data"]["refresh_token"].clone();
+    for _ in 0..2 {
+        let (status, body, _) = call(&app, post("/auth/logout", json!({"refresh_token": r1}))).await;
+        assert_eq!((status, body["data"]["signed_out"].as_bool()), (200, Some(true)));
+    }
+    let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
+    assert_eq!(status, 401);
+    let (status, _, _) = call(&app, post("/auth/logout", json!({"refresh_token": "not-a-token"}))).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn ten_failures_per_account_then_429_for_known_and_unknown_alike() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    for (i, email) in [u.email.as_str(), "ghost@example.com"].into_iter().enumerate() {
+        for attempt in 0..10 {
+            // A different address each time: only the per-account limit applies.
+            let ip = format!("10.{i}.0.{attempt}");
+            let (status, _, _) = call(&app, post("/auth/login", json!({"email": email, "password": "nope nope nope"})).from_ip(&ip)).await;
+            assert_eq!(status, 401);
+        }
+        let (status, body, resp) = call(&app, post("/auth/login", json!({"email": email, "password": PASSWORD})).from_ip("10.9.9.9")).await;
+        assert_eq!((status, body["error"]["code"].as_str()), (429, Some("TOO_MANY_REQUESTS")), "{email}");
+        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=900).contains(&retry), "{retry}");
+    }
+}
+
+#[tokio::test]
+async fn ten_failures_from_one_address_then_429() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    for n in 0..10 {
+        let (status, _, _) = call(&app, post("/auth/login", json!({"email": format!("probe{n}@example.com"), "password": "x"})).from_ip("192.0.2.7")).await;
+        assert_eq!(status, 401);
+    }
+    let (status, _, _) = call(&app, post("/auth/login", json!({"email": u.email, "password": PASSWORD})).from_ip("192.0.2.7")).await;
+    assert_eq!(status, 429);
+    let (status, _, _) = call(&app, post("/auth/login", json!({"email": u.email, "password": PASSWORD})).from_ip("192.0.2.8")).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_envelope() {
+    let app = app(Arc::new(MemoryStore::new()));
+    let cases: Vec<(ProxyRequest, u16, &str)> = vec![
+        (ProxyRequest::new("POST", "/auth/login").json_body("{nope"), 400, "INVALID_JSON"),
+        (ProxyRequest::new("POST", "/auth/login"), 400, "INVALID_JSON"),
+        (post("/auth/login", json!({"email": "a@example.com"})), 400, "INVALID_REQUEST"),
+        (post("/auth/login", json!({"email": 7, "password": "x"})), 400, "INVALID_REQUEST"),
+        (post("/auth/login", json!({"email": "not-an-email", "password": "x"})), 400, "INVALID_REQUEST"),
+        (post("/auth/login", json!({"email": "a@example.com", "password": ""})), 400, "INVALID_REQUEST"),
+        (post("/auth/login", json!({"email": "a@example.com", "password": "x".repeat(9000)})), 413, "PAYLOAD_TOO_LARGE"),
+        (post("/auth/login", json!({"email": "a@example.com", "password": "x".repeat(2000)})), 400, "INVALID_REQUEST"),
+        (post("/auth/refresh", json!({"refresh_token": ["a"]})), 400, "INVALID_REQUEST"),
+        (ProxyRequest::new("GET", "/auth/login"), 400, "METHOD_NOT_ALLOWED"),
+        (ProxyRequest::new("GET", "/nope"), 404, "ROUTE_NOT_FOUND"),
+        (ProxyRequest::new("GET", "/auth/me"), 401, "INVALID_TOKEN"),
+        (ProxyRequest::new("GET", "/auth/me").header("authorization", "Bearer x.y.z"), 401, "INVALID_TOKEN"),
+    ];
+    for (req, status, code) in cases {
+        let label = format!("{} {}", req.method, req.path);
+        let (got, body, resp) = call(&app, req).await;
+        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{label}: {body}");
+        assert_eq!(body["success"], false);
+        assert!(resp.headers().contains_key("x-request-id"));
+    }
+}
+
+#[tokio::test]
+async fn request_id_is_echoed_when_valid_and_generated_otherwise() {
+    let app = app(Arc::new(MemoryStore::new()));
+    let (_, _, resp) = call(&app, ProxyRequest::new("GET", "/health/live").header("X-Request-ID", "abc-123")).await;
+    assert_eq!(resp.headers()["x-request-id"], "abc-123");
+    let (_, _, resp) = call(&app, ProxyRequest::new("GET", "/health/live").header("X-Request-ID", "bad id with spaces")).await;
+    assert_ne!(resp.headers()["x-request-id"], "bad id with spaces");
+    assert_eq!(resp.headers()["x-request-id"].len(), 36);
+}
+
+#[tokio::test]
+async fn health_and_jwks_answer() {
+    let app = app(Arc::new(MemoryStore::new()));
+    let (status, live, _) = call(&app, ProxyRequest::new("GET", "/health/live")).await;
+    assert_eq!((status, live["data"]["status"].as_str()), (200, Some("live")));
+    let (status, ready, _) = call(&app, ProxyRequest::new("GET", "/health/ready")).await;
+    assert_eq!((status, ready["data"]["status"].as_str()), (200, Some("ready")));
+    let (status, jwks, _) = call(&app, ProxyRequest::new("GET", "/.well-known/jwks.json")).await;
+    assert_eq!((status, jwks["data"]["keys"][0]["kid"].as_str()), (200, Some("test")));
+}
+
+#[tokio::test]
+async fn sample_events_in_the_repository_parse_and_route() {
+    let app = app(Arc::new(MemoryStore::new()));
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/login");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let req = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let resp = login::handle(&app, req).await;
+        assert_ne!(resp.status(), 404, "{path:?} did not reach a route");
+        assert!(resp.status().as_u16() < 500, "{path:?}");
+        seen += 1;
+    }
+    assert!(seen >= 3, "expected sample events in {dir}");
+}

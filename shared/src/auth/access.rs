@@ -1,0 +1,92 @@
+//! Who is calling and what they may do. The access token proves identity; the stored user
+//! record decides permission, so a revoked admin flag or a disabled account takes effect at
+//! once, whatever tokens are still alive.
+
+use super::jwt::{Principal, TokenKeys};
+use crate::domain::{Audience, User};
+use crate::error::ApiError;
+use crate::request::bearer_token;
+use crate::store::UserStore;
+use lambda_http::Request;
+
+fn invalid_token() -> ApiError {
+    ApiError::Unauthorized { code: "INVALID_TOKEN", message: "a valid access token is required" }
+}
+
+/// The caller's verified token for one of `audiences`, or a 401.
+pub fn authenticate(keys: &TokenKeys, req: &Request, audiences: &[Audience]) -> Result<Principal, ApiError> {
+    let token = bearer_token(req).ok_or_else(invalid_token)?;
+    keys.verify(token, audiences).map_err(|why| {
+        tracing::info!(reason = %why, "access token rejected");
+        invalid_token()
+    })
+}
+
+/// The caller's current, active user record; a token for a deleted or disabled user is a 401.
+pub async fn current_user(store: &dyn UserStore, principal: &Principal) -> Result<User, ApiError> {
+    match store.user_by_id(&principal.user_id).await? {
+        Some(user) if user.is_active() => {
+            if principal.audience == Audience::Operator && !user.platform_admin {
+                return Err(invalid_token());
+            }
+            Ok(user)
+        }
+        _ => Err(invalid_token()),
+    }
+}
+
+/// For operator routes: an `operator`-audience token AND the stored platform-admin flag.
+pub async fn require_operator(keys: &TokenKeys, store: &dyn UserStore, req: &Request) -> Result<User, ApiError> {
+    let principal = authenticate(keys, req, &[Audience::Operator])?;
+    let user = current_user(store, &principal).await?;
+    if !user.platform_admin {
+        return Err(ApiError::Forbidden { code: "OPERATOR_REQUIRED", message: "this route is for platform operators" });
+    }
+    Ok(user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Email, UserId, UserStatus};
+    use crate::proxy_event::ProxyRequest;
+    use crate::store::MemoryStore;
+    use crate::time::now_unix;
+
+    fn user(admin: bool, status: UserStatus) -> User {
+        User {
+            id: UserId::new_random(),
+            email: Email::parse(&format!("{}@example.com", uuid::Uuid::new_v4())).unwrap(),
+            password_hash: "$argon2id$unused".into(),
+            platform_admin: admin,
+            status,
+            session_epoch: 0,
+            created_at: 0,
+        }
+    }
+
+    fn with_token(token: &str) -> Request {
+        ProxyRequest::new("GET", "/x").header("authorization", &format!("Bearer {token}")).to_lambda_request()
+    }
+
+    #[tokio::test]
+    async fn operator_needs_operator_audience_and_stored_flag() {
+        let keys = TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 60).unwrap();
+        let store = MemoryStore::new();
+        let admin = user(true, UserStatus::Active);
+        let plain = user(false, UserStatus::Active);
+        let disabled_admin = user(true, UserStatus::Disabled);
+        for u in [&admin, &plain, &disabled_admin] {
+            store.create_user(u).await.unwrap();
+        }
+        let token = |u: &User, aud| keys.issue(&u.id, aud, now_unix()).unwrap().token;
+
+        assert_eq!(require_operator(&keys, &store, &with_token(&token(&admin, Audience::Operator))).await.unwrap().id, admin.id);
+        // A portal token of an admin is not an operator token.
+        assert_eq!(require_operator(&keys, &store, &with_token(&token(&admin, Audience::Portal))).await.unwrap_err().status(), 401);
+        // An operator-audience token whose user lost the flag is refused by the database check.
+        assert_eq!(require_operator(&keys, &store, &with_token(&token(&plain, Audience::Operator))).await.unwrap_err().status(), 401);
+        assert_eq!(require_operator(&keys, &store, &with_token(&token(&disabled_admin, Audience::Operator))).await.unwrap_err().status(), 401);
+        assert_eq!(require_operator(&keys, &store, &ProxyRequest::new("GET", "/x").to_lambda_request()).await.unwrap_err().status(), 401);
+    }
+}
