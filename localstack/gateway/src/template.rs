@@ -1,0 +1,155 @@
+//! Reads the deployed SAM template (`infra/template.yaml`): which functions exist, which binary
+//! each one is, its environment, timeout, and the API routes that reach it. The local gateway
+//! serves exactly these routes, so a route missing from the template is missing locally too.
+
+use serde_yaml::Value;
+use std::path::Path;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvValue {
+    /// A literal string in the template.
+    Literal(String),
+    /// An intrinsic (`!Ref`, `!GetAtt`, `!Sub`): resolved locally from the environment variable
+    /// of the same name.
+    Intrinsic,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct FunctionSpec {
+    pub logical_id: String,
+    pub binary: String,
+    pub environment: Vec<(String, EnvValue)>,
+    pub timeout_secs: u64,
+    pub memory_mb: u64,
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read template: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("template is not valid YAML: {0}")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template: {0}")]
+    Shape(String),
+}
+
+fn untag(v: &Value) -> &Value {
+    match v {
+        Value::Tagged(t) => &t.value,
+        other => other,
+    }
+}
+
+fn env_vars(props: &Value) -> Vec<(String, EnvValue)> {
+    let Some(Value::Mapping(vars)) = props.get("Environment").and_then(|e| e.get("Variables")) else {
+        return Vec::new();
+    };
+    vars.iter()
+        .filter_map(|(k, v)| {
+            let name = k.as_str()?.to_string();
+            let value = match v {
+                Value::String(s) => EnvValue::Literal(s.clone()),
+                Value::Number(n) => EnvValue::Literal(n.to_string()),
+                Value::Bool(b) => EnvValue::Literal(b.to_string()),
+                _ => EnvValue::Intrinsic,
+            };
+            Some((name, value))
+        })
+        .collect()
+}
+
+pub fn load(path: &Path) -> Result<Vec<FunctionSpec>, TemplateError> {
+    parse(&std::fs::read_to_string(path)?)
+}
+
+pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
+    let doc: Value = serde_yaml::from_str(text)?;
+    let globals = doc.get("Globals").and_then(|g| g.get("Function")).cloned().unwrap_or(Value::Null);
+    let resources = doc
+        .get("Resources")
+        .and_then(Value::as_mapping)
+        .ok_or_else(|| TemplateError::Shape("no Resources".into()))?;
+    let number = |props: &Value, name: &str, default: u64| {
+        props.get(name).or_else(|| globals.get(name)).and_then(|v| untag(v).as_u64()).unwrap_or(default)
+    };
+    let mut functions = Vec::new();
+    for (id, resource) in resources {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let logical_id = id.as_str().unwrap_or_default().to_string();
+        let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
+        let binary = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+            .ok_or_else(|| TemplateError::Shape(format!("{logical_id} has no Metadata.BuildProperties.Binary")))?
+            .to_string();
+        let mut environment = env_vars(&globals);
+        for (name, value) in env_vars(&props) {
+            environment.retain(|(n, _)| n != &name);
+            environment.push((name, value));
+        }
+        let mut routes = Vec::new();
+        if let Some(Value::Mapping(events)) = props.get("Events") {
+            for event in events.values() {
+                if event.get("Type").and_then(Value::as_str) != Some("Api") {
+                    continue;
+                }
+                let p = event.get("Properties").cloned().unwrap_or(Value::Null);
+                let (Some(path), Some(method)) = (p.get("Path").and_then(Value::as_str), p.get("Method").and_then(Value::as_str)) else {
+                    return Err(TemplateError::Shape(format!("{logical_id}: an Api event lacks Path or Method")));
+                };
+                routes.push(RouteSpec { method: method.to_ascii_uppercase(), path: path.to_string() });
+            }
+        }
+        functions.push(FunctionSpec {
+            logical_id,
+            binary,
+            environment,
+            timeout_secs: number(&props, "Timeout", 3),
+            memory_mb: number(&props, "MemorySize", 128),
+            routes,
+        });
+    }
+    if functions.is_empty() {
+        return Err(TemplateError::Shape("no AWS::Serverless::Function resources".into()));
+    }
+    Ok(functions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_repository_template_declares_login_and_its_routes() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+        let functions = load(&path).unwrap();
+        let login = functions.iter().find(|f| f.binary == "login").expect("login function");
+        let routes: Vec<String> = login.routes.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        for expected in ["POST /auth/login", "POST /auth/refresh", "POST /auth/logout", "GET /auth/me", "GET /.well-known/jwks.json", "GET /health/live", "GET /health/ready"] {
+            assert!(routes.contains(&expected.to_string()), "missing {expected}: {routes:?}");
+        }
+        assert!(login.environment.contains(&("TABLE_NAME".into(), EnvValue::Intrinsic)));
+        assert!(login.environment.contains(&("RUST_LOG".into(), EnvValue::Literal("info".into()))));
+        assert_eq!(login.timeout_secs, 10);
+    }
+
+    #[test]
+    fn function_env_overrides_globals_and_binary_is_required() {
+        let t = "Globals:\n  Function:\n    Timeout: 5\n    Environment:\n      Variables:\n        A: g\n        B: g\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        Binary: f\n    Properties:\n      Timeout: 9\n      Environment:\n        Variables:\n          B: !Ref X\n";
+        let f = &parse(t).unwrap()[0];
+        assert_eq!(f.environment, vec![("A".into(), EnvValue::Literal("g".into())), ("B".into(), EnvValue::Intrinsic)]);
+        assert_eq!(f.timeout_secs, 9);
+        assert!(parse("Resources:\n  F:\n    Type: AWS::Serverless::Function\n").is_err());
+    }
+}
