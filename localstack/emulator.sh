@@ -16,7 +16,13 @@ wait_for() {
 
 start_emulator() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:${EMULATOR_PORT}"
-  if curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
+  if [[ "${EMULATOR:-moto}" == localstack ]]; then
+    command -v docker >/dev/null || { echo "EMULATOR=localstack needs Docker" >&2; return 1; }
+    [[ "$EMULATOR_PORT" == 4566 ]] || { echo "LocalStack listens on 4566 only" >&2; return 1; }
+    docker compose -f localstack/docker-compose.yml up -d --wait
+    USING_COMPOSE=1
+    echo "emulator: LocalStack on $AWS_ENDPOINT_URL"
+  elif curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
     echo "emulator: reusing the one already on $AWS_ENDPOINT_URL"
   else
     .venv/bin/moto_server -H 127.0.0.1 -p "$EMULATOR_PORT" >"$STATE_DIR/emulator.log" 2>&1 &
@@ -28,6 +34,9 @@ start_emulator() {
 }
 
 stop_emulator() {
+  if [[ -n "${USING_COMPOSE:-}" ]]; then
+    docker compose -f localstack/docker-compose.yml down
+  fi
   if [[ -n "${EMULATOR_PID:-}" ]]; then
     kill "$EMULATOR_PID" 2>/dev/null || true
     wait "$EMULATOR_PID" 2>/dev/null || true

@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
+EMULATOR=moto  # tests always run on their own moto, never on a shared emulator
 STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-test.XXXXXX")
 . localstack/emulator.sh
 EMULATOR_PORT=$(free_port)

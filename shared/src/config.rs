@@ -43,7 +43,9 @@ impl Config {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let required = |name: &'static str| {
-            get(name).filter(|v| !v.trim().is_empty()).ok_or(ConfigError::Missing(name))
+            get(name)
+                .filter(|v| !v.trim().is_empty())
+                .ok_or(ConfigError::Missing(name))
         };
         let seconds = |name: &'static str, default: i64, max: i64| -> Result<i64, ConfigError> {
             match get(name).filter(|v| !v.trim().is_empty()) {
@@ -62,7 +64,11 @@ impl Config {
             jwt_signing_key_secret_id: required("JWT_SIGNING_KEY_SECRET_ID")?,
             jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "saas-control-plane".to_string()),
             access_token_ttl_secs: seconds("ACCESS_TOKEN_TTL_SECONDS", 900, 24 * 3600)?,
-            refresh_token_ttl_secs: seconds("REFRESH_TOKEN_TTL_SECONDS", 30 * 24 * 3600, 365 * 24 * 3600)?,
+            refresh_token_ttl_secs: seconds(
+                "REFRESH_TOKEN_TTL_SECONDS",
+                30 * 24 * 3600,
+                365 * 24 * 3600,
+            )?,
         })
     }
 }
@@ -73,17 +79,30 @@ mod tests {
     use std::collections::HashMap;
 
     fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
     #[test]
     fn defaults_apply_and_required_values_are_enforced() {
-        let cfg = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("JWT_SIGNING_KEY_SECRET_ID", "s")])).unwrap();
+        let cfg = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SIGNING_KEY_SECRET_ID", "s"),
+        ]))
+        .unwrap();
         assert_eq!(cfg.access_token_ttl_secs, 900);
-        assert!(matches!(Config::from_lookup(lookup(&[("TABLE_NAME", "t")])), Err(ConfigError::Missing("JWT_SIGNING_KEY_SECRET_ID"))));
-        let bad = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("JWT_SIGNING_KEY_SECRET_ID", "s"), ("ACCESS_TOKEN_TTL_SECONDS", "-5")]));
+        assert!(matches!(
+            Config::from_lookup(lookup(&[("TABLE_NAME", "t")])),
+            Err(ConfigError::Missing("JWT_SIGNING_KEY_SECRET_ID"))
+        ));
+        let bad = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("JWT_SIGNING_KEY_SECRET_ID", "s"),
+            ("ACCESS_TOKEN_TTL_SECONDS", "-5"),
+        ]));
         assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
     }
 }

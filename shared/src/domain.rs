@@ -158,8 +158,20 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_validated() {
-        assert_eq!(Email::parse("  Ana@Example.COM ").unwrap().as_str(), "ana@example.com");
-        for bad in ["", "no-at-sign", "@example.com", "ana@", "a b@example.com", "ana@.com", "ana@x..com", "a@b@c"] {
+        assert_eq!(
+            Email::parse("  Ana@Example.COM ").unwrap().as_str(),
+            "ana@example.com"
+        );
+        for bad in [
+            "",
+            "no-at-sign",
+            "@example.com",
+            "ana@",
+            "a b@example.com",
+            "ana@.com",
+            "ana@x..com",
+            "a@b@c",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());

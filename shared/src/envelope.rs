@@ -28,7 +28,11 @@ impl ApiResponse {
     pub fn with_status(status: u16, data: impl Serialize) -> Self {
         // Serialising our own response types cannot fail (no maps with non-string keys).
         let data = serde_json::to_value(data).unwrap_or(Value::Null);
-        ApiResponse { status, data, headers: Vec::new() }
+        ApiResponse {
+            status,
+            data,
+            headers: Vec::new(),
+        }
     }
 
     pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
@@ -40,7 +44,11 @@ impl ApiResponse {
 /// Renders a route's result as an HTTP response carrying the request id.
 pub fn render(request_id: &str, result: Result<ApiResponse, ApiError>) -> Response<Body> {
     let (status, body, extra) = match result {
-        Ok(ok) => (ok.status, json!({"success": true, "data": ok.data}), ok.headers),
+        Ok(ok) => (
+            ok.status,
+            json!({"success": true, "data": ok.data}),
+            ok.headers,
+        ),
         Err(err) => {
             let mut extra = Vec::new();
             if let ApiError::TooManyRequests { retry_after_secs } = &err {
@@ -54,11 +62,15 @@ pub fn render(request_id: &str, result: Result<ApiResponse, ApiError>) -> Respon
         }
     };
     let mut response = Response::new(Body::Text(body.to_string()));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     if let Ok(v) = HeaderValue::from_str(request_id) {
         headers.insert("x-request-id", v);
     }
@@ -101,7 +113,12 @@ mod tests {
 
     #[test]
     fn too_many_requests_sets_retry_after() {
-        let r = render("r", Err(ApiError::TooManyRequests { retry_after_secs: 42 }));
+        let r = render(
+            "r",
+            Err(ApiError::TooManyRequests {
+                retry_after_secs: 42,
+            }),
+        );
         assert_eq!(r.status(), 429);
         assert_eq!(r.headers()["retry-after"], "42");
         assert_eq!(body_json(&r)["error"]["code"], "TOO_MANY_REQUESTS");

@@ -11,9 +11,15 @@ pub enum ApiError {
     #[error("bad request ({code}): {message}")]
     BadRequest { code: &'static str, message: String },
     #[error("unauthorized ({code})")]
-    Unauthorized { code: &'static str, message: &'static str },
+    Unauthorized {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("forbidden ({code})")]
-    Forbidden { code: &'static str, message: &'static str },
+    Forbidden {
+        code: &'static str,
+        message: &'static str,
+    },
     #[error("not found ({code})")]
     NotFound { code: &'static str, message: String },
     #[error("conflict ({code}): {message}")]
@@ -23,14 +29,21 @@ pub enum ApiError {
     #[error("too many requests, retry after {retry_after_secs}s")]
     TooManyRequests { retry_after_secs: u64 },
     #[error("dependency unavailable: {dependency}")]
-    Unavailable { dependency: &'static str, #[source] cause: Cause },
+    Unavailable {
+        dependency: &'static str,
+        #[source]
+        cause: Cause,
+    },
     #[error("internal error")]
     Internal(#[source] Cause),
 }
 
 impl ApiError {
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest { code, message: message.into() }
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid_request(message: impl Into<String>) -> Self {
@@ -38,7 +51,10 @@ impl ApiError {
     }
 
     pub fn unavailable(dependency: &'static str, cause: impl Into<Cause>) -> Self {
-        ApiError::Unavailable { dependency, cause: cause.into() }
+        ApiError::Unavailable {
+            dependency,
+            cause: cause.into(),
+        }
     }
 
     pub fn internal(cause: impl Into<Cause>) -> Self {

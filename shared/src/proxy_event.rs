@@ -73,7 +73,12 @@ impl ProxyRequest {
         let path_parameters = if self.path_parameters.is_empty() {
             Value::Null
         } else {
-            Value::Object(self.path_parameters.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
+            Value::Object(
+                self.path_parameters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v)))
+                    .collect(),
+            )
         };
         let (body, is_base64) = match &self.body {
             None => (Value::Null, false),

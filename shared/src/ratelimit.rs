@@ -18,7 +18,9 @@ pub struct RatePolicy {
 pub enum Decision {
     Allowed,
     /// Refused; the earliest moment a new attempt could pass is this many seconds away.
-    Limited { retry_after_secs: u64 },
+    Limited {
+        retry_after_secs: u64,
+    },
 }
 
 fn key(policy: &RatePolicy, subject: &str) -> String {
@@ -26,7 +28,11 @@ fn key(policy: &RatePolicy, subject: &str) -> String {
 }
 
 /// Whether one more attempt is allowed under every given limit.
-pub async fn check(store: &dyn RateLimitStore, limits: &[(RatePolicy, &str)], now: i64) -> Result<Decision, StoreError> {
+pub async fn check(
+    store: &dyn RateLimitStore,
+    limits: &[(RatePolicy, &str)],
+    now: i64,
+) -> Result<Decision, StoreError> {
     let keys: Vec<String> = limits.iter().map(|(p, s)| key(p, s)).collect();
     let all_hits = store.rate_hits(&keys).await?;
     let mut wait: Option<i64> = None;
@@ -41,15 +47,23 @@ pub async fn check(store: &dyn RateLimitStore, limits: &[(RatePolicy, &str)], no
         }
     }
     Ok(match wait {
-        Some(secs) => Decision::Limited { retry_after_secs: secs as u64 },
+        Some(secs) => Decision::Limited {
+            retry_after_secs: secs as u64,
+        },
         None => Decision::Allowed,
     })
 }
 
 /// Counts one attempt against every given limit.
-pub async fn record(store: &dyn RateLimitStore, limits: &[(RatePolicy, &str)], now: i64) -> Result<(), StoreError> {
+pub async fn record(
+    store: &dyn RateLimitStore,
+    limits: &[(RatePolicy, &str)],
+    now: i64,
+) -> Result<(), StoreError> {
     for (policy, subject) in limits {
-        store.record_rate_hit(&key(policy, subject), now, policy.window_secs, policy.limit).await?;
+        store
+            .record_rate_hit(&key(policy, subject), now, policy.window_secs, policy.limit)
+            .await?;
     }
     Ok(())
 }
@@ -59,28 +73,55 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
-    const P: RatePolicy = RatePolicy { name: "t", limit: 3, window_secs: 60 };
+    const P: RatePolicy = RatePolicy {
+        name: "t",
+        limit: 3,
+        window_secs: 60,
+    };
 
     #[tokio::test]
     async fn refuses_at_the_limit_and_frees_as_hits_age_out() {
         let store = MemoryStore::new();
         for t in [100, 110, 120] {
-            assert_eq!(check(&store, &[(P, "a")], t).await.unwrap(), Decision::Allowed);
+            assert_eq!(
+                check(&store, &[(P, "a")], t).await.unwrap(),
+                Decision::Allowed
+            );
             record(&store, &[(P, "a")], t).await.unwrap();
         }
-        assert_eq!(check(&store, &[(P, "a")], 130).await.unwrap(), Decision::Limited { retry_after_secs: 30 });
+        assert_eq!(
+            check(&store, &[(P, "a")], 130).await.unwrap(),
+            Decision::Limited {
+                retry_after_secs: 30
+            }
+        );
         // Another subject is unaffected.
-        assert_eq!(check(&store, &[(P, "b")], 130).await.unwrap(), Decision::Allowed);
+        assert_eq!(
+            check(&store, &[(P, "b")], 130).await.unwrap(),
+            Decision::Allowed
+        );
         // At 160 the hit from 100 has left the window.
-        assert_eq!(check(&store, &[(P, "a")], 160).await.unwrap(), Decision::Allowed);
+        assert_eq!(
+            check(&store, &[(P, "a")], 160).await.unwrap(),
+            Decision::Allowed
+        );
     }
 
     #[tokio::test]
     async fn any_exceeded_limit_refuses_and_waits_for_the_longest() {
         let store = MemoryStore::new();
-        let long = RatePolicy { name: "long", limit: 1, window_secs: 1000 };
+        let long = RatePolicy {
+            name: "long",
+            limit: 1,
+            window_secs: 1000,
+        };
         record(&store, &[(P, "x"), (long, "y")], 0).await.unwrap();
         let d = check(&store, &[(P, "x"), (long, "y")], 10).await.unwrap();
-        assert_eq!(d, Decision::Limited { retry_after_secs: 990 });
+        assert_eq!(
+            d,
+            Decision::Limited {
+                retry_after_secs: 990
+            }
+        );
     }
 }

@@ -36,7 +36,10 @@ impl RequestContext {
             _ => None,
         }
         .unwrap_or_else(|| "unknown".to_string());
-        RequestContext { request_id, client_ip }
+        RequestContext {
+            request_id,
+            client_ip,
+        }
     }
 }
 
@@ -44,7 +47,9 @@ impl RequestContext {
 /// so it cannot inject anything into headers or log lines.
 pub fn is_valid_request_id(value: &str) -> bool {
     (1..=128).contains(&value.len())
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
 }
 
 /// Runs one route inside the request span and renders its result in the envelope.
@@ -92,7 +97,10 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
         return Err(ApiError::PayloadTooLarge { limit });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("INVALID_JSON", "a JSON request body is required"));
+        return Err(ApiError::bad_request(
+            "INVALID_JSON",
+            "a JSON request body is required",
+        ));
     }
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
@@ -109,7 +117,10 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
 /// expected a string". Keep the part naming the field or expectation, drop echoed values.
 fn data_error_message(e: &serde_json::Error) -> String {
     let text = e.to_string();
-    let text = text.split(" at line ").next().unwrap_or("invalid request body");
+    let text = text
+        .split(" at line ")
+        .next()
+        .unwrap_or("invalid request body");
     if let Some(rest) = text.strip_prefix("invalid type: ") {
         let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
         return format!("a field has the wrong type (expected {expected})");
@@ -124,7 +135,10 @@ fn data_error_message(e: &serde_json::Error) -> String {
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.headers().get("authorization")?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 #[cfg(test)]
@@ -140,7 +154,9 @@ mod tests {
     }
 
     fn req(body: &str) -> Request {
-        lambda_http::http::Request::builder().body(Body::Text(body.to_string())).unwrap()
+        lambda_http::http::Request::builder()
+            .body(Body::Text(body.to_string()))
+            .unwrap()
     }
 
     #[test]
@@ -160,14 +176,22 @@ mod tests {
 
     #[test]
     fn json_body_never_echoes_values() {
-        let err = json_body::<Login>(&req(r#"{"email":"a@b.c","password":12345678}"#), 1024).unwrap_err();
-        assert!(!err.public_message().contains("12345678"), "{}", err.public_message());
+        let err =
+            json_body::<Login>(&req(r#"{"email":"a@b.c","password":12345678}"#), 1024).unwrap_err();
+        assert!(
+            !err.public_message().contains("12345678"),
+            "{}",
+            err.public_message()
+        );
     }
 
     #[test]
     fn oversize_body_is_413() {
         let big = format!(r#"{{"email":"{}","password":"x"}}"#, "a".repeat(2000));
-        assert_eq!(json_body::<Login>(&req(&big), 1024).unwrap_err().status(), 413);
+        assert_eq!(
+            json_body::<Login>(&req(&big), 1024).unwrap_err().status(),
+            413
+        );
     }
 
     #[test]

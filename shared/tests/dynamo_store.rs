@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 async fn store() -> DynamoStore {
     let table = std::env::var("TABLE_NAME").expect("TABLE_NAME: run through `make test`");
-    assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "AWS_ENDPOINT_URL: run through `make test`");
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "AWS_ENDPOINT_URL: run through `make test`"
+    );
     let sdk = shared::aws::sdk_config().await;
     DynamoStore::new(shared::dynamodb::Client::new(&sdk), table)
 }
@@ -27,7 +30,12 @@ fn user() -> User {
 }
 
 async fn session(s: &DynamoStore, u: &User) -> (RefreshFamily, RefreshTokenRecord) {
-    let family = RefreshFamily { family_id: opaque::random_id(), user_id: u.id.clone(), revoked: false, expires_at: i64::MAX / 2 };
+    let family = RefreshFamily {
+        family_id: opaque::random_id(),
+        user_id: u.id.clone(),
+        revoked: false,
+        expires_at: i64::MAX / 2,
+    };
     let first = RefreshTokenRecord {
         token_hash: opaque::mint().hash,
         family_id: family.family_id.clone(),
@@ -51,7 +59,10 @@ async fn users_round_trip_and_emails_are_unique() {
     assert_eq!(s.user_by_id(&u.id).await.unwrap(), Some(u.clone()));
     let mut twin = user();
     twin.email = u.email.clone();
-    assert!(matches!(s.create_user(&twin).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(
+        s.create_user(&twin).await,
+        Err(StoreError::Conflict(_))
+    ));
     // The failed transaction left nothing of the twin behind.
     assert_eq!(s.user_by_id(&twin.id).await.unwrap(), None);
     let unknown = Email::parse("nobody-here@example.com").unwrap();
@@ -72,8 +83,13 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through() {
         let s = s.clone();
         let first = first.clone();
         tasks.push(tokio::spawn(async move {
-            let next = RefreshTokenRecord { token_hash: opaque::mint().hash, ..first.clone() };
-            s.rotate_refresh_token(&first.token_hash, &next).await.unwrap()
+            let next = RefreshTokenRecord {
+                token_hash: opaque::mint().hash,
+                ..first.clone()
+            };
+            s.rotate_refresh_token(&first.token_hash, &next)
+                .await
+                .unwrap()
         }));
     }
     let mut rotated = 0;
@@ -85,7 +101,13 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through() {
         }
     }
     assert_eq!(rotated, 1);
-    assert!(s.refresh_token(&first.token_hash).await.unwrap().unwrap().used);
+    assert!(
+        s.refresh_token(&first.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
 }
 
 #[tokio::test]
@@ -95,11 +117,31 @@ async fn revoked_family_refuses_rotation() {
     let u = user();
     let (family, first) = session(&s, &u).await;
     s.revoke_family(&family.family_id).await.unwrap();
-    assert!(s.refresh_family(&family.family_id).await.unwrap().unwrap().revoked);
-    let next = RefreshTokenRecord { token_hash: opaque::mint().hash, ..first.clone() };
-    assert_eq!(s.rotate_refresh_token(&first.token_hash, &next).await.unwrap(), RotateOutcome::FamilyRevoked);
+    assert!(
+        s.refresh_family(&family.family_id)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    let next = RefreshTokenRecord {
+        token_hash: opaque::mint().hash,
+        ..first.clone()
+    };
+    assert_eq!(
+        s.rotate_refresh_token(&first.token_hash, &next)
+            .await
+            .unwrap(),
+        RotateOutcome::FamilyRevoked
+    );
     // Nothing was half-written: the old token is still unused and the new one absent.
-    assert!(!s.refresh_token(&first.token_hash).await.unwrap().unwrap().used);
+    assert!(
+        !s.refresh_token(&first.token_hash)
+            .await
+            .unwrap()
+            .unwrap()
+            .used
+    );
     assert_eq!(s.refresh_token(&next.token_hash).await.unwrap(), None);
     // Revoking an unknown family is a no-op, not an error.
     s.revoke_family("no-such-family").await.unwrap();
@@ -109,15 +151,37 @@ async fn revoked_family_refuses_rotation() {
 #[ignore = "needs the local emulator: run `make test`"]
 async fn rate_limits_count_across_calls_and_trim_old_hits() {
     let s = store().await;
-    let policy = RatePolicy { name: "itest", limit: 3, window_secs: 100 };
+    let policy = RatePolicy {
+        name: "itest",
+        limit: 3,
+        window_secs: 100,
+    };
     let subject = uuid::Uuid::new_v4().to_string();
     for t in [1000, 1001, 1002, 1003, 1004] {
-        ratelimit::record(&s, &[(policy, &subject)], t).await.unwrap();
+        ratelimit::record(&s, &[(policy, &subject)], t)
+            .await
+            .unwrap();
     }
-    assert_eq!(ratelimit::check(&s, &[(policy, &subject)], 1010).await.unwrap(), Decision::Limited { retry_after_secs: 92 });
-    assert_eq!(ratelimit::check(&s, &[(policy, &subject)], 1110).await.unwrap(), Decision::Allowed);
+    assert_eq!(
+        ratelimit::check(&s, &[(policy, &subject)], 1010)
+            .await
+            .unwrap(),
+        Decision::Limited {
+            retry_after_secs: 92
+        }
+    );
+    assert_eq!(
+        ratelimit::check(&s, &[(policy, &subject)], 1110)
+            .await
+            .unwrap(),
+        Decision::Allowed
+    );
     let key = format!("itest#{}", shared::auth::sha256_hex(subject.as_bytes()));
     let stored = s.rate_hits(&[key.clone(), key]).await.unwrap();
-    assert!(stored[0].len() <= 4, "hits should be trimmed, got {:?}", stored[0]);
+    assert!(
+        stored[0].len() <= 4,
+        "hits should be trimmed, got {:?}",
+        stored[0]
+    );
     assert_eq!(stored[0], stored[1]);
 }

@@ -20,9 +20,17 @@ use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
 /// Failed sign-ins per account (by the email sent, known or not) in 15 minutes.
-pub const LOGIN_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy { name: "login-fail-email", limit: 10, window_secs: 900 };
+pub const LOGIN_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
+    name: "login-fail-email",
+    limit: 10,
+    window_secs: 900,
+};
 /// Failed sign-ins per client address in 15 minutes.
-pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy { name: "login-fail-ip", limit: 10, window_secs: 900 };
+pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
+    name: "login-fail-ip",
+    limit: 10,
+    window_secs: 900,
+};
 
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -46,10 +54,23 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         }
         ("GET", "/health/live") => Ok(ApiResponse::ok(json!({"status": "live"}))),
         ("GET", "/health/ready") => ready(app).await,
-        (_, "/auth/login" | "/auth/refresh" | "/auth/logout" | "/auth/me" | "/.well-known/jwks.json" | "/health/live" | "/health/ready") => {
-            Err(ApiError::bad_request("METHOD_NOT_ALLOWED", "this method is not allowed on this route"))
-        }
-        _ => Err(ApiError::NotFound { code: "ROUTE_NOT_FOUND", message: "no such route".into() }),
+        (
+            _,
+            "/auth/login"
+            | "/auth/refresh"
+            | "/auth/logout"
+            | "/auth/me"
+            | "/.well-known/jwks.json"
+            | "/health/live"
+            | "/health/ready",
+        ) => Err(ApiError::bad_request(
+            "METHOD_NOT_ALLOWED",
+            "this method is not allowed on this route",
+        )),
+        _ => Err(ApiError::NotFound {
+            code: "ROUTE_NOT_FOUND",
+            message: "no such route".into(),
+        }),
     }
 }
 
@@ -67,11 +88,17 @@ struct RefreshBody {
 }
 
 fn invalid_credentials() -> ApiError {
-    ApiError::Unauthorized { code: "INVALID_CREDENTIALS", message: "email or password is incorrect" }
+    ApiError::Unauthorized {
+        code: "INVALID_CREDENTIALS",
+        message: "email or password is incorrect",
+    }
 }
 
 fn invalid_refresh() -> ApiError {
-    ApiError::Unauthorized { code: "INVALID_REFRESH_TOKEN", message: "the refresh token is invalid, expired or revoked" }
+    ApiError::Unauthorized {
+        code: "INVALID_REFRESH_TOKEN",
+        message: "the refresh token is invalid, expired or revoked",
+    }
 }
 
 async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
@@ -84,16 +111,26 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         )));
     }
     let audience = body.audience.unwrap_or(Audience::Portal);
-    let limits = [(LOGIN_FAILURES_PER_ACCOUNT, email.as_str()), (LOGIN_FAILURES_PER_ADDRESS, ctx.client_ip.as_str())];
+    let limits = [
+        (LOGIN_FAILURES_PER_ACCOUNT, email.as_str()),
+        (LOGIN_FAILURES_PER_ADDRESS, ctx.client_ip.as_str()),
+    ];
     let now = now_unix();
-    if let Decision::Limited { retry_after_secs } = ratelimit::check(app.store.as_ref(), &limits, now).await? {
-        tracing::warn!(retry_after_secs, "sign-in refused: too many recent failures");
+    if let Decision::Limited { retry_after_secs } =
+        ratelimit::check(app.store.as_ref(), &limits, now).await?
+    {
+        tracing::warn!(
+            retry_after_secs,
+            "sign-in refused: too many recent failures"
+        );
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
 
     let user = app.store.user_by_email(&email).await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    let verified = password::verify_password(body.password, stored_hash).await.map_err(ApiError::internal)?;
+    let verified = password::verify_password(body.password, stored_hash)
+        .await
+        .map_err(ApiError::internal)?;
     let user = match user {
         Some(user) if verified && user.is_active() => user,
         _ => {
@@ -115,7 +152,12 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
 }
 
 /// Issues an access token and the first refresh token of a new family.
-async fn start_session(app: &App, user: &User, audience: Audience, now: i64) -> Result<serde_json::Value, ApiError> {
+async fn start_session(
+    app: &App,
+    user: &User,
+    audience: Audience,
+    now: i64,
+) -> Result<serde_json::Value, ApiError> {
     let family = RefreshFamily {
         family_id: opaque::random_id(),
         user_id: user.id.clone(),
@@ -133,11 +175,28 @@ async fn start_session(app: &App, user: &User, audience: Audience, now: i64) -> 
         expires_at: family.expires_at,
     };
     app.store.create_session(&family, &record).await?;
-    token_pair(app, user, audience, minted.plaintext, family.expires_at, now)
+    token_pair(
+        app,
+        user,
+        audience,
+        minted.plaintext,
+        family.expires_at,
+        now,
+    )
 }
 
-fn token_pair(app: &App, user: &User, audience: Audience, refresh: String, refresh_expires_at: i64, now: i64) -> Result<serde_json::Value, ApiError> {
-    let access = app.keys.issue(&user.id, audience, now).map_err(ApiError::internal)?;
+fn token_pair(
+    app: &App,
+    user: &User,
+    audience: Audience,
+    refresh: String,
+    refresh_expires_at: i64,
+    now: i64,
+) -> Result<serde_json::Value, ApiError> {
+    let access = app
+        .keys
+        .issue(&user.id, audience, now)
+        .map_err(ApiError::internal)?;
     Ok(json!({
         "access_token": access.token,
         "token_type": "Bearer",
@@ -152,7 +211,11 @@ async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: RefreshBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let hash = opaque::hash_presented(&body.refresh_token).ok_or_else(invalid_refresh)?;
     let now = now_unix();
-    let record = app.store.refresh_token(&hash).await?.ok_or_else(invalid_refresh)?;
+    let record = app
+        .store
+        .refresh_token(&hash)
+        .await?
+        .ok_or_else(invalid_refresh)?;
     if record.used {
         app.store.revoke_family(&record.family_id).await?;
         tracing::warn!(user_id = %record.user_id, family = %record.family_id, "refresh token reused: family revoked");
@@ -173,7 +236,11 @@ async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
         return Err(invalid_refresh());
     }
     let minted = opaque::mint();
-    let next = RefreshTokenRecord { token_hash: minted.hash, used: false, ..record.clone() };
+    let next = RefreshTokenRecord {
+        token_hash: minted.hash,
+        used: false,
+        ..record.clone()
+    };
     match app.store.rotate_refresh_token(&hash, &next).await? {
         RotateOutcome::Rotated => {}
         RotateOutcome::AlreadyUsed => {
@@ -184,7 +251,14 @@ async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
         }
         RotateOutcome::FamilyRevoked => return Err(invalid_refresh()),
     }
-    let tokens = token_pair(app, &user, record.audience, minted.plaintext, record.expires_at, now)?;
+    let tokens = token_pair(
+        app,
+        &user,
+        record.audience,
+        minted.plaintext,
+        record.expires_at,
+        now,
+    )?;
     Ok(ApiResponse::ok(tokens))
 }
 
@@ -218,6 +292,11 @@ async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
 }
 
 async fn ready(app: &App) -> Result<ApiResponse, ApiError> {
-    app.store.ping().await.map_err(|e| ApiError::unavailable("database", e))?;
-    Ok(ApiResponse::ok(json!({"status": "ready", "checks": {"database": "ok"}})))
+    app.store
+        .ping()
+        .await
+        .map_err(|e| ApiError::unavailable("database", e))?;
+    Ok(ApiResponse::ok(
+        json!({"status": "ready", "checks": {"database": "ok"}}),
+    ))
 }

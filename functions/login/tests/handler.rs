@@ -12,8 +12,14 @@ use std::sync::Arc;
 const PASSWORD: &str = "correct horse battery staple";
 
 fn app(store: Arc<MemoryStore>) -> login::App {
-    let keys = TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("test"), "test-issuer", 900).unwrap();
-    login::App { store, keys, refresh_ttl_secs: 3600 }
+    let keys =
+        TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("test"), "test-issuer", 900)
+            .unwrap();
+    login::App {
+        store,
+        keys,
+        refresh_ttl_secs: 3600,
+    }
 }
 
 async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
@@ -44,7 +50,11 @@ fn post(path: &str, body: Value) -> ProxyRequest {
 }
 
 async fn sign_in(app: &login::App, email: &str, password: &str) -> (u16, Value) {
-    let (status, body, _) = call(app, post("/auth/login", json!({"email": email, "password": password}))).await;
+    let (status, body, _) = call(
+        app,
+        post("/auth/login", json!({"email": email, "password": password})),
+    )
+    .await;
     (status, body)
 }
 
@@ -60,7 +70,11 @@ async fn login_issues_tokens_that_open_me() {
     assert_eq!(data["expires_in"], 900);
     assert_eq!(data["audience"], "portal");
     let access = data["access_token"].as_str().unwrap();
-    let (status, me, _) = call(&app, ProxyRequest::new("GET", "/auth/me").header("Authorization", &format!("Bearer {access}"))).await;
+    let (status, me, _) = call(
+        &app,
+        ProxyRequest::new("GET", "/auth/me").header("Authorization", &format!("Bearer {access}")),
+    )
+    .await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["data"]["user"]["email"], u.email.as_str());
     assert_eq!(me["data"]["memberships"], json!([]));
@@ -90,10 +104,23 @@ async fn operator_audience_requires_the_stored_admin_flag() {
     let admin = user(&store, true, UserStatus::Active).await;
     let body = |u: &User| json!({"email": u.email, "password": PASSWORD, "audience": "operator"});
     let (status, refused, _) = call(&app, post("/auth/login", body(&plain))).await;
-    assert_eq!((status, refused["error"]["code"].as_str()), (403, Some("OPERATOR_AUDIENCE_DENIED")));
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (403, Some("OPERATOR_AUDIENCE_DENIED"))
+    );
     let (status, ok, _) = call(&app, post("/auth/login", body(&admin))).await;
-    assert_eq!((status, ok["data"]["audience"].as_str()), (200, Some("operator")));
-    let (status, _, _) = call(&app, post("/auth/login", json!({"email": admin.email, "password": PASSWORD, "audience": "root"}))).await;
+    assert_eq!(
+        (status, ok["data"]["audience"].as_str()),
+        (200, Some("operator"))
+    );
+    let (status, _, _) = call(
+        &app,
+        post(
+            "/auth/login",
+            json!({"email": admin.email, "password": PASSWORD, "audience": "root"}),
+        ),
+    )
+    .await;
     assert_eq!(status, 400);
 }
 
@@ -107,18 +134,31 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
 
     let (status, second, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
     assert_eq!(status, 200, "{second}");
-    let r2 = second["data"]["refresh_token"].as_str().unwrap().to_string();
+    let r2 = second["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_ne!(r1, r2);
 
     // r1 again: reuse. Refused, and the whole family (r2 included) dies.
     let (status, reused, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
-    assert_eq!((status, reused["error"]["code"].as_str()), (401, Some("INVALID_REFRESH_TOKEN")));
+    assert_eq!(
+        (status, reused["error"]["code"].as_str()),
+        (401, Some("INVALID_REFRESH_TOKEN"))
+    );
     let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r2}))).await;
     assert_eq!(status, 401);
 
     // Another sign-in is another family, unaffected.
     let (_, other) = sign_in(&app, u.email.as_str(), PASSWORD).await;
-    let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": other["data"]["refresh_token"]}))).await;
+    let (status, _, _) = call(
+        &app,
+        post(
+            "/auth/refresh",
+            json!({"refresh_token": other["data"]["refresh_token"]}),
+        ),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -130,12 +170,20 @@ async fn logout_revokes_the_family_and_is_idempotent() {
     let (_, first) = sign_in(&app, u.email.as_str(), PASSWORD).await;
     let r1 = first["data"]["refresh_token"].clone();
     for _ in 0..2 {
-        let (status, body, _) = call(&app, post("/auth/logout", json!({"refresh_token": r1}))).await;
-        assert_eq!((status, body["data"]["signed_out"].as_bool()), (200, Some(true)));
+        let (status, body, _) =
+            call(&app, post("/auth/logout", json!({"refresh_token": r1}))).await;
+        assert_eq!(
+            (status, body["data"]["signed_out"].as_bool()),
+            (200, Some(true))
+        );
     }
     let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
     assert_eq!(status, 401);
-    let (status, _, _) = call(&app, post("/auth/logout", json!({"refresh_token": "not-a-token"}))).await;
+    let (status, _, _) = call(
+        &app,
+        post("/auth/logout", json!({"refresh_token": "not-a-token"})),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -144,16 +192,39 @@ async fn ten_failures_per_account_then_429_for_known_and_unknown_alike() {
     let store = Arc::new(MemoryStore::new());
     let app = app(store.clone());
     let u = user(&store, false, UserStatus::Active).await;
-    for (i, email) in [u.email.as_str(), "ghost@example.com"].into_iter().enumerate() {
+    for (i, email) in [u.email.as_str(), "ghost@example.com"]
+        .into_iter()
+        .enumerate()
+    {
         for attempt in 0..10 {
             // A different address each time: only the per-account limit applies.
             let ip = format!("10.{i}.0.{attempt}");
-            let (status, _, _) = call(&app, post("/auth/login", json!({"email": email, "password": "nope nope nope"})).from_ip(&ip)).await;
+            let (status, _, _) = call(
+                &app,
+                post(
+                    "/auth/login",
+                    json!({"email": email, "password": "nope nope nope"}),
+                )
+                .from_ip(&ip),
+            )
+            .await;
             assert_eq!(status, 401);
         }
-        let (status, body, resp) = call(&app, post("/auth/login", json!({"email": email, "password": PASSWORD})).from_ip("10.9.9.9")).await;
-        assert_eq!((status, body["error"]["code"].as_str()), (429, Some("TOO_MANY_REQUESTS")), "{email}");
-        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        let (status, body, resp) = call(
+            &app,
+            post("/auth/login", json!({"email": email, "password": PASSWORD})).from_ip("10.9.9.9"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (429, Some("TOO_MANY_REQUESTS")),
+            "{email}"
+        );
+        let retry: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=900).contains(&retry), "{retry}");
     }
 }
@@ -164,12 +235,36 @@ async fn ten_failures_from_one_address_then_429() {
     let app = app(store.clone());
     let u = user(&store, false, UserStatus::Active).await;
     for n in 0..10 {
-        let (status, _, _) = call(&app, post("/auth/login", json!({"email": format!("probe{n}@example.com"), "password": "x"})).from_ip("192.0.2.7")).await;
+        let (status, _, _) = call(
+            &app,
+            post(
+                "/auth/login",
+                json!({"email": format!("probe{n}@example.com"), "password": "x"}),
+            )
+            .from_ip("192.0.2.7"),
+        )
+        .await;
         assert_eq!(status, 401);
     }
-    let (status, _, _) = call(&app, post("/auth/login", json!({"email": u.email, "password": PASSWORD})).from_ip("192.0.2.7")).await;
+    let (status, _, _) = call(
+        &app,
+        post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+        )
+        .from_ip("192.0.2.7"),
+    )
+    .await;
     assert_eq!(status, 429);
-    let (status, _, _) = call(&app, post("/auth/login", json!({"email": u.email, "password": PASSWORD})).from_ip("192.0.2.8")).await;
+    let (status, _, _) = call(
+        &app,
+        post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+        )
+        .from_ip("192.0.2.8"),
+    )
+    .await;
     assert_eq!(status, 200);
 }
 
@@ -177,24 +272,84 @@ async fn ten_failures_from_one_address_then_429() {
 async fn bad_input_is_a_4xx_envelope() {
     let app = app(Arc::new(MemoryStore::new()));
     let cases: Vec<(ProxyRequest, u16, &str)> = vec![
-        (ProxyRequest::new("POST", "/auth/login").json_body("{nope"), 400, "INVALID_JSON"),
-        (ProxyRequest::new("POST", "/auth/login"), 400, "INVALID_JSON"),
-        (post("/auth/login", json!({"email": "a@example.com"})), 400, "INVALID_REQUEST"),
-        (post("/auth/login", json!({"email": 7, "password": "x"})), 400, "INVALID_REQUEST"),
-        (post("/auth/login", json!({"email": "not-an-email", "password": "x"})), 400, "INVALID_REQUEST"),
-        (post("/auth/login", json!({"email": "a@example.com", "password": ""})), 400, "INVALID_REQUEST"),
-        (post("/auth/login", json!({"email": "a@example.com", "password": "x".repeat(9000)})), 413, "PAYLOAD_TOO_LARGE"),
-        (post("/auth/login", json!({"email": "a@example.com", "password": "x".repeat(2000)})), 400, "INVALID_REQUEST"),
-        (post("/auth/refresh", json!({"refresh_token": ["a"]})), 400, "INVALID_REQUEST"),
-        (ProxyRequest::new("GET", "/auth/login"), 400, "METHOD_NOT_ALLOWED"),
+        (
+            ProxyRequest::new("POST", "/auth/login").json_body("{nope"),
+            400,
+            "INVALID_JSON",
+        ),
+        (
+            ProxyRequest::new("POST", "/auth/login"),
+            400,
+            "INVALID_JSON",
+        ),
+        (
+            post("/auth/login", json!({"email": "a@example.com"})),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            post("/auth/login", json!({"email": 7, "password": "x"})),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            post(
+                "/auth/login",
+                json!({"email": "not-an-email", "password": "x"}),
+            ),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            post(
+                "/auth/login",
+                json!({"email": "a@example.com", "password": ""}),
+            ),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            post(
+                "/auth/login",
+                json!({"email": "a@example.com", "password": "x".repeat(9000)}),
+            ),
+            413,
+            "PAYLOAD_TOO_LARGE",
+        ),
+        (
+            post(
+                "/auth/login",
+                json!({"email": "a@example.com", "password": "x".repeat(2000)}),
+            ),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            post("/auth/refresh", json!({"refresh_token": ["a"]})),
+            400,
+            "INVALID_REQUEST",
+        ),
+        (
+            ProxyRequest::new("GET", "/auth/login"),
+            400,
+            "METHOD_NOT_ALLOWED",
+        ),
         (ProxyRequest::new("GET", "/nope"), 404, "ROUTE_NOT_FOUND"),
         (ProxyRequest::new("GET", "/auth/me"), 401, "INVALID_TOKEN"),
-        (ProxyRequest::new("GET", "/auth/me").header("authorization", "Bearer x.y.z"), 401, "INVALID_TOKEN"),
+        (
+            ProxyRequest::new("GET", "/auth/me").header("authorization", "Bearer x.y.z"),
+            401,
+            "INVALID_TOKEN",
+        ),
     ];
     for (req, status, code) in cases {
         let label = format!("{} {}", req.method, req.path);
         let (got, body, resp) = call(&app, req).await;
-        assert_eq!((got, body["error"]["code"].as_str()), (status, Some(code)), "{label}: {body}");
+        assert_eq!(
+            (got, body["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{label}: {body}"
+        );
         assert_eq!(body["success"], false);
         assert!(resp.headers().contains_key("x-request-id"));
     }
@@ -203,9 +358,17 @@ async fn bad_input_is_a_4xx_envelope() {
 #[tokio::test]
 async fn request_id_is_echoed_when_valid_and_generated_otherwise() {
     let app = app(Arc::new(MemoryStore::new()));
-    let (_, _, resp) = call(&app, ProxyRequest::new("GET", "/health/live").header("X-Request-ID", "abc-123")).await;
+    let (_, _, resp) = call(
+        &app,
+        ProxyRequest::new("GET", "/health/live").header("X-Request-ID", "abc-123"),
+    )
+    .await;
     assert_eq!(resp.headers()["x-request-id"], "abc-123");
-    let (_, _, resp) = call(&app, ProxyRequest::new("GET", "/health/live").header("X-Request-ID", "bad id with spaces")).await;
+    let (_, _, resp) = call(
+        &app,
+        ProxyRequest::new("GET", "/health/live").header("X-Request-ID", "bad id with spaces"),
+    )
+    .await;
     assert_ne!(resp.headers()["x-request-id"], "bad id with spaces");
     assert_eq!(resp.headers()["x-request-id"].len(), 36);
 }
@@ -214,11 +377,20 @@ async fn request_id_is_echoed_when_valid_and_generated_otherwise() {
 async fn health_and_jwks_answer() {
     let app = app(Arc::new(MemoryStore::new()));
     let (status, live, _) = call(&app, ProxyRequest::new("GET", "/health/live")).await;
-    assert_eq!((status, live["data"]["status"].as_str()), (200, Some("live")));
+    assert_eq!(
+        (status, live["data"]["status"].as_str()),
+        (200, Some("live"))
+    );
     let (status, ready, _) = call(&app, ProxyRequest::new("GET", "/health/ready")).await;
-    assert_eq!((status, ready["data"]["status"].as_str()), (200, Some("ready")));
+    assert_eq!(
+        (status, ready["data"]["status"].as_str()),
+        (200, Some("ready"))
+    );
     let (status, jwks, _) = call(&app, ProxyRequest::new("GET", "/.well-known/jwks.json")).await;
-    assert_eq!((status, jwks["data"]["keys"][0]["kid"].as_str()), (200, Some("test")));
+    assert_eq!(
+        (status, jwks["data"]["keys"][0]["kid"].as_str()),
+        (200, Some("test"))
+    );
 }
 
 #[tokio::test]

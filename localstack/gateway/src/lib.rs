@@ -45,7 +45,10 @@ const PASSED_THROUGH: &[&str] = &[
 
 /// The environment a function gets: the template's variables (intrinsics resolved from the
 /// gateway's environment by name; any variable may be overridden there) plus AWS basics.
-pub fn function_env(declared: &[(String, EnvValue)], lookup: impl Fn(&str) -> Option<String>) -> Result<Vec<(String, String)>, String> {
+pub fn function_env(
+    declared: &[(String, EnvValue)],
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
     let mut env = Vec::new();
     for (name, value) in declared {
         match (lookup(name), value) {
@@ -85,7 +88,10 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, String> {
     for (i, f) in functions.iter().enumerate() {
         let binary = config.functions_dir.join(&f.binary);
         if !binary.exists() {
-            return Err(format!("function binary {} not found (build it first)", binary.display()));
+            return Err(format!(
+                "function binary {} not found (build it first)",
+                binary.display()
+            ));
         }
         let env = function_env(&f.environment, |n| std::env::var(n).ok())?;
         let spec = LaunchSpec {
@@ -107,11 +113,15 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, String> {
         trust_forwarded_for: config.trust_forwarded_for,
         quiet: config.quiet,
     });
-    let listener = TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let server = tokio::spawn(async move {
         loop {
-            let Ok((stream, peer)) = listener.accept().await else { continue };
+            let Ok((stream, peer)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let front = front.clone();
             tokio::spawn(async move {
@@ -119,9 +129,15 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, String> {
                     let front = front.clone();
                     async move { Ok::<_, std::convert::Infallible>(front.handle(req, peer).await) }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
-    Ok(RunningGateway { addr, pools, server })
+    Ok(RunningGateway {
+        addr,
+        pools,
+        server,
+    })
 }

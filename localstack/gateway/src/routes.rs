@@ -32,15 +32,22 @@ pub enum Lookup<'a> {
 impl Route {
     pub fn new(method: &str, resource: &str, function: usize) -> Self {
         let segments = split(resource)
-            .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-                Some(name) => match name.strip_suffix('+') {
-                    Some(greedy) => Segment::Greedy(greedy.to_string()),
-                    None => Segment::Param(name.to_string()),
+            .map(
+                |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                    Some(name) => match name.strip_suffix('+') {
+                        Some(greedy) => Segment::Greedy(greedy.to_string()),
+                        None => Segment::Param(name.to_string()),
+                    },
+                    None => Segment::Literal(s.to_string()),
                 },
-                None => Segment::Literal(s.to_string()),
-            })
+            )
             .collect();
-        Route { method: method.to_ascii_uppercase(), resource: resource.to_string(), segments, function }
+        Route {
+            method: method.to_ascii_uppercase(),
+            resource: resource.to_string(),
+            segments,
+            function,
+        }
     }
 
     /// Parameters if `path` fits this template; literal matches score higher.
@@ -103,19 +110,20 @@ impl RouteTable {
 
     pub fn lookup(&self, method: &str, path: &str) -> Lookup<'_> {
         let parts: Vec<&str> = split(path).collect();
-        let mut best: Option<(usize, &Route, Vec<(String, String)>)> = None;
+        // The best-scoring fit whose method matches.
+        let mut best: Option<(usize, Matched<'_>)> = None;
         let mut path_known = false;
         for route in &self.routes {
             if let Some((score, params)) = route.fit(&parts) {
                 path_known = true;
                 let method_ok = route.method == method || route.method == "ANY";
-                if method_ok && best.as_ref().is_none_or(|(s, _, _)| score > *s) {
-                    best = Some((score, route, params));
+                if method_ok && best.as_ref().is_none_or(|(s, _)| score > *s) {
+                    best = Some((score, Matched { route, params }));
                 }
             }
         }
         match best {
-            Some((_, route, params)) => Lookup::Found(Matched { route, params }),
+            Some((_, matched)) => Lookup::Found(matched),
             None if path_known => Lookup::MethodNotAllowed,
             None => Lookup::NotFound,
         }
@@ -143,11 +151,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         match t.lookup("GET", "/tenants/ac%20me") {
-            Lookup::Found(m) => assert_eq!(m.params, vec![("slug".to_string(), "ac me".to_string())]),
+            Lookup::Found(m) => {
+                assert_eq!(m.params, vec![("slug".to_string(), "ac me".to_string())])
+            }
             other => panic!("{other:?}"),
         }
         match t.lookup("GET", "/files/a/b/c.txt") {
-            Lookup::Found(m) => assert_eq!(m.params, vec![("key".to_string(), "a/b/c.txt".to_string())]),
+            Lookup::Found(m) => {
+                assert_eq!(m.params, vec![("key".to_string(), "a/b/c.txt".to_string())])
+            }
             other => panic!("{other:?}"),
         }
     }
@@ -155,8 +167,14 @@ mod tests {
     #[test]
     fn wrong_method_and_unknown_path_are_told_apart() {
         let t = table();
-        assert_eq!(t.lookup("DELETE", "/tenants/acme"), Lookup::MethodNotAllowed);
-        assert_eq!(t.lookup("GET", "/tenants/acme/extra/more"), Lookup::NotFound);
+        assert_eq!(
+            t.lookup("DELETE", "/tenants/acme"),
+            Lookup::MethodNotAllowed
+        );
+        assert_eq!(
+            t.lookup("GET", "/tenants/acme/extra/more"),
+            Lookup::NotFound
+        );
         assert_eq!(t.lookup("GET", "/"), Lookup::NotFound);
     }
 }

@@ -62,7 +62,12 @@ struct Shared {
 
 impl Shared {
     fn fail_all(&self, why: &str) {
-        let pending: Vec<_> = self.pending.lock().unwrap_or_else(|p| p.into_inner()).drain().collect();
+        let pending: Vec<_> = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .collect();
         for (_, reply) in pending {
             let _ = reply.send(Outcome::Crashed(why.to_string()));
         }
@@ -86,7 +91,10 @@ fn response(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     r
 }
 
-async fn runtime_api(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn runtime_api(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
     let rest = path.strip_prefix("/2018-06-01/runtime/").unwrap_or("");
@@ -96,26 +104,52 @@ async fn runtime_api(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Resp
             // The gateway is shutting this instance down; the process is about to be stopped.
             return Ok(response(StatusCode::GONE, Bytes::new()));
         };
-        shared.pending.lock().unwrap_or_else(|p| p.into_inner()).insert(inv.request_id.clone(), inv.reply);
+        shared
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(inv.request_id.clone(), inv.reply);
         let mut r = response(StatusCode::OK, inv.event);
         let h = r.headers_mut();
-        h.insert("lambda-runtime-aws-request-id", inv.request_id.parse().expect("uuid is a header value"));
+        h.insert(
+            "lambda-runtime-aws-request-id",
+            inv.request_id.parse().expect("uuid is a header value"),
+        );
         h.insert("lambda-runtime-deadline-ms", inv.deadline_ms.into());
-        h.insert("lambda-runtime-invoked-function-arn", shared.function_arn.parse().expect("arn is a header value"));
-        h.insert("lambda-runtime-trace-id", "Root=1-00000000-000000000000000000000000;Sampled=0".parse().expect("static"));
+        h.insert(
+            "lambda-runtime-invoked-function-arn",
+            shared.function_arn.parse().expect("arn is a header value"),
+        );
+        h.insert(
+            "lambda-runtime-trace-id",
+            "Root=1-00000000-000000000000000000000000;Sampled=0"
+                .parse()
+                .expect("static"),
+        );
         h.insert("content-type", "application/json".parse().expect("static"));
         return Ok(r);
     }
     let body = req.into_body().collect().await?.to_bytes();
     if method == Method::POST && rest == "init/error" {
-        *shared.init_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(String::from_utf8_lossy(&body).into_owned());
+        *shared.init_error.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some(String::from_utf8_lossy(&body).into_owned());
         return Ok(response(StatusCode::ACCEPTED, Bytes::from_static(b"{}")));
     }
     if method == Method::POST {
-        if let Some((id, kind)) = rest.strip_prefix("invocation/").and_then(|r| r.split_once('/')) {
-            let reply = shared.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        if let Some((id, kind)) = rest
+            .strip_prefix("invocation/")
+            .and_then(|r| r.split_once('/'))
+        {
+            let reply = shared
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id);
             let Some(reply) = reply else {
-                return Ok(response(StatusCode::BAD_REQUEST, Bytes::from_static(b"{\"errorMessage\":\"unknown request id\"}")));
+                return Ok(response(
+                    StatusCode::BAD_REQUEST,
+                    Bytes::from_static(b"{\"errorMessage\":\"unknown request id\"}"),
+                ));
             };
             let outcome = match kind {
                 "response" => Outcome::Response(body),
@@ -139,26 +173,36 @@ impl Instance {
         let shared = Arc::new(Shared {
             next: AsyncMutex::new(rx),
             pending: Mutex::new(HashMap::new()),
-            function_arn: format!("arn:aws:lambda:us-east-1:000000000000:function:{}", spec.function_name),
+            function_arn: format!(
+                "arn:aws:lambda:us-east-1:000000000000:function:{}",
+                spec.function_name
+            ),
             alive: AtomicBool::new(true),
             init_error: Mutex::new(None),
         });
         let server_shared = shared.clone();
         let server = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let _ = stream.set_nodelay(true);
                 let s = server_shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| runtime_api(s.clone(), req));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
 
         let (stdout, stderr) = match &spec.log_file {
             Some(path) => {
-                let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)?;
                 (Stdio::from(file.try_clone()?), Stdio::from(file))
             }
             None => (Stdio::inherit(), Stdio::inherit()),
@@ -169,8 +213,14 @@ impl Instance {
             .env("AWS_LAMBDA_RUNTIME_API", api_addr.to_string())
             .env("AWS_LAMBDA_FUNCTION_NAME", &spec.function_name)
             .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", spec.memory_mb.to_string())
-            .env("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{}", spec.function_name))
+            .env(
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                spec.memory_mb.to_string(),
+            )
+            .env(
+                "AWS_LAMBDA_LOG_GROUP_NAME",
+                format!("/aws/lambda/{}", spec.function_name),
+            )
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "local")
             .stdin(Stdio::null())
             .stdout(stdout)
@@ -194,7 +244,11 @@ impl Instance {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             };
             watch_shared.alive.store(false, Ordering::SeqCst);
-            let init = watch_shared.init_error.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let init = watch_shared
+                .init_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
             let why = match init {
                 Some(body) => format!("init failed ({status}): {body}"),
                 None => format!("process exited ({status})"),
@@ -209,7 +263,15 @@ impl Instance {
             }
         });
 
-        Ok(Instance { shared, events, child, pid, started: Instant::now(), timeout: spec.timeout, tasks: vec![server, watcher] })
+        Ok(Instance {
+            shared,
+            events,
+            child,
+            pid,
+            started: Instant::now(),
+            timeout: spec.timeout,
+            tasks: vec![server, watcher],
+        })
     }
 
     pub fn is_alive(&self) -> bool {
@@ -226,7 +288,10 @@ impl Instance {
             return Outcome::Crashed("instance is not running".into());
         }
         let (reply, answer) = oneshot::channel();
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let inv = Invocation {
             request_id: uuid::Uuid::new_v4().to_string(),
             event,
@@ -283,7 +348,11 @@ pub struct FunctionPool {
 
 impl FunctionPool {
     pub fn new(spec: LaunchSpec, max_instances: usize) -> Self {
-        FunctionPool { spec, idle: Mutex::new(Vec::new()), permits: tokio::sync::Semaphore::new(max_instances.max(1)) }
+        FunctionPool {
+            spec,
+            idle: Mutex::new(Vec::new()),
+            permits: tokio::sync::Semaphore::new(max_instances.max(1)),
+        }
     }
 
     pub async fn invoke(&self, event: Bytes) -> Outcome {
@@ -299,19 +368,28 @@ impl FunctionPool {
             Some(i) => i,
             None => match Instance::launch(&self.spec).await {
                 Ok(i) => i,
-                Err(e) => return Outcome::Crashed(format!("cannot start {}: {e}", self.spec.binary.display())),
+                Err(e) => {
+                    return Outcome::Crashed(format!(
+                        "cannot start {}: {e}",
+                        self.spec.binary.display()
+                    ))
+                }
             },
         };
         let outcome = instance.invoke(event).await;
         if instance.is_alive() {
-            self.idle.lock().unwrap_or_else(|p| p.into_inner()).push(instance);
+            self.idle
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(instance);
         }
         outcome
     }
 
     /// Stops every idle instance (busy ones stop when dropped).
     pub async fn shutdown(&self) {
-        let all: Vec<Instance> = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let all: Vec<Instance> =
+            std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
         for i in all {
             i.stop().await;
         }

@@ -32,12 +32,16 @@ pub struct Front {
 fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
     *r.status_mut() = status;
-    r.headers_mut().insert("content-type", "application/json".parse().expect("static"));
+    r.headers_mut()
+        .insert("content-type", "application/json".parse().expect("static"));
     r
 }
 
 fn envelope_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(status, json!({"success": false, "error": {"code": code, "message": message}}))
+    json_response(
+        status,
+        json!({"success": false, "error": {"code": code, "message": message}}),
+    )
 }
 
 impl Front {
@@ -57,18 +61,37 @@ impl Front {
         response
     }
 
-    async fn dispatch(&self, req: Request<Incoming>, peer: SocketAddr) -> (Response<Full<Bytes>>, Option<String>) {
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> (Response<Full<Bytes>>, Option<String>) {
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
-        if let Some(name) = path.strip_prefix("/2015-03-31/functions/").and_then(|r| r.strip_suffix("/invocations")) {
+        if let Some(name) = path
+            .strip_prefix("/2015-03-31/functions/")
+            .and_then(|r| r.strip_suffix("/invocations"))
+        {
             return (self.invoke_api(name, req).await, Some(name.to_string()));
         }
         let matched = match self.routes.lookup(&method, &path) {
             Lookup::Found(m) => m,
             Lookup::MethodNotAllowed => {
-                return (envelope_error(StatusCode::METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED", "this method is not allowed on this route"), None)
+                return (
+                    envelope_error(
+                        StatusCode::METHOD_NOT_ALLOWED,
+                        "METHOD_NOT_ALLOWED",
+                        "this method is not allowed on this route",
+                    ),
+                    None,
+                )
             }
-            Lookup::NotFound => return (envelope_error(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route"), None),
+            Lookup::NotFound => {
+                return (
+                    envelope_error(StatusCode::NOT_FOUND, "ROUTE_NOT_FOUND", "no such route"),
+                    None,
+                )
+            }
         };
         let pool = &self.pools[matched.route.function];
         let mut event = ProxyRequest::new(&method, &path);
@@ -94,13 +117,27 @@ impl Front {
             .collect();
         event.source_ip = peer.ip().to_string();
         if self.trust_forwarded_for {
-            if let Some(first) = req.headers().get("x-forwarded-for").and_then(|v| v.to_str().ok()).and_then(|v| v.split(',').next()) {
+            if let Some(first) = req
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(',').next())
+            {
                 event.source_ip = first.trim().to_string();
             }
         }
         let body = match Limited::new(req.into_body(), MAX_PAYLOAD).collect().await {
             Ok(b) => b.to_bytes(),
-            Err(_) => return (envelope_error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "request body exceeds 10 MB"), None),
+            Err(_) => {
+                return (
+                    envelope_error(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "PAYLOAD_TOO_LARGE",
+                        "request body exceeds 10 MB",
+                    ),
+                    None,
+                )
+            }
         };
         event.body = (!body.is_empty()).then(|| body.to_vec());
         let payload = Bytes::from(event.to_event().to_string());
@@ -111,29 +148,44 @@ impl Front {
 
     async fn invoke_api(&self, name: &str, req: Request<Incoming>) -> Response<Full<Bytes>> {
         let Some(pool) = self.pools.iter().find(|p| p.spec.function_name == name) else {
-            return json_response(StatusCode::NOT_FOUND, json!({"Type": "User", "message": format!("Function not found: {name}")}));
+            return json_response(
+                StatusCode::NOT_FOUND,
+                json!({"Type": "User", "message": format!("Function not found: {name}")}),
+            );
         };
         let Ok(body) = Limited::new(req.into_body(), MAX_PAYLOAD).collect().await else {
-            return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({"message": "payload too large"}));
+            return json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"message": "payload too large"}),
+            );
         };
         match pool.invoke(body.to_bytes()).await {
             Outcome::Response(b) => {
                 let mut r = Response::new(Full::new(b));
-                r.headers_mut().insert("content-type", "application/json".parse().expect("static"));
+                r.headers_mut()
+                    .insert("content-type", "application/json".parse().expect("static"));
                 r
             }
             Outcome::FunctionError(b) => {
                 let mut r = Response::new(Full::new(b));
-                r.headers_mut().insert("x-amz-function-error", "Unhandled".parse().expect("static"));
+                r.headers_mut()
+                    .insert("x-amz-function-error", "Unhandled".parse().expect("static"));
                 r
             }
             Outcome::Crashed(why) => {
                 eprintln!("gateway: {name} crashed: {why}");
-                let mut r = json_response(StatusCode::OK, json!({"errorType": "Runtime.ExitError", "errorMessage": "function process exited"}));
-                r.headers_mut().insert("x-amz-function-error", "Unhandled".parse().expect("static"));
+                let mut r = json_response(
+                    StatusCode::OK,
+                    json!({"errorType": "Runtime.ExitError", "errorMessage": "function process exited"}),
+                );
+                r.headers_mut()
+                    .insert("x-amz-function-error", "Unhandled".parse().expect("static"));
                 r
             }
-            Outcome::TimedOut => json_response(StatusCode::OK, json!({"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out"})),
+            Outcome::TimedOut => json_response(
+                StatusCode::OK,
+                json!({"errorType": "Sandbox.Timedout", "errorMessage": "Task timed out"}),
+            ),
         }
     }
 }
@@ -163,20 +215,41 @@ fn proxy_response(outcome: Outcome, function: &str) -> Response<Full<Bytes>> {
     let payload = match outcome {
         Outcome::Response(b) => b,
         Outcome::FunctionError(b) => {
-            eprintln!("gateway: {function} returned an error: {}", String::from_utf8_lossy(&b));
-            return json_response(StatusCode::BAD_GATEWAY, json!({"message": "Internal server error"}));
+            eprintln!(
+                "gateway: {function} returned an error: {}",
+                String::from_utf8_lossy(&b)
+            );
+            return json_response(
+                StatusCode::BAD_GATEWAY,
+                json!({"message": "Internal server error"}),
+            );
         }
         Outcome::Crashed(why) => {
             eprintln!("gateway: {function} crashed: {why}");
-            return json_response(StatusCode::BAD_GATEWAY, json!({"message": "Internal server error"}));
+            return json_response(
+                StatusCode::BAD_GATEWAY,
+                json!({"message": "Internal server error"}),
+            );
         }
-        Outcome::TimedOut => return json_response(StatusCode::GATEWAY_TIMEOUT, json!({"message": "Endpoint request timed out"})),
+        Outcome::TimedOut => {
+            return json_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                json!({"message": "Endpoint request timed out"}),
+            )
+        }
     };
     let Ok(v) = serde_json::from_slice::<Value>(&payload) else {
         eprintln!("gateway: {function} returned a response that is not a proxy response");
-        return json_response(StatusCode::BAD_GATEWAY, json!({"message": "Internal server error"}));
+        return json_response(
+            StatusCode::BAD_GATEWAY,
+            json!({"message": "Internal server error"}),
+        );
     };
-    let status = v.get("statusCode").and_then(Value::as_u64).and_then(|s| StatusCode::from_u16(s as u16).ok()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let status = v
+        .get("statusCode")
+        .and_then(Value::as_u64)
+        .and_then(|s| StatusCode::from_u16(s as u16).ok())
+        .unwrap_or(StatusCode::BAD_GATEWAY);
     let body = match v.get("body").and_then(Value::as_str) {
         None => Bytes::new(),
         Some(text) if v.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) => {
@@ -189,16 +262,26 @@ fn proxy_response(outcome: Outcome, function: &str) -> Response<Full<Bytes>> {
     let headers = r.headers_mut();
     if let Some(Value::Object(h)) = v.get("headers") {
         for (k, val) in h {
-            if let (Ok(name), Some(Ok(value))) = (k.parse::<hyper::header::HeaderName>(), val.as_str().map(str::parse)) {
+            if let (Ok(name), Some(Ok(value))) = (
+                k.parse::<hyper::header::HeaderName>(),
+                val.as_str().map(str::parse),
+            ) {
                 headers.insert(name, value);
             }
         }
     }
     if let Some(Value::Object(h)) = v.get("multiValueHeaders") {
         for (k, vals) in h {
-            let Ok(name) = k.parse::<hyper::header::HeaderName>() else { continue };
+            let Ok(name) = k.parse::<hyper::header::HeaderName>() else {
+                continue;
+            };
             headers.remove(&name);
-            for val in vals.as_array().into_iter().flatten().filter_map(Value::as_str) {
+            for val in vals
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
                 if let Ok(value) = val.parse() {
                     headers.append(name.clone(), value);
                 }

@@ -48,7 +48,8 @@ fn untag(v: &Value) -> &Value {
 }
 
 fn env_vars(props: &Value) -> Vec<(String, EnvValue)> {
-    let Some(Value::Mapping(vars)) = props.get("Environment").and_then(|e| e.get("Variables")) else {
+    let Some(Value::Mapping(vars)) = props.get("Environment").and_then(|e| e.get("Variables"))
+    else {
         return Vec::new();
     };
     vars.iter()
@@ -71,13 +72,21 @@ pub fn load(path: &Path) -> Result<Vec<FunctionSpec>, TemplateError> {
 
 pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
     let doc: Value = serde_yaml::from_str(text)?;
-    let globals = doc.get("Globals").and_then(|g| g.get("Function")).cloned().unwrap_or(Value::Null);
+    let globals = doc
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .cloned()
+        .unwrap_or(Value::Null);
     let resources = doc
         .get("Resources")
         .and_then(Value::as_mapping)
         .ok_or_else(|| TemplateError::Shape("no Resources".into()))?;
     let number = |props: &Value, name: &str, default: u64| {
-        props.get(name).or_else(|| globals.get(name)).and_then(|v| untag(v).as_u64()).unwrap_or(default)
+        props
+            .get(name)
+            .or_else(|| globals.get(name))
+            .and_then(|v| untag(v).as_u64())
+            .unwrap_or(default)
     };
     let mut functions = Vec::new();
     for (id, resource) in resources {
@@ -91,7 +100,11 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
             .and_then(|m| m.get("BuildProperties"))
             .and_then(|b| b.get("Binary"))
             .and_then(Value::as_str)
-            .ok_or_else(|| TemplateError::Shape(format!("{logical_id} has no Metadata.BuildProperties.Binary")))?
+            .ok_or_else(|| {
+                TemplateError::Shape(format!(
+                    "{logical_id} has no Metadata.BuildProperties.Binary"
+                ))
+            })?
             .to_string();
         let mut environment = env_vars(&globals);
         for (name, value) in env_vars(&props) {
@@ -105,10 +118,18 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
                     continue;
                 }
                 let p = event.get("Properties").cloned().unwrap_or(Value::Null);
-                let (Some(path), Some(method)) = (p.get("Path").and_then(Value::as_str), p.get("Method").and_then(Value::as_str)) else {
-                    return Err(TemplateError::Shape(format!("{logical_id}: an Api event lacks Path or Method")));
+                let (Some(path), Some(method)) = (
+                    p.get("Path").and_then(Value::as_str),
+                    p.get("Method").and_then(Value::as_str),
+                ) else {
+                    return Err(TemplateError::Shape(format!(
+                        "{logical_id}: an Api event lacks Path or Method"
+                    )));
                 };
-                routes.push(RouteSpec { method: method.to_ascii_uppercase(), path: path.to_string() });
+                routes.push(RouteSpec {
+                    method: method.to_ascii_uppercase(),
+                    path: path.to_string(),
+                });
             }
         }
         functions.push(FunctionSpec {
@@ -121,7 +142,9 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
         });
     }
     if functions.is_empty() {
-        return Err(TemplateError::Shape("no AWS::Serverless::Function resources".into()));
+        return Err(TemplateError::Shape(
+            "no AWS::Serverless::Function resources".into(),
+        ));
     }
     Ok(functions)
 }
@@ -134,13 +157,35 @@ mod tests {
     fn the_repository_template_declares_login_and_its_routes() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
         let functions = load(&path).unwrap();
-        let login = functions.iter().find(|f| f.binary == "login").expect("login function");
-        let routes: Vec<String> = login.routes.iter().map(|r| format!("{} {}", r.method, r.path)).collect();
-        for expected in ["POST /auth/login", "POST /auth/refresh", "POST /auth/logout", "GET /auth/me", "GET /.well-known/jwks.json", "GET /health/live", "GET /health/ready"] {
-            assert!(routes.contains(&expected.to_string()), "missing {expected}: {routes:?}");
+        let login = functions
+            .iter()
+            .find(|f| f.binary == "login")
+            .expect("login function");
+        let routes: Vec<String> = login
+            .routes
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        for expected in [
+            "POST /auth/login",
+            "POST /auth/refresh",
+            "POST /auth/logout",
+            "GET /auth/me",
+            "GET /.well-known/jwks.json",
+            "GET /health/live",
+            "GET /health/ready",
+        ] {
+            assert!(
+                routes.contains(&expected.to_string()),
+                "missing {expected}: {routes:?}"
+            );
         }
-        assert!(login.environment.contains(&("TABLE_NAME".into(), EnvValue::Intrinsic)));
-        assert!(login.environment.contains(&("RUST_LOG".into(), EnvValue::Literal("info".into()))));
+        assert!(login
+            .environment
+            .contains(&("TABLE_NAME".into(), EnvValue::Intrinsic)));
+        assert!(login
+            .environment
+            .contains(&("RUST_LOG".into(), EnvValue::Literal("info".into()))));
         assert_eq!(login.timeout_secs, 10);
     }
 
@@ -148,7 +193,13 @@ mod tests {
     fn function_env_overrides_globals_and_binary_is_required() {
         let t = "Globals:\n  Function:\n    Timeout: 5\n    Environment:\n      Variables:\n        A: g\n        B: g\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        Binary: f\n    Properties:\n      Timeout: 9\n      Environment:\n        Variables:\n          B: !Ref X\n";
         let f = &parse(t).unwrap()[0];
-        assert_eq!(f.environment, vec![("A".into(), EnvValue::Literal("g".into())), ("B".into(), EnvValue::Intrinsic)]);
+        assert_eq!(
+            f.environment,
+            vec![
+                ("A".into(), EnvValue::Literal("g".into())),
+                ("B".into(), EnvValue::Intrinsic)
+            ]
+        );
         assert_eq!(f.timeout_secs, 9);
         assert!(parse("Resources:\n  F:\n    Type: AWS::Serverless::Function\n").is_err());
     }

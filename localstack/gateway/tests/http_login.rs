@@ -9,7 +9,12 @@ use serde_json::{json, Value};
 use support::{unique_ip, Platform, PASSWORD};
 
 async fn sign_in(p: &Platform, email: &str, audience: &str, ip: &str) -> support::Reply {
-    p.post("/auth/login", json!({"email": email, "password": PASSWORD, "audience": audience}), ip).await
+    p.post(
+        "/auth/login",
+        json!({"email": email, "password": PASSWORD, "audience": audience}),
+        ip,
+    )
+    .await
 }
 
 #[tokio::test]
@@ -22,21 +27,51 @@ async fn sign_in_me_refresh_logout_end_to_end() {
     assert_eq!(r.status, 200, "{}", r.json);
     assert!(r.headers.contains_key("x-request-id"));
     let access = r.json["data"]["access_token"].as_str().unwrap().to_string();
-    let refresh = r.json["data"]["refresh_token"].as_str().unwrap().to_string();
+    let refresh = r.json["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-    let me = p.send("GET", "/auth/me", &[("authorization", &format!("Bearer {access}")), ("x-request-id", "trace-me-1")], None).await;
+    let me = p
+        .send(
+            "GET",
+            "/auth/me",
+            &[
+                ("authorization", &format!("Bearer {access}")),
+                ("x-request-id", "trace-me-1"),
+            ],
+            None,
+        )
+        .await;
     assert_eq!(me.status, 200, "{}", me.json);
     assert_eq!(me.headers["x-request-id"], "trace-me-1");
     assert_eq!(me.json["data"]["user"]["id"], u.id.as_str());
 
-    let rotated = p.post("/auth/refresh", json!({"refresh_token": refresh}), &ip).await;
+    let rotated = p
+        .post("/auth/refresh", json!({"refresh_token": refresh}), &ip)
+        .await;
     assert_eq!(rotated.status, 200, "{}", rotated.json);
-    let refresh2 = rotated.json["data"]["refresh_token"].as_str().unwrap().to_string();
-    assert_eq!(p.get("/auth/me", rotated.json["data"]["access_token"].as_str()).await.status, 200);
+    let refresh2 = rotated.json["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        p.get("/auth/me", rotated.json["data"]["access_token"].as_str())
+            .await
+            .status,
+        200
+    );
 
-    let out = p.post("/auth/logout", json!({"refresh_token": refresh2}), &ip).await;
+    let out = p
+        .post("/auth/logout", json!({"refresh_token": refresh2}), &ip)
+        .await;
     assert_eq!(out.status, 200);
-    assert_eq!(p.post("/auth/refresh", json!({"refresh_token": refresh2}), &ip).await.status, 401);
+    assert_eq!(
+        p.post("/auth/refresh", json!({"refresh_token": refresh2}), &ip)
+            .await
+            .status,
+        401
+    );
     p.shutdown().await;
 }
 
@@ -46,13 +81,27 @@ async fn reused_refresh_token_revokes_family() {
     let p = Platform::start().await;
     let ip = unique_ip();
     let u = p.user(false).await;
-    let first = sign_in(&p, u.email.as_str(), "portal", &ip).await.json["data"]["refresh_token"].clone();
-    let second = p.post("/auth/refresh", json!({"refresh_token": first}), &ip).await;
+    let first =
+        sign_in(&p, u.email.as_str(), "portal", &ip).await.json["data"]["refresh_token"].clone();
+    let second = p
+        .post("/auth/refresh", json!({"refresh_token": first}), &ip)
+        .await;
     assert_eq!(second.status, 200);
-    let reuse = p.post("/auth/refresh", json!({"refresh_token": first}), &ip).await;
-    assert_eq!((reuse.status, reuse.json["error"]["code"].as_str()), (401, Some("INVALID_REFRESH_TOKEN")));
+    let reuse = p
+        .post("/auth/refresh", json!({"refresh_token": first}), &ip)
+        .await;
+    assert_eq!(
+        (reuse.status, reuse.json["error"]["code"].as_str()),
+        (401, Some("INVALID_REFRESH_TOKEN"))
+    );
     // The thief's reuse killed the legitimate holder's newer token too.
-    let after = p.post("/auth/refresh", json!({"refresh_token": second.json["data"]["refresh_token"]}), &ip).await;
+    let after = p
+        .post(
+            "/auth/refresh",
+            json!({"refresh_token": second.json["data"]["refresh_token"]}),
+            &ip,
+        )
+        .await;
     assert_eq!(after.status, 401);
     p.shutdown().await;
 }
@@ -63,18 +112,30 @@ async fn parallel_refreshes_of_one_token_yield_one_new_pair() {
     let p = std::sync::Arc::new(Platform::start().await);
     let ip = unique_ip();
     let u = p.user(false).await;
-    let token = sign_in(&p, u.email.as_str(), "portal", &ip).await.json["data"]["refresh_token"].clone();
+    let token =
+        sign_in(&p, u.email.as_str(), "portal", &ip).await.json["data"]["refresh_token"].clone();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let (p, token, ip) = (p.clone(), token.clone(), ip.clone());
-        tasks.push(tokio::spawn(async move { p.post("/auth/refresh", json!({"refresh_token": token}), &ip).await.status }));
+        tasks.push(tokio::spawn(async move {
+            p.post("/auth/refresh", json!({"refresh_token": token}), &ip)
+                .await
+                .status
+        }));
     }
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
-    assert!(statuses.iter().all(|s| *s == 200 || *s == 401), "{statuses:?}");
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 401),
+        "{statuses:?}"
+    );
 }
 
 #[tokio::test]
@@ -82,8 +143,20 @@ async fn parallel_refreshes_of_one_token_yield_one_new_pair() {
 async fn unknown_email_and_wrong_password_are_indistinguishable() {
     let p = Platform::start().await;
     let u = p.user(false).await;
-    let wrong = p.post("/auth/login", json!({"email": u.email, "password": "not the password"}), &unique_ip()).await;
-    let unknown = p.post("/auth/login", json!({"email": "no-such-user@example.com", "password": "not the password"}), &unique_ip()).await;
+    let wrong = p
+        .post(
+            "/auth/login",
+            json!({"email": u.email, "password": "not the password"}),
+            &unique_ip(),
+        )
+        .await;
+    let unknown = p
+        .post(
+            "/auth/login",
+            json!({"email": "no-such-user@example.com", "password": "not the password"}),
+            &unique_ip(),
+        )
+        .await;
     assert_eq!((wrong.status, unknown.status), (401, 401));
     assert_eq!(wrong.json, unknown.json);
     for h in ["content-type", "cache-control"] {
@@ -99,20 +172,69 @@ async fn repeated_failures_get_429_with_retry_after() {
     let u = p.user(false).await;
     // Per account: ten failures from ten addresses lock the account (known email).
     for _ in 0..10 {
-        assert_eq!(p.post("/auth/login", json!({"email": u.email, "password": "wrong wrong"}), &unique_ip()).await.status, 401);
+        assert_eq!(
+            p.post(
+                "/auth/login",
+                json!({"email": u.email, "password": "wrong wrong"}),
+                &unique_ip()
+            )
+            .await
+            .status,
+            401
+        );
     }
-    let locked = p.post("/auth/login", json!({"email": u.email, "password": PASSWORD}), &unique_ip()).await;
-    assert_eq!((locked.status, locked.json["error"]["code"].as_str()), (429, Some("TOO_MANY_REQUESTS")));
-    let retry: u64 = locked.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    let locked = p
+        .post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(
+        (locked.status, locked.json["error"]["code"].as_str()),
+        (429, Some("TOO_MANY_REQUESTS"))
+    );
+    let retry: u64 = locked.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((1..=900).contains(&retry));
     // Per address: ten failures for ten unknown emails lock the address.
     let ip = unique_ip();
     for n in 0..10 {
-        assert_eq!(p.post("/auth/login", json!({"email": format!("ghost{n}@example.com"), "password": "x"}), &ip).await.status, 401);
+        assert_eq!(
+            p.post(
+                "/auth/login",
+                json!({"email": format!("ghost{n}@example.com"), "password": "x"}),
+                &ip
+            )
+            .await
+            .status,
+            401
+        );
     }
     let fresh = p.user(false).await;
-    assert_eq!(p.post("/auth/login", json!({"email": fresh.email, "password": PASSWORD}), &ip).await.status, 429);
-    assert_eq!(p.post("/auth/login", json!({"email": fresh.email, "password": PASSWORD}), &unique_ip()).await.status, 200);
+    assert_eq!(
+        p.post(
+            "/auth/login",
+            json!({"email": fresh.email, "password": PASSWORD}),
+            &ip
+        )
+        .await
+        .status,
+        429
+    );
+    assert_eq!(
+        p.post(
+            "/auth/login",
+            json!({"email": fresh.email, "password": PASSWORD}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
     p.shutdown().await;
 }
 
@@ -124,11 +246,22 @@ async fn operator_audience_only_for_platform_admins() {
     let plain = p.user(false).await;
     let admin = p.user(true).await;
     let refused = sign_in(&p, plain.email.as_str(), "operator", &ip).await;
-    assert_eq!((refused.status, refused.json["error"]["code"].as_str()), (403, Some("OPERATOR_AUDIENCE_DENIED")));
+    assert_eq!(
+        (refused.status, refused.json["error"]["code"].as_str()),
+        (403, Some("OPERATOR_AUDIENCE_DENIED"))
+    );
     let ok = sign_in(&p, admin.email.as_str(), "operator", &ip).await;
     assert_eq!(ok.status, 200);
-    let me = p.get("/auth/me", ok.json["data"]["access_token"].as_str()).await;
-    assert_eq!((me.json["data"]["audience"].as_str(), me.json["data"]["user"]["platform_admin"].as_bool()), (Some("operator"), Some(true)));
+    let me = p
+        .get("/auth/me", ok.json["data"]["access_token"].as_str())
+        .await;
+    assert_eq!(
+        (
+            me.json["data"]["audience"].as_str(),
+            me.json["data"]["user"]["platform_admin"].as_bool()
+        ),
+        (Some("operator"), Some(true))
+    );
     p.shutdown().await;
 }
 
@@ -158,23 +291,44 @@ async fn every_bad_access_token_is_rejected() {
         c
     };
     // The control: a correctly forged token with the real key is accepted.
-    assert_eq!(p.get("/auth/me", Some(&sign(&good, Some(&kid)))).await.status, 200);
+    assert_eq!(
+        p.get("/auth/me", Some(&sign(&good, Some(&kid))))
+            .await
+            .status,
+        200
+    );
 
     let jwks = p.get("/.well-known/jwks.json", None).await;
-    let public_x = jwks.json["data"]["keys"][0]["x"].as_str().unwrap().to_string();
+    let public_x = jwks.json["data"]["keys"][0]["x"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let hs256 = {
         let mut h = Header::new(Algorithm::HS256);
         h.kid = Some(kid.clone());
         jsonwebtoken::encode(&h, &good, &EncodingKey::from_secret(public_x.as_bytes())).unwrap()
     };
-    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": kid}).to_string()), URL_SAFE_NO_PAD.encode(good.to_string()));
+    let none = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "none", "kid": kid}).to_string()),
+        URL_SAFE_NO_PAD.encode(good.to_string())
+    );
     let cases = vec![
         ("alg none", none),
         ("HS256 with the public key", hs256),
-        ("wrong audience", sign(&with("aud", json!("billing")), Some(&kid))),
-        ("wrong issuer", sign(&with("iss", json!("evil")), Some(&kid))),
+        (
+            "wrong audience",
+            sign(&with("aud", json!("billing")), Some(&kid)),
+        ),
+        (
+            "wrong issuer",
+            sign(&with("iss", json!("evil")), Some(&kid)),
+        ),
         ("expired", sign(&with("exp", json!(now - 120)), Some(&kid))),
-        ("not yet valid", sign(&with("nbf", json!(now + 600)), Some(&kid))),
+        (
+            "not yet valid",
+            sign(&with("nbf", json!(now + 600)), Some(&kid)),
+        ),
         ("unknown kid", sign(&good, Some("not-a-key"))),
         ("no kid", sign(&good, None)),
         ("no jti", sign(&without("jti"), Some(&kid))),
@@ -182,13 +336,23 @@ async fn every_bad_access_token_is_rejected() {
         ("tampered payload", {
             let t = sign(&good, Some(&kid));
             let parts: Vec<&str> = t.split('.').collect();
-            format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(with("sub", json!(uuid::Uuid::new_v4().to_string())).to_string()), parts[2])
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD
+                    .encode(with("sub", json!(uuid::Uuid::new_v4().to_string())).to_string()),
+                parts[2]
+            )
         }),
         ("garbage", "not.a.jwt".to_string()),
     ];
     for (name, token) in cases {
         let r = p.get("/auth/me", Some(&token)).await;
-        assert_eq!((r.status, r.json["error"]["code"].as_str()), (401, Some("INVALID_TOKEN")), "{name}");
+        assert_eq!(
+            (r.status, r.json["error"]["code"].as_str()),
+            (401, Some("INVALID_TOKEN")),
+            "{name}"
+        );
     }
     assert_eq!(p.get("/auth/me", None).await.status, 401);
     p.shutdown().await;
@@ -199,16 +363,53 @@ async fn every_bad_access_token_is_rejected() {
 async fn bad_input_gets_a_4xx_envelope_never_a_5xx() {
     let p = Platform::start().await;
     let ip = unique_ip();
-    let h = [("content-type", "application/json"), ("x-forwarded-for", ip.as_str())];
+    let h = [
+        ("content-type", "application/json"),
+        ("x-forwarded-for", ip.as_str()),
+    ];
     let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
         ("POST", "/auth/login", b"{\"email\":".to_vec(), 400),
         ("POST", "/auth/login", b"".to_vec(), 400),
-        ("POST", "/auth/login", br#"{"email":"a@example.com"}"#.to_vec(), 400),
-        ("POST", "/auth/login", br#"{"email":["a"],"password":"x"}"#.to_vec(), 400),
-        ("POST", "/auth/login", br#"{"email":"a@example.com","password":true}"#.to_vec(), 400),
-        ("POST", "/auth/login", format!(r#"{{"email":"a@example.com","password":"{}"}}"#, "p".repeat(20_000)).into_bytes(), 413),
-        ("POST", "/auth/refresh", br#"{"refresh_token":null}"#.to_vec(), 400),
-        ("POST", "/auth/refresh", br#"{"refresh_token":"forged-token"}"#.to_vec(), 401),
+        (
+            "POST",
+            "/auth/login",
+            br#"{"email":"a@example.com"}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/auth/login",
+            br#"{"email":["a"],"password":"x"}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/auth/login",
+            br#"{"email":"a@example.com","password":true}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/auth/login",
+            format!(
+                r#"{{"email":"a@example.com","password":"{}"}}"#,
+                "p".repeat(20_000)
+            )
+            .into_bytes(),
+            413,
+        ),
+        (
+            "POST",
+            "/auth/refresh",
+            br#"{"refresh_token":null}"#.to_vec(),
+            400,
+        ),
+        (
+            "POST",
+            "/auth/refresh",
+            br#"{"refresh_token":"forged-token"}"#.to_vec(),
+            401,
+        ),
         ("POST", "/auth/logout", b"[1,2,3]".to_vec(), 400),
         ("POST", "/auth/login", vec![0xff, 0xfe, 0x00], 400),
         ("DELETE", "/auth/login", vec![], 405),
@@ -221,7 +422,14 @@ async fn bad_input_gets_a_4xx_envelope_never_a_5xx() {
         assert!(r.json["error"]["code"].is_string(), "{method} {path}");
     }
     // Over API Gateway's 10 MB limit: refused by the gateway before any function runs.
-    let huge = p.send("POST", "/auth/login", &h, Some(vec![b'x'; 10 * 1024 * 1024 + 1])).await;
+    let huge = p
+        .send(
+            "POST",
+            "/auth/login",
+            &h,
+            Some(vec![b'x'; 10 * 1024 * 1024 + 1]),
+        )
+        .await;
     assert_eq!(huge.status, 413);
     p.shutdown().await;
 }
@@ -231,11 +439,17 @@ async fn bad_input_gets_a_4xx_envelope_never_a_5xx() {
 async fn health_and_jwks_over_http() {
     let p = Platform::start().await;
     let ready = p.get("/health/ready", None).await;
-    assert_eq!((ready.status, ready.json["data"]["status"].as_str()), (200, Some("ready")));
+    assert_eq!(
+        (ready.status, ready.json["data"]["status"].as_str()),
+        (200, Some("ready"))
+    );
     assert_eq!(p.get("/health/live", None).await.status, 200);
     let jwks = p.get("/.well-known/jwks.json", None).await;
     let key = &jwks.json["data"]["keys"][0];
-    assert_eq!((key["kty"].as_str(), key["alg"].as_str()), (Some("OKP"), Some("EdDSA")));
+    assert_eq!(
+        (key["kty"].as_str(), key["alg"].as_str()),
+        (Some("OKP"), Some("EdDSA"))
+    );
     assert!(key.get("d").is_none());
     p.shutdown().await;
 }

@@ -10,11 +10,18 @@ use crate::store::UserStore;
 use lambda_http::Request;
 
 fn invalid_token() -> ApiError {
-    ApiError::Unauthorized { code: "INVALID_TOKEN", message: "a valid access token is required" }
+    ApiError::Unauthorized {
+        code: "INVALID_TOKEN",
+        message: "a valid access token is required",
+    }
 }
 
 /// The caller's verified token for one of `audiences`, or a 401.
-pub fn authenticate(keys: &TokenKeys, req: &Request, audiences: &[Audience]) -> Result<Principal, ApiError> {
+pub fn authenticate(
+    keys: &TokenKeys,
+    req: &Request,
+    audiences: &[Audience],
+) -> Result<Principal, ApiError> {
     let token = bearer_token(req).ok_or_else(invalid_token)?;
     keys.verify(token, audiences).map_err(|why| {
         tracing::info!(reason = %why, "access token rejected");
@@ -36,11 +43,18 @@ pub async fn current_user(store: &dyn UserStore, principal: &Principal) -> Resul
 }
 
 /// For operator routes: an `operator`-audience token AND the stored platform-admin flag.
-pub async fn require_operator(keys: &TokenKeys, store: &dyn UserStore, req: &Request) -> Result<User, ApiError> {
+pub async fn require_operator(
+    keys: &TokenKeys,
+    store: &dyn UserStore,
+    req: &Request,
+) -> Result<User, ApiError> {
     let principal = authenticate(keys, req, &[Audience::Operator])?;
     let user = current_user(store, &principal).await?;
     if !user.platform_admin {
-        return Err(ApiError::Forbidden { code: "OPERATOR_REQUIRED", message: "this route is for platform operators" });
+        return Err(ApiError::Forbidden {
+            code: "OPERATOR_REQUIRED",
+            message: "this route is for platform operators",
+        });
     }
     Ok(user)
 }
@@ -66,12 +80,15 @@ mod tests {
     }
 
     fn with_token(token: &str) -> Request {
-        ProxyRequest::new("GET", "/x").header("authorization", &format!("Bearer {token}")).to_lambda_request()
+        ProxyRequest::new("GET", "/x")
+            .header("authorization", &format!("Bearer {token}"))
+            .to_lambda_request()
     }
 
     #[tokio::test]
     async fn operator_needs_operator_audience_and_stored_flag() {
-        let keys = TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 60).unwrap();
+        let keys =
+            TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 60).unwrap();
         let store = MemoryStore::new();
         let admin = user(true, UserStatus::Active);
         let plain = user(false, UserStatus::Active);
@@ -81,12 +98,58 @@ mod tests {
         }
         let token = |u: &User, aud| keys.issue(&u.id, aud, now_unix()).unwrap().token;
 
-        assert_eq!(require_operator(&keys, &store, &with_token(&token(&admin, Audience::Operator))).await.unwrap().id, admin.id);
+        assert_eq!(
+            require_operator(
+                &keys,
+                &store,
+                &with_token(&token(&admin, Audience::Operator))
+            )
+            .await
+            .unwrap()
+            .id,
+            admin.id
+        );
         // A portal token of an admin is not an operator token.
-        assert_eq!(require_operator(&keys, &store, &with_token(&token(&admin, Audience::Portal))).await.unwrap_err().status(), 401);
+        assert_eq!(
+            require_operator(&keys, &store, &with_token(&token(&admin, Audience::Portal)))
+                .await
+                .unwrap_err()
+                .status(),
+            401
+        );
         // An operator-audience token whose user lost the flag is refused by the database check.
-        assert_eq!(require_operator(&keys, &store, &with_token(&token(&plain, Audience::Operator))).await.unwrap_err().status(), 401);
-        assert_eq!(require_operator(&keys, &store, &with_token(&token(&disabled_admin, Audience::Operator))).await.unwrap_err().status(), 401);
-        assert_eq!(require_operator(&keys, &store, &ProxyRequest::new("GET", "/x").to_lambda_request()).await.unwrap_err().status(), 401);
+        assert_eq!(
+            require_operator(
+                &keys,
+                &store,
+                &with_token(&token(&plain, Audience::Operator))
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            401
+        );
+        assert_eq!(
+            require_operator(
+                &keys,
+                &store,
+                &with_token(&token(&disabled_admin, Audience::Operator))
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            401
+        );
+        assert_eq!(
+            require_operator(
+                &keys,
+                &store,
+                &ProxyRequest::new("GET", "/x").to_lambda_request()
+            )
+            .await
+            .unwrap_err()
+            .status(),
+            401
+        );
     }
 }

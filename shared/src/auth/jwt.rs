@@ -94,8 +94,12 @@ impl TokenKeys {
         let mut published = Vec::new();
         let mut signing = None;
         for key in parsed.keys {
-            let bad = || KeyError::BadKey { kid: key.kid.clone() };
-            let der = STANDARD.decode(key.private_key_pkcs8.trim()).map_err(|_| bad())?;
+            let bad = || KeyError::BadKey {
+                kid: key.kid.clone(),
+            };
+            let der = STANDARD
+                .decode(key.private_key_pkcs8.trim())
+                .map_err(|_| bad())?;
             let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?;
             let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
             let decoding = DecodingKey::from_ed_components(&x).map_err(|_| bad())?;
@@ -122,7 +126,8 @@ impl TokenKeys {
     pub fn generate_secret_json(kid: &str) -> String {
         let pair = Ed25519KeyPair::generate().expect("the OS random source is available");
         let der = pair.to_pkcs8().expect("a generated key serialises");
-        json!({"keys": [{"kid": kid, "private_key_pkcs8": STANDARD.encode(der.as_ref())}]}).to_string()
+        json!({"keys": [{"kid": kid, "private_key_pkcs8": STANDARD.encode(der.as_ref())}]})
+            .to_string()
     }
 
     /// The public keys, as served at `/.well-known/jwks.json`.
@@ -135,7 +140,12 @@ impl TokenKeys {
     }
 
     /// Signs an access token for `user` and `audience`, issued at `now`.
-    pub fn issue(&self, user: &UserId, audience: Audience, now: i64) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+    pub fn issue(
+        &self,
+        user: &UserId,
+        audience: Audience,
+        now: i64,
+    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
@@ -149,7 +159,10 @@ impl TokenKeys {
         header.kid = Some(self.signing_kid.clone());
         header.typ = Some("JWT".to_string());
         let token = jsonwebtoken::encode(&header, &claims, &self.signing)?;
-        Ok(IssuedToken { token, expires_in: self.ttl_secs })
+        Ok(IssuedToken {
+            token,
+            expires_in: self.ttl_secs,
+        })
     }
 
     /// Verifies a presented token for one of `audiences`, against the current time.
@@ -158,7 +171,11 @@ impl TokenKeys {
         if header.alg != Algorithm::EdDSA {
             return Err(TokenRejection::WrongAlgorithm);
         }
-        let key = header.kid.as_deref().and_then(|kid| self.verifying.get(kid)).ok_or(TokenRejection::UnknownKey)?;
+        let key = header
+            .kid
+            .as_deref()
+            .and_then(|kid| self.verifying.get(kid))
+            .ok_or(TokenRejection::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -175,9 +192,15 @@ impl TokenKeys {
         if claims.jti.is_empty() {
             return Err(TokenRejection::Invalid("empty jti".into()));
         }
-        let user_id = UserId::parse(&claims.sub).ok_or_else(|| TokenRejection::Invalid("bad sub".into()))?;
-        let audience = Audience::parse(&claims.aud).ok_or_else(|| TokenRejection::Invalid("bad aud".into()))?;
-        Ok(Principal { user_id, audience, token_id: claims.jti })
+        let user_id =
+            UserId::parse(&claims.sub).ok_or_else(|| TokenRejection::Invalid("bad sub".into()))?;
+        let audience = Audience::parse(&claims.aud)
+            .ok_or_else(|| TokenRejection::Invalid("bad aud".into()))?;
+        Ok(Principal {
+            user_id,
+            audience,
+            token_id: claims.jti,
+        })
     }
 }
 
@@ -187,7 +210,8 @@ mod tests {
     use crate::time::now_unix;
 
     fn keys() -> TokenKeys {
-        TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k1"), "test-issuer", 900).unwrap()
+        TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k1"), "test-issuer", 900)
+            .unwrap()
     }
 
     fn forge(claims: &Value, alg: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
@@ -208,16 +232,35 @@ mod tests {
         let t = k.issue(&user, Audience::Portal, now_unix()).unwrap();
         let p = k.verify(&t.token, &[Audience::Portal]).unwrap();
         assert_eq!((p.user_id, p.audience), (user, Audience::Portal));
-        assert!(matches!(k.verify(&t.token, &[Audience::Operator]), Err(TokenRejection::Invalid(_))));
+        assert!(matches!(
+            k.verify(&t.token, &[Audience::Operator]),
+            Err(TokenRejection::Invalid(_))
+        ));
     }
 
     #[test]
     fn jwks_publishes_the_verifying_key() {
         let k = keys();
         let jwk = &k.jwks()["keys"][0];
-        assert_eq!((jwk["kid"].as_str(), jwk["alg"].as_str(), jwk["crv"].as_str()), (Some("k1"), Some("EdDSA"), Some("Ed25519")));
-        assert_eq!(URL_SAFE_NO_PAD.decode(jwk["x"].as_str().unwrap()).unwrap().len(), 32);
-        assert!(jwk.get("d").is_none(), "private part must never be published");
+        assert_eq!(
+            (
+                jwk["kid"].as_str(),
+                jwk["alg"].as_str(),
+                jwk["crv"].as_str()
+            ),
+            (Some("k1"), Some("EdDSA"), Some("Ed25519"))
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD
+                .decode(jwk["x"].as_str().unwrap())
+                .unwrap()
+                .len(),
+            32
+        );
+        assert!(
+            jwk.get("d").is_none(),
+            "private part must never be published"
+        );
     }
 
     #[test]
@@ -225,34 +268,91 @@ mod tests {
         let k = keys();
         let now = now_unix();
         let secret = TokenKeys::generate_secret_json("k1");
-        let der = STANDARD.decode(serde_json::from_str::<Value>(&secret).unwrap()["keys"][0]["private_key_pkcs8"].as_str().unwrap()).unwrap();
+        let der = STANDARD
+            .decode(
+                serde_json::from_str::<Value>(&secret).unwrap()["keys"][0]["private_key_pkcs8"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap();
         let other_key = EncodingKey::from_ed_der(&der);
         let own = &k.signing;
 
         let mut expired = claims(now - 3600);
         expired["exp"] = json!(now - 60);
-        assert!(matches!(k.verify(&forge(&expired, Algorithm::EdDSA, Some("k1"), own), &[Audience::Portal]), Err(TokenRejection::Invalid(_))));
+        assert!(matches!(
+            k.verify(
+                &forge(&expired, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            ),
+            Err(TokenRejection::Invalid(_))
+        ));
 
         let mut not_yet = claims(now);
         not_yet["nbf"] = json!(now + 600);
-        assert!(matches!(k.verify(&forge(&not_yet, Algorithm::EdDSA, Some("k1"), own), &[Audience::Portal]), Err(TokenRejection::Invalid(_))));
+        assert!(matches!(
+            k.verify(
+                &forge(&not_yet, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            ),
+            Err(TokenRejection::Invalid(_))
+        ));
 
         let mut wrong_iss = claims(now);
         wrong_iss["iss"] = json!("someone-else");
-        assert!(matches!(k.verify(&forge(&wrong_iss, Algorithm::EdDSA, Some("k1"), own), &[Audience::Portal]), Err(TokenRejection::Invalid(_))));
+        assert!(matches!(
+            k.verify(
+                &forge(&wrong_iss, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            ),
+            Err(TokenRejection::Invalid(_))
+        ));
 
-        assert_eq!(k.verify(&forge(&claims(now), Algorithm::EdDSA, Some("k9"), own), &[Audience::Portal]), Err(TokenRejection::UnknownKey));
-        assert_eq!(k.verify(&forge(&claims(now), Algorithm::EdDSA, None, own), &[Audience::Portal]), Err(TokenRejection::UnknownKey));
+        assert_eq!(
+            k.verify(
+                &forge(&claims(now), Algorithm::EdDSA, Some("k9"), own),
+                &[Audience::Portal]
+            ),
+            Err(TokenRejection::UnknownKey)
+        );
+        assert_eq!(
+            k.verify(
+                &forge(&claims(now), Algorithm::EdDSA, None, own),
+                &[Audience::Portal]
+            ),
+            Err(TokenRejection::UnknownKey)
+        );
         // Same kid, different key: signature check fails.
-        assert!(matches!(k.verify(&forge(&claims(now), Algorithm::EdDSA, Some("k1"), &other_key), &[Audience::Portal]), Err(TokenRejection::Invalid(_))));
+        assert!(matches!(
+            k.verify(
+                &forge(&claims(now), Algorithm::EdDSA, Some("k1"), &other_key),
+                &[Audience::Portal]
+            ),
+            Err(TokenRejection::Invalid(_))
+        ));
         // HS256 signed with the public key (the classic confusion attack).
         let x = k.jwks()["keys"][0]["x"].as_str().unwrap().to_string();
-        let hs = forge(&claims(now), Algorithm::HS256, Some("k1"), &EncodingKey::from_secret(x.as_bytes()));
-        assert_eq!(k.verify(&hs, &[Audience::Portal]), Err(TokenRejection::WrongAlgorithm));
+        let hs = forge(
+            &claims(now),
+            Algorithm::HS256,
+            Some("k1"),
+            &EncodingKey::from_secret(x.as_bytes()),
+        );
+        assert_eq!(
+            k.verify(&hs, &[Audience::Portal]),
+            Err(TokenRejection::WrongAlgorithm)
+        );
         // alg "none": header and payload with an empty signature.
-        let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#), URL_SAFE_NO_PAD.encode(claims(now).to_string()));
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
+            URL_SAFE_NO_PAD.encode(claims(now).to_string())
+        );
         assert!(k.verify(&none, &[Audience::Portal]).is_err());
-        assert_eq!(k.verify("garbage", &[Audience::Portal]), Err(TokenRejection::Malformed));
+        assert_eq!(
+            k.verify("garbage", &[Audience::Portal]),
+            Err(TokenRejection::Malformed)
+        );
     }
 
     #[test]
@@ -261,14 +361,34 @@ mod tests {
         for missing in ["jti", "nbf", "iat", "sub", "aud", "exp"] {
             let mut c = claims(now_unix());
             c.as_object_mut().unwrap().remove(missing);
-            assert!(k.verify(&forge(&c, Algorithm::EdDSA, Some("k1"), &k.signing), &[Audience::Portal]).is_err(), "missing {missing}");
+            assert!(
+                k.verify(
+                    &forge(&c, Algorithm::EdDSA, Some("k1"), &k.signing),
+                    &[Audience::Portal]
+                )
+                .is_err(),
+                "missing {missing}"
+            );
         }
     }
 
     #[test]
     fn secret_errors_are_reported() {
-        assert!(matches!(TokenKeys::from_secret_json("nope", "i", 1), Err(KeyError::Shape)));
-        assert!(matches!(TokenKeys::from_secret_json(r#"{"keys":[]}"#, "i", 1), Err(KeyError::Empty)));
-        assert!(matches!(TokenKeys::from_secret_json(r#"{"keys":[{"kid":"a","private_key_pkcs8":"AAAA"}]}"#, "i", 1), Err(KeyError::BadKey { .. })));
+        assert!(matches!(
+            TokenKeys::from_secret_json("nope", "i", 1),
+            Err(KeyError::Shape)
+        ));
+        assert!(matches!(
+            TokenKeys::from_secret_json(r#"{"keys":[]}"#, "i", 1),
+            Err(KeyError::Empty)
+        ));
+        assert!(matches!(
+            TokenKeys::from_secret_json(
+                r#"{"keys":[{"kid":"a","private_key_pkcs8":"AAAA"}]}"#,
+                "i",
+                1
+            ),
+            Err(KeyError::BadKey { .. })
+        ));
     }
 }

@@ -29,7 +29,9 @@ pub fn mint() -> MintedToken {
 /// The stored hash of a presented token, or `None` if it cannot be one of ours.
 pub fn hash_presented(presented: &str) -> Option<String> {
     let well_formed = presented.len() == TOKEN_CHARS
-        && URL_SAFE_NO_PAD.decode(presented).is_ok_and(|b| b.len() == TOKEN_BYTES);
+        && URL_SAFE_NO_PAD
+            .decode(presented)
+            .is_ok_and(|b| b.len() == TOKEN_BYTES);
     well_formed.then(|| sha256_hex(presented.as_bytes()))
 }
 
@@ -50,7 +52,10 @@ mod tests {
         let b = mint();
         assert_ne!(a.plaintext, b.plaintext);
         assert_eq!(a.plaintext.len(), TOKEN_CHARS);
-        assert_eq!(hash_presented(&a.plaintext).as_deref(), Some(a.hash.as_str()));
+        assert_eq!(
+            hash_presented(&a.plaintext).as_deref(),
+            Some(a.hash.as_str())
+        );
         assert_ne!(a.hash, a.plaintext);
     }
 

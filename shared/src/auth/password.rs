@@ -2,7 +2,9 @@
 //! blocking pool so a hash never stalls the async executor. Verification of an unknown user
 //! runs against a dummy hash with the same parameters, so it costs what a wrong password costs.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::{Algorithm, Argon2, Params, Version};
 
 pub const MEMORY_KIB: u32 = 19_456;
@@ -25,7 +27,8 @@ pub enum PasswordError {
 }
 
 fn hasher() -> Argon2<'static> {
-    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, Some(32)).expect("constant Argon2 parameters are valid");
+    let params = Params::new(MEMORY_KIB, ITERATIONS, PARALLELISM, Some(32))
+        .expect("constant Argon2 parameters are valid");
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
@@ -43,16 +46,23 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
 
 /// Checks `password` against `stored`; with no stored hash (unknown user), burns the same time
 /// against the dummy hash and answers false.
-pub async fn verify_password(password: String, stored: Option<String>) -> Result<bool, PasswordError> {
+pub async fn verify_password(
+    password: String,
+    stored: Option<String>,
+) -> Result<bool, PasswordError> {
     tokio::task::spawn_blocking(move || {
         let known = stored.is_some();
         let phc = stored.unwrap_or_else(|| DUMMY_HASH.to_string());
         let parsed = match PasswordHash::new(&phc) {
             Ok(p) => p,
-            Err(_) => PasswordHash::new(DUMMY_HASH).map_err(|e| PasswordError::Hash(e.to_string()))?,
+            Err(_) => {
+                PasswordHash::new(DUMMY_HASH).map_err(|e| PasswordError::Hash(e.to_string()))?
+            }
         };
         // Verify with the parameters recorded in the hash (so old hashes keep working).
-        let ok = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
+        let ok = Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok();
         Ok(ok && known)
     })
     .await?
@@ -66,8 +76,14 @@ mod tests {
     async fn hash_then_verify_round_trips() {
         let phc = hash_password("correct horse battery".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password("correct horse battery".into(), Some(phc.clone())).await.unwrap());
-        assert!(!verify_password("wrong horse battery".into(), Some(phc)).await.unwrap());
+        assert!(
+            verify_password("correct horse battery".into(), Some(phc.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!verify_password("wrong horse battery".into(), Some(phc))
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
@@ -81,7 +97,10 @@ mod tests {
         let dummy = PasswordHash::new(DUMMY_HASH).unwrap();
         let params = Params::try_from(&dummy).unwrap();
         assert_eq!(dummy.algorithm.as_str(), "argon2id");
-        assert_eq!((params.m_cost(), params.t_cost(), params.p_cost()), (MEMORY_KIB, ITERATIONS, PARALLELISM));
+        assert_eq!(
+            (params.m_cost(), params.t_cost(), params.p_cost()),
+            (MEMORY_KIB, ITERATIONS, PARALLELISM)
+        );
         assert_eq!(dummy.hash.unwrap().len(), 32);
     }
 }

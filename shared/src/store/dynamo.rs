@@ -44,7 +44,10 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn corrupt(&self, reason: String) -> StoreError {
-        StoreError::Corrupt { key: self.key.to_string(), reason }
+        StoreError::Corrupt {
+            key: self.key.to_string(),
+            reason,
+        }
     }
     fn s(&self, name: &str) -> Result<&'a str, StoreError> {
         match self.item.get(name) {
@@ -54,7 +57,9 @@ impl<'a> Fields<'a> {
     }
     fn n<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
         match self.item.get(name) {
-            Some(AttributeValue::N(v)) => v.parse().map_err(|_| self.corrupt(format!("bad number in {name}"))),
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| self.corrupt(format!("bad number in {name}"))),
             _ => Err(self.corrupt(format!("missing number attribute {name}"))),
         }
     }
@@ -87,7 +92,10 @@ const ABSENT_USER_KEY: &str = "USER#00000000-0000-0000-0000-000000000000";
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        DynamoStore { client, table: table.into() }
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
     }
 
     pub fn table(&self) -> &str {
@@ -123,7 +131,10 @@ impl DynamoStore {
         item.insert("user_id".into(), s(user.id.as_str()));
         item.insert("email".into(), s(user.email.as_str()));
         item.insert("password_hash".into(), s(&user.password_hash));
-        item.insert("platform_admin".into(), AttributeValue::Bool(user.platform_admin));
+        item.insert(
+            "platform_admin".into(),
+            AttributeValue::Bool(user.platform_admin),
+        );
         item.insert(
             "status".into(),
             s(match user.status {
@@ -167,12 +178,16 @@ impl DynamoStore {
     }
 
     fn parse_refresh(item: &Item) -> Result<RefreshTokenRecord, StoreError> {
-        let f = Fields { item, key: "REFRESH" };
+        let f = Fields {
+            item,
+            key: "REFRESH",
+        };
         Ok(RefreshTokenRecord {
             token_hash: f.s("token_hash")?.to_string(),
             family_id: f.s("family_id")?.to_string(),
             user_id: f.user_id("user_id")?,
-            audience: Audience::parse(f.s("audience")?).ok_or_else(|| f.corrupt("bad audience".into()))?,
+            audience: Audience::parse(f.s("audience")?)
+                .ok_or_else(|| f.corrupt("bad audience".into()))?,
             used: f.bool("used")?,
             session_epoch: f.n("session_epoch")?,
             expires_at: f.n("expires_at")?,
@@ -195,9 +210,9 @@ impl UserStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
-                Err(StoreError::Conflict("a user with this email already exists"))
-            }
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Err(
+                StoreError::Conflict("a user with this email already exists"),
+            ),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -209,12 +224,20 @@ impl UserStore for DynamoStore {
             self.get(ABSENT_USER_KEY.to_string(), "USER").await?;
             return Ok(None);
         };
-        let id = Fields { item: &claim, key: "EMAIL" }.user_id("user_id")?;
+        let id = Fields {
+            item: &claim,
+            key: "EMAIL",
+        }
+        .user_id("user_id")?;
         self.user_by_id(&id).await
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
-        self.get(format!("USER#{id}"), "USER").await?.as_ref().map(Self::parse_user).transpose()
+        self.get(format!("USER#{id}"), "USER")
+            .await?
+            .as_ref()
+            .map(Self::parse_user)
+            .transpose()
     }
 
     async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
@@ -233,7 +256,10 @@ impl UserStore for DynamoStore {
                 .await
                 .map_err(unavailable)?;
             for item in page.items() {
-                let f = Fields { item, key: "MEMBER" };
+                let f = Fields {
+                    item,
+                    key: "MEMBER",
+                };
                 let role = match f.s("role")? {
                     "owner" => Role::Owner,
                     "admin" => Role::Admin,
@@ -256,7 +282,11 @@ impl UserStore for DynamoStore {
 
 #[async_trait]
 impl SessionStore for DynamoStore {
-    async fn create_session(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError> {
         let mut fam = key(format!("FAMILY#{}", family.family_id), "FAMILY");
         fam.insert("entity".into(), s("refresh_family"));
         fam.insert("family_id".into(), s(&family.family_id));
@@ -279,15 +309,25 @@ impl SessionStore for DynamoStore {
         }
     }
 
-    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        self.get(format!("REFRESH#{token_hash}"), "REFRESH").await?.as_ref().map(Self::parse_refresh).transpose()
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
+        self.get(format!("REFRESH#{token_hash}"), "REFRESH")
+            .await?
+            .as_ref()
+            .map(Self::parse_refresh)
+            .transpose()
     }
 
     async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
         let Some(item) = self.get(format!("FAMILY#{family_id}"), "FAMILY").await? else {
             return Ok(None);
         };
-        let f = Fields { item: &item, key: "FAMILY" };
+        let f = Fields {
+            item: &item,
+            key: "FAMILY",
+        };
         Ok(Some(RefreshFamily {
             family_id: f.s("family_id")?.to_string(),
             user_id: f.user_id("user_id")?,
@@ -296,7 +336,11 @@ impl SessionStore for DynamoStore {
         }))
     }
 
-    async fn rotate_refresh_token(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<RotateOutcome, StoreError> {
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: &RefreshTokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
         let spend = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(format!("REFRESH#{old_hash}"), "REFRESH")))
@@ -318,7 +362,11 @@ impl SessionStore for DynamoStore {
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(spend).build())
             .transact_items(self.put(Self::refresh_item(next), "attribute_not_exists(PK)")?)
-            .transact_items(TransactWriteItem::builder().condition_check(family_alive).build())
+            .transact_items(
+                TransactWriteItem::builder()
+                    .condition_check(family_alive)
+                    .build(),
+            )
             .send()
             .await;
         match result {
@@ -346,7 +394,12 @@ impl SessionStore for DynamoStore {
         match result {
             Ok(_) => Ok(()),
             // Nothing to revoke: the family never existed or has expired away.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -373,7 +426,11 @@ impl RateLimitStore for DynamoStore {
         for k in &wanted {
             request = request.keys(key(format!("RATE#{k}"), "RATE"));
         }
-        let mut pending = Some(request.build().map_err(|e| StoreError::Unavailable(Box::new(e)))?);
+        let mut pending = Some(
+            request
+                .build()
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
+        );
         // BatchGetItem may hand back unprocessed keys under throttling; ask again, a bounded number of times.
         for _ in 0..5 {
             let Some(req) = pending.take() else { break };
@@ -384,27 +441,46 @@ impl RateLimitStore for DynamoStore {
                 .send()
                 .await
                 .map_err(unavailable)?;
-            for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+            for item in out
+                .responses
+                .unwrap_or_default()
+                .remove(&self.table)
+                .unwrap_or_default()
+            {
                 if let Some(AttributeValue::S(pk)) = item.get("PK") {
                     found.insert(pk.clone(), item);
                 }
             }
-            pending = out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)).filter(|k| !k.keys.is_empty());
+            pending = out
+                .unprocessed_keys
+                .and_then(|mut u| u.remove(&self.table))
+                .filter(|k| !k.keys.is_empty());
         }
         if pending.is_some() {
             return Err(StoreError::Unavailable("rate-limit read throttled".into()));
         }
-        Ok(keys.iter().map(|k| parse_hits(found.get(&format!("RATE#{k}")))).collect())
+        Ok(keys
+            .iter()
+            .map(|k| parse_hits(found.get(&format!("RATE#{k}"))))
+            .collect())
     }
 
-    async fn record_rate_hit(&self, key_name: &str, now: i64, window_secs: i64, keep: usize) -> Result<(), StoreError> {
+    async fn record_rate_hit(
+        &self,
+        key_name: &str,
+        now: i64,
+        window_secs: i64,
+        keep: usize,
+    ) -> Result<(), StoreError> {
         let item_key = key(format!("RATE#{key_name}"), "RATE");
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(item_key.clone()))
-            .update_expression("SET hits = list_append(if_not_exists(hits, :empty), :now), expires_at = :exp")
+            .update_expression(
+                "SET hits = list_append(if_not_exists(hits, :empty), :now), expires_at = :exp",
+            )
             .expression_attribute_values(":empty", AttributeValue::L(vec![]))
             .expression_attribute_values(":now", AttributeValue::L(vec![n(now)]))
             .expression_attribute_values(":exp", n(now + window_secs))
@@ -423,12 +499,18 @@ impl RateLimitStore for DynamoStore {
                 .set_key(Some(item_key))
                 .update_expression("SET hits = :trimmed")
                 .condition_expression("size(hits) = :seen")
-                .expression_attribute_values(":trimmed", AttributeValue::L(trimmed.into_iter().map(n).collect()))
+                .expression_attribute_values(
+                    ":trimmed",
+                    AttributeValue::L(trimmed.into_iter().map(n).collect()),
+                )
                 .expression_attribute_values(":seen", n(hits.len()))
                 .send()
                 .await;
             if let Err(e) = result {
-                if !e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) {
+                if !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception())
+                {
                     return Err(unavailable(e));
                 }
             }

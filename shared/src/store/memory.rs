@@ -33,7 +33,12 @@ impl MemoryStore {
 
     /// Test helper: adds a membership for a user.
     pub fn add_membership(&self, user: &UserId, membership: Membership) {
-        self.with(|d| d.memberships.entry(user.clone()).or_default().push(membership));
+        self.with(|d| {
+            d.memberships
+                .entry(user.clone())
+                .or_default()
+                .push(membership)
+        });
     }
 }
 
@@ -42,7 +47,9 @@ impl UserStore for MemoryStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
         self.with(|d| {
             if d.emails.contains_key(&user.email) || d.users.contains_key(&user.id) {
-                return Err(StoreError::Conflict("a user with this email already exists"));
+                return Err(StoreError::Conflict(
+                    "a user with this email already exists",
+                ));
             }
             d.emails.insert(user.email.clone(), user.id.clone());
             d.users.insert(user.id.clone(), user.clone());
@@ -65,9 +72,15 @@ impl UserStore for MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn create_session(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError> {
+    async fn create_session(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError> {
         self.with(|d| {
-            if d.families.contains_key(&family.family_id) || d.refresh.contains_key(&first.token_hash) {
+            if d.families.contains_key(&family.family_id)
+                || d.refresh.contains_key(&first.token_hash)
+            {
                 return Err(StoreError::Conflict("session already exists"));
             }
             d.families.insert(family.family_id.clone(), family.clone());
@@ -76,7 +89,10 @@ impl SessionStore for MemoryStore {
         })
     }
 
-    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError> {
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
         Ok(self.with(|d| d.refresh.get(token_hash).cloned()))
     }
 
@@ -84,7 +100,11 @@ impl SessionStore for MemoryStore {
         Ok(self.with(|d| d.families.get(family_id).cloned()))
     }
 
-    async fn rotate_refresh_token(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<RotateOutcome, StoreError> {
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: &RefreshTokenRecord,
+    ) -> Result<RotateOutcome, StoreError> {
         self.with(|d| {
             match d.refresh.get(old_hash) {
                 Some(old) if !old.used => {}
@@ -118,10 +138,20 @@ impl SessionStore for MemoryStore {
 #[async_trait]
 impl RateLimitStore for MemoryStore {
     async fn rate_hits(&self, keys: &[String]) -> Result<Vec<Vec<i64>>, StoreError> {
-        Ok(self.with(|d| keys.iter().map(|k| d.rate.get(k).cloned().unwrap_or_default()).collect()))
+        Ok(self.with(|d| {
+            keys.iter()
+                .map(|k| d.rate.get(k).cloned().unwrap_or_default())
+                .collect()
+        }))
     }
 
-    async fn record_rate_hit(&self, key: &str, now: i64, window_secs: i64, keep: usize) -> Result<(), StoreError> {
+    async fn record_rate_hit(
+        &self,
+        key: &str,
+        now: i64,
+        window_secs: i64,
+        keep: usize,
+    ) -> Result<(), StoreError> {
         self.with(|d| {
             let entry = d.rate.entry(key.to_string()).or_default();
             entry.push(now);

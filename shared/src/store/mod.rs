@@ -52,8 +52,13 @@ pub enum StoreError {
 impl From<StoreError> for crate::error::ApiError {
     fn from(err: StoreError) -> Self {
         match err {
-            StoreError::Conflict(what) => crate::error::ApiError::Conflict { code: "CONFLICT", message: what.to_string() },
-            StoreError::Unavailable(cause) => crate::error::ApiError::unavailable("database", cause),
+            StoreError::Conflict(what) => crate::error::ApiError::Conflict {
+                code: "CONFLICT",
+                message: what.to_string(),
+            },
+            StoreError::Unavailable(cause) => {
+                crate::error::ApiError::unavailable("database", cause)
+            }
             corrupt @ StoreError::Corrupt { .. } => crate::error::ApiError::internal(corrupt),
         }
     }
@@ -103,12 +108,23 @@ pub trait UserStore: Send + Sync {
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Starts a family with its first token, atomically.
-    async fn create_session(&self, family: &RefreshFamily, first: &RefreshTokenRecord) -> Result<(), StoreError>;
-    async fn refresh_token(&self, token_hash: &str) -> Result<Option<RefreshTokenRecord>, StoreError>;
+    async fn create_session(
+        &self,
+        family: &RefreshFamily,
+        first: &RefreshTokenRecord,
+    ) -> Result<(), StoreError>;
+    async fn refresh_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
     async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError>;
     /// Marks `old_hash` used and stores `next`, only if `old_hash` was unused and the family
     /// is not revoked: two concurrent rotations of one token cannot both succeed.
-    async fn rotate_refresh_token(&self, old_hash: &str, next: &RefreshTokenRecord) -> Result<RotateOutcome, StoreError>;
+    async fn rotate_refresh_token(
+        &self,
+        old_hash: &str,
+        next: &RefreshTokenRecord,
+    ) -> Result<RotateOutcome, StoreError>;
     async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError>;
 }
 
@@ -119,7 +135,13 @@ pub trait RateLimitStore: Send + Sync {
     /// Appends `now` to `key` atomically (no hit is lost to a race), then drops hits older
     /// than `window_secs` beyond the newest `keep`, so an item stays about the size of the
     /// limit it enforces.
-    async fn record_rate_hit(&self, key: &str, now: i64, window_secs: i64, keep: usize) -> Result<(), StoreError>;
+    async fn record_rate_hit(
+        &self,
+        key: &str,
+        now: i64,
+        window_secs: i64,
+        keep: usize,
+    ) -> Result<(), StoreError>;
 }
 
 #[async_trait]

@@ -11,7 +11,8 @@ pub const DEFAULT_PASSWORD: &str = "local-dev-only-change-me";
 #[tokio::main]
 async fn main() {
     let email_raw = std::env::var("OPERATOR_EMAIL").unwrap_or_else(|_| DEFAULT_EMAIL.to_string());
-    let password = std::env::var("OPERATOR_PASSWORD").unwrap_or_else(|_| DEFAULT_PASSWORD.to_string());
+    let password =
+        std::env::var("OPERATOR_PASSWORD").unwrap_or_else(|_| DEFAULT_PASSWORD.to_string());
     let Ok(table) = std::env::var("TABLE_NAME") else {
         eprintln!("seed-operator: TABLE_NAME must be set");
         std::process::exit(2);

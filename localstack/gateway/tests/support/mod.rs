@@ -37,8 +37,13 @@ fn workspace() -> PathBuf {
 
 impl Platform {
     pub async fn start() -> Platform {
-        assert!(std::env::var("AWS_ENDPOINT_URL").is_ok(), "AWS_ENDPOINT_URL is unset: run through `make test`");
-        let functions_dir = std::env::var("FUNCTIONS_DIR").map(PathBuf::from).unwrap_or_else(|_| workspace().join("target/debug"));
+        assert!(
+            std::env::var("AWS_ENDPOINT_URL").is_ok(),
+            "AWS_ENDPOINT_URL is unset: run through `make test`"
+        );
+        let functions_dir = std::env::var("FUNCTIONS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| workspace().join("target/debug"));
         let gateway = local_gateway::start(GatewayConfig {
             template: workspace().join("infra/template.yaml"),
             functions_dir,
@@ -52,32 +57,65 @@ impl Platform {
         .expect("gateway starts");
         let base = format!("http://{}", gateway.addr);
         let sdk = shared::aws::sdk_config().await;
-        let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), std::env::var("TABLE_NAME").unwrap());
-        Platform { gateway, base, client: Client::builder(TokioExecutor::new()).build_http(), store }
+        let store = DynamoStore::new(
+            shared::dynamodb::Client::new(&sdk),
+            std::env::var("TABLE_NAME").unwrap(),
+        );
+        Platform {
+            gateway,
+            base,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            store,
+        }
     }
 
-    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
-        let mut req = hyper::Request::builder().method(method).uri(format!("{}{}", self.base, path));
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Reply {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{}", self.base, path));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
-        let req = req.body(Full::new(Bytes::from(body.unwrap_or_default()))).unwrap();
+        let req = req
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .unwrap();
         let resp = self.client.request(req).await.expect("gateway answers");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let json = serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Reply { status, headers, json }
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+        Reply {
+            status,
+            headers,
+            json,
+        }
     }
 
     /// POST a JSON body from a given client address (`X-Forwarded-For`, trusted in tests only).
     pub async fn post(&self, path: &str, body: Value, ip: &str) -> Reply {
-        self.send("POST", path, &[("content-type", "application/json"), ("x-forwarded-for", ip)], Some(body.to_string().into_bytes())).await
+        self.send(
+            "POST",
+            path,
+            &[
+                ("content-type", "application/json"),
+                ("x-forwarded-for", ip),
+            ],
+            Some(body.to_string().into_bytes()),
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str, bearer: Option<&str>) -> Reply {
         let auth = bearer.map(|t| format!("Bearer {t}"));
-        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("authorization", a.as_str())).collect();
+        let headers: Vec<(&str, &str)> =
+            auth.iter().map(|a| ("authorization", a.as_str())).collect();
         self.send("GET", path, &headers, None).await
     }
 
@@ -99,10 +137,20 @@ impl Platform {
     pub async fn signing_key(&self) -> (String, Vec<u8>) {
         let sdk = shared::aws::sdk_config().await;
         let client = shared::secretsmanager::Client::new(&sdk);
-        let secret = shared::aws::secret_string(&client, &std::env::var("JWT_SIGNING_KEY_SECRET_ID").unwrap()).await.unwrap();
+        let secret = shared::aws::secret_string(
+            &client,
+            &std::env::var("JWT_SIGNING_KEY_SECRET_ID").unwrap(),
+        )
+        .await
+        .unwrap();
         let v: Value = serde_json::from_str(&secret).unwrap();
         let key = &v["keys"][0];
-        (key["kid"].as_str().unwrap().to_string(), STANDARD.decode(key["private_key_pkcs8"].as_str().unwrap()).unwrap())
+        (
+            key["kid"].as_str().unwrap().to_string(),
+            STANDARD
+                .decode(key["private_key_pkcs8"].as_str().unwrap())
+                .unwrap(),
+        )
     }
 
     pub async fn shutdown(self) {
