@@ -73,6 +73,86 @@ impl Config {
     }
 }
 
+/// Password-recovery settings (`forgot-password`, `reset-password`).
+#[derive(Debug, Clone)]
+pub struct ResetConfig {
+    /// `SENDER_EMAIL`: verified SES identity mail comes from.
+    pub sender_email: String,
+    /// `PASSWORD_RESET_TTL_SECONDS` (default 1800).
+    pub token_ttl_secs: i64,
+    /// First of `PASSWORD_RESET_ALLOWED_ORIGINS` (comma-separated), else `FRONTEND_URL`'s origin:
+    /// where reset links point for users whose tenant has no redirect origin.
+    pub fallback_origin: Option<crate::tenant::RedirectOrigin>,
+    /// `FORGOT_PASSWORD_MIN_RESPONSE_MS` (default 400): every forgot-password answer takes at
+    /// least this long, so known and unknown emails cannot be told apart by timing.
+    pub min_response_ms: u64,
+}
+
+impl ResetConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let set = |name: &str| {
+            get(name)
+                .map(|v| v.trim().to_string())
+                .filter(|v| !v.is_empty())
+        };
+        let number = |name: &'static str, default: u64, max: u64| match set(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<u64>()
+                .ok()
+                .filter(|v| (1..=max).contains(v))
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: format!("expected a whole number between 1 and {max}"),
+                }),
+        };
+        let fallback_origin = match (set("PASSWORD_RESET_ALLOWED_ORIGINS"), set("FRONTEND_URL")) {
+            (Some(list), _) => {
+                let first = list
+                    .split(',')
+                    .map(str::trim)
+                    .find(|s| !s.is_empty())
+                    .unwrap_or_default();
+                Some(
+                    crate::tenant::RedirectOrigin::parse(first).map_err(|reason| {
+                        ConfigError::Invalid {
+                            name: "PASSWORD_RESET_ALLOWED_ORIGINS",
+                            reason,
+                        }
+                    })?,
+                )
+            }
+            (None, Some(url)) => {
+                // FRONTEND_URL may carry a path; only its origin is used.
+                let origin_end = url
+                    .find("://")
+                    .map(|i| i + 3)
+                    .and_then(|start| url[start..].find('/').map(|j| start + j))
+                    .unwrap_or(url.len());
+                Some(
+                    crate::tenant::RedirectOrigin::parse(&url[..origin_end]).map_err(|reason| {
+                        ConfigError::Invalid {
+                            name: "FRONTEND_URL",
+                            reason,
+                        }
+                    })?,
+                )
+            }
+            (None, None) => None,
+        };
+        Ok(ResetConfig {
+            sender_email: set("SENDER_EMAIL").ok_or(ConfigError::Missing("SENDER_EMAIL"))?,
+            token_ttl_secs: number("PASSWORD_RESET_TTL_SECONDS", 1800, 24 * 3600)? as i64,
+            fallback_origin,
+            min_response_ms: number("FORGOT_PASSWORD_MIN_RESPONSE_MS", 400, 10_000)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +184,43 @@ mod tests {
             ("ACCESS_TOKEN_TTL_SECONDS", "-5"),
         ]));
         assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
+    }
+
+    #[test]
+    fn reset_fallback_origin_prefers_allowed_origins_then_frontend_url() {
+        let cfg = ResetConfig::from_lookup(lookup(&[
+            ("SENDER_EMAIL", "s@x.io"),
+            (
+                "PASSWORD_RESET_ALLOWED_ORIGINS",
+                " https://a.example.com , https://b.example.com",
+            ),
+            ("FRONTEND_URL", "https://c.example.com"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            cfg.fallback_origin.unwrap().as_str(),
+            "https://a.example.com"
+        );
+        let cfg = ResetConfig::from_lookup(lookup(&[
+            ("SENDER_EMAIL", "s@x.io"),
+            ("FRONTEND_URL", "https://c.example.com/app/login"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            cfg.fallback_origin.unwrap().as_str(),
+            "https://c.example.com"
+        );
+        let cfg = ResetConfig::from_lookup(lookup(&[("SENDER_EMAIL", "s@x.io")])).unwrap();
+        assert!(cfg.fallback_origin.is_none());
+        assert_eq!((cfg.token_ttl_secs, cfg.min_response_ms), (1800, 400));
+        assert!(ResetConfig::from_lookup(lookup(&[
+            ("SENDER_EMAIL", "s@x.io"),
+            ("FRONTEND_URL", "http://evil.example.com")
+        ]))
+        .is_err());
+        assert!(matches!(
+            ResetConfig::from_lookup(lookup(&[])),
+            Err(ConfigError::Missing("SENDER_EMAIL"))
+        ));
     }
 }

@@ -135,6 +135,9 @@ pub struct User {
     /// Bumped whenever every session of the user must end (password reset, forced sign-out).
     /// Refresh tokens remember the epoch they were issued under and die when it moves.
     pub session_epoch: u64,
+    /// Bumped by every password-reset request and every reset: only tokens of the current
+    /// generation can be spent.
+    pub reset_generation: u64,
     pub created_at: i64,
 }
 

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod email;
 pub mod envelope;
 pub mod error;
 pub mod logging;
@@ -13,6 +14,7 @@ pub mod proxy_event;
 pub mod ratelimit;
 pub mod request;
 pub mod store;
+pub mod tenant;
 pub mod time;
 
 pub use envelope::ApiResponse;

@@ -131,6 +131,19 @@ fn data_error_message(e: &serde_json::Error) -> String {
     text.to_string()
 }
 
+/// The API Gateway resource template that matched (e.g. `/tenants/{slug}/redirect-origins`).
+pub fn resource(req: &Request) -> &str {
+    match req.request_context_ref() {
+        Some(LambdaRequestContext::ApiGatewayV1(ctx)) => ctx.resource_path.as_deref().unwrap_or(""),
+        _ => "",
+    }
+}
+
+/// A path parameter of the matched resource.
+pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.path_parameters_ref().and_then(|p| p.first(name))
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.headers().get("authorization")?.to_str().ok()?;

@@ -25,6 +25,7 @@ fn user() -> User {
         platform_admin: false,
         status: UserStatus::Active,
         session_epoch: 3,
+        reset_generation: 0,
         created_at: 1_700_000_000,
     }
 }

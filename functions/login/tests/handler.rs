@@ -30,6 +30,7 @@ async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
         platform_admin: admin,
         status,
         session_epoch: 0,
+        reset_generation: 0,
         created_at: 1,
     };
     store.create_user(&user).await.unwrap();

@@ -48,13 +48,15 @@ const PASSED_THROUGH: &[&str] = &[
 pub fn function_env(
     declared: &[(String, EnvValue)],
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<(String, String)>, String> {
+) -> Vec<(String, String)> {
     let mut env = Vec::new();
     for (name, value) in declared {
         match (lookup(name), value) {
             (Some(v), _) => env.push((name.clone(), v)),
             (None, EnvValue::Literal(v)) => env.push((name.clone(), v.clone())),
-            (None, EnvValue::Intrinsic) => return Err(format!("{name} is set by CloudFormation in the template; set it in the environment to run locally")),
+            // Set by CloudFormation when deployed; locally, unset unless the environment has it
+            // (e.g. an optional origin). Required ones are reported by the function's config.
+            (None, EnvValue::Intrinsic) => {}
         }
     }
     for name in PASSED_THROUGH {
@@ -62,7 +64,7 @@ pub fn function_env(
             env.push((name.to_string(), v));
         }
     }
-    Ok(env)
+    env
 }
 
 pub struct RunningGateway {
@@ -93,7 +95,7 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, String> {
                 binary.display()
             ));
         }
-        let env = function_env(&f.environment, |n| std::env::var(n).ok())?;
+        let env = function_env(&f.environment, |n| std::env::var(n).ok());
         let spec = LaunchSpec {
             function_name: f.binary.clone(),
             binary,

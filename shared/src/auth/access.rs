@@ -75,6 +75,7 @@ mod tests {
             platform_admin: admin,
             status,
             session_epoch: 0,
+            reset_generation: 0,
             created_at: 0,
         }
     }

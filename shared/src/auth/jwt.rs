@@ -122,6 +122,19 @@ impl TokenKeys {
         })
     }
 
+    /// Reads the signing-key secret named in `config` (once, at init).
+    pub async fn load(
+        secrets: &aws_sdk_secretsmanager::Client,
+        config: &crate::config::Config,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        let secret = crate::aws::secret_string(secrets, &config.jwt_signing_key_secret_id).await?;
+        Ok(Self::from_secret_json(
+            &secret,
+            &config.jwt_issuer,
+            config.access_token_ttl_secs,
+        )?)
+    }
+
     /// A fresh signing-key secret in the format above (for tests and local bootstraps).
     pub fn generate_secret_json(kid: &str) -> String {
         let pair = Ed25519KeyPair::generate().expect("the OS random source is available");

@@ -5,6 +5,7 @@ pub mod access;
 pub mod jwt;
 pub mod opaque;
 pub mod password;
+pub mod policy;
 
 use sha2::{Digest, Sha256};
 

@@ -3,11 +3,13 @@
 
 use super::*;
 use crate::aws::sdk_cause;
-use crate::domain::{Role, UserStatus};
+use crate::domain::UserStatus;
+use crate::tenant::TenantStatus;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
+    Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -67,6 +69,27 @@ impl<'a> Fields<'a> {
         match self.item.get(name) {
             Some(AttributeValue::Bool(v)) => Ok(*v),
             _ => Err(self.corrupt(format!("missing bool attribute {name}"))),
+        }
+    }
+    fn n_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, StoreError> {
+        if self.item.contains_key(name) {
+            self.n(name)
+        } else {
+            Ok(default)
+        }
+    }
+    fn strings(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s()
+                        .cloned()
+                        .map_err(|_| self.corrupt(format!("non-string in {name}")))
+                })
+                .collect(),
+            Some(_) => Err(self.corrupt(format!("{name} is not a list"))),
         }
     }
     fn user_id(&self, name: &str) -> Result<UserId, StoreError> {
@@ -143,6 +166,7 @@ impl DynamoStore {
             }),
         );
         item.insert("session_epoch".into(), n(user.session_epoch));
+        item.insert("reset_generation".into(), n(user.reset_generation));
         item.insert("created_at".into(), n(user.created_at));
         item
     }
@@ -160,8 +184,40 @@ impl DynamoStore {
                 other => return Err(f.corrupt(format!("unknown status {other}"))),
             },
             session_epoch: f.n("session_epoch")?,
+            reset_generation: f.n_or("reset_generation", 0)?,
             created_at: f.n("created_at")?,
         })
+    }
+
+    fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
+        let f = Fields {
+            item,
+            key: "TENANT",
+        };
+        let origins = f
+            .strings("redirect_origins")?
+            .iter()
+            .map(|o| RedirectOrigin::parse(o).map_err(|e| f.corrupt(e)))
+            .collect::<Result<_, _>>()?;
+        Ok(Tenant {
+            id: f.s("tenant_id")?.to_string(),
+            slug: TenantSlug::parse(f.s("slug")?).ok_or_else(|| f.corrupt("bad slug".into()))?,
+            name: f.s("name")?.to_string(),
+            status: match f.s("status")? {
+                "provisioning" => TenantStatus::Provisioning,
+                "active" => TenantStatus::Active,
+                "suspended" => TenantStatus::Suspended,
+                other => return Err(f.corrupt(format!("unknown status {other}"))),
+            },
+            redirect_origins: origins,
+            created_at: f.n("created_at")?,
+        })
+    }
+
+    fn build<T, E: std::error::Error + Send + Sync + 'static>(
+        built: Result<T, E>,
+    ) -> Result<T, StoreError> {
+        built.map_err(|e| StoreError::Unavailable(Box::new(e)))
     }
 
     fn refresh_item(r: &RefreshTokenRecord) -> Item {
@@ -276,6 +332,229 @@ impl UserStore for DynamoStore {
                 Some(k) if !k.is_empty() => start = Some(k),
                 _ => return Ok(out),
             }
+        }
+    }
+}
+
+fn origin_list(origins: &[RedirectOrigin]) -> AttributeValue {
+    AttributeValue::L(origins.iter().map(|o| s(o.as_str())).collect())
+}
+
+#[async_trait]
+impl TenantStore for DynamoStore {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        let mut claim = key(format!("SLUG#{}", tenant.slug), "SLUG");
+        claim.insert("entity".into(), s("slug_claim"));
+        claim.insert("tenant_id".into(), s(&tenant.id));
+        let mut item = key(format!("TENANT#{}", tenant.id), "TENANT");
+        item.insert("entity".into(), s("tenant"));
+        item.insert("tenant_id".into(), s(&tenant.id));
+        item.insert("slug".into(), s(tenant.slug.as_str()));
+        item.insert("name".into(), s(&tenant.name));
+        let status = match tenant.status {
+            TenantStatus::Provisioning => "provisioning",
+            TenantStatus::Active => "active",
+            TenantStatus::Suspended => "suspended",
+        };
+        item.insert("status".into(), s(status));
+        item.insert(
+            "redirect_origins".into(),
+            origin_list(&tenant.redirect_origins),
+        );
+        item.insert("created_at".into(), n(tenant.created_at));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(self.put(claim, "attribute_not_exists(PK)")?)
+            .transact_items(self.put(item, "attribute_not_exists(PK)")?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Err(
+                StoreError::Conflict("a tenant with this slug already exists"),
+            ),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
+        let Some(claim) = self.get(format!("SLUG#{slug}"), "SLUG").await? else {
+            return Ok(None);
+        };
+        let id = Fields {
+            item: &claim,
+            key: "SLUG",
+        }
+        .s("tenant_id")?
+        .to_string();
+        self.tenant_by_id(&id).await
+    }
+
+    async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        self.get(format!("TENANT#{id}"), "TENANT")
+            .await?
+            .as_ref()
+            .map(Self::parse_tenant)
+            .transpose()
+    }
+
+    async fn add_membership(
+        &self,
+        user: &UserId,
+        tenant: &Tenant,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        let mut item = key(format!("USER#{user}"), &format!("MEMBER#{}", tenant.id));
+        item.insert("entity".into(), s("membership"));
+        item.insert("tenant_id".into(), s(&tenant.id));
+        item.insert("tenant_slug".into(), s(tenant.slug.as_str()));
+        item.insert("user_id".into(), s(user.as_str()));
+        let role = match role {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Member => "member",
+        };
+        item.insert("role".into(), s(role));
+        item.insert("GSI1PK".into(), s(format!("TENANT#{}", tenant.id)));
+        item.insert("GSI1SK".into(), s(format!("USER#{user}")));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn set_redirect_origins(
+        &self,
+        tenant_id: &str,
+        origins: &[RedirectOrigin],
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TENANT#{tenant_id}"), "TENANT")))
+            .update_expression("SET redirect_origins = :o")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":o", origin_list(origins))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound("tenant"))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+}
+
+#[async_trait]
+impl ResetStore for DynamoStore {
+    async fn create_reset_token(
+        &self,
+        user: &User,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let generation = user.reset_generation + 1;
+        let bump = Self::build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("USER#{}", user.id), "USER")))
+                .update_expression("SET reset_generation = :next")
+                .condition_expression("attribute_exists(PK) AND (reset_generation = :seen OR (attribute_not_exists(reset_generation) AND :seen = :zero))")
+                .expression_attribute_values(":next", n(generation))
+                .expression_attribute_values(":seen", n(user.reset_generation))
+                .expression_attribute_values(":zero", n(0))
+                .build(),
+        )?;
+        let mut token = key(format!("RESET#{token_hash}"), "RESET");
+        token.insert("entity".into(), s("reset_token"));
+        token.insert("token_hash".into(), s(token_hash));
+        token.insert("user_id".into(), s(user.id.as_str()));
+        token.insert("generation".into(), n(generation));
+        token.insert("expires_at".into(), n(expires_at));
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(bump).build())
+            .transact_items(self.put(token, "attribute_not_exists(PK)")?)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
+                Err(StoreError::Conflict("a concurrent reset request won"))
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetTokenRecord>, StoreError> {
+        let Some(item) = self.get(format!("RESET#{token_hash}"), "RESET").await? else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &item,
+            key: "RESET",
+        };
+        Ok(Some(ResetTokenRecord {
+            token_hash: f.s("token_hash")?.to_string(),
+            user_id: f.user_id("user_id")?,
+            generation: f.n("generation")?,
+            expires_at: f.n("expires_at")?,
+        }))
+    }
+
+    async fn consume_reset_token(
+        &self,
+        token: &ResetTokenRecord,
+        new_password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let spend = Self::build(
+            Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("RESET#{}", token.token_hash), "RESET")))
+                .condition_expression("attribute_exists(PK) AND expires_at > :now")
+                .expression_attribute_values(":now", n(now))
+                .build(),
+        )?;
+        let change = Self::build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("USER#{}", token.user_id), "USER")))
+                .update_expression("SET password_hash = :hash, session_epoch = session_epoch + :one, reset_generation = :next")
+                .condition_expression("reset_generation = :generation AND #status = :active")
+                .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":hash", s(new_password_hash))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":next", n(token.generation + 1))
+                .expression_attribute_values(":generation", n(token.generation))
+                .expression_attribute_values(":active", s("active"))
+                .build(),
+        )?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(spend).build())
+            .transact_items(TransactWriteItem::builder().update(change).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Ok(false),
+            // A concurrent consume of the same token makes DynamoDB cancel ours as a conflict.
+            Err(e) if failed_conditions(&e).is_some() => Ok(false),
+            Err(e) => Err(unavailable(e)),
         }
     }
 }

@@ -13,6 +13,9 @@ struct Data {
     refresh: HashMap<String, RefreshTokenRecord>,
     families: HashMap<String, RefreshFamily>,
     rate: HashMap<String, Vec<i64>>,
+    tenants: HashMap<String, Tenant>,
+    slugs: HashMap<TenantSlug, String>,
+    resets: HashMap<String, ResetTokenRecord>,
 }
 
 #[derive(Default)]
@@ -67,6 +70,123 @@ impl UserStore for MemoryStore {
 
     async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
         Ok(self.with(|d| d.memberships.get(id).cloned().unwrap_or_default()))
+    }
+}
+
+#[async_trait]
+impl TenantStore for MemoryStore {
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        self.with(|d| {
+            if d.slugs.contains_key(&tenant.slug) || d.tenants.contains_key(&tenant.id) {
+                return Err(StoreError::Conflict(
+                    "a tenant with this slug already exists",
+                ));
+            }
+            d.slugs.insert(tenant.slug.clone(), tenant.id.clone());
+            d.tenants.insert(tenant.id.clone(), tenant.clone());
+            Ok(())
+        })
+    }
+
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
+        Ok(self.with(|d| d.slugs.get(slug).and_then(|id| d.tenants.get(id)).cloned()))
+    }
+
+    async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(self.with(|d| d.tenants.get(id).cloned()))
+    }
+
+    async fn add_membership(
+        &self,
+        user: &UserId,
+        tenant: &Tenant,
+        role: Role,
+    ) -> Result<(), StoreError> {
+        self.with(|d| {
+            let list = d.memberships.entry(user.clone()).or_default();
+            list.retain(|m| m.tenant_id != tenant.id);
+            list.push(Membership {
+                tenant_id: tenant.id.clone(),
+                tenant_slug: tenant.slug.to_string(),
+                role,
+            });
+            list.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+        });
+        Ok(())
+    }
+
+    async fn set_redirect_origins(
+        &self,
+        tenant_id: &str,
+        origins: &[RedirectOrigin],
+    ) -> Result<(), StoreError> {
+        self.with(|d| match d.tenants.get_mut(tenant_id) {
+            Some(t) => {
+                t.redirect_origins = origins.to_vec();
+                Ok(())
+            }
+            None => Err(StoreError::NotFound("tenant")),
+        })
+    }
+}
+
+#[async_trait]
+impl ResetStore for MemoryStore {
+    async fn create_reset_token(
+        &self,
+        user: &User,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.with(|d| {
+            let Some(stored) = d.users.get_mut(&user.id) else {
+                return Err(StoreError::NotFound("user"));
+            };
+            if stored.reset_generation != user.reset_generation {
+                return Err(StoreError::Conflict("a concurrent reset request won"));
+            }
+            stored.reset_generation += 1;
+            let record = ResetTokenRecord {
+                token_hash: token_hash.to_string(),
+                user_id: user.id.clone(),
+                generation: stored.reset_generation,
+                expires_at,
+            };
+            d.resets.insert(token_hash.to_string(), record);
+            Ok(())
+        })
+    }
+
+    async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetTokenRecord>, StoreError> {
+        Ok(self.with(|d| d.resets.get(token_hash).cloned()))
+    }
+
+    async fn consume_reset_token(
+        &self,
+        token: &ResetTokenRecord,
+        new_password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.with(|d| {
+            let live = d
+                .resets
+                .get(&token.token_hash)
+                .is_some_and(|r| r.expires_at > now);
+            let user_ok = d
+                .users
+                .get(&token.user_id)
+                .is_some_and(|u| u.reset_generation == token.generation && u.is_active());
+            if !(live && user_ok) {
+                return Ok(false);
+            }
+            d.resets.remove(&token.token_hash);
+            if let Some(u) = d.users.get_mut(&token.user_id) {
+                u.password_hash = new_password_hash.to_string();
+                u.session_epoch += 1;
+                u.reset_generation += 1;
+            }
+            Ok(true)
+        })
     }
 }
 

@@ -13,6 +13,9 @@
 //! | user | `USER#<user_id>` | `USER` | email, password hash, platform-admin flag, status, session epoch |
 //! | email claim | `EMAIL#<email>` | `EMAIL` | `user_id`; written with the user in one transaction, so an email belongs to at most one user |
 //! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=USER#<user_id>` |
+//! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, status, ordered `redirect_origins` |
+//! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction |
+//! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | family, user, audience, used flag, session epoch, `expires_at` |
 //! | refresh family | `FAMILY#<family_id>` | `FAMILY` | user, revoked flag, `expires_at` |
 //! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | recent hit times (trimmed to about the limit), `expires_at` |
@@ -24,6 +27,11 @@
 //! - a tenant's users: `Query GSI1 GSI1PK=TENANT#<id>`.
 //! - refresh: `GetItem REFRESH#<hash>`, `GetItem FAMILY#<id>`; rotation is one transaction
 //!   (old token marked used only if unused, new token put, family checked unrevoked).
+//! - tenant by slug: `GetItem SLUG#<slug>` then `GetItem TENANT#<id>`.
+//! - password reset: a new token bumps the user's `reset_generation` and stores the token with
+//!   that generation in one transaction, so earlier tokens die; consuming deletes the token and,
+//!   conditioned on the same generation, changes the hash and bumps `session_epoch` (every
+//!   refresh token dies) and `reset_generation` (sibling tokens die), in one transaction.
 //! - rate limiting: `BatchGetItem` of every key a request is limited by; each hit is a
 //!   `list_append` update, trimmed by a write conditioned on the list size it read.
 
@@ -33,7 +41,8 @@ mod memory;
 pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
-use crate::domain::{Audience, Email, Membership, User, UserId};
+use crate::domain::{Audience, Email, Membership, Role, User, UserId};
+use crate::tenant::{RedirectOrigin, Tenant, TenantSlug};
 use async_trait::async_trait;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +50,9 @@ pub enum StoreError {
     /// A uniqueness rule would be broken (e.g. the email already belongs to a user).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// The item a change applies to does not exist.
+    #[error("not found: {0}")]
+    NotFound(&'static str),
     /// The database could not be reached or refused the request.
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -54,6 +66,10 @@ impl From<StoreError> for crate::error::ApiError {
         match err {
             StoreError::Conflict(what) => crate::error::ApiError::Conflict {
                 code: "CONFLICT",
+                message: what.to_string(),
+            },
+            StoreError::NotFound(what) => crate::error::ApiError::NotFound {
+                code: "NOT_FOUND",
                 message: what.to_string(),
             },
             StoreError::Unavailable(cause) => {
@@ -105,6 +121,58 @@ pub trait UserStore: Send + Sync {
     async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError>;
 }
 
+/// A password-reset token as stored: only its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResetTokenRecord {
+    pub token_hash: String,
+    pub user_id: UserId,
+    /// The user's `reset_generation` this token belongs to; a newer request or a reset moves it.
+    pub generation: u64,
+    pub expires_at: i64,
+}
+
+#[async_trait]
+pub trait TenantStore: Send + Sync {
+    /// Creates the tenant and claims its slug in one transaction (`Conflict` if taken).
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
+    async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+    async fn add_membership(
+        &self,
+        user: &UserId,
+        tenant: &Tenant,
+        role: Role,
+    ) -> Result<(), StoreError>;
+    /// Replaces the ordered list (`NotFound` if the tenant is gone).
+    async fn set_redirect_origins(
+        &self,
+        tenant_id: &str,
+        origins: &[RedirectOrigin],
+    ) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+pub trait ResetStore: Send + Sync {
+    /// Stores a new token for `user` and makes every earlier token of theirs invalid, atomically.
+    /// `Conflict` if another request for the same user won a race.
+    async fn create_reset_token(
+        &self,
+        user: &User,
+        token_hash: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetTokenRecord>, StoreError>;
+    /// Spends `token` and sets the new password hash, ending every session of the user and
+    /// every other outstanding token, all or nothing. `false` if the token was already spent,
+    /// expired at `now`, superseded, or the user is no longer active.
+    async fn consume_reset_token(
+        &self,
+        token: &ResetTokenRecord,
+        new_password_hash: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+}
+
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Starts a family with its first token, atomically.
@@ -151,8 +219,11 @@ pub trait Health: Send + Sync {
 }
 
 /// Everything a function may ask of the store.
-pub trait Store: UserStore + SessionStore + RateLimitStore + Health {}
-impl<T: UserStore + SessionStore + RateLimitStore + Health> Store for T {}
+pub trait Store:
+    UserStore + TenantStore + SessionStore + ResetStore + RateLimitStore + Health
+{
+}
+impl<T: UserStore + TenantStore + SessionStore + ResetStore + RateLimitStore + Health> Store for T {}
 
 /// Keeps the hits inside the window, oldest first, at most the newest `keep` of them.
 pub(crate) fn trim_hits(mut hits: Vec<i64>, now: i64, window_secs: i64, keep: usize) -> Vec<i64> {

@@ -24,10 +24,18 @@ struct Figures {
 }
 
 fn parse_target(arg: &str) -> Target {
-    let (name, rest) = arg.split_once('=').unwrap_or_else(|| panic!("expected NAME=BINARY:EVENT, got {arg}"));
-    let (binary, event) = rest.split_once(':').unwrap_or_else(|| panic!("expected NAME=BINARY:EVENT, got {arg}"));
+    let (name, rest) = arg
+        .split_once('=')
+        .unwrap_or_else(|| panic!("expected NAME=BINARY:EVENT, got {arg}"));
+    let (binary, event) = rest
+        .split_once(':')
+        .unwrap_or_else(|| panic!("expected NAME=BINARY:EVENT, got {arg}"));
     let event = std::fs::read(event).unwrap_or_else(|e| panic!("cannot read event {event}: {e}"));
-    Target { name: name.to_string(), binary: binary.into(), event: Bytes::from(event) }
+    Target {
+        name: name.to_string(),
+        binary: binary.into(),
+        event: Bytes::from(event),
+    }
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
@@ -48,7 +56,9 @@ async fn measure(target: &Target, runs: usize, env: &[(String, String)]) -> Figu
     let mut max_rss = 0;
     for run in 0..runs {
         let started = Instant::now();
-        let instance = Instance::launch(&spec).await.unwrap_or_else(|e| panic!("cannot start {}: {e}", target.binary.display()));
+        let instance = Instance::launch(&spec)
+            .await
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", target.binary.display()));
         let outcome = instance.invoke(target.event.clone()).await;
         let elapsed = started.elapsed().as_secs_f64() * 1000.0;
         if !matches!(outcome, Outcome::Response(_)) {
@@ -63,7 +73,9 @@ async fn measure(target: &Target, runs: usize, env: &[(String, String)]) -> Figu
         median_ms: percentile(&times, 50.0),
         p95_ms: percentile(&times, 95.0),
         max_rss_kib: max_rss,
-        size_bytes: std::fs::metadata(&target.binary).map(|m| m.len()).unwrap_or(0),
+        size_bytes: std::fs::metadata(&target.binary)
+            .map(|m| m.len())
+            .unwrap_or(0),
     }
 }
 
@@ -83,7 +95,9 @@ async fn main() {
         }
     }
     let baseline = baseline.expect("--baseline is required");
-    let env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k != "RUST_BACKTRACE").collect();
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k != "RUST_BACKTRACE")
+        .collect();
 
     // Warm the page cache so the first measured spawn is not a disk read.
     let _ = measure(&baseline, 2, &env).await;
@@ -92,7 +106,10 @@ async fn main() {
     }
     let base = measure(&baseline, runs, &env).await;
     println!("cold start through a local Runtime API, {runs} runs each (spawn -> first response)");
-    println!("{:<16} {:>11} {:>11} {:>12} {:>12}", "binary", "median ms", "p95 ms", "max RSS MiB", "size MiB");
+    println!(
+        "{:<16} {:>11} {:>11} {:>12} {:>12}",
+        "binary", "median ms", "p95 ms", "max RSS MiB", "size MiB"
+    );
     let row = |name: &str, f: &Figures| {
         println!(
             "{:<16} {:>11.2} {:>11.2} {:>12.2} {:>12.2}",

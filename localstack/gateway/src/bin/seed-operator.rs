@@ -34,6 +34,7 @@ async fn main() {
         platform_admin: true,
         status: UserStatus::Active,
         session_epoch: 0,
+        reset_generation: 0,
         created_at: shared::time::now_unix(),
     };
     match store.create_user(&user).await {

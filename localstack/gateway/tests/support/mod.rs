@@ -127,6 +127,7 @@ impl Platform {
             platform_admin,
             status: UserStatus::Active,
             session_epoch: 0,
+            reset_generation: 0,
             created_at: shared::time::now_unix(),
         };
         self.store.create_user(&user).await.unwrap();

@@ -1,0 +1,126 @@
+//! `POST /auth/reset-password` `{token,password}`: spends a single-use reset token and sets a
+//! new password. In one transaction the token is spent, the hash changes, every other token of
+//! the user dies and every session (refresh token) ends. No automatic sign-in follows.
+
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::json;
+use shared::auth::{opaque, password, policy};
+use shared::email::{self, Mailer};
+use shared::ratelimit::{self, Decision, RatePolicy};
+use shared::request::{json_body, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::store::Store;
+use shared::time::now_unix;
+use shared::{ApiError, ApiResponse};
+use std::sync::Arc;
+
+/// Reset attempts per client address per minute.
+pub const ATTEMPTS_PER_ADDRESS: RatePolicy = RatePolicy {
+    name: "reset-ip",
+    limit: 10,
+    window_secs: 60,
+};
+
+const PLATFORM_NAME: &str = "SaaS Control Plane";
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub mailer: Arc<dyn Mailer>,
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+}
+
+async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    match (req.method().as_str(), req.raw_http_path()) {
+        ("POST", "/auth/reset-password") => reset_password(app, &ctx, &req).await,
+        (_, "/auth/reset-password") => Err(ApiError::bad_request(
+            "METHOD_NOT_ALLOWED",
+            "this method is not allowed on this route",
+        )),
+        _ => Err(ApiError::NotFound {
+            code: "ROUTE_NOT_FOUND",
+            message: "no such route".into(),
+        }),
+    }
+}
+
+#[derive(Deserialize)]
+struct ResetBody {
+    token: String,
+    password: String,
+}
+
+/// Expired, spent, superseded, unknown and malformed tokens all look the same.
+fn invalid_token() -> ApiError {
+    ApiError::bad_request(
+        "INVALID_OR_EXPIRED_TOKEN",
+        "this reset link is invalid or has expired; request a new one",
+    )
+}
+
+async fn reset_password(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+) -> Result<ApiResponse, ApiError> {
+    let now = now_unix();
+    let limits = [(ATTEMPTS_PER_ADDRESS, ctx.client_ip.as_str())];
+    if let Decision::Limited { retry_after_secs } =
+        ratelimit::check(app.store.as_ref(), &limits, now).await?
+    {
+        tracing::warn!(retry_after_secs, "reset-password rate limited");
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    ratelimit::record(app.store.as_ref(), &limits, now).await?;
+
+    let body: ResetBody = json_body(req, DEFAULT_BODY_LIMIT)?;
+    let hash = opaque::hash_presented(&body.token).ok_or_else(invalid_token)?;
+    let token = match app.store.reset_token(&hash).await? {
+        Some(t) if t.expires_at > now => t,
+        _ => return Err(invalid_token()),
+    };
+    let user = match app.store.user_by_id(&token.user_id).await? {
+        Some(u) if u.is_active() && u.reset_generation == token.generation => u,
+        _ => return Err(invalid_token()),
+    };
+    // The policy is checked before anything is spent: a weak password keeps the link usable.
+    policy::check(&body.password, &user.email)
+        .map_err(|weak| ApiError::bad_request("WEAK_PASSWORD", weak.to_string()))?;
+    let new_hash = password::hash_password(body.password)
+        .await
+        .map_err(ApiError::internal)?;
+    if !app
+        .store
+        .consume_reset_token(&token, &new_hash, now)
+        .await?
+    {
+        return Err(invalid_token());
+    }
+    tracing::info!(user_id = %user.id, "password reset; every session ended");
+
+    let tenant_name = match app.store.memberships(&user.id).await {
+        Ok(m) => match m.first() {
+            Some(first) => app
+                .store
+                .tenant_by_id(&first.tenant_id)
+                .await
+                .ok()
+                .flatten()
+                .map(|t| t.name),
+            None => None,
+        },
+        Err(_) => None,
+    }
+    .unwrap_or_else(|| PLATFORM_NAME.to_string());
+    // The password has changed whatever happens to the notice; a failed send is only logged.
+    if let Err(e) = app
+        .mailer
+        .send(&email::password_changed(&user.email, &tenant_name))
+        .await
+    {
+        tracing::error!(user_id = %user.id, cause = %e, "password-changed notice not sent");
+    }
+    Ok(ApiResponse::ok(json!({"password_reset": true})))
+}

@@ -1,0 +1,202 @@
+//! Outgoing mail: messages rendered from the templates in `shared/templates/` (text and HTML),
+//! sent through SES v2. `Mailer` is a trait so handlers are tested with `RecordingMailer`.
+//! Message bodies can carry tokens: they are never logged.
+
+use crate::domain::Email;
+use async_trait::async_trait;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailMessage {
+    pub to: Email,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("email could not be sent")]
+pub struct MailError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, message: &EmailMessage) -> Result<(), MailError>;
+}
+
+pub struct SesMailer {
+    client: aws_sdk_sesv2::Client,
+    from: String,
+}
+
+impl SesMailer {
+    pub fn new(client: aws_sdk_sesv2::Client, from: impl Into<String>) -> Self {
+        SesMailer {
+            client,
+            from: from.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Mailer for SesMailer {
+    async fn send(&self, m: &EmailMessage) -> Result<(), MailError> {
+        use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+        let content = |data: &str| {
+            Content::builder()
+                .data(data)
+                .charset("UTF-8")
+                .build()
+                .map_err(|e| MailError(Box::new(e)))
+        };
+        let message = Message::builder()
+            .subject(content(&m.subject)?)
+            .body(
+                Body::builder()
+                    .text(content(&m.text)?)
+                    .html(content(&m.html)?)
+                    .build(),
+            )
+            .build();
+        self.client
+            .send_email()
+            .from_email_address(&self.from)
+            .destination(Destination::builder().to_addresses(m.to.as_str()).build())
+            .content(EmailContent::builder().simple(message).build())
+            .send()
+            .await
+            .map_err(|e| MailError(crate::aws::sdk_cause(e)))?;
+        Ok(())
+    }
+}
+
+/// Keeps sent messages in memory, for tests.
+#[derive(Default)]
+pub struct RecordingMailer {
+    sent: Mutex<Vec<EmailMessage>>,
+}
+
+impl RecordingMailer {
+    pub fn sent(&self) -> Vec<EmailMessage> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(message.clone());
+        Ok(())
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Fills `{{name}}` placeholders; values are HTML-escaped when `html` is true.
+fn render(template: &str, vars: &[(&str, &str)], html: bool) -> String {
+    let mut out = template.to_string();
+    for (name, value) in vars {
+        let value = if html {
+            escape_html(value)
+        } else {
+            value.to_string()
+        };
+        out = out.replace(&format!("{{{{{name}}}}}"), &value);
+    }
+    out
+}
+
+fn message(
+    to: &Email,
+    subject: String,
+    text: &str,
+    html: &str,
+    vars: &[(&str, &str)],
+) -> EmailMessage {
+    EmailMessage {
+        to: to.clone(),
+        subject,
+        text: render(text, vars, false),
+        html: render(html, vars, true),
+    }
+}
+
+/// The reset-link message. `link` carries the token in its fragment.
+pub fn password_reset(
+    to: &Email,
+    tenant_name: &str,
+    link: &str,
+    expires_minutes: i64,
+) -> EmailMessage {
+    let minutes = expires_minutes.to_string();
+    let vars = [
+        ("tenant_name", tenant_name),
+        ("link", link),
+        ("expires_minutes", minutes.as_str()),
+    ];
+    message(
+        to,
+        format!("Reset your {tenant_name} password"),
+        include_str!("../templates/password-reset.txt"),
+        include_str!("../templates/password-reset.html"),
+        &vars,
+    )
+}
+
+/// The "your password was changed" notice sent after a reset.
+pub fn password_changed(to: &Email, tenant_name: &str) -> EmailMessage {
+    message(
+        to,
+        format!("Your {tenant_name} password was changed"),
+        include_str!("../templates/password-changed.txt"),
+        include_str!("../templates/password-changed.html"),
+        &[("tenant_name", tenant_name)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_mail_has_link_tenant_and_no_referrer_and_escapes_html() {
+        let to = Email::parse("a@example.com").unwrap();
+        let m = password_reset(
+            &to,
+            "Acme <Labs>",
+            "https://app.example.com/reset-password#token=abc",
+            30,
+        );
+        assert_eq!(m.subject, "Reset your Acme <Labs> password");
+        assert!(m
+            .text
+            .contains("https://app.example.com/reset-password#token=abc"));
+        assert!(m.text.contains("Acme <Labs>") && m.text.contains("30 minutes"));
+        assert!(m
+            .html
+            .contains(r#"<meta name="referrer" content="no-referrer">"#));
+        assert!(m.html.contains("Acme &lt;Labs&gt;") && !m.html.contains("Acme <Labs>"));
+        assert!(!m.html.contains("{{") && !m.text.contains("{{"));
+    }
+
+    #[test]
+    fn changed_mail_names_the_tenant() {
+        let m = password_changed(&Email::parse("a@example.com").unwrap(), "Acme");
+        assert!(m.subject.contains("Acme") && m.text.contains("Acme") && m.html.contains("Acme"));
+    }
+}
