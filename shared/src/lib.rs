@@ -15,6 +15,7 @@ pub mod ratelimit;
 pub mod request;
 pub mod store;
 pub mod tenant;
+pub mod testing;
 pub mod time;
 
 pub use envelope::ApiResponse;

@@ -33,16 +33,6 @@ impl MemoryStore {
         let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
         f(&mut guard)
     }
-
-    /// Test helper: adds a membership for a user.
-    pub fn add_membership(&self, user: &UserId, membership: Membership) {
-        self.with(|d| {
-            d.memberships
-                .entry(user.clone())
-                .or_default()
-                .push(membership)
-        });
-    }
 }
 
 #[async_trait]

@@ -1,0 +1,211 @@
+//! forgot-password on the in-memory store with a recording mailer.
+
+use serde_json::json;
+use shared::auth::sha256_hex;
+use shared::config::ResetConfig;
+use shared::domain::Role;
+use shared::email::RecordingMailer;
+use shared::proxy_event::ProxyRequest;
+use shared::store::{MemoryStore, ResetStore, TenantStore, UserStore};
+
+use shared::tenant::RedirectOrigin;
+use shared::testing::{self, read};
+use std::sync::Arc;
+
+struct Fixture {
+    store: Arc<MemoryStore>,
+    mailer: Arc<RecordingMailer>,
+    app: forgot_password::App,
+}
+
+fn fixture(fallback: Option<&str>) -> Fixture {
+    let store = Arc::new(MemoryStore::new());
+    let mailer = Arc::new(RecordingMailer::default());
+    let config = ResetConfig {
+        sender_email: "no-reply@example.com".into(),
+        token_ttl_secs: 1800,
+        fallback_origin: fallback.map(|o| RedirectOrigin::parse(o).unwrap()),
+        min_response_ms: 1,
+    };
+    let app = forgot_password::App {
+        store: store.clone(),
+        mailer: mailer.clone(),
+        config,
+    };
+    Fixture { store, mailer, app }
+}
+
+async fn forgot(f: &Fixture, email: &str, ip: &str) -> (u16, serde_json::Value) {
+    let req = ProxyRequest::new("POST", "/auth/forgot-password")
+        .json_body(&json!({"email": email}).to_string())
+        .from_ip(ip);
+    read(&forgot_password::handle(&f.app, req.to_lambda_request()).await)
+}
+
+fn token_in(link_text: &str) -> String {
+    let start = link_text.find("#token=").expect("link has a token") + 7;
+    link_text[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
+}
+
+#[tokio::test]
+async fn known_unknown_and_disabled_get_the_same_answer_only_known_get_mail() {
+    let f = fixture(None);
+    let user = testing::user(f.store.as_ref(), false).await;
+    let disabled = testing::user_with_status(
+        f.store.as_ref(),
+        false,
+        shared::domain::UserStatus::Disabled,
+    )
+    .await;
+    let known = forgot(&f, user.email.as_str(), "10.0.0.1").await;
+    let unknown = forgot(&f, "nobody@example.com", "10.0.0.2").await;
+    let inactive = forgot(&f, disabled.email.as_str(), "10.0.0.3").await;
+    assert_eq!(known, unknown);
+    assert_eq!(known, inactive);
+    assert_eq!(known.0, 200);
+    let sent = f.mailer.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, user.email);
+}
+
+#[tokio::test]
+async fn link_uses_the_tenant_primary_origin_and_only_the_hash_is_stored() {
+    let f = fixture(Some("https://fallback.example.com"));
+    let user = testing::user(f.store.as_ref(), false).await;
+    let tenant = testing::tenant(f.store.as_ref(), "Acme Labs", Some((&user, Role::Member))).await;
+    let origins = RedirectOrigin::parse_list(&[
+        "https://app.acme.example".into(),
+        "https://other.acme.example".into(),
+    ])
+    .unwrap();
+    f.store
+        .set_redirect_origins(&tenant.id, &origins)
+        .await
+        .unwrap();
+    // A client-supplied redirect and Host are ignored.
+    let req = ProxyRequest::new("POST", "/auth/forgot-password")
+        .json_body(
+            &json!({"email": user.email, "redirect_url": "https://evil.example"}).to_string(),
+        )
+        .header("host", "evil.example");
+    assert_eq!(
+        read(&forgot_password::handle(&f.app, req.to_lambda_request()).await).0,
+        200
+    );
+    let mail = &f.mailer.sent()[0];
+    assert!(
+        mail.text
+            .contains("https://app.acme.example/reset-password#token="),
+        "{}",
+        mail.text
+    );
+    assert!(mail.subject.contains("Acme Labs") && mail.text.contains("Acme Labs"));
+    assert!(!mail.text.contains("evil"));
+    let token = token_in(&mail.text);
+    assert_eq!(token.len(), 43);
+    let stored = f
+        .store
+        .reset_token(&sha256_hex(token.as_bytes()))
+        .await
+        .unwrap()
+        .expect("stored by hash");
+    assert_eq!(stored.user_id, user.id);
+    assert!(
+        f.store.reset_token(&token).await.unwrap().is_none(),
+        "the plaintext is never a key"
+    );
+}
+
+#[tokio::test]
+async fn fallback_origin_then_localhost() {
+    let f = fixture(Some("https://portal.example.com"));
+    let user = testing::user(f.store.as_ref(), false).await;
+    forgot(&f, user.email.as_str(), "10.0.0.3").await;
+    assert!(f.mailer.sent()[0]
+        .text
+        .contains("https://portal.example.com/reset-password#token="));
+
+    let f = fixture(None);
+    let user = testing::user(f.store.as_ref(), false).await;
+    forgot(&f, user.email.as_str(), "10.0.0.4").await;
+    assert!(f.mailer.sent()[0]
+        .text
+        .contains("http://localhost/reset-password#token="));
+}
+
+#[tokio::test]
+async fn a_new_request_invalidates_the_earlier_token() {
+    let f = fixture(None);
+    let user = testing::user(f.store.as_ref(), false).await;
+    forgot(&f, user.email.as_str(), "10.0.1.1").await;
+    forgot(&f, user.email.as_str(), "10.0.1.2").await;
+    let sent = f.mailer.sent();
+    let first = f
+        .store
+        .reset_token(&sha256_hex(token_in(&sent[0].text).as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    let second = f
+        .store
+        .reset_token(&sha256_hex(token_in(&sent[1].text).as_bytes()))
+        .await
+        .unwrap()
+        .unwrap();
+    let current = f
+        .store
+        .user_by_id(&user.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .reset_generation;
+    assert_eq!(second.generation, current);
+    assert_ne!(
+        first.generation, current,
+        "the earlier token belongs to a dead generation"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_silence_mail_but_not_the_answer() {
+    let f = fixture(None);
+    let user = testing::user(f.store.as_ref(), false).await;
+    // 3 per email per hour, from different addresses.
+    for n in 0..5 {
+        assert_eq!(
+            forgot(&f, user.email.as_str(), &format!("10.1.0.{n}"))
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(f.mailer.sent().len(), 3);
+    // 5 per address per hour, for different emails.
+    let others: Vec<_> = futures_users(&f, 6).await;
+    for u in &others {
+        assert_eq!(forgot(&f, u.email.as_str(), "10.2.0.1").await.0, 200);
+    }
+    assert_eq!(f.mailer.sent().len(), 3 + 5);
+}
+
+async fn futures_users(f: &Fixture, n: usize) -> Vec<shared::domain::User> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(testing::user(f.store.as_ref(), false).await);
+    }
+    out
+}
+
+#[tokio::test]
+async fn malformed_requests_are_400s() {
+    let f = fixture(None);
+    for body in ["{", "{}", r#"{"email": 3}"#, r#"{"email": "not-an-email"}"#] {
+        let req = ProxyRequest::new("POST", "/auth/forgot-password").json_body(body);
+        let (status, json) = read(&forgot_password::handle(&f.app, req.to_lambda_request()).await);
+        assert_eq!(status, 400, "{body}: {json}");
+    }
+    assert!(f.mailer.sent().is_empty());
+}

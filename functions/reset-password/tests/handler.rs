@@ -1,0 +1,173 @@
+//! reset-password on the in-memory store with a recording mailer.
+
+use serde_json::json;
+use shared::auth::opaque;
+use shared::auth::password::verify_password;
+use shared::domain::{User, UserStatus};
+use shared::email::RecordingMailer;
+use shared::proxy_event::ProxyRequest;
+use shared::store::{MemoryStore, ResetStore, UserStore};
+use shared::testing::{self, read};
+use std::sync::Arc;
+
+const NEW_PASSWORD: &str = "violet tram umbrella 42";
+
+fn app() -> (Arc<MemoryStore>, Arc<RecordingMailer>, reset_password::App) {
+    let store = Arc::new(MemoryStore::new());
+    let mailer = Arc::new(RecordingMailer::default());
+    (
+        store.clone(),
+        mailer.clone(),
+        reset_password::App { store, mailer },
+    )
+}
+
+/// Issues a token the way forgot-password does and returns its plaintext.
+async fn token_for(store: &MemoryStore, user: &User, expires_at: i64) -> String {
+    let fresh = store.user_by_id(&user.id).await.unwrap().unwrap();
+    let minted = opaque::mint();
+    store
+        .create_reset_token(&fresh, &minted.hash, expires_at)
+        .await
+        .unwrap();
+    minted.plaintext
+}
+
+async fn reset(
+    app: &reset_password::App,
+    token: &str,
+    password: &str,
+    ip: &str,
+) -> (u16, serde_json::Value) {
+    let req = ProxyRequest::new("POST", "/auth/reset-password")
+        .json_body(&json!({"token": token, "password": password}).to_string())
+        .from_ip(ip);
+    read(&reset_password::handle(app, req.to_lambda_request()).await)
+}
+
+fn later() -> i64 {
+    shared::time::now_unix() + 1800
+}
+
+#[tokio::test]
+async fn reset_changes_the_password_ends_sessions_and_sends_a_notice() {
+    let (store, mailer, app) = app();
+    let user = testing::user(store.as_ref(), false).await;
+    let token = token_for(&store, &user, later()).await;
+    let (status, body) = reset(&app, &token, NEW_PASSWORD, "10.0.0.1").await;
+    assert_eq!(
+        (status, body["data"]["password_reset"].as_bool()),
+        (200, Some(true)),
+        "{body}"
+    );
+    let after = store.user_by_id(&user.id).await.unwrap().unwrap();
+    assert!(
+        verify_password(NEW_PASSWORD.into(), Some(after.password_hash.clone()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !verify_password(testing::PASSWORD.into(), Some(after.password_hash))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        after.session_epoch,
+        user.session_epoch + 1,
+        "every refresh token is dead"
+    );
+    assert!(
+        body["data"].get("access_token").is_none(),
+        "no automatic sign-in"
+    );
+    let sent = mailer.sent();
+    assert_eq!((sent.len(), &sent[0].to), (1, &user.email));
+    assert!(sent[0].subject.contains("changed"));
+    // Single use.
+    assert_eq!(
+        reset(&app, &token, "another fine passphrase", "10.0.0.1")
+            .await
+            .1["error"]["code"],
+        "INVALID_OR_EXPIRED_TOKEN"
+    );
+}
+
+#[tokio::test]
+async fn every_bad_token_gets_the_same_400() {
+    let (store, _, app) = app();
+    let user = testing::user(store.as_ref(), false).await;
+    let expired = token_for(&store, &user, shared::time::now_unix() - 1).await;
+    let superseded = token_for(&store, &user, later()).await;
+    let _current = token_for(&store, &user, later()).await;
+    let disabled_user =
+        testing::user_with_status(store.as_ref(), false, UserStatus::Disabled).await;
+    let disabled_token = token_for(&store, &disabled_user, later()).await;
+    let unknown = opaque::mint().plaintext;
+    let mut answers = Vec::new();
+    let tokens = [
+        expired.as_str(),
+        superseded.as_str(),
+        disabled_token.as_str(),
+        unknown.as_str(),
+        "malformed",
+        "",
+    ];
+    for (i, t) in tokens.iter().enumerate() {
+        answers.push(reset(&app, t, NEW_PASSWORD, &format!("10.0.1.{i}")).await);
+    }
+    for a in &answers {
+        assert_eq!(a, &answers[0]);
+    }
+    assert_eq!(
+        (answers[0].0, answers[0].1["error"]["code"].as_str()),
+        (400, Some("INVALID_OR_EXPIRED_TOKEN"))
+    );
+}
+
+#[tokio::test]
+async fn weak_passwords_are_refused_without_spending_the_token() {
+    let (store, _, app) = app();
+    let user = testing::user(store.as_ref(), false).await;
+    let token = token_for(&store, &user, later()).await;
+    let upper_email = user.email.as_str().to_uppercase();
+    let long = "x".repeat(129);
+    for (password, reason) in [
+        ("short", "at least 12"),
+        (long.as_str(), "at most 128"),
+        ("Password1234", "common"),
+        (upper_email.as_str(), "email"),
+    ] {
+        let (status, body) = reset(&app, &token, password, "10.0.2.1").await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some("WEAK_PASSWORD")),
+            "{password}"
+        );
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(reason),
+            "{body}"
+        );
+    }
+    assert_eq!(reset(&app, &token, NEW_PASSWORD, "10.0.2.1").await.0, 200);
+}
+
+#[tokio::test]
+async fn ten_attempts_per_minute_per_address_then_429() {
+    let (_, _, app) = app();
+    for _ in 0..10 {
+        assert_eq!(
+            reset(&app, "malformed", NEW_PASSWORD, "10.9.9.9").await.0,
+            400
+        );
+    }
+    let req = ProxyRequest::new("POST", "/auth/reset-password")
+        .json_body(r#"{"token":"x","password":"y"}"#)
+        .from_ip("10.9.9.9");
+    let resp = reset_password::handle(&app, req.to_lambda_request()).await;
+    assert_eq!(resp.status(), 429);
+    assert!(resp.headers().contains_key("retry-after"));
+    assert_eq!(
+        reset(&app, "malformed", NEW_PASSWORD, "10.9.9.10").await.0,
+        400
+    );
+}

@@ -1,0 +1,228 @@
+//! tenants (redirect origins) on the in-memory store.
+
+use serde_json::{json, Value};
+use shared::auth::jwt::TokenKeys;
+use shared::domain::{Audience, Role, User};
+use shared::proxy_event::ProxyRequest;
+use shared::store::{MemoryStore, TenantStore};
+use shared::testing::{self, read};
+use std::sync::Arc;
+
+fn app() -> (Arc<MemoryStore>, tenants::App) {
+    let store = Arc::new(MemoryStore::new());
+    let keys =
+        TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 900).unwrap();
+    (store.clone(), tenants::App { store, keys })
+}
+
+fn request(
+    app: &tenants::App,
+    method: &str,
+    slug: &str,
+    who: &User,
+    aud: Audience,
+    body: Option<Value>,
+) -> ProxyRequest {
+    let token = app
+        .keys
+        .issue(&who.id, aud, shared::time::now_unix())
+        .unwrap()
+        .token;
+    let mut req = ProxyRequest::new(method, &format!("/tenants/{slug}/redirect-origins"))
+        .header("authorization", &format!("Bearer {token}"));
+    req.resource = "/tenants/{slug}/redirect-origins".into();
+    req.path_parameters = vec![("slug".into(), slug.into())];
+    if let Some(b) = body {
+        req = req.json_body(&b.to_string());
+    }
+    req
+}
+
+async fn call(app: &tenants::App, req: ProxyRequest) -> (u16, Value) {
+    read(&tenants::handle(app, req.to_lambda_request()).await)
+}
+
+#[tokio::test]
+async fn owners_admins_and_operators_manage_origins_in_order() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let admin = testing::user(store.as_ref(), false).await;
+    store
+        .add_membership(&admin.id, &t, Role::Admin)
+        .await
+        .unwrap();
+    let operator = testing::user(store.as_ref(), true).await;
+    let slug = t.slug.as_str();
+
+    let body = json!({"origins": ["https://app.acme.example", "http://localhost:5173"]});
+    let (status, put) = call(
+        &app,
+        request(&app, "PUT", slug, &owner, Audience::Portal, Some(body)),
+    )
+    .await;
+    assert_eq!(status, 200, "{put}");
+    assert_eq!(put["data"]["primary"], "https://app.acme.example");
+    for (who, aud) in [(&admin, Audience::Portal), (&operator, Audience::Operator)] {
+        let (status, got) = call(&app, request(&app, "GET", slug, who, aud, None)).await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            got["data"]["origins"],
+            json!(["https://app.acme.example", "http://localhost:5173"])
+        );
+    }
+    let (status, _) = call(
+        &app,
+        request(
+            &app,
+            "PUT",
+            slug,
+            &operator,
+            Audience::Operator,
+            Some(json!({"origins": []})),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(store
+        .tenant_by_id(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .redirect_origins
+        .is_empty());
+}
+
+#[tokio::test]
+async fn members_outsiders_and_portal_sessions_of_operators_are_refused() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let member = testing::user(store.as_ref(), false).await;
+    store
+        .add_membership(&member.id, &t, Role::Member)
+        .await
+        .unwrap();
+    let outsider = testing::user(store.as_ref(), false).await;
+    let other = testing::tenant(store.as_ref(), "Other", Some((&outsider, Role::Owner))).await;
+    let operator = testing::user(store.as_ref(), true).await;
+    let slug = t.slug.as_str();
+
+    assert_eq!(
+        call(
+            &app,
+            request(&app, "GET", slug, &member, Audience::Portal, None)
+        )
+        .await
+        .0,
+        403
+    );
+    // An owner of another tenant cannot even learn that this one exists.
+    let (status, body) = call(
+        &app,
+        request(&app, "GET", slug, &outsider, Audience::Portal, None),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("TENANT_NOT_FOUND"))
+    );
+    let (missing_status, missing) = call(
+        &app,
+        request(
+            &app,
+            "GET",
+            "no-such-tenant",
+            &outsider,
+            Audience::Portal,
+            None,
+        ),
+    )
+    .await;
+    assert_eq!((missing_status, &missing["error"]), (404, &body["error"]));
+    // The operator flag counts only in an operator session.
+    assert_eq!(
+        call(
+            &app,
+            request(&app, "GET", slug, &operator, Audience::Portal, None)
+        )
+        .await
+        .0,
+        404
+    );
+    // The outsider's own tenant is unaffected by all this.
+    assert_eq!(
+        call(
+            &app,
+            request(
+                &app,
+                "GET",
+                other.slug.as_str(),
+                &outsider,
+                Audience::Portal,
+                None
+            )
+        )
+        .await
+        .0,
+        200
+    );
+    let mut anonymous = ProxyRequest::new("GET", &format!("/tenants/{slug}/redirect-origins"));
+    anonymous.resource = "/tenants/{slug}/redirect-origins".into();
+    anonymous.path_parameters = vec![("slug".into(), slug.into())];
+    assert_eq!(call(&app, anonymous).await.0, 401);
+}
+
+#[tokio::test]
+async fn invalid_origin_lists_are_400s_and_change_nothing() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let good = json!({"origins": ["https://app.acme.example"]});
+    assert_eq!(
+        call(
+            &app,
+            request(
+                &app,
+                "PUT",
+                t.slug.as_str(),
+                &owner,
+                Audience::Portal,
+                Some(good)
+            )
+        )
+        .await
+        .0,
+        200
+    );
+    let bad_lists = [
+        json!({"origins": ["https://app.acme.example/path"]}),
+        json!({"origins": ["https://*.acme.example"]}),
+        json!({"origins": ["https://user:pw@acme.example"]}),
+        json!({"origins": ["http://acme.example"]}),
+        json!({"origins": ["https://a.example", "https://A.example"]}),
+        json!({"origins": "https://a.example"}),
+        json!({}),
+    ];
+    for body in bad_lists {
+        let (status, resp) = call(
+            &app,
+            request(
+                &app,
+                "PUT",
+                t.slug.as_str(),
+                &owner,
+                Audience::Portal,
+                Some(body.clone()),
+            ),
+        )
+        .await;
+        assert_eq!(status, 400, "{body}: {resp}");
+    }
+    let stored = store.tenant_by_id(&t.id).await.unwrap().unwrap();
+    assert_eq!(stored.redirect_origins.len(), 1);
+    assert_eq!(
+        stored.redirect_origins[0].as_str(),
+        "https://app.acme.example"
+    );
+}

@@ -1,0 +1,63 @@
+//! Fixtures for handler tests across function crates: users and tenants in any `Store`, and
+//! calling a handler with a proxy event and reading its envelope. Not used at run time.
+
+use crate::auth::password::hash_password;
+use crate::domain::{Email, Role, User, UserId, UserStatus};
+use crate::store::Store;
+use crate::tenant::{Tenant, TenantSlug, TenantStatus};
+use lambda_http::{Body, Response};
+use serde_json::Value;
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// An active user with a unique email and `PASSWORD`, stored.
+pub async fn user(store: &dyn Store, platform_admin: bool) -> User {
+    user_with_status(store, platform_admin, UserStatus::Active).await
+}
+
+/// Like `user`, with the given status (e.g. a disabled account).
+pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: UserStatus) -> User {
+    let user = User {
+        id: UserId::new_random(),
+        email: Email::parse(&format!("{}@example.com", uuid::Uuid::new_v4())).expect("valid email"),
+        password_hash: hash_password(PASSWORD.into()).await.expect("hashing works"),
+        platform_admin,
+        status,
+        session_epoch: 0,
+        reset_generation: 0,
+        created_at: crate::time::now_unix(),
+    };
+    store.create_user(&user).await.expect("user stored");
+    user
+}
+
+/// An active tenant with a unique slug, stored, with `user` as a member in `role` if given.
+pub async fn tenant(store: &dyn Store, name: &str, member: Option<(&User, Role)>) -> Tenant {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tenant = Tenant {
+        slug: TenantSlug::parse(&format!("t-{}", &id[..12])).expect("valid slug"),
+        id,
+        name: name.to_string(),
+        status: TenantStatus::Active,
+        redirect_origins: Vec::new(),
+        created_at: crate::time::now_unix(),
+    };
+    store.create_tenant(&tenant).await.expect("tenant stored");
+    if let Some((user, role)) = member {
+        store
+            .add_membership(&user.id, &tenant, role)
+            .await
+            .expect("membership stored");
+    }
+    tenant
+}
+
+/// Status and parsed JSON body of a handler's response.
+pub fn read(resp: &Response<Body>) -> (u16, Value) {
+    let body = match resp.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap_or(Value::Null),
+        Body::Binary(b) => serde_json::from_slice(b).unwrap_or(Value::Null),
+        _ => Value::Null,
+    };
+    (resp.status().as_u16(), body)
+}
