@@ -190,6 +190,29 @@ mod tests {
     }
 
     #[test]
+    fn every_sample_event_targets_a_route_of_its_function() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let functions = load(&root.join("infra/template.yaml")).unwrap();
+        let mut checked = 0;
+        for dir in std::fs::read_dir(root.join("events")).unwrap() {
+            let dir = dir.unwrap().path();
+            let name = dir.file_name().unwrap().to_string_lossy().to_string();
+            let f = functions.iter().find(|f| f.binary == name).unwrap_or_else(|| panic!("events/{name}: no such function"));
+            for file in std::fs::read_dir(&dir).unwrap() {
+                let path = file.unwrap().path();
+                let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let (method, resource) = (event["httpMethod"].as_str().unwrap(), event["resource"].as_str().unwrap());
+                assert!(
+                    f.routes.iter().any(|r| r.method == method && r.path == resource),
+                    "{path:?}: {method} {resource} is not a route of {name}"
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked >= 10, "only {checked} sample events");
+    }
+
+    #[test]
     fn function_env_overrides_globals_and_binary_is_required() {
         let t = "Globals:\n  Function:\n    Timeout: 5\n    Environment:\n      Variables:\n        A: g\n        B: g\nResources:\n  F:\n    Type: AWS::Serverless::Function\n    Metadata:\n      BuildProperties:\n        Binary: f\n    Properties:\n      Timeout: 9\n      Environment:\n        Variables:\n          B: !Ref X\n";
         let f = &parse(t).unwrap()[0];

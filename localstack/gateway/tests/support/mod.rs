@@ -164,3 +164,40 @@ pub fn unique_ip() -> String {
     let b = uuid::Uuid::new_v4().into_bytes();
     format!("10.{}.{}.{}", b[0], b[1], b[2])
 }
+
+impl Platform {
+    /// Messages the emulator captured for `to` (moto's SES store), oldest first, as
+    /// (subject, body) pairs.
+    pub async fn mail_to(&self, to: &str) -> Vec<(String, String)> {
+        let url = format!("{}/moto-api/data.json", std::env::var("AWS_ENDPOINT_URL").unwrap());
+        let req = hyper::Request::get(url).body(Full::new(Bytes::new())).unwrap();
+        let resp = self.client.request(req).await.expect("emulator answers");
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let data: Value = serde_json::from_slice(&bytes).expect("moto data is JSON");
+        data["ses"]["Message"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|t| t == to)))
+            .map(|m| (m["subject"].as_str().unwrap_or("").to_string(), m["body"].as_str().unwrap_or("").to_string()))
+            .collect()
+    }
+
+    /// Waits briefly for the `n`th message to `to` (sending is synchronous, but be tolerant).
+    pub async fn wait_for_mail(&self, to: &str, n: usize) -> Vec<(String, String)> {
+        for _ in 0..50 {
+            let mail = self.mail_to(to).await;
+            if mail.len() >= n {
+                return mail;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("expected {n} messages to {to}");
+    }
+}
+
+/// The reset token in a mail body's link (`...#token=<token>`).
+pub fn token_in(body: &str) -> String {
+    let start = body.find("#token=").expect("the mail has a reset link") + "#token=".len();
+    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
