@@ -4,13 +4,14 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
 
-.PHONY: help dev test lint bench build fmt clean-state
+.PHONY: help dev test lint bench build fmt mail
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
 	@echo "make test    run the whole test suite (own emulator on a free port)"
 	@echo "make lint    rustfmt check, clippy with warnings denied, cfn-lint on the template"
 	@echo "make bench   release builds; cold start, RSS and size against a hello-world baseline"
+	@echo "make mail    messages the local emulator captured (recipient, subject, link)"
 
 $(STAMP): localstack/requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -39,3 +40,6 @@ fmt:
 
 bench: $(STAMP)
 	localstack/bench.sh
+
+mail: $(STAMP)
+	$(VENV)/bin/python localstack/mail.py

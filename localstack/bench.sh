@@ -17,4 +17,8 @@ unset RUST_BACKTRACE
 R=target/release
 target/release/coldstart-bench --runs "${BENCH_RUNS:-30}" \
   --baseline "hello=$R/bench-hello:events/login/health-live.json" \
-  --function "login=$R/login:events/login/health-live.json"
+  --function "login=$R/login:events/login/health-live.json" \
+  --function "forgot-password=$R/forgot-password:events/login/health-live.json" \
+  --function "reset-password=$R/reset-password:events/login/health-live.json" \
+  --function "tenants=$R/tenants:events/login/health-live.json"
+target/release/forgot-timing-bench --requests "${BENCH_FORGOT_REQUESTS:-200}"

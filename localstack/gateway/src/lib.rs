@@ -30,6 +30,8 @@ pub struct GatewayConfig {
     /// Function output goes here instead of the gateway's stdout.
     pub log_file: Option<PathBuf>,
     pub quiet: bool,
+    /// Function environment values that win over the gateway's own environment.
+    pub env_overrides: Vec<(String, String)>,
 }
 
 /// AWS settings every function receives, taken from the gateway's own environment.
@@ -95,7 +97,14 @@ pub async fn start(config: GatewayConfig) -> Result<RunningGateway, String> {
                 binary.display()
             ));
         }
-        let env = function_env(&f.environment, |n| std::env::var(n).ok());
+        let overrides = &config.env_overrides;
+        let env = function_env(&f.environment, |n| {
+            overrides
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.clone())
+                .or_else(|| std::env::var(n).ok())
+        });
         let spec = LaunchSpec {
             function_name: f.binary.clone(),
             binary,

@@ -20,6 +20,7 @@ async fn main() {
         trust_forwarded_for: false,
         log_file: None,
         quiet: false,
+        env_overrides: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {

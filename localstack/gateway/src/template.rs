@@ -197,13 +197,22 @@ mod tests {
         for dir in std::fs::read_dir(root.join("events")).unwrap() {
             let dir = dir.unwrap().path();
             let name = dir.file_name().unwrap().to_string_lossy().to_string();
-            let f = functions.iter().find(|f| f.binary == name).unwrap_or_else(|| panic!("events/{name}: no such function"));
+            let f = functions
+                .iter()
+                .find(|f| f.binary == name)
+                .unwrap_or_else(|| panic!("events/{name}: no such function"));
             for file in std::fs::read_dir(&dir).unwrap() {
                 let path = file.unwrap().path();
-                let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-                let (method, resource) = (event["httpMethod"].as_str().unwrap(), event["resource"].as_str().unwrap());
+                let event: serde_json::Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                let (method, resource) = (
+                    event["httpMethod"].as_str().unwrap(),
+                    event["resource"].as_str().unwrap(),
+                );
                 assert!(
-                    f.routes.iter().any(|r| r.method == method && r.path == resource),
+                    f.routes
+                        .iter()
+                        .any(|r| r.method == method && r.path == resource),
                     "{path:?}: {method} {resource} is not a route of {name}"
                 );
                 checked += 1;

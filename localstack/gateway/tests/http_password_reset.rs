@@ -19,43 +19,108 @@ async fn full_recovery_flow_through_the_mail() {
     let tenant = shared::testing::tenant(&p.store, "Acme Labs", Some((&user, Role::Owner))).await;
 
     // The owner sets the tenant's redirect origins over HTTP.
-    let login = p.post("/auth/login", json!({"email": user.email, "password": PASSWORD}), &ip).await;
+    let login = p
+        .post(
+            "/auth/login",
+            json!({"email": user.email, "password": PASSWORD}),
+            &ip,
+        )
+        .await;
     assert_eq!(login.status, 200);
-    let access = login.json["data"]["access_token"].as_str().unwrap().to_string();
+    let access = login.json["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let old_refresh = login.json["data"]["refresh_token"].clone();
     let put = p
         .send(
             "PUT",
             &format!("/tenants/{}/redirect-origins", tenant.slug),
-            &[("authorization", &format!("Bearer {access}")), ("content-type", "application/json")],
-            Some(json!({"origins": ["https://app.acme.example", "http://localhost:5173"]}).to_string().into_bytes()),
+            &[
+                ("authorization", &format!("Bearer {access}")),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                json!({"origins": ["https://app.acme.example", "http://localhost:5173"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
         )
         .await;
     assert_eq!(put.status, 200, "{}", put.json);
-    let got = p.get(&format!("/tenants/{}/redirect-origins", tenant.slug), Some(&access)).await;
+    let got = p
+        .get(
+            &format!("/tenants/{}/redirect-origins", tenant.slug),
+            Some(&access),
+        )
+        .await;
     assert_eq!(got.json["data"]["primary"], "https://app.acme.example");
 
-    let forgot = p.post("/auth/forgot-password", json!({"email": user.email}), &ip).await;
+    let forgot = p
+        .post("/auth/forgot-password", json!({"email": user.email}), &ip)
+        .await;
     assert_eq!(forgot.status, 200);
     let mail = p.wait_for_mail(user.email.as_str(), 1).await;
     let (subject, body) = &mail[0];
     assert!(subject.contains("Acme Labs"), "{subject}");
-    assert!(body.contains("https://app.acme.example/reset-password#token="), "{body}");
+    assert!(
+        body.contains("https://app.acme.example/reset-password#token="),
+        "{body}"
+    );
     assert!(body.contains(r#"<meta name="referrer" content="no-referrer">"#));
     let token = token_in(body);
 
-    let reset = p.post("/auth/reset-password", json!({"token": token, "password": NEW_PASSWORD}), &ip).await;
+    let reset = p
+        .post(
+            "/auth/reset-password",
+            json!({"token": token, "password": NEW_PASSWORD}),
+            &ip,
+        )
+        .await;
     assert_eq!(reset.status, 200, "{}", reset.json);
     assert!(reset.json["data"].get("access_token").is_none());
 
-    assert_eq!(p.post("/auth/login", json!({"email": user.email, "password": PASSWORD}), &unique_ip()).await.status, 401);
-    assert_eq!(p.post("/auth/login", json!({"email": user.email, "password": NEW_PASSWORD}), &unique_ip()).await.status, 200);
-    assert_eq!(p.post("/auth/refresh", json!({"refresh_token": old_refresh}), &ip).await.status, 401, "sessions from before the reset are over");
+    assert_eq!(
+        p.post(
+            "/auth/login",
+            json!({"email": user.email, "password": PASSWORD}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        401
+    );
+    assert_eq!(
+        p.post(
+            "/auth/login",
+            json!({"email": user.email, "password": NEW_PASSWORD}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        p.post("/auth/refresh", json!({"refresh_token": old_refresh}), &ip)
+            .await
+            .status,
+        401,
+        "sessions from before the reset are over"
+    );
     let after = p.wait_for_mail(user.email.as_str(), 2).await;
     assert!(after[1].0.contains("changed"), "{:?}", after[1].0);
     // The link is single use.
-    let again = p.post("/auth/reset-password", json!({"token": token, "password": "yet another passphrase"}), &unique_ip()).await;
-    assert_eq!((again.status, again.json["error"]["code"].as_str()), (400, Some("INVALID_OR_EXPIRED_TOKEN")));
+    let again = p
+        .post(
+            "/auth/reset-password",
+            json!({"token": token, "password": "yet another passphrase"}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.json["error"]["code"].as_str()),
+        (400, Some("INVALID_OR_EXPIRED_TOKEN"))
+    );
     p.shutdown().await;
 }
 
@@ -64,14 +129,32 @@ async fn full_recovery_flow_through_the_mail() {
 async fn fifty_concurrent_resets_with_one_token_succeed_exactly_once() {
     let p = std::sync::Arc::new(Platform::start().await);
     let user = p.user(false).await;
-    assert_eq!(p.post("/auth/forgot-password", json!({"email": user.email}), &unique_ip()).await.status, 200);
+    assert_eq!(
+        p.post(
+            "/auth/forgot-password",
+            json!({"email": user.email}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
     let token = token_in(&p.wait_for_mail(user.email.as_str(), 1).await[0].1);
     let mut tasks = Vec::new();
     for n in 0..50 {
         let (p, token) = (p.clone(), token.clone());
         tasks.push(tokio::spawn(async move {
-            let r = p.post("/auth/reset-password", json!({"token": token, "password": format!("{NEW_PASSWORD} {n}")}), &unique_ip()).await;
-            (r.status, r.json["error"]["code"].as_str().map(str::to_string))
+            let r = p
+                .post(
+                    "/auth/reset-password",
+                    json!({"token": token, "password": format!("{NEW_PASSWORD} {n}")}),
+                    &unique_ip(),
+                )
+                .await;
+            (
+                r.status,
+                r.json["error"]["code"].as_str().map(str::to_string),
+            )
         }));
     }
     let mut ok = 0;
@@ -91,14 +174,41 @@ async fn a_second_request_invalidates_the_first_link() {
     let p = Platform::start().await;
     let user = p.user(false).await;
     for _ in 0..2 {
-        assert_eq!(p.post("/auth/forgot-password", json!({"email": user.email}), &unique_ip()).await.status, 200);
+        assert_eq!(
+            p.post(
+                "/auth/forgot-password",
+                json!({"email": user.email}),
+                &unique_ip()
+            )
+            .await
+            .status,
+            200
+        );
     }
     let mail = p.wait_for_mail(user.email.as_str(), 2).await;
     let (first, second) = (token_in(&mail[0].1), token_in(&mail[1].1));
     assert_ne!(first, second);
-    let stale = p.post("/auth/reset-password", json!({"token": first, "password": NEW_PASSWORD}), &unique_ip()).await;
-    assert_eq!((stale.status, stale.json["error"]["code"].as_str()), (400, Some("INVALID_OR_EXPIRED_TOKEN")));
-    assert_eq!(p.post("/auth/reset-password", json!({"token": second, "password": NEW_PASSWORD}), &unique_ip()).await.status, 200);
+    let stale = p
+        .post(
+            "/auth/reset-password",
+            json!({"token": first, "password": NEW_PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(
+        (stale.status, stale.json["error"]["code"].as_str()),
+        (400, Some("INVALID_OR_EXPIRED_TOKEN"))
+    );
+    assert_eq!(
+        p.post(
+            "/auth/reset-password",
+            json!({"token": second, "password": NEW_PASSWORD}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
     p.shutdown().await;
 }
 
@@ -107,11 +217,28 @@ async fn a_second_request_invalidates_the_first_link() {
 async fn known_and_unknown_emails_are_indistinguishable() {
     let p = Platform::start().await;
     let user = p.user(false).await;
-    let known = p.post("/auth/forgot-password", json!({"email": user.email}), &unique_ip()).await;
-    let unknown = p.post("/auth/forgot-password", json!({"email": format!("ghost-{}@example.com", uuid::Uuid::new_v4())}), &unique_ip()).await;
+    let known = p
+        .post(
+            "/auth/forgot-password",
+            json!({"email": user.email}),
+            &unique_ip(),
+        )
+        .await;
+    let unknown = p
+        .post(
+            "/auth/forgot-password",
+            json!({"email": format!("ghost-{}@example.com", uuid::Uuid::new_v4())}),
+            &unique_ip(),
+        )
+        .await;
     assert_eq!((known.status, unknown.status), (200, 200));
     assert_eq!(known.json, unknown.json);
-    for h in ["content-type", "cache-control", "content-length", "x-content-type-options"] {
+    for h in [
+        "content-type",
+        "cache-control",
+        "content-length",
+        "x-content-type-options",
+    ] {
         assert_eq!(known.headers.get(h), unknown.headers.get(h), "{h}");
     }
     assert!(!known.headers.contains_key("set-cookie"));
@@ -124,30 +251,99 @@ async fn known_and_unknown_emails_are_indistinguishable() {
 async fn rejections_over_http() {
     let p = Platform::start().await;
     let user = p.user(false).await;
-    assert_eq!(p.post("/auth/forgot-password", json!({"email": user.email}), &unique_ip()).await.status, 200);
+    assert_eq!(
+        p.post(
+            "/auth/forgot-password",
+            json!({"email": user.email}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
     let token = token_in(&p.wait_for_mail(user.email.as_str(), 1).await[0].1);
     let email_upper = user.email.as_str().to_uppercase();
-    for (password, reason) in [("too short", "at least 12"), ("password1234", "common"), (email_upper.as_str(), "email")] {
-        let r = p.post("/auth/reset-password", json!({"token": token, "password": password}), &unique_ip()).await;
-        assert_eq!((r.status, r.json["error"]["code"].as_str()), (400, Some("WEAK_PASSWORD")), "{password}");
-        assert!(r.json["error"]["message"].as_str().unwrap().contains(reason));
+    for (password, reason) in [
+        ("too short", "at least 12"),
+        ("password1234", "common"),
+        (email_upper.as_str(), "email"),
+    ] {
+        let r = p
+            .post(
+                "/auth/reset-password",
+                json!({"token": token, "password": password}),
+                &unique_ip(),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json["error"]["code"].as_str()),
+            (400, Some("WEAK_PASSWORD")),
+            "{password}"
+        );
+        assert!(r.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(reason));
     }
     let unknown = shared::auth::opaque::mint().plaintext;
     for bad in [unknown.as_str(), "malformed", ""] {
-        let r = p.post("/auth/reset-password", json!({"token": bad, "password": NEW_PASSWORD}), &unique_ip()).await;
-        assert_eq!((r.status, r.json["error"]["code"].as_str()), (400, Some("INVALID_OR_EXPIRED_TOKEN")), "{bad:?}");
+        let r = p
+            .post(
+                "/auth/reset-password",
+                json!({"token": bad, "password": NEW_PASSWORD}),
+                &unique_ip(),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json["error"]["code"].as_str()),
+            (400, Some("INVALID_OR_EXPIRED_TOKEN")),
+            "{bad:?}"
+        );
     }
-    for body in [json!({}), json!({"token": token}), json!({"token": 1, "password": NEW_PASSWORD})] {
-        assert_eq!(p.post("/auth/reset-password", body, &unique_ip()).await.status, 400);
+    for body in [
+        json!({}),
+        json!({"token": token}),
+        json!({"token": 1, "password": NEW_PASSWORD}),
+    ] {
+        assert_eq!(
+            p.post("/auth/reset-password", body, &unique_ip())
+                .await
+                .status,
+            400
+        );
     }
     // Weak attempts did not spend the token.
-    assert_eq!(p.post("/auth/reset-password", json!({"token": token, "password": NEW_PASSWORD}), &unique_ip()).await.status, 200);
+    assert_eq!(
+        p.post(
+            "/auth/reset-password",
+            json!({"token": token, "password": NEW_PASSWORD}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
     // Ten attempts a minute per address, then 429 with Retry-After.
     let ip = unique_ip();
     for _ in 0..10 {
-        assert_eq!(p.post("/auth/reset-password", json!({"token": "malformed", "password": NEW_PASSWORD}), &ip).await.status, 400);
+        assert_eq!(
+            p.post(
+                "/auth/reset-password",
+                json!({"token": "malformed", "password": NEW_PASSWORD}),
+                &ip
+            )
+            .await
+            .status,
+            400
+        );
     }
-    let limited = p.post("/auth/reset-password", json!({"token": "malformed", "password": NEW_PASSWORD}), &ip).await;
+    let limited = p
+        .post(
+            "/auth/reset-password",
+            json!({"token": "malformed", "password": NEW_PASSWORD}),
+            &ip,
+        )
+        .await;
     assert_eq!(limited.status, 429);
     assert!(limited.headers.contains_key("retry-after"));
     p.shutdown().await;
@@ -159,15 +355,52 @@ async fn redirect_origins_validation_over_http() {
     let p = Platform::start().await;
     let owner = p.user(false).await;
     let tenant = shared::testing::tenant(&p.store, "Acme", Some((&owner, Role::Owner))).await;
-    p.store.set_redirect_origins(&tenant.id, &[RedirectOrigin::parse("https://keep.example").unwrap()]).await.unwrap();
-    let login = p.post("/auth/login", json!({"email": owner.email, "password": PASSWORD}), &unique_ip()).await;
-    let auth = format!("Bearer {}", login.json["data"]["access_token"].as_str().unwrap());
+    p.store
+        .set_redirect_origins(
+            &tenant.id,
+            &[RedirectOrigin::parse("https://keep.example").unwrap()],
+        )
+        .await
+        .unwrap();
+    let login = p
+        .post(
+            "/auth/login",
+            json!({"email": owner.email, "password": PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    let auth = format!(
+        "Bearer {}",
+        login.json["data"]["access_token"].as_str().unwrap()
+    );
     let path = format!("/tenants/{}/redirect-origins", tenant.slug);
-    for origins in [json!(["https://a.example/path"]), json!(["https://*.a.example"]), json!(["http://a.example"]), json!(["https://u:p@a.example"]), json!(["https://a.example", "https://a.example"])] {
-        let r = p.send("PUT", &path, &[("authorization", &auth)], Some(json!({"origins": origins}).to_string().into_bytes())).await;
-        assert_eq!((r.status, r.json["error"]["code"].as_str()), (400, Some("INVALID_REDIRECT_ORIGIN")), "{origins}");
+    for origins in [
+        json!(["https://a.example/path"]),
+        json!(["https://*.a.example"]),
+        json!(["http://a.example"]),
+        json!(["https://u:p@a.example"]),
+        json!(["https://a.example", "https://a.example"]),
+    ] {
+        let r = p
+            .send(
+                "PUT",
+                &path,
+                &[("authorization", &auth)],
+                Some(json!({"origins": origins}).to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.json["error"]["code"].as_str()),
+            (400, Some("INVALID_REDIRECT_ORIGIN")),
+            "{origins}"
+        );
     }
-    let got = p.get(&path, Some(login.json["data"]["access_token"].as_str().unwrap())).await;
+    let got = p
+        .get(
+            &path,
+            Some(login.json["data"]["access_token"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(got.json["data"]["origins"], json!(["https://keep.example"]));
     p.shutdown().await;
 }

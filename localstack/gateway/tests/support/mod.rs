@@ -52,6 +52,7 @@ impl Platform {
             trust_forwarded_for: true,
             log_file: std::env::var("FUNCTION_LOG_FILE").ok().map(PathBuf::from),
             quiet: true,
+            env_overrides: Vec::new(),
         })
         .await
         .expect("gateway starts");
@@ -169,8 +170,13 @@ impl Platform {
     /// Messages the emulator captured for `to` (moto's SES store), oldest first, as
     /// (subject, body) pairs.
     pub async fn mail_to(&self, to: &str) -> Vec<(String, String)> {
-        let url = format!("{}/moto-api/data.json", std::env::var("AWS_ENDPOINT_URL").unwrap());
-        let req = hyper::Request::get(url).body(Full::new(Bytes::new())).unwrap();
+        let url = format!(
+            "{}/moto-api/data.json",
+            std::env::var("AWS_ENDPOINT_URL").unwrap()
+        );
+        let req = hyper::Request::get(url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
         let resp = self.client.request(req).await.expect("emulator answers");
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let data: Value = serde_json::from_slice(&bytes).expect("moto data is JSON");
@@ -178,8 +184,17 @@ impl Platform {
             .as_array()
             .into_iter()
             .flatten()
-            .filter(|m| m["destinations"]["ToAddresses"].as_array().is_some_and(|a| a.iter().any(|t| t == to)))
-            .map(|m| (m["subject"].as_str().unwrap_or("").to_string(), m["body"].as_str().unwrap_or("").to_string()))
+            .filter(|m| {
+                m["destinations"]["ToAddresses"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|t| t == to))
+            })
+            .map(|m| {
+                (
+                    m["subject"].as_str().unwrap_or("").to_string(),
+                    m["body"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 
@@ -199,5 +214,8 @@ impl Platform {
 /// The reset token in a mail body's link (`...#token=<token>`).
 pub fn token_in(body: &str) -> String {
     let start = body.find("#token=").expect("the mail has a reset link") + "#token=".len();
-    body[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+        .collect()
 }

@@ -1,0 +1,149 @@
+//! `make bench`, part two: does forgot-password take the same time for a known and an unknown
+//! email? Runs the release binaries behind the local gateway against the emulator, sends at
+//! least 200 requests of each kind, interleaved (known, unknown, known, ...) from distinct
+//! client addresses and distinct emails so no rate limit changes the work done, and reports
+//! the medians and their ratio. A second pass with the response floor disabled shows what the
+//! floor hides.
+//!
+//! Usage: forgot-timing-bench [--requests 200] [--functions-dir target/release]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use local_gateway::GatewayConfig;
+use shared::auth::password::hash_password;
+use shared::domain::{Email, User, UserId, UserStatus};
+use shared::store::{DynamoStore, UserStore};
+use std::path::PathBuf;
+use std::time::Instant;
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn p95(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64) * 0.95) as usize - 1]
+}
+
+async fn pass(
+    label: &str,
+    floor_ms: &str,
+    requests: usize,
+    functions_dir: &PathBuf,
+    store: &DynamoStore,
+    phc: &str,
+) {
+    let gateway = local_gateway::start(GatewayConfig {
+        template: "infra/template.yaml".into(),
+        functions_dir: functions_dir.clone(),
+        listen: "127.0.0.1:0".parse().expect("static"),
+        max_instances: 1,
+        trust_forwarded_for: true,
+        log_file: Some(std::env::temp_dir().join("forgot-timing-functions.log")),
+        quiet: true,
+        env_overrides: vec![("FORGOT_PASSWORD_MIN_RESPONSE_MS".into(), floor_ms.into())],
+    })
+    .await
+    .expect("gateway starts");
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let mut known_emails = Vec::with_capacity(requests);
+    for i in 0..requests {
+        let user = User {
+            id: UserId::new_random(),
+            email: Email::parse(&format!("bench-{run}-{i}@example.com")).expect("valid"),
+            password_hash: phc.to_string(),
+            platform_admin: false,
+            status: UserStatus::Active,
+            session_epoch: 0,
+            reset_generation: 0,
+            created_at: 0,
+        };
+        store.create_user(&user).await.expect("seed user");
+        known_emails.push(user.email.to_string());
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let url = format!("http://{}/auth/forgot-password", gateway.addr);
+    let send = |email: String, ip: String| {
+        let req = hyper::Request::post(&url)
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", ip)
+            .body(Full::new(Bytes::from(format!(r#"{{"email":"{email}"}}"#))))
+            .expect("request");
+        let client = client.clone();
+        async move {
+            let started = Instant::now();
+            let resp = client.request(req).await.expect("gateway answers");
+            let status = resp.status().as_u16();
+            let _ = resp.into_body().collect().await;
+            assert_eq!(status, 200);
+            started.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    // Warm the instance so neither side pays the cold start.
+    send(format!("warm-{run}@example.com"), "10.255.255.254".into()).await;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for (i, email) in known_emails.into_iter().enumerate() {
+        known.push(send(email, format!("10.{}.{}.1", i / 250, i % 250)).await);
+        unknown.push(
+            send(
+                format!("nobody-{run}-{i}@example.com"),
+                format!("10.{}.{}.2", i / 250, i % 250),
+            )
+            .await,
+        );
+    }
+    let (km, um) = (median(&mut known), median(&mut unknown));
+    println!(
+        "{label:<28} known median {km:>7.2} ms (p95 {:>7.2})   unknown median {um:>7.2} ms (p95 {:>7.2})   known/unknown {:.3}",
+        p95(&mut known),
+        p95(&mut unknown),
+        km / um
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let mut requests = 200;
+    let mut functions_dir = PathBuf::from("target/release");
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().expect("every flag takes a value");
+        match arg.as_str() {
+            "--requests" => requests = value.parse().expect("--requests takes a number"),
+            "--functions-dir" => functions_dir = value.into(),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    let sdk = shared::aws::sdk_config().await;
+    let store = DynamoStore::new(
+        shared::dynamodb::Client::new(&sdk),
+        std::env::var("TABLE_NAME").expect("TABLE_NAME"),
+    );
+    let phc = hash_password("bench password not used".into())
+        .await
+        .expect("hash");
+    println!("forgot-password latency, {requests} known and {requests} unknown emails, interleaved, one warm instance");
+    let floor = std::env::var("FORGOT_PASSWORD_MIN_RESPONSE_MS").unwrap_or_else(|_| "400".into());
+    pass(
+        &format!("with {floor} ms floor"),
+        &floor,
+        requests,
+        &functions_dir,
+        &store,
+        &phc,
+    )
+    .await;
+    pass(
+        "floor disabled (1 ms)",
+        "1",
+        requests,
+        &functions_dir,
+        &store,
+        &phc,
+    )
+    .await;
+}
