@@ -25,7 +25,7 @@ start_emulator() {
   elif curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
     echo "emulator: reusing the one already on $AWS_ENDPOINT_URL"
   else
-    .venv/bin/moto_server -H 127.0.0.1 -p "$EMULATOR_PORT" >"$STATE_DIR/emulator.log" 2>&1 &
+    .venv/bin/python localstack/emulator.py 127.0.0.1 "$EMULATOR_PORT" >"$STATE_DIR/emulator.log" 2>&1 &
     EMULATOR_PID=$!
     wait_for "$AWS_ENDPOINT_URL/moto-api/" 30
     echo "emulator: moto on $AWS_ENDPOINT_URL (log: $STATE_DIR/emulator.log)"

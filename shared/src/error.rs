@@ -50,6 +50,21 @@ impl ApiError {
         ApiError::bad_request("INVALID_REQUEST", message)
     }
 
+    /// A path this function serves, with a method it does not.
+    pub fn method_not_allowed() -> Self {
+        ApiError::bad_request(
+            "METHOD_NOT_ALLOWED",
+            "this method is not allowed on this route",
+        )
+    }
+
+    pub fn route_not_found() -> Self {
+        ApiError::NotFound {
+            code: "ROUTE_NOT_FOUND",
+            message: "no such route".into(),
+        }
+    }
+
     pub fn unavailable(dependency: &'static str, cause: impl Into<Cause>) -> Self {
         ApiError::Unavailable {
             dependency,

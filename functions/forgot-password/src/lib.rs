@@ -51,14 +51,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     match (req.method().as_str(), req.raw_http_path()) {
         ("POST", "/auth/forgot-password") => forgot_password(app, &ctx, &req).await,
-        (_, "/auth/forgot-password") => Err(ApiError::bad_request(
-            "METHOD_NOT_ALLOWED",
-            "this method is not allowed on this route",
-        )),
-        _ => Err(ApiError::NotFound {
-            code: "ROUTE_NOT_FOUND",
-            message: "no such route".into(),
-        }),
+        (_, "/auth/forgot-password") => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::route_not_found()),
     }
 }
 

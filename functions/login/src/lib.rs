@@ -63,14 +63,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
             | "/.well-known/jwks.json"
             | "/health/live"
             | "/health/ready",
-        ) => Err(ApiError::bad_request(
-            "METHOD_NOT_ALLOWED",
-            "this method is not allowed on this route",
-        )),
-        _ => Err(ApiError::NotFound {
-            code: "ROUTE_NOT_FOUND",
-            message: "no such route".into(),
-        }),
+        ) => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::route_not_found()),
     }
 }
 

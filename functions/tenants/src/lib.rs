@@ -33,14 +33,8 @@ async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiRespo
             Ok(ApiResponse::ok(origins_view(&tenant.redirect_origins)))
         }
         ("PUT", "/tenants/{slug}/redirect-origins") => put_redirect_origins(app, &req).await,
-        (_, "/tenants/{slug}/redirect-origins") => Err(ApiError::bad_request(
-            "METHOD_NOT_ALLOWED",
-            "this method is not allowed on this route",
-        )),
-        _ => Err(ApiError::NotFound {
-            code: "ROUTE_NOT_FOUND",
-            message: "no such route".into(),
-        }),
+        (_, "/tenants/{slug}/redirect-origins") => Err(ApiError::method_not_allowed()),
+        _ => Err(ApiError::route_not_found()),
     }
 }
 

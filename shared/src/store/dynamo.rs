@@ -110,6 +110,21 @@ fn failed_conditions(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool
     }
 }
 
+/// The outcome of a transaction whose conditions guard uniqueness: `Conflict(what)` when any
+/// condition failed, `Unavailable` for anything else.
+fn conflict_if_refused<T>(
+    result: Result<T, SdkError<TransactWriteItemsError>>,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
+            Err(StoreError::Conflict(what))
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
 /// An id that is never issued, read when an email is unknown so both paths cost two reads.
 const ABSENT_USER_KEY: &str = "USER#00000000-0000-0000-0000-000000000000";
 
@@ -264,13 +279,7 @@ impl UserStore for DynamoStore {
             .transact_items(self.put(Self::user_item(user), "attribute_not_exists(PK)")?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Err(
-                StoreError::Conflict("a user with this email already exists"),
-            ),
-            Err(e) => Err(unavailable(e)),
-        }
+        conflict_if_refused(result, "a user with this email already exists")
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
@@ -369,13 +378,7 @@ impl TenantStore for DynamoStore {
             .transact_items(self.put(item, "attribute_not_exists(PK)")?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Err(
-                StoreError::Conflict("a tenant with this slug already exists"),
-            ),
-            Err(e) => Err(unavailable(e)),
-        }
+        conflict_if_refused(result, "a tenant with this slug already exists")
     }
 
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
@@ -489,13 +492,7 @@ impl ResetStore for DynamoStore {
             .transact_items(self.put(token, "attribute_not_exists(PK)")?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
-                Err(StoreError::Conflict("a concurrent reset request won"))
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conflict_if_refused(result, "a concurrent reset request won")
     }
 
     async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetTokenRecord>, StoreError> {
@@ -551,8 +548,8 @@ impl ResetStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Ok(false),
-            // A concurrent consume of the same token makes DynamoDB cancel ours as a conflict.
+            // A failed condition (spent, expired, superseded, inactive), or a cancellation because a
+            // concurrent consume of the same token won: either way this request did not spend it.
             Err(e) if failed_conditions(&e).is_some() => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
@@ -579,13 +576,7 @@ impl SessionStore for DynamoStore {
             .transact_items(self.put(Self::refresh_item(first), "attribute_not_exists(PK)")?)
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
-                Err(StoreError::Conflict("session already exists"))
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        conflict_if_refused(result, "session already exists")
     }
 
     async fn refresh_token(

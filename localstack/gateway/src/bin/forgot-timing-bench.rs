@@ -32,13 +32,13 @@ async fn pass(
     label: &str,
     floor_ms: &str,
     requests: usize,
-    functions_dir: &PathBuf,
+    functions_dir: &std::path::Path,
     store: &DynamoStore,
     phc: &str,
 ) {
     let gateway = local_gateway::start(GatewayConfig {
         template: "infra/template.yaml".into(),
-        functions_dir: functions_dir.clone(),
+        functions_dir: functions_dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().expect("static"),
         max_instances: 1,
         trust_forwarded_for: true,
