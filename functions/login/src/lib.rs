@@ -189,7 +189,7 @@ fn token_pair(
 ) -> Result<serde_json::Value, ApiError> {
     let access = app
         .keys
-        .issue(&user.id, audience, now)
+        .issue(&user.id, audience, user.session_epoch, now)
         .map_err(ApiError::internal)?;
     Ok(json!({
         "access_token": access.token,

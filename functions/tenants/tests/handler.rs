@@ -25,7 +25,7 @@ fn request(
 ) -> ProxyRequest {
     let token = app
         .keys
-        .issue(&who.id, aud, shared::time::now_unix())
+        .issue(&who.id, aud, who.session_epoch, shared::time::now_unix())
         .unwrap()
         .token;
     let mut req = ProxyRequest::new(method, &format!("/tenants/{slug}/redirect-origins"))

@@ -29,10 +29,11 @@ pub fn authenticate(
     })
 }
 
-/// The caller's current, active user record; a token for a deleted or disabled user is a 401.
+/// The caller's current, active user record. A token for a deleted or disabled user, or one
+/// issued before the user's sessions were ended (password reset), is a 401.
 pub async fn current_user(store: &dyn UserStore, principal: &Principal) -> Result<User, ApiError> {
     match store.user_by_id(&principal.user_id).await? {
-        Some(user) if user.is_active() => {
+        Some(user) if user.is_active() && user.session_epoch == principal.session_epoch => {
             if principal.audience == Audience::Operator && !user.platform_admin {
                 return Err(invalid_token());
             }
@@ -97,7 +98,11 @@ mod tests {
         for u in [&admin, &plain, &disabled_admin] {
             store.create_user(u).await.unwrap();
         }
-        let token = |u: &User, aud| keys.issue(&u.id, aud, now_unix()).unwrap().token;
+        let token = |u: &User, aud| {
+            keys.issue(&u.id, aud, u.session_epoch, now_unix())
+                .unwrap()
+                .token
+        };
 
         assert_eq!(
             require_operator(
@@ -151,6 +156,36 @@ mod tests {
             .unwrap_err()
             .status(),
             401
+        );
+    }
+
+    #[tokio::test]
+    async fn token_from_before_the_sessions_were_ended_is_refused() {
+        let keys =
+            TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 60).unwrap();
+        let store = MemoryStore::new();
+        let mut u = user(false, UserStatus::Active);
+        u.session_epoch = 1;
+        store.create_user(&u).await.unwrap();
+        let before = keys
+            .issue(&u.id, Audience::Portal, 0, now_unix())
+            .unwrap()
+            .token;
+        let current = keys
+            .issue(&u.id, Audience::Portal, 1, now_unix())
+            .unwrap()
+            .token;
+        let principal = |t: &str| authenticate(&keys, &with_token(t), &[Audience::Portal]).unwrap();
+        assert_eq!(
+            current_user(&store, &principal(&before))
+                .await
+                .unwrap_err()
+                .status(),
+            401
+        );
+        assert_eq!(
+            current_user(&store, &principal(&current)).await.unwrap().id,
+            u.id
         );
     }
 }

@@ -52,6 +52,10 @@ pub struct AccessClaims {
     pub nbf: i64,
     pub iat: i64,
     pub jti: String,
+    /// The user's session epoch at issue. A password reset moves the stored epoch, and routes
+    /// that load the user refuse tokens from before it, without waiting for `exp`.
+    #[serde(default)]
+    pub sep: u64,
 }
 
 /// A verified caller.
@@ -60,6 +64,7 @@ pub struct Principal {
     pub user_id: UserId,
     pub audience: Audience,
     pub token_id: String,
+    pub session_epoch: u64,
 }
 
 pub struct IssuedToken {
@@ -152,11 +157,12 @@ impl TokenKeys {
         self.ttl_secs
     }
 
-    /// Signs an access token for `user` and `audience`, issued at `now`.
+    /// Signs an access token for `user` and `audience` in session epoch `session_epoch`, issued at `now`.
     pub fn issue(
         &self,
         user: &UserId,
         audience: Audience,
+        session_epoch: u64,
         now: i64,
     ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
         let claims = AccessClaims {
@@ -167,6 +173,7 @@ impl TokenKeys {
             nbf: now,
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
+            sep: session_epoch,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.signing_kid.clone());
@@ -213,6 +220,7 @@ impl TokenKeys {
             user_id,
             audience,
             token_id: claims.jti,
+            session_epoch: claims.sep,
         })
     }
 }
@@ -242,7 +250,7 @@ mod tests {
     fn issued_token_verifies_for_its_audience_only() {
         let k = keys();
         let user = UserId::new_random();
-        let t = k.issue(&user, Audience::Portal, now_unix()).unwrap();
+        let t = k.issue(&user, Audience::Portal, 0, now_unix()).unwrap();
         let p = k.verify(&t.token, &[Audience::Portal]).unwrap();
         assert_eq!((p.user_id, p.audience), (user, Audience::Portal));
         assert!(matches!(
