@@ -15,7 +15,7 @@ pub struct EmailMessage {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("email could not be sent")]
+#[error("email could not be sent: {0}")]
 pub struct MailError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 
 #[async_trait]

@@ -151,14 +151,7 @@ async fn send_reset(app: &App, user: &User, now: i64) -> Result<(), String> {
         &link,
         app.config.token_ttl_secs / 60,
     );
-    app.mailer.send(&message).await.map_err(|e| {
-        format!(
-            "{e}: {}",
-            std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_default()
-        )
-    })?;
+    app.mailer.send(&message).await.map_err(|e| e.to_string())?;
     tracing::info!(user_id = %user.id, "password reset link sent");
     Ok(())
 }
