@@ -24,18 +24,27 @@ pub struct RequestContext {
 
 impl RequestContext {
     pub fn from_request(req: &Request) -> Self {
+        let gateway = match req.request_context_ref() {
+            Some(LambdaRequestContext::ApiGatewayV1(ctx)) => Some(ctx),
+            _ => None,
+        };
+        // The caller's id if it is safe to echo, else API Gateway's own, so a log line can be
+        // matched with the gateway's access log; a fresh one only outside API Gateway.
         let request_id = req
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_valid_request_id(v))
             .map(str::to_string)
+            .or_else(|| {
+                gateway
+                    .and_then(|ctx| ctx.request_id.clone())
+                    .filter(|v| is_valid_request_id(v))
+            })
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let client_ip = match req.request_context_ref() {
-            Some(LambdaRequestContext::ApiGatewayV1(ctx)) => ctx.identity.source_ip.clone(),
-            _ => None,
-        }
-        .unwrap_or_else(|| "unknown".to_string());
+        let client_ip = gateway
+            .and_then(|ctx| ctx.identity.source_ip.clone())
+            .unwrap_or_else(|| "unknown".to_string());
         RequestContext {
             request_id,
             client_ip,
@@ -213,6 +222,29 @@ mod tests {
         assert!(!is_valid_request_id(""));
         assert!(!is_valid_request_id("bad\r\nheader"));
         assert!(!is_valid_request_id(&"a".repeat(129)));
+    }
+
+    #[test]
+    fn request_id_is_the_callers_or_else_api_gateways() {
+        use crate::proxy_event::ProxyRequest;
+        let mut event = ProxyRequest::new("GET", "/health/live").from_ip("203.0.113.9");
+        event.request_id = "gw-req-1".into();
+        let ctx = RequestContext::from_request(&event.clone().to_lambda_request());
+        assert_eq!(ctx.request_id, "gw-req-1");
+        assert_eq!(ctx.client_ip, "203.0.113.9");
+        let ctx = RequestContext::from_request(
+            &event
+                .clone()
+                .header("x-request-id", "mine-42")
+                .to_lambda_request(),
+        );
+        assert_eq!(ctx.request_id, "mine-42");
+        let ctx = RequestContext::from_request(
+            &event
+                .header("x-request-id", "not safe; drop")
+                .to_lambda_request(),
+        );
+        assert_eq!(ctx.request_id, "gw-req-1");
     }
 
     #[test]

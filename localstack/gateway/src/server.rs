@@ -10,9 +10,11 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::HeaderValue;
 use hyper::{Request, Response, StatusCode};
 use serde_json::{json, Value};
 use shared::proxy_event::ProxyRequest;
+use shared::request::is_valid_request_id;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -49,7 +51,27 @@ impl Front {
         let started = Instant::now();
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
-        let (response, function) = self.dispatch(req, peer).await;
+        // API Gateway's id for this request: given to the function as `requestContext.requestId`
+        // and returned as `x-amzn-RequestId`. Answers the gateway makes itself (no route, body
+        // too large) carry `X-Request-ID` as the functions' answers do.
+        let gateway_id = uuid::Uuid::new_v4().to_string();
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| is_valid_request_id(v))
+            .unwrap_or(&gateway_id)
+            .to_string();
+        let (mut response, function) = self.dispatch(req, peer, &gateway_id).await;
+        let headers = response.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&gateway_id) {
+            headers.insert("x-amzn-requestid", v);
+        }
+        if !headers.contains_key("x-request-id") {
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                headers.insert("x-request-id", v);
+            }
+        }
         if !self.quiet {
             println!(
                 "gateway: {method} {path} -> {} ({:.1} ms){}",
@@ -65,6 +87,7 @@ impl Front {
         &self,
         req: Request<Incoming>,
         peer: SocketAddr,
+        gateway_id: &str,
     ) -> (Response<Full<Bytes>>, Option<String>) {
         let method = req.method().as_str().to_string();
         let path = req.uri().path().to_string();
@@ -95,6 +118,7 @@ impl Front {
         };
         let pool = &self.pools[matched.route.function];
         let mut event = ProxyRequest::new(&method, &path);
+        event.request_id = gateway_id.to_string();
         event.resource = matched.route.resource.clone();
         event.path_parameters = matched.params;
         event.query = req

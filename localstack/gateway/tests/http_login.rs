@@ -420,6 +420,23 @@ async fn bad_input_gets_a_4xx_envelope_never_a_5xx() {
         assert_eq!(r.status, status, "{method} {path}: {}", r.json);
         assert_eq!(r.json["success"], false, "{method} {path}");
         assert!(r.json["error"]["code"].is_string(), "{method} {path}");
+        // Answers made by the gateway itself (404, 405) carry the ids as the functions' do.
+        let request_id = r.headers.get("x-request-id").and_then(|v| v.to_str().ok());
+        assert!(request_id.is_some_and(|v| v.len() >= 32), "{method} {path}");
+        assert!(
+            r.headers.contains_key("x-amzn-requestid"),
+            "{method} {path}"
+        );
+    }
+    // A caller's own safe request id is echoed, by the gateway and by functions alike.
+    for path in ["/no/such/route", "/health/live"] {
+        let traced = [("x-request-id", "trace-7f3a")];
+        let r = p.send("GET", path, &traced, None).await;
+        assert_eq!(
+            r.headers.get("x-request-id").and_then(|v| v.to_str().ok()),
+            Some("trace-7f3a"),
+            "{path}"
+        );
     }
     // Over API Gateway's 10 MB limit: refused by the gateway before any function runs.
     let huge = p
@@ -431,6 +448,7 @@ async fn bad_input_gets_a_4xx_envelope_never_a_5xx() {
         )
         .await;
     assert_eq!(huge.status, 413);
+    assert!(huge.headers.contains_key("x-request-id"));
     p.shutdown().await;
 }
 

@@ -110,6 +110,38 @@ fn failed_conditions(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool
     }
 }
 
+/// Whether DynamoDB cancelled a transaction only because another transaction was in flight on
+/// the same items: no condition failed, so nothing was decided and the transaction may be sent
+/// again (a cancelled transaction writes nothing).
+fn only_conflicts(err: &SdkError<TransactWriteItemsError>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            conflicts_alone(e.cancellation_reasons().iter().map(|r| r.code()))
+        }
+        _ => false,
+    }
+}
+
+/// Cancellation reason codes, one per item, that mean "retry": at least one conflict, and
+/// every other item passed (`None`).
+fn conflicts_alone<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    let mut conflict = false;
+    for code in codes {
+        match code {
+            Some("TransactionConflict") => conflict = true,
+            None | Some("None") => {}
+            Some(_) => return false,
+        }
+    }
+    conflict
+}
+
+/// How many times a transaction is sent while it is cancelled only by conflicts. On real
+/// DynamoDB, of many concurrent transactions guarding one item, the losers are often cancelled
+/// with `TransactionConflict` rather than a failed condition; sent again, they see the winner's
+/// write and fail on their condition, so "exactly one wins" holds instead of "none might".
+const CONFLICT_ATTEMPTS: u32 = 4;
+
 /// The outcome of a transaction whose conditions guard uniqueness: `Conflict(what)` when any
 /// condition failed, `Unavailable` for anything else.
 fn conflict_if_refused<T>(
@@ -133,6 +165,32 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+        }
+    }
+
+    /// Sends one transaction, again after a short random pause while it is cancelled only by
+    /// conflicts with concurrent transactions (see [`CONFLICT_ATTEMPTS`]).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Err(e) if attempt < CONFLICT_ATTEMPTS && only_conflicts(&e) => {
+                    let pause_ms =
+                        rand::Rng::gen_range(&mut rand::thread_rng(), 5..=(20u64 << attempt));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                    attempt += 1;
+                }
+                other => return other.map(|_| ()),
+            }
         }
     }
 
@@ -273,11 +331,10 @@ impl UserStore for DynamoStore {
         claim.insert("entity".into(), s("email_claim"));
         claim.insert("user_id".into(), s(user.id.as_str()));
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.put(claim, "attribute_not_exists(PK)")?)
-            .transact_items(self.put(Self::user_item(user), "attribute_not_exists(PK)")?)
-            .send()
+            .transact(vec![
+                self.put(claim, "attribute_not_exists(PK)")?,
+                self.put(Self::user_item(user), "attribute_not_exists(PK)")?,
+            ])
             .await;
         conflict_if_refused(result, "a user with this email already exists")
     }
@@ -372,11 +429,10 @@ impl TenantStore for DynamoStore {
         );
         item.insert("created_at".into(), n(tenant.created_at));
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.put(claim, "attribute_not_exists(PK)")?)
-            .transact_items(self.put(item, "attribute_not_exists(PK)")?)
-            .send()
+            .transact(vec![
+                self.put(claim, "attribute_not_exists(PK)")?,
+                self.put(item, "attribute_not_exists(PK)")?,
+            ])
             .await;
         conflict_if_refused(result, "a tenant with this slug already exists")
     }
@@ -486,11 +542,10 @@ impl ResetStore for DynamoStore {
         token.insert("generation".into(), n(generation));
         token.insert("expires_at".into(), n(expires_at));
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(bump).build())
-            .transact_items(self.put(token, "attribute_not_exists(PK)")?)
-            .send()
+            .transact(vec![
+                TransactWriteItem::builder().update(bump).build(),
+                self.put(token, "attribute_not_exists(PK)")?,
+            ])
             .await;
         conflict_if_refused(result, "a concurrent reset request won")
     }
@@ -540,17 +595,16 @@ impl ResetStore for DynamoStore {
                 .build(),
         )?;
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(spend).build())
-            .transact_items(TransactWriteItem::builder().update(change).build())
-            .send()
+            .transact(vec![
+                TransactWriteItem::builder().delete(spend).build(),
+                TransactWriteItem::builder().update(change).build(),
+            ])
             .await;
         match result {
             Ok(_) => Ok(true),
-            // A failed condition (spent, expired, superseded, inactive), or a cancellation because a
-            // concurrent consume of the same token won: either way this request did not spend it.
-            Err(e) if failed_conditions(&e).is_some() => Ok(false),
+            // A failed condition: spent (possibly by a concurrent consume that won), expired,
+            // superseded by a newer request, or the account is no longer active.
+            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
     }
@@ -570,11 +624,10 @@ impl SessionStore for DynamoStore {
         fam.insert("revoked".into(), AttributeValue::Bool(family.revoked));
         fam.insert("expires_at".into(), n(family.expires_at));
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(self.put(fam, "attribute_not_exists(PK)")?)
-            .transact_items(self.put(Self::refresh_item(first), "attribute_not_exists(PK)")?)
-            .send()
+            .transact(vec![
+                self.put(fam, "attribute_not_exists(PK)")?,
+                self.put(Self::refresh_item(first), "attribute_not_exists(PK)")?,
+            ])
             .await;
         conflict_if_refused(result, "session already exists")
     }
@@ -628,16 +681,13 @@ impl SessionStore for DynamoStore {
             .build()
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(spend).build())
-            .transact_items(self.put(Self::refresh_item(next), "attribute_not_exists(PK)")?)
-            .transact_items(
+            .transact(vec![
+                TransactWriteItem::builder().update(spend).build(),
+                self.put(Self::refresh_item(next), "attribute_not_exists(PK)")?,
                 TransactWriteItem::builder()
                     .condition_check(family_alive)
                     .build(),
-            )
-            .send()
+            ])
             .await;
         match result {
             Ok(_) => Ok(RotateOutcome::Rotated),
@@ -793,5 +843,25 @@ impl RateLimitStore for DynamoStore {
 impl Health for DynamoStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.get("HEALTH".to_string(), "HEALTH").await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflicts_alone;
+
+    #[test]
+    fn only_a_cancellation_by_conflicts_alone_is_sent_again() {
+        assert!(conflicts_alone([Some("TransactionConflict"), Some("None")]));
+        assert!(conflicts_alone([None, Some("TransactionConflict")]));
+        // A failed condition decides the outcome: sending again cannot change it.
+        assert!(!conflicts_alone([
+            Some("ConditionalCheckFailed"),
+            Some("TransactionConflict")
+        ]));
+        assert!(!conflicts_alone([Some("ThrottlingError"), Some("None")]));
+        // Nothing conflicted: not a conflict cancellation at all.
+        assert!(!conflicts_alone([Some("None"), None]));
+        assert!(!conflicts_alone([]));
     }
 }
