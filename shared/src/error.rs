@@ -22,8 +22,14 @@ pub enum ApiError {
     },
     #[error("not found ({code})")]
     NotFound { code: &'static str, message: String },
+    #[error("method not allowed")]
+    MethodNotAllowed,
     #[error("conflict ({code}): {message}")]
     Conflict { code: &'static str, message: String },
+    /// Well-formed, but contradicts what an earlier request established (e.g. an
+    /// `Idempotency-Key` reused with a different body).
+    #[error("unprocessable ({code}): {message}")]
+    Unprocessable { code: &'static str, message: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("too many requests, retry after {retry_after_secs}s")]
@@ -52,10 +58,7 @@ impl ApiError {
 
     /// A path this function serves, with a method it does not.
     pub fn method_not_allowed() -> Self {
-        ApiError::bad_request(
-            "METHOD_NOT_ALLOWED",
-            "this method is not allowed on this route",
-        )
+        ApiError::MethodNotAllowed
     }
 
     pub fn route_not_found() -> Self {
@@ -82,8 +85,10 @@ impl ApiError {
             ApiError::Unauthorized { .. } => 401,
             ApiError::Forbidden { .. } => 403,
             ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PayloadTooLarge { .. } => 413,
+            ApiError::Unprocessable { .. } => 422,
             ApiError::TooManyRequests { .. } => 429,
             ApiError::Unavailable { .. } => 503,
             ApiError::Internal(_) => 500,
@@ -96,7 +101,9 @@ impl ApiError {
             | ApiError::Unauthorized { code, .. }
             | ApiError::Forbidden { code, .. }
             | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. } => code,
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unprocessable { code, .. } => code,
+            ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ApiError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
@@ -109,7 +116,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { message, .. }
             | ApiError::NotFound { message, .. }
-            | ApiError::Conflict { message, .. } => message.clone(),
+            | ApiError::Conflict { message, .. }
+            | ApiError::Unprocessable { message, .. } => message.clone(),
+            ApiError::MethodNotAllowed => "this method is not allowed on this route".to_string(),
             ApiError::Unauthorized { message, .. } | ApiError::Forbidden { message, .. } => {
                 (*message).to_string()
             }

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod email;
 pub mod envelope;
 pub mod error;
+pub mod idempotency;
 pub mod logging;
 pub mod proxy_event;
 pub mod ratelimit;

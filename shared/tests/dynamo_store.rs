@@ -186,3 +186,71 @@ async fn rate_limits_count_across_calls_and_trim_old_hits() {
     );
     assert_eq!(stored[0], stored[1]);
 }
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn idempotency_keys_are_claimed_once_kept_released_and_lapse() {
+    let s = Arc::new(store().await);
+    let id = uuid::Uuid::new_v4().to_string();
+    // Of 10 concurrent claims of one key, exactly one wins; the rest see it in progress.
+    let claims = (0..10).map(|_| {
+        let s = s.clone();
+        let id = id.clone();
+        tokio::spawn(async move { s.claim_idempotency(&id, "fp-a", 1_000, 1_120).await })
+    });
+    let mut won = 0;
+    for c in claims {
+        match c.await.unwrap().unwrap() {
+            IdempotencyClaim::Claimed => won += 1,
+            IdempotencyClaim::InProgress { fingerprint } => assert_eq!(fingerprint, "fp-a"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(won, 1);
+    // Only the claimant's fingerprint settles it.
+    assert!(matches!(
+        s.complete_idempotency(&id, "fp-b", 201, "{}", 90_000).await,
+        Err(StoreError::Conflict(_))
+    ));
+    s.complete_idempotency(&id, "fp-a", 201, r#"{"x":1}"#, 90_000)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.claim_idempotency(&id, "fp-a", 1_001, 1_121)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Done {
+            fingerprint: "fp-a".into(),
+            status: 201,
+            data: r#"{"x":1}"#.into()
+        }
+    );
+    // A done record is not released; once expired, the key is free again.
+    s.release_idempotency(&id, "fp-a").await.unwrap();
+    assert!(matches!(
+        s.claim_idempotency(&id, "fp-a", 2_000, 2_120)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Done { .. }
+    ));
+    assert_eq!(
+        s.claim_idempotency(&id, "fp-c", 90_000, 90_120)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    // A pending claim is released by its holder, and a lapsed one can be taken over.
+    s.release_idempotency(&id, "fp-c").await.unwrap();
+    assert_eq!(
+        s.claim_idempotency(&id, "fp-d", 90_001, 90_121)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+    assert_eq!(
+        s.claim_idempotency(&id, "fp-e", 90_121, 90_241)
+            .await
+            .unwrap(),
+        IdempotencyClaim::Claimed
+    );
+}

@@ -332,7 +332,7 @@ async fn bad_input_is_a_4xx_envelope() {
         ),
         (
             ProxyRequest::new("GET", "/auth/login"),
-            400,
+            405,
             "METHOD_NOT_ALLOWED",
         ),
         (ProxyRequest::new("GET", "/nope"), 404, "ROUTE_NOT_FOUND"),

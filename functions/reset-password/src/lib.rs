@@ -7,6 +7,7 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::auth::{opaque, password, policy};
 use shared::email::{self, Mailer};
+use shared::idempotency::{self, Idempotent};
 use shared::ratelimit::{self, Decision, RatePolicy};
 use shared::request::{json_body, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::store::Store;
@@ -70,8 +71,30 @@ async fn reset_password(
     ratelimit::record(app.store.as_ref(), &limits, now).await?;
 
     let body: ResetBody = json_body(req, DEFAULT_BODY_LIMIT)?;
+    let key = idempotency::key_of(req)?;
     let hash = opaque::hash_presented(&body.token).ok_or_else(invalid_token)?;
-    let token = match app.store.reset_token(&hash).await? {
+    // A retry with the same Idempotency-Key (a reply lost on the way back) gets the first
+    // success again rather than "invalid token"; the key is scoped to this token.
+    Idempotent {
+        store: app.store.as_ref(),
+        key,
+        route: "reset-password",
+        subject: &hash,
+        body: req.body().as_ref(),
+        now,
+    }
+    .run(|| consume(app, &hash, body.password, now))
+    .await
+}
+
+/// Spends the token whose hash is `hash` and sets `password`, then sends the notice.
+async fn consume(
+    app: &App,
+    hash: &str,
+    password: String,
+    now: i64,
+) -> Result<ApiResponse, ApiError> {
+    let token = match app.store.reset_token(hash).await? {
         Some(t) if t.expires_at > now => t,
         _ => return Err(invalid_token()),
     };
@@ -80,9 +103,9 @@ async fn reset_password(
         _ => return Err(invalid_token()),
     };
     // The policy is checked before anything is spent: a weak password keeps the link usable.
-    policy::check(&body.password, &user.email)
+    policy::check(&password, &user.email)
         .map_err(|weak| ApiError::bad_request("WEAK_PASSWORD", weak.to_string()))?;
-    let new_hash = password::hash_password(body.password)
+    let new_hash = password::hash_password(password)
         .await
         .map_err(ApiError::internal)?;
     if !app

@@ -171,3 +171,50 @@ async fn ten_attempts_per_minute_per_address_then_429() {
         400
     );
 }
+
+#[tokio::test]
+async fn a_retry_with_the_same_idempotency_key_gets_the_first_success() {
+    let (store, mailer, app) = app();
+    let user = testing::user(store.as_ref(), false).await;
+    let token = token_for(&store, &user, later()).await;
+    let send = |key: Option<&str>, password: &str| {
+        let mut req = ProxyRequest::new("POST", "/auth/reset-password")
+            .json_body(&json!({"token": token, "password": password}).to_string())
+            .from_ip("10.0.9.1");
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        req.to_lambda_request()
+    };
+    let first = reset_password::handle(&app, send(Some("retry-1"), NEW_PASSWORD)).await;
+    assert_eq!(read(&first).0, 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    let replay = reset_password::handle(&app, send(Some("retry-1"), NEW_PASSWORD)).await;
+    assert_eq!(read(&replay), read(&first));
+    assert_eq!(replay.headers().get("idempotent-replayed").unwrap(), "true");
+    // The work was done once: one notice, one session-epoch bump.
+    assert_eq!(mailer.sent().len(), 1);
+    let after = store.user_by_id(&user.id).await.unwrap().unwrap();
+    assert_eq!(after.session_epoch, user.session_epoch + 1);
+    // Without the key, or with another one, the token is spent.
+    let (status, body) = read(&reset_password::handle(&app, send(None, NEW_PASSWORD)).await);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_OR_EXPIRED_TOKEN"))
+    );
+    let (status, _) =
+        read(&reset_password::handle(&app, send(Some("retry-2"), NEW_PASSWORD)).await);
+    assert_eq!(status, 400);
+    // The same key with another body is refused, and changes nothing.
+    let (status, body) =
+        read(&reset_password::handle(&app, send(Some("retry-1"), "another long password 7")).await);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("IDEMPOTENCY_KEY_REUSED"))
+    );
+    let (status, body) = read(&reset_password::handle(&app, send(Some(" "), NEW_PASSWORD)).await);
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_IDEMPOTENCY_KEY"))
+    );
+}

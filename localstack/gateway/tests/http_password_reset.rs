@@ -70,15 +70,30 @@ async fn full_recovery_flow_through_the_mail() {
     assert!(body.contains(r#"<meta name="referrer" content="no-referrer">"#));
     let token = token_in(body);
 
+    // Sent with an Idempotency-Key, as a client that retries on a lost reply would.
+    let reset_body = json!({"token": token, "password": NEW_PASSWORD})
+        .to_string()
+        .into_bytes();
+    let keyed = [
+        ("content-type", "application/json"),
+        ("idempotency-key", "reset-attempt-1"),
+        ("x-forwarded-for", ip.as_str()),
+    ];
     let reset = p
-        .post(
+        .send(
+            "POST",
             "/auth/reset-password",
-            json!({"token": token, "password": NEW_PASSWORD}),
-            &ip,
+            &keyed,
+            Some(reset_body.clone()),
         )
         .await;
     assert_eq!(reset.status, 200, "{}", reset.json);
     assert!(reset.json["data"].get("access_token").is_none());
+    let retry = p
+        .send("POST", "/auth/reset-password", &keyed, Some(reset_body))
+        .await;
+    assert_eq!((retry.status, &retry.json), (200, &reset.json));
+    assert_eq!(retry.headers["idempotent-replayed"], "true");
 
     assert_eq!(
         p.post(

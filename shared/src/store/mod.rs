@@ -19,6 +19,7 @@
 //! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | family, user, audience, used flag, session epoch, `expires_at` |
 //! | refresh family | `FAMILY#<family_id>` | `FAMILY` | user, revoked flag, `expires_at` |
 //! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | recent hit times (trimmed to about the limit), `expires_at` |
+//! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | body fingerprint, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
 //!
 //! # Access patterns
 //!
@@ -32,6 +33,9 @@
 //!   that generation in one transaction, so earlier tokens die; consuming deletes the token and,
 //!   conditioned on the same generation, changes the hash and bumps `session_epoch` (every
 //!   refresh token dies) and `reset_generation` (sibling tokens die), in one transaction.
+//! - idempotency: claiming is a `PutItem` conditioned on no live record (absent, expired, or
+//!   pending past its lease); when refused, a consistent `GetItem` reads what holds the key.
+//!   Finishing and releasing are conditioned on the claimant's fingerprint.
 //! - rate limiting: `BatchGetItem` of every key a request is limited by; each hit is a
 //!   `list_append` update, trimmed by a write conditioned on the list size it read.
 
@@ -212,6 +216,45 @@ pub trait RateLimitStore: Send + Sync {
     ) -> Result<(), StoreError>;
 }
 
+/// What holds an idempotency key when a request tries to claim it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdempotencyClaim {
+    /// The key was free (or its record expired or lapsed): this request does the work.
+    Claimed,
+    /// Another request holds the key and has not finished.
+    InProgress { fingerprint: String },
+    /// The work was done; its answer is kept.
+    Done {
+        fingerprint: String,
+        status: u16,
+        data: String,
+    },
+}
+
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `id` for a request with `fingerprint` until `lease_until`, unless a live record
+    /// holds it (a `Done` one not expired at `now`, or a pending one whose lease has not ended).
+    async fn claim_idempotency(
+        &self,
+        id: &str,
+        fingerprint: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> Result<IdempotencyClaim, StoreError>;
+    /// Keeps the answer of the claim made with `fingerprint` until `expires_at`.
+    async fn complete_idempotency(
+        &self,
+        id: &str,
+        fingerprint: &str,
+        status: u16,
+        data: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Gives up the pending claim made with `fingerprint` (nothing else is removed).
+    async fn release_idempotency(&self, id: &str, fingerprint: &str) -> Result<(), StoreError>;
+}
+
 #[async_trait]
 pub trait Health: Send + Sync {
     /// Succeeds when the table can be read.
@@ -220,10 +263,20 @@ pub trait Health: Send + Sync {
 
 /// Everything a function may ask of the store.
 pub trait Store:
-    UserStore + TenantStore + SessionStore + ResetStore + RateLimitStore + Health
+    UserStore + TenantStore + SessionStore + ResetStore + RateLimitStore + IdempotencyStore + Health
 {
 }
-impl<T: UserStore + TenantStore + SessionStore + ResetStore + RateLimitStore + Health> Store for T {}
+impl<
+        T: UserStore
+            + TenantStore
+            + SessionStore
+            + ResetStore
+            + RateLimitStore
+            + IdempotencyStore
+            + Health,
+    > Store for T
+{
+}
 
 /// Keeps the hits inside the window, oldest first, at most the newest `keep` of them.
 pub(crate) fn trim_hits(mut hits: Vec<i64>, now: i64, window_secs: i64, keep: usize) -> Vec<i64> {
