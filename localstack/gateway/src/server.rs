@@ -39,11 +39,16 @@ fn json_response(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     r
 }
 
+/// An answer the gateway makes itself, with the headers the functions' envelope carries.
 fn envelope_error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(
+    let mut r = json_response(
         status,
         json!({"success": false, "error": {"code": code, "message": message}}),
-    )
+    );
+    let headers = r.headers_mut();
+    headers.insert("cache-control", HeaderValue::from_static("no-store"));
+    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
 }
 
 impl Front {
