@@ -47,7 +47,10 @@ fn envelope_error(status: StatusCode, code: &str, message: &str) -> Response<Ful
     );
     let headers = r.headers_mut();
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
-    headers.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
     r
 }
 

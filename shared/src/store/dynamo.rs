@@ -5,7 +5,7 @@ use super::*;
 use crate::aws::sdk_cause;
 use crate::domain::UserStatus;
 use crate::tenant::TenantStatus;
-use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
@@ -36,6 +36,24 @@ fn key(pk: impl Into<String>, sk: &str) -> Item {
 
 fn unavailable<E: std::error::Error>(err: E) -> StoreError {
     StoreError::Unavailable(sdk_cause(err))
+}
+
+/// The outcome of a single-item conditional write: `Ok(true)` when written, `Ok(false)` when
+/// its condition failed, `Unavailable` for anything else.
+fn conditional<T, E>(result: Result<T, SdkError<E>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
 }
 
 /// Reads typed attributes out of one item, naming the item in any error.
@@ -502,15 +520,10 @@ impl TenantStore for DynamoStore {
             .expression_attribute_values(":o", origin_list(origins))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::NotFound("tenant"))
-            }
-            Err(e) => Err(unavailable(e)),
+        if conditional(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::NotFound("tenant"))
         }
     }
 }
@@ -711,17 +724,8 @@ impl SessionStore for DynamoStore {
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Nothing to revoke: the family never existed or has expired away.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // A failed condition: nothing to revoke, the family never existed or has expired away.
+        conditional(result).map(drop)
     }
 }
 
@@ -826,14 +830,8 @@ impl RateLimitStore for DynamoStore {
                 .expression_attribute_values(":seen", n(hits.len()))
                 .send()
                 .await;
-            if let Err(e) = result {
-                if !e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception())
-                {
-                    return Err(unavailable(e));
-                }
-            }
+            // A failed condition means someone appended meanwhile: fine, as said above.
+            conditional(result)?;
         }
         Ok(())
     }
@@ -866,12 +864,8 @@ impl IdempotencyStore for DynamoStore {
                 .expression_attribute_values(":now", n(now))
                 .send()
                 .await;
-            match result {
-                Ok(_) => return Ok(IdempotencyClaim::Claimed),
-                Err(e)
-                    if e.as_service_error()
-                        .is_some_and(|s| s.is_conditional_check_failed_exception()) => {}
-                Err(e) => return Err(unavailable(e)),
+            if conditional(result)? {
+                return Ok(IdempotencyClaim::Claimed);
             }
             let Some(held) = self.get(pk.clone(), "IDEMP").await? else {
                 continue;
@@ -925,15 +919,10 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":fp", s(fingerprint))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict("idempotency claim lost"))
-            }
-            Err(e) => Err(unavailable(e)),
+        if conditional(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict("idempotency claim lost"))
         }
     }
 
@@ -949,17 +938,8 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":fp", s(fingerprint))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else's record, or already gone: nothing of ours to release.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(unavailable(e)),
-        }
+        // A failed condition: someone else's record, or already gone; nothing of ours to release.
+        conditional(result).map(drop)
     }
 }
 
