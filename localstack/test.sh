@@ -13,7 +13,7 @@ trap cleanup EXIT INT TERM
 
 cargo build --workspace --bins --quiet
 start_emulator
-export FUNCTION_LOG_FILE="$STATE_DIR/functions.log"
+export FUNCTION_LOG_DIR="$STATE_DIR"  # each test platform logs to its own file there
 cargo test --workspace --quiet -- --include-ignored
 .venv/bin/cfn-lint infra/template.yaml
 echo "template: cfn-lint clean"

@@ -23,6 +23,8 @@ pub struct Platform {
     pub base: String,
     client: Client<HttpConnector, Full<Bytes>>,
     pub store: DynamoStore,
+    /// Where this platform's function processes write their stdout and stderr.
+    pub log_file: PathBuf,
 }
 
 pub struct Reply {
@@ -44,13 +46,18 @@ impl Platform {
         let functions_dir = std::env::var("FUNCTIONS_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|_| workspace().join("target/debug"));
+        // One log file per platform, beside the suite's, so a test can read its own functions' logs.
+        let log_dir = std::env::var("FUNCTION_LOG_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| std::env::temp_dir());
+        let log_file = log_dir.join(format!("functions-{}.log", uuid::Uuid::new_v4()));
         let gateway = local_gateway::start(GatewayConfig {
             template: workspace().join("infra/template.yaml"),
             functions_dir,
             listen: "127.0.0.1:0".parse().unwrap(),
             max_instances: 4,
             trust_forwarded_for: true,
-            log_file: std::env::var("FUNCTION_LOG_FILE").ok().map(PathBuf::from),
+            log_file: Some(log_file.clone()),
             quiet: true,
             env_overrides: Vec::new(),
         })
@@ -67,6 +74,7 @@ impl Platform {
             base,
             client: Client::builder(TokioExecutor::new()).build_http(),
             store,
+            log_file,
         }
     }
 
@@ -155,8 +163,14 @@ impl Platform {
         )
     }
 
+    /// Everything this platform's functions have logged so far.
+    pub fn function_logs(&self) -> String {
+        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    }
+
     pub async fn shutdown(self) {
         self.gateway.shutdown().await;
+        let _ = std::fs::remove_file(&self.log_file);
     }
 }
 

@@ -1,0 +1,149 @@
+//! What the functions write to their logs, black box: every secret a request carries or a
+//! function makes (passwords, access and refresh tokens, reset tokens, password hashes) is
+//! absent, so is the email address (lines name users by id), and every line is JSON, naming
+//! its request when written while serving one.
+
+mod support;
+
+use serde_json::{json, Value};
+use shared::auth::sha256_hex;
+use shared::store::UserStore;
+use support::{token_in, unique_ip, Platform, PASSWORD};
+
+const NEW_PASSWORD: &str = "violet tram umbrella 42";
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn secrets_never_reach_the_logs() {
+    let p = Platform::start().await;
+    let ip = unique_ip();
+    let user = p.user(false).await;
+    let email = user.email.as_str().to_string();
+
+    // Sign in, use and rotate the session.
+    let login = p
+        .post(
+            "/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+            &ip,
+        )
+        .await;
+    assert_eq!(login.status, 200);
+    let access = login.json["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let refresh = login.json["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(p.get("/auth/me", Some(&access)).await.status, 200);
+    let rotated = p
+        .post("/auth/refresh", json!({"refresh_token": refresh}), &ip)
+        .await;
+    assert_eq!(rotated.status, 200);
+    let refresh2 = rotated.json["data"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Reuse (a theft signal, logged as such) and failures that carry secrets.
+    assert_eq!(
+        p.post("/auth/refresh", json!({"refresh_token": refresh}), &ip)
+            .await
+            .status,
+        401
+    );
+    let wrong = "wrong-password-in-a-failed-attempt";
+    p.post(
+        "/auth/login",
+        json!({"email": email, "password": wrong}),
+        &ip,
+    )
+    .await;
+    let malformed = "secret-inside-malformed-json";
+    p.send(
+        "POST",
+        "/auth/login",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", &ip),
+        ],
+        Some(format!(r#"{{"email":"{email}","password":"{malformed}""#).into_bytes()),
+    )
+    .await;
+    assert_eq!(
+        p.get("/auth/me", Some("eyJhbGciOiJub25lIn0.e30.forged-signature"))
+            .await
+            .status,
+        401
+    );
+
+    // Recover the password, including a weak attempt and a replayed one.
+    p.post("/auth/forgot-password", json!({"email": email}), &ip)
+        .await;
+    let mail = p.wait_for_mail(&email, 1).await;
+    let reset_token = token_in(&mail[0].1);
+    let weak = "password1234";
+    let refused = p
+        .post(
+            "/auth/reset-password",
+            json!({"token": reset_token, "password": weak}),
+            &ip,
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    let reset = p
+        .post(
+            "/auth/reset-password",
+            json!({"token": reset_token, "password": NEW_PASSWORD}),
+            &ip,
+        )
+        .await;
+    assert_eq!(reset.status, 200, "{}", reset.json);
+    let stored = p.store.user_by_id(&user.id).await.unwrap().unwrap();
+
+    let logs = p.function_logs();
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(
+        lines.len() >= 10,
+        "the functions' logs were not captured: {logs}"
+    );
+    let mut in_requests = 0;
+    for line in &lines {
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|_| panic!("a log line that is not JSON: {line}"));
+        // Lines written while serving a request carry its span, and the span its id.
+        if let Some(span) = entry.get("span") {
+            assert!(span["request_id"].is_string(), "no request id: {line}");
+            in_requests += 1;
+        }
+    }
+    assert!(in_requests >= 10, "too few request log lines: {logs}");
+    let secrets = [
+        ("the password", PASSWORD.to_string()),
+        ("the new password", NEW_PASSWORD.to_string()),
+        ("a wrong password", wrong.to_string()),
+        ("a weak password", weak.to_string()),
+        ("a secret in malformed JSON", malformed.to_string()),
+        ("the access token's signature", signature(&access)),
+        ("a refresh token", refresh.clone()),
+        ("a rotated refresh token", refresh2.clone()),
+        ("the reset token", reset_token.clone()),
+        ("the reset token's hash", sha256_hex(reset_token.as_bytes())),
+        ("the refresh token's hash", sha256_hex(refresh.as_bytes())),
+        ("a password hash", stored.password_hash.clone()),
+        ("any Argon2 hash", "$argon2id$".to_string()),
+        ("a forged token", "forged-signature".to_string()),
+        // Not a secret, but personal data: log lines name users by id.
+        ("the email address", email.clone()),
+    ];
+    for (what, secret) in secrets {
+        assert!(!secret.is_empty());
+        assert!(!logs.contains(&secret), "{what} appears in the logs");
+    }
+    p.shutdown().await;
+}
+
+fn signature(jwt: &str) -> String {
+    jwt.rsplit('.').next().unwrap().to_string()
+}
