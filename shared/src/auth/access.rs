@@ -115,48 +115,29 @@ mod tests {
             .id,
             admin.id
         );
-        // A portal token of an admin is not an operator token.
-        assert_eq!(
-            require_operator(&keys, &store, &with_token(&token(&admin, Audience::Portal)))
-                .await
-                .unwrap_err()
-                .status(),
-            401
-        );
-        // An operator-audience token whose user lost the flag is refused by the database check.
-        assert_eq!(
-            require_operator(
-                &keys,
-                &store,
-                &with_token(&token(&plain, Audience::Operator))
-            )
-            .await
-            .unwrap_err()
-            .status(),
-            401
-        );
-        assert_eq!(
-            require_operator(
-                &keys,
-                &store,
-                &with_token(&token(&disabled_admin, Audience::Operator))
-            )
-            .await
-            .unwrap_err()
-            .status(),
-            401
-        );
-        assert_eq!(
-            require_operator(
-                &keys,
-                &store,
-                &ProxyRequest::new("GET", "/x").to_lambda_request()
-            )
-            .await
-            .unwrap_err()
-            .status(),
-            401
-        );
+        let refused = [
+            (
+                "a portal token of an admin",
+                with_token(&token(&admin, Audience::Portal)),
+            ),
+            // The token says operator; the database says the flag is gone.
+            (
+                "a user who lost the flag",
+                with_token(&token(&plain, Audience::Operator)),
+            ),
+            (
+                "a disabled admin",
+                with_token(&token(&disabled_admin, Audience::Operator)),
+            ),
+            (
+                "no token",
+                ProxyRequest::new("GET", "/x").to_lambda_request(),
+            ),
+        ];
+        for (what, req) in refused {
+            let err = require_operator(&keys, &store, &req).await.unwrap_err();
+            assert_eq!(err.status(), 401, "{what}");
+        }
     }
 
     #[tokio::test]
