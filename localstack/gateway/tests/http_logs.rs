@@ -8,7 +8,7 @@ mod support;
 use serde_json::{json, Value};
 use shared::auth::sha256_hex;
 use shared::store::UserStore;
-use support::{token_in, unique_ip, Platform, PASSWORD};
+use support::{unique_ip, Platform, PASSWORD};
 
 const NEW_PASSWORD: &str = "violet tram umbrella 42";
 
@@ -79,10 +79,7 @@ async fn secrets_never_reach_the_logs() {
     );
 
     // Recover the password, including a weak attempt and a replayed one.
-    p.post("/auth/forgot-password", json!({"email": email}), &ip)
-        .await;
-    let mail = p.wait_for_mail(&email, 1).await;
-    let reset_token = token_in(&mail[0].1);
+    let reset_token = p.first_reset_token(&email).await;
     let weak = "password1234";
     let refused = p
         .post(

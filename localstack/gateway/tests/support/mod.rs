@@ -225,6 +225,21 @@ impl Platform {
     }
 }
 
+impl Platform {
+    /// Asks for a reset link for `email` (the first request for it) and returns its token.
+    pub async fn first_reset_token(&self, email: &str) -> String {
+        let forgot = self
+            .post(
+                "/auth/forgot-password",
+                serde_json::json!({ "email": email }),
+                &unique_ip(),
+            )
+            .await;
+        assert_eq!(forgot.status, 200);
+        token_in(&self.wait_for_mail(email, 1).await[0].1)
+    }
+}
+
 /// The reset token in a mail body's link (`...#token=<token>`).
 pub fn token_in(body: &str) -> String {
     let start = body.find("#token=").expect("the mail has a reset link") + "#token=".len();
