@@ -14,6 +14,8 @@ pub struct ApiResponse {
     pub status: u16,
     pub data: Value,
     pub headers: Vec<(&'static str, String)>,
+    /// The members of `data` also stand at the top level of the body (see [`Self::hoisted`]).
+    pub hoisted: bool,
 }
 
 impl ApiResponse {
@@ -32,6 +34,7 @@ impl ApiResponse {
             status,
             data,
             headers: Vec::new(),
+            hoisted: false,
         }
     }
 
@@ -39,16 +42,30 @@ impl ApiResponse {
         self.headers.push((name, value.into()));
         self
     }
+
+    /// For documents whose shape a standard fixes (a JWK Set at `/.well-known/jwks.json`): the
+    /// members of `data` are repeated at the top level, so standard clients read the body as
+    /// that document and ignore `success`/`data`, while envelope clients read `data`.
+    pub fn hoisted(mut self) -> Self {
+        self.hoisted = true;
+        self
+    }
 }
 
 /// Renders a route's result as an HTTP response carrying the request id.
 pub fn render(request_id: &str, result: Result<ApiResponse, ApiError>) -> Response<Body> {
     let (status, body, extra) = match result {
-        Ok(ok) => (
-            ok.status,
-            json!({"success": true, "data": ok.data}),
-            ok.headers,
-        ),
+        Ok(ok) => {
+            let mut body = json!({"success": true, "data": ok.data});
+            if let (true, Some(Value::Object(members))) = (ok.hoisted, body.get("data").cloned()) {
+                for (name, value) in members {
+                    if name != "success" && name != "data" {
+                        body[name] = value;
+                    }
+                }
+            }
+            (ok.status, body, ok.headers)
+        }
         Err(err) => {
             let mut extra = Vec::new();
             if let ApiError::TooManyRequests { retry_after_secs } = &err {
@@ -91,6 +108,21 @@ mod tests {
             Body::Text(t) => serde_json::from_str(t).unwrap(),
             other => panic!("unexpected body {other:?}"),
         }
+    }
+
+    #[test]
+    fn hoisted_data_also_stands_at_the_top_level_without_replacing_the_envelope() {
+        let r = render(
+            "rid",
+            Ok(ApiResponse::ok(json!({"keys": [1], "success": "no", "data": "no"})).hoisted()),
+        );
+        let body = body_json(&r);
+        assert_eq!(body["keys"], json!([1]));
+        assert_eq!(body["success"], true);
+        assert_eq!(body["data"]["keys"], json!([1]));
+        assert_eq!(body["data"]["data"], "no");
+        let plain = body_json(&render("rid", Ok(ApiResponse::ok(json!({"keys": [1]})))));
+        assert!(plain.get("keys").is_none());
     }
 
     #[test]

@@ -50,7 +50,10 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         ("POST", "/auth/logout") => logout(app, &req).await,
         ("GET", "/auth/me") => me(app, &req).await,
         ("GET", "/.well-known/jwks.json") => {
-            Ok(ApiResponse::ok(app.keys.jwks()).header("cache-control", "public, max-age=300"))
+            // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
+            Ok(ApiResponse::ok(app.keys.jwks())
+                .hoisted()
+                .header("cache-control", "public, max-age=300"))
         }
         ("GET", "/health/live") => Ok(ApiResponse::ok(json!({"status": "live"}))),
         ("GET", "/health/ready") => ready(app).await,

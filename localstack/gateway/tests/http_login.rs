@@ -469,5 +469,34 @@ async fn health_and_jwks_over_http() {
         (Some("OKP"), Some("EdDSA"))
     );
     assert!(key.get("d").is_none());
+    assert_eq!(jwks.headers["cache-control"], "public, max-age=300");
+    // The body itself is a JWK Set (RFC 7517), as standard verifiers fetch it, and a token
+    // signed in verifies against it.
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(jwks.json.clone()).expect("the body is a JWK Set");
+    assert_eq!(
+        set.keys.len(),
+        jwks.json["data"]["keys"].as_array().unwrap().len()
+    );
+    let user = p.user(false).await;
+    let login = p
+        .post(
+            "/auth/login",
+            json!({"email": user.email, "password": PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    let access = login.json["data"]["access_token"].as_str().unwrap();
+    let kid = jsonwebtoken::decode_header(access).unwrap().kid.unwrap();
+    let jwk = set.find(&kid).expect("the token's kid is published");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&["portal"]);
+    let claims = jsonwebtoken::decode::<Value>(
+        access,
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap(),
+        &validation,
+    )
+    .expect("verifies with the published key");
+    assert_eq!(claims.claims["sub"], user.id.as_str());
     p.shutdown().await;
 }
