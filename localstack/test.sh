@@ -17,3 +17,4 @@ export FUNCTION_LOG_DIR="$STATE_DIR"  # each test platform logs to its own file 
 cargo test --workspace --quiet -- --include-ignored
 .venv/bin/cfn-lint infra/template.yaml
 echo "template: cfn-lint clean"
+.venv/bin/openapi-spec-validator infra/openapi.yaml

@@ -190,6 +190,45 @@ mod tests {
     }
 
     #[test]
+    fn the_openapi_document_describes_exactly_the_template_routes() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut deployed: Vec<(String, String)> = load(&root.join("infra/template.yaml"))
+            .unwrap()
+            .into_iter()
+            .flat_map(|f| f.routes)
+            .map(|r| (r.method.to_uppercase(), r.path))
+            .collect();
+        let doc: serde_yaml::Value = serde_yaml::from_str(
+            &std::fs::read_to_string(root.join("infra/openapi.yaml")).unwrap(),
+        )
+        .unwrap();
+        let mut documented = Vec::new();
+        for (path, item) in doc["paths"].as_mapping().expect("paths") {
+            for (method, operation) in item.as_mapping().unwrap() {
+                let method = method.as_str().unwrap();
+                if method == "parameters" {
+                    continue;
+                }
+                let responses = operation["responses"].as_mapping().unwrap();
+                assert!(
+                    responses
+                        .keys()
+                        .any(|k| k.as_str().is_some_and(|s| s.starts_with('2'))),
+                    "{method} {path:?} documents no success"
+                );
+                documented.push((method.to_uppercase(), path.as_str().unwrap().to_string()));
+            }
+        }
+        deployed.sort();
+        documented.sort();
+        assert!(deployed.len() >= 10);
+        assert_eq!(
+            documented, deployed,
+            "infra/openapi.yaml and infra/template.yaml differ"
+        );
+    }
+
+    #[test]
     fn every_sample_event_targets_a_route_of_its_function() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let functions = load(&root.join("infra/template.yaml")).unwrap();
