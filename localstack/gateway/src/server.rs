@@ -3,7 +3,7 @@
 //! proxy response back into HTTP. Also serves the Lambda Invoke API
 //! (`POST /2015-03-31/functions/{name}/invocations`) for functions without routes.
 
-use crate::routes::{Lookup, RouteTable};
+use crate::routes::{percent_decode, Lookup, RouteTable};
 use crate::runtime_api::{FunctionPool, Outcome};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -222,24 +222,9 @@ impl Front {
     }
 }
 
+/// A query-string component: `+` is a space, then percent-decoding.
 fn form_decode(s: &str) -> String {
-    let plus = s.replace('+', " ");
-    let bytes = plus.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    let hex = |b: u8| (b as char).to_digit(16);
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((hi * 16 + lo) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_decode(&s.replace('+', " "))
 }
 
 /// Turns a Lambda-proxy response into HTTP, or answers as API Gateway does when the function fails.
@@ -321,4 +306,16 @@ fn proxy_response(outcome: Outcome, function: &str) -> Response<Full<Bytes>> {
         }
     }
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::form_decode;
+
+    #[test]
+    fn query_components_decode_plus_and_percent_escapes() {
+        assert_eq!(form_decode("a+b%20c%2Bd"), "a b c+d");
+        assert_eq!(form_decode("100%"), "100%");
+        assert_eq!(form_decode("%zz%41"), "%zzA");
+    }
 }
