@@ -8,9 +8,7 @@ mod support;
 use serde_json::{json, Value};
 use shared::auth::sha256_hex;
 use shared::store::UserStore;
-use support::{unique_ip, Platform, PASSWORD};
-
-const NEW_PASSWORD: &str = "violet tram umbrella 42";
+use support::{unique_ip, Platform, NEW_PASSWORD, PASSWORD};
 
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]

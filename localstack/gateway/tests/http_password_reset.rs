@@ -6,9 +6,7 @@ use serde_json::json;
 use shared::domain::Role;
 use shared::store::TenantStore;
 use shared::tenant::RedirectOrigin;
-use support::{token_in, unique_ip, Platform, PASSWORD};
-
-const NEW_PASSWORD: &str = "violet tram umbrella 42";
+use support::{token_in, unique_ip, Platform, NEW_PASSWORD, PASSWORD};
 
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]

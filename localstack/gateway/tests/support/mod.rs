@@ -17,6 +17,8 @@ use shared::store::{DynamoStore, UserStore};
 use std::path::PathBuf;
 
 pub const PASSWORD: &str = "correct horse battery staple";
+/// A password that passes the policy, for resets.
+pub const NEW_PASSWORD: &str = "violet tram umbrella 42";
 
 pub struct Platform {
     pub gateway: RunningGateway,
