@@ -5,7 +5,7 @@ The table definition (keys, indexes, TTL) is read from infra/template.yaml, so t
 is the deployed table. Run it again and nothing changes; existing secrets keep their values.
 
 Configuration (environment): AWS_ENDPOINT_URL, AWS_REGION, TABLE_NAME, BUCKET_NAME,
-JWT_SIGNING_KEY_SECRET_ID, DATA_KEY_SECRET_ID, SENDER_EMAIL.
+JWT_SIGNING_KEY_SECRET_ID, JWT_PUBLIC_KEYS_SECRET_ID, DATA_KEY_SECRET_ID, SENDER_EMAIL.
 """
 import base64
 import json
@@ -15,10 +15,9 @@ import sys
 from pathlib import Path
 
 import boto3
+import keys
 import yaml
 from botocore.exceptions import ClientError
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "infra" / "template.yaml"
 
@@ -108,14 +107,6 @@ def ensure_bucket(name):
         print(f"bucket {name}: created")
 
 
-def new_signing_key():
-    key = Ed25519PrivateKey.generate()
-    der = key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    kid = "local-" + secrets.token_hex(4)
-    return json.dumps({"keys": [{"kid": kid, "private_key_pkcs8": base64.b64encode(der).decode()}]})
-
-
 def new_data_key():
     return base64.b64encode(secrets.token_bytes(32)).decode()
 
@@ -153,7 +144,7 @@ def main():
     template = load_template()
     ensure_table(env("TABLE_NAME"), template)
     ensure_bucket(env("BUCKET_NAME"))
-    ensure_secret(env("JWT_SIGNING_KEY_SECRET_ID"), new_signing_key)
+    keys.main("ensure")
     ensure_secret(env("DATA_KEY_SECRET_ID"), new_data_key)
     ensure_sender(env("SENDER_EMAIL"))
 

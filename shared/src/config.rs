@@ -1,8 +1,6 @@
 //! Configuration from the environment, read once at init. Every value a function needs is
 //! named here with its default, so the README's configuration table has one source.
 
-use std::fmt;
-
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("environment variable {0} is required")]
@@ -11,28 +9,73 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// `TABLE_NAME`: the single DynamoDB table.
     pub table_name: String,
-    /// `JWT_SIGNING_KEY_SECRET_ID`: Secrets Manager id of the access-token signing keys.
-    pub jwt_signing_key_secret_id: String,
     /// `JWT_ISSUER`: the `iss` of every access token.
     pub jwt_issuer: String,
     /// `ACCESS_TOKEN_TTL_SECONDS` (default 900).
     pub access_token_ttl_secs: i64,
     /// `REFRESH_TOKEN_TTL_SECONDS` (default 30 days): a sign-in's whole session lifetime.
     pub refresh_token_ttl_secs: i64,
+    /// `REFRESH_REUSE_GRACE_SECONDS` (default 10): a refresh token presented again this soon
+    /// after it was rotated is a concurrent refresh (two tabs), not a theft.
+    pub refresh_reuse_grace_secs: i64,
+    /// `JWT_KEYS_REFRESH_SECONDS` (default 300): how often access-token keys are read again.
+    pub keys_refresh_secs: u64,
+    /// `LOCAL_MODE` (default false): plain `http` origins are accepted. Only `make dev` and
+    /// `make test` turn it on.
+    pub local_mode: bool,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("table_name", &self.table_name)
-            .field("jwt_issuer", &self.jwt_issuer)
-            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
-            .field("refresh_token_ttl_secs", &self.refresh_token_ttl_secs)
-            .finish_non_exhaustive()
+/// Reads variables through `get`, naming each one in its error.
+struct Vars<F>(F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<F> {
+    fn set(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.set(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn number(&self, name: &'static str, default: i64, max: i64) -> Result<i64, ConfigError> {
+        match self.set(name) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse::<i64>()
+                .ok()
+                .filter(|v| (0..=max).contains(v))
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    reason: format!("expected a whole number between 0 and {max}"),
+                }),
+        }
+    }
+
+    fn positive(&self, name: &'static str, default: i64, max: i64) -> Result<i64, ConfigError> {
+        match self.number(name, default, max)? {
+            0 => Err(ConfigError::Invalid {
+                name,
+                reason: format!("expected a whole number between 1 and {max}"),
+            }),
+            v => Ok(v),
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.set(name).as_deref() {
+            None | Some("false") | Some("0") => Ok(false),
+            Some("true") | Some("1") => Ok(true),
+            Some(_) => Err(ConfigError::Invalid {
+                name,
+                reason: "expected true or false".into(),
+            }),
+        }
     }
 }
 
@@ -42,47 +85,85 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            get(name)
-                .filter(|v| !v.trim().is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let seconds = |name: &'static str, default: i64, max: i64| -> Result<i64, ConfigError> {
-            match get(name).filter(|v| !v.trim().is_empty()) {
-                None => Ok(default),
-                Some(raw) => match raw.trim().parse::<i64>() {
-                    Ok(v) if (1..=max).contains(&v) => Ok(v),
-                    _ => Err(ConfigError::Invalid {
-                        name,
-                        reason: format!("expected whole seconds between 1 and {max}"),
-                    }),
-                },
-            }
-        };
+        let v = Vars(get);
         Ok(Config {
-            table_name: required("TABLE_NAME")?,
-            jwt_signing_key_secret_id: required("JWT_SIGNING_KEY_SECRET_ID")?,
-            jwt_issuer: get("JWT_ISSUER").unwrap_or_else(|| "saas-control-plane".to_string()),
-            access_token_ttl_secs: seconds("ACCESS_TOKEN_TTL_SECONDS", 900, 24 * 3600)?,
-            refresh_token_ttl_secs: seconds(
+            table_name: v.required("TABLE_NAME")?,
+            jwt_issuer: v
+                .set("JWT_ISSUER")
+                .unwrap_or_else(|| "saas-control-plane".to_string()),
+            access_token_ttl_secs: v.positive("ACCESS_TOKEN_TTL_SECONDS", 900, 24 * 3600)?,
+            refresh_token_ttl_secs: v.positive(
                 "REFRESH_TOKEN_TTL_SECONDS",
                 30 * 24 * 3600,
                 365 * 24 * 3600,
             )?,
+            refresh_reuse_grace_secs: v.number("REFRESH_REUSE_GRACE_SECONDS", 10, 300)?,
+            keys_refresh_secs: v.positive("JWT_KEYS_REFRESH_SECONDS", 300, 24 * 3600)? as u64,
+            local_mode: v.flag("LOCAL_MODE")?,
+        })
+    }
+
+    /// The secret this function's access-token keys come from: `JWT_SIGNING_KEY_SECRET_ID`
+    /// (private keys; `login` only) or `JWT_PUBLIC_KEYS_SECRET_ID` (public keys).
+    pub fn key_secret_id(&self, signing: bool) -> Result<String, ConfigError> {
+        let name = if signing {
+            "JWT_SIGNING_KEY_SECRET_ID"
+        } else {
+            "JWT_PUBLIC_KEYS_SECRET_ID"
+        };
+        Vars(|n: &str| std::env::var(n).ok()).required(name)
+    }
+}
+
+/// Where links in platform mail point (reset links now, invitations later).
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// `PLATFORM_ORIGIN` (required): the platform's own origin. Links point here unless the
+    /// user belongs to exactly one tenant and holds no platform or partner role.
+    pub platform_origin: crate::tenant::RedirectOrigin,
+}
+
+impl LinkConfig {
+    pub fn from_env(local_mode: bool) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok(), local_mode)
+    }
+
+    pub fn from_lookup(
+        get: impl Fn(&str) -> Option<String>,
+        local_mode: bool,
+    ) -> Result<Self, ConfigError> {
+        let raw = Vars(get).required("PLATFORM_ORIGIN")?;
+        let platform_origin =
+            crate::tenant::RedirectOrigin::parse(&raw, local_mode).map_err(|why| {
+                ConfigError::Invalid {
+                    name: "PLATFORM_ORIGIN",
+                    reason: why.to_string(),
+                }
+            })?;
+        Ok(LinkConfig { platform_origin })
+    }
+}
+
+/// Mail settings (`SENDER_EMAIL`).
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// `SENDER_EMAIL`: verified SES identity mail comes from.
+    pub sender_email: String,
+}
+
+impl MailConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(MailConfig {
+            sender_email: Vars(|n: &str| std::env::var(n).ok()).required("SENDER_EMAIL")?,
         })
     }
 }
 
-/// Password-recovery settings (`forgot-password`, `reset-password`).
+/// Password-recovery settings (`forgot-password`).
 #[derive(Debug, Clone)]
 pub struct ResetConfig {
-    /// `SENDER_EMAIL`: verified SES identity mail comes from.
-    pub sender_email: String,
     /// `PASSWORD_RESET_TTL_SECONDS` (default 1800).
     pub token_ttl_secs: i64,
-    /// First of `PASSWORD_RESET_ALLOWED_ORIGINS` (comma-separated), else `FRONTEND_URL`'s origin:
-    /// where reset links point for users whose tenant has no redirect origin.
-    pub fallback_origin: Option<crate::tenant::RedirectOrigin>,
     /// `FORGOT_PASSWORD_MIN_RESPONSE_MS` (default 400): every forgot-password answer takes at
     /// least this long, so known and unknown emails cannot be told apart by timing.
     pub min_response_ms: u64,
@@ -94,61 +175,10 @@ impl ResetConfig {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let set = |name: &str| {
-            get(name)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-        let number = |name: &'static str, default: u64, max: u64| match set(name) {
-            None => Ok(default),
-            Some(raw) => raw
-                .parse::<u64>()
-                .ok()
-                .filter(|v| (1..=max).contains(v))
-                .ok_or(ConfigError::Invalid {
-                    name,
-                    reason: format!("expected a whole number between 1 and {max}"),
-                }),
-        };
-        let fallback_origin = match (set("PASSWORD_RESET_ALLOWED_ORIGINS"), set("FRONTEND_URL")) {
-            (Some(list), _) => {
-                let first = list
-                    .split(',')
-                    .map(str::trim)
-                    .find(|s| !s.is_empty())
-                    .unwrap_or_default();
-                Some(
-                    crate::tenant::RedirectOrigin::parse(first).map_err(|reason| {
-                        ConfigError::Invalid {
-                            name: "PASSWORD_RESET_ALLOWED_ORIGINS",
-                            reason,
-                        }
-                    })?,
-                )
-            }
-            (None, Some(url)) => {
-                // FRONTEND_URL may carry a path; only its origin is used.
-                let origin_end = url
-                    .find("://")
-                    .map(|i| i + 3)
-                    .and_then(|start| url[start..].find('/').map(|j| start + j))
-                    .unwrap_or(url.len());
-                Some(
-                    crate::tenant::RedirectOrigin::parse(&url[..origin_end]).map_err(|reason| {
-                        ConfigError::Invalid {
-                            name: "FRONTEND_URL",
-                            reason,
-                        }
-                    })?,
-                )
-            }
-            (None, None) => None,
-        };
+        let v = Vars(get);
         Ok(ResetConfig {
-            sender_email: set("SENDER_EMAIL").ok_or(ConfigError::Missing("SENDER_EMAIL"))?,
-            token_ttl_secs: number("PASSWORD_RESET_TTL_SECONDS", 1800, 24 * 3600)? as i64,
-            fallback_origin,
-            min_response_ms: number("FORGOT_PASSWORD_MIN_RESPONSE_MS", 400, 10_000)?,
+            token_ttl_secs: v.positive("PASSWORD_RESET_TTL_SECONDS", 1800, 24 * 3600)?,
+            min_response_ms: v.positive("FORGOT_PASSWORD_MIN_RESPONSE_MS", 400, 10_000)? as u64,
         })
     }
 }
@@ -168,59 +198,52 @@ mod tests {
 
     #[test]
     fn defaults_apply_and_required_values_are_enforced() {
-        let cfg = Config::from_lookup(lookup(&[
-            ("TABLE_NAME", "t"),
-            ("JWT_SIGNING_KEY_SECRET_ID", "s"),
-        ]))
-        .unwrap();
+        let cfg = Config::from_lookup(lookup(&[("TABLE_NAME", "t")])).unwrap();
         assert_eq!(cfg.access_token_ttl_secs, 900);
+        assert_eq!(cfg.refresh_reuse_grace_secs, 10);
+        assert!(!cfg.local_mode);
         assert!(matches!(
-            Config::from_lookup(lookup(&[("TABLE_NAME", "t")])),
-            Err(ConfigError::Missing("JWT_SIGNING_KEY_SECRET_ID"))
+            Config::from_lookup(lookup(&[])),
+            Err(ConfigError::Missing("TABLE_NAME"))
         ));
         let bad = Config::from_lookup(lookup(&[
             ("TABLE_NAME", "t"),
-            ("JWT_SIGNING_KEY_SECRET_ID", "s"),
             ("ACCESS_TOKEN_TTL_SECONDS", "-5"),
         ]));
         assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
+        let bad = Config::from_lookup(lookup(&[("TABLE_NAME", "t"), ("LOCAL_MODE", "yes")]));
+        assert!(matches!(bad, Err(ConfigError::Invalid { .. })));
+        let zero_grace = Config::from_lookup(lookup(&[
+            ("TABLE_NAME", "t"),
+            ("REFRESH_REUSE_GRACE_SECONDS", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(zero_grace.refresh_reuse_grace_secs, 0);
     }
 
     #[test]
-    fn reset_fallback_origin_prefers_allowed_origins_then_frontend_url() {
-        let cfg = ResetConfig::from_lookup(lookup(&[
-            ("SENDER_EMAIL", "s@x.io"),
-            (
-                "PASSWORD_RESET_ALLOWED_ORIGINS",
-                " https://a.example.com , https://b.example.com",
-            ),
-            ("FRONTEND_URL", "https://c.example.com"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            cfg.fallback_origin.unwrap().as_str(),
-            "https://a.example.com"
-        );
-        let cfg = ResetConfig::from_lookup(lookup(&[
-            ("SENDER_EMAIL", "s@x.io"),
-            ("FRONTEND_URL", "https://c.example.com/app/login"),
-        ]))
-        .unwrap();
-        assert_eq!(
-            cfg.fallback_origin.unwrap().as_str(),
-            "https://c.example.com"
-        );
-        let cfg = ResetConfig::from_lookup(lookup(&[("SENDER_EMAIL", "s@x.io")])).unwrap();
-        assert!(cfg.fallback_origin.is_none());
-        assert_eq!((cfg.token_ttl_secs, cfg.min_response_ms), (1800, 400));
-        assert!(ResetConfig::from_lookup(lookup(&[
-            ("SENDER_EMAIL", "s@x.io"),
-            ("FRONTEND_URL", "http://evil.example.com")
-        ]))
-        .is_err());
+    fn platform_origin_is_required_and_http_only_in_local_mode() {
         assert!(matches!(
-            ResetConfig::from_lookup(lookup(&[])),
-            Err(ConfigError::Missing("SENDER_EMAIL"))
+            LinkConfig::from_lookup(lookup(&[]), true),
+            Err(ConfigError::Missing("PLATFORM_ORIGIN"))
         ));
+        let local = [("PLATFORM_ORIGIN", "http://127.0.0.1:3000")];
+        assert_eq!(
+            LinkConfig::from_lookup(lookup(&local), true)
+                .unwrap()
+                .platform_origin
+                .as_str(),
+            "http://127.0.0.1:3000"
+        );
+        assert!(LinkConfig::from_lookup(lookup(&local), false).is_err());
+        let https = [("PLATFORM_ORIGIN", "https://console.example.com")];
+        assert!(LinkConfig::from_lookup(lookup(&https), false).is_ok());
+    }
+
+    #[test]
+    fn reset_defaults() {
+        let cfg = ResetConfig::from_lookup(lookup(&[])).unwrap();
+        assert_eq!((cfg.token_ttl_secs, cfg.min_response_ms), (1800, 400));
+        assert!(ResetConfig::from_lookup(lookup(&[("PASSWORD_RESET_TTL_SECONDS", "0")])).is_err());
     }
 }

@@ -91,22 +91,31 @@ pub enum Audience {
     Operator,
 }
 
-impl Audience {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Audience::Portal => "portal",
-            Audience::Operator => "operator",
-        }
-    }
+/// A fieldless enum's one mapping to and from its stored (and serialized) name, so the store
+/// and the API can never disagree.
+macro_rules! named_enum {
+    ($ty:ident { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
 
-    pub fn parse(raw: &str) -> Option<Self> {
-        match raw {
-            "portal" => Some(Audience::Portal),
-            "operator" => Some(Audience::Operator),
-            _ => None,
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                match raw {
+                    $($name => Some($ty::$variant),)+
+                    _ => None,
+                }
+            }
         }
-    }
+    };
 }
+pub(crate) use named_enum;
+
+named_enum!(Audience { Portal => "portal", Operator => "operator" });
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -123,6 +132,9 @@ pub enum Role {
     Admin,
     Member,
 }
+
+named_enum!(UserStatus { Active => "active", Disabled => "disabled" });
+named_enum!(Role { Owner => "owner", Admin => "admin", Member => "member" });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -187,5 +199,30 @@ mod tests {
         assert!(UserId::parse(&id.as_str().to_uppercase()).is_none());
         assert!(UserId::parse("USER#x").is_none());
         assert!(UserId::parse("").is_none());
+    }
+}
+
+#[cfg(test)]
+mod named_enum_tests {
+    use super::*;
+
+    #[test]
+    fn stored_names_match_serde_names_and_round_trip() {
+        fn check<T: Serialize + Copy>(
+            all: &[T],
+            name: fn(T) -> &'static str,
+            parse: fn(&str) -> Option<T>,
+        ) where
+            T: PartialEq + std::fmt::Debug,
+        {
+            for &v in all {
+                assert_eq!(serde_json::to_value(v).unwrap(), name(v));
+                assert_eq!(parse(name(v)), Some(v));
+            }
+            assert_eq!(parse("nope"), None);
+        }
+        check(Audience::ALL, Audience::as_str, Audience::parse);
+        check(UserStatus::ALL, UserStatus::as_str, UserStatus::parse);
+        check(Role::ALL, Role::as_str, Role::parse);
     }
 }

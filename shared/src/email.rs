@@ -109,15 +109,34 @@ fn escape_html(s: &str) -> String {
 
 /// Fills `{{name}}` placeholders; values are HTML-escaped when `html` is true.
 fn render(template: &str, vars: &[(&str, &str)], html: bool) -> String {
-    let mut out = template.to_string();
-    for (name, value) in vars {
-        let value = if html {
-            escape_html(value)
-        } else {
-            value.to_string()
-        };
-        out = out.replace(&format!("{{{{{name}}}}}"), &value);
+    // One pass over the template: a value is inserted as it is and never scanned again, so a
+    // value that happens to contain `{{link}}` stays text.
+    let mut out = String::with_capacity(template.len() + 256);
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find("}}").and_then(|end| {
+            let name = &after[..end];
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (end, *v))
+        }) {
+            Some((end, value)) => {
+                if html {
+                    out.push_str(&escape_html(value));
+                } else {
+                    out.push_str(value);
+                }
+                rest = &after[end + 2..];
+            }
+            None => {
+                out.push_str("{{");
+                rest = after;
+            }
+        }
     }
+    out.push_str(rest);
     out
 }
 
@@ -169,6 +188,36 @@ pub fn password_changed(to: &Email, tenant_name: &str) -> EmailMessage {
     )
 }
 
+/// Tells a tenant's owners and admins that its redirect origins (where its mailed links
+/// point) were changed, and by whom.
+pub fn redirect_origins_changed(
+    to: &Email,
+    tenant_name: &str,
+    changed_by: &Email,
+    origins: &[crate::tenant::RedirectOrigin],
+) -> EmailMessage {
+    let list = if origins.is_empty() {
+        "(none: links use the platform's own address)".to_string()
+    } else {
+        origins
+            .iter()
+            .map(|o| o.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    message(
+        to,
+        format!("The redirect origins of {tenant_name} were changed"),
+        include_str!("../templates/redirect-origins-changed.txt"),
+        include_str!("../templates/redirect-origins-changed.html"),
+        &[
+            ("tenant_name", tenant_name),
+            ("changed_by", changed_by.as_str()),
+            ("origins", &list),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +241,14 @@ mod tests {
             .contains(r#"<meta name="referrer" content="no-referrer">"#));
         assert!(m.html.contains("Acme &lt;Labs&gt;") && !m.html.contains("Acme <Labs>"));
         assert!(!m.html.contains("{{") && !m.text.contains("{{"));
+    }
+
+    #[test]
+    fn a_value_that_looks_like_a_placeholder_stays_text() {
+        let to = Email::parse("a@example.com").unwrap();
+        let m = password_reset(&to, "{{link}} Corp", "https://x.example.com/r#token=t", 30);
+        assert!(m.text.contains("{{link}} Corp"), "{}", m.text);
+        assert_eq!(m.text.matches("token=t").count(), 1);
     }
 
     #[test]

@@ -137,13 +137,18 @@ impl ApiError {
 
     /// The full cause chain, for the log line of a failed request.
     pub fn cause_chain(&self) -> String {
-        let mut out = self.to_string();
-        let mut next = self.source();
-        while let Some(cause) = next {
-            out.push_str(": ");
-            out.push_str(&cause.to_string());
-            next = cause.source();
-        }
-        out
+        chain(self)
     }
+}
+
+/// An error and all its causes on one line, for logs.
+pub fn chain(err: &dyn StdError) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
 }

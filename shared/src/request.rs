@@ -17,6 +17,9 @@ pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024;
 #[derive(Debug, Clone)]
 pub struct RequestContext {
     pub request_id: String,
+    /// API Gateway's own id for the request (`requestContext.requestId`), logged beside the
+    /// client's so a log line can be matched with either.
+    pub gateway_request_id: Option<String>,
     /// The caller's address as API Gateway saw it on the TCP connection. Never taken from
     /// `X-Forwarded-For`, which the client controls.
     pub client_ip: String,
@@ -30,23 +33,23 @@ impl RequestContext {
         };
         // The caller's id if it is safe to echo, else API Gateway's own, so a log line can be
         // matched with the gateway's access log; a fresh one only outside API Gateway.
+        let gateway_request_id = gateway
+            .and_then(|ctx| ctx.request_id.clone())
+            .filter(|v| is_valid_request_id(v));
         let request_id = req
             .headers()
             .get("x-request-id")
             .and_then(|v| v.to_str().ok())
             .filter(|v| is_valid_request_id(v))
             .map(str::to_string)
-            .or_else(|| {
-                gateway
-                    .and_then(|ctx| ctx.request_id.clone())
-                    .filter(|v| is_valid_request_id(v))
-            })
+            .or_else(|| gateway_request_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let client_ip = gateway
             .and_then(|ctx| ctx.identity.source_ip.clone())
             .unwrap_or_else(|| "unknown".to_string());
         RequestContext {
             request_id,
+            gateway_request_id,
             client_ip,
         }
     }
@@ -69,8 +72,9 @@ where
 {
     let ctx = RequestContext::from_request(&req);
     let method = req.method().to_string();
-    let path = req.raw_http_path().to_string();
-    let span = tracing::info_span!("request", request_id = %ctx.request_id, method = %method, path = %path);
+    let resource = resource(&req).to_string();
+    let gateway_request_id = ctx.gateway_request_id.clone().unwrap_or_default();
+    let span = tracing::info_span!("request", request_id = %ctx.request_id, aws_request_id = %gateway_request_id, method = %method, resource = %resource);
     let request_id = ctx.request_id.clone();
     async move {
         let started = Instant::now();
@@ -134,8 +138,15 @@ fn data_error_message(e: &serde_json::Error) -> String {
         let expected = rest.split(", expected ").nth(1).unwrap_or("another type");
         return format!("a field has the wrong type (expected {expected})");
     }
-    if text.starts_with("invalid value") || text.starts_with("invalid length") {
+    // These quote the client's value (or a field name the client chose): never repeat them.
+    if text.starts_with("invalid value")
+        || text.starts_with("invalid length")
+        || text.starts_with("unknown variant")
+    {
         return "a field has an invalid value".to_string();
+    }
+    if text.starts_with("unknown field") {
+        return "the body has a field this route does not accept".to_string();
     }
     text.to_string()
 }
@@ -146,6 +157,28 @@ pub fn resource(req: &Request) -> &str {
         Some(LambdaRequestContext::ApiGatewayV1(ctx)) => ctx.resource_path.as_deref().unwrap_or(""),
         _ => "",
     }
+}
+
+/// The route a request is for, from a function's table of `(method, resource template,
+/// route)`. Routing uses API Gateway's matched resource, never the raw path, so a custom
+/// domain's base path or a stage prefix cannot change which code runs. A known resource with
+/// another method is a 405; anything else a 404.
+pub fn matched<T: Copy>(req: &Request, table: &[(&str, &str, T)]) -> Result<T, ApiError> {
+    let (method, resource) = (req.method().as_str(), resource(req));
+    let mut known = false;
+    for (m, r, route) in table {
+        if *r == resource {
+            if *m == method {
+                return Ok(*route);
+            }
+            known = true;
+        }
+    }
+    Err(if known {
+        ApiError::method_not_allowed()
+    } else {
+        ApiError::route_not_found()
+    })
 }
 
 /// A path parameter of the matched resource.
@@ -208,6 +241,23 @@ mod tests {
     }
 
     #[test]
+    fn unknown_enum_values_are_not_echoed() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct WithEnum {
+            audience: crate::domain::Audience,
+        }
+        let err =
+            json_body::<WithEnum>(&req(r#"{"audience":"<script>x</script>"}"#), 1024).unwrap_err();
+        assert_eq!(err.status(), 400);
+        assert!(
+            !err.public_message().contains("script"),
+            "{}",
+            err.public_message()
+        );
+    }
+
+    #[test]
     fn oversize_body_is_413() {
         let big = format!(r#"{{"email":"{}","password":"x"}}"#, "a".repeat(2000));
         assert_eq!(
@@ -239,12 +289,45 @@ mod tests {
                 .to_lambda_request(),
         );
         assert_eq!(ctx.request_id, "mine-42");
+        assert_eq!(ctx.gateway_request_id.as_deref(), Some("gw-req-1"));
         let ctx = RequestContext::from_request(
             &event
                 .header("x-request-id", "not safe; drop")
                 .to_lambda_request(),
         );
         assert_eq!(ctx.request_id, "gw-req-1");
+    }
+
+    #[test]
+    fn routes_match_on_the_resource_template_not_the_raw_path() {
+        use crate::proxy_event::ProxyRequest;
+        #[derive(Debug, Clone, Copy, PartialEq)]
+        enum R {
+            Get,
+            Put,
+        }
+        let table = [("GET", "/t/{slug}", R::Get), ("PUT", "/t/{slug}", R::Put)];
+        // Behind a custom domain with a base path, the raw path differs; the resource does not.
+        let mut event = ProxyRequest::new("PUT", "/api/v1/t/acme");
+        event.resource = "/t/{slug}".into();
+        assert_eq!(
+            matched(&event.clone().to_lambda_request(), &table).unwrap(),
+            R::Put
+        );
+        event.method = "DELETE".into();
+        assert_eq!(
+            matched(&event.clone().to_lambda_request(), &table)
+                .unwrap_err()
+                .status(),
+            405
+        );
+        event.resource = "/other".into();
+        assert_eq!(
+            matched(&event.to_lambda_request(), &table)
+                .unwrap_err()
+                .status(),
+            404
+        );
     }
 
     #[test]

@@ -41,6 +41,12 @@ pub enum TenantStatus {
     Suspended,
 }
 
+crate::domain::named_enum!(TenantStatus {
+    Provisioning => "provisioning",
+    Active => "active",
+    Suspended => "suspended",
+});
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
     pub id: String,
@@ -69,49 +75,79 @@ pub fn can_manage(
 }
 
 /// One allowed redirect origin: `scheme://host[:port]`, nothing else. `https` is required
-/// except for `localhost` and `127.0.0.1`. Stored lower-cased, without a default port.
+/// unless plain `http` is allowed (local mode only: `LOCAL_MODE=true`, which `make dev` and
+/// `make test` set). Stored lower-cased, without a default port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct RedirectOrigin(String);
 
 pub const MAX_REDIRECT_ORIGINS: usize = 10;
 
+/// Why an origin was refused. The messages never repeat the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidOrigin {
+    #[error("an origin is 1-255 characters without surrounding spaces")]
+    Length,
+    #[error("expected scheme://host[:port]")]
+    Shape,
+    #[error("wildcards are not allowed")]
+    Wildcard,
+    #[error("credentials are not allowed")]
+    Credentials,
+    #[error(
+        "only an origin is allowed: no path, query or fragment (e.g. https://app.example.com)"
+    )]
+    Path,
+    #[error("the port must be a number from 1 to 65535")]
+    Port,
+    #[error("https is required (plain http only in local mode)")]
+    HttpsRequired,
+    #[error("the scheme must be https")]
+    Scheme,
+    #[error("the host is not a valid host name")]
+    Host,
+    #[error("at most {MAX_REDIRECT_ORIGINS} origins are allowed")]
+    TooMany,
+    #[error("origin {0} is listed twice")]
+    Duplicate(usize),
+    #[error("origin {index}: {why}")]
+    Entry {
+        index: usize,
+        why: Box<InvalidOrigin>,
+    },
+}
+
 impl RedirectOrigin {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let shown: String = raw.chars().take(80).collect();
-        let bad = |why: &str| Err(format!("{shown:?} is not allowed: {why}"));
+    pub fn parse(raw: &str, allow_http: bool) -> Result<Self, InvalidOrigin> {
         if raw.len() > 255 || raw.trim() != raw || raw.is_empty() {
-            return bad("an origin is 1-255 characters without surrounding spaces");
+            return Err(InvalidOrigin::Length);
         }
         let lower = raw.to_ascii_lowercase();
-        let Some((scheme, rest)) = lower.split_once("://") else {
-            return bad("expected scheme://host[:port]");
-        };
+        let (scheme, rest) = lower.split_once("://").ok_or(InvalidOrigin::Shape)?;
         if rest.contains('*') {
-            return bad("wildcards are not allowed");
+            return Err(InvalidOrigin::Wildcard);
         }
         if rest.contains('@') {
-            return bad("credentials are not allowed");
+            return Err(InvalidOrigin::Credentials);
         }
         if rest.contains(['/', '?', '#', '\\']) {
-            return bad("only an origin is allowed: no path, query or fragment (e.g. https://app.example.com)");
+            return Err(InvalidOrigin::Path);
         }
         let (host, port) = match rest.rsplit_once(':') {
             Some((h, p)) => {
                 let port: u16 = match p.parse() {
                     Ok(n) if n > 0 && !p.starts_with('0') => n,
-                    _ => return bad("the port must be a number from 1 to 65535"),
+                    _ => return Err(InvalidOrigin::Port),
                 };
                 (h, Some(port))
             }
             None => (rest, None),
         };
-        let local = host == "localhost" || host == "127.0.0.1";
         match scheme {
             "https" => {}
-            "http" if local => {}
-            "http" => return bad("https is required (http only for localhost and 127.0.0.1)"),
-            _ => return bad("the scheme must be https"),
+            "http" if allow_http => {}
+            "http" => return Err(InvalidOrigin::HttpsRequired),
+            _ => return Err(InvalidOrigin::Scheme),
         }
         let label_ok = |l: &str| {
             !l.is_empty()
@@ -121,7 +157,7 @@ impl RedirectOrigin {
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
         if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return bad("the host is not a valid host name");
+            return Err(InvalidOrigin::Host);
         }
         let default_port = if scheme == "https" { 443 } else { 80 };
         let origin = match port {
@@ -132,17 +168,19 @@ impl RedirectOrigin {
     }
 
     /// An ordered list: each entry valid, no duplicates, at most `MAX_REDIRECT_ORIGINS`.
-    pub fn parse_list(raw: &[String]) -> Result<Vec<Self>, String> {
+    /// Errors name the entry by its position (from 1), never by its value.
+    pub fn parse_list(raw: &[String], allow_http: bool) -> Result<Vec<Self>, InvalidOrigin> {
         if raw.len() > MAX_REDIRECT_ORIGINS {
-            return Err(format!(
-                "at most {MAX_REDIRECT_ORIGINS} origins are allowed"
-            ));
+            return Err(InvalidOrigin::TooMany);
         }
         let mut out: Vec<RedirectOrigin> = Vec::with_capacity(raw.len());
-        for r in raw {
-            let origin = Self::parse(r)?;
+        for (i, r) in raw.iter().enumerate() {
+            let origin = Self::parse(r, allow_http).map_err(|why| InvalidOrigin::Entry {
+                index: i + 1,
+                why: Box::new(why),
+            })?;
             if out.contains(&origin) {
-                return Err(format!("{origin} is listed twice"));
+                return Err(InvalidOrigin::Duplicate(i + 1));
             }
             out.push(origin);
         }
@@ -184,31 +222,33 @@ mod tests {
     #[test]
     fn origins_are_normalised() {
         assert_eq!(
-            RedirectOrigin::parse("HTTPS://App.Example.com")
+            RedirectOrigin::parse("HTTPS://App.Example.com", false)
                 .unwrap()
                 .as_str(),
             "https://app.example.com"
         );
         assert_eq!(
-            RedirectOrigin::parse("https://app.example.com:443")
+            RedirectOrigin::parse("https://app.example.com:443", false)
                 .unwrap()
                 .as_str(),
             "https://app.example.com"
         );
         assert_eq!(
-            RedirectOrigin::parse("https://app.example.com:8443")
+            RedirectOrigin::parse("https://app.example.com:8443", false)
                 .unwrap()
                 .as_str(),
             "https://app.example.com:8443"
         );
         assert_eq!(
-            RedirectOrigin::parse("http://localhost:5173")
+            RedirectOrigin::parse("http://localhost:5173", true)
                 .unwrap()
                 .as_str(),
             "http://localhost:5173"
         );
         assert_eq!(
-            RedirectOrigin::parse("http://127.0.0.1").unwrap().as_str(),
+            RedirectOrigin::parse("http://127.0.0.1", true)
+                .unwrap()
+                .as_str(),
             "http://127.0.0.1"
         );
     }
@@ -222,6 +262,7 @@ mod tests {
             ("https://*.example.com", "wildcard"),
             ("https://user:pw@app.example.com", "credentials"),
             ("http://app.example.com", "https is required"),
+            ("http://localhost:3000", "https is required"),
             ("ftp://app.example.com", "scheme"),
             ("javascript://alert(1)", "scheme"),
             ("app.example.com", "scheme://host"),
@@ -232,8 +273,25 @@ mod tests {
             (" https://app.example.com", "spaces"),
         ];
         for (raw, why) in cases {
-            let err = RedirectOrigin::parse(raw).unwrap_err();
+            let err = RedirectOrigin::parse(raw, false).unwrap_err().to_string();
             assert!(err.contains(why), "{raw}: {err}");
+            assert!(
+                !err.contains("example"),
+                "{raw}: the message echoes the input: {err}"
+            );
+        }
+        // Outside local mode even localhost needs https; in local mode plain http is allowed.
+        for raw in [
+            "http://localhost:5173",
+            "http://127.0.0.1",
+            "http://dev.example.com",
+        ] {
+            assert_eq!(
+                RedirectOrigin::parse(raw, false),
+                Err(InvalidOrigin::HttpsRequired),
+                "{raw}"
+            );
+            assert!(RedirectOrigin::parse(raw, true).is_ok(), "{raw}");
         }
     }
 
@@ -243,13 +301,25 @@ mod tests {
             "https://a.example.com".to_string(),
             "HTTPS://A.example.com:443".to_string(),
         ];
-        assert!(RedirectOrigin::parse_list(&dup)
+        assert_eq!(
+            RedirectOrigin::parse_list(&dup, false),
+            Err(InvalidOrigin::Duplicate(2))
+        );
+        let bad = vec![
+            "https://a.example.com".to_string(),
+            "evil value".to_string(),
+        ];
+        let err = RedirectOrigin::parse_list(&bad, false)
             .unwrap_err()
-            .contains("twice"));
+            .to_string();
+        assert!(
+            err.starts_with("origin 2:") && !err.contains("evil"),
+            "{err}"
+        );
         let many: Vec<String> = (0..11)
             .map(|i| format!("https://a{i}.example.com"))
             .collect();
-        assert!(RedirectOrigin::parse_list(&many).is_err());
-        assert_eq!(RedirectOrigin::parse_list(&[]).unwrap(), vec![]);
+        assert!(RedirectOrigin::parse_list(&many, false).is_err());
+        assert_eq!(RedirectOrigin::parse_list(&[], false).unwrap(), vec![]);
     }
 }

@@ -3,8 +3,9 @@
 
 use shared::auth::opaque;
 use shared::domain::{Audience, Email, User, UserId, UserStatus};
-use shared::ratelimit::{self, Decision, RatePolicy};
+use shared::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::store::*;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 async fn store() -> DynamoStore {
@@ -30,24 +31,21 @@ fn user() -> User {
     }
 }
 
-async fn session(s: &DynamoStore, u: &User) -> (RefreshFamily, RefreshTokenRecord) {
-    let family = RefreshFamily {
-        family_id: opaque::random_id(),
-        user_id: u.id.clone(),
-        revoked: false,
-        expires_at: i64::MAX / 2,
-    };
-    let first = RefreshTokenRecord {
-        token_hash: opaque::mint().hash,
-        family_id: family.family_id.clone(),
+async fn session(s: &DynamoStore, u: &User, refund: Option<&Reservation>) -> (Session, String) {
+    let session_id = opaque::random_id();
+    let first = opaque::mint_for(&session_id);
+    let session = Session {
+        session_id,
         user_id: u.id.clone(),
         audience: Audience::Portal,
-        used: false,
         session_epoch: u.session_epoch,
-        expires_at: family.expires_at,
+        expires_at: i64::MAX / 2,
+        revoked: false,
+        heads: BTreeMap::from([(first.hash.clone(), 1_000)]),
+        spent: BTreeMap::new(),
     };
-    s.create_session(&family, &first).await.unwrap();
-    (family, first)
+    s.create_session(&session, refund).await.unwrap();
+    (session, first.hash)
 }
 
 #[tokio::test]
@@ -78,113 +76,160 @@ async fn concurrent_rotations_of_one_token_let_exactly_one_through() {
     let s = Arc::new(store().await);
     let u = user();
     s.create_user(&u).await.unwrap();
-    let (_, first) = session(&s, &u).await;
+    let (session, first) = session(&s, &u, None).await;
     let mut tasks = Vec::new();
     for _ in 0..10 {
         let s = s.clone();
-        let first = first.clone();
+        let (id, first) = (session.session_id.clone(), first.clone());
         tasks.push(tokio::spawn(async move {
-            let next = RefreshTokenRecord {
-                token_hash: opaque::mint().hash,
-                ..first.clone()
-            };
-            s.rotate_refresh_token(&first.token_hash, &next)
+            let next = opaque::mint_for(&id).hash;
+            s.rotate_session(&id, &first, &next, 2_000, &[])
                 .await
                 .unwrap()
         }));
     }
     let mut rotated = 0;
     for t in tasks {
-        match t.await.unwrap() {
-            RotateOutcome::Rotated => rotated += 1,
-            RotateOutcome::AlreadyUsed => {}
-            other => panic!("unexpected {other:?}"),
+        if t.await.unwrap() == RotateOutcome::Rotated {
+            rotated += 1;
         }
     }
     assert_eq!(rotated, 1);
-    assert!(
-        s.refresh_token(&first.token_hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .used
-    );
+    let stored = s.session(&session.session_id).await.unwrap().unwrap();
+    assert_eq!(stored.heads.len(), 1);
+    assert_eq!(stored.spent.get(&first), Some(&2_000));
 }
 
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
-async fn revoked_family_refuses_rotation() {
+async fn grace_heads_are_bounded_and_spent_hashes_are_forgotten_oldest_first() {
     let s = store().await;
     let u = user();
-    let (family, first) = session(&s, &u).await;
-    s.revoke_family(&family.family_id).await.unwrap();
+    let (session, first) = session(&s, &u, None).await;
+    let id = &session.session_id;
+    let mut head = first.clone();
+    for t in 0..(MAX_SPENT_REMEMBERED as i64 + 3) {
+        let now = 2_000 + t;
+        let current = s.session(id).await.unwrap().unwrap();
+        let next = opaque::mint_for(id).hash;
+        let forget = current.spent_to_forget();
+        assert_eq!(
+            s.rotate_session(id, &head, &next, now, &forget)
+                .await
+                .unwrap(),
+            RotateOutcome::Rotated
+        );
+        head = next;
+    }
+    let stored = s.session(id).await.unwrap().unwrap();
+    assert_eq!(stored.spent.len(), MAX_SPENT_REMEMBERED);
     assert!(
-        s.refresh_family(&family.family_id)
+        !stored.spent.contains_key(&first),
+        "the oldest spent hash is forgotten"
+    );
+    // Inside the grace window the last spent token may add heads, up to the bound.
+    let (last_spent, &at) = stored.spent.iter().max_by_key(|(_, t)| **t).unwrap();
+    let mut added = 0;
+    for _ in 0..MAX_SESSION_HEADS + 2 {
+        if s.add_session_head(id, last_spent, at, &opaque::mint_for(id).hash, at)
             .await
             .unwrap()
-            .unwrap()
-            .revoked
-    );
-    let next = RefreshTokenRecord {
-        token_hash: opaque::mint().hash,
-        ..first.clone()
-    };
+        {
+            added += 1;
+        }
+    }
+    assert_eq!(added, MAX_SESSION_HEADS - 1);
+    // A revoked session takes no rotation and no head; revoking twice or an unknown one is fine.
+    s.revoke_session(id).await.unwrap();
+    s.revoke_session(id).await.unwrap();
+    s.revoke_session("no-such-session").await.unwrap();
+    let after = s.session(id).await.unwrap().unwrap();
+    let any_head = after.heads.keys().next().unwrap().clone();
     assert_eq!(
-        s.rotate_refresh_token(&first.token_hash, &next)
+        s.rotate_session(id, &any_head, &opaque::mint_for(id).hash, 9_000, &[])
             .await
             .unwrap(),
-        RotateOutcome::FamilyRevoked
+        RotateOutcome::Refused
     );
-    // Nothing was half-written: the old token is still unused and the new one absent.
-    assert!(
-        !s.refresh_token(&first.token_hash)
-            .await
-            .unwrap()
-            .unwrap()
-            .used
+    assert!(!s
+        .add_session_head(id, last_spent, at, &opaque::mint_for(id).hash, at)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.session(id).await.unwrap().unwrap().heads,
+        after.heads,
+        "nothing half-written"
     );
-    assert_eq!(s.refresh_token(&next.token_hash).await.unwrap(), None);
-    // Revoking an unknown family is a no-op, not an error.
-    s.revoke_family("no-such-family").await.unwrap();
 }
 
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
-async fn rate_limits_count_across_calls_and_trim_old_hits() {
-    let s = store().await;
+async fn rate_limit_reservations_are_atomic_refundable_and_refusals_are_free() {
+    let s = Arc::new(store().await);
     let policy = RatePolicy {
         name: "itest",
-        limit: 3,
+        limit: 5,
         window_secs: 100,
     };
     let subject = uuid::Uuid::new_v4().to_string();
-    for t in [1000, 1001, 1002, 1003, 1004] {
-        ratelimit::record(&s, &[(policy, &subject)], t)
-            .await
-            .unwrap();
+    // 30 concurrent reservations of one window: exactly the limit get through.
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let (s, subject) = (s.clone(), subject.clone());
+            tokio::spawn(async move {
+                ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_000)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut reserved = Vec::new();
+    for t in tasks {
+        if let Decision::Reserved(r) = t.await.unwrap() {
+            reserved.push(r);
+        }
+    }
+    assert_eq!(reserved.len(), policy.limit);
+    let key = ratelimit::key(&policy, &subject);
+    let window = s.rate_windows(&[key.clone()]).await.unwrap().remove(0);
+    assert_eq!(window.hits.len(), policy.limit, "refusals are not written");
+    // A refund frees one slot, and a session created with a refund frees another.
+    ratelimit::refund(s.as_ref(), &reserved[0]).await.unwrap();
+    let u = user();
+    session(&s, &u, Some(&reserved[1])).await;
+    assert_eq!(
+        s.rate_windows(&[key.clone()]).await.unwrap()[0].hits.len(),
+        policy.limit - 2
+    );
+    // A refund whose window has gone still lets the session be created.
+    let gone = Reservation {
+        keys: vec![format!("itest#gone-{}", uuid::Uuid::new_v4())],
+        hit_id: "x".into(),
+    };
+    session(&s, &u, Some(&gone)).await;
+    for _ in 0..2 {
+        assert!(matches!(
+            ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_001)
+                .await
+                .unwrap(),
+            Decision::Reserved(_)
+        ));
     }
     assert_eq!(
-        ratelimit::check(&s, &[(policy, &subject)], 1010)
+        ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_002)
             .await
             .unwrap(),
         Decision::Limited {
-            retry_after_secs: 92
+            retry_after_secs: 98
         }
     );
-    assert_eq!(
-        ratelimit::check(&s, &[(policy, &subject)], 1110)
+    // The window slides: at 1_100 the hits from 1_000 have left it.
+    assert!(matches!(
+        ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_100)
             .await
             .unwrap(),
-        Decision::Allowed
-    );
-    let key = format!("itest#{}", shared::auth::sha256_hex(subject.as_bytes()));
-    let stored = s.rate_hits(&[key.clone(), key]).await.unwrap();
-    assert!(
-        stored[0].len() <= 4,
-        "hits should be trimmed, got {:?}",
-        stored[0]
-    );
-    assert_eq!(stored[0], stored[1]);
+        Decision::Reserved(_)
+    ));
 }
 
 #[tokio::test]

@@ -1,26 +1,28 @@
 //! `POST /auth/forgot-password` `{email}`: always the same 200 body, and never faster than the
 //! configured floor, whether the email is known, unknown, disabled or rate-limited. For a known
-//! active user it stores a fresh single-use token (only its SHA-256) and emails a link to the
-//! user's tenant's primary redirect origin. The client's `Host` or any URL it sends is ignored.
+//! active user it stores a fresh single-use token (only its SHA-256) and emails a link. The link
+//! points at the user's tenant's primary redirect origin only when the user is that tenant's
+//! alone (`shared::links`); otherwise at `PLATFORM_ORIGIN`. The client's `Host` or any URL it
+//! sends is ignored.
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::opaque;
-use shared::config::ResetConfig;
+use shared::config::{LinkConfig, ResetConfig};
 use shared::domain::{Email, User};
 use shared::email::{self, Mailer};
+use shared::links::link_target;
 use shared::ratelimit::{self, Decision, RatePolicy};
-use shared::request::{json_body, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::store::{Store, StoreError};
-use shared::tenant::RedirectOrigin;
 use shared::time::now_unix;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Reset requests per client address per hour.
+/// Reset requests per client address (IPv6: per /64) per hour.
 pub const REQUESTS_PER_ADDRESS: RatePolicy = RatePolicy {
     name: "forgot-ip",
     limit: 5,
@@ -33,26 +35,27 @@ pub const REQUESTS_PER_EMAIL: RatePolicy = RatePolicy {
     window_secs: 3600,
 };
 
-/// Where reset links point when neither the tenant nor the configuration names an origin.
-const LAST_RESORT_ORIGIN: &str = "http://localhost";
-/// Name used in mail for users without a tenant (platform operators).
-const PLATFORM_NAME: &str = "SaaS Control Plane";
-
 pub struct App {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
     pub config: ResetConfig,
+    pub links: LinkConfig,
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Forgot,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[("POST", "/auth/forgot-password", Route::Forgot)];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
-    match (req.method().as_str(), req.raw_http_path()) {
-        ("POST", "/auth/forgot-password") => forgot_password(app, &ctx, &req).await,
-        (_, "/auth/forgot-password") => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::route_not_found()),
+    match matched(&req, ROUTES)? {
+        Route::Forgot => forgot_password(app, &ctx, &req).await,
     }
 }
 
@@ -87,28 +90,34 @@ async fn forgot_password(
         // Failures before the account is looked up are the same for every email: report them.
         Err(Failure::BeforeLookup(e)) => Err(e.into()),
         // After it, a 5xx would tell known emails from unknown ones: log and answer as usual.
-        Err(Failure::AfterLookup(cause)) => {
-            tracing::error!(cause = %cause, "password reset could not be completed");
+        Err(after @ Failure::AfterLookup(_)) => {
+            tracing::error!(cause = %shared::error::chain(&after), "password reset could not be completed");
             Ok(ApiResponse::ok(accepted()))
         }
     }
 }
 
+/// Why a reset request did not complete.
+#[derive(Debug, thiserror::Error)]
 enum Failure {
-    BeforeLookup(StoreError),
-    AfterLookup(String),
+    /// Before the account is looked up: the same for every email, so it may be reported.
+    #[error("before the account lookup: {0}")]
+    BeforeLookup(#[source] StoreError),
+    /// After it: reporting it would tell known emails from unknown ones.
+    #[error("after the account lookup: {0}")]
+    AfterLookup(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 async fn request_reset(app: &App, ctx: &RequestContext, email: &Email) -> Result<(), Failure> {
     let now = now_unix();
+    let address = ratelimit::address_subject(&ctx.client_ip);
     let limits = [
-        (REQUESTS_PER_ADDRESS, ctx.client_ip.as_str()),
+        (REQUESTS_PER_ADDRESS, address.as_str()),
         (REQUESTS_PER_EMAIL, email.as_str()),
     ];
-    let decision = ratelimit::check(app.store.as_ref(), &limits, now)
-        .await
-        .map_err(Failure::BeforeLookup)?;
-    ratelimit::record(app.store.as_ref(), &limits, now)
+    // A refused request is not counted, so a victim's recovery cannot be held shut by
+    // someone asking for it every few minutes.
+    let decision = ratelimit::reserve(app.store.as_ref(), &limits, now)
         .await
         .map_err(Failure::BeforeLookup)?;
     if let Decision::Limited { .. } = decision {
@@ -129,8 +138,22 @@ async fn request_reset(app: &App, ctx: &RequestContext, email: &Email) -> Result
         .map_err(Failure::AfterLookup)
 }
 
-async fn send_reset(app: &App, user: &User, now: i64) -> Result<(), String> {
+async fn send_reset(
+    app: &App,
+    user: &User,
+    now: i64,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    // The message is made before the token is stored: storing it ends the user's earlier
+    // link, which must not happen for a mail that then cannot be sent.
+    let target = link_target(app.store.as_ref(), user, &app.links).await?;
     let token = opaque::mint();
+    let link = format!("{}/reset-password#token={}", target.origin, token.plaintext);
+    let message = email::password_reset(
+        &user.email,
+        &target.name,
+        &link,
+        app.config.token_ttl_secs / 60,
+    );
     match app
         .store
         .create_reset_token(user, &token.hash, now + app.config.token_ttl_secs)
@@ -141,47 +164,9 @@ async fn send_reset(app: &App, user: &User, now: i64) -> Result<(), String> {
             tracing::info!(user_id = %user.id, "concurrent reset request already issued a token");
             return Ok(());
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e.into()),
     }
-    let (tenant_name, origin) = link_target(app, user).await.map_err(|e| e.to_string())?;
-    let link = format!("{origin}/reset-password#token={}", token.plaintext);
-    let message = email::password_reset(
-        &user.email,
-        &tenant_name,
-        &link,
-        app.config.token_ttl_secs / 60,
-    );
-    app.mailer.send(&message).await.map_err(|e| e.to_string())?;
+    app.mailer.send(&message).await?;
     tracing::info!(user_id = %user.id, "password reset link sent");
     Ok(())
-}
-
-/// The tenant name for the mail and the origin the link points at: the user's tenant's primary
-/// redirect origin, else the configured fallback, else `http://localhost` (with a warning).
-async fn link_target(app: &App, user: &User) -> Result<(String, RedirectOrigin), StoreError> {
-    let memberships = app.store.memberships(&user.id).await?;
-    let tenant = match memberships.first() {
-        Some(m) => app.store.tenant_by_id(&m.tenant_id).await?,
-        None => None,
-    };
-    let name = tenant
-        .as_ref()
-        .map(|t| t.name.clone())
-        .unwrap_or_else(|| PLATFORM_NAME.to_string());
-    if let Some(primary) = tenant.as_ref().and_then(|t| t.redirect_origins.first()) {
-        return Ok((name, primary.clone()));
-    }
-    if let Some(fallback) = &app.config.fallback_origin {
-        return Ok((name, fallback.clone()));
-    }
-    let slug = tenant
-        .as_ref()
-        .map(|t| t.slug.to_string())
-        .unwrap_or_else(|| "(no tenant)".into());
-    tracing::warn!(tenant = %slug, "no redirect origin configured for the tenant or PASSWORD_RESET_ALLOWED_ORIGINS/FRONTEND_URL; reset link points at http://localhost");
-    let origin = RedirectOrigin::parse(LAST_RESORT_ORIGIN).map_err(|e| StoreError::Corrupt {
-        key: "origin".into(),
-        reason: e,
-    })?;
-    Ok((name, origin))
 }

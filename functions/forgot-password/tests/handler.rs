@@ -2,11 +2,11 @@
 
 use serde_json::json;
 use shared::auth::sha256_hex;
-use shared::config::ResetConfig;
+use shared::config::{LinkConfig, ResetConfig};
 use shared::domain::Role;
 use shared::email::RecordingMailer;
 use shared::proxy_event::ProxyRequest;
-use shared::store::{MemoryStore, ResetStore, TenantStore, UserStore};
+use shared::store::{MemoryStore, RateLimitStore, ResetStore, TenantStore, UserStore};
 
 use shared::tenant::RedirectOrigin;
 use shared::testing::{self, read};
@@ -18,19 +18,23 @@ struct Fixture {
     app: forgot_password::App,
 }
 
-fn fixture(fallback: Option<&str>) -> Fixture {
+const PLATFORM: &str = "https://console.example.com";
+
+fn fixture(platform_origin: Option<&str>) -> Fixture {
     let store = Arc::new(MemoryStore::new());
     let mailer = Arc::new(RecordingMailer::default());
     let config = ResetConfig {
-        sender_email: "no-reply@example.com".into(),
         token_ttl_secs: 1800,
-        fallback_origin: fallback.map(|o| RedirectOrigin::parse(o).unwrap()),
         min_response_ms: 1,
+    };
+    let links = LinkConfig {
+        platform_origin: RedirectOrigin::parse(platform_origin.unwrap_or(PLATFORM), false).unwrap(),
     };
     let app = forgot_password::App {
         store: store.clone(),
         mailer: mailer.clone(),
         config,
+        links,
     };
     Fixture { store, mailer, app }
 }
@@ -76,10 +80,13 @@ async fn link_uses_the_tenant_primary_origin_and_only_the_hash_is_stored() {
     let f = fixture(Some("https://fallback.example.com"));
     let user = testing::user(f.store.as_ref(), false).await;
     let tenant = testing::tenant(f.store.as_ref(), "Acme Labs", Some((&user, Role::Member))).await;
-    let origins = RedirectOrigin::parse_list(&[
-        "https://app.acme.example".into(),
-        "https://other.acme.example".into(),
-    ])
+    let origins = RedirectOrigin::parse_list(
+        &[
+            "https://app.acme.example".into(),
+            "https://other.acme.example".into(),
+        ],
+        false,
+    )
     .unwrap();
     f.store
         .set_redirect_origins(&tenant.id, &origins)
@@ -120,20 +127,64 @@ async fn link_uses_the_tenant_primary_origin_and_only_the_hash_is_stored() {
 }
 
 #[tokio::test]
-async fn fallback_origin_then_localhost() {
+async fn users_without_a_single_tenant_get_the_platform_origin() {
     let f = fixture(Some("https://portal.example.com"));
     let user = testing::user(f.store.as_ref(), false).await;
     forgot(&f, user.email.as_str(), "10.0.0.3").await;
     assert!(f.mailer.sent()[0]
         .text
         .contains("https://portal.example.com/reset-password#token="));
+}
 
+#[tokio::test]
+async fn a_tenant_admin_cannot_steer_links_of_users_it_does_not_own_alone() {
+    let f = fixture(None);
+    let evil = RedirectOrigin::parse_list(&["https://evil.example.net".into()], false).unwrap();
+    // A user of two tenants, and an operator with one membership.
+    let two = testing::user(f.store.as_ref(), false).await;
+    let a = testing::tenant(f.store.as_ref(), "A", Some((&two, Role::Member))).await;
+    let b = testing::tenant(f.store.as_ref(), "B", Some((&two, Role::Member))).await;
+    let operator = testing::user(f.store.as_ref(), true).await;
+    f.store
+        .add_membership(&operator.id, &a, Role::Member)
+        .await
+        .unwrap();
+    // The hostile admin of each tenant points its origin at a host they control.
+    f.store.set_redirect_origins(&a.id, &evil).await.unwrap();
+    f.store.set_redirect_origins(&b.id, &evil).await.unwrap();
+    forgot(&f, two.email.as_str(), "10.0.0.5").await;
+    forgot(&f, operator.email.as_str(), "10.0.0.6").await;
+    let sent = f.mailer.sent();
+    assert_eq!(sent.len(), 2);
+    for mail in &sent {
+        assert!(
+            mail.text
+                .contains(&format!("{PLATFORM}/reset-password#token=")),
+            "{}",
+            mail.text
+        );
+        assert!(!mail.text.contains("evil"));
+    }
+}
+
+#[tokio::test]
+async fn a_refused_request_does_not_count_and_a_slow_trickle_never_blocks_recovery() {
     let f = fixture(None);
     let user = testing::user(f.store.as_ref(), false).await;
-    forgot(&f, user.email.as_str(), "10.0.0.4").await;
-    assert!(f.mailer.sent()[0]
-        .text
-        .contains("http://localhost/reset-password#token="));
+    // Three an hour per email: the fourth and later are refused without being counted.
+    for i in 0..6 {
+        forgot(&f, user.email.as_str(), &format!("10.9.0.{i}")).await;
+    }
+    assert_eq!(f.mailer.sent().len(), 3);
+    let windows = f
+        .store
+        .rate_windows(&[shared::ratelimit::key(
+            &forgot_password::REQUESTS_PER_EMAIL,
+            user.email.as_str(),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(windows[0].hits.len(), 3, "refused requests were counted");
 }
 
 #[tokio::test]

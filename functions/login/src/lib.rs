@@ -1,22 +1,27 @@
 //! Sign-in. Routes:
 //! - `POST /auth/login` `{email,password,audience?}` -> access + refresh tokens
-//! - `POST /auth/refresh` `{refresh_token}` -> rotated tokens; a reused token revokes its family
-//! - `POST /auth/logout` `{refresh_token}` -> revokes the family
+//! - `POST /auth/refresh` `{refresh_token}` -> rotated tokens; a reused token revokes its session
+//! - `POST /auth/logout` `{refresh_token}` -> revokes the session
 //! - `GET /auth/me` -> the caller and their memberships
 //! - `GET /.well-known/jwks.json`, `GET /health/live`, `GET /health/ready`
+//!
+//! A sign-in makes at most five DynamoDB calls, two of them writes: the rate-limit reservation
+//! (read, then one conditional write) before Argon2 runs, the email and user reads, and the
+//! session item written together with the reservation's refund.
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::access::{authenticate, current_user};
 use shared::auth::jwt::TokenKeys;
 use shared::auth::{opaque, password};
 use shared::domain::{Audience, Email, User};
-use shared::ratelimit::{self, Decision, RatePolicy};
-use shared::request::{json_body, RequestContext, DEFAULT_BODY_LIMIT};
-use shared::store::{RefreshFamily, RefreshTokenRecord, RotateOutcome, Store};
+use shared::ratelimit::{self, Decision, RatePolicy, Reservation};
+use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::store::{RotateOutcome, Session, Store};
 use shared::time::now_unix;
 use shared::{ApiError, ApiResponse};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Failed sign-ins per account (by the email sent, known or not) in 15 minutes.
@@ -25,7 +30,7 @@ pub const LOGIN_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
     limit: 10,
     window_secs: 900,
 };
-/// Failed sign-ins per client address in 15 minutes.
+/// Failed sign-ins per client address (IPv6: per /64) in 15 minutes.
 pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
     name: "login-fail-ip",
     limit: 10,
@@ -36,38 +41,48 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
     pub refresh_ttl_secs: i64,
+    /// A refresh token presented again within this many seconds of its rotation is a
+    /// concurrent refresh (two tabs), not a theft.
+    pub reuse_grace_secs: i64,
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Login,
+    Refresh,
+    Logout,
+    Me,
+    Jwks,
+    Live,
+    Ready,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[
+    ("POST", "/auth/login", Route::Login),
+    ("POST", "/auth/refresh", Route::Refresh),
+    ("POST", "/auth/logout", Route::Logout),
+    ("GET", "/auth/me", Route::Me),
+    ("GET", "/.well-known/jwks.json", Route::Jwks),
+    ("GET", "/health/live", Route::Live),
+    ("GET", "/health/ready", Route::Ready),
+];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
-    let path = req.raw_http_path().to_string();
-    match (req.method().as_str(), path.as_str()) {
-        ("POST", "/auth/login") => login(app, &ctx, &req).await,
-        ("POST", "/auth/refresh") => refresh(app, &req).await,
-        ("POST", "/auth/logout") => logout(app, &req).await,
-        ("GET", "/auth/me") => me(app, &req).await,
-        ("GET", "/.well-known/jwks.json") => {
-            // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
-            Ok(ApiResponse::ok(app.keys.jwks())
-                .hoisted()
-                .header("cache-control", "public, max-age=300"))
-        }
-        ("GET", "/health/live") => Ok(ApiResponse::ok(json!({"status": "live"}))),
-        ("GET", "/health/ready") => ready(app).await,
-        (
-            _,
-            "/auth/login"
-            | "/auth/refresh"
-            | "/auth/logout"
-            | "/auth/me"
-            | "/.well-known/jwks.json"
-            | "/health/live"
-            | "/health/ready",
-        ) => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::route_not_found()),
+    match matched(&req, ROUTES)? {
+        Route::Login => login(app, &ctx, &req).await,
+        Route::Refresh => refresh(app, &req).await,
+        Route::Logout => logout(app, &req).await,
+        Route::Me => me(app, &req).await,
+        // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
+        Route::Jwks => Ok(ApiResponse::ok(app.keys.jwks().await)
+            .hoisted()
+            .header("cache-control", "public, max-age=300")),
+        Route::Live => Ok(ApiResponse::ok(json!({"status": "live"}))),
+        Route::Ready => ready(app).await,
     }
 }
 
@@ -108,20 +123,23 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         )));
     }
     let audience = body.audience.unwrap_or(Audience::Portal);
+    let address = ratelimit::address_subject(&ctx.client_ip);
     let limits = [
         (LOGIN_FAILURES_PER_ACCOUNT, email.as_str()),
-        (LOGIN_FAILURES_PER_ADDRESS, ctx.client_ip.as_str()),
+        (LOGIN_FAILURES_PER_ADDRESS, address.as_str()),
     ];
     let now = now_unix();
-    if let Decision::Limited { retry_after_secs } =
-        ratelimit::check(app.store.as_ref(), &limits, now).await?
-    {
-        tracing::warn!(
-            retry_after_secs,
-            "sign-in refused: too many recent failures"
-        );
-        return Err(ApiError::TooManyRequests { retry_after_secs });
-    }
+    // Counted before the password is checked: parallel guesses cannot all slip past the limit.
+    let reservation = match ratelimit::reserve(app.store.as_ref(), &limits, now).await? {
+        Decision::Reserved(r) => r,
+        Decision::Limited { retry_after_secs } => {
+            tracing::warn!(
+                retry_after_secs,
+                "sign-in refused: too many recent failures"
+            );
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+    };
 
     let user = app.store.user_by_email(&email).await?;
     let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -131,58 +149,60 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
     let user = match user {
         Some(user) if verified && user.is_active() => user,
         _ => {
-            ratelimit::record(app.store.as_ref(), &limits, now).await?;
+            // The reservation stays: it is this failure, counted.
             tracing::info!("sign-in failed");
             return Err(invalid_credentials());
         }
     };
     if audience == Audience::Operator && !user.platform_admin {
+        // The password was right: not a guess, so not counted.
+        ratelimit::refund(app.store.as_ref(), &reservation).await?;
         tracing::warn!(user_id = %user.id, "operator sign-in refused: not a platform admin");
         return Err(ApiError::Forbidden {
             code: "OPERATOR_AUDIENCE_DENIED",
             message: "this account may not sign in as a platform operator",
         });
     }
-    let tokens = start_session(app, &user, audience, now).await?;
+    let tokens = start_session(app, &user, audience, now, &reservation).await?;
     tracing::info!(user_id = %user.id, audience = audience.as_str(), "signed in");
     Ok(ApiResponse::ok(tokens))
 }
 
-/// Issues an access token and the first refresh token of a new family.
+/// Writes a new session with its first refresh token, giving the sign-in's attempt back.
 async fn start_session(
     app: &App,
     user: &User,
     audience: Audience,
     now: i64,
+    reservation: &Reservation,
 ) -> Result<serde_json::Value, ApiError> {
-    let family = RefreshFamily {
-        family_id: opaque::random_id(),
-        user_id: user.id.clone(),
-        revoked: false,
-        expires_at: now + app.refresh_ttl_secs,
-    };
-    let minted = opaque::mint();
-    let record = RefreshTokenRecord {
-        token_hash: minted.hash,
-        family_id: family.family_id.clone(),
+    let session_id = opaque::random_id();
+    let minted = opaque::mint_for(&session_id);
+    let session = Session {
+        session_id,
         user_id: user.id.clone(),
         audience,
-        used: false,
         session_epoch: user.session_epoch,
-        expires_at: family.expires_at,
+        expires_at: now + app.refresh_ttl_secs,
+        revoked: false,
+        heads: BTreeMap::from([(minted.hash, now)]),
+        spent: BTreeMap::new(),
     };
-    app.store.create_session(&family, &record).await?;
+    app.store
+        .create_session(&session, Some(reservation))
+        .await?;
     token_pair(
         app,
         user,
         audience,
         minted.plaintext,
-        family.expires_at,
+        session.expires_at,
         now,
     )
+    .await
 }
 
-fn token_pair(
+async fn token_pair(
     app: &App,
     user: &User,
     audience: Audience,
@@ -193,6 +213,7 @@ fn token_pair(
     let access = app
         .keys
         .issue(&user.id, audience, user.session_epoch, now)
+        .await
         .map_err(ApiError::internal)?;
     Ok(json!({
         "access_token": access.token,
@@ -204,75 +225,104 @@ fn token_pair(
     }))
 }
 
+/// The session's user, if the session may still be refreshed for them.
+async fn session_user(app: &App, session: &Session) -> Result<User, ApiError> {
+    match app.store.user_by_id(&session.user_id).await? {
+        Some(u)
+            if u.is_active()
+                && u.session_epoch == session.session_epoch
+                && (session.audience != Audience::Operator || u.platform_admin) =>
+        {
+            Ok(u)
+        }
+        _ => Err(invalid_refresh()),
+    }
+}
+
 async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: RefreshBody = json_body(req, DEFAULT_BODY_LIMIT)?;
-    let hash = opaque::hash_presented(&body.refresh_token).ok_or_else(invalid_refresh)?;
+    let (session_id, hash) = opaque::session_of(&body.refresh_token).ok_or_else(invalid_refresh)?;
     let now = now_unix();
-    let record = app
-        .store
-        .refresh_token(&hash)
-        .await?
-        .ok_or_else(invalid_refresh)?;
-    if record.used {
-        app.store.revoke_family(&record.family_id).await?;
-        tracing::warn!(user_id = %record.user_id, family = %record.family_id, "refresh token reused: family revoked");
-        return Err(invalid_refresh());
-    }
-    if record.expires_at <= now {
-        return Err(invalid_refresh());
-    }
-    match app.store.refresh_family(&record.family_id).await? {
-        Some(f) if !f.revoked && f.expires_at > now => {}
-        _ => return Err(invalid_refresh()),
-    }
-    let user = match app.store.user_by_id(&record.user_id).await? {
-        Some(u) if u.is_active() && u.session_epoch == record.session_epoch => u,
-        _ => return Err(invalid_refresh()),
-    };
-    if record.audience == Audience::Operator && !user.platform_admin {
-        return Err(invalid_refresh());
-    }
-    let minted = opaque::mint();
-    let next = RefreshTokenRecord {
-        token_hash: minted.hash,
-        used: false,
-        ..record.clone()
-    };
-    match app.store.rotate_refresh_token(&hash, &next).await? {
-        RotateOutcome::Rotated => {}
-        RotateOutcome::AlreadyUsed => {
-            // Lost a race with another use of the same token: treat it as reuse.
-            app.store.revoke_family(&record.family_id).await?;
-            tracing::warn!(user_id = %record.user_id, family = %record.family_id, "concurrent refresh token reuse: family revoked");
+    // Twice at most: a rotation refused because a concurrent refresh spent the same token
+    // first is decided again on what that refresh wrote.
+    for _ in 0..2 {
+        let session = match app.store.session(&session_id).await? {
+            Some(s) if !s.revoked && s.expires_at > now => s,
+            _ => return Err(invalid_refresh()),
+        };
+        let next = opaque::mint_for(&session_id);
+        if session.heads.contains_key(&hash) {
+            let user = session_user(app, &session).await?;
+            let forget = session.spent_to_forget();
+            match app
+                .store
+                .rotate_session(&session_id, &hash, &next.hash, now, &forget)
+                .await?
+            {
+                RotateOutcome::Rotated => {
+                    let tokens = token_pair(
+                        app,
+                        &user,
+                        session.audience,
+                        next.plaintext,
+                        session.expires_at,
+                        now,
+                    )
+                    .await?;
+                    return Ok(ApiResponse::ok(tokens));
+                }
+                RotateOutcome::Refused => continue,
+            }
+        }
+        let Some(&spent_at) = session.spent.get(&hash) else {
+            // Not a token of this session, or spent so long ago it is forgotten.
+            return Err(invalid_refresh());
+        };
+        if now - spent_at < app.reuse_grace_secs {
+            // Two tabs refreshed at once: the later one gets a pair of its own.
+            let user = session_user(app, &session).await?;
+            if app
+                .store
+                .add_session_head(&session_id, &hash, spent_at, &next.hash, now)
+                .await?
+            {
+                tracing::info!(user_id = %session.user_id, "concurrent refresh inside the grace window");
+                let tokens = token_pair(
+                    app,
+                    &user,
+                    session.audience,
+                    next.plaintext,
+                    session.expires_at,
+                    now,
+                )
+                .await?;
+                return Ok(ApiResponse::ok(tokens));
+            }
             return Err(invalid_refresh());
         }
-        RotateOutcome::FamilyRevoked => return Err(invalid_refresh()),
+        app.store.revoke_session(&session_id).await?;
+        tracing::warn!(user_id = %session.user_id, "refresh token reused: session revoked");
+        return Err(invalid_refresh());
     }
-    let tokens = token_pair(
-        app,
-        &user,
-        record.audience,
-        minted.plaintext,
-        record.expires_at,
-        now,
-    )?;
-    Ok(ApiResponse::ok(tokens))
+    Err(invalid_refresh())
 }
 
 async fn logout(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: RefreshBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     // Unknown or malformed tokens get the same answer: logout is idempotent and no oracle.
-    if let Some(hash) = opaque::hash_presented(&body.refresh_token) {
-        if let Some(record) = app.store.refresh_token(&hash).await? {
-            app.store.revoke_family(&record.family_id).await?;
-            tracing::info!(user_id = %record.user_id, "signed out");
+    if let Some((session_id, hash)) = opaque::session_of(&body.refresh_token) {
+        if let Some(session) = app.store.session(&session_id).await? {
+            if session.heads.contains_key(&hash) || session.spent.contains_key(&hash) {
+                app.store.revoke_session(&session_id).await?;
+                tracing::info!(user_id = %session.user_id, "signed out");
+            }
         }
     }
     Ok(ApiResponse::ok(json!({"signed_out": true})))
 }
 
 async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator])?;
+    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
     let memberships = app.store.memberships(&user.id).await?;
     Ok(ApiResponse::ok(json!({

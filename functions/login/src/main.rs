@@ -1,38 +1,15 @@
-//! Wires clients once per process and hands the handler to the Lambda runtime.
+//! Builds login's clients and keys once per process and hands the handler to the runtime.
 
-use lambda_http::{service_fn, Error};
-use shared::auth::jwt::TokenKeys;
-use shared::config::Config;
-use shared::store::DynamoStore;
-use std::sync::Arc;
+use shared::startup::{serve, Startup};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::logging::init();
-    let started = std::time::Instant::now();
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = shared::aws::sdk_config().await;
-    let secrets = shared::secretsmanager::Client::new(&sdk);
-    let secret = shared::aws::secret_string(&secrets, &config.jwt_signing_key_secret_id)
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "signing keys unavailable"))?;
-    let keys =
-        TokenKeys::from_secret_json(&secret, &config.jwt_issuer, config.access_token_ttl_secs)
-            .inspect_err(|e| tracing::error!(error = %e, "signing keys invalid"))?;
-    let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), &config.table_name);
+async fn main() -> Result<(), lambda_http::Error> {
+    let s = Startup::begin().await?;
     let app = login::App {
-        store: Arc::new(store),
-        keys,
-        refresh_ttl_secs: config.refresh_token_ttl_secs,
+        store: s.store(),
+        keys: s.signing_keys().await?,
+        refresh_ttl_secs: s.config.refresh_token_ttl_secs,
+        reuse_grace_secs: s.config.refresh_reuse_grace_secs,
     };
-    tracing::info!(
-        init_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "login initialised"
-    );
-    let app = &app;
-    lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(login::handle(app, req).await)
-    }))
-    .await
+    serve(app, login::handle).await
 }

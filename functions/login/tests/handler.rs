@@ -6,7 +6,7 @@ use shared::auth::jwt::TokenKeys;
 use shared::auth::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
 use shared::proxy_event::ProxyRequest;
-use shared::store::{MemoryStore, UserStore};
+use shared::store::{MemoryStore, SessionStore, UserStore};
 use std::sync::Arc;
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -19,6 +19,8 @@ fn app(store: Arc<MemoryStore>) -> login::App {
         store,
         keys,
         refresh_ttl_secs: 3600,
+        // No grace: a second use is reuse at once (the grace window has tests of its own).
+        reuse_grace_secs: 0,
     }
 }
 
@@ -44,6 +46,10 @@ async fn call(app: &login::App, req: ProxyRequest) -> (u16, Value, Response<Body
         other => panic!("non-text body {other:?}"),
     };
     (resp.status().as_u16(), body, resp)
+}
+
+fn get_with_token(path: &str, access: &str) -> ProxyRequest {
+    ProxyRequest::new("GET", path).header("authorization", &format!("Bearer {access}"))
 }
 
 fn post(path: &str, body: Value) -> ProxyRequest {
@@ -161,6 +167,38 @@ async fn refresh_rotates_and_reuse_revokes_the_family() {
     )
     .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_token_reused_inside_the_grace_window_gets_its_own_pair_and_keeps_the_session() {
+    let store = Arc::new(MemoryStore::new());
+    let mut app = app(store.clone());
+    app.reuse_grace_secs = 2;
+    let u = user(&store, false, UserStatus::Active).await;
+    let (_, first) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let r1 = first["data"]["refresh_token"].as_str().unwrap().to_string();
+    // Two tabs: both present r1.
+    let (s1, tab1, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
+    let (s2, tab2, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
+    assert_eq!((s1, s2), (200, 200), "{tab1} {tab2}");
+    let t1 = tab1["data"]["refresh_token"].as_str().unwrap().to_string();
+    let t2 = tab2["data"]["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(t1, t2);
+    // Each tab can go on refreshing with its own token, and its access token works.
+    for t in [&t1, &t2] {
+        let (status, next, _) =
+            call(&app, post("/auth/refresh", json!({"refresh_token": t}))).await;
+        assert_eq!(status, 200, "{next}");
+        let access = next["data"]["access_token"].as_str().unwrap();
+        let (status, _, _) = call(&app, get_with_token("/auth/me", access)).await;
+        assert_eq!(status, 200);
+    }
+    // Once the window has passed, r1 again is reuse: the whole session ends.
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    let (status, _, _) = call(&app, post("/auth/refresh", json!({"refresh_token": r1}))).await;
+    assert_eq!(status, 401);
+    let session_id = r1.split_once('.').unwrap().0;
+    assert!(store.session(session_id).await.unwrap().unwrap().revoked);
 }
 
 #[tokio::test]

@@ -2,42 +2,48 @@
 //! new password. In one transaction the token is spent, the hash changes, every other token of
 //! the user dies and every session (refresh token) ends. No automatic sign-in follows.
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::{opaque, password, policy};
+use shared::config::LinkConfig;
 use shared::email::{self, Mailer};
 use shared::idempotency::{self, Idempotent};
+use shared::links::link_target;
 use shared::ratelimit::{self, Decision, RatePolicy};
-use shared::request::{json_body, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::store::Store;
 use shared::time::now_unix;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
-/// Reset attempts per client address per minute.
+/// Reset attempts per client address (IPv6: per /64) per minute.
 pub const ATTEMPTS_PER_ADDRESS: RatePolicy = RatePolicy {
     name: "reset-ip",
     limit: 10,
     window_secs: 60,
 };
 
-const PLATFORM_NAME: &str = "SaaS Control Plane";
-
 pub struct App {
     pub store: Arc<dyn Store>,
     pub mailer: Arc<dyn Mailer>,
+    pub links: LinkConfig,
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Reset,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[("POST", "/auth/reset-password", Route::Reset)];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
-    match (req.method().as_str(), req.raw_http_path()) {
-        ("POST", "/auth/reset-password") => reset_password(app, &ctx, &req).await,
-        (_, "/auth/reset-password") => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::route_not_found()),
+    match matched(&req, ROUTES)? {
+        Route::Reset => reset_password(app, &ctx, &req).await,
     }
 }
 
@@ -61,14 +67,14 @@ async fn reset_password(
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
     let now = now_unix();
-    let limits = [(ATTEMPTS_PER_ADDRESS, ctx.client_ip.as_str())];
+    let address = ratelimit::address_subject(&ctx.client_ip);
+    let limits = [(ATTEMPTS_PER_ADDRESS, address.as_str())];
     if let Decision::Limited { retry_after_secs } =
-        ratelimit::check(app.store.as_ref(), &limits, now).await?
+        ratelimit::reserve(app.store.as_ref(), &limits, now).await?
     {
         tracing::warn!(retry_after_secs, "reset-password rate limited");
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    ratelimit::record(app.store.as_ref(), &limits, now).await?;
 
     let body: ResetBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let key = idempotency::key_of(req)?;
@@ -117,20 +123,11 @@ async fn consume(
     }
     tracing::info!(user_id = %user.id, "password reset; every session ended");
 
-    let tenant_name = match app.store.memberships(&user.id).await {
-        Ok(m) => match m.first() {
-            Some(first) => app
-                .store
-                .tenant_by_id(&first.tenant_id)
-                .await
-                .ok()
-                .flatten()
-                .map(|t| t.name),
-            None => None,
-        },
-        Err(_) => None,
-    }
-    .unwrap_or_else(|| PLATFORM_NAME.to_string());
+    // Named as in the reset mail; the password has changed even if this read fails.
+    let tenant_name = match link_target(app.store.as_ref(), &user, &app.links).await {
+        Ok(target) => target.name,
+        Err(_) => shared::links::PLATFORM_NAME.to_string(),
+    };
     // The password has changed whatever happens to the notice; a failed send is only logged.
     if let Err(e) = app
         .mailer

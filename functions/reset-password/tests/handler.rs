@@ -18,7 +18,17 @@ fn app() -> (Arc<MemoryStore>, Arc<RecordingMailer>, reset_password::App) {
     (
         store.clone(),
         mailer.clone(),
-        reset_password::App { store, mailer },
+        reset_password::App {
+            store,
+            mailer,
+            links: shared::config::LinkConfig {
+                platform_origin: shared::tenant::RedirectOrigin::parse(
+                    "https://console.example.com",
+                    false,
+                )
+                .unwrap(),
+            },
+        },
     )
 }
 

@@ -4,14 +4,17 @@
 //!
 //! Both for the tenant's owners and admins (portal session) and platform operators (operator
 //! session + stored flag). Anyone else gets the same 404 as for a tenant that does not exist.
+//! A change of the origins is mailed to the tenant's other owners and admins and logged with
+//! who made it: these origins decide where the tenant's users' reset links point.
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::access::{authenticate, current_user};
 use shared::auth::jwt::TokenKeys;
-use shared::domain::Audience;
-use shared::request::{json_body, path_param, resource, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::domain::{Audience, Role, User};
+use shared::email::{self, Mailer};
+use shared::request::{json_body, matched, path_param, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::store::Store;
 use shared::tenant::{can_manage, RedirectOrigin, Tenant, TenantSlug};
 use shared::{ApiError, ApiResponse};
@@ -20,21 +23,41 @@ use std::sync::Arc;
 pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
+    pub mailer: Arc<dyn Mailer>,
+    /// `LOCAL_MODE`: plain `http` origins are accepted (local emulator only).
+    pub local_mode: bool,
 }
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    GetRedirectOrigins,
+    PutRedirectOrigins,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[
+    (
+        "GET",
+        "/tenants/{slug}/redirect-origins",
+        Route::GetRedirectOrigins,
+    ),
+    (
+        "PUT",
+        "/tenants/{slug}/redirect-origins",
+        Route::PutRedirectOrigins,
+    ),
+];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
-    match (req.method().as_str(), resource(&req)) {
-        ("GET", "/tenants/{slug}/redirect-origins") => {
-            let tenant = managed_tenant(app, &req).await?;
+    match matched(&req, ROUTES)? {
+        Route::GetRedirectOrigins => {
+            let (tenant, _) = managed_tenant(app, &req).await?;
             Ok(ApiResponse::ok(origins_view(&tenant.redirect_origins)))
         }
-        ("PUT", "/tenants/{slug}/redirect-origins") => put_redirect_origins(app, &req).await,
-        (_, "/tenants/{slug}/redirect-origins") => Err(ApiError::method_not_allowed()),
-        _ => Err(ApiError::route_not_found()),
+        Route::PutRedirectOrigins => put_redirect_origins(app, &req).await,
     }
 }
 
@@ -45,9 +68,9 @@ fn tenant_not_found() -> ApiError {
     }
 }
 
-/// The tenant named in the path, if the caller may manage it.
-async fn managed_tenant(app: &App, req: &Request) -> Result<Tenant, ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator])?;
+/// The tenant named in the path and the caller, if the caller may manage it.
+async fn managed_tenant(app: &App, req: &Request) -> Result<(Tenant, User), ApiError> {
+    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
     let slug = path_param(req, "slug")
         .and_then(TenantSlug::parse)
@@ -64,7 +87,7 @@ async fn managed_tenant(app: &App, req: &Request) -> Result<Tenant, ApiError> {
         &memberships,
         &tenant,
     ) {
-        return Ok(tenant);
+        return Ok((tenant, user));
     }
     if memberships.iter().any(|m| m.tenant_id == tenant.id) {
         return Err(ApiError::Forbidden {
@@ -85,11 +108,51 @@ struct OriginsBody {
 }
 
 async fn put_redirect_origins(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let tenant = managed_tenant(app, req).await?;
+    let (tenant, actor) = managed_tenant(app, req).await?;
     let body: OriginsBody = json_body(req, DEFAULT_BODY_LIMIT)?;
-    let origins = RedirectOrigin::parse_list(&body.origins)
-        .map_err(|why| ApiError::bad_request("INVALID_REDIRECT_ORIGIN", why))?;
+    let origins = RedirectOrigin::parse_list(&body.origins, app.local_mode)
+        .map_err(|why| ApiError::bad_request("INVALID_REDIRECT_ORIGIN", why.to_string()))?;
     app.store.set_redirect_origins(&tenant.id, &origins).await?;
-    tracing::info!(tenant = %tenant.slug, count = origins.len(), "redirect origins replaced");
+    tracing::info!(tenant = %tenant.slug, changed_by = %actor.id, count = origins.len(), "redirect origins replaced");
+    notify_origins_changed(app, &tenant, &actor, &origins).await;
     Ok(ApiResponse::ok(origins_view(&origins)))
+}
+
+/// Mails the tenant's other owners and admins. The change stands whatever happens here: a
+/// failure is logged, not returned.
+async fn notify_origins_changed(
+    app: &App,
+    tenant: &Tenant,
+    actor: &User,
+    origins: &[RedirectOrigin],
+) {
+    let members = match app.store.tenant_members(&tenant.id).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(tenant = %tenant.slug, cause = %shared::error::chain(&e), "redirect-origin change not notified");
+            return;
+        }
+    };
+    for (user_id, role) in members {
+        if user_id == actor.id || !matches!(role, Role::Owner | Role::Admin) {
+            continue;
+        }
+        let sent = match app.store.user_by_id(&user_id).await {
+            Ok(Some(u)) if u.is_active() => app
+                .mailer
+                .send(&email::redirect_origins_changed(
+                    &u.email,
+                    &tenant.name,
+                    &actor.email,
+                    origins,
+                ))
+                .await
+                .map_err(|e| shared::error::chain(&e)),
+            Ok(_) => continue,
+            Err(e) => Err(shared::error::chain(&e)),
+        };
+        if let Err(cause) = sent {
+            tracing::error!(tenant = %tenant.slug, user_id = %user_id, cause = %cause, "redirect-origin change notice not sent");
+        }
+    }
 }

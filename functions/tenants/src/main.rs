@@ -1,29 +1,15 @@
-//! Wires clients once per process and hands the handler to the Lambda runtime.
+//! Builds tenants' clients and verify-only keys once per process and hands the handler to the runtime.
 
-use lambda_http::{service_fn, Error};
-use shared::auth::jwt::TokenKeys;
-use shared::config::Config;
-use shared::store::DynamoStore;
-use std::sync::Arc;
+use shared::startup::{serve, Startup};
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    shared::logging::init();
-    let config =
-        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = shared::aws::sdk_config().await;
-    let secrets = shared::secretsmanager::Client::new(&sdk);
-    let keys = TokenKeys::load(&secrets, &config)
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "signing keys unavailable"))?;
-    let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), &config.table_name);
+async fn main() -> Result<(), lambda_http::Error> {
+    let s = Startup::begin().await?;
     let app = tenants::App {
-        store: Arc::new(store),
-        keys,
+        store: s.store(),
+        keys: s.verifying_keys().await?,
+        mailer: s.mailer()?,
+        local_mode: s.config.local_mode,
     };
-    let app = &app;
-    lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(tenants::handle(app, req).await)
-    }))
-    .await
+    serve(app, tenants::handle).await
 }

@@ -3,19 +3,32 @@
 use serde_json::{json, Value};
 use shared::auth::jwt::TokenKeys;
 use shared::domain::{Audience, Role, User};
+use shared::email::RecordingMailer;
 use shared::proxy_event::ProxyRequest;
 use shared::store::{MemoryStore, TenantStore};
 use shared::testing::{self, read};
 use std::sync::Arc;
 
-fn app() -> (Arc<MemoryStore>, tenants::App) {
+fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
     let store = Arc::new(MemoryStore::new());
+    let mailer = Arc::new(RecordingMailer::default());
     let keys =
         TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 900).unwrap();
-    (store.clone(), tenants::App { store, keys })
+    let app = tenants::App {
+        store: store.clone(),
+        keys,
+        mailer: mailer.clone(),
+        local_mode: true,
+    };
+    (store, mailer, app)
 }
 
-fn request(
+fn app() -> (Arc<MemoryStore>, tenants::App) {
+    let (store, _, app) = app_with_mailer();
+    (store, app)
+}
+
+async fn request(
     app: &tenants::App,
     method: &str,
     slug: &str,
@@ -26,6 +39,7 @@ fn request(
     let token = app
         .keys
         .issue(&who.id, aud, who.session_epoch, shared::time::now_unix())
+        .await
         .unwrap()
         .token;
     let mut req = ProxyRequest::new(method, &format!("/tenants/{slug}/redirect-origins"))
@@ -58,13 +72,13 @@ async fn owners_admins_and_operators_manage_origins_in_order() {
     let body = json!({"origins": ["https://app.acme.example", "http://localhost:5173"]});
     let (status, put) = call(
         &app,
-        request(&app, "PUT", slug, &owner, Audience::Portal, Some(body)),
+        request(&app, "PUT", slug, &owner, Audience::Portal, Some(body)).await,
     )
     .await;
     assert_eq!(status, 200, "{put}");
     assert_eq!(put["data"]["primary"], "https://app.acme.example");
     for (who, aud) in [(&admin, Audience::Portal), (&operator, Audience::Operator)] {
-        let (status, got) = call(&app, request(&app, "GET", slug, who, aud, None)).await;
+        let (status, got) = call(&app, request(&app, "GET", slug, who, aud, None).await).await;
         assert_eq!(status, 200);
         assert_eq!(
             got["data"]["origins"],
@@ -80,7 +94,8 @@ async fn owners_admins_and_operators_manage_origins_in_order() {
             &operator,
             Audience::Operator,
             Some(json!({"origins": []})),
-        ),
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 200);
@@ -111,7 +126,7 @@ async fn members_outsiders_and_portal_sessions_of_operators_are_refused() {
     assert_eq!(
         call(
             &app,
-            request(&app, "GET", slug, &member, Audience::Portal, None)
+            request(&app, "GET", slug, &member, Audience::Portal, None).await
         )
         .await
         .0,
@@ -120,7 +135,7 @@ async fn members_outsiders_and_portal_sessions_of_operators_are_refused() {
     // An owner of another tenant cannot even learn that this one exists.
     let (status, body) = call(
         &app,
-        request(&app, "GET", slug, &outsider, Audience::Portal, None),
+        request(&app, "GET", slug, &outsider, Audience::Portal, None).await,
     )
     .await;
     assert_eq!(
@@ -136,7 +151,8 @@ async fn members_outsiders_and_portal_sessions_of_operators_are_refused() {
             &outsider,
             Audience::Portal,
             None,
-        ),
+        )
+        .await,
     )
     .await;
     assert_eq!((missing_status, &missing["error"]), (404, &body["error"]));
@@ -144,7 +160,7 @@ async fn members_outsiders_and_portal_sessions_of_operators_are_refused() {
     assert_eq!(
         call(
             &app,
-            request(&app, "GET", slug, &operator, Audience::Portal, None)
+            request(&app, "GET", slug, &operator, Audience::Portal, None).await
         )
         .await
         .0,
@@ -162,6 +178,7 @@ async fn members_outsiders_and_portal_sessions_of_operators_are_refused() {
                 Audience::Portal,
                 None
             )
+            .await
         )
         .await
         .0,
@@ -190,6 +207,7 @@ async fn invalid_origin_lists_are_400s_and_change_nothing() {
                 Audience::Portal,
                 Some(good)
             )
+            .await
         )
         .await
         .0,
@@ -214,7 +232,8 @@ async fn invalid_origin_lists_are_400s_and_change_nothing() {
                 &owner,
                 Audience::Portal,
                 Some(body.clone()),
-            ),
+            )
+            .await,
         )
         .await;
         assert_eq!(status, 400, "{body}: {resp}");
@@ -225,4 +244,71 @@ async fn invalid_origin_lists_are_400s_and_change_nothing() {
         stored.redirect_origins[0].as_str(),
         "https://app.acme.example"
     );
+}
+
+#[tokio::test]
+async fn an_origin_change_is_mailed_to_the_other_owners_and_admins() {
+    let (store, mailer, app) = app_with_mailer();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let admin = testing::user(store.as_ref(), false).await;
+    let member = testing::user(store.as_ref(), false).await;
+    store
+        .add_membership(&admin.id, &t, Role::Admin)
+        .await
+        .unwrap();
+    store
+        .add_membership(&member.id, &t, Role::Member)
+        .await
+        .unwrap();
+    let body = json!({"origins": ["https://evil.example.net"]});
+    let req = request(
+        &app,
+        "PUT",
+        t.slug.as_str(),
+        &admin,
+        Audience::Portal,
+        Some(body),
+    )
+    .await;
+    assert_eq!(call(&app, req).await.0, 200);
+    let sent = mailer.sent();
+    // The owner is told, naming who changed what; the admin who made it and a plain member are not.
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].to, owner.email);
+    assert!(sent[0].text.contains(admin.email.as_str()));
+    assert!(sent[0].text.contains("https://evil.example.net"));
+}
+
+#[tokio::test]
+async fn plain_http_origins_are_refused_outside_local_mode() {
+    let (store, _, mut app) = app_with_mailer();
+    app.local_mode = false;
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    for origin in ["http://localhost:5173", "http://app.acme.example"] {
+        let body = json!({"origins": [origin]});
+        let req = request(
+            &app,
+            "PUT",
+            t.slug.as_str(),
+            &owner,
+            Audience::Portal,
+            Some(body),
+        )
+        .await;
+        let (status, resp) = call(&app, req).await;
+        assert_eq!(status, 400, "{resp}");
+        assert!(
+            !resp.to_string().contains(origin),
+            "the input is echoed: {resp}"
+        );
+    }
+    assert!(store
+        .tenant_by_id(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .redirect_origins
+        .is_empty());
 }

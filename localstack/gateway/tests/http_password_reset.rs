@@ -351,7 +351,7 @@ async fn redirect_origins_validation_over_http() {
     p.store
         .set_redirect_origins(
             &tenant.id,
-            &[RedirectOrigin::parse("https://keep.example").unwrap()],
+            &[RedirectOrigin::parse("https://keep.example", false).unwrap()],
         )
         .await
         .unwrap();

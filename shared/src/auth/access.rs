@@ -17,13 +17,13 @@ fn invalid_token() -> ApiError {
 }
 
 /// The caller's verified token for one of `audiences`, or a 401.
-pub fn authenticate(
+pub async fn authenticate(
     keys: &TokenKeys,
     req: &Request,
     audiences: &[Audience],
 ) -> Result<Principal, ApiError> {
     let token = bearer_token(req).ok_or_else(invalid_token)?;
-    keys.verify(token, audiences).map_err(|why| {
+    keys.verify(token, audiences).await.map_err(|why| {
         tracing::info!(reason = %why, "access token rejected");
         invalid_token()
     })
@@ -49,7 +49,7 @@ pub async fn require_operator(
     store: &dyn UserStore,
     req: &Request,
 ) -> Result<User, ApiError> {
-    let principal = authenticate(keys, req, &[Audience::Operator])?;
+    let principal = authenticate(keys, req, &[Audience::Operator]).await?;
     let user = current_user(store, &principal).await?;
     if !user.platform_admin {
         return Err(ApiError::Forbidden {
@@ -98,11 +98,17 @@ mod tests {
         for u in [&admin, &plain, &disabled_admin] {
             store.create_user(u).await.unwrap();
         }
-        let token = |u: &User, aud| {
-            keys.issue(&u.id, aud, u.session_epoch, now_unix())
-                .unwrap()
-                .token
-        };
+        let mut tokens = std::collections::HashMap::new();
+        for u in [&admin, &plain, &disabled_admin] {
+            for aud in [Audience::Portal, Audience::Operator] {
+                let t = keys
+                    .issue(&u.id, aud, u.session_epoch, now_unix())
+                    .await
+                    .unwrap();
+                tokens.insert((u.id.clone(), aud), t.token);
+            }
+        }
+        let token = |u: &User, aud| tokens[&(u.id.clone(), aud)].clone();
 
         assert_eq!(
             require_operator(
@@ -150,23 +156,24 @@ mod tests {
         store.create_user(&u).await.unwrap();
         let before = keys
             .issue(&u.id, Audience::Portal, 0, now_unix())
+            .await
             .unwrap()
             .token;
         let current = keys
             .issue(&u.id, Audience::Portal, 1, now_unix())
+            .await
             .unwrap()
             .token;
-        let principal = |t: &str| authenticate(&keys, &with_token(t), &[Audience::Portal]).unwrap();
+        let before = authenticate(&keys, &with_token(&before), &[Audience::Portal])
+            .await
+            .unwrap();
+        let current = authenticate(&keys, &with_token(&current), &[Audience::Portal])
+            .await
+            .unwrap();
         assert_eq!(
-            current_user(&store, &principal(&before))
-                .await
-                .unwrap_err()
-                .status(),
+            current_user(&store, &before).await.unwrap_err().status(),
             401
         );
-        assert_eq!(
-            current_user(&store, &principal(&current)).await.unwrap().id,
-            u.id
-        );
+        assert_eq!(current_user(&store, &current).await.unwrap().id, u.id);
     }
 }

@@ -1,12 +1,19 @@
 //! Access tokens: EdDSA (Ed25519) JWTs with a `kid`, signed by the first key of the signing-key
 //! secret; every key in it is published as JWKS so rotation is add-new-first, remove-old-later.
 //! Verification pins the algorithm, requires a known `kid`, and checks `iss`, `aud`, `exp`,
-//! `nbf`, `iat`, `sub` and `jti`.
+//! `nbf`, `iat`, `sub`, `jti` and `sep`.
 //!
-//! Secret format (Secrets Manager, JSON):
-//! `{"keys":[{"kid":"2026-11-a","private_key_pkcs8":"<base64 DER, PKCS#8 v1 or v2>"}]}`
+//! Only `login` reads the signing-key secret (private keys). Every other function reads the
+//! public-key secret, a JWK Set, and can verify but never sign. Both re-read their secret every
+//! `JWT_KEYS_REFRESH_SECONDS` and, at most once per `UNKNOWN_KID_REFRESH_INTERVAL`, when a token
+//! names a `kid` they do not know, so keys rotate without a redeploy.
+//!
+//! Secret formats (Secrets Manager, JSON):
+//! - signing: `{"keys":[{"kid":"2026-11-a","private_key_pkcs8":"<base64 DER, PKCS#8 v1 or v2>"}]}`
+//! - public: `{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"2026-11-a","x":"<base64url>"}]}`
 
 use crate::domain::{Audience, UserId};
+use async_trait::async_trait;
 use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -14,9 +21,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 /// Clock skew tolerated on `exp`/`nbf`/`iat`, in seconds.
 const LEEWAY_SECS: u64 = 5;
+/// Fewest seconds between two re-reads of the keys caused by unknown `kid`s, so a stream of
+/// forged tokens cannot turn into a stream of Secrets Manager calls.
+pub const UNKNOWN_KID_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -28,6 +40,10 @@ pub enum KeyError {
     BadKey { kid: String },
     #[error("key id {kid} is used twice")]
     DuplicateKid { kid: String },
+    #[error("these keys can verify but not sign")]
+    VerifyOnly,
+    #[error("signing failed")]
+    Sign,
 }
 
 /// Why a presented access token was refused. Clients see one generic 401; this goes to the log.
@@ -53,8 +69,7 @@ pub struct AccessClaims {
     pub iat: i64,
     pub jti: String,
     /// The user's session epoch at issue. A password reset moves the stored epoch, and routes
-    /// that load the user refuse tokens from before it, without waiting for `exp`.
-    #[serde(default)]
+    /// that load the user refuse tokens from before it, without waiting for `exp`. Required.
     pub sep: u64,
 }
 
@@ -77,23 +92,25 @@ struct SecretKeys {
     keys: Vec<SecretKey>,
 }
 
+/// One entry of either secret: a private key (signing secret) or a public JWK (public secret).
 #[derive(Deserialize)]
 struct SecretKey {
     kid: String,
-    private_key_pkcs8: String,
+    #[serde(default)]
+    private_key_pkcs8: Option<String>,
+    #[serde(default)]
+    x: Option<String>,
 }
 
-pub struct TokenKeys {
-    signing_kid: String,
-    signing: EncodingKey,
+/// One reading of a key secret.
+struct KeySet {
+    signing: Option<(String, EncodingKey)>,
     verifying: HashMap<String, DecodingKey>,
     jwks: Value,
-    issuer: String,
-    ttl_secs: i64,
 }
 
-impl TokenKeys {
-    pub fn from_secret_json(secret: &str, issuer: &str, ttl_secs: i64) -> Result<Self, KeyError> {
+impl KeySet {
+    fn parse(secret: &str) -> Result<Self, KeyError> {
         let parsed: SecretKeys = serde_json::from_str(secret).map_err(|_| KeyError::Shape)?;
         let mut verifying = HashMap::new();
         let mut published = Vec::new();
@@ -102,42 +119,139 @@ impl TokenKeys {
             let bad = || KeyError::BadKey {
                 kid: key.kid.clone(),
             };
-            let der = STANDARD
-                .decode(key.private_key_pkcs8.trim())
-                .map_err(|_| bad())?;
-            let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?;
-            let x = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+            let x = match (&key.private_key_pkcs8, &key.x) {
+                (Some(pkcs8), _) => {
+                    let der = STANDARD.decode(pkcs8.trim()).map_err(|_| bad())?;
+                    let pair = Ed25519KeyPair::from_pkcs8(&der).map_err(|_| bad())?;
+                    if signing.is_none() {
+                        signing = Some((key.kid.clone(), EncodingKey::from_ed_der(&der)));
+                    }
+                    URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())
+                }
+                (None, Some(x)) => {
+                    let raw = URL_SAFE_NO_PAD.decode(x).map_err(|_| bad())?;
+                    if raw.len() != 32 {
+                        return Err(bad());
+                    }
+                    x.clone()
+                }
+                (None, None) => return Err(bad()),
+            };
             let decoding = DecodingKey::from_ed_components(&x).map_err(|_| bad())?;
             if verifying.insert(key.kid.clone(), decoding).is_some() {
                 return Err(KeyError::DuplicateKid { kid: key.kid });
             }
             published.push(json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "kid": key.kid, "x": x}));
-            if signing.is_none() {
-                signing = Some((key.kid.clone(), EncodingKey::from_ed_der(&der)));
-            }
         }
-        let (signing_kid, signing) = signing.ok_or(KeyError::Empty)?;
-        Ok(TokenKeys {
-            signing_kid,
+        if verifying.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        Ok(KeySet {
             signing,
             verifying,
             jwks: json!({ "keys": published }),
-            issuer: issuer.to_string(),
-            ttl_secs,
         })
     }
+}
 
-    /// Reads the signing-key secret named in `config` (once, at init).
-    pub async fn load(
-        secrets: &aws_sdk_secretsmanager::Client,
-        config: &crate::config::Config,
+/// Where a process reads its key secret from, again on every refresh.
+#[async_trait]
+pub trait KeySource: Send + Sync {
+    async fn read(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// A secret in Secrets Manager.
+pub struct SecretKeySource {
+    pub client: aws_sdk_secretsmanager::Client,
+    pub secret_id: String,
+}
+
+#[async_trait]
+impl KeySource for SecretKeySource {
+    async fn read(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(crate::aws::secret_string(&self.client, &self.secret_id).await?)
+    }
+}
+
+/// How often keys are read again.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshPolicy {
+    /// Read again when the keys in hand are older than this (`JWT_KEYS_REFRESH_SECONDS`).
+    pub every: Duration,
+    /// At most one extra read per this interval for tokens with an unknown `kid`.
+    pub unknown_kid_interval: Duration,
+}
+
+impl Default for RefreshPolicy {
+    fn default() -> Self {
+        RefreshPolicy {
+            every: Duration::from_secs(300),
+            unknown_kid_interval: UNKNOWN_KID_REFRESH_INTERVAL,
+        }
+    }
+}
+
+struct Loaded {
+    set: Arc<KeySet>,
+    loaded_at: Instant,
+    /// When a read was last tried (successful or not), so a failing source is not hammered.
+    tried_at: Instant,
+}
+
+/// The access-token keys of one process: signing (login) or verify-only (every other
+/// function), kept fresh from their secret.
+pub struct TokenKeys {
+    issuer: String,
+    ttl_secs: i64,
+    source: Option<Box<dyn KeySource>>,
+    policy: RefreshPolicy,
+    loaded: RwLock<Loaded>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl TokenKeys {
+    /// Keys fixed for the life of the process (tests, tools).
+    pub fn from_secret_json(secret: &str, issuer: &str, ttl_secs: i64) -> Result<Self, KeyError> {
+        Self::new(
+            KeySet::parse(secret)?,
+            None,
+            RefreshPolicy::default(),
+            issuer,
+            ttl_secs,
+        )
+    }
+
+    /// Reads `source` now (at init) and again as `policy` says.
+    pub async fn from_source(
+        source: Box<dyn KeySource>,
+        policy: RefreshPolicy,
+        issuer: &str,
+        ttl_secs: i64,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
-        let secret = crate::aws::secret_string(secrets, &config.jwt_signing_key_secret_id).await?;
-        Ok(Self::from_secret_json(
-            &secret,
-            &config.jwt_issuer,
-            config.access_token_ttl_secs,
-        )?)
+        let set = KeySet::parse(&source.read().await?)?;
+        Ok(Self::new(set, Some(source), policy, issuer, ttl_secs)?)
+    }
+
+    fn new(
+        set: KeySet,
+        source: Option<Box<dyn KeySource>>,
+        policy: RefreshPolicy,
+        issuer: &str,
+        ttl_secs: i64,
+    ) -> Result<Self, KeyError> {
+        let now = Instant::now();
+        Ok(TokenKeys {
+            issuer: issuer.to_string(),
+            ttl_secs,
+            source,
+            policy,
+            loaded: RwLock::new(Loaded {
+                set: Arc::new(set),
+                loaded_at: now,
+                tried_at: now,
+            }),
+            refreshing: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// A fresh signing-key secret in the format above (for tests and local bootstraps).
@@ -148,23 +262,75 @@ impl TokenKeys {
             .to_string()
     }
 
+    /// The public-key secret (a JWK Set) that goes with a signing-key secret.
+    pub fn public_secret_json(signing_secret: &str) -> Result<String, KeyError> {
+        Ok(KeySet::parse(signing_secret)?.jwks.to_string())
+    }
+
+    fn snapshot(&self) -> (Arc<KeySet>, Instant, Instant) {
+        let l = self.loaded.read().unwrap_or_else(|p| p.into_inner());
+        (l.set.clone(), l.loaded_at, l.tried_at)
+    }
+
+    /// The keys to use now, read again first if they are stale, or if `kid` is unknown and no
+    /// read for an unknown `kid` happened within the last interval.
+    async fn current(&self, kid: Option<&str>) -> Arc<KeySet> {
+        let (set, loaded_at, tried_at) = self.snapshot();
+        let Some(source) = &self.source else {
+            return set;
+        };
+        let unknown = kid.is_some_and(|k| !set.verifying.contains_key(k));
+        let stale = loaded_at.elapsed() >= self.policy.every
+            && tried_at.elapsed() >= self.policy.unknown_kid_interval.min(self.policy.every);
+        let may_chase = unknown && tried_at.elapsed() >= self.policy.unknown_kid_interval;
+        if !(stale || may_chase) {
+            return set;
+        }
+        let _one_reader = self.refreshing.lock().await;
+        let (set, _, tried_again) = self.snapshot();
+        if tried_again != tried_at {
+            return set; // another request read them meanwhile
+        }
+        let now = Instant::now();
+        let read = match source.read().await {
+            Ok(secret) => KeySet::parse(&secret).map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        let mut l = self.loaded.write().unwrap_or_else(|p| p.into_inner());
+        l.tried_at = now;
+        match read {
+            Ok(fresh) => {
+                tracing::info!(keys = fresh.verifying.len(), "access-token keys read");
+                l.set = Arc::new(fresh);
+                l.loaded_at = now;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "access-token keys could not be read again; keeping the ones in hand")
+            }
+        }
+        l.set.clone()
+    }
+
     /// The public keys, as served at `/.well-known/jwks.json`.
-    pub fn jwks(&self) -> &Value {
-        &self.jwks
+    pub async fn jwks(&self) -> Value {
+        self.current(None).await.jwks.clone()
     }
 
     pub fn ttl_secs(&self) -> i64 {
         self.ttl_secs
     }
 
-    /// Signs an access token for `user` and `audience` in session epoch `session_epoch`, issued at `now`.
-    pub fn issue(
+    /// Signs an access token for `user` and `audience` in session epoch `session_epoch`, issued
+    /// at `now`. Fails for verify-only keys.
+    pub async fn issue(
         &self,
         user: &UserId,
         audience: Audience,
         session_epoch: u64,
         now: i64,
-    ) -> Result<IssuedToken, jsonwebtoken::errors::Error> {
+    ) -> Result<IssuedToken, KeyError> {
+        let set = self.current(None).await;
+        let (kid, key) = set.signing.as_ref().ok_or(KeyError::VerifyOnly)?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
@@ -176,9 +342,9 @@ impl TokenKeys {
             sep: session_epoch,
         };
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.signing_kid.clone());
+        header.kid = Some(kid.clone());
         header.typ = Some("JWT".to_string());
-        let token = jsonwebtoken::encode(&header, &claims, &self.signing)?;
+        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|_| KeyError::Sign)?;
         Ok(IssuedToken {
             token,
             expires_in: self.ttl_secs,
@@ -186,16 +352,18 @@ impl TokenKeys {
     }
 
     /// Verifies a presented token for one of `audiences`, against the current time.
-    pub fn verify(&self, token: &str, audiences: &[Audience]) -> Result<Principal, TokenRejection> {
+    pub async fn verify(
+        &self,
+        token: &str,
+        audiences: &[Audience],
+    ) -> Result<Principal, TokenRejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| TokenRejection::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenRejection::WrongAlgorithm);
         }
-        let key = header
-            .kid
-            .as_deref()
-            .and_then(|kid| self.verifying.get(kid))
-            .ok_or(TokenRejection::UnknownKey)?;
+        let kid = header.kid.as_deref().ok_or(TokenRejection::UnknownKey)?;
+        let set = self.current(Some(kid)).await;
+        let key = set.verifying.get(kid).ok_or(TokenRejection::UnknownKey)?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -226,6 +394,19 @@ impl TokenKeys {
 }
 
 #[cfg(test)]
+impl TokenKeys {
+    fn signing_key_for_tests(&self) -> EncodingKey {
+        self.snapshot()
+            .0
+            .signing
+            .as_ref()
+            .expect("signing keys")
+            .1
+            .clone()
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::time::now_unix;
@@ -243,26 +424,29 @@ mod tests {
 
     fn claims(now: i64) -> Value {
         json!({"iss": "test-issuer", "sub": UserId::new_random().to_string(), "aud": "portal",
-               "exp": now + 900, "nbf": now, "iat": now, "jti": "j"})
+               "exp": now + 900, "nbf": now, "iat": now, "jti": "j", "sep": 0})
     }
 
-    #[test]
-    fn issued_token_verifies_for_its_audience_only() {
+    #[tokio::test]
+    async fn issued_token_verifies_for_its_audience_only() {
         let k = keys();
         let user = UserId::new_random();
-        let t = k.issue(&user, Audience::Portal, 0, now_unix()).unwrap();
-        let p = k.verify(&t.token, &[Audience::Portal]).unwrap();
+        let t = k
+            .issue(&user, Audience::Portal, 0, now_unix())
+            .await
+            .unwrap();
+        let p = k.verify(&t.token, &[Audience::Portal]).await.unwrap();
         assert_eq!((p.user_id, p.audience), (user, Audience::Portal));
         assert!(matches!(
-            k.verify(&t.token, &[Audience::Operator]),
+            k.verify(&t.token, &[Audience::Operator]).await,
             Err(TokenRejection::Invalid(_))
         ));
     }
 
-    #[test]
-    fn jwks_publishes_the_verifying_key() {
+    #[tokio::test]
+    async fn jwks_publishes_the_verifying_key() {
         let k = keys();
-        let jwk = &k.jwks()["keys"][0];
+        let jwk = &k.jwks().await["keys"][0];
         assert_eq!(
             (
                 jwk["kid"].as_str(),
@@ -284,8 +468,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn rejects_expired_future_wrong_issuer_unknown_kid_and_other_algorithms() {
+    #[tokio::test]
+    async fn rejects_expired_future_wrong_issuer_unknown_kid_and_other_algorithms() {
         let k = keys();
         let now = now_unix();
         let secret = TokenKeys::generate_secret_json("k1");
@@ -297,7 +481,7 @@ mod tests {
             )
             .unwrap();
         let other_key = EncodingKey::from_ed_der(&der);
-        let own = &k.signing;
+        let own = &k.signing_key_for_tests();
 
         let mut expired = claims(now - 3600);
         expired["exp"] = json!(now - 60);
@@ -305,7 +489,8 @@ mod tests {
             k.verify(
                 &forge(&expired, Algorithm::EdDSA, Some("k1"), own),
                 &[Audience::Portal]
-            ),
+            )
+            .await,
             Err(TokenRejection::Invalid(_))
         ));
 
@@ -315,7 +500,8 @@ mod tests {
             k.verify(
                 &forge(&not_yet, Algorithm::EdDSA, Some("k1"), own),
                 &[Audience::Portal]
-            ),
+            )
+            .await,
             Err(TokenRejection::Invalid(_))
         ));
 
@@ -325,7 +511,8 @@ mod tests {
             k.verify(
                 &forge(&wrong_iss, Algorithm::EdDSA, Some("k1"), own),
                 &[Audience::Portal]
-            ),
+            )
+            .await,
             Err(TokenRejection::Invalid(_))
         ));
 
@@ -333,14 +520,16 @@ mod tests {
             k.verify(
                 &forge(&claims(now), Algorithm::EdDSA, Some("k9"), own),
                 &[Audience::Portal]
-            ),
+            )
+            .await,
             Err(TokenRejection::UnknownKey)
         );
         assert_eq!(
             k.verify(
                 &forge(&claims(now), Algorithm::EdDSA, None, own),
                 &[Audience::Portal]
-            ),
+            )
+            .await,
             Err(TokenRejection::UnknownKey)
         );
         // Same kid, different key: signature check fails.
@@ -348,11 +537,12 @@ mod tests {
             k.verify(
                 &forge(&claims(now), Algorithm::EdDSA, Some("k1"), &other_key),
                 &[Audience::Portal]
-            ),
+            )
+            .await,
             Err(TokenRejection::Invalid(_))
         ));
         // HS256 signed with the public key (the classic confusion attack).
-        let x = k.jwks()["keys"][0]["x"].as_str().unwrap().to_string();
+        let x = k.jwks().await["keys"][0]["x"].as_str().unwrap().to_string();
         let hs = forge(
             &claims(now),
             Algorithm::HS256,
@@ -360,7 +550,7 @@ mod tests {
             &EncodingKey::from_secret(x.as_bytes()),
         );
         assert_eq!(
-            k.verify(&hs, &[Audience::Portal]),
+            k.verify(&hs, &[Audience::Portal]).await,
             Err(TokenRejection::WrongAlgorithm)
         );
         // alg "none": header and payload with an empty signature.
@@ -369,32 +559,131 @@ mod tests {
             URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT","kid":"k1"}"#),
             URL_SAFE_NO_PAD.encode(claims(now).to_string())
         );
-        assert!(k.verify(&none, &[Audience::Portal]).is_err());
+        assert!(k.verify(&none, &[Audience::Portal]).await.is_err());
         assert_eq!(
-            k.verify("garbage", &[Audience::Portal]),
+            k.verify("garbage", &[Audience::Portal]).await,
             Err(TokenRejection::Malformed)
         );
     }
 
-    #[test]
-    fn missing_claims_are_rejected() {
+    #[tokio::test]
+    async fn missing_claims_are_rejected() {
         let k = keys();
-        for missing in ["jti", "nbf", "iat", "sub", "aud", "exp"] {
+        for missing in ["jti", "nbf", "iat", "sub", "aud", "exp", "sep"] {
             let mut c = claims(now_unix());
             c.as_object_mut().unwrap().remove(missing);
             assert!(
                 k.verify(
-                    &forge(&c, Algorithm::EdDSA, Some("k1"), &k.signing),
+                    &forge(&c, Algorithm::EdDSA, Some("k1"), &k.signing_key_for_tests()),
                     &[Audience::Portal]
                 )
+                .await
                 .is_err(),
                 "missing {missing}"
             );
         }
     }
 
-    #[test]
-    fn secret_errors_are_reported() {
+    /// A key source whose secret the test can change, counting reads.
+    struct Switchable {
+        secret: std::sync::Mutex<String>,
+        reads: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait]
+    impl KeySource for Arc<Switchable> {
+        async fn read(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(self.secret.lock().unwrap().clone())
+        }
+    }
+
+    #[tokio::test]
+    async fn verifiers_pick_up_a_rotated_key_on_its_first_token_but_not_on_every_forgery() {
+        let old = TokenKeys::generate_secret_json("old");
+        let source = Arc::new(Switchable {
+            secret: std::sync::Mutex::new(TokenKeys::public_secret_json(&old).unwrap()),
+            reads: Default::default(),
+        });
+        let policy = RefreshPolicy {
+            every: Duration::from_secs(3600),
+            unknown_kid_interval: Duration::from_millis(200),
+        };
+        let verifier = TokenKeys::from_source(Box::new(source.clone()), policy, "test-issuer", 900)
+            .await
+            .unwrap();
+        assert!(matches!(
+            verifier
+                .issue(&UserId::new_random(), Audience::Portal, 0, now_unix())
+                .await,
+            Err(KeyError::VerifyOnly)
+        ));
+        // Rotation: the new key signs first, the old one is still published.
+        let new = TokenKeys::generate_secret_json("new");
+        let both = json!({"keys": [
+            serde_json::from_str::<Value>(&new).unwrap()["keys"][0],
+            serde_json::from_str::<Value>(&old).unwrap()["keys"][0],
+        ]})
+        .to_string();
+        *source.secret.lock().unwrap() = TokenKeys::public_secret_json(&both).unwrap();
+        let signer = TokenKeys::from_secret_json(&both, "test-issuer", 900).unwrap();
+        let token = signer
+            .issue(&UserId::new_random(), Audience::Portal, 0, now_unix())
+            .await
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(verifier
+            .verify(&token.token, &[Audience::Portal])
+            .await
+            .is_ok());
+        assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // Forged kids inside the interval cause no further reads.
+        let forged = forge(
+            &claims(now_unix()),
+            Algorithm::EdDSA,
+            Some("nope"),
+            &signer.signing_key_for_tests(),
+        );
+        for _ in 0..20 {
+            assert_eq!(
+                verifier.verify(&forged, &[Audience::Portal]).await,
+                Err(TokenRejection::UnknownKey)
+            );
+        }
+        assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(verifier.jwks().await["keys"].as_array().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn keys_are_read_again_once_stale() {
+        let first = TokenKeys::generate_secret_json("first");
+        let source = Arc::new(Switchable {
+            secret: std::sync::Mutex::new(first),
+            reads: Default::default(),
+        });
+        let policy = RefreshPolicy {
+            every: Duration::from_millis(100),
+            unknown_kid_interval: Duration::from_millis(100),
+        };
+        let keys = TokenKeys::from_source(Box::new(source.clone()), policy, "i", 60)
+            .await
+            .unwrap();
+        *source.secret.lock().unwrap() = TokenKeys::generate_secret_json("second");
+        std::thread::sleep(Duration::from_millis(150));
+        let token = keys
+            .issue(&UserId::new_random(), Audience::Portal, 0, now_unix())
+            .await
+            .unwrap();
+        let header = jsonwebtoken::decode_header(&token.token).unwrap();
+        assert_eq!(
+            header.kid.as_deref(),
+            Some("second"),
+            "the signer moved to the rotated key"
+        );
+    }
+
+    #[tokio::test]
+    async fn secret_errors_are_reported() {
         assert!(matches!(
             TokenKeys::from_secret_json("nope", "i", 1),
             Err(KeyError::Shape)

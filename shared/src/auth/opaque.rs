@@ -35,9 +35,34 @@ pub fn hash_presented(presented: &str) -> Option<String> {
     well_formed.then(|| sha256_hex(presented.as_bytes()))
 }
 
-/// A random identifier (family ids, token ids): 16 bytes, base64url.
+/// A secret bound to a session: `<session_id>.<secret>`. The holder presents it whole; the
+/// session id finds the one stored item, and the hash (of the whole text) is checked there.
+pub fn mint_for(session_id: &str) -> MintedToken {
+    let secret = mint();
+    let plaintext = format!("{session_id}.{}", secret.plaintext);
+    let hash = sha256_hex(plaintext.as_bytes());
+    MintedToken { plaintext, hash }
+}
+
+/// The session id and stored hash of a presented session-bound token, or `None` if it cannot
+/// be one of ours.
+pub fn session_of(presented: &str) -> Option<(String, String)> {
+    let (session_id, secret) = presented.split_once('.')?;
+    let id_ok = session_id.len() == ID_CHARS
+        && URL_SAFE_NO_PAD
+            .decode(session_id)
+            .is_ok_and(|b| b.len() == ID_BYTES);
+    (id_ok && hash_presented(secret).is_some())
+        .then(|| (session_id.to_string(), sha256_hex(presented.as_bytes())))
+}
+
+const ID_BYTES: usize = 16;
+/// Length of the base64url text of `ID_BYTES` bytes.
+const ID_CHARS: usize = 22;
+
+/// A random identifier (session ids, token ids): 16 bytes, base64url.
 pub fn random_id() -> String {
-    let mut bytes = [0u8; 16];
+    let mut bytes = [0u8; ID_BYTES];
     OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -57,6 +82,29 @@ mod tests {
             Some(a.hash.as_str())
         );
         assert_ne!(a.hash, a.plaintext);
+    }
+
+    #[test]
+    fn session_tokens_name_their_session_and_hash_whole() {
+        let sid = random_id();
+        let t = mint_for(&sid);
+        assert_eq!(
+            session_of(&t.plaintext),
+            Some((sid.clone(), t.hash.clone()))
+        );
+        // Another session id on the same secret hashes differently.
+        let other = random_id();
+        let moved = format!("{other}.{}", t.plaintext.split_once('.').unwrap().1);
+        assert_ne!(session_of(&moved).unwrap().1, t.hash);
+        for bad in [
+            "",
+            "x.y",
+            &format!("{sid}."),
+            &format!(".{}", mint().plaintext),
+            &format!("{sid}#{}", mint().plaintext),
+        ] {
+            assert_eq!(session_of(bad), None, "{bad}");
+        }
     }
 
     #[test]

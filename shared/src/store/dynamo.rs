@@ -8,8 +8,7 @@ use crate::tenant::TenantStatus;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem,
-    Update,
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
@@ -34,8 +33,25 @@ fn key(pk: impl Into<String>, sk: &str) -> Item {
     HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))])
 }
 
-fn unavailable<E: std::error::Error>(err: E) -> StoreError {
-    StoreError::Unavailable(sdk_cause(err))
+/// Error codes that mean this request can never succeed as sent (permissions, a malformed
+/// request, a missing table): a 500 with a clear log line, not a 503 that invites retries.
+const NOT_RETRYABLE: &[&str] = &[
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "ValidationException",
+    "ResourceNotFoundException",
+    "MissingAuthenticationTokenException",
+    "InvalidSignatureException",
+];
+
+/// An SDK error as a store error: `Rejected` for what retrying cannot fix, `Unavailable` for
+/// the rest (throttling, timeouts, 5xx, a network that is down).
+fn unavailable<E: ProvideErrorMetadata + std::error::Error>(err: E) -> StoreError {
+    if err.code().is_some_and(|c| NOT_RETRYABLE.contains(&c)) {
+        StoreError::Rejected(sdk_cause(err))
+    } else {
+        StoreError::Unavailable(sdk_cause(err))
+    }
 }
 
 /// The outcome of a single-item conditional write: `Ok(true)` when written, `Ok(false)` when
@@ -115,13 +131,16 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// Which items of a cancelled transaction failed their condition, by position.
-fn failed_conditions(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {
+/// The positions of the items whose condition failed in a cancelled transaction; the caller
+/// knows which item it put at each position. `None` if the transaction was not cancelled.
+fn failed_items(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<usize>> {
     match err.as_service_error()? {
         TransactWriteItemsError::TransactionCanceledException(e) => Some(
             e.cancellation_reasons()
                 .iter()
-                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
                 .collect(),
         ),
         _ => None,
@@ -168,7 +187,7 @@ fn conflict_if_refused<T>(
 ) -> Result<(), StoreError> {
     match result {
         Ok(_) => Ok(()),
-        Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => {
+        Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => {
             Err(StoreError::Conflict(what))
         }
         Err(e) => Err(unavailable(e)),
@@ -249,13 +268,7 @@ impl DynamoStore {
             "platform_admin".into(),
             AttributeValue::Bool(user.platform_admin),
         );
-        item.insert(
-            "status".into(),
-            s(match user.status {
-                UserStatus::Active => "active",
-                UserStatus::Disabled => "disabled",
-            }),
-        );
+        item.insert("status".into(), s(user.status.as_str()));
         item.insert("session_epoch".into(), n(user.session_epoch));
         item.insert("reset_generation".into(), n(user.reset_generation));
         item.insert("created_at".into(), n(user.created_at));
@@ -269,11 +282,8 @@ impl DynamoStore {
             email: Email::parse(f.s("email")?).map_err(|e| f.corrupt(e.to_string()))?,
             password_hash: f.s("password_hash")?.to_string(),
             platform_admin: f.bool("platform_admin")?,
-            status: match f.s("status")? {
-                "active" => UserStatus::Active,
-                "disabled" => UserStatus::Disabled,
-                other => return Err(f.corrupt(format!("unknown status {other}"))),
-            },
+            status: UserStatus::parse(f.s("status")?)
+                .ok_or_else(|| f.corrupt("unknown user status".into()))?,
             session_epoch: f.n("session_epoch")?,
             reset_generation: f.n_or("reset_generation", 0)?,
             created_at: f.n("created_at")?,
@@ -288,18 +298,14 @@ impl DynamoStore {
         let origins = f
             .strings("redirect_origins")?
             .iter()
-            .map(|o| RedirectOrigin::parse(o).map_err(|e| f.corrupt(e)))
+            .map(|o| RedirectOrigin::parse(o, true).map_err(|e| f.corrupt(e.to_string())))
             .collect::<Result<_, _>>()?;
         Ok(Tenant {
             id: f.s("tenant_id")?.to_string(),
             slug: TenantSlug::parse(f.s("slug")?).ok_or_else(|| f.corrupt("bad slug".into()))?,
             name: f.s("name")?.to_string(),
-            status: match f.s("status")? {
-                "provisioning" => TenantStatus::Provisioning,
-                "active" => TenantStatus::Active,
-                "suspended" => TenantStatus::Suspended,
-                other => return Err(f.corrupt(format!("unknown status {other}"))),
-            },
+            status: TenantStatus::parse(f.s("status")?)
+                .ok_or_else(|| f.corrupt("unknown tenant status".into()))?,
             redirect_origins: origins,
             created_at: f.n("created_at")?,
         })
@@ -309,36 +315,6 @@ impl DynamoStore {
         built: Result<T, E>,
     ) -> Result<T, StoreError> {
         built.map_err(|e| StoreError::Unavailable(Box::new(e)))
-    }
-
-    fn refresh_item(r: &RefreshTokenRecord) -> Item {
-        let mut item = key(format!("REFRESH#{}", r.token_hash), "REFRESH");
-        item.insert("entity".into(), s("refresh_token"));
-        item.insert("token_hash".into(), s(&r.token_hash));
-        item.insert("family_id".into(), s(&r.family_id));
-        item.insert("user_id".into(), s(r.user_id.as_str()));
-        item.insert("audience".into(), s(r.audience.as_str()));
-        item.insert("used".into(), AttributeValue::Bool(r.used));
-        item.insert("session_epoch".into(), n(r.session_epoch));
-        item.insert("expires_at".into(), n(r.expires_at));
-        item
-    }
-
-    fn parse_refresh(item: &Item) -> Result<RefreshTokenRecord, StoreError> {
-        let f = Fields {
-            item,
-            key: "REFRESH",
-        };
-        Ok(RefreshTokenRecord {
-            token_hash: f.s("token_hash")?.to_string(),
-            family_id: f.s("family_id")?.to_string(),
-            user_id: f.user_id("user_id")?,
-            audience: Audience::parse(f.s("audience")?)
-                .ok_or_else(|| f.corrupt("bad audience".into()))?,
-            used: f.bool("used")?,
-            session_epoch: f.n("session_epoch")?,
-            expires_at: f.n("expires_at")?,
-        })
     }
 }
 
@@ -384,39 +360,94 @@ impl UserStore for DynamoStore {
         let mut out = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-                .expression_attribute_values(":pk", s(format!("USER#{id}")))
-                .expression_attribute_values(":prefix", s("MEMBER#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                let f = Fields {
-                    item,
-                    key: "MEMBER",
-                };
-                let role = match f.s("role")? {
-                    "owner" => Role::Owner,
-                    "admin" => Role::Admin,
-                    "member" => Role::Member,
-                    other => return Err(f.corrupt(format!("unknown role {other}"))),
-                };
-                out.push(Membership {
-                    tenant_id: f.s("tenant_id")?.to_string(),
-                    tenant_slug: f.s("tenant_slug")?.to_string(),
-                    role,
-                });
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
+            let (page, next) = self.membership_page(id, None, start.take()).await?;
+            out.extend(page);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
             }
         }
+    }
+
+    async fn memberships_up_to(
+        &self,
+        id: &UserId,
+        n: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let limit = i32::try_from(n.max(1)).unwrap_or(i32::MAX);
+        Ok(self.membership_page(id, Some(limit), None).await?.0)
+    }
+
+    async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("PARTNER#"))
+            .consistent_read(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(!page.items().is_empty())
+    }
+
+    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError> {
+        let mut item = key(format!("USER#{id}"), &format!("PARTNER#{partner_id}"));
+        item.insert("entity".into(), s("partner_admin"));
+        item.insert("user_id".into(), s(id.as_str()));
+        item.insert("partner_id".into(), s(partner_id));
+        item.insert("GSI1PK".into(), s(format!("PARTNER#{partner_id}")));
+        item.insert("GSI1SK".into(), s(format!("USER#{id}")));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// One page of a user's memberships (strongly consistent: memberships decide access), and
+    /// where the next page starts.
+    async fn membership_page(
+        &self,
+        id: &UserId,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Membership>, Option<Item>), StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("MEMBER#"))
+            .consistent_read(true)
+            .set_limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(page.items().len());
+        for item in page.items() {
+            let f = Fields {
+                item,
+                key: "MEMBER",
+            };
+            out.push(Membership {
+                tenant_id: f.s("tenant_id")?.to_string(),
+                tenant_slug: f.s("tenant_slug")?.to_string(),
+                role: Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?,
+            });
+        }
+        let next = page.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((out, next))
     }
 }
 
@@ -435,12 +466,7 @@ impl TenantStore for DynamoStore {
         item.insert("tenant_id".into(), s(&tenant.id));
         item.insert("slug".into(), s(tenant.slug.as_str()));
         item.insert("name".into(), s(&tenant.name));
-        let status = match tenant.status {
-            TenantStatus::Provisioning => "provisioning",
-            TenantStatus::Active => "active",
-            TenantStatus::Suspended => "suspended",
-        };
-        item.insert("status".into(), s(status));
+        item.insert("status".into(), s(tenant.status.as_str()));
         item.insert(
             "redirect_origins".into(),
             origin_list(&tenant.redirect_origins),
@@ -487,22 +513,54 @@ impl TenantStore for DynamoStore {
         item.insert("tenant_id".into(), s(&tenant.id));
         item.insert("tenant_slug".into(), s(tenant.slug.as_str()));
         item.insert("user_id".into(), s(user.as_str()));
-        let role = match role {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Member => "member",
-        };
-        item.insert("role".into(), s(role));
+        item.insert("role".into(), s(role.as_str()));
         item.insert("GSI1PK".into(), s(format!("TENANT#{}", tenant.id)));
         item.insert("GSI1SK".into(), s(format!("USER#{user}")));
-        self.client
+        let result = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
+            .condition_expression("attribute_not_exists(PK)")
             .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+            .await;
+        if conditional(result)? {
+            Ok(())
+        } else {
+            Err(StoreError::Conflict("already a member of this tenant"))
+        }
+    }
+
+    async fn tenant_members(&self, tenant_id: &str) -> Result<Vec<(UserId, Role)>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("GSI1")
+                .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+                .expression_attribute_values(":pk", s(format!("TENANT#{tenant_id}")))
+                .expression_attribute_values(":prefix", s("USER#"))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                let f = Fields {
+                    item,
+                    key: "MEMBER",
+                };
+                let role =
+                    Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?;
+                out.push((f.user_id("user_id")?, role));
+            }
+            match page.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(out),
+            }
+        }
     }
 
     async fn set_redirect_origins(
@@ -617,144 +675,223 @@ impl ResetStore for DynamoStore {
             Ok(_) => Ok(true),
             // A failed condition: spent (possibly by a concurrent consume that won), expired,
             // superseded by a newer request, or the account is no longer active.
-            Err(e) if failed_conditions(&e).is_some_and(|f| f.contains(&true)) => Ok(false),
+            Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => Ok(false),
             Err(e) => Err(unavailable(e)),
         }
     }
+}
+
+fn hash_map(map: &BTreeMap<String, i64>) -> AttributeValue {
+    AttributeValue::M(map.iter().map(|(h, t)| (h.clone(), n(t))).collect())
+}
+
+impl Fields<'_> {
+    /// A map of names to numbers (session heads and spent hashes, rate-limit hits).
+    fn number_map(&self, name: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    v.as_n()
+                        .ok()
+                        .and_then(|x| x.parse().ok())
+                        .map(|t| (k.clone(), t))
+                        .ok_or_else(|| self.corrupt(format!("non-number in {name}")))
+                })
+                .collect(),
+            Some(_) => Err(self.corrupt(format!("{name} is not a map"))),
+        }
+    }
+}
+
+fn session_key(id: &str) -> Item {
+    key(format!("SESSION#{id}"), "SESSION")
 }
 
 #[async_trait]
 impl SessionStore for DynamoStore {
     async fn create_session(
         &self,
-        family: &RefreshFamily,
-        first: &RefreshTokenRecord,
+        session: &Session,
+        refund: Option<&crate::ratelimit::Reservation>,
     ) -> Result<(), StoreError> {
-        let mut fam = key(format!("FAMILY#{}", family.family_id), "FAMILY");
-        fam.insert("entity".into(), s("refresh_family"));
-        fam.insert("family_id".into(), s(&family.family_id));
-        fam.insert("user_id".into(), s(family.user_id.as_str()));
-        fam.insert("revoked".into(), AttributeValue::Bool(family.revoked));
-        fam.insert("expires_at".into(), n(family.expires_at));
-        let result = self
-            .transact(vec![
-                self.put(fam, "attribute_not_exists(PK)")?,
-                self.put(Self::refresh_item(first), "attribute_not_exists(PK)")?,
-            ])
-            .await;
-        conflict_if_refused(result, "session already exists")
+        let mut item = session_key(&session.session_id);
+        item.insert("entity".into(), s("session"));
+        item.insert("session_id".into(), s(&session.session_id));
+        item.insert("user_id".into(), s(session.user_id.as_str()));
+        item.insert("audience".into(), s(session.audience.as_str()));
+        item.insert("session_epoch".into(), n(session.session_epoch));
+        item.insert("expires_at".into(), n(session.expires_at));
+        item.insert("revoked".into(), AttributeValue::Bool(session.revoked));
+        item.insert("heads".into(), hash_map(&session.heads));
+        item.insert("spent".into(), hash_map(&session.spent));
+        let put = self.put(item.clone(), "attribute_not_exists(PK)")?;
+        let mut items = vec![put];
+        if let Some(r) = refund {
+            for k in &r.keys {
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(self.refund_update(k, &r.hit_id)?)
+                        .build(),
+                );
+            }
+        }
+        let with_refund = items.len() > 1;
+        let result = self.transact(items).await;
+        match result {
+            Ok(()) => Ok(()),
+            // Only a refund's window was gone (expired away): nothing to give back, so the
+            // session alone is written.
+            Err(e)
+                if with_refund
+                    && failed_items(&e).is_some_and(|f| !f.is_empty() && !f.contains(&0)) =>
+            {
+                let result = self
+                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?])
+                    .await;
+                conflict_if_refused(result, "session already exists")
+            }
+            Err(e) => conflict_if_refused::<()>(Err(e), "session already exists"),
+        }
     }
 
-    async fn refresh_token(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        self.get(format!("REFRESH#{token_hash}"), "REFRESH")
-            .await?
-            .as_ref()
-            .map(Self::parse_refresh)
-            .transpose()
-    }
-
-    async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-        let Some(item) = self.get(format!("FAMILY#{family_id}"), "FAMILY").await? else {
+    async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
+        let Some(item) = self.get(format!("SESSION#{session_id}"), "SESSION").await? else {
             return Ok(None);
         };
         let f = Fields {
             item: &item,
-            key: "FAMILY",
+            key: "SESSION",
         };
-        Ok(Some(RefreshFamily {
-            family_id: f.s("family_id")?.to_string(),
+        Ok(Some(Session {
+            session_id: f.s("session_id")?.to_string(),
             user_id: f.user_id("user_id")?,
-            revoked: f.bool("revoked")?,
+            audience: Audience::parse(f.s("audience")?)
+                .ok_or_else(|| f.corrupt("bad audience".into()))?,
+            session_epoch: f.n("session_epoch")?,
             expires_at: f.n("expires_at")?,
+            revoked: f.bool("revoked")?,
+            heads: f.number_map("heads")?,
+            spent: f.number_map("spent")?,
         }))
     }
 
-    async fn rotate_refresh_token(
+    async fn rotate_session(
         &self,
-        old_hash: &str,
-        next: &RefreshTokenRecord,
+        session_id: &str,
+        old: &str,
+        new: &str,
+        now: i64,
+        forget: &[String],
     ) -> Result<RotateOutcome, StoreError> {
-        let spend = Update::builder()
+        let mut update = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("REFRESH#{old_hash}"), "REFRESH")))
-            .update_expression("SET used = :yes")
-            .condition_expression("attribute_exists(PK) AND used = :no")
-            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .set_key(Some(session_key(session_id)))
+            .condition_expression("attribute_exists(heads.#old) AND revoked = :no")
+            .expression_attribute_names("#old", old)
+            .expression_attribute_names("#new", new)
             .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .build()
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        let family_alive = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(format!("FAMILY#{}", next.family_id), "FAMILY")))
-            .condition_expression("attribute_exists(PK) AND revoked = :no")
-            .expression_attribute_values(":no", AttributeValue::Bool(false))
-            .build()
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-        let result = self
-            .transact(vec![
-                TransactWriteItem::builder().update(spend).build(),
-                self.put(Self::refresh_item(next), "attribute_not_exists(PK)")?,
-                TransactWriteItem::builder()
-                    .condition_check(family_alive)
-                    .build(),
-            ])
-            .await;
-        match result {
-            Ok(_) => Ok(RotateOutcome::Rotated),
-            Err(e) => match failed_conditions(&e).as_deref() {
-                Some([true, ..]) => Ok(RotateOutcome::AlreadyUsed),
-                Some([_, _, true]) => Ok(RotateOutcome::FamilyRevoked),
-                Some([_, true, _]) => Err(StoreError::Conflict("refresh token hash collision")),
-                _ => Err(unavailable(e)),
-            },
+            .expression_attribute_values(":now", n(now));
+        let mut remove = vec!["heads.#old".to_string()];
+        for (i, h) in forget.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#f{i}"), h);
+            remove.push(format!("spent.#f{i}"));
         }
+        let result = update
+            .update_expression(format!(
+                "SET heads.#new = :now, spent.#old = :now REMOVE {}",
+                remove.join(", ")
+            ))
+            .send()
+            .await;
+        Ok(if conditional(result)? {
+            RotateOutcome::Rotated
+        } else {
+            RotateOutcome::Refused
+        })
     }
 
-    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+    async fn add_session_head(
+        &self,
+        session_id: &str,
+        spent: &str,
+        spent_at: i64,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(format!("FAMILY#{family_id}"), "FAMILY")))
+            .set_key(Some(session_key(session_id)))
+            .update_expression("SET heads.#new = :now")
+            .condition_expression("spent.#spent = :at AND revoked = :no AND size(heads) < :max")
+            .expression_attribute_names("#new", new)
+            .expression_attribute_names("#spent", spent)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":at", n(spent_at))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":max", n(MAX_SESSION_HEADS))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(session_id)))
             .update_expression("SET revoked = :yes")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":yes", AttributeValue::Bool(true))
             .send()
             .await;
-        // A failed condition: nothing to revoke, the family never existed or has expired away.
+        // A failed condition: nothing to revoke, the session never existed or has expired away.
         conditional(result).map(drop)
     }
 }
 
-fn parse_hits(item: Option<&Item>) -> Vec<i64> {
-    match item.and_then(|i| i.get("hits")) {
-        Some(AttributeValue::L(list)) => list
-            .iter()
-            .filter_map(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
-            .collect(),
-        _ => Vec::new(),
+const REFUND_UPDATE: &str = "REMOVE hits.#hit ADD version :one";
+const REFUND_CONDITION: &str = "attribute_exists(hits)";
+
+fn rate_key(k: &str) -> Item {
+    key(format!("RATE#{k}"), "RATE")
+}
+
+impl DynamoStore {
+    /// Removes one hit from a window and moves its version (so a reservation that read the
+    /// window before the refund is sent again); only if the window still exists.
+    fn refund_update(&self, k: &str, hit_id: &str) -> Result<Update, StoreError> {
+        Self::build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(rate_key(k)))
+                .update_expression(REFUND_UPDATE)
+                .condition_expression(REFUND_CONDITION)
+                .expression_attribute_names("#hit", hit_id)
+                .expression_attribute_values(":one", n(1))
+                .build(),
+        )
     }
 }
 
 #[async_trait]
 impl RateLimitStore for DynamoStore {
-    async fn rate_hits(&self, keys: &[String]) -> Result<Vec<Vec<i64>>, StoreError> {
+    async fn rate_windows(&self, keys: &[String]) -> Result<Vec<RateWindow>, StoreError> {
         let mut wanted: Vec<&String> = keys.iter().collect();
         wanted.sort();
         wanted.dedup();
         let mut found: HashMap<String, Item> = HashMap::new();
         let mut request = KeysAndAttributes::builder().consistent_read(true);
         for k in &wanted {
-            request = request.keys(key(format!("RATE#{k}"), "RATE"));
+            request = request.keys(rate_key(k));
         }
-        let mut pending = Some(
-            request
-                .build()
-                .map_err(|e| StoreError::Unavailable(Box::new(e)))?,
-        );
+        let mut pending = Some(Self::build(request.build())?);
         // BatchGetItem may hand back unprocessed keys under throttling; ask again, a bounded number of times.
         for _ in 0..5 {
             let Some(req) = pending.take() else { break };
@@ -783,54 +920,70 @@ impl RateLimitStore for DynamoStore {
         if pending.is_some() {
             return Err(StoreError::Unavailable("rate-limit read throttled".into()));
         }
-        Ok(keys
-            .iter()
-            .map(|k| parse_hits(found.get(&format!("RATE#{k}"))))
-            .collect())
+        keys.iter()
+            .map(|k| match found.get(&format!("RATE#{k}")) {
+                None => Ok(RateWindow::default()),
+                Some(item) => {
+                    let f = Fields { item, key: "RATE" };
+                    Ok(RateWindow {
+                        hits: f.number_map("hits")?,
+                        version: f.n_or("version", 0)?,
+                    })
+                }
+            })
+            .collect()
     }
 
-    async fn record_rate_hit(
+    async fn put_rate_windows(
         &self,
-        key_name: &str,
-        now: i64,
-        window_secs: i64,
-        keep: usize,
-    ) -> Result<(), StoreError> {
-        let item_key = key(format!("RATE#{key_name}"), "RATE");
-        let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(item_key.clone()))
-            .update_expression(
-                "SET hits = list_append(if_not_exists(hits, :empty), :now), expires_at = :exp",
-            )
-            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
-            .expression_attribute_values(":now", AttributeValue::L(vec![n(now)]))
-            .expression_attribute_values(":exp", n(now + window_secs))
-            .return_values(ReturnValue::AllNew)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let hits = parse_hits(out.attributes.as_ref());
-        let trimmed = trim_hits(hits.clone(), now, window_secs, keep);
-        if trimmed.len() < hits.len() {
-            // Only if nobody appended since our read; otherwise the next hit trims.
+        writes: &[(String, RateWindow, u64, i64)],
+    ) -> Result<bool, StoreError> {
+        let mut items = Vec::with_capacity(writes.len());
+        for (k, window, seen, expires_at) in writes {
+            let mut item = rate_key(k);
+            item.insert("entity".into(), s("rate_window"));
+            item.insert("hits".into(), hash_map(&window.hits));
+            item.insert("version".into(), n(window.version));
+            item.insert("expires_at".into(), n(expires_at));
+            let condition = if *seen == 0 {
+                "attribute_not_exists(version)".to_string()
+            } else {
+                format!("version = :seen")
+            };
+            let put = Self::build(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_values(
+                        (*seen != 0).then(|| HashMap::from([(":seen".to_string(), n(seen))])),
+                    )
+                    .build(),
+            )?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        // One item needs no transaction; several are written all or nothing.
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn refund_rate_hit(&self, keys: &[String], hit_id: &str) -> Result<(), StoreError> {
+        for k in keys {
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .set_key(Some(item_key))
-                .update_expression("SET hits = :trimmed")
-                .condition_expression("size(hits) = :seen")
-                .expression_attribute_values(
-                    ":trimmed",
-                    AttributeValue::L(trimmed.into_iter().map(n).collect()),
-                )
-                .expression_attribute_values(":seen", n(hits.len()))
+                .set_key(Some(rate_key(k)))
+                .update_expression(REFUND_UPDATE)
+                .condition_expression(REFUND_CONDITION)
+                .expression_attribute_names("#hit", hit_id)
+                .expression_attribute_values(":one", n(1))
                 .send()
                 .await;
-            // A failed condition means someone appended meanwhile: fine, as said above.
+            // A failed condition: the window expired away, nothing to give back.
             conditional(result)?;
         }
         Ok(())

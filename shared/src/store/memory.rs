@@ -10,9 +10,9 @@ struct Data {
     users: HashMap<UserId, User>,
     emails: HashMap<Email, UserId>,
     memberships: HashMap<UserId, Vec<Membership>>,
-    refresh: HashMap<String, RefreshTokenRecord>,
-    families: HashMap<String, RefreshFamily>,
-    rate: HashMap<String, Vec<i64>>,
+    partner_admins: HashMap<UserId, Vec<String>>,
+    sessions: HashMap<String, Session>,
+    rate: HashMap<String, RateWindow>,
     tenants: HashMap<String, Tenant>,
     slugs: HashMap<TenantSlug, String>,
     resets: HashMap<String, ResetTokenRecord>,
@@ -70,6 +70,30 @@ impl UserStore for MemoryStore {
     async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
         Ok(self.with(|d| d.memberships.get(id).cloned().unwrap_or_default()))
     }
+
+    async fn memberships_up_to(
+        &self,
+        id: &UserId,
+        n: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let mut all = self.memberships(id).await?;
+        all.truncate(n);
+        Ok(all)
+    }
+
+    async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError> {
+        Ok(self.with(|d| d.partner_admins.get(id).is_some_and(|p| !p.is_empty())))
+    }
+
+    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError> {
+        self.with(|d| {
+            let list = d.partner_admins.entry(id.clone()).or_default();
+            if !list.iter().any(|p| p == partner_id) {
+                list.push(partner_id.to_string());
+            }
+        });
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -103,15 +127,33 @@ impl TenantStore for MemoryStore {
     ) -> Result<(), StoreError> {
         self.with(|d| {
             let list = d.memberships.entry(user.clone()).or_default();
-            list.retain(|m| m.tenant_id != tenant.id);
+            if list.iter().any(|m| m.tenant_id == tenant.id) {
+                return Err(StoreError::Conflict("already a member of this tenant"));
+            }
             list.push(Membership {
                 tenant_id: tenant.id.clone(),
                 tenant_slug: tenant.slug.to_string(),
                 role,
             });
             list.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
-        });
-        Ok(())
+            Ok(())
+        })
+    }
+
+    async fn tenant_members(&self, tenant_id: &str) -> Result<Vec<(UserId, Role)>, StoreError> {
+        Ok(self.with(|d| {
+            let mut out: Vec<(UserId, Role)> = d
+                .memberships
+                .iter()
+                .flat_map(|(u, ms)| {
+                    ms.iter()
+                        .filter(|m| m.tenant_id == tenant_id)
+                        .map(|m| (u.clone(), m.role))
+                })
+                .collect();
+            out.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+            out
+        }))
     }
 
     async fn set_redirect_origins(
@@ -193,70 +235,91 @@ impl ResetStore for MemoryStore {
 impl SessionStore for MemoryStore {
     async fn create_session(
         &self,
-        family: &RefreshFamily,
-        first: &RefreshTokenRecord,
+        session: &Session,
+        refund: Option<&crate::ratelimit::Reservation>,
     ) -> Result<(), StoreError> {
         self.with(|d| {
-            if d.families.contains_key(&family.family_id)
-                || d.refresh.contains_key(&first.token_hash)
-            {
+            if d.sessions.contains_key(&session.session_id) {
                 return Err(StoreError::Conflict("session already exists"));
             }
-            d.families.insert(family.family_id.clone(), family.clone());
-            d.refresh.insert(first.token_hash.clone(), first.clone());
+            d.sessions
+                .insert(session.session_id.clone(), session.clone());
+            if let Some(r) = refund {
+                refund_in(d, &r.keys, &r.hit_id);
+            }
             Ok(())
         })
     }
 
-    async fn refresh_token(
-        &self,
-        token_hash: &str,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError> {
-        Ok(self.with(|d| d.refresh.get(token_hash).cloned()))
+    async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
+        Ok(self.with(|d| d.sessions.get(session_id).cloned()))
     }
 
-    async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError> {
-        Ok(self.with(|d| d.families.get(family_id).cloned()))
-    }
-
-    async fn rotate_refresh_token(
+    async fn rotate_session(
         &self,
-        old_hash: &str,
-        next: &RefreshTokenRecord,
+        session_id: &str,
+        old: &str,
+        new: &str,
+        now: i64,
+        forget: &[String],
     ) -> Result<RotateOutcome, StoreError> {
-        self.with(|d| {
-            match d.refresh.get(old_hash) {
-                Some(old) if !old.used => {}
-                _ => return Ok(RotateOutcome::AlreadyUsed),
+        self.with(|d| match d.sessions.get_mut(session_id) {
+            Some(s) if !s.revoked && s.heads.contains_key(old) => {
+                s.heads.remove(old);
+                s.heads.insert(new.to_string(), now);
+                for h in forget {
+                    s.spent.remove(h);
+                }
+                s.spent.insert(old.to_string(), now);
+                Ok(RotateOutcome::Rotated)
             }
-            match d.families.get(&next.family_id) {
-                Some(f) if !f.revoked => {}
-                _ => return Ok(RotateOutcome::FamilyRevoked),
-            }
-            if d.refresh.contains_key(&next.token_hash) {
-                return Err(StoreError::Conflict("refresh token hash collision"));
-            }
-            if let Some(old) = d.refresh.get_mut(old_hash) {
-                old.used = true;
-            }
-            d.refresh.insert(next.token_hash.clone(), next.clone());
-            Ok(RotateOutcome::Rotated)
+            _ => Ok(RotateOutcome::Refused),
         })
     }
 
-    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError> {
+    async fn add_session_head(
+        &self,
+        session_id: &str,
+        spent: &str,
+        spent_at: i64,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        self.with(|d| match d.sessions.get_mut(session_id) {
+            Some(s)
+                if !s.revoked
+                    && s.spent.get(spent) == Some(&spent_at)
+                    && s.heads.len() < MAX_SESSION_HEADS =>
+            {
+                s.heads.insert(new.to_string(), now);
+                Ok(true)
+            }
+            _ => Ok(false),
+        })
+    }
+
+    async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
         self.with(|d| {
-            if let Some(f) = d.families.get_mut(family_id) {
-                f.revoked = true;
+            if let Some(s) = d.sessions.get_mut(session_id) {
+                s.revoked = true;
             }
         });
         Ok(())
     }
 }
 
+fn refund_in(d: &mut Data, keys: &[String], hit_id: &str) {
+    for k in keys {
+        if let Some(w) = d.rate.get_mut(k) {
+            w.hits.remove(hit_id);
+            w.version += 1;
+        }
+    }
+}
+
 #[async_trait]
 impl RateLimitStore for MemoryStore {
-    async fn rate_hits(&self, keys: &[String]) -> Result<Vec<Vec<i64>>, StoreError> {
+    async fn rate_windows(&self, keys: &[String]) -> Result<Vec<RateWindow>, StoreError> {
         Ok(self.with(|d| {
             keys.iter()
                 .map(|k| d.rate.get(k).cloned().unwrap_or_default())
@@ -264,18 +327,24 @@ impl RateLimitStore for MemoryStore {
         }))
     }
 
-    async fn record_rate_hit(
+    async fn put_rate_windows(
         &self,
-        key: &str,
-        now: i64,
-        window_secs: i64,
-        keep: usize,
-    ) -> Result<(), StoreError> {
+        writes: &[(String, RateWindow, u64, i64)],
+    ) -> Result<bool, StoreError> {
         self.with(|d| {
-            let entry = d.rate.entry(key.to_string()).or_default();
-            entry.push(now);
-            *entry = trim_hits(std::mem::take(entry), now, window_secs, keep);
-        });
+            let current = |k: &String| d.rate.get(k).map_or(0, |w| w.version);
+            if writes.iter().any(|(k, _, seen, _)| current(k) != *seen) {
+                return Ok(false);
+            }
+            for (k, w, _, _) in writes {
+                d.rate.insert(k.clone(), w.clone());
+            }
+            Ok(true)
+        })
+    }
+
+    async fn refund_rate_hit(&self, keys: &[String], hit_id: &str) -> Result<(), StoreError> {
+        self.with(|d| refund_in(d, keys, hit_id));
         Ok(())
     }
 }

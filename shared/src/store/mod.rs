@@ -48,6 +48,7 @@ pub use memory::MemoryStore;
 use crate::domain::{Audience, Email, Membership, Role, User, UserId};
 use crate::tenant::{RedirectOrigin, Tenant, TenantSlug};
 use async_trait::async_trait;
+use std::collections::BTreeMap;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -60,6 +61,10 @@ pub enum StoreError {
     /// The database could not be reached or refused the request.
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database refused the request in a way retrying cannot fix (access denied, a
+    /// malformed request, a missing table): a fault of this deployment, not an outage.
+    #[error("store refused the request")]
+    Rejected(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// An item exists but does not have the shape this code writes.
     #[error("corrupt item {key}: {reason}")]
     Corrupt { key: String, reason: String },
@@ -79,40 +84,57 @@ impl From<StoreError> for crate::error::ApiError {
             StoreError::Unavailable(cause) => {
                 crate::error::ApiError::unavailable("database", cause)
             }
+            rejected @ StoreError::Rejected(_) => crate::error::ApiError::internal(rejected),
             corrupt @ StoreError::Corrupt { .. } => crate::error::ApiError::internal(corrupt),
         }
     }
 }
 
-/// One refresh token as stored: only its hash, never the token.
+/// One sign-in's session, stored as one item. Each refresh token belongs to exactly one session
+/// (its text names the session), and only its SHA-256 is stored: a live token is a *head*; a
+/// spent one is remembered (a bounded number of them) so that presenting it again is detected.
+/// Usually there is one head; a refresh that lost a race inside the grace window adds a second,
+/// so two tabs refreshing at once both stay signed in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshTokenRecord {
-    pub token_hash: String,
-    pub family_id: String,
+pub struct Session {
+    pub session_id: String,
     pub user_id: UserId,
     pub audience: Audience,
-    pub used: bool,
-    /// The user's session epoch when the family began; a different current epoch kills it.
+    /// The user's session epoch when the session began; a different current epoch ends it.
     pub session_epoch: u64,
     pub expires_at: i64,
+    pub revoked: bool,
+    /// Live token hashes, with when each was issued.
+    pub heads: BTreeMap<String, i64>,
+    /// Spent token hashes, with when each was spent (the newest `MAX_SPENT_REMEMBERED`).
+    pub spent: BTreeMap<String, i64>,
 }
 
-/// All refresh tokens descended from one sign-in. Revoking the family ends the session.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshFamily {
-    pub family_id: String,
-    pub user_id: UserId,
-    pub revoked: bool,
-    pub expires_at: i64,
+/// Spent hashes a session remembers; older ones are forgotten (and then simply unknown).
+pub const MAX_SPENT_REMEMBERED: usize = 16;
+/// Live heads a session may have at once (tabs that refreshed within the grace window).
+pub const MAX_SESSION_HEADS: usize = 4;
+
+impl Session {
+    /// Spent hashes to forget so that, after one more is added, at most `MAX_SPENT_REMEMBERED` remain.
+    pub fn spent_to_forget(&self) -> Vec<String> {
+        let mut by_age: Vec<(&String, &i64)> = self.spent.iter().collect();
+        by_age.sort_by_key(|(_, t)| **t);
+        let excess = (self.spent.len() + 1).saturating_sub(MAX_SPENT_REMEMBERED);
+        by_age
+            .into_iter()
+            .take(excess)
+            .map(|(h, _)| h.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RotateOutcome {
     Rotated,
-    /// The presented token had already been used: a sign of theft; the caller revokes the family.
-    AlreadyUsed,
-    /// The family was revoked (or is gone) meanwhile.
-    FamilyRevoked,
+    /// The presented token is no longer a head (another refresh spent it first), or the
+    /// session was revoked meanwhile: read the session again to decide.
+    Refused,
 }
 
 #[async_trait]
@@ -123,6 +145,13 @@ pub trait UserStore: Send + Sync {
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError>;
+    /// At most `n` of the user's memberships (by tenant id), read in one bounded query.
+    async fn memberships_up_to(&self, id: &UserId, n: usize)
+        -> Result<Vec<Membership>, StoreError>;
+    /// Whether the user administers any partner (reseller).
+    async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError>;
+    /// Makes the user an admin of partner `partner_id` (idempotent).
+    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError>;
 }
 
 /// A password-reset token as stored: only its hash.
@@ -141,12 +170,17 @@ pub trait TenantStore: Send + Sync {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
     async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+    /// Adds `user` to `tenant` in `role`; `Conflict` if already a member (a role is never
+    /// overwritten by an add).
     async fn add_membership(
         &self,
         user: &UserId,
         tenant: &Tenant,
         role: Role,
     ) -> Result<(), StoreError>;
+    /// Every member of the tenant with their role (index read: eventually consistent, so
+    /// only for notices, never for access decisions).
+    async fn tenant_members(&self, tenant_id: &str) -> Result<Vec<(UserId, Role)>, StoreError>;
     /// Replaces the ordered list (`NotFound` if the tenant is gone).
     async fn set_redirect_origins(
         &self,
@@ -179,41 +213,60 @@ pub trait ResetStore: Send + Sync {
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Starts a family with its first token, atomically.
+    /// Starts a session whose only head is in `session.heads`, and in the same write gives back
+    /// `refund` (the sign-in's rate-limit reservation: a success is not a failure). If the
+    /// refund cannot be applied (its windows expired away), the session is still created.
     async fn create_session(
         &self,
-        family: &RefreshFamily,
-        first: &RefreshTokenRecord,
+        session: &Session,
+        refund: Option<&crate::ratelimit::Reservation>,
     ) -> Result<(), StoreError>;
-    async fn refresh_token(
+    /// The session, read strongly consistent (it decides access).
+    async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError>;
+    /// Spends head `old` and makes `new` a head at `now`, forgetting `forget` spent hashes,
+    /// only if `old` is still a head and the session is not revoked: of two concurrent
+    /// rotations of one token, exactly one succeeds.
+    async fn rotate_session(
         &self,
-        token_hash: &str,
-    ) -> Result<Option<RefreshTokenRecord>, StoreError>;
-    async fn refresh_family(&self, family_id: &str) -> Result<Option<RefreshFamily>, StoreError>;
-    /// Marks `old_hash` used and stores `next`, only if `old_hash` was unused and the family
-    /// is not revoked: two concurrent rotations of one token cannot both succeed.
-    async fn rotate_refresh_token(
-        &self,
-        old_hash: &str,
-        next: &RefreshTokenRecord,
+        session_id: &str,
+        old: &str,
+        new: &str,
+        now: i64,
+        forget: &[String],
     ) -> Result<RotateOutcome, StoreError>;
-    async fn revoke_family(&self, family_id: &str) -> Result<(), StoreError>;
+    /// A concurrent refresh inside the grace window: adds head `new`, only if `spent` is still
+    /// remembered as spent at `spent_at`, the session is not revoked and has room for a head.
+    async fn add_session_head(
+        &self,
+        session_id: &str,
+        spent: &str,
+        spent_at: i64,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+    async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError>;
+}
+
+/// One rate-limit window as stored: recent hits by id, and a version that every write moves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RateWindow {
+    pub hits: BTreeMap<String, i64>,
+    pub version: u64,
 }
 
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
-    /// The hit times recorded under each key (empty for unknown keys), in the order asked.
-    async fn rate_hits(&self, keys: &[String]) -> Result<Vec<Vec<i64>>, StoreError>;
-    /// Appends `now` to `key` atomically (no hit is lost to a race), then drops hits older
-    /// than `window_secs` beyond the newest `keep`, so an item stays about the size of the
-    /// limit it enforces.
-    async fn record_rate_hit(
+    /// The window under each key (empty, version 0, for unknown keys), in the order asked,
+    /// read strongly consistent.
+    async fn rate_windows(&self, keys: &[String]) -> Result<Vec<RateWindow>, StoreError>;
+    /// Writes every `(key, window, seen_version, expires_at)` together, only if each key's
+    /// version is still `seen_version`; `false` (nothing written) if any moved.
+    async fn put_rate_windows(
         &self,
-        key: &str,
-        now: i64,
-        window_secs: i64,
-        keep: usize,
-    ) -> Result<(), StoreError>;
+        writes: &[(String, RateWindow, u64, i64)],
+    ) -> Result<bool, StoreError>;
+    /// Removes hit `hit_id` from each key's window (a refund).
+    async fn refund_rate_hit(&self, keys: &[String], hit_id: &str) -> Result<(), StoreError>;
 }
 
 /// What holds an idempotency key when a request tries to claim it.
@@ -276,13 +329,4 @@ impl<
             + Health,
     > Store for T
 {
-}
-
-/// Keeps the hits inside the window, oldest first, at most the newest `keep` of them.
-pub(crate) fn trim_hits(mut hits: Vec<i64>, now: i64, window_secs: i64, keep: usize) -> Vec<i64> {
-    hits.retain(|&t| t > now - window_secs);
-    hits.sort_unstable();
-    let excess = hits.len().saturating_sub(keep);
-    hits.drain(..excess);
-    hits
 }

@@ -57,7 +57,8 @@ impl Platform {
             template: workspace().join("infra/template.yaml"),
             functions_dir,
             listen: "127.0.0.1:0".parse().unwrap(),
-            max_instances: 4,
+            // Enough instances that the 50-way race tests really run 50 at once.
+            max_instances: 64,
             trust_forwarded_for: true,
             log_file: Some(log_file.clone()),
             quiet: true,
