@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make bench`: release builds, own emulator on a free port, cold-start figures as ratios to
-# a hello-world baseline built with the same profile.
+# `make bench`: release builds, own emulator on a free port; each function measured on the real
+# request a user makes, as ratios to a hello-world baseline and an Argon2 verify from the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
@@ -14,11 +14,6 @@ trap cleanup EXIT INT TERM
 cargo build --release --workspace --bins
 start_emulator
 unset RUST_BACKTRACE
-R=target/release
-target/release/coldstart-bench --runs "${BENCH_RUNS:-30}" \
-  --baseline "hello=$R/bench-hello:events/login/health-live.json" \
-  --function "login=$R/login:events/login/health-live.json" \
-  --function "forgot-password=$R/forgot-password:events/login/health-live.json" \
-  --function "reset-password=$R/reset-password:events/login/health-live.json" \
-  --function "tenants=$R/tenants:events/login/health-live.json"
+target/release/request-bench --bin-dir target/release \
+  --cold "${BENCH_COLD_RUNS:-20}" --warm "${BENCH_WARM_RUNS:-50}"
 target/release/forgot-timing-bench --requests "${BENCH_FORGOT_REQUESTS:-200}"

@@ -208,13 +208,11 @@ mod named_enum_tests {
 
     #[test]
     fn stored_names_match_serde_names_and_round_trip() {
-        fn check<T: Serialize + Copy>(
+        fn check<T: Serialize + Copy + PartialEq + std::fmt::Debug>(
             all: &[T],
             name: fn(T) -> &'static str,
             parse: fn(&str) -> Option<T>,
-        ) where
-            T: PartialEq + std::fmt::Debug,
-        {
+        ) {
             for &v in all {
                 assert_eq!(serde_json::to_value(v).unwrap(), name(v));
                 assert_eq!(parse(name(v)), Some(v));

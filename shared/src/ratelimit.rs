@@ -63,12 +63,14 @@ pub fn address_subject(ip: &str) -> String {
     }
 }
 
-/// The hits of `window` still inside `policy`'s window at `now`, oldest first.
+/// The hits of `window` still inside `policy`'s window at `now`, oldest first. Hits stamped
+/// after `now` (by a request whose clock read a later second) count too: the window is
+/// rewritten from this list, and dropping them would lose other requests' attempts.
 fn live_hits(window: &RateWindow, policy: &RatePolicy, now: i64) -> Vec<(String, i64)> {
     let mut hits: Vec<(String, i64)> = window
         .hits
         .iter()
-        .filter(|(_, &t)| t > now - policy.window_secs && t <= now)
+        .filter(|(_, &t)| t > now - policy.window_secs)
         .map(|(id, &t)| (id.clone(), t))
         .collect();
     hits.sort_by_key(|(_, t)| *t);
@@ -136,7 +138,7 @@ pub async fn refund(store: &dyn RateLimitStore, r: &Reservation) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, RateLimitStore};
     use std::sync::Arc;
 
     const P: RatePolicy = RatePolicy {
@@ -256,6 +258,19 @@ mod tests {
             }
         }
         assert_eq!(passed, P.limit);
+    }
+
+    #[tokio::test]
+    async fn hits_from_a_later_second_are_kept_and_counted() {
+        // Requests that read the clock at 101 write before one that read it at 100.
+        let store = MemoryStore::new();
+        for _ in 0..2 {
+            assert!(reserved(&reserve(&store, &[(P, "s")], 101).await.unwrap()));
+        }
+        assert!(reserved(&reserve(&store, &[(P, "s")], 100).await.unwrap()));
+        assert!(!reserved(&reserve(&store, &[(P, "s")], 100).await.unwrap()));
+        let w = store.rate_windows(&[key(&P, "s")]).await.unwrap();
+        assert_eq!(w[0].hits.len(), 3);
     }
 
     #[test]

@@ -191,14 +191,20 @@ async fn rate_limit_reservations_are_atomic_refundable_and_refusals_are_free() {
     }
     assert_eq!(reserved.len(), policy.limit);
     let key = ratelimit::key(&policy, &subject);
-    let window = s.rate_windows(&[key.clone()]).await.unwrap().remove(0);
+    let window = s
+        .rate_windows(std::slice::from_ref(&key))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(window.hits.len(), policy.limit, "refusals are not written");
     // A refund frees one slot, and a session created with a refund frees another.
     ratelimit::refund(s.as_ref(), &reserved[0]).await.unwrap();
     let u = user();
     session(&s, &u, Some(&reserved[1])).await;
     assert_eq!(
-        s.rate_windows(&[key.clone()]).await.unwrap()[0].hits.len(),
+        s.rate_windows(std::slice::from_ref(&key)).await.unwrap()[0]
+            .hits
+            .len(),
         policy.limit - 2
     );
     // A refund whose window has gone still lets the session be created.

@@ -18,7 +18,7 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
         store: store.clone(),
         keys,
         mailer: mailer.clone(),
-        local_mode: true,
+        local_mode: false,
     };
     (store, mailer, app)
 }
@@ -58,7 +58,8 @@ async fn call(app: &tenants::App, req: ProxyRequest) -> (u16, Value) {
 
 #[tokio::test]
 async fn owners_admins_and_operators_manage_origins_in_order() {
-    let (store, app) = app();
+    let (store, mut app) = app();
+    app.local_mode = true; // for the http://localhost origin below
     let owner = testing::user(store.as_ref(), false).await;
     let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
     let admin = testing::user(store.as_ref(), false).await;
@@ -282,8 +283,7 @@ async fn an_origin_change_is_mailed_to_the_other_owners_and_admins() {
 
 #[tokio::test]
 async fn plain_http_origins_are_refused_outside_local_mode() {
-    let (store, _, mut app) = app_with_mailer();
-    app.local_mode = false;
+    let (store, _, app) = app_with_mailer();
     let owner = testing::user(store.as_ref(), false).await;
     let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
     for origin in ["http://localhost:5173", "http://app.acme.example"] {

@@ -78,7 +78,8 @@ async fn sign_in_me_refresh_logout_end_to_end() {
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
 async fn reused_refresh_token_revokes_family() {
-    let p = Platform::start().await;
+    // A one-second grace window, waited out: then a second use is reuse.
+    let p = Platform::start_with(&[("REFRESH_REUSE_GRACE_SECONDS", "1")]).await;
     let ip = unique_ip();
     let u = p.user(false).await;
     let first =
@@ -87,6 +88,7 @@ async fn reused_refresh_token_revokes_family() {
         .post("/auth/refresh", json!({"refresh_token": first}), &ip)
         .await;
     assert_eq!(second.status, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let reuse = p
         .post("/auth/refresh", json!({"refresh_token": first}), &ip)
         .await;
@@ -106,36 +108,144 @@ async fn reused_refresh_token_revokes_family() {
     p.shutdown().await;
 }
 
+/// Refreshes `token` from `n` callers at once; each caller's status and new refresh token.
+async fn refresh_in_parallel(
+    p: &std::sync::Arc<Platform>,
+    token: &Value,
+    ip: &str,
+    n: usize,
+) -> Vec<(u16, Value)> {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let (p, token, ip) = (p.clone(), token.clone(), ip.to_string());
+            tokio::spawn(async move {
+                let r = p
+                    .post("/auth/refresh", json!({"refresh_token": token}), &ip)
+                    .await;
+                (r.status, r.json["data"]["refresh_token"].clone())
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.unwrap());
+    }
+    out
+}
+
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
-async fn parallel_refreshes_of_one_token_yield_one_new_pair() {
+async fn two_tabs_refreshing_at_once_both_stay_signed_in() {
     let p = std::sync::Arc::new(Platform::start().await);
     let ip = unique_ip();
     let u = p.user(false).await;
     let token =
         sign_in(&p, u.email.as_str(), "portal", &ip).await.json["data"]["refresh_token"].clone();
-    let mut tasks = Vec::new();
-    for _ in 0..8 {
-        let (p, token, ip) = (p.clone(), token.clone(), ip.clone());
-        tasks.push(tokio::spawn(async move {
-            p.post("/auth/refresh", json!({"refresh_token": token}), &ip)
+    let tabs = refresh_in_parallel(&p, &token, &ip, 2).await;
+    assert!(tabs.iter().all(|(s, _)| *s == 200), "{tabs:?}");
+    assert_ne!(tabs[0].1, tabs[1].1);
+    // Afterwards each tab refreshes with its own token, and its access token opens /auth/me.
+    for (_, own) in &tabs {
+        let next = p
+            .post("/auth/refresh", json!({"refresh_token": own}), &ip)
+            .await;
+        assert_eq!(next.status, 200, "{}", next.json);
+        let me = p
+            .get("/auth/me", next.json["data"]["access_token"].as_str())
+            .await;
+        assert_eq!(me.status, 200);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn parallel_refreshes_of_one_token_are_bounded_and_every_winner_can_go_on() {
+    let p = std::sync::Arc::new(Platform::start().await);
+    let ip = unique_ip();
+    let u = p.user(false).await;
+    let token =
+        sign_in(&p, u.email.as_str(), "portal", &ip).await.json["data"]["refresh_token"].clone();
+    let results = refresh_in_parallel(&p, &token, &ip, 8).await;
+    let winners: Vec<&Value> = results
+        .iter()
+        .filter(|(s, _)| *s == 200)
+        .map(|(_, t)| t)
+        .collect();
+    // One rotation, plus at most three more heads inside the grace window; the rest are
+    // refused without ending the session.
+    assert!(
+        (1..=shared::store::MAX_SESSION_HEADS).contains(&winners.len()),
+        "{results:?}"
+    );
+    assert!(
+        results.iter().all(|(s, _)| *s == 200 || *s == 401),
+        "{results:?}"
+    );
+    for t in winners {
+        let next = p
+            .post("/auth/refresh", json!({"refresh_token": t}), &ip)
+            .await;
+        assert_eq!(
+            next.status, 200,
+            "a winner's token must keep working: {}",
+            next.json
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn fifty_parallel_wrong_passwords_let_at_most_ten_reach_argon2() {
+    let p = std::sync::Arc::new(Platform::start().await);
+    let u = p.user(false).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let (p, email) = (p.clone(), u.email.to_string());
+            // Each from its own address: only the per-account limit can stop them.
+            tokio::spawn(async move {
+                p.post(
+                    "/auth/login",
+                    json!({"email": email, "password": "wrong guess"}),
+                    &unique_ip(),
+                )
                 .await
                 .status
-        }));
-    }
+            })
+        })
+        .collect();
     let mut statuses = Vec::new();
     for t in tasks {
         statuses.push(t.await.unwrap());
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
+    let verified = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(verified + limited, 50, "{statuses:?}");
     assert!(
-        statuses.iter().all(|s| *s == 200 || *s == 401),
-        "{statuses:?}"
+        verified <= 10,
+        "{verified} guesses reached Argon2: {statuses:?}"
     );
+    assert!(verified >= 1, "{statuses:?}");
+    // And from one IPv6 /64, rotating the rest of the address, the address limit holds too.
+    let net = uuid::Uuid::new_v4().as_u128() as u16;
+    let tasks: Vec<_> = (0..30)
+        .map(|i| {
+            let p = p.clone();
+            tokio::spawn(async move {
+                p.post(
+                    "/auth/login",
+                    json!({"email": format!("ghost{i}@example.com"), "password": "x"}),
+                    &format!("2001:db8:{net:x}:1:{:x}::{:x}", i * 7 + 1, i + 1),
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut v6 = Vec::new();
+    for t in tasks {
+        v6.push(t.await.unwrap());
+    }
+    assert!(v6.iter().filter(|s| **s == 401).count() <= 10, "{v6:?}");
 }
 
 #[tokio::test]
@@ -274,7 +384,7 @@ async fn every_bad_access_token_is_rejected() {
     let key = EncodingKey::from_ed_der(&der);
     let now = shared::time::now_unix();
     let issuer = std::env::var("JWT_ISSUER").unwrap();
-    let good = json!({"iss": issuer, "sub": u.id.as_str(), "aud": "portal", "exp": now + 600, "nbf": now, "iat": now, "jti": "t1"});
+    let good = json!({"iss": issuer, "sub": u.id.as_str(), "aud": "portal", "exp": now + 600, "nbf": now, "iat": now, "jti": "t1", "sep": 0});
     let sign = |claims: &Value, kid: Option<&str>| {
         let mut h = Header::new(Algorithm::EdDSA);
         h.kid = kid.map(str::to_string);
@@ -333,6 +443,7 @@ async fn every_bad_access_token_is_rejected() {
         ("no kid", sign(&good, None)),
         ("no jti", sign(&without("jti"), Some(&kid))),
         ("no sub", sign(&without("sub"), Some(&kid))),
+        ("no sep (session epoch)", sign(&without("sep"), Some(&kid))),
         ("tampered payload", {
             let t = sign(&good, Some(&kid));
             let parts: Vec<&str> = t.split('.').collect();

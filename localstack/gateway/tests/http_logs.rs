@@ -13,7 +13,8 @@ use support::{unique_ip, Platform, NEW_PASSWORD, PASSWORD};
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
 async fn secrets_never_reach_the_logs() {
-    let p = Platform::start().await;
+    // No grace window, so the second use below is reuse at once.
+    let p = Platform::start_with(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
     let ip = unique_ip();
     let user = p.user(false).await;
     let email = user.email.as_str().to_string();

@@ -345,7 +345,8 @@ async fn rejections_over_http() {
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
 async fn redirect_origins_validation_over_http() {
-    let p = Platform::start().await;
+    // As deployed: outside local mode, where plain http is refused.
+    let p = Platform::start_with(&[("LOCAL_MODE", "false")]).await;
     let owner = p.user(false).await;
     let tenant = shared::testing::tenant(&p.store, "Acme", Some((&owner, Role::Owner))).await;
     p.store
@@ -387,6 +388,11 @@ async fn redirect_origins_validation_over_http() {
             (400, Some("INVALID_REDIRECT_ORIGIN")),
             "{origins}"
         );
+        assert!(
+            !r.json.to_string().contains("a.example"),
+            "the answer echoes the input: {}",
+            r.json
+        );
     }
     let got = p
         .get(
@@ -395,5 +401,77 @@ async fn redirect_origins_validation_over_http() {
         )
         .await;
     assert_eq!(got.json["data"]["origins"], json!(["https://keep.example"]));
+    p.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn a_hostile_tenant_admin_cannot_steer_other_users_reset_links() {
+    let p = Platform::start().await;
+    let ip = unique_ip();
+    // The attacker: a legitimate admin of tenant A.
+    let attacker = p.user(false).await;
+    let a = shared::testing::tenant(&p.store, "Tenant A", Some((&attacker, Role::Admin))).await;
+    // Victims: a user of A and of B, and an operator who is also a member of A.
+    let both = p.user(false).await;
+    p.store
+        .add_membership(&both.id, &a, Role::Member)
+        .await
+        .unwrap();
+    shared::testing::tenant(&p.store, "Tenant B", Some((&both, Role::Member))).await;
+    let operator = p.user(true).await;
+    p.store
+        .add_membership(&operator.id, &a, Role::Member)
+        .await
+        .unwrap();
+    // And a user of A alone, whose links do follow A's origin.
+    let only_a = p.user(false).await;
+    p.store
+        .add_membership(&only_a.id, &a, Role::Member)
+        .await
+        .unwrap();
+
+    let login = p
+        .post(
+            "/auth/login",
+            json!({"email": attacker.email, "password": PASSWORD}),
+            &ip,
+        )
+        .await;
+    let access = login.json["data"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let put = p
+        .send(
+            "PUT",
+            &format!("/tenants/{}/redirect-origins", a.slug),
+            &[
+                ("authorization", &format!("Bearer {access}")),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                json!({"origins": ["https://attacker.example"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(put.status, 200, "{}", put.json);
+
+    let platform = std::env::var("PLATFORM_ORIGIN").unwrap();
+    for victim in [&both, &operator] {
+        let body = &p.first_reset_mail(victim.email.as_str()).await;
+        assert!(
+            body.contains(&format!("{platform}/reset-password#token=")),
+            "{body}"
+        );
+        assert!(!body.contains("attacker.example"), "{body}");
+    }
+    let body = p.first_reset_mail(only_a.email.as_str()).await;
+    assert!(
+        body.contains("https://attacker.example/reset-password#token="),
+        "{body}"
+    );
     p.shutdown().await;
 }

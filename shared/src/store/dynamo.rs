@@ -948,7 +948,7 @@ impl RateLimitStore for DynamoStore {
             let condition = if *seen == 0 {
                 "attribute_not_exists(version)".to_string()
             } else {
-                format!("version = :seen")
+                "version = :seen".to_string()
             };
             let put = Self::build(
                 Put::builder()

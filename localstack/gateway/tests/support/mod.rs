@@ -41,6 +41,11 @@ fn workspace() -> PathBuf {
 
 impl Platform {
     pub async fn start() -> Platform {
+        Self::start_with(&[]).await
+    }
+
+    /// A platform whose functions get these environment variables on top of the template's.
+    pub async fn start_with(env: &[(&str, &str)]) -> Platform {
         assert!(
             std::env::var("AWS_ENDPOINT_URL").is_ok(),
             "AWS_ENDPOINT_URL is unset: run through `make test`"
@@ -62,7 +67,10 @@ impl Platform {
             trust_forwarded_for: true,
             log_file: Some(log_file.clone()),
             quiet: true,
-            env_overrides: Vec::new(),
+            env_overrides: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         })
         .await
         .expect("gateway starts");
@@ -231,6 +239,11 @@ impl Platform {
 impl Platform {
     /// Asks for a reset link for `email` (the first request for it) and returns its token.
     pub async fn first_reset_token(&self, email: &str) -> String {
+        token_in(&self.first_reset_mail(email).await)
+    }
+
+    /// Asks for a reset link for `email` (the first request for it) and returns the mail body.
+    pub async fn first_reset_mail(&self, email: &str) -> String {
         let forgot = self
             .post(
                 "/auth/forgot-password",
@@ -239,7 +252,7 @@ impl Platform {
             )
             .await;
         assert_eq!(forgot.status, 200);
-        token_in(&self.wait_for_mail(email, 1).await[0].1)
+        self.wait_for_mail(email, 1).await.remove(0).1
     }
 }
 

@@ -1,0 +1,121 @@
+//! Access-token keys over HTTP, black box: a rotation with `localstack/keys.py` reaches the
+//! signing function and the verify-only functions without a restart, and a retired key stops
+//! working. The test uses secrets of its own, so other tests never see its keys move.
+
+mod support;
+
+use serde_json::{json, Value};
+use shared::domain::Role;
+use std::path::PathBuf;
+use std::process::Command;
+use support::{unique_ip, Platform, PASSWORD};
+
+fn keys_py(command: &str, signing: &str, public: &str) {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let status = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("localstack/keys.py"))
+        .arg(command)
+        .env("JWT_SIGNING_KEY_SECRET_ID", signing)
+        .env("JWT_PUBLIC_KEYS_SECRET_ID", public)
+        .status()
+        .expect("keys.py runs");
+    assert!(status.success(), "keys.py {command} failed");
+}
+
+fn kid_of(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn a_key_rotation_reaches_every_function_without_a_restart() {
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let (signing, public) = (
+        format!("itest/{run}/signing"),
+        format!("itest/{run}/public"),
+    );
+    keys_py("ensure", &signing, &public);
+    let p = Platform::start_with(&[
+        ("JWT_SIGNING_KEY_SECRET_ID", signing.as_str()),
+        ("JWT_PUBLIC_KEYS_SECRET_ID", public.as_str()),
+        ("JWT_KEYS_REFRESH_SECONDS", "1"),
+    ])
+    .await;
+    let owner = p.user(false).await;
+    let tenant = shared::testing::tenant(&p.store, "Keys", Some((&owner, Role::Owner))).await;
+    let ip = unique_ip();
+    let sign_in = || async {
+        let r = p
+            .post(
+                "/auth/login",
+                json!({"email": owner.email, "password": PASSWORD}),
+                &ip,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.json);
+        r.json["data"]["access_token"].as_str().unwrap().to_string()
+    };
+    // tenants verifies with the public keys only.
+    let origins = format!("/tenants/{}/redirect-origins", tenant.slug);
+    let old = sign_in().await;
+    assert_eq!(p.get(&origins, Some(&old)).await.status, 200);
+
+    keys_py("rotate", &signing, &public);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let new = sign_in().await;
+    assert_ne!(kid_of(&new), kid_of(&old), "login signs with the new key");
+    for token in [&new, &old] {
+        assert_eq!(p.get(&origins, Some(token)).await.status, 200);
+        assert_eq!(p.get("/auth/me", Some(token)).await.status, 200);
+    }
+    let jwks = p.get("/.well-known/jwks.json", None).await.json;
+    let kids: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["kid"])
+        .collect();
+    assert_eq!(kids.len(), 2, "{jwks}");
+
+    keys_py("retire", &signing, &public);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(
+        p.get(&origins, Some(&old)).await.status,
+        401,
+        "a retired key is refused"
+    );
+    assert_eq!(p.get(&origins, Some(&new)).await.status, 200);
+    let jwks = p.get("/.well-known/jwks.json", None).await.json;
+    assert_eq!(jwks["keys"][0]["kid"].as_str().unwrap(), kid_of(&new));
+    assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
+    p.shutdown().await;
+}
+
+#[test]
+fn only_login_may_read_or_name_the_private_signing_key() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
+    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut functions = 0;
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        functions += 1;
+        let name = name.as_str().unwrap();
+        // Its policies and its environment, as written.
+        let props = serde_yaml::to_string(&resource["Properties"]).unwrap();
+        let private = props.contains("JwtSigningKeySecret");
+        let public = props.contains("JwtPublicKeysSecret");
+        if name == "LoginFunction" {
+            assert!(private && !public, "{name}");
+        } else {
+            assert!(!private, "{name} can reach the private signing key");
+        }
+    }
+    assert!(functions >= 4);
+    // No function gets a key secret through the globals.
+    let globals = serde_yaml::to_string(&template["Globals"]).unwrap();
+    assert!(!globals.contains("JwtSigningKeySecret") && !globals.contains("JwtPublicKeysSecret"));
+}
