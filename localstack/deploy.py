@@ -1,0 +1,260 @@
+#!/usr/bin/env python3
+"""Deploys infra/template.yaml, the same template for every target, through CloudFormation:
+the local emulator (MiniStack, the default), LocalStack (Docker) or AWS.
+
+  deploy.py --stack NAME [--bin-dir target/debug] [--param Key=Value ...] [--out stack.json]
+
+Steps, the same everywhere; only configuration differs (AWS_ENDPOINT_URL, parameters):
+1. package: every function's binary is zipped as `bootstrap` (mode 0755, checked in the zip)
+   and uploaded to an artifacts bucket; its `CodeUri` in the template becomes that object;
+2. the template (SAM transform included) is created or updated as stack NAME, and awaited;
+3. every function is checked to have code (`CodeSize` > 0: MiniStack answers a function
+   without code with a 200 "Mock response", which must never pass for a deployment);
+4. the access-token keys are written into the stack's two key secrets (keys.py ensure);
+5. the stack's names (API id and URL, table, secrets, functions) are written to --out.
+
+Environment: AWS_ENDPOINT_URL (unset for AWS), AWS_REGION, ARTIFACTS_BUCKET (default
+`<stack>-artifacts-<account>`).
+"""
+import argparse
+import base64
+import hashlib
+import io
+import json
+import os
+import secrets
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import boto3
+import yaml
+from botocore.exceptions import ClientError
+
+import keys
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "template.yaml"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation short-form tags as their long forms (`!Ref X` -> {"Ref": "X"})."""
+
+
+def _tag(loader, suffix, node):
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    if suffix == "Ref" or suffix == "Condition":
+        return {suffix: value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load_template(path=TEMPLATE):
+    with open(path) as f:
+        return yaml.load(f, Loader=_CfnLoader)
+
+
+def client(service):
+    return boto3.client(service, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+                        region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+
+def functions(template):
+    """(logical id, binary name) of every function in the template."""
+    out = []
+    for name, res in template["Resources"].items():
+        if res.get("Type") == "AWS::Serverless::Function":
+            binary = res.get("Metadata", {}).get("BuildProperties", {}).get("Binary")
+            if not binary:
+                raise SystemExit(f"deploy: {name} names no binary (Metadata.BuildProperties.Binary)")
+            out.append((name, binary))
+    return out
+
+
+def zip_bootstrap(binary: Path) -> bytes:
+    """A Lambda custom-runtime package: the binary as an executable `bootstrap`."""
+    if not binary.is_file():
+        raise SystemExit(f"deploy: {binary} is missing: build the functions first")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
+        info.external_attr = (0o100755 << 16)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, binary.read_bytes())
+    data = buf.getvalue()
+    check_executable(data)
+    return data
+
+
+def check_executable(package: bytes):
+    """MiniStack runs a bootstrap without its execute bit; Lambda does not. Check it here."""
+    with zipfile.ZipFile(io.BytesIO(package)) as z:
+        info = z.getinfo("bootstrap")
+        if not (info.external_attr >> 16) & 0o111:
+            raise SystemExit("deploy: bootstrap in the package is not executable")
+
+
+def ensure_bucket(s3, bucket):
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError:
+        region = os.environ.get("AWS_REGION", "us-east-1")
+        args = {"Bucket": bucket}
+        if region != "us-east-1":
+            args["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        s3.create_bucket(**args)
+
+
+def package(template, stack, bin_dir: Path):
+    s3 = client("s3")
+    account = client("sts").get_caller_identity()["Account"]
+    bucket = os.environ.get("ARTIFACTS_BUCKET") or f"{stack.lower()}-artifacts-{account}"
+    ensure_bucket(s3, bucket)
+    for name, binary in functions(template):
+        data = zip_bootstrap(bin_dir / binary)
+        key = f"{stack}/{binary}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
+        s3.put_object(Bucket=bucket, Key=key, Body=data)
+        template["Resources"][name]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
+    template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    return template
+
+
+def stack_status(cfn, stack):
+    try:
+        return cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
+    except ClientError as e:
+        if "does not exist" in str(e):
+            return None
+        raise
+
+
+def deploy_stack(template, stack, params):
+    cfn = client("cloudformation")
+    body = json.dumps(template)
+    parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
+    caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
+    status = stack_status(cfn, stack)
+    if status == "ROLLBACK_COMPLETE":
+        cfn.delete_stack(StackName=stack)
+        wait(cfn, stack, {"DELETE_COMPLETE", None})
+        status = None
+    if status is None:
+        cfn.create_stack(StackName=stack, TemplateBody=body, Parameters=parameters, Capabilities=caps)
+    else:
+        try:
+            cfn.update_stack(StackName=stack, TemplateBody=body, Parameters=parameters, Capabilities=caps)
+        except ClientError as e:
+            if "No updates are to be performed" in str(e):
+                return
+            raise
+    status = wait(cfn, stack, {"CREATE_COMPLETE", "UPDATE_COMPLETE"})
+    if status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+        events = cfn.describe_stack_events(StackName=stack)["StackEvents"]
+        failed = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason', '')}"
+                  for e in events if e["ResourceStatus"].endswith("FAILED")]
+        raise SystemExit(f"deploy: stack {stack} ended {status}:\n  " + "\n  ".join(failed[:10]))
+
+
+def wait(cfn, stack, done, timeout=900):
+    deadline = time.monotonic() + timeout
+    while True:
+        status = stack_status(cfn, stack)
+        if status in done or (status and (status.endswith("_FAILED") or status.endswith("ROLLBACK_COMPLETE"))):
+            return status
+        if time.monotonic() > deadline:
+            raise SystemExit(f"deploy: stack {stack} still {status} after {timeout}s")
+        time.sleep(0.2 if os.environ.get("AWS_ENDPOINT_URL") else 5)
+
+
+def describe(stack, template):
+    """The deployed names everything else needs, from the stack itself."""
+    cfn, lam = client("cloudformation"), client("lambda")
+    resources = {r["LogicalResourceId"]: r["PhysicalResourceId"]
+                 for r in cfn.describe_stack_resources(StackName=stack)["StackResources"]}
+    outputs = {o["OutputKey"]: o["OutputValue"]
+               for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])}
+    fns = {}
+    for name, binary in functions(template):
+        physical = resources[name]
+        config = lam.get_function(FunctionName=physical)["Configuration"]
+        if not config.get("CodeSize"):
+            raise SystemExit(f"deploy: function {name} ({physical}) has no code: it would answer "
+                             "200 'Mock response' to every request")
+        fns[binary] = physical
+    stage = template["Parameters"]["StageName"].get("Default", "prod")
+    return {
+        "stack": stack,
+        "api_id": resources["Api"],
+        "stage": stage,
+        "api_url": outputs.get("ApiUrl"),
+        "table": resources["PlatformTable"],
+        "bucket": resources["StorageBucket"],
+        "signing_key_secret": resources["JwtSigningKeySecret"],
+        "public_keys_secret": resources["JwtPublicKeysSecret"],
+        "data_key_secret": resources["DataEncryptionKeySecret"],
+        "functions": fns,
+    }
+
+
+def ensure_data_key(secret_id):
+    """The tenant-data encryption key (32 random bytes, base64), written once."""
+    sm = client("secretsmanager")
+    try:
+        if sm.get_secret_value(SecretId=secret_id).get("SecretString"):
+            return
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ResourceNotFoundException":
+            raise
+    sm.put_secret_value(SecretId=secret_id,
+                        SecretString=base64.b64encode(secrets.token_bytes(32)).decode())
+
+
+def verify_sender(address):
+    """An emulator's SES refuses unverified senders, like SES in its sandbox."""
+    ses = client("sesv2")
+    try:
+        ses.create_email_identity(EmailIdentity=address)
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "AlreadyExistsException":
+            raise
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stack", required=True)
+    parser.add_argument("--bin-dir", default=str(ROOT / "target" / "debug"))
+    parser.add_argument("--param", action="append", default=[], help="Key=Value")
+    parser.add_argument("--out", help="where to write the deployed names (JSON)")
+    parser.add_argument("--local", action="store_true",
+                        help="an emulator: also verify the sender identity in its SES")
+    args = parser.parse_args()
+    params = dict(p.split("=", 1) for p in args.param)
+
+    started = time.monotonic()
+    template = package(load_template(), args.stack, Path(args.bin_dir))
+    deploy_stack(template, args.stack, params)
+    names = describe(args.stack, template)
+    os.environ["JWT_SIGNING_KEY_SECRET_ID"] = names["signing_key_secret"]
+    os.environ["JWT_PUBLIC_KEYS_SECRET_ID"] = names["public_keys_secret"]
+    keys.main("ensure")
+    ensure_data_key(names["data_key_secret"])
+    if args.local:
+        verify_sender(params.get("SenderEmail", "no-reply@example.com"))
+    if args.out:
+        Path(args.out).write_text(json.dumps(names, indent=2))
+    print(f"deploy: stack {args.stack} ready in {time.monotonic() - started:.1f}s "
+          f"({len(names['functions'])} functions, API {names['api_id']})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+//! End-to-end latency of real requests over HTTP, against a running platform (whatever serves
+//! it): a sign-in with the right password, a reset request for a known email, and a
+//! redirect-origins read. Seeds its own users and tenant through the store (`TABLE_NAME`,
+//! `AWS_ENDPOINT_URL`) and prints p50/p95 of each, after one warm-up call.
+//!
+//! Usage: http-bench --base URL [--requests N]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{json, Value};
+use shared::auth::password::hash_password;
+use shared::domain::{Email, Role, User, UserId, UserStatus};
+use shared::store::{DynamoStore, UserStore};
+use std::time::Instant;
+
+const PASSWORD: &str = "bench horse battery staple";
+
+fn pct(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize).min(v.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let (mut base, mut n) = (String::new(), 50usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().expect("every flag takes a value");
+        match flag.as_str() {
+            "--base" => base = value.trim_end_matches('/').to_string(),
+            "--requests" => n = value.parse().expect("--requests takes a number"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(!base.is_empty(), "--base URL is required");
+    let sdk = shared::aws::sdk_config().await;
+    let store = DynamoStore::new(
+        shared::dynamodb::Client::new(&sdk),
+        std::env::var("TABLE_NAME").expect("TABLE_NAME"),
+    );
+    let hash = hash_password(PASSWORD.into()).await.unwrap();
+    let mut users = Vec::new();
+    for _ in 0..=n + 1 {
+        let u = User {
+            id: UserId::new_random(),
+            email: Email::parse(&format!("http-bench-{}@example.com", uuid::Uuid::new_v4()))
+                .unwrap(),
+            password_hash: hash.clone(),
+            platform_admin: false,
+            status: UserStatus::Active,
+            session_epoch: 0,
+            reset_generation: 0,
+            created_at: shared::time::now_unix(),
+        };
+        store.create_user(&u).await.unwrap();
+        users.push(u);
+    }
+    let owner = &users[0];
+    let tenant = shared::testing::tenant(&store, "HTTP bench", Some((owner, Role::Owner))).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let send = |method: &str, path: &str, body: Option<Value>, auth: Option<&str>, ip: String| {
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{base}{path}"))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", ip);
+        if let Some(a) = auth {
+            req = req.header("authorization", format!("Bearer {a}"));
+        }
+        let req = req
+            .body(Full::new(Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .unwrap();
+        let client = client.clone();
+        async move {
+            let started = Instant::now();
+            let resp = client.request(req).await.expect("the platform answers");
+            let status = resp.status().as_u16();
+            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+            let ms = started.elapsed().as_secs_f64() * 1000.0;
+            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
+            (ms, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+        }
+    };
+    let ip = |i: usize| format!("10.{}.{}.{}", 200 + i / 62500, (i / 250) % 250, i % 250 + 1);
+    let login = json!({"email": owner.email, "password": PASSWORD});
+    let (_, first) = send("POST", "/auth/login", Some(login.clone()), None, ip(0)).await;
+    let access = first["data"]["access_token"].as_str().unwrap().to_string();
+    let mut sign_in = Vec::new();
+    for i in 0..n {
+        sign_in.push(send("POST", "/auth/login", Some(login.clone()), None, ip(i)).await.0);
+    }
+    let mut forgot = Vec::new();
+    send("POST", "/auth/forgot-password", Some(json!({"email": users[1].email})), None, ip(1)).await;
+    for i in 0..n {
+        let body = json!({"email": users[i + 2].email});
+        forgot.push(send("POST", "/auth/forgot-password", Some(body), None, ip(1000 + i)).await.0);
+    }
+    let path = format!("/tenants/{}/redirect-origins", tenant.slug);
+    let mut origins = Vec::new();
+    for i in 0..=n {
+        let ms = send("GET", &path, None, Some(&access), ip(i)).await.0;
+        if i > 0 {
+            origins.push(ms);
+        }
+    }
+    println!("over HTTP at {base}, {n} requests each, after one warm-up");
+    for (name, v) in [
+        ("sign-in", sign_in),
+        ("forgot-password (known email)", forgot),
+        ("GET redirect-origins", origins),
+    ] {
+        println!(
+            "  {:<32} p50 {:>8.2} ms   p95 {:>8.2} ms",
+            name,
+            pct(v.clone(), 50.0),
+            pct(v, 95.0)
+        );
+    }
+}
