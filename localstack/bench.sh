@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# `make bench`: release builds, own emulator on a free port; each function measured on the real
-# request a user makes, as ratios to a hello-world baseline and an Argon2 verify from the same run.
+# `make bench`: release builds, own emulator on a free port with the stack deployed from the
+# template; each function measured on the real request a user makes, in isolation through a
+# local Runtime API (cold start, warm latency, peak RSS) as ratios to a hello-world and an
+# Argon2 verify from the same run; then the same requests end to end over HTTP through the
+# emulator's API Gateway; then forgot-password's timing for known and unknown emails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
-EMULATOR=moto
 STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-bench.XXXXXX")
 . localstack/emulator.sh
 EMULATOR_PORT=$(free_port)
@@ -13,7 +15,9 @@ trap cleanup EXIT INT TERM
 
 cargo build --release --workspace --bins
 start_emulator
+deploy_stack saas-bench target/release
 unset RUST_BACKTRACE
 target/release/request-bench --bin-dir target/release \
   --cold "${BENCH_COLD_RUNS:-20}" --warm "${BENCH_WARM_RUNS:-50}"
-target/release/forgot-timing-bench --requests "${BENCH_FORGOT_REQUESTS:-200}"
+target/release/http-bench --base "$API_URL" --requests "${BENCH_HTTP_REQUESTS:-50}"
+target/release/forgot-timing-bench --functions-dir target/release --requests "${BENCH_FORGOT_REQUESTS:-200}"

@@ -86,7 +86,8 @@ def zip_bootstrap(binary: Path) -> bytes:
     if not binary.is_file():
         raise SystemExit(f"deploy: {binary} is missing: build the functions first")
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+    # Fast compression: the zip is rebuilt on every local deploy.
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
         info = zipfile.ZipInfo("bootstrap", date_time=(2020, 1, 1, 0, 0, 0))
         info.external_attr = (0o100755 << 16)
         info.compress_type = zipfile.ZIP_DEFLATED
@@ -121,7 +122,9 @@ def package(template, stack, bin_dir: Path):
     bucket = os.environ.get("ARTIFACTS_BUCKET") or f"{stack.lower()}-artifacts-{account}"
     ensure_bucket(s3, bucket)
     for name, binary in functions(template):
-        data = zip_bootstrap(bin_dir / binary)
+        # cargo build puts `<dir>/<binary>`; cargo lambda build puts `<dir>/<binary>/bootstrap`.
+        path = bin_dir / binary
+        data = zip_bootstrap(path / "bootstrap" if path.is_dir() else path)
         key = f"{stack}/{binary}-{hashlib.sha256(data).hexdigest()[:16]}.zip"
         s3.put_object(Bucket=bucket, Key=key, Body=data)
         template["Resources"][name]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
@@ -176,6 +179,15 @@ def wait(cfn, stack, done, timeout=900):
         time.sleep(0.2 if os.environ.get("AWS_ENDPOINT_URL") else 5)
 
 
+def check_code(lam, function_name):
+    """Fails loudly for a function without code: MiniStack creates one when its code object is
+    missing and answers every call with 200 "Mock response"."""
+    config = lam.get_function(FunctionName=function_name)["Configuration"]
+    if not config.get("CodeSize"):
+        raise SystemExit(f"deploy: function {function_name} has no code: it would answer "
+                         "200 'Mock response' to every request")
+
+
 def describe(stack, template):
     """The deployed names everything else needs, from the stack itself."""
     cfn, lam = client("cloudformation"), client("lambda")
@@ -185,12 +197,8 @@ def describe(stack, template):
                for o in cfn.describe_stacks(StackName=stack)["Stacks"][0].get("Outputs", [])}
     fns = {}
     for name, binary in functions(template):
-        physical = resources[name]
-        config = lam.get_function(FunctionName=physical)["Configuration"]
-        if not config.get("CodeSize"):
-            raise SystemExit(f"deploy: function {name} ({physical}) has no code: it would answer "
-                             "200 'Mock response' to every request")
-        fns[binary] = physical
+        check_code(lam, resources[name])
+        fns[binary] = resources[name]
     stage = template["Parameters"]["StageName"].get("Default", "prod")
     return {
         "stack": stack,
@@ -204,6 +212,23 @@ def describe(stack, template):
         "data_key_secret": resources["DataEncryptionKeySecret"],
         "functions": fns,
     }
+
+
+def shell_env(names):
+    """The deployed names as KEY=VALUE lines, for the local scripts and tests to source."""
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    api = (f"{endpoint}/_aws/execute-api/{names['api_id']}/{names['stage']}" if endpoint
+           else names["api_url"])
+    pairs = {
+        "STACK_NAME": names["stack"],
+        "API_URL": api,
+        "TABLE_NAME": names["table"],
+        "BUCKET_NAME": names["bucket"],
+        "JWT_SIGNING_KEY_SECRET_ID": names["signing_key_secret"],
+        "JWT_PUBLIC_KEYS_SECRET_ID": names["public_keys_secret"],
+        "DATA_KEY_SECRET_ID": names["data_key_secret"],
+    }
+    return "".join(f"{k}={v}\n" for k, v in pairs.items())
 
 
 def ensure_data_key(secret_id):
@@ -252,6 +277,7 @@ def main():
         verify_sender(params.get("SenderEmail", "no-reply@example.com"))
     if args.out:
         Path(args.out).write_text(json.dumps(names, indent=2))
+        Path(args.out).with_suffix(".env").write_text(shell_env(names))
     print(f"deploy: stack {args.stack} ready in {time.monotonic() - started:.1f}s "
           f"({len(names['functions'])} functions, API {names['api_id']})")
 

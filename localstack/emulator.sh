@@ -1,5 +1,5 @@
-# Sourced by the other scripts: starts the Docker-free emulator (moto server, pinned in
-# localstack/requirements.txt) and bootstraps it. Callers set EMULATOR_PORT and STATE_DIR.
+# Sourced by the other scripts: starts the local AWS and deploys infra/template.yaml onto it.
+# Callers set EMULATOR_PORT and STATE_DIR (and EMULATOR=localstack to use LocalStack with Docker).
 
 free_port() {
   .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -16,21 +16,38 @@ wait_for() {
 
 start_emulator() {
   export AWS_ENDPOINT_URL="http://127.0.0.1:${EMULATOR_PORT}"
-  if [[ "${EMULATOR:-moto}" == localstack ]]; then
+  if [[ "${EMULATOR:-ministack}" == localstack ]]; then
     command -v docker >/dev/null || { echo "EMULATOR=localstack needs Docker" >&2; return 1; }
     [[ "$EMULATOR_PORT" == 4566 ]] || { echo "LocalStack listens on 4566 only" >&2; return 1; }
     docker compose -f localstack/docker-compose.yml up -d --wait
     USING_COMPOSE=1
     echo "emulator: LocalStack on $AWS_ENDPOINT_URL"
-  elif curl -fsS -o /dev/null "$AWS_ENDPOINT_URL/moto-api/" 2>/dev/null; then
-    echo "emulator: reusing the one already on $AWS_ENDPOINT_URL"
-  else
-    .venv/bin/python localstack/emulator.py 127.0.0.1 "$EMULATOR_PORT" >"$STATE_DIR/emulator.log" 2>&1 &
-    EMULATOR_PID=$!
-    wait_for "$AWS_ENDPOINT_URL/moto-api/" 30
-    echo "emulator: moto on $AWS_ENDPOINT_URL (log: $STATE_DIR/emulator.log)"
+    return
   fi
-  .venv/bin/python localstack/bootstrap.py | sed 's/^/bootstrap: /'
+  mkdir -p "$STATE_DIR/tmp"
+  # A clean environment: Lambda functions inherit the emulator's, and must see only what the
+  # template gives them (plus the endpoint and credentials a real Lambda would have).
+  # Its temporary files and any state stay in this run's own folder.
+  setsid env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 \
+    AWS_REGION="$AWS_REGION" AWS_DEFAULT_REGION="$AWS_DEFAULT_REGION" \
+    AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
+    AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" GATEWAY_PORT="$EMULATOR_PORT" BIND_HOST=127.0.0.1 \
+    TMPDIR="$STATE_DIR/tmp" STATE_DIR="$STATE_DIR/ministack-state" PERSIST_STATE=0 \
+    .venv/bin/python localstack/ministack_server.py >"$STATE_DIR/emulator.log" 2>&1 &
+  EMULATOR_PID=$!
+  wait_for "$AWS_ENDPOINT_URL/_localstack/health" 30
+  echo "emulator: MiniStack on $AWS_ENDPOINT_URL (log: $STATE_DIR/emulator.log)"
+}
+
+# deploy_stack NAME BIN_DIR [--param Key=Value ...]: deploys and exports the stack's names.
+deploy_stack() {
+  local name=$1 bin_dir=$2; shift 2
+  .venv/bin/python localstack/deploy.py --stack "$name" --local --bin-dir "$bin_dir" \
+    --param PlatformOrigin="$PLATFORM_ORIGIN" --param LocalMode="$LOCAL_MODE" \
+    --param SenderEmail="$SENDER_EMAIL" --param JwtIssuer="$JWT_ISSUER" "$@" \
+    --out "$STATE_DIR/stack.json"
+  set -a; . "$STATE_DIR/stack.env"; set +a
+  export STACK_FILE="$STATE_DIR/stack.json"
 }
 
 stop_emulator() {
@@ -38,7 +55,9 @@ stop_emulator() {
     docker compose -f localstack/docker-compose.yml down
   fi
   if [[ -n "${EMULATOR_PID:-}" ]]; then
-    kill "$EMULATOR_PID" 2>/dev/null || true
+    # The whole process group: the emulator and every function process it started.
+    kill -TERM -- "-$EMULATOR_PID" 2>/dev/null || true
     wait "$EMULATOR_PID" 2>/dev/null || true
+    EMULATOR_PID=
   fi
 }

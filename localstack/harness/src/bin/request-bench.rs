@@ -9,7 +9,7 @@
 //! Needs the emulator and local settings in the environment (`localstack/bench.sh`).
 
 use bytes::Bytes;
-use local_gateway::runtime_api::{Instance, LaunchSpec, Outcome};
+use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
 use serde_json::{json, Value};
 use shared::auth::jwt::TokenKeys;
 use shared::auth::password::{hash_password, verify_password};

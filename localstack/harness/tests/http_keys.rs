@@ -1,25 +1,27 @@
 //! Access-token keys over HTTP, black box: a rotation with `localstack/keys.py` reaches the
-//! signing function and the verify-only functions without a restart, and a retired key stops
-//! working. The test uses secrets of its own, so other tests never see its keys move.
+//! signing function and the verify-only functions of the deployed stack without a redeploy,
+//! and a retired key stops working. It moves the stack's own keys, so `make test` runs it
+//! alone, after every other test (`localstack/test.sh`).
 
 mod support;
 
 use serde_json::{json, Value};
 use shared::domain::Role;
 use std::path::PathBuf;
-use std::process::Command;
-use support::{unique_ip, Platform, PASSWORD};
+use support::{python, unique_ip, Platform, PASSWORD};
 
-fn keys_py(command: &str, signing: &str, public: &str) {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let status = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("localstack/keys.py"))
-        .arg(command)
-        .env("JWT_SIGNING_KEY_SECRET_ID", signing)
-        .env("JWT_PUBLIC_KEYS_SECRET_ID", public)
-        .status()
-        .expect("keys.py runs");
-    assert!(status.success(), "keys.py {command} failed");
+/// `localstack/keys.py` on the stack's secrets (from the environment `make test` exports).
+fn keys_py(command: &str) {
+    python("keys.py", &[command]);
+}
+
+/// Long enough for every function to have read its key secret again.
+async fn after_a_key_refresh() {
+    let secs: u64 = std::env::var("KEYS_REFRESH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    tokio::time::sleep(std::time::Duration::from_millis(secs * 1000 + 1500)).await;
 }
 
 fn kid_of(token: &str) -> String {
@@ -29,18 +31,7 @@ fn kid_of(token: &str) -> String {
 #[tokio::test]
 #[ignore = "needs the local emulator: run `make test`"]
 async fn a_key_rotation_reaches_every_function_without_a_restart() {
-    let run = uuid::Uuid::new_v4().simple().to_string();
-    let (signing, public) = (
-        format!("itest/{run}/signing"),
-        format!("itest/{run}/public"),
-    );
-    keys_py("ensure", &signing, &public);
-    let p = Platform::start_with(&[
-        ("JWT_SIGNING_KEY_SECRET_ID", signing.as_str()),
-        ("JWT_PUBLIC_KEYS_SECRET_ID", public.as_str()),
-        ("JWT_KEYS_REFRESH_SECONDS", "1"),
-    ])
-    .await;
+    let p = Platform::start().await;
     let owner = p.user(false).await;
     let tenant = shared::testing::tenant(&p.store, "Keys", Some((&owner, Role::Owner))).await;
     let ip = unique_ip();
@@ -60,8 +51,8 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
     let old = sign_in().await;
     assert_eq!(p.get(&origins, Some(&old)).await.status, 200);
 
-    keys_py("rotate", &signing, &public);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    keys_py("rotate");
+    after_a_key_refresh().await;
     let new = sign_in().await;
     assert_ne!(kid_of(&new), kid_of(&old), "login signs with the new key");
     for token in [&new, &old] {
@@ -77,8 +68,8 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
         .collect();
     assert_eq!(kids.len(), 2, "{jwks}");
 
-    keys_py("retire", &signing, &public);
-    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    keys_py("retire");
+    after_a_key_refresh().await;
     assert_eq!(
         p.get(&origins, Some(&old)).await.status,
         401,

@@ -1,5 +1,5 @@
 //! `make bench`, part two: does forgot-password take the same time for a known and an unknown
-//! email? Runs the release binaries behind the local gateway against the emulator, sends at
+//! email? Runs the release binary through the local Runtime API against the emulator, sends at
 //! least 200 requests of each kind, interleaved (known, unknown, known, ...) from distinct
 //! client addresses and distinct emails so no rate limit changes the work done, and reports
 //! the medians and their ratio. A second pass with the response floor disabled shows what the
@@ -8,10 +8,8 @@
 //! Usage: forgot-timing-bench [--requests 200] [--functions-dir target/release]
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-use local_gateway::GatewayConfig;
+use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
+use shared::proxy_event::ProxyRequest;
 use shared::auth::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
 use shared::store::{DynamoStore, UserStore};
@@ -36,18 +34,20 @@ async fn pass(
     store: &DynamoStore,
     phc: &str,
 ) {
-    let gateway = local_gateway::start(GatewayConfig {
-        template: "infra/template.yaml".into(),
-        functions_dir: functions_dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().expect("static"),
-        max_instances: 1,
-        trust_forwarded_for: true,
+    let mut env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k != "RUST_BACKTRACE" && k != "FORGOT_PASSWORD_MIN_RESPONSE_MS")
+        .collect();
+    env.push(("FORGOT_PASSWORD_MIN_RESPONSE_MS".into(), floor_ms.into()));
+    let instance = Instance::launch(&LaunchSpec {
+        function_name: "forgot-password".into(),
+        binary: functions_dir.join("forgot-password"),
+        env,
+        memory_mb: 256,
+        timeout: std::time::Duration::from_secs(30),
         log_file: Some(std::env::temp_dir().join("forgot-timing-functions.log")),
-        quiet: true,
-        env_overrides: vec![("FORGOT_PASSWORD_MIN_RESPONSE_MS".into(), floor_ms.into())],
     })
     .await
-    .expect("gateway starts");
+    .expect("forgot-password starts");
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut known_emails = Vec::with_capacity(requests);
     for i in 0..requests {
@@ -64,23 +64,24 @@ async fn pass(
         store.create_user(&user).await.expect("seed user");
         known_emails.push(user.email.to_string());
     }
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let url = format!("http://{}/auth/forgot-password", gateway.addr);
-    let send = |email: String, ip: String| {
-        let req = hyper::Request::post(&url)
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", ip)
-            .body(Full::new(Bytes::from(format!(r#"{{"email":"{email}"}}"#))))
-            .expect("request");
-        let client = client.clone();
-        async move {
-            let started = Instant::now();
-            let resp = client.request(req).await.expect("gateway answers");
-            let status = resp.status().as_u16();
-            let _ = resp.into_body().collect().await;
-            assert_eq!(status, 200);
-            started.elapsed().as_secs_f64() * 1000.0
+    let instance = &instance;
+    let send = |email: String, ip: String| async move {
+        let event = ProxyRequest::new("POST", "/auth/forgot-password")
+            .json_body(&format!(r#"{{"email":"{email}"}}"#))
+            .from_ip(&ip)
+            .to_event()
+            .to_string();
+        let started = Instant::now();
+        let outcome = instance.invoke(Bytes::from(event)).await;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            Outcome::Response(body) => {
+                let v: serde_json::Value = serde_json::from_slice(&body).expect("JSON response");
+                assert_eq!(v["statusCode"], 200, "{v}");
+            }
+            other => panic!("no response: {other:?}"),
         }
+        ms
     };
     // Warm the instance so neither side pays the cold start.
     send(format!("warm-{run}@example.com"), "10.255.255.254".into()).await;
@@ -102,7 +103,7 @@ async fn pass(
         p95(&mut unknown),
         km / um
     );
-    gateway.shutdown().await;
+    instance.stop().await;
 }
 
 #[tokio::main]

@@ -41,7 +41,7 @@ pub struct LaunchSpec {
     pub env: Vec<(String, String)>,
     pub memory_mb: u64,
     pub timeout: Duration,
-    /// Where the function's stdout/stderr go; `None` inherits the gateway's.
+    /// Where the function's stdout/stderr go; `None` inherits the harness's.
     pub log_file: Option<PathBuf>,
 }
 
@@ -101,7 +101,7 @@ async fn runtime_api(
     if method == Method::GET && rest == "invocation/next" {
         let next = { shared.next.lock().await.recv().await };
         let Some(inv) = next else {
-            // The gateway is shutting this instance down; the process is about to be stopped.
+            // The harness is shutting this instance down; the process is about to be stopped.
             return Ok(response(StatusCode::GONE, Bytes::new()));
         };
         shared

@@ -1,5 +1,6 @@
-//! Black-box harness: starts the local gateway (real function binaries from `target/debug`)
-//! against the emulator `make test` started, and speaks HTTP to it.
+//! Black-box harness: speaks HTTP to the stack `make test` deployed onto the local emulator
+//! (API Gateway -> the real function binaries as Lambda functions -> DynamoDB, SES, Secrets
+//! Manager), and reads the emulator's mail and logs. Each test makes its own users and tenants.
 
 #![allow(dead_code)]
 
@@ -9,24 +10,21 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use local_gateway::{GatewayConfig, RunningGateway};
 use serde_json::Value;
 use shared::auth::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
 use shared::store::{DynamoStore, UserStore};
 use std::path::PathBuf;
+use std::process::Command;
 
 pub const PASSWORD: &str = "correct horse battery staple";
 /// A password that passes the policy, for resets.
 pub const NEW_PASSWORD: &str = "violet tram umbrella 42";
 
 pub struct Platform {
-    pub gateway: RunningGateway,
     pub base: String,
     client: Client<HttpConnector, Full<Bytes>>,
     pub store: DynamoStore,
-    /// Where this platform's function processes write their stdout and stderr.
-    pub log_file: PathBuf,
 }
 
 pub struct Reply {
@@ -35,57 +33,40 @@ pub struct Reply {
     pub json: Value,
 }
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn required(name: &str) -> String {
+    std::env::var(name)
+        .unwrap_or_else(|_| panic!("{name} is unset: run through `make test`, which deploys the stack"))
+}
+
+/// Runs one of the local Python tools (`localstack/<script>`) and returns its stdout.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let root = workspace();
+    let out = Command::new(root.join(".venv/bin/python"))
+        .arg(root.join("localstack").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{script} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 impl Platform {
     pub async fn start() -> Platform {
-        Self::start_with(&[]).await
-    }
-
-    /// A platform whose functions get these environment variables on top of the template's.
-    pub async fn start_with(env: &[(&str, &str)]) -> Platform {
-        assert!(
-            std::env::var("AWS_ENDPOINT_URL").is_ok(),
-            "AWS_ENDPOINT_URL is unset: run through `make test`"
-        );
-        let functions_dir = std::env::var("FUNCTIONS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| workspace().join("target/debug"));
-        // One log file per platform, beside the suite's, so a test can read its own functions' logs.
-        let log_dir = std::env::var("FUNCTION_LOG_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| std::env::temp_dir());
-        let log_file = log_dir.join(format!("functions-{}.log", uuid::Uuid::new_v4()));
-        let gateway = local_gateway::start(GatewayConfig {
-            template: workspace().join("infra/template.yaml"),
-            functions_dir,
-            listen: "127.0.0.1:0".parse().unwrap(),
-            // Enough instances that the 50-way race tests really run 50 at once.
-            max_instances: 64,
-            trust_forwarded_for: true,
-            log_file: Some(log_file.clone()),
-            quiet: true,
-            env_overrides: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        })
-        .await
-        .expect("gateway starts");
-        let base = format!("http://{}", gateway.addr);
+        let base = required("API_URL");
         let sdk = shared::aws::sdk_config().await;
-        let store = DynamoStore::new(
-            shared::dynamodb::Client::new(&sdk),
-            std::env::var("TABLE_NAME").unwrap(),
-        );
+        let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), required("TABLE_NAME"));
         Platform {
-            gateway,
             base,
             client: Client::builder(TokioExecutor::new()).build_http(),
             store,
-            log_file,
         }
     }
 
@@ -105,7 +86,7 @@ impl Platform {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .unwrap();
-        let resp = self.client.request(req).await.expect("gateway answers");
+        let resp = self.client.request(req).await.expect("the platform answers");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -118,7 +99,8 @@ impl Platform {
         }
     }
 
-    /// POST a JSON body from a given client address (`X-Forwarded-For`, trusted in tests only).
+    /// POST a JSON body from a given client address (`X-Forwarded-For`, which the emulator's
+    /// API Gateway reports as the source address).
     pub async fn post(&self, path: &str, body: Value, ip: &str) -> Reply {
         self.send(
             "POST",
@@ -158,12 +140,9 @@ impl Platform {
     pub async fn signing_key(&self) -> (String, Vec<u8>) {
         let sdk = shared::aws::sdk_config().await;
         let client = shared::secretsmanager::Client::new(&sdk);
-        let secret = shared::aws::secret_string(
-            &client,
-            &std::env::var("JWT_SIGNING_KEY_SECRET_ID").unwrap(),
-        )
-        .await
-        .unwrap();
+        let secret = shared::aws::secret_string(&client, &required("JWT_SIGNING_KEY_SECRET_ID"))
+            .await
+            .unwrap();
         let v: Value = serde_json::from_str(&secret).unwrap();
         let key = &v["keys"][0];
         (
@@ -174,15 +153,22 @@ impl Platform {
         )
     }
 
-    /// Everything this platform's functions have logged so far.
-    pub fn function_logs(&self) -> String {
-        std::fs::read_to_string(&self.log_file).unwrap_or_default()
+    /// Every line the deployed functions have logged since `since_ms` (Unix milliseconds), from
+    /// the emulator's CloudWatch Logs, where Lambda writes them.
+    pub fn function_logs(&self, since_ms: i64) -> Vec<String> {
+        let out = python(
+            "logs.py",
+            &[&required("STACK_FILE"), "--json", "--since-ms", &since_ms.to_string()],
+        );
+        let lines: Vec<Value> = serde_json::from_str(&out).expect("logs.py prints JSON");
+        lines
+            .iter()
+            .map(|l| l["message"].as_str().unwrap_or("").to_string())
+            .collect()
     }
 
-    pub async fn shutdown(self) {
-        self.gateway.shutdown().await;
-        let _ = std::fs::remove_file(&self.log_file);
-    }
+    /// Nothing to stop: the stack belongs to the whole run.
+    pub async fn shutdown(self) {}
 }
 
 /// A distinct client address per test, so per-address limits of parallel tests never collide.
@@ -192,32 +178,21 @@ pub fn unique_ip() -> String {
 }
 
 impl Platform {
-    /// Messages the emulator captured for `to` (moto's SES store), oldest first, as
-    /// (subject, body) pairs.
+    /// Messages the emulator captured for `to`, oldest first, as (subject, body) pairs; the
+    /// body is the HTML part after the text part.
     pub async fn mail_to(&self, to: &str) -> Vec<(String, String)> {
-        let url = format!(
-            "{}/moto-api/data.json",
-            std::env::var("AWS_ENDPOINT_URL").unwrap()
-        );
-        let req = hyper::Request::get(url)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        let resp = self.client.request(req).await.expect("emulator answers");
-        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-        let data: Value = serde_json::from_slice(&bytes).expect("moto data is JSON");
-        data["ses"]["Message"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|m| {
-                m["destinations"]["ToAddresses"]
-                    .as_array()
-                    .is_some_and(|a| a.iter().any(|t| t == to))
-            })
+        let out = python("mail.py", &["--json", "--to", to]);
+        let messages: Vec<Value> = serde_json::from_str(&out).expect("mail.py prints JSON");
+        messages
+            .iter()
             .map(|m| {
                 (
                     m["subject"].as_str().unwrap_or("").to_string(),
-                    m["body"].as_str().unwrap_or("").to_string(),
+                    format!(
+                        "{}\n{}",
+                        m["text"].as_str().unwrap_or(""),
+                        m["html"].as_str().unwrap_or("")
+                    ),
                 )
             })
             .collect()

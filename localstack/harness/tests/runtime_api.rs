@@ -2,7 +2,7 @@
 //! a function that dies during init, and one that never asks for work.
 
 use bytes::Bytes;
-use local_gateway::runtime_api::{FunctionPool, Instance, LaunchSpec, Outcome};
+use local_harness::runtime_api::{FunctionPool, Instance, LaunchSpec, Outcome};
 use std::time::Duration;
 
 fn spec(binary: &str, args_timeout_ms: u64) -> LaunchSpec {
