@@ -43,4 +43,3 @@ pub fn function_env(
     }
     env
 }
-

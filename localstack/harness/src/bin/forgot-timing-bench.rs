@@ -9,9 +9,9 @@
 
 use bytes::Bytes;
 use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
-use shared::proxy_event::ProxyRequest;
 use shared::auth::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
+use shared::proxy_event::ProxyRequest;
 use shared::store::{DynamoStore, UserStore};
 use std::path::PathBuf;
 use std::time::Instant;

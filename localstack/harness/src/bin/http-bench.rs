@@ -82,7 +82,10 @@ async fn main() {
             let bytes = resp.into_body().collect().await.unwrap().to_bytes();
             let ms = started.elapsed().as_secs_f64() * 1000.0;
             assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
-            (ms, serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null))
+            (
+                ms,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
         }
     };
     let ip = |i: usize| format!("10.{}.{}.{}", 200 + i / 62500, (i / 250) % 250, i % 250 + 1);
@@ -91,13 +94,34 @@ async fn main() {
     let access = first["data"]["access_token"].as_str().unwrap().to_string();
     let mut sign_in = Vec::new();
     for i in 0..n {
-        sign_in.push(send("POST", "/auth/login", Some(login.clone()), None, ip(i)).await.0);
+        sign_in.push(
+            send("POST", "/auth/login", Some(login.clone()), None, ip(i))
+                .await
+                .0,
+        );
     }
     let mut forgot = Vec::new();
-    send("POST", "/auth/forgot-password", Some(json!({"email": users[1].email})), None, ip(1)).await;
+    send(
+        "POST",
+        "/auth/forgot-password",
+        Some(json!({"email": users[1].email})),
+        None,
+        ip(1),
+    )
+    .await;
     for i in 0..n {
         let body = json!({"email": users[i + 2].email});
-        forgot.push(send("POST", "/auth/forgot-password", Some(body), None, ip(1000 + i)).await.0);
+        forgot.push(
+            send(
+                "POST",
+                "/auth/forgot-password",
+                Some(body),
+                None,
+                ip(1000 + i),
+            )
+            .await
+            .0,
+        );
     }
     let path = format!("/tenants/{}/redirect-origins", tenant.slug);
     let mut origins = Vec::new();

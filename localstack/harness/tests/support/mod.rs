@@ -38,8 +38,9 @@ pub fn workspace() -> PathBuf {
 }
 
 fn required(name: &str) -> String {
-    std::env::var(name)
-        .unwrap_or_else(|_| panic!("{name} is unset: run through `make test`, which deploys the stack"))
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is unset: run through `make test`, which deploys the stack")
+    })
 }
 
 /// Runs one of the local Python tools (`localstack/<script>`) and returns its stdout.
@@ -86,7 +87,11 @@ impl Platform {
         let req = req
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .unwrap();
-        let resp = self.client.request(req).await.expect("the platform answers");
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .expect("the platform answers");
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -158,7 +163,12 @@ impl Platform {
     pub fn function_logs(&self, since_ms: i64) -> Vec<String> {
         let out = python(
             "logs.py",
-            &[&required("STACK_FILE"), "--json", "--since-ms", &since_ms.to_string()],
+            &[
+                &required("STACK_FILE"),
+                "--json",
+                "--since-ms",
+                &since_ms.to_string(),
+            ],
         );
         let lines: Vec<Value> = serde_json::from_str(&out).expect("logs.py prints JSON");
         lines
