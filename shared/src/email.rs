@@ -4,7 +4,6 @@
 
 use crate::domain::Email;
 use async_trait::async_trait;
-use std::sync::Mutex;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailMessage {
@@ -70,17 +69,20 @@ impl Mailer for SesMailer {
 }
 
 /// Keeps sent messages in memory, for tests.
+#[cfg(any(test, feature = "testing"))]
 #[derive(Default)]
 pub struct RecordingMailer {
-    sent: Mutex<Vec<EmailMessage>>,
+    sent: std::sync::Mutex<Vec<EmailMessage>>,
 }
 
+#[cfg(any(test, feature = "testing"))]
 impl RecordingMailer {
     pub fn sent(&self) -> Vec<EmailMessage> {
         self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
+#[cfg(any(test, feature = "testing"))]
 #[async_trait]
 impl Mailer for RecordingMailer {
     async fn send(&self, message: &EmailMessage) -> Result<(), MailError> {

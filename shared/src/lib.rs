@@ -18,6 +18,7 @@ pub mod request;
 pub mod startup;
 pub mod store;
 pub mod tenant;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
 

@@ -239,6 +239,26 @@ async fn session_user(app: &App, session: &Session) -> Result<User, ApiError> {
     }
 }
 
+/// The answer to a refresh that issued `refresh_token` in `session`.
+async fn refreshed(
+    app: &App,
+    user: &User,
+    session: &Session,
+    refresh_token: String,
+    now: i64,
+) -> Result<ApiResponse, ApiError> {
+    let tokens = token_pair(
+        app,
+        user,
+        session.audience,
+        refresh_token,
+        session.expires_at,
+        now,
+    )
+    .await?;
+    Ok(ApiResponse::ok(tokens))
+}
+
 async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: RefreshBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let (session_id, hash) = opaque::session_of(&body.refresh_token).ok_or_else(invalid_refresh)?;
@@ -260,16 +280,7 @@ async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
                 .await?
             {
                 RotateOutcome::Rotated => {
-                    let tokens = token_pair(
-                        app,
-                        &user,
-                        session.audience,
-                        next.plaintext,
-                        session.expires_at,
-                        now,
-                    )
-                    .await?;
-                    return Ok(ApiResponse::ok(tokens));
+                    return refreshed(app, &user, &session, next.plaintext, now).await
                 }
                 RotateOutcome::Refused => continue,
             }
@@ -287,16 +298,7 @@ async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
                 .await?
             {
                 tracing::info!(user_id = %session.user_id, "concurrent refresh inside the grace window");
-                let tokens = token_pair(
-                    app,
-                    &user,
-                    session.audience,
-                    next.plaintext,
-                    session.expires_at,
-                    now,
-                )
-                .await?;
-                return Ok(ApiResponse::ok(tokens));
+                return refreshed(app, &user, &session, next.plaintext, now).await;
             }
             return Err(invalid_refresh());
         }

@@ -4,6 +4,7 @@ use shared::startup::{serve, Startup};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
+    shared::auth::password::warm_up();
     let s = Startup::begin().await?;
     let app = login::App {
         store: s.store(),

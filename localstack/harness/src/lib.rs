@@ -7,7 +7,32 @@
 pub mod runtime_api;
 pub mod template;
 
+use shared::domain::{Role, User};
+use shared::store::{StoreError, TenantStore};
+use shared::tenant::{Tenant, TenantSlug, TenantStatus};
 use template::EnvValue;
+
+/// An active tenant with a unique slug and `owner` as its owner, for benches' seed data.
+pub async fn seed_tenant(
+    store: &dyn TenantStore,
+    name: &str,
+    owner: &User,
+) -> Result<Tenant, StoreError> {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let tenant = Tenant {
+        slug: TenantSlug::parse(&format!("bench-{}", &id[..12])).expect("a valid slug"),
+        id,
+        name: name.to_string(),
+        status: TenantStatus::Active,
+        redirect_origins: Vec::new(),
+        created_at: shared::time::now_unix(),
+    };
+    store.create_tenant(&tenant).await?;
+    store
+        .add_membership(&owner.id, &tenant, Role::Owner)
+        .await?;
+    Ok(tenant)
+}
 
 /// AWS settings every function receives, taken from the harness's own environment.
 const PASSED_THROUGH: &[&str] = &[

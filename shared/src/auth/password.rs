@@ -47,6 +47,15 @@ fn working_memory() -> &'static Mutex<Vec<Block>> {
     MEMORY.get_or_init(|| Mutex::new(vec![Block::default(); params().block_count()]))
 }
 
+/// Allocates (and so faults in) the working memory on a thread of its own, so that a function
+/// that hashes passwords pays for it while its start-up waits on the network, not during its
+/// first request. Call it first thing in `main`.
+pub fn warm_up() {
+    std::thread::spawn(|| {
+        working_memory();
+    });
+}
+
 /// Runs Argon2id with `params` into `out`, in the shared working memory when it fits them
 /// (always, for hashes this code made), else in a buffer of their own.
 fn argon2_into(

@@ -1,6 +1,8 @@
 //! The single-table store: every rule about how data is keyed, written together and expired.
-//! `DynamoStore` is the real implementation; `MemoryStore` keeps the same contract in memory for
-//! fast unit tests of domain logic.
+//! `DynamoStore` (`dynamo/`) is the real implementation; `MemoryStore` (`memory/`, tests only)
+//! keeps the same contract in memory. Both are split by aggregate: users, tenants, resets,
+//! sessions, rate limits, idempotency; partners, audit, provisioning and databases go beside
+//! them. This page is the one place the key schema and access patterns are written down.
 //!
 //! # Key schema (table `TABLE_NAME`)
 //!
@@ -16,9 +18,9 @@
 //! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, status, ordered `redirect_origins` |
 //! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
-//! | refresh token | `REFRESH#<sha256(token)>` | `REFRESH` | family, user, audience, used flag, session epoch, `expires_at` |
-//! | refresh family | `FAMILY#<family_id>` | `FAMILY` | user, revoked flag, `expires_at` |
-//! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | recent hit times (trimmed to about the limit), `expires_at` |
+//! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
+//! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `expires_at` |
+//! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | `hits` (hit id -> time, those inside the window), `version` (moved by every write), `expires_at` |
 //! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | body fingerprint, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
 //!
 //! # Access patterns
@@ -26,8 +28,13 @@
 //! - sign in by email: `GetItem EMAIL#<email>` then `GetItem USER#<id>` (strongly consistent).
 //! - a user's memberships: `Query PK=USER#<id>, SK begins_with MEMBER#`.
 //! - a tenant's users: `Query GSI1 GSI1PK=TENANT#<id>`.
-//! - refresh: `GetItem REFRESH#<hash>`, `GetItem FAMILY#<id>`; rotation is one transaction
-//!   (old token marked used only if unused, new token put, family checked unrevoked).
+//! - a user's mailed-link scope: `Query PK=USER#<id>, SK begins_with MEMBER#, Limit 2` and
+//!   `Query ... begins_with PARTNER#, Limit 1` (strongly consistent).
+//! - sign-in: the session is one `PutItem` in a transaction with the rate-limit refund.
+//! - refresh: `GetItem SESSION#<id>` (the id is part of the token), `GetItem USER#<id>`, then one
+//!   `UpdateItem` conditioned on the presented hash still being a head and the session not
+//!   revoked (spends it, adds the new head, forgets the oldest spent hashes). Inside the grace
+//!   window a spent hash adds a head, conditioned on it still being spent at the same time.
 //! - tenant by slug: `GetItem SLUG#<slug>` then `GetItem TENANT#<id>`.
 //! - password reset: a new token bumps the user's `reset_generation` and stores the token with
 //!   that generation in one transaction, so earlier tokens die; consuming deletes the token and,
@@ -36,13 +43,17 @@
 //! - idempotency: claiming is a `PutItem` conditioned on no live record (absent, expired, or
 //!   pending past its lease); when refused, a consistent `GetItem` reads what holds the key.
 //!   Finishing and releasing are conditioned on the claimant's fingerprint.
-//! - rate limiting: `BatchGetItem` of every key a request is limited by; each hit is a
-//!   `list_append` update, trimmed by a write conditioned on the list size it read.
+//! - rate limiting: `BatchGetItem` (consistent) of every window a request is limited by, then
+//!   one write of all of them, each conditioned on the version it read (a `TransactWriteItems`
+//!   when there are several): the attempt is reserved before it is decided, and a refused one
+//!   writes nothing. A refund removes the hit and moves the version.
 
 mod dynamo;
+#[cfg(any(test, feature = "testing"))]
 mod memory;
 
 pub use dynamo::DynamoStore;
+#[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
 
 use crate::domain::{Audience, Email, Membership, Role, User, UserId};

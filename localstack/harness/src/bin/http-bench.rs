@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use shared::auth::password::hash_password;
-use shared::domain::{Email, Role, User, UserId, UserStatus};
+use shared::domain::{Email, User, UserId, UserStatus};
 use shared::store::{DynamoStore, UserStore};
 use std::time::Instant;
 
@@ -58,7 +58,9 @@ async fn main() {
         users.push(u);
     }
     let owner = &users[0];
-    let tenant = shared::testing::tenant(&store, "HTTP bench", Some((owner, Role::Owner))).await;
+    let tenant = local_harness::seed_tenant(&store, "HTTP bench", owner)
+        .await
+        .expect("tenant stored");
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let send = |method: &str, path: &str, body: Option<Value>, auth: Option<&str>, ip: String| {
         let mut req = hyper::Request::builder()

@@ -13,7 +13,7 @@ use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
 use serde_json::{json, Value};
 use shared::auth::jwt::TokenKeys;
 use shared::auth::password::{hash_password, verify_password};
-use shared::domain::{Audience, Email, Role, User, UserId, UserStatus};
+use shared::domain::{Audience, Email, User, UserId, UserStatus};
 use shared::proxy_event::ProxyRequest;
 use shared::store::{DynamoStore, UserStore};
 use std::path::{Path, PathBuf};
@@ -176,7 +176,9 @@ async fn main() {
         forgetful.push(user(&store, &hash).await);
     }
     let owner = user(&store, &hash).await;
-    let tenant = shared::testing::tenant(&store, "Bench", Some((&owner, Role::Owner))).await;
+    let tenant = local_harness::seed_tenant(&store, "Bench", &owner)
+        .await
+        .expect("tenant stored");
     let secrets = shared::secretsmanager::Client::new(&sdk);
     let signing = shared::aws::secret_string(
         &secrets,

@@ -1,0 +1,326 @@
+//! `Store` on DynamoDB, following the key schema in `store/mod.rs`: the client, the helpers every
+//! aggregate uses (attribute values, typed reads, conditional writes, transactions whose
+//! cancellation is read per item) and one module per aggregate. Every multi-item change is a
+//! `TransactWriteItems` with conditions, so a crash or a race never leaves half of it behind.
+
+mod idempotency;
+mod ratelimits;
+mod resets;
+mod sessions;
+mod tenants;
+mod users;
+
+use super::*;
+use crate::aws::sdk_cause;
+use crate::domain::UserStatus;
+use crate::tenant::TenantStatus;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Delete, KeysAndAttributes, Put, TransactWriteItem, Update,
+};
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key(pk: impl Into<String>, sk: &str) -> Item {
+    HashMap::from([("PK".to_string(), s(pk)), ("SK".to_string(), s(sk))])
+}
+
+/// Error codes that mean this request can never succeed as sent (permissions, a malformed
+/// request, a missing table): a 500 with a clear log line, not a 503 that invites retries.
+const NOT_RETRYABLE: &[&str] = &[
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "ValidationException",
+    "ResourceNotFoundException",
+    "MissingAuthenticationTokenException",
+    "InvalidSignatureException",
+];
+
+/// An SDK error as a store error: `Rejected` for what retrying cannot fix, `Unavailable` for
+/// the rest (throttling, timeouts, 5xx, a network that is down).
+fn unavailable<E: ProvideErrorMetadata + std::error::Error>(err: E) -> StoreError {
+    if err.code().is_some_and(|c| NOT_RETRYABLE.contains(&c)) {
+        StoreError::Rejected(sdk_cause(err))
+    } else {
+        StoreError::Unavailable(sdk_cause(err))
+    }
+}
+
+/// The outcome of a single-item conditional write: `Ok(true)` when written, `Ok(false)` when
+/// its condition failed, `Unavailable` for anything else.
+fn conditional<T, E>(result: Result<T, SdkError<E>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error().and_then(|s| s.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// Reads typed attributes out of one item, naming the item in any error.
+struct Fields<'a> {
+    item: &'a Item,
+    key: &'a str,
+}
+
+impl<'a> Fields<'a> {
+    fn corrupt(&self, reason: String) -> StoreError {
+        StoreError::Corrupt {
+            key: self.key.to_string(),
+            reason,
+        }
+    }
+    fn s(&self, name: &str) -> Result<&'a str, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::S(v)) => Ok(v),
+            _ => Err(self.corrupt(format!("missing string attribute {name}"))),
+        }
+    }
+    fn n<T: std::str::FromStr>(&self, name: &str) -> Result<T, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::N(v)) => v
+                .parse()
+                .map_err(|_| self.corrupt(format!("bad number in {name}"))),
+            _ => Err(self.corrupt(format!("missing number attribute {name}"))),
+        }
+    }
+    fn bool(&self, name: &str) -> Result<bool, StoreError> {
+        match self.item.get(name) {
+            Some(AttributeValue::Bool(v)) => Ok(*v),
+            _ => Err(self.corrupt(format!("missing bool attribute {name}"))),
+        }
+    }
+    fn n_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, StoreError> {
+        if self.item.contains_key(name) {
+            self.n(name)
+        } else {
+            Ok(default)
+        }
+    }
+    fn strings(&self, name: &str) -> Result<Vec<String>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(Vec::new()),
+            Some(AttributeValue::L(list)) => list
+                .iter()
+                .map(|v| {
+                    v.as_s()
+                        .cloned()
+                        .map_err(|_| self.corrupt(format!("non-string in {name}")))
+                })
+                .collect(),
+            Some(_) => Err(self.corrupt(format!("{name} is not a list"))),
+        }
+    }
+    fn user_id(&self, name: &str) -> Result<UserId, StoreError> {
+        UserId::parse(self.s(name)?).ok_or_else(|| self.corrupt(format!("bad user id in {name}")))
+    }
+}
+
+/// The positions of the items whose condition failed in a cancelled transaction; the caller
+/// knows which item it put at each position. `None` if the transaction was not cancelled.
+fn failed_items(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<usize>> {
+    match err.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(e) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+                .map(|(i, _)| i)
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+/// Whether DynamoDB cancelled a transaction only because another transaction was in flight on
+/// the same items: no condition failed, so nothing was decided and the transaction may be sent
+/// again (a cancelled transaction writes nothing).
+fn only_conflicts(err: &SdkError<TransactWriteItemsError>) -> bool {
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+            conflicts_alone(e.cancellation_reasons().iter().map(|r| r.code()))
+        }
+        _ => false,
+    }
+}
+
+/// Cancellation reason codes, one per item, that mean "retry": at least one conflict, and
+/// every other item passed (`None`).
+fn conflicts_alone<'a>(codes: impl IntoIterator<Item = Option<&'a str>>) -> bool {
+    let mut conflict = false;
+    for code in codes {
+        match code {
+            Some("TransactionConflict") => conflict = true,
+            None | Some("None") => {}
+            Some(_) => return false,
+        }
+    }
+    conflict
+}
+
+/// How many times a transaction is sent while it is cancelled only by conflicts. On real
+/// DynamoDB, of many concurrent transactions guarding one item, the losers are often cancelled
+/// with `TransactionConflict` rather than a failed condition; sent again, they see the winner's
+/// write and fail on their condition, so "exactly one wins" holds instead of "none might".
+const CONFLICT_ATTEMPTS: u32 = 4;
+
+/// The outcome of a transaction whose conditions guard uniqueness: `Conflict(what)` when any
+/// condition failed, `Unavailable` for anything else.
+fn conflict_if_refused<T>(
+    result: Result<T, SdkError<TransactWriteItemsError>>,
+    what: &'static str,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => {
+            Err(StoreError::Conflict(what))
+        }
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+/// An id that is never issued, read when an email is unknown so both paths cost two reads.
+const ABSENT_USER_KEY: &str = "USER#00000000-0000-0000-0000-000000000000";
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        DynamoStore {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Sends one transaction, again after a short random pause while it is cancelled only by
+    /// conflicts with concurrent transactions (see [`CONFLICT_ATTEMPTS`]).
+    async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        let mut attempt = 1;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            match result {
+                Err(e) if attempt < CONFLICT_ATTEMPTS && only_conflicts(&e) => {
+                    let pause_ms =
+                        rand::Rng::gen_range(&mut rand::thread_rng(), 5..=(20u64 << attempt));
+                    tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
+                    attempt += 1;
+                }
+                other => return other.map(|_| ()),
+            }
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(out.item)
+    }
+
+    fn put(&self, item: Item, condition: &str) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn build<T, E: std::error::Error + Send + Sync + 'static>(
+        built: Result<T, E>,
+    ) -> Result<T, StoreError> {
+        built.map_err(|e| StoreError::Unavailable(Box::new(e)))
+    }
+}
+
+fn hash_map(map: &BTreeMap<String, i64>) -> AttributeValue {
+    AttributeValue::M(map.iter().map(|(h, t)| (h.clone(), n(t))).collect())
+}
+
+impl Fields<'_> {
+    /// A map of names to numbers (session heads and spent hashes, rate-limit hits).
+    fn number_map(&self, name: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(BTreeMap::new()),
+            Some(AttributeValue::M(m)) => m
+                .iter()
+                .map(|(k, v)| {
+                    v.as_n()
+                        .ok()
+                        .and_then(|x| x.parse().ok())
+                        .map(|t| (k.clone(), t))
+                        .ok_or_else(|| self.corrupt(format!("non-number in {name}")))
+                })
+                .collect(),
+            Some(_) => Err(self.corrupt(format!("{name} is not a map"))),
+        }
+    }
+}
+
+#[async_trait]
+impl Health for DynamoStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.get("HEALTH".to_string(), "HEALTH").await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflicts_alone;
+
+    #[test]
+    fn only_a_cancellation_by_conflicts_alone_is_sent_again() {
+        assert!(conflicts_alone([Some("TransactionConflict"), Some("None")]));
+        assert!(conflicts_alone([None, Some("TransactionConflict")]));
+        // A failed condition decides the outcome: sending again cannot change it.
+        assert!(!conflicts_alone([
+            Some("ConditionalCheckFailed"),
+            Some("TransactionConflict")
+        ]));
+        assert!(!conflicts_alone([Some("ThrottlingError"), Some("None")]));
+        // Nothing conflicted: not a conflict cancellation at all.
+        assert!(!conflicts_alone([Some("None"), None]));
+        assert!(!conflicts_alone([]));
+    }
+}

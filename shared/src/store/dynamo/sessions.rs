@@ -1,0 +1,154 @@
+//! Sessions: one item each, with live heads and remembered spent hashes.
+
+use super::*;
+
+fn session_key(id: &str) -> Item {
+    key(format!("SESSION#{id}"), "SESSION")
+}
+
+#[async_trait]
+impl SessionStore for DynamoStore {
+    async fn create_session(
+        &self,
+        session: &Session,
+        refund: Option<&crate::ratelimit::Reservation>,
+    ) -> Result<(), StoreError> {
+        let mut item = session_key(&session.session_id);
+        item.insert("entity".into(), s("session"));
+        item.insert("session_id".into(), s(&session.session_id));
+        item.insert("user_id".into(), s(session.user_id.as_str()));
+        item.insert("audience".into(), s(session.audience.as_str()));
+        item.insert("session_epoch".into(), n(session.session_epoch));
+        item.insert("expires_at".into(), n(session.expires_at));
+        item.insert("revoked".into(), AttributeValue::Bool(session.revoked));
+        item.insert("heads".into(), hash_map(&session.heads));
+        item.insert("spent".into(), hash_map(&session.spent));
+        let put = self.put(item.clone(), "attribute_not_exists(PK)")?;
+        let mut items = vec![put];
+        if let Some(r) = refund {
+            for k in &r.keys {
+                items.push(
+                    TransactWriteItem::builder()
+                        .update(self.refund_update(k, &r.hit_id)?)
+                        .build(),
+                );
+            }
+        }
+        let with_refund = items.len() > 1;
+        let result = self.transact(items).await;
+        match result {
+            Ok(()) => Ok(()),
+            // Only a refund's window was gone (expired away): nothing to give back, so the
+            // session alone is written.
+            Err(e)
+                if with_refund
+                    && failed_items(&e).is_some_and(|f| !f.is_empty() && !f.contains(&0)) =>
+            {
+                let result = self
+                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?])
+                    .await;
+                conflict_if_refused(result, "session already exists")
+            }
+            Err(e) => conflict_if_refused::<()>(Err(e), "session already exists"),
+        }
+    }
+
+    async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
+        let Some(item) = self.get(format!("SESSION#{session_id}"), "SESSION").await? else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &item,
+            key: "SESSION",
+        };
+        Ok(Some(Session {
+            session_id: f.s("session_id")?.to_string(),
+            user_id: f.user_id("user_id")?,
+            audience: Audience::parse(f.s("audience")?)
+                .ok_or_else(|| f.corrupt("bad audience".into()))?,
+            session_epoch: f.n("session_epoch")?,
+            expires_at: f.n("expires_at")?,
+            revoked: f.bool("revoked")?,
+            heads: f.number_map("heads")?,
+            spent: f.number_map("spent")?,
+        }))
+    }
+
+    async fn rotate_session(
+        &self,
+        session_id: &str,
+        old: &str,
+        new: &str,
+        now: i64,
+        forget: &[String],
+    ) -> Result<RotateOutcome, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(session_id)))
+            .condition_expression("attribute_exists(heads.#old) AND revoked = :no")
+            .expression_attribute_names("#old", old)
+            .expression_attribute_names("#new", new)
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":now", n(now));
+        let mut remove = vec!["heads.#old".to_string()];
+        for (i, h) in forget.iter().enumerate() {
+            update = update.expression_attribute_names(format!("#f{i}"), h);
+            remove.push(format!("spent.#f{i}"));
+        }
+        let result = update
+            .update_expression(format!(
+                "SET heads.#new = :now, spent.#old = :now REMOVE {}",
+                remove.join(", ")
+            ))
+            .send()
+            .await;
+        Ok(if conditional(result)? {
+            RotateOutcome::Rotated
+        } else {
+            RotateOutcome::Refused
+        })
+    }
+
+    async fn add_session_head(
+        &self,
+        session_id: &str,
+        spent: &str,
+        spent_at: i64,
+        new: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(session_id)))
+            .update_expression("SET heads.#new = :now")
+            .condition_expression("spent.#spent = :at AND revoked = :no AND size(heads) < :max")
+            .expression_attribute_names("#new", new)
+            .expression_attribute_names("#spent", spent)
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":at", n(spent_at))
+            .expression_attribute_values(":no", AttributeValue::Bool(false))
+            .expression_attribute_values(":max", n(MAX_SESSION_HEADS))
+            .send()
+            .await;
+        conditional(result)
+    }
+
+    async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(session_key(session_id)))
+            .update_expression("SET revoked = :yes")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_values(":yes", AttributeValue::Bool(true))
+            .send()
+            .await;
+        // A failed condition: nothing to revoke, the session never existed or has expired away.
+        conditional(result).map(drop)
+    }
+}

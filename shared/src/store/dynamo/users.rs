@@ -1,0 +1,170 @@
+//! Users, their email claims, memberships (read side) and partner-admin grants.
+
+use super::*;
+
+impl DynamoStore {
+    fn user_item(user: &User) -> Item {
+        let mut item = key(format!("USER#{}", user.id), "USER");
+        item.insert("entity".into(), s("user"));
+        item.insert("user_id".into(), s(user.id.as_str()));
+        item.insert("email".into(), s(user.email.as_str()));
+        item.insert("password_hash".into(), s(&user.password_hash));
+        item.insert(
+            "platform_admin".into(),
+            AttributeValue::Bool(user.platform_admin),
+        );
+        item.insert("status".into(), s(user.status.as_str()));
+        item.insert("session_epoch".into(), n(user.session_epoch));
+        item.insert("reset_generation".into(), n(user.reset_generation));
+        item.insert("created_at".into(), n(user.created_at));
+        item
+    }
+
+    fn parse_user(item: &Item) -> Result<User, StoreError> {
+        let f = Fields { item, key: "USER" };
+        Ok(User {
+            id: f.user_id("user_id")?,
+            email: Email::parse(f.s("email")?).map_err(|e| f.corrupt(e.to_string()))?,
+            password_hash: f.s("password_hash")?.to_string(),
+            platform_admin: f.bool("platform_admin")?,
+            status: UserStatus::parse(f.s("status")?)
+                .ok_or_else(|| f.corrupt("unknown user status".into()))?,
+            session_epoch: f.n("session_epoch")?,
+            reset_generation: f.n_or("reset_generation", 0)?,
+            created_at: f.n("created_at")?,
+        })
+    }
+}
+
+#[async_trait]
+impl UserStore for DynamoStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut claim = key(format!("EMAIL#{}", user.email), "EMAIL");
+        claim.insert("entity".into(), s("email_claim"));
+        claim.insert("user_id".into(), s(user.id.as_str()));
+        let result = self
+            .transact(vec![
+                self.put(claim, "attribute_not_exists(PK)")?,
+                self.put(Self::user_item(user), "attribute_not_exists(PK)")?,
+            ])
+            .await;
+        conflict_if_refused(result, "a user with this email already exists")
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let claim = self.get(format!("EMAIL#{email}"), "EMAIL").await?;
+        let Some(claim) = claim else {
+            // Same number of round trips as a known email: sign-in timing must not tell them apart.
+            self.get(ABSENT_USER_KEY.to_string(), "USER").await?;
+            return Ok(None);
+        };
+        let id = Fields {
+            item: &claim,
+            key: "EMAIL",
+        }
+        .user_id("user_id")?;
+        self.user_by_id(&id).await
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.get(format!("USER#{id}"), "USER")
+            .await?
+            .as_ref()
+            .map(Self::parse_user)
+            .transpose()
+    }
+
+    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
+        let mut out = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let (page, next) = self.membership_page(id, None, start.take()).await?;
+            out.extend(page);
+            match next {
+                Some(k) => start = Some(k),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn memberships_up_to(
+        &self,
+        id: &UserId,
+        n: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let limit = i32::try_from(n.max(1)).unwrap_or(i32::MAX);
+        Ok(self.membership_page(id, Some(limit), None).await?.0)
+    }
+
+    async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("PARTNER#"))
+            .consistent_read(true)
+            .limit(1)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(!page.items().is_empty())
+    }
+
+    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError> {
+        let mut item = key(format!("USER#{id}"), &format!("PARTNER#{partner_id}"));
+        item.insert("entity".into(), s("partner_admin"));
+        item.insert("user_id".into(), s(id.as_str()));
+        item.insert("partner_id".into(), s(partner_id));
+        item.insert("GSI1PK".into(), s(format!("PARTNER#{partner_id}")));
+        item.insert("GSI1SK".into(), s(format!("USER#{id}")));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
+    /// One page of a user's memberships (strongly consistent: memberships decide access), and
+    /// where the next page starts.
+    async fn membership_page(
+        &self,
+        id: &UserId,
+        limit: Option<i32>,
+        start: Option<Item>,
+    ) -> Result<(Vec<Membership>, Option<Item>), StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("MEMBER#"))
+            .consistent_read(true)
+            .set_limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::with_capacity(page.items().len());
+        for item in page.items() {
+            let f = Fields {
+                item,
+                key: "MEMBER",
+            };
+            out.push(Membership {
+                tenant_id: f.s("tenant_id")?.to_string(),
+                tenant_slug: f.s("tenant_slug")?.to_string(),
+                role: Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?,
+            });
+        }
+        let next = page.last_evaluated_key.filter(|k| !k.is_empty());
+        Ok((out, next))
+    }
+}

@@ -1,0 +1,60 @@
+//! In-memory store with the same contract as `DynamoStore` (uniqueness, single-use rotation,
+//! revocation, version-conditioned windows), for fast tests of domain logic without the
+//! network; one module per aggregate, beside the DynamoDB ones. Built only for tests.
+
+mod idempotency;
+mod ratelimits;
+mod resets;
+mod sessions;
+mod tenants;
+mod users;
+
+use super::*;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+#[derive(Default)]
+struct Data {
+    users: HashMap<UserId, User>,
+    emails: HashMap<Email, UserId>,
+    memberships: HashMap<UserId, Vec<Membership>>,
+    partner_admins: HashMap<UserId, Vec<String>>,
+    sessions: HashMap<String, Session>,
+    rate: HashMap<String, RateWindow>,
+    tenants: HashMap<String, Tenant>,
+    slugs: HashMap<TenantSlug, String>,
+    resets: HashMap<String, ResetTokenRecord>,
+    idempotency: HashMap<String, IdempotencyRecord>,
+}
+
+struct IdempotencyRecord {
+    fingerprint: String,
+    /// `Some((status, data))` once done.
+    answer: Option<(u16, String)>,
+    /// The lease end while pending, the retention end once done.
+    until: i64,
+}
+
+#[derive(Default)]
+pub struct MemoryStore {
+    data: Mutex<Data>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Data) -> T) -> T {
+        // A poisoned lock only means another test thread panicked; the data is still usable.
+        let mut guard = self.data.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut guard)
+    }
+}
+
+#[async_trait]
+impl Health for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

@@ -1,0 +1,55 @@
+//! Users, email claims, memberships (read side), partner-admin grants.
+
+use super::*;
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        self.with(|d| {
+            if d.emails.contains_key(&user.email) || d.users.contains_key(&user.id) {
+                return Err(StoreError::Conflict(
+                    "a user with this email already exists",
+                ));
+            }
+            d.emails.insert(user.email.clone(), user.id.clone());
+            d.users.insert(user.id.clone(), user.clone());
+            Ok(())
+        })
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|d| d.emails.get(email).and_then(|id| d.users.get(id)).cloned()))
+    }
+
+    async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.with(|d| d.users.get(id).cloned()))
+    }
+
+    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
+        Ok(self.with(|d| d.memberships.get(id).cloned().unwrap_or_default()))
+    }
+
+    async fn memberships_up_to(
+        &self,
+        id: &UserId,
+        n: usize,
+    ) -> Result<Vec<Membership>, StoreError> {
+        let mut all = self.memberships(id).await?;
+        all.truncate(n);
+        Ok(all)
+    }
+
+    async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError> {
+        Ok(self.with(|d| d.partner_admins.get(id).is_some_and(|p| !p.is_empty())))
+    }
+
+    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError> {
+        self.with(|d| {
+            let list = d.partner_admins.entry(id.clone()).or_default();
+            if !list.iter().any(|p| p == partner_id) {
+                list.push(partner_id.to_string());
+            }
+        });
+        Ok(())
+    }
+}
