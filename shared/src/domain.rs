@@ -83,6 +83,48 @@ impl fmt::Display for UserId {
     }
 }
 
+/// Identifiers of tenants and partners: 32 lower-case hex digits (a UUID v4 without hyphens).
+/// Each kind is its own type, so a tenant id can never be passed where a partner's or a
+/// user's is expected, and a parsed id cannot smuggle key separators into store keys.
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub fn new_random() -> Self {
+                $ty(uuid::Uuid::new_v4().simple().to_string())
+            }
+
+            pub fn parse(raw: &str) -> Option<Self> {
+                (raw.len() == 32 && raw.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+                    .then(|| $ty(raw.to_string()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+hex_id!(
+    /// A tenant's stable identifier (its slug is its public name).
+    TenantId
+);
+hex_id!(
+    /// A partner's (reseller's) stable identifier.
+    PartnerId
+);
+
 /// Who a token is for: tenant users (`portal`) or platform staff (`operator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -162,7 +204,7 @@ impl User {
 /// A user's membership of one tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Membership {
-    pub tenant_id: String,
+    pub tenant_id: TenantId,
     pub tenant_slug: String,
     pub role: Role,
 }
@@ -170,6 +212,21 @@ pub struct Membership {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_parse_only_their_canonical_form() {
+        let t = TenantId::new_random();
+        assert_eq!(TenantId::parse(t.as_str()), Some(t.clone()));
+        for bad in [
+            "",
+            "ABCDEF0123456789abcdef0123456789",
+            "x#y",
+            &format!("{t}0"),
+        ] {
+            assert_eq!(TenantId::parse(bad), None, "{bad}");
+        }
+        assert!(PartnerId::parse(t.as_str()).is_some());
+    }
 
     #[test]
     fn email_is_normalised_and_validated() {

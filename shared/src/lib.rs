@@ -12,6 +12,7 @@ pub mod error;
 pub mod idempotency;
 pub mod links;
 pub mod logging;
+pub mod page;
 pub mod proxy_event;
 pub mod ratelimit;
 pub mod request;

@@ -102,7 +102,10 @@ mod tests {
             .add_membership(&partner.id, &b, Role::Member)
             .await
             .unwrap();
-        store.grant_partner_admin(&partner.id, "p-1").await.unwrap();
+        store
+            .grant_partner_admin(&partner.id, &crate::domain::PartnerId::new_random())
+            .await
+            .unwrap();
         // Whatever the tenants' admins set.
         hostile(&store, &a).await;
         hostile(&store, &b).await;

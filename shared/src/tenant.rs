@@ -49,7 +49,7 @@ crate::domain::named_enum!(TenantStatus {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenant {
-    pub id: String,
+    pub id: crate::domain::TenantId,
     pub slug: TenantSlug,
     pub name: String,
     pub status: TenantStatus,

@@ -33,9 +33,9 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
 
 /// An active tenant with a unique slug, stored, with `user` as a member in `role` if given.
 pub async fn tenant(store: &dyn Store, name: &str, member: Option<(&User, Role)>) -> Tenant {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = crate::domain::TenantId::new_random();
     let tenant = Tenant {
-        slug: TenantSlug::parse(&format!("t-{}", &id[..12])).expect("valid slug"),
+        slug: TenantSlug::parse(&format!("t-{}", &id.as_str()[..12])).expect("valid slug"),
         id,
         name: name.to_string(),
         status: TenantStatus::Active,

@@ -2,7 +2,7 @@
 //! `AWS_ENDPOINT_URL` and `TABLE_NAME`). Each test works on its own fresh ids and emails.
 
 use shared::auth::opaque;
-use shared::domain::{Audience, Email, User, UserId, UserStatus};
+use shared::domain::{Audience, Email, Role, User, UserId, UserStatus};
 use shared::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::store::*;
 use std::collections::BTreeMap;
@@ -303,5 +303,89 @@ async fn idempotency_keys_are_claimed_once_kept_released_and_lapse() {
             .await
             .unwrap(),
         IdempotencyClaim::Claimed
+    );
+}
+
+/// One scenario run against a store: every answer it gives, in order, so both stores can be
+/// held to the same contract.
+async fn membership_scenario(s: &dyn Store) -> Vec<String> {
+    let mut log = Vec::new();
+    let owner = user();
+    s.create_user(&owner).await.unwrap();
+    let tenant = shared::testing::tenant(s, "Compare", Some((&owner, Role::Owner))).await;
+    let mut members = vec![owner.id.clone()];
+    for _ in 0..6 {
+        let u = user();
+        s.create_user(&u).await.unwrap();
+        s.add_membership(&u.id, &tenant, Role::Member)
+            .await
+            .unwrap();
+        members.push(u.id.clone());
+    }
+    // Adding again never overwrites a role.
+    log.push(format!(
+        "re-add owner: {:?}",
+        s.add_membership(&owner.id, &tenant, Role::Member)
+            .await
+            .map_err(|e| e.to_string())
+    ));
+    members.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    // Pages of 4: every member once, in order, then the end.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = s
+            .tenant_members_page(&tenant.id, 4, cursor.as_deref())
+            .await
+            .unwrap();
+        log.push(format!("page of {}", page.items.len()));
+        seen.extend(page.items.iter().map(|(u, r)| (u.clone(), *r)));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        if seen.len() > 20 {
+            panic!("paging does not end");
+        }
+    }
+    assert_eq!(
+        seen.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>(),
+        members
+    );
+    let owner_role = seen.iter().find(|(u, _)| *u == owner.id).map(|(_, r)| *r);
+    log.push(format!("owner role: {owner_role:?}"));
+    // A cursor of another tenant's list, or an edited one, is refused.
+    let other = shared::testing::tenant(s, "Other", Some((&owner, Role::Owner))).await;
+    let foreign = s
+        .tenant_members_page(&other.id, 1, None)
+        .await
+        .unwrap()
+        .next_cursor
+        .unwrap();
+    for bad in [foreign.as_str(), "bm90LWEtY3Vyc29y", ""] {
+        log.push(format!(
+            "bad cursor: {:?}",
+            s.tenant_members_page(&tenant.id, 4, Some(bad))
+                .await
+                .map(|p| p.items.len())
+                .map_err(|e| e.to_string())
+        ));
+    }
+    log
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn both_stores_answer_the_same_scenario_alike() {
+    let dynamo = store().await;
+    let memory = MemoryStore::new();
+    let on_dynamo = membership_scenario(&dynamo).await;
+    let in_memory = membership_scenario(&memory).await;
+    assert_eq!(on_dynamo, in_memory);
+    assert!(
+        on_dynamo
+            .iter()
+            .any(|l| l.starts_with("owner role: Some(Owner)")),
+        "{on_dynamo:?}"
     );
 }

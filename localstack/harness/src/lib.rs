@@ -18,9 +18,9 @@ pub async fn seed_tenant(
     name: &str,
     owner: &User,
 ) -> Result<Tenant, StoreError> {
-    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = shared::domain::TenantId::new_random();
     let tenant = Tenant {
-        slug: TenantSlug::parse(&format!("bench-{}", &id[..12])).expect("a valid slug"),
+        slug: TenantSlug::parse(&format!("bench-{}", &id.as_str()[..12])).expect("a valid slug"),
         id,
         name: name.to_string(),
         status: TenantStatus::Active,

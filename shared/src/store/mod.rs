@@ -56,7 +56,7 @@ pub use dynamo::DynamoStore;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
 
-use crate::domain::{Audience, Email, Membership, Role, User, UserId};
+use crate::domain::{Audience, Email, Membership, PartnerId, Role, TenantId, User, UserId};
 use crate::tenant::{RedirectOrigin, Tenant, TenantSlug};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -66,6 +66,9 @@ pub enum StoreError {
     /// A uniqueness rule would be broken (e.g. the email already belongs to a user).
     #[error("conflict: {0}")]
     Conflict(&'static str),
+    /// A list cursor that this query did not make (tampered, or from another list).
+    #[error("invalid cursor")]
+    InvalidCursor,
     /// The item a change applies to does not exist.
     #[error("not found: {0}")]
     NotFound(&'static str),
@@ -92,6 +95,10 @@ impl From<StoreError> for crate::error::ApiError {
                 code: "NOT_FOUND",
                 message: what.to_string(),
             },
+            StoreError::InvalidCursor => crate::error::ApiError::bad_request(
+                "INVALID_CURSOR",
+                "the cursor is not valid for this list",
+            ),
             StoreError::Unavailable(cause) => {
                 crate::error::ApiError::unavailable("database", cause)
             }
@@ -162,7 +169,8 @@ pub trait UserStore: Send + Sync {
     /// Whether the user administers any partner (reseller).
     async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError>;
     /// Makes the user an admin of partner `partner_id` (idempotent).
-    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError>;
+    async fn grant_partner_admin(&self, id: &UserId, partner: &PartnerId)
+        -> Result<(), StoreError>;
 }
 
 /// A password-reset token as stored: only its hash.
@@ -180,7 +188,7 @@ pub trait TenantStore: Send + Sync {
     /// Creates the tenant and claims its slug in one transaction (`Conflict` if taken).
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
-    async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError>;
+    async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
     /// Adds `user` to `tenant` in `role`; `Conflict` if already a member (a role is never
     /// overwritten by an add).
     async fn add_membership(
@@ -191,11 +199,20 @@ pub trait TenantStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Every member of the tenant with their role (index read: eventually consistent, so
     /// only for notices, never for access decisions).
-    async fn tenant_members(&self, tenant_id: &str) -> Result<Vec<(UserId, Role)>, StoreError>;
+    async fn tenant_members(&self, tenant_id: &TenantId)
+        -> Result<Vec<(UserId, Role)>, StoreError>;
+    /// One page of the tenant's members with their roles, in user-id order (index read).
+    /// `InvalidCursor` for a cursor not made by this query for this tenant.
+    async fn tenant_members_page(
+        &self,
+        tenant_id: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::page::Page<(UserId, Role)>, StoreError>;
     /// Replaces the ordered list (`NotFound` if the tenant is gone).
     async fn set_redirect_origins(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         origins: &[RedirectOrigin],
     ) -> Result<(), StoreError>;
 }

@@ -135,6 +135,10 @@ impl<'a> Fields<'a> {
             Some(_) => Err(self.corrupt(format!("{name} is not a list"))),
         }
     }
+    fn tenant_id(&self, name: &str) -> Result<TenantId, StoreError> {
+        TenantId::parse(self.s(name)?)
+            .ok_or_else(|| self.corrupt(format!("bad tenant id in {name}")))
+    }
     fn user_id(&self, name: &str) -> Result<UserId, StoreError> {
         UserId::parse(self.s(name)?).ok_or_else(|| self.corrupt(format!("bad user id in {name}")))
     }

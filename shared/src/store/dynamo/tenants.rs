@@ -14,7 +14,7 @@ impl DynamoStore {
             .map(|o| RedirectOrigin::parse(o, true).map_err(|e| f.corrupt(e.to_string())))
             .collect::<Result<_, _>>()?;
         Ok(Tenant {
-            id: f.s("tenant_id")?.to_string(),
+            id: f.tenant_id("tenant_id")?,
             slug: TenantSlug::parse(f.s("slug")?).ok_or_else(|| f.corrupt("bad slug".into()))?,
             name: f.s("name")?.to_string(),
             status: TenantStatus::parse(f.s("status")?)
@@ -34,10 +34,10 @@ impl TenantStore for DynamoStore {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
         let mut claim = key(format!("SLUG#{}", tenant.slug), "SLUG");
         claim.insert("entity".into(), s("slug_claim"));
-        claim.insert("tenant_id".into(), s(&tenant.id));
+        claim.insert("tenant_id".into(), s(tenant.id.as_str()));
         let mut item = key(format!("TENANT#{}", tenant.id), "TENANT");
         item.insert("entity".into(), s("tenant"));
-        item.insert("tenant_id".into(), s(&tenant.id));
+        item.insert("tenant_id".into(), s(tenant.id.as_str()));
         item.insert("slug".into(), s(tenant.slug.as_str()));
         item.insert("name".into(), s(&tenant.name));
         item.insert("status".into(), s(tenant.status.as_str()));
@@ -63,12 +63,11 @@ impl TenantStore for DynamoStore {
             item: &claim,
             key: "SLUG",
         }
-        .s("tenant_id")?
-        .to_string();
+        .tenant_id("tenant_id")?;
         self.tenant_by_id(&id).await
     }
 
-    async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+    async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         self.get(format!("TENANT#{id}"), "TENANT")
             .await?
             .as_ref()
@@ -84,7 +83,7 @@ impl TenantStore for DynamoStore {
     ) -> Result<(), StoreError> {
         let mut item = key(format!("USER#{user}"), &format!("MEMBER#{}", tenant.id));
         item.insert("entity".into(), s("membership"));
-        item.insert("tenant_id".into(), s(&tenant.id));
+        item.insert("tenant_id".into(), s(tenant.id.as_str()));
         item.insert("tenant_slug".into(), s(tenant.slug.as_str()));
         item.insert("user_id".into(), s(user.as_str()));
         item.insert("role".into(), s(role.as_str()));
@@ -105,41 +104,84 @@ impl TenantStore for DynamoStore {
         }
     }
 
-    async fn tenant_members(&self, tenant_id: &str) -> Result<Vec<(UserId, Role)>, StoreError> {
+    async fn tenant_members(
+        &self,
+        tenant_id: &TenantId,
+    ) -> Result<Vec<(UserId, Role)>, StoreError> {
         let mut out = Vec::new();
-        let mut start: Option<Item> = None;
+        let mut cursor: Option<String> = None;
         loop {
             let page = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name("GSI1")
-                .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
-                .expression_attribute_values(":pk", s(format!("TENANT#{tenant_id}")))
-                .expression_attribute_values(":prefix", s("USER#"))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in page.items() {
-                let f = Fields {
-                    item,
-                    key: "MEMBER",
-                };
-                let role =
-                    Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?;
-                out.push((f.user_id("user_id")?, role));
-            }
-            match page.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(out),
+                .tenant_members_page(tenant_id, crate::page::MAX_LIMIT, cursor.as_deref())
+                .await?;
+            out.extend(page.items);
+            match page.next_cursor {
+                Some(next) => cursor = Some(next),
+                None => return Ok(out),
             }
         }
     }
 
+    async fn tenant_members_page(
+        &self,
+        tenant_id: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::page::Page<(UserId, Role)>, StoreError> {
+        let partition = format!("TENANT#{tenant_id}");
+        let query = format!("tenant-members:{tenant_id}");
+        let start = match cursor {
+            None => None,
+            Some(c) => {
+                let position =
+                    crate::page::decode(&query, c).map_err(|_| StoreError::InvalidCursor)?;
+                // Only a position inside this tenant's own partition of the index.
+                if position.get("GSI1PK") != Some(&partition) {
+                    return Err(StoreError::InvalidCursor);
+                }
+                Some(
+                    position
+                        .into_iter()
+                        .map(|(k, v)| (k, s(v)))
+                        .collect::<Item>(),
+                )
+            }
+        };
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("GSI1")
+            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
+            .expression_attribute_values(":pk", s(partition))
+            .expression_attribute_values(":prefix", s("USER#"))
+            .limit(i32::try_from(limit.clamp(1, crate::page::MAX_LIMIT)).unwrap_or(1))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut items = Vec::with_capacity(page.items().len());
+        for item in page.items() {
+            let f = Fields {
+                item,
+                key: "MEMBER",
+            };
+            let role = Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?;
+            items.push((f.user_id("user_id")?, role));
+        }
+        let next_cursor = page.last_evaluated_key.filter(|k| !k.is_empty()).map(|k| {
+            let position = k
+                .into_iter()
+                .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
+                .collect();
+            crate::page::encode(&query, position)
+        });
+        Ok(crate::page::Page { items, next_cursor })
+    }
+
     async fn set_redirect_origins(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         origins: &[RedirectOrigin],
     ) -> Result<(), StoreError> {
         let result = self

@@ -112,11 +112,15 @@ impl UserStore for DynamoStore {
         Ok(!page.items().is_empty())
     }
 
-    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError> {
+    async fn grant_partner_admin(
+        &self,
+        id: &UserId,
+        partner_id: &PartnerId,
+    ) -> Result<(), StoreError> {
         let mut item = key(format!("USER#{id}"), &format!("PARTNER#{partner_id}"));
         item.insert("entity".into(), s("partner_admin"));
         item.insert("user_id".into(), s(id.as_str()));
-        item.insert("partner_id".into(), s(partner_id));
+        item.insert("partner_id".into(), s(partner_id.as_str()));
         item.insert("GSI1PK".into(), s(format!("PARTNER#{partner_id}")));
         item.insert("GSI1SK".into(), s(format!("USER#{id}")));
         self.client
@@ -159,7 +163,7 @@ impl DynamoStore {
                 key: "MEMBER",
             };
             out.push(Membership {
-                tenant_id: f.s("tenant_id")?.to_string(),
+                tenant_id: f.tenant_id("tenant_id")?,
                 tenant_slug: f.s("tenant_slug")?.to_string(),
                 role: Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?,
             });

@@ -21,7 +21,7 @@ impl TenantStore for MemoryStore {
         Ok(self.with(|d| d.slugs.get(slug).and_then(|id| d.tenants.get(id)).cloned()))
     }
 
-    async fn tenant_by_id(&self, id: &str) -> Result<Option<Tenant>, StoreError> {
+    async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         Ok(self.with(|d| d.tenants.get(id).cloned()))
     }
 
@@ -46,14 +46,17 @@ impl TenantStore for MemoryStore {
         })
     }
 
-    async fn tenant_members(&self, tenant_id: &str) -> Result<Vec<(UserId, Role)>, StoreError> {
+    async fn tenant_members(
+        &self,
+        tenant_id: &TenantId,
+    ) -> Result<Vec<(UserId, Role)>, StoreError> {
         Ok(self.with(|d| {
             let mut out: Vec<(UserId, Role)> = d
                 .memberships
                 .iter()
                 .flat_map(|(u, ms)| {
                     ms.iter()
-                        .filter(|m| m.tenant_id == tenant_id)
+                        .filter(|m| &m.tenant_id == tenant_id)
                         .map(|m| (u.clone(), m.role))
                 })
                 .collect();
@@ -62,9 +65,50 @@ impl TenantStore for MemoryStore {
         }))
     }
 
+    async fn tenant_members_page(
+        &self,
+        tenant_id: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<crate::page::Page<(UserId, Role)>, StoreError> {
+        let partition = format!("TENANT#{tenant_id}");
+        let query = format!("tenant-members:{tenant_id}");
+        let after = match cursor {
+            None => None,
+            Some(c) => {
+                let position =
+                    crate::page::decode(&query, c).map_err(|_| StoreError::InvalidCursor)?;
+                if position.get("GSI1PK") != Some(&partition) {
+                    return Err(StoreError::InvalidCursor);
+                }
+                position.get("GSI1SK").cloned()
+            }
+        };
+        let all = self.tenant_members(tenant_id).await?;
+        let limit = limit.clamp(1, crate::page::MAX_LIMIT);
+        let rest: Vec<_> = all
+            .into_iter()
+            .filter(|(u, _)| after.as_ref().is_none_or(|a| format!("USER#{u}") > *a))
+            .collect();
+        let items: Vec<_> = rest.iter().take(limit).cloned().collect();
+        // Like DynamoDB with a limit: a full page has a position after it, even if nothing
+        // follows.
+        let next_cursor = (items.len() == limit).then(|| {
+            let last = &items[items.len() - 1].0;
+            crate::page::encode(
+                &query,
+                std::collections::BTreeMap::from([
+                    ("GSI1PK".to_string(), partition.clone()),
+                    ("GSI1SK".to_string(), format!("USER#{last}")),
+                ]),
+            )
+        });
+        Ok(crate::page::Page { items, next_cursor })
+    }
+
     async fn set_redirect_origins(
         &self,
-        tenant_id: &str,
+        tenant_id: &TenantId,
         origins: &[RedirectOrigin],
     ) -> Result<(), StoreError> {
         self.with(|d| match d.tenants.get_mut(tenant_id) {

@@ -43,11 +43,15 @@ impl UserStore for MemoryStore {
         Ok(self.with(|d| d.partner_admins.get(id).is_some_and(|p| !p.is_empty())))
     }
 
-    async fn grant_partner_admin(&self, id: &UserId, partner_id: &str) -> Result<(), StoreError> {
+    async fn grant_partner_admin(
+        &self,
+        id: &UserId,
+        partner_id: &PartnerId,
+    ) -> Result<(), StoreError> {
         self.with(|d| {
             let list = d.partner_admins.entry(id.clone()).or_default();
             if !list.iter().any(|p| p == partner_id) {
-                list.push(partner_id.to_string());
+                list.push(partner_id.clone());
             }
         });
         Ok(())
