@@ -94,67 +94,68 @@ impl Mailer for RecordingMailer {
     }
 }
 
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
+/// The mail templates (`shared/templates/`), compiled once per process. minijinja escapes
+/// every value in the `.html` ones, and never renders a value as a template, so a tenant name
+/// that contains `{{link}}` stays text.
+fn templates() -> &'static minijinja::Environment<'static> {
+    static ENV: std::sync::OnceLock<minijinja::Environment<'static>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = minijinja::Environment::new();
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        for (name, source) in [
+            (
+                "password-reset.txt",
+                include_str!("../templates/password-reset.txt"),
+            ),
+            (
+                "password-reset.html",
+                include_str!("../templates/password-reset.html"),
+            ),
+            (
+                "password-changed.txt",
+                include_str!("../templates/password-changed.txt"),
+            ),
+            (
+                "password-changed.html",
+                include_str!("../templates/password-changed.html"),
+            ),
+            (
+                "redirect-origins-changed.txt",
+                include_str!("../templates/redirect-origins-changed.txt"),
+            ),
+            (
+                "redirect-origins-changed.html",
+                include_str!("../templates/redirect-origins-changed.html"),
+            ),
+        ] {
+            env.add_template(name, source)
+                .expect("the mail templates compile (a unit test renders each)");
         }
-    }
-    out
+        env
+    })
 }
 
-/// Fills `{{name}}` placeholders; values are HTML-escaped when `html` is true.
-fn render(template: &str, vars: &[(&str, &str)], html: bool) -> String {
-    // One pass over the template: a value is inserted as it is and never scanned again, so a
-    // value that happens to contain `{{link}}` stays text.
-    let mut out = String::with_capacity(template.len() + 256);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}").and_then(|end| {
-            let name = &after[..end];
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (end, *v))
-        }) {
-            Some((end, value)) => {
-                if html {
-                    out.push_str(&escape_html(value));
-                } else {
-                    out.push_str(value);
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str("{{");
-                rest = after;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
-
+/// Renders `<name>.txt` and `<name>.html` with `vars`. A template that cannot render is an
+/// error of this build, reported rather than sent half-made.
 fn message(
     to: &Email,
     subject: String,
-    text: &str,
-    html: &str,
+    name: &str,
     vars: &[(&str, &str)],
-) -> EmailMessage {
-    EmailMessage {
+) -> Result<EmailMessage, MailError> {
+    let context: std::collections::BTreeMap<&str, &str> = vars.iter().copied().collect();
+    let render = |ext: &str| {
+        templates()
+            .get_template(&format!("{name}.{ext}"))
+            .and_then(|t| t.render(&context))
+            .map_err(|e| MailError(Box::new(e)))
+    };
+    Ok(EmailMessage {
         to: to.clone(),
         subject,
-        text: render(text, vars, false),
-        html: render(html, vars, true),
-    }
+        text: render("txt")?,
+        html: render("html")?,
+    })
 }
 
 /// The reset-link message. `link` carries the token in its fragment.
@@ -163,7 +164,7 @@ pub fn password_reset(
     tenant_name: &str,
     link: &str,
     expires_minutes: i64,
-) -> EmailMessage {
+) -> Result<EmailMessage, MailError> {
     let minutes = expires_minutes.to_string();
     let vars = [
         ("tenant_name", tenant_name),
@@ -173,19 +174,17 @@ pub fn password_reset(
     message(
         to,
         format!("Reset your {tenant_name} password"),
-        include_str!("../templates/password-reset.txt"),
-        include_str!("../templates/password-reset.html"),
+        "password-reset",
         &vars,
     )
 }
 
 /// The "your password was changed" notice sent after a reset.
-pub fn password_changed(to: &Email, tenant_name: &str) -> EmailMessage {
+pub fn password_changed(to: &Email, tenant_name: &str) -> Result<EmailMessage, MailError> {
     message(
         to,
         format!("Your {tenant_name} password was changed"),
-        include_str!("../templates/password-changed.txt"),
-        include_str!("../templates/password-changed.html"),
+        "password-changed",
         &[("tenant_name", tenant_name)],
     )
 }
@@ -197,7 +196,7 @@ pub fn redirect_origins_changed(
     tenant_name: &str,
     changed_by: &Email,
     origins: &[crate::tenant::RedirectOrigin],
-) -> EmailMessage {
+) -> Result<EmailMessage, MailError> {
     let list = if origins.is_empty() {
         "(none: links use the platform's own address)".to_string()
     } else {
@@ -210,8 +209,7 @@ pub fn redirect_origins_changed(
     message(
         to,
         format!("The redirect origins of {tenant_name} were changed"),
-        include_str!("../templates/redirect-origins-changed.txt"),
-        include_str!("../templates/redirect-origins-changed.html"),
+        "redirect-origins-changed",
         &[
             ("tenant_name", tenant_name),
             ("changed_by", changed_by.as_str()),
@@ -232,7 +230,8 @@ mod tests {
             "Acme <Labs>",
             "https://app.example.com/reset-password#token=abc",
             30,
-        );
+        )
+        .unwrap();
         assert_eq!(m.subject, "Reset your Acme <Labs> password");
         assert!(m
             .text
@@ -248,14 +247,35 @@ mod tests {
     #[test]
     fn a_value_that_looks_like_a_placeholder_stays_text() {
         let to = Email::parse("a@example.com").unwrap();
-        let m = password_reset(&to, "{{link}} Corp", "https://x.example.com/r#token=t", 30);
+        let m =
+            password_reset(&to, "{{link}} Corp", "https://x.example.com/r#token=t", 30).unwrap();
         assert!(m.text.contains("{{link}} Corp"), "{}", m.text);
         assert_eq!(m.text.matches("token=t").count(), 1);
     }
 
     #[test]
+    fn every_template_renders_its_values_escaped_in_html() {
+        let to = Email::parse("a@example.com").unwrap();
+        let by = Email::parse("b@example.com").unwrap();
+        let origin = crate::tenant::RedirectOrigin::parse("https://x.example.com", false).unwrap();
+        let messages = [
+            password_reset(&to, "<T>", "https://x.example.com/r#token=t", 30).unwrap(),
+            password_changed(&to, "<T>").unwrap(),
+            redirect_origins_changed(&to, "<T>", &by, &[origin]).unwrap(),
+        ];
+        for m in messages {
+            assert!(
+                m.text.contains("<T>") && m.html.contains("&lt;T&gt;"),
+                "{}",
+                m.subject
+            );
+            assert!(!m.html.contains("<T>"), "{}", m.subject);
+        }
+    }
+
+    #[test]
     fn changed_mail_names_the_tenant() {
-        let m = password_changed(&Email::parse("a@example.com").unwrap(), "Acme");
+        let m = password_changed(&Email::parse("a@example.com").unwrap(), "Acme").unwrap();
         assert!(m.subject.contains("Acme") && m.text.contains("Acme") && m.html.contains("Acme"));
     }
 }

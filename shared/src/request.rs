@@ -182,8 +182,14 @@ pub fn matched<T: Copy>(req: &Request, table: &[(&str, &str, T)]) -> Result<T, A
 }
 
 /// A path parameter of the matched resource.
-pub fn path_param<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
-    req.path_parameters_ref().and_then(|p| p.first(name))
+/// API Gateway passes path parameters percent-encoded; this is the decoded value (`None` if
+/// absent or not UTF-8 once decoded).
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    let raw = req.path_parameters_ref()?.first(name)?;
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|v| v.into_owned())
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
@@ -328,6 +334,20 @@ mod tests {
                 .status(),
             404
         );
+    }
+
+    #[test]
+    fn path_parameters_are_percent_decoded() {
+        use crate::proxy_event::ProxyRequest;
+        let mut event = ProxyRequest::new("GET", "/t/acme%2Dco");
+        event.path_parameters = vec![
+            ("slug".into(), "acme%2Dco".into()),
+            ("bad".into(), "%FF%FE".into()),
+        ];
+        let req = event.to_lambda_request();
+        assert_eq!(path_param(&req, "slug").as_deref(), Some("acme-co"));
+        assert_eq!(path_param(&req, "bad"), None);
+        assert_eq!(path_param(&req, "missing"), None);
     }
 
     #[test]

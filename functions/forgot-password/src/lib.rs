@@ -153,7 +153,7 @@ async fn send_reset(
         &target.name,
         &link,
         app.config.token_ttl_secs / 60,
-    );
+    )?;
     match app
         .store
         .create_reset_token(user, &token.hash, now + app.config.token_ttl_secs)

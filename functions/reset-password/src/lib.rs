@@ -129,12 +129,12 @@ async fn consume(
         Err(_) => shared::links::PLATFORM_NAME.to_string(),
     };
     // The password has changed whatever happens to the notice; a failed send is only logged.
-    if let Err(e) = app
-        .mailer
-        .send(&email::password_changed(&user.email, &tenant_name))
-        .await
-    {
-        tracing::error!(user_id = %user.id, cause = %e, "password-changed notice not sent");
+    let sent = match email::password_changed(&user.email, &tenant_name) {
+        Ok(notice) => app.mailer.send(&notice).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::error!(user_id = %user.id, cause = %shared::error::chain(&e), "password-changed notice not sent");
     }
     Ok(ApiResponse::ok(json!({"password_reset": true})))
 }

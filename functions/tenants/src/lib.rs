@@ -73,6 +73,7 @@ async fn managed_tenant(app: &App, req: &Request) -> Result<(Tenant, User), ApiE
     let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
     let slug = path_param(req, "slug")
+        .as_deref()
         .and_then(TenantSlug::parse)
         .ok_or_else(tenant_not_found)?;
     let tenant = app
@@ -138,16 +139,14 @@ async fn notify_origins_changed(
             continue;
         }
         let sent = match app.store.user_by_id(&user_id).await {
-            Ok(Some(u)) if u.is_active() => app
-                .mailer
-                .send(&email::redirect_origins_changed(
-                    &u.email,
-                    &tenant.name,
-                    &actor.email,
-                    origins,
-                ))
-                .await
-                .map_err(|e| shared::error::chain(&e)),
+            Ok(Some(u)) if u.is_active() => {
+                match email::redirect_origins_changed(&u.email, &tenant.name, &actor.email, origins)
+                {
+                    Ok(notice) => app.mailer.send(&notice).await,
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| shared::error::chain(&e))
+            }
             Ok(_) => continue,
             Err(e) => Err(shared::error::chain(&e)),
         };
