@@ -2,7 +2,7 @@
 //! each one is, its environment, timeout, and the API routes that reach it. The local gateway
 //! serves exactly these routes, so a route missing from the template is missing locally too.
 
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::path::Path;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +35,7 @@ pub enum TemplateError {
     #[error("cannot read template: {0}")]
     Io(#[from] std::io::Error),
     #[error("template is not valid YAML: {0}")]
-    Yaml(#[from] serde_yaml::Error),
+    Yaml(#[from] serde_norway::Error),
     #[error("template: {0}")]
     Shape(String),
 }
@@ -71,7 +71,7 @@ pub fn load(path: &Path) -> Result<Vec<FunctionSpec>, TemplateError> {
 }
 
 pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
-    let doc: Value = serde_yaml::from_str(text)?;
+    let doc: Value = serde_norway::from_str(text)?;
     let globals = doc
         .get("Globals")
         .and_then(|g| g.get("Function"))
@@ -198,7 +198,7 @@ mod tests {
             .flat_map(|f| f.routes)
             .map(|r| (r.method.to_uppercase(), r.path))
             .collect();
-        let doc: serde_yaml::Value = serde_yaml::from_str(
+        let doc: serde_norway::Value = serde_norway::from_str(
             &std::fs::read_to_string(root.join("infra/openapi.yaml")).unwrap(),
         )
         .unwrap();

@@ -86,7 +86,7 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
 fn only_login_may_read_or_name_the_private_signing_key() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
-    let template: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     let resources = template["Resources"].as_mapping().unwrap();
     let mut functions = 0;
     for (name, resource) in resources {
@@ -96,7 +96,7 @@ fn only_login_may_read_or_name_the_private_signing_key() {
         functions += 1;
         let name = name.as_str().unwrap();
         // Its policies and its environment, as written.
-        let props = serde_yaml::to_string(&resource["Properties"]).unwrap();
+        let props = serde_norway::to_string(&resource["Properties"]).unwrap();
         let private = props.contains("JwtSigningKeySecret");
         let public = props.contains("JwtPublicKeysSecret");
         if name == "LoginFunction" {
@@ -107,6 +107,6 @@ fn only_login_may_read_or_name_the_private_signing_key() {
     }
     assert!(functions >= 4);
     // No function gets a key secret through the globals.
-    let globals = serde_yaml::to_string(&template["Globals"]).unwrap();
+    let globals = serde_norway::to_string(&template["Globals"]).unwrap();
     assert!(!globals.contains("JwtSigningKeySecret") && !globals.contains("JwtPublicKeysSecret"));
 }

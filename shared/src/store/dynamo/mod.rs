@@ -144,16 +144,46 @@ impl<'a> Fields<'a> {
     }
 }
 
-/// The positions of the items whose condition failed in a cancelled transaction; the caller
-/// knows which item it put at each position. `None` if the transaction was not cancelled.
-fn failed_items(err: &SdkError<TransactWriteItemsError>) -> Option<Vec<usize>> {
+/// Why a transaction wrote nothing.
+#[derive(Debug)]
+enum TxError {
+    /// Conditions failed: the partition keys (`PK`) of the items whose condition failed, so a
+    /// caller decides by which item refused, never by its position in the list.
+    Refused { keys: Vec<String> },
+    /// Anything else (throttling, validation, the network).
+    Sdk(Box<SdkError<TransactWriteItemsError>>),
+}
+
+impl TxError {
+    fn refused(&self) -> bool {
+        matches!(self, TxError::Refused { keys } if !keys.is_empty())
+    }
+}
+
+/// The partition key of a transaction item, whatever its kind.
+fn item_pk(item: &TransactWriteItem) -> Option<String> {
+    let key = item
+        .put()
+        .map(|p| p.item())
+        .or_else(|| item.update().map(|u| u.key()))
+        .or_else(|| item.delete().map(|d| d.key()))
+        .or_else(|| item.condition_check().map(|c| c.key()))?;
+    key.get("PK").and_then(|v| v.as_s().ok()).cloned()
+}
+
+/// The keys of the items whose condition failed, from the cancellation reasons (one per item,
+/// in the order sent). `None` if the transaction was not cancelled.
+fn failed_keys(
+    err: &SdkError<TransactWriteItemsError>,
+    items: &[TransactWriteItem],
+) -> Option<Vec<String>> {
     match err.as_service_error()? {
         TransactWriteItemsError::TransactionCanceledException(e) => Some(
             e.cancellation_reasons()
                 .iter()
-                .enumerate()
-                .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
-                .map(|(i, _)| i)
+                .zip(items)
+                .filter(|(r, _)| r.code() == Some("ConditionalCheckFailed"))
+                .filter_map(|(_, item)| item_pk(item))
                 .collect(),
         ),
         _ => None,
@@ -194,16 +224,20 @@ const CONFLICT_ATTEMPTS: u32 = 4;
 
 /// The outcome of a transaction whose conditions guard uniqueness: `Conflict(what)` when any
 /// condition failed, `Unavailable` for anything else.
-fn conflict_if_refused<T>(
-    result: Result<T, SdkError<TransactWriteItemsError>>,
-    what: &'static str,
-) -> Result<(), StoreError> {
+fn conflict_if_refused(result: Result<(), TxError>, what: &'static str) -> Result<(), StoreError> {
     match result {
-        Ok(_) => Ok(()),
-        Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => {
-            Err(StoreError::Conflict(what))
+        Ok(()) => Ok(()),
+        Err(e) if e.refused() => Err(StoreError::Conflict(what)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl From<TxError> for StoreError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Refused { .. } => StoreError::Conflict("a condition failed"),
+            TxError::Sdk(e) => unavailable(*e),
         }
-        Err(e) => Err(unavailable(e)),
     }
 }
 
@@ -220,10 +254,7 @@ impl DynamoStore {
 
     /// Sends one transaction, again after a short random pause while it is cancelled only by
     /// conflicts with concurrent transactions (see [`CONFLICT_ATTEMPTS`]).
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), TxError> {
         let mut attempt = 1;
         loop {
             let result = self
@@ -239,7 +270,13 @@ impl DynamoStore {
                     tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
                     attempt += 1;
                 }
-                other => return other.map(|_| ()),
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    return Err(match failed_keys(&e, &items) {
+                        Some(keys) if !keys.is_empty() => TxError::Refused { keys },
+                        _ => TxError::Sdk(Box::new(e)),
+                    })
+                }
             }
         }
     }

@@ -111,8 +111,8 @@ impl RateLimitStore for DynamoStore {
         // One item needs no transaction; several are written all or nothing.
         match self.transact(items).await {
             Ok(()) => Ok(true),
-            Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            Err(e) if e.refused() => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -91,8 +91,8 @@ impl ResetStore for DynamoStore {
             Ok(_) => Ok(true),
             // A failed condition: spent (possibly by a concurrent consume that won), expired,
             // superseded by a newer request, or the account is no longer active.
-            Err(e) if failed_items(&e).is_some_and(|f| !f.is_empty()) => Ok(false),
-            Err(e) => Err(unavailable(e)),
+            Err(e) if e.refused() => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 }

@@ -40,16 +40,15 @@ impl SessionStore for DynamoStore {
             Ok(()) => Ok(()),
             // Only a refund's window was gone (expired away): nothing to give back, so the
             // session alone is written.
-            Err(e)
-                if with_refund
-                    && failed_items(&e).is_some_and(|f| !f.is_empty() && !f.contains(&0)) =>
+            Err(TxError::Refused { keys })
+                if with_refund && keys.iter().all(|k| k.starts_with("RATE#")) =>
             {
                 let result = self
                     .transact(vec![self.put(item, "attribute_not_exists(PK)")?])
                     .await;
                 conflict_if_refused(result, "session already exists")
             }
-            Err(e) => conflict_if_refused::<()>(Err(e), "session already exists"),
+            Err(e) => conflict_if_refused(Err(e), "session already exists"),
         }
     }
 
