@@ -133,22 +133,20 @@ impl RedirectOrigin {
         if rest.contains(['/', '?', '#', '\\']) {
             return Err(InvalidOrigin::Path);
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) => {
-                let port: u16 = match p.parse() {
-                    Ok(n) if n > 0 && !p.starts_with('0') => n,
-                    _ => return Err(InvalidOrigin::Port),
-                };
-                (h, Some(port))
-            }
-            None => (rest, None),
-        };
         match scheme {
             "https" => {}
             "http" if allow_http => {}
             "http" => return Err(InvalidOrigin::HttpsRequired),
             _ => return Err(InvalidOrigin::Scheme),
         }
+        if let Some((_, p)) = rest.rsplit_once(':') {
+            if !matches!(p.parse::<u16>(), Ok(n) if n > 0 && !p.starts_with('0')) {
+                return Err(InvalidOrigin::Port);
+            }
+        }
+        // The `url` crate parses the host (and the port) as a browser would, and serialises
+        // the origin in its normal form: lower case, punycode, no default port.
+        let url = url::Url::parse(&lower).map_err(|_| InvalidOrigin::Host)?;
         let label_ok = |l: &str| {
             !l.is_empty()
                 && l.len() <= 63
@@ -156,15 +154,12 @@ impl RedirectOrigin {
                 && !l.ends_with('-')
                 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
         };
-        if host.is_empty() || host.len() > 253 || !host.split('.').all(label_ok) {
-            return Err(InvalidOrigin::Host);
+        match url.host() {
+            Some(url::Host::Domain(d)) if d.len() <= 253 && d.split('.').all(label_ok) => {}
+            Some(url::Host::Ipv4(_)) => {}
+            _ => return Err(InvalidOrigin::Host),
         }
-        let default_port = if scheme == "https" { 443 } else { 80 };
-        let origin = match port {
-            Some(p) if p != default_port => format!("{scheme}://{host}:{p}"),
-            _ => format!("{scheme}://{host}"),
-        };
-        Ok(RedirectOrigin(origin))
+        Ok(RedirectOrigin(url.origin().ascii_serialization()))
     }
 
     /// An ordered list: each entry valid, no duplicates, at most `MAX_REDIRECT_ORIGINS`.
