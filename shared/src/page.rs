@@ -75,6 +75,21 @@ pub fn decode(query: &str, cursor: &str) -> Result<BTreeMap<String, String>, Inv
     Ok(wire.k)
 }
 
+/// The position in a cursor made for `query`, refused unless its `attr` is `partition`: a
+/// cursor may only move within the query's own partition.
+pub fn decode_within(
+    query: &str,
+    cursor: &str,
+    attr: &str,
+    partition: &str,
+) -> Result<BTreeMap<String, String>, InvalidCursor> {
+    let position = decode(query, cursor)?;
+    if position.get(attr).map(String::as_str) != Some(partition) {
+        return Err(InvalidCursor);
+    }
+    Ok(position)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +100,11 @@ mod tests {
         let c = encode("tenant-members:a", pos.clone());
         assert_eq!(decode("tenant-members:a", &c), Ok(pos));
         assert_eq!(decode("tenant-members:b", &c), Err(InvalidCursor));
+        assert!(decode_within("tenant-members:a", &c, "PK", "USER#1").is_ok());
+        assert_eq!(
+            decode_within("tenant-members:a", &c, "PK", "USER#2"),
+            Err(InvalidCursor)
+        );
         for bad in ["", "!!!", "eyJ9", &"A".repeat(2000), &c[..c.len() - 2]] {
             assert_eq!(decode("tenant-members:a", bad), Err(InvalidCursor), "{bad}");
         }

@@ -133,12 +133,9 @@ impl TenantStore for DynamoStore {
         let start = match cursor {
             None => None,
             Some(c) => {
-                let position =
-                    crate::page::decode(&query, c).map_err(|_| StoreError::InvalidCursor)?;
                 // Only a position inside this tenant's own partition of the index.
-                if position.get("GSI1PK") != Some(&partition) {
-                    return Err(StoreError::InvalidCursor);
-                }
+                let position = crate::page::decode_within(&query, c, "GSI1PK", &partition)
+                    .map_err(|_| StoreError::InvalidCursor)?;
                 Some(
                     position
                         .into_iter()

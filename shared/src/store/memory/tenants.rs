@@ -76,11 +76,9 @@ impl TenantStore for MemoryStore {
         let after = match cursor {
             None => None,
             Some(c) => {
-                let position =
-                    crate::page::decode(&query, c).map_err(|_| StoreError::InvalidCursor)?;
-                if position.get("GSI1PK") != Some(&partition) {
-                    return Err(StoreError::InvalidCursor);
-                }
+                // Only a position inside this tenant's own partition of the index.
+                let position = crate::page::decode_within(&query, c, "GSI1PK", &partition)
+                    .map_err(|_| StoreError::InvalidCursor)?;
                 position.get("GSI1SK").cloned()
             }
         };
