@@ -371,6 +371,73 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
                 .map_err(|e| e.to_string())
         ));
     }
+    // A commit is all or nothing: refused by one change, none of the others is written.
+    use shared::store::changes::{AuditEntry, Change, CommitError, OutboxEvent};
+    let scope = format!("tenant:{}", tenant.id);
+    let event_id = uuid::Uuid::new_v4().to_string();
+    let with = |membership_user: &UserId| {
+        vec![
+            Change::AddMembership {
+                user: membership_user.clone(),
+                tenant: tenant.clone(),
+                role: Role::Admin,
+            },
+            Change::Audit(AuditEntry::new(
+                scope.clone(),
+                owner.id.clone(),
+                "member.added",
+                serde_json::json!({}),
+                1_700_000_000_000,
+            )),
+            Change::Count {
+                scope: scope.clone(),
+                name: "members".into(),
+                by: 1,
+            },
+            Change::Outbox(OutboxEvent {
+                id: event_id.clone(),
+                kind: "MemberAdded".into(),
+                detail: "{}".into(),
+                created_at: 1_700_000_000,
+            }),
+        ]
+    };
+    match s.commit(with(&owner.id)).await {
+        Err(CommitError::Refused { keys }) => log.push(format!(
+            "refused by the membership: {}",
+            keys == vec![format!("USER#{}", owner.id)]
+        )),
+        other => log.push(format!("unexpected: {other:?}")),
+    }
+    log.push(format!(
+        "after refusal: audit {} counter {} event {}",
+        s.audit_entries(&scope, 10).await.unwrap().len(),
+        s.counter(&scope, "members").await.unwrap(),
+        s.outbox_event(&event_id).await.unwrap().is_some()
+    ));
+    let newcomer = user();
+    s.create_user(&newcomer).await.unwrap();
+    log.push(format!(
+        "commit: {:?}",
+        s.commit(with(&newcomer.id))
+            .await
+            .map_err(|e| e.to_string())
+    ));
+    log.push(format!(
+        "after commit: audit {} counter {} event {} role {:?}",
+        s.audit_entries(&scope, 10).await.unwrap().len(),
+        s.counter(&scope, "members").await.unwrap(),
+        s.outbox_event(&event_id)
+            .await
+            .unwrap()
+            .map(|e| e.kind)
+            .unwrap_or_default(),
+        s.memberships(&newcomer.id)
+            .await
+            .unwrap()
+            .first()
+            .map(|m| m.role)
+    ));
     log
 }
 

@@ -15,6 +15,7 @@ use shared::auth::jwt::TokenKeys;
 use shared::domain::{Audience, Role, User};
 use shared::email::{self, Mailer};
 use shared::request::{json_body, matched, path_param, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::store::changes::{AuditEntry, Change, CommitError};
 use shared::store::Store;
 use shared::tenant::{can_manage, RedirectOrigin, Tenant, TenantSlug};
 use shared::{ApiError, ApiResponse};
@@ -113,7 +114,27 @@ async fn put_redirect_origins(app: &App, req: &Request) -> Result<ApiResponse, A
     let body: OriginsBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let origins = RedirectOrigin::parse_list(&body.origins, app.local_mode)
         .map_err(|why| ApiError::bad_request("INVALID_REDIRECT_ORIGIN", why.to_string()))?;
-    app.store.set_redirect_origins(&tenant.id, &origins).await?;
+    // The change and its audit entry, together or not at all.
+    let audit = AuditEntry::new(
+        format!("tenant:{}", tenant.id),
+        actor.id.clone(),
+        "redirect_origins.replaced",
+        json!({"origins": origins}),
+        shared::time::now_unix() * 1000,
+    );
+    let changes = vec![
+        Change::SetRedirectOrigins {
+            tenant: tenant.id.clone(),
+            origins: origins.clone(),
+        },
+        Change::Audit(audit),
+    ];
+    match app.store.commit(changes).await {
+        Ok(()) => {}
+        Err(CommitError::Refused { .. }) => return Err(tenant_not_found()),
+        Err(CommitError::Store(e)) => return Err(e.into()),
+        Err(e @ CommitError::TooMany) => return Err(ApiError::internal(e)),
+    }
     tracing::info!(tenant = %tenant.slug, changed_by = %actor.id, count = origins.len(), "redirect origins replaced");
     notify_origins_changed(app, &tenant, &actor, &origins).await;
     Ok(ApiResponse::ok(origins_view(&origins)))

@@ -5,7 +5,7 @@ use shared::auth::jwt::TokenKeys;
 use shared::domain::{Audience, Role, User};
 use shared::email::RecordingMailer;
 use shared::proxy_event::ProxyRequest;
-use shared::store::{MemoryStore, TenantStore};
+use shared::store::{CommitStore, MemoryStore, TenantStore};
 use shared::testing::{self, read};
 use std::sync::Arc;
 
@@ -279,6 +279,17 @@ async fn an_origin_change_is_mailed_to_the_other_owners_and_admins() {
     assert_eq!(sent[0].to, owner.email);
     assert!(sent[0].text.contains(admin.email.as_str()));
     assert!(sent[0].text.contains("https://evil.example.net"));
+    // And the audit log says who did it, written with the change.
+    let audit = store
+        .audit_entries(&format!("tenant:{}", t.id), 10)
+        .await
+        .unwrap();
+    assert_eq!(audit.len(), 1);
+    assert_eq!(
+        (audit[0].actor.clone(), audit[0].action.as_str()),
+        (admin.id.clone(), "redirect_origins.replaced")
+    );
+    assert!(audit[0].details.contains("https://evil.example.net"));
 }
 
 #[tokio::test]

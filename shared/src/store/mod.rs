@@ -21,6 +21,9 @@
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `expires_at` |
 //! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | `hits` (hit id -> time, those inside the window), `version` (moved by every write), `expires_at` |
+//! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, details (JSON), `at`; scope is `tenant:<id>` or `platform` |
+//! | counter | `COUNT#<scope>` | `COUNT` | one number attribute per counter name |
+//! | outbox event | `OUTBOX#<event id>` | `OUTBOX` | kind, detail (JSON), `created_at`; `GSI1PK=OUTBOX`, `GSI1SK=<created_at>#<id>` |
 //! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | body fingerprint, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
 //!
 //! # Access patterns
@@ -40,6 +43,9 @@
 //!   that generation in one transaction, so earlier tokens die; consuming deletes the token and,
 //!   conditioned on the same generation, changes the hash and bumps `session_epoch` (every
 //!   refresh token dies) and `reset_generation` (sibling tokens die), in one transaction.
+//! - commits (`changes.rs`): one `TransactWriteItems` of every change, each with its own
+//!   condition; a refusal is reported by the keys of the changes that failed.
+//! - a scope's audit: `Query PK=AUDIT#<scope>` (sort order is time order).
 //! - idempotency: claiming is a `PutItem` conditioned on no live record (absent, expired, or
 //!   pending past its lease); when refused, a consistent `GetItem` reads what holds the key.
 //!   Finishing and releasing are conditioned on the claimant's fingerprint.
@@ -48,6 +54,7 @@
 //!   when there are several): the attempt is reserved before it is decided, and a refused one
 //!   writes nothing. A refund removes the hit and moves the version.
 
+pub mod changes;
 mod dynamo;
 #[cfg(any(test, feature = "testing"))]
 mod memory;
@@ -342,9 +349,31 @@ pub trait Health: Send + Sync {
     async fn ping(&self) -> Result<(), StoreError>;
 }
 
+/// Commits of changes from any aggregate, all or nothing (`changes.rs`), and their reads.
+#[async_trait]
+pub trait CommitStore: Send + Sync {
+    async fn commit(&self, changes: Vec<changes::Change>) -> Result<(), changes::CommitError>;
+    /// A scope's audit entries, oldest first (at most `limit`).
+    async fn audit_entries(
+        &self,
+        scope: &str,
+        limit: usize,
+    ) -> Result<Vec<changes::AuditEntry>, StoreError>;
+    /// A counter's value (0 if never counted).
+    async fn counter(&self, scope: &str, name: &str) -> Result<i64, StoreError>;
+    async fn outbox_event(&self, id: &str) -> Result<Option<changes::OutboxEvent>, StoreError>;
+}
+
 /// Everything a function may ask of the store.
 pub trait Store:
-    UserStore + TenantStore + SessionStore + ResetStore + RateLimitStore + IdempotencyStore + Health
+    UserStore
+    + TenantStore
+    + SessionStore
+    + ResetStore
+    + RateLimitStore
+    + IdempotencyStore
+    + CommitStore
+    + Health
 {
 }
 impl<
@@ -354,6 +383,7 @@ impl<
             + ResetStore
             + RateLimitStore
             + IdempotencyStore
+            + CommitStore
             + Health,
     > Store for T
 {

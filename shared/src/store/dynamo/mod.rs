@@ -3,6 +3,7 @@
 //! cancellation is read per item) and one module per aggregate. Every multi-item change is a
 //! `TransactWriteItems` with conditions, so a crash or a race never leaves half of it behind.
 
+mod changes;
 mod idempotency;
 mod ratelimits;
 mod resets;

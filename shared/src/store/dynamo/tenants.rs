@@ -3,6 +3,19 @@
 use super::*;
 
 impl DynamoStore {
+    /// A membership item: under the user, indexed under the tenant (GSI1).
+    pub(super) fn membership_item(user: &UserId, tenant: &Tenant, role: Role) -> Item {
+        let mut item = key(format!("USER#{user}"), &format!("MEMBER#{}", tenant.id));
+        item.insert("entity".into(), s("membership"));
+        item.insert("tenant_id".into(), s(tenant.id.as_str()));
+        item.insert("tenant_slug".into(), s(tenant.slug.as_str()));
+        item.insert("user_id".into(), s(user.as_str()));
+        item.insert("role".into(), s(role.as_str()));
+        item.insert("GSI1PK".into(), s(format!("TENANT#{}", tenant.id)));
+        item.insert("GSI1SK".into(), s(format!("USER#{user}")));
+        item
+    }
+
     fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
         let f = Fields {
             item,
@@ -25,7 +38,7 @@ impl DynamoStore {
     }
 }
 
-fn origin_list(origins: &[RedirectOrigin]) -> AttributeValue {
+pub(super) fn origin_list(origins: &[RedirectOrigin]) -> AttributeValue {
     AttributeValue::L(origins.iter().map(|o| s(o.as_str())).collect())
 }
 
@@ -81,14 +94,7 @@ impl TenantStore for DynamoStore {
         tenant: &Tenant,
         role: Role,
     ) -> Result<(), StoreError> {
-        let mut item = key(format!("USER#{user}"), &format!("MEMBER#{}", tenant.id));
-        item.insert("entity".into(), s("membership"));
-        item.insert("tenant_id".into(), s(tenant.id.as_str()));
-        item.insert("tenant_slug".into(), s(tenant.slug.as_str()));
-        item.insert("user_id".into(), s(user.as_str()));
-        item.insert("role".into(), s(role.as_str()));
-        item.insert("GSI1PK".into(), s(format!("TENANT#{}", tenant.id)));
-        item.insert("GSI1SK".into(), s(format!("USER#{user}")));
+        let item = Self::membership_item(user, tenant, role);
         let result = self
             .client
             .put_item()

@@ -2,6 +2,7 @@
 //! revocation, version-conditioned windows), for fast tests of domain logic without the
 //! network; one module per aggregate, beside the DynamoDB ones. Built only for tests.
 
+mod changes;
 mod idempotency;
 mod ratelimits;
 mod resets;
@@ -25,6 +26,9 @@ struct Data {
     slugs: HashMap<TenantSlug, TenantId>,
     resets: HashMap<String, ResetTokenRecord>,
     idempotency: HashMap<String, IdempotencyRecord>,
+    audit: HashMap<String, Vec<crate::store::changes::AuditEntry>>,
+    counters: HashMap<(String, String), i64>,
+    outbox: HashMap<String, crate::store::changes::OutboxEvent>,
 }
 
 struct IdempotencyRecord {
