@@ -63,15 +63,14 @@ pub struct Tenant {
 pub fn can_manage(
     user: &User,
     operator_session: bool,
-    memberships: &[Membership],
+    membership: Option<&Membership>,
     tenant: &Tenant,
 ) -> bool {
     if operator_session && user.platform_admin {
         return true;
     }
-    memberships
-        .iter()
-        .any(|m| m.tenant_id == tenant.id && matches!(m.role, Role::Owner | Role::Admin))
+    membership
+        .is_some_and(|m| m.tenant_id == tenant.id && matches!(m.role, Role::Owner | Role::Admin))
 }
 
 /// One allowed redirect origin: `scheme://host[:port]`, nothing else. `https` is required

@@ -66,7 +66,7 @@ async fn users_round_trip_and_emails_are_unique() {
     assert_eq!(s.user_by_id(&twin.id).await.unwrap(), None);
     let unknown = Email::parse("nobody-here@example.com").unwrap();
     assert_eq!(s.user_by_email(&unknown).await.unwrap(), None);
-    assert_eq!(s.memberships(&u.id).await.unwrap(), vec![]);
+    assert_eq!(s.memberships_up_to(&u.id, 10).await.unwrap(), vec![]);
     s.ping().await.unwrap();
 }
 
@@ -432,10 +432,9 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
             .unwrap()
             .map(|e| e.kind)
             .unwrap_or_default(),
-        s.memberships(&newcomer.id)
+        s.membership(&newcomer.id, &tenant.id)
             .await
             .unwrap()
-            .first()
             .map(|m| m.role)
     ));
     log

@@ -326,7 +326,11 @@ async fn logout(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
 async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
-    let memberships = app.store.memberships(&user.id).await?;
+    // One bounded read: a user with more memberships sees the first page of them.
+    let memberships = app
+        .store
+        .memberships_up_to(&user.id, shared::page::MAX_LIMIT)
+        .await?;
     Ok(ApiResponse::ok(json!({
         "user": {
             "id": user.id,

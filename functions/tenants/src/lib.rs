@@ -82,16 +82,16 @@ async fn managed_tenant(app: &App, req: &Request) -> Result<(Tenant, User), ApiE
         .tenant_by_slug(&slug)
         .await?
         .ok_or_else(tenant_not_found)?;
-    let memberships = app.store.memberships(&user.id).await?;
+    let membership = app.store.membership(&user.id, &tenant.id).await?;
     if can_manage(
         &user,
         principal.audience == Audience::Operator,
-        &memberships,
+        membership.as_ref(),
         &tenant,
     ) {
         return Ok((tenant, user));
     }
-    if memberships.iter().any(|m| m.tenant_id == tenant.id) {
+    if membership.is_some() {
         return Err(ApiError::Forbidden {
             code: "FORBIDDEN",
             message: "only the tenant's owners and admins may do this",

@@ -29,7 +29,9 @@
 //! # Access patterns
 //!
 //! - sign in by email: `GetItem EMAIL#<email>` then `GetItem USER#<id>` (strongly consistent).
-//! - a user's memberships: `Query PK=USER#<id>, SK begins_with MEMBER#`.
+//! - a user's membership of one tenant (access decisions): `GetItem USER#<id> / MEMBER#<tenant>`.
+//! - a user's memberships (`/auth/me`): one bounded page, `Query PK=USER#<id>, SK begins_with
+//!   MEMBER#, Limit n`; never every page into memory.
 //! - a tenant's users: `Query GSI1 GSI1PK=TENANT#<id>`.
 //! - a user's mailed-link scope: `Query PK=USER#<id>, SK begins_with MEMBER#, Limit 2` and
 //!   `Query ... begins_with PARTNER#, Limit 1` (strongly consistent).
@@ -169,7 +171,12 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
-    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError>;
+    /// The user's membership of one tenant, read strongly consistent (it decides access).
+    async fn membership(
+        &self,
+        id: &UserId,
+        tenant: &TenantId,
+    ) -> Result<Option<Membership>, StoreError>;
     /// At most `n` of the user's memberships (by tenant id), read in one bounded query.
     async fn memberships_up_to(&self, id: &UserId, n: usize)
         -> Result<Vec<Membership>, StoreError>;

@@ -74,16 +74,17 @@ impl UserStore for DynamoStore {
             .transpose()
     }
 
-    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
-        let mut out = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let (page, next) = self.membership_page(id, None, start.take()).await?;
-            out.extend(page);
-            match next {
-                Some(k) => start = Some(k),
-                None => return Ok(out),
-            }
+    async fn membership(
+        &self,
+        id: &UserId,
+        tenant: &TenantId,
+    ) -> Result<Option<Membership>, StoreError> {
+        match self
+            .get(format!("USER#{id}"), &format!("MEMBER#{tenant}"))
+            .await?
+        {
+            Some(item) => membership_of(&item).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -134,6 +135,18 @@ impl UserStore for DynamoStore {
     }
 }
 
+fn membership_of(item: &Item) -> Result<Membership, StoreError> {
+    let f = Fields {
+        item,
+        key: "MEMBER",
+    };
+    Ok(Membership {
+        tenant_id: f.tenant_id("tenant_id")?,
+        tenant_slug: f.s("tenant_slug")?.to_string(),
+        role: Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?,
+    })
+}
+
 impl DynamoStore {
     /// One page of a user's memberships (strongly consistent: memberships decide access), and
     /// where the next page starts.
@@ -158,15 +171,7 @@ impl DynamoStore {
             .map_err(unavailable)?;
         let mut out = Vec::with_capacity(page.items().len());
         for item in page.items() {
-            let f = Fields {
-                item,
-                key: "MEMBER",
-            };
-            out.push(Membership {
-                tenant_id: f.tenant_id("tenant_id")?,
-                tenant_slug: f.s("tenant_slug")?.to_string(),
-                role: Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?,
-            });
+            out.push(membership_of(item)?);
         }
         let next = page.last_evaluated_key.filter(|k| !k.is_empty());
         Ok((out, next))

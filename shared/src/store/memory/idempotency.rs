@@ -45,7 +45,8 @@ impl IdempotencyStore for MemoryStore {
         expires_at: i64,
     ) -> Result<(), StoreError> {
         self.with(|d| match d.idempotency.get_mut(id) {
-            Some(r) if r.fingerprint == fingerprint => {
+            // As on DynamoDB: only the claimant's pending record is completed.
+            Some(r) if r.fingerprint == fingerprint && r.answer.is_none() => {
                 r.answer = Some((status, data.to_string()));
                 r.until = expires_at;
                 Ok(())

@@ -25,8 +25,16 @@ impl UserStore for MemoryStore {
         Ok(self.with(|d| d.users.get(id).cloned()))
     }
 
-    async fn memberships(&self, id: &UserId) -> Result<Vec<Membership>, StoreError> {
-        Ok(self.with(|d| d.memberships.get(id).cloned().unwrap_or_default()))
+    async fn membership(
+        &self,
+        id: &UserId,
+        tenant: &TenantId,
+    ) -> Result<Option<Membership>, StoreError> {
+        Ok(self.with(|d| {
+            d.memberships
+                .get(id)
+                .and_then(|ms| ms.iter().find(|m| &m.tenant_id == tenant).cloned())
+        }))
     }
 
     async fn memberships_up_to(
@@ -34,9 +42,11 @@ impl UserStore for MemoryStore {
         id: &UserId,
         n: usize,
     ) -> Result<Vec<Membership>, StoreError> {
-        let mut all = self.memberships(id).await?;
-        all.truncate(n);
-        Ok(all)
+        Ok(self.with(|d| {
+            let mut all = d.memberships.get(id).cloned().unwrap_or_default();
+            all.truncate(n);
+            all
+        }))
     }
 
     async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError> {
