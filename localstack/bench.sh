@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: release builds, own emulator on a free port with the stack deployed from the
-# template; each function measured on the real request a user makes, in isolation through a
+# template; each function measured on the real request a user makes (a sign-in with the right
+# password, a reset request for a known email, a redirect-origins read), in isolation through a
 # local Runtime API (cold start, warm latency, peak RSS) as ratios to a hello-world and an
 # Argon2 verify from the same run; then the same requests end to end over HTTP through the
 # emulator's API Gateway; then forgot-password's timing for known and unknown emails.
