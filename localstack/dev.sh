@@ -12,7 +12,12 @@ STATE_DIR=$PWD/localstack/.state; mkdir -p "$STATE_DIR"
 FORWARD_PID=
 cleanup() {
   trap - EXIT INT TERM
-  [[ -n "$FORWARD_PID" ]] && kill "$FORWARD_PID" 2>/dev/null && wait "$FORWARD_PID" 2>/dev/null
+  # `|| true`: under `set -e` the forwarder's exit status (killed) must not end the cleanup
+  # before the emulator is stopped.
+  if [[ -n "$FORWARD_PID" ]]; then
+    kill "$FORWARD_PID" 2>/dev/null || true
+    wait "$FORWARD_PID" 2>/dev/null || true
+  fi
   stop_emulator
   echo "dev: stopped"
 }
