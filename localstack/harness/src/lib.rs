@@ -7,10 +7,31 @@
 pub mod runtime_api;
 pub mod template;
 
-use shared::domain::{Role, User};
-use shared::store::{StoreError, TenantStore};
+use shared::domain::{Email, Role, User, UserId, UserStatus};
+use shared::store::{StoreError, TenantStore, UserStore};
 use shared::tenant::{Tenant, TenantSlug, TenantStatus};
-use template::EnvValue;
+
+/// An active, non-admin user with a unique email (`<prefix>-<uuid>@example.com`) and the given
+/// password hash, for benches' seed data.
+pub async fn seed_user(
+    store: &dyn UserStore,
+    prefix: &str,
+    password_hash: &str,
+) -> Result<User, StoreError> {
+    let user = User {
+        id: UserId::new_random(),
+        email: Email::parse(&format!("{prefix}-{}@example.com", uuid::Uuid::new_v4()))
+            .expect("a valid email"),
+        password_hash: password_hash.to_string(),
+        platform_admin: false,
+        status: UserStatus::Active,
+        session_epoch: 0,
+        reset_generation: 0,
+        created_at: shared::time::now_unix(),
+    };
+    store.create_user(&user).await?;
+    Ok(user)
+}
 
 /// An active tenant with a unique slug and `owner` as its owner, for benches' seed data.
 pub async fn seed_tenant(
@@ -32,39 +53,4 @@ pub async fn seed_tenant(
         .add_membership(&owner.id, &tenant, Role::Owner)
         .await?;
     Ok(tenant)
-}
-
-/// AWS settings every function receives, taken from the harness's own environment.
-const PASSED_THROUGH: &[&str] = &[
-    "AWS_REGION",
-    "AWS_DEFAULT_REGION",
-    "AWS_ACCESS_KEY_ID",
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AWS_ENDPOINT_URL",
-    "RUST_BACKTRACE",
-];
-
-/// The environment a function gets: the template's variables (intrinsics resolved from the
-/// harness's environment by name; any variable may be overridden there) plus AWS basics.
-pub fn function_env(
-    declared: &[(String, EnvValue)],
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Vec<(String, String)> {
-    let mut env = Vec::new();
-    for (name, value) in declared {
-        match (lookup(name), value) {
-            (Some(v), _) => env.push((name.clone(), v)),
-            (None, EnvValue::Literal(v)) => env.push((name.clone(), v.clone())),
-            // Set by CloudFormation when deployed; locally, unset unless the environment has it
-            // (e.g. an optional origin). Required ones are reported by the function's config.
-            (None, EnvValue::Intrinsic) => {}
-        }
-    }
-    for name in PASSED_THROUGH {
-        if let Some(v) = lookup(name) {
-            env.push((name.to_string(), v));
-        }
-    }
-    env
 }

@@ -10,9 +10,8 @@
 use bytes::Bytes;
 use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
 use shared::auth::password::hash_password;
-use shared::domain::{Email, User, UserId, UserStatus};
 use shared::proxy_event::ProxyRequest;
-use shared::store::{DynamoStore, UserStore};
+use shared::store::DynamoStore;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -51,17 +50,9 @@ async fn pass(
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut known_emails = Vec::with_capacity(requests);
     for i in 0..requests {
-        let user = User {
-            id: UserId::new_random(),
-            email: Email::parse(&format!("bench-{run}-{i}@example.com")).expect("valid"),
-            password_hash: phc.to_string(),
-            platform_admin: false,
-            status: UserStatus::Active,
-            session_epoch: 0,
-            reset_generation: 0,
-            created_at: 0,
-        };
-        store.create_user(&user).await.expect("seed user");
+        let user = local_harness::seed_user(store, &format!("bench-{run}-{i}"), phc)
+            .await
+            .expect("seed user");
         known_emails.push(user.email.to_string());
     }
     let instance = &instance;

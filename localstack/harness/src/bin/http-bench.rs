@@ -11,8 +11,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use shared::auth::password::hash_password;
-use shared::domain::{Email, User, UserId, UserStatus};
-use shared::store::{DynamoStore, UserStore};
+use shared::store::DynamoStore;
 use std::time::Instant;
 
 const PASSWORD: &str = "bench horse battery staple";
@@ -43,18 +42,9 @@ async fn main() {
     let hash = hash_password(PASSWORD.into()).await.unwrap();
     let mut users = Vec::new();
     for _ in 0..=n + 1 {
-        let u = User {
-            id: UserId::new_random(),
-            email: Email::parse(&format!("http-bench-{}@example.com", uuid::Uuid::new_v4()))
-                .unwrap(),
-            password_hash: hash.clone(),
-            platform_admin: false,
-            status: UserStatus::Active,
-            session_epoch: 0,
-            reset_generation: 0,
-            created_at: shared::time::now_unix(),
-        };
-        store.create_user(&u).await.unwrap();
+        let u = local_harness::seed_user(&store, "http-bench", &hash)
+            .await
+            .expect("user stored");
         users.push(u);
     }
     let owner = &users[0];

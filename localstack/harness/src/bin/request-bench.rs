@@ -13,9 +13,9 @@ use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
 use serde_json::{json, Value};
 use shared::auth::jwt::TokenKeys;
 use shared::auth::password::{hash_password, verify_password};
-use shared::domain::{Audience, Email, User, UserId, UserStatus};
+use shared::domain::{Audience, User};
 use shared::proxy_event::ProxyRequest;
-use shared::store::{DynamoStore, UserStore};
+use shared::store::DynamoStore;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -106,18 +106,9 @@ async fn measure(s: &Subject<'_>, env: &[(String, String)], cold: usize, warm: u
 }
 
 async fn user(store: &DynamoStore, hash: &str) -> User {
-    let user = User {
-        id: UserId::new_random(),
-        email: Email::parse(&format!("bench-{}@example.com", uuid::Uuid::new_v4())).unwrap(),
-        password_hash: hash.to_string(),
-        platform_admin: false,
-        status: UserStatus::Active,
-        session_epoch: 0,
-        reset_generation: 0,
-        created_at: shared::time::now_unix(),
-    };
-    store.create_user(&user).await.expect("user stored");
-    user
+    local_harness::seed_user(store, "bench", hash)
+        .await
+        .expect("user stored")
 }
 
 fn ip(n: usize) -> String {
