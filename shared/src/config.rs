@@ -159,6 +159,20 @@ impl MailConfig {
     }
 }
 
+/// Where domain events go (`EVENT_BUS_NAME`, the EventBridge bus).
+#[derive(Debug, Clone)]
+pub struct EventConfig {
+    pub bus_name: String,
+}
+
+impl EventConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(EventConfig {
+            bus_name: Vars(|n: &str| std::env::var(n).ok()).required("EVENT_BUS_NAME")?,
+        })
+    }
+}
+
 /// Password-recovery settings (`forgot-password`).
 #[derive(Debug, Clone)]
 pub struct ResetConfig {

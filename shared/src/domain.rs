@@ -163,6 +163,8 @@ named_enum!(Audience { Portal => "portal", Operator => "operator" });
 #[serde(rename_all = "lowercase")]
 pub enum UserStatus {
     Active,
+    /// Invited to a tenant or partner and has not yet set a password: cannot sign in.
+    Invited,
     Disabled,
 }
 
@@ -175,7 +177,7 @@ pub enum Role {
     Member,
 }
 
-named_enum!(UserStatus { Active => "active", Disabled => "disabled" });
+named_enum!(UserStatus { Active => "active", Invited => "invited", Disabled => "disabled" });
 named_enum!(Role { Owner => "owner", Admin => "admin", Member => "member" });
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -192,6 +194,10 @@ pub struct User {
     /// Bumped by every password-reset request and every reset: only tokens of the current
     /// generation can be spent.
     pub reset_generation: u64,
+    /// Set when the user proves the address (accepting an invitation, resetting the password).
+    pub email_verified: bool,
+    /// When the user last signed in (Unix seconds), if ever.
+    pub last_sign_in_at: Option<i64>,
     pub created_at: i64,
 }
 

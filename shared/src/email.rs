@@ -127,6 +127,22 @@ fn templates() -> &'static minijinja::Environment<'static> {
                 "redirect-origins-changed.html",
                 include_str!("../templates/redirect-origins-changed.html"),
             ),
+            (
+                "invitation.txt",
+                include_str!("../templates/invitation.txt"),
+            ),
+            (
+                "invitation.html",
+                include_str!("../templates/invitation.html"),
+            ),
+            (
+                "access-granted.txt",
+                include_str!("../templates/access-granted.txt"),
+            ),
+            (
+                "access-granted.html",
+                include_str!("../templates/access-granted.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the mail templates compile (a unit test renders each)");
@@ -218,6 +234,49 @@ pub fn redirect_origins_changed(
     )
 }
 
+/// An invitation to a tenant or partner: `link` carries the single-use token in its fragment.
+pub fn invitation(
+    to: &Email,
+    place: &str,
+    role: &str,
+    invited_by: &Email,
+    link: &str,
+    expires_days: i64,
+) -> Result<EmailMessage, MailError> {
+    let days = expires_days.to_string();
+    message(
+        to,
+        format!("You are invited to {place}"),
+        "invitation",
+        &[
+            ("place", place),
+            ("role", role),
+            ("invited_by", invited_by.as_str()),
+            ("link", link),
+            ("expires_days", days.as_str()),
+        ],
+    )
+}
+
+/// Tells an existing user they were given access to a tenant or partner.
+pub fn access_granted(
+    to: &Email,
+    place: &str,
+    role: &str,
+    invited_by: &Email,
+) -> Result<EmailMessage, MailError> {
+    message(
+        to,
+        format!("You now have access to {place}"),
+        "access-granted",
+        &[
+            ("place", place),
+            ("role", role),
+            ("invited_by", invited_by.as_str()),
+        ],
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +321,16 @@ mod tests {
             password_reset(&to, "<T>", "https://x.example.com/r#token=t", 30).unwrap(),
             password_changed(&to, "<T>").unwrap(),
             redirect_origins_changed(&to, "<T>", &by, &[origin]).unwrap(),
+            invitation(
+                &to,
+                "<T>",
+                "admin",
+                &by,
+                "https://x.example.com/i#token=t",
+                7,
+            )
+            .unwrap(),
+            access_granted(&to, "<T>", "member", &by).unwrap(),
         ];
         for m in messages {
             assert!(

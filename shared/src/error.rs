@@ -26,6 +26,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("conflict ({code}): {message}")]
     Conflict { code: &'static str, message: String },
+    /// `If-Match` named a version that is no longer current.
+    #[error("precondition failed")]
+    PreconditionFailed,
     /// Well-formed, but contradicts what an earlier request established (e.g. an
     /// `Idempotency-Key` reused with a different body).
     #[error("unprocessable ({code}): {message}")]
@@ -87,6 +90,7 @@ impl ApiError {
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed => 405,
             ApiError::Conflict { .. } => 409,
+            ApiError::PreconditionFailed => 412,
             ApiError::PayloadTooLarge { .. } => 413,
             ApiError::Unprocessable { .. } => 422,
             ApiError::TooManyRequests { .. } => 429,
@@ -104,6 +108,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
             ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ApiError::PreconditionFailed => "PRECONDITION_FAILED",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
             ApiError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
@@ -119,6 +124,9 @@ impl ApiError {
             | ApiError::Conflict { message, .. }
             | ApiError::Unprocessable { message, .. } => message.clone(),
             ApiError::MethodNotAllowed => "this method is not allowed on this route".to_string(),
+            ApiError::PreconditionFailed => {
+                "the resource changed since it was read (If-Match); read it again".to_string()
+            }
             ApiError::Unauthorized { message, .. } | ApiError::Forbidden { message, .. } => {
                 (*message).to_string()
             }

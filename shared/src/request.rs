@@ -192,6 +192,18 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
         .map(|v| v.into_owned())
 }
 
+/// A query-string parameter (API Gateway hands them decoded), `None` if absent.
+pub fn query_param(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_string)
+}
+
+/// A request header as text, `None` if absent or not visible ASCII.
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.headers().get("authorization")?.to_str().ok()?;

@@ -52,6 +52,18 @@ impl Startup {
         )))
     }
 
+    /// The event publisher (EventBridge, bus `EVENT_BUS_NAME`).
+    pub fn events(&self) -> Result<Arc<crate::events::EventBridgePublisher>, StartError> {
+        let events = logged(
+            "invalid configuration",
+            crate::config::EventConfig::from_env(),
+        )?;
+        Ok(Arc::new(crate::events::EventBridgePublisher::new(
+            aws_sdk_eventbridge::Client::new(&self.sdk),
+            events.bus_name,
+        )))
+    }
+
     pub fn links(&self) -> Result<LinkConfig, StartError> {
         logged(
             "invalid configuration",

@@ -5,21 +5,77 @@ use crate::domain::{Membership, Role, User};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// A tenant's URL name: 3-63 chars of `a-z`, `0-9` and inner `-`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Why a slug was refused (never repeating it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidSlug {
+    #[error("must be 3-40 characters of lowercase letters, digits and hyphens, not starting or ending with a hyphen")]
+    Shape,
+    #[error("is a reserved word")]
+    Reserved,
+}
+
+/// Names no tenant or partner may take: they collide with the platform's own hosts and paths.
+pub const RESERVED_SLUGS: &[&str] = &[
+    "admin",
+    "administrator",
+    "api",
+    "app",
+    "assets",
+    "auth",
+    "billing",
+    "cdn",
+    "console",
+    "dashboard",
+    "docs",
+    "help",
+    "internal",
+    "localhost",
+    "login",
+    "mail",
+    "null",
+    "operator",
+    "partners",
+    "platform",
+    "root",
+    "static",
+    "status",
+    "support",
+    "system",
+    "tenants",
+    "undefined",
+    "www",
+];
+
+/// The one rule for slugs (tenants and partners): 3-40 characters of `a-z`, `0-9` and `-`,
+/// not starting or ending with `-`, and not a reserved word.
+pub fn check_slug(raw: &str) -> Result<(), InvalidSlug> {
+    let shape = (3..=40).contains(&raw.len())
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !raw.starts_with('-')
+        && !raw.ends_with('-');
+    if !shape {
+        return Err(InvalidSlug::Shape);
+    }
+    if RESERVED_SLUGS.contains(&raw) {
+        return Err(InvalidSlug::Reserved);
+    }
+    Ok(())
+}
+
+/// A tenant's URL name (see [`check_slug`]). It never changes once claimed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TenantSlug(String);
 
 impl TenantSlug {
     pub fn parse(raw: &str) -> Option<Self> {
-        let ok = (3..=63).contains(&raw.len())
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !raw.starts_with('-')
-            && !raw.ends_with('-')
-            && !raw.contains("--");
-        ok.then(|| TenantSlug(raw.to_string()))
+        Self::check(raw).ok()
+    }
+
+    pub fn check(raw: &str) -> Result<Self, InvalidSlug> {
+        check_slug(raw).map(|()| TenantSlug(raw.to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -33,29 +89,106 @@ impl fmt::Display for TenantSlug {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TenantStatus {
     Provisioning,
     Active,
     Suspended,
+    Deleted,
 }
 
 crate::domain::named_enum!(TenantStatus {
     Provisioning => "provisioning",
     Active => "active",
     Suspended => "suspended",
+    Deleted => "deleted",
 });
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Plan {
+    Free,
+    Pro,
+    Enterprise,
+}
+
+crate::domain::named_enum!(Plan { Free => "free", Pro => "pro", Enterprise => "enterprise" });
+
+/// Where one provisioning step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Pending,
+    Ok,
+    Skipped,
+    Error,
+}
+
+crate::domain::named_enum!(StepState { Pending => "pending", Ok => "ok", Skipped => "skipped", Error => "error" });
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepStatus {
+    pub state: StepState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the step last changed (Unix seconds).
+    pub at: i64,
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Tenant {
     pub id: crate::domain::TenantId,
     pub slug: TenantSlug,
     pub name: String,
     pub status: TenantStatus,
+    pub plan: Plan,
+    /// Valid host names, deduplicated, in the order given.
+    pub domains: Vec<crate::fields::Hostname>,
+    /// A bounded JSON object (see `fields::bounded_object`).
+    pub billing_info: serde_json::Map<String, serde_json::Value>,
+    pub partner: Option<crate::domain::PartnerId>,
+    pub owner_email: Option<crate::domain::Email>,
+    /// Per provisioning step (e.g. `invitation`), its status.
+    pub provisioning: std::collections::BTreeMap<String, StepStatus>,
     /// Ordered; the first is primary and is where password-reset links point.
     pub redirect_origins: Vec<RedirectOrigin>,
+    /// How many members hold `owner`: kept with every owner change, never below 1 once set.
+    pub owners: u32,
+    /// Moved by every change of the record; the `ETag` is made from it.
+    pub version: u64,
     pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl Tenant {
+    /// A new tenant in `provisioning`, on the free plan, with nothing else set.
+    pub fn new(slug: TenantSlug, name: String, now: i64) -> Self {
+        Tenant {
+            id: crate::domain::TenantId::new_random(),
+            slug,
+            name,
+            status: TenantStatus::Provisioning,
+            plan: Plan::Free,
+            domains: Vec::new(),
+            billing_info: serde_json::Map::new(),
+            partner: None,
+            owner_email: None,
+            provisioning: std::collections::BTreeMap::new(),
+            redirect_origins: Vec::new(),
+            owners: 0,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    /// The strong entity tag of this version of the record.
+    pub fn etag(&self) -> String {
+        format!("\"v{}\"", self.version)
+    }
 }
 
 /// May `user` (with `memberships`) manage `tenant`'s settings? Platform operators (operator
@@ -198,18 +331,24 @@ mod tests {
 
     #[test]
     fn slugs_are_strict() {
-        assert!(TenantSlug::parse("acme-co").is_some());
+        for good in ["acme-co", "a1b", "ac--me", &"a".repeat(40)] {
+            assert!(TenantSlug::parse(good).is_some(), "{good}");
+        }
         for bad in [
             "ab",
             "Acme",
             "-acme",
             "acme-",
-            "ac--me",
             "ac_me",
             "ac/me",
-            &"a".repeat(64),
+            "ac me",
+            "acmé",
+            &"a".repeat(41),
         ] {
-            assert!(TenantSlug::parse(bad).is_none(), "{bad}");
+            assert_eq!(TenantSlug::check(bad), Err(InvalidSlug::Shape), "{bad}");
+        }
+        for reserved in ["admin", "api", "www"] {
+            assert_eq!(TenantSlug::check(reserved), Err(InvalidSlug::Reserved));
         }
     }
 

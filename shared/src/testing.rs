@@ -25,6 +25,8 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
         status,
         session_epoch: 0,
         reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
         created_at: crate::time::now_unix(),
     };
     store.create_user(&user).await.expect("user stored");
@@ -34,14 +36,12 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
 /// An active tenant with a unique slug, stored, with `user` as a member in `role` if given.
 pub async fn tenant(store: &dyn Store, name: &str, member: Option<(&User, Role)>) -> Tenant {
     let id = crate::domain::TenantId::new_random();
-    let tenant = Tenant {
-        slug: TenantSlug::parse(&format!("t-{}", &id.as_str()[..12])).expect("valid slug"),
-        id,
-        name: name.to_string(),
-        status: TenantStatus::Active,
-        redirect_origins: Vec::new(),
-        created_at: crate::time::now_unix(),
-    };
+    let mut tenant = Tenant::new(
+        TenantSlug::parse(&format!("t-{}", &id.as_str()[..12])).expect("valid slug"),
+        name.to_string(),
+        crate::time::now_unix(),
+    );
+    tenant.status = TenantStatus::Active;
     store.create_tenant(&tenant).await.expect("tenant stored");
     if let Some((user, role)) = member {
         store

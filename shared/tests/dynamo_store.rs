@@ -27,6 +27,8 @@ fn user() -> User {
         status: UserStatus::Active,
         session_epoch: 3,
         reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
         created_at: 1_700_000_000,
     }
 }
@@ -339,7 +341,11 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
             .await
             .unwrap();
         log.push(format!("page of {}", page.items.len()));
-        seen.extend(page.items.iter().map(|(u, r)| (u.clone(), *r)));
+        seen.extend(
+            page.items
+                .iter()
+                .map(|m| (m.user_id.clone(), m.role, m.added_at)),
+        );
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,
@@ -348,11 +354,22 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
             panic!("paging does not end");
         }
     }
-    assert_eq!(
-        seen.iter().map(|(u, _)| u.clone()).collect::<Vec<_>>(),
-        members
-    );
-    let owner_role = seen.iter().find(|(u, _)| *u == owner.id).map(|(_, r)| *r);
+    // Newest first: by when they joined, then by user id (both descending).
+    let positions: Vec<String> = seen
+        .iter()
+        .map(|(u, _, at)| format!("{at:015}#{u}"))
+        .collect();
+    log.push(format!(
+        "newest first: {}",
+        positions.windows(2).all(|w| w[0] > w[1])
+    ));
+    let mut ids: Vec<UserId> = seen.iter().map(|(u, _, _)| u.clone()).collect();
+    ids.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    assert_eq!(ids, members);
+    let owner_role = seen
+        .iter()
+        .find(|(u, _, _)| *u == owner.id)
+        .map(|(_, r, _)| *r);
     log.push(format!("owner role: {owner_role:?}"));
     // A cursor of another tenant's list, or an edited one, is refused.
     let other = shared::testing::tenant(s, "Other", Some((&owner, Role::Owner))).await;
@@ -372,7 +389,7 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
         ));
     }
     // A commit is all or nothing: refused by one change, none of the others is written.
-    use shared::store::changes::{AuditEntry, Change, CommitError, OutboxEvent};
+    use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError, OutboxEvent};
     let scope = format!("tenant:{}", tenant.id);
     let event_id = uuid::Uuid::new_v4().to_string();
     let with = |membership_user: &UserId| {
@@ -381,13 +398,15 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
                 user: membership_user.clone(),
                 tenant: tenant.clone(),
                 role: Role::Admin,
+                at: 1_700_000_000_000,
             },
             Change::Audit(AuditEntry::new(
-                scope.clone(),
+                AuditTarget::Tenant(tenant.id.clone()),
                 owner.id.clone(),
                 "member.added",
                 serde_json::json!({}),
                 1_700_000_000_000,
+                "test-request",
             )),
             Change::Count {
                 scope: scope.clone(),

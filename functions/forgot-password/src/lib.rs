@@ -156,7 +156,12 @@ async fn send_reset(
     )?;
     match app
         .store
-        .create_reset_token(user, &token.hash, now + app.config.token_ttl_secs)
+        .create_reset_token(
+            user,
+            &token.hash,
+            now + app.config.token_ttl_secs,
+            shared::store::TokenPurpose::Reset,
+        )
         .await
     {
         Ok(()) => {}

@@ -33,6 +33,8 @@ async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
         status,
         session_epoch: 0,
         reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
         created_at: 1,
     };
     store.create_user(&user).await.unwrap();

@@ -1,18 +1,23 @@
 //! `POST /auth/reset-password` `{token,password}`: spends a single-use reset token and sets a
 //! new password. In one transaction the token is spent, the hash changes, every other token of
 //! the user dies and every session (refresh token) ends. No automatic sign-in follows.
+//!
+//! `POST /auth/accept-invitation` `{token,password}`: the same for an invitation token (valid 7
+//! days): the invited user sets a first password, becomes active and has a verified email.
+//! Each route spends only its own kind of token.
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::{opaque, password, policy};
 use shared::config::LinkConfig;
+use shared::domain::UserStatus;
 use shared::email::{self, Mailer};
 use shared::idempotency::{self, Idempotent};
 use shared::links::link_target;
 use shared::ratelimit::{self, Decision, RatePolicy};
 use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
-use shared::store::Store;
+use shared::store::{Store, TokenPurpose};
 use shared::time::now_unix;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
@@ -33,9 +38,13 @@ pub struct App {
 #[derive(Debug, Clone, Copy)]
 enum Route {
     Reset,
+    AcceptInvitation,
 }
 
-const ROUTES: &[(&str, &str, Route)] = &[("POST", "/auth/reset-password", Route::Reset)];
+const ROUTES: &[(&str, &str, Route)] = &[
+    ("POST", "/auth/reset-password", Route::Reset),
+    ("POST", "/auth/accept-invitation", Route::AcceptInvitation),
+];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
@@ -43,7 +52,8 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     match matched(&req, ROUTES)? {
-        Route::Reset => reset_password(app, &ctx, &req).await,
+        Route::Reset => reset_password(app, &ctx, &req, TokenPurpose::Reset).await,
+        Route::AcceptInvitation => reset_password(app, &ctx, &req, TokenPurpose::Invitation).await,
     }
 }
 
@@ -53,11 +63,16 @@ struct ResetBody {
     password: String,
 }
 
-/// Expired, spent, superseded, unknown and malformed tokens all look the same.
-fn invalid_token() -> ApiError {
+/// Expired, spent, superseded, unknown, malformed and other-purpose tokens all look the same.
+fn invalid_token(purpose: TokenPurpose) -> ApiError {
     ApiError::bad_request(
         "INVALID_OR_EXPIRED_TOKEN",
-        "this reset link is invalid or has expired; request a new one",
+        match purpose {
+            TokenPurpose::Reset => "this reset link is invalid or has expired; request a new one",
+            TokenPurpose::Invitation => {
+                "this invitation is invalid or has expired; ask for a new one"
+            }
+        },
     )
 }
 
@@ -65,6 +80,7 @@ async fn reset_password(
     app: &App,
     ctx: &RequestContext,
     req: &Request,
+    purpose: TokenPurpose,
 ) -> Result<ApiResponse, ApiError> {
     let now = now_unix();
     let address = ratelimit::address_subject(&ctx.client_ip);
@@ -78,18 +94,21 @@ async fn reset_password(
 
     let body: ResetBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let key = idempotency::key_of(req)?;
-    let hash = opaque::hash_presented(&body.token).ok_or_else(invalid_token)?;
+    let hash = opaque::hash_presented(&body.token).ok_or_else(|| invalid_token(purpose))?;
     // A retry with the same Idempotency-Key (a reply lost on the way back) gets the first
     // success again rather than "invalid token"; the key is scoped to this token.
     Idempotent {
         store: app.store.as_ref(),
         key,
-        route: "reset-password",
+        route: match purpose {
+            TokenPurpose::Reset => "reset-password",
+            TokenPurpose::Invitation => "accept-invitation",
+        },
         subject: &hash,
         body: req.body().as_ref(),
         now,
     }
-    .run(|| consume(app, &hash, body.password, now))
+    .run(|| consume(app, &hash, body.password, now, purpose))
     .await
 }
 
@@ -99,13 +118,19 @@ async fn consume(
     hash: &str,
     password: String,
     now: i64,
+    purpose: TokenPurpose,
 ) -> Result<ApiResponse, ApiError> {
+    let invalid_token = || invalid_token(purpose);
     let token = match app.store.reset_token(hash).await? {
-        Some(t) if t.expires_at > now => t,
+        Some(t) if t.expires_at > now && t.purpose == purpose => t,
         _ => return Err(invalid_token()),
     };
+    let required = match purpose {
+        TokenPurpose::Reset => UserStatus::Active,
+        TokenPurpose::Invitation => UserStatus::Invited,
+    };
     let user = match app.store.user_by_id(&token.user_id).await? {
-        Some(u) if u.is_active() && u.reset_generation == token.generation => u,
+        Some(u) if u.status == required && u.reset_generation == token.generation => u,
         _ => return Err(invalid_token()),
     };
     // The policy is checked before anything is spent: a weak password keeps the link usable.
@@ -120,6 +145,10 @@ async fn consume(
         .await?
     {
         return Err(invalid_token());
+    }
+    if purpose == TokenPurpose::Invitation {
+        tracing::info!(user_id = %user.id, "invitation accepted; account active");
+        return Ok(ApiResponse::ok(json!({"invitation_accepted": true})));
     }
     tracing::info!(user_id = %user.id, "password reset; every session ended");
 

@@ -37,7 +37,12 @@ async fn token_for(store: &MemoryStore, user: &User, expires_at: i64) -> String 
     let fresh = store.user_by_id(&user.id).await.unwrap().unwrap();
     let minted = opaque::mint();
     store
-        .create_reset_token(&fresh, &minted.hash, expires_at)
+        .create_reset_token(
+            &fresh,
+            &minted.hash,
+            expires_at,
+            shared::store::TokenPurpose::Reset,
+        )
         .await
         .unwrap();
     minted.plaintext

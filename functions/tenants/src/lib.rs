@@ -1,23 +1,37 @@
-//! Tenants. Routes so far:
-//! - `GET /tenants/{slug}/redirect-origins` -> `{origins, primary}`
-//! - `PUT /tenants/{slug}/redirect-origins` `{origins:[...]}` -> the stored list
+//! Tenants: the operator's, partners' and tenant admins' management API. Routes (see
+//! `../shared/DESIGN.md` and `infra/openapi.yaml`):
 //!
-//! Both for the tenant's owners and admins (portal session) and platform operators (operator
-//! session + stored flag). Anyone else gets the same 404 as for a tenant that does not exist.
-//! A change of the origins is mailed to the tenant's other owners and admins and logged with
-//! who made it: these origins decide where the tenant's users' reset links point.
+//! | route | module | who |
+//! |---|---|---|
+//! | `POST /tenants`, `GET /tenants` | `lifecycle` | operator; partner admin (own partner's) |
+//! | `GET`/`PATCH /tenants/{slug}` | `lifecycle` | operator; partner admin; owner/admin |
+//! | `DELETE /tenants/{slug}`, `POST .../suspend`, `.../resume` | `lifecycle` | operator |
+//! | `GET`/`POST /tenants/{slug}/users`, `PATCH`/`DELETE .../users/{user_id}` | `members` | operator; owner/admin |
+//! | `GET`/`PUT /tenants/{slug}/redirect-origins` | `origins` | operator; owner/admin |
+//! | `GET /audit` | `audit` | operator |
+//! | `GET /tenants/{slug}/audit` | `audit` | operator; owner/admin |
+//!
+//! Permissions come from stored records read per request (memberships, partner-admin grants,
+//! the platform-admin flag); the token only names the user. A caller who may know a tenant
+//! exists but may not do this gets 403; anyone else gets the same 404 as for a tenant that
+//! does not exist. Every mutation commits its audit entry (and its counters and events) in the
+//! same transaction.
+
+mod audit;
+mod lifecycle;
+mod members;
+mod origins;
 
 use lambda_http::{Body, Request, Response};
-use serde::Deserialize;
-use serde_json::json;
-use shared::auth::access::{authenticate, current_user};
+use shared::auth::access::{signed_in, tenant_access, Caller, TenantAccess};
 use shared::auth::jwt::TokenKeys;
-use shared::domain::{Audience, Role, User};
-use shared::email::{self, Mailer};
-use shared::request::{json_body, matched, path_param, RequestContext, DEFAULT_BODY_LIMIT};
-use shared::store::changes::{AuditEntry, Change, CommitError};
+use shared::config::LinkConfig;
+use shared::email::Mailer;
+use shared::events::EventPublisher;
+use shared::request::{matched, path_param, RequestContext};
+use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError};
 use shared::store::Store;
-use shared::tenant::{can_manage, RedirectOrigin, Tenant, TenantSlug};
+use shared::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
@@ -25,17 +39,51 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
     pub mailer: Arc<dyn Mailer>,
+    pub events: Arc<dyn EventPublisher>,
+    pub links: LinkConfig,
     /// `LOCAL_MODE`: plain `http` origins are accepted (local emulator only).
     pub local_mode: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
+    CreateTenant,
+    ListTenants,
+    GetTenant,
+    PatchTenant,
+    DeleteTenant,
+    Suspend,
+    Resume,
+    ListMembers,
+    InviteMember,
+    ChangeMember,
+    RemoveMember,
     GetRedirectOrigins,
     PutRedirectOrigins,
+    PlatformAudit,
+    TenantAudit,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
+    ("POST", "/tenants", Route::CreateTenant),
+    ("GET", "/tenants", Route::ListTenants),
+    ("GET", "/tenants/{slug}", Route::GetTenant),
+    ("PATCH", "/tenants/{slug}", Route::PatchTenant),
+    ("DELETE", "/tenants/{slug}", Route::DeleteTenant),
+    ("POST", "/tenants/{slug}/suspend", Route::Suspend),
+    ("POST", "/tenants/{slug}/resume", Route::Resume),
+    ("GET", "/tenants/{slug}/users", Route::ListMembers),
+    ("POST", "/tenants/{slug}/users", Route::InviteMember),
+    (
+        "PATCH",
+        "/tenants/{slug}/users/{user_id}",
+        Route::ChangeMember,
+    ),
+    (
+        "DELETE",
+        "/tenants/{slug}/users/{user_id}",
+        Route::RemoveMember,
+    ),
     (
         "GET",
         "/tenants/{slug}/redirect-origins",
@@ -46,133 +94,158 @@ const ROUTES: &[(&str, &str, Route)] = &[
         "/tenants/{slug}/redirect-origins",
         Route::PutRedirectOrigins,
     ),
+    ("GET", "/audit", Route::PlatformAudit),
+    ("GET", "/tenants/{slug}/audit", Route::TenantAudit),
 ];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
-async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
-    match matched(&req, ROUTES)? {
-        Route::GetRedirectOrigins => {
-            let (tenant, _) = managed_tenant(app, &req).await?;
-            Ok(ApiResponse::ok(origins_view(&tenant.redirect_origins)))
-        }
-        Route::PutRedirectOrigins => put_redirect_origins(app, &req).await,
+async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    let route = matched(&req, ROUTES)?;
+    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
+    let call = Call {
+        app,
+        ctx: &ctx,
+        req: &req,
+        caller: &caller,
+    };
+    match route {
+        Route::CreateTenant => lifecycle::create(&call).await,
+        Route::ListTenants => lifecycle::list(&call).await,
+        Route::GetTenant => lifecycle::get(&call).await,
+        Route::PatchTenant => lifecycle::patch(&call).await,
+        Route::DeleteTenant => lifecycle::delete(&call).await,
+        Route::Suspend => lifecycle::set_suspended(&call, true).await,
+        Route::Resume => lifecycle::set_suspended(&call, false).await,
+        Route::ListMembers => members::list(&call).await,
+        Route::InviteMember => members::invite(&call).await,
+        Route::ChangeMember => members::change_role(&call).await,
+        Route::RemoveMember => members::remove(&call).await,
+        Route::GetRedirectOrigins => origins::get(&call).await,
+        Route::PutRedirectOrigins => origins::put(&call).await,
+        Route::PlatformAudit => audit::platform(&call).await,
+        Route::TenantAudit => audit::tenant(&call).await,
     }
 }
 
-fn tenant_not_found() -> ApiError {
+/// One request in hand: the app, the request and its signed-in caller.
+pub(crate) struct Call<'a> {
+    pub app: &'a App,
+    pub ctx: &'a RequestContext,
+    pub req: &'a Request,
+    pub caller: &'a Caller,
+}
+
+/// Who a tenant route admits, beyond knowing the tenant exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Allowed {
+    Operators,
+    /// Operators and the tenant's owners and admins.
+    Managers,
+    /// Managers, and admins of the partner the tenant is attached to.
+    ManagersAndPartner,
+}
+
+pub(crate) fn tenant_not_found() -> ApiError {
     ApiError::NotFound {
         code: "TENANT_NOT_FOUND",
         message: "no such tenant".into(),
     }
 }
 
-/// The tenant named in the path and the caller, if the caller may manage it.
-async fn managed_tenant(app: &App, req: &Request) -> Result<(Tenant, User), ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
-    let user = current_user(app.store.as_ref(), &principal).await?;
-    let slug = path_param(req, "slug")
-        .as_deref()
-        .and_then(TenantSlug::parse)
-        .ok_or_else(tenant_not_found)?;
-    let tenant = app
-        .store
-        .tenant_by_slug(&slug)
-        .await?
-        .ok_or_else(tenant_not_found)?;
-    let membership = app.store.membership(&user.id, &tenant.id).await?;
-    if can_manage(
-        &user,
-        principal.audience == Audience::Operator,
-        membership.as_ref(),
-        &tenant,
-    ) {
-        return Ok((tenant, user));
+pub(crate) fn forbidden(message: &'static str) -> ApiError {
+    ApiError::Forbidden {
+        code: "FORBIDDEN",
+        message,
     }
-    if membership.is_some() {
-        return Err(ApiError::Forbidden {
-            code: "FORBIDDEN",
-            message: "only the tenant's owners and admins may do this",
-        });
+}
+
+impl Call<'_> {
+    pub fn now_ms(&self) -> i64 {
+        shared::time::now_unix() * 1000
     }
-    Err(tenant_not_found())
-}
 
-fn origins_view(origins: &[RedirectOrigin]) -> serde_json::Value {
-    json!({"origins": origins, "primary": origins.first()})
-}
-
-#[derive(Deserialize)]
-struct OriginsBody {
-    origins: Vec<String>,
-}
-
-async fn put_redirect_origins(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let (tenant, actor) = managed_tenant(app, req).await?;
-    let body: OriginsBody = json_body(req, DEFAULT_BODY_LIMIT)?;
-    let origins = RedirectOrigin::parse_list(&body.origins, app.local_mode)
-        .map_err(|why| ApiError::bad_request("INVALID_REDIRECT_ORIGIN", why.to_string()))?;
-    // The change and its audit entry, together or not at all.
-    let audit = AuditEntry::new(
-        format!("tenant:{}", tenant.id),
-        actor.id.clone(),
-        "redirect_origins.replaced",
-        json!({"origins": origins}),
-        shared::time::now_unix() * 1000,
-    );
-    let changes = vec![
-        Change::SetRedirectOrigins {
-            tenant: tenant.id.clone(),
-            origins: origins.clone(),
-        },
-        Change::Audit(audit),
-    ];
-    match app.store.commit(changes).await {
-        Ok(()) => {}
-        Err(CommitError::Refused { .. }) => return Err(tenant_not_found()),
-        Err(CommitError::Store(e)) => return Err(e.into()),
-        Err(e @ CommitError::TooMany) => return Err(ApiError::internal(e)),
-    }
-    tracing::info!(tenant = %tenant.slug, changed_by = %actor.id, count = origins.len(), "redirect origins replaced");
-    notify_origins_changed(app, &tenant, &actor, &origins).await;
-    Ok(ApiResponse::ok(origins_view(&origins)))
-}
-
-/// Mails the tenant's other owners and admins. The change stands whatever happens here: a
-/// failure is logged, not returned.
-async fn notify_origins_changed(
-    app: &App,
-    tenant: &Tenant,
-    actor: &User,
-    origins: &[RedirectOrigin],
-) {
-    let members = match app.store.tenant_members(&tenant.id).await {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::error!(tenant = %tenant.slug, cause = %shared::error::chain(&e), "redirect-origin change not notified");
-            return;
+    /// The tenant named in the path, if the caller may do `allowed` on it. A deleted tenant
+    /// exists only for operators; a suspended one only for operators and its partner's
+    /// admins (its members get 403 `TENANT_SUSPENDED`).
+    pub async fn tenant(&self, allowed: Allowed) -> Result<(Tenant, TenantAccess), ApiError> {
+        let slug = path_param(self.req, "slug")
+            .as_deref()
+            .and_then(TenantSlug::parse)
+            .ok_or_else(tenant_not_found)?;
+        let tenant = self
+            .app
+            .store
+            .tenant_by_slug(&slug)
+            .await?
+            .ok_or_else(tenant_not_found)?;
+        let access = tenant_access(self.app.store.as_ref(), self.caller, &tenant).await?;
+        if !access.sees() || (tenant.status == TenantStatus::Deleted && !access.operator) {
+            return Err(tenant_not_found());
         }
-    };
-    for (user_id, role) in members {
-        if user_id == actor.id || !matches!(role, Role::Owner | Role::Admin) {
-            continue;
+        if tenant.status == TenantStatus::Suspended && !access.operator && !access.partner_admin {
+            return Err(ApiError::Forbidden {
+                code: "TENANT_SUSPENDED",
+                message: "this tenant is suspended",
+            });
         }
-        let sent = match app.store.user_by_id(&user_id).await {
-            Ok(Some(u)) if u.is_active() => {
-                match email::redirect_origins_changed(&u.email, &tenant.name, &actor.email, origins)
-                {
-                    Ok(notice) => app.mailer.send(&notice).await,
-                    Err(e) => Err(e),
-                }
-                .map_err(|e| shared::error::chain(&e))
-            }
-            Ok(_) => continue,
-            Err(e) => Err(shared::error::chain(&e)),
+        let ok = match allowed {
+            Allowed::Operators => access.operator,
+            Allowed::Managers => access.manages(),
+            Allowed::ManagersAndPartner => access.manages() || access.partner_admin,
         };
-        if let Err(cause) = sent {
-            tracing::error!(tenant = %tenant.slug, user_id = %user_id, cause = %cause, "redirect-origin change notice not sent");
+        if !ok {
+            return Err(forbidden(match allowed {
+                Allowed::Operators => "only platform operators may do this",
+                _ => "only the tenant's owners and admins may do this",
+            }));
         }
+        Ok((tenant, access))
     }
+
+    /// An audit entry of this request about `tenant`.
+    pub fn audit(&self, tenant: &Tenant, action: &str, details: serde_json::Value) -> Change {
+        Change::Audit(
+            AuditEntry::new(
+                AuditTarget::Tenant(tenant.id.clone()),
+                self.caller.user.id.clone(),
+                action,
+                details,
+                self.now_ms(),
+                &self.ctx.request_id,
+            )
+            .with_partner(tenant.partner.clone()),
+        )
+    }
+}
+
+/// A commit's failure as an answer: `refused` decides what a refusal by these keys means.
+pub(crate) fn commit_failed(
+    e: CommitError,
+    refused: impl FnOnce(&[String]) -> ApiError,
+) -> ApiError {
+    match e {
+        CommitError::Refused { keys } => refused(&keys),
+        CommitError::Store(e) => e.into(),
+        e @ CommitError::TooMany => ApiError::internal(e),
+    }
+}
+
+/// Another request changed the record between our read and our write.
+pub(crate) fn concurrent_update() -> ApiError {
+    ApiError::Conflict {
+        code: "CONCURRENT_UPDATE",
+        message: "the resource was changed by another request; read it again and retry".into(),
+    }
+}
+
+/// Whether an `If-Match` header (absent: `None`) accepts the current `etag`.
+pub(crate) fn if_match(req: &Request) -> Option<String> {
+    shared::request::header(req, "if-match").map(str::to_string)
+}
+
+pub(crate) fn etag_matches(if_match: &str, etag: &str) -> bool {
+    if_match.trim() == "*" || if_match.split(',').any(|t| t.trim() == etag)
 }

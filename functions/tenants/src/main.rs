@@ -9,6 +9,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: s.store(),
         keys: s.verifying_keys().await?,
         mailer: s.mailer()?,
+        events: s.events()?,
+        links: s.links()?,
         local_mode: s.config.local_mode,
     };
     serve(app, tenants::handle).await

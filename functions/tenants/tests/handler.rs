@@ -18,6 +18,14 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
         store: store.clone(),
         keys,
         mailer: mailer.clone(),
+        events: Arc::new(shared::events::RecordingPublisher::default()),
+        links: shared::config::LinkConfig {
+            platform_origin: shared::tenant::RedirectOrigin::parse(
+                "https://console.example.com",
+                false,
+            )
+            .unwrap(),
+        },
         local_mode: false,
     };
     (store, mailer, app)

@@ -27,6 +27,8 @@ pub async fn seed_user(
         status: UserStatus::Active,
         session_epoch: 0,
         reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
         created_at: shared::time::now_unix(),
     };
     store.create_user(&user).await?;
@@ -40,14 +42,12 @@ pub async fn seed_tenant(
     owner: &User,
 ) -> Result<Tenant, StoreError> {
     let id = shared::domain::TenantId::new_random();
-    let tenant = Tenant {
-        slug: TenantSlug::parse(&format!("bench-{}", &id.as_str()[..12])).expect("a valid slug"),
-        id,
-        name: name.to_string(),
-        status: TenantStatus::Active,
-        redirect_origins: Vec::new(),
-        created_at: shared::time::now_unix(),
-    };
+    let mut tenant = Tenant::new(
+        TenantSlug::parse(&format!("bench-{}", &id.as_str()[..12])).expect("a valid slug"),
+        name.to_string(),
+        shared::time::now_unix(),
+    );
+    tenant.status = TenantStatus::Active;
     store.create_tenant(&tenant).await?;
     store
         .add_membership(&owner.id, &tenant, Role::Owner)

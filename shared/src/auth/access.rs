@@ -3,10 +3,11 @@
 //! once, whatever tokens are still alive.
 
 use super::jwt::{Principal, TokenKeys};
-use crate::domain::{Audience, User};
+use crate::domain::{Audience, Role, User};
 use crate::error::ApiError;
 use crate::request::bearer_token;
-use crate::store::UserStore;
+use crate::store::{StoreError, TenantStore, UserStore};
+use crate::tenant::{Tenant, TenantStatus};
 use lambda_http::Request;
 
 fn invalid_token() -> ApiError {
@@ -31,7 +32,10 @@ pub async fn authenticate(
 
 /// The caller's current, active user record. A token for a deleted or disabled user, or one
 /// issued before the user's sessions were ended (password reset), is a 401.
-pub async fn current_user(store: &dyn UserStore, principal: &Principal) -> Result<User, ApiError> {
+pub async fn current_user<S: UserStore + ?Sized>(
+    store: &S,
+    principal: &Principal,
+) -> Result<User, ApiError> {
     match store.user_by_id(&principal.user_id).await? {
         Some(user) if user.is_active() && user.session_epoch == principal.session_epoch => {
             if principal.audience == Audience::Operator && !user.platform_admin {
@@ -44,9 +48,9 @@ pub async fn current_user(store: &dyn UserStore, principal: &Principal) -> Resul
 }
 
 /// For operator routes: an `operator`-audience token AND the stored platform-admin flag.
-pub async fn require_operator(
+pub async fn require_operator<S: UserStore + ?Sized>(
     keys: &TokenKeys,
-    store: &dyn UserStore,
+    store: &S,
     req: &Request,
 ) -> Result<User, ApiError> {
     let principal = authenticate(keys, req, &[Audience::Operator]).await?;
@@ -58,6 +62,108 @@ pub async fn require_operator(
         });
     }
     Ok(user)
+}
+
+pub fn account_suspended_error() -> ApiError {
+    ApiError::Forbidden {
+        code: "ACCOUNT_SUSPENDED",
+        message: "every tenant of this account is suspended",
+    }
+}
+
+/// How many memberships the suspension check reads (one bounded query). A user with more
+/// than this is never held suspended by it.
+pub const SUSPENSION_CHECK_MEMBERSHIPS: usize = 100;
+
+/// Whether every tenant the user belongs to is suspended, so the account may not be used.
+/// Operators and partner admins are never held this way, nor is a user with no membership.
+pub async fn account_suspended<S: UserStore + TenantStore + ?Sized>(
+    store: &S,
+    user: &User,
+) -> Result<bool, StoreError> {
+    if user.platform_admin || store.holds_partner_role(&user.id).await? {
+        return Ok(false);
+    }
+    let memberships = store
+        .memberships_up_to(&user.id, SUSPENSION_CHECK_MEMBERSHIPS)
+        .await?;
+    if memberships.is_empty() || memberships.len() >= SUSPENSION_CHECK_MEMBERSHIPS {
+        return Ok(false);
+    }
+    for m in &memberships {
+        match store.tenant_by_id(&m.tenant_id).await? {
+            Some(t) if t.status == TenantStatus::Suspended => {}
+            // A tenant that is not suspended (or is gone): the account is still usable.
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
+}
+
+/// A signed-in caller, as the database sees them: the stored user, and whether they act as a
+/// platform operator (operator token AND stored flag).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub operator: bool,
+}
+
+/// The caller of a route open to portal and operator tokens. A user whose tenants are all
+/// suspended gets 403 `ACCOUNT_SUSPENDED`, whatever token they still hold.
+pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
+    keys: &TokenKeys,
+    store: &S,
+    req: &Request,
+) -> Result<Caller, ApiError> {
+    let principal = authenticate(keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let user = current_user(store, &principal).await?;
+    let operator = principal.audience == Audience::Operator && user.platform_admin;
+    if !operator && account_suspended(store, &user).await? {
+        return Err(account_suspended_error());
+    }
+    Ok(Caller { user, operator })
+}
+
+/// What the caller is to one tenant, read from stored records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantAccess {
+    pub operator: bool,
+    /// An admin of the partner the tenant is attached to.
+    pub partner_admin: bool,
+    /// The caller's role in the tenant, if a member.
+    pub role: Option<Role>,
+}
+
+impl TenantAccess {
+    /// May the caller know the tenant exists?
+    pub fn sees(&self) -> bool {
+        self.operator || self.partner_admin || self.role.is_some()
+    }
+
+    /// Operators and the tenant's owners and admins.
+    pub fn manages(&self) -> bool {
+        self.operator || matches!(self.role, Some(Role::Owner | Role::Admin))
+    }
+}
+
+pub async fn tenant_access<S: UserStore + ?Sized>(
+    store: &S,
+    caller: &Caller,
+    tenant: &Tenant,
+) -> Result<TenantAccess, StoreError> {
+    let role = store
+        .membership(&caller.user.id, &tenant.id)
+        .await?
+        .map(|m| m.role);
+    let partner_admin = match &tenant.partner {
+        Some(p) if !caller.operator => store.is_partner_admin(&caller.user.id, p).await?,
+        _ => false,
+    };
+    Ok(TenantAccess {
+        operator: caller.operator,
+        partner_admin,
+        role,
+    })
 }
 
 #[cfg(test)]
@@ -77,6 +183,8 @@ mod tests {
             status,
             session_epoch: 0,
             reset_generation: 0,
+            email_verified: false,
+            last_sign_in_at: None,
             created_at: 0,
         }
     }

@@ -4,43 +4,86 @@
 //! leave one without the others. Each change carries its own condition; when one fails, the
 //! commit names which change refused, by its key, and nothing is written.
 
-use crate::domain::{Role, TenantId, UserId};
-use crate::tenant::{RedirectOrigin, Tenant};
+use crate::domain::{PartnerId, Role, TenantId, User, UserId};
+use crate::partner::Partner;
+use crate::tenant::{RedirectOrigin, Tenant, TenantStatus};
 
 /// The most changes one commit may hold (DynamoDB's transaction limit).
 pub const MAX_CHANGES: usize = 100;
 
-/// An append-only record of who did what to which tenant (or to the platform).
+/// What an audit entry is about: it is stored under that scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditTarget {
+    Tenant(TenantId),
+    Partner(PartnerId),
+    Platform,
+}
+
+impl AuditTarget {
+    pub fn scope(&self) -> String {
+        match self {
+            AuditTarget::Tenant(t) => format!("tenant:{t}"),
+            AuditTarget::Partner(p) => format!("partner:{p}"),
+            AuditTarget::Platform => "platform".to_string(),
+        }
+    }
+}
+
+/// An append-only record of who did what to which tenant or partner (or to the platform).
+/// Nothing in the API changes or deletes one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
-    /// `tenant:<id>` or `platform`.
+    /// `tenant:<id>`, `partner:<id>` or `platform`.
     pub scope: String,
     /// Unique within the scope; sorts by time (`<unix ms, zero-padded>#<random>`).
     pub id: String,
     pub actor: UserId,
-    /// What happened, e.g. `redirect_origins.replaced`.
+    /// What happened, e.g. `tenant.updated`.
     pub action: String,
-    /// A small JSON object with the details (never secrets).
+    /// The tenant it concerns, if any (also set for partner actions on one tenant).
+    pub tenant: Option<TenantId>,
+    /// The partner it concerns, if any.
+    pub partner: Option<PartnerId>,
+    /// A small JSON object: the changed fields before and after (never secrets).
     pub details: String,
+    /// The request that made the change.
+    pub request_id: String,
     pub at: i64,
 }
 
 impl AuditEntry {
     pub fn new(
-        scope: String,
+        target: AuditTarget,
         actor: UserId,
         action: &str,
         details: serde_json::Value,
         at_ms: i64,
+        request_id: &str,
     ) -> Self {
+        let (tenant, partner) = match &target {
+            AuditTarget::Tenant(t) => (Some(t.clone()), None),
+            AuditTarget::Partner(p) => (None, Some(p.clone())),
+            AuditTarget::Platform => (None, None),
+        };
         AuditEntry {
-            scope,
+            scope: target.scope(),
             id: format!("{at_ms:015}#{}", crate::auth::opaque::random_id()),
             actor,
             action: action.to_string(),
+            tenant,
+            partner,
             details: details.to_string(),
+            request_id: request_id.to_string(),
             at: at_ms / 1000,
         }
+    }
+
+    /// Also names `partner` (a tenant entry about a partner's tenant).
+    pub fn with_partner(mut self, partner: Option<PartnerId>) -> Self {
+        if self.partner.is_none() {
+            self.partner = partner;
+        }
+        self
     }
 }
 
@@ -59,17 +102,62 @@ pub struct OutboxEvent {
 /// One change of a commit, with its condition.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
-    /// Adds `user` to `tenant` in `role`; refused if already a member.
+    /// Stores a new tenant and claims its slug; refused if either exists.
+    CreateTenant(Tenant),
+    /// Writes the tenant's mutable fields (name, plan, domains, billing info, partner, status,
+    /// provisioning, updated_at) and its new `version`; refused unless the stored version is
+    /// `expect_version` (so a concurrent change is never overwritten).
+    UpdateTenant { tenant: Tenant, expect_version: u64 },
+    /// Stores a new user and claims their email; refused if either exists.
+    CreateUser(User),
+    /// Adds `user` to `tenant` in `role` at `at` (ms); refused if already a member.
     AddMembership {
         user: UserId,
         tenant: Tenant,
         role: Role,
+        at: i64,
     },
-    /// Replaces the tenant's redirect origins; refused if the tenant does not exist.
+    /// Changes a member's role; refused unless they are a member with role `from`.
+    ChangeRole {
+        user: UserId,
+        tenant: TenantId,
+        from: Role,
+        to: Role,
+    },
+    /// Removes a member; refused unless they are a member with role `role`.
+    RemoveMembership {
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+    },
+    /// Adds `by` to the tenant's owner count; refused if the tenant is gone or the count would
+    /// fall below 1 (the last owner stays).
+    AdjustOwners { tenant: TenantId, by: i64 },
+    /// Replaces the tenant's redirect origins and moves its version; refused if the tenant does
+    /// not exist.
     SetRedirectOrigins {
         tenant: TenantId,
         origins: Vec<RedirectOrigin>,
     },
+    /// Stores a new partner and claims its slug; refused if either exists.
+    CreatePartner(Partner),
+    /// Writes the partner's mutable fields and new `version`; refused unless the stored
+    /// version is `expect_version`.
+    UpdatePartner {
+        partner: Partner,
+        expect_version: u64,
+    },
+    /// Adds to the partner's per-status tenant counts; refused if the partner does not exist,
+    /// or, with `require_active`, is not active (a terminated partner takes no new tenants).
+    PartnerCounts {
+        partner: PartnerId,
+        deltas: Vec<(TenantStatus, i64)>,
+        require_active: bool,
+    },
+    /// Makes `user` an admin of `partner`; refused if they already are.
+    GrantPartnerAdmin { user: UserId, partner: PartnerId },
+    /// Removes `user` as an admin of `partner`; refused if they are not one.
+    RevokePartnerAdmin { user: UserId, partner: PartnerId },
     /// Appends an audit entry; refused if its id is taken.
     Audit(AuditEntry),
     /// Adds `by` to counter `name` of `scope` (starting from 0).
@@ -82,17 +170,92 @@ pub enum Change {
     Outbox(OutboxEvent),
 }
 
+/// The platform-wide counter scope of tenants by status.
+pub const TENANT_COUNTS: &str = "tenants";
+
 impl Change {
-    /// The key (partition key) this change writes: what a refusal names.
+    /// The key (partition key) of the main item this change writes: what a refusal names.
+    /// A tenant's or partner's creation may also be refused by its slug claim
+    /// (`SLUG#<slug>`, `PSLUG#<slug>`), a user's by the email claim (`EMAIL#<email>`).
     pub fn key(&self) -> String {
         match self {
-            Change::AddMembership { user, .. } => format!("USER#{user}"),
-            Change::SetRedirectOrigins { tenant, .. } => format!("TENANT#{tenant}"),
+            Change::CreateTenant(t) => format!("TENANT#{}", t.id),
+            Change::UpdateTenant { tenant, .. } => format!("TENANT#{}", tenant.id),
+            Change::CreateUser(u) => format!("USER#{}", u.id),
+            Change::AddMembership { user, .. }
+            | Change::ChangeRole { user, .. }
+            | Change::RemoveMembership { user, .. }
+            | Change::GrantPartnerAdmin { user, .. }
+            | Change::RevokePartnerAdmin { user, .. } => format!("USER#{user}"),
+            Change::AdjustOwners { tenant, .. } | Change::SetRedirectOrigins { tenant, .. } => {
+                format!("TENANT#{tenant}")
+            }
+            Change::CreatePartner(p) => format!("PARTNER#{}", p.id),
+            Change::UpdatePartner { partner, .. } => format!("PARTNER#{}", partner.id),
+            Change::PartnerCounts { partner, .. } => format!("PARTNER#{partner}"),
             Change::Audit(a) => format!("AUDIT#{}", a.scope),
             Change::Count { scope, .. } => format!("COUNT#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
         }
     }
+}
+
+/// The counter changes that keep tenant counts right when a tenant goes from `before` to
+/// `after` (status and partner; `None` for "did not exist"): the platform-wide count by
+/// status, and each partner's count by status. Moving between partners changes both; a
+/// partner gaining a tenant must be active.
+pub fn tenant_count_changes(
+    before: Option<(TenantStatus, Option<&PartnerId>)>,
+    after: Option<(TenantStatus, Option<&PartnerId>)>,
+) -> Vec<Change> {
+    let mut out = Vec::new();
+    let before_status = before.map(|b| b.0);
+    let after_status = after.map(|a| a.0);
+    if before_status != after_status {
+        for (status, by) in [(before_status, -1), (after_status, 1)] {
+            if let Some(status) = status {
+                out.push(Change::Count {
+                    scope: TENANT_COUNTS.to_string(),
+                    name: status.as_str().to_string(),
+                    by,
+                });
+            }
+        }
+    }
+    let before_partner = before.and_then(|b| b.1);
+    let after_partner = after.and_then(|a| a.1);
+    if before_partner == after_partner {
+        if let (Some(p), true) = (after_partner, before_status != after_status) {
+            let mut deltas = Vec::new();
+            if let Some(s) = before_status {
+                deltas.push((s, -1));
+            }
+            if let Some(s) = after_status {
+                deltas.push((s, 1));
+            }
+            out.push(Change::PartnerCounts {
+                partner: p.clone(),
+                deltas,
+                require_active: before.is_none(),
+            });
+        }
+    } else {
+        if let (Some(p), Some(s)) = (before_partner, before_status) {
+            out.push(Change::PartnerCounts {
+                partner: p.clone(),
+                deltas: vec![(s, -1)],
+                require_active: false,
+            });
+        }
+        if let (Some(p), Some(s)) = (after_partner, after_status) {
+            out.push(Change::PartnerCounts {
+                partner: p.clone(),
+                deltas: vec![(s, 1)],
+                require_active: true,
+            });
+        }
+    }
+    out
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -104,4 +267,79 @@ pub enum CommitError {
     TooMany,
     #[error(transparent)]
     Store(#[from] super::StoreError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(changes: &[Change]) -> Vec<(String, String, i64)> {
+        let mut out = Vec::new();
+        for c in changes {
+            match c {
+                Change::Count { scope, name, by } => out.push((scope.clone(), name.clone(), *by)),
+                Change::PartnerCounts {
+                    partner, deltas, ..
+                } => {
+                    for (s, by) in deltas {
+                        out.push((format!("partner:{partner}"), s.as_str().to_string(), *by));
+                    }
+                }
+                _ => panic!("unexpected change {c:?}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn count_changes_follow_status_and_partner_moves() {
+        let p = PartnerId::new_random();
+        let q = PartnerId::new_random();
+        use TenantStatus::*;
+        // Created under a partner: both counts, and the partner must be active.
+        let created = tenant_count_changes(None, Some((Provisioning, Some(&p))));
+        assert_eq!(
+            counts(&created),
+            vec![
+                ("tenants".into(), "provisioning".into(), 1),
+                (format!("partner:{p}"), "provisioning".into(), 1)
+            ]
+        );
+        assert!(matches!(
+            created[1],
+            Change::PartnerCounts {
+                require_active: true,
+                ..
+            }
+        ));
+        // A status change under the same partner: one partner item, two deltas.
+        let suspended = tenant_count_changes(Some((Active, Some(&p))), Some((Suspended, Some(&p))));
+        assert_eq!(suspended.len(), 3);
+        assert!(matches!(
+            suspended[2],
+            Change::PartnerCounts {
+                require_active: false,
+                ..
+            }
+        ));
+        // A move between partners, same status: only the partners' counts.
+        let moved = tenant_count_changes(Some((Active, Some(&p))), Some((Active, Some(&q))));
+        assert_eq!(
+            counts(&moved),
+            vec![
+                (format!("partner:{p}"), "active".into(), -1),
+                (format!("partner:{q}"), "active".into(), 1)
+            ]
+        );
+        // Nothing changes: nothing to count.
+        assert!(tenant_count_changes(Some((Active, None)), Some((Active, None))).is_empty());
+        // Detached: the old partner loses it.
+        assert_eq!(
+            counts(&tenant_count_changes(
+                Some((Active, Some(&p))),
+                Some((Active, None))
+            )),
+            vec![(format!("partner:{p}"), "active".into(), -1)]
+        );
+    }
 }

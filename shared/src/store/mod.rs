@@ -14,14 +14,16 @@
 //! |---|---|---|---|
 //! | user | `USER#<user_id>` | `USER` | email, password hash, platform-admin flag, status, session epoch |
 //! | email claim | `EMAIL#<email>` | `EMAIL` | `user_id`; written with the user in one transaction, so an email belongs to at most one user |
-//! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=USER#<user_id>` |
-//! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, status, ordered `redirect_origins` |
-//! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction |
+//! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug, `added_at` (ms); `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=MEMBER#<added_at, 15 digits>#<user_id>` (newest first when read backwards) |
+//! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, `name_lower`, status, plan, domains, billing info (JSON), partner, owner email, provisioning (JSON), ordered `redirect_origins`, `owners` (count, never below 1 once set), `version`; `GSI2PK=TENANTS`, `GSI2SK=<slug>`; when attached, `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=TENANT#<slug>` |
+//! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction; never released (a deleted tenant keeps it) |
+//! | partner | `PARTNER#<partner_id>` | `PARTNER` | slug, name, domain, status, `margin_bp`, contact and billing info (JSON), `count_<status>` (attached tenants by status), `version`; `GSI2PK=PARTNERS`, `GSI2SK=<slug>` |
+//! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `expires_at` |
 //! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | `hits` (hit id -> time, those inside the window), `version` (moved by every write), `expires_at` |
-//! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, details (JSON), `at`; scope is `tenant:<id>` or `platform` |
+//! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
 //! | counter | `COUNT#<scope>` | `COUNT` | one number attribute per counter name |
 //! | outbox event | `OUTBOX#<event id>` | `OUTBOX` | kind, detail (JSON), `created_at`; `GSI1PK=OUTBOX`, `GSI1SK=<created_at>#<id>` |
 //! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | body fingerprint, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
@@ -32,7 +34,22 @@
 //! - a user's membership of one tenant (access decisions): `GetItem USER#<id> / MEMBER#<tenant>`.
 //! - a user's memberships (`/auth/me`): one bounded page, `Query PK=USER#<id>, SK begins_with
 //!   MEMBER#, Limit n`; never every page into memory.
-//! - a tenant's users: `Query GSI1 GSI1PK=TENANT#<id>`.
+//! - a tenant's users: `Query GSI1 GSI1PK=TENANT#<id>`, backwards (newest first), then one
+//!   `BatchGetItem` of the page's users.
+//! - every tenant (operators): `Query GSI2 GSI2PK=TENANTS` by slug, with a filter expression
+//!   for status, plan and the `q` prefix; a partner's tenants: `Query GSI1 GSI1PK=PARTNER#<id>,
+//!   GSI1SK begins_with TENANT#`. A filtered page reads at most a few index pages.
+//! - tenant counts by status: `GetItem COUNT#tenants` (platform) or the partner item's
+//!   `count_<status>`, kept in the transaction of every create, status change, attach and
+//!   detach.
+//! - the last owner: every demotion or removal of an owner decrements the tenant's `owners` in
+//!   the same transaction, conditioned on `owners >= 2`, so two racing requests cannot both
+//!   pass.
+//! - every partner: `Query GSI2 GSI2PK=PARTNERS`; a partner's admins: `Query GSI1
+//!   GSI1PK=PARTNER#<id>, GSI1SK begins_with USER#`; is a user an admin of a partner: `GetItem
+//!   USER#<id> / PARTNER#<pid>` (consistent).
+//! - every audit entry (operators): `Query GSI2 GSI2PK=AUDIT` backwards, the time range as a
+//!   key condition, other filters as a filter expression; one tenant's: `Query PK=AUDIT#tenant:<id>`.
 //! - a user's mailed-link scope: `Query PK=USER#<id>, SK begins_with MEMBER#, Limit 2` and
 //!   `Query ... begins_with PARTNER#, Limit 1` (strongly consistent).
 //! - sign-in: the session is one `PutItem` in a transaction with the rate-limit refund.
@@ -66,7 +83,9 @@ pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
 use crate::domain::{Audience, Email, Membership, PartnerId, Role, TenantId, User, UserId};
-use crate::tenant::{RedirectOrigin, Tenant, TenantSlug};
+use crate::page::Page;
+use crate::partner::{Partner, PartnerSlug};
+use crate::tenant::{Plan, RedirectOrigin, Tenant, TenantSlug, TenantStatus};
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 
@@ -185,12 +204,137 @@ pub trait UserStore: Send + Sync {
     /// Makes the user an admin of partner `partner_id` (idempotent).
     async fn grant_partner_admin(&self, id: &UserId, partner: &PartnerId)
         -> Result<(), StoreError>;
+    /// Whether the user administers this partner (strongly consistent: it decides access).
+    async fn is_partner_admin(&self, id: &UserId, partner: &PartnerId) -> Result<bool, StoreError>;
+    /// At most `n` of the partners the user administers.
+    async fn partners_of(&self, id: &UserId, n: usize) -> Result<Vec<PartnerId>, StoreError>;
+    /// The users with these ids that exist, in no particular order (at most 100 ids).
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
 }
 
-/// A password-reset token as stored: only its hash.
+/// One member as a tenant's member list shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEntry {
+    pub user_id: UserId,
+    pub role: Role,
+    /// When they joined (Unix ms): the list is newest first.
+    pub added_at: i64,
+}
+
+/// What `GET /tenants` may filter on. `q` is a prefix of the slug or the (lower-cased) name.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TenantFilter {
+    pub status: Option<TenantStatus>,
+    pub plan: Option<Plan>,
+    pub partner: Option<PartnerId>,
+    pub q: Option<String>,
+}
+
+impl TenantFilter {
+    /// The query a cursor is bound to: a cursor from another filter is refused.
+    pub fn query_name(&self) -> String {
+        format!(
+            "tenants:{}:{}:{}:{}",
+            self.status.map(|s| s.as_str()).unwrap_or(""),
+            self.plan.map(|p| p.as_str()).unwrap_or(""),
+            self.partner.as_ref().map(|p| p.as_str()).unwrap_or(""),
+            self.q.as_deref().unwrap_or("")
+        )
+    }
+
+    pub fn matches(&self, t: &Tenant) -> bool {
+        self.status.is_none_or(|s| s == t.status)
+            && self.plan.is_none_or(|p| p == t.plan)
+            && self
+                .partner
+                .as_ref()
+                .is_none_or(|p| t.partner.as_ref() == Some(p))
+            && self.q.as_deref().is_none_or(|q| {
+                t.slug.as_str().starts_with(q) || t.name.to_lowercase().starts_with(q)
+            })
+    }
+}
+
+/// What `GET /audit` may filter on; times are Unix ms, inclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    pub tenant: Option<TenantId>,
+    pub partner: Option<PartnerId>,
+    pub actor: Option<UserId>,
+    pub action: Option<String>,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl AuditFilter {
+    pub fn query_name(&self) -> String {
+        format!(
+            "audit:{}:{}:{}:{}:{}:{}",
+            self.tenant.as_ref().map(|t| t.as_str()).unwrap_or(""),
+            self.partner.as_ref().map(|p| p.as_str()).unwrap_or(""),
+            self.actor.as_ref().map(|a| a.as_str()).unwrap_or(""),
+            self.action.as_deref().unwrap_or(""),
+            self.from_ms.map(|t| t.to_string()).unwrap_or_default(),
+            self.to_ms.map(|t| t.to_string()).unwrap_or_default(),
+        )
+    }
+
+    pub fn matches(&self, e: &changes::AuditEntry) -> bool {
+        let ms: i64 =
+            e.id.split('#')
+                .next()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(0);
+        self.tenant
+            .as_ref()
+            .is_none_or(|t| e.tenant.as_ref() == Some(t))
+            && self
+                .partner
+                .as_ref()
+                .is_none_or(|p| e.partner.as_ref() == Some(p))
+            && self.actor.as_ref().is_none_or(|a| &e.actor == a)
+            && self.action.as_deref().is_none_or(|a| e.action == a)
+            && self.from_ms.is_none_or(|f| ms >= f)
+            && self.to_ms.is_none_or(|t| ms <= t)
+    }
+}
+
+/// Partners: the records, their slug claims and their admins (read side; writes are changes).
+#[async_trait]
+pub trait PartnerStore: Send + Sync {
+    async fn partner_by_slug(&self, slug: &PartnerSlug) -> Result<Option<Partner>, StoreError>;
+    async fn partner_by_id(&self, id: &PartnerId) -> Result<Option<Partner>, StoreError>;
+    /// One page of every partner, by slug.
+    async fn partners_page(
+        &self,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Partner>, StoreError>;
+    /// One page of a partner's admins, by user id.
+    async fn partner_admins_page(
+        &self,
+        partner: &PartnerId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<UserId>, StoreError>;
+}
+
+/// What a single-use mailed token is for: each is spent only by its own route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// `POST /auth/reset-password`: the user exists and is active.
+    Reset,
+    /// `POST /auth/accept-invitation`: the user was invited and has no password yet.
+    Invitation,
+}
+
+crate::domain::named_enum!(TokenPurpose { Reset => "reset", Invitation => "invitation" });
+
+/// A password-reset or invitation token as stored: only its hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResetTokenRecord {
     pub token_hash: String,
+    pub purpose: TokenPurpose,
     pub user_id: UserId,
     /// The user's `reset_generation` this token belongs to; a newer request or a reset moves it.
     pub generation: u64,
@@ -211,18 +355,26 @@ pub trait TenantStore: Send + Sync {
         tenant: &Tenant,
         role: Role,
     ) -> Result<(), StoreError>;
+    /// One page of tenants matching `filter`, by slug (a partner's own index when the filter
+    /// names a partner). `InvalidCursor` for a cursor made for another filter.
+    async fn tenants_page(
+        &self,
+        filter: &TenantFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Tenant>, StoreError>;
     /// Every member of the tenant with their role (index read: eventually consistent, so
     /// only for notices, never for access decisions).
     async fn tenant_members(&self, tenant_id: &TenantId)
         -> Result<Vec<(UserId, Role)>, StoreError>;
-    /// One page of the tenant's members with their roles, in user-id order (index read).
-    /// `InvalidCursor` for a cursor not made by this query for this tenant.
+    /// One page of the tenant's members, newest first (index read). `InvalidCursor` for a
+    /// cursor not made by this query for this tenant.
     async fn tenant_members_page(
         &self,
         tenant_id: &TenantId,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<crate::page::Page<(UserId, Role)>, StoreError>;
+    ) -> Result<Page<MemberEntry>, StoreError>;
     /// Replaces the ordered list (`NotFound` if the tenant is gone).
     async fn set_redirect_origins(
         &self,
@@ -240,11 +392,14 @@ pub trait ResetStore: Send + Sync {
         user: &User,
         token_hash: &str,
         expires_at: i64,
+        purpose: TokenPurpose,
     ) -> Result<(), StoreError>;
     async fn reset_token(&self, token_hash: &str) -> Result<Option<ResetTokenRecord>, StoreError>;
     /// Spends `token` and sets the new password hash, ending every session of the user and
-    /// every other outstanding token, all or nothing. `false` if the token was already spent,
-    /// expired at `now`, superseded, or the user is no longer active.
+    /// every other outstanding token, and marks the email verified, all or nothing. An
+    /// invitation also makes the invited user active. `false` if the token was already spent,
+    /// expired at `now`, superseded, or the user is not in the state its purpose needs
+    /// (active for a reset, invited for an invitation).
     async fn consume_reset_token(
         &self,
         token: &ResetTokenRecord,
@@ -369,12 +524,24 @@ pub trait CommitStore: Send + Sync {
     /// A counter's value (0 if never counted).
     async fn counter(&self, scope: &str, name: &str) -> Result<i64, StoreError>;
     async fn outbox_event(&self, id: &str) -> Result<Option<changes::OutboxEvent>, StoreError>;
+    /// Every counter of a scope.
+    async fn counters(&self, scope: &str) -> Result<BTreeMap<String, i64>, StoreError>;
+    /// Forgets an event once published (what remains is what still has to be published).
+    async fn outbox_published(&self, id: &str) -> Result<(), StoreError>;
+    /// One page of audit entries matching `filter`, newest first.
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<changes::AuditEntry>, StoreError>;
 }
 
 /// Everything a function may ask of the store.
 pub trait Store:
     UserStore
     + TenantStore
+    + PartnerStore
     + SessionStore
     + ResetStore
     + RateLimitStore
@@ -386,6 +553,7 @@ pub trait Store:
 impl<
         T: UserStore
             + TenantStore
+            + PartnerStore
             + SessionStore
             + ResetStore
             + RateLimitStore

@@ -35,6 +35,8 @@ async fn main() {
         status: UserStatus::Active,
         session_epoch: 0,
         reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
         created_at: shared::time::now_unix(),
     };
     match store.create_user(&user).await {

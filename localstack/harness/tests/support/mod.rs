@@ -135,6 +135,8 @@ impl Platform {
             status: UserStatus::Active,
             session_epoch: 0,
             reset_generation: 0,
+            email_verified: false,
+            last_sign_in_at: None,
             created_at: shared::time::now_unix(),
         };
         self.store.create_user(&user).await.unwrap();

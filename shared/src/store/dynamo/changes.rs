@@ -4,43 +4,208 @@ use super::*;
 use crate::store::changes::{AuditEntry, Change, CommitError, OutboxEvent, MAX_CHANGES};
 
 impl DynamoStore {
-    fn change_item(&self, change: &Change) -> Result<TransactWriteItem, StoreError> {
+    fn update_item(
+        &self,
+        pk: String,
+        sk: &str,
+        expression: &str,
+        condition: &str,
+        names: &[(&str, &str)],
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut u = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .update_expression(expression);
+        if !condition.is_empty() {
+            u = u.condition_expression(condition);
+        }
+        for (k, v) in names {
+            u = u.expression_attribute_names(*k, *v);
+        }
+        for (k, v) in values {
+            u = u.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder()
+            .update(Self::build(u.build())?)
+            .build())
+    }
+
+    fn delete_item(
+        &self,
+        pk: String,
+        sk: &str,
+        condition: &str,
+        values: Vec<(&str, AttributeValue)>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut d = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression(condition);
+        for (k, v) in values {
+            d = d.expression_attribute_values(k, v);
+        }
+        Ok(TransactWriteItem::builder()
+            .delete(Self::build(d.build())?)
+            .build())
+    }
+
+    /// The transaction items of one change (a creation also claims its unique name).
+    fn change_items(&self, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
+        const NEW: &str = "attribute_not_exists(PK)";
         Ok(match change {
-            Change::AddMembership { user, tenant, role } => self.put(
-                Self::membership_item(user, tenant, *role),
-                "attribute_not_exists(PK)",
-            )?,
-            Change::SetRedirectOrigins { tenant, origins } => TransactWriteItem::builder()
-                .update(Self::build(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(format!("TENANT#{tenant}"), "TENANT")))
-                        .update_expression("SET redirect_origins = :o")
-                        .condition_expression("attribute_exists(PK)")
-                        .expression_attribute_values(":o", super::tenants::origin_list(origins))
-                        .build(),
-                )?)
-                .build(),
+            Change::CreateTenant(t) => {
+                let mut claim = key(format!("SLUG#{}", t.slug), "SLUG");
+                claim.insert("entity".into(), s("slug_claim"));
+                claim.insert("tenant_id".into(), s(t.id.as_str()));
+                vec![self.put(claim, NEW)?, self.put(Self::tenant_item(t), NEW)?]
+            }
+            Change::UpdateTenant {
+                tenant,
+                expect_version,
+            } => vec![self.tenant_update(tenant, *expect_version)?],
+            Change::CreateUser(u) => {
+                let mut claim = key(format!("EMAIL#{}", u.email), "EMAIL");
+                claim.insert("entity".into(), s("email_claim"));
+                claim.insert("user_id".into(), s(u.id.as_str()));
+                vec![self.put(claim, NEW)?, self.put(Self::user_item(u), NEW)?]
+            }
+            Change::AddMembership {
+                user,
+                tenant,
+                role,
+                at,
+            } => vec![self.put(Self::membership_item(user, tenant, *role, *at), NEW)?],
+            Change::ChangeRole {
+                user,
+                tenant,
+                from,
+                to,
+            } => vec![self.update_item(
+                format!("USER#{user}"),
+                &format!("MEMBER#{tenant}"),
+                "SET #role = :to",
+                "#role = :from",
+                &[("#role", "role")],
+                vec![(":to", s(to.as_str())), (":from", s(from.as_str()))],
+            )?],
+            Change::RemoveMembership { user, tenant, role } => {
+                let d = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        format!("USER#{user}"),
+                        &format!("MEMBER#{tenant}"),
+                    )))
+                    .condition_expression("#role = :role")
+                    .expression_attribute_names("#role", "role")
+                    .expression_attribute_values(":role", s(role.as_str()));
+                vec![TransactWriteItem::builder()
+                    .delete(Self::build(d.build())?)
+                    .build()]
+            }
+            Change::AdjustOwners { tenant, by } => {
+                let min = if *by < 0 { 1 - by } else { 0 };
+                vec![self.update_item(
+                    format!("TENANT#{tenant}"),
+                    "TENANT",
+                    "ADD owners :by",
+                    "attribute_exists(PK) AND (owners >= :min OR (attribute_not_exists(owners) AND :min = :zero))",
+                    &[],
+                    vec![(":by", n(by)), (":min", n(min)), (":zero", n(0))],
+                )?]
+            }
+            Change::SetRedirectOrigins { tenant, origins } => vec![self.update_item(
+                format!("TENANT#{tenant}"),
+                "TENANT",
+                "SET redirect_origins = :o, version = version + :one",
+                "attribute_exists(PK)",
+                &[],
+                vec![(":o", super::tenants::origin_list(origins)), (":one", n(1))],
+            )?],
+            Change::CreatePartner(p) => {
+                let mut claim = key(format!("PSLUG#{}", p.slug), "PSLUG");
+                claim.insert("entity".into(), s("partner_slug_claim"));
+                claim.insert("partner_id".into(), s(p.id.as_str()));
+                vec![self.put(claim, NEW)?, self.put(Self::partner_item(p), NEW)?]
+            }
+            Change::UpdatePartner {
+                partner,
+                expect_version,
+            } => vec![self.partner_update(partner, *expect_version)?],
+            Change::PartnerCounts {
+                partner,
+                deltas,
+                require_active,
+            } => {
+                let mut adds = Vec::new();
+                let mut names: Vec<(String, String)> = Vec::new();
+                let mut values = Vec::new();
+                for (i, (status, by)) in deltas.iter().enumerate() {
+                    adds.push(format!("#c{i} :d{i}"));
+                    names.push((format!("#c{i}"), format!("count_{}", status.as_str())));
+                    values.push((format!(":d{i}"), n(by)));
+                }
+                let condition = if *require_active {
+                    "attribute_exists(PK) AND #status = :active"
+                } else {
+                    "attribute_exists(PK)"
+                };
+                let mut u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(format!("PARTNER#{partner}"), "PARTNER")))
+                    .update_expression(format!("ADD {}", adds.join(", ")))
+                    .condition_expression(condition);
+                for (k, v) in names {
+                    u = u.expression_attribute_names(k, v);
+                }
+                for (k, v) in values {
+                    u = u.expression_attribute_values(k, v);
+                }
+                if *require_active {
+                    u = u
+                        .expression_attribute_names("#status", "status")
+                        .expression_attribute_values(":active", s("active"));
+                }
+                vec![TransactWriteItem::builder()
+                    .update(Self::build(u.build())?)
+                    .build()]
+            }
+            Change::GrantPartnerAdmin { user, partner } => {
+                vec![self.put(Self::partner_admin_item(user, partner), NEW)?]
+            }
+            Change::RevokePartnerAdmin { user, partner } => vec![self.delete_item(
+                format!("USER#{user}"),
+                &format!("PARTNER#{partner}"),
+                "attribute_exists(PK)",
+                vec![],
+            )?],
             Change::Audit(a) => {
                 let mut item = key(format!("AUDIT#{}", a.scope), &a.id);
                 item.insert("entity".into(), s("audit"));
+                item.insert("scope".into(), s(&a.scope));
                 item.insert("actor".into(), s(a.actor.as_str()));
                 item.insert("action".into(), s(&a.action));
+                if let Some(t) = &a.tenant {
+                    item.insert("tenant_id".into(), s(t.as_str()));
+                }
+                if let Some(p) = &a.partner {
+                    item.insert("partner_id".into(), s(p.as_str()));
+                }
                 item.insert("details".into(), s(&a.details));
+                item.insert("request_id".into(), s(&a.request_id));
                 item.insert("at".into(), n(a.at));
-                self.put(item, "attribute_not_exists(PK)")?
+                item.insert("GSI2PK".into(), s("AUDIT"));
+                item.insert("GSI2SK".into(), s(&a.id));
+                vec![self.put(item, NEW)?]
             }
-            Change::Count { scope, name, by } => TransactWriteItem::builder()
-                .update(Self::build(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key(format!("COUNT#{scope}"), "COUNT")))
-                        .update_expression("ADD #name :by")
-                        .expression_attribute_names("#name", name)
-                        .expression_attribute_values(":by", n(by))
-                        .build(),
-                )?)
-                .build(),
+            Change::Count { scope, name, by } => vec![self.update_item(
+                format!("COUNT#{scope}"),
+                "COUNT",
+                "ADD #name :by",
+                "",
+                &[("#name", name)],
+                vec![(":by", n(by))],
+            )?],
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");
                 item.insert("entity".into(), s("outbox"));
@@ -50,8 +215,26 @@ impl DynamoStore {
                 item.insert("created_at".into(), n(e.created_at));
                 item.insert("GSI1PK".into(), s("OUTBOX"));
                 item.insert("GSI1SK".into(), s(format!("{:015}#{}", e.created_at, e.id)));
-                self.put(item, "attribute_not_exists(PK)")?
+                vec![self.put(item, NEW)?]
             }
+        })
+    }
+
+    fn parse_audit(item: &Item) -> Result<AuditEntry, StoreError> {
+        let f = Fields { item, key: "AUDIT" };
+        Ok(AuditEntry {
+            scope: f.s("scope").map(str::to_string).or_else(|_| {
+                f.s("PK")
+                    .map(|pk| pk.trim_start_matches("AUDIT#").to_string())
+            })?,
+            id: f.s("SK")?.to_string(),
+            actor: f.user_id("actor")?,
+            action: f.s("action")?.to_string(),
+            tenant: f.opt_s("tenant_id").and_then(TenantId::parse),
+            partner: f.opt_s("partner_id").and_then(PartnerId::parse),
+            details: f.s("details")?.to_string(),
+            request_id: f.opt_s("request_id").unwrap_or_default().to_string(),
+            at: f.n("at")?,
         })
     }
 }
@@ -65,10 +248,13 @@ impl CommitStore for DynamoStore {
         if changes.is_empty() {
             return Ok(());
         }
-        let items = changes
-            .iter()
-            .map(|c| self.change_item(c))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut items = Vec::with_capacity(changes.len() + 2);
+        for c in &changes {
+            items.extend(self.change_items(c)?);
+        }
+        if items.len() > MAX_CHANGES {
+            return Err(CommitError::TooMany);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(()),
             Err(TxError::Refused { keys }) => Err(CommitError::Refused { keys }),
@@ -92,20 +278,7 @@ impl CommitStore for DynamoStore {
             .send()
             .await
             .map_err(unavailable)?;
-        page.items()
-            .iter()
-            .map(|item| {
-                let f = Fields { item, key: "AUDIT" };
-                Ok(AuditEntry {
-                    scope: scope.to_string(),
-                    id: f.s("SK")?.to_string(),
-                    actor: f.user_id("actor")?,
-                    action: f.s("action")?.to_string(),
-                    details: f.s("details")?.to_string(),
-                    at: f.n("at")?,
-                })
-            })
-            .collect()
+        page.items().iter().map(Self::parse_audit).collect()
     }
 
     async fn counter(&self, scope: &str, name: &str) -> Result<i64, StoreError> {
@@ -133,5 +306,86 @@ impl CommitStore for DynamoStore {
             detail: f.s("detail")?.to_string(),
             created_at: f.n("created_at")?,
         }))
+    }
+
+    async fn counters(&self, scope: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        let Some(item) = self.get(format!("COUNT#{scope}"), "COUNT").await? else {
+            return Ok(BTreeMap::new());
+        };
+        Ok(item
+            .iter()
+            .filter_map(|(k, v)| {
+                let n = v.as_n().ok()?.parse().ok()?;
+                Some((k.clone(), n))
+            })
+            .collect())
+    }
+
+    async fn outbox_published(&self, id: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("OUTBOX#{id}"), "OUTBOX")))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<(String, AttributeValue)> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        if let Some(p) = &filter.partner {
+            conditions.push("partner_id = :partner".to_string());
+            values.push((":partner".into(), s(p.as_str())));
+        }
+        if let Some(a) = &filter.actor {
+            conditions.push("actor = :actor".to_string());
+            values.push((":actor".into(), s(a.as_str())));
+        }
+        if let Some(a) = &filter.action {
+            conditions.push("#action = :action".to_string());
+            names.push(("#action".into(), "action".into()));
+            values.push((":action".into(), s(a)));
+        }
+        let filter_expr =
+            (!conditions.is_empty()).then(|| (conditions.join(" AND "), values, names));
+        // Sort keys are `<ms, 15 digits>#<random>`: a time range is a key range.
+        let from = format!("{:015}#", filter.from_ms.unwrap_or(0).max(0));
+        let to = format!(
+            "{:015}#~",
+            filter.to_ms.unwrap_or(999_999_999_999_999).max(0)
+        );
+        let (index, partition, sort_attr) = match &filter.tenant {
+            Some(t) => (None, ("PK", format!("AUDIT#tenant:{t}")), "SK"),
+            None => (Some("GSI2"), ("GSI2PK", "AUDIT".to_string()), "GSI2SK"),
+        };
+        let (items, next_cursor) = self
+            .page_query(PageQuery {
+                query_name: filter.query_name(),
+                index,
+                partition,
+                sort: Some((
+                    sort_attr,
+                    "#sk BETWEEN :from AND :to".to_string(),
+                    vec![(":from", s(from)), (":to", s(to))],
+                )),
+                filter: filter_expr,
+                forward: false,
+                limit,
+                cursor,
+            })
+            .await?;
+        let items = items
+            .iter()
+            .map(Self::parse_audit)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
     }
 }

@@ -5,6 +5,7 @@
 
 mod changes;
 mod idempotency;
+mod partners;
 mod ratelimits;
 mod resets;
 mod sessions;
@@ -364,5 +365,186 @@ mod tests {
         // Nothing conflicted: not a conflict cancellation at all.
         assert!(!conflicts_alone([Some("None"), None]));
         assert!(!conflicts_alone([]));
+    }
+}
+
+/// One paginated query: a partition of the table or of an index, an optional sort-key
+/// condition and filter, in either direction. The cursor is bound to `query_name` and may only
+/// point inside this partition.
+struct PageQuery<'a> {
+    query_name: String,
+    index: Option<&'static str>,
+    /// The partition attribute (`PK`, `GSI1PK`, `GSI2PK`) and its value.
+    partition: (&'static str, String),
+    /// A sort-key condition on `#sk` (e.g. `begins_with(#sk, :prefix)`), its sort attribute,
+    /// and the values it names.
+    sort: Option<(&'static str, String, Vec<(&'static str, AttributeValue)>)>,
+    /// A filter expression and the values and names it uses.
+    filter: Option<(String, Vec<(String, AttributeValue)>, Vec<(String, String)>)>,
+    forward: bool,
+    limit: usize,
+    cursor: Option<&'a str>,
+}
+
+/// How many index pages one filtered page may read before answering with what it has.
+const MAX_FILTERED_READS: usize = 5;
+
+impl DynamoStore {
+    /// Reads one page of `q`: items in order and the cursor of the next page.
+    async fn page_query(
+        &self,
+        q: PageQuery<'_>,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let (pk_attr, pk_value) = q.partition.clone();
+        let mut start: Option<Item> = match q.cursor {
+            None => None,
+            Some(c) => {
+                let position = crate::page::decode_within(&q.query_name, c, pk_attr, &pk_value)
+                    .map_err(|_| StoreError::InvalidCursor)?;
+                Some(position.into_iter().map(|(k, v)| (k, s(v))).collect())
+            }
+        };
+        let limit = q.limit.clamp(1, crate::page::MAX_LIMIT);
+        let mut items: Vec<Item> = Vec::new();
+        let mut reads = 0;
+        let last_key = loop {
+            let mut key_condition = "#pk = :pk".to_string();
+            let mut req = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(q.index.map(str::to_string))
+                .expression_attribute_names("#pk", pk_attr)
+                .expression_attribute_values(":pk", s(pk_value.clone()))
+                .scan_index_forward(q.forward)
+                .limit(i32::try_from(limit).unwrap_or(1))
+                .set_exclusive_start_key(start.take());
+            if q.index.is_none() {
+                req = req.consistent_read(true);
+            }
+            if let Some((sk_attr, condition, values)) = &q.sort {
+                key_condition = format!("{key_condition} AND {condition}");
+                req = req.expression_attribute_names("#sk", *sk_attr);
+                for (name, v) in values {
+                    req = req.expression_attribute_values(*name, v.clone());
+                }
+            }
+            if let Some((expr, values, names)) = &q.filter {
+                req = req.filter_expression(expr);
+                for (name, v) in values {
+                    req = req.expression_attribute_values(name, v.clone());
+                }
+                for (name, attr) in names {
+                    req = req.expression_attribute_names(name, attr);
+                }
+            }
+            let page = req
+                .key_condition_expression(key_condition)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            reads += 1;
+            let next = page.last_evaluated_key.clone().filter(|k| !k.is_empty());
+            items.extend(page.items.unwrap_or_default());
+            if items.len() >= limit || next.is_none() || reads >= MAX_FILTERED_READS {
+                break next;
+            }
+            start = next;
+        };
+        // Exactly the key attributes of the table and the index read: a start key with more or
+        // fewer is refused by DynamoDB.
+        let key_attrs = |item: &Item| -> BTreeMap<String, String> {
+            let names: &[&str] = match q.index {
+                None => &["PK", "SK"],
+                Some("GSI1") => &["PK", "SK", "GSI1PK", "GSI1SK"],
+                Some(_) => &["PK", "SK", "GSI2PK", "GSI2SK"],
+            };
+            names
+                .iter()
+                .filter_map(|n| {
+                    item.get(*n)
+                        .and_then(|v| v.as_s().ok())
+                        .map(|v| (n.to_string(), v.clone()))
+                })
+                .collect()
+        };
+        let next_cursor = if items.len() > limit {
+            items.truncate(limit);
+            items
+                .last()
+                .map(|i| crate::page::encode(&q.query_name, key_attrs(i)))
+        } else {
+            last_key.map(|k| {
+                let position = k
+                    .into_iter()
+                    .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
+                    .collect();
+                crate::page::encode(&q.query_name, position)
+            })
+        };
+        Ok((items, next_cursor))
+    }
+
+    /// The items at these keys that exist (`BatchGetItem`, consistent, unprocessed keys
+    /// retried), at most 100 keys.
+    async fn batch_get(&self, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+        let mut out = Vec::new();
+        let mut pending = keys;
+        let mut rounds = 0;
+        while !pending.is_empty() {
+            rounds += 1;
+            if rounds > 5 {
+                return Err(StoreError::Unavailable(
+                    "batch read kept being throttled".into(),
+                ));
+            }
+            let request = Self::build(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .consistent_read(true)
+                    .build(),
+            )?;
+            let resp = self
+                .client
+                .batch_get_item()
+                .request_items(&self.table, request)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            if let Some(mut found) = resp.responses {
+                out.extend(found.remove(&self.table).unwrap_or_default());
+            }
+            if let Some(mut left) = resp.unprocessed_keys {
+                if let Some(ka) = left.remove(&self.table) {
+                    pending = ka.keys;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A JSON object stored as a string attribute.
+fn json_attr(map: &serde_json::Map<String, serde_json::Value>) -> AttributeValue {
+    s(serde_json::Value::Object(map.clone()).to_string())
+}
+
+impl Fields<'_> {
+    fn json_object(
+        &self,
+        name: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, StoreError> {
+        match self.item.get(name) {
+            None => Ok(serde_json::Map::new()),
+            Some(AttributeValue::S(v)) => serde_json::from_str(v)
+                .map_err(|_| self.corrupt(format!("{name} is not a JSON object"))),
+            Some(_) => Err(self.corrupt(format!("{name} is not a string"))),
+        }
+    }
+    fn opt_s(&self, name: &str) -> Option<&str> {
+        self.item
+            .get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
     }
 }

@@ -9,6 +9,7 @@ impl ResetStore for DynamoStore {
         user: &User,
         token_hash: &str,
         expires_at: i64,
+        purpose: TokenPurpose,
     ) -> Result<(), StoreError> {
         let generation = user.reset_generation + 1;
         let bump = Self::build(
@@ -27,6 +28,7 @@ impl ResetStore for DynamoStore {
         token.insert("token_hash".into(), s(token_hash));
         token.insert("user_id".into(), s(user.id.as_str()));
         token.insert("generation".into(), n(generation));
+        token.insert("purpose".into(), s(purpose.as_str()));
         token.insert("expires_at".into(), n(expires_at));
         let result = self
             .transact(vec![
@@ -47,6 +49,12 @@ impl ResetStore for DynamoStore {
         };
         Ok(Some(ResetTokenRecord {
             token_hash: f.s("token_hash")?.to_string(),
+            purpose: match f.opt_s("purpose") {
+                None => TokenPurpose::Reset,
+                Some(p) => {
+                    TokenPurpose::parse(p).ok_or_else(|| f.corrupt("unknown purpose".into()))?
+                }
+            },
             user_id: f.user_id("user_id")?,
             generation: f.n("generation")?,
             expires_at: f.n("expires_at")?,
@@ -71,9 +79,14 @@ impl ResetStore for DynamoStore {
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(key(format!("USER#{}", token.user_id), "USER")))
-                .update_expression("SET password_hash = :hash, session_epoch = session_epoch + :one, reset_generation = :next")
-                .condition_expression("reset_generation = :generation AND #status = :active")
+                .update_expression("SET password_hash = :hash, session_epoch = session_epoch + :one, reset_generation = :next, email_verified = :yes, #status = :active")
+                .condition_expression("reset_generation = :generation AND #status = :required")
                 .expression_attribute_names("#status", "status")
+                .expression_attribute_values(":yes", AttributeValue::Bool(true))
+                .expression_attribute_values(":required", s(match token.purpose {
+                    TokenPurpose::Reset => UserStatus::Active.as_str(),
+                    TokenPurpose::Invitation => UserStatus::Invited.as_str(),
+                }))
                 .expression_attribute_values(":hash", s(new_password_hash))
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":next", n(token.generation + 1))

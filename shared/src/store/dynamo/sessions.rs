@@ -24,7 +24,18 @@ impl SessionStore for DynamoStore {
         item.insert("heads".into(), hash_map(&session.heads));
         item.insert("spent".into(), hash_map(&session.spent));
         let put = self.put(item.clone(), "attribute_not_exists(PK)")?;
-        let mut items = vec![put];
+        // The user's last sign-in, in the same write.
+        let signed_in = Self::build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("USER#{}", session.user_id), "USER")))
+                .update_expression("SET last_sign_in_at = :now")
+                .condition_expression("attribute_exists(PK)")
+                .expression_attribute_values(":now", n(crate::time::now_unix()))
+                .build(),
+        )?;
+        let signed_in = TransactWriteItem::builder().update(signed_in).build();
+        let mut items = vec![put, signed_in.clone()];
         if let Some(r) = refund {
             for k in &r.keys {
                 items.push(
@@ -34,7 +45,7 @@ impl SessionStore for DynamoStore {
                 );
             }
         }
-        let with_refund = items.len() > 1;
+        let with_refund = items.len() > 2;
         let result = self.transact(items).await;
         match result {
             Ok(()) => Ok(()),
@@ -44,7 +55,7 @@ impl SessionStore for DynamoStore {
                 if with_refund && keys.iter().all(|k| k.starts_with("RATE#")) =>
             {
                 let result = self
-                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?])
+                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?, signed_in])
                     .await;
                 conflict_if_refused(result, "session already exists")
             }

@@ -3,20 +3,110 @@
 use super::*;
 
 impl DynamoStore {
-    /// A membership item: under the user, indexed under the tenant (GSI1).
-    pub(super) fn membership_item(user: &UserId, tenant: &Tenant, role: Role) -> Item {
+    /// A membership item: under the user, indexed under the tenant (GSI1), newest first.
+    pub(super) fn membership_item(user: &UserId, tenant: &Tenant, role: Role, at_ms: i64) -> Item {
         let mut item = key(format!("USER#{user}"), &format!("MEMBER#{}", tenant.id));
         item.insert("entity".into(), s("membership"));
         item.insert("tenant_id".into(), s(tenant.id.as_str()));
         item.insert("tenant_slug".into(), s(tenant.slug.as_str()));
         item.insert("user_id".into(), s(user.as_str()));
         item.insert("role".into(), s(role.as_str()));
+        item.insert("added_at".into(), n(at_ms));
         item.insert("GSI1PK".into(), s(format!("TENANT#{}", tenant.id)));
-        item.insert("GSI1SK".into(), s(format!("USER#{user}")));
+        item.insert("GSI1SK".into(), s(format!("MEMBER#{at_ms:015}#{user}")));
         item
     }
 
-    fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
+    pub(super) fn tenant_item(t: &Tenant) -> Item {
+        let mut item = key(format!("TENANT#{}", t.id), "TENANT");
+        item.insert("entity".into(), s("tenant"));
+        item.insert("tenant_id".into(), s(t.id.as_str()));
+        item.insert("slug".into(), s(t.slug.as_str()));
+        item.insert("created_at".into(), n(t.created_at));
+        item.insert("owners".into(), n(t.owners));
+        item.insert("redirect_origins".into(), origin_list(&t.redirect_origins));
+        item.insert("GSI2PK".into(), s("TENANTS"));
+        item.insert("GSI2SK".into(), s(t.slug.as_str()));
+        for (name, value) in Self::tenant_mutable(t) {
+            if let Some(v) = value {
+                item.insert(name.to_string(), v);
+            }
+        }
+        item
+    }
+
+    /// The attributes a tenant update writes (`None`: removed).
+    fn tenant_mutable(t: &Tenant) -> Vec<(&'static str, Option<AttributeValue>)> {
+        vec![
+            ("name", Some(s(&t.name))),
+            ("name_lower", Some(s(t.name.to_lowercase()))),
+            ("status", Some(s(t.status.as_str()))),
+            ("plan", Some(s(t.plan.as_str()))),
+            (
+                "domains",
+                Some(AttributeValue::L(
+                    t.domains.iter().map(|d| s(d.as_str())).collect(),
+                )),
+            ),
+            ("billing_info", Some(json_attr(&t.billing_info))),
+            (
+                "provisioning",
+                Some(s(
+                    serde_json::to_string(&t.provisioning).unwrap_or_else(|_| "{}".into())
+                )),
+            ),
+            ("owner_email", t.owner_email.as_ref().map(|e| s(e.as_str()))),
+            ("partner_id", t.partner.as_ref().map(|p| s(p.as_str()))),
+            (
+                "GSI1PK",
+                t.partner.as_ref().map(|p| s(format!("PARTNER#{p}"))),
+            ),
+            (
+                "GSI1SK",
+                t.partner.as_ref().map(|_| s(format!("TENANT#{}", t.slug))),
+            ),
+            ("updated_at", Some(n(t.updated_at))),
+            ("version", Some(n(t.version))),
+        ]
+    }
+
+    /// An update of every mutable attribute, conditioned on the version read.
+    pub(super) fn tenant_update(
+        &self,
+        t: &Tenant,
+        expect_version: u64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("TENANT#{}", t.id), "TENANT")))
+            .condition_expression("#version = :expect")
+            .expression_attribute_values(":expect", n(expect_version));
+        for (i, (name, value)) in Self::tenant_mutable(t).into_iter().enumerate() {
+            update = update.expression_attribute_names(format!("#a{i}"), name);
+            match value {
+                Some(v) => {
+                    sets.push(format!("#a{i} = :v{i}"));
+                    update = update.expression_attribute_values(format!(":v{i}"), v);
+                }
+                None => removes.push(format!("#a{i}")),
+            }
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        let update = update
+            .expression_attribute_names("#version", "version")
+            .update_expression(expression)
+            .build();
+        Ok(TransactWriteItem::builder()
+            .update(Self::build(update)?)
+            .build())
+    }
+
+    pub(super) fn parse_tenant(item: &Item) -> Result<Tenant, StoreError> {
         let f = Fields {
             item,
             key: "TENANT",
@@ -26,14 +116,46 @@ impl DynamoStore {
             .iter()
             .map(|o| RedirectOrigin::parse(o, true).map_err(|e| f.corrupt(e.to_string())))
             .collect::<Result<_, _>>()?;
+        let domains = f
+            .strings("domains")?
+            .iter()
+            .map(|d| {
+                crate::fields::Hostname::parse(d).ok_or_else(|| f.corrupt("bad domain".into()))
+            })
+            .collect::<Result<_, _>>()?;
+        let provisioning = match f.opt_s("provisioning") {
+            None => Default::default(),
+            Some(raw) => {
+                serde_json::from_str(raw).map_err(|_| f.corrupt("bad provisioning".into()))?
+            }
+        };
         Ok(Tenant {
             id: f.tenant_id("tenant_id")?,
             slug: TenantSlug::parse(f.s("slug")?).ok_or_else(|| f.corrupt("bad slug".into()))?,
             name: f.s("name")?.to_string(),
             status: TenantStatus::parse(f.s("status")?)
                 .ok_or_else(|| f.corrupt("unknown tenant status".into()))?,
+            plan: match f.opt_s("plan") {
+                None => crate::tenant::Plan::Free,
+                Some(p) => {
+                    crate::tenant::Plan::parse(p).ok_or_else(|| f.corrupt("unknown plan".into()))?
+                }
+            },
+            domains,
+            billing_info: f.json_object("billing_info")?,
+            partner: match f.opt_s("partner_id") {
+                None => None,
+                Some(p) => {
+                    Some(PartnerId::parse(p).ok_or_else(|| f.corrupt("bad partner id".into()))?)
+                }
+            },
+            owner_email: f.opt_s("owner_email").and_then(|e| Email::parse(e).ok()),
+            provisioning,
             redirect_origins: origins,
+            owners: f.n_or("owners", 0)?,
+            version: f.n_or("version", 1)?,
             created_at: f.n("created_at")?,
+            updated_at: f.n_or("updated_at", 0)?,
         })
     }
 }
@@ -45,27 +167,19 @@ pub(super) fn origin_list(origins: &[RedirectOrigin]) -> AttributeValue {
 #[async_trait]
 impl TenantStore for DynamoStore {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        let mut claim = key(format!("SLUG#{}", tenant.slug), "SLUG");
-        claim.insert("entity".into(), s("slug_claim"));
-        claim.insert("tenant_id".into(), s(tenant.id.as_str()));
-        let mut item = key(format!("TENANT#{}", tenant.id), "TENANT");
-        item.insert("entity".into(), s("tenant"));
-        item.insert("tenant_id".into(), s(tenant.id.as_str()));
-        item.insert("slug".into(), s(tenant.slug.as_str()));
-        item.insert("name".into(), s(&tenant.name));
-        item.insert("status".into(), s(tenant.status.as_str()));
-        item.insert(
-            "redirect_origins".into(),
-            origin_list(&tenant.redirect_origins),
-        );
-        item.insert("created_at".into(), n(tenant.created_at));
-        let result = self
-            .transact(vec![
-                self.put(claim, "attribute_not_exists(PK)")?,
-                self.put(item, "attribute_not_exists(PK)")?,
-            ])
-            .await;
-        conflict_if_refused(result, "a tenant with this slug already exists")
+        match self
+            .commit(vec![crate::store::changes::Change::CreateTenant(
+                tenant.clone(),
+            )])
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(crate::store::changes::CommitError::Refused { .. }) => Err(StoreError::Conflict(
+                "a tenant with this slug already exists",
+            )),
+            Err(crate::store::changes::CommitError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Unavailable(e.to_string().into())),
+        }
     }
 
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
@@ -94,20 +208,83 @@ impl TenantStore for DynamoStore {
         tenant: &Tenant,
         role: Role,
     ) -> Result<(), StoreError> {
-        let item = Self::membership_item(user, tenant, role);
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(PK)")
-            .send()
-            .await;
-        if conditional(result)? {
-            Ok(())
-        } else {
-            Err(StoreError::Conflict("already a member of this tenant"))
+        use crate::store::changes::{Change, CommitError};
+        let mut changes = vec![Change::AddMembership {
+            user: user.clone(),
+            tenant: tenant.clone(),
+            role,
+            at: crate::time::now_unix() * 1000,
+        }];
+        if role == Role::Owner {
+            changes.push(Change::AdjustOwners {
+                tenant: tenant.id.clone(),
+                by: 1,
+            });
         }
+        match self.commit(changes).await {
+            Ok(()) => Ok(()),
+            Err(CommitError::Refused { .. }) => {
+                Err(StoreError::Conflict("already a member of this tenant"))
+            }
+            Err(CommitError::Store(e)) => Err(e),
+            Err(e) => Err(StoreError::Unavailable(e.to_string().into())),
+        }
+    }
+
+    async fn tenants_page(
+        &self,
+        filter: &TenantFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Tenant>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<(String, AttributeValue)> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        if let Some(st) = filter.status {
+            conditions.push("#st = :st".to_string());
+            names.push(("#st".into(), "status".into()));
+            values.push((":st".into(), s(st.as_str())));
+        }
+        if let Some(plan) = filter.plan {
+            conditions.push("#plan = :plan".to_string());
+            names.push(("#plan".into(), "plan".into()));
+            values.push((":plan".into(), s(plan.as_str())));
+        }
+        if let Some(q) = &filter.q {
+            conditions.push("(begins_with(slug, :q) OR begins_with(name_lower, :q))".to_string());
+            values.push((":q".into(), s(q.to_lowercase())));
+        }
+        let filter_expr =
+            (!conditions.is_empty()).then(|| (conditions.join(" AND "), values, names));
+        let (index, partition, sort) = match &filter.partner {
+            Some(p) => (
+                "GSI1",
+                ("GSI1PK", format!("PARTNER#{p}")),
+                Some((
+                    "GSI1SK",
+                    "begins_with(#sk, :prefix)".to_string(),
+                    vec![(":prefix", s("TENANT#"))],
+                )),
+            ),
+            None => ("GSI2", ("GSI2PK", "TENANTS".to_string()), None),
+        };
+        let (items, next_cursor) = self
+            .page_query(PageQuery {
+                query_name: filter.query_name(),
+                index: Some(index),
+                partition,
+                sort,
+                filter: filter_expr,
+                forward: true,
+                limit,
+                cursor,
+            })
+            .await?;
+        let items = items
+            .iter()
+            .map(Self::parse_tenant)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
     }
 
     async fn tenant_members(
@@ -120,7 +297,7 @@ impl TenantStore for DynamoStore {
             let page = self
                 .tenant_members_page(tenant_id, crate::page::MAX_LIMIT, cursor.as_deref())
                 .await?;
-            out.extend(page.items);
+            out.extend(page.items.into_iter().map(|m| (m.user_id, m.role)));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => return Ok(out),
@@ -133,53 +310,40 @@ impl TenantStore for DynamoStore {
         tenant_id: &TenantId,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<crate::page::Page<(UserId, Role)>, StoreError> {
-        let partition = format!("TENANT#{tenant_id}");
-        let query = format!("tenant-members:{tenant_id}");
-        let start = match cursor {
-            None => None,
-            Some(c) => {
-                // Only a position inside this tenant's own partition of the index.
-                let position = crate::page::decode_within(&query, c, "GSI1PK", &partition)
-                    .map_err(|_| StoreError::InvalidCursor)?;
-                Some(
-                    position
-                        .into_iter()
-                        .map(|(k, v)| (k, s(v)))
-                        .collect::<Item>(),
-                )
-            }
-        };
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name("GSI1")
-            .key_condition_expression("GSI1PK = :pk AND begins_with(GSI1SK, :prefix)")
-            .expression_attribute_values(":pk", s(partition))
-            .expression_attribute_values(":prefix", s("USER#"))
-            .limit(i32::try_from(limit.clamp(1, crate::page::MAX_LIMIT)).unwrap_or(1))
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut items = Vec::with_capacity(page.items().len());
-        for item in page.items() {
+    ) -> Result<Page<MemberEntry>, StoreError> {
+        let (items, next_cursor) = self
+            .page_query(PageQuery {
+                query_name: format!("tenant-members:{tenant_id}"),
+                index: Some("GSI1"),
+                partition: ("GSI1PK", format!("TENANT#{tenant_id}")),
+                sort: Some((
+                    "GSI1SK",
+                    "begins_with(#sk, :prefix)".to_string(),
+                    vec![(":prefix", s("MEMBER#"))],
+                )),
+                filter: None,
+                forward: false,
+                limit,
+                cursor,
+            })
+            .await?;
+        let mut out = Vec::with_capacity(items.len());
+        for item in &items {
             let f = Fields {
                 item,
                 key: "MEMBER",
             };
             let role = Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?;
-            items.push((f.user_id("user_id")?, role));
+            out.push(MemberEntry {
+                user_id: f.user_id("user_id")?,
+                role,
+                added_at: f.n_or("added_at", 0)?,
+            });
         }
-        let next_cursor = page.last_evaluated_key.filter(|k| !k.is_empty()).map(|k| {
-            let position = k
-                .into_iter()
-                .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
-                .collect();
-            crate::page::encode(&query, position)
-        });
-        Ok(crate::page::Page { items, next_cursor })
+        Ok(Page {
+            items: out,
+            next_cursor,
+        })
     }
 
     async fn set_redirect_origins(
@@ -192,9 +356,10 @@ impl TenantStore for DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(format!("TENANT#{tenant_id}"), "TENANT")))
-            .update_expression("SET redirect_origins = :o")
+            .update_expression("SET redirect_origins = :o, version = version + :one")
             .condition_expression("attribute_exists(PK)")
             .expression_attribute_values(":o", origin_list(origins))
+            .expression_attribute_values(":one", n(1))
             .send()
             .await;
         if conditional(result)? {

@@ -3,7 +3,7 @@
 use super::*;
 
 impl DynamoStore {
-    fn user_item(user: &User) -> Item {
+    pub(super) fn user_item(user: &User) -> Item {
         let mut item = key(format!("USER#{}", user.id), "USER");
         item.insert("entity".into(), s("user"));
         item.insert("user_id".into(), s(user.id.as_str()));
@@ -16,7 +16,24 @@ impl DynamoStore {
         item.insert("status".into(), s(user.status.as_str()));
         item.insert("session_epoch".into(), n(user.session_epoch));
         item.insert("reset_generation".into(), n(user.reset_generation));
+        item.insert(
+            "email_verified".into(),
+            AttributeValue::Bool(user.email_verified),
+        );
+        if let Some(at) = user.last_sign_in_at {
+            item.insert("last_sign_in_at".into(), n(at));
+        }
         item.insert("created_at".into(), n(user.created_at));
+        item
+    }
+
+    pub(super) fn partner_admin_item(user: &UserId, partner: &PartnerId) -> Item {
+        let mut item = key(format!("USER#{user}"), &format!("PARTNER#{partner}"));
+        item.insert("entity".into(), s("partner_admin"));
+        item.insert("user_id".into(), s(user.as_str()));
+        item.insert("partner_id".into(), s(partner.as_str()));
+        item.insert("GSI1PK".into(), s(format!("PARTNER#{partner}")));
+        item.insert("GSI1SK".into(), s(format!("USER#{user}")));
         item
     }
 
@@ -31,6 +48,11 @@ impl DynamoStore {
                 .ok_or_else(|| f.corrupt("unknown user status".into()))?,
             session_epoch: f.n("session_epoch")?,
             reset_generation: f.n_or("reset_generation", 0)?,
+            email_verified: matches!(item.get("email_verified"), Some(AttributeValue::Bool(true))),
+            last_sign_in_at: match item.get("last_sign_in_at") {
+                Some(_) => Some(f.n("last_sign_in_at")?),
+                None => None,
+            },
             created_at: f.n("created_at")?,
         })
     }
@@ -118,12 +140,7 @@ impl UserStore for DynamoStore {
         id: &UserId,
         partner_id: &PartnerId,
     ) -> Result<(), StoreError> {
-        let mut item = key(format!("USER#{id}"), &format!("PARTNER#{partner_id}"));
-        item.insert("entity".into(), s("partner_admin"));
-        item.insert("user_id".into(), s(id.as_str()));
-        item.insert("partner_id".into(), s(partner_id.as_str()));
-        item.insert("GSI1PK".into(), s(format!("PARTNER#{partner_id}")));
-        item.insert("GSI1SK".into(), s(format!("USER#{id}")));
+        let item = Self::partner_admin_item(id, partner_id);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -132,6 +149,57 @@ impl UserStore for DynamoStore {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn is_partner_admin(&self, id: &UserId, partner: &PartnerId) -> Result<bool, StoreError> {
+        Ok(self
+            .get(format!("USER#{id}"), &format!("PARTNER#{partner}"))
+            .await?
+            .is_some())
+    }
+
+    async fn partners_of(&self, id: &UserId, n: usize) -> Result<Vec<PartnerId>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("PARTNER#"))
+            .consistent_read(true)
+            .limit(i32::try_from(n.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        page.items()
+            .iter()
+            .map(|item| {
+                let f = Fields {
+                    item,
+                    key: "PARTNER_ADMIN",
+                };
+                PartnerId::parse(f.s("partner_id")?)
+                    .ok_or_else(|| f.corrupt("bad partner id".into()))
+            })
+            .collect()
+    }
+
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut unique: Vec<&UserId> = ids.iter().collect();
+        unique.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        unique.dedup();
+        let keys = unique
+            .into_iter()
+            .map(|id| key(format!("USER#{id}"), "USER"))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(Self::parse_user)
+            .collect()
     }
 }
 

@@ -4,26 +4,112 @@
 use super::*;
 use crate::store::changes::{AuditEntry, Change, CommitError, OutboxEvent, MAX_CHANGES};
 
-/// Whether `change`'s condition holds against `d`.
-fn holds(d: &Data, change: &Change) -> bool {
-    match change {
-        Change::AddMembership { user, tenant, .. } => !d
-            .memberships
+fn member_role(d: &Data, user: &UserId, tenant: &TenantId) -> Option<Role> {
+    d.memberships
+        .get(user)
+        .and_then(|ms| ms.iter().find(|m| &m.tenant_id == tenant))
+        .map(|m| m.role)
+}
+
+/// The key that refuses `change` against `d`, if its condition fails.
+fn refusal(d: &Data, change: &Change) -> Option<String> {
+    let refused = match change {
+        Change::CreateTenant(t) => {
+            if d.slugs.contains_key(&t.slug) {
+                return Some(format!("SLUG#{}", t.slug));
+            }
+            d.tenants.contains_key(&t.id)
+        }
+        Change::UpdateTenant {
+            tenant,
+            expect_version,
+        } => d
+            .tenants
+            .get(&tenant.id)
+            .is_none_or(|t| t.version != *expect_version),
+        Change::CreateUser(u) => {
+            if d.emails.contains_key(&u.email) {
+                return Some(format!("EMAIL#{}", u.email));
+            }
+            d.users.contains_key(&u.id)
+        }
+        Change::AddMembership { user, tenant, .. } => member_role(d, user, &tenant.id).is_some(),
+        Change::ChangeRole {
+            user, tenant, from, ..
+        } => member_role(d, user, tenant) != Some(*from),
+        Change::RemoveMembership { user, tenant, role } => {
+            member_role(d, user, tenant) != Some(*role)
+        }
+        Change::AdjustOwners { tenant, by } => d
+            .tenants
+            .get(tenant)
+            .is_none_or(|t| *by < 0 && i64::from(t.owners) + by < 1),
+        Change::SetRedirectOrigins { tenant, .. } => !d.tenants.contains_key(tenant),
+        Change::CreatePartner(p) => {
+            if d.partner_slugs.contains_key(&p.slug) {
+                return Some(format!("PSLUG#{}", p.slug));
+            }
+            d.partners.contains_key(&p.id)
+        }
+        Change::UpdatePartner {
+            partner,
+            expect_version,
+        } => d
+            .partners
+            .get(&partner.id)
+            .is_none_or(|p| p.version != *expect_version),
+        Change::PartnerCounts {
+            partner,
+            require_active,
+            ..
+        } => d
+            .partners
+            .get(partner)
+            .is_none_or(|p| *require_active && p.status != crate::partner::PartnerStatus::Active),
+        Change::GrantPartnerAdmin { user, partner } => d
+            .partner_admins
             .get(user)
-            .is_some_and(|ms| ms.iter().any(|m| m.tenant_id == tenant.id)),
-        Change::SetRedirectOrigins { tenant, .. } => d.tenants.contains_key(tenant),
-        Change::Audit(a) => !d
+            .is_some_and(|ps| ps.contains(partner)),
+        Change::RevokePartnerAdmin { user, partner } => !d
+            .partner_admins
+            .get(user)
+            .is_some_and(|ps| ps.contains(partner)),
+        Change::Audit(a) => d
             .audit
             .get(&a.scope)
             .is_some_and(|es| es.iter().any(|e| e.id == a.id)),
-        Change::Count { .. } => true,
-        Change::Outbox(e) => !d.outbox.contains_key(&e.id),
-    }
+        Change::Count { .. } => false,
+        Change::Outbox(e) => d.outbox.contains_key(&e.id),
+    };
+    refused.then(|| change.key())
 }
 
 fn apply(d: &mut Data, change: Change) {
     match change {
-        Change::AddMembership { user, tenant, role } => {
+        Change::CreateTenant(t) => {
+            d.slugs.insert(t.slug.clone(), t.id.clone());
+            d.tenants.insert(t.id.clone(), t);
+        }
+        Change::UpdateTenant { tenant, .. } => {
+            if let Some(t) = d.tenants.get_mut(&tenant.id) {
+                // Only the fields an update writes; owners and origins have their own changes.
+                let (owners, origins) = (t.owners, t.redirect_origins.clone());
+                *t = tenant;
+                t.owners = owners;
+                t.redirect_origins = origins;
+            }
+        }
+        Change::CreateUser(u) => {
+            d.emails.insert(u.email.clone(), u.id.clone());
+            d.users.insert(u.id.clone(), u);
+        }
+        Change::AddMembership {
+            user,
+            tenant,
+            role,
+            at,
+        } => {
+            d.member_added.insert((user.clone(), tenant.id.clone()), at);
             let list = d.memberships.entry(user).or_default();
             list.push(Membership {
                 tenant_id: tenant.id.clone(),
@@ -32,9 +118,64 @@ fn apply(d: &mut Data, change: Change) {
             });
             list.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
         }
+        Change::ChangeRole {
+            user, tenant, to, ..
+        } => {
+            if let Some(m) = d
+                .memberships
+                .get_mut(&user)
+                .and_then(|ms| ms.iter_mut().find(|m| m.tenant_id == tenant))
+            {
+                m.role = to;
+            }
+        }
+        Change::RemoveMembership { user, tenant, .. } => {
+            if let Some(ms) = d.memberships.get_mut(&user) {
+                ms.retain(|m| m.tenant_id != tenant);
+            }
+            d.member_added.remove(&(user, tenant));
+        }
+        Change::AdjustOwners { tenant, by } => {
+            if let Some(t) = d.tenants.get_mut(&tenant) {
+                t.owners = u32::try_from(i64::from(t.owners) + by).unwrap_or(0);
+            }
+        }
         Change::SetRedirectOrigins { tenant, origins } => {
             if let Some(t) = d.tenants.get_mut(&tenant) {
                 t.redirect_origins = origins;
+                t.version += 1;
+            }
+        }
+        Change::CreatePartner(p) => {
+            d.partner_slugs.insert(p.slug.clone(), p.id.clone());
+            d.partners.insert(p.id.clone(), p);
+        }
+        Change::UpdatePartner { partner, .. } => {
+            if let Some(p) = d.partners.get_mut(&partner.id) {
+                let counts = std::mem::take(&mut p.tenant_counts);
+                *p = partner;
+                p.tenant_counts = counts;
+            }
+        }
+        Change::PartnerCounts {
+            partner, deltas, ..
+        } => {
+            if let Some(p) = d.partners.get_mut(&partner) {
+                for (status, by) in deltas {
+                    *p.tenant_counts
+                        .entry(status.as_str().to_string())
+                        .or_default() += by;
+                }
+            }
+        }
+        Change::GrantPartnerAdmin { user, partner } => {
+            let list = d.partner_admins.entry(user).or_default();
+            list.push(partner);
+            list.sort();
+        }
+        Change::RevokePartnerAdmin { user, partner } => {
+            if let Some(list) = d.partner_admins.get_mut(&user) {
+                list.retain(|p| p != &partner);
             }
         }
         Change::Audit(a) => {
@@ -56,11 +197,7 @@ impl CommitStore for MemoryStore {
             return Err(CommitError::TooMany);
         }
         self.with(|d| {
-            let refused: Vec<String> = changes
-                .iter()
-                .filter(|c| !holds(d, c))
-                .map(Change::key)
-                .collect();
+            let refused: Vec<String> = changes.iter().filter_map(|c| refusal(d, c)).collect();
             if !refused.is_empty() {
                 return Err(CommitError::Refused { keys: refused });
             }
@@ -94,5 +231,64 @@ impl CommitStore for MemoryStore {
 
     async fn outbox_event(&self, id: &str) -> Result<Option<OutboxEvent>, StoreError> {
         Ok(self.with(|d| d.outbox.get(id).cloned()))
+    }
+
+    async fn counters(&self, scope: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        Ok(self.with(|d| {
+            d.counters
+                .iter()
+                .filter(|((s, _), _)| s == scope)
+                .map(|((_, name), v)| (name.clone(), *v))
+                .collect()
+        }))
+    }
+
+    async fn outbox_published(&self, id: &str) -> Result<(), StoreError> {
+        self.with(|d| d.outbox.remove(id));
+        Ok(())
+    }
+
+    async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let query = filter.query_name();
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(
+                crate::page::decode_within(&query, c, "GSI2PK", "AUDIT")
+                    .map_err(|_| StoreError::InvalidCursor)?
+                    .get("GSI2SK")
+                    .cloned()
+                    .ok_or(StoreError::InvalidCursor)?,
+            ),
+        };
+        let mut all: Vec<AuditEntry> = self.with(|d| {
+            d.audit
+                .values()
+                .flatten()
+                .filter(|e| filter.matches(e))
+                .cloned()
+                .collect()
+        });
+        all.sort_by(|a, b| b.id.cmp(&a.id));
+        Ok(super::page_after(
+            all,
+            after.as_deref(),
+            limit,
+            |e| e.id.clone(),
+            |last| {
+                crate::page::encode(
+                    &query,
+                    BTreeMap::from([
+                        ("GSI2PK".to_string(), "AUDIT".to_string()),
+                        ("GSI2SK".to_string(), last.to_string()),
+                    ]),
+                )
+            },
+            true,
+        ))
     }
 }

@@ -4,6 +4,7 @@
 
 mod changes;
 mod idempotency;
+mod partners;
 mod ratelimits;
 mod resets;
 mod sessions;
@@ -11,6 +12,7 @@ mod tenants;
 mod users;
 
 use super::*;
+use crate::domain::UserStatus;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -19,6 +21,10 @@ struct Data {
     users: HashMap<UserId, User>,
     emails: HashMap<Email, UserId>,
     memberships: HashMap<UserId, Vec<Membership>>,
+    /// When each membership began (Unix ms).
+    member_added: HashMap<(UserId, TenantId), i64>,
+    partners: HashMap<PartnerId, Partner>,
+    partner_slugs: HashMap<PartnerSlug, PartnerId>,
     partner_admins: HashMap<UserId, Vec<PartnerId>>,
     sessions: HashMap<String, Session>,
     rate: HashMap<String, RateWindow>,
@@ -61,4 +67,35 @@ impl Health for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
+
+/// One page of `sorted` after position `after` (by `position_of`), as DynamoDB gives it: a
+/// full page has a cursor even when nothing follows. `descending`: positions fall.
+fn page_after<T>(
+    sorted: Vec<T>,
+    after: Option<&str>,
+    limit: usize,
+    position_of: impl Fn(&T) -> String,
+    cursor_for: impl Fn(&str) -> String,
+    descending: bool,
+) -> crate::page::Page<T> {
+    let limit = limit.clamp(1, crate::page::MAX_LIMIT);
+    let items: Vec<T> = sorted
+        .into_iter()
+        .filter(|item| {
+            after.is_none_or(|a| {
+                let p = position_of(item);
+                if descending {
+                    p.as_str() < a
+                } else {
+                    p.as_str() > a
+                }
+            })
+        })
+        .take(limit)
+        .collect();
+    let next_cursor = (items.len() == limit)
+        .then(|| items.last().map(|last| cursor_for(&position_of(last))))
+        .flatten();
+    crate::page::Page { items, next_cursor }
 }

@@ -9,6 +9,7 @@ impl ResetStore for MemoryStore {
         user: &User,
         token_hash: &str,
         expires_at: i64,
+        purpose: TokenPurpose,
     ) -> Result<(), StoreError> {
         self.with(|d| {
             let Some(stored) = d.users.get_mut(&user.id) else {
@@ -20,6 +21,7 @@ impl ResetStore for MemoryStore {
             stored.reset_generation += 1;
             let record = ResetTokenRecord {
                 token_hash: token_hash.to_string(),
+                purpose,
                 user_id: user.id.clone(),
                 generation: stored.reset_generation,
                 expires_at,
@@ -44,10 +46,13 @@ impl ResetStore for MemoryStore {
                 .resets
                 .get(&token.token_hash)
                 .is_some_and(|r| r.expires_at > now);
-            let user_ok = d
-                .users
-                .get(&token.user_id)
-                .is_some_and(|u| u.reset_generation == token.generation && u.is_active());
+            let user_ok = d.users.get(&token.user_id).is_some_and(|u| {
+                let required = match token.purpose {
+                    TokenPurpose::Reset => UserStatus::Active,
+                    TokenPurpose::Invitation => UserStatus::Invited,
+                };
+                u.reset_generation == token.generation && u.status == required
+            });
             if !(live && user_ok) {
                 return Ok(false);
             }
@@ -56,6 +61,8 @@ impl ResetStore for MemoryStore {
                 u.password_hash = new_password_hash.to_string();
                 u.session_epoch += 1;
                 u.reset_generation += 1;
+                u.email_verified = true;
+                u.status = UserStatus::Active;
             }
             Ok(true)
         })

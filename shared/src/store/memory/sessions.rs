@@ -16,6 +16,9 @@ impl SessionStore for MemoryStore {
             }
             d.sessions
                 .insert(session.session_id.clone(), session.clone());
+            if let Some(u) = d.users.get_mut(&session.user_id) {
+                u.last_sign_in_at = Some(crate::time::now_unix());
+            }
             if let Some(r) = refund {
                 refund_in(d, &r.keys, &r.hit_id);
             }

@@ -5,16 +5,11 @@ use super::*;
 #[async_trait]
 impl TenantStore for MemoryStore {
     async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.with(|d| {
-            if d.slugs.contains_key(&tenant.slug) || d.tenants.contains_key(&tenant.id) {
-                return Err(StoreError::Conflict(
-                    "a tenant with this slug already exists",
-                ));
-            }
-            d.slugs.insert(tenant.slug.clone(), tenant.id.clone());
-            d.tenants.insert(tenant.id.clone(), tenant.clone());
-            Ok(())
-        })
+        self.commit(vec![crate::store::changes::Change::CreateTenant(
+            tenant.clone(),
+        )])
+        .await
+        .map_err(|_| StoreError::Conflict("a tenant with this slug already exists"))
     }
 
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
@@ -31,19 +26,74 @@ impl TenantStore for MemoryStore {
         tenant: &Tenant,
         role: Role,
     ) -> Result<(), StoreError> {
-        self.with(|d| {
-            let list = d.memberships.entry(user.clone()).or_default();
-            if list.iter().any(|m| m.tenant_id == tenant.id) {
-                return Err(StoreError::Conflict("already a member of this tenant"));
-            }
-            list.push(Membership {
-                tenant_id: tenant.id.clone(),
-                tenant_slug: tenant.slug.to_string(),
-                role,
+        use crate::store::changes::Change;
+        let mut changes = vec![Change::AddMembership {
+            user: user.clone(),
+            tenant: tenant.clone(),
+            role,
+            at: crate::time::now_unix() * 1000,
+        }];
+        if role == Role::Owner {
+            changes.push(Change::AdjustOwners {
+                tenant: tenant.id.clone(),
+                by: 1,
             });
-            list.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
-            Ok(())
-        })
+        }
+        self.commit(changes)
+            .await
+            .map_err(|_| StoreError::Conflict("already a member of this tenant"))
+    }
+
+    async fn tenants_page(
+        &self,
+        filter: &TenantFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<Tenant>, StoreError> {
+        let query = filter.query_name();
+        let (pk_attr, pk, sk_attr) = match &filter.partner {
+            Some(p) => ("GSI1PK", format!("PARTNER#{p}"), "GSI1SK"),
+            None => ("GSI2PK", "TENANTS".to_string(), "GSI2SK"),
+        };
+        let after = match cursor {
+            None => None,
+            Some(c) => Some(
+                crate::page::decode_within(&query, c, pk_attr, &pk)
+                    .map_err(|_| StoreError::InvalidCursor)?
+                    .get(sk_attr)
+                    .cloned()
+                    .ok_or(StoreError::InvalidCursor)?,
+            ),
+        };
+        let prefix = if filter.partner.is_some() {
+            "TENANT#"
+        } else {
+            ""
+        };
+        let mut all: Vec<Tenant> = self.with(|d| {
+            d.tenants
+                .values()
+                .filter(|t| filter.matches(t))
+                .cloned()
+                .collect()
+        });
+        all.sort_by(|a, b| a.slug.cmp(&b.slug));
+        Ok(super::page_after(
+            all,
+            after.as_deref(),
+            limit,
+            |t| format!("{prefix}{}", t.slug),
+            |last| {
+                crate::page::encode(
+                    &query,
+                    std::collections::BTreeMap::from([
+                        (pk_attr.to_string(), pk.clone()),
+                        (sk_attr.to_string(), last.to_string()),
+                    ]),
+                )
+            },
+            false,
+        ))
     }
 
     async fn tenant_members(
@@ -70,38 +120,55 @@ impl TenantStore for MemoryStore {
         tenant_id: &TenantId,
         limit: usize,
         cursor: Option<&str>,
-    ) -> Result<crate::page::Page<(UserId, Role)>, StoreError> {
+    ) -> Result<Page<MemberEntry>, StoreError> {
         let partition = format!("TENANT#{tenant_id}");
         let query = format!("tenant-members:{tenant_id}");
         let after = match cursor {
             None => None,
-            Some(c) => {
-                // Only a position inside this tenant's own partition of the index.
-                let position = crate::page::decode_within(&query, c, "GSI1PK", &partition)
-                    .map_err(|_| StoreError::InvalidCursor)?;
-                position.get("GSI1SK").cloned()
-            }
+            Some(c) => Some(
+                crate::page::decode_within(&query, c, "GSI1PK", &partition)
+                    .map_err(|_| StoreError::InvalidCursor)?
+                    .get("GSI1SK")
+                    .cloned()
+                    .ok_or(StoreError::InvalidCursor)?,
+            ),
         };
-        let all = self.tenant_members(tenant_id).await?;
-        let limit = limit.clamp(1, crate::page::MAX_LIMIT);
-        let rest: Vec<_> = all
-            .into_iter()
-            .filter(|(u, _)| after.as_ref().is_none_or(|a| format!("USER#{u}") > *a))
-            .collect();
-        let items: Vec<_> = rest.iter().take(limit).cloned().collect();
-        // Like DynamoDB with a limit: a full page has a position after it, even if nothing
-        // follows.
-        let next_cursor = (items.len() == limit).then(|| {
-            let last = &items[items.len() - 1].0;
-            crate::page::encode(
-                &query,
-                std::collections::BTreeMap::from([
-                    ("GSI1PK".to_string(), partition.clone()),
-                    ("GSI1SK".to_string(), format!("USER#{last}")),
-                ]),
-            )
+        let position = |m: &MemberEntry| format!("MEMBER#{:015}#{}", m.added_at, m.user_id);
+        let mut all: Vec<MemberEntry> = self.with(|d| {
+            d.memberships
+                .iter()
+                .flat_map(|(u, ms)| {
+                    ms.iter()
+                        .filter(|m| &m.tenant_id == tenant_id)
+                        .map(|m| MemberEntry {
+                            user_id: u.clone(),
+                            role: m.role,
+                            added_at: d
+                                .member_added
+                                .get(&(u.clone(), m.tenant_id.clone()))
+                                .copied()
+                                .unwrap_or(0),
+                        })
+                })
+                .collect()
         });
-        Ok(crate::page::Page { items, next_cursor })
+        all.sort_by_key(|m| std::cmp::Reverse(position(m)));
+        Ok(super::page_after(
+            all,
+            after.as_deref(),
+            limit,
+            position,
+            |last| {
+                crate::page::encode(
+                    &query,
+                    std::collections::BTreeMap::from([
+                        ("GSI1PK".to_string(), partition.clone()),
+                        ("GSI1SK".to_string(), last.to_string()),
+                    ]),
+                )
+            },
+            true,
+        ))
     }
 
     async fn set_redirect_origins(
@@ -112,6 +179,7 @@ impl TenantStore for MemoryStore {
         self.with(|d| match d.tenants.get_mut(tenant_id) {
             Some(t) => {
                 t.redirect_origins = origins.to_vec();
+                t.version += 1;
                 Ok(())
             }
             None => Err(StoreError::NotFound("tenant")),

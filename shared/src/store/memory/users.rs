@@ -66,4 +66,30 @@ impl UserStore for MemoryStore {
         });
         Ok(())
     }
+
+    async fn is_partner_admin(&self, id: &UserId, partner: &PartnerId) -> Result<bool, StoreError> {
+        Ok(self.with(|d| {
+            d.partner_admins
+                .get(id)
+                .is_some_and(|ps| ps.contains(partner))
+        }))
+    }
+
+    async fn partners_of(&self, id: &UserId, n: usize) -> Result<Vec<PartnerId>, StoreError> {
+        Ok(self.with(|d| {
+            let mut ps = d.partner_admins.get(id).cloned().unwrap_or_default();
+            ps.truncate(n);
+            ps
+        }))
+    }
+
+    async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
+        Ok(self.with(|d| {
+            let mut seen = std::collections::HashSet::new();
+            ids.iter()
+                .filter(|id| seen.insert((*id).clone()))
+                .filter_map(|id| d.users.get(id).cloned())
+                .collect()
+        }))
+    }
 }

@@ -1,0 +1,608 @@
+//! A tenant's life: create, list, read, change, soft delete, suspend and resume.
+
+use crate::{commit_failed, concurrent_update, etag_matches, forbidden, if_match, Allowed, Call};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::domain::{Email, PartnerId, Role, User, UserId, UserStatus};
+use shared::events::publish_committed;
+use shared::fields::{self, FieldError};
+use shared::idempotency::{self, Idempotent};
+use shared::partner::{PartnerSlug, PartnerStatus};
+use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
+use shared::store::changes::{tenant_count_changes, Change, OutboxEvent, TENANT_COUNTS};
+use shared::store::TenantFilter;
+use shared::tenant::{Plan, StepState, StepStatus, Tenant, TenantSlug, TenantStatus};
+use shared::{ApiError, ApiResponse};
+use std::collections::BTreeMap;
+
+/// The tenant as the API shows it.
+pub(crate) fn view(t: &Tenant) -> Value {
+    json!({
+        "id": t.id,
+        "slug": t.slug,
+        "name": t.name,
+        "status": t.status,
+        "plan": t.plan,
+        "domains": t.domains,
+        "billing_info": t.billing_info,
+        "partner_id": t.partner,
+        "owner_email": t.owner_email,
+        "provisioning": t.provisioning,
+        "redirect_origins": t.redirect_origins,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "etag": t.etag(),
+    })
+}
+
+fn with_etag(resp: ApiResponse, t: &Tenant) -> ApiResponse {
+    resp.header("etag", t.etag())
+}
+
+fn plan(raw: &str) -> Result<Plan, FieldError> {
+    Plan::parse(raw).ok_or_else(|| FieldError::new("plan", "must be one of free, pro, enterprise"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    slug: String,
+    name: String,
+    owner_email: String,
+    plan: Option<String>,
+    domains: Option<Vec<String>>,
+    billing_info: Option<Value>,
+    /// The partner's slug.
+    partner: Option<String>,
+}
+
+/// The partner a new tenant is attached to: any active partner an operator names; for a
+/// partner admin, one of their own partners (the only one, unless they administer several).
+async fn partner_for_create(
+    call: &Call<'_>,
+    named: Option<&str>,
+) -> Result<Option<PartnerId>, ApiError> {
+    let store = call.app.store.as_ref();
+    let named = match named {
+        None => None,
+        Some(raw) => Some(
+            PartnerSlug::parse(raw)
+                .ok_or_else(|| FieldError::new("partner", "must be a partner slug"))?,
+        ),
+    };
+    let found = match &named {
+        None => None,
+        Some(slug) => store.partner_by_slug(slug).await?,
+    };
+    if call.caller.operator {
+        return match (named, found) {
+            (None, _) => Ok(None),
+            (Some(_), None) => Err(FieldError::new("partner", "no such partner").into()),
+            (Some(_), Some(p)) if p.status != PartnerStatus::Active => Err(partner_terminated()),
+            (Some(_), Some(p)) => Ok(Some(p.id)),
+        };
+    }
+    let mine = store.partners_of(&call.caller.user.id, 10).await?;
+    if mine.is_empty() {
+        return Err(forbidden(
+            "only platform operators and partner admins may create tenants",
+        ));
+    }
+    match (named, found) {
+        (None, _) if mine.len() == 1 => Ok(mine.into_iter().next()),
+        (None, _) => Err(FieldError::new(
+            "partner",
+            "is required when you administer several partners",
+        )
+        .into()),
+        (Some(_), Some(p)) if mine.contains(&p.id) => {
+            if p.status != PartnerStatus::Active {
+                return Err(partner_terminated());
+            }
+            Ok(Some(p.id))
+        }
+        (Some(_), _) => Err(FieldError::new("partner", "must be a partner you administer").into()),
+    }
+}
+
+fn partner_terminated() -> ApiError {
+    ApiError::Conflict {
+        code: "PARTNER_TERMINATED",
+        message: "this partner is terminated and takes no new tenants".into(),
+    }
+}
+
+fn slug_taken() -> ApiError {
+    ApiError::Conflict {
+        code: "SLUG_TAKEN",
+        message: "a tenant with this slug exists (deleted tenants keep theirs)".into(),
+    }
+}
+
+/// A user invited by email who has not set a password yet (cannot sign in).
+pub(crate) fn invited_user(email: Email, now: i64) -> User {
+    User {
+        id: UserId::new_random(),
+        email,
+        password_hash: "!invited: no password yet".into(),
+        platform_admin: false,
+        status: UserStatus::Invited,
+        session_epoch: 0,
+        reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
+        created_at: now,
+    }
+}
+
+pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let body: CreateBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    let partner = partner_for_create(call, body.partner.as_deref()).await?;
+    let slug = TenantSlug::check(&body.slug).map_err(|why| FieldError::new("slug", why))?;
+    let name = fields::name("name", &body.name)?;
+    let owner_email =
+        Email::parse(&body.owner_email).map_err(|why| FieldError::new("owner_email", why))?;
+    let plan = body
+        .plan
+        .as_deref()
+        .map(plan)
+        .transpose()?
+        .unwrap_or(Plan::Free);
+    let domains = fields::domains("domains", body.domains.as_deref().unwrap_or_default())?;
+    let billing_info = match &body.billing_info {
+        None => serde_json::Map::new(),
+        Some(v) => fields::bounded_object("billing_info", v)?,
+    };
+    let now = shared::time::now_unix();
+    let key = idempotency::key_of(call.req)?;
+    Idempotent {
+        store: call.app.store.as_ref(),
+        key,
+        route: "tenants.create",
+        subject: call.caller.user.id.as_str(),
+        body: call.req.body().as_ref(),
+        now,
+    }
+    .run(|| async move {
+        let mut tenant = Tenant::new(slug, name, now);
+        tenant.plan = plan;
+        tenant.domains = domains;
+        tenant.billing_info = billing_info;
+        tenant.partner = partner;
+        tenant.owner_email = Some(owner_email.clone());
+        tenant.owners = 1;
+        tenant.provisioning = BTreeMap::from([(
+            "invitation".to_string(),
+            StepStatus {
+                state: StepState::Pending,
+                message: None,
+                at: now,
+                attempts: 0,
+            },
+        )]);
+        create_committed(call, tenant, owner_email, now).await
+    })
+    .await
+}
+
+async fn create_committed(
+    call: &Call<'_>,
+    mut tenant: Tenant,
+    owner_email: Email,
+    now: i64,
+) -> Result<ApiResponse, ApiError> {
+    let store = call.app.store.as_ref();
+    // Twice at most: an owner account created by a concurrent request is linked the second time.
+    let mut attempt = 0;
+    let (owner, new_owner, event) = loop {
+        attempt += 1;
+        let existing = store.user_by_email(&owner_email).await?;
+        let new_owner = existing.is_none();
+        let owner = existing.unwrap_or_else(|| invited_user(owner_email.clone(), now));
+        let event = OutboxEvent {
+            id: shared::auth::opaque::random_id(),
+            kind: "TenantCreated".into(),
+            detail: json!({
+                "tenant_id": tenant.id,
+                "slug": tenant.slug,
+                "partner_id": tenant.partner,
+                "owner_user_id": owner.id,
+                "plan": tenant.plan,
+            })
+            .to_string(),
+            created_at: now,
+        };
+        let mut changes = vec![Change::CreateTenant(tenant.clone())];
+        if new_owner {
+            changes.push(Change::CreateUser(owner.clone()));
+        }
+        changes.push(Change::AddMembership {
+            user: owner.id.clone(),
+            tenant: tenant.clone(),
+            role: Role::Owner,
+            at: call.now_ms(),
+        });
+        changes.extend(tenant_count_changes(
+            None,
+            Some((tenant.status, tenant.partner.as_ref())),
+        ));
+        changes.push(call.audit(
+            &tenant,
+            "tenant.created",
+            json!({"after": {
+                "slug": tenant.slug, "name": tenant.name, "plan": tenant.plan,
+                "domains": tenant.domains, "partner_id": tenant.partner,
+                "owner_user_id": owner.id, "status": tenant.status,
+            }}),
+        ));
+        changes.push(Change::Outbox(event.clone()));
+        match store.commit(changes).await {
+            Ok(()) => break (owner, new_owner, event),
+            Err(e) => {
+                let mut retry = false;
+                let err = commit_failed(e, |keys| {
+                    if keys.iter().any(|k| k.starts_with("SLUG#")) {
+                        slug_taken()
+                    } else if keys.iter().any(|k| k.starts_with("PARTNER#")) {
+                        partner_terminated()
+                    } else if keys.iter().any(|k| k.starts_with("EMAIL#")) && attempt < 2 {
+                        retry = true;
+                        concurrent_update()
+                    } else {
+                        concurrent_update()
+                    }
+                });
+                if !retry {
+                    return Err(err);
+                }
+            }
+        }
+    };
+    tracing::info!(tenant = %tenant.slug, created_by = %call.caller.user.id, new_owner, "tenant created");
+    // The tenant stands from here on: a lost event is healed by the reconcile.
+    publish_committed(call.app.events.as_ref(), store, &event).await;
+    let sent = if new_owner {
+        shared::invitation::send(
+            store,
+            call.app.mailer.as_ref(),
+            &call.app.links,
+            &owner,
+            &tenant.name,
+            Role::Owner.as_str(),
+            &call.caller.user,
+            now,
+        )
+        .await
+    } else {
+        shared::invitation::notify_access(
+            call.app.mailer.as_ref(),
+            &owner,
+            &tenant.name,
+            Role::Owner.as_str(),
+            &call.caller.user,
+        )
+        .await;
+        Ok(())
+    };
+    let step = match &sent {
+        Ok(()) => StepStatus {
+            state: StepState::Ok,
+            message: None,
+            at: now,
+            attempts: 1,
+        },
+        Err(why) => {
+            tracing::error!(tenant = %tenant.slug, cause = %why, "owner invitation failed");
+            StepStatus {
+                state: StepState::Error,
+                message: Some(why.split(':').next().unwrap_or("failed").to_string()),
+                at: now,
+                attempts: 1,
+            }
+        }
+    };
+    let mut recorded = tenant.clone();
+    recorded.provisioning.insert("invitation".into(), step);
+    recorded.version += 1;
+    match store
+        .commit(vec![Change::UpdateTenant {
+            tenant: recorded.clone(),
+            expect_version: tenant.version,
+        }])
+        .await
+    {
+        Ok(()) => tenant = recorded,
+        Err(e) => {
+            tracing::error!(tenant = %tenant.slug, cause = %e, "invitation step not recorded")
+        }
+    }
+    let mut data = view(&tenant);
+    data["owner"] = json!({"user_id": owner.id, "invited": new_owner});
+    Ok(with_etag(ApiResponse::created(data), &tenant))
+}
+
+pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let store = call.app.store.as_ref();
+    let limit = shared::page::limit(query_param(call.req, "limit").as_deref())
+        .map_err(|e| FieldError::new("limit", e))?;
+    let status = query_param(call.req, "status")
+        .map(|s| {
+            TenantStatus::parse(&s).ok_or_else(|| {
+                FieldError::new(
+                    "status",
+                    "must be one of provisioning, active, suspended, deleted",
+                )
+            })
+        })
+        .transpose()?;
+    let plan_filter = query_param(call.req, "plan")
+        .map(|p| plan(&p))
+        .transpose()?;
+    let q = query_param(call.req, "q")
+        .map(|q| {
+            let q = q.trim().to_lowercase();
+            if q.is_empty() || q.chars().count() > 100 {
+                Err(FieldError::new("q", "must be 1-100 characters"))
+            } else {
+                Ok(q)
+            }
+        })
+        .transpose()?;
+    let named_partner = match query_param(call.req, "partner") {
+        None => None,
+        Some(raw) => {
+            let slug = PartnerSlug::parse(&raw)
+                .ok_or_else(|| FieldError::new("partner", "must be a partner slug"))?;
+            Some(store.partner_by_slug(&slug).await?)
+        }
+    };
+    // Operators see every tenant; a partner admin only their partner's.
+    let partner = if call.caller.operator {
+        match named_partner {
+            None => None,
+            Some(Some(p)) => Some(p),
+            Some(None) => return Err(FieldError::new("partner", "no such partner").into()),
+        }
+    } else {
+        let mine = store.partners_of(&call.caller.user.id, 10).await?;
+        let chosen = match named_partner {
+            Some(Some(p)) if mine.contains(&p.id) => p.id,
+            Some(_) => {
+                return Err(FieldError::new("partner", "must be a partner you administer").into())
+            }
+            None if mine.len() == 1 => mine[0].clone(),
+            None if mine.is_empty() => {
+                return Err(forbidden(
+                    "only platform operators and partner admins may list tenants",
+                ))
+            }
+            None => {
+                return Err(FieldError::new(
+                    "partner",
+                    "is required when you administer several partners",
+                )
+                .into())
+            }
+        };
+        store.partner_by_id(&chosen).await?
+    };
+    let filter = TenantFilter {
+        status,
+        plan: plan_filter,
+        partner: partner.as_ref().map(|p| p.id.clone()),
+        q,
+    };
+    let cursor = query_param(call.req, "cursor");
+    let page = store
+        .tenants_page(&filter, limit, cursor.as_deref())
+        .await?;
+    let by_status: BTreeMap<String, i64> = match &partner {
+        Some(p) => p.tenant_counts.clone(),
+        None => store.counters(TENANT_COUNTS).await?,
+    };
+    let mut counts = serde_json::Map::new();
+    let mut all = 0;
+    for s in TenantStatus::ALL {
+        let n = by_status.get(s.as_str()).copied().unwrap_or(0).max(0);
+        if *s != TenantStatus::Deleted {
+            all += n;
+        }
+        counts.insert(s.as_str().to_string(), json!(n));
+    }
+    counts.insert("all".into(), json!(all));
+    Ok(ApiResponse::ok(json!({
+        "items": page.items.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+        "counts": counts,
+    })))
+}
+
+pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::ManagersAndPartner).await?;
+    Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PatchBody {
+    name: Option<String>,
+    plan: Option<String>,
+    domains: Option<Vec<String>>,
+    billing_info: Option<Value>,
+}
+
+pub(crate) async fn patch(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::ManagersAndPartner).await?;
+    let body: PatchBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    let mut next = tenant.clone();
+    let mut before = serde_json::Map::new();
+    let mut after = serde_json::Map::new();
+    if let Some(raw) = &body.name {
+        next.name = fields::name("name", raw)?;
+        if next.name != tenant.name {
+            before.insert("name".into(), json!(tenant.name));
+            after.insert("name".into(), json!(next.name));
+        }
+    }
+    if let Some(raw) = &body.plan {
+        next.plan = plan(raw)?;
+        if next.plan != tenant.plan {
+            before.insert("plan".into(), json!(tenant.plan));
+            after.insert("plan".into(), json!(next.plan));
+        }
+    }
+    if let Some(raw) = &body.domains {
+        next.domains = fields::domains("domains", raw)?;
+        if next.domains != tenant.domains {
+            before.insert("domains".into(), json!(tenant.domains));
+            after.insert("domains".into(), json!(next.domains));
+        }
+    }
+    if let Some(raw) = &body.billing_info {
+        next.billing_info = fields::bounded_object("billing_info", raw)?;
+        if next.billing_info != tenant.billing_info {
+            // Billing details may be personal: the audit names the keys, not the values.
+            before.insert(
+                "billing_info_keys".into(),
+                json!(tenant.billing_info.keys().collect::<Vec<_>>()),
+            );
+            after.insert(
+                "billing_info_keys".into(),
+                json!(next.billing_info.keys().collect::<Vec<_>>()),
+            );
+        }
+    }
+    let expected = if_match(call.req);
+    if let Some(m) = &expected {
+        if !etag_matches(m, &tenant.etag()) {
+            return Err(ApiError::PreconditionFailed);
+        }
+    }
+    if after.is_empty() {
+        return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
+    }
+    next.version = tenant.version + 1;
+    next.updated_at = shared::time::now_unix();
+    let changes = vec![
+        Change::UpdateTenant {
+            tenant: next.clone(),
+            expect_version: tenant.version,
+        },
+        call.audit(
+            &tenant,
+            "tenant.updated",
+            json!({"before": before, "after": after}),
+        ),
+    ];
+    call.app.store.commit(changes).await.map_err(|e| {
+        commit_failed(e, |_| {
+            if expected.is_some() {
+                ApiError::PreconditionFailed
+            } else {
+                concurrent_update()
+            }
+        })
+    })?;
+    tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, "tenant updated");
+    Ok(with_etag(ApiResponse::ok(view(&next)), &next))
+}
+
+/// A status change with its counters, audit entry and (optionally) event, in one commit.
+async fn change_status(
+    call: &Call<'_>,
+    tenant: &Tenant,
+    status: TenantStatus,
+    action: &str,
+    event: Option<&str>,
+) -> Result<Tenant, ApiError> {
+    let now = shared::time::now_unix();
+    let mut next = tenant.clone();
+    next.status = status;
+    next.version = tenant.version + 1;
+    next.updated_at = now;
+    let mut changes = vec![Change::UpdateTenant {
+        tenant: next.clone(),
+        expect_version: tenant.version,
+    }];
+    changes.extend(tenant_count_changes(
+        Some((tenant.status, tenant.partner.as_ref())),
+        Some((status, tenant.partner.as_ref())),
+    ));
+    changes.push(call.audit(
+        tenant,
+        action,
+        json!({"before": {"status": tenant.status}, "after": {"status": status}}),
+    ));
+    let outbox = event.map(|kind| OutboxEvent {
+        id: shared::auth::opaque::random_id(),
+        kind: kind.to_string(),
+        detail: json!({"tenant_id": tenant.id, "slug": tenant.slug, "partner_id": tenant.partner})
+            .to_string(),
+        created_at: now,
+    });
+    if let Some(e) = &outbox {
+        changes.push(Change::Outbox(e.clone()));
+    }
+    call.app
+        .store
+        .commit(changes)
+        .await
+        .map_err(|e| commit_failed(e, |_| concurrent_update()))?;
+    tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, status = status.as_str(), "tenant status changed");
+    if let Some(e) = &outbox {
+        publish_committed(call.app.events.as_ref(), call.app.store.as_ref(), e).await;
+    }
+    Ok(next)
+}
+
+/// Soft delete: the record, its data and its slug stay; `TenantDeleted` is published.
+pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::Operators).await?;
+    if tenant.status == TenantStatus::Deleted {
+        return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
+    }
+    let next = change_status(
+        call,
+        &tenant,
+        TenantStatus::Deleted,
+        "tenant.deleted",
+        Some("TenantDeleted"),
+    )
+    .await?;
+    Ok(with_etag(ApiResponse::ok(view(&next)), &next))
+}
+
+pub(crate) async fn set_suspended(call: &Call<'_>, suspend: bool) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::Operators).await?;
+    let (from_ok, to, action) = if suspend {
+        (
+            matches!(
+                tenant.status,
+                TenantStatus::Active | TenantStatus::Provisioning
+            ),
+            TenantStatus::Suspended,
+            "tenant.suspended",
+        )
+    } else {
+        (
+            tenant.status == TenantStatus::Suspended,
+            TenantStatus::Active,
+            "tenant.resumed",
+        )
+    };
+    if tenant.status == to {
+        return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
+    }
+    if !from_ok {
+        return Err(ApiError::Conflict {
+            code: "INVALID_STATE",
+            message: format!(
+                "a {} tenant cannot be {}",
+                tenant.status.as_str(),
+                if suspend { "suspended" } else { "resumed" }
+            ),
+        });
+    }
+    let next = change_status(call, &tenant, to, action, None).await?;
+    Ok(with_etag(ApiResponse::ok(view(&next)), &next))
+}

@@ -1,0 +1,94 @@
+//! `GET`/`PUT /tenants/{slug}/redirect-origins`: where links in this tenant's mail may point
+//! (reset and invitation links, for users who belong to this tenant alone). A change is audited
+//! in the same transaction and mailed to the tenant's other owners and admins.
+
+use crate::{commit_failed, tenant_not_found, Allowed, Call};
+use serde::Deserialize;
+use serde_json::json;
+use shared::domain::{Role, User};
+use shared::email;
+use shared::request::{json_body, DEFAULT_BODY_LIMIT};
+use shared::store::changes::Change;
+use shared::tenant::{RedirectOrigin, Tenant};
+use shared::{ApiError, ApiResponse};
+
+fn origins_view(origins: &[RedirectOrigin]) -> serde_json::Value {
+    json!({"origins": origins, "primary": origins.first()})
+}
+
+pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::Managers).await?;
+    Ok(ApiResponse::ok(origins_view(&tenant.redirect_origins)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OriginsBody {
+    origins: Vec<String>,
+}
+
+pub(crate) async fn put(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::Managers).await?;
+    let body: OriginsBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    let origins =
+        RedirectOrigin::parse_list(&body.origins, call.app.local_mode).map_err(|why| {
+            ApiError::bad_request("INVALID_REDIRECT_ORIGIN", format!("origins: {why}"))
+        })?;
+    let changes = vec![
+        Change::SetRedirectOrigins {
+            tenant: tenant.id.clone(),
+            origins: origins.clone(),
+        },
+        call.audit(
+            &tenant,
+            "redirect_origins.replaced",
+            json!({"before": {"origins": tenant.redirect_origins}, "after": {"origins": origins}}),
+        ),
+    ];
+    call.app
+        .store
+        .commit(changes)
+        .await
+        .map_err(|e| commit_failed(e, |_| tenant_not_found()))?;
+    tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, count = origins.len(), "redirect origins replaced");
+    notify_origins_changed(call, &tenant, &call.caller.user, &origins).await;
+    Ok(ApiResponse::ok(origins_view(&origins)))
+}
+
+/// Mails the tenant's other owners and admins. The change stands whatever happens here: a
+/// failure is logged, not returned.
+async fn notify_origins_changed(
+    call: &Call<'_>,
+    tenant: &Tenant,
+    actor: &User,
+    origins: &[RedirectOrigin],
+) {
+    let store = call.app.store.as_ref();
+    let members = match store.tenant_members(&tenant.id).await {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(tenant = %tenant.slug, cause = %shared::error::chain(&e), "redirect-origin change not notified");
+            return;
+        }
+    };
+    for (user_id, role) in members {
+        if user_id == actor.id || !matches!(role, Role::Owner | Role::Admin) {
+            continue;
+        }
+        let sent = match store.user_by_id(&user_id).await {
+            Ok(Some(u)) if u.is_active() => {
+                match email::redirect_origins_changed(&u.email, &tenant.name, &actor.email, origins)
+                {
+                    Ok(notice) => call.app.mailer.send(&notice).await,
+                    Err(e) => Err(e),
+                }
+                .map_err(|e| shared::error::chain(&e))
+            }
+            Ok(_) => continue,
+            Err(e) => Err(shared::error::chain(&e)),
+        };
+        if let Err(cause) = sent {
+            tracing::error!(tenant = %tenant.slug, user_id = %user_id, cause = %cause, "redirect-origin change notice not sent");
+        }
+    }
+}

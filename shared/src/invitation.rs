@@ -1,0 +1,78 @@
+//! Invitations to a tenant or a partner: a single-use token (the reset-token machinery, with
+//! its own purpose), valid 7 days, mailed to an invited user who has no password yet. A new
+//! invitation moves the user's token generation, so every earlier one dies. The link's origin
+//! follows the mailed-link rule (`links.rs`).
+
+use crate::auth::opaque;
+use crate::config::LinkConfig;
+use crate::domain::User;
+use crate::email::{self, Mailer};
+use crate::links::link_target;
+use crate::store::{Store, TokenPurpose};
+
+pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// Mints a fresh invitation for `user` (invalidating earlier ones) and mails it. The error is
+/// a short text safe to record (no token, no address).
+pub async fn send(
+    store: &dyn Store,
+    mailer: &dyn Mailer,
+    links: &LinkConfig,
+    user: &User,
+    place: &str,
+    role: &str,
+    invited_by: &User,
+    now: i64,
+) -> Result<(), String> {
+    let token = opaque::mint();
+    store
+        .create_reset_token(
+            user,
+            &token.hash,
+            now + INVITATION_TTL_SECS,
+            TokenPurpose::Invitation,
+        )
+        .await
+        .map_err(|e| {
+            format!(
+                "the invitation could not be stored: {}",
+                crate::error::chain(&e)
+            )
+        })?;
+    let origin = match link_target(store, user, links).await {
+        Ok(t) => t.origin,
+        Err(_) => links.platform_origin.clone(),
+    };
+    let link = format!("{origin}/accept-invitation#token={}", token.plaintext);
+    let message = email::invitation(
+        &user.email,
+        place,
+        role,
+        &invited_by.email,
+        &link,
+        INVITATION_TTL_SECS / 86_400,
+    )
+    .map_err(|e| {
+        format!(
+            "the invitation could not be written: {}",
+            crate::error::chain(&e)
+        )
+    })?;
+    mailer.send(&message).await.map_err(|e| {
+        format!(
+            "the invitation could not be sent: {}",
+            crate::error::chain(&e)
+        )
+    })
+}
+
+/// Tells an existing user they were given access. A failure is logged only: the access stands.
+pub async fn notify_access(mailer: &dyn Mailer, user: &User, place: &str, role: &str, by: &User) {
+    let sent = match email::access_granted(&user.email, place, role, &by.email) {
+        Ok(m) => mailer.send(&m).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::error!(user_id = %user.id, cause = %crate::error::chain(&e), "access notice not sent");
+    }
+}
