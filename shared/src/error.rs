@@ -64,6 +64,14 @@ impl ApiError {
         ApiError::MethodNotAllowed
     }
 
+    /// Another request changed the record between this one's read and its write.
+    pub fn concurrent_update() -> Self {
+        ApiError::Conflict {
+            code: "CONCURRENT_UPDATE",
+            message: "the resource was changed by another request; read it again and retry".into(),
+        }
+    }
+
     pub fn route_not_found() -> Self {
         ApiError::NotFound {
             code: "ROUTE_NOT_FOUND",

@@ -5,12 +5,29 @@
 
 use crate::auth::opaque;
 use crate::config::LinkConfig;
-use crate::domain::User;
+use crate::domain::{Email, User, UserId, UserStatus};
 use crate::email::{self, Mailer};
 use crate::links::link_target;
 use crate::store::{Store, TokenPurpose};
 
 pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// A user invited by email who has not set a password yet: cannot sign in (no password hash
+/// verifies against this one) until they accept.
+pub fn invited_user(email: Email, now: i64) -> User {
+    User {
+        id: UserId::new_random(),
+        email,
+        password_hash: "!invited: no password yet".into(),
+        platform_admin: false,
+        status: UserStatus::Invited,
+        session_epoch: 0,
+        reset_generation: 0,
+        email_verified: false,
+        last_sign_in_at: None,
+        created_at: now,
+    }
+}
 
 /// Mints a fresh invitation for `user` (invalidating earlier ones) and mails it. The error is
 /// a short text safe to record (no token, no address).

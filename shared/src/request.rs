@@ -204,6 +204,16 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// The `If-Match` header, if sent.
+pub fn if_match(req: &Request) -> Option<String> {
+    header(req, "if-match").map(str::to_string)
+}
+
+/// Whether an `If-Match` value accepts `etag` (`*`, or a list naming it; strong comparison).
+pub fn etag_matches(if_match: &str, etag: &str) -> bool {
+    if_match.trim() == "*" || if_match.split(',').any(|t| t.trim() == etag)
+}
+
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer_token(req: &Request) -> Option<&str> {
     let value = req.headers().get("authorization")?.to_str().ok()?;

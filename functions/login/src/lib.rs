@@ -12,7 +12,9 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::access::{authenticate, current_user};
+use shared::auth::access::{
+    account_suspended, account_suspended_error, authenticate, current_user,
+};
 use shared::auth::jwt::TokenKeys;
 use shared::auth::{opaque, password};
 use shared::domain::{Audience, Email, User};
@@ -163,6 +165,12 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
             message: "this account may not sign in as a platform operator",
         });
     }
+    if audience == Audience::Portal && account_suspended(app.store.as_ref(), &user).await? {
+        // The password was right: not a guess, so not counted.
+        ratelimit::refund(app.store.as_ref(), &reservation).await?;
+        tracing::warn!(user_id = %user.id, "sign-in refused: every tenant of the account is suspended");
+        return Err(account_suspended_error());
+    }
     let tokens = start_session(app, &user, audience, now, &reservation).await?;
     tracing::info!(user_id = %user.id, audience = audience.as_str(), "signed in");
     Ok(ApiResponse::ok(tokens))
@@ -225,7 +233,9 @@ async fn token_pair(
     }))
 }
 
-/// The session's user, if the session may still be refreshed for them.
+/// The session's user, if the session may still be refreshed for them. A portal session of a
+/// user whose tenants are all suspended is refused (403 `ACCOUNT_SUSPENDED`), not ended: it
+/// works again once a tenant is resumed.
 async fn session_user(app: &App, session: &Session) -> Result<User, ApiError> {
     match app.store.user_by_id(&session.user_id).await? {
         Some(u)
@@ -233,6 +243,11 @@ async fn session_user(app: &App, session: &Session) -> Result<User, ApiError> {
                 && u.session_epoch == session.session_epoch
                 && (session.audience != Audience::Operator || u.platform_admin) =>
         {
+            if session.audience == Audience::Portal
+                && account_suspended(app.store.as_ref(), &u).await?
+            {
+                return Err(account_suspended_error());
+            }
             Ok(u)
         }
         _ => Err(invalid_refresh()),
@@ -326,6 +341,11 @@ async fn logout(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
 async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
+    if principal.audience == Audience::Portal
+        && account_suspended(app.store.as_ref(), &user).await?
+    {
+        return Err(account_suspended_error());
+    }
     // One bounded read: a user with more memberships sees the first page of them.
     let memberships = app
         .store
@@ -337,6 +357,8 @@ async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
             "email": user.email,
             "platform_admin": user.platform_admin,
             "status": user.status,
+            "email_verified": user.email_verified,
+            "last_sign_in_at": user.last_sign_in_at,
             "created_at": user.created_at,
         },
         "audience": principal.audience.as_str(),

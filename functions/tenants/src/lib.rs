@@ -29,7 +29,7 @@ use shared::config::LinkConfig;
 use shared::email::Mailer;
 use shared::events::EventPublisher;
 use shared::request::{matched, path_param, RequestContext};
-use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError};
+use shared::store::changes::{AuditEntry, AuditTarget, Change};
 use shared::store::Store;
 use shared::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::{ApiError, ApiResponse};
@@ -219,33 +219,4 @@ impl Call<'_> {
             .with_partner(tenant.partner.clone()),
         )
     }
-}
-
-/// A commit's failure as an answer: `refused` decides what a refusal by these keys means.
-pub(crate) fn commit_failed(
-    e: CommitError,
-    refused: impl FnOnce(&[String]) -> ApiError,
-) -> ApiError {
-    match e {
-        CommitError::Refused { keys } => refused(&keys),
-        CommitError::Store(e) => e.into(),
-        e @ CommitError::TooMany => ApiError::internal(e),
-    }
-}
-
-/// Another request changed the record between our read and our write.
-pub(crate) fn concurrent_update() -> ApiError {
-    ApiError::Conflict {
-        code: "CONCURRENT_UPDATE",
-        message: "the resource was changed by another request; read it again and retry".into(),
-    }
-}
-
-/// Whether an `If-Match` header (absent: `None`) accepts the current `etag`.
-pub(crate) fn if_match(req: &Request) -> Option<String> {
-    shared::request::header(req, "if-match").map(str::to_string)
-}
-
-pub(crate) fn etag_matches(if_match: &str, etag: &str) -> bool {
-    if_match.trim() == "*" || if_match.split(',').any(|t| t.trim() == etag)
 }

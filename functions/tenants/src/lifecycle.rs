@@ -1,13 +1,14 @@
 //! A tenant's life: create, list, read, change, soft delete, suspend and resume.
 
-use crate::{commit_failed, concurrent_update, etag_matches, forbidden, if_match, Allowed, Call};
+use crate::{forbidden, Allowed, Call};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::domain::{Email, PartnerId, Role, User, UserId, UserStatus};
+use shared::domain::{Email, PartnerId, Role};
 use shared::events::publish_committed;
 use shared::fields::{self, FieldError};
 use shared::idempotency::{self, Idempotent};
 use shared::partner::{PartnerSlug, PartnerStatus};
+use shared::request::etag_matches;
 use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{tenant_count_changes, Change, OutboxEvent, TENANT_COUNTS};
 use shared::store::TenantFilter;
@@ -119,22 +120,6 @@ fn slug_taken() -> ApiError {
     }
 }
 
-/// A user invited by email who has not set a password yet (cannot sign in).
-pub(crate) fn invited_user(email: Email, now: i64) -> User {
-    User {
-        id: UserId::new_random(),
-        email,
-        password_hash: "!invited: no password yet".into(),
-        platform_admin: false,
-        status: UserStatus::Invited,
-        session_epoch: 0,
-        reset_generation: 0,
-        email_verified: false,
-        last_sign_in_at: None,
-        created_at: now,
-    }
-}
-
 pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let body: CreateBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let partner = partner_for_create(call, body.partner.as_deref()).await?;
@@ -198,7 +183,8 @@ async fn create_committed(
         attempt += 1;
         let existing = store.user_by_email(&owner_email).await?;
         let new_owner = existing.is_none();
-        let owner = existing.unwrap_or_else(|| invited_user(owner_email.clone(), now));
+        let owner =
+            existing.unwrap_or_else(|| shared::invitation::invited_user(owner_email.clone(), now));
         let event = OutboxEvent {
             id: shared::auth::opaque::random_id(),
             kind: "TenantCreated".into(),
@@ -240,16 +226,16 @@ async fn create_committed(
             Ok(()) => break (owner, new_owner, event),
             Err(e) => {
                 let mut retry = false;
-                let err = commit_failed(e, |keys| {
+                let err = e.answer(|keys| {
                     if keys.iter().any(|k| k.starts_with("SLUG#")) {
                         slug_taken()
                     } else if keys.iter().any(|k| k.starts_with("PARTNER#")) {
                         partner_terminated()
                     } else if keys.iter().any(|k| k.starts_with("EMAIL#")) && attempt < 2 {
                         retry = true;
-                        concurrent_update()
+                        ApiError::concurrent_update()
                     } else {
-                        concurrent_update()
+                        ApiError::concurrent_update()
                     }
                 });
                 if !retry {
@@ -472,7 +458,7 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             );
         }
     }
-    let expected = if_match(call.req);
+    let expected = shared::request::if_match(call.req);
     if let Some(m) = &expected {
         if !etag_matches(m, &tenant.etag()) {
             return Err(ApiError::PreconditionFailed);
@@ -495,11 +481,11 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         ),
     ];
     call.app.store.commit(changes).await.map_err(|e| {
-        commit_failed(e, |_| {
+        e.answer(|_| {
             if expected.is_some() {
                 ApiError::PreconditionFailed
             } else {
-                concurrent_update()
+                ApiError::concurrent_update()
             }
         })
     })?;
@@ -547,7 +533,7 @@ async fn change_status(
         .store
         .commit(changes)
         .await
-        .map_err(|e| commit_failed(e, |_| concurrent_update()))?;
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
     tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, status = status.as_str(), "tenant status changed");
     if let Some(e) = &outbox {
         publish_committed(call.app.events.as_ref(), call.app.store.as_ref(), e).await;

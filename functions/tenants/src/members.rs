@@ -2,14 +2,14 @@
 //! demoted nor removed: every change that takes an owner away decrements the tenant's owner
 //! count in the same transaction, conditioned on at least two remaining before it.
 
-use crate::lifecycle::invited_user;
-use crate::{commit_failed, concurrent_update, forbidden, Allowed, Call};
+use crate::{forbidden, Allowed, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::access::TenantAccess;
 use shared::domain::{Email, Role, UserId, UserStatus};
 use shared::fields::FieldError;
 use shared::idempotency::{self, Idempotent};
+use shared::invitation::invited_user;
 use shared::request::{json_body, path_param, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::Change;
 use shared::tenant::Tenant;
@@ -145,7 +145,7 @@ async fn invite_committed(
                     json!({"user_id": user.id, "role": m.role}),
                 )])
                 .await
-                .map_err(|e| commit_failed(e, |_| concurrent_update()))?;
+                .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
             send(&user).await?;
             Ok(ApiResponse::ok(
                 json!({"user_id": user.id, "role": m.role, "status": user.status, "invitation_sent": true}),
@@ -184,14 +184,14 @@ async fn invite_committed(
                 json!({"after": {"user_id": user.id, "role": role}}),
             ));
             store.commit(changes).await.map_err(|e| {
-                commit_failed(e, |keys| {
+                e.answer(|keys| {
                     if keys.iter().any(|k| k.starts_with("USER#")) {
                         ApiError::Conflict {
                             code: "ALREADY_MEMBER",
                             message: "this person is already a member of the tenant".into(),
                         }
                     } else {
-                        concurrent_update()
+                        ApiError::concurrent_update()
                     }
                 })
             })?;
@@ -270,7 +270,7 @@ pub(crate) async fn change_role(call: &Call<'_>) -> Result<ApiResponse, ApiError
     store
         .commit(changes)
         .await
-        .map_err(|e| commit_failed(e, refused_member_change))?;
+        .map_err(|e| e.answer(refused_member_change))?;
     tracing::info!(tenant = %tenant.slug, user_id = %user_id, role = to.as_str(), changed_by = %call.caller.user.id, "member role changed");
     Ok(ApiResponse::ok(json!({"user_id": user_id, "role": to})))
 }
@@ -281,7 +281,7 @@ fn refused_member_change(keys: &[String]) -> ApiError {
     if keys.iter().any(|k| k.starts_with("TENANT#")) {
         last_owner()
     } else {
-        concurrent_update()
+        ApiError::concurrent_update()
     }
 }
 
@@ -315,7 +315,7 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     store
         .commit(changes)
         .await
-        .map_err(|e| commit_failed(e, refused_member_change))?;
+        .map_err(|e| e.answer(refused_member_change))?;
     tracing::info!(tenant = %tenant.slug, user_id = %user_id, removed_by = %call.caller.user.id, "member removed");
     Ok(ApiResponse::ok(
         json!({"user_id": user_id, "removed": true}),

@@ -2,7 +2,7 @@
 //! (reset and invitation links, for users who belong to this tenant alone). A change is audited
 //! in the same transaction and mailed to the tenant's other owners and admins.
 
-use crate::{commit_failed, tenant_not_found, Allowed, Call};
+use crate::{tenant_not_found, Allowed, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::domain::{Role, User};
@@ -49,7 +49,7 @@ pub(crate) async fn put(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .store
         .commit(changes)
         .await
-        .map_err(|e| commit_failed(e, |_| tenant_not_found()))?;
+        .map_err(|e| e.answer(|_| tenant_not_found()))?;
     tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, count = origins.len(), "redirect origins replaced");
     notify_origins_changed(call, &tenant, &call.caller.user, &origins).await;
     Ok(ApiResponse::ok(origins_view(&origins)))

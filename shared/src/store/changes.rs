@@ -343,3 +343,14 @@ mod tests {
         );
     }
 }
+
+impl CommitError {
+    /// This failure as an answer: `refused` decides what a refusal by these keys means.
+    pub fn answer(self, refused: impl FnOnce(&[String]) -> crate::ApiError) -> crate::ApiError {
+        match self {
+            CommitError::Refused { keys } => refused(&keys),
+            CommitError::Store(e) => e.into(),
+            e @ CommitError::TooMany => crate::ApiError::internal(e),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Builds partners' clients and verify-only keys once per process and hands the handler to the runtime.
+
+use shared::startup::{serve, Startup};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let s = Startup::begin().await?;
+    let app = partners::App {
+        store: s.store(),
+        keys: s.verifying_keys().await?,
+        mailer: s.mailer()?,
+        links: s.links()?,
+    };
+    serve(app, partners::handle).await
+}
