@@ -251,3 +251,60 @@ pub fn token_in(body: &str) -> String {
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
         .collect()
 }
+
+impl Platform {
+    /// Signs `email` in with `PASSWORD` for `audience` and returns the access token.
+    pub async fn sign_in(&self, email: &str, audience: &str) -> String {
+        self.sign_in_with(email, PASSWORD, audience).await
+    }
+
+    pub async fn sign_in_with(&self, email: &str, password: &str, audience: &str) -> String {
+        let r = self
+            .post(
+                "/auth/login",
+                serde_json::json!({"email": email, "password": password, "audience": audience}),
+                &unique_ip(),
+            )
+            .await;
+        assert_eq!(r.status, 200, "sign-in of {email}: {}", r.json);
+        r.json["data"]["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// A JSON request with an optional bearer token and extra headers.
+    pub async fn call(
+        &self,
+        method: &str,
+        path: impl Into<String>,
+        bearer: Option<&str>,
+        body: Option<Value>,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let auth = bearer.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        if let Some(a) = &auth {
+            headers.push(("authorization", a.as_str()));
+        }
+        headers.extend_from_slice(extra);
+        let path: String = path.into();
+        self.send(
+            method,
+            &path,
+            &headers,
+            body.map(|b| b.to_string().into_bytes()),
+        )
+        .await
+    }
+}
+
+/// A fresh slug (`<prefix>-<12 hex>`).
+pub fn unique_slug(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    )
+}
+
+/// A fresh email address.
+pub fn unique_email(prefix: &str) -> String {
+    format!("{prefix}-{}@example.com", uuid::Uuid::new_v4().simple())
+}

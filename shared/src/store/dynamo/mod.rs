@@ -405,6 +405,13 @@ impl DynamoStore {
             }
         };
         let limit = q.limit.clamp(1, crate::page::MAX_LIMIT);
+        // A filtered query evaluates a full page per read, so a selective filter does not
+        // answer with many near-empty pages.
+        let read_limit = if q.filter.is_some() {
+            crate::page::MAX_LIMIT
+        } else {
+            limit
+        };
         let mut items: Vec<Item> = Vec::new();
         let mut reads = 0;
         let last_key = loop {
@@ -417,7 +424,7 @@ impl DynamoStore {
                 .expression_attribute_names("#pk", pk_attr)
                 .expression_attribute_values(":pk", s(pk_value.clone()))
                 .scan_index_forward(q.forward)
-                .limit(i32::try_from(limit).unwrap_or(1))
+                .limit(i32::try_from(read_limit).unwrap_or(1))
                 .set_exclusive_start_key(start.take());
             if q.index.is_none() {
                 req = req.consistent_read(true);

@@ -35,7 +35,7 @@ impl SessionStore for DynamoStore {
                 .build(),
         )?;
         let signed_in = TransactWriteItem::builder().update(signed_in).build();
-        let mut items = vec![put, signed_in.clone()];
+        let mut items = vec![put, signed_in];
         if let Some(r) = refund {
             for k in &r.keys {
                 items.push(
@@ -45,17 +45,20 @@ impl SessionStore for DynamoStore {
                 );
             }
         }
-        let with_refund = items.len() > 2;
+        let extras = items.len() > 1;
         let result = self.transact(items).await;
         match result {
             Ok(()) => Ok(()),
-            // Only a refund's window was gone (expired away): nothing to give back, so the
-            // session alone is written.
+            // Only a refund's window was gone (expired away: nothing to give back), or the user
+            // record is not there to note the sign-in on: the session alone is written.
             Err(TxError::Refused { keys })
-                if with_refund && keys.iter().all(|k| k.starts_with("RATE#")) =>
+                if extras
+                    && keys
+                        .iter()
+                        .all(|k| k.starts_with("RATE#") || k.starts_with("USER#")) =>
             {
                 let result = self
-                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?, signed_in])
+                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?])
                     .await;
                 conflict_if_refused(result, "session already exists")
             }
