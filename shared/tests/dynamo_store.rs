@@ -410,8 +410,7 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
             )),
             Change::Count {
                 scope: scope.clone(),
-                name: "members".into(),
-                by: 1,
+                deltas: vec![("members".into(), 1)],
             },
             Change::Outbox(OutboxEvent {
                 id: event_id.clone(),

@@ -174,7 +174,7 @@ impl Call<'_> {
             self.caller.user.id.clone(),
             action,
             details,
-            shared::time::now_unix() * 1000,
+            shared::time::now_ms(),
             &self.ctx.request_id,
         )
     }

@@ -164,7 +164,7 @@ pub(crate) fn forbidden(message: &'static str) -> ApiError {
 
 impl Call<'_> {
     pub fn now_ms(&self) -> i64 {
-        shared::time::now_unix() * 1000
+        shared::time::now_ms()
     }
 
     /// The tenant named in the path, if the caller may do `allowed` on it. A deleted tenant

@@ -160,11 +160,11 @@ pub enum Change {
     RevokePartnerAdmin { user: UserId, partner: PartnerId },
     /// Appends an audit entry; refused if its id is taken.
     Audit(AuditEntry),
-    /// Adds `by` to counter `name` of `scope` (starting from 0).
+    /// Adds each `(name, by)` to the counters of `scope` (starting from 0). One change per
+    /// scope: a transaction may write an item only once.
     Count {
         scope: String,
-        name: String,
-        by: i64,
+        deltas: Vec<(String, i64)>,
     },
     /// Stores an outgoing event; refused if its id is taken.
     Outbox(OutboxEvent),
@@ -212,15 +212,14 @@ pub fn tenant_count_changes(
     let before_status = before.map(|b| b.0);
     let after_status = after.map(|a| a.0);
     if before_status != after_status {
-        for (status, by) in [(before_status, -1), (after_status, 1)] {
-            if let Some(status) = status {
-                out.push(Change::Count {
-                    scope: TENANT_COUNTS.to_string(),
-                    name: status.as_str().to_string(),
-                    by,
-                });
-            }
-        }
+        let deltas: Vec<(String, i64)> = [(before_status, -1), (after_status, 1)]
+            .into_iter()
+            .filter_map(|(status, by)| status.map(|s| (s.as_str().to_string(), by)))
+            .collect();
+        out.push(Change::Count {
+            scope: TENANT_COUNTS.to_string(),
+            deltas,
+        });
     }
     let before_partner = before.and_then(|b| b.1);
     let after_partner = after.and_then(|a| a.1);
@@ -277,7 +276,11 @@ mod tests {
         let mut out = Vec::new();
         for c in changes {
             match c {
-                Change::Count { scope, name, by } => out.push((scope.clone(), name.clone(), *by)),
+                Change::Count { scope, deltas } => {
+                    for (name, by) in deltas {
+                        out.push((scope.clone(), name.clone(), *by));
+                    }
+                }
                 Change::PartnerCounts {
                     partner, deltas, ..
                 } => {
@@ -314,9 +317,11 @@ mod tests {
         ));
         // A status change under the same partner: one partner item, two deltas.
         let suspended = tenant_count_changes(Some((Active, Some(&p))), Some((Suspended, Some(&p))));
-        assert_eq!(suspended.len(), 3);
+        // One change per item: a transaction writes an item only once.
+        assert_eq!(suspended.len(), 2);
+        assert_eq!(counts(&suspended).len(), 4);
         assert!(matches!(
-            suspended[2],
+            suspended[1],
             Change::PartnerCounts {
                 require_active: false,
                 ..

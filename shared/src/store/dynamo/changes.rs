@@ -198,14 +198,22 @@ impl DynamoStore {
                 item.insert("GSI2SK".into(), s(&a.id));
                 vec![self.put(item, NEW)?]
             }
-            Change::Count { scope, name, by } => vec![self.update_item(
-                format!("COUNT#{scope}"),
-                "COUNT",
-                "ADD #name :by",
-                "",
-                &[("#name", name)],
-                vec![(":by", n(by))],
-            )?],
+            Change::Count { scope, deltas } => {
+                let mut u = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(format!("COUNT#{scope}"), "COUNT")));
+                let mut adds = Vec::new();
+                for (i, (name, by)) in deltas.iter().enumerate() {
+                    adds.push(format!("#c{i} :d{i}"));
+                    u = u
+                        .expression_attribute_names(format!("#c{i}"), name)
+                        .expression_attribute_values(format!(":d{i}"), n(by));
+                }
+                let u = u.update_expression(format!("ADD {}", adds.join(", ")));
+                vec![TransactWriteItem::builder()
+                    .update(Self::build(u.build())?)
+                    .build()]
+            }
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");
                 item.insert("entity".into(), s("outbox"));

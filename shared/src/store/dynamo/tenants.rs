@@ -213,7 +213,7 @@ impl TenantStore for DynamoStore {
             user: user.clone(),
             tenant: tenant.clone(),
             role,
-            at: crate::time::now_unix() * 1000,
+            at: crate::time::now_ms(),
         }];
         if role == Role::Owner {
             changes.push(Change::AdjustOwners {

@@ -183,7 +183,11 @@ fn apply(d: &mut Data, change: Change) {
             list.push(a);
             list.sort_by(|x, y| x.id.cmp(&y.id));
         }
-        Change::Count { scope, name, by } => *d.counters.entry((scope, name)).or_default() += by,
+        Change::Count { scope, deltas } => {
+            for (name, by) in deltas {
+                *d.counters.entry((scope.clone(), name)).or_default() += by;
+            }
+        }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);
         }

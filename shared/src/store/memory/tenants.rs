@@ -31,7 +31,7 @@ impl TenantStore for MemoryStore {
             user: user.clone(),
             tenant: tenant.clone(),
             role,
-            at: crate::time::now_unix() * 1000,
+            at: crate::time::now_ms(),
         }];
         if role == Role::Owner {
             changes.push(Change::AdjustOwners {
