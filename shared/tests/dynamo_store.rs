@@ -473,3 +473,205 @@ async fn both_stores_answer_the_same_scenario_alike() {
         "{on_dynamo:?}"
     );
 }
+
+/// Tenants, partners, owners and audit through commits, logged so both stores can be compared.
+async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
+    use shared::partner::{Partner, PartnerSlug, PartnerStatus};
+    use shared::store::changes::{
+        tenant_count_changes, AuditEntry, AuditTarget, Change, CommitError,
+    };
+    use shared::tenant::{Tenant, TenantSlug, TenantStatus};
+    let mut log = Vec::new();
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
+    let partner = Partner {
+        id: shared::domain::PartnerId::new_random(),
+        slug: PartnerSlug::parse(&format!("p-{tag}")).unwrap(),
+        name: "P".into(),
+        domain: shared::fields::Hostname::parse("p.example.com").unwrap(),
+        status: PartnerStatus::Active,
+        margin_bp: 1250,
+        contact_info: Default::default(),
+        billing_info: Default::default(),
+        tenant_counts: BTreeMap::new(),
+        version: 1,
+        created_at: 1,
+        updated_at: 1,
+    };
+    s.commit(vec![Change::CreatePartner(partner.clone())])
+        .await
+        .unwrap();
+    let refused = |r: Result<(), CommitError>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(CommitError::Refused { keys }) => format!(
+            "refused by {:?}",
+            keys.iter()
+                .map(|k| k.split('#').next().unwrap().to_string())
+                .collect::<Vec<_>>()
+        ),
+        Err(e) => format!("error {e}"),
+    };
+    let mut tenants = Vec::new();
+    for i in 0..3 {
+        let mut t = Tenant::new(
+            TenantSlug::parse(&format!("s-{tag}-{i}")).unwrap(),
+            format!("Scenario {i}"),
+            1,
+        );
+        t.partner = (i < 2).then(|| partner.id.clone());
+        t.owners = 1;
+        let owner = user();
+        let mut changes = vec![
+            Change::CreateTenant(t.clone()),
+            Change::CreateUser(owner.clone()),
+            Change::AddMembership {
+                user: owner.id.clone(),
+                tenant: t.clone(),
+                role: Role::Owner,
+                at: 1_700_000_000_000 + i,
+            },
+        ];
+        changes.extend(tenant_count_changes(None, Some((t.status, t.partner.as_ref()))));
+        changes.push(Change::Audit(AuditEntry::new(
+            AuditTarget::Tenant(t.id.clone()),
+            owner.id.clone(),
+            "tenant.created",
+            serde_json::json!({}),
+            1_700_000_000_000 + i,
+            "rid",
+        )));
+        log.push(format!("create {i}: {}", refused(s.commit(changes).await)));
+        tenants.push((t, owner));
+    }
+    // The same slug again: refused by the slug claim, nothing written.
+    let mut dup = Tenant::new(tenants[0].0.slug.clone(), "Dup".into(), 1);
+    dup.owners = 1;
+    log.push(format!(
+        "same slug: {}",
+        refused(s.commit(vec![Change::CreateTenant(dup)]).await)
+    ));
+    // A stale version is refused; the current one writes.
+    let (t0, owner0) = tenants[0].clone();
+    let mut next = t0.clone();
+    next.status = TenantStatus::Suspended;
+    next.version = 2;
+    let mut changes = vec![Change::UpdateTenant {
+        tenant: next.clone(),
+        expect_version: 7,
+    }];
+    log.push(format!("stale: {}", refused(s.commit(changes.clone()).await)));
+    changes[0] = Change::UpdateTenant {
+        tenant: next.clone(),
+        expect_version: 1,
+    };
+    changes.extend(tenant_count_changes(
+        Some((t0.status, t0.partner.as_ref())),
+        Some((next.status, next.partner.as_ref())),
+    ));
+    log.push(format!("suspend: {}", refused(s.commit(changes).await)));
+    let p = s.partner_by_id(&partner.id).await.unwrap().unwrap();
+    log.push(format!("partner counts {:?} total {}", p.tenant_counts, p.tenant_count()));
+    // The last owner: demoting them is refused by the owner count.
+    log.push(format!(
+        "demote last owner: {}",
+        refused(
+            s.commit(vec![
+                Change::ChangeRole {
+                    user: owner0.id.clone(),
+                    tenant: t0.id.clone(),
+                    from: Role::Owner,
+                    to: Role::Admin,
+                },
+                Change::AdjustOwners {
+                    tenant: t0.id.clone(),
+                    by: -1,
+                },
+            ])
+            .await
+        )
+    ));
+    // A terminated partner takes no new tenant.
+    let mut ended = p.clone();
+    ended.status = PartnerStatus::Terminated;
+    ended.version = p.version + 1;
+    s.commit(vec![Change::UpdatePartner {
+        partner: ended,
+        expect_version: p.version,
+    }])
+    .await
+    .unwrap();
+    let (t2, _) = tenants[2].clone();
+    let mut attached = t2.clone();
+    attached.partner = Some(partner.id.clone());
+    attached.version = 2;
+    let mut changes = vec![Change::UpdateTenant {
+        tenant: attached,
+        expect_version: 1,
+    }];
+    changes.extend(tenant_count_changes(
+        Some((t2.status, None)),
+        Some((t2.status, Some(&partner.id))),
+    ));
+    log.push(format!("attach to terminated: {}", refused(s.commit(changes).await)));
+    // Lists: the partner's tenants by slug, a filter, the newest audit entry first.
+    let filter = TenantFilter {
+        partner: Some(partner.id.clone()),
+        ..TenantFilter::default()
+    };
+    let page = s.tenants_page(&filter, 10, None).await.unwrap();
+    log.push(format!(
+        "partner tenants {:?}",
+        page.items.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+    ));
+    let filter = TenantFilter {
+        q: Some(format!("s-{tag}")),
+        status: Some(TenantStatus::Provisioning),
+        ..TenantFilter::default()
+    };
+    let mut names = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = s.tenants_page(&filter, 1, cursor.as_deref()).await.unwrap();
+        names.extend(page.items.iter().map(|t| t.name.clone()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(names.len() < 10, "paging does not end");
+    }
+    log.push(format!("provisioning by prefix {names:?}"));
+    let audit = s
+        .audit_page(
+            &AuditFilter {
+                tenant: Some(tenants[1].0.id.clone()),
+                ..AuditFilter::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    log.push(format!(
+        "audit of tenant 1: {:?}",
+        audit.items.iter().map(|e| e.action.clone()).collect::<Vec<_>>()
+    ));
+    log
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn both_stores_manage_tenants_and_partners_alike() {
+    let dynamo = store().await;
+    let memory = MemoryStore::new();
+    let on_dynamo = management_scenario(&dynamo).await;
+    let in_memory = management_scenario(&memory).await;
+    assert_eq!(on_dynamo, in_memory);
+    for expected in [
+        "same slug: refused by [\"SLUG\"]",
+        "stale: refused by [\"TENANT\"]",
+        "suspend: ok",
+        "demote last owner: refused by [\"TENANT\"]",
+        "attach to terminated: refused by [\"PARTNER\"]",
+    ] {
+        assert!(on_dynamo.iter().any(|l| l == expected), "{expected}: {on_dynamo:?}");
+    }
+}

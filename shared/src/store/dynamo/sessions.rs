@@ -23,7 +23,6 @@ impl SessionStore for DynamoStore {
         item.insert("revoked".into(), AttributeValue::Bool(session.revoked));
         item.insert("heads".into(), hash_map(&session.heads));
         item.insert("spent".into(), hash_map(&session.spent));
-        let put = self.put(item.clone(), "attribute_not_exists(PK)")?;
         // The user's last sign-in, in the same write.
         let signed_in = Self::build(
             Update::builder()
@@ -35,35 +34,39 @@ impl SessionStore for DynamoStore {
                 .build(),
         )?;
         let signed_in = TransactWriteItem::builder().update(signed_in).build();
-        let mut items = vec![put, signed_in];
+        let mut refunds = Vec::new();
         if let Some(r) = refund {
             for k in &r.keys {
-                items.push(
+                refunds.push(
                     TransactWriteItem::builder()
                         .update(self.refund_update(k, &r.hit_id)?)
                         .build(),
                 );
             }
         }
-        let extras = items.len() > 1;
-        let result = self.transact(items).await;
-        match result {
-            Ok(()) => Ok(()),
-            // Only a refund's window was gone (expired away: nothing to give back), or the user
-            // record is not there to note the sign-in on: the session alone is written.
-            Err(TxError::Refused { keys })
-                if extras
-                    && keys
-                        .iter()
-                        .all(|k| k.starts_with("RATE#") || k.starts_with("USER#")) =>
-            {
-                let result = self
-                    .transact(vec![self.put(item, "attribute_not_exists(PK)")?])
-                    .await;
-                conflict_if_refused(result, "session already exists")
+        let (mut with_user, mut with_refund) = (true, !refunds.is_empty());
+        // At most three tries: a refund whose window expired away (nothing to give back) and a
+        // user record that is not there to note the sign-in on are dropped, never the session.
+        for _ in 0..3 {
+            let mut items = vec![self.put(item.clone(), "attribute_not_exists(PK)")?];
+            if with_user {
+                items.push(signed_in.clone());
             }
-            Err(e) => conflict_if_refused(Err(e), "session already exists"),
+            if with_refund {
+                items.extend(refunds.iter().cloned());
+            }
+            match self.transact(items).await {
+                Ok(()) => return Ok(()),
+                Err(TxError::Refused { keys })
+                    if !keys.iter().any(|k| k.starts_with("SESSION#")) =>
+                {
+                    with_user &= !keys.iter().any(|k| k.starts_with("USER#"));
+                    with_refund &= !keys.iter().any(|k| k.starts_with("RATE#"));
+                }
+                Err(e) => return conflict_if_refused(Err(e), "session already exists"),
+            }
         }
+        Err(StoreError::Conflict("session could not be written"))
     }
 
     async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError> {
