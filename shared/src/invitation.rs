@@ -29,18 +29,30 @@ pub fn invited_user(email: Email, now: i64) -> User {
     }
 }
 
+/// What an invitation is to: the tenant's or partner's name, the role, and who invites.
+pub struct Invite<'a> {
+    pub place: &'a str,
+    pub role: &'a str,
+    pub invited_by: &'a User,
+}
+
+/// What sending needs: the store (tokens, the link rule), the mailer and the link settings.
+pub struct Sender<'a> {
+    pub store: &'a dyn Store,
+    pub mailer: &'a dyn Mailer,
+    pub links: &'a LinkConfig,
+}
+
 /// Mints a fresh invitation for `user` (invalidating earlier ones) and mails it. The error is
 /// a short text safe to record (no token, no address).
 pub async fn send(
-    store: &dyn Store,
-    mailer: &dyn Mailer,
-    links: &LinkConfig,
+    by: &Sender<'_>,
     user: &User,
-    place: &str,
-    role: &str,
-    invited_by: &User,
+    invite: &Invite<'_>,
     now: i64,
 ) -> Result<(), String> {
+    let (store, mailer, links) = (by.store, by.mailer, by.links);
+    let (place, role, invited_by) = (invite.place, invite.role, invite.invited_by);
     let token = opaque::mint();
     store
         .create_reset_token(

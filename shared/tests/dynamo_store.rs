@@ -530,7 +530,10 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
                 at: 1_700_000_000_000 + i,
             },
         ];
-        changes.extend(tenant_count_changes(None, Some((t.status, t.partner.as_ref()))));
+        changes.extend(tenant_count_changes(
+            None,
+            Some((t.status, t.partner.as_ref())),
+        ));
         changes.push(Change::Audit(AuditEntry::new(
             AuditTarget::Tenant(t.id.clone()),
             owner.id.clone(),
@@ -558,7 +561,10 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
         tenant: next.clone(),
         expect_version: 7,
     }];
-    log.push(format!("stale: {}", refused(s.commit(changes.clone()).await)));
+    log.push(format!(
+        "stale: {}",
+        refused(s.commit(changes.clone()).await)
+    ));
     changes[0] = Change::UpdateTenant {
         tenant: next.clone(),
         expect_version: 1,
@@ -569,7 +575,11 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
     ));
     log.push(format!("suspend: {}", refused(s.commit(changes).await)));
     let p = s.partner_by_id(&partner.id).await.unwrap().unwrap();
-    log.push(format!("partner counts {:?} total {}", p.tenant_counts, p.tenant_count()));
+    log.push(format!(
+        "partner counts {:?} total {}",
+        p.tenant_counts,
+        p.tenant_count()
+    ));
     // The last owner: demoting them is refused by the owner count.
     log.push(format!(
         "demote last owner: {}",
@@ -611,7 +621,10 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
         Some((t2.status, None)),
         Some((t2.status, Some(&partner.id))),
     ));
-    log.push(format!("attach to terminated: {}", refused(s.commit(changes).await)));
+    log.push(format!(
+        "attach to terminated: {}",
+        refused(s.commit(changes).await)
+    ));
     // Lists: the partner's tenants by slug, a filter, the newest audit entry first.
     let filter = TenantFilter {
         partner: Some(partner.id.clone()),
@@ -620,7 +633,10 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
     let page = s.tenants_page(&filter, 10, None).await.unwrap();
     log.push(format!(
         "partner tenants {:?}",
-        page.items.iter().map(|t| t.name.clone()).collect::<Vec<_>>()
+        page.items
+            .iter()
+            .map(|t| t.name.clone())
+            .collect::<Vec<_>>()
     ));
     let filter = TenantFilter {
         q: Some(format!("s-{tag}")),
@@ -652,7 +668,11 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
         .unwrap();
     log.push(format!(
         "audit of tenant 1: {:?}",
-        audit.items.iter().map(|e| e.action.clone()).collect::<Vec<_>>()
+        audit
+            .items
+            .iter()
+            .map(|e| e.action.clone())
+            .collect::<Vec<_>>()
     ));
     log
 }
@@ -672,6 +692,9 @@ async fn both_stores_manage_tenants_and_partners_alike() {
         "demote last owner: refused by [\"TENANT\"]",
         "attach to terminated: refused by [\"PARTNER\"]",
     ] {
-        assert!(on_dynamo.iter().any(|l| l == expected), "{expected}: {on_dynamo:?}");
+        assert!(
+            on_dynamo.iter().any(|l| l == expected),
+            "{expected}: {on_dynamo:?}"
+        );
     }
 }

@@ -618,15 +618,19 @@ async fn invite_admin(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         tracing::info!(partner = %partner.slug, user_id = %user.id, invited_by = %call.caller.user.id, new_user, "partner admin added");
         if user.status == UserStatus::Invited {
             shared::invitation::send(
+            &shared::invitation::Sender {
                 store,
-                call.app.mailer.as_ref(),
-                &call.app.links,
-                &user,
-                &partner.name,
-                ADMIN_ROLE,
-                &call.caller.user,
-                now,
-            )
+                mailer: call.app.mailer.as_ref(),
+                links: &call.app.links,
+            },
+            &user,
+            &shared::invitation::Invite {
+                place: &partner.name,
+                role: ADMIN_ROLE,
+                invited_by: &call.caller.user,
+            },
+            now,
+        )
             .await
             .map_err(|why| ApiError::unavailable("mail", why))?;
         } else {

@@ -249,13 +249,17 @@ async fn create_committed(
     publish_committed(call.app.events.as_ref(), store, &event).await;
     let sent = if new_owner {
         shared::invitation::send(
-            store,
-            call.app.mailer.as_ref(),
-            &call.app.links,
+            &shared::invitation::Sender {
+                store,
+                mailer: call.app.mailer.as_ref(),
+                links: &call.app.links,
+            },
             &owner,
-            &tenant.name,
-            Role::Owner.as_str(),
-            &call.caller.user,
+            &shared::invitation::Invite {
+                place: &tenant.name,
+                role: Role::Owner.as_str(),
+                invited_by: &call.caller.user,
+            },
             now,
         )
         .await

@@ -120,13 +120,17 @@ async fn invite_committed(
     };
     let send = |user| async move {
         shared::invitation::send(
-            store,
-            call.app.mailer.as_ref(),
-            &call.app.links,
+            &shared::invitation::Sender {
+                store,
+                mailer: call.app.mailer.as_ref(),
+                links: &call.app.links,
+            },
             user,
-            &tenant.name,
-            role.as_str(),
-            &call.caller.user,
+            &shared::invitation::Invite {
+                place: &tenant.name,
+                role: role.as_str(),
+                invited_by: &call.caller.user,
+            },
             now,
         )
         .await

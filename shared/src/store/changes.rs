@@ -268,6 +268,17 @@ pub enum CommitError {
     Store(#[from] super::StoreError),
 }
 
+impl CommitError {
+    /// This failure as an answer: `refused` decides what a refusal by these keys means.
+    pub fn answer(self, refused: impl FnOnce(&[String]) -> crate::ApiError) -> crate::ApiError {
+        match self {
+            CommitError::Refused { keys } => refused(&keys),
+            CommitError::Store(e) => e.into(),
+            e @ CommitError::TooMany => crate::ApiError::internal(e),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,16 +357,5 @@ mod tests {
             )),
             vec![(format!("partner:{p}"), "active".into(), -1)]
         );
-    }
-}
-
-impl CommitError {
-    /// This failure as an answer: `refused` decides what a refusal by these keys means.
-    pub fn answer(self, refused: impl FnOnce(&[String]) -> crate::ApiError) -> crate::ApiError {
-        match self {
-            CommitError::Refused { keys } => refused(&keys),
-            CommitError::Store(e) => e.into(),
-            e @ CommitError::TooMany => crate::ApiError::internal(e),
-        }
     }
 }

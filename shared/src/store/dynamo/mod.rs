@@ -348,25 +348,11 @@ impl Health for DynamoStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::conflicts_alone;
-
-    #[test]
-    fn only_a_cancellation_by_conflicts_alone_is_sent_again() {
-        assert!(conflicts_alone([Some("TransactionConflict"), Some("None")]));
-        assert!(conflicts_alone([None, Some("TransactionConflict")]));
-        // A failed condition decides the outcome: sending again cannot change it.
-        assert!(!conflicts_alone([
-            Some("ConditionalCheckFailed"),
-            Some("TransactionConflict")
-        ]));
-        assert!(!conflicts_alone([Some("ThrottlingError"), Some("None")]));
-        // Nothing conflicted: not a conflict cancellation at all.
-        assert!(!conflicts_alone([Some("None"), None]));
-        assert!(!conflicts_alone([]));
-    }
-}
+/// A sort-key condition on `#sk` (e.g. `begins_with(#sk, :prefix)`): the sort attribute, the
+/// condition, and the values it names.
+type SortCondition = (&'static str, String, Vec<(&'static str, AttributeValue)>);
+/// A filter expression, and the values and names it uses.
+type FilterExpression = (String, Vec<(String, AttributeValue)>, Vec<(String, String)>);
 
 /// One paginated query: a partition of the table or of an index, an optional sort-key
 /// condition and filter, in either direction. The cursor is bound to `query_name` and may only
@@ -378,9 +364,9 @@ struct PageQuery<'a> {
     partition: (&'static str, String),
     /// A sort-key condition on `#sk` (e.g. `begins_with(#sk, :prefix)`), its sort attribute,
     /// and the values it names.
-    sort: Option<(&'static str, String, Vec<(&'static str, AttributeValue)>)>,
+    sort: Option<SortCondition>,
     /// A filter expression and the values and names it uses.
-    filter: Option<(String, Vec<(String, AttributeValue)>, Vec<(String, String)>)>,
+    filter: Option<FilterExpression>,
     forward: bool,
     limit: usize,
     cursor: Option<&'a str>,
@@ -553,5 +539,25 @@ impl Fields<'_> {
             .get(name)
             .and_then(|v| v.as_s().ok())
             .map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::conflicts_alone;
+
+    #[test]
+    fn only_a_cancellation_by_conflicts_alone_is_sent_again() {
+        assert!(conflicts_alone([Some("TransactionConflict"), Some("None")]));
+        assert!(conflicts_alone([None, Some("TransactionConflict")]));
+        // A failed condition decides the outcome: sending again cannot change it.
+        assert!(!conflicts_alone([
+            Some("ConditionalCheckFailed"),
+            Some("TransactionConflict")
+        ]));
+        assert!(!conflicts_alone([Some("ThrottlingError"), Some("None")]));
+        // Nothing conflicted: not a conflict cancellation at all.
+        assert!(!conflicts_alone([Some("None"), None]));
+        assert!(!conflicts_alone([]));
     }
 }
