@@ -331,3 +331,72 @@ async fn plain_http_origins_are_refused_outside_local_mode() {
         .redirect_origins
         .is_empty());
 }
+
+fn app_publishing(
+    publisher: Arc<shared::events::RecordingPublisher>,
+) -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
+    let (store, mailer, mut app) = app_with_mailer();
+    app.events = publisher;
+    (store, mailer, app)
+}
+
+async fn create_tenant(app: &tenants::App, operator: &User, slug: &str) -> (u16, Value) {
+    let token = app
+        .keys
+        .issue(
+            &operator.id,
+            Audience::Operator,
+            0,
+            shared::time::now_unix(),
+        )
+        .await
+        .unwrap()
+        .token;
+    let mut req = ProxyRequest::new("POST", "/tenants")
+        .header("authorization", &format!("Bearer {token}"))
+        .json_body(
+            &json!({"slug": slug, "name": "Outbox Co", "owner_email": format!("{slug}@example.com")})
+                .to_string(),
+        );
+    req.resource = "/tenants".into();
+    call(app, req).await
+}
+
+#[tokio::test]
+async fn a_created_tenant_publishes_its_event_and_leaves_no_outbox_item() {
+    let publisher = Arc::new(shared::events::RecordingPublisher::default());
+    let (store, mailer, app) = app_publishing(publisher.clone());
+    let operator = testing::user(store.as_ref(), true).await;
+    let (status, body) = create_tenant(&app, &operator, "outbox-ok").await;
+    assert_eq!(status, 201, "{body}");
+    let published = publisher.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].kind, "TenantCreated");
+    let detail: Value = serde_json::from_str(&published[0].detail).unwrap();
+    assert_eq!(detail["slug"], "outbox-ok");
+    assert!(store.pending_events(10).await.unwrap().is_empty());
+    // The owner was invited.
+    let sent = mailer.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].text.contains("/accept-invitation#token="));
+}
+
+#[tokio::test]
+async fn a_failed_publish_keeps_the_tenant_and_leaves_the_event_for_the_reconcile() {
+    let publisher = Arc::new(shared::events::RecordingPublisher::default());
+    publisher
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (store, _, app) = app_publishing(publisher.clone());
+    let operator = testing::user(store.as_ref(), true).await;
+    let (status, body) = create_tenant(&app, &operator, "outbox-down").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["status"], "provisioning");
+    let slug = shared::tenant::TenantSlug::parse("outbox-down").unwrap();
+    let tenant = store.tenant_by_slug(&slug).await.unwrap().unwrap();
+    let pending = store.pending_events(10).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].kind, "TenantCreated");
+    assert!(pending[0].detail.contains(tenant.id.as_str()));
+    assert!(publisher.published().is_empty());
+}

@@ -401,6 +401,14 @@ async fn a_new_owner_is_invited_accepts_and_signs_in() {
     assert_eq!(created["domains"], json!(["a.example.com"]));
     assert_eq!(created["owner"]["invited"], true);
     assert_eq!(created["provisioning"]["invitation"]["state"], "ok");
+    // TenantCreated went out on the stack's EventBridge bus: its outbox item is gone.
+    use shared::store::CommitStore;
+    let pending = platform.store.pending_events(100).await.unwrap();
+    let id = created["id"].as_str().unwrap();
+    assert!(
+        !pending.iter().any(|e| e.detail.contains(id)),
+        "the event was not published: {pending:?}"
+    );
     // Invited, so no sign-in yet.
     let early = platform
         .post(

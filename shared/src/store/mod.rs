@@ -65,6 +65,8 @@
 //! - commits (`changes.rs`): one `TransactWriteItems` of every change, each with its own
 //!   condition; a refusal is reported by the keys of the changes that failed.
 //! - a scope's audit: `Query PK=AUDIT#<scope>` (sort order is time order).
+//! - events still to publish: `Query GSI1 GSI1PK=OUTBOX` (oldest first); a published event's
+//!   item is deleted.
 //! - idempotency: claiming is a `PutItem` conditioned on no live record (absent, expired, or
 //!   pending past its lease); when refused, a consistent `GetItem` reads what holds the key.
 //!   Finishing and releasing are conditioned on the claimant's fingerprint.
@@ -528,6 +530,8 @@ pub trait CommitStore: Send + Sync {
     async fn counters(&self, scope: &str) -> Result<BTreeMap<String, i64>, StoreError>;
     /// Forgets an event once published (what remains is what still has to be published).
     async fn outbox_published(&self, id: &str) -> Result<(), StoreError>;
+    /// The oldest events still waiting to be published (at most `limit`).
+    async fn pending_events(&self, limit: usize) -> Result<Vec<changes::OutboxEvent>, StoreError>;
     /// One page of audit entries matching `filter`, newest first.
     async fn audit_page(
         &self,

@@ -329,6 +329,36 @@ impl CommitStore for DynamoStore {
             .collect())
     }
 
+    async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        let (items, _) = self
+            .page_query(PageQuery {
+                query_name: "outbox".to_string(),
+                index: Some("GSI1"),
+                partition: ("GSI1PK", "OUTBOX".to_string()),
+                sort: None,
+                filter: None,
+                forward: true,
+                limit,
+                cursor: None,
+            })
+            .await?;
+        items
+            .iter()
+            .map(|item| {
+                let f = Fields {
+                    item,
+                    key: "OUTBOX",
+                };
+                Ok(OutboxEvent {
+                    id: f.s("event_id")?.to_string(),
+                    kind: f.s("kind")?.to_string(),
+                    detail: f.s("detail")?.to_string(),
+                    created_at: f.n("created_at")?,
+                })
+            })
+            .collect()
+    }
+
     async fn outbox_published(&self, id: &str) -> Result<(), StoreError> {
         self.client
             .delete_item()

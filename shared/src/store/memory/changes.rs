@@ -247,6 +247,15 @@ impl CommitStore for MemoryStore {
         }))
     }
 
+    async fn pending_events(&self, limit: usize) -> Result<Vec<OutboxEvent>, StoreError> {
+        Ok(self.with(|d| {
+            let mut all: Vec<OutboxEvent> = d.outbox.values().cloned().collect();
+            all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+            all.truncate(limit.clamp(1, crate::page::MAX_LIMIT));
+            all
+        }))
+    }
+
     async fn outbox_published(&self, id: &str) -> Result<(), StoreError> {
         self.with(|d| d.outbox.remove(id));
         Ok(())
