@@ -344,19 +344,43 @@ pub struct ResetTokenRecord {
 }
 
 #[async_trait]
-pub trait TenantStore: Send + Sync {
+pub trait TenantStore: CommitStore + Send + Sync {
     /// Creates the tenant and claims its slug in one transaction (`Conflict` if taken).
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError>;
+    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
+        self.commit(vec![changes::Change::CreateTenant(tenant.clone())])
+            .await
+            .map_err(|e| match e {
+                changes::CommitError::Store(e) => e,
+                _ => StoreError::Conflict("a tenant with this slug already exists"),
+            })
+    }
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
     async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
-    /// Adds `user` to `tenant` in `role`; `Conflict` if already a member (a role is never
-    /// overwritten by an add).
+    /// Adds `user` to `tenant` in `role` (an owner also counts towards the tenant's owners);
+    /// `Conflict` if already a member (a role is never overwritten by an add).
     async fn add_membership(
         &self,
         user: &UserId,
         tenant: &Tenant,
         role: Role,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        let mut all = vec![changes::Change::AddMembership {
+            user: user.clone(),
+            tenant: tenant.clone(),
+            role,
+            at: crate::time::now_ms(),
+        }];
+        if role == Role::Owner {
+            all.push(changes::Change::AdjustOwners {
+                tenant: tenant.id.clone(),
+                by: 1,
+            });
+        }
+        self.commit(all).await.map_err(|e| match e {
+            changes::CommitError::Store(e) => e,
+            _ => StoreError::Conflict("already a member of this tenant"),
+        })
+    }
     /// One page of tenants matching `filter`, by slug (a partner's own index when the filter
     /// names a partner). `InvalidCursor` for a cursor made for another filter.
     async fn tenants_page(

@@ -166,22 +166,6 @@ pub(super) fn origin_list(origins: &[RedirectOrigin]) -> AttributeValue {
 
 #[async_trait]
 impl TenantStore for DynamoStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        match self
-            .commit(vec![crate::store::changes::Change::CreateTenant(
-                tenant.clone(),
-            )])
-            .await
-        {
-            Ok(()) => Ok(()),
-            Err(crate::store::changes::CommitError::Refused { .. }) => Err(StoreError::Conflict(
-                "a tenant with this slug already exists",
-            )),
-            Err(crate::store::changes::CommitError::Store(e)) => Err(e),
-            Err(e) => Err(StoreError::Unavailable(e.to_string().into())),
-        }
-    }
-
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
         let Some(claim) = self.get(format!("SLUG#{slug}"), "SLUG").await? else {
             return Ok(None);
@@ -200,35 +184,6 @@ impl TenantStore for DynamoStore {
             .as_ref()
             .map(Self::parse_tenant)
             .transpose()
-    }
-
-    async fn add_membership(
-        &self,
-        user: &UserId,
-        tenant: &Tenant,
-        role: Role,
-    ) -> Result<(), StoreError> {
-        use crate::store::changes::{Change, CommitError};
-        let mut changes = vec![Change::AddMembership {
-            user: user.clone(),
-            tenant: tenant.clone(),
-            role,
-            at: crate::time::now_ms(),
-        }];
-        if role == Role::Owner {
-            changes.push(Change::AdjustOwners {
-                tenant: tenant.id.clone(),
-                by: 1,
-            });
-        }
-        match self.commit(changes).await {
-            Ok(()) => Ok(()),
-            Err(CommitError::Refused { .. }) => {
-                Err(StoreError::Conflict("already a member of this tenant"))
-            }
-            Err(CommitError::Store(e)) => Err(e),
-            Err(e) => Err(StoreError::Unavailable(e.to_string().into())),
-        }
     }
 
     async fn tenants_page(

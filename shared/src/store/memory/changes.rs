@@ -268,16 +268,7 @@ impl CommitStore for MemoryStore {
         cursor: Option<&str>,
     ) -> Result<Page<AuditEntry>, StoreError> {
         let query = filter.query_name();
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                crate::page::decode_within(&query, c, "GSI2PK", "AUDIT")
-                    .map_err(|_| StoreError::InvalidCursor)?
-                    .get("GSI2SK")
-                    .cloned()
-                    .ok_or(StoreError::InvalidCursor)?,
-            ),
-        };
+        let after = super::position_after(&query, cursor, "GSI2PK", "AUDIT", "GSI2SK")?;
         let mut all: Vec<AuditEntry> = self.with(|d| {
             d.audit
                 .values()

@@ -99,3 +99,23 @@ fn page_after<T>(
         .flatten();
     crate::page::Page { items, next_cursor }
 }
+
+/// The sort position a cursor made for `query` names, refused unless it lies in the partition
+/// `pk_attr = pk` (as the DynamoDB store refuses it).
+fn position_after(
+    query: &str,
+    cursor: Option<&str>,
+    pk_attr: &str,
+    pk: &str,
+    sk_attr: &str,
+) -> Result<Option<String>, StoreError> {
+    let Some(c) = cursor else {
+        return Ok(None);
+    };
+    crate::page::decode_within(query, c, pk_attr, pk)
+        .map_err(|_| StoreError::InvalidCursor)?
+        .get(sk_attr)
+        .cloned()
+        .map(Some)
+        .ok_or(StoreError::InvalidCursor)
+}

@@ -22,16 +22,7 @@ impl PartnerStore for MemoryStore {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<Partner>, StoreError> {
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                crate::page::decode_within("partners", c, "GSI2PK", "PARTNERS")
-                    .map_err(|_| StoreError::InvalidCursor)?
-                    .get("GSI2SK")
-                    .cloned()
-                    .ok_or(StoreError::InvalidCursor)?,
-            ),
-        };
+        let after = position_after("partners", cursor, "GSI2PK", "PARTNERS", "GSI2SK")?;
         let mut all: Vec<Partner> = self.with(|d| d.partners.values().cloned().collect());
         all.sort_by(|a, b| a.slug.cmp(&b.slug));
         Ok(page_after(
@@ -60,16 +51,7 @@ impl PartnerStore for MemoryStore {
     ) -> Result<Page<UserId>, StoreError> {
         let query = format!("partner-admins:{partner}");
         let partition = format!("PARTNER#{partner}");
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                crate::page::decode_within(&query, c, "GSI1PK", &partition)
-                    .map_err(|_| StoreError::InvalidCursor)?
-                    .get("GSI1SK")
-                    .cloned()
-                    .ok_or(StoreError::InvalidCursor)?,
-            ),
-        };
+        let after = position_after(&query, cursor, "GSI1PK", &partition, "GSI1SK")?;
         let mut all: Vec<UserId> = self.with(|d| {
             d.partner_admins
                 .iter()

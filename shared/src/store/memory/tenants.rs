@@ -4,44 +4,12 @@ use super::*;
 
 #[async_trait]
 impl TenantStore for MemoryStore {
-    async fn create_tenant(&self, tenant: &Tenant) -> Result<(), StoreError> {
-        self.commit(vec![crate::store::changes::Change::CreateTenant(
-            tenant.clone(),
-        )])
-        .await
-        .map_err(|_| StoreError::Conflict("a tenant with this slug already exists"))
-    }
-
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError> {
         Ok(self.with(|d| d.slugs.get(slug).and_then(|id| d.tenants.get(id)).cloned()))
     }
 
     async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError> {
         Ok(self.with(|d| d.tenants.get(id).cloned()))
-    }
-
-    async fn add_membership(
-        &self,
-        user: &UserId,
-        tenant: &Tenant,
-        role: Role,
-    ) -> Result<(), StoreError> {
-        use crate::store::changes::Change;
-        let mut changes = vec![Change::AddMembership {
-            user: user.clone(),
-            tenant: tenant.clone(),
-            role,
-            at: crate::time::now_ms(),
-        }];
-        if role == Role::Owner {
-            changes.push(Change::AdjustOwners {
-                tenant: tenant.id.clone(),
-                by: 1,
-            });
-        }
-        self.commit(changes)
-            .await
-            .map_err(|_| StoreError::Conflict("already a member of this tenant"))
     }
 
     async fn tenants_page(
@@ -55,16 +23,7 @@ impl TenantStore for MemoryStore {
             Some(p) => ("GSI1PK", format!("PARTNER#{p}"), "GSI1SK"),
             None => ("GSI2PK", "TENANTS".to_string(), "GSI2SK"),
         };
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                crate::page::decode_within(&query, c, pk_attr, &pk)
-                    .map_err(|_| StoreError::InvalidCursor)?
-                    .get(sk_attr)
-                    .cloned()
-                    .ok_or(StoreError::InvalidCursor)?,
-            ),
-        };
+        let after = super::position_after(&query, cursor, pk_attr, &pk, sk_attr)?;
         let prefix = if filter.partner.is_some() {
             "TENANT#"
         } else {
@@ -123,16 +82,7 @@ impl TenantStore for MemoryStore {
     ) -> Result<Page<MemberEntry>, StoreError> {
         let partition = format!("TENANT#{tenant_id}");
         let query = format!("tenant-members:{tenant_id}");
-        let after = match cursor {
-            None => None,
-            Some(c) => Some(
-                crate::page::decode_within(&query, c, "GSI1PK", &partition)
-                    .map_err(|_| StoreError::InvalidCursor)?
-                    .get("GSI1SK")
-                    .cloned()
-                    .ok_or(StoreError::InvalidCursor)?,
-            ),
-        };
+        let after = super::position_after(&query, cursor, "GSI1PK", &partition, "GSI1SK")?;
         let position = |m: &MemberEntry| format!("MEMBER#{:015}#{}", m.added_at, m.user_id);
         let mut all: Vec<MemberEntry> = self.with(|d| {
             d.memberships
