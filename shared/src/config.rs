@@ -173,6 +173,62 @@ impl EventConfig {
     }
 }
 
+/// Storage settings (`presign`).
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// `BUCKET_NAME`: the tenants' bucket.
+    pub bucket: String,
+    /// `PRESIGN_EXPIRES_SECONDS` (default 900, at most 3600): a link's lifetime unless asked.
+    pub expires_secs: u64,
+    /// `UPLOAD_MAX_BYTES_FREE` / `_PRO` / `_ENTERPRISE` (10 MiB, 100 MiB, 1 GiB): the largest
+    /// upload a presigned form allows, per plan.
+    pub max_bytes: [u64; 3],
+}
+
+impl StorageConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let v = Vars(get);
+        const MIB: i64 = 1024 * 1024;
+        const MAX: i64 = 5 * 1024 * MIB; // one PUT or POST: S3's 5 GiB
+        Ok(StorageConfig {
+            bucket: v.required("BUCKET_NAME")?,
+            expires_secs: v.positive("PRESIGN_EXPIRES_SECONDS", 900, 3600)? as u64,
+            max_bytes: [
+                v.positive("UPLOAD_MAX_BYTES_FREE", 10 * MIB, MAX)? as u64,
+                v.positive("UPLOAD_MAX_BYTES_PRO", 100 * MIB, MAX)? as u64,
+                v.positive("UPLOAD_MAX_BYTES_ENTERPRISE", 1024 * MIB, MAX)? as u64,
+            ],
+        })
+    }
+}
+
+/// Query-router settings.
+#[derive(Debug, Clone)]
+pub struct QueryConfig {
+    /// `DATA_KEY_SECRET_ID`: the secret holding the data key (32 bytes, base64).
+    pub data_key_secret_id: String,
+    /// `ALLOW_PRIVATE_DATABASE_HOSTS` (default false): loopback and private hosts may be
+    /// registered. Only the local emulator turns it on.
+    pub allow_private_hosts: bool,
+    /// `QUERY_TIMEOUT_MS` (default 5000): each query's statement timeout.
+    pub statement_timeout_ms: u64,
+}
+
+impl QueryConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let v = Vars(|n: &str| std::env::var(n).ok());
+        Ok(QueryConfig {
+            data_key_secret_id: v.required("DATA_KEY_SECRET_ID")?,
+            allow_private_hosts: v.flag("ALLOW_PRIVATE_DATABASE_HOSTS")?,
+            statement_timeout_ms: v.positive("QUERY_TIMEOUT_MS", 5000, 60_000)? as u64,
+        })
+    }
+}
+
 /// Password-recovery settings (`forgot-password`).
 #[derive(Debug, Clone)]
 pub struct ResetConfig {

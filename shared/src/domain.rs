@@ -124,6 +124,10 @@ hex_id!(
     /// A partner's (reseller's) stable identifier.
     PartnerId
 );
+hex_id!(
+    /// A registered tenant database's identifier.
+    DatabaseId
+);
 
 /// Who a token is for: tenant users (`portal`) or platform staff (`operator`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

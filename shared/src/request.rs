@@ -192,6 +192,11 @@ pub fn path_param(req: &Request, name: &str) -> Option<String> {
         .map(|v| v.into_owned())
 }
 
+/// Whether the request has no body (or only white space).
+pub fn body_is_empty(req: &Request) -> bool {
+    body_bytes(req).iter().all(u8::is_ascii_whitespace)
+}
+
 /// A query-string parameter (API Gateway hands them decoded), `None` if absent.
 pub fn query_param(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref()

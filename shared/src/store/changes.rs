@@ -158,6 +158,13 @@ pub enum Change {
     GrantPartnerAdmin { user: UserId, partner: PartnerId },
     /// Removes `user` as an admin of `partner`; refused if they are not one.
     RevokePartnerAdmin { user: UserId, partner: PartnerId },
+    /// Registers a tenant database; refused if its id is taken.
+    PutDatabase(super::DatabaseRecord),
+    /// Removes a database registration; refused unless it exists and belongs to `tenant`.
+    DeleteDatabase {
+        id: crate::domain::DatabaseId,
+        tenant: TenantId,
+    },
     /// Appends an audit entry; refused if its id is taken.
     Audit(AuditEntry),
     /// Adds each `(name, by)` to the counters of `scope` (starting from 0). One change per
@@ -193,6 +200,8 @@ impl Change {
             Change::CreatePartner(p) => format!("PARTNER#{}", p.id),
             Change::UpdatePartner { partner, .. } => format!("PARTNER#{}", partner.id),
             Change::PartnerCounts { partner, .. } => format!("PARTNER#{partner}"),
+            Change::PutDatabase(d) => format!("DB#{}", d.id),
+            Change::DeleteDatabase { id, .. } => format!("DB#{id}"),
             Change::Audit(a) => format!("AUDIT#{}", a.scope),
             Change::Count { scope, .. } => format!("COUNT#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),

@@ -18,6 +18,7 @@
 //! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, `name_lower`, status, plan, domains, billing info (JSON), partner, owner email, provisioning (JSON), ordered `redirect_origins`, `owners` (count, never below 1 once set), `version`; `GSI2PK=TENANTS`, `GSI2SK=<slug>`; when attached, `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=TENANT#<slug>` |
 //! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction; never released (a deleted tenant keeps it) |
 //! | partner | `PARTNER#<partner_id>` | `PARTNER` | slug, name, domain, status, `margin_bp`, contact and billing info (JSON), `count_<status>` (attached tenants by status), `version`; `GSI2PK=PARTNERS`, `GSI2SK=<slug>` |
+//! | database | `DB#<db_id>` | `DB` | tenant, name, engine, host (no credentials), sealed connection string, `created_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=DB#<created ms, 15 digits>#<db_id>` |
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
@@ -301,6 +302,35 @@ impl AuditFilter {
     }
 }
 
+/// A tenant's registered database. The connection string is stored only sealed (AES-256-GCM
+/// under the data key, bound to the tenant and the record); `host` is what may be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseRecord {
+    pub id: crate::domain::DatabaseId,
+    pub tenant: TenantId,
+    pub name: String,
+    pub engine: String,
+    /// `host:port/dbname`, without credentials.
+    pub host: String,
+    pub sealed: String,
+    pub created_at: i64,
+}
+
+#[async_trait]
+pub trait DatabaseStore: Send + Sync {
+    async fn database(
+        &self,
+        id: &crate::domain::DatabaseId,
+    ) -> Result<Option<DatabaseRecord>, StoreError>;
+    /// One page of the tenant's databases, newest first.
+    async fn tenant_databases(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<DatabaseRecord>, StoreError>;
+}
+
 /// Partners: the records, their slug claims and their admins (read side; writes are changes).
 #[async_trait]
 pub trait PartnerStore: Send + Sync {
@@ -570,6 +600,7 @@ pub trait Store:
     UserStore
     + TenantStore
     + PartnerStore
+    + DatabaseStore
     + SessionStore
     + ResetStore
     + RateLimitStore
@@ -582,6 +613,7 @@ impl<
         T: UserStore
             + TenantStore
             + PartnerStore
+            + DatabaseStore
             + SessionStore
             + ResetStore
             + RateLimitStore

@@ -179,6 +179,29 @@ impl DynamoStore {
                 "attribute_exists(PK)",
                 vec![],
             )?],
+            Change::PutDatabase(d) => {
+                let mut item = key(format!("DB#{}", d.id), "DB");
+                item.insert("entity".into(), s("database"));
+                item.insert("db_id".into(), s(d.id.as_str()));
+                item.insert("tenant_id".into(), s(d.tenant.as_str()));
+                item.insert("name".into(), s(&d.name));
+                item.insert("engine".into(), s(&d.engine));
+                item.insert("host".into(), s(&d.host));
+                item.insert("sealed".into(), s(&d.sealed));
+                item.insert("created_at".into(), n(d.created_at));
+                item.insert("GSI1PK".into(), s(format!("TENANT#{}", d.tenant)));
+                item.insert(
+                    "GSI1SK".into(),
+                    s(format!("DB#{:015}#{}", d.created_at, d.id)),
+                );
+                vec![self.put(item, NEW)?]
+            }
+            Change::DeleteDatabase { id, tenant } => vec![self.delete_item(
+                format!("DB#{id}"),
+                "DB",
+                "tenant_id = :t",
+                vec![(":t", s(tenant.as_str()))],
+            )?],
             Change::Audit(a) => {
                 let mut item = key(format!("AUDIT#{}", a.scope), &a.id);
                 item.insert("entity".into(), s("audit"));

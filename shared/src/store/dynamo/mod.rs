@@ -4,6 +4,7 @@
 //! `TransactWriteItems` with conditions, so a crash or a race never leaves half of it behind.
 
 mod changes;
+mod databases;
 mod idempotency;
 mod partners;
 mod ratelimits;

@@ -74,6 +74,10 @@ fn refusal(d: &Data, change: &Change) -> Option<String> {
             .partner_admins
             .get(user)
             .is_some_and(|ps| ps.contains(partner)),
+        Change::PutDatabase(db) => d.databases.contains_key(&db.id),
+        Change::DeleteDatabase { id, tenant } => {
+            d.databases.get(id).is_none_or(|db| &db.tenant != tenant)
+        }
         Change::Audit(a) => d
             .audit
             .get(&a.scope)
@@ -177,6 +181,12 @@ fn apply(d: &mut Data, change: Change) {
             if let Some(list) = d.partner_admins.get_mut(&user) {
                 list.retain(|p| p != &partner);
             }
+        }
+        Change::PutDatabase(db) => {
+            d.databases.insert(db.id.clone(), db);
+        }
+        Change::DeleteDatabase { id, .. } => {
+            d.databases.remove(&id);
         }
         Change::Audit(a) => {
             let list = d.audit.entry(a.scope.clone()).or_default();

@@ -3,6 +3,7 @@
 //! network; one module per aggregate, beside the DynamoDB ones. Built only for tests.
 
 mod changes;
+mod databases;
 mod idempotency;
 mod partners;
 mod ratelimits;
@@ -24,6 +25,7 @@ struct Data {
     /// When each membership began (Unix ms).
     member_added: HashMap<(UserId, TenantId), i64>,
     partners: HashMap<PartnerId, Partner>,
+    databases: HashMap<crate::domain::DatabaseId, DatabaseRecord>,
     partner_slugs: HashMap<PartnerSlug, PartnerId>,
     partner_admins: HashMap<UserId, Vec<PartnerId>>,
     sessions: HashMap<String, Session>,

@@ -1,0 +1,293 @@
+//! `POST /tenants/{slug}/storage/presign`: presigned URLs for the tenant's own storage.
+//!
+//! Body: one `{operation: "upload"|"download", key, content_type?, expires_in?}`, or
+//! `{items: [...]}` with up to 50 of them. Keys are relative to the tenant's prefix
+//! (`keys.rs`). An upload gets a presigned `PUT` whose signature covers its content type, and a
+//! presigned `POST` form whose policy fixes the key, the content type and the largest size the
+//! tenant's plan allows, so S3 refuses anything else. Only members of the tenant get URLs, and
+//! a suspended or deleted tenant gets none.
+
+pub mod keys;
+pub mod post_policy;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_sdk_s3::presigning::PresigningConfig;
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::auth::access::{signed_in, tenant_access};
+use shared::auth::jwt::TokenKeys;
+use shared::fields::FieldError;
+use shared::request::{json_body, matched, path_param, RequestContext};
+use shared::store::Store;
+use shared::tenant::{Plan, Tenant, TenantSlug, TenantStatus};
+use shared::{ApiError, ApiResponse};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long URLs live unless asked otherwise, and the most a client may ask for.
+pub const MAX_EXPIRES_SECS: u64 = 3600;
+pub const MAX_ITEMS: usize = 50;
+const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The largest upload per plan, in bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct UploadLimits {
+    pub free: u64,
+    pub pro: u64,
+    pub enterprise: u64,
+}
+
+impl UploadLimits {
+    pub fn for_plan(&self, plan: Plan) -> u64 {
+        match plan {
+            Plan::Free => self.free,
+            Plan::Pro => self.pro,
+            Plan::Enterprise => self.enterprise,
+        }
+    }
+}
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub keys: TokenKeys,
+    pub s3: aws_sdk_s3::Client,
+    pub credentials: SharedCredentialsProvider,
+    pub bucket: String,
+    pub region: String,
+    /// The bucket's URL for form posts (path style on an emulator endpoint).
+    pub bucket_url: String,
+    pub default_expires_secs: u64,
+    pub limits: UploadLimits,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    Presign,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[("POST", "/tenants/{slug}/storage/presign", Route::Presign)];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+}
+
+async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    match matched(&req, ROUTES)? {
+        Route::Presign => presign(app, &req).await,
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Item {
+    operation: String,
+    key: String,
+    content_type: Option<String>,
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum PresignBody {
+    Many { items: Vec<Item> },
+    One(Item),
+}
+
+fn tenant_not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "TENANT_NOT_FOUND",
+        message: "no such tenant".into(),
+    }
+}
+
+/// The tenant in the path, if the caller is one of its members and it is usable.
+async fn member_tenant(app: &App, req: &Request) -> Result<Tenant, ApiError> {
+    let caller = signed_in(&app.keys, app.store.as_ref(), req).await?;
+    let slug = path_param(req, "slug")
+        .as_deref()
+        .and_then(TenantSlug::parse)
+        .ok_or_else(tenant_not_found)?;
+    let tenant = app
+        .store
+        .tenant_by_slug(&slug)
+        .await?
+        .ok_or_else(tenant_not_found)?;
+    let access = tenant_access(app.store.as_ref(), &caller, &tenant).await?;
+    if !access.sees() || tenant.status == TenantStatus::Deleted {
+        return Err(tenant_not_found());
+    }
+    if tenant.status == TenantStatus::Suspended {
+        return Err(ApiError::Forbidden {
+            code: "TENANT_SUSPENDED",
+            message: "this tenant is suspended",
+        });
+    }
+    if access.role.is_none() {
+        return Err(ApiError::Forbidden {
+            code: "FORBIDDEN",
+            message: "only the tenant's members get storage links",
+        });
+    }
+    Ok(tenant)
+}
+
+/// A checked request item: what to sign.
+struct Wanted {
+    upload: bool,
+    key: String,
+    content_type: String,
+    expires: Duration,
+}
+
+fn check_item(app: &App, item: &Item, field: &str) -> Result<Wanted, FieldError> {
+    let upload = match item.operation.as_str() {
+        "upload" => true,
+        "download" => false,
+        _ => {
+            return Err(FieldError::new(
+                format!("{field}operation"),
+                "must be upload or download",
+            ))
+        }
+    };
+    let key = keys::check(&item.key)
+        .map_err(|why| FieldError::new(format!("{field}key"), why))?
+        .to_string();
+    let content_type = match &item.content_type {
+        None => DEFAULT_CONTENT_TYPE.to_string(),
+        Some(ct) => {
+            let ok = (3..=255).contains(&ct.len())
+                && ct.contains('/')
+                && ct.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
+                && !ct.contains(['"', '\\']);
+            if !ok {
+                return Err(FieldError::new(
+                    format!("{field}content_type"),
+                    "must be a media type such as text/plain",
+                ));
+            }
+            ct.clone()
+        }
+    };
+    let expires = match item.expires_in {
+        None => app.default_expires_secs,
+        Some(s) if (1..=MAX_EXPIRES_SECS).contains(&s) => s,
+        Some(_) => {
+            return Err(FieldError::new(
+                format!("{field}expires_in"),
+                format!("must be 1 to {MAX_EXPIRES_SECS} seconds"),
+            ))
+        }
+    };
+    Ok(Wanted {
+        upload,
+        key,
+        content_type,
+        expires: Duration::from_secs(expires),
+    })
+}
+
+async fn presign(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
+    let tenant = member_tenant(app, req).await?;
+    let body: PresignBody = json_body(req, 64 * 1024)?;
+    let (items, many) = match &body {
+        PresignBody::Many { items } => (items.iter().collect::<Vec<_>>(), true),
+        PresignBody::One(item) => (vec![item], false),
+    };
+    if items.is_empty() || items.len() > MAX_ITEMS {
+        return Err(FieldError::new("items", format!("must hold 1 to {MAX_ITEMS} items")).into());
+    }
+    let wanted = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| check_item(app, item, &if many { format!("items[{i}].") } else { String::new() }))
+        .collect::<Result<Vec<_>, _>>()?;
+    let credentials = {
+        use aws_credential_types::provider::ProvideCredentials;
+        app.credentials
+            .provide_credentials()
+            .await
+            .map_err(|e| ApiError::unavailable("credentials", e))?
+    };
+    let now = SystemTime::now();
+    let max_bytes = app.limits.for_plan(tenant.plan);
+    let mut out = Vec::with_capacity(wanted.len());
+    for w in &wanted {
+        out.push(sign(app, &tenant, w, &credentials, now, max_bytes).await?);
+    }
+    tracing::info!(tenant = %tenant.slug, count = out.len(), "storage links issued");
+    Ok(ApiResponse::ok(if many {
+        json!({"items": out})
+    } else {
+        out.into_iter().next().unwrap_or(Value::Null)
+    }))
+}
+
+async fn sign(
+    app: &App,
+    tenant: &Tenant,
+    w: &Wanted,
+    credentials: &aws_credential_types::Credentials,
+    now: SystemTime,
+    max_bytes: u64,
+) -> Result<Value, ApiError> {
+    let object = keys::object_key(&tenant.id, &w.key);
+    let config = PresigningConfig::builder()
+        .start_time(now)
+        .expires_in(w.expires)
+        .build()
+        .map_err(ApiError::internal)?;
+    let expires_at = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() + w.expires.as_secs())
+        .unwrap_or(0);
+    if !w.upload {
+        let get = app
+            .s3
+            .get_object()
+            .bucket(&app.bucket)
+            .key(&object)
+            .presigned(config)
+            .await
+            .map_err(|e| ApiError::unavailable("storage", shared::aws::sdk_cause(e)))?;
+        return Ok(json!({
+            "operation": "download",
+            "key": w.key,
+            "method": "GET",
+            "url": get.uri(),
+            "expires_at": expires_at,
+        }));
+    }
+    let put = app
+        .s3
+        .put_object()
+        .bucket(&app.bucket)
+        .key(&object)
+        .content_type(&w.content_type)
+        .presigned(config)
+        .await
+        .map_err(|e| ApiError::unavailable("storage", shared::aws::sdk_cause(e)))?;
+    let post = post_policy::PostPolicy {
+        bucket: &app.bucket,
+        region: &app.region,
+        url: app.bucket_url.clone(),
+        key: &object,
+        content_type: &w.content_type,
+        max_bytes,
+        expires_in: w.expires,
+    }
+    .sign(credentials, now)
+    .map_err(ApiError::internal)?;
+    Ok(json!({
+        "operation": "upload",
+        "key": w.key,
+        "method": "PUT",
+        "url": put.uri(),
+        // The signature covers these: send them as they are.
+        "headers": {"content-type": w.content_type},
+        "post": post,
+        "max_bytes": max_bytes,
+        "expires_at": expires_at,
+    }))
+}

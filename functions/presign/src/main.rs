@@ -1,0 +1,46 @@
+//! Builds presign's clients, credentials and verify-only keys once per process and hands the
+//! handler to the runtime.
+
+use shared::startup::{serve, Startup};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    let s = Startup::begin().await?;
+    let storage = s.read(shared::config::StorageConfig::from_env())?;
+    let endpoint = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    // On an emulator endpoint buckets are addressed by path; on AWS by virtual host.
+    let s3_config = aws_sdk_s3::config::Builder::from(&s.sdk)
+        .force_path_style(endpoint.is_some())
+        .build();
+    let region = s
+        .sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".into());
+    let bucket_url = match &endpoint {
+        Some(e) => format!("{}/{}", e.trim_end_matches('/'), storage.bucket),
+        None => format!("https://{}.s3.{region}.amazonaws.com", storage.bucket),
+    };
+    let credentials = s
+        .sdk
+        .credentials_provider()
+        .ok_or("no AWS credentials provider")?;
+    let app = presign::App {
+        store: s.store(),
+        keys: s.verifying_keys().await?,
+        s3: aws_sdk_s3::Client::from_conf(s3_config),
+        credentials,
+        bucket: storage.bucket,
+        region,
+        bucket_url,
+        default_expires_secs: storage.expires_secs,
+        limits: presign::UploadLimits {
+            free: storage.max_bytes[0],
+            pro: storage.max_bytes[1],
+            enterprise: storage.max_bytes[2],
+        },
+    };
+    serve(app, presign::handle).await
+}

@@ -1,0 +1,558 @@
+//! The tenant database registry and a safe query router. Routes:
+//!
+//! | route | who |
+//! |---|---|
+//! | `GET`/`POST /tenants/{slug}/databases`, `DELETE /tenants/{slug}/databases/{db_id}` | the tenant's owners and admins; operators |
+//! | `GET /query/v1/{db_id}/tables` | members of the tenant that owns `db_id` |
+//! | `POST /query/v1/{db_id}/tables/{table}` | members of the tenant that owns `db_id` |
+//!
+//! A registration is tested before it is stored, and its connection string is stored only
+//! sealed (AES-256-GCM, bound to the tenant and the database id). Queries are built by `sql.rs`
+//! (identifiers from the catalogue, values as parameters) and run in a read-only transaction
+//! with a statement timeout, on a small pool per database that lives across warm invocations.
+
+pub mod sql;
+pub mod target;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use lambda_http::{Body, Request, Response};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::auth::access::{signed_in, tenant_access, Caller, TenantAccess};
+use shared::auth::jwt::TokenKeys;
+use shared::crypto::DataKey;
+use shared::domain::DatabaseId;
+use shared::fields::{self, FieldError};
+use shared::request::{json_body, matched, path_param, query_param, RequestContext};
+use shared::store::changes::{AuditEntry, AuditTarget, Change};
+use shared::store::{DatabaseRecord, Store};
+use shared::tenant::{Tenant, TenantSlug, TenantStatus};
+use shared::{ApiError, ApiResponse};
+use sql::{Column, Param};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use target::Unusable;
+use tokio_postgres::types::ToSql;
+
+/// Connections per database and function instance: one tenant cannot exhaust a database.
+pub const POOL_SIZE: usize = 4;
+/// How long a catalogue read is trusted.
+pub const CATALOG_TTL: Duration = Duration::from_secs(30);
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub keys: TokenKeys,
+    pub data_key: DataKey,
+    /// `ALLOW_PRIVATE_DATABASE_HOSTS`: loopback and private hosts may be registered (local use).
+    pub allow_private: bool,
+    /// `QUERY_TIMEOUT_MS`: each statement's timeout.
+    pub statement_timeout_ms: u64,
+    pools: Mutex<HashMap<DatabaseId, Pool>>,
+    catalogs: Mutex<HashMap<DatabaseId, (Instant, Arc<Catalog>)>>,
+}
+
+impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: TokenKeys,
+        data_key: DataKey,
+        allow_private: bool,
+        statement_timeout_ms: u64,
+    ) -> Self {
+        App {
+            store,
+            keys,
+            data_key,
+            allow_private,
+            statement_timeout_ms,
+            pools: Mutex::new(HashMap::new()),
+            catalogs: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// The tables (of the connection's current schema) and their columns that it can read.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Catalog {
+    pub schema: String,
+    pub tables: std::collections::BTreeMap<String, Vec<Column>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    ListDatabases,
+    RegisterDatabase,
+    DeleteDatabase,
+    Tables,
+    Query,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[
+    ("GET", "/tenants/{slug}/databases", Route::ListDatabases),
+    ("POST", "/tenants/{slug}/databases", Route::RegisterDatabase),
+    ("DELETE", "/tenants/{slug}/databases/{db_id}", Route::DeleteDatabase),
+    ("GET", "/query/v1/{db_id}/tables", Route::Tables),
+    ("POST", "/query/v1/{db_id}/tables/{table}", Route::Query),
+];
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+}
+
+async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    let route = matched(&req, ROUTES)?;
+    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
+    match route {
+        Route::ListDatabases => list(app, &req, &caller).await,
+        Route::RegisterDatabase => register(app, &ctx, &req, &caller).await,
+        Route::DeleteDatabase => remove(app, &ctx, &req, &caller).await,
+        Route::Tables => tables(app, &req, &caller).await,
+        Route::Query => query(app, &req, &caller).await,
+    }
+}
+
+fn tenant_not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "TENANT_NOT_FOUND",
+        message: "no such tenant".into(),
+    }
+}
+
+fn database_not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "DATABASE_NOT_FOUND",
+        message: "no such database".into(),
+    }
+}
+
+/// Whether the tenant can be used by this caller at all: deleted tenants do not exist for
+/// non-operators, suspended ones refuse their members.
+fn usable(tenant: &Tenant, access: &TenantAccess) -> Result<(), ApiError> {
+    if !access.sees() || (tenant.status == TenantStatus::Deleted && !access.operator) {
+        return Err(tenant_not_found());
+    }
+    if tenant.status == TenantStatus::Suspended && !access.operator {
+        return Err(ApiError::Forbidden {
+            code: "TENANT_SUSPENDED",
+            message: "this tenant is suspended",
+        });
+    }
+    Ok(())
+}
+
+/// The tenant in the path, for its owners, admins and operators.
+async fn managed_tenant(app: &App, req: &Request, caller: &Caller) -> Result<Tenant, ApiError> {
+    let slug = path_param(req, "slug")
+        .as_deref()
+        .and_then(TenantSlug::parse)
+        .ok_or_else(tenant_not_found)?;
+    let tenant = app
+        .store
+        .tenant_by_slug(&slug)
+        .await?
+        .ok_or_else(tenant_not_found)?;
+    let access = tenant_access(app.store.as_ref(), caller, &tenant).await?;
+    usable(&tenant, &access)?;
+    if !access.manages() {
+        return Err(ApiError::Forbidden {
+            code: "FORBIDDEN",
+            message: "only the tenant's owners and admins may manage its databases",
+        });
+    }
+    Ok(tenant)
+}
+
+fn view(d: &DatabaseRecord) -> Value {
+    json!({"id": d.id, "name": d.name, "engine": d.engine, "host": d.host, "created_at": d.created_at})
+}
+
+async fn list(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
+    let tenant = managed_tenant(app, req, caller).await?;
+    let limit = shared::page::limit(query_param(req, "limit").as_deref())
+        .map_err(|e| FieldError::new("limit", e))?;
+    let cursor = query_param(req, "cursor");
+    let page = app
+        .store
+        .tenant_databases(&tenant.id, limit, cursor.as_deref())
+        .await?;
+    Ok(ApiResponse::ok(json!({
+        "items": page.items.iter().map(view).collect::<Vec<_>>(),
+        "next_cursor": page.next_cursor,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegisterBody {
+    name: String,
+    engine: String,
+    connection_string: String,
+}
+
+/// What a sealed connection string is bound to.
+fn owner_of(tenant: &shared::domain::TenantId, id: &DatabaseId) -> Vec<u8> {
+    format!("{tenant}|{id}").into_bytes()
+}
+
+fn unusable(why: Unusable) -> ApiError {
+    match why {
+        Unusable::Invalid | Unusable::Host => ApiError::bad_request("INVALID_FIELD", why.to_string()),
+        Unusable::Private => ApiError::Unprocessable {
+            code: "DATABASE_HOST_NOT_ALLOWED",
+            message: why.to_string(),
+        },
+        _ => ApiError::Unprocessable {
+            code: "DATABASE_UNREACHABLE",
+            message: why.to_string(),
+        },
+    }
+}
+
+async fn register(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+    caller: &Caller,
+) -> Result<ApiResponse, ApiError> {
+    let tenant = managed_tenant(app, req, caller).await?;
+    let body: RegisterBody = json_body(req, 8 * 1024)?;
+    let name = fields::name("name", &body.name)?;
+    if body.engine != "postgres" {
+        return Err(FieldError::new("engine", "must be postgres").into());
+    }
+    let target = target::resolve(&body.connection_string, app.allow_private)
+        .await
+        .map_err(unusable)?;
+    target::probe(&target.config).await.map_err(|why| {
+        tracing::info!(tenant = %tenant.slug, reason = %why, "database registration refused");
+        unusable(why)
+    })?;
+    let id = DatabaseId::new_random();
+    let sealed = app
+        .data_key
+        .seal(body.connection_string.as_bytes(), &owner_of(&tenant.id, &id))
+        .map_err(ApiError::internal)?;
+    let record = DatabaseRecord {
+        id: id.clone(),
+        tenant: tenant.id.clone(),
+        name,
+        engine: "postgres".into(),
+        host: target.display,
+        sealed,
+        created_at: shared::time::now_unix(),
+    };
+    let audit = AuditEntry::new(
+        AuditTarget::Tenant(tenant.id.clone()),
+        caller.user.id.clone(),
+        "database.registered",
+        json!({"after": {"db_id": id, "name": record.name, "host": record.host}}),
+        shared::time::now_ms(),
+        &ctx.request_id,
+    )
+    .with_partner(tenant.partner.clone());
+    app.store
+        .commit(vec![Change::PutDatabase(record.clone()), Change::Audit(audit)])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    tracing::info!(tenant = %tenant.slug, db_id = %id, "database registered");
+    Ok(ApiResponse::created(view(&record)))
+}
+
+async fn remove(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+    caller: &Caller,
+) -> Result<ApiResponse, ApiError> {
+    let tenant = managed_tenant(app, req, caller).await?;
+    let id = path_param(req, "db_id")
+        .as_deref()
+        .and_then(DatabaseId::parse)
+        .ok_or_else(database_not_found)?;
+    let record = app
+        .store
+        .database(&id)
+        .await?
+        .filter(|d| d.tenant == tenant.id)
+        .ok_or_else(database_not_found)?;
+    let audit = AuditEntry::new(
+        AuditTarget::Tenant(tenant.id.clone()),
+        caller.user.id.clone(),
+        "database.removed",
+        json!({"before": {"db_id": id, "name": record.name, "host": record.host}}),
+        shared::time::now_ms(),
+        &ctx.request_id,
+    )
+    .with_partner(tenant.partner.clone());
+    app.store
+        .commit(vec![
+            Change::DeleteDatabase {
+                id: id.clone(),
+                tenant: tenant.id.clone(),
+            },
+            Change::Audit(audit),
+        ])
+        .await
+        .map_err(|e| e.answer(|_| database_not_found()))?;
+    forget(app, &id);
+    tracing::info!(tenant = %tenant.slug, db_id = %id, "database removed; its pooled connections closed");
+    Ok(ApiResponse::ok(json!({"id": id, "removed": true})))
+}
+
+/// Closes and drops this instance's pool and catalogue of a database.
+fn forget(app: &App, id: &DatabaseId) {
+    let pool = app.pools.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    if let Some(pool) = pool {
+        pool.close();
+    }
+    app.catalogs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(id);
+}
+
+/// The database in the path, if the caller is a member of the tenant that owns it.
+async fn member_database(app: &App, req: &Request, caller: &Caller) -> Result<DatabaseRecord, ApiError> {
+    let id = path_param(req, "db_id")
+        .as_deref()
+        .and_then(DatabaseId::parse)
+        .ok_or_else(database_not_found)?;
+    let Some(record) = app.store.database(&id).await? else {
+        // Removed, perhaps through another instance: this one lets go of it too.
+        forget(app, &id);
+        return Err(database_not_found());
+    };
+    let tenant = app
+        .store
+        .tenant_by_id(&record.tenant)
+        .await?
+        .ok_or_else(database_not_found)?;
+    let access = tenant_access(app.store.as_ref(), caller, &tenant).await?;
+    if access.role.is_none() {
+        // Operators and other tenants' users learn nothing about the id.
+        return Err(database_not_found());
+    }
+    usable(&tenant, &access)?;
+    Ok(record)
+}
+
+fn unavailable_db(cause: impl std::fmt::Display) -> ApiError {
+    // The cause can name the host: it goes to the log only.
+    tracing::warn!(cause = %cause, "tenant database unavailable");
+    ApiError::unavailable("tenant database", "the tenant database is unavailable")
+}
+
+/// This instance's pool for `record`, made on first use from the sealed connection string.
+async fn pool(app: &App, record: &DatabaseRecord) -> Result<Pool, ApiError> {
+    if let Some(p) = app
+        .pools
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&record.id)
+    {
+        return Ok(p.clone());
+    }
+    let plain = app
+        .data_key
+        .open(&record.sealed, &owner_of(&record.tenant, &record.id))
+        .map_err(|e| {
+            tracing::error!(db_id = %record.id, cause = %e, "a stored connection string does not open");
+            ApiError::internal(e)
+        })?;
+    let raw = String::from_utf8(plain).map_err(ApiError::internal)?;
+    // Checked again at use: a name may resolve elsewhere now than at registration.
+    let target = target::resolve(&raw, app.allow_private).await.map_err(unusable)?;
+    let manager = Manager::from_config(
+        target.config,
+        tokio_postgres::NoTls,
+        ManagerConfig {
+            // A broken connection is found and replaced before it is handed out.
+            recycling_method: RecyclingMethod::Verified,
+        },
+    );
+    let pool = Pool::builder(manager)
+        .max_size(POOL_SIZE)
+        .wait_timeout(Some(target::CONNECT_TIMEOUT))
+        .create_timeout(Some(target::CONNECT_TIMEOUT))
+        .recycle_timeout(Some(target::CONNECT_TIMEOUT))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(ApiError::internal)?;
+    app.pools
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(record.id.clone(), pool.clone());
+    Ok(pool)
+}
+
+async fn client(app: &App, record: &DatabaseRecord) -> Result<deadpool_postgres::Object, ApiError> {
+    pool(app, record).await?.get().await.map_err(unavailable_db)
+}
+
+const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt_name::text \
+     FROM information_schema.columns c \
+     WHERE c.table_schema = current_schema() \
+       AND has_table_privilege(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name), 'SELECT') \
+     ORDER BY c.table_name, c.ordinal_position";
+
+async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, ApiError> {
+    if let Some((at, c)) = app
+        .catalogs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&record.id)
+    {
+        if at.elapsed() < CATALOG_TTL {
+            return Ok(c.clone());
+        }
+    }
+    let client = client(app, record).await?;
+    let schema: String = client
+        .query_one("SELECT current_schema()::text", &[])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    let rows = client.query(CATALOG_SQL, &[]).await.map_err(db_error)?;
+    let mut cat = Catalog {
+        schema,
+        ..Catalog::default()
+    };
+    for row in rows {
+        let table: String = row.get(0);
+        cat.tables.entry(table).or_default().push(Column {
+            name: row.get(1),
+            udt: row.get(2),
+        });
+    }
+    let cat = Arc::new(cat);
+    app.catalogs
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(record.id.clone(), (Instant::now(), cat.clone()));
+    Ok(cat)
+}
+
+/// A database error as an answer: the client's mistakes are 4xx, the database's trouble 503;
+/// never the server's own message (it can carry names and values).
+fn db_error(e: tokio_postgres::Error) -> ApiError {
+    use tokio_postgres::error::SqlState;
+    let Some(db) = e.as_db_error() else {
+        return unavailable_db(e);
+    };
+    let code = db.code().clone();
+    tracing::info!(sqlstate = code.code(), "tenant database refused a statement");
+    let refused = |code: &'static str, message: &str| ApiError::Unprocessable {
+        code,
+        message: message.to_string(),
+    };
+    if code == SqlState::QUERY_CANCELED {
+        refused("QUERY_TIMEOUT", "the query ran longer than the statement timeout")
+    } else if code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        refused("READ_ONLY", "writes are not allowed")
+    } else if code == SqlState::INSUFFICIENT_PRIVILEGE {
+        refused("PERMISSION_DENIED", "the database user may not read this")
+    } else if code.code().starts_with("22") {
+        ApiError::bad_request("INVALID_VALUE", "a filter value does not fit its column's type")
+    } else if code.code().starts_with("42") {
+        ApiError::bad_request("INVALID_QUERY", "the database refused the query")
+    } else if code.code().starts_with("08") || code.code().starts_with("57") || code.code().starts_with("53") {
+        unavailable_db(e)
+    } else {
+        refused("DATABASE_ERROR", "the database refused the query")
+    }
+}
+
+async fn tables(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
+    let record = member_database(app, req, caller).await?;
+    let cat = catalog(app, &record).await?;
+    let tables: Vec<Value> = cat
+        .tables
+        .iter()
+        .map(|(name, cols)| json!({"name": name, "columns": cols}))
+        .collect();
+    Ok(ApiResponse::ok(json!({"engine": "postgres", "schema": cat.schema, "tables": tables})))
+}
+
+async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
+    let record = member_database(app, req, caller).await?;
+    let table = path_param(req, "table").unwrap_or_default();
+    if !sql::is_identifier(&table) {
+        return Err(ApiError::bad_request("INVALID_FIELD", "table: not a valid identifier"));
+    }
+    let body: sql::QueryBody = if shared::request::body_is_empty(req) {
+        sql::QueryBody::default()
+    } else {
+        json_body(req, 64 * 1024)?
+    };
+    let cat = catalog(app, &record).await?;
+    let Some(columns) = cat.tables.get(&table) else {
+        return Err(ApiError::bad_request("UNKNOWN_TABLE", format!("table: unknown table {table}")));
+    };
+    let statement = sql::build(&cat.schema, &table, columns, &body)
+        .map_err(|r| ApiError::bad_request("INVALID_QUERY", r.0))?;
+    let rows = run(app, &record, &statement).await?;
+    let more = rows.len() as i64 > statement.limit;
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .take(statement.limit as usize)
+        .map(|values| {
+            let Value::Array(values) = values else {
+                return Value::Null;
+            };
+            Value::Object(statement.columns.iter().cloned().zip(values).collect())
+        })
+        .collect();
+    Ok(ApiResponse::ok(json!({
+        "engine": "postgres",
+        "row_count": rows.len(),
+        "rows": rows,
+        "next_offset": more.then_some(statement.offset + statement.limit),
+    })))
+}
+
+/// Runs the statement in a read-only transaction with a statement timeout; once more on a
+/// fresh connection if the first one turns out broken.
+async fn run(app: &App, record: &DatabaseRecord, st: &sql::Statement) -> Result<Vec<Value>, ApiError> {
+    let params: Vec<Box<dyn ToSql + Sync + Send>> = st
+        .params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(s) => Box::new(s.clone()),
+                Param::TextArray(v) => Box::new(v.clone()),
+                Param::Int(i) => Box::new(*i),
+            }
+        })
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    for attempt in 0..2 {
+        let mut client = client(app, record).await?;
+        let result = async {
+            let tx = client.build_transaction().read_only(true).start().await?;
+            tx.batch_execute(&format!(
+                "SET LOCAL statement_timeout = {}; SET LOCAL TimeZone = 'UTC'",
+                app.statement_timeout_ms
+            ))
+            .await?;
+            let rows = tx.query(st.sql.as_str(), &refs).await?;
+            tx.rollback().await?;
+            Ok::<_, tokio_postgres::Error>(rows)
+        }
+        .await;
+        match result {
+            Ok(rows) => {
+                return rows
+                    .iter()
+                    .map(|r| r.try_get::<_, Value>(0).map_err(|e| ApiError::internal(e)))
+                    .collect()
+            }
+            Err(e) if e.is_closed() && attempt == 0 => {
+                tracing::warn!(db_id = %record.id, "a pooled connection was broken; retrying on a fresh one");
+                continue;
+            }
+            Err(e) => return Err(db_error(e)),
+        }
+    }
+    Err(unavailable_db("no working connection"))
+}

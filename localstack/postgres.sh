@@ -1,0 +1,78 @@
+# Sourced by dev.sh, test.sh and bench.sh: a throwaway PostgreSQL server on a free port, with
+# a sample database and a read-only role, for the query router. Its data directory lives under
+# PG_DIR and is removed by stop_postgres. The server logs every statement (`log_statement=all`)
+# to $PG_DIR/postgres.log, so tests can check what reached the database as SQL.
+# Needs free_port (emulator.sh). Installs Debian's postgresql if its binaries are missing.
+
+pg_bin() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [[ -x "$d/initdb" ]] && { echo "$d"; return; }
+  done
+  return 1
+}
+
+# Runs a PostgreSQL binary as the server's owner (postgres refuses to run as root).
+pg_as_owner() {
+  if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+ensure_postgres() {
+  pg_bin >/dev/null && return
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "postgres: installing Debian's postgresql"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  pg_bin >/dev/null || { echo "PostgreSQL is missing: install Debian's postgresql package" >&2; return 1; }
+}
+
+start_postgres() {
+  ensure_postgres
+  local bin; bin=$(pg_bin)
+  PG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-pg.XXXXXX")
+  chmod 755 "$PG_DIR"
+  [[ $(id -u) == 0 ]] && chown postgres "$PG_DIR"
+  PG_PORT=$(free_port)
+  pg_as_owner "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c log_statement=all -c fsync=off" start >/dev/null
+  PG_BIN=$bin
+  export PG_PORT PG_DIR PG_BIN PG_LOG="$PG_DIR/postgres.log"
+  export PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  # The sample database: a read-only role and a table with one column of each mapped type.
+  pg_as_owner "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+CREATE ROLE reader LOGIN PASSWORD 'local-dev-only-reader';
+CREATE DATABASE sample;
+\c sample
+CREATE TABLE items (
+  id int4 PRIMARY KEY, name text NOT NULL, price numeric(10,2), created_at timestamptz,
+  seen timestamp, day date, data jsonb, blob bytea, active bool, big int8, ratio float8
+);
+INSERT INTO items
+SELECT i, 'item ' || i, (i * 1.25)::numeric(10,2),
+       timestamptz '2026-01-01 00:00:00+00' + i * interval '1 hour',
+       timestamp '2026-01-01 00:00:00' + i * interval '1 minute', date '2026-01-01' + i,
+       jsonb_build_object('n', i, 'tags', jsonb_build_array('a', 'b')),
+       decode(lpad(to_hex(i), 4, '0'), 'hex'), i % 2 = 0, i::int8 * 10000000000, i / 3.0
+FROM generate_series(1, 250) AS i;
+UPDATE items SET price = NULL, data = NULL WHERE id % 50 = 0;
+CREATE TABLE secrets (id int4, value text);
+GRANT USAGE ON SCHEMA public TO reader;
+GRANT SELECT ON items TO reader;
+SQL
+  export SAMPLE_DATABASE_URL="postgres://reader:local-dev-only-reader@127.0.0.1:$PG_PORT/sample"
+  echo "postgres: 127.0.0.1:$PG_PORT (sample database; log: $PG_LOG)"
+}
+
+# Restarts the server in place (the pool-survives-a-restart test).
+restart_postgres() {
+  pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w restart >/dev/null
+}
+
+stop_postgres() {
+  if [[ -n "${PG_DIR:-}" && -d "$PG_DIR/data" ]]; then
+    pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  fi
+  [[ -n "${PG_DIR:-}" ]] && rm -rf "$PG_DIR"
+  PG_DIR=
+}
