@@ -57,8 +57,14 @@ SELECT i, 'item ' || i, (i * 1.25)::numeric(10,2),
 FROM generate_series(1, 250) AS i;
 UPDATE items SET price = NULL, data = NULL WHERE id % 50 = 0;
 CREATE TABLE secrets (id int4, value text);
+-- For the tests: a view that outlasts the statement timeout, and one whose function writes.
+CREATE VIEW slow AS SELECT pg_sleep(30)::text AS x;
+CREATE TABLE counter (n int4);
+CREATE FUNCTION bump() RETURNS int4 LANGUAGE sql VOLATILE SECURITY DEFINER
+  AS 'INSERT INTO counter VALUES (1) RETURNING n';
+CREATE VIEW bumping AS SELECT bump() AS n;
 GRANT USAGE ON SCHEMA public TO reader;
-GRANT SELECT ON items TO reader;
+GRANT SELECT ON items, slow, bumping TO reader;
 SQL
   export SAMPLE_DATABASE_URL="postgres://reader:local-dev-only-reader@127.0.0.1:$PG_PORT/sample"
   echo "postgres: 127.0.0.1:$PG_PORT (sample database; log: $PG_LOG)"

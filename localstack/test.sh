@@ -8,18 +8,21 @@ EMULATOR=ministack  # tests always run on their own emulator, never on a shared 
 STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-test.XXXXXX")
 . localstack/emulator.sh
 EMULATOR_PORT=$(free_port)
-cleanup() { stop_emulator; rm -rf "$STATE_DIR"; }
+. localstack/postgres.sh
+cleanup() { stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
 trap cleanup EXIT INT TERM
 
 cargo build --workspace --bins --quiet
 start_emulator
+start_postgres
 # Short grace window and key refresh, so the tests that wait them out are quick; a small
 # free-plan upload limit, so the oversize-upload test sends kilobytes, not megabytes.
 export REFRESH_REUSE_GRACE_SECONDS=2 KEYS_REFRESH_SECONDS=2 UPLOAD_MAX_BYTES_FREE=4096
 deploy_stack saas-test target/debug \
   --param RefreshReuseGraceSeconds=$REFRESH_REUSE_GRACE_SECONDS \
   --param KeysRefreshSeconds=$KEYS_REFRESH_SECONDS \
-  --param UploadMaxBytesFree=$UPLOAD_MAX_BYTES_FREE
+  --param UploadMaxBytesFree=$UPLOAD_MAX_BYTES_FREE \
+  --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function
 # Last and alone: it rotates and retires the stack's signing keys.

@@ -24,7 +24,9 @@ pub struct DataKey(LessSafeKey);
 impl DataKey {
     /// From the secret's value: 32 bytes, base64.
     pub fn from_base64(raw: &str) -> Result<Self, CryptoError> {
-        let bytes = STANDARD.decode(raw.trim()).map_err(|_| CryptoError::BadKey)?;
+        let bytes = STANDARD
+            .decode(raw.trim())
+            .map_err(|_| CryptoError::BadKey)?;
         if bytes.len() != 32 {
             return Err(CryptoError::BadKey);
         }
@@ -80,7 +82,10 @@ mod tests {
         let k = key();
         let sealed = k.seal(b"postgres://u:p@h/db", b"tenant-a|db-1").unwrap();
         assert!(!sealed.contains("postgres"));
-        assert_eq!(k.open(&sealed, b"tenant-a|db-1").unwrap(), b"postgres://u:p@h/db");
+        assert_eq!(
+            k.open(&sealed, b"tenant-a|db-1").unwrap(),
+            b"postgres://u:p@h/db"
+        );
         // Moved onto another tenant's record: refused.
         assert!(k.open(&sealed, b"tenant-b|db-1").is_err());
         assert!(k.open(&sealed, b"tenant-a|db-2").is_err());
@@ -92,7 +97,10 @@ mod tests {
         bytes[last] ^= 1;
         assert!(k.open(&STANDARD.encode(bytes), b"tenant-a|db-1").is_err());
         // Each seal has its own nonce.
-        assert_ne!(sealed, k.seal(b"postgres://u:p@h/db", b"tenant-a|db-1").unwrap());
+        assert_ne!(
+            sealed,
+            k.seal(b"postgres://u:p@h/db", b"tenant-a|db-1").unwrap()
+        );
         assert!(DataKey::from_base64("c2hvcnQ=").is_err());
     }
 }

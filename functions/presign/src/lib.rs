@@ -66,7 +66,8 @@ enum Route {
     Presign,
 }
 
-const ROUTES: &[(&str, &str, Route)] = &[("POST", "/tenants/{slug}/storage/presign", Route::Presign)];
+const ROUTES: &[(&str, &str, Route)] =
+    &[("POST", "/tenants/{slug}/storage/presign", Route::Presign)];
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
@@ -201,7 +202,17 @@ async fn presign(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let wanted = items
         .iter()
         .enumerate()
-        .map(|(i, item)| check_item(app, item, &if many { format!("items[{i}].") } else { String::new() }))
+        .map(|(i, item)| {
+            check_item(
+                app,
+                item,
+                &if many {
+                    format!("items[{i}].")
+                } else {
+                    String::new()
+                },
+            )
+        })
         .collect::<Result<Vec<_>, _>>()?;
     let credentials = {
         use aws_credential_types::provider::ProvideCredentials;

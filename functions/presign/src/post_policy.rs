@@ -64,7 +64,10 @@ impl PostPolicy<'_> {
         let mut fields = BTreeMap::from([
             ("key".to_string(), self.key.to_string()),
             ("Content-Type".to_string(), self.content_type.to_string()),
-            ("x-amz-algorithm".to_string(), "AWS4-HMAC-SHA256".to_string()),
+            (
+                "x-amz-algorithm".to_string(),
+                "AWS4-HMAC-SHA256".to_string(),
+            ),
             ("x-amz-credential".to_string(), credential.clone()),
             ("x-amz-date".to_string(), amz_date.clone()),
         ]);
@@ -112,7 +115,10 @@ mod tests {
         let policy: Value =
             serde_json::from_slice(&STANDARD.decode(&post.fields["policy"]).unwrap()).unwrap();
         let conditions = policy["conditions"].to_string();
-        assert!(conditions.contains(r#"["content-length-range",0,1024]"#), "{conditions}");
+        assert!(
+            conditions.contains(r#"["content-length-range",0,1024]"#),
+            "{conditions}"
+        );
         assert!(conditions.contains(r#"{"key":"tenants/x/a.txt"}"#));
         assert!(conditions.contains(r#"{"Content-Type":"text/plain"}"#));
         assert_eq!(post.fields["x-amz-security-token"], "session");

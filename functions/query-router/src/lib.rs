@@ -91,7 +91,11 @@ enum Route {
 const ROUTES: &[(&str, &str, Route)] = &[
     ("GET", "/tenants/{slug}/databases", Route::ListDatabases),
     ("POST", "/tenants/{slug}/databases", Route::RegisterDatabase),
-    ("DELETE", "/tenants/{slug}/databases/{db_id}", Route::DeleteDatabase),
+    (
+        "DELETE",
+        "/tenants/{slug}/databases/{db_id}",
+        Route::DeleteDatabase,
+    ),
     ("GET", "/query/v1/{db_id}/tables", Route::Tables),
     ("POST", "/query/v1/{db_id}/tables/{table}", Route::Query),
 ];
@@ -197,7 +201,9 @@ fn owner_of(tenant: &shared::domain::TenantId, id: &DatabaseId) -> Vec<u8> {
 
 fn unusable(why: Unusable) -> ApiError {
     match why {
-        Unusable::Invalid | Unusable::Host => ApiError::bad_request("INVALID_FIELD", why.to_string()),
+        Unusable::Invalid | Unusable::Host => {
+            ApiError::bad_request("INVALID_FIELD", why.to_string())
+        }
         Unusable::Private => ApiError::Unprocessable {
             code: "DATABASE_HOST_NOT_ALLOWED",
             message: why.to_string(),
@@ -231,7 +237,10 @@ async fn register(
     let id = DatabaseId::new_random();
     let sealed = app
         .data_key
-        .seal(body.connection_string.as_bytes(), &owner_of(&tenant.id, &id))
+        .seal(
+            body.connection_string.as_bytes(),
+            &owner_of(&tenant.id, &id),
+        )
         .map_err(ApiError::internal)?;
     let record = DatabaseRecord {
         id: id.clone(),
@@ -252,7 +261,10 @@ async fn register(
     )
     .with_partner(tenant.partner.clone());
     app.store
-        .commit(vec![Change::PutDatabase(record.clone()), Change::Audit(audit)])
+        .commit(vec![
+            Change::PutDatabase(record.clone()),
+            Change::Audit(audit),
+        ])
         .await
         .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database registered");
@@ -302,7 +314,11 @@ async fn remove(
 
 /// Closes and drops this instance's pool and catalogue of a database.
 fn forget(app: &App, id: &DatabaseId) {
-    let pool = app.pools.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+    let pool = app
+        .pools
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .remove(id);
     if let Some(pool) = pool {
         pool.close();
     }
@@ -313,7 +329,11 @@ fn forget(app: &App, id: &DatabaseId) {
 }
 
 /// The database in the path, if the caller is a member of the tenant that owns it.
-async fn member_database(app: &App, req: &Request, caller: &Caller) -> Result<DatabaseRecord, ApiError> {
+async fn member_database(
+    app: &App,
+    req: &Request,
+    caller: &Caller,
+) -> Result<DatabaseRecord, ApiError> {
     let id = path_param(req, "db_id")
         .as_deref()
         .and_then(DatabaseId::parse)
@@ -362,7 +382,9 @@ async fn pool(app: &App, record: &DatabaseRecord) -> Result<Pool, ApiError> {
         })?;
     let raw = String::from_utf8(plain).map_err(ApiError::internal)?;
     // Checked again at use: a name may resolve elsewhere now than at registration.
-    let target = target::resolve(&raw, app.allow_private).await.map_err(unusable)?;
+    let target = target::resolve(&raw, app.allow_private)
+        .await
+        .map_err(unusable)?;
     let manager = Manager::from_config(
         target.config,
         tokio_postgres::NoTls,
@@ -441,22 +463,34 @@ fn db_error(e: tokio_postgres::Error) -> ApiError {
         return unavailable_db(e);
     };
     let code = db.code().clone();
-    tracing::info!(sqlstate = code.code(), "tenant database refused a statement");
+    tracing::info!(
+        sqlstate = code.code(),
+        "tenant database refused a statement"
+    );
     let refused = |code: &'static str, message: &str| ApiError::Unprocessable {
         code,
         message: message.to_string(),
     };
     if code == SqlState::QUERY_CANCELED {
-        refused("QUERY_TIMEOUT", "the query ran longer than the statement timeout")
+        refused(
+            "QUERY_TIMEOUT",
+            "the query ran longer than the statement timeout",
+        )
     } else if code == SqlState::READ_ONLY_SQL_TRANSACTION {
         refused("READ_ONLY", "writes are not allowed")
     } else if code == SqlState::INSUFFICIENT_PRIVILEGE {
         refused("PERMISSION_DENIED", "the database user may not read this")
     } else if code.code().starts_with("22") {
-        ApiError::bad_request("INVALID_VALUE", "a filter value does not fit its column's type")
+        ApiError::bad_request(
+            "INVALID_VALUE",
+            "a filter value does not fit its column's type",
+        )
     } else if code.code().starts_with("42") {
         ApiError::bad_request("INVALID_QUERY", "the database refused the query")
-    } else if code.code().starts_with("08") || code.code().starts_with("57") || code.code().starts_with("53") {
+    } else if code.code().starts_with("08")
+        || code.code().starts_with("57")
+        || code.code().starts_with("53")
+    {
         unavailable_db(e)
     } else {
         refused("DATABASE_ERROR", "the database refused the query")
@@ -471,14 +505,19 @@ async fn tables(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse
         .iter()
         .map(|(name, cols)| json!({"name": name, "columns": cols}))
         .collect();
-    Ok(ApiResponse::ok(json!({"engine": "postgres", "schema": cat.schema, "tables": tables})))
+    Ok(ApiResponse::ok(
+        json!({"engine": "postgres", "schema": cat.schema, "tables": tables}),
+    ))
 }
 
 async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
     let record = member_database(app, req, caller).await?;
     let table = path_param(req, "table").unwrap_or_default();
     if !sql::is_identifier(&table) {
-        return Err(ApiError::bad_request("INVALID_FIELD", "table: not a valid identifier"));
+        return Err(ApiError::bad_request(
+            "INVALID_FIELD",
+            "table: not a valid identifier",
+        ));
     }
     let body: sql::QueryBody = if shared::request::body_is_empty(req) {
         sql::QueryBody::default()
@@ -487,7 +526,10 @@ async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse,
     };
     let cat = catalog(app, &record).await?;
     let Some(columns) = cat.tables.get(&table) else {
-        return Err(ApiError::bad_request("UNKNOWN_TABLE", format!("table: unknown table {table}")));
+        return Err(ApiError::bad_request(
+            "UNKNOWN_TABLE",
+            format!("table: unknown table {table}"),
+        ));
     };
     let statement = sql::build(&cat.schema, &table, columns, &body)
         .map_err(|r| ApiError::bad_request("INVALID_QUERY", r.0))?;
@@ -513,7 +555,11 @@ async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse,
 
 /// Runs the statement in a read-only transaction with a statement timeout; once more on a
 /// fresh connection if the first one turns out broken.
-async fn run(app: &App, record: &DatabaseRecord, st: &sql::Statement) -> Result<Vec<Value>, ApiError> {
+async fn run(
+    app: &App,
+    record: &DatabaseRecord,
+    st: &sql::Statement,
+) -> Result<Vec<Value>, ApiError> {
     let params: Vec<Box<dyn ToSql + Sync + Send>> = st
         .params
         .iter()
@@ -525,7 +571,10 @@ async fn run(app: &App, record: &DatabaseRecord, st: &sql::Statement) -> Result<
             }
         })
         .collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
     for attempt in 0..2 {
         let mut client = client(app, record).await?;
         let result = async {

@@ -91,7 +91,9 @@ fn scalar_text(v: &Value, field: &str) -> Result<String, Refused> {
         Value::Null => Err(Refused(format!(
             "{field}: null is not a value; use {{\"is_null\": true}}"
         ))),
-        _ => Err(Refused(format!("{field}: must be a string, number or boolean"))),
+        _ => Err(Refused(format!(
+            "{field}: must be a string, number or boolean"
+        ))),
     }
 }
 
@@ -108,14 +110,26 @@ fn select_expr(c: &Column) -> String {
     }
 }
 
-fn int_field(v: Option<&Value>, field: &str, default: i64, min: i64, max: i64) -> Result<i64, Refused> {
+fn int_field(
+    v: Option<&Value>,
+    field: &str,
+    default: i64,
+    min: i64,
+    max: i64,
+) -> Result<i64, Refused> {
     match v {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Number(n)) => n
             .as_i64()
             .filter(|x| (min..=max).contains(x))
-            .ok_or_else(|| Refused(format!("{field}: must be a whole number from {min} to {max}"))),
-        Some(_) => Err(Refused(format!("{field}: must be a whole number from {min} to {max}"))),
+            .ok_or_else(|| {
+                Refused(format!(
+                    "{field}: must be a whole number from {min} to {max}"
+                ))
+            }),
+        Some(_) => Err(Refused(format!(
+            "{field}: must be a whole number from {min} to {max}"
+        ))),
     }
 }
 
@@ -214,7 +228,11 @@ pub fn build(
                     .ok_or_else(|| Refused("sort: each entry is \"col\" or \"col:desc\"".into()))
             })
             .collect::<Result<_, _>>()?,
-        Some(_) => return Err(Refused("sort: \"col\", \"col:desc\" or a list of them".into())),
+        Some(_) => {
+            return Err(Refused(
+                "sort: \"col\", \"col:desc\" or a list of them".into(),
+            ))
+        }
     };
     let mut order = Vec::new();
     for s in &sorts {
@@ -235,7 +253,11 @@ pub fn build(
         .map(|chunk| {
             format!(
                 "jsonb_build_array({})",
-                chunk.iter().map(|c| select_expr(c)).collect::<Vec<_>>().join(", ")
+                chunk
+                    .iter()
+                    .map(|c| select_expr(c))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })
         .collect::<Vec<_>>()
@@ -266,13 +288,18 @@ mod tests {
     use serde_json::json;
 
     fn table() -> Vec<Column> {
-        [("id", "int4"), ("name", "text"), ("price", "numeric"), ("at", "timestamptz")]
-            .iter()
-            .map(|(n, t)| Column {
-                name: n.to_string(),
-                udt: t.to_string(),
-            })
-            .collect()
+        [
+            ("id", "int4"),
+            ("name", "text"),
+            ("price", "numeric"),
+            ("at", "timestamptz"),
+        ]
+        .iter()
+        .map(|(n, t)| Column {
+            name: n.to_string(),
+            udt: t.to_string(),
+        })
+        .collect()
     }
 
     fn body(v: Value) -> QueryBody {
@@ -300,9 +327,15 @@ mod tests {
         ), "{}", st.sql);
         assert!(st.sql.contains("\"name\" = CAST($"));
         assert!(st.sql.contains("ORDER BY \"price\" DESC, \"id\" ASC"));
-        assert!(st.sql.ends_with("LIMIT $4::int8 OFFSET $5::int8"), "{}", st.sql);
+        assert!(
+            st.sql.ends_with("LIMIT $4::int8 OFFSET $5::int8"),
+            "{}",
+            st.sql
+        );
         assert_eq!(st.params.len(), 5);
-        assert!(st.params.contains(&Param::Text("x'; DROP TABLE items; --".into())));
+        assert!(st
+            .params
+            .contains(&Param::Text("x'; DROP TABLE items; --".into())));
         // One row more than asked, to tell whether a next page exists.
         assert_eq!(st.params[3], Param::Int(6));
         assert_eq!((st.limit, st.offset), (5, 10));
@@ -312,7 +345,10 @@ mod tests {
     fn unknown_and_invalid_identifiers_are_refused() {
         let t = table();
         let err = |v: Value| build("public", "items", &t, &body(v)).unwrap_err().0;
-        assert_eq!(err(json!({"filter": {"nope": 1}})), "filter: unknown column nope");
+        assert_eq!(
+            err(json!({"filter": {"nope": 1}})),
+            "filter: unknown column nope"
+        );
         assert_eq!(
             err(json!({"filter": {"id\" OR 1=1 --": 1}})),
             "filter: a column name is not a valid identifier"
@@ -342,10 +378,20 @@ mod tests {
             ("lte", json!(1), "\"id\" <= CAST("),
             ("like", json!("a%"), "CAST(\"id\" AS text) LIKE $1::text"),
             ("ilike", json!("a%"), "CAST(\"id\" AS text) ILIKE $1::text"),
-            ("in", json!([1, 2]), "\"id\" = ANY(CAST($1::text[] AS \"int4\"[]))"),
+            (
+                "in",
+                json!([1, 2]),
+                "\"id\" = ANY(CAST($1::text[] AS \"int4\"[]))",
+            ),
             ("is_null", json!(true), "\"id\" IS NULL"),
         ] {
-            let st = build("public", "items", &t, &body(json!({"filter": {"id": {op: v}}}))).unwrap();
+            let st = build(
+                "public",
+                "items",
+                &t,
+                &body(json!({"filter": {"id": {op: v}}})),
+            )
+            .unwrap();
             assert!(st.sql.contains(want), "{op}: {}", st.sql);
         }
     }

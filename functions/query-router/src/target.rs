@@ -17,7 +17,9 @@ pub enum Unusable {
     Invalid,
     #[error("connection_string: exactly one TCP host is required")]
     Host,
-    #[error("the host is on a private, loopback, link-local or metadata network, which is not allowed")]
+    #[error(
+        "the host is on a private, loopback, link-local or metadata network, which is not allowed"
+    )]
     Private,
     #[error("the host name does not resolve")]
     Unresolved,
@@ -98,12 +100,15 @@ pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable>
         Some(ip) => vec![*ip],
         None => match host.parse::<IpAddr>() {
             Ok(ip) => vec![ip],
-            Err(_) => tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
-                .await
-                .map_err(|_| Unusable::Unresolved)?
-                .map_err(|_| Unusable::Unresolved)?
-                .map(|a| a.ip())
-                .collect(),
+            Err(_) => tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                tokio::net::lookup_host((host.as_str(), port)),
+            )
+            .await
+            .map_err(|_| Unusable::Unresolved)?
+            .map_err(|_| Unusable::Unresolved)?
+            .map(|a| a.ip())
+            .collect(),
         },
     };
     let Some(first) = addrs.first().copied() else {
@@ -126,7 +131,10 @@ pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable>
 /// Connects once and runs `SELECT 1`, to tell a client at registration why it cannot work.
 pub async fn probe(config: &tokio_postgres::Config) -> Result<(), Unusable> {
     let attempt = async {
-        let (client, connection) = config.connect(tokio_postgres::NoTls).await.map_err(classify)?;
+        let (client, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(classify)?;
         let task = tokio::spawn(connection);
         let result = client.simple_query("SELECT 1").await.map_err(classify);
         drop(client);
@@ -142,7 +150,9 @@ fn classify(e: tokio_postgres::Error) -> Unusable {
     use tokio_postgres::error::SqlState;
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        if *code == SqlState::INVALID_PASSWORD || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
             return Unusable::Authentication;
         }
         if *code == SqlState::INVALID_CATALOG_NAME {
@@ -189,28 +199,46 @@ mod tests {
 
     #[tokio::test]
     async fn strings_are_parsed_and_checked_without_connecting() {
-        assert_eq!(resolve("not a url ://", false).await.err(), Some(Unusable::Invalid));
         assert_eq!(
-            resolve("postgres://u:p@127.0.0.1:5432/db", false).await.err(),
+            resolve("not a url ://", false).await.err(),
+            Some(Unusable::Invalid)
+        );
+        assert_eq!(
+            resolve("postgres://u:p@127.0.0.1:5432/db", false)
+                .await
+                .err(),
             Some(Unusable::Private)
         );
         assert_eq!(
-            resolve("postgres://u:p@169.254.169.254/db", false).await.err(),
+            resolve("postgres://u:p@169.254.169.254/db", false)
+                .await
+                .err(),
             Some(Unusable::Private)
         );
         assert_eq!(
-            resolve("postgres://u:p@8.8.8.8/db?sslmode=require", false).await.err(),
+            resolve("postgres://u:p@8.8.8.8/db?sslmode=require", false)
+                .await
+                .err(),
             Some(Unusable::TlsRequired)
         );
         assert_eq!(
-            resolve("host=/var/run/postgresql dbname=x", false).await.err(),
+            resolve("host=/var/run/postgresql dbname=x", false)
+                .await
+                .err(),
             Some(Unusable::Host)
         );
-        let t = resolve("postgres://u:secret@127.0.0.1:6543/app", true).await.ok().unwrap();
+        let t = resolve("postgres://u:secret@127.0.0.1:6543/app", true)
+            .await
+            .ok()
+            .unwrap();
         assert_eq!(t.display, "127.0.0.1:6543/app");
         assert!(!t.display.contains("secret"));
         // The messages never carry the string.
-        for e in [Unusable::Invalid, Unusable::Private, Unusable::Authentication] {
+        for e in [
+            Unusable::Invalid,
+            Unusable::Private,
+            Unusable::Authentication,
+        ] {
             assert!(!e.to_string().contains("secret"));
         }
     }

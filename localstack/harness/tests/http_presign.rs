@@ -78,17 +78,32 @@ async fn upload_and_download_through_presigned_urls_and_s3_refuses_tampering() {
     assert!(put_url.contains("/tenants/"), "{put_url}");
     // A wrong content type breaks the signature.
     let (status, _) = platform
-        .send_url("PUT", &put_url, &[("content-type", "image/png")], b"x".to_vec())
+        .send_url(
+            "PUT",
+            &put_url,
+            &[("content-type", "image/png")],
+            b"x".to_vec(),
+        )
         .await;
     assert_eq!(status, 403, "a different content type is refused");
     // A tampered signature is refused.
     let tampered = tamper(&put_url);
     let (status, _) = platform
-        .send_url("PUT", &tampered, &[("content-type", "text/plain")], b"x".to_vec())
+        .send_url(
+            "PUT",
+            &tampered,
+            &[("content-type", "text/plain")],
+            b"x".to_vec(),
+        )
         .await;
     assert_eq!(status, 403, "a tampered signature is refused");
     let (status, body) = platform
-        .send_url("PUT", &put_url, &[("content-type", "text/plain")], b"hello storage".to_vec())
+        .send_url(
+            "PUT",
+            &put_url,
+            &[("content-type", "text/plain")],
+            b"hello storage".to_vec(),
+        )
         .await;
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     let down = presign(
@@ -100,8 +115,13 @@ async fn upload_and_download_through_presigned_urls_and_s3_refuses_tampering() {
     .await;
     let get_url = down.json["data"]["url"].as_str().unwrap().to_string();
     let (status, body) = platform.send_url("GET", &get_url, &[], Vec::new()).await;
-    assert_eq!((status, body.as_slice()), (200, b"hello storage".as_slice()));
-    let (status, _) = platform.send_url("GET", &tamper(&get_url), &[], Vec::new()).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"hello storage".as_slice())
+    );
+    let (status, _) = platform
+        .send_url("GET", &tamper(&get_url), &[], Vec::new())
+        .await;
     assert_eq!(status, 403);
     // An expired link is refused.
     let short = presign(
@@ -170,7 +190,10 @@ async fn a_post_policy_limits_size_and_type() {
         }
     }
     let (status, _) = send(vec![1u8; 10], other_type).await;
-    assert!((400..500).contains(&status), "a different content type is refused: {status}");
+    assert!(
+        (400..500).contains(&status),
+        "a different content type is refused: {status}"
+    );
     let (status, body) = send(vec![1u8; 100], fields).await;
     assert!(
         (200..300).contains(&status),
@@ -236,10 +259,19 @@ async fn only_members_get_links_keys_are_checked_and_bulk_is_bounded() {
     assert_eq!(r.status, 400);
     let bad_item = json!({"items": [{"operation": "download", "key": "ok"}, {"operation": "delete", "key": "x"}]});
     let r = presign(&platform, &s, &s.member, bad_item).await;
-    assert!(r.json["error"]["message"].as_str().unwrap().starts_with("items[1].operation"));
+    assert!(r.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("items[1].operation"));
     // A suspended tenant gets no links.
     let r = platform
-        .call("POST", format!("/tenants/{}/suspend", s.slug), Some(&s.operator), None, &[])
+        .call(
+            "POST",
+            format!("/tenants/{}/suspend", s.slug),
+            Some(&s.operator),
+            None,
+            &[],
+        )
         .await;
     assert_eq!(r.status, 200);
     let r = presign(

@@ -335,7 +335,11 @@ impl Platform {
 
 /// A `multipart/form-data` body: the fields in order, then the file. Returns the content type
 /// (with its boundary) and the body.
-pub fn multipart(fields: &[(String, String)], file: &[u8], content_type: &str) -> (String, Vec<u8>) {
+pub fn multipart(
+    fields: &[(String, String)],
+    file: &[u8],
+    content_type: &str,
+) -> (String, Vec<u8>) {
     let boundary = format!("----harness{}", uuid::Uuid::new_v4().simple());
     let mut body = Vec::new();
     for (name, value) in fields {

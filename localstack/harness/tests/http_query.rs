@@ -1,0 +1,528 @@
+//! The database registry and the query router through the deployed stack, against the real
+//! PostgreSQL server `make test` starts (its statement log shows what reached it as SQL).
+
+mod support;
+
+use serde_json::{json, Value};
+use support::{unique_slug, Platform, Reply};
+
+fn env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name}: run through `make test`"))
+}
+
+struct Tenant {
+    slug: String,
+    owner: String,
+    member: String,
+}
+
+async fn tenant(platform: &Platform, operator: &str) -> Tenant {
+    let owner = platform.user(false).await;
+    let member = platform.user(false).await;
+    let slug = unique_slug("db");
+    let r = platform
+        .call(
+            "POST",
+            "/tenants",
+            Some(operator),
+            Some(json!({"slug": slug, "name": "Data", "owner_email": owner.email})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let r = platform
+        .call(
+            "POST",
+            format!("/tenants/{slug}/users"),
+            Some(operator),
+            Some(json!({"email": member.email, "role": "member"})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    Tenant {
+        slug,
+        owner: platform.sign_in(owner.email.as_str(), "portal").await,
+        member: platform.sign_in(member.email.as_str(), "portal").await,
+    }
+}
+
+async fn operator(platform: &Platform) -> String {
+    let op = platform.user(true).await;
+    platform.sign_in(op.email.as_str(), "operator").await
+}
+
+async fn register(platform: &Platform, t: &Tenant, url: &str) -> Reply {
+    platform
+        .call(
+            "POST",
+            format!("/tenants/{}/databases", t.slug),
+            Some(&t.owner),
+            Some(json!({"name": "sample", "engine": "postgres", "connection_string": url})),
+            &[],
+        )
+        .await
+}
+
+async fn registered(platform: &Platform, t: &Tenant) -> String {
+    let r = register(platform, t, &env("SAMPLE_DATABASE_URL")).await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    r.json["data"]["id"].as_str().unwrap().to_string()
+}
+
+async fn query(platform: &Platform, token: &str, db: &str, table: &str, body: Value) -> Reply {
+    platform
+        .call(
+            "POST",
+            format!("/query/v1/{db}/tables/{table}"),
+            Some(token),
+            Some(body),
+            &[],
+        )
+        .await
+}
+
+fn ids(r: &Reply) -> Vec<i64> {
+    r.json["data"]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.json))
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
+async fn registration_tests_the_connection_and_never_shows_the_secret() {
+    let platform = Platform::start().await;
+    let op = operator(&platform).await;
+    let t = tenant(&platform, &op).await;
+    let port = env("PG_PORT");
+    for (url, code, why) in [
+        (
+            format!("postgres://reader:wrong-password@127.0.0.1:{port}/sample"),
+            "DATABASE_UNREACHABLE",
+            "authentication failed",
+        ),
+        (
+            format!("postgres://reader:local-dev-only-reader@127.0.0.1:{port}/nope"),
+            "DATABASE_UNREACHABLE",
+            "does not exist",
+        ),
+        (
+            "postgres://reader:x@127.0.0.1:1/sample".to_string(),
+            "DATABASE_UNREACHABLE",
+            "refused",
+        ),
+        (
+            format!("postgres://reader:x@127.0.0.1:{port}/sample?sslmode=require"),
+            "DATABASE_UNREACHABLE",
+            "TLS",
+        ),
+        (
+            "not a connection string".to_string(),
+            "INVALID_FIELD",
+            "connection_string",
+        ),
+    ] {
+        let r = register(&platform, &t, &url).await;
+        assert_eq!(r.json["error"]["code"], code, "{url}: {}", r.json);
+        let msg = r.json["error"]["message"].as_str().unwrap();
+        assert!(msg.contains(why), "{url}: {msg}");
+        assert!(
+            !msg.contains("wrong-password") && !msg.contains("127.0.0.1"),
+            "{msg}"
+        );
+    }
+    let list = platform
+        .call(
+            "GET",
+            format!("/tenants/{}/databases", t.slug),
+            Some(&t.owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        list.json["data"]["items"].as_array().unwrap().len(),
+        0,
+        "nothing stored"
+    );
+    let db = registered(&platform, &t).await;
+    let list = platform
+        .call(
+            "GET",
+            format!("/tenants/{}/databases", t.slug),
+            Some(&t.owner),
+            None,
+            &[],
+        )
+        .await;
+    let text = list.json.to_string();
+    assert!(
+        text.contains(&db) && text.contains(&format!("127.0.0.1:{port}/sample")),
+        "{text}"
+    );
+    assert!(
+        !text.contains("local-dev-only-reader") && !text.contains("reader:"),
+        "{text}"
+    );
+    // Members may query but not manage; another tenant's owner cannot see it.
+    let r = register(
+        &platform,
+        &Tenant {
+            slug: t.slug.clone(),
+            owner: t.member.clone(),
+            member: String::new(),
+        },
+        &env("SAMPLE_DATABASE_URL"),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let other = tenant(&platform, &op).await;
+    let r = platform
+        .call(
+            "GET",
+            format!("/tenants/{}/databases", t.slug),
+            Some(&other.owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // The stored record holds no readable connection string.
+    let id = shared::domain::DatabaseId::parse(&db).unwrap();
+    use shared::store::DatabaseStore;
+    let record = platform.store.database(&id).await.unwrap().unwrap();
+    assert!(!record.sealed.contains("reader") && !record.sealed.contains("postgres://"));
+    // Removed: gone from the list and from the router.
+    let r = platform
+        .call(
+            "DELETE",
+            format!("/tenants/{}/databases/{db}", t.slug),
+            Some(&t.owner),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let r = query(&platform, &t.member, &db, "items", json!({})).await;
+    assert_eq!(r.status, 404);
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
+async fn every_operator_sort_and_type_maps_faithfully() {
+    let platform = Platform::start().await;
+    let op = operator(&platform).await;
+    let t = tenant(&platform, &op).await;
+    let db = registered(&platform, &t).await;
+    let tables = platform
+        .get(&format!("/query/v1/{db}/tables"), Some(&t.member))
+        .await;
+    assert_eq!(tables.status, 200, "{}", tables.json);
+    let names: Vec<&str> = tables.json["data"]["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"items") && !names.contains(&"secrets"),
+        "{names:?}"
+    );
+    let one = query(
+        &platform,
+        &t.member,
+        &db,
+        "items",
+        json!({"filter": {"id": 5}}),
+    )
+    .await;
+    assert_eq!(one.status, 200, "{}", one.json);
+    let row = &one.json["data"]["rows"][0];
+    assert_eq!(row["name"], "item 5");
+    assert_eq!(row["price"], "6.25", "numeric as a string");
+    assert_eq!(row["created_at"], "2026-01-01T05:00:00+00:00");
+    assert_eq!(row["seen"], "2026-01-01T00:05:00+00:00");
+    assert_eq!(row["day"], "2026-01-06");
+    assert_eq!(row["data"], json!({"n": 5, "tags": ["a", "b"]}));
+    assert_eq!(row["blob"], "AAU=", "bytea as base64");
+    assert_eq!(row["active"], false);
+    assert_eq!(row["big"], 50_000_000_000i64);
+    assert_eq!(one.json["data"]["engine"], "postgres");
+    let nulls = query(
+        &platform,
+        &t.member,
+        &db,
+        "items",
+        json!({"filter": {"price": {"is_null": true}}, "sort": "id"}),
+    )
+    .await;
+    assert_eq!(ids(&nulls), vec![50, 100, 150, 200, 250]);
+    assert_eq!(nulls.json["data"]["rows"][0]["price"], Value::Null);
+    let cases: Vec<(Value, Vec<i64>)> = vec![
+        (json!({"filter": {"id": {"eq": 7}}}), vec![7]),
+        (
+            json!({"filter": {"id": {"lt": 4}}, "sort": "id"}),
+            vec![1, 2, 3],
+        ),
+        (
+            json!({"filter": {"id": {"lte": 3}}, "sort": "id:desc"}),
+            vec![3, 2, 1],
+        ),
+        (
+            json!({"filter": {"id": {"gt": 247}}, "sort": "id"}),
+            vec![248, 249, 250],
+        ),
+        (
+            json!({"filter": {"id": {"gte": 249}}, "sort": "id"}),
+            vec![249, 250],
+        ),
+        (
+            json!({"filter": {"id": {"neq": 1, "lte": 3}}, "sort": "id"}),
+            vec![2, 3],
+        ),
+        (
+            json!({"filter": {"id": {"in": [9, 3, 300]}}, "sort": "id"}),
+            vec![3, 9],
+        ),
+        (
+            json!({"filter": {"name": {"like": "item 24_"}}, "sort": "id"}),
+            vec![240, 241, 242, 243, 244, 245, 246, 247, 248, 249],
+        ),
+        (
+            json!({"filter": {"name": {"ilike": "ITEM 1_"}}, "sort": "id"}),
+            (10..20).collect(),
+        ),
+        (
+            json!({"filter": {"price": {"is_null": false}, "id": {"lte": 50}}, "sort": "price:desc", "limit": 2}),
+            vec![49, 48],
+        ),
+        (
+            json!({"filter": {"active": true, "id": {"lte": 6}}, "sort": ["active", "id:desc"]}),
+            vec![6, 4, 2],
+        ),
+        (
+            json!({"filter": {"created_at": {"gte": "2026-01-01T03:00:00Z", "lt": "2026-01-01T05:00:00Z"}}, "sort": "id"}),
+            vec![3, 4],
+        ),
+    ];
+    for (body, want) in cases {
+        let r = query(&platform, &t.member, &db, "items", body.clone()).await;
+        assert_eq!(r.status, 200, "{body}: {}", r.json);
+        assert_eq!(ids(&r), want, "{body}");
+    }
+    // Paging: limit defaults to 100, next_offset points on.
+    let page = query(&platform, &t.member, &db, "items", json!({"sort": "id"})).await;
+    assert_eq!(page.json["data"]["row_count"], 100);
+    assert_eq!(page.json["data"]["next_offset"], 100);
+    let last = query(
+        &platform,
+        &t.member,
+        &db,
+        "items",
+        json!({"sort": "id", "offset": 200, "limit": 1000, "columns": ["id"]}),
+    )
+    .await;
+    assert_eq!(last.json["data"]["row_count"], 50);
+    assert_eq!(last.json["data"]["next_offset"], Value::Null);
+    assert_eq!(last.json["data"]["rows"][0].as_object().unwrap().len(), 1);
+    // Unknown identifiers are named; bad values are 400s.
+    let r = query(
+        &platform,
+        &t.member,
+        &db,
+        "items",
+        json!({"filter": {"nope": 1}}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.json["error"]["message"].as_str()),
+        (400, Some("filter: unknown column nope"))
+    );
+    let r = query(&platform, &t.member, &db, "nope", json!({})).await;
+    assert_eq!(r.json["error"]["message"], "table: unknown table nope");
+    let r = query(
+        &platform,
+        &t.member,
+        &db,
+        "items",
+        json!({"filter": {"id": "not a number"}}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.json);
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
+async fn injection_never_reaches_the_database_as_sql_and_writes_are_impossible() {
+    let platform = Platform::start().await;
+    let op = operator(&platform).await;
+    let t = tenant(&platform, &op).await;
+    let db = registered(&platform, &t).await;
+    let marker = format!("inj{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let payloads = [
+        format!("1; DROP TABLE items; -- {marker}"),
+        format!("' OR '1'='1 {marker}"),
+        format!("\\\"; SELECT pg_sleep(5); -- {marker}"),
+        format!("$$ {marker} $$"),
+        format!("nextval('{marker}')"),
+        format!("(SELECT bump()) {marker}"),
+    ];
+    for p in &payloads {
+        for body in [
+            json!({"filter": {"name": p}}),
+            json!({"filter": {"name": {"like": p}}}),
+            json!({"filter": {"name": {"in": [p, "x"]}}}),
+            json!({"filter": {"id": p}}),
+            json!({"filter": {p.as_str(): 1}}),
+            json!({"sort": p}),
+            json!({"sort": format!("id:{p}")}),
+            json!({"columns": [p]}),
+            json!({"limit": p}),
+            json!({"offset": p}),
+        ] {
+            let r = query(&platform, &t.member, &db, "items", body.clone()).await;
+            assert!(r.status == 200 || r.status == 400, "{body}: {}", r.json);
+            if r.status == 200 {
+                assert_eq!(r.json["data"]["row_count"], 0, "{body}");
+            }
+        }
+        let r = query(&platform, &t.member, &db, p, json!({})).await;
+        assert!(
+            r.status == 400 || r.status == 404,
+            "table {p}: {}",
+            r.status
+        );
+    }
+    // The server's statement log: the marker appears only as a bound parameter, never in SQL.
+    let log = std::fs::read_to_string(env("PG_LOG")).unwrap();
+    let in_sql: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(&marker))
+        .filter(|l| {
+            l.contains("LOG:  statement:") || l.contains("LOG:  execute") || l.contains("ERROR:")
+        })
+        .collect();
+    assert!(in_sql.is_empty(), "reached the database as SQL: {in_sql:?}");
+    assert!(
+        log.contains(&marker),
+        "the payloads were sent as parameters"
+    );
+    // The table is still there, whole.
+    let r = query(
+        &platform,
+        &t.member,
+        &db,
+        "items",
+        json!({"columns": ["id"], "limit": 1000}),
+    )
+    .await;
+    assert_eq!(r.json["data"]["row_count"], 250);
+    // A view whose function writes: the read-only transaction refuses it.
+    let r = query(&platform, &t.member, &db, "bumping", json!({})).await;
+    assert_eq!(r.status, 422, "{}", r.json);
+    assert_eq!(r.json["error"]["code"], "READ_ONLY");
+    let (admin, conn) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=postgres dbname=sample",
+            env("PG_PORT")
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let n: i64 = admin
+        .query_one("SELECT count(*) FROM counter", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "nothing was written");
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
+async fn isolation_timeout_sealing_and_a_restart_are_handled() {
+    let platform = Platform::start().await;
+    let op = operator(&platform).await;
+    let a = tenant(&platform, &op).await;
+    let b = tenant(&platform, &op).await;
+    let db_a = registered(&platform, &a).await;
+    let db_b = registered(&platform, &b).await;
+    // A db_id of another tenant is refused, and so is the operator (not a member).
+    assert_eq!(
+        query(&platform, &b.member, &db_a, "items", json!({}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        platform
+            .get(&format!("/query/v1/{db_a}/tables"), Some(&b.owner))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        query(&platform, &op, &db_a, "items", json!({}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(
+        query(&platform, &a.member, &db_a, "items", json!({"limit": 1}))
+            .await
+            .status,
+        200
+    );
+    // The statement timeout (2 s in `make test`) is honoured.
+    let started = std::time::Instant::now();
+    let r = query(&platform, &a.member, &db_a, "slow", json!({})).await;
+    assert_eq!(r.json["error"]["code"], "QUERY_TIMEOUT", "{}", r.json);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    // A ciphertext moved onto another tenant's record does not open.
+    use shared::store::{changes::Change, CommitStore, DatabaseStore};
+    let ra = platform
+        .store
+        .database(&shared::domain::DatabaseId::parse(&db_a).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let rb = platform
+        .store
+        .database(&shared::domain::DatabaseId::parse(&db_b).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let forged = shared::store::DatabaseRecord {
+        id: shared::domain::DatabaseId::new_random(),
+        tenant: rb.tenant.clone(),
+        sealed: ra.sealed.clone(),
+        ..rb.clone()
+    };
+    platform
+        .store
+        .commit(vec![Change::PutDatabase(forged.clone())])
+        .await
+        .unwrap();
+    let r = query(&platform, &b.member, forged.id.as_str(), "items", json!({})).await;
+    assert_eq!(r.status, 500, "{}", r.json);
+    assert!(r.json["data"].is_null());
+    // The server restarts; the pool replaces its broken connections.
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(". localstack/emulator.sh; . localstack/postgres.sh; restart_postgres")
+        .current_dir(support::workspace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = query(&platform, &a.member, &db_a, "items", json!({"limit": 3})).await;
+    assert_eq!(r.status, 200, "after a restart: {}", r.json);
+    assert_eq!(r.json["data"]["row_count"], 3);
+}
