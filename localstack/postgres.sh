@@ -33,14 +33,17 @@ start_postgres() {
   chmod 755 "$PG_DIR"
   [[ $(id -u) == 0 ]] && chown postgres "$PG_DIR"
   PG_PORT=$(free_port)
-  pg_as_owner "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null
+  # Passwords over TCP (so a wrong one is refused, as on a real server); trust on the socket.
+  pg_as_owner "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth-local=trust \
+    --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
   pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
     -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c log_statement=all -c fsync=off" start >/dev/null
   PG_BIN=$bin
   export PG_PORT PG_DIR PG_BIN PG_LOG="$PG_DIR/postgres.log"
-  export PG_ADMIN_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  export PG_ADMIN_URL="postgres://postgres:local-dev-only-admin@127.0.0.1:$PG_PORT/sample"
   # The sample database: a read-only role and a table with one column of each mapped type.
-  pg_as_owner "$bin/psql" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+  pg_as_owner "$bin/psql" -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
+ALTER ROLE postgres PASSWORD 'local-dev-only-admin';
 CREATE ROLE reader LOGIN PASSWORD 'local-dev-only-reader';
 CREATE DATABASE sample;
 \c sample
