@@ -4,21 +4,25 @@
 # password, a reset request for a known email, a redirect-origins read), in isolation through a
 # local Runtime API (cold start, warm latency, peak RSS) as ratios to a hello-world and an
 # Argon2 verify from the same run; then the same requests end to end over HTTP through the
-# emulator's API Gateway; then forgot-password's timing for known and unknown emails.
+# emulator's API Gateway; then forgot-password's timing for known and unknown emails; then the
+# query router's 100-row select against the same statement sent directly to PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
 STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-bench.XXXXXX")
 . localstack/emulator.sh
 EMULATOR_PORT=$(free_port)
-cleanup() { stop_emulator; rm -rf "$STATE_DIR"; }
+. localstack/postgres.sh
+cleanup() { stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
 trap cleanup EXIT INT TERM
 
 cargo build --release --workspace --bins
 start_emulator
-deploy_stack saas-bench target/release
+start_postgres
+deploy_stack saas-bench target/release --param AllowPrivateDatabaseHosts=true
 unset RUST_BACKTRACE
 target/release/request-bench --bin-dir target/release \
   --cold "${BENCH_COLD_RUNS:-20}" --warm "${BENCH_WARM_RUNS:-50}"
 target/release/http-bench --base "$API_URL" --requests "${BENCH_HTTP_REQUESTS:-50}"
 target/release/forgot-timing-bench --functions-dir target/release --requests "${BENCH_FORGOT_REQUESTS:-200}"
+target/release/query-bench --base "$API_URL" --requests "${BENCH_QUERY_REQUESTS:-100}"

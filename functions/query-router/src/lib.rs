@@ -593,7 +593,7 @@ async fn run(
             Ok(rows) => {
                 return rows
                     .iter()
-                    .map(|r| r.try_get::<_, Value>(0).map_err(|e| ApiError::internal(e)))
+                    .map(|r| r.try_get::<_, Value>(0).map_err(ApiError::internal))
                     .collect()
             }
             Err(e) if e.is_closed() && attempt == 0 => {

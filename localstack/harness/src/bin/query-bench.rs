@@ -1,0 +1,178 @@
+//! `make bench`: the query router on a real request, a 100-row select of the sample table
+//! (`POST /query/v1/{db}/tables/items {"sort":"id","limit":100}`), end to end over HTTP
+//! through the emulator's API Gateway and the deployed `query-router`, against the same
+//! statement (built by the router's own `sql::build`, same parameters) issued directly through
+//! `tokio-postgres` on a warm connection in the same run. Prints median and p95 of each and
+//! their ratio. Seeds its own owner and tenant (store), signs in and registers the sample
+//! database over HTTP (`SAMPLE_DATABASE_URL`).
+//!
+//! Usage: query-bench --base URL [--requests N]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use query_router::sql::{self, Column, Param};
+use serde_json::{json, Value};
+use shared::auth::password::hash_password;
+use shared::store::DynamoStore;
+use std::time::Instant;
+use tokio_postgres::types::ToSql;
+
+const PASSWORD: &str = "bench horse battery staple";
+
+fn pct(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize).min(v.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let (mut base, mut n) = (String::new(), 100usize);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().expect("every flag takes a value");
+        match flag.as_str() {
+            "--base" => base = value.trim_end_matches('/').to_string(),
+            "--requests" => n = value.parse().expect("--requests takes a number"),
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    assert!(!base.is_empty(), "--base URL is required");
+    let database_url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
+    let sdk = shared::aws::sdk_config().await;
+    let store = DynamoStore::new(
+        shared::dynamodb::Client::new(&sdk),
+        std::env::var("TABLE_NAME").expect("TABLE_NAME"),
+    );
+    let hash = hash_password(PASSWORD.into()).await.unwrap();
+    let owner = local_harness::seed_user(&store, "query-bench", &hash)
+        .await
+        .expect("user stored");
+    let tenant = local_harness::seed_tenant(&store, "Query bench", &owner)
+        .await
+        .expect("tenant stored");
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let send = |path: String, body: Value, auth: Option<String>| {
+        let mut req = hyper::Request::builder()
+            .method("POST")
+            .uri(format!("{base}{path}"))
+            .header("content-type", "application/json");
+        if let Some(t) = auth {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = req.body(Full::new(Bytes::from(body.to_string()))).unwrap();
+        let client = client.clone();
+        async move {
+            let resp = client.request(req).await.expect("the platform answers");
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            )
+        }
+    };
+    let (status, login) = send(
+        "/auth/login".into(),
+        json!({"email": owner.email, "password": PASSWORD}),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{login}");
+    let token = login["data"]["access_token"].as_str().unwrap().to_string();
+    let (status, reg) = send(
+        format!("/tenants/{}/databases", tenant.slug),
+        json!({"name": "bench", "engine": "postgres", "connection_string": database_url}),
+        Some(token.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{reg}");
+    let db = reg["data"]["id"].as_str().unwrap().to_string();
+    let body = json!({"sort": "id", "limit": 100});
+    let path = format!("/query/v1/{db}/tables/items");
+
+    // Direct: the statement the router builds, on one warm connection.
+    let (pg, conn) = tokio_postgres::connect(&database_url, tokio_postgres::NoTls)
+        .await
+        .expect("the sample database answers");
+    tokio::spawn(conn);
+    let columns: Vec<Column> = pg
+        .query(
+            "SELECT column_name::text, udt_name::text FROM information_schema.columns \
+             WHERE table_schema = current_schema() AND table_name = 'items' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| Column {
+            name: r.get(0),
+            udt: r.get(1),
+        })
+        .collect();
+    let schema: String = pg
+        .query_one("SELECT current_schema()::text", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let statement = sql::build(
+        &schema,
+        "items",
+        &columns,
+        &serde_json::from_value(body.clone()).unwrap(),
+    )
+    .unwrap();
+    let params: Vec<Box<dyn ToSql + Sync + Send>> = statement
+        .params
+        .iter()
+        .map(|p| -> Box<dyn ToSql + Sync + Send> {
+            match p {
+                Param::Text(s) => Box::new(s.clone()),
+                Param::TextArray(v) => Box::new(v.clone()),
+                Param::Int(i) => Box::new(*i),
+            }
+        })
+        .collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params
+        .iter()
+        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .collect();
+    let direct = || async {
+        let t = Instant::now();
+        let rows = pg.query(statement.sql.as_str(), &refs).await.unwrap();
+        assert_eq!(rows.len(), 101);
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    let routed = || async {
+        let t = Instant::now();
+        let (status, v) = send(path.clone(), body.clone(), Some(token.clone())).await;
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"]["row_count"], 100);
+        t.elapsed().as_secs_f64() * 1000.0
+    };
+    // Warm both: the first routed call builds the pool and reads the catalogue.
+    for _ in 0..5 {
+        routed().await;
+        direct().await;
+    }
+    let (mut d, mut r) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        r.push(routed().await);
+        d.push(direct().await);
+    }
+    let (d50, d95, r50, r95) = (
+        pct(d.clone(), 50.0),
+        pct(d, 95.0),
+        pct(r.clone(), 50.0),
+        pct(r, 95.0),
+    );
+    println!("\nquery-router, 100-row select of the sample table, warm, {n} requests each:");
+    println!("  direct tokio-postgres (same statement): p50 {d50:6.2} ms  p95 {d95:6.2} ms");
+    println!("  through API Gateway + query-router:     p50 {r50:6.2} ms  p95 {r95:6.2} ms");
+    println!(
+        "  ratio routed/direct:                    p50 {:5.1}x    p95 {:5.1}x",
+        r50 / d50,
+        r95 / d95
+    );
+}
