@@ -210,6 +210,7 @@ def describe(stack, template):
         "signing_key_secret": resources["JwtSigningKeySecret"],
         "public_keys_secret": resources["JwtPublicKeysSecret"],
         "data_key_secret": resources["DataEncryptionKeySecret"],
+        "event_bus": resources.get("EventBus", ""),
         "functions": fns,
     }
 
@@ -227,6 +228,7 @@ def shell_env(names):
         "JWT_SIGNING_KEY_SECRET_ID": names["signing_key_secret"],
         "JWT_PUBLIC_KEYS_SECRET_ID": names["public_keys_secret"],
         "DATA_KEY_SECRET_ID": names["data_key_secret"],
+        "EVENT_BUS_NAME": names["event_bus"],
     }
     return "".join(f"{k}={v}\n" for k, v in pairs.items())
 

@@ -95,6 +95,7 @@ fn ids(r: &Reply) -> Vec<i64> {
 #[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
 async fn registration_tests_the_connection_and_never_shows_the_secret() {
     let platform = Platform::start().await;
+    let since_ms = shared::time::now_ms() - 1000;
     let op = operator(&platform).await;
     let t = tenant(&platform, &op).await;
     let port = env("PG_PORT");
@@ -208,6 +209,14 @@ async fn registration_tests_the_connection_and_never_shows_the_secret() {
     assert_eq!(r.status, 200);
     let r = query(&platform, &t.member, &db, "items", json!({})).await;
     assert_eq!(r.status, 404);
+    // No log line of any function carries a connection string or a password.
+    let logs = platform.function_logs(since_ms);
+    assert!(!logs.is_empty(), "the functions' logs are readable");
+    for line in logs {
+        for secret in ["local-dev-only-reader", "wrong-password", "postgres://"] {
+            assert!(!line.contains(secret), "logged {secret}: {line}");
+        }
+    }
 }
 
 #[tokio::test]
