@@ -81,23 +81,20 @@ pub async fn account_suspended<S: UserStore + TenantStore + ?Sized>(
     store: &S,
     user: &User,
 ) -> Result<bool, StoreError> {
-    if user.platform_admin || store.holds_partner_role(&user.id).await? {
+    if user.platform_admin {
         return Ok(false);
     }
-    let memberships = store
-        .memberships_up_to(&user.id, SUSPENSION_CHECK_MEMBERSHIPS)
+    let (memberships, partner_admin) = store
+        .access_summary(&user.id, SUSPENSION_CHECK_MEMBERSHIPS)
         .await?;
-    if memberships.is_empty() || memberships.len() >= SUSPENSION_CHECK_MEMBERSHIPS {
+    if partner_admin || memberships.is_empty() || memberships.len() >= SUSPENSION_CHECK_MEMBERSHIPS
+    {
         return Ok(false);
     }
-    for m in &memberships {
-        match store.tenant_by_id(&m.tenant_id).await? {
-            Some(t) if t.status == TenantStatus::Suspended => {}
-            // A tenant that is not suspended (or is gone): the account is still usable.
-            _ => return Ok(false),
-        }
-    }
-    Ok(true)
+    let ids: Vec<_> = memberships.iter().map(|m| m.tenant_id.clone()).collect();
+    let tenants = store.tenants_by_ids(&ids).await?;
+    // A tenant that is gone, or not suspended, leaves the account usable.
+    Ok(tenants.len() == ids.len() && tenants.iter().all(|t| t.status == TenantStatus::Suspended))
 }
 
 /// A signed-in caller, as the database sees them: the stored user, and whether they act as a

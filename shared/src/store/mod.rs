@@ -51,6 +51,8 @@
 //!   USER#<id> / PARTNER#<pid>` (consistent).
 //! - every audit entry (operators): `Query GSI2 GSI2PK=AUDIT` backwards, the time range as a
 //!   key condition, other filters as a filter expression; one tenant's: `Query PK=AUDIT#tenant:<id>`.
+//! - the suspension check: `Query PK=USER#<id>, SK BETWEEN MEMBER# AND PARTNER#~` (memberships
+//!   sort before partner grants; consistent), then one `BatchGetItem` of those tenants.
 //! - a user's mailed-link scope: `Query PK=USER#<id>, SK begins_with MEMBER#, Limit 2` and
 //!   `Query ... begins_with PARTNER#, Limit 1` (strongly consistent).
 //! - sign-in: the session is one `PutItem` in a transaction with the rate-limit refund.
@@ -213,6 +215,16 @@ pub trait UserStore: Send + Sync {
     async fn partners_of(&self, id: &UserId, n: usize) -> Result<Vec<PartnerId>, StoreError>;
     /// The users with these ids that exist, in no particular order (at most 100 ids).
     async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
+    /// At most `n` memberships and whether the user administers any partner, in one read
+    /// where the store can (the suspension check on every request).
+    async fn access_summary(
+        &self,
+        id: &UserId,
+        n: usize,
+    ) -> Result<(Vec<Membership>, bool), StoreError> {
+        let partner = self.holds_partner_role(id).await?;
+        Ok((self.memberships_up_to(id, n).await?, partner))
+    }
 }
 
 /// One member as a tenant's member list shows them.
@@ -386,6 +398,14 @@ pub trait TenantStore: CommitStore + Send + Sync {
     }
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
     async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+    /// The tenants with these ids that exist, in no particular order (at most 100 ids).
+    async fn tenants_by_ids(&self, ids: &[TenantId]) -> Result<Vec<Tenant>, StoreError> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.tenant_by_id(id).await?);
+        }
+        Ok(out)
+    }
     /// Adds `user` to `tenant` in `role` (an owner also counts towards the tenant's owners);
     /// `Conflict` if already a member (a role is never overwritten by an add).
     async fn add_membership(

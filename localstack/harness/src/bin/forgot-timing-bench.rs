@@ -50,7 +50,7 @@ async fn pass(
     let run = uuid::Uuid::new_v4().simple().to_string();
     let mut known_emails = Vec::with_capacity(requests);
     for i in 0..requests {
-        let user = local_harness::seed_user(store, &format!("bench-{run}-{i}"), phc)
+        let user = local_harness::seed_user(store, &format!("b{}-{i}", &run[..12]), phc)
             .await
             .expect("seed user");
         known_emails.push(user.email.to_string());

@@ -186,6 +186,24 @@ impl TenantStore for DynamoStore {
             .transpose()
     }
 
+    async fn tenants_by_ids(&self, ids: &[TenantId]) -> Result<Vec<Tenant>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut unique: Vec<&TenantId> = ids.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let keys = unique
+            .into_iter()
+            .map(|id| key(format!("TENANT#{id}"), "TENANT"))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(Self::parse_tenant)
+            .collect()
+    }
+
     async fn tenants_page(
         &self,
         filter: &TenantFilter,

@@ -184,6 +184,41 @@ impl UserStore for DynamoStore {
             .collect()
     }
 
+    async fn access_summary(
+        &self,
+        id: &UserId,
+        n: usize,
+    ) -> Result<(Vec<Membership>, bool), StoreError> {
+        // MEMBER# items sort before PARTNER# ones: one query reads both.
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":from", s("MEMBER#"))
+            .expression_attribute_values(":to", s("PARTNER#~"))
+            .consistent_read(true)
+            .limit(i32::try_from(n + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut memberships = Vec::new();
+        let mut partner = false;
+        for item in page.items() {
+            match item.get("SK").and_then(|v| v.as_s().ok()) {
+                Some(sk) if sk.starts_with("MEMBER#") => {
+                    if memberships.len() < n {
+                        memberships.push(membership_of(item)?);
+                    }
+                }
+                Some(sk) if sk.starts_with("PARTNER#") => partner = true,
+                _ => {}
+            }
+        }
+        Ok((memberships, partner))
+    }
+
     async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {
         if ids.is_empty() {
             return Ok(Vec::new());
