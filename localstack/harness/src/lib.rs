@@ -5,6 +5,24 @@
 //! template (`localstack/deploy.py`).
 
 pub mod runtime_api;
+
+/// The `p`th percentile of `v` (nearest rank), for the benches' figures.
+pub fn pct(mut v: Vec<f64>, p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[(((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize).min(v.len() - 1)]
+}
+
+/// `--flag value` pairs of a bench's command line, checked against `known`.
+pub fn flags(known: &[&str]) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        assert!(known.contains(&flag.as_str()), "unknown flag {flag}");
+        let value = args.next().expect("every flag takes a value");
+        out.insert(flag, value);
+    }
+    out
+}
 pub mod template;
 
 use shared::domain::{Email, Role, User, UserId, UserStatus};

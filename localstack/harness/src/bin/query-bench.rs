@@ -21,23 +21,19 @@ use tokio_postgres::types::ToSql;
 
 const PASSWORD: &str = "bench horse battery staple";
 
-fn pct(mut v: Vec<f64>, p: f64) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[(((p / 100.0) * (v.len() as f64 - 1.0)).round() as usize).min(v.len() - 1)]
-}
+use local_harness::pct;
 
 #[tokio::main]
 async fn main() {
-    let (mut base, mut n) = (String::new(), 100usize);
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let value = args.next().expect("every flag takes a value");
-        match flag.as_str() {
-            "--base" => base = value.trim_end_matches('/').to_string(),
-            "--requests" => n = value.parse().expect("--requests takes a number"),
-            other => panic!("unknown flag {other}"),
-        }
-    }
+    let args = local_harness::flags(&["--base", "--requests"]);
+    let base = args
+        .get("--base")
+        .map(|b| b.trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    let n: usize = args
+        .get("--requests")
+        .map(|r| r.parse().expect("--requests takes a number"))
+        .unwrap_or(100);
     assert!(!base.is_empty(), "--base URL is required");
     let database_url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
     let sdk = shared::aws::sdk_config().await;

@@ -120,19 +120,7 @@ impl UserStore for DynamoStore {
     }
 
     async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(format!("USER#{id}")))
-            .expression_attribute_values(":prefix", s("PARTNER#"))
-            .consistent_read(true)
-            .limit(1)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        Ok(!page.items().is_empty())
+        Ok(!self.partners_of(id, 1).await?.is_empty())
     }
 
     async fn grant_partner_admin(
