@@ -195,10 +195,8 @@ impl UserStore for DynamoStore {
         let mut partner = false;
         for item in page.items() {
             match item.get("SK").and_then(|v| v.as_s().ok()) {
-                Some(sk) if sk.starts_with("MEMBER#") => {
-                    if memberships.len() < n {
-                        memberships.push(membership_of(item)?);
-                    }
+                Some(sk) if sk.starts_with("MEMBER#") && memberships.len() < n => {
+                    memberships.push(membership_of(item)?);
                 }
                 Some(sk) if sk.starts_with("PARTNER#") => partner = true,
                 _ => {}
