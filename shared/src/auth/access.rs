@@ -81,20 +81,48 @@ pub async fn account_suspended<S: UserStore + TenantStore + ?Sized>(
     store: &S,
     user: &User,
 ) -> Result<bool, StoreError> {
+    Ok(summary(store, user).await?.is_some_and(|s| s.suspended))
+}
+
+/// What one read of the user's partition says about their access, kept for the rest of the
+/// request so tenant routes need not read the same membership again.
+#[derive(Debug, Clone)]
+pub struct AccessSummary {
+    /// The user's memberships, every one of them when `complete`.
+    pub memberships: Vec<crate::domain::Membership>,
+    pub complete: bool,
+    /// Whether the user administers any partner.
+    pub partner_admin: bool,
+    /// Every tenant of the user is suspended (see [`account_suspended`]).
+    pub suspended: bool,
+}
+
+/// The user's access summary; `None` for platform admins, who are never held suspended.
+async fn summary<S: UserStore + TenantStore + ?Sized>(
+    store: &S,
+    user: &User,
+) -> Result<Option<AccessSummary>, StoreError> {
     if user.platform_admin {
-        return Ok(false);
+        return Ok(None);
     }
     let (memberships, partner_admin) = store
         .access_summary(&user.id, SUSPENSION_CHECK_MEMBERSHIPS)
         .await?;
-    if partner_admin || memberships.is_empty() || memberships.len() >= SUSPENSION_CHECK_MEMBERSHIPS
-    {
-        return Ok(false);
-    }
-    let ids: Vec<_> = memberships.iter().map(|m| m.tenant_id.clone()).collect();
-    let tenants = store.tenants_by_ids(&ids).await?;
-    // A tenant that is gone, or not suspended, leaves the account usable.
-    Ok(tenants.len() == ids.len() && tenants.iter().all(|t| t.status == TenantStatus::Suspended))
+    let complete = memberships.len() < SUSPENSION_CHECK_MEMBERSHIPS;
+    let suspended = if partner_admin || memberships.is_empty() || !complete {
+        false
+    } else {
+        let ids: Vec<_> = memberships.iter().map(|m| m.tenant_id.clone()).collect();
+        let tenants = store.tenants_by_ids(&ids).await?;
+        // A tenant that is gone, or not suspended, leaves the account usable.
+        tenants.len() == ids.len() && tenants.iter().all(|t| t.status == TenantStatus::Suspended)
+    };
+    Ok(Some(AccessSummary {
+        memberships,
+        complete,
+        partner_admin,
+        suspended,
+    }))
 }
 
 /// A signed-in caller, as the database sees them: the stored user, and whether they act as a
@@ -103,6 +131,8 @@ pub async fn account_suspended<S: UserStore + TenantStore + ?Sized>(
 pub struct Caller {
     pub user: User,
     pub operator: bool,
+    /// Read once by `signed_in` for everyone but platform admins.
+    pub summary: Option<AccessSummary>,
 }
 
 /// The caller of a route open to portal and operator tokens. A user whose tenants are all
@@ -115,10 +145,15 @@ pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
     let principal = authenticate(keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(store, &principal).await?;
     let operator = principal.audience == Audience::Operator && user.platform_admin;
-    if !operator && account_suspended(store, &user).await? {
+    let summary = summary(store, &user).await?;
+    if !operator && summary.as_ref().is_some_and(|s| s.suspended) {
         return Err(account_suspended_error());
     }
-    Ok(Caller { user, operator })
+    Ok(Caller {
+        user,
+        operator,
+        summary,
+    })
 }
 
 /// What the caller is to one tenant, read from stored records.
@@ -148,13 +183,24 @@ pub async fn tenant_access<S: UserStore + ?Sized>(
     caller: &Caller,
     tenant: &Tenant,
 ) -> Result<TenantAccess, StoreError> {
-    let role = store
-        .membership(&caller.user.id, &tenant.id)
-        .await?
-        .map(|m| m.role);
+    // The memberships read at sign-in of this request, when they are all there; else one read.
+    let role = match &caller.summary {
+        Some(s) if s.complete => s
+            .memberships
+            .iter()
+            .find(|m| m.tenant_id == tenant.id)
+            .map(|m| m.role),
+        _ => store
+            .membership(&caller.user.id, &tenant.id)
+            .await?
+            .map(|m| m.role),
+    };
     let partner_admin = match &tenant.partner {
-        Some(p) if !caller.operator => store.is_partner_admin(&caller.user.id, p).await?,
-        _ => false,
+        Some(_) if caller.operator => false,
+        // Not an admin of any partner: not of this one either.
+        Some(_) if caller.summary.as_ref().is_some_and(|s| !s.partner_admin) => false,
+        Some(p) => store.is_partner_admin(&caller.user.id, p).await?,
+        None => false,
     };
     Ok(TenantAccess {
         operator: caller.operator,
