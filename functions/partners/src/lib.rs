@@ -17,7 +17,7 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::{signed_in, Caller};
+use shared::auth::access::{signed_in, tenant_in_path, tenant_not_found, Caller};
 use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::domain::{Email, UserId, UserStatus};
@@ -31,7 +31,7 @@ use shared::request::{
 };
 use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
 use shared::store::{Store, TenantFilter};
-use shared::tenant::{Tenant, TenantSlug, TenantStatus};
+use shared::tenant::{Tenant, TenantStatus};
 use shared::{ApiError, ApiResponse};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -455,27 +455,15 @@ async fn tenants(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     })))
 }
 
-fn tenant_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "TENANT_NOT_FOUND",
-        message: "no such tenant".into(),
-    }
-}
-
 /// Attach (`PUT`, moving it from any other partner) or detach (`DELETE`) a tenant, with both
 /// partners' counts in the same transaction.
 async fn attach(call: &Call<'_>, attach: bool) -> Result<ApiResponse, ApiError> {
     let partner = call.partner(true).await?;
     let store = call.app.store.as_ref();
-    let tenant = path_param(call.req, "slug")
-        .as_deref()
-        .and_then(TenantSlug::parse)
-        .ok_or_else(tenant_not_found)?;
-    let tenant = store
-        .tenant_by_slug(&tenant)
-        .await?
-        .filter(|t| t.status != TenantStatus::Deleted)
-        .ok_or_else(tenant_not_found)?;
+    let tenant = tenant_in_path(store, call.req).await?;
+    if tenant.status == TenantStatus::Deleted {
+        return Err(tenant_not_found());
+    }
     let new_partner = if attach {
         if partner.status != PartnerStatus::Active {
             return Err(ApiError::Conflict {

@@ -15,12 +15,14 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::{signed_in, tenant_access};
+use shared::auth::access::{
+    signed_in, tenant_access, tenant_in_path, tenant_not_found, tenant_suspended,
+};
 use shared::auth::jwt::TokenKeys;
 use shared::fields::FieldError;
-use shared::request::{json_body, matched, path_param, RequestContext};
+use shared::request::{json_body, matched, RequestContext};
 use shared::store::Store;
-use shared::tenant::{Plan, Tenant, TenantSlug, TenantStatus};
+use shared::tenant::{Plan, Tenant, TenantStatus};
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -95,34 +97,16 @@ enum PresignBody {
     One(Item),
 }
 
-fn tenant_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "TENANT_NOT_FOUND",
-        message: "no such tenant".into(),
-    }
-}
-
 /// The tenant in the path, if the caller is one of its members and it is usable.
 async fn member_tenant(app: &App, req: &Request) -> Result<Tenant, ApiError> {
     let caller = signed_in(&app.keys, app.store.as_ref(), req).await?;
-    let slug = path_param(req, "slug")
-        .as_deref()
-        .and_then(TenantSlug::parse)
-        .ok_or_else(tenant_not_found)?;
-    let tenant = app
-        .store
-        .tenant_by_slug(&slug)
-        .await?
-        .ok_or_else(tenant_not_found)?;
+    let tenant = tenant_in_path(app.store.as_ref(), req).await?;
     let access = tenant_access(app.store.as_ref(), &caller, &tenant).await?;
     if !access.sees() || tenant.status == TenantStatus::Deleted {
         return Err(tenant_not_found());
     }
     if tenant.status == TenantStatus::Suspended {
-        return Err(ApiError::Forbidden {
-            code: "TENANT_SUSPENDED",
-            message: "this tenant is suspended",
-        });
+        return Err(tenant_suspended());
     }
     if access.role.is_none() {
         return Err(ApiError::Forbidden {

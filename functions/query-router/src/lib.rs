@@ -18,7 +18,10 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::{signed_in, tenant_access, Caller, TenantAccess};
+use shared::auth::access::{
+    signed_in, tenant_access, tenant_in_path, tenant_not_found, tenant_suspended, Caller,
+    TenantAccess,
+};
 use shared::auth::jwt::TokenKeys;
 use shared::crypto::DataKey;
 use shared::domain::DatabaseId;
@@ -26,7 +29,7 @@ use shared::fields::{self, FieldError};
 use shared::request::{json_body, matched, path_param, query_param, RequestContext};
 use shared::store::changes::{AuditEntry, AuditTarget, Change};
 use shared::store::{DatabaseRecord, Store};
-use shared::tenant::{Tenant, TenantSlug, TenantStatus};
+use shared::tenant::{Tenant, TenantStatus};
 use shared::{ApiError, ApiResponse};
 use sql::{Column, Param};
 use std::collections::HashMap;
@@ -116,13 +119,6 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     }
 }
 
-fn tenant_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "TENANT_NOT_FOUND",
-        message: "no such tenant".into(),
-    }
-}
-
 fn database_not_found() -> ApiError {
     ApiError::NotFound {
         code: "DATABASE_NOT_FOUND",
@@ -137,25 +133,14 @@ fn usable(tenant: &Tenant, access: &TenantAccess) -> Result<(), ApiError> {
         return Err(tenant_not_found());
     }
     if tenant.status == TenantStatus::Suspended && !access.operator {
-        return Err(ApiError::Forbidden {
-            code: "TENANT_SUSPENDED",
-            message: "this tenant is suspended",
-        });
+        return Err(tenant_suspended());
     }
     Ok(())
 }
 
 /// The tenant in the path, for its owners, admins and operators.
 async fn managed_tenant(app: &App, req: &Request, caller: &Caller) -> Result<Tenant, ApiError> {
-    let slug = path_param(req, "slug")
-        .as_deref()
-        .and_then(TenantSlug::parse)
-        .ok_or_else(tenant_not_found)?;
-    let tenant = app
-        .store
-        .tenant_by_slug(&slug)
-        .await?
-        .ok_or_else(tenant_not_found)?;
+    let tenant = tenant_in_path(app.store.as_ref(), req).await?;
     let access = tenant_access(app.store.as_ref(), caller, &tenant).await?;
     usable(&tenant, &access)?;
     if !access.manages() {

@@ -23,15 +23,18 @@ mod members;
 mod origins;
 
 use lambda_http::{Body, Request, Response};
-use shared::auth::access::{signed_in, tenant_access, Caller, TenantAccess};
+pub(crate) use shared::auth::access::tenant_not_found;
+use shared::auth::access::{
+    signed_in, tenant_access, tenant_in_path, tenant_suspended, Caller, TenantAccess,
+};
 use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::email::Mailer;
 use shared::events::EventPublisher;
-use shared::request::{matched, path_param, RequestContext};
+use shared::request::{matched, RequestContext};
 use shared::store::changes::{AuditEntry, AuditTarget, Change};
 use shared::store::Store;
-use shared::tenant::{Tenant, TenantSlug, TenantStatus};
+use shared::tenant::{Tenant, TenantStatus};
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
@@ -148,13 +151,6 @@ pub(crate) enum Allowed {
     ManagersAndPartner,
 }
 
-pub(crate) fn tenant_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "TENANT_NOT_FOUND",
-        message: "no such tenant".into(),
-    }
-}
-
 pub(crate) fn forbidden(message: &'static str) -> ApiError {
     ApiError::Forbidden {
         code: "FORBIDDEN",
@@ -171,25 +167,13 @@ impl Call<'_> {
     /// exists only for operators; a suspended one only for operators and its partner's
     /// admins (its members get 403 `TENANT_SUSPENDED`).
     pub async fn tenant(&self, allowed: Allowed) -> Result<(Tenant, TenantAccess), ApiError> {
-        let slug = path_param(self.req, "slug")
-            .as_deref()
-            .and_then(TenantSlug::parse)
-            .ok_or_else(tenant_not_found)?;
-        let tenant = self
-            .app
-            .store
-            .tenant_by_slug(&slug)
-            .await?
-            .ok_or_else(tenant_not_found)?;
+        let tenant = tenant_in_path(self.app.store.as_ref(), self.req).await?;
         let access = tenant_access(self.app.store.as_ref(), self.caller, &tenant).await?;
         if !access.sees() || (tenant.status == TenantStatus::Deleted && !access.operator) {
             return Err(tenant_not_found());
         }
         if tenant.status == TenantStatus::Suspended && !access.operator && !access.partner_admin {
-            return Err(ApiError::Forbidden {
-                code: "TENANT_SUSPENDED",
-                message: "this tenant is suspended",
-            });
+            return Err(tenant_suspended());
         }
         let ok = match allowed {
             Allowed::Operators => access.operator,

@@ -156,6 +156,38 @@ pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
     })
 }
 
+/// The answer for a tenant that does not exist, or that the caller may not know exists.
+pub fn tenant_not_found() -> ApiError {
+    ApiError::NotFound {
+        code: "TENANT_NOT_FOUND",
+        message: "no such tenant".into(),
+    }
+}
+
+/// The answer for a member of a suspended tenant.
+pub fn tenant_suspended() -> ApiError {
+    ApiError::Forbidden {
+        code: "TENANT_SUSPENDED",
+        message: "this tenant is suspended",
+    }
+}
+
+/// The tenant named by the `{slug}` path parameter (404 `TENANT_NOT_FOUND` if there is none).
+/// Who may use it is the route's decision.
+pub async fn tenant_in_path<S: TenantStore + ?Sized>(
+    store: &S,
+    req: &Request,
+) -> Result<Tenant, ApiError> {
+    let slug = crate::request::path_param(req, "slug")
+        .as_deref()
+        .and_then(crate::tenant::TenantSlug::parse)
+        .ok_or_else(tenant_not_found)?;
+    store
+        .tenant_by_slug(&slug)
+        .await?
+        .ok_or_else(tenant_not_found)
+}
+
 /// What the caller is to one tenant, read from stored records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TenantAccess {
