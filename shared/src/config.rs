@@ -317,3 +317,38 @@ mod tests {
         assert!(ResetConfig::from_lookup(lookup(&[("PASSWORD_RESET_TTL_SECONDS", "0")])).is_err());
     }
 }
+
+/// Provisioning and offboarding settings (`tenants`, `provision-step`, `reconcile`).
+#[derive(Debug, Clone)]
+pub struct ProvisioningConfig {
+    /// `RECOVERY_WINDOW_SECONDS` (default 7 days, at most 30): how long a deleted tenant can be
+    /// restored. Its secret is scheduled for deletion with a recovery window of this many days
+    /// (rounded up, and within Secrets Manager's 7-30); after it the reconcile purges.
+    pub recovery_window_secs: i64,
+    /// `PROVISIONING_STALE_SECONDS` (default 300): a tenant still `provisioning` this long after
+    /// its last change, with no run holding it, is re-driven by the scheduled reconcile.
+    pub stale_after_secs: i64,
+}
+
+impl ProvisioningConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let v = Vars(get);
+        Ok(ProvisioningConfig {
+            recovery_window_secs: v.positive(
+                "RECOVERY_WINDOW_SECONDS",
+                7 * 24 * 3600,
+                30 * 24 * 3600,
+            )?,
+            stale_after_secs: v.number("PROVISIONING_STALE_SECONDS", 300, 24 * 3600)?,
+        })
+    }
+
+    /// The secret's recovery window in days, as Secrets Manager takes it (7 to 30).
+    pub fn secret_recovery_days(&self) -> i64 {
+        ((self.recovery_window_secs + 86_399) / 86_400).clamp(7, 30)
+    }
+}

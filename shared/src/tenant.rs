@@ -136,6 +136,73 @@ pub struct StepStatus {
     pub at: i64,
     #[serde(default)]
     pub attempts: u32,
+    /// What the step made and checks for drift: the marker's key, the secret's ARN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+}
+
+impl StepStatus {
+    /// A step not run yet.
+    pub fn pending(now: i64) -> Self {
+        StepStatus {
+            state: StepState::Pending,
+            message: None,
+            at: now,
+            attempts: 0,
+            artifact: None,
+        }
+    }
+
+    /// Settled without error (`ok` or `skipped`).
+    pub fn settled(&self) -> bool {
+        matches!(self.state, StepState::Ok | StepState::Skipped)
+    }
+}
+
+/// The provisioning steps, in the order the API lists them. Each is one task of the state
+/// machine (`infra/statemachines/provisioning.asl.json`) and one module of `provision-step`.
+pub const PROVISIONING_STEPS: &[&str] = &["storage", "secrets", "invitation"];
+
+/// What a run of the state machine does to a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    /// Create (or restore, or repair) every step's artifact, then activate.
+    Provision,
+    /// Retire every artifact reversibly (a deleted tenant).
+    Offboard,
+    /// Remove the retired artifacts for good (the recovery window has passed).
+    Purge,
+}
+
+crate::domain::named_enum!(RunMode { Provision => "provision", Offboard => "offboard", Purge => "purge" });
+
+/// The lease a run holds on its tenant: while it holds it, no other run starts, and only its
+/// steps write step statuses. It lapses at `until` (Unix seconds) if the run dies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunLease {
+    /// The execution's name.
+    pub id: String,
+    pub mode: RunMode,
+    pub since: i64,
+    pub until: i64,
+}
+
+/// A deleted tenant's way out: its artifacts are retired at deletion and removed for good once
+/// `purge_after` (Unix seconds) has passed; until then an operator may restore it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offboarding {
+    pub deleted_at: i64,
+    pub purge_after: i64,
+    /// The status a restore returns the tenant to.
+    pub previous_status: TenantStatus,
+    /// Per step, its retirement (then its purge).
+    #[serde(default)]
+    pub steps: std::collections::BTreeMap<String, StepStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retired_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -151,8 +218,14 @@ pub struct Tenant {
     pub billing_info: serde_json::Map<String, serde_json::Value>,
     pub partner: Option<crate::domain::PartnerId>,
     pub owner_email: Option<crate::domain::Email>,
-    /// Per provisioning step (e.g. `invitation`), its status.
+    /// Per provisioning step (`PROVISIONING_STEPS`), its status.
     pub provisioning: std::collections::BTreeMap<String, StepStatus>,
+    /// The run holding the tenant, if any (see `RunLease`).
+    pub run: Option<RunLease>,
+    /// Set by deletion, cleared by a completed restore.
+    pub offboarding: Option<Offboarding>,
+    /// Who created the tenant (the invitation names them).
+    pub created_by: Option<crate::domain::UserId>,
     /// Ordered; the first is primary and is where password-reset links point.
     pub redirect_origins: Vec<RedirectOrigin>,
     /// How many members hold `owner`: kept with every owner change, never below 1 once set.
@@ -177,12 +250,32 @@ impl Tenant {
             partner: None,
             owner_email: None,
             provisioning: std::collections::BTreeMap::new(),
+            run: None,
+            offboarding: None,
+            created_by: None,
             redirect_origins: Vec::new(),
             owners: 0,
             version: 1,
             created_at: now,
             updated_at: now,
         }
+    }
+
+    /// Every provisioning step settled without error.
+    pub fn provisioned(&self) -> bool {
+        PROVISIONING_STEPS
+            .iter()
+            .all(|s| self.provisioning.get(*s).is_some_and(StepStatus::settled))
+    }
+
+    /// The lease, if it is held by a live run at `now`.
+    pub fn live_run(&self, now: i64) -> Option<&RunLease> {
+        self.run.as_ref().filter(|r| r.until > now)
+    }
+
+    /// The tenant's prefix in the bucket; every object of the tenant lives under it.
+    pub fn storage_prefix(&self) -> String {
+        format!("tenants/{}/", self.id)
     }
 
     /// The strong entity tag of this version of the record.

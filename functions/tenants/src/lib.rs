@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `POST /tenants`, `GET /tenants` | `lifecycle` | operator; partner admin (own partner's) |
 //! | `GET`/`PATCH /tenants/{slug}` | `lifecycle` | operator; partner admin; owner/admin |
-//! | `DELETE /tenants/{slug}`, `POST .../suspend`, `.../resume` | `lifecycle` | operator |
+//! | `DELETE /tenants/{slug}`, `POST .../suspend`, `.../resume`, `.../restore` | `lifecycle` | operator |
 //! | `GET`/`POST /tenants/{slug}/users`, `PATCH`/`DELETE .../users/{user_id}` | `members` | operator; owner/admin |
 //! | `GET`/`PUT /tenants/{slug}/redirect-origins` | `origins` | operator; owner/admin |
 //! | `GET /audit` | `audit` | operator |
@@ -46,6 +46,8 @@ pub struct App {
     pub links: LinkConfig,
     /// `LOCAL_MODE`: plain `http` origins are accepted (local emulator only).
     pub local_mode: bool,
+    /// `RECOVERY_WINDOW_SECONDS`: how long a deleted tenant can be restored.
+    pub recovery_window_secs: i64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +59,7 @@ enum Route {
     DeleteTenant,
     Suspend,
     Resume,
+    Restore,
     ListMembers,
     InviteMember,
     ChangeMember,
@@ -75,6 +78,7 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("DELETE", "/tenants/{slug}", Route::DeleteTenant),
     ("POST", "/tenants/{slug}/suspend", Route::Suspend),
     ("POST", "/tenants/{slug}/resume", Route::Resume),
+    ("POST", "/tenants/{slug}/restore", Route::Restore),
     ("GET", "/tenants/{slug}/users", Route::ListMembers),
     ("POST", "/tenants/{slug}/users", Route::InviteMember),
     (
@@ -122,6 +126,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::DeleteTenant => lifecycle::delete(&call).await,
         Route::Suspend => lifecycle::set_suspended(&call, true).await,
         Route::Resume => lifecycle::set_suspended(&call, false).await,
+        Route::Restore => lifecycle::restore(&call).await,
         Route::ListMembers => members::list(&call).await,
         Route::InviteMember => members::invite(&call).await,
         Route::ChangeMember => members::change_role(&call).await,

@@ -12,7 +12,9 @@ use shared::request::etag_matches;
 use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{tenant_count_changes, Change, OutboxEvent, TENANT_COUNTS};
 use shared::store::TenantFilter;
-use shared::tenant::{Plan, StepState, StepStatus, Tenant, TenantSlug, TenantStatus};
+use shared::tenant::{
+    Offboarding, Plan, StepStatus, Tenant, TenantSlug, TenantStatus, PROVISIONING_STEPS,
+};
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
 
@@ -29,6 +31,9 @@ pub(crate) fn view(t: &Tenant) -> Value {
         "partner_id": t.partner,
         "owner_email": t.owner_email,
         "provisioning": t.provisioning,
+        "provisioned": t.provisioned(),
+        "run": t.run,
+        "offboarding": t.offboarding,
         "redirect_origins": t.redirect_origins,
         "created_at": t.created_at,
         "updated_at": t.updated_at,
@@ -156,15 +161,12 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         tenant.partner = partner;
         tenant.owner_email = Some(owner_email.clone());
         tenant.owners = 1;
-        tenant.provisioning = BTreeMap::from([(
-            "invitation".to_string(),
-            StepStatus {
-                state: StepState::Pending,
-                message: None,
-                at: now,
-                attempts: 0,
-            },
-        )]);
+        tenant.created_by = Some(call.caller.user.id.clone());
+        // Every step waits for the state machine; the owner's invitation is its step too.
+        tenant.provisioning = PROVISIONING_STEPS
+            .iter()
+            .map(|step| (step.to_string(), StepStatus::pending(now)))
+            .collect();
         create_committed(call, tenant, owner_email, now).await
     })
     .await
@@ -172,7 +174,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 
 async fn create_committed(
     call: &Call<'_>,
-    mut tenant: Tenant,
+    tenant: Tenant,
     owner_email: Email,
     now: i64,
 ) -> Result<ApiResponse, ApiError> {
@@ -193,6 +195,7 @@ async fn create_committed(
                 "slug": tenant.slug,
                 "partner_id": tenant.partner,
                 "owner_user_id": owner.id,
+                "created_by": tenant.created_by,
                 "plan": tenant.plan,
             })
             .to_string(),
@@ -245,67 +248,9 @@ async fn create_committed(
         }
     };
     tracing::info!(tenant = %tenant.slug, created_by = %call.caller.user.id, new_owner, "tenant created");
-    // The tenant stands from here on: a lost event is healed by the reconcile.
+    // The tenant stands from here on. The event starts provisioning (the owner's invitation
+    // included); a lost event is healed by the reconcile.
     publish_committed(call.app.events.as_ref(), store, &event).await;
-    let sent = if new_owner {
-        shared::invitation::send(
-            &shared::invitation::Sender {
-                store,
-                mailer: call.app.mailer.as_ref(),
-                links: &call.app.links,
-            },
-            &owner,
-            &shared::invitation::Invite {
-                place: &tenant.name,
-                role: Role::Owner.as_str(),
-                invited_by: &call.caller.user,
-            },
-            now,
-        )
-        .await
-    } else {
-        shared::invitation::notify_access(
-            call.app.mailer.as_ref(),
-            &owner,
-            &tenant.name,
-            Role::Owner.as_str(),
-            &call.caller.user,
-        )
-        .await;
-        Ok(())
-    };
-    let step = match &sent {
-        Ok(()) => StepStatus {
-            state: StepState::Ok,
-            message: None,
-            at: now,
-            attempts: 1,
-        },
-        Err(why) => {
-            tracing::error!(tenant = %tenant.slug, cause = %why, "owner invitation failed");
-            StepStatus {
-                state: StepState::Error,
-                message: Some(why.split(':').next().unwrap_or("failed").to_string()),
-                at: now,
-                attempts: 1,
-            }
-        }
-    };
-    let mut recorded = tenant.clone();
-    recorded.provisioning.insert("invitation".into(), step);
-    recorded.version += 1;
-    match store
-        .commit(vec![Change::UpdateTenant {
-            tenant: recorded.clone(),
-            expect_version: tenant.version,
-        }])
-        .await
-    {
-        Ok(()) => tenant = recorded,
-        Err(e) => {
-            tracing::error!(tenant = %tenant.slug, cause = %e, "invitation step not recorded")
-        }
-    }
     let mut data = view(&tenant);
     data["owner"] = json!({"user_id": owner.id, "invited": new_owner});
     Ok(with_etag(ApiResponse::created(data), &tenant))
@@ -498,18 +443,21 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 /// A status change with its counters, audit entry and (optionally) event, in one commit.
+/// `edit` changes anything else the new status carries.
 async fn change_status(
     call: &Call<'_>,
     tenant: &Tenant,
     status: TenantStatus,
     action: &str,
     event: Option<&str>,
+    edit: impl FnOnce(&mut Tenant),
 ) -> Result<Tenant, ApiError> {
     let now = shared::time::now_unix();
     let mut next = tenant.clone();
     next.status = status;
     next.version = tenant.version + 1;
     next.updated_at = now;
+    edit(&mut next);
     let mut changes = vec![Change::UpdateTenant {
         tenant: next.clone(),
         expect_version: tenant.version,
@@ -545,18 +493,73 @@ async fn change_status(
     Ok(next)
 }
 
-/// Soft delete: the record, its data and its slug stay; `TenantDeleted` is published.
+/// Soft delete: the record, its data and its slug stay; `TenantDeleted` is published, and
+/// offboarding retires the tenant's artifacts, restorable until `offboarding.purge_after`.
 pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let (tenant, _) = call.tenant(Allowed::Operators).await?;
     if tenant.status == TenantStatus::Deleted {
         return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
     }
+    let now = shared::time::now_unix();
+    let window = call.app.recovery_window_secs;
     let next = change_status(
         call,
         &tenant,
         TenantStatus::Deleted,
         "tenant.deleted",
         Some("TenantDeleted"),
+        |t| {
+            t.offboarding = Some(Offboarding {
+                deleted_at: now,
+                purge_after: now + window,
+                previous_status: tenant.status,
+                steps: BTreeMap::new(),
+                retired_at: None,
+                purged_at: None,
+            })
+        },
+    )
+    .await?;
+    Ok(with_etag(ApiResponse::ok(view(&next)), &next))
+}
+
+/// Undoes a delete within the recovery window: the tenant goes back to `provisioning`, and
+/// `TenantRestored` runs provisioning again, which brings each retired artifact back (the
+/// owner is not invited twice) and returns the tenant to the status it had.
+pub(crate) async fn restore(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = call.tenant(Allowed::Operators).await?;
+    let now = shared::time::now_unix();
+    let Some(off) = tenant.offboarding.as_ref().filter(|_| tenant.status == TenantStatus::Deleted)
+    else {
+        return Err(ApiError::Conflict {
+            code: "INVALID_STATE",
+            message: "only a deleted tenant can be restored".into(),
+        });
+    };
+    if off.purged_at.is_some() || now >= off.purge_after {
+        return Err(ApiError::Conflict {
+            code: "RECOVERY_WINDOW_PASSED",
+            message: "the recovery window has passed; the tenant's data is gone".into(),
+        });
+    }
+    if tenant.live_run(now).is_some() {
+        return Err(ApiError::Conflict {
+            code: "OFFBOARDING_IN_PROGRESS",
+            message: "the tenant is being offboarded; try again in a minute".into(),
+        });
+    }
+    let next = change_status(
+        call,
+        &tenant,
+        TenantStatus::Provisioning,
+        "tenant.restored",
+        Some("TenantRestored"),
+        |t| {
+            // The retired artifacts come back through their steps; the invitation stays as it was.
+            for step in ["storage", "secrets"] {
+                t.provisioning.insert(step.into(), StepStatus::pending(now));
+            }
+        },
     )
     .await?;
     Ok(with_etag(ApiResponse::ok(view(&next)), &next))
@@ -593,6 +596,6 @@ pub(crate) async fn set_suspended(call: &Call<'_>, suspend: bool) -> Result<ApiR
             ),
         });
     }
-    let next = change_status(call, &tenant, to, action, None).await?;
+    let next = change_status(call, &tenant, to, action, None, |_| {}).await?;
     Ok(with_etag(ApiResponse::ok(view(&next)), &next))
 }

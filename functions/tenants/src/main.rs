@@ -12,6 +12,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         events: s.events()?,
         links: s.links()?,
         local_mode: s.config.local_mode,
+        recovery_window_secs: s
+            .read(shared::config::ProvisioningConfig::from_env())?
+            .recovery_window_secs,
     };
     serve(app, tenants::handle).await
 }

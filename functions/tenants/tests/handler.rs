@@ -27,6 +27,7 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
             .unwrap(),
         },
         local_mode: false,
+        recovery_window_secs: 7 * 24 * 3600,
     };
     (store, mailer, app)
 }
@@ -375,10 +376,12 @@ async fn a_created_tenant_publishes_its_event_and_leaves_no_outbox_item() {
     let detail: Value = serde_json::from_str(&published[0].detail).unwrap();
     assert_eq!(detail["slug"], "outbox-ok");
     assert!(store.pending_events(10).await.unwrap().is_empty());
-    // The owner was invited.
-    let sent = mailer.sent();
-    assert_eq!(sent.len(), 1);
-    assert!(sent[0].text.contains("/accept-invitation#token="));
+    // The owner is invited by the provisioning run, not by the request; every step waits.
+    assert!(mailer.sent().is_empty());
+    assert_eq!(detail["created_by"], operator.id.as_str());
+    for step in shared::tenant::PROVISIONING_STEPS {
+        assert_eq!(body["data"]["provisioning"][step]["state"], "pending", "{step}");
+    }
 }
 
 #[tokio::test]

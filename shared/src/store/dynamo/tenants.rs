@@ -55,6 +55,9 @@ impl DynamoStore {
                     serde_json::to_string(&t.provisioning).unwrap_or_else(|_| "{}".into())
                 )),
             ),
+            ("run", t.run.as_ref().map(|r| s(json_text(r)))),
+            ("offboarding", t.offboarding.as_ref().map(|o| s(json_text(o)))),
+            ("created_by", t.created_by.as_ref().map(|u| s(u.as_str()))),
             ("owner_email", t.owner_email.as_ref().map(|e| s(e.as_str()))),
             ("partner_id", t.partner.as_ref().map(|p| s(p.as_str()))),
             (
@@ -129,6 +132,14 @@ impl DynamoStore {
                 serde_json::from_str(raw).map_err(|_| f.corrupt("bad provisioning".into()))?
             }
         };
+        let run = f
+            .opt_s("run")
+            .map(|raw| serde_json::from_str(raw).map_err(|_| f.corrupt("bad run".into())))
+            .transpose()?;
+        let offboarding = f
+            .opt_s("offboarding")
+            .map(|raw| serde_json::from_str(raw).map_err(|_| f.corrupt("bad offboarding".into())))
+            .transpose()?;
         Ok(Tenant {
             id: f.tenant_id("tenant_id")?,
             slug: TenantSlug::parse(f.s("slug")?).ok_or_else(|| f.corrupt("bad slug".into()))?,
@@ -151,6 +162,9 @@ impl DynamoStore {
             },
             owner_email: f.opt_s("owner_email").and_then(|e| Email::parse(e).ok()),
             provisioning,
+            run,
+            offboarding,
+            created_by: f.opt_s("created_by").and_then(UserId::parse),
             redirect_origins: origins,
             owners: f.n_or("owners", 0)?,
             version: f.n_or("version", 1)?,
@@ -158,6 +172,10 @@ impl DynamoStore {
             updated_at: f.n_or("updated_at", 0)?,
         })
     }
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "{}".into())
 }
 
 pub(super) fn origin_list(origins: &[RedirectOrigin]) -> AttributeValue {
