@@ -63,6 +63,12 @@ impl UserId {
         UserId(uuid::Uuid::new_v4().to_string())
     }
 
+    /// The platform itself, as the actor of what no person did (provisioning, the reconcile):
+    /// the nil UUID, which no account ever has.
+    pub fn system() -> Self {
+        UserId(uuid::Uuid::nil().hyphenated().to_string())
+    }
+
     /// Accepts only the canonical UUID form, so ids from tokens or paths cannot smuggle key
     /// separators into store keys.
     pub fn parse(raw: &str) -> Option<Self> {

@@ -97,11 +97,27 @@ pub async fn send(
 
 /// Tells an existing user they were given access. A failure is logged only: the access stands.
 pub async fn notify_access(mailer: &dyn Mailer, user: &User, place: &str, role: &str, by: &User) {
-    let sent = match email::access_granted(&user.email, place, role, &by.email) {
-        Ok(m) => mailer.send(&m).await,
-        Err(e) => Err(e),
-    };
-    if let Err(e) = sent {
-        tracing::error!(user_id = %user.id, cause = %crate::error::chain(&e), "access notice not sent");
+    if let Err(e) = try_notify_access(mailer, user, place, role, by).await {
+        tracing::error!(user_id = %user.id, cause = %e, "access notice not sent");
     }
+}
+
+/// `notify_access`, reporting a failure (a short text safe to record) to the caller.
+pub async fn try_notify_access(
+    mailer: &dyn Mailer,
+    user: &User,
+    place: &str,
+    role: &str,
+    by: &User,
+) -> Result<(), String> {
+    let message = email::access_granted(&user.email, place, role, &by.email).map_err(|e| {
+        format!(
+            "the notice could not be written: {}",
+            crate::error::chain(&e)
+        )
+    })?;
+    mailer
+        .send(&message)
+        .await
+        .map_err(|e| format!("the notice could not be sent: {}", crate::error::chain(&e)))
 }

@@ -18,6 +18,7 @@ pub mod links;
 pub mod logging;
 pub mod page;
 pub mod partner;
+pub mod provisioning;
 pub mod proxy_event;
 pub mod ratelimit;
 pub mod request;

@@ -64,6 +64,20 @@ impl Startup {
         )))
     }
 
+    /// S3: on an emulator endpoint buckets are addressed by path; on AWS by virtual host.
+    pub fn s3(&self) -> aws_sdk_s3::Client {
+        let emulated = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.is_empty());
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(emulated)
+                .build(),
+        )
+    }
+
+    pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        aws_sdk_secretsmanager::Client::new(&self.sdk)
+    }
+
     pub fn links(&self) -> Result<LinkConfig, StartError> {
         logged(
             "invalid configuration",

@@ -10,10 +10,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|u| !u.is_empty());
-    // On an emulator endpoint buckets are addressed by path; on AWS by virtual host.
-    let s3_config = aws_sdk_s3::config::Builder::from(&s.sdk)
-        .force_path_style(endpoint.is_some())
-        .build();
     let region = s
         .sdk
         .region()
@@ -30,7 +26,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let app = presign::App {
         store: s.store(),
         keys: s.verifying_keys().await?,
-        s3: aws_sdk_s3::Client::from_conf(s3_config),
+        s3: s.s3(),
         credentials,
         bucket: storage.bucket,
         region,

@@ -1,0 +1,245 @@
+//! provision-step: every task of the provisioning state machine
+//! (`infra/statemachines/provisioning.asl.json`) invokes this function with one of four actions:
+//!
+//! | action | what it does | module |
+//! |---|---|---|
+//! | `claim` | takes the tenant's run lease and decides the run's mode from the tenant's state | `record` |
+//! | `step` | runs one step (`storage`, `secrets`, `invitation`) in that mode and records it | `storage`, `secrets`, `invitation` |
+//! | `fail` | records a step the state machine gave up on as `error` | `record` |
+//! | `finish` | activates (or marks retired, or purged) once every step settled, and frees the lease | `record` |
+//!
+//! The mode is `provision` (create, restore or repair each artifact, then activate),
+//! `offboard` (retire each artifact reversibly) or `purge` (remove them for good). Every step
+//! is idempotent: run again after success it finds its artifact and changes nothing.
+//!
+//! Errors are typed for the state machine: `TransientStepError` (throttling, timeouts, 5xx,
+//! a busy record) is retried with backoff by the ASL's `Retry`; `PermanentStepError` is caught
+//! and recorded. The ASL matches these names only, never messages.
+
+mod invitation;
+mod record;
+mod secrets;
+mod storage;
+
+#[cfg(feature = "faults")]
+pub mod faults;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+use shared::config::{LinkConfig, ProvisioningConfig};
+use shared::domain::TenantId;
+use shared::email::Mailer;
+use shared::provisioning::ServiceFailure;
+use shared::store::Store;
+use shared::tenant::{RunMode, StepState, Tenant};
+use std::sync::Arc;
+
+pub use record::{decide_mode, Claim};
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub mailer: Arc<dyn Mailer>,
+    pub links: LinkConfig,
+    /// `BUCKET_NAME`.
+    pub bucket: String,
+    /// `TENANT_SECRET_PREFIX`: tenant secrets are named `<prefix>tenants/<id>`.
+    pub secret_prefix: String,
+    pub provisioning: ProvisioningConfig,
+    #[cfg(feature = "faults")]
+    pub faults: faults::Faults,
+}
+
+/// One task's input, as the state machine's `Parameters` build it.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Task {
+    Claim {
+        tenant_id: String,
+        /// The execution's name.
+        run: String,
+        /// The event that started the run (`TenantCreated`, `TenantDeleted`, `TenantRestored`,
+        /// `Reconcile`).
+        #[serde(default)]
+        kind: String,
+    },
+    Step {
+        tenant_id: String,
+        run: String,
+        step: String,
+    },
+    Fail {
+        tenant_id: String,
+        run: String,
+        step: String,
+        /// The error name the state machine caught.
+        error: String,
+    },
+    Finish {
+        tenant_id: String,
+        run: String,
+    },
+}
+
+/// A task's failure, named for the state machine.
+#[derive(Debug, thiserror::Error)]
+pub enum StepError {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl StepError {
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepError::Transient(_) => "TransientStepError",
+            StepError::Permanent(_) => "PermanentStepError",
+        }
+    }
+}
+
+impl From<StepError> for lambda_runtime::Diagnostic {
+    fn from(e: StepError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: e.name().to_string(),
+            error_message: e.to_string(),
+        }
+    }
+}
+
+impl From<ServiceFailure> for StepError {
+    fn from(f: ServiceFailure) -> Self {
+        let text = short(&f.to_string());
+        if f.transient {
+            StepError::Transient(text)
+        } else {
+            StepError::Permanent(text)
+        }
+    }
+}
+
+impl From<shared::store::StoreError> for StepError {
+    fn from(e: shared::store::StoreError) -> Self {
+        use shared::store::StoreError::*;
+        match e {
+            Unavailable(_) => StepError::Transient("the table is unavailable".into()),
+            other => StepError::Permanent(short(&format!(
+                "the table refused: {}",
+                shared::error::chain(&other)
+            ))),
+        }
+    }
+}
+
+/// A recorded message stays short: the start of the cause, on one line.
+pub(crate) fn short(text: &str) -> String {
+    let line: String = text.replace(['\n', '\r'], " ");
+    match line.char_indices().nth(300) {
+        Some((i, _)) => format!("{}...", &line[..i]),
+        None => line,
+    }
+}
+
+/// What a step did when it succeeded.
+#[derive(Debug, Clone)]
+pub(crate) struct Done {
+    pub state: StepState,
+    /// `unchanged`, `created`, `repaired`, `restored`, `retired`, `purged` or `skipped`.
+    pub outcome: &'static str,
+    pub artifact: Option<String>,
+    pub message: Option<String>,
+}
+
+impl Done {
+    pub fn ok(outcome: &'static str, artifact: Option<String>) -> Self {
+        Done {
+            state: StepState::Ok,
+            outcome,
+            artifact,
+            message: None,
+        }
+    }
+
+    pub fn skipped(why: &str) -> Self {
+        Done {
+            state: StepState::Skipped,
+            outcome: "skipped",
+            artifact: None,
+            message: Some(why.to_string()),
+        }
+    }
+}
+
+fn tenant_id(raw: &str) -> Result<TenantId, StepError> {
+    TenantId::parse(raw).ok_or_else(|| StepError::Permanent("the task names no valid tenant".into()))
+}
+
+/// Runs one task. The result is the task's output in the state machine.
+pub async fn handle(app: &App, input: Value) -> Result<Value, StepError> {
+    let task: Task = serde_json::from_value(input)
+        .map_err(|e| StepError::Permanent(format!("invalid task input: {e}")))?;
+    match task {
+        Task::Claim {
+            tenant_id: id,
+            run,
+            kind,
+        } => {
+            let claim = record::claim(app, &tenant_id(&id)?, &run, &kind).await?;
+            tracing::info!(tenant_id = %id, run = %run, kind = %kind, mode = claim.mode, reason = %claim.reason, "claim");
+            Ok(json!({"mode": claim.mode, "reason": claim.reason}))
+        }
+        Task::Step {
+            tenant_id: id,
+            run,
+            step,
+        } => run_step(app, &tenant_id(&id)?, &run, &step).await,
+        Task::Fail {
+            tenant_id: id,
+            run,
+            step,
+            error,
+        } => {
+            record::fail(app, &tenant_id(&id)?, &run, &step, &error).await?;
+            tracing::warn!(tenant_id = %id, run = %run, step = %step, error = %error, "step gave up");
+            Ok(json!({"step": step, "state": "error"}))
+        }
+        Task::Finish { tenant_id: id, run } => {
+            let outcome = record::finish(app, &tenant_id(&id)?, &run).await?;
+            tracing::info!(tenant_id = %id, run = %run, outcome = %outcome, "run finished");
+            Ok(json!({"outcome": outcome}))
+        }
+    }
+}
+
+async fn run_step(app: &App, id: &TenantId, run: &str, step: &str) -> Result<Value, StepError> {
+    if !shared::tenant::PROVISIONING_STEPS.contains(&step) {
+        return Err(StepError::Permanent("the task names no known step".into()));
+    }
+    let (tenant, mode) = record::held(app, id, run).await?;
+    let prev = record::step_status(&tenant, mode, step);
+    let result = run_step_work(app, &tenant, mode, step, &prev).await;
+    let outcome = record::record_step(app, id, run, step, &prev, &result).await?;
+    tracing::info!(tenant = %tenant.slug, run = %run, step = %step, mode = mode.as_str(), outcome = %outcome, "step");
+    match result {
+        Ok(done) => Ok(json!({"step": step, "state": done.state, "outcome": done.outcome})),
+        Err(e) => Err(e),
+    }
+}
+
+async fn run_step_work(
+    app: &App,
+    tenant: &Tenant,
+    mode: RunMode,
+    step: &str,
+    prev: &shared::tenant::StepStatus,
+) -> Result<Done, StepError> {
+    #[cfg(feature = "faults")]
+    app.faults.check(tenant, step).await?;
+    match step {
+        "storage" => storage::run(app, tenant, mode, prev).await,
+        "secrets" => secrets::run(app, tenant, mode, prev).await,
+        _ => invitation::run(app, tenant, mode, prev).await,
+    }
+}

@@ -1,0 +1,32 @@
+//! Builds provision-step's clients once per process and hands the task handler to the runtime.
+
+use shared::startup::Startup;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    let s = Startup::begin().await?;
+    let storage = s.read(shared::config::StorageConfig::from_env())?;
+    let app = provision_step::App {
+        store: s.store(),
+        s3: s.s3(),
+        secrets: s.secrets(),
+        mailer: s.mailer()?,
+        links: s.links()?,
+        bucket: storage.bucket,
+        secret_prefix: std::env::var("TENANT_SECRET_PREFIX").unwrap_or_default(),
+        provisioning: s.read(shared::config::ProvisioningConfig::from_env())?,
+        #[cfg(feature = "faults")]
+        faults: provision_step::faults::Faults {
+            client: aws_sdk_dynamodb::Client::new(&s.sdk),
+            table: s.config.table_name.clone(),
+        },
+    };
+    let app: &'static provision_step::App = Box::leak(Box::new(app));
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            // Boxed: the handler's future is too deep to nest inline in the runtime's.
+            Box::pin(provision_step::handle(app, event.payload)).await
+        },
+    ))
+    .await
+}
