@@ -1,0 +1,314 @@
+//! reconcile: heals provisioning. It runs on the schedule (every tenant) and on
+//! `POST /tenants/{slug}/reconcile` (one tenant, operators only), and can be invoked directly
+//! (`make reconcile`). For each tenant it decides (`check::need`) whether a run of the
+//! provisioning state machine is needed: provisioning unfinished or failed, an `ok` step's
+//! artifact gone (drift), offboarding unfinished, or a recovery window passed. It starts that
+//! run (named after the tenant and its record's version, so two reconciles of one version
+//! cannot start two), waits for it, and reports what happened. Events left in the outbox
+//! are published again first. Run twice in a row, the second finds nothing to do and says so.
+
+pub mod check;
+
+use check::Need;
+use futures_util::stream::{self, StreamExt};
+use lambda_http::{Body, Request, Response};
+use serde::Serialize;
+use serde_json::{json, Value};
+use shared::auth::access::{signed_in, tenant_in_path};
+use shared::auth::jwt::TokenKeys;
+use shared::events::{publish_committed, EventPublisher};
+use shared::request::{matched, RequestContext};
+use shared::store::{Store, TenantFilter};
+use shared::tenant::Tenant;
+use shared::{ApiError, ApiResponse};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub keys: TokenKeys,
+    pub s3: aws_sdk_s3::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+    pub sfn: aws_sdk_sfn::Client,
+    pub events: Arc<dyn EventPublisher>,
+    pub bucket: String,
+    pub secret_prefix: String,
+    /// `STATE_MACHINE_ARN`: the provisioning state machine.
+    pub state_machine_arn: String,
+    /// `PROVISIONING_STALE_SECONDS`.
+    pub stale_after_secs: i64,
+    /// How long a reconcile waits for the runs it started (within the function's timeout).
+    pub wait: Duration,
+}
+
+/// What happened to one tenant.
+#[derive(Debug, Serialize)]
+pub struct TenantReport {
+    pub slug: String,
+    pub status_before: String,
+    #[serde(flatten)]
+    pub need: Need,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// The run's end: `SUCCEEDED`, `FAILED`, ..., or `RUNNING` if it outlasted the wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub execution_status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_after: Option<String>,
+    /// Each step after the run (provisioning, or offboarding for a deleted tenant).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steps_after: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Runs one pass. `only`: one tenant (forced), else every tenant.
+pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
+    let started = Instant::now();
+    let force = only.is_some();
+    let republished = if force { 0 } else { republish_outbox(app).await };
+    let (tenants, listing_error) = match only {
+        Some(t) => (vec![t], None),
+        None => match all_tenants(app).await {
+            Ok(ts) => (ts, None),
+            Err(e) => (Vec::new(), Some(e)),
+        },
+    };
+    let checked = tenants.len();
+    let reports: Vec<TenantReport> = stream::iter(tenants)
+        .map(|t| reconcile_one(app, t, force))
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut acted: Vec<&TenantReport> = reports
+        .iter()
+        .filter(|r| !matches!(r.need, Need::Nothing { .. }) || r.error.is_some())
+        .collect();
+    acted.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let redriven = reports.iter().filter(|r| r.execution.is_some()).count();
+    let summary = if acted.is_empty() && republished == 0 && listing_error.is_none() {
+        "nothing to do".to_string()
+    } else {
+        format!("{redriven} runs started, {republished} events republished")
+    };
+    json!({
+        "summary": summary,
+        "tenants_checked": checked,
+        "runs_started": redriven,
+        "events_republished": republished,
+        "error": listing_error,
+        "tenants": if force { json!(reports) } else { json!(acted) },
+        "elapsed_ms": started.elapsed().as_millis() as u64,
+    })
+}
+
+async fn all_tenants(app: &App) -> Result<Vec<Tenant>, String> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = app
+            .store
+            .tenants_page(&TenantFilter::default(), 100, cursor.as_deref())
+            .await
+            .map_err(|e| format!("tenants could not be listed: {e}"))?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+/// Publishes again every event that has waited in the outbox longer than a fresh request
+/// needs to publish its own.
+async fn republish_outbox(app: &App) -> usize {
+    let now = shared::time::now_unix();
+    let pending = match app.store.pending_events(100).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(cause = %shared::error::chain(&e), "outbox unreadable");
+            return 0;
+        }
+    };
+    let mut n = 0;
+    for event in pending.iter().filter(|e| now - e.created_at >= 60) {
+        if publish_committed(app.events.as_ref(), app.store.as_ref(), event).await {
+            n += 1;
+        }
+    }
+    n
+}
+
+async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
+    let now = shared::time::now_unix();
+    let mut report = TenantReport {
+        slug: t.slug.to_string(),
+        status_before: t.status.as_str().to_string(),
+        need: Need::Nothing {
+            reason: String::new(),
+        },
+        execution: None,
+        execution_status: None,
+        status_after: None,
+        steps_after: None,
+        error: None,
+    };
+    let drift = match check::drift(app, &t).await {
+        Ok(d) => d,
+        Err(e) => {
+            report.error = Some(format!("artifacts could not be checked: {}", e.what));
+            report.need = Need::Nothing {
+                reason: "left for the next reconcile".into(),
+            };
+            return report;
+        }
+    };
+    report.need = check::need(&t, now, app.stale_after_secs, force, &drift);
+    if !matches!(report.need, Need::Redrive { .. }) {
+        return report;
+    }
+    // One name per tenant and record version: a second reconcile of the same version gets
+    // ExecutionAlreadyExists instead of a second run, and the run's claim moves the version.
+    let name = format!("{}-g{}", t.slug, t.version);
+    let input = json!({
+        "detail-type": "Reconcile",
+        "source": "reconcile",
+        "detail": {"tenant_id": t.id, "slug": t.slug},
+    });
+    let started = app
+        .sfn
+        .start_execution()
+        .state_machine_arn(&app.state_machine_arn)
+        .name(&name)
+        .input(input.to_string())
+        .send()
+        .await;
+    let arn = match started {
+        Ok(out) => out.execution_arn().to_string(),
+        Err(e) => {
+            let already = e
+                .as_service_error()
+                .is_some_and(|s| s.is_execution_already_exists());
+            if already {
+                report.need = Need::Busy { run: name };
+            } else {
+                report.error = Some(format!(
+                    "the run could not be started: {}",
+                    aws_sdk_sfn::error::DisplayErrorContext(&e)
+                ));
+            }
+            return report;
+        }
+    };
+    report.execution = Some(name);
+    report.execution_status = Some(wait_for(app, &arn).await);
+    if let Ok(Some(after)) = app.store.tenant_by_id(&t.id).await {
+        report.status_after = Some(after.status.as_str().to_string());
+        report.steps_after = Some(match &after.offboarding {
+            Some(o) if after.status == shared::tenant::TenantStatus::Deleted => json!(o.steps),
+            _ => json!(after.provisioning),
+        });
+    }
+    report
+}
+
+/// Polls the execution until it ends or the wait is over.
+async fn wait_for(app: &App, arn: &str) -> String {
+    let deadline = Instant::now() + app.wait;
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let status = app
+            .sfn
+            .describe_execution()
+            .execution_arn(arn)
+            .send()
+            .await
+            .map(|d| d.status().as_str().to_string())
+            .unwrap_or_else(|_| "UNKNOWN".into());
+        if status != "RUNNING" || Instant::now() >= deadline {
+            return status;
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// Any invocation: an API Gateway proxy event (the route), or anything else (the schedule,
+/// a direct invoke), which reconciles every tenant and returns the report.
+pub async fn handle_event(app: &App, payload: Value) -> Value {
+    if payload.get("httpMethod").is_some() {
+        let response = match lambda_http::request::from_str(&payload.to_string()) {
+            Ok(req) => handle_http(app, req).await,
+            Err(_) => shared::envelope::render(
+                "",
+                Err(ApiError::BadRequest {
+                    code: "BAD_REQUEST",
+                    message: "unreadable request".into(),
+                }),
+            ),
+        };
+        return proxy_response(response);
+    }
+    let report = reconcile(app, None).await;
+    tracing::info!(report = %report, "scheduled reconcile");
+    report
+}
+
+const ROUTES: &[(&str, &str, ())] = &[("POST", "/tenants/{slug}/reconcile", ())];
+
+pub async fn handle_http(app: &App, req: Request) -> Response<Body> {
+    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+}
+
+async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    matched(&req, ROUTES)?;
+    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
+    if !caller.operator {
+        // Tenants stay invisible to everyone else, as on every tenant route.
+        let tenant = tenant_in_path(app.store.as_ref(), &req).await?;
+        let access =
+            shared::auth::access::tenant_access(app.store.as_ref(), &caller, &tenant).await?;
+        return Err(if access.sees() {
+            ApiError::Forbidden {
+                code: "FORBIDDEN",
+                message: "only platform operators may do this",
+            }
+        } else {
+            shared::auth::access::tenant_not_found()
+        });
+    }
+    let tenant = tenant_in_path(app.store.as_ref(), &req).await?;
+    tracing::info!(tenant = %tenant.slug, by = %caller.user.id, "reconcile requested");
+    Ok(ApiResponse::ok(reconcile(app, Some(tenant)).await))
+}
+
+/// An http response as API Gateway's proxy integration expects it.
+fn proxy_response(response: Response<Body>) -> Value {
+    let (parts, body) = response.into_parts();
+    let mut headers = serde_json::Map::new();
+    for name in parts.headers.keys() {
+        let values: Vec<Value> = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(|v| json!(v))
+            .collect();
+        headers.insert(name.as_str().to_string(), Value::Array(values));
+    }
+    let (text, base64) = match body {
+        Body::Empty => (String::new(), false),
+        Body::Text(t) => (t, false),
+        Body::Binary(b) => {
+            use base64::Engine;
+            (base64::engine::general_purpose::STANDARD.encode(b), true)
+        }
+        _ => (String::new(), false),
+    };
+    json!({
+        "statusCode": parts.status.as_u16(),
+        "multiValueHeaders": headers,
+        "body": text,
+        "isBase64Encoded": base64,
+    })
+}
