@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
 
-.PHONY: help dev test lint bench build fmt mail logs deploy
+.PHONY: help dev test lint bench build fmt mail logs reconcile deploy
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
@@ -13,6 +13,7 @@ help:
 	@echo "make bench   release builds; cold start, RSS and size against a hello-world baseline"
 	@echo "make mail    messages the local emulator captured (recipient, subject, link)"
 	@echo "make logs    the functions' log lines on the local emulator (during make dev)"
+	@echo "make reconcile  run the reconcile job once on the local stack and print its report"
 	@echo "make deploy  build for Lambda (arm64) and deploy the template to AWS (see README)"
 
 $(STAMP): localstack/requirements.txt
@@ -51,6 +52,11 @@ logs: $(STAMP)
 	set -a; . localstack/local.env; set +a; \
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
 	$(VENV)/bin/python localstack/logs.py localstack/.state/stack.json
+
+reconcile: $(STAMP)
+	set -a; . localstack/local.env; set +a; \
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
+	$(VENV)/bin/python localstack/reconcile.py localstack/.state/stack.json
 
 # AWS: the same deploy script, with AWS's endpoint (none) and your credentials. Needs
 # PLATFORM_ORIGIN (https) and SENDER_EMAIL (a verified SES identity); STACK defaults to saas-platform.

@@ -129,7 +129,21 @@ def package(template, stack, bin_dir: Path):
         s3.put_object(Bucket=bucket, Key=key, Body=data)
         template["Resources"][name]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
     template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    inline_state_machines(template)
     return template
+
+
+def inline_state_machines(template):
+    """A state machine's `DefinitionUri` (a file beside the template) becomes its inline
+    `Definition`: the SAM transform takes a local path only through `sam package`, and an
+    inline definition deploys the same everywhere. `DefinitionSubstitutions` still apply."""
+    for name, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        uri = props.get("DefinitionUri")
+        if res.get("Type") == "AWS::Serverless::StateMachine" and isinstance(uri, str):
+            with open(TEMPLATE.parent / uri) as f:
+                props["Definition"] = json.load(f)
+            del props["DefinitionUri"]
 
 
 def stack_status(cfn, stack):
@@ -211,6 +225,7 @@ def describe(stack, template):
         "public_keys_secret": resources["JwtPublicKeysSecret"],
         "data_key_secret": resources["DataEncryptionKeySecret"],
         "event_bus": resources.get("EventBus", ""),
+        "state_machine": outputs.get("ProvisioningStateMachineArn", ""),
         "functions": fns,
     }
 
@@ -229,6 +244,7 @@ def shell_env(names):
         "JWT_PUBLIC_KEYS_SECRET_ID": names["public_keys_secret"],
         "DATA_KEY_SECRET_ID": names["data_key_secret"],
         "EVENT_BUS_NAME": names["event_bus"],
+        "STATE_MACHINE_ARN": names["state_machine"],
     }
     return "".join(f"{k}={v}\n" for k, v in pairs.items())
 

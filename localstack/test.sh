@@ -13,6 +13,8 @@ cleanup() { stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
 trap cleanup EXIT INT TERM
 
 cargo build --workspace --bins --quiet
+# The provisioning tests inject failures: only this build of provision-step has the switch.
+cargo build -p provision-step --features faults --quiet
 start_emulator
 start_postgres
 # Short grace window and key refresh, so the tests that wait them out are quick; a small
@@ -22,7 +24,9 @@ deploy_stack saas-test target/debug \
   --param RefreshReuseGraceSeconds=$REFRESH_REUSE_GRACE_SECONDS \
   --param KeysRefreshSeconds=$KEYS_REFRESH_SECONDS \
   --param UploadMaxBytesFree=$UPLOAD_MAX_BYTES_FREE \
-  --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000
+  --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000 \
+  --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
+  --param "ReconcileSchedule=rate(1 minute)"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function
 # Last and alone: it rotates and retires the stack's signing keys.

@@ -204,7 +204,12 @@ pub async fn record_step(
                 message: done.message.clone(),
                 at: now,
                 attempts: cur.attempts + 1,
-                artifact: done.artifact.clone().or(cur.artifact.clone()),
+                // A purge leaves nothing behind to point at.
+                artifact: if mode == RunMode::Purge {
+                    done.artifact.clone()
+                } else {
+                    done.artifact.clone().or(cur.artifact.clone())
+                },
             },
             Err(StepError::Transient(m)) => StepStatus {
                 state: StepState::Pending,

@@ -50,8 +50,12 @@ pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Res
             }
         },
         RunMode::Purge => {
+            let gone = |what: &str| Done {
+                message: Some(what.to_string()),
+                ..Done::ok("purged", None)
+            };
             if presence == Presence::Missing {
-                return Ok(Done::ok("purged", None));
+                return Ok(gone("no secret left"));
             }
             if presence == Presence::Retired {
                 // A secret in its recovery window cannot be force-deleted: bring it back first.
@@ -69,7 +73,7 @@ pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Res
                 .send()
                 .await
                 .map_err(|e| service_failure("deleting the tenant secret", e))?;
-            Ok(Done::ok("purged", None))
+            Ok(gone("secret deleted without recovery"))
         }
     }
 }
