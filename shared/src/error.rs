@@ -168,3 +168,30 @@ pub fn chain(err: &dyn StdError) -> String {
     }
     out
 }
+
+/// Runs a read-check-write request again (three tries in all) when its version-conditioned
+/// write lost to a concurrent change (`CONCURRENT_UPDATE`). Each try reads afresh and re-checks
+/// everything, and a refused transaction wrote nothing, so a retry is safe. Provisioning
+/// writes a new tenant's record several times in its first second: without this, a client's
+/// first change to a new tenant would often be refused for no reason of its own. A write with
+/// `If-Match` answers 412 instead and is never retried.
+pub async fn retry_on_contention<T, F, Fut>(mut attempt: F) -> Result<T, ApiError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, ApiError>>,
+{
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        match attempt().await {
+            Err(ApiError::Conflict {
+                code: "CONCURRENT_UPDATE",
+                ..
+            }) if tries < 3 => {
+                let jitter = rand::random::<u64>() % 25;
+                tokio::time::sleep(std::time::Duration::from_millis(5 + jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}

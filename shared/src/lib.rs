@@ -34,5 +34,6 @@ pub use error::ApiError;
 
 // The SDK crates, re-exported so function crates build clients without their own copies.
 pub use aws_sdk_dynamodb as dynamodb;
+pub use aws_sdk_eventbridge as eventbridge;
 pub use aws_sdk_secretsmanager as secretsmanager;
 pub use aws_sdk_sesv2 as sesv2;

@@ -22,6 +22,7 @@ use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::domain::{Email, UserId, UserStatus};
 use shared::email::Mailer;
+use shared::error::retry_on_contention;
 use shared::fields::{self, FieldError, Hostname};
 use shared::idempotency::{self, Idempotent};
 use shared::partner::{margin_bp, Partner, PartnerSlug, PartnerStatus};
@@ -103,8 +104,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::Patch => patch(&call).await,
         Route::Terminate => terminate(&call).await,
         Route::Tenants => tenants(&call).await,
-        Route::Attach => attach(&call, true).await,
-        Route::Detach => attach(&call, false).await,
+        Route::Attach => retry_on_contention(|| attach(&call, true)).await,
+        Route::Detach => retry_on_contention(|| attach(&call, false)).await,
         Route::Admins => admins(&call).await,
         Route::InviteAdmin => invite_admin(&call).await,
         Route::RemoveAdmin => remove_admin(&call).await,

@@ -32,7 +32,11 @@ impl Faults {
         let Some(item) = item.item() else {
             return Ok(());
         };
-        match item.get("kind").and_then(|k| k.as_s().ok()).map(String::as_str) {
+        match item
+            .get("kind")
+            .and_then(|k| k.as_s().ok())
+            .map(String::as_str)
+        {
             Some("permanent") => Err(StepError::Permanent(format!(
                 "injected permanent fault in {step}"
             ))),

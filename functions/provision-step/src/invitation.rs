@@ -7,7 +7,12 @@ use shared::domain::{Role, UserStatus};
 use shared::invitation::{self, Invite, Sender};
 use shared::tenant::{RunMode, StepState, StepStatus, Tenant};
 
-pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Result<Done, StepError> {
+pub async fn run(
+    app: &App,
+    t: &Tenant,
+    mode: RunMode,
+    prev: &StepStatus,
+) -> Result<Done, StepError> {
     if mode != RunMode::Provision {
         return Ok(Done::skipped("no mail is sent when a tenant is offboarded"));
     }
@@ -64,7 +69,10 @@ pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Res
     match sent {
         // The recorded text is the failure's first clause: no address, no token.
         Err(why) => Err(StepError::Transient(
-            why.split(':').next().unwrap_or("the mail failed").to_string(),
+            why.split(':')
+                .next()
+                .unwrap_or("the mail failed")
+                .to_string(),
         )),
         Ok(how) => Ok(Done {
             message: Some(format!("owner {how}")),

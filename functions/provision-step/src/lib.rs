@@ -173,7 +173,8 @@ impl Done {
 }
 
 fn tenant_id(raw: &str) -> Result<TenantId, StepError> {
-    TenantId::parse(raw).ok_or_else(|| StepError::Permanent("the task names no valid tenant".into()))
+    TenantId::parse(raw)
+        .ok_or_else(|| StepError::Permanent("the task names no valid tenant".into()))
 }
 
 /// Runs one task. The result is the task's output in the state machine.

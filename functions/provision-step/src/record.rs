@@ -6,10 +6,10 @@
 use crate::{short, App, Done, StepError};
 use serde_json::json;
 use shared::domain::{TenantId, UserId};
-use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
 use shared::store::changes::CommitError;
-use shared::tenant::{RunLease, RunMode, StepState, StepStatus, Tenant, TenantStatus};
+use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
 use shared::tenant::PROVISIONING_STEPS;
+use shared::tenant::{RunLease, RunMode, StepState, StepStatus, Tenant, TenantStatus};
 use std::time::Duration;
 
 /// How long a lease holds if its run dies. Longer than a run's worst case: three steps with
@@ -112,7 +112,11 @@ pub async fn claim(app: &App, id: &TenantId, run: &str, kind: &str) -> Result<Cl
                 t.run = Some(RunLease {
                     id: run.to_string(),
                     mode: *mode,
-                    since: t.run.as_ref().filter(|r| r.id == run).map_or(now, |r| r.since),
+                    since: t
+                        .run
+                        .as_ref()
+                        .filter(|r| r.id == run)
+                        .map_or(now, |r| r.since),
                     until: now + LEASE_SECS,
                 });
                 Ok(Some(Vec::new()))
@@ -157,7 +161,10 @@ pub async fn held(app: &App, id: &TenantId, run: &str) -> Result<(Tenant, RunMod
 }
 
 /// Where a step's status is kept in `mode`.
-fn steps_mut(t: &mut Tenant, mode: RunMode) -> Option<&mut std::collections::BTreeMap<String, StepStatus>> {
+fn steps_mut(
+    t: &mut Tenant,
+    mode: RunMode,
+) -> Option<&mut std::collections::BTreeMap<String, StepStatus>> {
     match mode {
         RunMode::Provision => Some(&mut t.provisioning),
         RunMode::Offboard | RunMode::Purge => t.offboarding.as_mut().map(|o| &mut o.steps),
@@ -195,9 +202,14 @@ pub async fn record_step(
         }
         let mode = t.run.as_ref().map_or(RunMode::Provision, |r| r.mode);
         let Some(steps) = steps_mut(t, mode) else {
-            return Err(StepError::Permanent("the tenant has no offboarding record".into()));
+            return Err(StepError::Permanent(
+                "the tenant has no offboarding record".into(),
+            ));
         };
-        let cur = steps.get(step).cloned().unwrap_or_else(|| StepStatus::pending(now));
+        let cur = steps
+            .get(step)
+            .cloned()
+            .unwrap_or_else(|| StepStatus::pending(now));
         let next = match result {
             Ok(done) => StepStatus {
                 state: done.state,
@@ -254,8 +266,14 @@ pub async fn fail(
         let Some(steps) = steps_mut(t, mode) else {
             return Ok(None);
         };
-        let cur = steps.get(step).cloned().unwrap_or_else(|| StepStatus::pending(now));
-        if matches!(cur.state, StepState::Error | StepState::Ok | StepState::Skipped) {
+        let cur = steps
+            .get(step)
+            .cloned()
+            .unwrap_or_else(|| StepStatus::pending(now));
+        if matches!(
+            cur.state,
+            StepState::Error | StepState::Ok | StepState::Skipped
+        ) {
             return Ok(None);
         }
         let name: String = error
@@ -312,7 +330,15 @@ pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepE
                         Some(TenantStatus::Suspended) => TenantStatus::Suspended,
                         _ => TenantStatus::Active,
                     };
-                    outcome = format!("{} ({})", if restored.is_some() { "restored" } else { "activated" }, t.status.as_str());
+                    outcome = format!(
+                        "{} ({})",
+                        if restored.is_some() {
+                            "restored"
+                        } else {
+                            "activated"
+                        },
+                        t.status.as_str()
+                    );
                     extra.extend(tenant_count_changes(
                         Some((before.status, before.partner.as_ref())),
                         Some((t.status, t.partner.as_ref())),
@@ -405,21 +431,43 @@ mod tests {
 
     #[test]
     fn a_live_tenant_is_provisioned_and_a_stale_deletion_does_nothing() {
-        for status in [TenantStatus::Provisioning, TenantStatus::Active, TenantStatus::Suspended] {
+        for status in [
+            TenantStatus::Provisioning,
+            TenantStatus::Active,
+            TenantStatus::Suspended,
+        ] {
             let t = tenant(status);
-            assert_eq!(decide_mode(&t, "r1", "TenantCreated", 200), Ok(RunMode::Provision));
-            assert_eq!(decide_mode(&t, "r1", "Reconcile", 200), Ok(RunMode::Provision));
+            assert_eq!(
+                decide_mode(&t, "r1", "TenantCreated", 200),
+                Ok(RunMode::Provision)
+            );
+            assert_eq!(
+                decide_mode(&t, "r1", "Reconcile", 200),
+                Ok(RunMode::Provision)
+            );
             assert!(decide_mode(&t, "r1", "TenantDeleted", 200).is_err());
         }
     }
 
     #[test]
     fn a_deleted_tenant_is_offboarded_then_purged_after_its_window_and_never_reprovisioned() {
-        assert_eq!(decide_mode(&deleted(1000, false, false), "r", "TenantDeleted", 200), Ok(RunMode::Offboard));
-        assert_eq!(decide_mode(&deleted(1000, false, false), "r", "Reconcile", 200), Ok(RunMode::Offboard));
+        assert_eq!(
+            decide_mode(&deleted(1000, false, false), "r", "TenantDeleted", 200),
+            Ok(RunMode::Offboard)
+        );
+        assert_eq!(
+            decide_mode(&deleted(1000, false, false), "r", "Reconcile", 200),
+            Ok(RunMode::Offboard)
+        );
         assert!(decide_mode(&deleted(1000, true, false), "r", "Reconcile", 200).is_err());
-        assert_eq!(decide_mode(&deleted(1000, true, false), "r", "Reconcile", 1000), Ok(RunMode::Purge));
-        assert_eq!(decide_mode(&deleted(1000, false, false), "r", "TenantDeleted", 1500), Ok(RunMode::Purge));
+        assert_eq!(
+            decide_mode(&deleted(1000, true, false), "r", "Reconcile", 1000),
+            Ok(RunMode::Purge)
+        );
+        assert_eq!(
+            decide_mode(&deleted(1000, false, false), "r", "TenantDeleted", 1500),
+            Ok(RunMode::Purge)
+        );
         assert!(decide_mode(&deleted(1000, true, true), "r", "Reconcile", 2000).is_err());
         assert!(decide_mode(&deleted(1000, false, false), "r", "TenantCreated", 200).is_err());
         assert!(decide_mode(&deleted(1000, false, false), "r", "TenantRestored", 200).is_err());
@@ -428,9 +476,22 @@ mod tests {
     #[test]
     fn a_live_lease_admits_only_its_own_run_and_a_lapsed_one_admits_anyone() {
         let mut t = tenant(TenantStatus::Provisioning);
-        t.run = Some(RunLease { id: "first".into(), mode: RunMode::Provision, since: 100, until: 1000 });
-        assert!(decide_mode(&t, "second", "Reconcile", 500).unwrap_err().contains("first"));
-        assert_eq!(decide_mode(&t, "first", "TenantCreated", 500), Ok(RunMode::Provision));
-        assert_eq!(decide_mode(&t, "second", "Reconcile", 1000), Ok(RunMode::Provision));
+        t.run = Some(RunLease {
+            id: "first".into(),
+            mode: RunMode::Provision,
+            since: 100,
+            until: 1000,
+        });
+        assert!(decide_mode(&t, "second", "Reconcile", 500)
+            .unwrap_err()
+            .contains("first"));
+        assert_eq!(
+            decide_mode(&t, "first", "TenantCreated", 500),
+            Ok(RunMode::Provision)
+        );
+        assert_eq!(
+            decide_mode(&t, "second", "Reconcile", 1000),
+            Ok(RunMode::Provision)
+        );
     }
 }

@@ -13,7 +13,12 @@ use base64::Engine;
 use shared::provisioning::{secret_name, secret_presence, service_failure, Presence};
 use shared::tenant::{RunMode, StepState, StepStatus, Tenant};
 
-pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Result<Done, StepError> {
+pub async fn run(
+    app: &App,
+    t: &Tenant,
+    mode: RunMode,
+    prev: &StepStatus,
+) -> Result<Done, StepError> {
     let name = secret_name(&app.secret_prefix, t);
     let (presence, arn) = secret_presence(&app.secrets, &name).await?;
     match mode {
@@ -31,7 +36,11 @@ pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Res
             }
             Presence::Missing => {
                 let arn = create(app, t, &name).await?;
-                let outcome = if prev.state == StepState::Ok { "repaired" } else { "created" };
+                let outcome = if prev.state == StepState::Ok {
+                    "repaired"
+                } else {
+                    "created"
+                };
                 Ok(Done::ok(outcome, Some(arn)))
             }
         },

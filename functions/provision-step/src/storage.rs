@@ -11,13 +11,20 @@ use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
 use shared::provisioning::{marker_key, marker_presence, service_failure, Presence, RETIRED_TAG};
 use shared::tenant::{RunMode, StepState, StepStatus, Tenant};
 
-pub async fn run(app: &App, t: &Tenant, mode: RunMode, prev: &StepStatus) -> Result<Done, StepError> {
+pub async fn run(
+    app: &App,
+    t: &Tenant,
+    mode: RunMode,
+    prev: &StepStatus,
+) -> Result<Done, StepError> {
     match mode {
         RunMode::Provision => provision(app, t, prev).await,
         RunMode::Offboard => {
             let n = for_each_object(app, t, |key| tag(app, key, true)).await?;
             Ok(Done {
-                message: Some(format!("{n} objects marked to expire after the recovery window")),
+                message: Some(format!(
+                    "{n} objects marked to expire after the recovery window"
+                )),
                 ..Done::ok("retired", Some(t.storage_prefix()))
             })
         }
@@ -51,7 +58,11 @@ async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, Ste
                 .send()
                 .await
                 .map_err(|e| service_failure("writing the storage marker", e))?;
-            if prev.state == StepState::Ok { "repaired" } else { "created" }
+            if prev.state == StepState::Ok {
+                "repaired"
+            } else {
+                "created"
+            }
         }
     };
     Ok(Done::ok(outcome, Some(key)))

@@ -27,7 +27,9 @@ pub enum Need {
 /// period a fresh tenant gets for its own event-driven run.
 pub fn need(t: &Tenant, now: i64, stale_after: i64, force: bool, drift: &Drift) -> Need {
     if let Some(run) = t.live_run(now) {
-        return Need::Busy { run: run.id.clone() };
+        return Need::Busy {
+            run: run.id.clone(),
+        };
     }
     let nothing = |reason: &str| Need::Nothing {
         reason: reason.to_string(),
@@ -54,7 +56,12 @@ pub fn need(t: &Tenant, now: i64, stale_after: i64, force: bool, drift: &Drift) 
                     _ => None,
                 })
                 .collect();
-            reasons.extend(drift.missing.iter().map(|s| format!("{s}: artifact missing")));
+            reasons.extend(
+                drift
+                    .missing
+                    .iter()
+                    .map(|s| format!("{s}: artifact missing")),
+            );
             if status == TenantStatus::Provisioning && reasons.is_empty() {
                 reasons.push("every step settled but the tenant was not activated".into());
             }
@@ -71,17 +78,25 @@ pub fn need(t: &Tenant, now: i64, stale_after: i64, force: bool, drift: &Drift) 
 }
 
 /// Looks for each `ok` step's artifact of a live tenant (deleted tenants are not checked).
-pub async fn drift(app: &crate::App, t: &Tenant) -> Result<Drift, shared::provisioning::ServiceFailure> {
+pub async fn drift(
+    app: &crate::App,
+    t: &Tenant,
+) -> Result<Drift, shared::provisioning::ServiceFailure> {
     let mut found = Drift::default();
     if t.status == TenantStatus::Deleted {
         return Ok(found);
     }
-    let ok = |s: &str| t.provisioning.get(s).is_some_and(|st| st.state == StepState::Ok);
+    let ok = |s: &str| {
+        t.provisioning
+            .get(s)
+            .is_some_and(|st| st.state == StepState::Ok)
+    };
     if ok("storage") && marker_presence(&app.s3, &app.bucket, t).await? != Presence::Present {
         found.missing.push("storage");
     }
     if ok("secrets") {
-        let (presence, _) = secret_presence(&app.secrets, &secret_name(&app.secret_prefix, t)).await?;
+        let (presence, _) =
+            secret_presence(&app.secrets, &secret_name(&app.secret_prefix, t)).await?;
         if presence != Presence::Present {
             found.missing.push("secrets");
         }
@@ -115,41 +130,74 @@ mod tests {
     #[test]
     fn a_provisioned_tenant_with_its_artifacts_needs_nothing() {
         let t = tenant(TenantStatus::Active, ALL_OK);
-        assert!(matches!(need(&t, 1000, 300, false, &Drift::default()), Need::Nothing { .. }));
+        assert!(matches!(
+            need(&t, 1000, 300, false, &Drift::default()),
+            Need::Nothing { .. }
+        ));
     }
 
     #[test]
     fn a_missing_artifact_or_a_failed_step_is_redriven() {
         let t = tenant(TenantStatus::Active, ALL_OK);
-        let drift = Drift { missing: vec!["secrets"] };
+        let drift = Drift {
+            missing: vec!["secrets"],
+        };
         assert_eq!(
             need(&t, 1000, 300, false, &drift),
-            Need::Redrive { reasons: vec!["secrets: artifact missing".into()] }
+            Need::Redrive {
+                reasons: vec!["secrets: artifact missing".into()]
+            }
         );
         let t = tenant(
             TenantStatus::Provisioning,
-            &[("storage", StepState::Ok), ("secrets", StepState::Error), ("invitation", StepState::Ok)],
+            &[
+                ("storage", StepState::Ok),
+                ("secrets", StepState::Error),
+                ("invitation", StepState::Ok),
+            ],
         );
         assert_eq!(
             need(&t, 1000, 300, false, &Drift::default()),
-            Need::Redrive { reasons: vec!["secrets failed".into()] }
+            Need::Redrive {
+                reasons: vec!["secrets failed".into()]
+            }
         );
     }
 
     #[test]
     fn a_fresh_provisioning_tenant_waits_unless_an_operator_asks() {
         let t = tenant(TenantStatus::Provisioning, &[]);
-        assert!(matches!(need(&t, 150, 300, false, &Drift::default()), Need::Nothing { .. }));
-        assert!(matches!(need(&t, 150, 300, true, &Drift::default()), Need::Redrive { .. }));
-        assert!(matches!(need(&t, 500, 300, false, &Drift::default()), Need::Redrive { .. }));
+        assert!(matches!(
+            need(&t, 150, 300, false, &Drift::default()),
+            Need::Nothing { .. }
+        ));
+        assert!(matches!(
+            need(&t, 150, 300, true, &Drift::default()),
+            Need::Redrive { .. }
+        ));
+        assert!(matches!(
+            need(&t, 500, 300, false, &Drift::default()),
+            Need::Redrive { .. }
+        ));
     }
 
     #[test]
     fn a_live_run_is_left_alone() {
         let mut t = tenant(TenantStatus::Provisioning, &[]);
-        t.run = Some(RunLease { id: "r1".into(), mode: RunMode::Provision, since: 100, until: 2000 });
-        assert_eq!(need(&t, 500, 0, true, &Drift::default()), Need::Busy { run: "r1".into() });
-        assert!(matches!(need(&t, 2000, 0, true, &Drift::default()), Need::Redrive { .. }));
+        t.run = Some(RunLease {
+            id: "r1".into(),
+            mode: RunMode::Provision,
+            since: 100,
+            until: 2000,
+        });
+        assert_eq!(
+            need(&t, 500, 0, true, &Drift::default()),
+            Need::Busy { run: "r1".into() }
+        );
+        assert!(matches!(
+            need(&t, 2000, 0, true, &Drift::default()),
+            Need::Redrive { .. }
+        ));
     }
 
     #[test]
@@ -164,13 +212,25 @@ mod tests {
             purged_at: None,
         };
         t.offboarding = Some(off.clone());
-        assert!(matches!(need(&t, 200, 0, false, &Drift::default()), Need::Redrive { .. }));
+        assert!(matches!(
+            need(&t, 200, 0, false, &Drift::default()),
+            Need::Redrive { .. }
+        ));
         off.retired_at = Some(150);
         t.offboarding = Some(off.clone());
-        assert!(matches!(need(&t, 200, 0, false, &Drift::default()), Need::Nothing { .. }));
-        assert!(matches!(need(&t, 1000, 0, false, &Drift::default()), Need::Redrive { .. }));
+        assert!(matches!(
+            need(&t, 200, 0, false, &Drift::default()),
+            Need::Nothing { .. }
+        ));
+        assert!(matches!(
+            need(&t, 1000, 0, false, &Drift::default()),
+            Need::Redrive { .. }
+        ));
         off.purged_at = Some(1001);
         t.offboarding = Some(off);
-        assert!(matches!(need(&t, 5000, 0, false, &Drift::default()), Need::Nothing { .. }));
+        assert!(matches!(
+            need(&t, 5000, 0, false, &Drift::default()),
+            Need::Nothing { .. }
+        ));
     }
 }

@@ -66,7 +66,11 @@ pub struct TenantReport {
 pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
     let started = Instant::now();
     let force = only.is_some();
-    let republished = if force { 0 } else { republish_outbox(app).await };
+    let republished = if force {
+        0
+    } else {
+        republish_outbox(app).await
+    };
     let (tenants, listing_error) = match only {
         Some(t) => (vec![t], None),
         None => match all_tenants(app).await {

@@ -30,6 +30,7 @@ use shared::auth::access::{
 use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::email::Mailer;
+use shared::error::retry_on_contention;
 use shared::events::EventPublisher;
 use shared::request::{matched, RequestContext};
 use shared::store::changes::{AuditEntry, AuditTarget, Change};
@@ -122,11 +123,11 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::CreateTenant => lifecycle::create(&call).await,
         Route::ListTenants => lifecycle::list(&call).await,
         Route::GetTenant => lifecycle::get(&call).await,
-        Route::PatchTenant => lifecycle::patch(&call).await,
-        Route::DeleteTenant => lifecycle::delete(&call).await,
-        Route::Suspend => lifecycle::set_suspended(&call, true).await,
-        Route::Resume => lifecycle::set_suspended(&call, false).await,
-        Route::Restore => lifecycle::restore(&call).await,
+        Route::PatchTenant => retry_on_contention(|| lifecycle::patch(&call)).await,
+        Route::DeleteTenant => retry_on_contention(|| lifecycle::delete(&call)).await,
+        Route::Suspend => retry_on_contention(|| lifecycle::set_suspended(&call, true)).await,
+        Route::Resume => retry_on_contention(|| lifecycle::set_suspended(&call, false)).await,
+        Route::Restore => retry_on_contention(|| lifecycle::restore(&call)).await,
         Route::ListMembers => members::list(&call).await,
         Route::InviteMember => members::invite(&call).await,
         Route::ChangeMember => members::change_role(&call).await,

@@ -529,7 +529,10 @@ pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 pub(crate) async fn restore(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let (tenant, _) = call.tenant(Allowed::Operators).await?;
     let now = shared::time::now_unix();
-    let Some(off) = tenant.offboarding.as_ref().filter(|_| tenant.status == TenantStatus::Deleted)
+    let Some(off) = tenant
+        .offboarding
+        .as_ref()
+        .filter(|_| tenant.status == TenantStatus::Deleted)
     else {
         return Err(ApiError::Conflict {
             code: "INVALID_STATE",

@@ -380,7 +380,10 @@ async fn a_created_tenant_publishes_its_event_and_leaves_no_outbox_item() {
     assert!(mailer.sent().is_empty());
     assert_eq!(detail["created_by"], operator.id.as_str());
     for step in shared::tenant::PROVISIONING_STEPS {
-        assert_eq!(body["data"]["provisioning"][step]["state"], "pending", "{step}");
+        assert_eq!(
+            body["data"]["provisioning"][step]["state"], "pending",
+            "{step}"
+        );
     }
 }
 

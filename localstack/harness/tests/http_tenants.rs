@@ -400,7 +400,8 @@ async fn a_new_owner_is_invited_accepts_and_signs_in() {
     assert_eq!(created["plan"], "pro");
     assert_eq!(created["domains"], json!(["a.example.com"]));
     assert_eq!(created["owner"]["invited"], true);
-    assert_eq!(created["provisioning"]["invitation"]["state"], "ok");
+    // The invitation is a provisioning step now: pending in the answer, sent by the run.
+    assert_eq!(created["provisioning"]["invitation"]["state"], "pending");
     // TenantCreated went out on the stack's EventBridge bus: its outbox item is gone.
     use shared::store::CommitStore;
     let pending = platform.store.pending_events(100).await.unwrap();
@@ -512,7 +513,8 @@ async fn reinviting_kills_the_earlier_invitation() {
 async fn concurrent_creates_of_one_slug_have_one_winner_and_idempotent_retries_replay() {
     let platform = Platform::start().await;
     let (_, op) = operator_token(&platform).await;
-    let counts = |r: Reply| r.json["data"]["counts"]["provisioning"].as_i64().unwrap();
+    // Every live tenant: provisioning moves new ones to `active` meanwhile.
+    let counts = |r: Reply| r.json["data"]["counts"]["all"].as_i64().unwrap();
     let before = counts(
         platform
             .call("GET", "/tenants?limit=1", Some(&op), None, &[])
@@ -1261,13 +1263,18 @@ async fn lists_filter_page_and_count_by_status() {
             &[],
         )
         .await;
+    for i in 1..5 {
+        platform
+            .wait_for_status(&format!("{prefix}-{i}"), &op, "active")
+            .await;
+    }
     let mine = platform
         .call("GET", "/tenants?limit=100", Some(&pa_token), None, &[])
         .await;
     assert_eq!(mine.json["data"]["items"].as_array().unwrap().len(), 5);
     assert_eq!(mine.json["data"]["counts"]["all"], 5);
     assert_eq!(mine.json["data"]["counts"]["suspended"], 1);
-    assert_eq!(mine.json["data"]["counts"]["provisioning"], 4);
+    assert_eq!(mine.json["data"]["counts"]["active"], 4);
     // Pages of two, by slug, every tenant once.
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
@@ -1294,7 +1301,7 @@ async fn lists_filter_page_and_count_by_status() {
     let pro = platform
         .call(
             "GET",
-            format!("/tenants?q={prefix}&plan=pro&status=provisioning"),
+            format!("/tenants?q={prefix}&plan=pro&status=active"),
             Some(&op),
             None,
             &[],

@@ -297,6 +297,28 @@ impl Platform {
 }
 
 /// A fresh slug (`<prefix>-<12 hex>`).
+impl Platform {
+    /// Polls `GET /tenants/{slug}` until the tenant has `status` (30 s at most); the tenant.
+    pub async fn wait_for_status(&self, slug: &str, bearer: &str, status: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let r = self
+                .call("GET", format!("/tenants/{slug}"), Some(bearer), None, &[])
+                .await;
+            assert_eq!(r.status, 200, "{}", r.json);
+            if r.json["data"]["status"] == status {
+                return r.json["data"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{slug} never became {status}: {}",
+                r.json["data"]
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+}
+
 pub fn unique_slug(prefix: &str) -> String {
     format!(
         "{prefix}-{}",

@@ -56,7 +56,10 @@ impl DynamoStore {
                 )),
             ),
             ("run", t.run.as_ref().map(|r| s(json_text(r)))),
-            ("offboarding", t.offboarding.as_ref().map(|o| s(json_text(o)))),
+            (
+                "offboarding",
+                t.offboarding.as_ref().map(|o| s(json_text(o))),
+            ),
             ("created_by", t.created_by.as_ref().map(|u| s(u.as_str()))),
             ("owner_email", t.owner_email.as_ref().map(|e| s(e.as_str()))),
             ("partner_id", t.partner.as_ref().map(|p| s(p.as_str()))),
