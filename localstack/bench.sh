@@ -5,7 +5,8 @@
 # local Runtime API (cold start, warm latency, peak RSS) as ratios to a hello-world and an
 # Argon2 verify from the same run; then the same requests end to end over HTTP through the
 # emulator's API Gateway; then forgot-password's timing for known and unknown emails; then the
-# query router's 100-row select against the same statement sent directly to PostgreSQL.
+# query router's 100-row select against the same statement sent directly to PostgreSQL; then
+# the time from POST /tenants to an active tenant (the state machine and its five tasks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
@@ -26,3 +27,4 @@ target/release/request-bench --bin-dir target/release \
 target/release/http-bench --base "$API_URL" --requests "${BENCH_HTTP_REQUESTS:-50}"
 target/release/forgot-timing-bench --functions-dir target/release --requests "${BENCH_FORGOT_REQUESTS:-200}"
 target/release/query-bench --base "$API_URL" --requests "${BENCH_QUERY_REQUESTS:-100}"
+target/release/provision-bench --base "$API_URL" --tenants "${BENCH_TENANTS:-20}"

@@ -36,7 +36,14 @@ pub async fn seed_user(
     prefix: &str,
     password_hash: &str,
 ) -> Result<User, StoreError> {
-    let user = User {
+    let user = new_user(prefix, password_hash);
+    store.create_user(&user).await?;
+    Ok(user)
+}
+
+/// The user `seed_user` stores, not stored yet.
+pub fn new_user(prefix: &str, password_hash: &str) -> User {
+    User {
         id: UserId::new_random(),
         email: Email::parse(&format!("{prefix}-{}@example.com", uuid::Uuid::new_v4()))
             .expect("a valid email"),
@@ -48,9 +55,7 @@ pub async fn seed_user(
         email_verified: false,
         last_sign_in_at: None,
         created_at: shared::time::now_unix(),
-    };
-    store.create_user(&user).await?;
-    Ok(user)
+    }
 }
 
 /// An active tenant with a unique slug and `owner` as its owner, for benches' seed data.
