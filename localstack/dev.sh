@@ -53,7 +53,8 @@ cat <<MSG
 
   Platform running at http://127.0.0.1:$DEV_PORT   (stack saas-dev, deployed from infra/template.yaml)
   Operator: $OPERATOR_EMAIL / $OPERATOR_PASSWORD   (local only; set OPERATOR_EMAIL/OPERATOR_PASSWORD to change)
-  Mail: make mail      Function logs: make logs
+  Mail: make mail      Function logs: make logs      Reconcile once: make reconcile
+  Tenant demo provisions itself: GET /tenants/demo shows each step (storage, secrets, invitation)
 
   Try:
     curl -s http://127.0.0.1:$DEV_PORT/auth/login -H 'content-type: application/json' \\

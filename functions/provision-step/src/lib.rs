@@ -244,3 +244,36 @@ async fn run_step_work(
         _ => invitation::run(app, tenant, mode, prev).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sample_task_event_is_a_task() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/provision-step");
+        let mut n = 0;
+        for file in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+            let task: Task = serde_json::from_str(&text).unwrap();
+            if let Task::Claim { tenant_id, .. } | Task::Step { tenant_id, .. } = &task {
+                assert!(TenantId::parse(tenant_id).is_some());
+            }
+            n += 1;
+        }
+        assert_eq!(n, 4);
+    }
+
+    #[test]
+    fn errors_carry_the_names_the_state_machine_matches() {
+        let asl = include_str!("../../../infra/statemachines/provisioning.asl.json");
+        for e in [StepError::Transient("x".into()), StepError::Permanent("y".into())] {
+            let d: lambda_runtime::Diagnostic = e.into();
+            assert!(d.error_type.ends_with("StepError"));
+            if d.error_type == "TransientStepError" {
+                assert!(asl.contains(&format!("\"{}\"", d.error_type)));
+            }
+        }
+        assert!(short(&"x".repeat(1000)).len() < 310);
+    }
+}
