@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod invitation;
 pub mod links;
 pub mod logging;
+pub mod metrics;
 pub mod page;
 pub mod partner;
 pub mod provisioning;

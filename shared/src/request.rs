@@ -81,6 +81,10 @@ where
         let result = route(ctx, req).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
+            Ok(ok) => crate::metrics::request("OK", ok.status, latency_ms, &request_id),
+            Err(err) => crate::metrics::request(err.code(), err.status(), latency_ms, &request_id),
+        }
+        match &result {
             Ok(ok) => tracing::info!(status = ok.status, latency_ms, "request completed"),
             Err(err) if err.status() >= 500 => {
                 tracing::error!(status = err.status(), code = err.code(), cause = %err.cause_chain(), latency_ms, "request failed")

@@ -218,10 +218,12 @@ async fn run_step(app: &App, id: &TenantId, run: &str, step: &str) -> Result<Val
     if !shared::tenant::PROVISIONING_STEPS.contains(&step) {
         return Err(StepError::Permanent("the task names no known step".into()));
     }
+    let started = std::time::Instant::now();
     let (tenant, mode) = record::held(app, id, run).await?;
     let prev = record::step_status(&tenant, mode, step);
     let result = run_step_work(app, &tenant, mode, step, &prev).await;
     let outcome = record::record_step(app, id, run, step, &prev, &result).await?;
+    shared::metrics::step(step, outcome, started.elapsed().as_secs_f64() * 1000.0, run);
     tracing::info!(tenant = %tenant.slug, run = %run, step = %step, mode = mode.as_str(), outcome = %outcome, "step");
     match result {
         Ok(done) => Ok(json!({"step": step, "state": done.state, "outcome": done.outcome})),
@@ -267,7 +269,10 @@ mod tests {
     #[test]
     fn errors_carry_the_names_the_state_machine_matches() {
         let asl = include_str!("../../../infra/statemachines/provisioning.asl.json");
-        for e in [StepError::Transient("x".into()), StepError::Permanent("y".into())] {
+        for e in [
+            StepError::Transient("x".into()),
+            StepError::Permanent("y".into()),
+        ] {
             let d: lambda_runtime::Diagnostic = e.into();
             assert!(d.error_type.ends_with("StepError"));
             if d.error_type == "TransientStepError" {

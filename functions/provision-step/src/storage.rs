@@ -20,7 +20,7 @@ pub async fn run(
     match mode {
         RunMode::Provision => provision(app, t, prev).await,
         RunMode::Offboard => {
-            let n = for_each_object(app, t, |key| tag(app, key, true)).await?;
+            let n = tag_all(app, t, true).await?;
             Ok(Done {
                 message: Some(format!(
                     "{n} objects marked to expire after the recovery window"
@@ -42,7 +42,7 @@ async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, Ste
     let key = marker_key(t);
     let restoring = t.offboarding.is_some();
     if restoring {
-        for_each_object(app, t, |key| tag(app, key, false)).await?;
+        tag_all(app, t, false).await?;
     }
     let outcome = match marker_presence(&app.s3, &app.bucket, t).await? {
         Presence::Present if restoring => "restored",
@@ -68,13 +68,9 @@ async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, Ste
     Ok(Done::ok(outcome, Some(key)))
 }
 
-/// Applies `f` to every object key under the tenant's prefix; returns how many.
-async fn for_each_object<F, Fut>(app: &App, t: &Tenant, f: F) -> Result<usize, StepError>
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), StepError>>,
-{
-    let mut count = 0;
+/// Every object key under the tenant's prefix, a page (at most 1,000) at a time.
+async fn keys(app: &App, t: &Tenant) -> Result<Vec<String>, StepError> {
+    let mut out = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let page = app
@@ -86,21 +82,30 @@ where
             .send()
             .await
             .map_err(|e| service_failure("listing the tenant's objects", e))?;
-        for object in page.contents() {
-            if let Some(key) = object.key() {
-                f(key.to_string()).await?;
-                count += 1;
-            }
-        }
+        out.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key())
+                .map(str::to_string),
+        );
         match page.next_continuation_token() {
             Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-            _ => return Ok(count),
+            _ => return Ok(out),
         }
     }
 }
 
+/// Tags (or untags) every object under the prefix; returns how many.
+async fn tag_all(app: &App, t: &Tenant, retired: bool) -> Result<usize, StepError> {
+    let keys = keys(app, t).await?;
+    for key in &keys {
+        tag(app, key, retired).await?;
+    }
+    Ok(keys.len())
+}
+
 /// Sets (or clears) the retirement tag on one object.
-async fn tag(app: &App, key: String, retired: bool) -> Result<(), StepError> {
+async fn tag(app: &App, key: &str, retired: bool) -> Result<(), StepError> {
     if retired {
         let tag = Tag::builder()
             .key(RETIRED_TAG.0)
@@ -114,7 +119,7 @@ async fn tag(app: &App, key: String, retired: bool) -> Result<(), StepError> {
         app.s3
             .put_object_tagging()
             .bucket(&app.bucket)
-            .key(&key)
+            .key(key)
             .tagging(tagging)
             .send()
             .await
@@ -123,7 +128,7 @@ async fn tag(app: &App, key: String, retired: bool) -> Result<(), StepError> {
         app.s3
             .delete_object_tagging()
             .bucket(&app.bucket)
-            .key(&key)
+            .key(key)
             .send()
             .await
             .map_err(|e| service_failure("untagging a restored object", e))?;
@@ -131,28 +136,14 @@ async fn tag(app: &App, key: String, retired: bool) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Deletes every object under the prefix, a page (at most 1,000) at a time.
+/// Deletes every object under the prefix, 1,000 (S3's limit) per request.
 async fn purge(app: &App, t: &Tenant) -> Result<usize, StepError> {
-    let mut count = 0;
-    loop {
-        let page = app
-            .s3
-            .list_objects_v2()
-            .bucket(&app.bucket)
-            .prefix(t.storage_prefix())
-            .send()
-            .await
-            .map_err(|e| service_failure("listing the tenant's objects", e))?;
-        let ids: Vec<ObjectIdentifier> = page
-            .contents()
+    let keys = keys(app, t).await?;
+    for chunk in keys.chunks(1000) {
+        let ids: Vec<ObjectIdentifier> = chunk
             .iter()
-            .filter_map(|o| o.key())
             .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
             .collect();
-        if ids.is_empty() {
-            return Ok(count);
-        }
-        count += ids.len();
         let delete = Delete::builder()
             .set_objects(Some(ids))
             .quiet(true)
@@ -173,4 +164,5 @@ async fn purge(app: &App, t: &Tenant) -> Result<usize, StepError> {
             )));
         }
     }
+    Ok(keys.len())
 }

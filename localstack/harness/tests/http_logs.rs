@@ -166,3 +166,74 @@ async fn secrets_never_reach_the_logs() {
 fn signature(jwt: &str) -> String {
     jwt.rsplit('.').next().unwrap().to_string()
 }
+
+/// The EMF documents among the functions' log lines since `since_ms`.
+fn metric_documents(p: &Platform, since_ms: i64) -> Vec<Value> {
+    p.function_logs(since_ms)
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l.trim()).ok())
+        .filter(|v| v.get("_aws").is_some())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn requests_and_provisioning_steps_emit_embedded_metrics() {
+    let p = Platform::start().await;
+    let since_ms = shared::time::now_ms() - 1000;
+    let op = p.user(true).await;
+    let token = p.sign_in(op.email.as_str(), "operator").await;
+    let wrong = p
+        .post(
+            "/auth/login",
+            json!({"email": op.email, "password": "not the password at all"}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(wrong.status, 401);
+    let request_id = wrong.headers["x-request-id"].to_str().unwrap().to_string();
+    let slug = support::unique_slug("emf");
+    let created = p
+        .call(
+            "POST",
+            "/tenants",
+            Some(&token),
+            Some(json!({"slug": slug, "name": "Metrics", "owner_email": support::unique_email("emf")})),
+            &[],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.json);
+    p.wait_for_status(&slug, &token, "active").await;
+    let docs = metric_documents(&p, since_ms);
+    // The refused sign-in: counted under its error code, with its latency and request id.
+    let refused = docs
+        .iter()
+        .find(|d| d["request_id"] == request_id.as_str())
+        .unwrap_or_else(|| panic!("no metrics for request {request_id}: {docs:?}"));
+    assert_eq!(refused["Code"], "INVALID_CREDENTIALS", "{refused}");
+    assert_eq!(refused["Requests"], 1.0);
+    assert!(refused["Latency"].as_f64().unwrap() > 0.0);
+    assert_eq!(refused["status"], 401);
+    let spec = &refused["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(spec["Namespace"], "SaasControlPlane");
+    assert_eq!(
+        spec["Dimensions"],
+        json!([["Function"], ["Function", "Code"]])
+    );
+    assert!(
+        refused["Function"].as_str().unwrap().contains("Login"),
+        "{refused}"
+    );
+    // Each provisioning step of the new tenant: its outcome.
+    for step in ["storage", "secrets", "invitation"] {
+        assert!(
+            docs.iter()
+                .any(|d| d["Step"] == step && d["Outcome"] == "created" && d["StepRuns"] == 1.0),
+            "no metrics for the {step} step: {docs:?}"
+        );
+    }
+    // Cold starts are counted once per process.
+    assert!(docs
+        .iter()
+        .all(|d| d["ColdStart"] == 0.0 || d["ColdStart"] == 1.0));
+}

@@ -220,6 +220,29 @@ async fn reconcile(platform: &Platform, op: &str, slug: &str) -> Reply {
         .await
 }
 
+/// A tenant created, provisioned and its owner invited: its id.
+async fn active_tenant(platform: &Platform, op: &str, slug: &str, owner: &str) -> String {
+    let id = create(platform, op, slug, owner).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    platform.wait_for_status(slug, op, "active").await;
+    platform.wait_for_mail(owner, 1).await;
+    id
+}
+
+/// Deletes the tenant and waits for its offboarding run to retire everything.
+async fn delete_and_retire(platform: &Platform, op: &str, slug: &str) -> Value {
+    let deleted = platform
+        .call("DELETE", format!("/tenants/{slug}"), Some(op), None, &[])
+        .await;
+    assert_eq!(deleted.status, 200, "{}", deleted.json);
+    wait_until(platform, op, slug, "retired", |t| {
+        !t["offboarding"]["retired_at"].is_null()
+    })
+    .await
+}
+
 fn step<'a>(t: &'a Value, name: &str) -> &'a Value {
     &t["provisioning"][name]
 }
@@ -368,12 +391,7 @@ async fn drift_is_found_and_repaired_by_the_reconcile() {
     let aws = Aws::new().await;
     let op = operator(&platform).await;
     let (slug, owner) = (unique_slug("drift"), unique_email("drift"));
-    let id = create(&platform, &op, &slug, &owner).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    platform.wait_for_status(&slug, &op, "active").await;
-    platform.wait_for_mail(&owner, 1).await;
+    let id = active_tenant(&platform, &op, &slug, &owner).await;
     // Behind the platform's back: the marker and the secret go.
     aws.s3
         .delete_object()
@@ -552,12 +570,7 @@ async fn a_deleted_tenant_is_retired_reversibly_and_restored_within_its_window()
     let aws = Aws::new().await;
     let op = operator(&platform).await;
     let (slug, owner) = (unique_slug("offb"), unique_email("offb"));
-    let id = create(&platform, &op, &slug, &owner).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    platform.wait_for_status(&slug, &op, "active").await;
-    platform.wait_for_mail(&owner, 1).await;
+    let id = active_tenant(&platform, &op, &slug, &owner).await;
     aws.s3
         .put_object()
         .bucket(&aws.bucket)
@@ -566,14 +579,7 @@ async fn a_deleted_tenant_is_retired_reversibly_and_restored_within_its_window()
         .send()
         .await
         .unwrap();
-    let deleted = platform
-        .call("DELETE", format!("/tenants/{slug}"), Some(&op), None, &[])
-        .await;
-    assert_eq!(deleted.status, 200, "{}", deleted.json);
-    let t = wait_until(&platform, &op, &slug, "retired", |t| {
-        !t["offboarding"]["retired_at"].is_null()
-    })
-    .await;
+    let t = delete_and_retire(&platform, &op, &slug).await;
     let off = &t["offboarding"];
     assert_eq!(off["steps"]["secrets"]["state"], "ok", "{off}");
     assert_eq!(off["steps"]["invitation"]["state"], "skipped", "{off}");
@@ -636,19 +642,8 @@ async fn after_the_recovery_window_the_artifacts_are_gone_and_the_record_says_so
     let aws = Aws::new().await;
     let op = operator(&platform).await;
     let slug = unique_slug("purge");
-    let id = create(&platform, &op, &slug, &unique_email("purge")).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    platform.wait_for_status(&slug, &op, "active").await;
-    let deleted = platform
-        .call("DELETE", format!("/tenants/{slug}"), Some(&op), None, &[])
-        .await;
-    assert_eq!(deleted.status, 200, "{}", deleted.json);
-    let t = wait_until(&platform, &op, &slug, "retired", |t| {
-        !t["offboarding"]["retired_at"].is_null()
-    })
-    .await;
+    let id = active_tenant(&platform, &op, &slug, &unique_email("purge")).await;
+    let t = delete_and_retire(&platform, &op, &slug).await;
     let purge_after = t["offboarding"]["purge_after"].as_i64().unwrap();
     let wait = purge_after - shared::time::now_unix() + 1;
     if wait > 0 {

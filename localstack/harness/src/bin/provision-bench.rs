@@ -66,8 +66,7 @@ async fn main() {
         }
     };
     let login = json!({"email": op.email, "password": PASSWORD, "audience": "operator"});
-    let token = send("POST", "/auth/login".into(), Some(login), None).await["data"]
-        ["access_token"]
+    let token = send("POST", "/auth/login".into(), Some(login), None).await["data"]["access_token"]
         .as_str()
         .unwrap()
         .to_string();
@@ -75,7 +74,8 @@ async fn main() {
     let (mut posts, mut to_active) = (Vec::new(), Vec::new());
     for i in 0..=n {
         let slug = format!("pb{}-{i}", &run[..8]);
-        let body = json!({"slug": slug, "name": "Bench", "owner_email": format!("{slug}@example.com")});
+        let body =
+            json!({"slug": slug, "name": "Bench", "owner_email": format!("{slug}@example.com")});
         let started = Instant::now();
         send("POST", "/tenants".into(), Some(body), Some(token.clone())).await;
         let posted = started.elapsed();
