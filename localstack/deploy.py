@@ -230,6 +230,25 @@ def describe(stack, template):
     }
 
 
+def redeploy_stage(template, api_id, stage):
+    """Makes the template's gateway responses live. API Gateway serves a deployment's snapshot,
+    and a stack update that changes the routes re-imports the API's definition, which can drop
+    gateway responses made beside it: so each is put again, then the stage is deployed anew."""
+    api = client("apigateway")
+    for res in template["Resources"].values():
+        if res.get("Type") != "AWS::ApiGateway::GatewayResponse":
+            continue
+        props = res["Properties"]
+        args = {"restApiId": api_id, "responseType": props["ResponseType"],
+                "responseParameters": props.get("ResponseParameters", {}),
+                "responseTemplates": props.get("ResponseTemplates", {})}
+        if "StatusCode" in props:
+            args["statusCode"] = str(props["StatusCode"])
+        api.put_gateway_response(**args)
+    api.create_deployment(restApiId=api_id, stageName=stage,
+                          description="deploy.py: gateway responses live")
+
+
 def shell_env(names):
     """The deployed names as KEY=VALUE lines, for the local scripts and tests to source."""
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
@@ -287,6 +306,7 @@ def main():
     template = package(load_template(), args.stack, Path(args.bin_dir))
     deploy_stack(template, args.stack, params)
     names = describe(args.stack, template)
+    redeploy_stage(template, names["api_id"], names["stage"])
     os.environ["JWT_SIGNING_KEY_SECRET_ID"] = names["signing_key_secret"]
     os.environ["JWT_PUBLIC_KEYS_SECRET_ID"] = names["public_keys_secret"]
     keys.main("ensure")

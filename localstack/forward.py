@@ -5,12 +5,28 @@ http://127.0.0.1:4566/_aws/execute-api/<api id>/<stage>/<route>. API ids change 
 new stack; this address does not. The caller's address goes along as X-Forwarded-For, which
 the emulator's API Gateway reports as `requestContext.identity.sourceIp`.
 
+It also serves the API's description, `infra/openapi.yaml`, as JSON at `GET /openapi.json`
+(with this address as its server), for tools such as Schemathesis or Swagger UI.
+
 Usage: forward.py LISTEN_PORT TARGET_BASE_URL
 """
 import http.client
 import http.server
+import json
+import pathlib
 import sys
 import urllib.parse
+
+import yaml
+
+OPENAPI = pathlib.Path(__file__).resolve().parent.parent / "infra" / "openapi.yaml"
+
+
+def openapi_json(port):
+    """The OpenAPI document as JSON, pointing at this forwarder."""
+    doc = yaml.safe_load(OPENAPI.read_text())
+    doc["servers"] = [{"url": f"http://127.0.0.1:{port}", "description": "make dev"}]
+    return json.dumps(doc).encode()
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
               "proxy-authorization", "proxy-authenticate", "host", "content-length"}
@@ -25,6 +41,14 @@ def handler_for(target):
         disable_nagle_algorithm = True
 
         def forward(self):
+            if self.command == "GET" and self.path.split("?")[0] == "/openapi.json":
+                data = openapi_json(self.server.server_address[1])
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return
             length = int(self.headers.get("content-length") or 0)
             body = self.rfile.read(length) if length else None
             headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}

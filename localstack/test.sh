@@ -27,7 +27,7 @@ deploy_stack saas-test target/debug \
   --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000 \
   --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
   --param "ReconcileSchedule=rate(1 minute)"
-(cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform test_asl)
+(cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform test_asl test_openapi)
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function
 # Last and alone: it rotates and retires the stack's signing keys.
 cargo test -p local-harness --test http_keys --quiet -- --include-ignored a_key_rotation_reaches_every_function

@@ -125,6 +125,11 @@ class StableAddress(unittest.TestCase):
                 urllib.request.urlopen(req, timeout=10)
             self.assertEqual(refused.exception.code, 401)
             self.assertEqual(json.load(refused.exception)["error"]["code"], "INVALID_CREDENTIALS")
+            # The API's description, as JSON, naming this address as its server.
+            with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as resp:
+                doc = json.load(resp)
+            self.assertEqual(doc["servers"][0]["url"], base)
+            self.assertIn("/tenants/{slug}/reconcile", doc["paths"])
         finally:
             proc.terminate()
             proc.wait()

@@ -1,6 +1,7 @@
 //! Builds provision-step's clients once per process and hands the task handler to the runtime.
 
 use shared::startup::Startup;
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -24,8 +25,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app: &'static provision_step::App = Box::leak(Box::new(app));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            // Every line of the task names its invocation, as request lines name their request.
+            let span = tracing::info_span!("task", request_id = %event.context.request_id);
             // Boxed: the handler's future is too deep to nest inline in the runtime's.
-            Box::pin(provision_step::handle(app, event.payload)).await
+            Box::pin(provision_step::handle(app, event.payload))
+                .instrument(span)
+                .await
         },
     ))
     .await

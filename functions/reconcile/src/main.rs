@@ -2,6 +2,7 @@
 //! invocation (the route, the schedule, a direct invoke) to `reconcile::handle_event`.
 
 use shared::startup::Startup;
+use tracing::Instrument;
 use std::time::Duration;
 
 #[tokio::main]
@@ -28,9 +29,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let app: &'static reconcile::App = Box::leak(Box::new(app));
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            // Every line of the run names its invocation (an HTTP request's lines, its request).
+            let span = tracing::info_span!("invocation", request_id = %event.context.request_id);
             // Boxed: the handler's future is too deep to nest inline in the runtime's.
             Ok::<_, std::convert::Infallible>(
-                Box::pin(reconcile::handle_event(app, event.payload)).await,
+                Box::pin(reconcile::handle_event(app, event.payload))
+                    .instrument(span)
+                    .await,
             )
         },
     ))
