@@ -18,6 +18,10 @@ cleanup() { stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
 trap cleanup EXIT INT TERM
 
 cargo build --release --workspace --bins
+# The release build is what gets deployed: it must not contain provision-step's fault switch.
+if grep -q "FAULT#" target/release/provision-step; then
+  echo "target/release/provision-step contains the test fault switch" >&2; exit 1
+fi
 start_emulator
 start_postgres
 deploy_stack saas-bench target/release --param AllowPrivateDatabaseHosts=true

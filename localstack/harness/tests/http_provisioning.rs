@@ -443,7 +443,8 @@ async fn drift_is_found_and_repaired_by_the_reconcile() {
 
 /// A tenant stored as POST /tenants stores it, but whose event never left.
 async fn tenant_without_event(platform: &Platform, slug: &str) -> String {
-    use shared::store::TenantStore;
+    use shared::store::changes::{tenant_count_changes, Change};
+    use shared::store::CommitStore;
     let now = shared::time::now_unix();
     let mut t = shared::tenant::Tenant::new(
         shared::tenant::TenantSlug::parse(slug).unwrap(),
@@ -454,7 +455,11 @@ async fn tenant_without_event(platform: &Platform, slug: &str) -> String {
         .iter()
         .map(|s| (s.to_string(), shared::tenant::StepStatus::pending(now)))
         .collect();
-    platform.store.create_tenant(&t).await.unwrap();
+    // Its record, slug claim and status counters, as POST /tenants commits them: only the
+    // outbox item and the publishing are missing.
+    let mut changes = vec![Change::CreateTenant(t.clone())];
+    changes.extend(tenant_count_changes(None, Some((t.status, None))));
+    platform.store.commit(changes).await.unwrap();
     t.id.to_string()
 }
 
