@@ -2,8 +2,8 @@
 //! invocation (the route, the schedule, a direct invoke) to `reconcile::handle_event`.
 
 use shared::startup::Startup;
-use tracing::Instrument;
 use std::time::Duration;
+use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -10,7 +10,10 @@ use support::Platform;
 #[ignore = "needs the deployed stack: run `make test`"]
 async fn an_unknown_route_gets_the_envelope_and_a_request_id_from_the_gateway() {
     let platform = Platform::start().await;
-    for (method, path) in [("GET", "/no/such/route"), ("POST", "/tenants/acme/nothing-here")] {
+    for (method, path) in [
+        ("GET", "/no/such/route"),
+        ("POST", "/tenants/acme/nothing-here"),
+    ] {
         let r = platform.send(method, path, &[], None).await;
         assert_eq!(r.status, 404, "{method} {path}: {}", r.json);
         assert_eq!(r.json["success"], false);

@@ -210,9 +210,10 @@ async fn requests_and_provisioning_steps_emit_embedded_metrics() {
     for round in 0..20 {
         docs = metric_documents(&p, since_ms);
         let have_request = docs.iter().any(|d| d["request_id"] == request_id.as_str());
-        let have_steps = ["storage", "secrets", "invitation"]
-            .iter()
-            .all(|s| docs.iter().any(|d| d["Step"] == *s && d["Outcome"] == "created"));
+        let have_steps = ["storage", "secrets", "invitation"].iter().all(|s| {
+            docs.iter()
+                .any(|d| d["Step"] == *s && d["Outcome"] == "created")
+        });
         if have_request && have_steps {
             break;
         }
