@@ -4,7 +4,7 @@ SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
 
-.PHONY: help dev test lint bench build fmt mail logs reconcile deploy
+.PHONY: help dev test lint bench build fmt mail logs reconcile deploy deploy-local
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
@@ -15,6 +15,7 @@ help:
 	@echo "make logs    the functions' log lines on the local emulator (during make dev)"
 	@echo "make reconcile  run the reconcile job once on the local stack and print its report"
 	@echo "make deploy  build for Lambda (arm64) and deploy the template to AWS (see README)"
+	@echo "make deploy-local  with Docker: LocalStack instead of MiniStack, the same deploy path as make dev"
 
 $(STAMP): localstack/requirements.txt
 	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
@@ -52,6 +53,11 @@ logs: $(STAMP)
 	set -a; . localstack/local.env; set +a; \
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
 	$(VENV)/bin/python localstack/logs.py localstack/.state/stack.json
+
+# With Docker: LocalStack (localstack/docker-compose.yml) instead of MiniStack; the same
+# script, deploy path and seed data as `make dev`.
+deploy-local: $(STAMP) build
+	EMULATOR=localstack localstack/dev.sh
 
 reconcile: $(STAMP)
 	set -a; . localstack/local.env; set +a; \
