@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod aws;
 pub mod config;
+pub mod cors;
 pub mod crypto;
 pub mod domain;
 pub mod email;

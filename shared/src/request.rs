@@ -76,6 +76,7 @@ where
     let gateway_request_id = ctx.gateway_request_id.clone().unwrap_or_default();
     let span = tracing::info_span!("request", request_id = %ctx.request_id, aws_request_id = %gateway_request_id, method = %method, resource = %resource);
     let request_id = ctx.request_id.clone();
+    let origin = header(&req, "origin").map(str::to_string);
     async move {
         let started = Instant::now();
         let result = route(ctx, req).await;
@@ -91,7 +92,9 @@ where
             }
             Err(err) => tracing::info!(status = err.status(), code = err.code(), latency_ms, "request rejected"),
         }
-        render(&request_id, result)
+        let mut response = render(&request_id, result);
+        crate::cors::apply(origin.as_deref(), response.headers_mut());
+        response
     }
     .instrument(span)
     .await

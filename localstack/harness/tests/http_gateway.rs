@@ -26,3 +26,71 @@ async fn an_unknown_route_gets_the_envelope_and_a_request_id_from_the_gateway() 
     let live = platform.send("GET", "/health/live", &[], None).await;
     assert_eq!(live.status, 200, "{}", live.json);
 }
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: run `make test`"]
+async fn the_frontend_origin_gets_cors_and_its_preflight_any_other_origin_gets_neither() {
+    let platform = Platform::start().await;
+    let origin = std::env::var("PLATFORM_ORIGIN").expect("PLATFORM_ORIGIN: run `make test`");
+    // The preflight, answered by API Gateway.
+    let preflight = platform
+        .send(
+            "OPTIONS",
+            "/tenants",
+            &[
+                ("origin", origin.as_str()),
+                ("access-control-request-method", "POST"),
+                (
+                    "access-control-request-headers",
+                    "authorization,content-type",
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert!(
+        (200..300).contains(&preflight.status),
+        "preflight: {} {:?}",
+        preflight.status,
+        preflight.headers
+    );
+    assert_eq!(
+        preflight.headers["access-control-allow-origin"],
+        origin.as_str()
+    );
+    let methods = preflight.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(
+        methods.contains("POST") && methods.contains("PATCH"),
+        "{methods}"
+    );
+    let allowed = preflight.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(allowed.contains("authorization") && allowed.contains("idempotency-key"));
+    // The answer itself, from the function.
+    let ok = platform
+        .send("GET", "/health/live", &[("origin", origin.as_str())], None)
+        .await;
+    assert_eq!(ok.status, 200);
+    assert_eq!(ok.headers["access-control-allow-origin"], origin.as_str());
+    assert!(ok.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .contains("x-request-id"));
+    for other in [
+        "https://evil.example.com",
+        &format!("{origin}.evil.example.com"),
+    ] {
+        let r = platform
+            .send("GET", "/health/live", &[("origin", other)], None)
+            .await;
+        assert_eq!(r.status, 200);
+        assert!(
+            r.headers.get("access-control-allow-origin").is_none(),
+            "{other} was allowed"
+        );
+    }
+}
