@@ -9,7 +9,13 @@ invocation costs a few milliseconds (see ../shared/LOCAL-STACK.md and the README
 2. Its Lambda Runtime API server does not set TCP_NODELAY, so TCP delayed ACK holds a
    response's last segment for about 40 ms.
 
-`test_ministack_patches.py` fails when an upgrade breaks either patch or no longer needs it.
+3. Its import of an API's OpenAPI body keeps a `x-amazon-apigateway-integration`'s type and
+   URI only, dropping its request templates and `responses`. A mock integration then answers
+   `{}` with no headers: the CORS preflights the template's `Cors` defines (SAM writes them as
+   mock integrations with static `Access-Control-Allow-*` headers) would carry none. The patch
+   imports both, as API Gateway does.
+
+`test_ministack_patches.py` fails when an upgrade breaks a patch or no longer needs it.
 
 Usage: ministack_server.py   (GATEWAY_PORT, BIND_HOST and the AWS settings from the environment)
 """
@@ -51,8 +57,39 @@ def apply():
     owner._drain_stderr_bounded = drain_without_waiting
 
 
+def import_integration_responses():
+    """Patch 3: a body's integration request templates and responses are imported. Idempotent."""
+    from ministack.services import apigateway_v1 as api
+
+    original = api._import_operation
+    if getattr(original, "_saas_patched", False):
+        return
+
+    def import_operation(api_id, resource_id, http_method, operation, *args, **kwargs):
+        original(api_id, resource_id, http_method, operation, *args, **kwargs)
+        integration = (operation or {}).get("x-amazon-apigateway-integration") or {}
+        method = api._resources.get(api_id, {}).get(resource_id, {}) \
+            .get("resourceMethods", {}).get(http_method) or {}
+        imported = method.get("methodIntegration")
+        if imported is None:
+            return
+        if integration.get("requestTemplates"):
+            imported["requestTemplates"] = dict(integration["requestTemplates"])
+        for selection, response in (integration.get("responses") or {}).items():
+            api._put_integration_response(api_id, resource_id, http_method,
+                                          str(response.get("statusCode", "200")), {
+                                              "selectionPattern": "" if selection == "default" else selection,
+                                              "responseParameters": response.get("responseParameters", {}),
+                                              "responseTemplates": response.get("responseTemplates", {}),
+                                          })
+
+    import_operation._saas_patched = True
+    api._import_operation = import_operation
+
+
 def main():
     apply()
+    import_integration_responses()
     from ministack.app import main as serve
     serve()
 

@@ -1,6 +1,7 @@
-"""Tests of the two MiniStack patches in ministack_server.py. They fail when an upgrade of
+"""Tests of the three MiniStack patches in ministack_server.py. They fail when an upgrade of
 the pinned MiniStack breaks a patch, or fixes the defect itself (then drop the patch)."""
 import inspect
+import json
 import queue
 import socketserver
 import time
@@ -48,6 +49,31 @@ class Patches(unittest.TestCase):
         ministack_server.apply()
         self.assertTrue(socketserver.StreamRequestHandler.disable_nagle_algorithm)
         ministack_server.apply()  # idempotent
+
+
+    def test_a_mock_integration_keeps_its_responses_only_after_the_patch(self):
+        from ministack.services import apigateway_v1 as api
+        spec = {"swagger": "2.0", "info": {"title": "cors-probe", "version": "1"}, "paths": {"/p": {
+            "options": {"x-amazon-apigateway-integration": {
+                "type": "mock",
+                "requestTemplates": {"application/json": '{"statusCode": 200}'},
+                "responses": {"default": {"statusCode": "200", "responseParameters": {
+                    "method.response.header.Access-Control-Allow-Origin": "'https://a.example'"}}}}}}}}
+
+        def imported():
+            api_id = api._import_rest_api(json.loads(json.dumps(spec)), {})
+            resource = next(r for r in api._resources.get(api_id, {}).values() if r.get("path") == "/p")
+            return resource["resourceMethods"]["OPTIONS"]["methodIntegration"]
+
+        if not getattr(api._import_operation, "_saas_patched", False):
+            self.assertEqual(imported().get("integrationResponses"), {},
+                             "upstream imports integration responses now: drop the patch")
+        ministack_server.import_integration_responses()
+        integration = imported()
+        status, headers, _ = api._invoke_mock_v1(integration)
+        self.assertEqual(status, 200)
+        self.assertEqual(headers["Access-Control-Allow-Origin"], "https://a.example")
+        ministack_server.import_integration_responses()  # idempotent
 
 
 if __name__ == "__main__":
