@@ -243,6 +243,18 @@ async fn delete_and_retire(platform: &Platform, op: &str, slug: &str) -> Value {
     .await
 }
 
+async fn restore(platform: &Platform, op: &str, slug: &str) -> Reply {
+    platform
+        .call(
+            "POST",
+            format!("/tenants/{slug}/restore"),
+            Some(op),
+            None,
+            &[],
+        )
+        .await
+}
+
 fn step<'a>(t: &'a Value, name: &str) -> &'a Value {
     &t["provisioning"][name]
 }
@@ -603,15 +615,7 @@ async fn a_deleted_tenant_is_retired_reversibly_and_restored_within_its_window()
         vec![(aws.secret_name(&id), true)]
     );
     // Nobody but operators may restore; then the operator does, within the window.
-    let restored = platform
-        .call(
-            "POST",
-            format!("/tenants/{slug}/restore"),
-            Some(&op),
-            None,
-            &[],
-        )
-        .await;
+    let restored = restore(&platform, &op, &slug).await;
     assert_eq!(restored.status, 200, "{}", restored.json);
     assert_eq!(restored.json["data"]["status"], "provisioning");
     let t = platform.wait_for_status(&slug, &op, "active").await;
@@ -628,15 +632,7 @@ async fn a_deleted_tenant_is_retired_reversibly_and_restored_within_its_window()
         1,
         "offboarding and restoring mail nobody"
     );
-    let again = platform
-        .call(
-            "POST",
-            format!("/tenants/{slug}/restore"),
-            Some(&op),
-            None,
-            &[],
-        )
-        .await;
+    let again = restore(&platform, &op, &slug).await;
     assert_eq!(again.status, 409, "{}", again.json);
 }
 
@@ -671,15 +667,7 @@ async fn after_the_recovery_window_the_artifacts_are_gone_and_the_record_says_so
         aws.secrets_of(&id).await.is_empty(),
         "the secret is deleted"
     );
-    let late = platform
-        .call(
-            "POST",
-            format!("/tenants/{slug}/restore"),
-            Some(&op),
-            None,
-            &[],
-        )
-        .await;
+    let late = restore(&platform, &op, &slug).await;
     assert_eq!(late.status, 409, "{}", late.json);
     assert_eq!(late.json["error"]["code"], "RECOVERY_WINDOW_PASSED");
     let again = reconcile(&platform, &op, &slug).await;
