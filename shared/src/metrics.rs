@@ -21,16 +21,20 @@ pub fn cold_start() -> u8 {
     u8::from(!WARM.swap(true, Ordering::Relaxed))
 }
 
-/// The function's name as Lambda gives it (`AWS_LAMBDA_FUNCTION_NAME`), else the binary's.
-fn function_name() -> String {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-        .ok()
-        .or_else(|| {
-            std::env::args()
-                .next()
-                .and_then(|a| a.rsplit('/').next().map(str::to_string))
-        })
-        .unwrap_or_else(|| "unknown".into())
+/// The function's name as Lambda gives it (`AWS_LAMBDA_FUNCTION_NAME`), else the binary's;
+/// read once per process.
+fn function_name() -> &'static str {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+            .ok()
+            .or_else(|| {
+                std::env::args()
+                    .next()
+                    .and_then(|a| a.rsplit('/').next().map(str::to_string))
+            })
+            .unwrap_or_else(|| "unknown".into())
+    })
 }
 
 /// One EMF document: `dimensions` (names and values), `metrics` (name, unit, value), and
@@ -75,7 +79,7 @@ fn emit(doc: &Value) {
 pub fn request(code: &str, status: u16, latency_ms: f64, request_id: &str) {
     let function = function_name();
     emit(&document(
-        &[("Function", &function), ("Code", code)],
+        &[("Function", function), ("Code", code)],
         &[&["Function"], &["Function", "Code"]],
         &[
             ("Requests", "Count", 1.0),
@@ -91,11 +95,7 @@ pub fn request(code: &str, status: u16, latency_ms: f64, request_id: &str) {
 pub fn step(step: &str, outcome: &str, latency_ms: f64, run: &str) {
     let function = function_name();
     emit(&document(
-        &[
-            ("Function", &function),
-            ("Step", step),
-            ("Outcome", outcome),
-        ],
+        &[("Function", function), ("Step", step), ("Outcome", outcome)],
         // By outcome alone too: one alarm watches every step's errors.
         &[&["Function", "Step", "Outcome"], &["Outcome"]],
         &[

@@ -157,6 +157,13 @@ async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
         steps_after: None,
         error: None,
     };
+    if let Some(run) = t.live_run(now) {
+        // Its run is under way: no artifact to check yet.
+        report.need = Need::Busy {
+            run: run.id.clone(),
+        };
+        return report;
+    }
     let drift = match check::drift(app, &t).await {
         Ok(d) => d,
         Err(e) => {
