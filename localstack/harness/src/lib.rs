@@ -77,3 +77,61 @@ pub async fn seed_tenant(
         .await?;
     Ok(tenant)
 }
+
+/// The benches' HTTP client: one JSON request to the platform, timed.
+pub struct Http {
+    client: hyper_util::client::legacy::Client<
+        hyper_util::client::legacy::connect::HttpConnector,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    base: String,
+}
+
+impl Http {
+    pub fn new(base: &str) -> Http {
+        Http {
+            client: hyper_util::client::legacy::Client::builder(
+                hyper_util::rt::TokioExecutor::new(),
+            )
+            .build_http(),
+            base: base.trim_end_matches('/').to_string(),
+        }
+    }
+
+    /// Sends `method path` with a JSON `body`, a bearer token and a client address
+    /// (`X-Forwarded-For`); the status, the milliseconds to the whole answer, and its JSON.
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+        bearer: Option<&str>,
+        ip: &str,
+    ) -> (u16, f64, serde_json::Value) {
+        use http_body_util::BodyExt;
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .header("x-forwarded-for", ip);
+        if let Some(token) = bearer {
+            req = req.header("authorization", format!("Bearer {token}"));
+        }
+        let req = req
+            .body(http_body_util::Full::new(bytes::Bytes::from(
+                body.map(|b| b.to_string()).unwrap_or_default(),
+            )))
+            .expect("a valid request");
+        let started = std::time::Instant::now();
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .expect("the platform answers");
+        let status = resp.status().as_u16();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, ms, json)
+    }
+}

@@ -5,14 +5,9 @@
 //!
 //! Usage: http-bench --base URL [--requests N]
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
 use shared::auth::password::hash_password;
 use shared::store::DynamoStore;
-use std::time::Instant;
 
 const PASSWORD: &str = "bench horse battery staple";
 
@@ -47,35 +42,16 @@ async fn main() {
     let tenant = local_harness::seed_tenant(&store, "HTTP bench", owner)
         .await
         .expect("tenant stored");
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let send = |method: &str, path: &str, body: Option<Value>, auth: Option<&str>, ip: String| {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", ip);
-        if let Some(a) = auth {
-            req = req.header("authorization", format!("Bearer {a}"));
-        }
-        let req = req
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
-            .unwrap();
-        let client = client.clone();
-        async move {
-            let started = Instant::now();
-            let resp = client.request(req).await.expect("the platform answers");
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-            let ms = started.elapsed().as_secs_f64() * 1000.0;
-            assert_eq!(status, 200, "{}", String::from_utf8_lossy(&bytes));
-            (
-                ms,
-                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
-            )
-        }
-    };
+    let http = local_harness::Http::new(&base);
+    let send =
+        |method: &'static str, path: &str, body: Option<Value>, auth: Option<&str>, ip: String| {
+            let (http, path, auth) = (&http, path.to_string(), auth.map(str::to_string));
+            async move {
+                let (status, ms, json) = http.send(method, &path, body, auth.as_deref(), &ip).await;
+                assert_eq!(status, 200, "{json}");
+                (ms, json)
+            }
+        };
     let ip = |i: usize| format!("10.{}.{}.{}", 200 + i / 62500, (i / 250) % 250, i % 250 + 1);
     let login = json!({"email": owner.email, "password": PASSWORD});
     let (_, first) = send("POST", "/auth/login", Some(login.clone()), None, ip(0)).await;

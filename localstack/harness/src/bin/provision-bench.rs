@@ -6,10 +6,6 @@
 //!
 //! Usage: provision-bench --base URL [--tenants N]
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use local_harness::pct;
 use serde_json::{json, Value};
 use shared::auth::password::hash_password;
@@ -40,27 +36,13 @@ async fn main() {
         ..local_harness::new_user("provision-bench", &hash)
     };
     store.create_user(&op).await.expect("operator stored");
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let send = |method: &str, path: String, body: Option<Value>, auth: Option<String>| {
-        let mut req = hyper::Request::builder()
-            .method(method)
-            .uri(format!("{base}{path}"))
-            .header("content-type", "application/json")
-            .header("x-forwarded-for", "10.250.0.1");
-        if let Some(a) = auth {
-            req = req.header("authorization", format!("Bearer {a}"));
-        }
-        let req = req
-            .body(Full::new(Bytes::from(
-                body.map(|b| b.to_string()).unwrap_or_default(),
-            )))
-            .unwrap();
-        let client = client.clone();
+    let http = local_harness::Http::new(&base);
+    let send = |method: &'static str, path: String, body: Option<Value>, auth: Option<String>| {
+        let http = &http;
         async move {
-            let resp = client.request(req).await.expect("the platform answers");
-            let status = resp.status().as_u16();
-            let bytes = resp.into_body().collect().await.unwrap().to_bytes();
-            let json = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
+            let (status, _, json) = http
+                .send(method, &path, body, auth.as_deref(), "10.250.0.1")
+                .await;
             assert!((200..300).contains(&status), "{status}: {json}");
             json
         }
