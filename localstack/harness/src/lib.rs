@@ -23,6 +23,25 @@ pub fn flags(known: &[&str]) -> std::collections::HashMap<String, String> {
     }
     out
 }
+/// The HTTP benches' command line: `--base URL` (required) and a count flag (`default` when
+/// absent).
+pub fn base_and_count(count_flag: &str, default: usize) -> (String, usize) {
+    let args = flags(&["--base", count_flag]);
+    let base = args
+        .get("--base")
+        .map(|b| b.trim_end_matches('/').to_string())
+        .unwrap_or_default();
+    assert!(!base.is_empty(), "--base URL is required");
+    let n = args
+        .get(count_flag)
+        .map(|r| {
+            r.parse()
+                .unwrap_or_else(|_| panic!("{count_flag} takes a number"))
+        })
+        .unwrap_or(default);
+    (base, n)
+}
+
 pub mod template;
 
 use shared::domain::{Email, Role, User, UserId, UserStatus};

@@ -15,16 +15,7 @@ use local_harness::pct;
 
 #[tokio::main]
 async fn main() {
-    let args = local_harness::flags(&["--base", "--requests"]);
-    let base = args
-        .get("--base")
-        .map(|b| b.trim_end_matches('/').to_string())
-        .unwrap_or_default();
-    let n: usize = args
-        .get("--requests")
-        .map(|r| r.parse().expect("--requests takes a number"))
-        .unwrap_or(50);
-    assert!(!base.is_empty(), "--base URL is required");
+    let (base, n) = local_harness::base_and_count("--requests", 50);
     let sdk = shared::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),

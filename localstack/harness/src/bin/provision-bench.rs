@@ -16,15 +16,7 @@ const PASSWORD: &str = "bench horse battery staple";
 
 #[tokio::main]
 async fn main() {
-    let args = local_harness::flags(&["--base", "--tenants"]);
-    let base = args
-        .get("--base")
-        .map(|b| b.trim_end_matches('/').to_string())
-        .expect("--base URL is required");
-    let n: usize = args
-        .get("--tenants")
-        .map(|r| r.parse().expect("--tenants takes a number"))
-        .unwrap_or(20);
+    let (base, n) = local_harness::base_and_count("--tenants", 20);
     let sdk = shared::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),

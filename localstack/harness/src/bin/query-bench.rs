@@ -25,16 +25,7 @@ use local_harness::pct;
 
 #[tokio::main]
 async fn main() {
-    let args = local_harness::flags(&["--base", "--requests"]);
-    let base = args
-        .get("--base")
-        .map(|b| b.trim_end_matches('/').to_string())
-        .unwrap_or_default();
-    let n: usize = args
-        .get("--requests")
-        .map(|r| r.parse().expect("--requests takes a number"))
-        .unwrap_or(100);
-    assert!(!base.is_empty(), "--base URL is required");
+    let (base, n) = local_harness::base_and_count("--requests", 100);
     let database_url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
     let sdk = shared::aws::sdk_config().await;
     let store = DynamoStore::new(
