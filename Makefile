@@ -3,18 +3,23 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 VENV := .venv
 STAMP := $(VENV)/.installed-$(shell sha256sum localstack/requirements.txt | cut -c1-12)
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed-$(shell sha256sum localstack/requirements-tools.txt | cut -c1-12)
+export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test lint bench build fmt mail logs reconcile deploy deploy-local
+.PHONY: help dev test lint bench build fmt mail logs reconcile deploy deploy-local package package-check fuzz template-lint
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
 	@echo "make test    run the whole test suite (own emulator on a free port)"
 	@echo "make lint    rustfmt check, clippy with warnings denied, cfn-lint on the template"
 	@echo "make bench   release builds; cold start, RSS and size against a hello-world baseline"
+	@echo "make package build every function for Lambda (arm64, release) and print each zip's size"
+	@echo "make fuzz    Schemathesis against a local stack of its own (every check, both roles)"
 	@echo "make mail    messages the local emulator captured (recipient, subject, link)"
 	@echo "make logs    the functions' log lines on the local emulator (during make dev)"
 	@echo "make reconcile  run the reconcile job once on the local stack and print its report"
-	@echo "make deploy  build for Lambda (arm64) and deploy the template to AWS (see README)"
+	@echo "make deploy  make package, then sam deploy to AWS (guided the first time; see README)"
 	@echo "make deploy-local  with Docker: LocalStack instead of MiniStack, the same deploy path as make dev"
 
 $(STAMP): localstack/requirements.txt
@@ -25,19 +30,41 @@ $(STAMP): localstack/requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r localstack/requirements.txt
 	touch $@
 
+# Tools with pins of their own (SAM CLI, cfn-lint, Schemathesis, cargo-lambda and zig).
+$(TOOLS_STAMP): localstack/requirements-tools.txt
+	@command -v python3 >/dev/null || { echo "python3 is required"; exit 1; }
+	rm -rf $(TOOLS)
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check -r localstack/requirements-tools.txt
+	touch $@
+
 build:
 	cargo build --workspace --bins
 
 dev: $(STAMP) build
 	localstack/dev.sh
 
-test: $(STAMP)
+test: $(STAMP) $(TOOLS_STAMP)
 	localstack/test.sh
 
-lint: $(STAMP)
+# cfn-lint with the serverless rules, and SAM's own validation with its lint (both offline).
+template-lint: $(TOOLS_STAMP)
+	$(TOOLS)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
+	$(TOOLS)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
+
+package: $(TOOLS_STAMP)
+	infra/package.sh
+
+# One function, debug, for arm64: proves the cross toolchain still works (CI runs it).
+package-check: $(TOOLS_STAMP)
+	infra/package.sh --check
+
+fuzz: $(STAMP) $(TOOLS_STAMP)
+	localstack/fuzz.sh
+
+lint: $(STAMP) template-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	$(VENV)/bin/cfn-lint infra/template.yaml
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
 
 fmt:
@@ -64,13 +91,7 @@ reconcile: $(STAMP)
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
 	$(VENV)/bin/python localstack/reconcile.py localstack/.state/stack.json
 
-# AWS: the same deploy script, with AWS's endpoint (none) and your credentials. Needs
-# PLATFORM_ORIGIN (https) and SENDER_EMAIL (a verified SES identity); STACK defaults to saas-platform.
-deploy: $(STAMP)
-	@test -n "$(PLATFORM_ORIGIN)" || { echo "set PLATFORM_ORIGIN=https://..."; exit 1; }
-	@test -n "$(SENDER_EMAIL)" || { echo "set SENDER_EMAIL=..."; exit 1; }
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check cargo-lambda==1.9.2
-	PATH=$$PWD/$(VENV)/bin:$$PATH cargo lambda build --release --arm64 --workspace
-	env -u AWS_ENDPOINT_URL $(VENV)/bin/python localstack/deploy.py --stack $${STACK:-saas-platform} \
-	  --bin-dir target/lambda --param PlatformOrigin=$(PLATFORM_ORIGIN) \
-	  --param SenderEmail=$(SENDER_EMAIL) --out target/lambda/stack.json
+# AWS: make package, then sam deploy (guided the first time; answers kept in samconfig.toml),
+# then the stack's keys. PLATFORM_ORIGIN, SENDER_EMAIL and STACK, when set, fill the answers.
+deploy: $(STAMP) $(TOOLS_STAMP)
+	infra/deploy.sh

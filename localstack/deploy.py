@@ -15,6 +15,12 @@ Steps, the same everywhere; only configuration differs (AWS_ENDPOINT_URL, parame
 
 Environment: AWS_ENDPOINT_URL (unset for AWS), AWS_REGION, ARTIFACTS_BUCKET (default
 `<stack>-artifacts-<account>`).
+
+`make deploy` (infra/deploy.sh) lets `sam deploy` do steps 1-2 instead, in two calls:
+  deploy.py --sam-template OUT --bin-dir target/lambda   writes the template `sam deploy` uploads:
+      each function's CodeUri is its cargo-lambda zip, the state machine's DefinitionUri an
+      absolute path (nothing else changes);
+  deploy.py --stack NAME --after-sam [--out stack.json]  steps 3-5 on the deployed stack.
 """
 import argparse
 import base64
@@ -130,6 +136,7 @@ def package(template, stack, bin_dir: Path):
         template["Resources"][name]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
     template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
     inline_state_machines(template)
+    template["Metadata"] = {**template.get("Metadata", {}), "ArtifactsBucket": bucket}
     return template
 
 
@@ -146,6 +153,22 @@ def inline_state_machines(template):
             del props["DefinitionUri"]
 
 
+def sam_template(template, bin_dir: Path):
+    """The template as `sam deploy` takes it: code and state machine definitions as local paths
+    that it uploads itself."""
+    for name, binary in functions(template):
+        zipped = (bin_dir / binary / "bootstrap.zip").resolve()
+        if not zipped.is_file():
+            raise SystemExit(f"deploy: {zipped} is missing: run make package first")
+        template["Resources"][name]["Properties"]["CodeUri"] = str(zipped)
+    template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
+    for res in template["Resources"].values():
+        props = res.get("Properties", {})
+        if res.get("Type") == "AWS::Serverless::StateMachine" and isinstance(props.get("DefinitionUri"), str):
+            props["DefinitionUri"] = str((TEMPLATE.parent / props["DefinitionUri"]).resolve())
+    return template
+
+
 def stack_status(cfn, stack):
     try:
         return cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"]
@@ -155,9 +178,22 @@ def stack_status(cfn, stack):
         raise
 
 
+def template_url(template, stack):
+    """The packaged template, put beside the code: a request body holds at most 51,200 bytes (on
+    AWS and the emulator alike), a template in S3 up to 1 MB."""
+    bucket = template["Metadata"]["ArtifactsBucket"]
+    body = json.dumps(template, separators=(",", ":")).encode()
+    key = f"{stack}/template-{hashlib.sha256(body).hexdigest()[:16]}.json"
+    client("s3").put_object(Bucket=bucket, Key=key, Body=body)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    region = os.environ.get("AWS_REGION", "us-east-1")
+    base = endpoint.rstrip("/") if endpoint else f"https://s3.{region}.amazonaws.com"
+    return f"{base}/{bucket}/{key}"
+
+
 def deploy_stack(template, stack, params):
     cfn = client("cloudformation")
-    body = json.dumps(template)
+    url = template_url(template, stack)
     parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
     caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     status = stack_status(cfn, stack)
@@ -166,10 +202,10 @@ def deploy_stack(template, stack, params):
         wait(cfn, stack, {"DELETE_COMPLETE", None})
         status = None
     if status is None:
-        cfn.create_stack(StackName=stack, TemplateBody=body, Parameters=parameters, Capabilities=caps)
+        cfn.create_stack(StackName=stack, TemplateURL=url, Parameters=parameters, Capabilities=caps)
     else:
         try:
-            cfn.update_stack(StackName=stack, TemplateBody=body, Parameters=parameters, Capabilities=caps)
+            cfn.update_stack(StackName=stack, TemplateURL=url, Parameters=parameters, Capabilities=caps)
         except ClientError as e:
             if "No updates are to be performed" in str(e):
                 return
@@ -293,7 +329,11 @@ def verify_sender(address):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stack", required=True)
+    parser.add_argument("--stack")
+    parser.add_argument("--sam-template", metavar="OUT",
+                        help="only write the template for sam deploy (see above)")
+    parser.add_argument("--after-sam", action="store_true",
+                        help="the stack was deployed by sam deploy: check it, write keys and names")
     parser.add_argument("--bin-dir", default=str(ROOT / "target" / "debug"))
     parser.add_argument("--param", action="append", default=[], help="Key=Value")
     parser.add_argument("--out", help="where to write the deployed names (JSON)")
@@ -302,9 +342,18 @@ def main():
     args = parser.parse_args()
     params = dict(p.split("=", 1) for p in args.param)
 
+    if args.sam_template:
+        out = sam_template(load_template(), Path(args.bin_dir))
+        Path(args.sam_template).write_text(json.dumps(out, indent=1))
+        return
+    if not args.stack:
+        parser.error("--stack is required")
     started = time.monotonic()
-    template = package(load_template(), args.stack, Path(args.bin_dir))
-    deploy_stack(template, args.stack, params)
+    if args.after_sam:
+        template = load_template()
+    else:
+        template = package(load_template(), args.stack, Path(args.bin_dir))
+        deploy_stack(template, args.stack, params)
     names = describe(args.stack, template)
     redeploy_stage(template, names["api_id"], names["stage"])
     os.environ["JWT_SIGNING_KEY_SECRET_ID"] = names["signing_key_secret"]

@@ -9,6 +9,7 @@ DEV_PORT=${DEV_PORT:-3000}
 STATE_DIR=$PWD/localstack/.state; mkdir -p "$STATE_DIR"
 . localstack/emulator.sh
 . localstack/postgres.sh
+. localstack/seed.sh
 
 FORWARD_PID=
 cleanup() {
@@ -28,22 +29,9 @@ trap cleanup EXIT INT TERM
 start_emulator
 start_postgres
 deploy_stack saas-dev target/debug --param AllowPrivateDatabaseHosts=true
-export OPERATOR_EMAIL=${OPERATOR_EMAIL:-operator@local.test}
-export OPERATOR_PASSWORD=${OPERATOR_PASSWORD:-local-dev-only-change-me}
-target/debug/seed-operator
 # A first tenant, `demo`, owned by the operator, with the sample database registered through
 # the API (so the README's query example works as printed).
-api() { curl -fsS "$API_URL$1" -H 'content-type: application/json' "${@:2}"; }
-token() {
-  api /auth/login -d "{\"email\":\"$OPERATOR_EMAIL\",\"password\":\"$OPERATOR_PASSWORD\",\"audience\":\"$1\"}" \
-    | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["data"]["access_token"])'
-}
-OP_TOKEN=$(token operator)
-api /tenants -H "authorization: Bearer $OP_TOKEN" \
-  -d "{\"slug\":\"demo\",\"name\":\"Demo\",\"owner_email\":\"$OPERATOR_EMAIL\"}" >/dev/null
-api /tenants/demo/databases -H "authorization: Bearer $OP_TOKEN" \
-  -d "{\"name\":\"sample\",\"engine\":\"postgres\",\"connection_string\":\"$SAMPLE_DATABASE_URL\"}" >/dev/null
-echo "dev: tenant demo with the sample database registered"
+seed_demo
 
 .venv/bin/python localstack/forward.py "$DEV_PORT" "$API_URL" &
 FORWARD_PID=$!

@@ -27,11 +27,13 @@ start_emulator() {
   mkdir -p "$STATE_DIR/tmp"
   # A clean environment: Lambda functions inherit the emulator's, and must see only what the
   # template gives them (plus the endpoint and credentials a real Lambda would have).
-  # Its temporary files and any state stay in this run's own folder.
+  # Its temporary files and any state stay in this run's own folder. MiniStack hands its own
+  # AWS_ENDPOINT_URL to the functions: FUNCTIONS_ENDPOINT_URL (make test's outage proxy) puts
+  # something between the functions and their dependencies.
   setsid env -i PATH="$PATH" HOME="$HOME" LANG=C.UTF-8 \
     AWS_REGION="$AWS_REGION" AWS_DEFAULT_REGION="$AWS_DEFAULT_REGION" \
     AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-    AWS_ENDPOINT_URL="$AWS_ENDPOINT_URL" GATEWAY_PORT="$EMULATOR_PORT" BIND_HOST=127.0.0.1 \
+    AWS_ENDPOINT_URL="${FUNCTIONS_ENDPOINT_URL:-$AWS_ENDPOINT_URL}" GATEWAY_PORT="$EMULATOR_PORT" BIND_HOST=127.0.0.1 \
     TMPDIR="$STATE_DIR/tmp" STATE_DIR="$STATE_DIR/ministack-state" PERSIST_STATE=0 \
     .venv/bin/python localstack/ministack_server.py >"$STATE_DIR/emulator.log" 2>&1 &
   EMULATOR_PID=$!

@@ -70,6 +70,8 @@ pub fn render(request_id: &str, result: Result<ApiResponse, ApiError>) -> Respon
             let mut extra = Vec::new();
             if let ApiError::TooManyRequests { retry_after_secs } = &err {
                 extra.push(("retry-after", retry_after_secs.to_string()));
+            } else if let ApiError::MethodNotAllowed { allow } = &err {
+                extra.push(("allow", allow.clone()));
             } else if err.status() == 503 {
                 // A dependency is down: worth a retry shortly, not at once.
                 extra.push(("retry-after", "2".to_string()));

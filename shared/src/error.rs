@@ -22,8 +22,9 @@ pub enum ApiError {
     },
     #[error("not found ({code})")]
     NotFound { code: &'static str, message: String },
+    /// `allow` is the resource's methods, for the `Allow` header (RFC 9110).
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     #[error("conflict ({code}): {message}")]
     Conflict { code: &'static str, message: String },
     /// `If-Match` named a version that is no longer current.
@@ -60,8 +61,10 @@ impl ApiError {
     }
 
     /// A path this function serves, with a method it does not.
-    pub fn method_not_allowed() -> Self {
-        ApiError::MethodNotAllowed
+    pub fn method_not_allowed(allow: &[&str]) -> Self {
+        ApiError::MethodNotAllowed {
+            allow: allow.join(", "),
+        }
     }
 
     /// Another request changed the record between this one's read and its write.
@@ -96,7 +99,7 @@ impl ApiError {
             ApiError::Unauthorized { .. } => 401,
             ApiError::Forbidden { .. } => 403,
             ApiError::NotFound { .. } => 404,
-            ApiError::MethodNotAllowed => 405,
+            ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict { .. } => 409,
             ApiError::PreconditionFailed => 412,
             ApiError::PayloadTooLarge { .. } => 413,
@@ -115,7 +118,7 @@ impl ApiError {
             | ApiError::NotFound { code, .. }
             | ApiError::Conflict { code, .. }
             | ApiError::Unprocessable { code, .. } => code,
-            ApiError::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
             ApiError::PreconditionFailed => "PRECONDITION_FAILED",
             ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
@@ -131,7 +134,7 @@ impl ApiError {
             | ApiError::NotFound { message, .. }
             | ApiError::Conflict { message, .. }
             | ApiError::Unprocessable { message, .. } => message.clone(),
-            ApiError::MethodNotAllowed => "this method is not allowed on this route".to_string(),
+            ApiError::MethodNotAllowed { .. } => "this method is not allowed on this route".to_string(),
             ApiError::PreconditionFailed => {
                 "the resource changed since it was read (If-Match); read it again".to_string()
             }

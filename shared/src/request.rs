@@ -172,19 +172,19 @@ pub fn resource(req: &Request) -> &str {
 /// another method is a 405; anything else a 404.
 pub fn matched<T: Copy>(req: &Request, table: &[(&str, &str, T)]) -> Result<T, ApiError> {
     let (method, resource) = (req.method().as_str(), resource(req));
-    let mut known = false;
+    let mut allow = Vec::new();
     for (m, r, route) in table {
         if *r == resource {
             if *m == method {
                 return Ok(*route);
             }
-            known = true;
+            allow.push(*m);
         }
     }
-    Err(if known {
-        ApiError::method_not_allowed()
-    } else {
+    Err(if allow.is_empty() {
         ApiError::route_not_found()
+    } else {
+        ApiError::method_not_allowed(&allow)
     })
 }
 
@@ -355,11 +355,11 @@ mod tests {
             R::Put
         );
         event.method = "DELETE".into();
-        assert_eq!(
-            matched(&event.clone().to_lambda_request(), &table)
-                .unwrap_err()
-                .status(),
-            405
+        let err = matched(&event.clone().to_lambda_request(), &table).unwrap_err();
+        assert_eq!(err.status(), 405);
+        assert!(
+            matches!(&err, ApiError::MethodNotAllowed { allow } if allow == "GET, PUT"),
+            "{err:?}"
         );
         event.resource = "/other".into();
         assert_eq!(

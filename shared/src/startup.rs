@@ -39,7 +39,7 @@ impl Startup {
 
     pub fn store(&self) -> Arc<DynamoStore> {
         Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::new(&self.sdk),
+            crate::aws_client!(aws_sdk_dynamodb, &self.sdk),
             &self.config.table_name,
         ))
     }
@@ -47,7 +47,7 @@ impl Startup {
     pub fn mailer(&self) -> Result<Arc<SesMailer>, StartError> {
         let mail = logged("invalid configuration", MailConfig::from_env())?;
         Ok(Arc::new(SesMailer::new(
-            aws_sdk_sesv2::Client::new(&self.sdk),
+            crate::aws_client!(aws_sdk_sesv2, &self.sdk),
             &mail.sender_email,
         )))
     }
@@ -59,7 +59,7 @@ impl Startup {
             crate::config::EventConfig::from_env(),
         )?;
         Ok(Arc::new(crate::events::EventBridgePublisher::new(
-            aws_sdk_eventbridge::Client::new(&self.sdk),
+            crate::aws_client!(aws_sdk_eventbridge, &self.sdk),
             events.bus_name,
         )))
     }
@@ -67,15 +67,12 @@ impl Startup {
     /// S3: on an emulator endpoint buckets are addressed by path; on AWS by virtual host.
     pub fn s3(&self) -> aws_sdk_s3::Client {
         let emulated = std::env::var("AWS_ENDPOINT_URL").is_ok_and(|u| !u.is_empty());
-        aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&self.sdk)
-                .force_path_style(emulated)
-                .build(),
-        )
+        crate::aws_client!(aws_sdk_s3, &self.sdk, |b: aws_sdk_s3::config::Builder| b
+            .force_path_style(emulated))
     }
 
     pub fn secrets(&self) -> aws_sdk_secretsmanager::Client {
-        aws_sdk_secretsmanager::Client::new(&self.sdk)
+        crate::aws_client!(aws_sdk_secretsmanager, &self.sdk)
     }
 
     pub fn links(&self) -> Result<LinkConfig, StartError> {
@@ -102,7 +99,7 @@ impl Startup {
     async fn keys(&self, signing: bool) -> Result<TokenKeys, StartError> {
         let secret_id = logged("invalid configuration", self.config.key_secret_id(signing))?;
         let source = SecretKeySource {
-            client: aws_sdk_secretsmanager::Client::new(&self.sdk),
+            client: crate::aws_client!(aws_sdk_secretsmanager, &self.sdk),
             secret_id,
         };
         let every = Duration::from_secs(self.config.keys_refresh_secs);

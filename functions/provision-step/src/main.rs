@@ -18,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         provisioning: s.read(shared::config::ProvisioningConfig::from_env())?,
         #[cfg(feature = "faults")]
         faults: provision_step::faults::Faults {
-            client: aws_sdk_dynamodb::Client::new(&s.sdk),
+            client: shared::aws_client!(aws_sdk_dynamodb, &s.sdk),
             table: s.config.table_name.clone(),
         },
     };

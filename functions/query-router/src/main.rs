@@ -7,7 +7,7 @@ use shared::startup::{serve, Startup};
 async fn main() -> Result<(), lambda_http::Error> {
     let s = Startup::begin().await?;
     let cfg = s.read(shared::config::QueryConfig::from_env())?;
-    let secrets = shared::secretsmanager::Client::new(&s.sdk);
+    let secrets = shared::aws_client!(shared::secretsmanager, &s.sdk);
     let raw = shared::aws::secret_string(&secrets, &cfg.data_key_secret_id).await?;
     let data_key = shared::crypto::DataKey::from_base64(&raw)?;
     let app = query_router::App::new(

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         keys: s.verifying_keys().await?,
         s3: s.s3(),
         secrets: s.secrets(),
-        sfn: aws_sdk_sfn::Client::new(&s.sdk),
+        sfn: shared::aws_client!(aws_sdk_sfn, &s.sdk),
         events: s.events()?,
         bucket: storage.bucket,
         secret_prefix: std::env::var("TENANT_SECRET_PREFIX").unwrap_or_default(),

@@ -28,6 +28,9 @@ pub struct FunctionSpec {
     pub timeout_secs: u64,
     pub memory_mb: u64,
     pub routes: Vec<RouteSpec>,
+    /// Paths with an `ANY` event: every method the routes do not name reaches the function,
+    /// which answers 405 with `Allow`.
+    pub other_methods: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,7 +114,7 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
             environment.retain(|(n, _)| n != &name);
             environment.push((name, value));
         }
-        let mut routes = Vec::new();
+        let (mut routes, mut other_methods) = (Vec::new(), Vec::new());
         if let Some(Value::Mapping(events)) = props.get("Events") {
             for event in events.values() {
                 if event.get("Type").and_then(Value::as_str) != Some("Api") {
@@ -126,6 +129,10 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
                         "{logical_id}: an Api event lacks Path or Method"
                     )));
                 };
+                if method.eq_ignore_ascii_case("any") {
+                    other_methods.push(path.to_string());
+                    continue;
+                }
                 routes.push(RouteSpec {
                     method: method.to_ascii_uppercase(),
                     path: path.to_string(),
@@ -139,6 +146,7 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
             timeout_secs: number(&props, "Timeout", 3),
             memory_mb: number(&props, "MemorySize", 128),
             routes,
+            other_methods,
         });
     }
     if functions.is_empty() {
@@ -187,6 +195,19 @@ mod tests {
             .environment
             .contains(&("RUST_LOG".into(), EnvValue::Literal("info".into()))));
         assert_eq!(login.timeout_secs, 10);
+    }
+
+    #[test]
+    fn every_routed_path_sends_its_other_methods_to_the_same_function() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+        for f in load(&path).unwrap() {
+            let mut routed: Vec<&str> = f.routes.iter().map(|r| r.path.as_str()).collect();
+            routed.sort();
+            routed.dedup();
+            let mut other: Vec<&str> = f.other_methods.iter().map(String::as_str).collect();
+            other.sort();
+            assert_eq!(routed, other, "{}: paths without (or with a stray) ANY event", f.binary);
+        }
     }
 
     #[test]

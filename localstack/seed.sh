@@ -1,0 +1,25 @@
+# Sourced by dev.sh and fuzz.sh (after deploy_stack): the first operator, a tenant `demo` owned
+# by the operator, and the sample database registered through the API.
+# Sets OP_TOKEN (operator audience), PORTAL_TOKEN (the same person as the demo tenant's owner)
+# and DB_ID.
+
+api() { curl -fsS "$API_URL$1" -H 'content-type: application/json' "${@:2}"; }
+json_field() { .venv/bin/python -c "import json,sys; d=json.load(sys.stdin)['data']; print(d$1)"; }
+token() {
+  api /auth/login -d "{\"email\":\"$OPERATOR_EMAIL\",\"password\":\"$OPERATOR_PASSWORD\",\"audience\":\"$1\"}" \
+    | json_field '["access_token"]'
+}
+
+seed_demo() {
+  export OPERATOR_EMAIL=${OPERATOR_EMAIL:-operator@local.test}
+  export OPERATOR_PASSWORD=${OPERATOR_PASSWORD:-local-dev-only-change-me}
+  target/debug/seed-operator
+  OP_TOKEN=$(token operator)
+  api /tenants -H "authorization: Bearer $OP_TOKEN" \
+    -d "{\"slug\":\"demo\",\"name\":\"Demo\",\"owner_email\":\"$OPERATOR_EMAIL\"}" >/dev/null
+  DB_ID=$(api /tenants/demo/databases -H "authorization: Bearer $OP_TOKEN" \
+    -d "{\"name\":\"sample\",\"engine\":\"postgres\",\"connection_string\":\"$SAMPLE_DATABASE_URL\"}" \
+    | json_field '["id"]')
+  PORTAL_TOKEN=$(token portal)
+  echo "seed: operator $OPERATOR_EMAIL, tenant demo with the sample database registered"
+}
