@@ -6,8 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.venv-tools/bin:$PATH"
-rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
-  || rustup target add aarch64-unknown-linux-gnu
+# The arm64 standard library comes from rustup (static.rust-lang.org). Exit 3 says it could
+# not be installed, so CI can tell a missing download from a broken build.
+if ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+   && ! rustup target add aarch64-unknown-linux-gnu; then
+  echo "package: cannot install the aarch64-unknown-linux-gnu target (rustup could not download it)" >&2
+  exit 3
+fi
 
 if [[ "${1:-}" == "--check" ]]; then
   cargo lambda build --arm64 -p forgot-password --output-format zip

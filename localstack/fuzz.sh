@@ -30,11 +30,12 @@ fi
 seed_demo
 api /partners -H "authorization: Bearer $OP_TOKEN" -d '{"slug":"demo-partner","name":"Demo partner","domain":"partner.example.com"}' >/dev/null
 export FUZZ_DB_ID=$DB_ID
-export FUZZ_USER_ID=$(api /auth/me -H "authorization: Bearer $PORTAL_TOKEN" | json_field '["id"]')
+export FUZZ_USER_ID=$(api /auth/me -H "authorization: Bearer $PORTAL_TOKEN" | json_field '["user"]["id"]')
 
 report=$(mktemp -d "${TMPDIR:-/tmp}/saas-fuzz-report.XXXXXX")
 status=0
-for role in operator tenant; do
+# The tenant first: the operator run may delete or suspend the demo tenant.
+for role in tenant operator; do
   [[ $role == operator ]] && bearer=$OP_TOKEN || bearer=$PORTAL_TOKEN
   echo "fuzz: as $role ($examples examples per operation; phases $phases)"
   .venv-tools/bin/schemathesis --config-file localstack/schemathesis.toml run infra/openapi.yaml \

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The Docker-free local AWS: MiniStack (pinned in requirements.txt), started with two measured
+"""The Docker-free local AWS: MiniStack (pinned in requirements.txt), started with four measured
 defects removed. Each adds 40-96 ms to every warm Lambda invocation; with both fixed a warm
 invocation costs a few milliseconds (see ../shared/LOCAL-STACK.md and the README's notes).
 
@@ -14,6 +14,11 @@ invocation costs a few milliseconds (see ../shared/LOCAL-STACK.md and the README
    `{}` with no headers: the CORS preflights the template's `Cors` defines (SAM writes them as
    mock integrations with static `Access-Control-Allow-*` headers) would carry none. The patch
    imports both, as API Gateway does.
+
+4. The same import skips a path's `x-amazon-apigateway-any-method` (how SAM writes a `Method: any`
+   event), so a method a route does not declare never reaches its function and API Gateway's
+   404 answers instead of the function's 405 with `Allow`. The patch imports it as the `ANY`
+   method; MiniStack's router already prefers an explicit method over `ANY`, as AWS does.
 
 `test_ministack_patches.py` fails when an upgrade breaks a patch or no longer needs it.
 
@@ -87,9 +92,31 @@ def import_integration_responses():
     api._import_operation = import_operation
 
 
+def import_any_method():
+    """Patch 4: a path's `x-amazon-apigateway-any-method` is imported as `ANY`. Idempotent."""
+    from ministack.services import apigateway_v1 as api
+
+    original = api._import_path_item
+    if getattr(original, "_saas_patched", False):
+        return
+
+    def import_path_item(api_id, path, path_item, *args, **kwargs):
+        original(api_id, path, path_item, *args, **kwargs)
+        operation = (path_item or {}).get("x-amazon-apigateway-any-method")
+        if operation is None:
+            return
+        resource_id = next(rid for rid, res in api._resources.get(api_id, {}).items()
+                           if res.get("path") == path)
+        api._import_operation(api_id, resource_id, "ANY", operation, *args, **kwargs)
+
+    import_path_item._saas_patched = True
+    api._import_path_item = import_path_item
+
+
 def main():
     apply()
     import_integration_responses()
+    import_any_method()
     from ministack.app import main as serve
     serve()
 

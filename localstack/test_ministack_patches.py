@@ -1,4 +1,4 @@
-"""Tests of the three MiniStack patches in ministack_server.py. They fail when an upgrade of
+"""Tests of the four MiniStack patches in ministack_server.py. They fail when an upgrade of
 the pinned MiniStack breaks a patch, or fixes the defect itself (then drop the patch)."""
 import inspect
 import json
@@ -74,6 +74,25 @@ class Patches(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertEqual(headers["Access-Control-Allow-Origin"], "https://a.example")
         ministack_server.import_integration_responses()  # idempotent
+
+    def test_an_any_method_is_imported_only_after_the_patch(self):
+        from ministack.services import apigateway_v1 as api
+        proxy = {"x-amazon-apigateway-integration": {
+            "type": "aws_proxy", "httpMethod": "POST",
+            "uri": "arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/f/invocations"}}
+        spec = {"swagger": "2.0", "info": {"title": "any-probe", "version": "1"}, "paths": {
+            "/q": {"get": proxy, "x-amazon-apigateway-any-method": proxy}}}
+
+        def methods():
+            api_id = api._import_rest_api(json.loads(json.dumps(spec)), {})
+            resource = next(r for r in api._resources.get(api_id, {}).values() if r.get("path") == "/q")
+            return set(resource["resourceMethods"])
+
+        if not getattr(api._import_path_item, "_saas_patched", False):
+            self.assertEqual(methods(), {"GET"}, "upstream imports ANY now: drop the patch")
+        ministack_server.import_any_method()
+        self.assertEqual(methods(), {"GET", "ANY"})
+        ministack_server.import_any_method()  # idempotent
 
 
 if __name__ == "__main__":

@@ -134,7 +134,9 @@ impl ApiError {
             | ApiError::NotFound { message, .. }
             | ApiError::Conflict { message, .. }
             | ApiError::Unprocessable { message, .. } => message.clone(),
-            ApiError::MethodNotAllowed { .. } => "this method is not allowed on this route".to_string(),
+            ApiError::MethodNotAllowed { .. } => {
+                "this method is not allowed on this route".to_string()
+            }
             ApiError::PreconditionFailed => {
                 "the resource changed since it was read (If-Match); read it again".to_string()
             }

@@ -115,6 +115,17 @@ pub const MAX_OBJECT_BYTES: usize = 4096;
 pub const MAX_OBJECT_DEPTH: usize = 4;
 
 /// A JSON object of at most `MAX_OBJECT_BYTES` serialised and `MAX_OBJECT_DEPTH` levels.
+/// An optional field of a partial update: absent is `None`, and `null` is refused (400) like
+/// any other wrong type instead of silently meaning "no change". For
+/// `#[serde(default, deserialize_with = "shared::fields::not_null")]`.
+pub fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
 pub fn bounded_object(field: &str, value: &Value) -> Result<Map<String, Value>, FieldError> {
     let Value::Object(map) = value else {
         return Err(FieldError::new(field, "must be a JSON object"));
@@ -145,6 +156,22 @@ pub fn bounded_object(field: &str, value: &Value) -> Result<Map<String, Value>, 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_null_in_a_partial_update_is_refused_not_ignored() {
+        #[derive(serde::Deserialize, Debug)]
+        struct Patch {
+            #[serde(default, deserialize_with = "not_null")]
+            name: Option<String>,
+        }
+        let parse = |v: Value| serde_json::from_value::<Patch>(v);
+        assert!(parse(json!({})).unwrap().name.is_none());
+        assert_eq!(
+            parse(json!({"name": "a"})).unwrap().name.as_deref(),
+            Some("a")
+        );
+        assert!(parse(json!({"name": null})).is_err());
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded() {

@@ -225,8 +225,11 @@ struct CreateBody {
     slug: String,
     name: String,
     domain: String,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     margin_pct: Option<f64>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     contact_info: Option<Value>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     billing_info: Option<Value>,
 }
 
@@ -301,10 +304,15 @@ async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     domain: Option<String>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     margin_pct: Option<f64>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     contact_info: Option<Value>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     billing_info: Option<Value>,
 }
 

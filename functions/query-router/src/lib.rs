@@ -504,7 +504,8 @@ async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse,
             "table: not a valid identifier",
         ));
     }
-    let body: sql::QueryBody = if shared::request::body_is_empty(req) {
+    // No body at all is the default query; anything else must be the JSON document.
+    let body: sql::QueryBody = if req.body().is_empty() {
         sql::QueryBody::default()
     } else {
         json_body(req, 64 * 1024)?

@@ -55,10 +55,14 @@ struct CreateBody {
     slug: String,
     name: String,
     owner_email: String,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     plan: Option<String>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     domains: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     billing_info: Option<Value>,
     /// The partner's slug.
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     partner: Option<String>,
 }
 
@@ -360,9 +364,13 @@ pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     name: Option<String>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     plan: Option<String>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     domains: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     billing_info: Option<Value>,
 }
 

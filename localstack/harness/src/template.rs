@@ -206,7 +206,11 @@ mod tests {
             routed.dedup();
             let mut other: Vec<&str> = f.other_methods.iter().map(String::as_str).collect();
             other.sort();
-            assert_eq!(routed, other, "{}: paths without (or with a stray) ANY event", f.binary);
+            assert_eq!(
+                routed, other,
+                "{}: paths without (or with a stray) ANY event",
+                f.binary
+            );
         }
     }
 
