@@ -92,7 +92,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
 struct LoginBody {
     email: String,
     password: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     audience: Option<Audience>,
 }
 

@@ -86,7 +86,9 @@ async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiRespo
 struct Item {
     operation: String,
     key: String,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     content_type: Option<String>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     expires_in: Option<u64>,
 }
 

@@ -63,10 +63,12 @@ pub struct Statement {
 pub struct QueryBody {
     #[serde(default)]
     pub filter: Map<String, Value>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     pub sort: Option<Value>,
+    /// `null` is the default, as documented.
     pub limit: Option<Value>,
     pub offset: Option<Value>,
+    #[serde(default, deserialize_with = "shared::fields::not_null")]
     pub columns: Option<Vec<String>>,
 }
 
@@ -218,7 +220,7 @@ pub fn build(
         }
     }
     let sorts: Vec<String> = match &body.sort {
-        None | Some(Value::Null) => Vec::new(),
+        None => Vec::new(),
         Some(Value::String(s)) => vec![s.clone()],
         Some(Value::Array(items)) => items
             .iter()

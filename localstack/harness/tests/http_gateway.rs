@@ -29,6 +29,28 @@ async fn an_unknown_route_gets_the_envelope_and_a_request_id_from_the_gateway() 
 
 #[tokio::test]
 #[ignore = "needs the deployed stack: run `make test`"]
+async fn a_method_a_route_does_not_have_is_405_with_allow_from_its_function() {
+    let platform = Platform::start().await;
+    for (method, path, allow) in [
+        ("PUT", "/auth/login", "POST"),
+        ("DELETE", "/tenants", "POST, GET"),
+        ("POST", "/tenants/acme", "GET, PATCH, DELETE"),
+        ("PATCH", "/query/v1/x/tables", "GET"),
+        ("GET", "/tenants/acme/reconcile", "POST"),
+    ] {
+        let r = platform.send(method, path, &[], None).await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.json);
+        assert_eq!(r.json["error"]["code"], "METHOD_NOT_ALLOWED", "{}", r.json);
+        let mut got: Vec<&str> = r.headers["allow"].to_str().unwrap().split(", ").collect();
+        let mut want: Vec<&str> = allow.split(", ").collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "{method} {path}");
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: run `make test`"]
 async fn the_frontend_origin_gets_cors_and_its_preflight_any_other_origin_gets_neither() {
     let platform = Platform::start().await;
     let origin = std::env::var("PLATFORM_ORIGIN").expect("PLATFORM_ORIGIN: run `make test`");
