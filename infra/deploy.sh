@@ -2,30 +2,39 @@
 # `make deploy`: the whole platform onto a real AWS account with SAM CLI.
 #   1. make package: every function for arm64 (cargo-lambda), zipped;
 #   2. the template with those zips as code (localstack/deploy.py --sam-template);
-#   3. sam deploy: guided the first time (it asks for the stack name, region and parameters,
-#      and saves the answers in samconfig.toml); later runs reuse samconfig.toml;
-#   4. the access-token keys and data key written into the new stack's secrets, and its names
+#   3. sam deploy: guided the first time at a terminal (it asks for the stack name, region and
+#      parameters, and saves the answers in samconfig.toml); later runs reuse samconfig.toml;
+#   4. the access-token keys and data key written into the stack's secrets, and its names
 #      printed (deploy.py --after-sam): the same step `make dev` runs after its deploy.
 # Credentials come from the usual AWS places (AWS_PROFILE, ~/.aws, environment).
+# Environment: PLATFORM_ORIGIN, SENDER_EMAIL, STACK fill sam's answers; DEPLOY_PARAMS adds
+# Key=Value overrides. DEPLOY_ZIPS=DIR deploys zips made elsewhere instead of packaging (make
+# test deploys its x86 build this way onto the emulator, AWS_ENDPOINT_URL set, to prove the path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0
-infra/package.sh
-.venv/bin/python localstack/deploy.py --sam-template target/lambda/template.json --bin-dir target/lambda
+zips=${DEPLOY_ZIPS:-target/lambda}
+[[ -n "${DEPLOY_ZIPS:-}" ]] || infra/package.sh
+.venv/bin/python localstack/deploy.py --sam-template "$zips/template.json" --bin-dir "$zips"
 
-args=(--template-file target/lambda/template.json --config-file "$PWD/samconfig.toml"
+args=(--template-file "$zips/template.json" --config-file "$PWD/samconfig.toml"
       --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --resolve-s3)
 overrides=()
 [[ -n "${PLATFORM_ORIGIN:-}" ]] && overrides+=("PlatformOrigin=$PLATFORM_ORIGIN")
 [[ -n "${SENDER_EMAIL:-}" ]] && overrides+=("SenderEmail=$SENDER_EMAIL")
+read -r -a extra <<<"${DEPLOY_PARAMS:-}"
+overrides+=("${extra[@]}")
 ((${#overrides[@]})) && args+=(--parameter-overrides "${overrides[@]}")
 [[ -n "${STACK:-}" ]] && args+=(--stack-name "$STACK")
-if [[ -f samconfig.toml ]]; then
-  .venv-tools/bin/sam deploy "${args[@]}" --no-fail-on-empty-changeset
-else
+if [[ ! -f samconfig.toml && -t 0 ]]; then
   .venv-tools/bin/sam deploy --guided "${args[@]}"
+else
+  [[ -t 0 ]] || args+=(--no-confirm-changeset)
+  [[ -n "${STACK:-}" || -f samconfig.toml ]] || { echo "deploy: set STACK (no terminal to ask)"; exit 1; }
+  .venv-tools/bin/sam deploy "${args[@]}" --no-fail-on-empty-changeset
 fi
 
 stack=${STACK:-$(.venv/bin/python -c 'import tomllib; c = tomllib.load(open("samconfig.toml", "rb")); print(c["default"]["deploy"]["parameters"]["stack_name"])')}
-.venv/bin/python localstack/deploy.py --stack "$stack" --after-sam --out target/lambda/stack.json
-echo "API: $(.venv/bin/python -c 'import json; print(json.load(open("target/lambda/stack.json"))["api_url"])')"
+local_flag=(); [[ -n "${AWS_ENDPOINT_URL:-}" ]] && local_flag=(--local)
+.venv/bin/python localstack/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$zips/stack.json"
+echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_url"])' "$zips/stack.json")"

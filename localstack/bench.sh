@@ -10,12 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
-STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-bench.XXXXXX")
 . localstack/emulator.sh
-EMULATOR_PORT=$(free_port)
-. localstack/postgres.sh
-cleanup() { stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
-trap cleanup EXIT INT TERM
+own_emulator bench
 
 cargo build --release --workspace --bins
 # The release build is what gets deployed: it must not contain provision-step's fault switch.

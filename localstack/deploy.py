@@ -21,6 +21,7 @@ Environment: AWS_ENDPOINT_URL (unset for AWS), AWS_REGION, ARTIFACTS_BUCKET (def
       each function's CodeUri is its cargo-lambda zip, the state machine's DefinitionUri an
       absolute path (nothing else changes);
   deploy.py --stack NAME --after-sam [--out stack.json]  steps 3-5 on the deployed stack.
+  deploy.py --zips DIR --bin-dir target/debug   zips as cargo-lambda lays them out (make test).
 """
 import argparse
 import base64
@@ -332,6 +333,8 @@ def main():
     parser.add_argument("--stack")
     parser.add_argument("--sam-template", metavar="OUT",
                         help="only write the template for sam deploy (see above)")
+    parser.add_argument("--zips", metavar="DIR",
+                        help="only write each binary of --bin-dir as DIR/<name>/bootstrap.zip")
     parser.add_argument("--after-sam", action="store_true",
                         help="the stack was deployed by sam deploy: check it, write keys and names")
     parser.add_argument("--bin-dir", default=str(ROOT / "target" / "debug"))
@@ -342,6 +345,12 @@ def main():
     args = parser.parse_args()
     params = dict(p.split("=", 1) for p in args.param)
 
+    if args.zips:
+        for _, binary in functions(load_template()):
+            out = Path(args.zips) / binary
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "bootstrap.zip").write_bytes(zip_bootstrap(Path(args.bin_dir) / binary))
+        return
     if args.sam_template:
         out = sam_template(load_template(), Path(args.bin_dir))
         Path(args.sam_template).write_text(json.dumps(out, indent=1))

@@ -5,6 +5,23 @@ free_port() {
   .venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# own_emulator PURPOSE: a state folder of its own, a free port (never the one `make dev` uses) and
+# a throwaway PostgreSQL (postgres.sh), all stopped and removed on exit. For test.sh, bench.sh
+# and fuzz.sh; a caller with more to stop defines `stop_more`.
+own_emulator() {
+  STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-$1.XXXXXX")
+  EMULATOR_PORT=$(free_port)
+  . localstack/postgres.sh
+  trap stop_own_emulator EXIT INT TERM
+}
+
+stop_own_emulator() {
+  if declare -F stop_more >/dev/null; then stop_more; fi
+  stop_emulator
+  stop_postgres
+  rm -rf "$STATE_DIR"
+}
+
 # wait_for URL SECONDS: polls until the URL answers.
 wait_for() {
   local url=$1 deadline=$((SECONDS + ${2:-30}))

@@ -15,12 +15,8 @@ if [[ "${1:-}" == "--short" ]]; then examples=3; phases=examples,coverage,fuzzin
 if [[ -z "${API_URL:-}" ]]; then
   set -a; . localstack/local.env; set +a
   EMULATOR=ministack
-  STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-fuzz.XXXXXX")
   . localstack/emulator.sh
-  EMULATOR_PORT=$(free_port)
-  . localstack/postgres.sh
-  cleanup() { stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
-  trap cleanup EXIT INT TERM
+  own_emulator fuzz
   cargo build --workspace --bins --quiet
   start_emulator
   start_postgres

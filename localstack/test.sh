@@ -5,16 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
 EMULATOR=ministack  # tests always run on their own emulator, never on a shared one
-STATE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/saas-test.XXXXXX")
 . localstack/emulator.sh
-EMULATOR_PORT=$(free_port)
-. localstack/postgres.sh
+own_emulator test
 # The functions reach their dependencies through a pass-through the outage test can cut.
 PROXY_PORT=$(free_port); while [[ $PROXY_PORT == "$EMULATOR_PORT" ]]; do PROXY_PORT=$(free_port); done
 .venv/bin/python localstack/outage_proxy.py "$PROXY_PORT" "$EMULATOR_PORT" >"$STATE_DIR/outage.log" 2>&1 &
 export OUTAGE_PROXY_PID=$! FUNCTIONS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT"
-cleanup() { kill "$OUTAGE_PROXY_PID" 2>/dev/null || true; stop_emulator; stop_postgres; rm -rf "$STATE_DIR"; }
-trap cleanup EXIT INT TERM
+stop_more() { kill "$OUTAGE_PROXY_PID" 2>/dev/null || true; }
 
 cargo build --workspace --bins --quiet
 # The provisioning tests inject failures: only this build of provision-step has the switch.
@@ -31,6 +28,19 @@ deploy_stack saas-test target/debug \
   --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000 \
   --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
+# `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
+# packaging, upload, change set) of the same template as a second stack, from this build.
+.venv/bin/python localstack/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
+DEPLOY_ZIPS="$STATE_DIR/sam" STACK=saas-sam \
+  DEPLOY_PARAMS="PlatformOrigin=$PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
+  infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
+  || { cat "$STATE_DIR/sam-deploy.log"; exit 1; }
+( set -a; . "$STATE_DIR/sam/stack.env"
+  curl -fsS "$API_URL/health/live" | grep -q '"live"'
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"nobody@example.com","password":"wrong password"}')
+  [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; } )
+echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform test_asl test_openapi)
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
