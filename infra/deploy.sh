@@ -3,21 +3,27 @@
 #   1. make package: every function for arm64 (cargo-lambda), zipped;
 #   2. the template with those zips as code (localstack/deploy.py --sam-template);
 #   3. sam deploy: guided the first time at a terminal (it asks for the stack name, region and
-#      parameters, and saves the answers in samconfig.toml); later runs reuse samconfig.toml;
+#      parameters, and saves the answers in .sam/samconfig.toml, beside the template it
+#      deploys); later runs reuse them;
 #   4. the access-token keys and data key written into the stack's secrets, and its names
 #      printed (deploy.py --after-sam): the same step `make dev` runs after its deploy.
 # Credentials come from the usual AWS places (AWS_PROFILE, ~/.aws, environment).
 # Environment: PLATFORM_ORIGIN, SENDER_EMAIL, STACK fill sam's answers; DEPLOY_PARAMS adds
-# Key=Value overrides. DEPLOY_ZIPS=DIR deploys zips made elsewhere instead of packaging (make
-# test deploys its x86 build this way onto the emulator, AWS_ENDPOINT_URL set, to prove the path).
+# Key=Value overrides. DEPLOY_ZIPS=DIR deploys zips made elsewhere instead of packaging, and
+# DEPLOY_DIR another folder than .sam (make test deploys its x86 build this way onto the
+# emulator, AWS_ENDPOINT_URL set, to prove the path).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export SAM_CLI_TELEMETRY=0
 zips=${DEPLOY_ZIPS:-target/lambda}
+dir=${DEPLOY_DIR:-.sam}
+mkdir -p "$dir"
 [[ -n "${DEPLOY_ZIPS:-}" ]] || infra/package.sh
-.venv/bin/python localstack/deploy.py --sam-template "$zips/template.json" --bin-dir "$zips"
+.venv/bin/python localstack/deploy.py --sam-template "$dir/template.json" --bin-dir "$zips"
 
-args=(--template-file "$zips/template.json" --config-file "$PWD/samconfig.toml"
+# SAM keeps its answers in samconfig.toml beside the template.
+config=$dir/samconfig.toml
+args=(--template-file "$dir/template.json"
       --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --resolve-s3)
 overrides=()
 [[ -n "${PLATFORM_ORIGIN:-}" ]] && overrides+=("PlatformOrigin=$PLATFORM_ORIGIN")
@@ -26,15 +32,15 @@ read -r -a extra <<<"${DEPLOY_PARAMS:-}"
 overrides+=("${extra[@]}")
 ((${#overrides[@]})) && args+=(--parameter-overrides "${overrides[@]}")
 [[ -n "${STACK:-}" ]] && args+=(--stack-name "$STACK")
-if [[ ! -f samconfig.toml && -t 0 ]]; then
+if [[ ! -f $config && -t 0 ]]; then
   .venv-tools/bin/sam deploy --guided "${args[@]}"
 else
   [[ -t 0 ]] || args+=(--no-confirm-changeset)
-  [[ -n "${STACK:-}" || -f samconfig.toml ]] || { echo "deploy: set STACK (no terminal to ask)"; exit 1; }
+  [[ -n "${STACK:-}" || -f $config ]] || { echo "deploy: set STACK (no terminal to ask)"; exit 1; }
   .venv-tools/bin/sam deploy "${args[@]}" --no-fail-on-empty-changeset
 fi
 
-stack=${STACK:-$(.venv/bin/python -c 'import tomllib; c = tomllib.load(open("samconfig.toml", "rb")); print(c["default"]["deploy"]["parameters"]["stack_name"])')}
+stack=${STACK:-$(.venv/bin/python -c 'import sys, tomllib; c = tomllib.load(open(sys.argv[1], "rb")); print(c["default"]["deploy"]["parameters"]["stack_name"])' "$config")}
 local_flag=(); [[ -n "${AWS_ENDPOINT_URL:-}" ]] && local_flag=(--local)
-.venv/bin/python localstack/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$zips/stack.json"
-echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_url"])' "$zips/stack.json")"
+.venv/bin/python localstack/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$dir/stack.json"
+echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_url"])' "$dir/stack.json")"

@@ -31,7 +31,7 @@ deploy_stack saas-test target/debug \
 # `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
 # packaging, upload, change set) of the same template as a second stack, from this build.
 .venv/bin/python localstack/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
-DEPLOY_ZIPS="$STATE_DIR/sam" STACK=saas-sam \
+DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
   DEPLOY_PARAMS="PlatformOrigin=$PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
   infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
   || { cat "$STATE_DIR/sam-deploy.log"; exit 1; }
