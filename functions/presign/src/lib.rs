@@ -92,10 +92,18 @@ struct Item {
     expires_in: Option<u64>,
 }
 
+/// A bulk request. Its own struct, so that an unknown field next to `items` is refused too: an
+/// untagged enum's inline struct variant would ignore it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Many {
+    items: Vec<Item>,
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum PresignBody {
-    Many { items: Vec<Item> },
+    Many(Many),
     One(Item),
 }
 
@@ -179,7 +187,7 @@ async fn presign(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     let tenant = member_tenant(app, req).await?;
     let body: PresignBody = json_body(req, 64 * 1024)?;
     let (items, many) = match &body {
-        PresignBody::Many { items } => (items.iter().collect::<Vec<_>>(), true),
+        PresignBody::Many(Many { items }) => (items.iter().collect::<Vec<_>>(), true),
         PresignBody::One(item) => (vec![item], false),
     };
     if items.is_empty() || items.len() > MAX_ITEMS {
