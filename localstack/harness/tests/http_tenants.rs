@@ -60,6 +60,9 @@ async fn tenant_with_owner(
         "create tenant",
     )
     .await;
+    // Provisioning writes the record a few times after creation (and `suspend` wants an
+    // active tenant): the tests start from the settled tenant.
+    platform.wait_for_status(&slug, op, "active").await;
     slug
 }
 
@@ -598,8 +601,6 @@ async fn if_match_guards_patch_and_nothing_changes_on_412() {
     let (_, op) = operator_token(&platform).await;
     let owner = platform.user(false).await;
     let slug = tenant_with_owner(&platform, &op, &owner, None).await;
-    // Provisioning writes the record a few times after creation: read it once that is over.
-    platform.wait_for_status(&slug, &op, "active").await;
     let path = format!("/tenants/{slug}");
     let read = platform.call("GET", &path, Some(&op), None, &[]).await;
     let etag = read.headers["etag"].to_str().unwrap().to_string();
