@@ -12,7 +12,7 @@ export SAM_CLI_TELEMETRY := 0
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
 	@echo "make test    run the whole test suite (own emulator on a free port)"
-	@echo "make lint    rustfmt check, clippy with warnings denied, cfn-lint on the template"
+	@echo "make lint    rustfmt check, clippy -D warnings, cfn-lint (serverless rules) and sam validate --lint"
 	@echo "make bench   release builds; cold start, RSS and size against a hello-world baseline"
 	@echo "make package build every function for Lambda (arm64, release) and print each zip's size"
 	@echo "make fuzz    Schemathesis against a local stack of its own (every check, both roles)"
