@@ -17,6 +17,7 @@ fi
 if [[ "${1:-}" == "--check" ]]; then
   cargo lambda build --arm64 -p forgot-password --output-format zip
   functions=(forgot-password)
+  export SIZE_GOAL=none  # a debug build: its size says nothing
 else
   mapfile -t functions < <(ls functions)
   cargo lambda build --release --arm64 --output-format zip "${functions[@]/#/-p=}"
@@ -25,7 +26,7 @@ fi
 # Sizes, and a check that each bootstrap really is an arm64 ELF (e_machine 0xB7 = AArch64).
 python3 - "${functions[@]}" <<'PY'
 import os, struct, sys, zipfile
-goal, over = 5 * 1024 * 1024, 0
+goal, over = (None if os.environ.get("SIZE_GOAL") == "none" else 5 * 1024 * 1024), 0
 print(f"{'function':<18} {'zip':>10} {'bootstrap':>10}")
 for name in sys.argv[1:]:
     path = f"target/lambda/{name}/bootstrap.zip"
@@ -35,8 +36,8 @@ for name in sys.argv[1:]:
     if head[:4] != b"\x7fELF" or struct.unpack_from("<H", head, 18)[0] != 0xB7:
         sys.exit(f"{name}: bootstrap is not an arm64 executable")
     size = os.path.getsize(path)
-    over += size >= goal
+    over += goal is not None and size >= goal
     print(f"{name:<18} {size / 2**20:7.2f} MB {info.file_size / 2**20:7.2f} MB")
 sys.exit(f"{over} zip(s) at or above the 5 MB goal" if over else None)
 PY
-echo "every zip is under 5 MB"
+[[ "${SIZE_GOAL:-}" == none ]] && echo "arm64 debug build checked (no size goal)" || echo "every zip is under 5 MB"
