@@ -27,6 +27,16 @@ seed_demo
 api /partners -H "authorization: Bearer $OP_TOKEN" -d '{"slug":"demo-partner","name":"Demo partner","domain":"partner.example.com"}' >/dev/null
 export FUZZ_DB_ID=$DB_ID
 export FUZZ_USER_ID=$(api /auth/me -H "authorization: Bearer $PORTAL_TOKEN" | json_field '["user"]["id"]')
+# Throwaway records for the destructive operations (schemathesis.toml), so that deleting or
+# suspending does not take the demo tenant, its member or its database away from the rest.
+auth=(-H "authorization: Bearer $OP_TOKEN")
+api /tenants "${auth[@]}" -d "{\"slug\":\"doomed\",\"name\":\"Doomed\",\"owner_email\":\"$OPERATOR_EMAIL\"}" >/dev/null
+api /partners "${auth[@]}" -d '{"slug":"doomed-partner","name":"Doomed partner","domain":"doomed.example.com"}' >/dev/null
+export FUZZ_SPARE_USER_ID=$(api /tenants/demo/users "${auth[@]}" \
+  -d '{"email":"spare-member@local.test","role":"member"}' | json_field '["user_id"]')
+export FUZZ_SPARE_DB_ID=$(api /tenants/demo/databases "${auth[@]}" \
+  -d "{\"name\":\"spare\",\"engine\":\"postgres\",\"connection_string\":\"$SAMPLE_DATABASE_URL\"}" \
+  | json_field '["id"]')
 
 report=$(mktemp -d "${TMPDIR:-/tmp}/saas-fuzz-report.XXXXXX")
 status=0

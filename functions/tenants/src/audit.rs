@@ -54,6 +54,12 @@ fn common_filter(call: &Call<'_>) -> Result<AuditFilter, ApiError> {
         .transpose()?;
     let from_ms = time("from")?;
     let to_ms = time("to")?.map(|t| t + 999);
+    // An empty range is the caller's mistake, not an empty page (and DynamoDB refuses it).
+    if let (Some(from), Some(to)) = (from_ms, to_ms) {
+        if from > to {
+            return Err(FieldError::new("from", "must not be after to").into());
+        }
+    }
     Ok(AuditFilter {
         actor,
         action,
