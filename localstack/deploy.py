@@ -137,8 +137,7 @@ def package(template, stack, bin_dir: Path):
         template["Resources"][name]["Properties"]["CodeUri"] = {"Bucket": bucket, "Key": key}
     template.get("Globals", {}).get("Function", {}).pop("CodeUri", None)
     inline_state_machines(template)
-    template["Metadata"] = {**template.get("Metadata", {}), "ArtifactsBucket": bucket}
-    return template
+    return template, bucket
 
 
 def inline_state_machines(template):
@@ -179,10 +178,9 @@ def stack_status(cfn, stack):
         raise
 
 
-def template_url(template, stack):
+def template_url(template, stack, bucket):
     """The packaged template, put beside the code: a request body holds at most 51,200 bytes (on
     AWS and the emulator alike), a template in S3 up to 1 MB."""
-    bucket = template["Metadata"]["ArtifactsBucket"]
     body = json.dumps(template, separators=(",", ":")).encode()
     key = f"{stack}/template-{hashlib.sha256(body).hexdigest()[:16]}.json"
     client("s3").put_object(Bucket=bucket, Key=key, Body=body)
@@ -192,9 +190,9 @@ def template_url(template, stack):
     return f"{base}/{bucket}/{key}"
 
 
-def deploy_stack(template, stack, params):
+def deploy_stack(template, stack, params, bucket):
     cfn = client("cloudformation")
-    url = template_url(template, stack)
+    url = template_url(template, stack, bucket)
     parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
     caps = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
     status = stack_status(cfn, stack)
@@ -361,8 +359,8 @@ def main():
     if args.after_sam:
         template = load_template()
     else:
-        template = package(load_template(), args.stack, Path(args.bin_dir))
-        deploy_stack(template, args.stack, params)
+        template, bucket = package(load_template(), args.stack, Path(args.bin_dir))
+        deploy_stack(template, args.stack, params, bucket)
     names = describe(args.stack, template)
     redeploy_stage(template, names["api_id"], names["stage"])
     os.environ["JWT_SIGNING_KEY_SECRET_ID"] = names["signing_key_secret"]
