@@ -62,16 +62,26 @@ def apply():
     owner._drain_stderr_bounded = drain_without_waiting
 
 
+def _run_after(module, name, then):
+    """Replaces `module.name` with a function that runs the original, then `then` with the same
+    arguments. Idempotent: a function already replaced is left alone."""
+    original = getattr(module, name)
+    if getattr(original, "_saas_patched", False):
+        return
+
+    def patched(*args, **kwargs):
+        original(*args, **kwargs)
+        then(*args, **kwargs)
+
+    patched._saas_patched = True
+    setattr(module, name, patched)
+
+
 def import_integration_responses():
     """Patch 3: a body's integration request templates and responses are imported. Idempotent."""
     from ministack.services import apigateway_v1 as api
 
-    original = api._import_operation
-    if getattr(original, "_saas_patched", False):
-        return
-
-    def import_operation(api_id, resource_id, http_method, operation, *args, **kwargs):
-        original(api_id, resource_id, http_method, operation, *args, **kwargs)
+    def add_responses(api_id, resource_id, http_method, operation, *_args, **_kwargs):
         integration = (operation or {}).get("x-amazon-apigateway-integration") or {}
         method = api._resources.get(api_id, {}).get(resource_id, {}) \
             .get("resourceMethods", {}).get(http_method) or {}
@@ -88,20 +98,14 @@ def import_integration_responses():
                                               "responseTemplates": response.get("responseTemplates", {}),
                                           })
 
-    import_operation._saas_patched = True
-    api._import_operation = import_operation
+    _run_after(api, "_import_operation", add_responses)
 
 
 def import_any_method():
     """Patch 4: a path's `x-amazon-apigateway-any-method` is imported as `ANY`. Idempotent."""
     from ministack.services import apigateway_v1 as api
 
-    original = api._import_path_item
-    if getattr(original, "_saas_patched", False):
-        return
-
-    def import_path_item(api_id, path, path_item, *args, **kwargs):
-        original(api_id, path, path_item, *args, **kwargs)
+    def add_any(api_id, path, path_item, *args, **kwargs):
         operation = (path_item or {}).get("x-amazon-apigateway-any-method")
         if operation is None:
             return
@@ -109,8 +113,7 @@ def import_any_method():
                            if res.get("path") == path)
         api._import_operation(api_id, resource_id, "ANY", operation, *args, **kwargs)
 
-    import_path_item._saas_patched = True
-    api._import_path_item = import_path_item
+    _run_after(api, "_import_path_item", add_any)
 
 
 def main():
