@@ -1,0 +1,208 @@
+// The shell (header, navigation, skip link, live region) and the routes.
+import type { ComponentChildren } from 'preact';
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { config } from './config';
+import { session } from './session';
+import { match, navigate, onLinkClick, useLocation, type Location } from './router';
+import { ErrorBox, Link } from './ui/kit';
+import { loadWho, WhoContext, type Who } from './who';
+import { SignIn, ForgotPassword, TokenPassword } from './views/auth';
+import { TenantList, NewTenant } from './views/tenants';
+import { TenantPage } from './views/tenant';
+import { PartnerList, NewPartner, PartnerPage } from './views/partners';
+import { AuditLog } from './views/audit';
+import { Platform } from './views/platform';
+
+const PUBLIC = ['/sign-in', '/forgot-password', '/reset-password', '/accept-invitation'];
+
+export function App({ mailedToken }: { mailedToken: string | null }) {
+  const loc = useLocation();
+  const [, force] = useState(0);
+  const [who, setWho] = useState<Who | null>(null);
+  const [whoError, setWhoError] = useState<unknown>(null);
+  const signedIn = session.signedIn;
+
+  useEffect(() => session.subscribe(() => force((n) => n + 1)), []);
+  useEffect(() => {
+    document.addEventListener('click', onLinkClick);
+    return () => document.removeEventListener('click', onLinkClick);
+  }, []);
+  useEffect(() => {
+    if (!signedIn) {
+      setWho(null);
+      return;
+    }
+    if (who && who.email === session.email) return;
+    setWhoError(null);
+    loadWho().then(setWho, setWhoError);
+  }, [signedIn, session.email]);
+
+  const isPublic = PUBLIC.includes(loc.path);
+  useEffect(() => {
+    if (!signedIn && !isPublic) {
+      const back = loc.path === '/' ? '' : `?next=${encodeURIComponent(loc.path + (loc.query.toString() ? `?${loc.query}` : ''))}`;
+      navigate(`/sign-in${back}`, { replace: true });
+    } else if (signedIn && loc.path === '/sign-in') {
+      const next = loc.query.get('next');
+      navigate(next && next.startsWith('/') && !next.startsWith('//') ? next : '/', { replace: true });
+    }
+  }, [signedIn, isPublic, loc.path]);
+
+  if (loc.path === '/reset-password') return <Bare><TokenPassword kind="reset" token={mailedToken} /></Bare>;
+  if (loc.path === '/accept-invitation') return <Bare><TokenPassword kind="invitation" token={mailedToken} /></Bare>;
+  if (loc.path === '/forgot-password') return <Bare><ForgotPassword /></Bare>;
+  if (!signedIn || loc.path === '/sign-in') return <Bare><SignIn /></Bare>;
+
+  return (
+    <Shell who={who}>
+      {whoError ? (
+        <Page title="Console">
+          <ErrorBox error={whoError} title="Could not load who you are" />
+        </Page>
+      ) : !who ? (
+        <p class="loading" role="status">Loading…</p>
+      ) : (
+        <WhoContext.Provider value={who}>
+          <Routes loc={loc} who={who} />
+        </WhoContext.Provider>
+      )}
+    </Shell>
+  );
+}
+
+function Routes({ loc, who }: { loc: Location; who: Who }) {
+  const p = loc.path;
+  if (p === '/') {
+    const home = who.operator || who.partnerAdmin ? '/tenants' : who.manages[0] ? `/tenants/${who.manages[0].slug}` : '/tenants';
+    navigate(home, { replace: true });
+    return null;
+  }
+  if (p === '/tenants') return <TenantList loc={loc} />;
+  if (p === '/tenants/new') return <NewTenant />;
+  let m = match('/tenants/:slug/:tab?', p);
+  if (m) return <TenantPage slug={m.slug!} tab={m.tab ?? 'overview'} loc={loc} />;
+  if (p === '/partners') return <PartnerList />;
+  if (p === '/partners/new') return <NewPartner />;
+  m = match('/partners/:slug', p);
+  if (m) return <PartnerPage slug={m.slug!} />;
+  if (p === '/audit') return <AuditLog loc={loc} />;
+  if (p === '/platform') return <Platform />;
+  return (
+    <Page title="Not found">
+      <p>There is no page at this address.</p>
+      <p>
+        <Link to="/tenants">Go to the tenants</Link>
+      </p>
+    </Page>
+  );
+}
+
+/** A view: its title in the tab and one h1, focused when the route changes. */
+export function Page({ title, children, actions, lead }: { title: string; children: ComponentChildren; actions?: ComponentChildren; lead?: ComponentChildren }) {
+  const h1 = useRef<HTMLHeadingElement>(null);
+  useEffect(() => {
+    document.title = `${title} · Console`;
+    if (document.activeElement === document.body || document.activeElement?.closest('nav,header')) h1.current?.focus();
+  }, [title]);
+  return (
+    <>
+      <div class="page-head">
+        <div>
+          {lead}
+          <h1 ref={h1} tabIndex={-1}>
+            {title}
+          </h1>
+        </div>
+        {actions && <div class="page-actions">{actions}</div>}
+      </div>
+      {children}
+    </>
+  );
+}
+
+function Bare({ children }: { children: ComponentChildren }) {
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="bare-header">
+        <span class="brand">Control plane console</span> <EnvBadge />
+      </header>
+      <main id="main" class="narrow" tabIndex={-1}>
+        {children}
+      </main>
+      <div id="live" class="visually-hidden" aria-live="polite" role="status" />
+    </>
+  );
+}
+
+function EnvBadge() {
+  const env = config().env;
+  return (
+    <span class={`env env-${env === 'aws' ? 'aws' : 'local'}`} title="Environment">
+      {env}
+    </span>
+  );
+}
+
+function Shell({ who, children }: { who: Who | null; children: ComponentChildren }) {
+  const [menu, setMenu] = useState(false);
+  const loc = useLocation();
+  useEffect(() => setMenu(false), [loc.path]);
+  const items: [string, string][] = [];
+  if (!who || who.operator || who.partnerAdmin || who.manages.length) items.push(['/tenants', who && !who.operator && !who.partnerAdmin ? 'My tenants' : 'Tenants']);
+  if (who?.operator) items.push(['/partners', 'Partners'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
+  return (
+    <>
+      <a class="skip" href="#main">
+        Skip to content
+      </a>
+      <header class="top">
+        <div class="top-row">
+          <Link to="/" class="brand">
+            Control plane console
+          </Link>
+          <EnvBadge />
+          <button type="button" class="menu-button" aria-expanded={menu} aria-controls="primary-nav" onClick={() => setMenu(!menu)}>
+            <span aria-hidden="true">☰</span> Menu
+          </button>
+        </div>
+        <nav id="primary-nav" aria-label="Primary" class={menu ? 'open' : ''}>
+          <ul>
+            {items.map(([to, label]) => (
+              <li key={to}>
+                <Link to={to} aria-current={loc.path === to || loc.path.startsWith(`${to}/`) ? 'page' : undefined}>
+                  {label}
+                </Link>
+              </li>
+            ))}
+          </ul>
+          <div class="account">
+            <span class="who" title="Signed in as">
+              <span class="visually-hidden">Signed in as </span>
+              {session.email}
+              {who && <span class="role">{who.operator ? 'operator' : who.partnerAdmin ? 'partner admin' : who.manages.length ? 'tenant admin' : 'no console role'}</span>}
+            </span>
+            <button type="button" onClick={() => void session.signOut()}>
+              Sign out
+            </button>
+          </div>
+        </nav>
+      </header>
+      <main id="main" tabIndex={-1}>
+        {who && !who.operator && !who.partnerAdmin && !who.manages.length ? (
+          <Page title="Nothing to operate">
+            <p>
+              You are signed in as <strong>{who.email}</strong>, who is not a platform operator, a partner admin, or an owner or admin of any tenant. The console has nothing
+              this account may change.
+            </p>
+          </Page>
+        ) : (
+          children
+        )}
+      </main>
+      <div id="live" class="visually-hidden" aria-live="polite" role="status" />
+    </>
+  );
+}

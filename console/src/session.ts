@@ -1,0 +1,219 @@
+// The signed-in session. The access token lives in this module's memory only; the refresh token
+// in sessionStorage (never localStorage), so it dies with the tab. Refreshes happen shortly
+// before expiry and once after a 401, one at a time across every tab of this origin (a Web
+// Lock), and each new pair is handed to the other tabs (a BroadcastChannel): a spent refresh
+// token is never presented again, so tabs never sign each other out. Signing out ends the
+// session on the server and in every tab.
+import { post, ApiError } from './api/client';
+import type { Tokens } from './api/types';
+
+type Audience = Tokens['audience'];
+interface Stored {
+  refresh: string;
+  audience: Audience;
+  email: string;
+}
+interface Access {
+  token: string;
+  exp: number;
+  ttl: number;
+}
+type Message =
+  | { type: 'hello' }
+  | { type: 'tokens'; access: Access; stored: Stored }
+  | { type: 'logout'; reason: string };
+
+const KEY = 'console.session';
+const LOCK = 'console.refresh';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function readStored(): Stored | null {
+  try {
+    const raw = sessionStorage.getItem(KEY);
+    return raw ? (JSON.parse(raw) as Stored) : null;
+  } catch {
+    return null;
+  }
+}
+
+class Session {
+  private access: Access | null = null;
+  private stored: Stored | null = readStored();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private inflight: Promise<string | null> | null = null;
+  private listeners = new Set<() => void>();
+  private chan: BroadcastChannel | null = typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel('console.session');
+  /** Why the last session ended, shown on the sign-in page. */
+  endedBecause = '';
+  /** How many refreshes this tab made (the browser tests read it). */
+  refreshes = 0;
+
+  constructor() {
+    this.chan?.addEventListener('message', (ev: MessageEvent<Message>) => this.onMessage(ev.data));
+  }
+
+  get signedIn() {
+    return this.stored !== null;
+  }
+  get email() {
+    return this.stored?.email ?? '';
+  }
+  get audience(): Audience | null {
+    return this.stored?.audience ?? null;
+  }
+
+  subscribe(fn: () => void) {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+  private emit() {
+    for (const fn of this.listeners) fn();
+  }
+
+  /** A new tab without a session asks the others for theirs (answered within a few ms). */
+  async init(): Promise<void> {
+    if (this.stored || !this.chan) return;
+    this.post({ type: 'hello' });
+    for (let i = 0; i < 10 && !this.stored; i++) await sleep(20);
+  }
+
+  async signIn(email: string, password: string): Promise<void> {
+    let tokens: Tokens;
+    try {
+      tokens = (await post<Tokens>('/auth/login', { auth: false, body: { email, password, audience: 'operator' } })).data;
+    } catch (e) {
+      // Not a platform operator: partner admins and tenant owners sign in with a portal session.
+      if (!(e instanceof ApiError) || e.code !== 'OPERATOR_AUDIENCE_DENIED') throw e;
+      tokens = (await post<Tokens>('/auth/login', { auth: false, body: { email, password, audience: 'portal' } })).data;
+    }
+    this.endedBecause = '';
+    this.adopt(tokens, email);
+  }
+
+  private adopt(t: Tokens, email: string) {
+    const ttl = t.expires_in * 1000;
+    this.access = { token: t.access_token, exp: Date.now() + ttl, ttl };
+    this.stored = { refresh: t.refresh_token, audience: t.audience, email };
+    sessionStorage.setItem(KEY, JSON.stringify(this.stored));
+    this.post({ type: 'tokens', access: this.access, stored: this.stored });
+    this.schedule();
+    this.emit();
+  }
+
+  /** How long before expiry a refresh starts: a fifth of the lifetime, between 2 s and 60 s. */
+  private lead() {
+    const ttl = this.access?.ttl ?? 900_000;
+    return Math.min(60_000, Math.max(2_000, ttl / 5));
+  }
+
+  private schedule() {
+    clearTimeout(this.timer);
+    if (!this.access) return;
+    const due = this.access.token;
+    const delay = Math.max(0, this.access.exp - Date.now() - this.lead());
+    this.timer = setTimeout(() => void this.refresh(due).catch(() => undefined), delay);
+  }
+
+  /** A usable access token, refreshed first when it is about to expire. */
+  async accessToken(): Promise<string | null> {
+    if (!this.stored) return null;
+    if (this.access && this.access.exp - Date.now() > 1_000) return this.access.token;
+    return this.refresh(this.access?.token ?? null);
+  }
+
+  /** After a 401: a new token, unless another tab already replaced the one refused. */
+  refreshAfter401(refused: string): Promise<string | null> {
+    return this.refresh(refused);
+  }
+
+  /** Replaces `due` (the token that is expiring or was refused); one refresh at a time. */
+  private refresh(due: string | null): Promise<string | null> {
+    if (!this.inflight) {
+      const run = () => this.refreshLocked(due);
+      const locked: Promise<string | null> =
+        typeof navigator !== 'undefined' && navigator.locks ? (navigator.locks.request(LOCK, run) as unknown as Promise<string | null>) : run();
+      this.inflight = locked.finally(() => {
+        this.inflight = null;
+      });
+    }
+    return this.inflight;
+  }
+
+  private async refreshLocked(due: string | null): Promise<string | null> {
+    // The tab that held the lock before posted its new pair just before letting go.
+    await sleep(25);
+    if (!this.stored) return null;
+    if (this.access && this.access.token !== due && this.access.exp - Date.now() > 1_000) {
+      return this.access.token;
+    }
+    try {
+      const t = (await post<Tokens>('/auth/refresh', { auth: false, body: { refresh_token: this.stored.refresh } })).data;
+      this.refreshes++;
+      this.adopt(t, this.stored.email);
+      return t.access_token;
+    } catch (e) {
+      if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+        this.end(e.code === 'ACCOUNT_SUSPENDED' ? 'Your account is suspended.' : 'Your session ended. Sign in again.', true);
+        return null;
+      }
+      // A network error or 503: keep the session and try again shortly.
+      clearTimeout(this.timer);
+      this.timer = setTimeout(() => void this.refresh(due).catch(() => undefined), 3_000);
+      throw e;
+    }
+  }
+
+  /** A call was refused with 401 even after a refresh. */
+  expired(e: ApiError) {
+    if (e.code === 'INVALID_TOKEN' && this.access && this.access.exp - Date.now() > 1_000) return;
+    this.end('Your session ended. Sign in again.', true);
+  }
+
+  async signOut(): Promise<void> {
+    const refresh = this.stored?.refresh;
+    this.end('You signed out.', true);
+    if (refresh) {
+      try {
+        await post('/auth/logout', { auth: false, body: { refresh_token: refresh } });
+      } catch {
+        // The session is gone from every tab either way; the server's ends with its lifetime.
+      }
+    }
+  }
+
+  private end(reason: string, broadcast: boolean) {
+    clearTimeout(this.timer);
+    const had = this.stored !== null;
+    this.access = null;
+    this.stored = null;
+    sessionStorage.removeItem(KEY);
+    this.endedBecause = reason;
+    if (broadcast && had) this.post({ type: 'logout', reason });
+    this.emit();
+  }
+
+  private post(m: Message) {
+    this.chan?.postMessage(m);
+  }
+
+  private onMessage(m: Message) {
+    if (m.type === 'hello') {
+      if (this.stored && this.access) this.post({ type: 'tokens', access: this.access, stored: this.stored });
+    } else if (m.type === 'tokens') {
+      const changed = !this.stored || this.stored.refresh !== m.stored.refresh;
+      this.access = m.access;
+      this.stored = m.stored;
+      sessionStorage.setItem(KEY, JSON.stringify(m.stored));
+      this.schedule();
+      if (changed) this.emit();
+    } else if (m.type === 'logout') {
+      this.end(m.reason === 'You signed out.' ? 'You signed out in another tab.' : m.reason, false);
+    }
+  }
+}
+
+export const session = new Session();
+// For the browser tests: counts only, never a token.
+(globalThis as { __consoleSession?: { refreshes: () => number } }).__consoleSession = {
+  refreshes: () => session.refreshes,
+};

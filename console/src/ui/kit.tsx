@@ -1,0 +1,315 @@
+// The console's own small components: error box, status chip, labelled field, dialog, pager,
+// and the hooks that load data. No UI kit: each is a few lines of plain HTML with ARIA.
+import type { ComponentChildren, JSX, Ref } from 'preact';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
+import { ApiError } from '../api/client';
+import { href } from '../router';
+
+export function Link(props: JSX.HTMLAttributes<HTMLAnchorElement> & { to: string }) {
+  const { to, ...rest } = props;
+  return <a href={href(to)} {...rest} />;
+}
+
+export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
+  if (!error) return null;
+  const e = error instanceof ApiError ? error : null;
+  const message = e ? e.message : error instanceof Error ? error.message : String(error);
+  return (
+    <div class="error-box" role="alert">
+      <p class="error-title">
+        <span aria-hidden="true">⚠ </span>
+        {title ?? 'The request failed'}
+        {e && e.status ? ` (HTTP ${e.status})` : ''}
+      </p>
+      {e && (
+        <p>
+          <span class="label">Code</span> <code>{e.code}</code>
+        </p>
+      )}
+      <p class="error-message">{message}</p>
+      {e?.requestId && (
+        <p class="request-id">
+          <span class="label">Request id</span> <code>{e.requestId}</code> <CopyButton text={e.requestId} label="Copy request id" />
+        </p>
+      )}
+    </div>
+  );
+}
+
+export function CopyButton({ text, label }: { text: string; label: string }) {
+  const [done, setDone] = useState(false);
+  return (
+    <button
+      type="button"
+      class="small"
+      onClick={async () => {
+        try {
+          await navigator.clipboard.writeText(text);
+        } catch {
+          const ta = document.createElement('textarea');
+          ta.value = text;
+          document.body.append(ta);
+          ta.select();
+          document.execCommand('copy');
+          ta.remove();
+        }
+        setDone(true);
+        setTimeout(() => setDone(false), 2000);
+      }}
+    >
+      {done ? 'Copied' : label}
+    </button>
+  );
+}
+
+const STATUS_MARK: Record<string, string> = {
+  active: '●',
+  ok: '✓',
+  provisioning: '◐',
+  pending: '◐',
+  suspended: '‖',
+  deleted: '✕',
+  error: '!',
+  skipped: '–',
+  terminated: '✕',
+  invited: '✉',
+  disabled: '✕',
+};
+
+/** A status in words, with a shape and colour beside it (never colour alone). */
+export function Status({ value }: { value: string }) {
+  return (
+    <span class={`chip chip-${value}`}>
+      <span aria-hidden="true">{STATUS_MARK[value] ?? '•'} </span>
+      {value}
+    </span>
+  );
+}
+
+let fieldSeq = 0;
+export function useId(prefix: string) {
+  const ref = useRef<string>();
+  if (!ref.current) ref.current = `${prefix}-${++fieldSeq}`;
+  return ref.current;
+}
+
+interface FieldProps {
+  label: string;
+  hint?: ComponentChildren;
+  error?: string | null;
+  children: (props: { id: string; 'aria-describedby'?: string; 'aria-invalid'?: boolean }) => ComponentChildren;
+}
+
+/** A label, the control, a hint and the field's own error, tied together for assistive tech. */
+export function Field({ label, hint, error, children }: FieldProps) {
+  const id = useId('f');
+  const described = [hint ? `${id}-hint` : '', error ? `${id}-err` : ''].filter(Boolean).join(' ');
+  return (
+    <div class={`field${error ? ' invalid' : ''}`}>
+      <label for={id}>{label}</label>
+      {hint && (
+        <div class="hint" id={`${id}-hint`}>
+          {hint}
+        </div>
+      )}
+      {children({ id, 'aria-describedby': described || undefined, 'aria-invalid': error ? true : undefined })}
+      {error && (
+        <p class="field-error" id={`${id}-err`}>
+          <span aria-hidden="true">✕ </span>
+          {error}
+        </p>
+      )}
+    </div>
+  );
+}
+
+/** Splits an API error into the field it names (shown on that field) and the rest. */
+export function fieldErrors(e: unknown, fields: string[]): { byField: Record<string, string>; other: unknown } {
+  if (e instanceof ApiError && e.field && fields.includes(e.field)) {
+    return { byField: { [e.field]: e.message.slice(e.field.length + 1).trim() || e.message }, other: null };
+  }
+  return { byField: {}, other: e };
+}
+
+interface DialogProps {
+  open: boolean;
+  title: string;
+  onClose: () => void;
+  children: ComponentChildren;
+}
+
+/** A native modal `<dialog>`: Escape closes it, focus goes back to the control that opened it. */
+export function Dialog({ open, title, onClose, children }: DialogProps) {
+  const ref = useRef<HTMLDialogElement>(null);
+  const opener = useRef<HTMLElement | null>(null);
+  const titleId = useId('dlg');
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) {
+      opener.current = document.activeElement as HTMLElement | null;
+      d.showModal();
+    } else if (!open && d.open) {
+      d.close();
+    }
+  }, [open]);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    const closed = () => {
+      onClose();
+      opener.current?.focus();
+    };
+    d.addEventListener('close', closed);
+    return () => d.removeEventListener('close', closed);
+  }, [onClose]);
+  return (
+    <dialog ref={ref as Ref<HTMLDialogElement>} aria-labelledby={titleId}>
+      {open && (
+        <>
+          <h2 id={titleId}>{title}</h2>
+          {children}
+        </>
+      )}
+    </dialog>
+  );
+}
+
+/** Loads data for a view; `reload` runs it again. Errors are kept for `ErrorBox`. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
+  const [state, setState] = useState<{ data: T | null; error: unknown; loading: boolean }>({ data: null, error: null, loading: true });
+  const seq = useRef(0);
+  const run = useCallback(
+    async (quiet = false) => {
+      const mine = ++seq.current;
+      if (!quiet) setState((s) => ({ ...s, loading: true }));
+      try {
+        const data = await load();
+        if (mine === seq.current) setState({ data, error: null, loading: false });
+      } catch (error) {
+        if (mine === seq.current) setState((s) => ({ data: quiet ? s.data : null, error, loading: false }));
+      }
+    },
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    deps,
+  );
+  useEffect(() => {
+    void run();
+  }, [run]);
+  return { ...state, reload: run };
+}
+
+/** Runs `fn` every `ms` while the page is visible (and once when it becomes visible again). */
+export function useVisiblePoll(fn: () => void, ms: number | null) {
+  const saved = useRef(fn);
+  saved.current = fn;
+  useEffect(() => {
+    if (ms === null) return;
+    let t: ReturnType<typeof setInterval> | undefined;
+    const start = () => {
+      clearInterval(t);
+      if (document.visibilityState === 'visible') t = setInterval(() => saved.current(), ms);
+    };
+    const onVis = () => {
+      if (document.visibilityState === 'visible') saved.current();
+      start();
+    };
+    start();
+    document.addEventListener('visibilitychange', onVis);
+    return () => {
+      clearInterval(t);
+      document.removeEventListener('visibilitychange', onVis);
+    };
+  }, [ms]);
+}
+
+export function Pager({ hasPrev, next, onPrev, onNext, label }: { hasPrev: boolean; next: string | null; onPrev: () => void; onNext: () => void; label: string }) {
+  if (!hasPrev && !next) return null;
+  return (
+    <nav class="pager" aria-label={label}>
+      <button type="button" onClick={onPrev} disabled={!hasPrev}>
+        ← Previous page
+      </button>
+      <button type="button" onClick={onNext} disabled={!next}>
+        Next page →
+      </button>
+    </nav>
+  );
+}
+
+/** Cursor paging: a stack of the cursors that led to the current page. */
+export function useCursorPages() {
+  const [stack, setStack] = useState<string[]>([]);
+  const cursor = stack[stack.length - 1];
+  return {
+    cursor,
+    hasPrev: stack.length > 0,
+    next: (c: string) => setStack((s) => [...s, c]),
+    prev: () => setStack((s) => s.slice(0, -1)),
+    reset: () => setStack([]),
+  };
+}
+
+export function fmtTime(unixSeconds: number | null | undefined): string {
+  if (unixSeconds === null || unixSeconds === undefined) return '—';
+  return new Date(unixSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+export function fmtAgo(unixSeconds: number | null | undefined): string {
+  if (!unixSeconds) return 'never';
+  const s = Math.round(Date.now() / 1000 - unixSeconds);
+  if (s < 60) return `${Math.max(s, 0)} s ago`;
+  if (s < 3600) return `${Math.round(s / 60)} min ago`;
+  if (s < 86400) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} d ago`;
+}
+
+export function idempotencyKey() {
+  return `console-${crypto.randomUUID()}`;
+}
+
+/** Polite announcements for updates that arrive on their own (one live region for the app). */
+export function announce(text: string) {
+  const el = document.getElementById('live');
+  if (!el) return;
+  el.textContent = '';
+  setTimeout(() => {
+    el.textContent = text;
+  }, 50);
+}
+
+export function Confirm({ open, title, onClose, onConfirm, confirmLabel, danger, children, busy, error, disabled }: {
+  open: boolean;
+  title: string;
+  onClose: () => void;
+  onConfirm: () => void;
+  confirmLabel: string;
+  danger?: boolean;
+  children: ComponentChildren;
+  busy?: boolean;
+  error?: unknown;
+  disabled?: boolean;
+}) {
+  return (
+    <Dialog open={open} title={title} onClose={onClose}>
+      <form
+        method="dialog"
+        onSubmit={(e) => {
+          e.preventDefault();
+          onConfirm();
+        }}
+      >
+        {children}
+        <ErrorBox error={error} />
+        <div class="actions">
+          <button type="button" onClick={onClose}>
+            Cancel
+          </button>
+          <button type="submit" class={danger ? 'danger' : 'primary'} disabled={busy || disabled}>
+            {busy ? 'Working…' : confirmLabel}
+          </button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}

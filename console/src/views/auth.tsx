@@ -1,0 +1,191 @@
+// Signing in, asking for a reset link, and setting a password from a mailed link.
+import { useState } from 'preact/hooks';
+import { post, ApiError } from '../api/client';
+import { Page } from '../App';
+import { session } from '../session';
+import { ErrorBox, Field, Link, idempotencyKey } from '../ui/kit';
+
+export function SignIn() {
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <Page title="Sign in">
+      {session.endedBecause && !error && (
+        <p class="notice" role="status">
+          {session.endedBecause}
+        </p>
+      )}
+      <form
+        class="stack"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          setBusy(true);
+          setError(null);
+          try {
+            await session.signIn(email.trim(), password);
+          } catch (err) {
+            setError(err);
+            setBusy(false);
+          }
+        }}
+      >
+        <Field label="Email">
+          {(a) => <input {...a} type="email" name="email" autoComplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />}
+        </Field>
+        <Field label="Password">
+          {(a) => <input {...a} type="password" name="password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />}
+        </Field>
+        <ErrorBox error={error} title={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? 'Wrong email or password' : 'Could not sign in'} />
+        <div class="actions">
+          <button type="submit" class="primary" disabled={busy}>
+            {busy ? 'Signing in…' : 'Sign in'}
+          </button>
+          <Link to="/forgot-password">Forgot your password?</Link>
+        </div>
+      </form>
+      <p class="fine">
+        Platform operators get an operator session; partner admins and tenant owners and admins a portal session, and see what the API lets them change. The session
+        stays in this browser tab; no cookie is set.
+      </p>
+    </Page>
+  );
+}
+
+export function ForgotPassword() {
+  const [email, setEmail] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [sent, setSent] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  return (
+    <Page title="Forgot password">
+      {sent ? (
+        <div role="status" class="notice">
+          <p>If an account exists for that address, a link to choose a new password is on its way. It is valid for 30 minutes; asking again replaces it.</p>
+        </div>
+      ) : (
+        <form
+          class="stack"
+          onSubmit={async (e) => {
+            e.preventDefault();
+            setBusy(true);
+            setError(null);
+            try {
+              await post('/auth/forgot-password', { auth: false, body: { email: email.trim() } });
+              setSent(true);
+            } catch (err) {
+              setError(err);
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
+          <p>Enter your account's email. The answer is the same for every address.</p>
+          <Field label="Email">
+            {(a) => <input {...a} type="email" name="email" autoComplete="username" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} />}
+          </Field>
+          <ErrorBox error={error} />
+          <div class="actions">
+            <button type="submit" class="primary" disabled={busy}>
+              {busy ? 'Sending…' : 'Send the link'}
+            </button>
+          </div>
+        </form>
+      )}
+      <p>
+        <Link to="/sign-in">Back to sign in</Link>
+      </p>
+    </Page>
+  );
+}
+
+const RULES = ['12 to 128 characters', 'not a common password', 'not your email address'];
+
+/** Reset password and accept invitation: the token came in the fragment (already removed from the address bar). */
+export function TokenPassword({ kind, token }: { kind: 'reset' | 'invitation'; token: string | null }) {
+  const [password, setPassword] = useState('');
+  const [confirm, setConfirm] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [done, setDone] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [key] = useState(idempotencyKey);
+  const title = kind === 'reset' ? 'Choose a new password' : 'Accept your invitation';
+  const mismatch = confirm !== '' && confirm !== password;
+  const weak = error instanceof ApiError && error.code === 'WEAK_PASSWORD' ? error.message : null;
+  if (!token) {
+    return (
+      <Page title={title}>
+        <p role="alert" class="notice">
+          This page needs the link from your email. Open the link exactly as it was mailed{kind === 'reset' ? ', or ask for a new one' : ''}.
+        </p>
+        <p>{kind === 'reset' ? <Link to="/forgot-password">Ask for a new link</Link> : <Link to="/sign-in">Sign in</Link>}</p>
+      </Page>
+    );
+  }
+  if (done) {
+    return (
+      <Page title={kind === 'reset' ? 'Password changed' : 'Invitation accepted'}>
+        <p role="status" class="notice">
+          {kind === 'reset' ? 'Your password was changed and every session of your account was ended.' : 'Your account is active.'} Sign in with the new password.
+        </p>
+        <p>
+          <Link to="/sign-in">Sign in</Link>
+        </p>
+      </Page>
+    );
+  }
+  return (
+    <Page title={title}>
+      <form
+        class="stack"
+        onSubmit={async (e) => {
+          e.preventDefault();
+          if (mismatch) return;
+          setBusy(true);
+          setError(null);
+          try {
+            await post(kind === 'reset' ? '/auth/reset-password' : '/auth/accept-invitation', {
+              auth: false,
+              body: { token, password },
+              headers: { 'idempotency-key': key },
+            });
+            setDone(true);
+          } catch (err) {
+            setError(err);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <Field
+          label={kind === 'reset' ? 'New password' : 'Password'}
+          hint={
+            <>
+              Rules: <span>{RULES.join('; ')}.</span>
+            </>
+          }
+          error={weak}
+        >
+          {(a) => (
+            <input {...a} type="password" name="new-password" autoComplete="new-password" required minLength={12} maxLength={128} value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+          )}
+        </Field>
+        <Field label="The same password again" error={mismatch ? 'The two passwords differ.' : null}>
+          {(a) => <input {...a} type="password" name="confirm-password" autoComplete="new-password" required value={confirm} onInput={(e) => setConfirm(e.currentTarget.value)} />}
+        </Field>
+        {!weak && (
+          <ErrorBox
+            error={error}
+            title={error instanceof ApiError && error.code === 'INVALID_OR_EXPIRED_TOKEN' ? 'This link is no longer valid (used, replaced or expired)' : undefined}
+          />
+        )}
+        <div class="actions">
+          <button type="submit" class="primary" disabled={busy}>
+            {busy ? 'Saving…' : kind === 'reset' ? 'Change the password' : 'Accept and set the password'}
+          </button>
+        </div>
+      </form>
+    </Page>
+  );
+}

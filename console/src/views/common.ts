@@ -1,0 +1,73 @@
+// Lookups several views share: partners by id (tenants carry partner ids), and a tenant's
+// provisioning in one phrase.
+import { get } from '../api/client';
+import type { Page as ApiPage, Partner, Tenant, TenantListData } from '../api/types';
+
+let partnersCache: { at: number; list: Promise<Partner[]> } | null = null;
+
+/** Every partner (operators only), cached for a few seconds. */
+export function allPartners(fresh = false): Promise<Partner[]> {
+  if (!fresh && partnersCache && Date.now() - partnersCache.at < 10_000) return partnersCache.list;
+  const list = (async () => {
+    const out: Partner[] = [];
+    let cursor: string | null = null;
+    for (let i = 0; i < 20; i++) {
+      const page: ApiPage<Partner> = (await get<ApiPage<Partner>>('/partners', { query: { limit: 100, cursor } })).data;
+      out.push(...page.items);
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    return out;
+  })();
+  partnersCache = { at: Date.now(), list };
+  list.catch(() => {
+    partnersCache = null;
+  });
+  return list;
+}
+
+export function forgetPartners() {
+  partnersCache = null;
+}
+
+export function provisioningSummary(t: Pick<Tenant, 'provisioning' | 'status' | 'offboarding'>): string {
+  if (t.status === 'deleted' && t.offboarding) {
+    if (t.offboarding.purged_at) return 'purged';
+    if (t.offboarding.retired_at) return 'retired';
+    const steps = Object.entries(t.offboarding.steps ?? {});
+    const failed = steps.filter(([, s]) => s.state === 'error').map(([n]) => n);
+    return failed.length ? `offboarding error: ${failed.join(', ')}` : 'offboarding';
+  }
+  const steps = Object.entries(t.provisioning ?? {});
+  if (!steps.length) return 'not started';
+  const failed = steps.filter(([, s]) => s.state === 'error').map(([n]) => n);
+  if (failed.length) return `error: ${failed.join(', ')}`;
+  const done = steps.filter(([, s]) => s.state === 'ok' || s.state === 'skipped').length;
+  return `${done}/${steps.length} ok`;
+}
+
+let tenantIndex: { at: number; map: Promise<Map<string, { slug: string; name: string }>> } | null = null;
+
+/** Tenant id -> slug for operators (audit entries and partners carry ids): the first 1,000 tenants, cached. */
+export function tenantsById(): Promise<Map<string, { slug: string; name: string }>> {
+  if (tenantIndex && Date.now() - tenantIndex.at < 15_000) return tenantIndex.map;
+  const map = (async () => {
+    const out = new Map<string, { slug: string; name: string }>();
+    // Deleted tenants may be listed only on request; both lists, up to 10 pages each.
+    for (const status of ['', 'deleted']) {
+      let cursor: string | null = null;
+      for (let i = 0; i < 10; i++) {
+        const page: TenantListData = (await get<TenantListData>('/tenants', { query: { limit: 100, cursor, status } })).data;
+        for (const t of page.items) out.set(t.id, { slug: t.slug, name: t.name });
+        cursor = page.next_cursor;
+        if (!cursor) break;
+      }
+    }
+    return out;
+  })();
+  tenantIndex = { at: Date.now(), map };
+  map.catch(() => {
+    tenantIndex = null;
+  });
+  return map;
+}

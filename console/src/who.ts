@@ -1,0 +1,48 @@
+// Who is signed in and what the API lets them do; the console shows only what the API would
+// accept, and says why an action is unavailable.
+import { createContext } from 'preact';
+import { useContext } from 'preact/hooks';
+import { get, ApiError } from './api/client';
+import type { Me, TenantListData } from './api/types';
+
+export interface Who {
+  userId: string;
+  email: string;
+  /** Operator audience and the stored platform-admin flag: every route. */
+  operator: boolean;
+  /** A portal session that may list tenants: a partner's admin (that partner's tenants). */
+  partnerAdmin: boolean;
+  /** Tenants this user owns or administers. */
+  manages: { slug: string; role: string }[];
+}
+
+export async function loadWho(): Promise<Who> {
+  const me = (await get<Me>('/auth/me')).data;
+  const operator = me.audience === 'operator' && me.user.platform_admin;
+  let partnerAdmin = false;
+  if (!operator) {
+    try {
+      await get<TenantListData>('/tenants', { query: { limit: 1 } });
+      partnerAdmin = true;
+    } catch (e) {
+      if (!(e instanceof ApiError) || e.status !== 403) throw e;
+    }
+  }
+  return {
+    userId: me.user.id,
+    email: me.user.email,
+    operator,
+    partnerAdmin,
+    manages: me.memberships.filter((m) => m.role !== 'member').map((m) => ({ slug: m.tenant_slug, role: m.role })),
+  };
+}
+
+export const WhoContext = createContext<Who | null>(null);
+export function useWho(): Who {
+  const w = useContext(WhoContext);
+  if (!w) throw new Error('useWho outside a signed-in view');
+  return w;
+}
+
+/** Operators only: the reason shown beside a disabled control otherwise. */
+export const OPERATORS_ONLY = 'Only platform operators may do this.';
