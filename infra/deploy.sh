@@ -6,7 +6,10 @@
 #      parameters, and saves the answers in .sam/samconfig.toml, beside the template it
 #      deploys); later runs reuse them;
 #   4. the access-token keys and data key written into the stack's secrets, and its names
-#      printed (deploy.py --after-sam): the same step `make dev` runs after its deploy.
+#      printed (deploy.py --after-sam): the same step `make dev` runs after its deploy;
+#   5. the operator console: built (npm ci + vite, unless console/dist is there already),
+#      uploaded to the stack's console bucket with its config.json (the API's URL), the
+#      distribution invalidated, and its URL printed (console/publish.py).
 # Credentials come from the usual AWS places (AWS_PROFILE, ~/.aws, environment).
 # Environment: PLATFORM_ORIGIN, SENDER_EMAIL, STACK fill sam's answers; DEPLOY_PARAMS adds
 # Key=Value overrides. DEPLOY_ZIPS=DIR deploys zips made elsewhere instead of packaging, and
@@ -44,3 +47,8 @@ stack=${STACK:-$(.venv/bin/python -c 'import sys, tomllib; c = tomllib.load(open
 local_flag=(); [[ -n "${AWS_ENDPOINT_URL:-}" ]] && local_flag=(--local)
 .venv/bin/python localstack/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$dir/stack.json"
 echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_url"])' "$dir/stack.json")"
+# The console: built unless console/dist exists, then published (exit 2: the stack was deployed
+# with ConsoleHosting=none and has no console to publish to).
+[[ -f console/dist/index.html ]] || (cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+rc=0; .venv/bin/python console/publish.py --stack "$stack" --out "$dir/console.json" || rc=$?
+((rc == 0 || rc == 2)) || exit "$rc"

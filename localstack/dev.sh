@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make dev`: the emulator, infra/template.yaml deployed onto it, a first operator, and the API
-# forwarded to http://127.0.0.1:3000, until Ctrl-C.
+# forwarded to http://127.0.0.1:3000 with the operator console beside it at /console/ (and the
+# mailed-link pages /reset-password and /accept-invitation), until Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
@@ -28,20 +29,24 @@ trap cleanup EXIT INT TERM
 
 start_emulator
 start_postgres
-deploy_stack saas-dev target/debug --param AllowPrivateDatabaseHosts=true
+# LocalStack's community image has no CloudFront: the forwarder below serves the console there.
+console_param=(); [[ "${EMULATOR:-ministack}" == localstack ]] && console_param=(--param ConsoleHosting=none)
+deploy_stack saas-dev target/debug --param AllowPrivateDatabaseHosts=true "${console_param[@]}"
 # A first tenant, `demo`, owned by the operator, with the sample database registered through
 # the API (so the README's query example works as printed).
 seed_demo
 
-.venv/bin/python localstack/forward.py "$DEV_PORT" "$API_URL" &
+[[ -f console/dist/index.html ]] || { echo "dev: console/dist is missing: make console builds it" >&2; exit 1; }
+.venv/bin/python localstack/forward.py "$DEV_PORT" "$API_URL" --console console/dist &
 FORWARD_PID=$!
 wait_for "http://127.0.0.1:$DEV_PORT/health/live" 30
 
 cat <<MSG
 
+  Console:  http://127.0.0.1:$DEV_PORT/console/   (sign in with the operator below)
   Platform running at http://127.0.0.1:$DEV_PORT   (stack saas-dev, deployed from infra/template.yaml)
   Operator: $OPERATOR_EMAIL / $OPERATOR_PASSWORD   (local only; set OPERATOR_EMAIL/OPERATOR_PASSWORD to change)
-  Mail: make mail      Function logs: make logs      Reconcile once: make reconcile
+  Mail: make mail (its reset and invitation links open in the console)      Function logs: make logs      Reconcile once: make reconcile
   Tenant demo provisions itself: GET /tenants/demo shows each step (storage, secrets, invitation)
 
   Try:

@@ -8,13 +8,20 @@ the emulator's API Gateway reports as `requestContext.identity.sourceIp`.
 It also serves the API's description, `infra/openapi.yaml`, as JSON at `GET /openapi.json`
 (with this address as its server), for tools such as Schemathesis or Swagger UI.
 
-Usage: forward.py LISTEN_PORT TARGET_BASE_URL
+With --console DIR (the console's build, console/dist) it serves the operator console on the
+same origin as the API: `/console/...` (a deep link gets index.html, as CloudFront's fallback
+does), `/console/config.json` (the API is this origin), and the two pages mailed links open,
+`/reset-password` and `/accept-invitation`. Those answers carry the same security headers as
+the CloudFront distribution's policy (infra/template.yaml, ConsoleHeadersPolicy).
+
+Usage: forward.py LISTEN_PORT TARGET_BASE_URL [--console DIR] [--env NAME]
 """
+import argparse
 import http.client
 import http.server
 import json
+import mimetypes
 import pathlib
-import sys
 import urllib.parse
 
 import yaml
@@ -28,19 +35,83 @@ def openapi_json(port):
     doc["servers"] = [{"url": f"http://127.0.0.1:{port}", "description": "make dev"}]
     return json.dumps(doc).encode()
 
+# The distribution's response-headers policy, for the console's files (the API's answers pass
+# through unchanged). The API is this origin, so connect-src 'self' is enough here.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                               "connect-src 'self'; font-src 'self'; manifest-src 'self'; base-uri 'none'; "
+                               "form-action 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
+}
+# Root paths that open the console: the pages mailed links point at.
+MAILED_LINK_PAGES = {"/reset-password", "/accept-invitation"}
+
+
+def console_file(root: pathlib.Path, path: str):
+    """(file, cache-control) for a console request path, or None when it is not the console's."""
+    if path in MAILED_LINK_PAGES or path == "/console":
+        return root / "index.html", "no-cache"
+    if not path.startswith("/console/"):
+        return None
+    rel = urllib.parse.unquote(path[len("/console/"):])
+    target = (root / rel).resolve()
+    if rel and root.resolve() in target.parents and target.is_file():
+        # Hashed names never change: cache them for a year. index.html and config.json: never.
+        immutable = rel.startswith("assets/")
+        return target, ("public, max-age=31536000, immutable" if immutable else "no-cache")
+    return root / "index.html", "no-cache"
+
+
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
               "proxy-authorization", "proxy-authenticate", "host", "content-length"}
 
 
-def handler_for(target):
+def handler_for(target, console=None, env="local"):
     parsed = urllib.parse.urlsplit(target)
     prefix = parsed.path.rstrip("/")
+    config = json.dumps({"api": "", "env": env}).encode()
 
     class Forward(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
 
+        def console(self):
+            """The console's files; True when this request was one."""
+            if console is None or self.command not in ("GET", "HEAD"):
+                return False
+            path = urllib.parse.urlsplit(self.path).path
+            if path == "/console/config.json":
+                found = (None, "no-cache")
+            else:
+                found = console_file(console, path)
+                if found is None:
+                    return False
+            file, cache = found
+            if file is None:
+                data, ctype = config, "application/json"
+            elif file.is_file():
+                data = file.read_bytes()
+                ctype = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
+            else:
+                data, ctype = b"The console is not built: run `make console` (npm ci, then the build).\n", "text/plain"
+            self.send_response(200 if file is None or file.is_file() else 503)
+            self.send_header("content-type", ctype + ("; charset=utf-8" if ctype.startswith("text/") or ctype.endswith("javascript") else ""))
+            self.send_header("content-length", str(len(data)))
+            self.send_header("cache-control", cache)
+            for k, v in CONSOLE_HEADERS.items():
+                self.send_header(k, v)
+            self.end_headers()
+            if self.command == "GET":
+                self.wfile.write(data)
+            return True
+
         def forward(self):
+            if self.console():
+                return
             if self.command == "GET" and self.path.split("?")[0] == "/openapi.json":
                 data = openapi_json(self.server.server_address[1])
                 self.send_response(200)
@@ -87,8 +158,13 @@ def handler_for(target):
 
 
 def main():
-    port, target = int(sys.argv[1]), sys.argv[2]
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler_for(target))
+    parser = argparse.ArgumentParser(description="the stable local address of the API (and the console)")
+    parser.add_argument("port", type=int)
+    parser.add_argument("target")
+    parser.add_argument("--console", type=pathlib.Path, help="the console's build folder (console/dist)")
+    parser.add_argument("--env", default="local", help="the environment badge the console shows")
+    args = parser.parse_args()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(args.target, args.console, args.env))
     server.daemon_threads = True
     server.serve_forever()
 
