@@ -7,12 +7,13 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell sha256sum localstack/requirements-tools.txt | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test lint bench build fmt mail logs reconcile deploy deploy-local package package-check fuzz template-lint
+.PHONY: help dev test lint bench build fmt mail logs reconcile deploy deploy-local package package-check fuzz template-lint console console-lint
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
 	@echo "make test    run the whole test suite (own emulator on a free port)"
-	@echo "make lint    rustfmt check, clippy -D warnings, cfn-lint (serverless rules) and sam validate --lint"
+	@echo "make lint    rustfmt check, clippy -D warnings, cfn-lint (serverless rules), sam validate --lint, the console's generated API types (no diff) and tsc"
+	@echo "make console build the operator console (npm ci + Vite) into console/dist"
 	@echo "make bench   release builds; cold start, RSS and size against a hello-world baseline"
 	@echo "make package build every function for Lambda (arm64, release) and print each zip's size"
 	@echo "make fuzz    Schemathesis against a local stack of its own (every check, both roles)"
@@ -41,7 +42,22 @@ $(TOOLS_STAMP): localstack/requirements-tools.txt
 build:
 	cargo build --workspace --bins
 
-dev: $(STAMP) build
+# The operator console (console/): npm ci when the lock file changes, then the Vite build.
+CONSOLE_STAMP := console/node_modules/.installed-$(shell sha256sum console/package-lock.json | cut -c1-12)
+$(CONSOLE_STAMP): console/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (Node.js 20.19+) is required for the console"; exit 1; }
+	cd console && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+console: $(CONSOLE_STAMP)
+	cd console && npm run build --silent
+
+# The API types must be what infra/openapi.yaml generates, and the console must type-check.
+console-lint: $(CONSOLE_STAMP)
+	cd console && npm run gen --silent && git diff --exit-code -- src/api/schema.d.ts
+	cd console && npm run check --silent
+
+dev: $(STAMP) build console
 	localstack/dev.sh
 
 test: $(STAMP) $(TOOLS_STAMP)
@@ -62,7 +78,7 @@ package-check: $(TOOLS_STAMP)
 fuzz: $(STAMP) $(TOOLS_STAMP)
 	localstack/fuzz.sh
 
-lint: $(STAMP) template-lint
+lint: $(STAMP) template-lint console-lint
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
@@ -83,7 +99,7 @@ logs: $(STAMP)
 
 # With Docker: LocalStack (localstack/docker-compose.yml) instead of MiniStack; the same
 # script, deploy path and seed data as `make dev`.
-deploy-local: $(STAMP) build
+deploy-local: $(STAMP) build console
 	EMULATOR=localstack localstack/dev.sh
 
 reconcile: $(STAMP)
