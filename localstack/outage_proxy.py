@@ -8,7 +8,7 @@ EventBridge, Step Functions) while API Gateway and Lambda keep running.
 SIGUSR1: outage. Open connections are reset, new ones refused (the listener is closed).
 SIGUSR2: back. The listener opens again on the same port.
 Used by localstack/test.sh (functions get AWS_ENDPOINT_URL=http://127.0.0.1:LISTEN_PORT) and
-localstack/harness/tests/http_outage.rs.
+tests/tests/outage.rs.
 """
 import asyncio
 import signal

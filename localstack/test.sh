@@ -45,11 +45,11 @@ echo "make deploy path: sam deploy of the template onto the emulator, stack saas
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
 # Alone: it rotates and retires the stack's signing keys.
-cargo test -p local-harness --test http_keys --quiet -- --include-ignored a_key_rotation_reaches_every_function
+cargo test -p blackbox --test keys --quiet -- --include-ignored a_key_rotation_reaches_every_function
 # A short Schemathesis pass (make fuzz runs the long one).
 localstack/fuzz.sh --short
 # Alone: it cuts every function's dependencies for 3 seconds.
-cargo test -p local-harness --test http_outage --quiet -- --include-ignored --nocapture
+cargo test -p blackbox --test outage --quiet -- --include-ignored --nocapture
 # After every other test: each AWS call they caused, checked against its function's policy.
 (cd localstack && ../.venv/bin/python -m unittest -v test_iam 2>&1)
 .venv-tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml

@@ -3,7 +3,7 @@
 `infra/statemachines/provisioning.asl.json` is deployed unchanged onto MiniStack by `make dev`
 and `make test`, and onto AWS by `make deploy`. This test fails when the file uses anything
 outside the list below: every entry was run on the pinned MiniStack (1.5.33) by the black-box
-tests in `localstack/harness/tests/http_provisioning.rs`, with the real provision-step binary
+tests in `tests/tests/provisioning.rs`, with the real provision-step binary
 as every task. Before widening the list, run the new construct on MiniStack, and say so here.
 
 Checked (and allowed):

@@ -12,7 +12,7 @@ use support::{python, unique_ip, Platform, PASSWORD};
 
 /// `localstack/keys.py` on the stack's secrets (from the environment `make test` exports).
 fn keys_py(command: &str) {
-    python("keys.py", &[command]);
+    python("localstack/keys.py", &[command]);
 }
 
 /// Long enough for every function to have read its key secret again.
@@ -84,7 +84,7 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
 
 #[test]
 fn only_login_may_read_or_name_the_private_signing_key() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
     let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
     let resources = template["Resources"].as_mapping().unwrap();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use serde_json::Value;
+use serde_json::{json, Value};
 use shared::auth::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
 use shared::store::{DynamoStore, UserStore};
@@ -34,7 +34,7 @@ pub struct Reply {
 }
 
 pub fn workspace() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn required(name: &str) -> String {
@@ -43,11 +43,12 @@ fn required(name: &str) -> String {
     })
 }
 
-/// Runs one of the local Python tools (`localstack/<script>`) and returns its stdout.
+/// Runs one of the repository's Python tools (`script` relative to the workspace, e.g.
+/// `localstack/mail.py`) and returns its stdout.
 pub fn python(script: &str, args: &[&str]) -> String {
     let root = workspace();
     let out = Command::new(root.join(".venv/bin/python"))
-        .arg(root.join("localstack").join(script))
+        .arg(root.join(script))
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("{script} runs: {e}"));
@@ -164,7 +165,7 @@ impl Platform {
     /// the emulator's CloudWatch Logs, where Lambda writes them.
     pub fn function_logs(&self, since_ms: i64) -> Vec<String> {
         let out = python(
-            "logs.py",
+            "localstack/logs.py",
             &[
                 &required("STACK_FILE"),
                 "--json",
@@ -193,7 +194,7 @@ impl Platform {
     /// Messages the emulator captured for `to`, oldest first, as (subject, body) pairs; the
     /// body is the HTML part after the text part.
     pub async fn mail_to(&self, to: &str) -> Vec<(String, String)> {
-        let out = python("mail.py", &["--json", "--to", to]);
+        let out = python("localstack/mail.py", &["--json", "--to", to]);
         let messages: Vec<Value> = serde_json::from_str(&out).expect("mail.py prints JSON");
         messages
             .iter()
@@ -377,4 +378,109 @@ pub fn multipart(
     body.extend_from_slice(file);
     body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+// Records made through the API by an operator: the tenants, partners, invitation and access
+// matrix tests build their worlds from these.
+
+pub async fn operator_token(platform: &Platform) -> (User, String) {
+    let op = platform.user(true).await;
+    let token = platform.sign_in(op.email.as_str(), "operator").await;
+    (op, token)
+}
+
+pub async fn ok(r: Reply, what: &str) -> Value {
+    assert!(
+        (200..300).contains(&r.status),
+        "{what}: {} {}",
+        r.status,
+        r.json
+    );
+    r.json["data"].clone()
+}
+
+/// A tenant created by the operator with `owner` (an existing user) as owner.
+pub async fn tenant_with_owner(
+    platform: &Platform,
+    op: &str,
+    owner: &User,
+    partner: Option<&str>,
+) -> String {
+    let slug = unique_slug("t");
+    let mut body = json!({"slug": slug, "name": "Tenant", "owner_email": owner.email});
+    if let Some(p) = partner {
+        body["partner"] = json!(p);
+    }
+    ok(
+        platform
+            .call("POST", "/tenants", Some(op), Some(body), &[])
+            .await,
+        "create tenant",
+    )
+    .await;
+    // Provisioning writes the record a few times after creation (and `suspend` wants an
+    // active tenant): the tests start from the settled tenant.
+    platform.wait_for_status(&slug, op, "active").await;
+    slug
+}
+
+pub async fn add_member(platform: &Platform, op: &str, slug: &str, user: &User, role: &str) {
+    ok(
+        platform
+            .call(
+                "POST",
+                format!("/tenants/{slug}/users"),
+                Some(op),
+                Some(json!({"email": user.email, "role": role})),
+                &[],
+            )
+            .await,
+        "add member",
+    )
+    .await;
+}
+
+pub async fn partner(platform: &Platform, op: &str) -> String {
+    let slug = unique_slug("p");
+    ok(
+        platform
+            .call(
+                "POST",
+                "/partners",
+                Some(op),
+                Some(json!({"slug": slug, "name": "Partner", "domain": "partner.example.com", "margin_pct": 12.5})),
+                &[],
+            )
+            .await,
+        "create partner",
+    )
+    .await;
+    slug
+}
+
+pub async fn partner_admin(platform: &Platform, op: &str, partner: &str, user: &User) {
+    ok(
+        platform
+            .call(
+                "POST",
+                format!("/partners/{partner}/admins"),
+                Some(op),
+                Some(json!({"email": user.email})),
+                &[],
+            )
+            .await,
+        "add partner admin",
+    )
+    .await;
+}
+
+pub async fn futures_join<F: std::future::Future<Output = Reply>>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<Reply> {
+    let handles: Vec<_> = futures.collect();
+    let mut out = Vec::new();
+    // Polled together: the requests are in flight at the same time.
+    let joined = futures_util::future::join_all(handles).await;
+    out.extend(joined);
+    out
 }

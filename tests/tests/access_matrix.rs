@@ -1,0 +1,292 @@
+//! The access matrix, black box: every tenant and partner route called by each kind of caller
+//! (operator, partner admins, a tenant's owner, admin and member, another tenant's member, a
+//! user with no membership, anonymous) through the deployed stack, each answer checked.
+
+mod support;
+
+use serde_json::{json, Value};
+use shared::domain::User;
+use support::{
+    add_member, operator_token, partner, partner_admin, tenant_with_owner, unique_email,
+    unique_slug, Platform,
+};
+
+/// One caller of the access matrix.
+struct Who {
+    name: &'static str,
+    token: Option<String>,
+}
+
+/// The world of the access matrix: partners P and Q, tenant A (attached to P) with an owner,
+/// an admin and a member, tenant B with a member, a user with no membership, and the operator.
+struct World {
+    p: String,
+    a: String,
+    b: String,
+    member_id: String,
+    callers: Vec<Who>,
+    operator: String,
+}
+
+async fn world(platform: &Platform) -> World {
+    let (_, op) = operator_token(platform).await;
+    let p = partner(platform, &op).await;
+    let q = partner(platform, &op).await;
+    let users: Vec<User> = futures_users(platform, 7).await;
+    let [pa, qa, owner, admin, member, bmember, nobody] = <[User; 7]>::try_from(users).unwrap();
+    partner_admin(platform, &op, &p, &pa).await;
+    partner_admin(platform, &op, &q, &qa).await;
+    let a = tenant_with_owner(platform, &op, &owner, Some(&p)).await;
+    add_member(platform, &op, &a, &admin, "admin").await;
+    add_member(platform, &op, &a, &member, "member").await;
+    let b_owner = platform.user(false).await;
+    let b = tenant_with_owner(platform, &op, &b_owner, None).await;
+    add_member(platform, &op, &b, &bmember, "member").await;
+    let mut callers = vec![Who {
+        name: "operator",
+        token: Some(op.clone()),
+    }];
+    for (name, u) in [
+        ("admin of P", &pa),
+        ("admin of Q", &qa),
+        ("owner of A", &owner),
+        ("admin of A", &admin),
+        ("member of A", &member),
+        ("member of B", &bmember),
+        ("no membership", &nobody),
+    ] {
+        callers.push(Who {
+            name,
+            token: Some(platform.sign_in(u.email.as_str(), "portal").await),
+        });
+    }
+    callers.push(Who {
+        name: "anonymous",
+        token: None,
+    });
+    World {
+        p,
+        a,
+        b,
+        member_id: member.id.to_string(),
+        callers,
+        operator: op,
+    }
+}
+
+async fn futures_users(platform: &Platform, n: usize) -> Vec<User> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(platform.user(false).await);
+    }
+    out
+}
+
+/// Expected status per caller, in the order of `World::callers`: operator, admin of P, admin of
+/// Q, owner of A, admin of A, member of A, member of B, no membership, anonymous.
+type Row = [u16; 9];
+
+const OPERATOR_ONLY: Row = [200, 403, 403, 403, 403, 403, 403, 403, 401];
+/// Tenant A: operators, P's admins, A's owners and admins; A's member may see it exists.
+const A_PARTNER_MANAGERS: Row = [200, 200, 404, 200, 200, 403, 404, 404, 401];
+/// Tenant A: operators, A's owners and admins (P's admins and A's member see it exists).
+const A_MANAGERS: Row = [200, 403, 404, 200, 200, 403, 404, 404, 401];
+const A_OPERATOR: Row = [200, 403, 404, 403, 403, 403, 404, 404, 401];
+/// Partner P: operators; P's admin may know it; nobody else.
+const P_READ: Row = [200, 200, 404, 404, 404, 404, 404, 404, 401];
+const P_OPERATOR: Row = [200, 403, 404, 404, 404, 404, 404, 404, 401];
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: run `make test`"]
+async fn every_route_admits_exactly_its_callers() {
+    let platform = Platform::start().await;
+    let w = world(&platform).await;
+    let (a, p, b) = (w.a.clone(), w.p.clone(), w.b.clone());
+    // Scratch records for the calls that change or remove something.
+    let extra: Vec<User> = futures_users(&platform, 3).await;
+    for u in &extra {
+        add_member(&platform, &w.operator, &a, u, "member").await;
+    }
+    let scratch_admin = platform.user(false).await;
+    partner_admin(&platform, &w.operator, &p, &scratch_admin).await;
+    let scratch_partner = partner(&platform, &w.operator).await;
+    type Body = Box<dyn Fn(usize) -> Option<Value>>;
+    type PathFor = Box<dyn Fn(usize) -> String>;
+    let fixed = |s: String| -> PathFor { Box::new(move |_| s.clone()) };
+    let none = || -> Body { Box::new(|_| None) };
+    let extra_ids: Vec<String> = extra.iter().map(|u| u.id.to_string()).collect();
+    let mut removals = 0usize;
+    let _ = &mut removals;
+    let rows: Vec<(&str, PathFor, Body, Row)> = vec![
+        (
+            "POST",
+            fixed("/tenants".into()),
+            Box::new(|_| {
+                Some(
+                    json!({"slug": unique_slug("m"), "name": "M", "owner_email": unique_email("o")}),
+                )
+            }),
+            [201, 201, 201, 403, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            fixed("/tenants".into()),
+            none(),
+            [200, 200, 200, 403, 403, 403, 403, 403, 401],
+        ),
+        (
+            "GET",
+            fixed(format!("/tenants/{a}")),
+            none(),
+            A_PARTNER_MANAGERS,
+        ),
+        (
+            "PATCH",
+            fixed(format!("/tenants/{a}")),
+            Box::new(|_| Some(json!({"name": "Renamed"}))),
+            A_PARTNER_MANAGERS,
+        ),
+        (
+            "GET",
+            fixed(format!("/tenants/{a}/users")),
+            none(),
+            A_MANAGERS,
+        ),
+        (
+            "POST",
+            fixed(format!("/tenants/{a}/users")),
+            Box::new(|_| Some(json!({"email": unique_email("inv"), "role": "member"}))),
+            [201, 403, 404, 201, 201, 403, 404, 404, 401],
+        ),
+        (
+            "PATCH",
+            fixed(format!("/tenants/{a}/users/{}", w.member_id)),
+            Box::new(|_| Some(json!({"role": "member"}))),
+            A_MANAGERS,
+        ),
+        (
+            "DELETE",
+            // Each caller allowed to remove gets a member of their own to remove.
+            Box::new(move |i| {
+                let target = match i {
+                    0 => &extra_ids[0],
+                    3 => &extra_ids[1],
+                    _ => &extra_ids[2],
+                };
+                format!("/tenants/{a}/users/{target}", a = w.a)
+            }),
+            none(),
+            A_MANAGERS,
+        ),
+        (
+            "GET",
+            fixed(format!("/tenants/{a}/redirect-origins")),
+            none(),
+            A_MANAGERS,
+        ),
+        (
+            "PUT",
+            fixed(format!("/tenants/{a}/redirect-origins")),
+            Box::new(|_| Some(json!({"origins": ["https://app.example.com"]}))),
+            A_MANAGERS,
+        ),
+        (
+            "GET",
+            fixed(format!("/tenants/{a}/audit")),
+            none(),
+            A_MANAGERS,
+        ),
+        ("GET", fixed("/audit".into()), none(), OPERATOR_ONLY),
+        (
+            "POST",
+            fixed(format!("/tenants/{a}/suspend")),
+            none(),
+            A_OPERATOR,
+        ),
+        (
+            "POST",
+            fixed(format!("/tenants/{a}/resume")),
+            none(),
+            A_OPERATOR,
+        ),
+        (
+            "POST",
+            fixed("/partners".into()),
+            Box::new(|_| {
+                Some(json!({"slug": unique_slug("mp"), "name": "MP", "domain": "mp.example.com"}))
+            }),
+            [201, 403, 403, 403, 403, 403, 403, 403, 401],
+        ),
+        ("GET", fixed("/partners".into()), none(), OPERATOR_ONLY),
+        ("GET", fixed(format!("/partners/{p}")), none(), P_READ),
+        (
+            "PATCH",
+            fixed(format!("/partners/{p}")),
+            Box::new(|_| Some(json!({"margin_pct": 15}))),
+            P_OPERATOR,
+        ),
+        (
+            "GET",
+            fixed(format!("/partners/{p}/tenants")),
+            none(),
+            P_READ,
+        ),
+        (
+            "PUT",
+            fixed(format!("/partners/{p}/tenants/{b}")),
+            none(),
+            P_OPERATOR,
+        ),
+        (
+            "DELETE",
+            fixed(format!("/partners/{p}/tenants/{b}")),
+            none(),
+            P_OPERATOR,
+        ),
+        (
+            "GET",
+            fixed(format!("/partners/{p}/admins")),
+            none(),
+            P_OPERATOR,
+        ),
+        (
+            "POST",
+            fixed(format!("/partners/{p}/admins")),
+            Box::new(|_| Some(json!({"email": unique_email("pa")}))),
+            [201, 403, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        (
+            "DELETE",
+            fixed(format!("/partners/{p}/admins/{}", scratch_admin.id)),
+            none(),
+            P_OPERATOR,
+        ),
+        (
+            "DELETE",
+            fixed(format!("/partners/{scratch_partner}")),
+            none(),
+            [200, 404, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        // Last: it deletes A.
+        ("DELETE", fixed(format!("/tenants/{a}")), none(), A_OPERATOR),
+    ];
+    let mut failures = Vec::new();
+    for (method, path, body, expected) in &rows {
+        // The operator goes last, so a refused caller meets the resource as it was.
+        let order: Vec<usize> = (1..w.callers.len()).chain([0]).collect();
+        for i in order {
+            let who = &w.callers[i];
+            let path = path(i);
+            let r = platform
+                .call(method, &path, who.token.as_deref(), body(i), &[])
+                .await;
+            if r.status != expected[i] {
+                failures.push(format!(
+                    "{method} {path} as {}: {} (expected {}) {}",
+                    who.name, r.status, expected[i], r.json
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
