@@ -22,6 +22,7 @@ import http.server
 import json
 import mimetypes
 import pathlib
+import sys
 import urllib.parse
 
 import yaml
@@ -165,6 +166,13 @@ def main():
     parser.add_argument("--env", default="local", help="the environment badge the console shows")
     args = parser.parse_args()
     server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(args.target, args.console, args.env))
+    quiet = server.handle_error
+
+    def handle_error(request, client_address):
+        # A browser that navigates away closes its connections mid-answer: not an error here.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            quiet(request, client_address)
+    server.handle_error = handle_error
     server.daemon_threads = True
     server.serve_forever()
 

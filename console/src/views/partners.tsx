@@ -322,6 +322,8 @@ function PartnerTenants({ partner, onChanged }: { partner: Partner; onChanged: (
       announce(`${slug} ${attach ? 'attached' : 'detached'}.`);
       forgetPartners();
       setSearch('');
+      // Attaching does not change the partner's ETag (only its counts): reload the list itself.
+      void list.reload(true);
       onChanged();
     } catch (e) {
       setError(e);

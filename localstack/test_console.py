@@ -1,0 +1,523 @@
+"""The operator console in a real browser (Debian's Chromium, driven by Playwright from PyPI),
+against the stack `console_test.sh` deploys: every step is done by clicking, as an operator
+would, and then checked against the API itself. axe-core (axe-playwright-python) checks every
+screen at 1280x800 and 390x844; a screenshot of each is saved under the run's state folder.
+
+Run by localstack/console_test.sh (part of `make test`), which sets CONSOLE_BASE (the console on
+the API's origin, as `make dev` serves it), CONSOLE_CF (the emulator's CloudFront distribution,
+another origin), CONSOLE_API, CONSOLE_TOKEN_TTL and the operator's credentials.
+"""
+import json
+import os
+import re
+import shutil
+import time
+import unittest
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from pathlib import Path
+
+from axe_playwright_python.sync_playwright import Axe
+from playwright.sync_api import expect, sync_playwright
+
+import mail
+
+BASE = os.environ.get("CONSOLE_BASE", "")
+CF = os.environ.get("CONSOLE_CF", "")
+API = os.environ.get("CONSOLE_API", "")
+TTL = int(os.environ.get("CONSOLE_TOKEN_TTL", "8"))
+EMAIL = os.environ.get("OPERATOR_EMAIL", "")
+PASSWORD = os.environ.get("OPERATOR_PASSWORD", "")
+STATE = Path(os.environ.get("CONSOLE_STATE_DIR", "/tmp"))
+SHOTS = STATE / "screenshots"
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "")
+# Chromium as this machine runs it: no sandbox (root), no background calls to Google's hosts.
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+AXE_OPTIONS = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"]},
+               "resultTypes": ["violations"]}
+RUN = uuid.uuid4().hex[:6]
+
+
+def api(method, path, token=None, body=None, headers=None):
+    """(status, envelope, headers) straight from the API, bypassing the console."""
+    req = urllib.request.Request(API + path, method=method, data=None if body is None else json.dumps(body).encode())
+    req.add_header("content-type", "application/json")
+    if token:
+        req.add_header("authorization", f"Bearer {token}")
+    for k, v in (headers or {}).items():
+        req.add_header(k, v)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.load(resp), dict(resp.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.load(e), dict(e.headers)
+
+
+_op = {"access": None, "refresh": None, "at": 0.0}
+
+
+def op():
+    """An operator access token for checking the API, refreshed (cheap) rather than signed in
+    again (an Argon2 verification) as the short test lifetime runs out."""
+    if _op["access"] and time.monotonic() - _op["at"] < TTL * 0.6:
+        return _op["access"]
+    if _op["refresh"]:
+        status, body, _ = api("POST", "/auth/refresh", body={"refresh_token": _op["refresh"]})
+    else:
+        status, body, _ = api("POST", "/auth/login", body={"email": EMAIL, "password": PASSWORD, "audience": "operator"})
+    assert status == 200, (status, body)
+    _op.update(access=body["data"]["access_token"], refresh=body["data"]["refresh_token"], at=time.monotonic())
+    return _op["access"]
+
+
+def mailed_token(to, kind, after=0.0, timeout=20):
+    """The token of the newest reset or invitation link mailed to `to`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in reversed(mail.fetch(ENDPOINT)):
+            found = re.search(rf"(https?://[^\s\"<]+/{kind}#token=([A-Za-z0-9_\-]+))", m["text"])
+            if to in m["to"] and found:
+                return found.group(1), found.group(2)
+        time.sleep(0.3)
+    raise AssertionError(f"no {kind} mail for {to}")
+
+
+class Console(unittest.TestCase):
+    """One browser for the whole run; a fresh context (so a fresh session) per test."""
+
+    @classmethod
+    def setUpClass(cls):
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        cls.pw = sync_playwright().start()
+        t = time.monotonic()
+        cls.browser = cls.pw.chromium.launch(executable_path=shutil.which("chromium"), headless=True, args=ARGS)
+        cls.launch_s = time.monotonic() - t
+        cls.axe = Axe()
+        cls.axe_results = {}
+        # A tenant member with nothing to operate (a non-operator), through the invitation flow.
+        cls.member = f"member-{RUN}@example.com"
+        cls.member_password = f"member-password-{RUN}"
+        status, body, _ = api("POST", "/tenants", op(), {"slug": f"seed-{RUN}", "name": f"Seed {RUN}", "owner_email": EMAIL})
+        assert status == 201, body
+        status, body, _ = api("POST", f"/tenants/seed-{RUN}/users", op(), {"email": cls.member, "role": "member"})
+        assert status in (200, 201), body
+        _, token = mailed_token(cls.member, "accept-invitation")
+        status, body, _ = api("POST", "/auth/accept-invitation", body={"token": token, "password": cls.member_password})
+        assert status == 200, body
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.pw.stop()
+        (STATE / "axe.json").write_text(json.dumps(cls.axe_results, indent=1, sort_keys=True))
+        total = sum(v["violations"] for v in cls.axe_results.values())
+        print(f"\naxe: {len(cls.axe_results)} screen checks, {total} violations; browser launch {cls.launch_s:.2f}s")
+        for name, v in sorted(cls.axe_results.items()):
+            print(f"  {name:<40} {v['violations']} violations{'  ' + ', '.join(v['ids']) if v['ids'] else ''}")
+
+    # ------------------------------------------------------------------ helpers
+
+    def page(self, viewport=DESKTOP, base=None):
+        ctx = self.browser.new_context(viewport=viewport)
+        self.addCleanup(ctx.close)
+        page = ctx.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        self.addCleanup(lambda: self.assertEqual(errors, [], "uncaught errors in the page"))
+        page.set_default_timeout(15_000)
+        # What the page showed when the test ended (kept only when it failed).
+        name = self.id().rsplit(".", 1)[-1]
+        shot = STATE / "last-look" / f"{name}-{uuid.uuid4().hex[:4]}.png"
+
+        def last_look():
+            try:
+                shot.parent.mkdir(exist_ok=True)
+                page.screenshot(path=str(shot), full_page=True)
+            except Exception:  # the page may be gone already
+                pass
+        self.addCleanup(last_look)
+        return page
+
+    def sign_in(self, page, email=EMAIL, password=PASSWORD, base=None, wait=True):
+        page.goto((base or BASE) + "/console/")
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        if wait:
+            # Signed in: the shell's header is there (its sign-out may be behind the phone menu).
+            expect(page.locator("header.top")).to_be_attached()
+
+    def screen(self, page, name):
+        """The screen as it stands, at 1280x800 and at 390x844: a screenshot of each, axe's verdict
+        and the sideways-scroll check. The page is left at the width it had."""
+        start = page.viewport_size
+        for vp in ((start, PHONE if start == DESKTOP else DESKTOP)):
+            page.set_viewport_size(vp)
+            label = f"{name}-{vp['width']}"
+            page.wait_for_timeout(150)
+            page.screenshot(path=str(SHOTS / f"{label}.png"), full_page=True)
+            results = self.axe.run(page, options=AXE_OPTIONS)
+            ids = [v["id"] for v in results.response["violations"]]
+            self.axe_results[label] = {"violations": results.violations_count, "ids": ids}
+            self.assertEqual(results.violations_count, 0, f"{label}: axe found {ids}\n{results.generate_report()}")
+            overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            self.assertLessEqual(overflow, 0, f"{label}: the page scrolls sideways by {overflow}px")
+        page.set_viewport_size(start)
+
+    def open_screen(self, path, name, ready):
+        """Opens `path` signed in and checks the screen."""
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + "/console" + path)
+        ready(page)
+        self.screen(page, name)
+
+    # ------------------------------------------------------------------ tests
+
+    def test_01_sign_in_refuses_a_wrong_password_and_a_non_operator_and_admits_the_operator(self):
+        for vp in (DESKTOP, PHONE):
+            page = self.page(vp)
+            t = time.monotonic()
+            page.goto(BASE + "/console/")
+            expect(page.get_by_label("Email")).to_be_editable()
+            ready = time.monotonic() - t
+            self.assertLess(ready, 1.0, f"the sign-in form took {ready:.2f}s to be usable")
+            if vp == DESKTOP:
+                self.screen(page, "sign-in")
+            page.get_by_label("Email").fill(EMAIL)
+            page.get_by_label("Password").fill("not the password at all")
+            page.get_by_role("button", name="Sign in").click()
+            alert = page.get_by_role("alert")
+            expect(alert).to_contain_text("INVALID_CREDENTIALS")
+            expect(alert).to_contain_text("Request id")
+            if vp == DESKTOP:
+                self.screen(page, "sign-in-error")
+        # A tenant member (a portal user with nothing to operate) is told so, and sees no tenants.
+        page = self.page()
+        self.sign_in(page, self.member, self.member_password)
+        expect(page.get_by_role("heading", name="Nothing to operate")).to_be_visible()
+        expect(page.get_by_role("link", name="Partners")).to_have_count(0)
+        self.screen(page, "no-role")
+        # The operator: the tenant list, and tokens nowhere but memory and this tab's session.
+        page = self.page()
+        self.sign_in(page)
+        expect(page.get_by_role("heading", name="Tenants", level=1)).to_be_visible()
+        expect(page.locator(".who")).to_contain_text(EMAIL)
+        self.assertEqual(page.evaluate("localStorage.length"), 0, "nothing may be kept in localStorage")
+        stored = page.evaluate("JSON.parse(sessionStorage.getItem('console.session'))")
+        self.assertEqual(set(stored), {"refresh", "audience", "email"})
+        self.assertEqual(stored["audience"], "operator")
+        self.assertNotIn("eyJ", page.evaluate("JSON.stringify(sessionStorage)"), "no access token (JWT) in sessionStorage")
+        self.assertEqual(page.evaluate("document.cookie"), "", "no cookies")
+
+    def test_02_tenant_list_counts_equal_the_apis_and_search_is_kept_in_the_address(self):
+        slugs = [f"srch-{RUN}-a", f"srch-{RUN}-b"]
+        for s in slugs:
+            status, body, _ = api("POST", "/tenants", op(), {"slug": s, "name": f"Searchable {s}", "owner_email": f"o-{s}@example.com"})
+            self.assertEqual(status, 201, body)
+        page = self.page()
+        self.sign_in(page)
+        _, body, _ = api("GET", "/tenants", op())
+        counts = body["data"]["counts"]
+        for status in ("all", "provisioning", "active", "suspended", "deleted"):
+            # Counts refresh on their own (every 5 s while visible): compare with the API's now.
+            expect(page.locator(f".count[data-status='{status}']")).to_have_text(re.compile(r"\d+"))
+        for _ in range(20):
+            shown = {s: int(page.locator(f".count[data-status='{s}']").inner_text()) for s in counts}
+            _, body, _ = api("GET", "/tenants", op())
+            if shown == body["data"]["counts"]:
+                break
+            page.wait_for_timeout(1000)
+        self.assertEqual(shown, body["data"]["counts"])
+        self.screen(page, "tenants")
+        page.get_by_label("Search (slug or name prefix)").fill(f"srch-{RUN}")
+        expect(page).to_have_url(re.compile(rf"[?&]q=srch-{RUN}"))
+        expect(page.locator("tbody tr")).to_have_count(2)
+        _, body, _ = api("GET", f"/tenants?q=srch-{RUN}", op())
+        self.assertEqual(sorted(page.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.slug)")),
+                         sorted(t["slug"] for t in body["data"]["items"]))
+        # The search survives a reload: it is in the address.
+        page.reload()
+        expect(page.get_by_label("Search (slug or name prefix)")).to_have_value(f"srch-{RUN}")
+        expect(page.locator("tbody tr")).to_have_count(2)
+        page.set_viewport_size(PHONE)
+        page.get_by_role("button", name="Menu").click()
+        expect(page.get_by_role("link", name="Partners")).to_be_visible()
+        self.screen(page, "tenants-menu-open")
+
+    def test_03_a_new_tenant_provisions_every_step_to_ok_and_becomes_active(self):
+        slug = f"new-{RUN}"
+        page = self.page()
+        self.sign_in(page)
+        page.get_by_role("link", name="New tenant").click()
+        expect(page.get_by_role("heading", name="New tenant")).to_be_visible()
+        # A field error is shown on its field.
+        page.get_by_label("Slug").fill("Bad Slug!")
+        page.get_by_label("Name").fill("New tenant")
+        page.get_by_label("Owner's email").fill(f"owner-{slug}@example.com")
+        page.get_by_role("button", name="Create tenant").click()
+        expect(page.locator(".field.invalid")).to_have_count(1)
+        expect(page.get_by_label("Slug")).to_have_attribute("aria-invalid", "true")
+        self.screen(page, "new-tenant-error")
+        page.get_by_label("Slug").fill(slug)
+        page.get_by_label("Plan").select_option("pro")
+        page.get_by_role("button", name="Create tenant").click()
+        expect(page).to_have_url(re.compile(rf"/console/tenants/{slug}/resources$"))
+        for step in ("storage", "secrets", "invitation"):
+            expect(page.locator(f"tr[data-step='{step}'] .chip")).to_have_text(re.compile("ok"), timeout=30_000)
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("active"), timeout=30_000)
+        status, body, _ = api("GET", f"/tenants/{slug}", op())
+        self.assertEqual(body["data"]["status"], "active")
+        self.assertEqual({k: v["state"] for k, v in body["data"]["provisioning"].items()},
+                         {"storage": "ok", "secrets": "ok", "invitation": "ok"})
+        self.assertEqual(body["data"]["plan"], "pro")
+        self.screen(page, "tenant-resources")
+        # Taken slugs are refused on the field.
+        page.goto(BASE + "/console/tenants/new")
+        page.get_by_label("Slug").fill(slug)
+        page.get_by_label("Name").fill("Again")
+        page.get_by_label("Owner's email").fill(f"owner-{slug}@example.com")
+        page.get_by_role("button", name="Create tenant").click()
+        expect(page.get_by_text("a tenant with this slug exists")).to_be_visible()
+        expect(page.get_by_label("Slug")).to_have_attribute("aria-invalid", "true")
+
+    def test_04_suspend_escape_changes_nothing_then_suspend_and_resume(self):
+        slug = f"susp-{RUN}"
+        self.assertEqual(api("POST", "/tenants", op(), {"slug": slug, "name": "Suspendable", "owner_email": f"o-{slug}@example.com"})[0], 201)
+        self.wait_active(slug)
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + f"/console/tenants/{slug}/danger")
+        opener = page.get_by_role("button", name="Suspend", exact=True)
+        expect(opener).to_be_enabled()
+        # Resume does not apply to an active tenant: disabled, with the reason in words.
+        expect(page.get_by_role("button", name="Resume", exact=True)).to_be_disabled()
+        expect(page.get_by_text("Only a suspended tenant can be resumed")).to_be_visible()
+        self.screen(page, "tenant-danger")
+        opener.click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_be_visible()
+        expect(dialog).to_contain_text("TENANT_SUSPENDED")
+        self.screen(page, "suspend-dialog")
+        page.keyboard.press("Escape")
+        expect(dialog).to_be_hidden()
+        expect(opener).to_be_focused()
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["status"], "active", "Escape changed nothing")
+        opener.click()
+        page.get_by_role("button", name="Suspend tenant").click()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("suspended"))
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["status"], "suspended")
+        page.get_by_role("button", name="Resume", exact=True).click()
+        page.get_by_role("button", name="Resume tenant").click()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("active"))
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["status"], "active")
+
+    def test_05_delete_needs_the_typed_slug_then_restore_within_the_window(self):
+        slug = f"del-{RUN}"
+        self.assertEqual(api("POST", "/tenants", op(), {"slug": slug, "name": "Deletable", "owner_email": f"o-{slug}@example.com"})[0], 201)
+        self.wait_active(slug)
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + f"/console/tenants/{slug}/danger")
+        page.get_by_role("button", name="Delete", exact=True).click()
+        confirm = page.get_by_role("button", name="Delete tenant")
+        expect(confirm).to_be_disabled()
+        page.get_by_label(re.compile("Type the slug")).fill(slug[:-1])
+        expect(confirm).to_be_disabled()
+        page.get_by_label(re.compile("Type the slug")).fill(slug)
+        self.screen(page, "delete-dialog")
+        confirm.click()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("deleted"))
+        body = api("GET", f"/tenants/{slug}", op())[1]["data"]
+        self.assertEqual(body["status"], "deleted")
+        # The restore deadline is the API's purge_after, shown in UTC.
+        deadline = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(body["offboarding"]["purge_after"]))
+        expect(page.get_by_text(f"Possible until {deadline}")).to_be_visible()
+        page.get_by_role("button", name="Restore", exact=True).click()
+        page.get_by_role("button", name="Restore tenant").click()
+        expect(page.get_by_text("Tenant restored.")).to_be_visible()
+        self.wait_active(slug)
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["status"], "active")
+
+    def test_06_partner_create_attach_and_detach(self):
+        pslug, tslug = f"ptn-{RUN}", f"att-{RUN}"
+        self.assertEqual(api("POST", "/tenants", op(), {"slug": tslug, "name": "Attachable", "owner_email": f"o-{tslug}@example.com"})[0], 201)
+        page = self.page()
+        self.sign_in(page)
+        page.get_by_role("link", name="Partners").click()
+        page.get_by_role("link", name="New partner").click()
+        page.get_by_label("Slug").fill(pslug)
+        page.get_by_label("Name").fill(f"Partner {RUN}")
+        page.get_by_label("Domain").fill("partner.example.com")
+        page.get_by_label("Margin (%)").fill("12.5")
+        self.screen(page, "new-partner")
+        page.get_by_role("button", name="Create partner").click()
+        expect(page.get_by_role("heading", name=f"Partner Partner {RUN}")).to_be_visible()
+        status, body, _ = api("GET", f"/partners/{pslug}", op())
+        self.assertEqual((status, body["data"]["margin_pct"]), (200, 12.5))
+        page.get_by_label("Find a tenant by slug or name prefix").fill(tslug)
+        page.get_by_role("button", name=f"Attach {tslug}").click()
+        expect(page.locator(f"tr[data-slug='{tslug}']")).to_be_visible()
+        _, body, _ = api("GET", f"/partners/{pslug}/tenants", op())
+        self.assertEqual([t["slug"] for t in body["data"]["items"]], [tslug])
+        self.screen(page, "partner")
+        page.get_by_role("button", name=f"Detach {tslug}").click()
+        expect(page.locator(f"tr[data-slug='{tslug}']")).to_have_count(0)
+        _, body, _ = api("GET", f"/partners/{pslug}/tenants", op())
+        self.assertEqual(body["data"]["items"], [])
+        page.get_by_role("link", name="Partners", exact=True).click()
+        expect(page.locator(f"tr[data-slug='{pslug}']")).to_be_visible()
+        self.screen(page, "partners")
+
+    def test_07_reconcile_now_shows_the_report(self):
+        slug = f"seed-{RUN}"
+        self.wait_active(slug)
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + f"/console/tenants/{slug}/resources")
+        page.get_by_role("button", name="Reconcile now").click()
+        report = page.locator(".report")
+        expect(report).to_contain_text("Reconcile report", timeout=60_000)
+        expect(report).to_contain_text("nothing to do")
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["status"], "active")
+
+    def test_08_a_mailed_reset_link_opens_cross_origin_and_completes(self):
+        """On the CloudFront host (another origin than the API's): the fragment is read and
+        cleared at once, the password set; the API then takes the new password."""
+        user, new_password = self.member, f"changed-password-{RUN}-x"
+        page = self.page(base=CF)
+        page.goto(CF + "/console/forgot-password")
+        page.get_by_label("Email").fill(user)
+        page.get_by_role("button", name="Send the link").click()
+        expect(page.get_by_role("status").filter(has_text="If an account exists")).to_be_visible()
+        self.screen(page, "forgot-password")
+        link, _ = mailed_token(user, "reset-password")
+        self.assertTrue(link.startswith(CF + "/reset-password#token="), link)
+        page.goto(link)
+        expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+        self.assertNotIn("token", page.url, "the token is removed from the address bar")
+        self.assertEqual(page.evaluate("location.hash"), "")
+        self.assertEqual(page.evaluate("history.length") >= 1, True)
+        expect(page.get_by_text("12 to 128 characters")).to_be_visible()
+        self.screen(page, "reset-password")
+        page.get_by_label("New password").fill(new_password)
+        page.get_by_label("The same password again").fill(new_password)
+        page.get_by_role("button", name="Change the password").click()
+        expect(page.get_by_role("heading", name="Password changed")).to_be_visible()
+        self.assertEqual(api("POST", "/auth/login", body={"email": user, "password": new_password})[0], 200)
+        Console.member_password = new_password
+        # The accept-invitation page without its link says what to do.
+        page.goto(CF + "/accept-invitation")
+        expect(page.get_by_role("heading", name="Accept your invitation")).to_be_visible()
+        self.screen(page, "accept-invitation-no-token")
+
+    def test_09_the_access_token_expires_and_is_refreshed_silently(self):
+        page = self.page()
+        self.sign_in(page)
+        expect(page.get_by_role("heading", name="Tenants", level=1)).to_be_visible()
+        deadline = time.monotonic() + 2.5 * TTL
+        while time.monotonic() < deadline:
+            page.wait_for_timeout(1000)
+        refreshes = page.evaluate("window.__consoleSession.refreshes()")
+        self.assertGreaterEqual(refreshes, 2, "refreshed before each expiry")
+        page.get_by_role("link", name="Audit log").click()
+        expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+        expect(page.locator("table.audit tbody tr").first).to_be_visible()
+        expect(page.get_by_role("alert")).to_have_count(0)
+
+    def test_10_two_tabs_stay_signed_in_and_sign_out_ends_both(self):
+        page1 = self.page()
+        self.sign_in(page1)
+        expect(page1.get_by_role("heading", name="Tenants", level=1)).to_be_visible()
+        page2 = page1.context.new_page()
+        page2.goto(BASE + "/console/platform")
+        expect(page2.get_by_role("heading", name="Platform")).to_be_visible()
+        # Several lifetimes pass with both tabs refreshing; neither is ever signed out.
+        for _ in range(3):
+            page1.wait_for_timeout(TTL * 1000)
+            for p in (page1, page2):
+                p.get_by_role("link", name="Tenants", exact=True).click()
+                expect(p.get_by_role("heading", name="Tenants", level=1)).to_be_visible()
+                expect(p.locator(".count[data-status='all']")).to_have_text(re.compile(r"\d+"))
+        total = page1.evaluate("window.__consoleSession.refreshes()") + page2.evaluate("window.__consoleSession.refreshes()")
+        self.assertGreaterEqual(total, 3)
+        refresh = page1.evaluate("JSON.parse(sessionStorage.getItem('console.session')).refresh")
+        self.assertEqual(refresh, page2.evaluate("JSON.parse(sessionStorage.getItem('console.session')).refresh"),
+                         "both tabs hold the newest refresh token")
+        page1.get_by_role("button", name="Sign out").click()
+        expect(page1.get_by_role("heading", name="Sign in")).to_be_visible()
+        expect(page2.get_by_role("heading", name="Sign in")).to_be_visible()
+        self.assertIsNone(page2.evaluate("sessionStorage.getItem('console.session')"))
+        # The session ended on the server too.
+        self.assertEqual(api("POST", "/auth/refresh", body={"refresh_token": refresh})[0], 401)
+
+    def test_11_the_other_screens_pass_axe_at_both_widths(self):
+        slug = f"seed-{RUN}"
+        table = lambda p: expect(p.locator("table").first).to_be_visible()
+        h1 = lambda name: (lambda p: expect(p.get_by_role("heading", name=name, level=1)).to_be_visible())
+        self.open_screen(f"/tenants/{slug}", "tenant-overview", h1(re.compile("Overview")))
+        self.open_screen(f"/tenants/{slug}/members", "tenant-members", table)
+        self.open_screen(f"/tenants/{slug}/databases", "tenant-databases", h1(re.compile("Databases")))
+        self.open_screen(f"/tenants/{slug}/audit", "tenant-audit", table)
+        self.open_screen("/audit", "audit-log", table)
+        self.open_screen("/platform", "platform", h1("Platform"))
+        self.open_screen("/tenants/new", "new-tenant", h1("New tenant"))
+        self.open_screen("/partners", "partners-list", h1("Partners"))
+        self.open_screen(f"/tenants/{slug}/resources", "tenant-resources-live", table)
+        self.open_screen(f"/tenants/{slug}/danger", "tenant-danger-zone", h1(re.compile("Danger zone")))
+
+    def test_12_the_cloudfront_host_sends_its_headers_and_serves_deep_links(self):
+        split = urllib.parse.urlsplit(CF)
+        for path in ("/console/", "/console/tenants/acme/members", "/reset-password"):
+            req = urllib.request.Request(f"http://127.0.0.1:{split.port}{path}", headers={"Host": split.netloc})
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                body = resp.read().decode()
+                h = {k.lower(): v for k, v in resp.headers.items()}
+            self.assertEqual(resp.status, 200, path)
+            self.assertIn('<div id="app">', body, path)
+            csp = h["content-security-policy"]
+            self.assertIn("frame-ancestors 'none'", csp)
+            self.assertNotIn("unsafe-inline", csp)
+            self.assertEqual(h["x-content-type-options"], "nosniff")
+            self.assertEqual(h["referrer-policy"], "no-referrer")
+            self.assertIn("max-age=", h["strict-transport-security"])
+            self.assertIn("no-cache", h.get("cache-control", ""), path)
+        page = self.page()
+        page.goto(CF + "/console/")
+        asset = urllib.parse.urlsplit(page.evaluate("document.querySelector('script[type=module]').src")).path
+        req = urllib.request.Request(f"http://127.0.0.1:{split.port}{asset}", headers={"Host": split.netloc})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            self.assertIn("immutable", resp.headers["cache-control"])
+        # A browser on the console's origin reads the API Gateway's own answers (here: no such
+        # route) as the envelope, not as a network error: they carry CORS headers.
+        answer = page.evaluate("""async (url) => {
+            const r = await fetch(url);
+            return {status: r.status, body: await r.json(), id: r.headers.get('x-request-id')};
+        }""", API + "/no-such-route")
+        self.assertEqual(answer["status"], 404)
+        self.assertEqual(answer["body"]["error"]["code"], "ROUTE_NOT_FOUND")
+        self.assertTrue(answer["id"])
+        # And the functions' answers, cross-origin, with a preflight (authorization header).
+        self.sign_in(page, base=CF)
+        expect(page.get_by_role("heading", name="Tenants", level=1)).to_be_visible()
+        expect(page.locator("tbody tr").first).to_be_visible()
+
+    # ------------------------------------------------------------------
+
+    def wait_active(self, slug, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            status, body, _ = api("GET", f"/tenants/{slug}", op())
+            if status == 200 and body["data"]["status"] == "active":
+                return
+            time.sleep(0.3)
+        self.fail(f"{slug} did not become active")
+
+
+if __name__ == "__main__":
+    unittest.main()
