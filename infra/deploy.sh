@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make deploy`: the whole platform onto a real AWS account with SAM CLI.
 #   1. make package: every function for arm64 (cargo-lambda), zipped;
-#   2. the template with those zips as code (localstack/deploy.py --sam-template);
+#   2. the template with those zips as code (infra/deploy.py --sam-template);
 #   3. sam deploy: guided the first time at a terminal (it asks for the stack name, region and
 #      parameters, and saves the answers in .sam/samconfig.toml, beside the template it
 #      deploys); later runs reuse them;
@@ -22,7 +22,7 @@ zips=${DEPLOY_ZIPS:-target/lambda}
 dir=${DEPLOY_DIR:-.sam}
 mkdir -p "$dir"
 [[ -n "${DEPLOY_ZIPS:-}" ]] || infra/package.sh
-.venv/bin/python localstack/deploy.py --sam-template "$dir/template.json" --bin-dir "$zips"
+.venv/bin/python infra/deploy.py --sam-template "$dir/template.json" --bin-dir "$zips"
 
 # SAM keeps its answers in samconfig.toml beside the template.
 config=$dir/samconfig.toml
@@ -45,7 +45,7 @@ fi
 
 stack=${STACK:-$(.venv/bin/python -c 'import sys, tomllib; c = tomllib.load(open(sys.argv[1], "rb")); print(c["default"]["deploy"]["parameters"]["stack_name"])' "$config")}
 local_flag=(); [[ -n "${AWS_ENDPOINT_URL:-}" ]] && local_flag=(--local)
-.venv/bin/python localstack/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$dir/stack.json"
+.venv/bin/python infra/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$dir/stack.json"
 echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_url"])' "$dir/stack.json")"
 # The console: built unless console/dist exists, then published (exit 2: the stack was deployed
 # with ConsoleHosting=none and has no console to publish to).

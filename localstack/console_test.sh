@@ -45,7 +45,7 @@ STACK=saas-console
 TTL=${CONSOLE_TOKEN_TTL:-8}
 
 deploy() {
-  $PY localstack/deploy.py --stack $STACK --local --bin-dir "$BIN_DIR" \
+  $PY infra/deploy.py --stack $STACK --local --bin-dir "$BIN_DIR" \
     --param PlatformOrigin="$1" --param LocalMode=true --param SenderEmail="$SENDER_EMAIL" \
     --param JwtIssuer="$JWT_ISSUER" --param AccessTokenTtlSeconds="$TTL" \
     --param RefreshReuseGraceSeconds=2 --param RecoveryWindowSeconds=900 \

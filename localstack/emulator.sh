@@ -61,7 +61,7 @@ start_emulator() {
 # deploy_stack NAME BIN_DIR [--param Key=Value ...]: deploys and exports the stack's names.
 deploy_stack() {
   local name=$1 bin_dir=$2; shift 2
-  .venv/bin/python localstack/deploy.py --stack "$name" --local --bin-dir "$bin_dir" \
+  .venv/bin/python infra/deploy.py --stack "$name" --local --bin-dir "$bin_dir" \
     --param PlatformOrigin="$PLATFORM_ORIGIN" --param LocalMode="$LOCAL_MODE" \
     --param SenderEmail="$SENDER_EMAIL" --param JwtIssuer="$JWT_ISSUER" "$@" \
     --out "$STATE_DIR/stack.json"

@@ -30,7 +30,7 @@ deploy_stack saas-test target/debug \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
 # `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
 # packaging, upload, change set) of the same template as a second stack, from this build.
-.venv/bin/python localstack/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
+.venv/bin/python infra/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
 DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
   DEPLOY_PARAMS="PlatformOrigin=$PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
   infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
@@ -41,7 +41,8 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
     -d '{"email":"nobody@example.com","password":"wrong password"}')
   [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; } )
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers"
-(cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform test_asl test_openapi)
+(cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
+(cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi)
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
 # Alone: it rotates and retires the stack's signing keys.
@@ -51,7 +52,7 @@ localstack/fuzz.sh --short
 # Alone: it cuts every function's dependencies for 3 seconds.
 cargo test -p blackbox --test outage --quiet -- --include-ignored --nocapture
 # After every other test: each AWS call they caused, checked against its function's policy.
-(cd localstack && ../.venv/bin/python -m unittest -v test_iam 2>&1)
+(cd infra/checks && ../../.venv/bin/python -m unittest -v test_iam 2>&1)
 .venv-tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
 SAM_CLI_TELEMETRY=0 .venv-tools/bin/sam validate --lint --template infra/template.yaml --region us-east-1
 echo "template: cfn-lint (with the serverless rules) and sam validate --lint clean"

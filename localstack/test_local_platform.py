@@ -1,7 +1,7 @@
 """Tests of the local platform's own machinery against the stack `make test` deployed
-(STACK_FILE, API_URL, TABLE_NAME and AWS_ENDPOINT_URL in the environment): the deploy
-script's guards against the emulator's traps, the mail listing, and the stable local address."""
-import io
+(STACK_FILE, API_URL, TABLE_NAME and AWS_ENDPOINT_URL in the environment): the emulator's
+private temporary files, the mail listing, and the stable local address. (The deploy script's
+guards are `infra/checks/test_deploy.py`.)"""
 import json
 import os
 import socket
@@ -12,10 +12,10 @@ import time
 import unittest
 import urllib.request
 import uuid
-import zipfile
 
-import deploy
-import mail
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "infra"))
+import deploy  # noqa: E402  (infra/deploy.py: its AWS clients)
+import mail  # noqa: E402
 
 
 def free_port():
@@ -26,48 +26,7 @@ def free_port():
     return port
 
 
-class Packaging(unittest.TestCase):
-    def test_bootstrap_is_packaged_executable(self):
-        with tempfile.NamedTemporaryFile() as f:
-            f.write(b"\x7fELF not really")
-            f.flush()
-            os.chmod(f.name, 0o644)  # whatever the file's own mode, the package's is 0755
-            package = deploy.zip_bootstrap(__import__("pathlib").Path(f.name))
-        info = zipfile.ZipFile(io.BytesIO(package)).getinfo("bootstrap")
-        self.assertEqual((info.external_attr >> 16) & 0o777, 0o755)
-
-    def test_a_package_without_the_execute_bit_is_refused(self):
-        buf = io.BytesIO()
-        with zipfile.ZipFile(buf, "w") as z:
-            info = zipfile.ZipInfo("bootstrap")
-            info.external_attr = 0o100644 << 16
-            z.writestr(info, b"binary")
-        with self.assertRaises(SystemExit):
-            deploy.check_executable(buf.getvalue())
-
-
-class DeployedStack(unittest.TestCase):
-    def setUp(self):
-        self.stack = json.load(open(os.environ["STACK_FILE"]))
-
-    def test_every_function_has_code(self):
-        lam = deploy.client("lambda")
-        for physical in self.stack["functions"].values():
-            deploy.check_code(lam, physical)  # raises if not
-
-    def test_a_function_without_code_is_caught(self):
-        lam = deploy.client("lambda")
-        name = f"no-code-{uuid.uuid4().hex[:8]}"
-        # The emulator accepts a function whose code object does not exist.
-        lam.create_function(FunctionName=name, Runtime="provided.al2023", Handler="bootstrap",
-                            Role="arn:aws:iam::000000000000:role/none",
-                            Code={"S3Bucket": "no-such-bucket", "S3Key": "no-such.zip"})
-        try:
-            with self.assertRaises(SystemExit):
-                deploy.check_code(lam, name)
-        finally:
-            lam.delete_function(FunctionName=name)
-
+class EmulatorState(unittest.TestCase):
     def test_emulator_state_stays_out_of_the_shared_temporary_directory(self):
         port = os.environ["AWS_ENDPOINT_URL"].rsplit(":", 1)[1]
         shared_tmp = tempfile.gettempdir()

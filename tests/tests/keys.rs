@@ -1,4 +1,4 @@
-//! Access-token keys over HTTP, black box: a rotation with `localstack/keys.py` reaches the
+//! Access-token keys over HTTP, black box: a rotation with `infra/keys.py` reaches the
 //! signing function and the verify-only functions of the deployed stack without a redeploy,
 //! and a retired key stops working. It moves the stack's own keys, so `make test` runs it
 //! alone, after every other test (`localstack/test.sh`).
@@ -7,12 +7,11 @@ mod support;
 
 use serde_json::{json, Value};
 use shared::domain::Role;
-use std::path::PathBuf;
 use support::{python, unique_ip, Platform, PASSWORD};
 
-/// `localstack/keys.py` on the stack's secrets (from the environment `make test` exports).
+/// `infra/keys.py` on the stack's secrets (from the environment `make test` exports).
 fn keys_py(command: &str) {
-    python("localstack/keys.py", &[command]);
+    python("infra/keys.py", &[command]);
 }
 
 /// Long enough for every function to have read its key secret again.
@@ -80,33 +79,4 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
     assert_eq!(jwks["keys"][0]["kid"].as_str().unwrap(), kid_of(&new));
     assert_eq!(jwks["keys"].as_array().unwrap().len(), 1);
     p.shutdown().await;
-}
-
-#[test]
-fn only_login_may_read_or_name_the_private_signing_key() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
-    let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
-    let resources = template["Resources"].as_mapping().unwrap();
-    let mut functions = 0;
-    for (name, resource) in resources {
-        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
-            continue;
-        }
-        functions += 1;
-        let name = name.as_str().unwrap();
-        // Its policies and its environment, as written.
-        let props = serde_norway::to_string(&resource["Properties"]).unwrap();
-        let private = props.contains("JwtSigningKeySecret");
-        let public = props.contains("JwtPublicKeysSecret");
-        if name == "LoginFunction" {
-            assert!(private && !public, "{name}");
-        } else {
-            assert!(!private, "{name} can reach the private signing key");
-        }
-    }
-    assert!(functions >= 4);
-    // No function gets a key secret through the globals.
-    let globals = serde_norway::to_string(&template["Globals"]).unwrap();
-    assert!(!globals.contains("JwtSigningKeySecret") && !globals.contains("JwtPublicKeysSecret"));
 }

@@ -1,8 +1,7 @@
 //! Local tooling around the deployed platform: a Lambda Runtime API that runs a function's
 //! real binary in isolation (for `make bench`'s cold-start and memory figures, where a quiet,
-//! controlled runtime matters), and a reader of the SAM template's functions and routes.
-//! `make dev` and `make test` run the platform itself on the emulator, deployed from the
-//! template (`localstack/deploy.py`).
+//! controlled runtime matters), and the benches' seed data. `make dev` and `make test` run the
+//! platform itself on the emulator, deployed from the template (`infra/deploy.py`).
 
 pub mod runtime_api;
 
@@ -41,8 +40,6 @@ pub fn base_and_count(count_flag: &str, default: usize) -> (String, usize) {
         .unwrap_or(default);
     (base, n)
 }
-
-pub mod template;
 
 use shared::domain::{Email, Role, User, UserId, UserStatus};
 use shared::store::{StoreError, TenantStore, UserStore};

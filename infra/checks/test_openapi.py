@@ -1,7 +1,7 @@
 """`infra/openapi.yaml` describes every route: each operation says what it does (a summary or a
 description), names its tags, declares every path parameter its path has, and lists its
 answers, every error answer in the platform's envelope. (That its routes are exactly the
-template's is `local_harness::template`'s test; that it is valid OpenAPI 3 is
+template's is a test of `infra/checks/src/template.rs`; that it is valid OpenAPI 3 is
 `openapi-spec-validator`'s, in `make test` and `make lint`.)
 """
 import pathlib
@@ -10,7 +10,7 @@ import unittest
 
 import yaml
 
-DOC = yaml.safe_load((pathlib.Path(__file__).resolve().parent.parent / "infra" / "openapi.yaml").read_text())
+DOC = yaml.safe_load((pathlib.Path(__file__).resolve().parent.parent / "openapi.yaml").read_text())
 METHODS = {"get", "post", "put", "patch", "delete"}
 
 

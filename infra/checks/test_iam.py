@@ -15,10 +15,15 @@ Needs STACK_FILE and AWS_ENDPOINT_URL.
 import fnmatch
 import json
 import os
+import sys
 import unittest
+from pathlib import Path
 
-import deploy
-import logs
+# deploy.py beside infra/, the log reader in localstack/.
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT / "infra"), str(ROOT / "localstack")]
+import deploy  # noqa: E402
+import logs  # noqa: E402
 
 S3_ACTIONS = {
     "GetObject": ["s3:GetObject"],

@@ -1,6 +1,6 @@
 //! Reads the deployed SAM template (`infra/template.yaml`): which functions exist, which binary
-//! each one is, its environment, timeout, and the API routes that reach it. The local gateway
-//! serves exactly these routes, so a route missing from the template is missing locally too.
+//! each one is, its environment, timeout, and the API routes that reach it. API Gateway serves
+//! exactly these routes, so the tests here hold every other copy of the route map to them.
 
 use serde_norway::Value;
 use std::path::Path;

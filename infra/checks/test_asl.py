@@ -30,7 +30,7 @@ import pathlib
 import re
 import unittest
 
-ASL = pathlib.Path(__file__).resolve().parent.parent / "infra" / "statemachines" / "provisioning.asl.json"
+ASL = pathlib.Path(__file__).resolve().parent.parent / "statemachines" / "provisioning.asl.json"
 
 TOP = {"Comment", "StartAt", "States"}
 STATE_FIELDS = {

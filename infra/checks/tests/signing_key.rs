@@ -1,0 +1,34 @@
+//! Only `login` can read the private signing key (`../shared/DESIGN.md`, "Identity and
+//! access"): in `infra/template.yaml`, no other function's policies or environment name the
+//! signing key's secret, and none gets a key secret through the globals.
+
+use std::path::PathBuf;
+
+#[test]
+fn only_login_may_read_or_name_the_private_signing_key() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let text = std::fs::read_to_string(root.join("infra/template.yaml")).unwrap();
+    let template: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let resources = template["Resources"].as_mapping().unwrap();
+    let mut functions = 0;
+    for (name, resource) in resources {
+        if resource["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        functions += 1;
+        let name = name.as_str().unwrap();
+        // Its policies and its environment, as written.
+        let props = serde_norway::to_string(&resource["Properties"]).unwrap();
+        let private = props.contains("JwtSigningKeySecret");
+        let public = props.contains("JwtPublicKeysSecret");
+        if name == "LoginFunction" {
+            assert!(private && !public, "{name}");
+        } else {
+            assert!(!private, "{name} can reach the private signing key");
+        }
+    }
+    assert!(functions >= 4);
+    // No function gets a key secret through the globals.
+    let globals = serde_norway::to_string(&template["Globals"]).unwrap();
+    assert!(!globals.contains("JwtSigningKeySecret") && !globals.contains("JwtPublicKeysSecret"));
+}
