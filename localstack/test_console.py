@@ -338,7 +338,10 @@ class Console(unittest.TestCase):
         # The restore deadline is the API's purge_after, shown in UTC.
         deadline = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(body["offboarding"]["purge_after"]))
         expect(page.get_by_text(f"Possible until {deadline}")).to_be_visible()
-        page.get_by_role("button", name="Restore", exact=True).click()
+        # Restore opens once the offboarding run has retired everything (followed live).
+        restore = page.get_by_role("button", name="Restore", exact=True)
+        expect(restore).to_be_enabled(timeout=30_000)
+        restore.click()
         page.get_by_role("button", name="Restore tenant").click()
         expect(page.get_by_text("Tenant restored.")).to_be_visible()
         self.wait_active(slug)

@@ -1805,7 +1805,7 @@ export interface components {
         };
         AuditEntry: {
             id: string;
-            /** @description Unix milliseconds. */
+            /** @description Unix seconds. */
             at: number;
             actor_user_id: string;
             /** @example tenant.updated */

@@ -96,12 +96,12 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
               const p = e.partner_id ? names.partners.get(e.partner_id) : undefined;
               return (
                 <tr key={e.id}>
-                  <td data-label="When">{new Date(e.at).toISOString().replace('T', ' ').slice(0, 19)}</td>
+                  <td data-label="When">{new Date(e.at * 1000).toISOString().replace('T', ' ').slice(0, 19)}</td>
                   <th scope="row" data-label="Action">
                     <code>{e.action}</code>
                   </th>
                   <td data-label="Actor" class="wrap">
-                    <code title={e.actor_user_id}>{e.actor_user_id.slice(0, 8)}…</code>
+                    {/^[0-]+$/.test(e.actor_user_id) ? 'system' : <code title={e.actor_user_id}>{e.actor_user_id.slice(0, 8)}…</code>}
                   </td>
                   <td data-label="Tenant">{t ? <Link to={`/tenants/${t.slug}`}>{t.slug}</Link> : e.tenant_id ? <code>{e.tenant_id.slice(0, 8)}…</code> : '—'}</td>
                   <td data-label="Partner">{p ? <Link to={`/partners/${p.slug}`}>{p.slug}</Link> : e.partner_id ? <code>{e.partner_id.slice(0, 8)}…</code> : '—'}</td>

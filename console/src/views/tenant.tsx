@@ -322,9 +322,9 @@ function RedirectOrigins({ slug }: { slug: string }) {
               </span>
             </li>
           ))}
-          {list.length === 0 && <li class="muted">None: links use the platform's origin.</li>}
         </ol>
       )}
+      {list && list.length === 0 && <p class="muted">None: mailed links use the platform's own origin.</p>}
       <form
         class="inline-form"
         onSubmit={(e) => {
@@ -854,12 +854,26 @@ function Danger({ tenant, reload, operator }: { tenant: Tenant; reload: () => Pr
   const now = Date.now() / 1000;
   const off = tenant.offboarding;
   const restorable = s === 'deleted' && off && !off.purged_at && (off.purge_after ?? 0) > now;
+  const offboarding = s === 'deleted' && !!off && !off.purged_at && (tenant.run !== null || !off.retired_at);
+  // While a run holds the tenant the buttons' answers change on their own: follow it.
+  useEffect(() => {
+    if (tenant.run === null && s !== 'provisioning' && !offboarding) return;
+    const t = setTimeout(() => void reload(), 1500);
+    return () => clearTimeout(t);
+  }, [tenant]);
   const why = (ok: boolean, reason: string) => (!operator ? OPERATORS_ONLY : ok ? null : reason);
   const reasons = {
     suspend: why(s === 'active' || s === 'provisioning', `Only an active or provisioning tenant can be suspended; this one is ${s}.`),
     resume: why(s === 'suspended', `Only a suspended tenant can be resumed; this one is ${s}.`),
     delete: why(s !== 'deleted', 'This tenant is already deleted.'),
-    restore: why(!!restorable, s !== 'deleted' ? `Only a deleted tenant can be restored; this one is ${s}.` : 'The recovery window has passed: it cannot be restored.'),
+    restore: why(
+      !!restorable && !offboarding,
+      s !== 'deleted'
+        ? `Only a deleted tenant can be restored; this one is ${s}.`
+        : offboarding
+          ? 'Offboarding is still running (its files and secret are being retired); restoring opens when it finishes.'
+          : 'The recovery window has passed: it cannot be restored.',
+    ),
   };
   const act = async (what: NonNullable<typeof open>) => {
     setBusy(true);
