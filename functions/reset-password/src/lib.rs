@@ -46,6 +46,12 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/accept-invitation", Route::AcceptInvitation),
 ];
 
+/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
+/// them equal to the template's events.
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    ROUTES.iter().map(|r| (r.0, r.1))
+}
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
     shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
