@@ -14,6 +14,8 @@ set -a; . localstack/local.env; set +a
 own_emulator bench
 
 cargo build --release --workspace --bins
+# The baseline for Argon2: the crate alone at opt-level 3, no LTO (Cargo.toml, `argon2-alone`).
+cargo build --profile argon2-alone -p bench-argon2
 # The release build is what gets deployed: it must not contain provision-step's fault switch.
 if grep -q "FAULT#" target/release/provision-step; then
   echo "target/release/provision-step contains the test fault switch" >&2; exit 1
@@ -22,7 +24,25 @@ start_emulator
 start_postgres
 deploy_stack saas-bench target/release --param AllowPrivateDatabaseHosts=true
 unset RUST_BACKTRACE
+# Argon2 in this build against the crate alone, in instructions (callgrind: the same count on
+# every run, whatever else the machine does): one hash and three verifies each. A release
+# profile that re-optimises Argon2 at opt-level "s" (thin LTO did) shows as 2.5x; over 1.5x fails.
+if ! command -v valgrind >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+count() { valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null \
+  | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'; }
+ours=$(count target/release/request-bench --argon2-only 3)
+alone=$(count target/argon2-alone/bench-argon2 3)
+echo "Argon2 instructions, one hash and 3 verifies: this build $ours, the crate alone $alone" \
+  "($(awk -v a="$ours" -v b="$alone" 'BEGIN{printf "%.2fx", a/b}'))"
+if awk -v a="$ours" -v b="$alone" 'BEGIN{exit !(a > 1.5*b)}'; then
+  echo "bench: Argon2 in the release build runs over 1.5x the instructions of the crate alone:" \
+    "a profile change slowed the password hash (see Cargo.toml, [profile.release])" >&2
+  exit 1
+fi
 target/release/request-bench --bin-dir target/release \
+  --argon2-alone target/argon2-alone/bench-argon2 \
   --cold "${BENCH_COLD_RUNS:-20}" --warm "${BENCH_WARM_RUNS:-50}"
 target/release/http-bench --base "$API_URL" --requests "${BENCH_HTTP_REQUESTS:-50}"
 target/release/forgot-timing-bench --functions-dir target/release --requests "${BENCH_FORGOT_REQUESTS:-200}"

@@ -1,16 +1,20 @@
 //! Process start for every function: logging, configuration, the AWS clients it declares it
 //! needs and its keys, each built once per process; then the runtime loop. A `main.rs` is a
 //! few lines naming what its function uses.
+//!
+//! Each part of the start is timed, and the process logs one `initialised` line with every
+//! part in microseconds when it starts serving, so a cold start's cost is read per part
+//! (`make bench` prints them).
 
 use crate::auth::jwt::{RefreshPolicy, SecretKeySource, TokenKeys, UNKNOWN_KID_REFRESH_INTERVAL};
 use crate::config::{Config, ConfigError, LinkConfig, MailConfig};
 use crate::email::SesMailer;
-use crate::store::DynamoStore;
+use crate::store::{DynamoStore, Health};
 use aws_config::SdkConfig;
 use lambda_http::{Body, Request, Response};
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -18,6 +22,40 @@ pub type StartError = Box<dyn std::error::Error + Send + Sync>;
 pub struct Startup {
     pub config: Config,
     pub sdk: SdkConfig,
+    clock: InitClock,
+    store: Arc<DynamoStore>,
+    /// Whether the store's connection has been opened yet (see `prime_store`).
+    primed: std::sync::atomic::AtomicBool,
+}
+
+/// The parts of a start and how long each took.
+struct InitClock {
+    started: Instant,
+    parts: Mutex<Vec<(&'static str, Duration)>>,
+}
+
+impl InitClock {
+    fn record(&self, part: &'static str, took: Duration) {
+        self.parts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((part, took));
+    }
+
+    /// One line: `initialised` with `total_us` and `parts` (`name=us` pairs, in the order each
+    /// part finished; parts that ran concurrently overlap).
+    fn log(&self) {
+        let parts = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let listed: Vec<String> = parts
+            .iter()
+            .map(|(name, took)| format!("{name}={}", took.as_micros()))
+            .collect();
+        tracing::info!(
+            total_us = self.started.elapsed().as_micros() as u64,
+            parts = %listed.join(" "),
+            "initialised"
+        );
+    }
 }
 
 /// Logs a start-up failure (the runtime then reports it as an init error) and passes it on.
@@ -31,17 +69,78 @@ fn logged<T, E: Into<StartError>>(what: &'static str, r: Result<T, E>) -> Result
 
 impl Startup {
     pub async fn begin() -> Result<Startup, StartError> {
+        let started = Instant::now();
         crate::logging::init();
         let config = logged("invalid configuration", Config::from_env())?;
+        let clock = InitClock {
+            started,
+            parts: Mutex::new(vec![("config", started.elapsed())]),
+        };
+        let at = Instant::now();
         let sdk = crate::aws::sdk_config().await;
-        Ok(Startup { config, sdk })
+        clock.record("sdk", at.elapsed());
+        let store = Arc::new(DynamoStore::new(
+            crate::aws_client!(aws_sdk_dynamodb, &sdk),
+            &config.table_name,
+        ));
+        Ok(Startup {
+            config,
+            sdk,
+            clock,
+            store,
+            primed: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
+    /// Opens the store's connection with one read of a fixed item (what `/health/ready` reads),
+    /// so the first request does not pay for the connection (on AWS, a TLS handshake), the
+    /// credentials and the SDK's first-call set-up. Run beside the key read where a function
+    /// has one, else just before serving. A failure is logged and left to the requests, which
+    /// answer 503 on their own.
+    async fn prime_store(&self) {
+        if self.primed.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let at = Instant::now();
+        if let Err(e) = self.store.ping().await {
+            tracing::warn!(error = %crate::error::chain(&e), "store not reachable at start-up");
+        }
+        self.clock.record("store", at.elapsed());
+    }
+
+    /// Runs one part of the start, timed under `part`.
+    pub async fn timed<T>(&self, part: &'static str, work: impl Future<Output = T>) -> T {
+        let at = Instant::now();
+        let out = work.await;
+        self.clock.record(part, at.elapsed());
+        out
+    }
+
+    /// Opens the store's connection if nothing did yet, and logs the `initialised` line;
+    /// `serve` calls it, and so must a function that runs the Lambda runtime itself.
+    pub async fn started(&self) {
+        self.prime_store().await;
+        self.clock.log();
+    }
+
+    /// Hands `handle` to the Lambda runtime; `app` lives for the whole process.
+    pub async fn serve<A, F, Fut>(self, app: A, handle: F) -> Result<(), lambda_http::Error>
+    where
+        A: Send + Sync + 'static,
+        F: Fn(&'static A, Request) -> Fut + Send + Sync + Copy + 'static,
+        Fut: Future<Output = Response<Body>> + Send,
+    {
+        self.started().await;
+        let app: &'static A = Box::leak(Box::new(app));
+        lambda_http::run(lambda_http::service_fn(move |req| async move {
+            Ok::<_, std::convert::Infallible>(handle(app, req).await)
+        }))
+        .await
+    }
+
+    /// The store (one client per process, opened during start-up).
     pub fn store(&self) -> Arc<DynamoStore> {
-        Arc::new(DynamoStore::new(
-            crate::aws_client!(aws_sdk_dynamodb, &self.sdk),
-            &self.config.table_name,
-        ))
+        self.store.clone()
     }
 
     pub fn mailer(&self) -> Result<Arc<SesMailer>, StartError> {
@@ -107,29 +206,19 @@ impl Startup {
             every,
             unknown_kid_interval: UNKNOWN_KID_REFRESH_INTERVAL.min(every),
         };
-        logged(
-            "access-token keys unavailable",
-            TokenKeys::from_source(
-                Box::new(source),
-                policy,
-                &self.config.jwt_issuer,
-                self.config.access_token_ttl_secs,
-            )
-            .await,
-        )
+        // Two independent round trips at once: the key read, and the store's first connection.
+        let (keys, ()) = tokio::join!(
+            self.timed(
+                "keys",
+                TokenKeys::from_source(
+                    Box::new(source),
+                    policy,
+                    &self.config.jwt_issuer,
+                    self.config.access_token_ttl_secs,
+                ),
+            ),
+            self.prime_store()
+        );
+        logged("access-token keys unavailable", keys)
     }
-}
-
-/// Hands `handle` to the Lambda runtime; `app` lives for the whole process.
-pub async fn serve<A, F, Fut>(app: A, handle: F) -> Result<(), lambda_http::Error>
-where
-    A: Send + Sync + 'static,
-    F: Fn(&'static A, Request) -> Fut + Send + Sync + Copy + 'static,
-    Fut: Future<Output = Response<Body>> + Send,
-{
-    let app: &'static A = Box::leak(Box::new(app));
-    lambda_http::run(lambda_http::service_fn(move |req| async move {
-        Ok::<_, std::convert::Infallible>(handle(app, req).await)
-    }))
-    .await
 }

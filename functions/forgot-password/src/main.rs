@@ -1,7 +1,7 @@
 //! Builds forgot-password's clients once per process and hands the handler to the runtime.
 
 use shared::config::ResetConfig;
-use shared::startup::{serve, Startup};
+use shared::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,5 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         config: s.read(ResetConfig::from_env())?,
         links: s.links()?,
     };
-    serve(app, forgot_password::handle).await
+    s.serve(app, forgot_password::handle).await
 }

@@ -1,6 +1,6 @@
 //! Builds login's clients and keys once per process and hands the handler to the runtime.
 
-use shared::startup::{serve, Startup};
+use shared::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -12,5 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,
     };
-    serve(app, login::handle).await
+    s.serve(app, login::handle).await
 }

@@ -450,3 +450,44 @@ async fn sample_events_in_the_repository_parse_and_route() {
     }
     assert!(seen >= 3, "expected sample events in {dir}");
 }
+
+#[tokio::test]
+async fn a_sign_in_to_only_suspended_tenants_is_refused_once_the_password_is_right_and_not_counted()
+{
+    use shared::domain::Role;
+    use shared::store::changes::Change;
+    use shared::store::{CommitStore, RateLimitStore};
+    use shared::tenant::TenantStatus;
+
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let t = shared::testing::tenant(store.as_ref(), "Acme", Some((&u, Role::Member))).await;
+    let mut suspended = t.clone();
+    suspended.status = TenantStatus::Suspended;
+    suspended.version += 1;
+    store
+        .commit(vec![Change::UpdateTenant {
+            tenant: suspended,
+            expect_version: t.version,
+        }])
+        .await
+        .unwrap();
+
+    // A guess learns nothing of the suspension: the membership read runs beside the verify,
+    // and its answer is looked at only once the password proved right.
+    let (status, body) = sign_in(&app, u.email.as_str(), "a wrong password").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (401, Some("INVALID_CREDENTIALS"))
+    );
+    let (status, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("ACCOUNT_SUSPENDED"))
+    );
+    // The right password was not a guess: only the wrong one stays counted.
+    let key = shared::ratelimit::key(&login::LOGIN_FAILURES_PER_ACCOUNT, u.email.as_str());
+    let windows = store.rate_windows(&[key]).await.unwrap();
+    assert_eq!(windows[0].hits.len(), 1);
+}

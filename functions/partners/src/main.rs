@@ -1,6 +1,6 @@
 //! Builds partners' clients and verify-only keys once per process and hands the handler to the runtime.
 
-use shared::startup::{serve, Startup};
+use shared::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -11,5 +11,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         mailer: s.mailer()?,
         links: s.links()?,
     };
-    serve(app, partners::handle).await
+    s.serve(app, partners::handle).await
 }

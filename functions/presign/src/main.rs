@@ -1,7 +1,7 @@
 //! Builds presign's clients, credentials and verify-only keys once per process and hands the
 //! handler to the runtime.
 
-use shared::startup::{serve, Startup};
+use shared::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -38,5 +38,5 @@ async fn main() -> Result<(), lambda_http::Error> {
             enterprise: storage.max_bytes[2],
         },
     };
-    serve(app, presign::handle).await
+    s.serve(app, presign::handle).await
 }

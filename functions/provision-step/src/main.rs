@@ -23,6 +23,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         },
     };
     let app: &'static provision_step::App = Box::leak(Box::new(app));
+    s.started().await;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
             // Every line of the task names its invocation, as request lines name their request.

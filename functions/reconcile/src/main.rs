@@ -27,6 +27,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         wait: Duration::from_secs(60),
     };
     let app: &'static reconcile::App = Box::leak(Box::new(app));
+    s.started().await;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
             // Every line of the run names its invocation (an HTTP request's lines, its request).

@@ -1,6 +1,6 @@
 //! Builds reset-password's clients once per process and hands the handler to the runtime.
 
-use shared::startup::{serve, Startup};
+use shared::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -11,5 +11,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         mailer: s.mailer()?,
         links: s.links()?,
     };
-    serve(app, reset_password::handle).await
+    s.serve(app, reset_password::handle).await
 }

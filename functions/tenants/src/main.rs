@@ -1,6 +1,6 @@
 //! Builds tenants' clients and verify-only keys once per process and hands the handler to the runtime.
 
-use shared::startup::{serve, Startup};
+use shared::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -16,5 +16,5 @@ async fn main() -> Result<(), lambda_http::Error> {
             .read(shared::config::ProvisioningConfig::from_env())?
             .recovery_window_secs,
     };
-    serve(app, tenants::handle).await
+    s.serve(app, tenants::handle).await
 }

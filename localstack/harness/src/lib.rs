@@ -80,13 +80,24 @@ pub async fn seed_tenant(
     name: &str,
     owner: &User,
 ) -> Result<Tenant, StoreError> {
+    seed_tenant_in(store, name, owner, TenantStatus::Active).await
+}
+
+/// `seed_tenant` in a status of the caller's choosing (`Provisioning`: a tenant whose
+/// provisioning run has yet to happen).
+pub async fn seed_tenant_in(
+    store: &dyn TenantStore,
+    name: &str,
+    owner: &User,
+    status: TenantStatus,
+) -> Result<Tenant, StoreError> {
     let id = shared::domain::TenantId::new_random();
     let mut tenant = Tenant::new(
         TenantSlug::parse(&format!("bench-{}", &id.as_str()[..12])).expect("a valid slug"),
         name.to_string(),
         shared::time::now_unix(),
     );
-    tenant.status = TenantStatus::Active;
+    tenant.status = status;
     store.create_tenant(&tenant).await?;
     store
         .add_membership(&owner.id, &tenant, Role::Owner)

@@ -1,21 +1,39 @@
-//! `make bench`: each function on the real request a user makes, through a local Runtime API,
-//! against the emulator: a sign-in with the right password (login), a reset request for a
-//! known email (forgot-password), and a redirect-origins read (tenants). For each: cold start
-//! (spawn -> first response) and warm latency, p50 and p95, and the process's peak RSS after
-//! the warm run; beside two baselines measured in the same run: a minimal `lambda_http` hello
-//! world (same profile, same Runtime API) and one Argon2id verify in-process.
+//! `make bench`: every function on the real request a user (or the state machine, or an
+//! operator) makes, through a local Runtime API, against the emulator:
 //!
-//! Usage: request-bench [--cold N] [--warm N] --bin-dir DIR
-//! Needs the emulator and local settings in the environment (`localstack/bench.sh`).
+//! | function | request |
+//! |---|---|
+//! | login | a sign-in with the right password |
+//! | forgot-password | a reset request for a known email |
+//! | reset-password | a reset with a valid, fresh token (a new password hashed and stored) |
+//! | tenants | a redirect-origins read by the tenant's owner |
+//! | partners | a partner read by an operator |
+//! | presign | an upload link for the tenant's owner |
+//! | query-router | the table list of a registered PostgreSQL database |
+//! | provision-step | the storage step of a claimed provisioning run |
+//! | reconcile | an operator's reconcile of one provisioned tenant (nothing to do, checked) |
+//!
+//! For each: cold start (spawn -> first response) and warm latency, p50 and p95, the process's
+//! peak RSS after the warm run, and its start-up parts (the `initialised` line each function
+//! logs); beside baselines measured in the same run: a minimal `lambda_http` hello world (same
+//! profile, same Runtime API), one Argon2id verify in-process (this build, through `shared`),
+//! and the same verify by the argon2 crate built alone at opt-level 3 (`bench-argon2`).
+//!
+//! Usage: request-bench [--cold N] [--warm N] --bin-dir DIR [--argon2-alone PATH]
+//!        request-bench --argon2-only N   (N verifies through `shared`, for callgrind)
+//! Needs the emulator, PostgreSQL and local settings in the environment (`localstack/bench.sh`).
 
 use bytes::Bytes;
 use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
 use serde_json::{json, Value};
 use shared::auth::jwt::TokenKeys;
+use shared::auth::opaque;
 use shared::auth::password::{hash_password, verify_password};
 use shared::domain::{Audience, User};
 use shared::proxy_event::ProxyRequest;
-use shared::store::DynamoStore;
+use shared::store::{DynamoStore, ResetStore, TokenPurpose, UserStore};
+use shared::tenant::TenantStatus;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -36,10 +54,18 @@ fn figures(mut ms: Vec<f64>) -> Figures {
     }
 }
 
+/// What a function answers: an HTTP function a proxy response (2xx expected), a task its output.
+#[derive(Clone, Copy)]
+enum Answer {
+    Http,
+    Task,
+}
+
 /// One function under measurement: its binary and a maker of its n-th request event.
 struct Subject<'a> {
     name: &'a str,
     binary: PathBuf,
+    answer: Answer,
     event: Box<dyn Fn(usize) -> Bytes + 'a>,
 }
 
@@ -47,52 +73,115 @@ struct Measured {
     cold: Figures,
     warm: Figures,
     peak_rss_mib: f64,
+    /// Median microseconds of each start-up part over the cold starts, in the order logged.
+    init: Vec<(String, f64)>,
 }
 
-fn spec(s: &Subject, env: &[(String, String)]) -> LaunchSpec {
+fn log_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("request-bench-{name}.log"))
+}
+
+fn spec(name: &str, binary: &Path, env: &[(String, String)]) -> LaunchSpec {
     LaunchSpec {
-        function_name: s.name.to_string(),
-        binary: s.binary.clone(),
+        function_name: name.to_string(),
+        binary: binary.to_path_buf(),
         env: env.to_vec(),
         memory_mb: 256,
         timeout: Duration::from_secs(30),
-        log_file: Some(std::env::temp_dir().join(format!("request-bench-{}.log", s.name))),
+        log_file: Some(log_file(name)),
     }
 }
 
-async fn call(instance: &Instance, event: Bytes, what: &str) {
+/// The answer's JSON, or a panic naming what failed.
+async fn call(instance: &Instance, event: Bytes, answer: Answer, what: &str) -> Value {
     match instance.invoke(event).await {
         Outcome::Response(body) => {
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let status = v["statusCode"].as_u64().unwrap_or(0);
-            assert!(
-                (200..300).contains(&status),
-                "{what}: the request failed ({status}): {v}"
-            );
+            if let Answer::Http = answer {
+                let status = v["statusCode"].as_u64().unwrap_or(0);
+                assert!(
+                    (200..300).contains(&status),
+                    "{what}: the request failed ({status}): {v}"
+                );
+                return v["body"]
+                    .as_str()
+                    .and_then(|b| serde_json::from_str(b).ok())
+                    .unwrap_or(Value::Null);
+            }
+            v
         }
         other => panic!("{what}: no response: {other:?}"),
     }
 }
 
+/// One request through a fresh instance of `binary`: for setting up what the measured
+/// requests need, through the functions themselves.
+async fn once(name: &str, binary: &Path, env: &[(String, String)], event: Bytes) -> Value {
+    let instance = Instance::launch(&spec(name, binary, env))
+        .await
+        .expect("the binary starts");
+    let v = call(&instance, event, Answer::Http, name).await;
+    instance.stop().await;
+    v
+}
+
+/// The median of each part of the `initialised` lines in a function's log.
+fn init_parts(name: &str) -> Vec<(String, f64)> {
+    let text = std::fs::read_to_string(log_file(name)).unwrap_or_default();
+    let mut order: Vec<String> = Vec::new();
+    let mut seen: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        if v["message"] != "initialised" {
+            continue;
+        }
+        let mut parts: Vec<(String, f64)> = v["parts"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.split_once('='))
+            .filter_map(|(k, us)| Some((k.to_string(), us.parse().ok()?)))
+            .collect();
+        parts.push(("total".into(), v["total_us"].as_f64().unwrap_or(0.0)));
+        for (k, us) in parts {
+            if !seen.contains_key(&k) {
+                order.push(k.clone());
+            }
+            seen.entry(k).or_default().push(us);
+        }
+    }
+    order
+        .into_iter()
+        .map(|k| {
+            let f = figures(seen.remove(&k).unwrap_or_default());
+            (k, f.p50)
+        })
+        .collect()
+}
+
 async fn measure(s: &Subject<'_>, env: &[(String, String)], cold: usize, warm: usize) -> Measured {
-    let spec = spec(s, env);
+    let spec = spec(s.name, &s.binary, env);
+    let _ = std::fs::remove_file(log_file(s.name));
     let mut n = 0;
     let mut cold_ms = Vec::with_capacity(cold);
     for _ in 0..cold {
         let started = Instant::now();
         let instance = Instance::launch(&spec).await.expect("the binary starts");
-        call(&instance, (s.event)(n), s.name).await;
+        call(&instance, (s.event)(n), s.answer, s.name).await;
         cold_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         instance.stop().await;
         n += 1;
     }
+    let init = init_parts(s.name);
     let instance = Instance::launch(&spec).await.expect("the binary starts");
-    call(&instance, (s.event)(n), s.name).await;
+    call(&instance, (s.event)(n), s.answer, s.name).await;
     n += 1;
     let mut warm_ms = Vec::with_capacity(warm);
     for _ in 0..warm {
         let started = Instant::now();
-        call(&instance, (s.event)(n), s.name).await;
+        call(&instance, (s.event)(n), s.answer, s.name).await;
         warm_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         n += 1;
     }
@@ -102,6 +191,7 @@ async fn measure(s: &Subject<'_>, env: &[(String, String)], cold: usize, warm: u
         cold: figures(cold_ms),
         warm: figures(warm_ms),
         peak_rss_mib: peak,
+        init,
     }
 }
 
@@ -120,9 +210,52 @@ fn event(req: ProxyRequest) -> Bytes {
     Bytes::from(req.to_event().to_string())
 }
 
+/// A request on a route with path parameters: `path` is the template (`/tenants/{slug}`).
+fn routed(method: &str, template: &str, params: &[(&str, &str)]) -> ProxyRequest {
+    let mut path = template.to_string();
+    for (k, v) in params {
+        path = path.replace(&format!("{{{k}}}"), v);
+    }
+    let mut req = ProxyRequest::new(method, &path);
+    req.resource = template.to_string();
+    req.path_parameters = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    req
+}
+
+fn bearer(req: ProxyRequest, token: &str) -> ProxyRequest {
+    req.header("authorization", &format!("Bearer {token}"))
+}
+
+/// Argon2id verifies through `shared`, as the functions run them; milliseconds each.
+async fn verifies(hash: &str, runs: usize) -> Vec<f64> {
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let started = Instant::now();
+        assert!(verify_password(PASSWORD.into(), Some(hash.to_string()))
+            .await
+            .unwrap());
+        ms.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    ms
+}
+
+/// The argon2 crate alone (`bench-argon2`, opt-level 3): its p50 over `runs`, in milliseconds.
+fn argon2_alone(binary: &Path, runs: usize) -> f64 {
+    let out = std::process::Command::new(binary)
+        .arg(runs.to_string())
+        .output()
+        .expect("bench-argon2 runs");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("bench-argon2 prints JSON");
+    v["p50_ms"].as_f64().expect("p50_ms")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let (mut cold, mut warm, mut bin_dir) = (20usize, 50usize, PathBuf::from("target/release"));
+    let mut alone = PathBuf::from("target/argon2-alone/bench-argon2");
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().expect("every flag takes a value");
@@ -130,6 +263,15 @@ async fn main() {
             "--cold" => cold = value.parse().expect("--cold takes a number"),
             "--warm" => warm = value.parse().expect("--warm takes a number"),
             "--bin-dir" => bin_dir = value.into(),
+            "--argon2-alone" => alone = value.into(),
+            "--argon2-only" => {
+                // One hash and N verifies, nothing else: bench.sh counts its instructions.
+                let runs: usize = value.parse().expect("--argon2-only takes a number");
+                let hash = hash_password(PASSWORD.into()).await.unwrap();
+                let ms = figures(verifies(&hash, runs).await);
+                println!("{{\"runs\":{runs},\"p50_ms\":{:.3}}}", ms.p50);
+                return;
+            }
             other => panic!("unknown flag {other}"),
         }
     }
@@ -139,6 +281,8 @@ async fn main() {
     // The floor is forgot-password's defence, measured by forgot-timing-bench; here the work
     // behind it is what counts.
     env.push(("FORGOT_PASSWORD_MIN_RESPONSE_MS".into(), "1".into()));
+    // The sample database is on loopback, as the stack's own `AllowPrivateDatabaseHosts` allows.
+    env.push(("ALLOW_PRIVATE_DATABASE_HOSTS".into(), "true".into()));
 
     let sdk = shared::aws::sdk_config().await;
     let store = DynamoStore::new(
@@ -147,29 +291,47 @@ async fn main() {
     );
     let hash = hash_password(PASSWORD.into()).await.unwrap();
 
-    // Argon2id verify, in-process, the same crate and parameters as the functions.
-    let mut argon = Vec::new();
-    for _ in 0..(warm.max(10)) {
-        let started = Instant::now();
-        assert!(verify_password(PASSWORD.into(), Some(hash.clone()))
-            .await
-            .unwrap());
-        argon.push(started.elapsed().as_secs_f64() * 1000.0);
+    // Argon2id verify: this build through `shared`, and the crate alone at opt-level 3, taken
+    // in turns so that the machine's drift falls on both alike.
+    let rounds = 5;
+    let per_round = warm.max(10).div_ceil(rounds);
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        ours.extend(verifies(&hash, per_round).await);
+        theirs.push(argon2_alone(&alone, per_round));
     }
-    let argon = figures(argon);
+    let argon = figures(ours);
+    let argon_alone = figures(theirs);
 
     // Data: one account signing in again and again (a success is not counted against its
-    // limits), one known account per reset request (3 an hour each), a tenant with an owner.
-    let signer = user(&store, &hash).await;
+    // limits), one known account per reset request (3 an hour each) and per reset, an operator,
+    // a tenant with an owner, and a tenant whose provisioning is yet to run.
     let total = cold + warm + 1;
+    let signer = user(&store, &hash).await;
     let mut forgetful = Vec::with_capacity(total);
+    let mut resets = Vec::with_capacity(total);
+    let now = shared::time::now_unix();
     for _ in 0..total {
         forgetful.push(user(&store, &hash).await);
+        let resetter = user(&store, &hash).await;
+        let token = opaque::mint();
+        store
+            .create_reset_token(&resetter, &token.hash, now + 3600, TokenPurpose::Reset)
+            .await
+            .expect("reset token stored");
+        resets.push(token.plaintext);
     }
     let owner = user(&store, &hash).await;
     let tenant = local_harness::seed_tenant(&store, "Bench", &owner)
         .await
         .expect("tenant stored");
+    let fresh = local_harness::seed_tenant_in(&store, "Bench new", &owner, TenantStatus::Provisioning)
+        .await
+        .expect("tenant stored");
+    let mut operator = local_harness::new_user("bench-operator", &hash);
+    operator.platform_admin = true;
+    store.create_user(&operator).await.expect("operator stored");
+
     let secrets = shared::secretsmanager::Client::new(&sdk);
     let signing = shared::aws::secret_string(
         &secrets,
@@ -183,24 +345,89 @@ async fn main() {
         3600,
     )
     .unwrap();
-    let access = keys
-        .issue(&owner.id, Audience::Portal, 0, shared::time::now_unix())
-        .await
-        .unwrap()
-        .token;
+    let token = |who: &User, audience: Audience| {
+        let keys = &keys;
+        let id = who.id.clone();
+        async move {
+            keys.issue(&id, audience, 0, shared::time::now_unix())
+                .await
+                .unwrap()
+                .token
+        }
+    };
+    let access = token(&owner, Audience::Portal).await;
+    let operator_access = token(&operator, Audience::Operator).await;
 
     let bin = |name: &str| -> PathBuf { Path::new(&bin_dir).join(name) };
-    let signer_email = signer.email.to_string();
     let slug = tenant.slug.to_string();
+    let fresh_slug = fresh.slug.to_string();
+    let fresh_id = fresh.id.to_string();
+
+    // Set-up through the functions themselves: a partner, a registered database, and a claimed
+    // provisioning run.
+    let partner = once(
+        "partners",
+        &bin("partners"),
+        &env,
+        event(bearer(
+            ProxyRequest::new("POST", "/partners").json_body(
+                &json!({"slug": format!("bench-{}", &fresh_id[..10]), "name": "Bench partner", "domain": "bench.example.com"})
+                    .to_string(),
+            ),
+            &operator_access,
+        )),
+    )
+    .await;
+    let partner_slug = partner["data"]["slug"]
+        .as_str()
+        .expect("the partner's slug")
+        .to_string();
+    let database_url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
+    let database = once(
+        "query-router",
+        &bin("query-router"),
+        &env,
+        event(bearer(
+            routed("POST", "/tenants/{slug}/databases", &[("slug", &slug)]).json_body(
+                &json!({"name": "bench", "engine": "postgres", "connection_string": database_url})
+                    .to_string(),
+            ),
+            &access,
+        )),
+    )
+    .await;
+    let db_id = database["data"]["id"]
+        .as_str()
+        .expect("the database's id")
+        .to_string();
+    let run = format!("bench-{}", uuid::Uuid::new_v4());
+    let task = |body: Value| Bytes::from(body.to_string());
+    let provision = |body: Value| {
+        let (env, binary) = (&env, bin("provision-step"));
+        async move {
+            let instance = Instance::launch(&spec("provision-step", &binary, env))
+                .await
+                .expect("the binary starts");
+            let v = call(&instance, task(body), Answer::Task, "provision-step").await;
+            instance.stop().await;
+            v
+        }
+    };
+    provision(json!({"action": "claim", "tenant_id": fresh_id, "run": run, "kind": "TenantCreated"}))
+        .await;
+
+    let signer_email = signer.email.to_string();
     let subjects = [
         Subject {
             name: "hello",
             binary: bin("bench-hello"),
+            answer: Answer::Http,
             event: Box::new(|_| event(ProxyRequest::new("GET", "/health/live"))),
         },
         Subject {
             name: "login",
             binary: bin("login"),
+            answer: Answer::Http,
             event: Box::new(|n| {
                 event(
                     ProxyRequest::new("POST", "/auth/login")
@@ -214,6 +441,7 @@ async fn main() {
         Subject {
             name: "forgot-password",
             binary: bin("forgot-password"),
+            answer: Answer::Http,
             event: Box::new(|n| {
                 event(
                     ProxyRequest::new("POST", "/auth/forgot-password")
@@ -223,15 +451,74 @@ async fn main() {
             }),
         },
         Subject {
+            name: "reset-password",
+            binary: bin("reset-password"),
+            answer: Answer::Http,
+            event: Box::new(|n| {
+                event(
+                    ProxyRequest::new("POST", "/auth/reset-password")
+                        .json_body(
+                            &json!({"token": resets[n % total], "password": "a new bench passphrase"})
+                                .to_string(),
+                        )
+                        .from_ip(&ip(n)),
+                )
+            }),
+        },
+        Subject {
             name: "tenants",
             binary: bin("tenants"),
+            answer: Answer::Http,
             event: Box::new(|_| {
-                let mut req =
-                    ProxyRequest::new("GET", &format!("/tenants/{slug}/redirect-origins"))
-                        .header("authorization", &format!("Bearer {access}"));
-                req.resource = "/tenants/{slug}/redirect-origins".into();
-                req.path_parameters = vec![("slug".into(), slug.clone())];
-                event(req)
+                event(bearer(
+                    routed("GET", "/tenants/{slug}/redirect-origins", &[("slug", &slug)]),
+                    &access,
+                ))
+            }),
+        },
+        Subject {
+            name: "partners",
+            binary: bin("partners"),
+            answer: Answer::Http,
+            event: Box::new(|_| {
+                event(bearer(
+                    routed("GET", "/partners/{partner}", &[("partner", &partner_slug)]),
+                    &operator_access,
+                ))
+            }),
+        },
+        Subject {
+            name: "presign",
+            binary: bin("presign"),
+            answer: Answer::Http,
+            event: Box::new(|n| {
+                event(bearer(
+                    routed("POST", "/tenants/{slug}/storage/presign", &[("slug", &slug)])
+                        .json_body(
+                            &json!({"operation": "upload", "key": format!("bench/{n}.txt"), "content_type": "text/plain"})
+                                .to_string(),
+                        ),
+                    &access,
+                ))
+            }),
+        },
+        Subject {
+            name: "query-router",
+            binary: bin("query-router"),
+            answer: Answer::Http,
+            event: Box::new(|_| {
+                event(bearer(
+                    routed("GET", "/query/v1/{db_id}/tables", &[("db_id", &db_id)]),
+                    &access,
+                ))
+            }),
+        },
+        Subject {
+            name: "provision-step",
+            binary: bin("provision-step"),
+            answer: Answer::Task,
+            event: Box::new(|_| {
+                task(json!({"action": "step", "step": "storage", "tenant_id": fresh_id, "run": run}))
             }),
         },
     ];
@@ -243,15 +530,35 @@ async fn main() {
     println!(
         "real requests through a local Runtime API against the emulator: {cold} cold starts and {warm} warm calls each"
     );
-    println!(
-        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
-        "function", "cold p50", "cold p95", "warm p50", "warm p95", "peak MiB", "cold/hi", "RSS/hi"
-    );
     let mut results = Vec::new();
     for s in &subjects {
         let m = measure(s, &env, cold, warm).await;
         results.push((s.name, m));
     }
+    // The run the storage step belongs to, finished, so the tenant is provisioned; then the
+    // reconcile an operator asks for finds it whole and does nothing.
+    for step in ["secrets", "invitation"] {
+        provision(json!({"action": "step", "step": step, "tenant_id": fresh_id, "run": run})).await;
+    }
+    provision(json!({"action": "finish", "tenant_id": fresh_id, "run": run})).await;
+    let reconcile = Subject {
+        name: "reconcile",
+        binary: bin("reconcile"),
+        answer: Answer::Http,
+        event: Box::new(|_| {
+            event(bearer(
+                routed("POST", "/tenants/{slug}/reconcile", &[("slug", &fresh_slug)]),
+                &operator_access,
+            ))
+        }),
+    };
+    let m = measure(&reconcile, &env, cold, warm).await;
+    results.push((reconcile.name, m));
+
+    println!(
+        "{:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "function", "cold p50", "cold p95", "warm p50", "warm p95", "peak MiB", "cold/hi", "RSS/hi"
+    );
     let hello = &results[0].1;
     for (name, m) in &results {
         println!(
@@ -267,27 +574,60 @@ async fn main() {
         );
     }
     println!(
-        "{:<16} {:>10} {:>10} {:>10.2} {:>10.2}   (in-process, same crate and parameters)",
+        "{:<16} {:>10} {:>10} {:>10.2} {:>10.2}   (in-process, this build, through shared)",
         "argon2id verify", "", "", argon.p50, argon.p95
     );
+    println!(
+        "{:<16} {:>10} {:>10} {:>10.2} {:>10.2}   (the argon2 crate alone, opt-level 3)",
+        "argon2 alone", "", "", argon_alone.p50, argon_alone.p95
+    );
+
+    println!("\nstart-up parts, median of the cold starts (ms; parts that overlap are each counted whole):");
+    for (name, m) in &results[1..] {
+        let parts: Vec<String> = m
+            .init
+            .iter()
+            .map(|(k, us)| format!("{k} {:.2}", us / 1000.0))
+            .collect();
+        println!("  {:<16} {}", name, parts.join("  "));
+    }
+
     let login = &results[1].1;
     let verdict = |ok: bool| if ok { "met" } else { "NOT met" };
-    println!("\nsign-in targets (issue 8), this run:");
+    let worst = results[1..]
+        .iter()
+        .map(|(n, m)| (*n, m.cold.p50 / hello.cold.p50))
+        .fold(("", 0.0f64), |a, b| if b.1 > a.1 { b } else { a });
+    println!("\ntargets (issue 22), this run:");
     println!(
-        "  peak RSS after {warm} warm sign-ins {:.1} MiB <= 40 MiB: {}",
+        "  Argon2 verify {:.1} ms vs the crate alone {:.1} ms: {:.2}x, within 10%: {}",
+        argon.p50,
+        argon_alone.p50,
+        argon.p50 / argon_alone.p50,
+        verdict(argon.p50 <= argon_alone.p50 * 1.10)
+    );
+    println!(
+        "  warm sign-in p50 {:.1} ms <= Argon2 verify {:.1} ms + 5 ms: {}  (ratio to the verify: {:.2}x)",
+        login.warm.p50,
+        argon.p50,
+        verdict(login.warm.p50 <= argon.p50 + 5.0),
+        login.warm.p50 / argon.p50
+    );
+    println!(
+        "  cold sign-in p50 {:.1} ms <= warm p50 {:.1} ms + 10 ms: {}",
+        login.cold.p50,
+        login.warm.p50,
+        verdict(login.cold.p50 <= login.warm.p50 + 10.0)
+    );
+    println!(
+        "  login peak RSS {:.1} MiB <= 40 MiB: {}",
         login.peak_rss_mib,
         verdict(login.peak_rss_mib <= 40.0)
     );
     println!(
-        "  warm p50 {:.1} ms <= Argon2 verify {:.1} ms + 10 ms: {}  (ratio to the verify: {:.2}x)",
-        login.warm.p50,
-        argon.p50,
-        verdict(login.warm.p50 <= argon.p50 + 10.0),
-        login.warm.p50 / argon.p50
-    );
-    println!(
-        "  cold p50 {:.1} ms <= warm p50 + 10 ms: {}",
-        login.cold.p50,
-        verdict(login.cold.p50 <= login.warm.p50 + 10.0)
+        "  every cold start <= 3x hello's: {} (highest: {} at {:.2}x)",
+        verdict(worst.1 <= 3.0),
+        worst.0,
+        worst.1
     );
 }
