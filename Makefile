@@ -60,7 +60,7 @@ console-lint: $(CONSOLE_STAMP)
 dev: $(STAMP) build console
 	localstack/dev.sh
 
-test: $(STAMP) $(TOOLS_STAMP)
+test: $(STAMP) $(TOOLS_STAMP) console
 	localstack/test.sh
 
 # cfn-lint with the serverless rules, and SAM's own validation with its lint (both offline).

@@ -51,6 +51,8 @@ cargo test -p blackbox --test keys --quiet -- --include-ignored a_key_rotation_r
 localstack/fuzz.sh --short
 # Alone: it cuts every function's dependencies for 3 seconds.
 cargo test -p blackbox --test outage --quiet -- --include-ignored --nocapture
+# The operator console in a real browser (Chromium, Playwright, axe), on a stack of its own here.
+CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug localstack/console_test.sh
 # After every other test: each AWS call they caused, checked against its function's policy.
 (cd infra/checks && ../../.venv/bin/python -m unittest -v test_iam 2>&1)
 .venv-tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
