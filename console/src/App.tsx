@@ -182,7 +182,7 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
             <span class="who" title="Signed in as">
               <span class="visually-hidden">Signed in as </span>
               {session.email}
-              {who && <span class="role">{who.operator ? 'operator' : who.partnerAdmin ? 'partner admin' : who.manages.length ? 'tenant admin' : 'no console role'}</span>}
+              {who && <span class="role">{who.operator ? 'operator' : who.partnerAdmin ? 'partner admin' : who.manages.some((m) => m.role === 'owner') ? 'tenant owner' : who.manages.length ? 'tenant admin' : 'no console role'}</span>}
             </span>
             <button type="button" onClick={() => void session.signOut()}>
               Sign out
