@@ -343,7 +343,7 @@ class Console(unittest.TestCase):
         expect(restore).to_be_enabled(timeout=30_000)
         restore.click()
         page.get_by_role("button", name="Restore tenant").click()
-        expect(page.get_by_text("Tenant restored.")).to_be_visible()
+        expect(page.locator(".ok-text", has_text="Tenant restored.")).to_be_visible()
         self.wait_active(slug)
         self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["status"], "active")
 
@@ -509,6 +509,33 @@ class Console(unittest.TestCase):
         self.sign_in(page, base=CF)
         expect(page.get_by_role("heading", name="Tenants", level=1)).to_be_visible()
         expect(page.locator("tbody tr").first).to_be_visible()
+
+    def test_13_a_partner_admin_sees_only_their_partners_tenants(self):
+        pslug, mine, other = f"pa-{RUN}", f"pa-mine-{RUN}", f"pa-other-{RUN}"
+        admin, password = f"padmin-{RUN}@example.com", f"partner-admin-password-{RUN}"
+        self.assertEqual(api("POST", "/partners", op(), {"slug": pslug, "name": "PA", "domain": "pa.example.com"})[0], 201)
+        for slug in (mine, other):
+            self.assertEqual(api("POST", "/tenants", op(), {"slug": slug, "name": slug, "owner_email": f"o-{slug}@example.com"})[0], 201)
+        self.assertEqual(api("PUT", f"/partners/{pslug}/tenants/{mine}", op())[0], 200)
+        self.assertEqual(api("POST", f"/partners/{pslug}/admins", op(), {"email": admin})[0], 201)
+        _, token = mailed_token(admin, "accept-invitation")
+        self.assertEqual(api("POST", "/auth/accept-invitation", body={"token": token, "password": password})[0], 200)
+        page = self.page()
+        self.sign_in(page, admin, password)
+        expect(page.locator(".role")).to_have_text("partner admin")
+        expect(page.locator(f"tr[data-slug='{mine}']")).to_be_visible()
+        shown = sorted(page.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.slug)"))
+        status, body, _ = api("POST", "/auth/login", body={"email": admin, "password": password})
+        _, listed, _ = api("GET", "/tenants", body["data"]["access_token"])
+        self.assertEqual(shown, sorted(t["slug"] for t in listed["data"]["items"]))
+        self.assertNotIn(other, shown)
+        # What the API refuses a partner admin is not offered.
+        expect(page.get_by_role("link", name="Partners")).to_have_count(0)
+        expect(page.get_by_role("link", name="Audit log")).to_have_count(0)
+        page.goto(BASE + f"/console/tenants/{mine}/danger")
+        expect(page.get_by_role("button", name="Suspend", exact=True)).to_be_disabled()
+        expect(page.get_by_text("Only platform operators may do this.").first).to_be_visible()
+        self.screen(page, "partner-admin-danger")
 
     # ------------------------------------------------------------------
 

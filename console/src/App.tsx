@@ -73,9 +73,7 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
 function Routes({ loc, who }: { loc: Location; who: Who }) {
   const p = loc.path;
   if (p === '/') {
-    const home = who.operator || who.partnerAdmin ? '/tenants' : who.manages[0] ? `/tenants/${who.manages[0].slug}` : '/tenants';
-    navigate(home, { replace: true });
-    return null;
+    return <Redirect to={who.operator || who.partnerAdmin ? '/tenants' : who.manages[0] ? `/tenants/${who.manages[0].slug}` : '/tenants'} />;
   }
   if (p === '/tenants') return <TenantList loc={loc} />;
   if (p === '/tenants/new') return <NewTenant />;
@@ -95,6 +93,11 @@ function Routes({ loc, who }: { loc: Location; who: Who }) {
       </p>
     </Page>
   );
+}
+
+function Redirect({ to }: { to: string }) {
+  useEffect(() => navigate(to, { replace: true }), [to]);
+  return null;
 }
 
 /** A view: its title in the tab and one h1, focused when the route changes. */
