@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell sha256sum localstack/requirements-tools.txt | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test lint bench build fmt mail logs reconcile deploy deploy-local package package-check fuzz template-lint console console-lint
+.PHONY: help dev test lint bench build fmt mail logs reconcile keys keys-rotate keys-retire deploy deploy-local package package-check fuzz template-lint console console-lint
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
@@ -20,6 +20,7 @@ help:
 	@echo "make mail    messages the local emulator captured (recipient, subject, link)"
 	@echo "make logs    the functions' log lines on the local emulator (during make dev)"
 	@echo "make reconcile  run the reconcile job once on the local stack and print its report"
+	@echo "make keys / keys-rotate / keys-retire  list, rotate or retire the access-token keys (local stack; AWS=1: the stack make deploy made)"
 	@echo "make deploy  make package, then sam deploy to AWS (guided the first time; see README)"
 	@echo "make deploy-local  with Docker: LocalStack instead of MiniStack, the same deploy path as make dev"
 
@@ -106,6 +107,23 @@ reconcile: $(STAMP)
 	set -a; . localstack/local.env; set +a; \
 	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
 	$(VENV)/bin/python localstack/reconcile.py localstack/.state/stack.json
+
+# The stack's access-token keys (README, "Access-token keys"): `make keys` lists them,
+# `make keys-rotate` puts a new signing key first, `make keys-retire` keeps only the newest. On
+# the local stack of `make dev` (STACK_FILE: another local stack's stack.json, as make test
+# uses); with AWS=1 on the stack `make deploy` made (STACK, or the name in
+# $(DEPLOY_DIR)/samconfig.toml), with your usual AWS credentials.
+DEPLOY_DIR ?= .sam
+keys keys-rotate keys-retire: $(STAMP)
+ifdef AWS
+	$(VENV)/bin/python infra/keys.py $(or $(patsubst keys-%,%,$(filter keys-%,$@)),list) \
+	  $(if $(STACK),--stack $(STACK),--sam-config $(DEPLOY_DIR)/samconfig.toml)
+else
+	set -a; . localstack/local.env; set +a; \
+	AWS_ENDPOINT_URL=$${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} \
+	$(VENV)/bin/python infra/keys.py $(or $(patsubst keys-%,%,$(filter keys-%,$@)),list) \
+	  --stack-file $${STACK_FILE:-localstack/.state/stack.json}
+endif
 
 # AWS: make package, then sam deploy (guided the first time; answers kept in samconfig.toml),
 # then the stack's keys. PLATFORM_ORIGIN, SENDER_EMAIL and STACK, when set, fill the answers.

@@ -5,26 +5,35 @@ only) and the public-key secret (a JWK Set, read by every other function).
   keys.py ensure   create a first key if there is none; publish the public halves
   keys.py rotate   put a new key first (it signs from now on), keep the old ones; publish
   keys.py retire   keep only the first key (after the access-token lifetime has passed); publish
+  keys.py list     the key ids, newest (the signing one) first, and whether all are published
 
 Functions read the secrets again every JWT_KEYS_REFRESH_SECONDS, and verifiers at once (rate
 limited) when they meet an unknown key id, so none of these needs a redeploy. Idempotent.
-Configuration (environment): AWS_ENDPOINT_URL (unset for AWS), AWS_REGION,
-JWT_SIGNING_KEY_SECRET_ID, JWT_PUBLIC_KEYS_SECRET_ID (names or ARNs).
+
+Which stack's secrets (`make keys`, `make keys-rotate`, `make keys-retire` pass one of these):
+  --stack-file PATH     a stack.json deploy.py wrote (the local stack: localstack/.state/stack.json)
+  --stack NAME          a deployed stack, its two key secrets read from CloudFormation
+  --sam-config PATH     the stack named in the samconfig.toml `make deploy` keeps (.sam/)
+  (none)                JWT_SIGNING_KEY_SECRET_ID and JWT_PUBLIC_KEYS_SECRET_ID (names or ARNs)
+Environment: AWS_ENDPOINT_URL (unset for AWS), AWS_REGION.
 """
+import argparse
 import base64
 import datetime
 import json
 import os
 import secrets
 import sys
+import tomllib
 
 import boto3
+from botocore.exceptions import ClientError
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
-def client():
-    return boto3.client("secretsmanager", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
+def client(service="secretsmanager"):
+    return boto3.client(service, endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
                         region_name=os.environ.get("AWS_REGION", "us-east-1"))
 
 
@@ -67,11 +76,49 @@ def write(sm, secret_id, value, exists):
         sm.create_secret(Name=secret_id, SecretString=text)
 
 
-def main(command):
+def secret_ids(stack=None, stack_file=None, sam_config=None):
+    """The stack's (signing, public) key secret ids, from whichever of the three is given, else
+    from the environment."""
+    if sam_config:
+        try:
+            with open(sam_config, "rb") as f:
+                stack = tomllib.load(f)["default"]["deploy"]["parameters"]["stack_name"]
+        except FileNotFoundError:
+            raise SystemExit(f"keys: {sam_config} does not exist: name the stack (STACK=...) "
+                             "or deploy it first (make deploy)")
+    if stack:
+        cfn = client("cloudformation")
+        try:
+            resources = cfn.describe_stack_resources(StackName=stack)["StackResources"]
+        except ClientError as e:
+            raise SystemExit(f"keys: stack {stack}: {e}")
+        ids = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources}
+        return ids["JwtSigningKeySecret"], ids["JwtPublicKeysSecret"]
+    if stack_file:
+        try:
+            with open(stack_file) as f:
+                names = json.load(f)
+        except FileNotFoundError:
+            raise SystemExit(f"keys: {stack_file} does not exist: is the local stack up (make dev)?")
+        return names["signing_key_secret"], names["public_keys_secret"]
+    return env("JWT_SIGNING_KEY_SECRET_ID"), env("JWT_PUBLIC_KEYS_SECRET_ID")
+
+
+def main(command, signing_id=None, public_id=None):
     sm = client()
-    signing_id, public_id = env("JWT_SIGNING_KEY_SECRET_ID"), env("JWT_PUBLIC_KEYS_SECRET_ID")
+    if signing_id is None:
+        signing_id, public_id = secret_ids()
     signing = read(sm, signing_id)
     keys = list((signing or {}).get("keys", []))
+    if command == "list":
+        if not keys:
+            raise SystemExit(f"keys: {signing_id} holds no key yet (keys.py ensure)")
+        published = {k["kid"] for k in (read(sm, public_id) or {}).get("keys", [])}
+        for i, k in enumerate(keys):
+            role = "signs" if i == 0 else "verifies only"
+            where = "published" if k["kid"] in published else "NOT published"
+            print(f"{k['kid']}  {role}, {where}")
+        return
     changed = False
     if command == "ensure" and not keys:
         keys, changed = [new_key()], True
@@ -91,5 +138,20 @@ def main(command):
     print(f"keys: {command}: {len(keys)} key(s), signing with {keys[0]['kid']}")
 
 
+def cli():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n".join(__doc__.splitlines()[2:]))
+    parser.add_argument("command", nargs="?", default="ensure",
+                        choices=["ensure", "rotate", "retire", "list"])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--stack", help="a deployed stack's name (CloudFormation)")
+    which.add_argument("--stack-file", help="a stack.json written by deploy.py")
+    which.add_argument("--sam-config", help="the samconfig.toml naming the stack")
+    args = parser.parse_args()
+    ids = secret_ids(args.stack, args.stack_file, args.sam_config)
+    main(args.command, *ids)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "ensure")
+    sys.exit(cli())

@@ -42,7 +42,7 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
   [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; } )
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
-(cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi)
+(cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys)
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
 # Alone: it rotates and retires the stack's signing keys.

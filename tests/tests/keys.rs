@@ -1,17 +1,30 @@
-//! Access-token keys over HTTP, black box: a rotation with `infra/keys.py` reaches the
-//! signing function and the verify-only functions of the deployed stack without a redeploy,
-//! and a retired key stops working. It moves the stack's own keys, so `make test` runs it
+//! Access-token keys over HTTP, black box: a rotation with `make keys-rotate` (README,
+//! "Access-token keys", as printed) reaches the signing function and the verify-only functions
+//! of the deployed stack without a redeploy, and after `make keys-retire` a retired key stops
+//! working. It moves the stack's own keys, so `make test` runs it
 //! alone, after every other test (`localstack/test.sh`).
 
 mod support;
 
 use serde_json::{json, Value};
 use shared::domain::Role;
-use support::{python, unique_ip, Platform, PASSWORD};
+use support::{unique_ip, workspace, Platform, PASSWORD};
 
-/// `infra/keys.py` on the stack's secrets (from the environment `make test` exports).
-fn keys_py(command: &str) {
-    python("infra/keys.py", &[command]);
+/// `make keys-<command>` on the stack `make test` deployed: the target finds the stack's key
+/// secrets from its stack.json (`STACK_FILE`, which `make test` exports), not from variables.
+fn make_keys(command: &str) {
+    let out = std::process::Command::new("make")
+        .args(["-s", "--no-print-directory", &format!("keys-{command}")])
+        .current_dir(workspace())
+        .env_remove("JWT_SIGNING_KEY_SECRET_ID")
+        .env_remove("JWT_PUBLIC_KEYS_SECRET_ID")
+        .output()
+        .expect("make runs");
+    assert!(
+        out.status.success(),
+        "make keys-{command} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Long enough for every function to have read its key secret again.
@@ -50,7 +63,7 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
     let old = sign_in().await;
     assert_eq!(p.get(&origins, Some(&old)).await.status, 200);
 
-    keys_py("rotate");
+    make_keys("rotate");
     after_a_key_refresh().await;
     let new = sign_in().await;
     assert_ne!(kid_of(&new), kid_of(&old), "login signs with the new key");
@@ -67,7 +80,7 @@ async fn a_key_rotation_reaches_every_function_without_a_restart() {
         .collect();
     assert_eq!(kids.len(), 2, "{jwks}");
 
-    keys_py("retire");
+    make_keys("retire");
     after_a_key_refresh().await;
     assert_eq!(
         p.get(&origins, Some(&old)).await.status,
