@@ -537,6 +537,59 @@ class Console(unittest.TestCase):
         expect(page.get_by_text("Only platform operators may do this.").first).to_be_visible()
         self.screen(page, "partner-admin-danger")
 
+    def test_14_a_stale_edit_gets_412_shows_what_changed_and_reloads(self):
+        slug = f"etag-{RUN}"
+        self.assertEqual(api("POST", "/tenants", op(), {"slug": slug, "name": "Before", "owner_email": f"o-{slug}@example.com"})[0], 201)
+        self.wait_active(slug)
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + f"/console/tenants/{slug}/overview")
+        expect(page.get_by_label("Name")).to_have_value("Before")
+        # Someone else renames it meanwhile.
+        _, body, headers = api("GET", f"/tenants/{slug}", op())
+        status, _, _ = api("PATCH", f"/tenants/{slug}", op(), {"name": "Changed elsewhere"}, {"if-match": body["data"]["etag"]})
+        self.assertEqual(status, 200)
+        page.get_by_label("Plan").select_option("enterprise")
+        page.get_by_role("button", name="Save changes").click()
+        alert = page.get_by_role("alert").filter(has_text="HTTP 412")
+        expect(alert).to_contain_text("Changed elsewhere")
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["plan"], "free", "the stale edit changed nothing")
+        self.screen(page, "tenant-412")
+        page.get_by_role("button", name="Reload the latest (drop my edits)").click()
+        expect(page.get_by_label("Name")).to_have_value("Changed elsewhere")
+        page.get_by_label("Plan").select_option("pro")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.locator(".ok-text", has_text="Saved")).to_be_visible()
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["plan"], "pro")
+
+    def test_15_refusals_are_shown_where_they_happen(self):
+        slug = f"seed-{RUN}"
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + f"/console/tenants/{slug}/members")
+        # The last owner cannot be demoted: LAST_OWNER on the owner's own row.
+        row = page.locator(f"tr[data-email='{EMAIL}']")
+        row.get_by_label(f"Role of {EMAIL}").select_option("member")
+        row.get_by_role("button", name="Save role").click()
+        expect(row.get_by_role("alert")).to_contain_text("LAST_OWNER")
+        self.assertEqual({m["email"]: m["role"] for m in api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]}[EMAIL], "owner")
+        # Inviting an active member again: ALREADY_MEMBER on the email field.
+        page.get_by_label("Email", exact=True).fill(self.member)
+        page.get_by_role("button", name="Invite").click()
+        field = page.get_by_label("Email", exact=True)
+        expect(field).to_have_attribute("aria-invalid", "true")
+        self.screen(page, "members-refusals")
+        # A database the API cannot reach: its 422 reason on the connection string's field.
+        page.get_by_role("link", name="Databases").click()
+        page.get_by_label("Name").fill("unreachable")
+        page.get_by_label("Connection string").fill("postgres://nobody:secret@127.0.0.1:1/none")
+        page.get_by_role("button", name="Register").click()
+        expect(page.get_by_label("Connection string")).to_have_attribute("aria-invalid", "true", timeout=20_000)
+        expect(page.locator(".field-error")).to_contain_text("DATABASE_")
+        self.assertNotIn("secret", page.locator("main").inner_text(), "the connection string is never shown")
+        self.assertEqual(api("GET", f"/tenants/{slug}/databases", op())[1]["data"]["items"], [])
+        self.screen(page, "database-422")
+
     # ------------------------------------------------------------------
 
     def wait_active(self, slug, timeout=30):
