@@ -7,7 +7,7 @@
 #      deploys); later runs reuse them;
 #   4. the access-token keys and data key written into the stack's secrets, and its names
 #      printed (deploy.py --after-sam): the same step `make dev` runs after its deploy;
-#   5. the operator console: built (npm ci + vite, unless console/dist is there already),
+#   5. the operator console: built (npm ci when node_modules is missing, then vite),
 #      uploaded to the stack's console bucket with its config.json (the API's URL), the
 #      distribution invalidated, and its URL printed (console/publish.py).
 # Credentials come from the usual AWS places (AWS_PROFILE, ~/.aws, environment).
@@ -47,8 +47,8 @@ stack=${STACK:-$(.venv/bin/python -c 'import sys, tomllib; c = tomllib.load(open
 local_flag=(); [[ -n "${AWS_ENDPOINT_URL:-}" ]] && local_flag=(--local)
 .venv/bin/python infra/deploy.py --stack "$stack" --after-sam "${local_flag[@]}" --out "$dir/stack.json"
 echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.argv[1]))["api_url"])' "$dir/stack.json")"
-# The console: built unless console/dist exists, then published (exit 2: the stack was deployed
-# with ConsoleHosting=none and has no console to publish to).
-[[ -f console/dist/index.html ]] || (cd console && npm ci --no-audit --no-fund --loglevel=error && npm run build --silent)
+# The console: built (a build takes under a second; npm ci only when node_modules is missing), then
+# published (exit 2: the stack was deployed with ConsoleHosting=none and has no console).
+(cd console && { [[ -d node_modules ]] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent >/dev/null)
 rc=0; .venv/bin/python console/publish.py --stack "$stack" --out "$dir/console.json" || rc=$?
 ((rc == 0 || rc == 2)) || exit "$rc"
