@@ -29,6 +29,8 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
     partner: loc.query.get('partner') ?? '',
   };
   const [draft, setDraft] = useState(f);
+  // On a phone the six filters would fill the screen before the first entry: folded until asked.
+  const [wide] = useState(() => matchMedia('(min-width: 761px)').matches);
   const pages = useCursorPages();
   const key = JSON.stringify(f);
   useEffect(() => {
@@ -52,6 +54,8 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
   return (
     <>
       {scope && <h2>Audit entries</h2>}
+      <details class="filter-box" open={wide || Object.values(f).some(Boolean)}>
+        <summary>Filters{Object.values(f).some(Boolean) ? ` (${Object.values(f).filter(Boolean).length} applied)` : ''}</summary>
       <form
         class="filters"
         aria-label="Audit filters"
@@ -75,6 +79,7 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
           </button>
         </div>
       </form>
+      </details>
       <ErrorBox error={list.error} title="Could not load the audit entries" />
       {list.data && list.data.items.length === 0 && <p class="empty">No entry matches.</p>}
       {list.data && list.data.items.length > 0 && (
