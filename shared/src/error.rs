@@ -1,39 +1,129 @@
-//! The one place where failures become HTTP statuses and public messages. Domain modules keep
-//! their own `thiserror` enums and convert into `ApiError`; the internal cause of a 5xx goes to
-//! the log, never to the client.
+//! The one place where failures become HTTP statuses and public messages. Every error code the
+//! API answers is one variant of [`ErrorCode`], with its status and its string (the catalogue);
+//! `infra/openapi.yaml`'s `ErrorCode` lists the same codes (`shared/tests/error_catalogue.rs`
+//! holds the two equal). Domain and store errors convert into `ApiError` here, in the HTTP
+//! layer; the internal cause of a 5xx goes to the log, never to the client.
 
+use std::borrow::Cow;
 use std::error::Error as StdError;
 
 type Cause = Box<dyn StdError + Send + Sync>;
 
+/// Declares the catalogue: each code's variant, HTTP status and string, in one line.
+macro_rules! catalogue {
+    ($($(#[doc = $doc:literal])* $variant:ident = $status:literal $code:literal,)*) => {
+        /// Every error code the API answers, with its HTTP status.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        impl ErrorCode {
+            /// The whole catalogue, in order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)*];
+
+            /// The HTTP status every answer with this code has.
+            pub const fn status(self) -> u16 {
+                match self {
+                    $(ErrorCode::$variant => $status,)*
+                }
+            }
+
+            /// The code as clients see it (`SNAKE_CASE`).
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorCode::$variant => $code,)*
+                }
+            }
+        }
+    };
+}
+
+catalogue! {
+    // 400: the request itself is wrong.
+    /// Generic malformed request (an unreadable event, a bad parameter).
+    InvalidRequest = 400 "INVALID_REQUEST",
+    InvalidJson = 400 "INVALID_JSON",
+    /// A field failed its rule; the message names the field.
+    InvalidField = 400 "INVALID_FIELD",
+    InvalidCursor = 400 "INVALID_CURSOR",
+    InvalidIdempotencyKey = 400 "INVALID_IDEMPOTENCY_KEY",
+    InvalidOrExpiredToken = 400 "INVALID_OR_EXPIRED_TOKEN",
+    WeakPassword = 400 "WEAK_PASSWORD",
+    InvalidRedirectOrigin = 400 "INVALID_REDIRECT_ORIGIN",
+    UnknownTable = 400 "UNKNOWN_TABLE",
+    InvalidValue = 400 "INVALID_VALUE",
+    InvalidQuery = 400 "INVALID_QUERY",
+    // 401: who the caller is could not be established.
+    InvalidCredentials = 401 "INVALID_CREDENTIALS",
+    InvalidToken = 401 "INVALID_TOKEN",
+    InvalidRefreshToken = 401 "INVALID_REFRESH_TOKEN",
+    // 403: known caller, not allowed.
+    OperatorAudienceDenied = 403 "OPERATOR_AUDIENCE_DENIED",
+    AccountSuspended = 403 "ACCOUNT_SUSPENDED",
+    TenantSuspended = 403 "TENANT_SUSPENDED",
+    Forbidden = 403 "FORBIDDEN",
+    // 404: nothing there, or nothing this caller may see.
+    RouteNotFound = 404 "ROUTE_NOT_FOUND",
+    TenantNotFound = 404 "TENANT_NOT_FOUND",
+    PartnerNotFound = 404 "PARTNER_NOT_FOUND",
+    MemberNotFound = 404 "MEMBER_NOT_FOUND",
+    AdminNotFound = 404 "ADMIN_NOT_FOUND",
+    DatabaseNotFound = 404 "DATABASE_NOT_FOUND",
+    NotAttached = 404 "NOT_ATTACHED",
+    /// A record a change applies to vanished under it.
+    NotFound = 404 "NOT_FOUND",
+    MethodNotAllowed = 405 "METHOD_NOT_ALLOWED",
+    // 409: the request conflicts with the current state.
+    SlugTaken = 409 "SLUG_TAKEN",
+    LastOwner = 409 "LAST_OWNER",
+    AlreadyMember = 409 "ALREADY_MEMBER",
+    AlreadyAdmin = 409 "ALREADY_ADMIN",
+    PartnerTerminated = 409 "PARTNER_TERMINATED",
+    InvalidState = 409 "INVALID_STATE",
+    OffboardingInProgress = 409 "OFFBOARDING_IN_PROGRESS",
+    RecoveryWindowPassed = 409 "RECOVERY_WINDOW_PASSED",
+    ConcurrentUpdate = 409 "CONCURRENT_UPDATE",
+    IdempotencyInProgress = 409 "IDEMPOTENCY_IN_PROGRESS",
+    PreconditionFailed = 412 "PRECONDITION_FAILED",
+    PayloadTooLarge = 413 "PAYLOAD_TOO_LARGE",
+    // 422: well-formed, but cannot be done as asked.
+    IdempotencyKeyReused = 422 "IDEMPOTENCY_KEY_REUSED",
+    DatabaseUnreachable = 422 "DATABASE_UNREACHABLE",
+    DatabaseHostNotAllowed = 422 "DATABASE_HOST_NOT_ALLOWED",
+    QueryTimeout = 422 "QUERY_TIMEOUT",
+    ReadOnly = 422 "READ_ONLY",
+    PermissionDenied = 422 "PERMISSION_DENIED",
+    DatabaseError = 422 "DATABASE_ERROR",
+    TooManyRequests = 429 "TOO_MANY_REQUESTS",
+    /// API Gateway's own answer when its throttles refuse (the template's gateway responses).
+    Throttled = 429 "THROTTLED",
+    InternalError = 500 "INTERNAL_ERROR",
+    ServiceUnavailable = 503 "SERVICE_UNAVAILABLE",
+    /// API Gateway's own answer when a function outlives the integration timeout.
+    GatewayTimeout = 504 "GATEWAY_TIMEOUT",
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    #[error("bad request ({code}): {message}")]
-    BadRequest { code: &'static str, message: String },
-    #[error("unauthorized ({code})")]
-    Unauthorized {
-        code: &'static str,
-        message: &'static str,
+    /// The request is refused; the status is the code's.
+    #[error("refused ({code}): {message}")]
+    Refused {
+        code: ErrorCode,
+        message: Cow<'static, str>,
     },
-    #[error("forbidden ({code})")]
-    Forbidden {
-        code: &'static str,
-        message: &'static str,
-    },
-    #[error("not found ({code})")]
-    NotFound { code: &'static str, message: String },
     /// `allow` is the resource's methods, for the `Allow` header (RFC 9110).
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
-    #[error("conflict ({code}): {message}")]
-    Conflict { code: &'static str, message: String },
     /// `If-Match` named a version that is no longer current.
     #[error("precondition failed")]
     PreconditionFailed,
-    /// Well-formed, but contradicts what an earlier request established (e.g. an
-    /// `Idempotency-Key` reused with a different body).
-    #[error("unprocessable ({code}): {message}")]
-    Unprocessable { code: &'static str, message: String },
     #[error("request body larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("too many requests, retry after {retry_after_secs}s")]
@@ -49,15 +139,16 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        ApiError::BadRequest {
+    /// A refusal with `code` (its status from the catalogue) and a message for the client.
+    pub fn refused(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::Refused {
             code,
             message: message.into(),
         }
     }
 
-    pub fn invalid_request(message: impl Into<String>) -> Self {
-        ApiError::bad_request("INVALID_REQUEST", message)
+    pub fn invalid_request(message: impl Into<Cow<'static, str>>) -> Self {
+        ApiError::refused(ErrorCode::InvalidRequest, message)
     }
 
     /// A path this function serves, with a method it does not.
@@ -69,17 +160,14 @@ impl ApiError {
 
     /// Another request changed the record between this one's read and its write.
     pub fn concurrent_update() -> Self {
-        ApiError::Conflict {
-            code: "CONCURRENT_UPDATE",
-            message: "the resource was changed by another request; read it again and retry".into(),
-        }
+        ApiError::refused(
+            ErrorCode::ConcurrentUpdate,
+            "the resource was changed by another request; read it again and retry",
+        )
     }
 
     pub fn route_not_found() -> Self {
-        ApiError::NotFound {
-            code: "ROUTE_NOT_FOUND",
-            message: "no such route".into(),
-        }
+        ApiError::refused(ErrorCode::RouteNotFound, "no such route")
     }
 
     pub fn unavailable(dependency: &'static str, cause: impl Into<Cause>) -> Self {
@@ -94,54 +182,40 @@ impl ApiError {
     }
 
     pub fn status(&self) -> u16 {
+        self.error_code().status()
+    }
+
+    /// The catalogue entry of this answer.
+    pub fn error_code(&self) -> ErrorCode {
         match self {
-            ApiError::BadRequest { .. } => 400,
-            ApiError::Unauthorized { .. } => 401,
-            ApiError::Forbidden { .. } => 403,
-            ApiError::NotFound { .. } => 404,
-            ApiError::MethodNotAllowed { .. } => 405,
-            ApiError::Conflict { .. } => 409,
-            ApiError::PreconditionFailed => 412,
-            ApiError::PayloadTooLarge { .. } => 413,
-            ApiError::Unprocessable { .. } => 422,
-            ApiError::TooManyRequests { .. } => 429,
-            ApiError::Unavailable { .. } => 503,
-            ApiError::Internal(_) => 500,
+            ApiError::Refused { code, .. } => *code,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::PreconditionFailed => ErrorCode::PreconditionFailed,
+            ApiError::PayloadTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            ApiError::TooManyRequests { .. } => ErrorCode::TooManyRequests,
+            ApiError::Unavailable { .. } => ErrorCode::ServiceUnavailable,
+            ApiError::Internal(_) => ErrorCode::InternalError,
         }
     }
 
     pub fn code(&self) -> &'static str {
-        match self {
-            ApiError::BadRequest { code, .. }
-            | ApiError::Unauthorized { code, .. }
-            | ApiError::Forbidden { code, .. }
-            | ApiError::NotFound { code, .. }
-            | ApiError::Conflict { code, .. }
-            | ApiError::Unprocessable { code, .. } => code,
-            ApiError::MethodNotAllowed { .. } => "METHOD_NOT_ALLOWED",
-            ApiError::PreconditionFailed => "PRECONDITION_FAILED",
-            ApiError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
-            ApiError::TooManyRequests { .. } => "TOO_MANY_REQUESTS",
-            ApiError::Unavailable { .. } => "SERVICE_UNAVAILABLE",
-            ApiError::Internal(_) => "INTERNAL_ERROR",
-        }
+        self.error_code().as_str()
+    }
+
+    /// Whether this is a refusal with `code`.
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.error_code() == code
     }
 
     /// The text a client sees. 5xx messages are fixed strings: causes stay in the log.
     pub fn public_message(&self) -> String {
         match self {
-            ApiError::BadRequest { message, .. }
-            | ApiError::NotFound { message, .. }
-            | ApiError::Conflict { message, .. }
-            | ApiError::Unprocessable { message, .. } => message.clone(),
+            ApiError::Refused { message, .. } => message.to_string(),
             ApiError::MethodNotAllowed { .. } => {
                 "this method is not allowed on this route".to_string()
             }
             ApiError::PreconditionFailed => {
                 "the resource changed since it was read (If-Match); read it again".to_string()
-            }
-            ApiError::Unauthorized { message, .. } | ApiError::Forbidden { message, .. } => {
-                (*message).to_string()
             }
             ApiError::PayloadTooLarge { limit } => {
                 format!("request body must be at most {limit} bytes")
@@ -159,6 +233,50 @@ impl ApiError {
     /// The full cause chain, for the log line of a failed request.
     pub fn cause_chain(&self) -> String {
         chain(self)
+    }
+}
+
+/// What the store's failures mean to a client. A refused commit is decided by each handler
+/// from its typed reasons; what reaches here unhandled is a conflict with another request.
+impl From<crate::store::StoreError> for ApiError {
+    fn from(err: crate::store::StoreError) -> Self {
+        use crate::store::StoreError;
+        match err {
+            StoreError::Conflict(_) => ApiError::concurrent_update(),
+            StoreError::NotFound(what) => {
+                ApiError::refused(ErrorCode::NotFound, format!("the {what} no longer exists"))
+            }
+            StoreError::InvalidCursor => ApiError::refused(
+                ErrorCode::InvalidCursor,
+                "the cursor is not valid for this list",
+            ),
+            StoreError::Unavailable(cause) => ApiError::unavailable("database", cause),
+            rejected @ StoreError::Rejected(_) => ApiError::internal(rejected),
+            corrupt @ StoreError::Corrupt { .. } => ApiError::internal(corrupt),
+        }
+    }
+}
+
+impl crate::store::changes::CommitError {
+    /// This failure as an answer: `refused` decides what the store's typed reasons mean for
+    /// this request; any other failure answers as a store error.
+    pub fn answer(
+        self,
+        refused: impl FnOnce(&[crate::store::changes::Refusal]) -> ApiError,
+    ) -> ApiError {
+        use crate::store::changes::CommitError;
+        match self {
+            CommitError::Refused { reasons } => refused(&reasons),
+            CommitError::Store(e) => e.into(),
+            e @ CommitError::TooMany => ApiError::internal(e),
+        }
+    }
+}
+
+/// A field that failed its rule, as the client sees it.
+impl From<crate::fields::FieldError> for ApiError {
+    fn from(e: crate::fields::FieldError) -> Self {
+        ApiError::refused(ErrorCode::InvalidField, e.to_string())
     }
 }
 
@@ -189,10 +307,7 @@ where
     loop {
         tries += 1;
         match attempt().await {
-            Err(ApiError::Conflict {
-                code: "CONCURRENT_UPDATE",
-                ..
-            }) if tries < 3 => {
+            Err(e) if e.is(ErrorCode::ConcurrentUpdate) && tries < 3 => {
                 let jitter = rand::random::<u64>() % 25;
                 tokio::time::sleep(std::time::Duration::from_millis(5 + jitter)).await;
             }

@@ -22,11 +22,6 @@ impl FieldError {
     }
 }
 
-impl From<FieldError> for crate::ApiError {
-    fn from(e: FieldError) -> Self {
-        crate::ApiError::bad_request("INVALID_FIELD", e.to_string())
-    }
-}
 
 pub const MAX_NAME_CHARS: usize = 100;
 

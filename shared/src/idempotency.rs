@@ -15,6 +15,7 @@
 //! Routes whose answers are credentials (sign-in, refresh) do not take a key: the answer would
 //! have to be stored.
 
+use crate::error::ErrorCode;
 use crate::auth::sha256_hex;
 use crate::store::{IdempotencyClaim, IdempotencyStore};
 use crate::{ApiError, ApiResponse};
@@ -39,8 +40,7 @@ pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
         {
             Ok(Some(v.to_string()))
         }
-        _ => Err(ApiError::bad_request(
-            "INVALID_IDEMPOTENCY_KEY",
+        _ => Err(ApiError::refused(ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
     }
@@ -94,12 +94,9 @@ impl Idempotent<'_> {
                 ..
             } if theirs != fingerprint => return Err(reused()),
             IdempotencyClaim::InProgress { .. } => {
-                return Err(ApiError::Conflict {
-                    code: "IDEMPOTENCY_IN_PROGRESS",
-                    message: "a request with this Idempotency-Key is still being processed; \
+                return Err(ApiError::refused(ErrorCode::IdempotencyInProgress, "a request with this Idempotency-Key is still being processed; \
                               retry shortly"
-                        .into(),
-                })
+                        ))
             }
             IdempotencyClaim::Done { status, data, .. } => {
                 let data =
@@ -134,10 +131,7 @@ impl Idempotent<'_> {
 }
 
 fn reused() -> ApiError {
-    ApiError::Unprocessable {
-        code: "IDEMPOTENCY_KEY_REUSED",
-        message: "this Idempotency-Key was already used with a different request".into(),
-    }
+    ApiError::refused(ErrorCode::IdempotencyKeyReused, "this Idempotency-Key was already used with a different request")
 }
 
 #[cfg(test)]

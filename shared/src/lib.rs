@@ -33,7 +33,7 @@ pub mod testing;
 pub mod time;
 
 pub use envelope::ApiResponse;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 // The SDK crates, re-exported so function crates build clients without their own copies.
 pub use aws_sdk_dynamodb as dynamodb;

@@ -2,6 +2,7 @@
 //! address API Gateway saw, a bounded JSON body and a bearer token. `handle` wraps a route with
 //! the request span, the envelope and the one log line per request.
 
+use crate::error::ErrorCode;
 use crate::envelope::{render, ApiResponse};
 use crate::error::ApiError;
 use lambda_http::request::RequestContext as LambdaRequestContext;
@@ -117,8 +118,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
         return Err(ApiError::PayloadTooLarge { limit });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request(
-            "INVALID_JSON",
+        return Err(ApiError::refused(ErrorCode::InvalidJson,
             "a JSON request body is required",
         ));
     }
@@ -127,7 +127,7 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
         match e.classify() {
             Category::Data => ApiError::invalid_request(data_error_message(&e)),
             Category::Io | Category::Syntax | Category::Eof => {
-                ApiError::bad_request("INVALID_JSON", "request body is not valid JSON")
+                ApiError::refused(ErrorCode::InvalidJson, "request body is not valid JSON")
             }
         }
     })

@@ -1,7 +1,6 @@
 //! Tenants as the rest of the platform sees them: slugs, the tenant record, who may manage a
 //! tenant, and redirect origins (where links in tenant mail may point).
 
-use crate::domain::{Membership, Role, User};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -282,21 +281,6 @@ impl Tenant {
     pub fn etag(&self) -> String {
         format!("\"v{}\"", self.version)
     }
-}
-
-/// May `user` (with `memberships`) manage `tenant`'s settings? Platform operators (operator
-/// audience, stored flag) always; otherwise only the tenant's owners and admins.
-pub fn can_manage(
-    user: &User,
-    operator_session: bool,
-    membership: Option<&Membership>,
-    tenant: &Tenant,
-) -> bool {
-    if operator_session && user.platform_admin {
-        return true;
-    }
-    membership
-        .is_some_and(|m| m.tenant_id == tenant.id && matches!(m.role, Role::Owner | Role::Admin))
 }
 
 /// One allowed redirect origin: `scheme://host[:port]`, nothing else. `https` is required

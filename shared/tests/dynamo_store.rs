@@ -389,7 +389,7 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
         ));
     }
     // A commit is all or nothing: refused by one change, none of the others is written.
-    use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError, OutboxEvent};
+    use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError, OutboxEvent, Refusal};
     let scope = format!("tenant:{}", tenant.id);
     let event_id = uuid::Uuid::new_v4().to_string();
     let with = |membership_user: &UserId| {
@@ -421,9 +421,9 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
         ]
     };
     match s.commit(with(&owner.id)).await {
-        Err(CommitError::Refused { keys }) => log.push(format!(
+        Err(CommitError::Refused { reasons }) => log.push(format!(
             "refused by the membership: {}",
-            keys == vec![format!("USER#{}", owner.id)]
+            reasons == vec![Refusal::AlreadyMember]
         )),
         other => log.push(format!("unexpected: {other:?}")),
     }
@@ -502,12 +502,7 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
         .unwrap();
     let refused = |r: Result<(), CommitError>| match r {
         Ok(()) => "ok".to_string(),
-        Err(CommitError::Refused { keys }) => format!(
-            "refused by {:?}",
-            keys.iter()
-                .map(|k| k.split('#').next().unwrap().to_string())
-                .collect::<Vec<_>>()
-        ),
+        Err(CommitError::Refused { reasons }) => format!("refused by {reasons:?}"),
         Err(e) => format!("error {e}"),
     };
     let mut tenants = Vec::new();
@@ -686,11 +681,11 @@ async fn both_stores_manage_tenants_and_partners_alike() {
     let in_memory = management_scenario(&memory).await;
     assert_eq!(on_dynamo, in_memory);
     for expected in [
-        "same slug: refused by [\"SLUG\"]",
-        "stale: refused by [\"TENANT\"]",
+        "same slug: refused by [SlugTaken]",
+        "stale: refused by [VersionMoved]",
         "suspend: ok",
-        "demote last owner: refused by [\"TENANT\"]",
-        "attach to terminated: refused by [\"PARTNER\"]",
+        "demote last owner: refused by [LastOwner]",
+        "attach to terminated: refused by [PartnerInactive]",
     ] {
         assert!(
             on_dynamo.iter().any(|l| l == expected),

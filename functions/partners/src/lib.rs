@@ -14,10 +14,12 @@
 //! tenant's version, so concurrent moves keep them exact. A partner admin who asks about
 //! another partner gets the same 404 as for a partner that does not exist.
 
+use shared::auth::gate::{self, Intent, Need};
+use shared::ErrorCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::{signed_in, tenant_in_path, tenant_not_found, Caller};
+use shared::auth::access::{signed_in, Caller};
 use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::domain::{Email, UserId, UserStatus};
@@ -30,9 +32,9 @@ use shared::request::{
     etag_matches, if_match, json_body, matched, path_param, query_param, RequestContext,
     DEFAULT_BODY_LIMIT,
 };
-use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
+use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change, Refusal};
 use shared::store::{Store, TenantFilter};
-use shared::tenant::{Tenant, TenantStatus};
+use shared::tenant::Tenant;
 use shared::{ApiError, ApiResponse};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -125,18 +127,19 @@ struct Call<'a> {
     caller: &'a Caller,
 }
 
+fn already_admin() -> ApiError {
+    ApiError::refused(
+        ErrorCode::AlreadyAdmin,
+        "this person is already an admin of this partner",
+    )
+}
+
 fn partner_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "PARTNER_NOT_FOUND",
-        message: "no such partner".into(),
-    }
+    ApiError::refused(ErrorCode::PartnerNotFound, "no such partner")
 }
 
 fn operators_only() -> ApiError {
-    ApiError::Forbidden {
-        code: "FORBIDDEN",
-        message: "only platform operators may do this",
-    }
+    ApiError::refused(ErrorCode::Forbidden, "only platform operators may do this")
 }
 
 impl Call<'_> {
@@ -168,11 +171,7 @@ impl Call<'_> {
     }
 
     fn require_operator(&self) -> Result<(), ApiError> {
-        if self.caller.operator {
-            Ok(())
-        } else {
-            Err(operators_only())
-        }
+        gate::operator(self.caller)
     }
 
     fn audit(&self, target: AuditTarget, action: &str, details: Value) -> AuditEntry {
@@ -276,9 +275,12 @@ async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             .commit(vec![Change::CreatePartner(partner.clone()), Change::Audit(audit)])
             .await
             .map_err(|e| {
-                e.answer(|_| ApiError::Conflict {
-                    code: "SLUG_TAKEN",
-                    message: "a partner with this slug exists".into(),
+                e.answer(|reasons| {
+                    if reasons.contains(&Refusal::SlugTaken) {
+                        ApiError::refused(ErrorCode::SlugTaken, "a partner with this slug exists")
+                    } else {
+                        ApiError::concurrent_update()
+                    }
                 })
             })?;
         tracing::info!(partner = %partner.slug, created_by = %call.caller.user.id, "partner created");
@@ -475,24 +477,24 @@ async fn tenants(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 async fn attach(call: &Call<'_>, attach: bool) -> Result<ApiResponse, ApiError> {
     let partner = call.partner(true).await?;
     let store = call.app.store.as_ref();
-    let tenant = tenant_in_path(store, call.req).await?;
-    if tenant.status == TenantStatus::Deleted {
-        return Err(tenant_not_found());
-    }
+    // The gate: an operator's change to the tenant (a deleted one must be restored first).
+    let tenant = gate::tenant(
+        store,
+        call.caller,
+        path_param(call.req, "slug").as_deref(),
+        Need::Operator,
+        Intent::Write,
+    )
+    .await?
+    .into_tenant();
     let new_partner = if attach {
         if partner.status != PartnerStatus::Active {
-            return Err(ApiError::Conflict {
-                code: "PARTNER_TERMINATED",
-                message: "this partner is terminated and takes no new tenants".into(),
-            });
+            return Err(ApiError::refused(ErrorCode::PartnerTerminated, "this partner is terminated and takes no new tenants"));
         }
         Some(partner.id.clone())
     } else {
         if tenant.partner.as_ref() != Some(&partner.id) {
-            return Err(ApiError::NotFound {
-                code: "NOT_ATTACHED",
-                message: "this tenant is not attached to this partner".into(),
-            });
+            return Err(ApiError::refused(ErrorCode::NotAttached, "this tenant is not attached to this partner"));
         }
         None
     };
@@ -528,12 +530,9 @@ async fn attach(call: &Call<'_>, attach: bool) -> Result<ApiResponse, ApiError> 
     entry.partner = Some(partner.id.clone());
     changes.push(Change::Audit(entry));
     store.commit(changes).await.map_err(|e| {
-        e.answer(|keys| {
-            if keys.iter().any(|k| k == &format!("PARTNER#{}", partner.id)) {
-                ApiError::Conflict {
-                    code: "PARTNER_TERMINATED",
-                    message: "this partner is terminated and takes no new tenants".into(),
-                }
+        e.answer(|reasons| {
+            if reasons.contains(&Refusal::PartnerInactive) {
+                ApiError::refused(ErrorCode::PartnerTerminated, "this partner is terminated and takes no new tenants")
             } else {
                 ApiError::concurrent_update()
             }
@@ -593,10 +592,7 @@ async fn invite_admin(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         let existing = store.user_by_email(&email).await?;
         if let Some(u) = &existing {
             if store.is_partner_admin(&u.id, &partner.id).await? {
-                return Err(ApiError::Conflict {
-                    code: "ALREADY_ADMIN",
-                    message: "this person is already an admin of this partner".into(),
-                });
+                return Err(already_admin());
             }
         }
         let new_user = existing.is_none();
@@ -617,7 +613,15 @@ async fn invite_admin(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         store
             .commit(changes)
             .await
-            .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+            .map_err(|e| {
+                e.answer(|reasons| {
+                    if reasons.contains(&Refusal::AlreadyPartnerAdmin) {
+                        already_admin()
+                    } else {
+                        ApiError::concurrent_update()
+                    }
+                })
+            })?;
         tracing::info!(partner = %partner.slug, user_id = %user.id, invited_by = %call.caller.user.id, new_user, "partner admin added");
         if user.status == UserStatus::Invited {
             shared::invitation::send(
@@ -677,8 +681,5 @@ async fn remove_admin(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 fn admin_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "ADMIN_NOT_FOUND",
-        message: "this user is not an admin of this partner".into(),
-    }
+    ApiError::refused(ErrorCode::AdminNotFound, "this user is not an admin of this partner")
 }

@@ -10,19 +10,18 @@
 pub mod keys;
 pub mod post_policy;
 
+use shared::auth::gate::{self, Granted, Intent, Need};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::{
-    signed_in, tenant_access, tenant_in_path, tenant_not_found, tenant_suspended,
-};
+use shared::auth::access::signed_in;
 use shared::auth::jwt::TokenKeys;
 use shared::fields::FieldError;
-use shared::request::{json_body, matched, RequestContext};
+use shared::request::{json_body, matched, path_param, RequestContext};
 use shared::store::Store;
-use shared::tenant::{Plan, Tenant, TenantStatus};
+use shared::tenant::{Plan, Tenant};
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -83,7 +82,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     match matched(&req, ROUTES)? {
-        Route::Presign => presign(app, &req).await,
+        Route::Presign => presign(app, &req, member_tenant(app, &req).await?).await,
     }
 }
 
@@ -113,24 +112,12 @@ enum PresignBody {
     One(Item),
 }
 
-/// The tenant in the path, if the caller is one of its members and it is usable.
-async fn member_tenant(app: &App, req: &Request) -> Result<Tenant, ApiError> {
+/// The tenant in the path, for its members (the gate's `Member`: operators and partner
+/// admins are not members unless added).
+async fn member_tenant(app: &App, req: &Request) -> Result<Granted, ApiError> {
     let caller = signed_in(&app.keys, app.store.as_ref(), req).await?;
-    let tenant = tenant_in_path(app.store.as_ref(), req).await?;
-    let access = tenant_access(app.store.as_ref(), &caller, &tenant).await?;
-    if !access.sees() || tenant.status == TenantStatus::Deleted {
-        return Err(tenant_not_found());
-    }
-    if tenant.status == TenantStatus::Suspended {
-        return Err(tenant_suspended());
-    }
-    if access.role.is_none() {
-        return Err(ApiError::Forbidden {
-            code: "FORBIDDEN",
-            message: "only the tenant's members get storage links",
-        });
-    }
-    Ok(tenant)
+    let slug = path_param(req, "slug");
+    gate::tenant(app.store.as_ref(), &caller, slug.as_deref(), Need::Member, Intent::Write).await
 }
 
 /// A checked request item: what to sign.
@@ -189,8 +176,8 @@ fn check_item(app: &App, item: &Item, field: &str) -> Result<Wanted, FieldError>
     })
 }
 
-async fn presign(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let tenant = member_tenant(app, req).await?;
+async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let tenant = granted.into_tenant();
     let body: PresignBody = json_body(req, 64 * 1024)?;
     let (items, many) = match &body {
         PresignBody::Many(Many { items }) => (items.iter().collect::<Vec<_>>(), true),

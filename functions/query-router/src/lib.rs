@@ -14,13 +14,14 @@
 pub mod sql;
 pub mod target;
 
+use shared::auth::gate::{self, database_not_found, DatabaseDenied, Granted, Intent, Need};
+use shared::ErrorCode;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::auth::access::{
-    signed_in, tenant_access, tenant_in_path, tenant_not_found, tenant_suspended, Caller,
-    TenantAccess,
+    signed_in, Caller,
 };
 use shared::auth::jwt::TokenKeys;
 use shared::crypto::DataKey;
@@ -29,7 +30,6 @@ use shared::fields::{self, FieldError};
 use shared::request::{json_body, matched, path_param, query_param, RequestContext};
 use shared::store::changes::{AuditEntry, AuditTarget, Change};
 use shared::store::{DatabaseRecord, Store};
-use shared::tenant::{Tenant, TenantStatus};
 use shared::{ApiError, ApiResponse};
 use sql::{Column, Param};
 use std::collections::HashMap;
@@ -117,53 +117,38 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     let route = matched(&req, ROUTES)?;
     let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
     match route {
-        Route::ListDatabases => list(app, &req, &caller).await,
-        Route::RegisterDatabase => register(app, &ctx, &req, &caller).await,
-        Route::DeleteDatabase => remove(app, &ctx, &req, &caller).await,
-        Route::Tables => tables(app, &req, &caller).await,
-        Route::Query => query(app, &req, &caller).await,
+        Route::ListDatabases => list(app, &req, managed(app, &req, &caller, Intent::Read).await?).await,
+        Route::RegisterDatabase => {
+            let granted = managed(app, &req, &caller, Intent::Write).await?;
+            register(app, &ctx, &req, &caller, granted).await
+        }
+        Route::DeleteDatabase => {
+            let granted = managed(app, &req, &caller, Intent::Write).await?;
+            remove(app, &ctx, &req, &caller, granted).await
+        }
+        Route::Tables => tables(app, member_database(app, &req, &caller).await?).await,
+        Route::Query => query(app, &req, member_database(app, &req, &caller).await?).await,
     }
 }
 
-fn database_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "DATABASE_NOT_FOUND",
-        message: "no such database".into(),
-    }
-}
 
-/// Whether the tenant can be used by this caller at all: deleted tenants do not exist for
-/// non-operators, suspended ones refuse their members.
-fn usable(tenant: &Tenant, access: &TenantAccess) -> Result<(), ApiError> {
-    if !access.sees() || (tenant.status == TenantStatus::Deleted && !access.operator) {
-        return Err(tenant_not_found());
-    }
-    if tenant.status == TenantStatus::Suspended && !access.operator {
-        return Err(tenant_suspended());
-    }
-    Ok(())
-}
-
-/// The tenant in the path, for its owners, admins and operators.
-async fn managed_tenant(app: &App, req: &Request, caller: &Caller) -> Result<Tenant, ApiError> {
-    let tenant = tenant_in_path(app.store.as_ref(), req).await?;
-    let access = tenant_access(app.store.as_ref(), caller, &tenant).await?;
-    usable(&tenant, &access)?;
-    if !access.manages() {
-        return Err(ApiError::Forbidden {
-            code: "FORBIDDEN",
-            message: "only the tenant's owners and admins may manage its databases",
-        });
-    }
-    Ok(tenant)
+/// The tenant in the path, for its owners, admins and operators (the gate's `Manager`).
+async fn managed(
+    app: &App,
+    req: &Request,
+    caller: &Caller,
+    intent: Intent,
+) -> Result<Granted, ApiError> {
+    let slug = path_param(req, "slug");
+    gate::tenant(app.store.as_ref(), caller, slug.as_deref(), Need::Manager, intent).await
 }
 
 fn view(d: &DatabaseRecord) -> Value {
     json!({"id": d.id, "name": d.name, "engine": d.engine, "host": d.host, "created_at": d.created_at})
 }
 
-async fn list(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
-    let tenant = managed_tenant(app, req, caller).await?;
+async fn list(app: &App, req: &Request, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let tenant = granted.into_tenant();
     let limit = shared::page::limit(query_param(req, "limit").as_deref())
         .map_err(|e| FieldError::new("limit", e))?;
     let cursor = query_param(req, "cursor");
@@ -193,16 +178,10 @@ fn owner_of(tenant: &shared::domain::TenantId, id: &DatabaseId) -> Vec<u8> {
 fn unusable(why: Unusable) -> ApiError {
     match why {
         Unusable::Invalid | Unusable::Host => {
-            ApiError::bad_request("INVALID_FIELD", why.to_string())
+            ApiError::refused(ErrorCode::InvalidField, why.to_string())
         }
-        Unusable::Private => ApiError::Unprocessable {
-            code: "DATABASE_HOST_NOT_ALLOWED",
-            message: why.to_string(),
-        },
-        _ => ApiError::Unprocessable {
-            code: "DATABASE_UNREACHABLE",
-            message: why.to_string(),
-        },
+        Unusable::Private => ApiError::refused(ErrorCode::DatabaseHostNotAllowed, why.to_string()),
+        _ => ApiError::refused(ErrorCode::DatabaseUnreachable, why.to_string()),
     }
 }
 
@@ -211,8 +190,9 @@ async fn register(
     ctx: &RequestContext,
     req: &Request,
     caller: &Caller,
+    granted: Granted,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = managed_tenant(app, req, caller).await?;
+    let tenant = granted.into_tenant();
     let body: RegisterBody = json_body(req, 8 * 1024)?;
     let name = fields::name("name", &body.name)?;
     if body.engine != "postgres" {
@@ -267,8 +247,9 @@ async fn remove(
     ctx: &RequestContext,
     req: &Request,
     caller: &Caller,
+    granted: Granted,
 ) -> Result<ApiResponse, ApiError> {
-    let tenant = managed_tenant(app, req, caller).await?;
+    let tenant = granted.into_tenant();
     let id = path_param(req, "db_id")
         .as_deref()
         .and_then(DatabaseId::parse)
@@ -320,32 +301,23 @@ fn forget(app: &App, id: &DatabaseId) {
 }
 
 /// The database in the path, if the caller is a member of the tenant that owns it.
+/// The database in the path and its tenant's gate, for the tenant's members (the gate's
+/// `database`).
 async fn member_database(
     app: &App,
     req: &Request,
     caller: &Caller,
 ) -> Result<DatabaseRecord, ApiError> {
-    let id = path_param(req, "db_id")
-        .as_deref()
-        .and_then(DatabaseId::parse)
-        .ok_or_else(database_not_found)?;
-    let Some(record) = app.store.database(&id).await? else {
-        // Removed, perhaps through another instance: this one lets go of it too.
-        forget(app, &id);
-        return Err(database_not_found());
-    };
-    let tenant = app
-        .store
-        .tenant_by_id(&record.tenant)
-        .await?
-        .ok_or_else(database_not_found)?;
-    let access = tenant_access(app.store.as_ref(), caller, &tenant).await?;
-    if access.role.is_none() {
-        // Operators and other tenants' users learn nothing about the id.
-        return Err(database_not_found());
+    let id = path_param(req, "db_id");
+    match gate::database(app.store.as_ref(), caller, id.as_deref(), Intent::Read).await {
+        Ok((_, record)) => Ok(record),
+        Err(DatabaseDenied::Gone(id)) => {
+            // Removed, perhaps through another instance: this one lets go of it too.
+            forget(app, &id);
+            Err(database_not_found())
+        }
+        Err(denied) => Err(denied.into()),
     }
-    usable(&tenant, &access)?;
-    Ok(record)
 }
 
 fn unavailable_db(cause: impl std::fmt::Display) -> ApiError {
@@ -458,38 +430,36 @@ fn db_error(e: tokio_postgres::Error) -> ApiError {
         sqlstate = code.code(),
         "tenant database refused a statement"
     );
-    let refused = |code: &'static str, message: &str| ApiError::Unprocessable {
-        code,
-        message: message.to_string(),
-    };
+    let refused = ApiError::refused;
     if code == SqlState::QUERY_CANCELED {
         refused(
-            "QUERY_TIMEOUT",
+            ErrorCode::QueryTimeout,
             "the query ran longer than the statement timeout",
         )
     } else if code == SqlState::READ_ONLY_SQL_TRANSACTION {
-        refused("READ_ONLY", "writes are not allowed")
+        refused(ErrorCode::ReadOnly, "writes are not allowed")
     } else if code == SqlState::INSUFFICIENT_PRIVILEGE {
-        refused("PERMISSION_DENIED", "the database user may not read this")
+        refused(
+            ErrorCode::PermissionDenied,
+            "the database user may not read this",
+        )
     } else if code.code().starts_with("22") {
-        ApiError::bad_request(
-            "INVALID_VALUE",
+        ApiError::refused(ErrorCode::InvalidValue,
             "a filter value does not fit its column's type",
         )
     } else if code.code().starts_with("42") {
-        ApiError::bad_request("INVALID_QUERY", "the database refused the query")
+        ApiError::refused(ErrorCode::InvalidQuery, "the database refused the query")
     } else if code.code().starts_with("08")
         || code.code().starts_with("57")
         || code.code().starts_with("53")
     {
         unavailable_db(e)
     } else {
-        refused("DATABASE_ERROR", "the database refused the query")
+        refused(ErrorCode::DatabaseError, "the database refused the query")
     }
 }
 
-async fn tables(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
-    let record = member_database(app, req, caller).await?;
+async fn tables(app: &App, record: DatabaseRecord) -> Result<ApiResponse, ApiError> {
     let cat = catalog(app, &record).await?;
     let tables: Vec<Value> = cat
         .tables
@@ -501,12 +471,10 @@ async fn tables(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse
     ))
 }
 
-async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse, ApiError> {
-    let record = member_database(app, req, caller).await?;
+async fn query(app: &App, req: &Request, record: DatabaseRecord) -> Result<ApiResponse, ApiError> {
     let table = path_param(req, "table").unwrap_or_default();
     if !sql::is_identifier(&table) {
-        return Err(ApiError::bad_request(
-            "INVALID_FIELD",
+        return Err(ApiError::refused(ErrorCode::InvalidField,
             "table: not a valid identifier",
         ));
     }
@@ -518,13 +486,12 @@ async fn query(app: &App, req: &Request, caller: &Caller) -> Result<ApiResponse,
     };
     let cat = catalog(app, &record).await?;
     let Some(columns) = cat.tables.get(&table) else {
-        return Err(ApiError::bad_request(
-            "UNKNOWN_TABLE",
+        return Err(ApiError::refused(ErrorCode::UnknownTable,
             format!("table: unknown table {table}"),
         ));
     };
     let statement = sql::build(&cat.schema, &table, columns, &body)
-        .map_err(|r| ApiError::bad_request("INVALID_QUERY", r.0))?;
+        .map_err(|r| ApiError::refused(ErrorCode::InvalidQuery, r.0))?;
     let rows = run(app, &record, &statement).await?;
     let more = rows.len() as i64 > statement.limit;
     let rows: Vec<Value> = rows

@@ -9,15 +9,16 @@
 
 pub mod check;
 
+use shared::auth::gate::{self, Intent};
 use check::Need;
 use futures_util::stream::{self, StreamExt};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::auth::access::{signed_in, tenant_in_path};
+use shared::auth::access::signed_in;
 use shared::auth::jwt::TokenKeys;
 use shared::events::{publish_committed, EventPublisher};
-use shared::request::{matched, RequestContext};
+use shared::request::{matched, path_param, RequestContext};
 use shared::store::{Store, TenantFilter};
 use shared::tenant::Tenant;
 use shared::{ApiError, ApiResponse};
@@ -252,10 +253,7 @@ pub async fn handle_event(app: &App, payload: Value) -> Value {
             Ok(req) => handle_http(app, req).await,
             Err(_) => shared::envelope::render(
                 "",
-                Err(ApiError::BadRequest {
-                    code: "BAD_REQUEST",
-                    message: "unreadable request".into(),
-                }),
+                Err(ApiError::invalid_request("unreadable request")),
             ),
         };
         return proxy_response(response);
@@ -280,21 +278,16 @@ pub async fn handle_http(app: &App, req: Request) -> Response<Body> {
 async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     matched(&req, ROUTES)?;
     let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
-    if !caller.operator {
-        // Tenants stay invisible to everyone else, as on every tenant route.
-        let tenant = tenant_in_path(app.store.as_ref(), &req).await?;
-        let access =
-            shared::auth::access::tenant_access(app.store.as_ref(), &caller, &tenant).await?;
-        return Err(if access.sees() {
-            ApiError::Forbidden {
-                code: "FORBIDDEN",
-                message: "only platform operators may do this",
-            }
-        } else {
-            shared::auth::access::tenant_not_found()
-        });
-    }
-    let tenant = tenant_in_path(app.store.as_ref(), &req).await?;
+    let slug = path_param(&req, "slug");
+    let tenant = gate::tenant(
+        app.store.as_ref(),
+        &caller,
+        slug.as_deref(),
+        gate::Need::Operator,
+        Intent::Lifecycle,
+    )
+    .await?
+    .into_tenant();
     tracing::info!(tenant = %tenant.slug, by = %caller.user.id, "reconcile requested");
     Ok(ApiResponse::ok(reconcile(app, Some(tenant)).await))
 }

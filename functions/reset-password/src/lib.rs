@@ -6,6 +6,7 @@
 //! days): the invited user sets a first password, becomes active and has a verified email.
 //! Each route spends only its own kind of token.
 
+use shared::ErrorCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -71,8 +72,7 @@ struct ResetBody {
 
 /// Expired, spent, superseded, unknown, malformed and other-purpose tokens all look the same.
 fn invalid_token(purpose: TokenPurpose) -> ApiError {
-    ApiError::bad_request(
-        "INVALID_OR_EXPIRED_TOKEN",
+    ApiError::refused(ErrorCode::InvalidOrExpiredToken,
         match purpose {
             TokenPurpose::Reset => "this reset link is invalid or has expired; request a new one",
             TokenPurpose::Invitation => {
@@ -141,7 +141,7 @@ async fn consume(
     };
     // The policy is checked before anything is spent: a weak password keeps the link usable.
     policy::check(&password, &user.email)
-        .map_err(|weak| ApiError::bad_request("WEAK_PASSWORD", weak.to_string()))?;
+        .map_err(|weak| ApiError::refused(ErrorCode::WeakPassword, weak.to_string()))?;
     let new_hash = password::hash_password(password)
         .await
         .map_err(ApiError::internal)?;

@@ -2,7 +2,8 @@
 //! `GET /tenants/{slug}/audit` (a tenant's owners and admins, their own tenant). Entries are
 //! written only by the mutations themselves; no route changes or deletes one.
 
-use crate::{forbidden, Allowed, Call};
+use shared::auth::gate::Granted;
+use crate::{forbidden, Call};
 use serde_json::json;
 use shared::domain::UserId;
 use shared::fields::FieldError;
@@ -113,8 +114,8 @@ pub(crate) async fn platform(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     answer(call, filter).await
 }
 
-pub(crate) async fn tenant(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn tenant(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     let mut filter = common_filter(call)?;
     filter.tenant = Some(tenant.id);
     answer(call, filter).await

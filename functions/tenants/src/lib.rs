@@ -22,20 +22,22 @@ mod lifecycle;
 mod members;
 mod origins;
 
+use shared::auth::gate::{self, Granted, Intent, Need};
+use shared::ErrorCode;
 use lambda_http::{Body, Request, Response};
 pub(crate) use shared::auth::access::tenant_not_found;
 use shared::auth::access::{
-    signed_in, tenant_access, tenant_in_path, tenant_suspended, Caller, TenantAccess,
+    signed_in, Caller,
 };
 use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::email::Mailer;
 use shared::error::retry_on_contention;
 use shared::events::EventPublisher;
-use shared::request::{matched, RequestContext};
+use shared::request::{matched, path_param, RequestContext};
 use shared::store::changes::{AuditEntry, AuditTarget, Change};
 use shared::store::Store;
-use shared::tenant::{Tenant, TenantStatus};
+use shared::tenant::Tenant;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
@@ -125,23 +127,49 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         req: &req,
         caller: &caller,
     };
+    // Each tenant route's need, from the gate (`shared::auth::gate`), read inside the retry:
+    // a retried attempt reads the tenant afresh.
+    use shared::auth::gate::{Intent::*, Need::*};
     match route {
         Route::CreateTenant => lifecycle::create(&call).await,
         Route::ListTenants => lifecycle::list(&call).await,
-        Route::GetTenant => lifecycle::get(&call).await,
-        Route::PatchTenant => retry_on_contention(|| lifecycle::patch(&call)).await,
-        Route::DeleteTenant => retry_on_contention(|| lifecycle::delete(&call)).await,
-        Route::Suspend => retry_on_contention(|| lifecycle::set_suspended(&call, true)).await,
-        Route::Resume => retry_on_contention(|| lifecycle::set_suspended(&call, false)).await,
-        Route::Restore => retry_on_contention(|| lifecycle::restore(&call)).await,
-        Route::ListMembers => members::list(&call).await,
-        Route::InviteMember => members::invite(&call).await,
-        Route::ChangeMember => members::change_role(&call).await,
-        Route::RemoveMember => members::remove(&call).await,
-        Route::GetRedirectOrigins => origins::get(&call).await,
-        Route::PutRedirectOrigins => origins::put(&call).await,
+        Route::GetTenant => lifecycle::get(call.tenant(ManagerOrPartner, Read).await?).await,
+        Route::PatchTenant => {
+            retry_on_contention(|| async {
+                lifecycle::patch(&call, call.tenant(ManagerOrPartner, Write).await?).await
+            })
+            .await
+        }
+        Route::DeleteTenant => {
+            retry_on_contention(|| async {
+                lifecycle::delete(&call, call.tenant(Operator, Lifecycle).await?).await
+            })
+            .await
+        }
+        Route::Suspend | Route::Resume => {
+            let suspend = matches!(route, Route::Suspend);
+            retry_on_contention(|| async {
+                let granted = call.tenant(Operator, Lifecycle).await?;
+                lifecycle::set_suspended(&call, granted, suspend).await
+            })
+            .await
+        }
+        Route::Restore => {
+            retry_on_contention(|| async {
+                lifecycle::restore(&call, call.tenant(Operator, Lifecycle).await?).await
+            })
+            .await
+        }
+        Route::ListMembers => members::list(&call, call.tenant(Manager, Read).await?).await,
+        Route::InviteMember => members::invite(&call, call.tenant(Manager, Write).await?).await,
+        Route::ChangeMember => {
+            members::change_role(&call, call.tenant(Manager, Write).await?).await
+        }
+        Route::RemoveMember => members::remove(&call, call.tenant(Manager, Write).await?).await,
+        Route::GetRedirectOrigins => origins::get(call.tenant(Manager, Read).await?).await,
+        Route::PutRedirectOrigins => origins::put(&call, call.tenant(Manager, Write).await?).await,
         Route::PlatformAudit => audit::platform(&call).await,
-        Route::TenantAudit => audit::tenant(&call).await,
+        Route::TenantAudit => audit::tenant(&call, call.tenant(Manager, Read).await?).await,
     }
 }
 
@@ -153,21 +181,8 @@ pub(crate) struct Call<'a> {
     pub caller: &'a Caller,
 }
 
-/// Who a tenant route admits, beyond knowing the tenant exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Allowed {
-    Operators,
-    /// Operators and the tenant's owners and admins.
-    Managers,
-    /// Managers, and admins of the partner the tenant is attached to.
-    ManagersAndPartner,
-}
-
 pub(crate) fn forbidden(message: &'static str) -> ApiError {
-    ApiError::Forbidden {
-        code: "FORBIDDEN",
-        message,
-    }
+    ApiError::refused(ErrorCode::Forbidden, message)
 }
 
 impl Call<'_> {
@@ -175,30 +190,16 @@ impl Call<'_> {
         shared::time::now_ms()
     }
 
-    /// The tenant named in the path, if the caller may do `allowed` on it. A deleted tenant
-    /// exists only for operators; a suspended one only for operators and its partner's
-    /// admins (its members get 403 `TENANT_SUSPENDED`).
-    pub async fn tenant(&self, allowed: Allowed) -> Result<(Tenant, TenantAccess), ApiError> {
-        let tenant = tenant_in_path(self.app.store.as_ref(), self.req).await?;
-        let access = tenant_access(self.app.store.as_ref(), self.caller, &tenant).await?;
-        if !access.sees() || (tenant.status == TenantStatus::Deleted && !access.operator) {
-            return Err(tenant_not_found());
-        }
-        if tenant.status == TenantStatus::Suspended && !access.operator && !access.partner_admin {
-            return Err(tenant_suspended());
-        }
-        let ok = match allowed {
-            Allowed::Operators => access.operator,
-            Allowed::Managers => access.manages(),
-            Allowed::ManagersAndPartner => access.manages() || access.partner_admin,
-        };
-        if !ok {
-            return Err(forbidden(match allowed {
-                Allowed::Operators => "only platform operators may do this",
-                _ => "only the tenant's owners and admins may do this",
-            }));
-        }
-        Ok((tenant, access))
+    /// The tenant named in the path, if the gate lets the caller do `intent` to it as `need`.
+    pub async fn tenant(&self, need: Need, intent: Intent) -> Result<Granted, ApiError> {
+        gate::tenant(
+            self.app.store.as_ref(),
+            self.caller,
+            path_param(self.req, "slug").as_deref(),
+            need,
+            intent,
+        )
+        .await
     }
 
     /// An audit entry of this request about `tenant`.

@@ -1,6 +1,8 @@
 //! A tenant's life: create, list, read, change, soft delete, suspend and resume.
 
-use crate::{forbidden, Allowed, Call};
+use shared::auth::gate::Granted;
+use shared::ErrorCode;
+use crate::{forbidden, Call};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::domain::{Email, PartnerId, Role};
@@ -10,7 +12,7 @@ use shared::idempotency::{self, Idempotent};
 use shared::partner::{PartnerSlug, PartnerStatus};
 use shared::request::etag_matches;
 use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
-use shared::store::changes::{tenant_count_changes, Change, OutboxEvent, TENANT_COUNTS};
+use shared::store::changes::{tenant_count_changes, Change, OutboxEvent, Refusal, TENANT_COUNTS};
 use shared::store::TenantFilter;
 use shared::tenant::{
     Offboarding, Plan, StepStatus, Tenant, TenantSlug, TenantStatus, PROVISIONING_STEPS,
@@ -116,17 +118,11 @@ async fn partner_for_create(
 }
 
 fn partner_terminated() -> ApiError {
-    ApiError::Conflict {
-        code: "PARTNER_TERMINATED",
-        message: "this partner is terminated and takes no new tenants".into(),
-    }
+    ApiError::refused(ErrorCode::PartnerTerminated, "this partner is terminated and takes no new tenants")
 }
 
 fn slug_taken() -> ApiError {
-    ApiError::Conflict {
-        code: "SLUG_TAKEN",
-        message: "a tenant with this slug exists (deleted tenants keep theirs)".into(),
-    }
+    ApiError::refused(ErrorCode::SlugTaken, "a tenant with this slug exists (deleted tenants keep theirs)")
 }
 
 pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
@@ -233,12 +229,12 @@ async fn create_committed(
             Ok(()) => break (owner, new_owner, event),
             Err(e) => {
                 let mut retry = false;
-                let err = e.answer(|keys| {
-                    if keys.iter().any(|k| k.starts_with("SLUG#")) {
+                let err = e.answer(|reasons| {
+                    if reasons.contains(&Refusal::SlugTaken) {
                         slug_taken()
-                    } else if keys.iter().any(|k| k.starts_with("PARTNER#")) {
+                    } else if reasons.contains(&Refusal::PartnerInactive) {
                         partner_terminated()
-                    } else if keys.iter().any(|k| k.starts_with("EMAIL#")) && attempt < 2 {
+                    } else if reasons.contains(&Refusal::EmailTaken) && attempt < 2 {
                         retry = true;
                         ApiError::concurrent_update()
                     } else {
@@ -356,8 +352,8 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     })))
 }
 
-pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::ManagersAndPartner).await?;
+pub(crate) async fn get(granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant))
 }
 
@@ -374,8 +370,8 @@ struct PatchBody {
     billing_info: Option<Value>,
 }
 
-pub(crate) async fn patch(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::ManagersAndPartner).await?;
+pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     let body: PatchBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let mut next = tenant.clone();
     let mut before = serde_json::Map::new();
@@ -503,8 +499,8 @@ async fn change_status(
 
 /// Soft delete: the record, its data and its slug stay; `TenantDeleted` is published, and
 /// offboarding retires the tenant's artifacts, restorable until `offboarding.purge_after`.
-pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Operators).await?;
+pub(crate) async fn delete(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     if tenant.status == TenantStatus::Deleted {
         return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
     }
@@ -534,30 +530,21 @@ pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 /// Undoes a delete within the recovery window: the tenant goes back to `provisioning`, and
 /// `TenantRestored` runs provisioning again, which brings each retired artifact back (the
 /// owner is not invited twice) and returns the tenant to the status it had.
-pub(crate) async fn restore(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Operators).await?;
+pub(crate) async fn restore(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     let now = shared::time::now_unix();
     let Some(off) = tenant
         .offboarding
         .as_ref()
         .filter(|_| tenant.status == TenantStatus::Deleted)
     else {
-        return Err(ApiError::Conflict {
-            code: "INVALID_STATE",
-            message: "only a deleted tenant can be restored".into(),
-        });
+        return Err(ApiError::refused(ErrorCode::InvalidState, "only a deleted tenant can be restored"));
     };
     if off.purged_at.is_some() || now >= off.purge_after {
-        return Err(ApiError::Conflict {
-            code: "RECOVERY_WINDOW_PASSED",
-            message: "the recovery window has passed; the tenant's data is gone".into(),
-        });
+        return Err(ApiError::refused(ErrorCode::RecoveryWindowPassed, "the recovery window has passed; the tenant's data is gone"));
     }
     if tenant.live_run(now).is_some() {
-        return Err(ApiError::Conflict {
-            code: "OFFBOARDING_IN_PROGRESS",
-            message: "the tenant is being offboarded; try again in a minute".into(),
-        });
+        return Err(ApiError::refused(ErrorCode::OffboardingInProgress, "the tenant is being offboarded; try again in a minute"));
     }
     let next = change_status(
         call,
@@ -576,8 +563,12 @@ pub(crate) async fn restore(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     Ok(with_etag(ApiResponse::ok(view(&next)), &next))
 }
 
-pub(crate) async fn set_suspended(call: &Call<'_>, suspend: bool) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Operators).await?;
+pub(crate) async fn set_suspended(
+    call: &Call<'_>,
+    granted: Granted,
+    suspend: bool,
+) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     let (from_ok, to, action) = if suspend {
         (
             matches!(
@@ -598,14 +589,11 @@ pub(crate) async fn set_suspended(call: &Call<'_>, suspend: bool) -> Result<ApiR
         return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
     }
     if !from_ok {
-        return Err(ApiError::Conflict {
-            code: "INVALID_STATE",
-            message: format!(
+        return Err(ApiError::refused(ErrorCode::InvalidState, format!(
                 "a {} tenant cannot be {}",
                 tenant.status.as_str(),
                 if suspend { "suspended" } else { "resumed" }
-            ),
-        });
+            )));
     }
     let next = change_status(call, &tenant, to, action, None, |_| {}).await?;
     Ok(with_etag(ApiResponse::ok(view(&next)), &next))

@@ -2,7 +2,9 @@
 //! demoted nor removed: every change that takes an owner away decrements the tenant's owner
 //! count in the same transaction, conditioned on at least two remaining before it.
 
-use crate::{forbidden, Allowed, Call};
+use shared::auth::gate::Granted;
+use shared::ErrorCode;
+use crate::{forbidden, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::access::TenantAccess;
@@ -11,7 +13,7 @@ use shared::fields::FieldError;
 use shared::idempotency::{self, Idempotent};
 use shared::invitation::invited_user;
 use shared::request::{json_body, path_param, query_param, DEFAULT_BODY_LIMIT};
-use shared::store::changes::Change;
+use shared::store::changes::{Change, Refusal};
 use shared::tenant::Tenant;
 use shared::{ApiError, ApiResponse};
 use std::collections::HashMap;
@@ -21,17 +23,11 @@ fn role(raw: &str) -> Result<Role, FieldError> {
 }
 
 fn member_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "MEMBER_NOT_FOUND",
-        message: "no such member of this tenant".into(),
-    }
+    ApiError::refused(ErrorCode::MemberNotFound, "no such member of this tenant")
 }
 
 fn last_owner() -> ApiError {
-    ApiError::Conflict {
-        code: "LAST_OWNER",
-        message: "a tenant keeps at least one owner: make someone else owner first".into(),
-    }
+    ApiError::refused(ErrorCode::LastOwner, "a tenant keeps at least one owner: make someone else owner first")
 }
 
 /// Only owners and operators may give or take the owner role.
@@ -39,8 +35,8 @@ fn may_touch_owner(access: &TenantAccess) -> bool {
     access.operator || access.role == Some(Role::Owner)
 }
 
-pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn list(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     let store = call.app.store.as_ref();
     let limit = shared::page::limit(query_param(call.req, "limit").as_deref())
         .map_err(|e| FieldError::new("limit", e))?;
@@ -82,8 +78,8 @@ struct InviteBody {
     role: String,
 }
 
-pub(crate) async fn invite(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, access) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, access) = granted.into_parts();
     let body: InviteBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let email = Email::parse(&body.email).map_err(|why| FieldError::new("email", why))?;
     let role = role(&body.role)?;
@@ -155,10 +151,7 @@ async fn invite_committed(
                 json!({"user_id": user.id, "role": m.role, "status": user.status, "invitation_sent": true}),
             ))
         }
-        (_, Some(_)) => Err(ApiError::Conflict {
-            code: "ALREADY_MEMBER",
-            message: "this person is already a member of the tenant".into(),
-        }),
+        (_, Some(_)) => Err(ApiError::refused(ErrorCode::AlreadyMember, "this person is already a member of the tenant")),
         (existing, None) => {
             let new_user = existing.is_none();
             let user = existing.unwrap_or_else(|| invited_user(email.clone(), now));
@@ -188,12 +181,9 @@ async fn invite_committed(
                 json!({"after": {"user_id": user.id, "role": role}}),
             ));
             store.commit(changes).await.map_err(|e| {
-                e.answer(|keys| {
-                    if keys.iter().any(|k| k.starts_with("USER#")) {
-                        ApiError::Conflict {
-                            code: "ALREADY_MEMBER",
-                            message: "this person is already a member of the tenant".into(),
-                        }
+                e.answer(|reasons| {
+                    if reasons.contains(&Refusal::AlreadyMember) {
+                        ApiError::refused(ErrorCode::AlreadyMember, "this person is already a member of the tenant")
                     } else {
                         ApiError::concurrent_update()
                     }
@@ -235,8 +225,8 @@ struct RoleBody {
     role: String,
 }
 
-pub(crate) async fn change_role(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, access) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn change_role(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, access) = granted.into_parts();
     let user_id = target_user(call)?;
     let body: RoleBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let to = role(&body.role)?;
@@ -281,16 +271,16 @@ pub(crate) async fn change_role(call: &Call<'_>) -> Result<ApiResponse, ApiError
 
 /// A refused role change or removal: the owner count said no (the last owner), or the member
 /// changed meanwhile.
-fn refused_member_change(keys: &[String]) -> ApiError {
-    if keys.iter().any(|k| k.starts_with("TENANT#")) {
+fn refused_member_change(reasons: &[Refusal]) -> ApiError {
+    if reasons.contains(&Refusal::LastOwner) {
         last_owner()
     } else {
         ApiError::concurrent_update()
     }
 }
 
-pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, access) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, access) = granted.into_parts();
     let user_id = target_user(call)?;
     let store = call.app.store.as_ref();
     let current = store

@@ -2,7 +2,9 @@
 //! (reset and invitation links, for users who belong to this tenant alone). A change is audited
 //! in the same transaction and mailed to the tenant's other owners and admins.
 
-use crate::{tenant_not_found, Allowed, Call};
+use shared::auth::gate::Granted;
+use shared::ErrorCode;
+use crate::{tenant_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::domain::{Role, User};
@@ -16,8 +18,8 @@ fn origins_view(origins: &[RedirectOrigin]) -> serde_json::Value {
     json!({"origins": origins, "primary": origins.first()})
 }
 
-pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn get(granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     Ok(ApiResponse::ok(origins_view(&tenant.redirect_origins)))
 }
 
@@ -27,12 +29,12 @@ struct OriginsBody {
     origins: Vec<String>,
 }
 
-pub(crate) async fn put(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = call.tenant(Allowed::Managers).await?;
+pub(crate) async fn put(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let (tenant, _) = granted.into_parts();
     let body: OriginsBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let origins =
         RedirectOrigin::parse_list(&body.origins, call.app.local_mode).map_err(|why| {
-            ApiError::bad_request("INVALID_REDIRECT_ORIGIN", format!("origins: {why}"))
+            ApiError::refused(ErrorCode::InvalidRedirectOrigin, format!("origins: {why}"))
         })?;
     let changes = vec![
         Change::SetRedirectOrigins {

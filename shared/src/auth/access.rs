@@ -2,6 +2,7 @@
 //! record decides permission, so a revoked admin flag or a disabled account takes effect at
 //! once, whatever tokens are still alive.
 
+use crate::error::ErrorCode;
 use super::jwt::{Principal, TokenKeys};
 use crate::domain::{Audience, Role, User};
 use crate::error::ApiError;
@@ -11,10 +12,7 @@ use crate::tenant::{Tenant, TenantStatus};
 use lambda_http::Request;
 
 fn invalid_token() -> ApiError {
-    ApiError::Unauthorized {
-        code: "INVALID_TOKEN",
-        message: "a valid access token is required",
-    }
+    ApiError::refused(ErrorCode::InvalidToken, "a valid access token is required")
 }
 
 /// The caller's verified token for one of `audiences`, or a 401.
@@ -47,28 +45,8 @@ pub async fn current_user<S: UserStore + ?Sized>(
     }
 }
 
-/// For operator routes: an `operator`-audience token AND the stored platform-admin flag.
-pub async fn require_operator<S: UserStore + ?Sized>(
-    keys: &TokenKeys,
-    store: &S,
-    req: &Request,
-) -> Result<User, ApiError> {
-    let principal = authenticate(keys, req, &[Audience::Operator]).await?;
-    let user = current_user(store, &principal).await?;
-    if !user.platform_admin {
-        return Err(ApiError::Forbidden {
-            code: "OPERATOR_REQUIRED",
-            message: "this route is for platform operators",
-        });
-    }
-    Ok(user)
-}
-
 pub fn account_suspended_error() -> ApiError {
-    ApiError::Forbidden {
-        code: "ACCOUNT_SUSPENDED",
-        message: "every tenant of this account is suspended",
-    }
+    ApiError::refused(ErrorCode::AccountSuspended, "every tenant of this account is suspended")
 }
 
 /// How many memberships the suspension check reads (one bounded query). A user with more
@@ -158,34 +136,12 @@ pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
 
 /// The answer for a tenant that does not exist, or that the caller may not know exists.
 pub fn tenant_not_found() -> ApiError {
-    ApiError::NotFound {
-        code: "TENANT_NOT_FOUND",
-        message: "no such tenant".into(),
-    }
+    ApiError::refused(ErrorCode::TenantNotFound, "no such tenant")
 }
 
 /// The answer for a member of a suspended tenant.
 pub fn tenant_suspended() -> ApiError {
-    ApiError::Forbidden {
-        code: "TENANT_SUSPENDED",
-        message: "this tenant is suspended",
-    }
-}
-
-/// The tenant named by the `{slug}` path parameter (404 `TENANT_NOT_FOUND` if there is none).
-/// Who may use it is the route's decision.
-pub async fn tenant_in_path<S: TenantStore + ?Sized>(
-    store: &S,
-    req: &Request,
-) -> Result<Tenant, ApiError> {
-    let slug = crate::request::path_param(req, "slug")
-        .as_deref()
-        .and_then(crate::tenant::TenantSlug::parse)
-        .ok_or_else(tenant_not_found)?;
-    store
-        .tenant_by_slug(&slug)
-        .await?
-        .ok_or_else(tenant_not_found)
+    ApiError::refused(ErrorCode::TenantSuspended, "this tenant is suspended")
 }
 
 /// What the caller is to one tenant, read from stored records.
@@ -264,6 +220,12 @@ mod tests {
         }
     }
 
+    /// What an operator route checks: an operator-audience token AND the stored flag.
+    async fn operator(keys: &TokenKeys, store: &MemoryStore, req: &Request) -> Result<User, ApiError> {
+        let principal = authenticate(keys, req, &[Audience::Operator]).await?;
+        current_user(store, &principal).await
+    }
+
     fn with_token(token: &str) -> Request {
         ProxyRequest::new("GET", "/x")
             .header("authorization", &format!("Bearer {token}"))
@@ -294,7 +256,7 @@ mod tests {
         let token = |u: &User, aud| tokens[&(u.id.clone(), aud)].clone();
 
         assert_eq!(
-            require_operator(
+            operator(
                 &keys,
                 &store,
                 &with_token(&token(&admin, Audience::Operator))
@@ -324,7 +286,7 @@ mod tests {
             ),
         ];
         for (what, req) in refused {
-            let err = require_operator(&keys, &store, &req).await.unwrap_err();
+            let err = operator(&keys, &store, &req).await.unwrap_err();
             assert_eq!(err.status(), 401, "{what}");
         }
     }

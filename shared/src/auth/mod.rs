@@ -2,6 +2,7 @@
 //! hashing and comparison primitives they share.
 
 pub mod access;
+pub mod gate;
 pub mod jwt;
 pub mod opaque;
 pub mod password;

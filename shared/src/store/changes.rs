@@ -2,7 +2,7 @@
 //! `TransactWriteItems` on DynamoDB, up to 100 changes). A mutation, its audit entry, its
 //! counter updates and its outgoing event go in one commit, so a crash or a race can never
 //! leave one without the others. Each change carries its own condition; when one fails, the
-//! commit names which change refused, by its key, and nothing is written.
+//! commit says what was refused as a typed [`Refusal`], and nothing is written.
 
 use crate::domain::{PartnerId, Role, TenantId, User, UserId};
 use crate::partner::Partner;
@@ -268,22 +268,71 @@ pub fn tenant_count_changes(
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommitError {
-    /// Conditions failed: the keys of the changes that refused. Nothing was written.
-    #[error("commit refused by {keys:?}")]
-    Refused { keys: Vec<String> },
+    /// Conditions failed: what each refusing change's condition meant. Nothing was written.
+    #[error("commit refused: {reasons:?}")]
+    Refused { reasons: Vec<Refusal> },
     #[error("a commit holds at most {MAX_CHANGES} changes")]
     TooMany,
     #[error(transparent)]
     Store(#[from] super::StoreError),
 }
 
-impl CommitError {
-    /// This failure as an answer: `refused` decides what a refusal by these keys means.
-    pub fn answer(self, refused: impl FnOnce(&[String]) -> crate::ApiError) -> crate::ApiError {
+/// What a refused commit meant: the failed condition of one change, named for the domain, so
+/// that handlers decide their answer without knowing the store's keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// A new tenant's or partner's slug is claimed by another.
+    SlugTaken,
+    /// A new user's email is claimed by another.
+    EmailTaken,
+    /// A new record's id is taken (tenant, user, partner, database, audit entry, event).
+    IdTaken,
+    /// The tenant or partner is no longer at the version the change read (or is gone).
+    VersionMoved,
+    /// The user is already a member of the tenant.
+    AlreadyMember,
+    /// The user is no longer a member in the role the change read.
+    MembershipMoved,
+    /// The change would leave the tenant without an owner (or the tenant is gone).
+    LastOwner,
+    /// The tenant is gone.
+    TenantGone,
+    /// The partner is gone, or is not active where the change needs an active one.
+    PartnerInactive,
+    /// The user already administers the partner.
+    AlreadyPartnerAdmin,
+    /// The user does not administer the partner.
+    NotPartnerAdmin,
+    /// The database registration is gone, or belongs to another tenant.
+    DatabaseGone,
+}
+
+impl Change {
+    /// What it means when this change's condition fails; `claim` when it is the change's claim
+    /// of a unique name (a slug, an email) that failed rather than its own record.
+    pub fn refusal(&self, claim: bool) -> Refusal {
         match self {
-            CommitError::Refused { keys } => refused(&keys),
-            CommitError::Store(e) => e.into(),
-            e @ CommitError::TooMany => crate::ApiError::internal(e),
+            Change::CreateTenant(_) | Change::CreatePartner(_) if claim => Refusal::SlugTaken,
+            Change::CreateUser(_) if claim => Refusal::EmailTaken,
+            Change::CreateTenant(_)
+            | Change::CreateUser(_)
+            | Change::CreatePartner(_)
+            | Change::PutDatabase(_)
+            | Change::Audit(_)
+            | Change::Outbox(_) => Refusal::IdTaken,
+            Change::UpdateTenant { .. } | Change::UpdatePartner { .. } => Refusal::VersionMoved,
+            Change::AddMembership { .. } => Refusal::AlreadyMember,
+            Change::ChangeRole { .. } | Change::RemoveMembership { .. } => {
+                Refusal::MembershipMoved
+            }
+            Change::AdjustOwners { .. } => Refusal::LastOwner,
+            Change::SetRedirectOrigins { .. } => Refusal::TenantGone,
+            Change::PartnerCounts { .. } => Refusal::PartnerInactive,
+            Change::GrantPartnerAdmin { .. } => Refusal::AlreadyPartnerAdmin,
+            Change::RevokePartnerAdmin { .. } => Refusal::NotPartnerAdmin,
+            Change::DeleteDatabase { .. } => Refusal::DatabaseGone,
+            // Counters carry no condition; a refusal is never theirs.
+            Change::Count { .. } => Refusal::VersionMoved,
         }
     }
 }

@@ -117,29 +117,6 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
-impl From<StoreError> for crate::error::ApiError {
-    fn from(err: StoreError) -> Self {
-        match err {
-            StoreError::Conflict(what) => crate::error::ApiError::Conflict {
-                code: "CONFLICT",
-                message: what.to_string(),
-            },
-            StoreError::NotFound(what) => crate::error::ApiError::NotFound {
-                code: "NOT_FOUND",
-                message: what.to_string(),
-            },
-            StoreError::InvalidCursor => crate::error::ApiError::bad_request(
-                "INVALID_CURSOR",
-                "the cursor is not valid for this list",
-            ),
-            StoreError::Unavailable(cause) => {
-                crate::error::ApiError::unavailable("database", cause)
-            }
-            rejected @ StoreError::Rejected(_) => crate::error::ApiError::internal(rejected),
-            corrupt @ StoreError::Corrupt { .. } => crate::error::ApiError::internal(corrupt),
-        }
-    }
-}
 
 /// One sign-in's session, stored as one item. Each refresh token belongs to exactly one session
 /// (its text names the session), and only its SHA-256 is stored: a live token is a *head*; a

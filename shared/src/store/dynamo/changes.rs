@@ -280,15 +280,27 @@ impl CommitStore for DynamoStore {
             return Ok(());
         }
         let mut items = Vec::with_capacity(changes.len() + 2);
+        // Which change each item belongs to, and whether it is that change's claim of a unique
+        // name (a creation's first item), so a failed item reads as a typed refusal.
+        let mut origins = Vec::with_capacity(changes.len() + 2);
         for c in &changes {
-            items.extend(self.change_items(c)?);
+            let made = self.change_items(c)?;
+            let claims = made.len() > 1;
+            origins.extend((0..made.len()).map(|i| (c, claims && i == 0)));
+            items.extend(made);
         }
         if items.len() > MAX_CHANGES {
             return Err(CommitError::TooMany);
         }
         match self.transact(items).await {
             Ok(()) => Ok(()),
-            Err(TxError::Refused { keys }) => Err(CommitError::Refused { keys }),
+            Err(TxError::Refused { failed }) => Err(CommitError::Refused {
+                reasons: failed
+                    .iter()
+                    .filter_map(|(i, _)| origins.get(*i))
+                    .map(|(c, claim)| c.refusal(*claim))
+                    .collect(),
+            }),
             Err(e) => Err(CommitError::Store(e.into())),
         }
     }

@@ -150,16 +150,16 @@ impl<'a> Fields<'a> {
 /// Why a transaction wrote nothing.
 #[derive(Debug)]
 enum TxError {
-    /// Conditions failed: the partition keys (`PK`) of the items whose condition failed, so a
-    /// caller decides by which item refused, never by its position in the list.
-    Refused { keys: Vec<String> },
+    /// Conditions failed: the position in the list sent and the partition key (`PK`) of each
+    /// item whose condition failed.
+    Refused { failed: Vec<(usize, String)> },
     /// Anything else (throttling, validation, the network).
     Sdk(Box<SdkError<TransactWriteItemsError>>),
 }
 
 impl TxError {
     fn refused(&self) -> bool {
-        matches!(self, TxError::Refused { keys } if !keys.is_empty())
+        matches!(self, TxError::Refused { failed } if !failed.is_empty())
     }
 }
 
@@ -174,19 +174,20 @@ fn item_pk(item: &TransactWriteItem) -> Option<String> {
     key.get("PK").and_then(|v| v.as_s().ok()).cloned()
 }
 
-/// The keys of the items whose condition failed, from the cancellation reasons (one per item,
-/// in the order sent). `None` if the transaction was not cancelled.
-fn failed_keys(
+/// The position and key of each item whose condition failed, from the cancellation reasons
+/// (one per item, in the order sent). `None` if the transaction was not cancelled.
+fn failed_items(
     err: &SdkError<TransactWriteItemsError>,
     items: &[TransactWriteItem],
-) -> Option<Vec<String>> {
+) -> Option<Vec<(usize, String)>> {
     match err.as_service_error()? {
         TransactWriteItemsError::TransactionCanceledException(e) => Some(
             e.cancellation_reasons()
                 .iter()
                 .zip(items)
-                .filter(|(r, _)| r.code() == Some("ConditionalCheckFailed"))
-                .filter_map(|(_, item)| item_pk(item))
+                .enumerate()
+                .filter(|(_, (r, _))| r.code() == Some("ConditionalCheckFailed"))
+                .filter_map(|(i, (_, item))| Some((i, item_pk(item)?)))
                 .collect(),
         ),
         _ => None,
@@ -275,8 +276,8 @@ impl DynamoStore {
                 }
                 Ok(_) => return Ok(()),
                 Err(e) => {
-                    return Err(match failed_keys(&e, &items) {
-                        Some(keys) if !keys.is_empty() => TxError::Refused { keys },
+                    return Err(match failed_items(&e, &items) {
+                        Some(failed) if !failed.is_empty() => TxError::Refused { failed },
                         _ => TxError::Sdk(Box::new(e)),
                     })
                 }

@@ -57,11 +57,11 @@ impl SessionStore for DynamoStore {
             }
             match self.transact(items).await {
                 Ok(()) => return Ok(()),
-                Err(TxError::Refused { keys })
-                    if !keys.iter().any(|k| k.starts_with("SESSION#")) =>
+                Err(TxError::Refused { failed })
+                    if !failed.iter().any(|(_, k)| k.starts_with("SESSION#")) =>
                 {
-                    with_user &= !keys.iter().any(|k| k.starts_with("USER#"));
-                    with_refund &= !keys.iter().any(|k| k.starts_with("RATE#"));
+                    with_user &= !failed.iter().any(|(_, k)| k.starts_with("USER#"));
+                    with_refund &= !failed.iter().any(|(_, k)| k.starts_with("RATE#"));
                 }
                 Err(e) => return conflict_if_refused(Err(e), "session already exists"),
             }

@@ -2,7 +2,7 @@
 //! is applied, as DynamoDB checks a transaction.
 
 use super::*;
-use crate::store::changes::{AuditEntry, Change, CommitError, OutboxEvent, MAX_CHANGES};
+use crate::store::changes::{AuditEntry, Change, CommitError, OutboxEvent, Refusal, MAX_CHANGES};
 
 fn member_role(d: &Data, user: &UserId, tenant: &TenantId) -> Option<Role> {
     d.memberships
@@ -11,12 +11,12 @@ fn member_role(d: &Data, user: &UserId, tenant: &TenantId) -> Option<Role> {
         .map(|m| m.role)
 }
 
-/// The key that refuses `change` against `d`, if its condition fails.
-fn refusal(d: &Data, change: &Change) -> Option<String> {
+/// What refuses `change` against `d`, if its condition fails.
+fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
     let refused = match change {
         Change::CreateTenant(t) => {
             if d.slugs.contains_key(&t.slug) {
-                return Some(format!("SLUG#{}", t.slug));
+                return Some(Refusal::SlugTaken);
             }
             d.tenants.contains_key(&t.id)
         }
@@ -29,7 +29,7 @@ fn refusal(d: &Data, change: &Change) -> Option<String> {
             .is_none_or(|t| t.version != *expect_version),
         Change::CreateUser(u) => {
             if d.emails.contains_key(&u.email) {
-                return Some(format!("EMAIL#{}", u.email));
+                return Some(Refusal::EmailTaken);
             }
             d.users.contains_key(&u.id)
         }
@@ -47,7 +47,7 @@ fn refusal(d: &Data, change: &Change) -> Option<String> {
         Change::SetRedirectOrigins { tenant, .. } => !d.tenants.contains_key(tenant),
         Change::CreatePartner(p) => {
             if d.partner_slugs.contains_key(&p.slug) {
-                return Some(format!("PSLUG#{}", p.slug));
+                return Some(Refusal::SlugTaken);
             }
             d.partners.contains_key(&p.id)
         }
@@ -85,7 +85,7 @@ fn refusal(d: &Data, change: &Change) -> Option<String> {
         Change::Count { .. } => false,
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
     };
-    refused.then(|| change.key())
+    refused.then(|| change.refusal(false))
 }
 
 fn apply(d: &mut Data, change: Change) {
@@ -211,9 +211,9 @@ impl CommitStore for MemoryStore {
             return Err(CommitError::TooMany);
         }
         self.with(|d| {
-            let refused: Vec<String> = changes.iter().filter_map(|c| refusal(d, c)).collect();
+            let refused: Vec<Refusal> = changes.iter().filter_map(|c| refusal(d, c)).collect();
             if !refused.is_empty() {
-                return Err(CommitError::Refused { keys: refused });
+                return Err(CommitError::Refused { reasons: refused });
             }
             for c in changes {
                 apply(d, c);
