@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod call;
 pub mod call_log;
 pub mod config;
 pub mod cors;

@@ -22,22 +22,17 @@ mod lifecycle;
 mod members;
 mod origins;
 
-use shared::auth::gate::{self, Granted, Intent, Need};
-use shared::ErrorCode;
 use lambda_http::{Body, Request, Response};
+use shared::auth::access::signed_in;
 pub(crate) use shared::auth::access::tenant_not_found;
-use shared::auth::access::{
-    signed_in, Caller,
-};
 use shared::auth::jwt::TokenKeys;
 use shared::config::LinkConfig;
 use shared::email::Mailer;
 use shared::error::retry_on_contention;
 use shared::events::EventPublisher;
-use shared::request::{matched, path_param, RequestContext};
-use shared::store::changes::{AuditEntry, AuditTarget, Change};
+use shared::request::{matched, RequestContext};
 use shared::store::Store;
-use shared::tenant::Tenant;
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
@@ -123,6 +118,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
     let call = Call {
         app,
+        store: app.store.as_ref(),
         ctx: &ctx,
         req: &req,
         caller: &caller,
@@ -173,47 +169,9 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     }
 }
 
-/// One request in hand: the app, the request and its signed-in caller.
-pub(crate) struct Call<'a> {
-    pub app: &'a App,
-    pub ctx: &'a RequestContext,
-    pub req: &'a Request,
-    pub caller: &'a Caller,
-}
+/// One request in hand (`shared::call`): this app, the request and its signed-in caller.
+pub(crate) type Call<'a> = shared::call::Call<'a, App>;
 
 pub(crate) fn forbidden(message: &'static str) -> ApiError {
     ApiError::refused(ErrorCode::Forbidden, message)
-}
-
-impl Call<'_> {
-    pub fn now_ms(&self) -> i64 {
-        shared::time::now_ms()
-    }
-
-    /// The tenant named in the path, if the gate lets the caller do `intent` to it as `need`.
-    pub async fn tenant(&self, need: Need, intent: Intent) -> Result<Granted, ApiError> {
-        gate::tenant(
-            self.app.store.as_ref(),
-            self.caller,
-            path_param(self.req, "slug").as_deref(),
-            need,
-            intent,
-        )
-        .await
-    }
-
-    /// An audit entry of this request about `tenant`.
-    pub fn audit(&self, tenant: &Tenant, action: &str, details: serde_json::Value) -> Change {
-        Change::Audit(
-            AuditEntry::new(
-                AuditTarget::Tenant(tenant.id.clone()),
-                self.caller.user.id.clone(),
-                action,
-                details,
-                self.now_ms(),
-                &self.ctx.request_id,
-            )
-            .with_partner(tenant.partner.clone()),
-        )
-    }
 }

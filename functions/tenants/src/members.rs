@@ -2,19 +2,18 @@
 //! demoted nor removed: every change that takes an owner away decrements the tenant's owner
 //! count in the same transaction, conditioned on at least two remaining before it.
 
-use shared::auth::gate::Granted;
-use shared::ErrorCode;
 use crate::{forbidden, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::auth::access::TenantAccess;
+use shared::auth::gate::Granted;
 use shared::domain::{Email, Role, UserId, UserStatus};
 use shared::fields::FieldError;
-use shared::idempotency::{self, Idempotent};
 use shared::invitation::invited_user;
-use shared::request::{json_body, path_param, query_param, DEFAULT_BODY_LIMIT};
+use shared::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{Change, Refusal};
 use shared::tenant::Tenant;
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::HashMap;
 
@@ -27,7 +26,10 @@ fn member_not_found() -> ApiError {
 }
 
 fn last_owner() -> ApiError {
-    ApiError::refused(ErrorCode::LastOwner, "a tenant keeps at least one owner: make someone else owner first")
+    ApiError::refused(
+        ErrorCode::LastOwner,
+        "a tenant keeps at least one owner: make someone else owner first",
+    )
 }
 
 /// Only owners and operators may give or take the owner role.
@@ -38,9 +40,7 @@ fn may_touch_owner(access: &TenantAccess) -> bool {
 pub(crate) async fn list(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
     let (tenant, _) = granted.into_parts();
     let store = call.app.store.as_ref();
-    let limit = shared::page::limit(query_param(call.req, "limit").as_deref())
-        .map_err(|e| FieldError::new("limit", e))?;
-    let cursor = query_param(call.req, "cursor");
+    let (limit, cursor) = call.page()?;
     let page = store
         .tenant_members_page(&tenant.id, limit, cursor.as_deref())
         .await?;
@@ -89,16 +89,9 @@ pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         ));
     }
     let now = shared::time::now_unix();
-    Idempotent {
-        store: call.app.store.as_ref(),
-        key: idempotency::key_of(call.req)?,
-        route: "tenants.invite",
-        subject: call.caller.user.id.as_str(),
-        body: call.req.body().as_ref(),
-        now,
-    }
-    .run(|| invite_committed(call, &tenant, email, role, now))
-    .await
+    call.idempotent("tenants.invite", now)?
+        .run(|| invite_committed(call, &tenant, email, role, now))
+        .await
 }
 
 async fn invite_committed(
@@ -151,7 +144,10 @@ async fn invite_committed(
                 json!({"user_id": user.id, "role": m.role, "status": user.status, "invitation_sent": true}),
             ))
         }
-        (_, Some(_)) => Err(ApiError::refused(ErrorCode::AlreadyMember, "this person is already a member of the tenant")),
+        (_, Some(_)) => Err(ApiError::refused(
+            ErrorCode::AlreadyMember,
+            "this person is already a member of the tenant",
+        )),
         (existing, None) => {
             let new_user = existing.is_none();
             let user = existing.unwrap_or_else(|| invited_user(email.clone(), now));
@@ -183,7 +179,10 @@ async fn invite_committed(
             store.commit(changes).await.map_err(|e| {
                 e.answer(|reasons| {
                     if reasons.contains(&Refusal::AlreadyMember) {
-                        ApiError::refused(ErrorCode::AlreadyMember, "this person is already a member of the tenant")
+                        ApiError::refused(
+                            ErrorCode::AlreadyMember,
+                            "this person is already a member of the tenant",
+                        )
                     } else {
                         ApiError::concurrent_update()
                     }
@@ -225,7 +224,10 @@ struct RoleBody {
     role: String,
 }
 
-pub(crate) async fn change_role(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+pub(crate) async fn change_role(
+    call: &Call<'_>,
+    granted: Granted,
+) -> Result<ApiResponse, ApiError> {
     let (tenant, access) = granted.into_parts();
     let user_id = target_user(call)?;
     let body: RoleBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
