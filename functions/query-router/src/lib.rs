@@ -11,18 +11,17 @@
 //! (identifiers from the catalogue, values as parameters) and run in a read-only transaction
 //! with a statement timeout, on a small pool per database that lives across warm invocations.
 
+mod pools;
 pub mod sql;
 pub mod target;
 
-use shared::auth::gate::{self, database_not_found, DatabaseDenied, Granted, Intent, Need};
-use shared::ErrorCode;
-use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+pub use pools::{Pools, CATALOG_TTL, POOL_SIZE};
+
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::{
-    signed_in, Caller,
-};
+use shared::auth::access::{signed_in, Caller};
+use shared::auth::gate::{self, database_not_found, DatabaseDenied, Granted, Intent, Need};
 use shared::auth::jwt::TokenKeys;
 use shared::crypto::DataKey;
 use shared::domain::DatabaseId;
@@ -30,18 +29,12 @@ use shared::fields::{self, FieldError};
 use shared::request::{json_body, matched, path_param, query_param, RequestContext};
 use shared::store::changes::{AuditEntry, AuditTarget, Change};
 use shared::store::{DatabaseRecord, Store};
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use sql::{Column, Param};
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 use target::Unusable;
 use tokio_postgres::types::ToSql;
-
-/// Connections per database and function instance: one tenant cannot exhaust a database.
-pub const POOL_SIZE: usize = 4;
-/// How long a catalogue read is trusted.
-pub const CATALOG_TTL: Duration = Duration::from_secs(30);
 
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -51,8 +44,8 @@ pub struct App {
     pub allow_private: bool,
     /// `QUERY_TIMEOUT_MS`: each statement's timeout.
     pub statement_timeout_ms: u64,
-    pools: Mutex<HashMap<DatabaseId, Pool>>,
-    catalogs: Mutex<HashMap<DatabaseId, (Instant, Arc<Catalog>)>>,
+    /// This instance's connection pools and catalogues, per database.
+    pools: Pools,
 }
 
 impl App {
@@ -69,8 +62,7 @@ impl App {
             data_key,
             allow_private,
             statement_timeout_ms,
-            pools: Mutex::new(HashMap::new()),
-            catalogs: Mutex::new(HashMap::new()),
+            pools: Pools::default(),
         }
     }
 }
@@ -117,7 +109,9 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     let route = matched(&req, ROUTES)?;
     let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
     match route {
-        Route::ListDatabases => list(app, &req, managed(app, &req, &caller, Intent::Read).await?).await,
+        Route::ListDatabases => {
+            list(app, &req, managed(app, &req, &caller, Intent::Read).await?).await
+        }
         Route::RegisterDatabase => {
             let granted = managed(app, &req, &caller, Intent::Write).await?;
             register(app, &ctx, &req, &caller, granted).await
@@ -126,11 +120,16 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
             let granted = managed(app, &req, &caller, Intent::Write).await?;
             remove(app, &ctx, &req, &caller, granted).await
         }
-        Route::Tables => tables(app, member_database(app, &req, &caller).await?).await,
-        Route::Query => query(app, &req, member_database(app, &req, &caller).await?).await,
+        Route::Tables => {
+            let (_, record) = admitted(app, member_database(app, &req, &caller).await)?;
+            tables(app, record).await
+        }
+        Route::Query => {
+            let (_, record) = admitted(app, member_database(app, &req, &caller).await)?;
+            query(app, &req, record).await
+        }
     }
 }
-
 
 /// The tenant in the path, for its owners, admins and operators (the gate's `Manager`).
 async fn managed(
@@ -140,7 +139,14 @@ async fn managed(
     intent: Intent,
 ) -> Result<Granted, ApiError> {
     let slug = path_param(req, "slug");
-    gate::tenant(app.store.as_ref(), caller, slug.as_deref(), Need::Manager, intent).await
+    gate::tenant(
+        app.store.as_ref(),
+        caller,
+        slug.as_deref(),
+        Need::Manager,
+        intent,
+    )
+    .await
 }
 
 fn view(d: &DatabaseRecord) -> Value {
@@ -171,11 +177,11 @@ struct RegisterBody {
 }
 
 /// What a sealed connection string is bound to.
-fn owner_of(tenant: &shared::domain::TenantId, id: &DatabaseId) -> Vec<u8> {
+pub(crate) fn owner_of(tenant: &shared::domain::TenantId, id: &DatabaseId) -> Vec<u8> {
     format!("{tenant}|{id}").into_bytes()
 }
 
-fn unusable(why: Unusable) -> ApiError {
+pub(crate) fn unusable(why: Unusable) -> ApiError {
     match why {
         Unusable::Invalid | Unusable::Host => {
             ApiError::refused(ErrorCode::InvalidField, why.to_string())
@@ -279,45 +285,34 @@ async fn remove(
         ])
         .await
         .map_err(|e| e.answer(|_| database_not_found()))?;
-    forget(app, &id);
+    app.pools.forget(&id);
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database removed; its pooled connections closed");
     Ok(ApiResponse::ok(json!({"id": id, "removed": true})))
 }
 
-/// Closes and drops this instance's pool and catalogue of a database.
-fn forget(app: &App, id: &DatabaseId) {
-    let pool = app
-        .pools
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(id);
-    if let Some(pool) = pool {
-        pool.close();
-    }
-    app.catalogs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .remove(id);
-}
-
-/// The database in the path, if the caller is a member of the tenant that owns it.
-/// The database in the path and its tenant's gate, for the tenant's members (the gate's
-/// `database`).
+/// The database in the path and its tenant, for the tenant's members (the gate's `database`).
 async fn member_database(
     app: &App,
     req: &Request,
     caller: &Caller,
-) -> Result<DatabaseRecord, ApiError> {
+) -> Result<(Granted, DatabaseRecord), DatabaseDenied> {
     let id = path_param(req, "db_id");
-    match gate::database(app.store.as_ref(), caller, id.as_deref(), Intent::Read).await {
-        Ok((_, record)) => Ok(record),
-        Err(DatabaseDenied::Gone(id)) => {
-            // Removed, perhaps through another instance: this one lets go of it too.
-            forget(app, &id);
-            Err(database_not_found())
+    gate::database(app.store.as_ref(), caller, id.as_deref(), Intent::Read).await
+}
+
+/// The gate's answer for a database route. A registration the gate found gone (removed,
+/// perhaps through another instance) is let go of by this instance too: the gate only answers,
+/// the route decides what this instance keeps.
+fn admitted(
+    app: &App,
+    answer: Result<(Granted, DatabaseRecord), DatabaseDenied>,
+) -> Result<(Granted, DatabaseRecord), ApiError> {
+    answer.map_err(|denied| {
+        if let DatabaseDenied::Gone(id) = &denied {
+            app.pools.forget(id);
         }
-        Err(denied) => Err(denied.into()),
-    }
+        denied.into()
+    })
 }
 
 fn unavailable_db(cause: impl std::fmt::Display) -> ApiError {
@@ -326,53 +321,15 @@ fn unavailable_db(cause: impl std::fmt::Display) -> ApiError {
     ApiError::unavailable("tenant database", "the tenant database is unavailable")
 }
 
-/// This instance's pool for `record`, made on first use from the sealed connection string.
-async fn pool(app: &App, record: &DatabaseRecord) -> Result<Pool, ApiError> {
-    if let Some(p) = app
-        .pools
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&record.id)
-    {
-        return Ok(p.clone());
-    }
-    let plain = app
-        .data_key
-        .open(&record.sealed, &owner_of(&record.tenant, &record.id))
-        .map_err(|e| {
-            tracing::error!(db_id = %record.id, cause = %e, "a stored connection string does not open");
-            ApiError::internal(e)
-        })?;
-    let raw = String::from_utf8(plain).map_err(ApiError::internal)?;
-    // Checked again at use: a name may resolve elsewhere now than at registration.
-    let target = target::resolve(&raw, app.allow_private)
-        .await
-        .map_err(unusable)?;
-    let manager = Manager::from_config(
-        target.config,
-        tokio_postgres::NoTls,
-        ManagerConfig {
-            // A broken connection is found and replaced before it is handed out.
-            recycling_method: RecyclingMethod::Verified,
-        },
-    );
-    let pool = Pool::builder(manager)
-        .max_size(POOL_SIZE)
-        .wait_timeout(Some(target::CONNECT_TIMEOUT))
-        .create_timeout(Some(target::CONNECT_TIMEOUT))
-        .recycle_timeout(Some(target::CONNECT_TIMEOUT))
-        .runtime(deadpool_postgres::Runtime::Tokio1)
-        .build()
-        .map_err(ApiError::internal)?;
-    app.pools
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(record.id.clone(), pool.clone());
-    Ok(pool)
-}
-
 async fn client(app: &App, record: &DatabaseRecord) -> Result<deadpool_postgres::Object, ApiError> {
-    pool(app, record).await?.get().await.map_err(unavailable_db)
+    app.pools
+        .pool(&record.id, || {
+            pools::open(&app.data_key, app.allow_private, record)
+        })
+        .await?
+        .get()
+        .await
+        .map_err(unavailable_db)
 }
 
 const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt_name::text \
@@ -382,16 +339,13 @@ const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt
      ORDER BY c.table_name, c.ordinal_position";
 
 async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, ApiError> {
-    if let Some((at, c)) = app
-        .catalogs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(&record.id)
-    {
-        if at.elapsed() < CATALOG_TTL {
-            return Ok(c.clone());
-        }
-    }
+    app.pools
+        .catalog(&record.id, || read_catalog(app, record))
+        .await
+}
+
+/// The tables and columns the database's user can read now.
+async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, ApiError> {
     let client = client(app, record).await?;
     let schema: String = client
         .query_one("SELECT current_schema()::text", &[])
@@ -410,11 +364,6 @@ async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, Api
             udt: row.get(2),
         });
     }
-    let cat = Arc::new(cat);
-    app.catalogs
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(record.id.clone(), (Instant::now(), cat.clone()));
     Ok(cat)
 }
 
@@ -444,7 +393,8 @@ fn db_error(e: tokio_postgres::Error) -> ApiError {
             "the database user may not read this",
         )
     } else if code.code().starts_with("22") {
-        ApiError::refused(ErrorCode::InvalidValue,
+        ApiError::refused(
+            ErrorCode::InvalidValue,
             "a filter value does not fit its column's type",
         )
     } else if code.code().starts_with("42") {
@@ -474,7 +424,8 @@ async fn tables(app: &App, record: DatabaseRecord) -> Result<ApiResponse, ApiErr
 async fn query(app: &App, req: &Request, record: DatabaseRecord) -> Result<ApiResponse, ApiError> {
     let table = path_param(req, "table").unwrap_or_default();
     if !sql::is_identifier(&table) {
-        return Err(ApiError::refused(ErrorCode::InvalidField,
+        return Err(ApiError::refused(
+            ErrorCode::InvalidField,
             "table: not a valid identifier",
         ));
     }
@@ -486,7 +437,8 @@ async fn query(app: &App, req: &Request, record: DatabaseRecord) -> Result<ApiRe
     };
     let cat = catalog(app, &record).await?;
     let Some(columns) = cat.tables.get(&table) else {
-        return Err(ApiError::refused(ErrorCode::UnknownTable,
+        return Err(ApiError::refused(
+            ErrorCode::UnknownTable,
             format!("table: unknown table {table}"),
         ));
     };
