@@ -2,9 +2,9 @@
 //! last read through it, kept across warm invocations and let go of together when a route sees
 //! the registration removed (here, or gone through another instance).
 
+use crate::query::Catalog;
+use crate::registry::{owner_of, unusable};
 use crate::target;
-use crate::Catalog;
-use crate::{owner_of, unusable};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use shared::crypto::DataKey;
 use shared::domain::DatabaseId;
