@@ -61,3 +61,22 @@ pub fn read(resp: &Response<Body>) -> (u16, Value) {
     };
     (resp.status().as_u16(), body)
 }
+
+/// An `Authorization` header value for `user` signed in with `audience` now.
+pub async fn bearer(
+    keys: &crate::auth::jwt::TokenKeys,
+    user: &User,
+    audience: crate::domain::Audience,
+) -> String {
+    let token = keys
+        .issue(
+            &user.id,
+            audience,
+            user.session_epoch,
+            crate::time::now_unix(),
+        )
+        .await
+        .expect("token issued")
+        .token;
+    format!("Bearer {token}")
+}
