@@ -40,8 +40,9 @@ pub struct App {
     pub allow_private: bool,
     /// `QUERY_TIMEOUT_MS`: each statement's timeout.
     pub statement_timeout_ms: u64,
-    /// This instance's connection pools and catalogues, per database.
-    pools: Pools,
+    /// This instance's connection pools and catalogues, per database (public so that handler
+    /// tests can see what a route kept or let go of).
+    pub pools: Pools,
 }
 
 impl App {

@@ -1,0 +1,237 @@
+//! The query router's routes on the in-memory store, as far as they go without a database:
+//! who may reach a registration, what a registration refuses before connecting, and what this
+//! instance lets go of when a registration is removed or found gone.
+
+use deadpool_postgres::{Manager, Pool};
+use serde_json::{json, Value};
+use shared::auth::jwt::TokenKeys;
+use shared::crypto::DataKey;
+use shared::domain::{Audience, DatabaseId, Role, User};
+use shared::proxy_event::ProxyRequest;
+use shared::store::changes::Change;
+use shared::store::{CommitStore, DatabaseRecord, MemoryStore, TenantStore};
+use shared::tenant::Tenant;
+use shared::testing::{self, read};
+use std::sync::Arc;
+
+fn app() -> (Arc<MemoryStore>, query_router::App) {
+    let store = Arc::new(MemoryStore::new());
+    let keys =
+        TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 900).unwrap();
+    let data_key = DataKey::from_base64(&("A".repeat(43) + "=")).unwrap();
+    let app = query_router::App::new(store.clone(), keys, data_key, false, 5_000);
+    (store, app)
+}
+
+/// A pool that never connects: it stands for what the instance holds for a database.
+fn idle_pool() -> Pool {
+    let manager = Manager::new(tokio_postgres::Config::new(), tokio_postgres::NoTls);
+    Pool::builder(manager).max_size(1).build().unwrap()
+}
+
+async fn held(app: &query_router::App, id: &DatabaseId) -> Pool {
+    app.pools
+        .pool(id, || async { Ok(idle_pool()) })
+        .await
+        .unwrap()
+}
+
+/// A registration of `tenant`, stored without testing it (nothing here connects).
+async fn registered(store: &MemoryStore, tenant: &Tenant) -> DatabaseRecord {
+    let record = DatabaseRecord {
+        id: DatabaseId::new_random(),
+        tenant: tenant.id.clone(),
+        name: "orders".into(),
+        engine: "postgres".into(),
+        host: "db.example.com:5432/orders".into(),
+        sealed: "not opened by these tests".into(),
+        created_at: shared::time::now_unix(),
+    };
+    store
+        .commit(vec![Change::PutDatabase(record.clone())])
+        .await
+        .unwrap();
+    record
+}
+
+async fn call(
+    app: &query_router::App,
+    who: &User,
+    method: &str,
+    resource: &str,
+    params: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = app
+        .keys
+        .issue(
+            &who.id,
+            Audience::Portal,
+            who.session_epoch,
+            shared::time::now_unix(),
+        )
+        .await
+        .unwrap()
+        .token;
+    let mut path = resource.to_string();
+    for (name, value) in params {
+        path = path.replace(&format!("{{{name}}}"), value);
+    }
+    let mut req =
+        ProxyRequest::new(method, &path).header("authorization", &format!("Bearer {token}"));
+    req.resource = resource.into();
+    req.path_parameters = params
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    if let Some(b) = body {
+        req = req.json_body(&b.to_string());
+    }
+    read(&query_router::handle(app, req.to_lambda_request()).await)
+}
+
+#[tokio::test]
+async fn a_registration_found_gone_is_let_go_of_by_this_instance() {
+    let (store, app) = app();
+    let member = testing::user(store.as_ref(), false).await;
+    let gone = DatabaseId::new_random();
+    // Held from before another instance removed it.
+    let pool = held(&app, &gone).await;
+
+    let (status, body) = call(
+        &app,
+        &member,
+        "GET",
+        "/query/v1/{db_id}/tables",
+        &[("db_id", gone.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("DATABASE_NOT_FOUND"))
+    );
+    assert!(pool.is_closed(), "the gone registration's pool is closed");
+}
+
+#[tokio::test]
+async fn a_refused_caller_leaves_the_pool_in_place() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let tenant = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let record = registered(&store, &tenant).await;
+    let pool = held(&app, &record.id).await;
+    let stranger = testing::user(store.as_ref(), false).await;
+
+    for (method, resource, params) in [
+        (
+            "GET",
+            "/query/v1/{db_id}/tables",
+            vec![("db_id", record.id.as_str())],
+        ),
+        (
+            "POST",
+            "/query/v1/{db_id}/tables/{table}",
+            vec![("db_id", record.id.as_str()), ("table", "orders")],
+        ),
+    ] {
+        let (status, body) = call(&app, &stranger, method, resource, &params, None).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (404, Some("DATABASE_NOT_FOUND")),
+            "{method} {resource}"
+        );
+    }
+    assert!(
+        !pool.is_closed(),
+        "the registration still exists for its members"
+    );
+}
+
+#[tokio::test]
+async fn removing_a_registration_closes_its_pool() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let tenant = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let record = registered(&store, &tenant).await;
+    let pool = held(&app, &record.id).await;
+    let databases = "/tenants/{slug}/databases";
+    let slug = [("slug", tenant.slug.as_str())];
+
+    let (status, listed) = call(&app, &owner, "GET", databases, &slug, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["data"]["items"][0]["id"], record.id.as_str());
+    assert!(
+        listed["data"]["items"][0].get("sealed").is_none(),
+        "the sealed connection string is never answered"
+    );
+
+    let one = "/tenants/{slug}/databases/{db_id}";
+    let params = [
+        ("slug", tenant.slug.as_str()),
+        ("db_id", record.id.as_str()),
+    ];
+    let (status, removed) = call(&app, &owner, "DELETE", one, &params, None).await;
+    assert_eq!(status, 200, "{removed}");
+    assert_eq!(removed["data"], json!({"id": record.id, "removed": true}));
+    assert!(pool.is_closed());
+
+    let (status, listed) = call(&app, &owner, "GET", databases, &slug, None).await;
+    assert_eq!((status, &listed["data"]["items"]), (200, &json!([])));
+    let (status, again) = call(&app, &owner, "DELETE", one, &params, None).await;
+    assert_eq!(
+        (status, again["error"]["code"].as_str()),
+        (404, Some("DATABASE_NOT_FOUND"))
+    );
+}
+
+#[tokio::test]
+async fn a_registration_is_refused_before_connecting() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let tenant = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let member = testing::user(store.as_ref(), false).await;
+    store
+        .add_membership(&member.id, &tenant, Role::Member)
+        .await
+        .unwrap();
+    let databases = "/tenants/{slug}/databases";
+    let slug = [("slug", tenant.slug.as_str())];
+    let body = |engine: &str, connection_string: &str| json!({"name": "orders", "engine": engine, "connection_string": connection_string});
+
+    for (who, sent, status, code) in [
+        (
+            &member,
+            body("postgres", "postgres://u:p@8.8.8.8/db"),
+            403,
+            "FORBIDDEN",
+        ),
+        (
+            &owner,
+            body("mysql", "postgres://u:p@8.8.8.8/db"),
+            400,
+            "INVALID_FIELD",
+        ),
+        (
+            &owner,
+            body("postgres", "not a url ://"),
+            400,
+            "INVALID_FIELD",
+        ),
+        (
+            &owner,
+            body("postgres", "postgres://u:p@127.0.0.1/db"),
+            422,
+            "DATABASE_HOST_NOT_ALLOWED",
+        ),
+    ] {
+        let (got, answer) = call(&app, who, "POST", databases, &slug, Some(sent.clone())).await;
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{sent}"
+        );
+    }
+    let (_, listed) = call(&app, &owner, "GET", databases, &slug, None).await;
+    assert_eq!(listed["data"]["items"], json!([]), "nothing was stored");
+}
