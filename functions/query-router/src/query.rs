@@ -22,100 +22,6 @@ pub struct Catalog {
     pub tables: std::collections::BTreeMap<String, Vec<Column>>,
 }
 
-fn unavailable_db(cause: impl std::fmt::Display) -> ApiError {
-    // The cause can name the host: it goes to the log only.
-    tracing::warn!(cause = %cause, "tenant database unavailable");
-    ApiError::unavailable("tenant database", "the tenant database is unavailable")
-}
-
-async fn client(app: &App, record: &DatabaseRecord) -> Result<deadpool_postgres::Object, ApiError> {
-    app.pools
-        .pool(&record.id, || {
-            pools::open(&app.data_key, app.allow_private, record)
-        })
-        .await?
-        .get()
-        .await
-        .map_err(unavailable_db)
-}
-
-const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt_name::text \
-     FROM information_schema.columns c \
-     WHERE c.table_schema = current_schema() \
-       AND has_table_privilege(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name), 'SELECT') \
-     ORDER BY c.table_name, c.ordinal_position";
-
-async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, ApiError> {
-    app.pools
-        .catalog(&record.id, || read_catalog(app, record))
-        .await
-}
-
-/// The tables and columns the database's user can read now.
-async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, ApiError> {
-    let client = client(app, record).await?;
-    let schema: String = client
-        .query_one("SELECT current_schema()::text", &[])
-        .await
-        .map_err(db_error)?
-        .get(0);
-    let rows = client.query(CATALOG_SQL, &[]).await.map_err(db_error)?;
-    let mut cat = Catalog {
-        schema,
-        ..Catalog::default()
-    };
-    for row in rows {
-        let table: String = row.get(0);
-        cat.tables.entry(table).or_default().push(Column {
-            name: row.get(1),
-            udt: row.get(2),
-        });
-    }
-    Ok(cat)
-}
-
-/// A database error as an answer: the client's mistakes are 4xx, the database's trouble 503;
-/// never the server's own message (it can carry names and values).
-fn db_error(e: tokio_postgres::Error) -> ApiError {
-    use tokio_postgres::error::SqlState;
-    let Some(db) = e.as_db_error() else {
-        return unavailable_db(e);
-    };
-    let code = db.code().clone();
-    tracing::info!(
-        sqlstate = code.code(),
-        "tenant database refused a statement"
-    );
-    let refused = ApiError::refused;
-    if code == SqlState::QUERY_CANCELED {
-        refused(
-            ErrorCode::QueryTimeout,
-            "the query ran longer than the statement timeout",
-        )
-    } else if code == SqlState::READ_ONLY_SQL_TRANSACTION {
-        refused(ErrorCode::ReadOnly, "writes are not allowed")
-    } else if code == SqlState::INSUFFICIENT_PRIVILEGE {
-        refused(
-            ErrorCode::PermissionDenied,
-            "the database user may not read this",
-        )
-    } else if code.code().starts_with("22") {
-        ApiError::refused(
-            ErrorCode::InvalidValue,
-            "a filter value does not fit its column's type",
-        )
-    } else if code.code().starts_with("42") {
-        ApiError::refused(ErrorCode::InvalidQuery, "the database refused the query")
-    } else if code.code().starts_with("08")
-        || code.code().starts_with("57")
-        || code.code().starts_with("53")
-    {
-        unavailable_db(e)
-    } else {
-        refused(ErrorCode::DatabaseError, "the database refused the query")
-    }
-}
-
 /// The tables and columns the caller may query.
 pub(crate) async fn tables(
     app: &App,
@@ -233,4 +139,101 @@ async fn run(
         }
     }
     Err(unavailable_db("no working connection"))
+}
+
+/// The catalogue of `record`, from this instance's cache while it is fresh.
+async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, ApiError> {
+    app.pools
+        .catalog(&record.id, || read_catalog(app, record))
+        .await
+}
+
+/// The tables and columns the database's user can read now.
+async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, ApiError> {
+    let client = client(app, record).await?;
+    let schema: String = client
+        .query_one("SELECT current_schema()::text", &[])
+        .await
+        .map_err(db_error)?
+        .get(0);
+    let rows = client.query(CATALOG_SQL, &[]).await.map_err(db_error)?;
+    let mut cat = Catalog {
+        schema,
+        ..Catalog::default()
+    };
+    for row in rows {
+        let table: String = row.get(0);
+        cat.tables.entry(table).or_default().push(Column {
+            name: row.get(1),
+            udt: row.get(2),
+        });
+    }
+    Ok(cat)
+}
+
+const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt_name::text \
+     FROM information_schema.columns c \
+     WHERE c.table_schema = current_schema() \
+       AND has_table_privilege(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name), 'SELECT') \
+     ORDER BY c.table_name, c.ordinal_position";
+
+/// A connection from this instance's pool for `record`, the pool made on first use.
+async fn client(app: &App, record: &DatabaseRecord) -> Result<deadpool_postgres::Object, ApiError> {
+    app.pools
+        .pool(&record.id, || {
+            pools::open(&app.data_key, app.allow_private, record)
+        })
+        .await?
+        .get()
+        .await
+        .map_err(unavailable_db)
+}
+
+/// A database error as an answer: the client's mistakes are 4xx, the database's trouble 503;
+/// never the server's own message (it can carry names and values).
+fn db_error(e: tokio_postgres::Error) -> ApiError {
+    use tokio_postgres::error::SqlState;
+    let Some(db) = e.as_db_error() else {
+        return unavailable_db(e);
+    };
+    let code = db.code().clone();
+    tracing::info!(
+        sqlstate = code.code(),
+        "tenant database refused a statement"
+    );
+    let refused = ApiError::refused;
+    if code == SqlState::QUERY_CANCELED {
+        refused(
+            ErrorCode::QueryTimeout,
+            "the query ran longer than the statement timeout",
+        )
+    } else if code == SqlState::READ_ONLY_SQL_TRANSACTION {
+        refused(ErrorCode::ReadOnly, "writes are not allowed")
+    } else if code == SqlState::INSUFFICIENT_PRIVILEGE {
+        refused(
+            ErrorCode::PermissionDenied,
+            "the database user may not read this",
+        )
+    } else if code.code().starts_with("22") {
+        ApiError::refused(
+            ErrorCode::InvalidValue,
+            "a filter value does not fit its column's type",
+        )
+    } else if code.code().starts_with("42") {
+        ApiError::refused(ErrorCode::InvalidQuery, "the database refused the query")
+    } else if code.code().starts_with("08")
+        || code.code().starts_with("57")
+        || code.code().starts_with("53")
+    {
+        unavailable_db(e)
+    } else {
+        refused(ErrorCode::DatabaseError, "the database refused the query")
+    }
+}
+
+/// The database cannot be reached or is overloaded: 503, the cause to the log only.
+fn unavailable_db(cause: impl std::fmt::Display) -> ApiError {
+    // The cause can name the host.
+    tracing::warn!(cause = %cause, "tenant database unavailable");
+    ApiError::unavailable("tenant database", "the tenant database is unavailable")
 }

@@ -22,6 +22,7 @@ fn view(d: &DatabaseRecord) -> Value {
     json!({"id": d.id, "name": d.name, "engine": d.engine, "host": d.host, "created_at": d.created_at})
 }
 
+/// One page of the tenant's registrations.
 pub(crate) async fn list(
     app: &App,
     req: &Request,
@@ -65,6 +66,7 @@ pub(crate) fn unusable(why: Unusable) -> ApiError {
     }
 }
 
+/// Tests the connection string (host allowed, database answering), then stores it sealed.
 pub(crate) async fn register(
     app: &App,
     ctx: &RequestContext,
@@ -122,6 +124,7 @@ pub(crate) async fn register(
     Ok(ApiResponse::created(view(&record)))
 }
 
+/// Removes the tenant's registration in the path; another tenant's id is 404 like a missing one.
 pub(crate) async fn remove(
     app: &App,
     ctx: &RequestContext,
