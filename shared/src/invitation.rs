@@ -2,13 +2,22 @@
 //! its own purpose), valid 7 days, mailed to an invited user who has no password yet. A new
 //! invitation moves the user's token generation, so every earlier one dies. The link's origin
 //! follows the mailed-link rule (`links.rs`).
+//!
+//! [`invite_by_email`] is the one invite-by-email flow (a tenant's members, a partner's
+//! admins): find the user by email or create an invited one, commit them with the [`Grant`]
+//! and its audit entry, then mail the invitation (no password yet) or an access notice. Someone
+//! who holds the grant but never set a password is invited afresh; anyone else who holds it
+//! already is refused.
 
 use crate::auth::opaque;
 use crate::config::LinkConfig;
 use crate::domain::{Email, User, UserId, UserStatus};
 use crate::email::{self, Mailer};
+use crate::error::ApiError;
 use crate::links::link_target;
-use crate::store::{Store, TokenPurpose};
+use crate::store::changes::{Change, Refusal};
+use crate::store::{Store, StoreError, TokenPurpose};
+use std::future::Future;
 
 pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 60 * 60;
 
@@ -120,4 +129,244 @@ pub async fn try_notify_access(
         .send(&message)
         .await
         .map_err(|e| format!("the notice could not be sent: {}", crate::error::chain(&e)))
+}
+
+/// What an invitation by email gives: a role in a tenant, a partner's admin rights.
+pub trait Grant: Sync {
+    /// What a user who holds the grant already holds (a tenant role, or nothing more).
+    type Held: Send;
+
+    /// What `user` holds of this grant today, if anything.
+    fn held(
+        &self,
+        store: &dyn Store,
+        user: &User,
+    ) -> impl Future<Output = Result<Option<Self::Held>, StoreError>> + Send;
+
+    /// The changes that give `user` the grant, with this request's audit entry.
+    fn changes(&self, user: &User, new_user: bool) -> Vec<Change>;
+
+    /// The audit change of a fresh invitation to someone who holds the grant but never set a
+    /// password.
+    fn reinvited(&self, user: &User, held: &Self::Held) -> Change;
+
+    /// The refusal for someone who holds it already (e.g. `ALREADY_MEMBER`), and the store's
+    /// reason for the same when a concurrent grant won.
+    fn already(&self) -> ApiError;
+    fn already_reason(&self) -> Refusal;
+
+    /// What the mail names: the place, the role, who invites.
+    fn invite(&self) -> Invite<'_>;
+}
+
+/// What [`invite_by_email`] did.
+#[derive(Debug)]
+pub enum Outcome<H> {
+    /// The user held the grant without a password: a fresh invitation replaced the old.
+    Reinvited(H),
+    /// The grant was given (to a new invited user if `new_user`).
+    Granted { new_user: bool },
+}
+
+/// The user invited (as stored after the flow) and what happened.
+#[derive(Debug)]
+pub struct Invited<H> {
+    pub user: User,
+    pub outcome: Outcome<H>,
+}
+
+/// The invite-by-email flow; see the module's header.
+pub async fn invite_by_email<G: Grant>(
+    by: &Sender<'_>,
+    grant: &G,
+    email: Email,
+    now: i64,
+) -> Result<Invited<G::Held>, ApiError> {
+    let store = by.store;
+    let existing = store.user_by_email(&email).await?;
+    let held = match &existing {
+        Some(u) => grant.held(store, u).await?,
+        None => None,
+    };
+    let invite = grant.invite();
+    match (existing, held) {
+        (Some(user), Some(held)) if user.status == UserStatus::Invited => {
+            store
+                .commit(vec![grant.reinvited(&user, &held)])
+                .await
+                .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+            send_or_fail(by, &user, &invite, now).await?;
+            Ok(Invited {
+                user,
+                outcome: Outcome::Reinvited(held),
+            })
+        }
+        (_, Some(_)) => Err(grant.already()),
+        (existing, None) => {
+            let new_user = existing.is_none();
+            let user = existing.unwrap_or_else(|| invited_user(email, now));
+            let mut changes = Vec::new();
+            if new_user {
+                changes.push(Change::CreateUser(user.clone()));
+            }
+            changes.extend(grant.changes(&user, new_user));
+            store.commit(changes).await.map_err(|e| {
+                e.answer(|reasons| {
+                    if reasons.contains(&grant.already_reason()) {
+                        grant.already()
+                    } else {
+                        ApiError::concurrent_update()
+                    }
+                })
+            })?;
+            tracing::info!(place = invite.place, role = invite.role, user_id = %user.id, invited_by = %invite.invited_by.id, new_user, "access granted by email");
+            if user.status == UserStatus::Invited {
+                send_or_fail(by, &user, &invite, now).await?;
+            } else {
+                notify_access(
+                    by.mailer,
+                    &user,
+                    invite.place,
+                    invite.role,
+                    invite.invited_by,
+                )
+                .await;
+            }
+            Ok(Invited {
+                user,
+                outcome: Outcome::Granted { new_user },
+            })
+        }
+    }
+}
+
+/// `send`, as the API's answer: 503 when the invitation could not be sent.
+async fn send_or_fail(
+    by: &Sender<'_>,
+    user: &User,
+    invite: &Invite<'_>,
+    now: i64,
+) -> Result<(), ApiError> {
+    send(by, user, invite, now).await.map_err(|why| {
+        tracing::error!(user_id = %user.id, place = invite.place, cause = %why, "invitation not sent");
+        ApiError::unavailable("mail", why)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Role;
+    use crate::email::RecordingMailer;
+    use crate::store::changes::{AuditEntry, AuditTarget};
+    use crate::store::MemoryStore;
+    use crate::tenant::{RedirectOrigin, Tenant};
+
+    /// A member's role in `tenant`, as the tenants function grants it (without the audit).
+    struct Member<'a> {
+        tenant: &'a Tenant,
+        by: &'a User,
+    }
+
+    impl Grant for Member<'_> {
+        type Held = Role;
+
+        async fn held(&self, store: &dyn Store, user: &User) -> Result<Option<Role>, StoreError> {
+            Ok(store
+                .membership(&user.id, &self.tenant.id)
+                .await?
+                .map(|m| m.role))
+        }
+
+        fn changes(&self, user: &User, _: bool) -> Vec<Change> {
+            vec![Change::AddMembership {
+                user: user.id.clone(),
+                tenant: self.tenant.clone(),
+                role: Role::Member,
+                at: 0,
+            }]
+        }
+
+        fn reinvited(&self, user: &User, _: &Role) -> Change {
+            Change::Audit(AuditEntry::new(
+                AuditTarget::Tenant(self.tenant.id.clone()),
+                self.by.id.clone(),
+                "member.reinvited",
+                serde_json::json!({"user_id": user.id}),
+                0,
+                "test",
+            ))
+        }
+
+        fn already(&self) -> ApiError {
+            ApiError::refused(crate::ErrorCode::AlreadyMember, "already")
+        }
+
+        fn already_reason(&self) -> Refusal {
+            Refusal::AlreadyMember
+        }
+
+        fn invite(&self) -> Invite<'_> {
+            Invite {
+                place: &self.tenant.name,
+                role: "member",
+                invited_by: self.by,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn invites_afresh_until_a_password_is_set_then_refuses() {
+        let store = MemoryStore::new();
+        let mailer = RecordingMailer::default();
+        let links = LinkConfig {
+            platform_origin: RedirectOrigin::parse("https://console.example.com", false).unwrap(),
+        };
+        let by = Sender {
+            store: &store,
+            mailer: &mailer,
+            links: &links,
+        };
+        let inviter = crate::testing::user(&store, true).await;
+        let tenant = crate::testing::tenant(&store, "Acme", None).await;
+        let grant = Member {
+            tenant: &tenant,
+            by: &inviter,
+        };
+        let email = Email::parse("new@example.com").unwrap();
+
+        let first = invite_by_email(&by, &grant, email.clone(), 100)
+            .await
+            .unwrap();
+        assert!(matches!(first.outcome, Outcome::Granted { new_user: true }));
+        assert_eq!(first.user.status, UserStatus::Invited);
+        let again = invite_by_email(&by, &grant, email.clone(), 200)
+            .await
+            .unwrap();
+        assert!(matches!(again.outcome, Outcome::Reinvited(Role::Member)));
+        assert_eq!(again.user.id, first.user.id);
+        let sent = mailer.sent();
+        assert_eq!(sent.len(), 2);
+        assert!(sent
+            .iter()
+            .all(|m| m.to == email && m.text.contains("accept-invitation")));
+        assert_ne!(sent[0].text, sent[1].text, "a fresh token each time");
+
+        // Someone with a password who holds the grant is refused; one without it is granted
+        // and told, with no invitation.
+        let active = crate::testing::user(&store, false).await;
+        let granted = invite_by_email(&by, &grant, active.email.clone(), 300)
+            .await
+            .unwrap();
+        assert!(matches!(
+            granted.outcome,
+            Outcome::Granted { new_user: false }
+        ));
+        assert!(!mailer.sent()[2].text.contains("accept-invitation"));
+        let refused = invite_by_email(&by, &grant, active.email.clone(), 400)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), "ALREADY_MEMBER");
+        assert_eq!(mailer.sent().len(), 3);
+    }
 }

@@ -1,14 +1,17 @@
-//! A partner's admins: list, invite by email (`shared::invitation`), remove. Admins see the
+//! A partner's admins: list, invite by email (`shared::invitation`: an admin invited before who
+//! never set a password is invited afresh, as a tenant's member is), remove. Admins see the
 //! partner and its tenants; only operators manage the admins.
 
 use crate::Call;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::domain::{Email, UserId, UserStatus};
+use shared::domain::{Email, User, UserId, UserStatus};
 use shared::fields::FieldError;
+use shared::invitation::{self, Outcome};
 use shared::partner::Partner;
 use shared::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{AuditTarget, Change, Refusal};
+use shared::store::{Store, StoreError};
 use shared::{ApiError, ApiResponse, ErrorCode};
 use std::collections::HashMap;
 
@@ -64,73 +67,86 @@ pub(crate) async fn invite(call: &Call<'_>, partner: Partner) -> Result<ApiRespo
     let now = shared::time::now_unix();
     call.idempotent("partners.invite-admin", now)?
         .run(|| async {
-            let store = call.store;
-            let existing = store.user_by_email(&email).await?;
-            if let Some(u) = &existing {
-                if store.is_partner_admin(&u.id, &partner.id).await? {
-                    return Err(already_admin());
-                }
-            }
-            let new_user = existing.is_none();
-            let user =
-                existing.unwrap_or_else(|| shared::invitation::invited_user(email.clone(), now));
-            let mut changes = Vec::new();
-            if new_user {
-                changes.push(Change::CreateUser(user.clone()));
-            }
-            changes.push(Change::GrantPartnerAdmin {
-                user: user.id.clone(),
-                partner: partner.id.clone(),
-            });
-            changes.push(Change::Audit(call.entry(
-                AuditTarget::Partner(partner.id.clone()),
-                "partner.admin_added",
-                json!({"after": {"user_id": user.id, "invited": new_user}}),
-            )));
-            store.commit(changes).await.map_err(|e| {
-                e.answer(|reasons| {
-                    if reasons.contains(&Refusal::AlreadyPartnerAdmin) {
-                        already_admin()
-                    } else {
-                        ApiError::concurrent_update()
-                    }
-                })
-            })?;
-            tracing::info!(partner = %partner.slug, user_id = %user.id, invited_by = %call.caller.user.id, new_user, "partner admin added");
-            if user.status == UserStatus::Invited {
-                shared::invitation::send(
-                    &shared::invitation::Sender {
-                        store,
-                        mailer: call.app.mailer.as_ref(),
-                        links: &call.app.links,
-                    },
-                    &user,
-                    &shared::invitation::Invite {
-                        place: &partner.name,
-                        role: ADMIN_ROLE,
-                        invited_by: &call.caller.user,
-                    },
-                    now,
-                )
-                .await
-                .map_err(|why| ApiError::unavailable("mail", why))?;
-            } else {
-                shared::invitation::notify_access(
-                    call.app.mailer.as_ref(),
-                    &user,
-                    &partner.name,
-                    ADMIN_ROLE,
-                    &call.caller.user,
-                )
-                .await;
-            }
-            Ok(ApiResponse::created(json!({
-                "user_id": user.id,
-                "status": user.status,
-                "invitation_sent": user.status == UserStatus::Invited,
-            })))
+            let sender = invitation::Sender {
+                store: call.store,
+                mailer: call.app.mailer.as_ref(),
+                links: &call.app.links,
+            };
+            let grant = AdminRights {
+                call,
+                partner: &partner,
+            };
+            let invited = invitation::invite_by_email(&sender, &grant, email, now).await?;
+            let user = invited.user;
+            Ok(match invited.outcome {
+                Outcome::Reinvited(()) => ApiResponse::ok(json!({
+                    "user_id": user.id,
+                    "status": user.status,
+                    "invitation_sent": true,
+                })),
+                Outcome::Granted { .. } => ApiResponse::created(json!({
+                    "user_id": user.id,
+                    "status": user.status,
+                    "invitation_sent": user.status == UserStatus::Invited,
+                })),
+            })
         })
         .await
+}
+
+/// A partner's admin rights, given by email (`shared::invitation`).
+struct AdminRights<'a> {
+    call: &'a Call<'a>,
+    partner: &'a Partner,
+}
+
+impl invitation::Grant for AdminRights<'_> {
+    type Held = ();
+
+    async fn held(&self, store: &dyn Store, user: &User) -> Result<Option<()>, StoreError> {
+        Ok(store
+            .is_partner_admin(&user.id, &self.partner.id)
+            .await?
+            .then_some(()))
+    }
+
+    fn changes(&self, user: &User, new_user: bool) -> Vec<Change> {
+        vec![
+            Change::GrantPartnerAdmin {
+                user: user.id.clone(),
+                partner: self.partner.id.clone(),
+            },
+            Change::Audit(self.call.entry(
+                AuditTarget::Partner(self.partner.id.clone()),
+                "partner.admin_added",
+                json!({"after": {"user_id": user.id, "invited": new_user}}),
+            )),
+        ]
+    }
+
+    fn reinvited(&self, user: &User, _: &()) -> Change {
+        Change::Audit(self.call.entry(
+            AuditTarget::Partner(self.partner.id.clone()),
+            "partner.admin_reinvited",
+            json!({"user_id": user.id}),
+        ))
+    }
+
+    fn already(&self) -> ApiError {
+        already_admin()
+    }
+
+    fn already_reason(&self) -> Refusal {
+        Refusal::AlreadyPartnerAdmin
+    }
+
+    fn invite(&self) -> invitation::Invite<'_> {
+        invitation::Invite {
+            place: &self.partner.name,
+            role: ADMIN_ROLE,
+            invited_by: &self.call.caller.user,
+        }
+    }
 }
 
 pub(crate) async fn remove(call: &Call<'_>, partner: Partner) -> Result<ApiResponse, ApiError> {

@@ -561,3 +561,48 @@ async fn operators_invite_list_and_remove_partner_admins() {
         "removing the grant keeps the account"
     );
 }
+
+#[tokio::test]
+async fn an_admin_who_never_set_a_password_is_invited_afresh() {
+    let w = world().await;
+    let acme = w.partner("acme").await;
+    let invite = || {
+        req("POST", "/partners/{partner}/admins", &[("partner", "acme")])
+            .body(json!({"email": "slow.reader@example.com"}))
+    };
+    let (status, first) = w.op(invite()).await;
+    assert_eq!(status, 201, "{first}");
+    // Before: 409 ALREADY_ADMIN, and the lost invitation could never be replaced. Now as for a
+    // tenant's member: 200, a fresh invitation (a new token), the grant unchanged.
+    let (status, again) = w.op(invite()).await;
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(
+        (
+            &again["data"]["user_id"],
+            &again["data"]["status"],
+            &again["data"]["invitation_sent"]
+        ),
+        (&first["data"]["user_id"], &json!("invited"), &json!(true))
+    );
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 2);
+    assert!(sent[1].text.contains("/accept-invitation#token="));
+    assert_ne!(sent[0].text, sent[1].text);
+    let (_, list) = w
+        .op(req(
+            "GET",
+            "/partners/{partner}/admins",
+            &[("partner", "acme")],
+        ))
+        .await;
+    assert_eq!(list["data"]["items"].as_array().unwrap().len(), 1);
+    let audit = w
+        .store
+        .audit_entries(&format!("partner:{}", acme["id"].as_str().unwrap()), 10)
+        .await
+        .unwrap();
+    assert!(
+        audit.iter().any(|e| e.action == "partner.admin_reinvited"),
+        "{audit:?}"
+    );
+}

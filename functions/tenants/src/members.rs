@@ -7,11 +7,13 @@ use serde::Deserialize;
 use serde_json::json;
 use shared::auth::access::TenantAccess;
 use shared::auth::gate::Granted;
+use shared::domain::User;
 use shared::domain::{Email, Role, UserId, UserStatus};
 use shared::fields::FieldError;
-use shared::invitation::invited_user;
+use shared::invitation::{self, Outcome};
 use shared::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{Change, Refusal};
+use shared::store::{Store, StoreError};
 use shared::tenant::Tenant;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -90,123 +92,107 @@ pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
     }
     let now = shared::time::now_unix();
     call.idempotent("tenants.invite", now)?
-        .run(|| invite_committed(call, &tenant, email, role, now))
+        .run(|| async {
+            let grant = Membership {
+                call,
+                tenant: &tenant,
+                role,
+            };
+            let invited = invitation::invite_by_email(&sender(call), &grant, email, now).await?;
+            let user = invited.user;
+            Ok(match invited.outcome {
+                Outcome::Reinvited(held) => ApiResponse::ok(
+                    json!({"user_id": user.id, "role": held, "status": user.status, "invitation_sent": true}),
+                ),
+                Outcome::Granted { .. } => ApiResponse::created(json!({
+                    "user_id": user.id,
+                    "role": role,
+                    "status": user.status,
+                    "invitation_sent": user.status == UserStatus::Invited,
+                })),
+            })
+        })
         .await
 }
 
-async fn invite_committed(
-    call: &Call<'_>,
-    tenant: &Tenant,
-    email: Email,
+fn sender<'a>(call: &'a Call<'_>) -> invitation::Sender<'a> {
+    invitation::Sender {
+        store: call.store,
+        mailer: call.app.mailer.as_ref(),
+        links: &call.app.links,
+    }
+}
+
+fn already_member() -> ApiError {
+    ApiError::refused(
+        ErrorCode::AlreadyMember,
+        "this person is already a member of the tenant",
+    )
+}
+
+/// A role in a tenant, given by email (`shared::invitation`).
+struct Membership<'a> {
+    call: &'a Call<'a>,
+    tenant: &'a Tenant,
     role: Role,
-    now: i64,
-) -> Result<ApiResponse, ApiError> {
-    let store = call.app.store.as_ref();
-    let existing = store.user_by_email(&email).await?;
-    let membership = match &existing {
-        Some(u) => store.membership(&u.id, &tenant.id).await?,
-        None => None,
-    };
-    let send = |user| async move {
-        shared::invitation::send(
-            &shared::invitation::Sender {
-                store,
-                mailer: call.app.mailer.as_ref(),
-                links: &call.app.links,
-            },
-            user,
-            &shared::invitation::Invite {
-                place: &tenant.name,
-                role: role.as_str(),
-                invited_by: &call.caller.user,
-            },
-            now,
-        )
-        .await
-        .map_err(|why| {
-            tracing::error!(tenant = %tenant.slug, cause = %why, "invitation not sent");
-            ApiError::unavailable("mail", why)
-        })
-    };
-    match (existing, membership) {
-        // Invited before and still without a password: a fresh invitation replaces the old.
-        (Some(user), Some(m)) if user.status == UserStatus::Invited => {
-            store
-                .commit(vec![call.audit(
-                    tenant,
-                    "member.reinvited",
-                    json!({"user_id": user.id, "role": m.role}),
-                )])
-                .await
-                .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
-            send(&user).await?;
-            Ok(ApiResponse::ok(
-                json!({"user_id": user.id, "role": m.role, "status": user.status, "invitation_sent": true}),
-            ))
-        }
-        (_, Some(_)) => Err(ApiError::refused(
-            ErrorCode::AlreadyMember,
-            "this person is already a member of the tenant",
-        )),
-        (existing, None) => {
-            let new_user = existing.is_none();
-            let user = existing.unwrap_or_else(|| invited_user(email.clone(), now));
-            let mut changes = Vec::new();
-            if new_user {
-                changes.push(Change::CreateUser(user.clone()));
-            }
-            changes.push(Change::AddMembership {
-                user: user.id.clone(),
-                tenant: tenant.clone(),
-                role,
-                at: call.now_ms(),
+}
+
+impl invitation::Grant for Membership<'_> {
+    type Held = Role;
+
+    async fn held(&self, store: &dyn Store, user: &User) -> Result<Option<Role>, StoreError> {
+        Ok(store
+            .membership(&user.id, &self.tenant.id)
+            .await?
+            .map(|m| m.role))
+    }
+
+    fn changes(&self, user: &User, new_user: bool) -> Vec<Change> {
+        let mut changes = vec![Change::AddMembership {
+            user: user.id.clone(),
+            tenant: self.tenant.clone(),
+            role: self.role,
+            at: self.call.now_ms(),
+        }];
+        if self.role == Role::Owner {
+            changes.push(Change::AdjustOwners {
+                tenant: self.tenant.id.clone(),
+                by: 1,
             });
-            if role == Role::Owner {
-                changes.push(Change::AdjustOwners {
-                    tenant: tenant.id.clone(),
-                    by: 1,
-                });
-            }
-            changes.push(call.audit(
-                tenant,
-                if new_user {
-                    "member.invited"
-                } else {
-                    "member.added"
-                },
-                json!({"after": {"user_id": user.id, "role": role}}),
-            ));
-            store.commit(changes).await.map_err(|e| {
-                e.answer(|reasons| {
-                    if reasons.contains(&Refusal::AlreadyMember) {
-                        ApiError::refused(
-                            ErrorCode::AlreadyMember,
-                            "this person is already a member of the tenant",
-                        )
-                    } else {
-                        ApiError::concurrent_update()
-                    }
-                })
-            })?;
-            tracing::info!(tenant = %tenant.slug, user_id = %user.id, role = role.as_str(), invited_by = %call.caller.user.id, new_user, "member added");
-            if new_user || user.status == UserStatus::Invited {
-                send(&user).await?;
+        }
+        changes.push(self.call.audit(
+            self.tenant,
+            if new_user {
+                "member.invited"
             } else {
-                shared::invitation::notify_access(
-                    call.app.mailer.as_ref(),
-                    &user,
-                    &tenant.name,
-                    role.as_str(),
-                    &call.caller.user,
-                )
-                .await;
-            }
-            Ok(ApiResponse::created(json!({
-                "user_id": user.id,
-                "role": role,
-                "status": user.status,
-                "invitation_sent": user.status == UserStatus::Invited,
-            })))
+                "member.added"
+            },
+            json!({"after": {"user_id": user.id, "role": self.role}}),
+        ));
+        changes
+    }
+
+    fn reinvited(&self, user: &User, held: &Role) -> Change {
+        self.call.audit(
+            self.tenant,
+            "member.reinvited",
+            json!({"user_id": user.id, "role": held}),
+        )
+    }
+
+    fn already(&self) -> ApiError {
+        already_member()
+    }
+
+    fn already_reason(&self) -> Refusal {
+        Refusal::AlreadyMember
+    }
+
+    fn invite(&self) -> invitation::Invite<'_> {
+        invitation::Invite {
+            place: &self.tenant.name,
+            role: self.role.as_str(),
+            invited_by: &self.call.caller.user,
         }
     }
 }
