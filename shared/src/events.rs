@@ -3,12 +3,98 @@
 //! once published its outbox item is removed. An event whose publishing failed stays in the
 //! outbox (and the tenant it concerns stays in `provisioning`), where the reconcile finds it.
 
+use crate::domain::{PartnerId, TenantId, UserId};
 use crate::store::changes::OutboxEvent;
 use crate::store::CommitStore;
+use crate::tenant::{Plan, TenantSlug};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 /// The `source` of every event the platform publishes.
 pub const SOURCE: &str = "saas.control-plane";
+
+/// Every kind of event the platform publishes: its EventBridge `detail-type`. The template's
+/// rule that starts provisioning lists exactly these (`infra/checks/tests/events.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EventKind {
+    TenantCreated,
+    TenantDeleted,
+    TenantRestored,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::TenantCreated,
+        EventKind::TenantDeleted,
+        EventKind::TenantRestored,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::TenantCreated => "TenantCreated",
+            EventKind::TenantDeleted => "TenantDeleted",
+            EventKind::TenantRestored => "TenantRestored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+}
+
+/// `TenantCreated`: a tenant was stored as `provisioning`; its provisioning run starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantCreated {
+    pub tenant_id: TenantId,
+    pub slug: TenantSlug,
+    pub partner_id: Option<PartnerId>,
+    pub owner_user_id: UserId,
+    pub created_by: Option<UserId>,
+    pub plan: Plan,
+}
+
+/// `TenantDeleted` and `TenantRestored`: the tenant's offboarding, or its provisioning again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantChanged {
+    pub tenant_id: TenantId,
+    pub slug: TenantSlug,
+    pub partner_id: Option<PartnerId>,
+}
+
+/// An event with its typed payload: the only way events are made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    TenantCreated(TenantCreated),
+    TenantDeleted(TenantChanged),
+    TenantRestored(TenantChanged),
+}
+
+impl DomainEvent {
+    pub fn kind(&self) -> EventKind {
+        match self {
+            DomainEvent::TenantCreated(_) => EventKind::TenantCreated,
+            DomainEvent::TenantDeleted(_) => EventKind::TenantDeleted,
+            DomainEvent::TenantRestored(_) => EventKind::TenantRestored,
+        }
+    }
+
+    /// The event as its outbox item (a fresh id), to commit with the change that caused it.
+    pub fn outbox(&self, now: i64) -> OutboxEvent {
+        let detail = match self {
+            DomainEvent::TenantCreated(e) => serde_json::to_string(e),
+            DomainEvent::TenantDeleted(e) | DomainEvent::TenantRestored(e) => {
+                serde_json::to_string(e)
+            }
+        };
+        OutboxEvent {
+            id: crate::auth::opaque::random_id(),
+            kind: self.kind().as_str().to_string(),
+            // Plain data of this crate's own types: serialising it cannot fail.
+            detail: detail.unwrap_or_default(),
+            created_at: now,
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("event not published")]

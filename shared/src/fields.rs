@@ -22,7 +22,6 @@ impl FieldError {
     }
 }
 
-
 pub const MAX_NAME_CHARS: usize = 100;
 
 /// A display name: 1-100 characters after trimming, no control characters.

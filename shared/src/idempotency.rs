@@ -15,8 +15,8 @@
 //! Routes whose answers are credentials (sign-in, refresh) do not take a key: the answer would
 //! have to be stored.
 
-use crate::error::ErrorCode;
 use crate::auth::sha256_hex;
+use crate::error::ErrorCode;
 use crate::store::{IdempotencyClaim, IdempotencyStore};
 use crate::{ApiError, ApiResponse};
 use lambda_http::Request;
@@ -40,7 +40,8 @@ pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
         {
             Ok(Some(v.to_string()))
         }
-        _ => Err(ApiError::refused(ErrorCode::InvalidIdempotencyKey,
+        _ => Err(ApiError::refused(
+            ErrorCode::InvalidIdempotencyKey,
             "Idempotency-Key must be 1 to 255 visible ASCII characters",
         )),
     }
@@ -94,9 +95,11 @@ impl Idempotent<'_> {
                 ..
             } if theirs != fingerprint => return Err(reused()),
             IdempotencyClaim::InProgress { .. } => {
-                return Err(ApiError::refused(ErrorCode::IdempotencyInProgress, "a request with this Idempotency-Key is still being processed; \
-                              retry shortly"
-                        ))
+                return Err(ApiError::refused(
+                    ErrorCode::IdempotencyInProgress,
+                    "a request with this Idempotency-Key is still being processed; \
+                              retry shortly",
+                ))
             }
             IdempotencyClaim::Done { status, data, .. } => {
                 let data =
@@ -131,7 +134,10 @@ impl Idempotent<'_> {
 }
 
 fn reused() -> ApiError {
-    ApiError::refused(ErrorCode::IdempotencyKeyReused, "this Idempotency-Key was already used with a different request")
+    ApiError::refused(
+        ErrorCode::IdempotencyKeyReused,
+        "this Idempotency-Key was already used with a different request",
+    )
 }
 
 #[cfg(test)]

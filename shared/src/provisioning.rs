@@ -3,9 +3,35 @@
 //! (which looks for drift). The state machine that orders the steps is
 //! `infra/statemachines/provisioning.asl.json`.
 
+use crate::events::EventKind;
 use crate::tenant::Tenant;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+
+/// What started a provisioning run: one of the platform's events (the state machine passes
+/// its `detail-type`), or the reconcile, which starts runs directly with `detail-type`
+/// `Reconcile` (not an event the platform publishes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunCause {
+    Event(EventKind),
+    Reconcile,
+}
+
+impl RunCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunCause::Event(kind) => kind.as_str(),
+            RunCause::Reconcile => "Reconcile",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunCause> {
+        match s {
+            "Reconcile" => Some(RunCause::Reconcile),
+            other => EventKind::parse(other).map(RunCause::Event),
+        }
+    }
+}
 
 /// The marker object under a tenant's prefix: its existence says the prefix is provisioned.
 pub fn marker_key(t: &Tenant) -> String {

@@ -2,9 +2,9 @@
 //! address API Gateway saw, a bounded JSON body and a bearer token. `handle` wraps a route with
 //! the request span, the envelope and the one log line per request.
 
-use crate::error::ErrorCode;
 use crate::envelope::{render, ApiResponse};
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use lambda_http::request::RequestContext as LambdaRequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -118,7 +118,8 @@ pub fn json_body<T: DeserializeOwned>(req: &Request, limit: usize) -> Result<T, 
         return Err(ApiError::PayloadTooLarge { limit });
     }
     if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::refused(ErrorCode::InvalidJson,
+        return Err(ApiError::refused(
+            ErrorCode::InvalidJson,
             "a JSON request body is required",
         ));
     }

@@ -389,7 +389,9 @@ async fn membership_scenario(s: &dyn Store) -> Vec<String> {
         ));
     }
     // A commit is all or nothing: refused by one change, none of the others is written.
-    use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError, OutboxEvent, Refusal};
+    use shared::store::changes::{
+        AuditEntry, AuditTarget, Change, CommitError, OutboxEvent, Refusal,
+    };
     let scope = format!("tenant:{}", tenant.id);
     let event_id = uuid::Uuid::new_v4().to_string();
     let with = |membership_user: &UserId| {

@@ -29,6 +29,7 @@ use serde_json::{json, Value};
 use shared::config::{LinkConfig, ProvisioningConfig};
 use shared::domain::TenantId;
 use shared::email::Mailer;
+use shared::provisioning::RunCause;
 use shared::provisioning::ServiceFailure;
 use shared::store::Store;
 use shared::tenant::{RunMode, StepState, Tenant};
@@ -187,7 +188,14 @@ pub async fn handle(app: &App, input: Value) -> Result<Value, StepError> {
             run,
             kind,
         } => {
-            let claim = record::claim(app, &tenant_id(&id)?, &run, &kind).await?;
+            // The state machine passes the event's `detail-type`; the reconcile, `Reconcile`.
+            let cause = RunCause::parse(&kind).ok_or_else(|| {
+                StepError::Permanent(format!(
+                    "a run started by an unknown cause: {}",
+                    short(&kind)
+                ))
+            })?;
+            let claim = record::claim(app, &tenant_id(&id)?, &run, cause).await?;
             tracing::info!(tenant_id = %id, run = %run, kind = %kind, mode = claim.mode, reason = %claim.reason, "claim");
             Ok(json!({"mode": claim.mode, "reason": claim.reason}))
         }

@@ -6,6 +6,8 @@
 use crate::{short, App, Done, StepError};
 use serde_json::json;
 use shared::domain::{TenantId, UserId};
+use shared::events::EventKind;
+use shared::provisioning::RunCause;
 use shared::store::changes::CommitError;
 use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
 use shared::tenant::PROVISIONING_STEPS;
@@ -23,8 +25,9 @@ pub struct Claim {
     pub reason: String,
 }
 
-/// The mode a run started by `kind` takes on `t` at `now`, or why it has nothing to do.
-pub fn decide_mode(t: &Tenant, run: &str, kind: &str, now: i64) -> Result<RunMode, String> {
+/// The mode a run started by `cause` takes on `t` at `now`, or why it has nothing to do.
+pub fn decide_mode(t: &Tenant, run: &str, cause: RunCause, now: i64) -> Result<RunMode, String> {
+    let kind = cause.as_str();
     if let Some(lease) = t.live_run(now) {
         return if lease.id == run {
             Ok(lease.mode)
@@ -32,7 +35,10 @@ pub fn decide_mode(t: &Tenant, run: &str, kind: &str, now: i64) -> Result<RunMod
             Err(format!("run {} holds the tenant", lease.id))
         };
     }
-    let restoring_or_created = matches!(kind, "TenantCreated" | "TenantRestored");
+    let restoring_or_created = matches!(
+        cause,
+        RunCause::Event(EventKind::TenantCreated | EventKind::TenantRestored)
+    );
     match (t.status, &t.offboarding) {
         (TenantStatus::Deleted, None) => Err("the tenant was deleted without offboarding".into()),
         (TenantStatus::Deleted, Some(o)) if o.purged_at.is_some() => {
@@ -46,7 +52,7 @@ pub fn decide_mode(t: &Tenant, run: &str, kind: &str, now: i64) -> Result<RunMod
         (TenantStatus::Deleted, Some(_)) => {
             Err("offboarded; waiting for the recovery window to pass".into())
         }
-        (_, _) if kind == "TenantDeleted" => {
+        (_, _) if cause == RunCause::Event(EventKind::TenantDeleted) => {
             Err("TenantDeleted for a tenant that is not deleted (a stale event)".into())
         }
         _ => Ok(RunMode::Provision),
@@ -101,11 +107,17 @@ fn holds(t: &Tenant, run: &str) -> bool {
     t.run.as_ref().is_some_and(|r| r.id == run)
 }
 
-pub async fn claim(app: &App, id: &TenantId, run: &str, kind: &str) -> Result<Claim, StepError> {
+pub async fn claim(
+    app: &App,
+    id: &TenantId,
+    run: &str,
+    cause: RunCause,
+) -> Result<Claim, StepError> {
+    let kind = cause.as_str();
     let now = shared::time::now_unix();
     let mut decided: Result<RunMode, String> = Err(String::new());
     let (_, _) = update(app, id, |t, _| {
-        decided = decide_mode(t, run, kind, now);
+        decided = decide_mode(t, run, cause, now);
         match &decided {
             Err(_) => Ok(None),
             Ok(mode) => {
@@ -410,6 +422,10 @@ mod tests {
     use super::*;
     use shared::tenant::{Offboarding, TenantSlug};
 
+    const CREATED: RunCause = RunCause::Event(EventKind::TenantCreated);
+    const DELETED: RunCause = RunCause::Event(EventKind::TenantDeleted);
+    const RESTORED: RunCause = RunCause::Event(EventKind::TenantRestored);
+
     fn tenant(status: TenantStatus) -> Tenant {
         let mut t = Tenant::new(TenantSlug::parse("acme").unwrap(), "Acme".into(), 100);
         t.status = status;
@@ -437,40 +453,37 @@ mod tests {
             TenantStatus::Suspended,
         ] {
             let t = tenant(status);
+            assert_eq!(decide_mode(&t, "r1", CREATED, 200), Ok(RunMode::Provision));
             assert_eq!(
-                decide_mode(&t, "r1", "TenantCreated", 200),
+                decide_mode(&t, "r1", RunCause::Reconcile, 200),
                 Ok(RunMode::Provision)
             );
-            assert_eq!(
-                decide_mode(&t, "r1", "Reconcile", 200),
-                Ok(RunMode::Provision)
-            );
-            assert!(decide_mode(&t, "r1", "TenantDeleted", 200).is_err());
+            assert!(decide_mode(&t, "r1", DELETED, 200).is_err());
         }
     }
 
     #[test]
     fn a_deleted_tenant_is_offboarded_then_purged_after_its_window_and_never_reprovisioned() {
         assert_eq!(
-            decide_mode(&deleted(1000, false, false), "r", "TenantDeleted", 200),
+            decide_mode(&deleted(1000, false, false), "r", DELETED, 200),
             Ok(RunMode::Offboard)
         );
         assert_eq!(
-            decide_mode(&deleted(1000, false, false), "r", "Reconcile", 200),
+            decide_mode(&deleted(1000, false, false), "r", RunCause::Reconcile, 200),
             Ok(RunMode::Offboard)
         );
-        assert!(decide_mode(&deleted(1000, true, false), "r", "Reconcile", 200).is_err());
+        assert!(decide_mode(&deleted(1000, true, false), "r", RunCause::Reconcile, 200).is_err());
         assert_eq!(
-            decide_mode(&deleted(1000, true, false), "r", "Reconcile", 1000),
+            decide_mode(&deleted(1000, true, false), "r", RunCause::Reconcile, 1000),
             Ok(RunMode::Purge)
         );
         assert_eq!(
-            decide_mode(&deleted(1000, false, false), "r", "TenantDeleted", 1500),
+            decide_mode(&deleted(1000, false, false), "r", DELETED, 1500),
             Ok(RunMode::Purge)
         );
-        assert!(decide_mode(&deleted(1000, true, true), "r", "Reconcile", 2000).is_err());
-        assert!(decide_mode(&deleted(1000, false, false), "r", "TenantCreated", 200).is_err());
-        assert!(decide_mode(&deleted(1000, false, false), "r", "TenantRestored", 200).is_err());
+        assert!(decide_mode(&deleted(1000, true, true), "r", RunCause::Reconcile, 2000).is_err());
+        assert!(decide_mode(&deleted(1000, false, false), "r", CREATED, 200).is_err());
+        assert!(decide_mode(&deleted(1000, false, false), "r", RESTORED, 200).is_err());
     }
 
     #[test]
@@ -482,15 +495,15 @@ mod tests {
             since: 100,
             until: 1000,
         });
-        assert!(decide_mode(&t, "second", "Reconcile", 500)
+        assert!(decide_mode(&t, "second", RunCause::Reconcile, 500)
             .unwrap_err()
             .contains("first"));
         assert_eq!(
-            decide_mode(&t, "first", "TenantCreated", 500),
+            decide_mode(&t, "first", CREATED, 500),
             Ok(RunMode::Provision)
         );
         assert_eq!(
-            decide_mode(&t, "second", "Reconcile", 1000),
+            decide_mode(&t, "second", RunCause::Reconcile, 1000),
             Ok(RunMode::Provision)
         );
     }

@@ -9,13 +9,13 @@
 
 pub mod check;
 
-use shared::auth::gate::{self, Intent};
 use check::Need;
 use futures_util::stream::{self, StreamExt};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
 use shared::auth::access::signed_in;
+use shared::auth::gate::{self, Intent};
 use shared::auth::jwt::TokenKeys;
 use shared::events::{publish_committed, EventPublisher};
 use shared::request::{matched, path_param, RequestContext};
@@ -183,7 +183,7 @@ async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
     // ExecutionAlreadyExists instead of a second run, and the run's claim moves the version.
     let name = format!("{}-g{}", t.slug, t.version);
     let input = json!({
-        "detail-type": "Reconcile",
+        "detail-type": shared::provisioning::RunCause::Reconcile.as_str(),
         "source": "reconcile",
         "detail": {"tenant_id": t.id, "slug": t.slug},
     });
@@ -251,10 +251,9 @@ pub async fn handle_event(app: &App, payload: Value) -> Value {
     if payload.get("httpMethod").is_some() {
         let response = match lambda_http::request::from_str(&payload.to_string()) {
             Ok(req) => handle_http(app, req).await,
-            Err(_) => shared::envelope::render(
-                "",
-                Err(ApiError::invalid_request("unreadable request")),
-            ),
+            Err(_) => {
+                shared::envelope::render("", Err(ApiError::invalid_request("unreadable request")))
+            }
         };
         return proxy_response(response);
     }

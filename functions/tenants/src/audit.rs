@@ -2,9 +2,9 @@
 //! `GET /tenants/{slug}/audit` (a tenant's owners and admins, their own tenant). Entries are
 //! written only by the mutations themselves; no route changes or deletes one.
 
-use shared::auth::gate::Granted;
 use crate::{forbidden, Call};
 use serde_json::json;
+use shared::auth::gate::Granted;
 use shared::domain::UserId;
 use shared::fields::FieldError;
 use shared::partner::PartnerSlug;

@@ -1,22 +1,23 @@
 //! A tenant's life: create, list, read, change, soft delete, suspend and resume.
 
-use shared::auth::gate::Granted;
-use shared::ErrorCode;
 use crate::{forbidden, Call};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::auth::gate::Granted;
 use shared::domain::{Email, PartnerId, Role};
 use shared::events::publish_committed;
+use shared::events::{DomainEvent, TenantChanged, TenantCreated};
 use shared::fields::{self, FieldError};
 use shared::idempotency::{self, Idempotent};
 use shared::partner::{PartnerSlug, PartnerStatus};
 use shared::request::etag_matches;
 use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
-use shared::store::changes::{tenant_count_changes, Change, OutboxEvent, Refusal, TENANT_COUNTS};
+use shared::store::changes::{tenant_count_changes, Change, Refusal, TENANT_COUNTS};
 use shared::store::TenantFilter;
 use shared::tenant::{
     Offboarding, Plan, StepStatus, Tenant, TenantSlug, TenantStatus, PROVISIONING_STEPS,
 };
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
 
@@ -118,11 +119,17 @@ async fn partner_for_create(
 }
 
 fn partner_terminated() -> ApiError {
-    ApiError::refused(ErrorCode::PartnerTerminated, "this partner is terminated and takes no new tenants")
+    ApiError::refused(
+        ErrorCode::PartnerTerminated,
+        "this partner is terminated and takes no new tenants",
+    )
 }
 
 fn slug_taken() -> ApiError {
-    ApiError::refused(ErrorCode::SlugTaken, "a tenant with this slug exists (deleted tenants keep theirs)")
+    ApiError::refused(
+        ErrorCode::SlugTaken,
+        "a tenant with this slug exists (deleted tenants keep theirs)",
+    )
 }
 
 pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
@@ -187,20 +194,15 @@ async fn create_committed(
         let new_owner = existing.is_none();
         let owner =
             existing.unwrap_or_else(|| shared::invitation::invited_user(owner_email.clone(), now));
-        let event = OutboxEvent {
-            id: shared::auth::opaque::random_id(),
-            kind: "TenantCreated".into(),
-            detail: json!({
-                "tenant_id": tenant.id,
-                "slug": tenant.slug,
-                "partner_id": tenant.partner,
-                "owner_user_id": owner.id,
-                "created_by": tenant.created_by,
-                "plan": tenant.plan,
-            })
-            .to_string(),
-            created_at: now,
-        };
+        let event = DomainEvent::TenantCreated(TenantCreated {
+            tenant_id: tenant.id.clone(),
+            slug: tenant.slug.clone(),
+            partner_id: tenant.partner.clone(),
+            owner_user_id: owner.id.clone(),
+            created_by: tenant.created_by.clone(),
+            plan: tenant.plan,
+        })
+        .outbox(now);
         let mut changes = vec![Change::CreateTenant(tenant.clone())];
         if new_owner {
             changes.push(Change::CreateUser(owner.clone()));
@@ -453,7 +455,7 @@ async fn change_status(
     tenant: &Tenant,
     status: TenantStatus,
     action: &str,
-    event: Option<&str>,
+    event: Option<fn(TenantChanged) -> DomainEvent>,
     edit: impl FnOnce(&mut Tenant),
 ) -> Result<Tenant, ApiError> {
     let now = shared::time::now_unix();
@@ -475,12 +477,13 @@ async fn change_status(
         action,
         json!({"before": {"status": tenant.status}, "after": {"status": status}}),
     ));
-    let outbox = event.map(|kind| OutboxEvent {
-        id: shared::auth::opaque::random_id(),
-        kind: kind.to_string(),
-        detail: json!({"tenant_id": tenant.id, "slug": tenant.slug, "partner_id": tenant.partner})
-            .to_string(),
-        created_at: now,
+    let outbox = event.map(|make| {
+        make(TenantChanged {
+            tenant_id: tenant.id.clone(),
+            slug: tenant.slug.clone(),
+            partner_id: tenant.partner.clone(),
+        })
+        .outbox(now)
     });
     if let Some(e) = &outbox {
         changes.push(Change::Outbox(e.clone()));
@@ -511,7 +514,7 @@ pub(crate) async fn delete(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         &tenant,
         TenantStatus::Deleted,
         "tenant.deleted",
-        Some("TenantDeleted"),
+        Some(DomainEvent::TenantDeleted),
         |t| {
             t.offboarding = Some(Offboarding {
                 deleted_at: now,
@@ -538,20 +541,29 @@ pub(crate) async fn restore(call: &Call<'_>, granted: Granted) -> Result<ApiResp
         .as_ref()
         .filter(|_| tenant.status == TenantStatus::Deleted)
     else {
-        return Err(ApiError::refused(ErrorCode::InvalidState, "only a deleted tenant can be restored"));
+        return Err(ApiError::refused(
+            ErrorCode::InvalidState,
+            "only a deleted tenant can be restored",
+        ));
     };
     if off.purged_at.is_some() || now >= off.purge_after {
-        return Err(ApiError::refused(ErrorCode::RecoveryWindowPassed, "the recovery window has passed; the tenant's data is gone"));
+        return Err(ApiError::refused(
+            ErrorCode::RecoveryWindowPassed,
+            "the recovery window has passed; the tenant's data is gone",
+        ));
     }
     if tenant.live_run(now).is_some() {
-        return Err(ApiError::refused(ErrorCode::OffboardingInProgress, "the tenant is being offboarded; try again in a minute"));
+        return Err(ApiError::refused(
+            ErrorCode::OffboardingInProgress,
+            "the tenant is being offboarded; try again in a minute",
+        ));
     }
     let next = change_status(
         call,
         &tenant,
         TenantStatus::Provisioning,
         "tenant.restored",
-        Some("TenantRestored"),
+        Some(DomainEvent::TenantRestored),
         |t| {
             // The retired artifacts come back through their steps; the invitation stays as it was.
             for step in ["storage", "secrets"] {
@@ -589,11 +601,14 @@ pub(crate) async fn set_suspended(
         return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
     }
     if !from_ok {
-        return Err(ApiError::refused(ErrorCode::InvalidState, format!(
+        return Err(ApiError::refused(
+            ErrorCode::InvalidState,
+            format!(
                 "a {} tenant cannot be {}",
                 tenant.status.as_str(),
                 if suspend { "suspended" } else { "resumed" }
-            )));
+            ),
+        ));
     }
     let next = change_status(call, &tenant, to, action, None, |_| {}).await?;
     Ok(with_etag(ApiResponse::ok(view(&next)), &next))

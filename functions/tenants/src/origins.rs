@@ -2,16 +2,16 @@
 //! (reset and invitation links, for users who belong to this tenant alone). A change is audited
 //! in the same transaction and mailed to the tenant's other owners and admins.
 
-use shared::auth::gate::Granted;
-use shared::ErrorCode;
 use crate::{tenant_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
+use shared::auth::gate::Granted;
 use shared::domain::{Role, User};
 use shared::email;
 use shared::request::{json_body, DEFAULT_BODY_LIMIT};
 use shared::store::changes::Change;
 use shared::tenant::{RedirectOrigin, Tenant};
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 
 fn origins_view(origins: &[RedirectOrigin]) -> serde_json::Value {

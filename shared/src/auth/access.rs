@@ -2,10 +2,10 @@
 //! record decides permission, so a revoked admin flag or a disabled account takes effect at
 //! once, whatever tokens are still alive.
 
-use crate::error::ErrorCode;
 use super::jwt::{Principal, TokenKeys};
 use crate::domain::{Audience, Role, User};
 use crate::error::ApiError;
+use crate::error::ErrorCode;
 use crate::request::bearer_token;
 use crate::store::{StoreError, TenantStore, UserStore};
 use crate::tenant::{Tenant, TenantStatus};
@@ -46,7 +46,10 @@ pub async fn current_user<S: UserStore + ?Sized>(
 }
 
 pub fn account_suspended_error() -> ApiError {
-    ApiError::refused(ErrorCode::AccountSuspended, "every tenant of this account is suspended")
+    ApiError::refused(
+        ErrorCode::AccountSuspended,
+        "every tenant of this account is suspended",
+    )
 }
 
 /// How many memberships the suspension check reads (one bounded query). A user with more
@@ -221,7 +224,11 @@ mod tests {
     }
 
     /// What an operator route checks: an operator-audience token AND the stored flag.
-    async fn operator(keys: &TokenKeys, store: &MemoryStore, req: &Request) -> Result<User, ApiError> {
+    async fn operator(
+        keys: &TokenKeys,
+        store: &MemoryStore,
+        req: &Request,
+    ) -> Result<User, ApiError> {
         let principal = authenticate(keys, req, &[Audience::Operator]).await?;
         current_user(store, &principal).await
     }

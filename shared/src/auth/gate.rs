@@ -25,7 +25,9 @@
 //! deleted tenant but not change its record, members, origins, databases or partner (409
 //! `INVALID_STATE`: restore it first), where before some routes allowed it and others said 404.
 
-use crate::auth::access::{tenant_access, tenant_not_found, tenant_suspended, Caller, TenantAccess};
+use crate::auth::access::{
+    tenant_access, tenant_not_found, tenant_suspended, Caller, TenantAccess,
+};
 use crate::domain::DatabaseId;
 use crate::error::{ApiError, ErrorCode};
 use crate::store::{DatabaseRecord, Store};
@@ -95,7 +97,12 @@ pub enum Denial {
 }
 
 /// The rule, on what is known of the caller and the tenant: pure, so one table tests it.
-pub fn decide(status: TenantStatus, a: TenantAccess, need: Need, intent: Intent) -> Result<(), Denial> {
+pub fn decide(
+    status: TenantStatus,
+    a: TenantAccess,
+    need: Need,
+    intent: Intent,
+) -> Result<(), Denial> {
     let member = a.role.is_some();
     if !a.sees() || (status == TenantStatus::Deleted && (!a.operator || need == Need::Member)) {
         return Err(Denial::Invisible);
@@ -167,7 +174,9 @@ pub async fn tenant(
     need: Need,
     intent: Intent,
 ) -> Result<Granted, ApiError> {
-    let slug = slug.and_then(TenantSlug::parse).ok_or_else(tenant_not_found)?;
+    let slug = slug
+        .and_then(TenantSlug::parse)
+        .ok_or_else(tenant_not_found)?;
     let tenant = store
         .tenant_by_slug(&slug)
         .await?
@@ -180,8 +189,8 @@ pub fn database_not_found() -> ApiError {
 }
 
 /// The database registration `id` (the path's `{db_id}`) and its tenant, for the tenant's
-/// members (`Need::Member`). `None` in the error's place when the registration is gone, so the
-/// caller can forget what it held for it.
+/// members (`Need::Member`). A registration that is gone answers `DatabaseDenied::Gone`, so
+/// the caller can let go of what it held for it.
 pub async fn database(
     store: &dyn Store,
     caller: &Caller,
@@ -191,7 +200,11 @@ pub async fn database(
     let id = id
         .and_then(DatabaseId::parse)
         .ok_or(DatabaseDenied::Refused(database_not_found()))?;
-    let Some(record) = store.database(&id).await.map_err(|e| DatabaseDenied::Refused(e.into()))? else {
+    let Some(record) = store
+        .database(&id)
+        .await
+        .map_err(|e| DatabaseDenied::Refused(e.into()))?
+    else {
         return Err(DatabaseDenied::Gone(id));
     };
     let tenant = store
@@ -317,7 +330,11 @@ mod tests {
     fn an_operator_changes_a_deleted_tenant_only_through_its_lifecycle() {
         let op = who("operator");
         for need in [Operator, Manager, ManagerOrPartner] {
-            assert_eq!(decide(S::Deleted, op, need, Write), Err(Denial::Deleted), "{need:?}");
+            assert_eq!(
+                decide(S::Deleted, op, need, Write),
+                Err(Denial::Deleted),
+                "{need:?}"
+            );
             assert_eq!(decide(S::Deleted, op, need, Read), Ok(()), "{need:?}");
             assert_eq!(decide(S::Active, op, need, Write), Ok(()), "{need:?}");
         }

@@ -322,9 +322,7 @@ impl Change {
             | Change::Outbox(_) => Refusal::IdTaken,
             Change::UpdateTenant { .. } | Change::UpdatePartner { .. } => Refusal::VersionMoved,
             Change::AddMembership { .. } => Refusal::AlreadyMember,
-            Change::ChangeRole { .. } | Change::RemoveMembership { .. } => {
-                Refusal::MembershipMoved
-            }
+            Change::ChangeRole { .. } | Change::RemoveMembership { .. } => Refusal::MembershipMoved,
             Change::AdjustOwners { .. } => Refusal::LastOwner,
             Change::SetRedirectOrigins { .. } => Refusal::TenantGone,
             Change::PartnerCounts { .. } => Refusal::PartnerInactive,

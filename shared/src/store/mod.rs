@@ -117,7 +117,6 @@ pub enum StoreError {
     Corrupt { key: String, reason: String },
 }
 
-
 /// One sign-in's session, stored as one item. Each refresh token belongs to exactly one session
 /// (its text names the session), and only its SHA-256 is stored: a live token is a *head*; a
 /// spent one is remembered (a bounded number of them) so that presenting it again is detected.
