@@ -1394,7 +1394,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Invite a partner admin by email (the same invitation flow as members). */
+        /** Invite a partner admin by email (the same invitation flow as members; an admin who never set a password is invited afresh, 200). */
         post: {
             parameters: {
                 query?: never;
@@ -1420,6 +1420,7 @@ export interface paths {
                 };
             };
             responses: {
+                200: components["responses"]["Object"];
                 201: components["responses"]["Object"];
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];

@@ -282,12 +282,15 @@ mod tests {
         }
     }
 
+    /// A need, a caller, and the answer on an active, provisioning, suspended, deleted tenant.
+    type Row = (Need, &'static str, [Result<(), Denial>; 4]);
+
     /// Every need, caller and status, for reads: the whole rule in one table.
     #[test]
     fn the_gate_table() {
         let ok = Ok(());
         #[rustfmt::skip]
-        let table: &[(Need, &str, [Result<(), Denial>; 4])] = &[
+        let table: &[Row] = &[
             //                                     active         provisioning   suspended          deleted
             (Operator,         "operator",              [ok,            ok,            ok,                ok]),
             (Operator,         "partner admin",         [Err(Forbidden), Err(Forbidden), Err(Forbidden),  Err(Invisible)]),
