@@ -12,7 +12,6 @@
 //! 2. Argon2 beside the membership read of the suspension check (portal only);
 //! 3. the session item, written together with the reservation's refund.
 
-use shared::ErrorCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -26,6 +25,7 @@ use shared::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::store::{RotateOutcome, Session, Store};
 use shared::time::now_unix;
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -112,11 +112,17 @@ struct RefreshBody {
 }
 
 fn invalid_credentials() -> ApiError {
-    ApiError::refused(ErrorCode::InvalidCredentials, "email or password is incorrect")
+    ApiError::refused(
+        ErrorCode::InvalidCredentials,
+        "email or password is incorrect",
+    )
 }
 
 fn invalid_refresh() -> ApiError {
-    ApiError::refused(ErrorCode::InvalidRefreshToken, "the refresh token is invalid, expired or revoked")
+    ApiError::refused(
+        ErrorCode::InvalidRefreshToken,
+        "the refresh token is invalid, expired or revoked",
+    )
 }
 
 async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
@@ -183,7 +189,10 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         // The password was right: not a guess, so not counted.
         ratelimit::refund(app.store.as_ref(), &reservation).await?;
         tracing::warn!(user_id = %user.id, "operator sign-in refused: not a platform admin");
-        return Err(ApiError::refused(ErrorCode::OperatorAudienceDenied, "this account may not sign in as a platform operator"));
+        return Err(ApiError::refused(
+            ErrorCode::OperatorAudienceDenied,
+            "this account may not sign in as a platform operator",
+        ));
     }
     if suspended? == Some(true) {
         // The password was right: not a guess, so not counted.

@@ -10,13 +10,13 @@
 pub mod keys;
 pub mod post_policy;
 
-use shared::auth::gate::{self, Granted, Intent, Need};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::auth::access::signed_in;
+use shared::auth::gate::{self, Granted, Intent, Need};
 use shared::auth::jwt::TokenKeys;
 use shared::fields::FieldError;
 use shared::request::{json_body, matched, path_param, RequestContext};
@@ -117,7 +117,14 @@ enum PresignBody {
 async fn member_tenant(app: &App, req: &Request) -> Result<Granted, ApiError> {
     let caller = signed_in(&app.keys, app.store.as_ref(), req).await?;
     let slug = path_param(req, "slug");
-    gate::tenant(app.store.as_ref(), &caller, slug.as_deref(), Need::Member, Intent::Write).await
+    gate::tenant(
+        app.store.as_ref(),
+        &caller,
+        slug.as_deref(),
+        Need::Member,
+        Intent::Write,
+    )
+    .await
 }
 
 /// A checked request item: what to sign.

@@ -6,7 +6,6 @@
 //! days): the invited user sets a first password, becomes active and has a verified email.
 //! Each route spends only its own kind of token.
 
-use shared::ErrorCode;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -20,6 +19,7 @@ use shared::ratelimit::{self, Decision, RatePolicy};
 use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::store::{Store, TokenPurpose};
 use shared::time::now_unix;
+use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 
@@ -72,7 +72,8 @@ struct ResetBody {
 
 /// Expired, spent, superseded, unknown, malformed and other-purpose tokens all look the same.
 fn invalid_token(purpose: TokenPurpose) -> ApiError {
-    ApiError::refused(ErrorCode::InvalidOrExpiredToken,
+    ApiError::refused(
+        ErrorCode::InvalidOrExpiredToken,
         match purpose {
             TokenPurpose::Reset => "this reset link is invalid or has expired; request a new one",
             TokenPurpose::Invitation => {

@@ -325,9 +325,10 @@ async fn main() {
     let tenant = local_harness::seed_tenant(&store, "Bench", &owner)
         .await
         .expect("tenant stored");
-    let fresh = local_harness::seed_tenant_in(&store, "Bench new", &owner, TenantStatus::Provisioning)
-        .await
-        .expect("tenant stored");
+    let fresh =
+        local_harness::seed_tenant_in(&store, "Bench new", &owner, TenantStatus::Provisioning)
+            .await
+            .expect("tenant stored");
     let mut operator = local_harness::new_user("bench-operator", &hash);
     operator.platform_admin = true;
     store.create_user(&operator).await.expect("operator stored");
@@ -413,8 +414,10 @@ async fn main() {
             v
         }
     };
-    provision(json!({"action": "claim", "tenant_id": fresh_id, "run": run, "kind": "TenantCreated"}))
-        .await;
+    provision(
+        json!({"action": "claim", "tenant_id": fresh_id, "run": run, "kind": "TenantCreated"}),
+    )
+    .await;
 
     let signer_email = signer.email.to_string();
     let subjects = [
@@ -471,7 +474,11 @@ async fn main() {
             answer: Answer::Http,
             event: Box::new(|_| {
                 event(bearer(
-                    routed("GET", "/tenants/{slug}/redirect-origins", &[("slug", &slug)]),
+                    routed(
+                        "GET",
+                        "/tenants/{slug}/redirect-origins",
+                        &[("slug", &slug)],
+                    ),
                     &access,
                 ))
             }),
@@ -518,7 +525,9 @@ async fn main() {
             binary: bin("provision-step"),
             answer: Answer::Task,
             event: Box::new(|_| {
-                task(json!({"action": "step", "step": "storage", "tenant_id": fresh_id, "run": run}))
+                task(
+                    json!({"action": "step", "step": "storage", "tenant_id": fresh_id, "run": run}),
+                )
             }),
         },
     ];
@@ -547,7 +556,11 @@ async fn main() {
         answer: Answer::Http,
         event: Box::new(|_| {
             event(bearer(
-                routed("POST", "/tenants/{slug}/reconcile", &[("slug", &fresh_slug)]),
+                routed(
+                    "POST",
+                    "/tenants/{slug}/reconcile",
+                    &[("slug", &fresh_slug)],
+                ),
                 &operator_access,
             ))
         }),
