@@ -1,6 +1,6 @@
 //! The AWS call log: with `AWS_CALL_LOG=true` (the test stack only; the template's
 //! `AwsCallLog` parameter), every SDK client logs one line per operation naming the service,
-//! the operation and the resources it touches. `localstack/test_iam.py` checks each line
+//! the operation and the resources it touches. `infra/checks/test_iam.py` checks each line
 //! against the calling function's policy in `infra/template.yaml`, so a call its role would be
 //! refused on AWS fails the suite locally.
 //!
