@@ -116,11 +116,17 @@ async fn call(instance: &Instance, event: Bytes, answer: Answer, what: &str) -> 
 
 /// One request through a fresh instance of `binary`: for setting up what the measured
 /// requests need, through the functions themselves.
-async fn once(name: &str, binary: &Path, env: &[(String, String)], event: Bytes) -> Value {
+async fn once(
+    name: &str,
+    binary: &Path,
+    env: &[(String, String)],
+    answer: Answer,
+    event: Bytes,
+) -> Value {
     let instance = Instance::launch(&spec(name, binary, env))
         .await
         .expect("the binary starts");
-    let v = call(&instance, event, Answer::Http, name).await;
+    let v = call(&instance, event, answer, name).await;
     instance.stop().await;
     v
 }
@@ -370,6 +376,7 @@ async fn main() {
         "partners",
         &bin("partners"),
         &env,
+        Answer::Http,
         event(bearer(
             ProxyRequest::new("POST", "/partners").json_body(
                 &json!({"slug": format!("bench-{}", &fresh_id[..10]), "name": "Bench partner", "domain": "bench.example.com"})
@@ -388,6 +395,7 @@ async fn main() {
         "query-router",
         &bin("query-router"),
         &env,
+        Answer::Http,
         event(bearer(
             routed("POST", "/tenants/{slug}/databases", &[("slug", &slug)]).json_body(
                 &json!({"name": "bench", "engine": "postgres", "connection_string": database_url})
@@ -405,14 +413,7 @@ async fn main() {
     let task = |body: Value| Bytes::from(body.to_string());
     let provision = |body: Value| {
         let (env, binary) = (&env, bin("provision-step"));
-        async move {
-            let instance = Instance::launch(&spec("provision-step", &binary, env))
-                .await
-                .expect("the binary starts");
-            let v = call(&instance, task(body), Answer::Task, "provision-step").await;
-            instance.stop().await;
-            v
-        }
+        async move { once("provision-step", &binary, env, Answer::Task, task(body)).await }
     };
     provision(
         json!({"action": "claim", "tenant_id": fresh_id, "run": run, "kind": "TenantCreated"}),
