@@ -200,21 +200,14 @@ pub async fn database(
     let id = id
         .and_then(DatabaseId::parse)
         .ok_or(DatabaseDenied::Refused(database_not_found()))?;
-    let Some(record) = store
-        .database(&id)
-        .await
-        .map_err(|e| DatabaseDenied::Refused(e.into()))?
-    else {
+    let Some(record) = store.database(&id).await? else {
         return Err(DatabaseDenied::Gone(id));
     };
     let tenant = store
         .tenant_by_id(&record.tenant)
-        .await
-        .map_err(|e| DatabaseDenied::Refused(e.into()))?
+        .await?
         .ok_or(DatabaseDenied::Refused(database_not_found()))?;
-    let access = tenant_access(store, caller, &tenant)
-        .await
-        .map_err(|e| DatabaseDenied::Refused(e.into()))?;
+    let access = tenant_access(store, caller, &tenant).await?;
     if access.role.is_none() {
         // Operators and other tenants' users learn nothing about the id.
         return Err(DatabaseDenied::Refused(database_not_found()));
@@ -230,6 +223,12 @@ pub enum DatabaseDenied {
     /// No registration has this id (any more): 404 `DATABASE_NOT_FOUND`.
     Gone(DatabaseId),
     Refused(ApiError),
+}
+
+impl From<crate::store::StoreError> for DatabaseDenied {
+    fn from(e: crate::store::StoreError) -> Self {
+        DatabaseDenied::Refused(e.into())
+    }
 }
 
 impl From<DatabaseDenied> for ApiError {
