@@ -16,7 +16,8 @@ own_emulator() {
 }
 
 stop_own_emulator() {
-  if declare -F stop_more >/dev/null; then stop_more; fi
+  local rc=$?  # the script's exit status: stop_more gets it
+  if declare -F stop_more >/dev/null; then stop_more "$rc"; fi
   stop_emulator
   stop_postgres
   rm -rf "$STATE_DIR"

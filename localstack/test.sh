@@ -11,11 +11,32 @@ own_emulator test
 PROXY_PORT=$(free_port); while [[ $PROXY_PORT == "$EMULATOR_PORT" ]]; do PROXY_PORT=$(free_port); done
 .venv/bin/python localstack/outage_proxy.py "$PROXY_PORT" "$EMULATOR_PORT" >"$STATE_DIR/outage.log" 2>&1 &
 export OUTAGE_PROXY_PID=$! FUNCTIONS_ENDPOINT_URL="http://127.0.0.1:$PROXY_PORT"
-stop_more() { kill "$OUTAGE_PROXY_PID" 2>/dev/null || true; }
+# Each phase's wall time, printed when the run ends (passed or not), so a slow or failed run
+# says where its minutes went. A failed run keeps the emulator's and PostgreSQL's logs.
+PHASES=() PHASE_AT=$SECONDS PHASE_NAME=setup
+phase() {
+  PHASES+=("$(printf '%5ds  %s' $((SECONDS - PHASE_AT)) "$PHASE_NAME")")
+  PHASE_NAME=$1 PHASE_AT=$SECONDS
+}
+stop_more() {
+  local rc=${1:-0}
+  kill "$OUTAGE_PROXY_PID" 2>/dev/null || true
+  [[ $PHASE_NAME == done ]] || phase "(stopped)"
+  echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
+  if ((rc != 0)); then
+    local keep="${TMPDIR:-/tmp}/saas-test-failed-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$keep"
+    find "$STATE_DIR" -name '*.log' -exec cp --parents {} "$keep" \; 2>/dev/null || true
+    [[ -n "${PG_LOG:-}" ]] && cp "$PG_LOG" "$keep/" 2>/dev/null || true
+    echo "make test failed (exit $rc); its logs are kept in $keep"
+  fi
+}
 
+phase "cargo build (debug)"
 cargo build --workspace --bins --quiet
 # The provisioning tests inject failures: only this build of provision-step has the switch.
 cargo build -p provision-step --features faults --quiet
+phase "emulator, PostgreSQL, stack deploy"
 start_emulator
 start_postgres
 # Short grace window and key refresh, so the tests that wait them out are quick; a small
@@ -28,6 +49,7 @@ deploy_stack saas-test target/debug \
   --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000 \
   --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
+phase "make deploy path (sam deploy)"
 # `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
 # packaging, upload, change set) of the same template as a second stack, from this build.
 .venv/bin/python infra/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
@@ -41,21 +63,29 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
     -d '{"email":"nobody@example.com","password":"wrong password"}')
   [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; } )
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers"
+phase "Python checks"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys)
+phase "cargo test (build and run)"
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
+phase "key rotation test"
 # Alone: it rotates and retires the stack's signing keys.
 cargo test -p blackbox --test keys --quiet -- --include-ignored a_key_rotation_reaches_every_function
+phase "fuzz (short)"
 # A short Schemathesis pass (make fuzz runs the long one).
 localstack/fuzz.sh --short
+phase "outage test"
 # Alone: it cuts every function's dependencies for 3 seconds.
 cargo test -p blackbox --test outage --quiet -- --include-ignored --nocapture
+phase "console browser tests"
 # The operator console in a real browser (Chromium, Playwright, axe), on a stack of its own here.
 CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug localstack/console_test.sh
+phase "IAM check, template lint"
 # After every other test: each AWS call they caused, checked against its function's policy.
 (cd infra/checks && ../../.venv/bin/python -m unittest -v test_iam 2>&1)
 .venv-tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
 SAM_CLI_TELEMETRY=0 .venv-tools/bin/sam validate --lint --template infra/template.yaml --region us-east-1
 echo "template: cfn-lint (with the serverless rules) and sam validate --lint clean"
 .venv/bin/openapi-spec-validator infra/openapi.yaml
+phase done

@@ -158,9 +158,32 @@ impl StepStatus {
     }
 }
 
-/// The provisioning steps, in the order the API lists them. Each is one task of the state
-/// machine (`infra/statemachines/provisioning.asl.json`) and one module of `provision-step`.
-pub const PROVISIONING_STEPS: &[&str] = &["storage", "secrets", "invitation"];
+/// The provisioning steps, in the order the API lists them (`Step::ALL`). Each is one task of
+/// the state machine (`infra/statemachines/provisioning.asl.json`) and one module of
+/// `provision-step`; the rules that settle them are in `provisioning::rules`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Step {
+    /// The tenant's prefix in the bucket (a marker object).
+    Storage,
+    /// The tenant's data-key secret.
+    Secrets,
+    /// The owner's invitation, sent once.
+    Invitation,
+}
+
+crate::domain::named_enum!(Step { Storage => "storage", Secrets => "secrets", Invitation => "invitation" });
+
+impl Step {
+    /// Whether the step leaves an artifact that offboarding retires, a restore brings back and
+    /// the reconcile looks for (the invitation is a mail: there is nothing to retire).
+    pub fn has_artifact(self) -> bool {
+        !matches!(self, Step::Invitation)
+    }
+}
+
+/// Each step's status, by step (stored as a JSON object keyed by the step's name).
+pub type Steps = std::collections::BTreeMap<Step, StepStatus>;
 
 /// What a run of the state machine does to a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -197,7 +220,7 @@ pub struct Offboarding {
     pub previous_status: TenantStatus,
     /// Per step, its retirement (then its purge).
     #[serde(default)]
-    pub steps: std::collections::BTreeMap<String, StepStatus>,
+    pub steps: Steps,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retired_at: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -217,8 +240,8 @@ pub struct Tenant {
     pub billing_info: serde_json::Map<String, serde_json::Value>,
     pub partner: Option<crate::domain::PartnerId>,
     pub owner_email: Option<crate::domain::Email>,
-    /// Per provisioning step (`PROVISIONING_STEPS`), its status.
-    pub provisioning: std::collections::BTreeMap<String, StepStatus>,
+    /// Per provisioning step, its status.
+    pub provisioning: Steps,
     /// The run holding the tenant, if any (see `RunLease`).
     pub run: Option<RunLease>,
     /// Set by deletion, cleared by a completed restore.
@@ -248,7 +271,7 @@ impl Tenant {
             billing_info: serde_json::Map::new(),
             partner: None,
             owner_email: None,
-            provisioning: std::collections::BTreeMap::new(),
+            provisioning: Steps::new(),
             run: None,
             offboarding: None,
             created_by: None,
@@ -262,9 +285,7 @@ impl Tenant {
 
     /// Every provisioning step settled without error.
     pub fn provisioned(&self) -> bool {
-        PROVISIONING_STEPS
-            .iter()
-            .all(|s| self.provisioning.get(*s).is_some_and(StepStatus::settled))
+        crate::provisioning::rules::unsettled(&self.provisioning).is_empty()
     }
 
     /// The lease, if it is held by a live run at `now`.

@@ -16,7 +16,8 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub async fn check(&self, t: &Tenant, step: &str) -> Result<(), StepError> {
+    pub async fn check(&self, t: &Tenant, step: shared::tenant::Step) -> Result<(), StepError> {
+        let step = step.as_str();
         let pk = AttributeValue::S(format!("FAULT#{}", t.slug));
         let sk = AttributeValue::S(step.to_string());
         let item = self

@@ -2,20 +2,28 @@
 //! once. A step already `ok` never sends again, not on a retry, a reconcile or a restore.
 //! Offboarding and purging send nothing to the tenant's members.
 
-use crate::{App, Done, StepError};
+use crate::{App, Done, StepError, StepWork};
 use shared::domain::{Role, UserStatus};
 use shared::invitation::{self, Invite, Sender};
-use shared::tenant::{RunMode, StepState, StepStatus, Tenant};
+use shared::tenant::{StepState, StepStatus, Tenant};
 
-pub async fn run(
-    app: &App,
-    t: &Tenant,
-    mode: RunMode,
-    prev: &StepStatus,
-) -> Result<Done, StepError> {
-    if mode != RunMode::Provision {
-        return Ok(Done::skipped("no mail is sent when a tenant is offboarded"));
+pub(crate) struct Invitation;
+
+impl StepWork for Invitation {
+    async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, StepError> {
+        invite_owner(app, t, prev).await
     }
+
+    async fn offboard(_: &App, _: &Tenant) -> Result<Done, StepError> {
+        Ok(Done::skipped("no mail is sent when a tenant is offboarded"))
+    }
+
+    async fn purge(_: &App, _: &Tenant) -> Result<Done, StepError> {
+        Ok(Done::skipped("no mail is sent when a tenant is offboarded"))
+    }
+}
+
+async fn invite_owner(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, StepError> {
     if matches!(prev.state, StepState::Ok | StepState::Skipped) {
         return Ok(Done {
             state: prev.state,

@@ -4,13 +4,15 @@
 //! | action | what it does | module |
 //! |---|---|---|
 //! | `claim` | takes the tenant's run lease and decides the run's mode from the tenant's state | `record` |
-//! | `step` | runs one step (`storage`, `secrets`, `invitation`) in that mode and records it | `storage`, `secrets`, `invitation` |
+//! | `step` | runs one step (`storage`, `secrets`, `invitation`: `tenant::Step`) in that mode and records it | `storage`, `secrets`, `invitation`, each a `StepWork` |
 //! | `fail` | records a step the state machine gave up on as `error` | `record` |
 //! | `finish` | activates (or marks retired, or purged) once every step settled, and frees the lease | `record` |
 //!
 //! The mode is `provision` (create, restore or repair each artifact, then activate),
 //! `offboard` (retire each artifact reversibly) or `purge` (remove them for good). Every step
-//! is idempotent: run again after success it finds its artifact and changes nothing.
+//! is idempotent: run again after success it finds its artifact and changes nothing. What the
+//! mode is, how a step's status settles and when a run's end moves the tenant on are decided by
+//! `shared::provisioning::rules` (pure, unit-tested); this crate performs the effects.
 //!
 //! Errors are typed for the state machine: `TransientStepError` (throttling, timeouts, 5xx,
 //! a busy record) is retried with backoff by the ASL's `Retry`; `PermanentStepError` is caught
@@ -29,13 +31,14 @@ use serde_json::{json, Value};
 use shared::config::{LinkConfig, ProvisioningConfig};
 use shared::domain::TenantId;
 use shared::email::Mailer;
+use shared::provisioning::rules::short;
 use shared::provisioning::RunCause;
 use shared::provisioning::ServiceFailure;
 use shared::store::Store;
-use shared::tenant::{RunMode, StepState, Tenant};
+use shared::tenant::{RunMode, Step, StepState, StepStatus, Tenant};
 use std::sync::Arc;
 
-pub use record::{decide_mode, Claim};
+pub use record::Claim;
 
 pub struct App {
     pub store: Arc<dyn Store>,
@@ -68,12 +71,12 @@ pub enum Task {
     Step {
         tenant_id: String,
         run: String,
-        step: String,
+        step: Step,
     },
     Fail {
         tenant_id: String,
         run: String,
-        step: String,
+        step: Step,
         /// The error name the state machine caught.
         error: String,
     },
@@ -131,15 +134,6 @@ impl From<shared::store::StoreError> for StepError {
                 shared::error::chain(&other)
             ))),
         }
-    }
-}
-
-/// A recorded message stays short: the start of the cause, on one line.
-pub(crate) fn short(text: &str) -> String {
-    let line: String = text.replace(['\n', '\r'], " ");
-    match line.char_indices().nth(300) {
-        Some((i, _)) => format!("{}...", &line[..i]),
-        None => line,
     }
 }
 
@@ -203,15 +197,15 @@ pub async fn handle(app: &App, input: Value) -> Result<Value, StepError> {
             tenant_id: id,
             run,
             step,
-        } => run_step(app, &tenant_id(&id)?, &run, &step).await,
+        } => run_step(app, &tenant_id(&id)?, &run, step).await,
         Task::Fail {
             tenant_id: id,
             run,
             step,
             error,
         } => {
-            record::fail(app, &tenant_id(&id)?, &run, &step, &error).await?;
-            tracing::warn!(tenant_id = %id, run = %run, step = %step, error = %error, "step gave up");
+            record::fail(app, &tenant_id(&id)?, &run, step, &error).await?;
+            tracing::warn!(tenant_id = %id, run = %run, step = step.as_str(), error = %error, "step gave up");
             Ok(json!({"step": step, "state": "error"}))
         }
         Task::Finish { tenant_id: id, run } => {
@@ -222,19 +216,41 @@ pub async fn handle(app: &App, input: Value) -> Result<Value, StepError> {
     }
 }
 
-async fn run_step(app: &App, id: &TenantId, run: &str, step: &str) -> Result<Value, StepError> {
-    if !shared::tenant::PROVISIONING_STEPS.contains(&step) {
-        return Err(StepError::Permanent("the task names no known step".into()));
+/// One step's effects, in each mode of a run. Each step module implements it; `run_step`
+/// chooses the implementation from the task's `Step` and the operation from the run's mode.
+pub(crate) trait StepWork {
+    /// Creates the artifact, or restores it after a deletion, or repairs it after drift.
+    async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, StepError>;
+    /// Retires the artifact reversibly (a deleted tenant, within its recovery window).
+    async fn offboard(app: &App, t: &Tenant) -> Result<Done, StepError>;
+    /// Removes the artifact for good (the recovery window has passed).
+    async fn purge(app: &App, t: &Tenant) -> Result<Done, StepError>;
+}
+
+async fn work<W: StepWork>(
+    app: &App,
+    t: &Tenant,
+    mode: RunMode,
+    prev: &StepStatus,
+) -> Result<Done, StepError> {
+    match mode {
+        RunMode::Provision => W::provision(app, t, prev).await,
+        RunMode::Offboard => W::offboard(app, t).await,
+        RunMode::Purge => W::purge(app, t).await,
     }
+}
+
+async fn run_step(app: &App, id: &TenantId, run: &str, step: Step) -> Result<Value, StepError> {
     let started = std::time::Instant::now();
     let (tenant, mode) = record::held(app, id, run).await?;
     let prev = record::step_status(&tenant, mode, step);
     let result = run_step_work(app, &tenant, mode, step, &prev).await;
     let outcome = record::record_step(app, id, run, step, &prev, &result).await?;
-    shared::metrics::step(step, outcome, started.elapsed().as_secs_f64() * 1000.0, run);
-    tracing::info!(tenant = %tenant.slug, run = %run, step = %step, mode = mode.as_str(), outcome = %outcome, "step");
+    let name = step.as_str();
+    shared::metrics::step(name, outcome, started.elapsed().as_secs_f64() * 1000.0, run);
+    tracing::info!(tenant = %tenant.slug, run = %run, step = name, mode = mode.as_str(), outcome = %outcome, "step");
     match result {
-        Ok(done) => Ok(json!({"step": step, "state": done.state, "outcome": done.outcome})),
+        Ok(done) => Ok(json!({"step": name, "state": done.state, "outcome": done.outcome})),
         Err(e) => Err(e),
     }
 }
@@ -243,15 +259,15 @@ async fn run_step_work(
     app: &App,
     tenant: &Tenant,
     mode: RunMode,
-    step: &str,
-    prev: &shared::tenant::StepStatus,
+    step: Step,
+    prev: &StepStatus,
 ) -> Result<Done, StepError> {
     #[cfg(feature = "faults")]
     app.faults.check(tenant, step).await?;
     match step {
-        "storage" => storage::run(app, tenant, mode, prev).await,
-        "secrets" => secrets::run(app, tenant, mode, prev).await,
-        _ => invitation::run(app, tenant, mode, prev).await,
+        Step::Storage => work::<storage::Storage>(app, tenant, mode, prev).await,
+        Step::Secrets => work::<secrets::Secrets>(app, tenant, mode, prev).await,
+        Step::Invitation => work::<invitation::Invitation>(app, tenant, mode, prev).await,
     }
 }
 
@@ -287,6 +303,19 @@ mod tests {
                 assert!(asl.contains(&format!("\"{}\"", d.error_type)));
             }
         }
-        assert!(short(&"x".repeat(1000)).len() < 310);
+    }
+
+    #[test]
+    fn a_task_naming_an_unknown_step_is_refused_before_it_runs() {
+        let bad = json!({"action": "step", "tenant_id": "t", "run": "r", "step": "backups"});
+        assert!(serde_json::from_value::<Task>(bad).is_err());
+        let good = json!({"action": "step", "tenant_id": "t", "run": "r", "step": "secrets"});
+        assert!(matches!(
+            serde_json::from_value::<Task>(good),
+            Ok(Task::Step {
+                step: Step::Secrets,
+                ..
+            })
+        ));
     }
 }

@@ -1,17 +1,18 @@
 //! The tenant record's side of a run: the lease (`claim`), each step's status, a step given up
 //! on (`fail`) and the end of the run (`finish`). Every write is conditioned on the version
 //! read and on the run still holding the lease, so two runs can never both write a tenant, and
-//! parallel steps of one run retry each other's conflicts instead of losing an update.
+//! parallel steps of one run retry each other's conflicts instead of losing an update. What
+//! each write says (the mode, a step's new status, the end of a run) is decided by
+//! `shared::provisioning::rules`; this module only reads and writes.
 
-use crate::{short, App, Done, StepError};
+use crate::{App, Done, StepError};
 use serde_json::json;
 use shared::domain::{TenantId, UserId};
-use shared::events::EventKind;
+use shared::provisioning::rules::{self, Attempt, Finish};
 use shared::provisioning::RunCause;
 use shared::store::changes::CommitError;
 use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
-use shared::tenant::PROVISIONING_STEPS;
-use shared::tenant::{RunLease, RunMode, StepState, StepStatus, Tenant, TenantStatus};
+use shared::tenant::{RunLease, RunMode, Step, StepStatus, Steps, Tenant};
 use std::time::Duration;
 
 /// How long a lease holds if its run dies. Longer than a run's worst case: three steps with
@@ -23,40 +24,6 @@ pub struct Claim {
     /// `provision`, `offboard`, `purge` or `none`.
     pub mode: &'static str,
     pub reason: String,
-}
-
-/// The mode a run started by `cause` takes on `t` at `now`, or why it has nothing to do.
-pub fn decide_mode(t: &Tenant, run: &str, cause: RunCause, now: i64) -> Result<RunMode, String> {
-    let kind = cause.as_str();
-    if let Some(lease) = t.live_run(now) {
-        return if lease.id == run {
-            Ok(lease.mode)
-        } else {
-            Err(format!("run {} holds the tenant", lease.id))
-        };
-    }
-    let restoring_or_created = matches!(
-        cause,
-        RunCause::Event(EventKind::TenantCreated | EventKind::TenantRestored)
-    );
-    match (t.status, &t.offboarding) {
-        (TenantStatus::Deleted, None) => Err("the tenant was deleted without offboarding".into()),
-        (TenantStatus::Deleted, Some(o)) if o.purged_at.is_some() => {
-            Err("the tenant's artifacts are purged".into())
-        }
-        (TenantStatus::Deleted, Some(_)) if restoring_or_created => {
-            Err(format!("{kind} for a deleted tenant (a stale event)"))
-        }
-        (TenantStatus::Deleted, Some(o)) if now >= o.purge_after => Ok(RunMode::Purge),
-        (TenantStatus::Deleted, Some(o)) if o.retired_at.is_none() => Ok(RunMode::Offboard),
-        (TenantStatus::Deleted, Some(_)) => {
-            Err("offboarded; waiting for the recovery window to pass".into())
-        }
-        (_, _) if cause == RunCause::Event(EventKind::TenantDeleted) => {
-            Err("TenantDeleted for a tenant that is not deleted (a stale event)".into())
-        }
-        _ => Ok(RunMode::Provision),
-    }
 }
 
 /// Reads, edits and writes the tenant until the write holds. `edit` returns `None` to write
@@ -117,7 +84,7 @@ pub async fn claim(
     let now = shared::time::now_unix();
     let mut decided: Result<RunMode, String> = Err(String::new());
     let (_, _) = update(app, id, |t, _| {
-        decided = decide_mode(t, run, cause, now);
+        decided = rules::decide_mode(t, run, cause, now);
         match &decided {
             Err(_) => Ok(None),
             Ok(mode) => {
@@ -173,22 +140,19 @@ pub async fn held(app: &App, id: &TenantId, run: &str) -> Result<(Tenant, RunMod
 }
 
 /// Where a step's status is kept in `mode`.
-fn steps_mut(
-    t: &mut Tenant,
-    mode: RunMode,
-) -> Option<&mut std::collections::BTreeMap<String, StepStatus>> {
+fn steps_mut(t: &mut Tenant, mode: RunMode) -> Option<&mut Steps> {
     match mode {
         RunMode::Provision => Some(&mut t.provisioning),
         RunMode::Offboard | RunMode::Purge => t.offboarding.as_mut().map(|o| &mut o.steps),
     }
 }
 
-pub fn step_status(t: &Tenant, mode: RunMode, step: &str) -> StepStatus {
+pub fn step_status(t: &Tenant, mode: RunMode, step: Step) -> StepStatus {
     let map = match mode {
         RunMode::Provision => Some(&t.provisioning),
         _ => t.offboarding.as_ref().map(|o| &o.steps),
     };
-    map.and_then(|m| m.get(step).cloned())
+    map.and_then(|m| m.get(&step).cloned())
         .unwrap_or_else(|| StepStatus::pending(shared::time::now_unix()))
 }
 
@@ -197,7 +161,7 @@ pub async fn record_step(
     app: &App,
     id: &TenantId,
     run: &str,
-    step: &str,
+    step: Step,
     prev: &StepStatus,
     result: &Result<Done, StepError>,
 ) -> Result<&'static str, StepError> {
@@ -207,6 +171,15 @@ pub async fn record_step(
             return Ok("unchanged");
         }
     }
+    let attempt = match result {
+        Ok(done) => Attempt::Done {
+            state: done.state,
+            artifact: done.artifact.as_deref(),
+            message: done.message.as_deref(),
+        },
+        Err(StepError::Transient(m)) => Attempt::Transient(m),
+        Err(StepError::Permanent(m)) => Attempt::Permanent(m),
+    };
     let now = shared::time::now_unix();
     update(app, id, |t, _| {
         if !holds(t, run) {
@@ -219,38 +192,10 @@ pub async fn record_step(
             ));
         };
         let cur = steps
-            .get(step)
+            .get(&step)
             .cloned()
             .unwrap_or_else(|| StepStatus::pending(now));
-        let next = match result {
-            Ok(done) => StepStatus {
-                state: done.state,
-                message: done.message.clone(),
-                at: now,
-                attempts: cur.attempts + 1,
-                // A purge leaves nothing behind to point at.
-                artifact: if mode == RunMode::Purge {
-                    done.artifact.clone()
-                } else {
-                    done.artifact.clone().or(cur.artifact.clone())
-                },
-            },
-            Err(StepError::Transient(m)) => StepStatus {
-                state: StepState::Pending,
-                message: Some(short(&format!("retrying after a transient failure: {m}"))),
-                at: now,
-                attempts: cur.attempts + 1,
-                artifact: cur.artifact.clone(),
-            },
-            Err(StepError::Permanent(m)) => StepStatus {
-                state: StepState::Error,
-                message: Some(short(m)),
-                at: now,
-                attempts: cur.attempts + 1,
-                artifact: cur.artifact.clone(),
-            },
-        };
-        steps.insert(step.to_string(), next);
+        steps.insert(step, rules::after_attempt(&cur, mode, attempt, now));
         Ok(Some(Vec::new()))
     })
     .await?;
@@ -266,7 +211,7 @@ pub async fn fail(
     app: &App,
     id: &TenantId,
     run: &str,
-    step: &str,
+    step: Step,
     error: &str,
 ) -> Result<(), StepError> {
     let now = shared::time::now_unix();
@@ -279,39 +224,13 @@ pub async fn fail(
             return Ok(None);
         };
         let cur = steps
-            .get(step)
+            .get(&step)
             .cloned()
             .unwrap_or_else(|| StepStatus::pending(now));
-        if matches!(
-            cur.state,
-            StepState::Error | StepState::Ok | StepState::Skipped
-        ) {
+        let Some(next) = rules::give_up(&cur, error, now) else {
             return Ok(None);
-        }
-        let name: String = error
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric() || *c == '.')
-            .take(80)
-            .collect();
-        let last = cur
-            .message
-            .as_deref()
-            .map(|m| m.trim_start_matches("retrying after a transient failure: "))
-            .map(|m| format!("; last: {m}"))
-            .unwrap_or_default();
-        steps.insert(
-            step.to_string(),
-            StepStatus {
-                state: StepState::Error,
-                message: Some(short(&format!(
-                    "gave up after {} attempts ({name}){last}",
-                    cur.attempts.max(1)
-                ))),
-                at: now,
-                attempts: cur.attempts,
-                artifact: cur.artifact,
-            },
-        );
+        };
+        steps.insert(step, next);
         Ok(Some(Vec::new()))
     })
     .await?;
@@ -319,7 +238,7 @@ pub async fn fail(
 }
 
 /// Ends a run: frees the lease and, when every step settled without error, moves the tenant
-/// on (activates it, or marks its artifacts retired, or purged).
+/// on (`rules::finish` decides), with the counters and the audit entry in the same write.
 pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepError> {
     let now = shared::time::now_unix();
     let mut outcome = String::new();
@@ -329,78 +248,36 @@ pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepE
             return Ok(None);
         }
         let mode = t.run.as_ref().map_or(RunMode::Provision, |r| r.mode);
-        t.run = None;
+        let finished = rules::finish(t, mode, now);
+        outcome = finished.describe();
         let mut extra = Vec::new();
-        match mode {
-            RunMode::Provision => {
-                let unsettled = unsettled(&t.provisioning);
-                if !unsettled.is_empty() {
-                    outcome = format!("not activated: {} not settled", unsettled.join(", "));
-                } else if t.status == TenantStatus::Provisioning {
-                    let restored = t.offboarding.take();
-                    t.status = match restored.as_ref().map(|o| o.previous_status) {
-                        Some(TenantStatus::Suspended) => TenantStatus::Suspended,
-                        _ => TenantStatus::Active,
-                    };
-                    outcome = format!(
-                        "{} ({})",
-                        if restored.is_some() {
-                            "restored"
-                        } else {
-                            "activated"
-                        },
-                        t.status.as_str()
-                    );
-                    extra.extend(tenant_count_changes(
-                        Some((before.status, before.partner.as_ref())),
-                        Some((t.status, t.partner.as_ref())),
-                    ));
-                    extra.push(system_audit(
-                        before,
-                        "tenant.activated",
-                        json!({
-                            "before": {"status": before.status},
-                            "after": {"status": t.status},
-                            "restored": restored.is_some(),
-                        }),
-                        run,
-                    ));
-                } else {
-                    outcome = "provisioned (status unchanged)".into();
-                }
+        match finished {
+            Finish::Activated { restored, .. } => {
+                extra.extend(tenant_count_changes(
+                    Some((before.status, before.partner.as_ref())),
+                    Some((t.status, t.partner.as_ref())),
+                ));
+                extra.push(system_audit(
+                    before,
+                    "tenant.activated",
+                    json!({
+                        "before": {"status": before.status},
+                        "after": {"status": t.status},
+                        "restored": restored,
+                    }),
+                    run,
+                ));
             }
-            RunMode::Offboard | RunMode::Purge => {
-                let purge = mode == RunMode::Purge;
-                let Some(off) = t.offboarding.as_mut() else {
-                    outcome = "no offboarding record".into();
-                    return Ok(Some(extra));
-                };
-                let unsettled = unsettled(&off.steps);
-                if !unsettled.is_empty() {
-                    outcome = format!("incomplete: {} not settled", unsettled.join(", "));
-                } else if purge {
-                    off.purged_at = Some(now);
-                    outcome = "purged".into();
-                    extra.push(system_audit(before, "tenant.purged", json!({}), run));
-                } else {
-                    off.retired_at = Some(now);
-                    outcome = "retired".into();
-                    extra.push(system_audit(before, "tenant.offboarded", json!({}), run));
-                }
+            Finish::Purged => extra.push(system_audit(before, "tenant.purged", json!({}), run)),
+            Finish::Retired => {
+                extra.push(system_audit(before, "tenant.offboarded", json!({}), run))
             }
+            Finish::Provisioned | Finish::Unsettled { .. } | Finish::NoOffboarding => {}
         }
         Ok(Some(extra))
     })
     .await?;
     Ok(outcome)
-}
-
-fn unsettled(steps: &std::collections::BTreeMap<String, StepStatus>) -> Vec<&'static str> {
-    PROVISIONING_STEPS
-        .iter()
-        .copied()
-        .filter(|s| !steps.get(*s).is_some_and(StepStatus::settled))
-        .collect()
 }
 
 fn system_audit(t: &Tenant, action: &str, details: serde_json::Value, run: &str) -> Change {
@@ -415,96 +292,4 @@ fn system_audit(t: &Tenant, action: &str, details: serde_json::Value, run: &str)
         )
         .with_partner(t.partner.clone()),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use shared::tenant::{Offboarding, TenantSlug};
-
-    const CREATED: RunCause = RunCause::Event(EventKind::TenantCreated);
-    const DELETED: RunCause = RunCause::Event(EventKind::TenantDeleted);
-    const RESTORED: RunCause = RunCause::Event(EventKind::TenantRestored);
-
-    fn tenant(status: TenantStatus) -> Tenant {
-        let mut t = Tenant::new(TenantSlug::parse("acme").unwrap(), "Acme".into(), 100);
-        t.status = status;
-        t
-    }
-
-    fn deleted(purge_after: i64, retired: bool, purged: bool) -> Tenant {
-        let mut t = tenant(TenantStatus::Deleted);
-        t.offboarding = Some(Offboarding {
-            deleted_at: 100,
-            purge_after,
-            previous_status: TenantStatus::Active,
-            steps: Default::default(),
-            retired_at: retired.then_some(110),
-            purged_at: purged.then_some(120),
-        });
-        t
-    }
-
-    #[test]
-    fn a_live_tenant_is_provisioned_and_a_stale_deletion_does_nothing() {
-        for status in [
-            TenantStatus::Provisioning,
-            TenantStatus::Active,
-            TenantStatus::Suspended,
-        ] {
-            let t = tenant(status);
-            assert_eq!(decide_mode(&t, "r1", CREATED, 200), Ok(RunMode::Provision));
-            assert_eq!(
-                decide_mode(&t, "r1", RunCause::Reconcile, 200),
-                Ok(RunMode::Provision)
-            );
-            assert!(decide_mode(&t, "r1", DELETED, 200).is_err());
-        }
-    }
-
-    #[test]
-    fn a_deleted_tenant_is_offboarded_then_purged_after_its_window_and_never_reprovisioned() {
-        assert_eq!(
-            decide_mode(&deleted(1000, false, false), "r", DELETED, 200),
-            Ok(RunMode::Offboard)
-        );
-        assert_eq!(
-            decide_mode(&deleted(1000, false, false), "r", RunCause::Reconcile, 200),
-            Ok(RunMode::Offboard)
-        );
-        assert!(decide_mode(&deleted(1000, true, false), "r", RunCause::Reconcile, 200).is_err());
-        assert_eq!(
-            decide_mode(&deleted(1000, true, false), "r", RunCause::Reconcile, 1000),
-            Ok(RunMode::Purge)
-        );
-        assert_eq!(
-            decide_mode(&deleted(1000, false, false), "r", DELETED, 1500),
-            Ok(RunMode::Purge)
-        );
-        assert!(decide_mode(&deleted(1000, true, true), "r", RunCause::Reconcile, 2000).is_err());
-        assert!(decide_mode(&deleted(1000, false, false), "r", CREATED, 200).is_err());
-        assert!(decide_mode(&deleted(1000, false, false), "r", RESTORED, 200).is_err());
-    }
-
-    #[test]
-    fn a_live_lease_admits_only_its_own_run_and_a_lapsed_one_admits_anyone() {
-        let mut t = tenant(TenantStatus::Provisioning);
-        t.run = Some(RunLease {
-            id: "first".into(),
-            mode: RunMode::Provision,
-            since: 100,
-            until: 1000,
-        });
-        assert!(decide_mode(&t, "second", RunCause::Reconcile, 500)
-            .unwrap_err()
-            .contains("first"));
-        assert_eq!(
-            decide_mode(&t, "first", CREATED, 500),
-            Ok(RunMode::Provision)
-        );
-        assert_eq!(
-            decide_mode(&t, "second", RunCause::Reconcile, 1000),
-            Ok(RunMode::Provision)
-        );
-    }
 }

@@ -6,25 +6,21 @@
 //! - offboard: the secret is scheduled for deletion with the recovery window.
 //! - purge: the secret is deleted without recovery.
 
-use crate::{App, Done, StepError};
+use crate::{App, Done, StepError, StepWork};
 use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::types::Tag;
 use base64::Engine;
 use shared::provisioning::{secret_name, secret_presence, service_failure, Presence};
-use shared::tenant::{RunMode, StepState, StepStatus, Tenant};
+use shared::tenant::{StepState, StepStatus, Tenant};
 
-pub async fn run(
-    app: &App,
-    t: &Tenant,
-    mode: RunMode,
-    prev: &StepStatus,
-) -> Result<Done, StepError> {
-    let name = secret_name(&app.secret_prefix, t);
-    let (presence, arn) = secret_presence(&app.secrets, &name).await?;
-    match mode {
-        RunMode::Provision => match presence {
-            Presence::Present => Ok(Done::ok("unchanged", arn)),
-            Presence::Retired => {
+pub(crate) struct Secrets;
+
+impl StepWork for Secrets {
+    async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, StepError> {
+        let name = secret_name(&app.secret_prefix, t);
+        match secret_presence(&app.secrets, &name).await? {
+            (Presence::Present, arn) => Ok(Done::ok("unchanged", arn)),
+            (Presence::Retired, arn) => {
                 let out = app
                     .secrets
                     .restore_secret()
@@ -34,7 +30,7 @@ pub async fn run(
                     .map_err(|e| service_failure("restoring the tenant secret", e))?;
                 Ok(Done::ok("restored", out.arn().map(str::to_string).or(arn)))
             }
-            Presence::Missing => {
+            (Presence::Missing, _) => {
                 let arn = create(app, t, &name).await?;
                 let outcome = if prev.state == StepState::Ok {
                     "repaired"
@@ -43,11 +39,15 @@ pub async fn run(
                 };
                 Ok(Done::ok(outcome, Some(arn)))
             }
-        },
-        RunMode::Offboard => match presence {
-            Presence::Missing => Ok(Done::skipped("no secret to retire")),
-            Presence::Retired => Ok(Done::ok("retired", arn)),
-            Presence::Present => {
+        }
+    }
+
+    async fn offboard(app: &App, t: &Tenant) -> Result<Done, StepError> {
+        let name = secret_name(&app.secret_prefix, t);
+        match secret_presence(&app.secrets, &name).await? {
+            (Presence::Missing, _) => Ok(Done::skipped("no secret to retire")),
+            (Presence::Retired, arn) => Ok(Done::ok("retired", arn)),
+            (Presence::Present, arn) => {
                 app.secrets
                     .delete_secret()
                     .secret_id(&name)
@@ -57,33 +57,36 @@ pub async fn run(
                     .map_err(|e| service_failure("scheduling the tenant secret's deletion", e))?;
                 Ok(Done::ok("retired", arn))
             }
-        },
-        RunMode::Purge => {
-            let gone = |what: &str| Done {
-                message: Some(what.to_string()),
-                ..Done::ok("purged", None)
-            };
-            if presence == Presence::Missing {
-                return Ok(gone("no secret left"));
-            }
-            if presence == Presence::Retired {
-                // A secret in its recovery window cannot be force-deleted: bring it back first.
-                app.secrets
-                    .restore_secret()
-                    .secret_id(&name)
-                    .send()
-                    .await
-                    .map_err(|e| service_failure("restoring the secret to purge it", e))?;
-            }
+        }
+    }
+
+    async fn purge(app: &App, t: &Tenant) -> Result<Done, StepError> {
+        let name = secret_name(&app.secret_prefix, t);
+        let gone = |what: &str| Done {
+            message: Some(what.to_string()),
+            ..Done::ok("purged", None)
+        };
+        let (presence, _) = secret_presence(&app.secrets, &name).await?;
+        if presence == Presence::Missing {
+            return Ok(gone("no secret left"));
+        }
+        if presence == Presence::Retired {
+            // A secret in its recovery window cannot be force-deleted: bring it back first.
             app.secrets
-                .delete_secret()
+                .restore_secret()
                 .secret_id(&name)
-                .force_delete_without_recovery(true)
                 .send()
                 .await
-                .map_err(|e| service_failure("deleting the tenant secret", e))?;
-            Ok(gone("secret deleted without recovery"))
+                .map_err(|e| service_failure("restoring the secret to purge it", e))?;
         }
+        app.secrets
+            .delete_secret()
+            .secret_id(&name)
+            .force_delete_without_recovery(true)
+            .send()
+            .await
+            .map_err(|e| service_failure("deleting the tenant secret", e))?;
+        Ok(gone("secret deleted without recovery"))
     }
 }
 

@@ -6,35 +6,34 @@
 //!   lifecycle rule expires after the recovery window. Nothing is deleted.
 //! - purge: every object under the prefix is deleted.
 
-use crate::{App, Done, StepError};
+use crate::{App, Done, StepError, StepWork};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
 use shared::provisioning::{marker_key, marker_presence, service_failure, Presence, RETIRED_TAG};
-use shared::tenant::{RunMode, StepState, StepStatus, Tenant};
+use shared::tenant::{StepState, StepStatus, Tenant};
 
-pub async fn run(
-    app: &App,
-    t: &Tenant,
-    mode: RunMode,
-    prev: &StepStatus,
-) -> Result<Done, StepError> {
-    match mode {
-        RunMode::Provision => provision(app, t, prev).await,
-        RunMode::Offboard => {
-            let n = tag_all(app, t, true).await?;
-            Ok(Done {
-                message: Some(format!(
-                    "{n} objects marked to expire after the recovery window"
-                )),
-                ..Done::ok("retired", Some(t.storage_prefix()))
-            })
-        }
-        RunMode::Purge => {
-            let n = purge(app, t).await?;
-            Ok(Done {
-                message: Some(format!("{n} objects deleted")),
-                ..Done::ok("purged", None)
-            })
-        }
+pub(crate) struct Storage;
+
+impl StepWork for Storage {
+    async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, StepError> {
+        provision(app, t, prev).await
+    }
+
+    async fn offboard(app: &App, t: &Tenant) -> Result<Done, StepError> {
+        let n = tag_all(app, t, true).await?;
+        Ok(Done {
+            message: Some(format!(
+                "{n} objects marked to expire after the recovery window"
+            )),
+            ..Done::ok("retired", Some(t.storage_prefix()))
+        })
+    }
+
+    async fn purge(app: &App, t: &Tenant) -> Result<Done, StepError> {
+        let n = purge(app, t).await?;
+        Ok(Done {
+            message: Some(format!("{n} objects deleted")),
+            ..Done::ok("purged", None)
+        })
     }
 }
 

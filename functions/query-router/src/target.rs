@@ -158,6 +158,12 @@ fn classify(e: tokio_postgres::Error) -> Unusable {
         if *code == SqlState::INVALID_CATALOG_NAME {
             return Unusable::NoDatabase;
         }
+        // Any other refusal (too many clients, starting up, ...): the SQLSTATE goes to the log
+        // only, so the answer stays generic and an operator can still tell them apart.
+        tracing::warn!(
+            sqlstate = code.code(),
+            "the database refused the connection"
+        );
         return Unusable::Refused;
     }
     let text = e.to_string();

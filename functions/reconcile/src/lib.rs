@@ -1,6 +1,6 @@
 //! reconcile: heals provisioning. It runs on the schedule (every tenant) and on
 //! `POST /tenants/{slug}/reconcile` (one tenant, operators only), and can be invoked directly
-//! (`make reconcile`). For each tenant it decides (`check::need`) whether a run of the
+//! (`make reconcile`). For each tenant it decides (`shared::provisioning::rules::need`) whether a run of the
 //! provisioning state machine is needed: provisioning unfinished or failed, an `ok` step's
 //! artifact gone (drift), offboarding unfinished, or a recovery window passed. It starts that
 //! run (named after the tenant and its record's version, so two reconciles of one version
@@ -9,7 +9,6 @@
 
 pub mod check;
 
-use check::Need;
 use futures_util::stream::{self, StreamExt};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
@@ -18,6 +17,7 @@ use shared::auth::access::signed_in;
 use shared::auth::gate::{self, Intent};
 use shared::auth::jwt::TokenKeys;
 use shared::events::{publish_committed, EventPublisher};
+use shared::provisioning::rules::{self, Need};
 use shared::request::{matched, path_param, RequestContext};
 use shared::store::{Store, TenantFilter};
 use shared::tenant::Tenant;
@@ -175,7 +175,7 @@ async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
             return report;
         }
     };
-    report.need = check::need(&t, now, app.stale_after_secs, force, &drift);
+    report.need = rules::need(&t, now, app.stale_after_secs, force, &drift);
     if !matches!(report.need, Need::Redrive { .. }) {
         return report;
     }

@@ -14,9 +14,7 @@ use shared::request::etag_matches;
 use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{tenant_count_changes, Change, Refusal, TENANT_COUNTS};
 use shared::store::TenantFilter;
-use shared::tenant::{
-    Offboarding, Plan, StepStatus, Tenant, TenantSlug, TenantStatus, PROVISIONING_STEPS,
-};
+use shared::tenant::{Offboarding, Plan, Step, StepStatus, Tenant, TenantSlug, TenantStatus};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
@@ -170,9 +168,9 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         tenant.owners = 1;
         tenant.created_by = Some(call.caller.user.id.clone());
         // Every step waits for the state machine; the owner's invitation is its step too.
-        tenant.provisioning = PROVISIONING_STEPS
+        tenant.provisioning = Step::ALL
             .iter()
-            .map(|step| (step.to_string(), StepStatus::pending(now)))
+            .map(|step| (*step, StepStatus::pending(now)))
             .collect();
         create_committed(call, tenant, owner_email, now).await
     })
@@ -566,8 +564,8 @@ pub(crate) async fn restore(call: &Call<'_>, granted: Granted) -> Result<ApiResp
         Some(DomainEvent::TenantRestored),
         |t| {
             // The retired artifacts come back through their steps; the invitation stays as it was.
-            for step in ["storage", "secrets"] {
-                t.provisioning.insert(step.into(), StepStatus::pending(now));
+            for step in Step::ALL.iter().filter(|s| s.has_artifact()) {
+                t.provisioning.insert(*step, StepStatus::pending(now));
             }
         },
     )

@@ -379,10 +379,11 @@ async fn a_created_tenant_publishes_its_event_and_leaves_no_outbox_item() {
     // The owner is invited by the provisioning run, not by the request; every step waits.
     assert!(mailer.sent().is_empty());
     assert_eq!(detail["created_by"], operator.id.as_str());
-    for step in shared::tenant::PROVISIONING_STEPS {
+    for step in shared::tenant::Step::ALL {
         assert_eq!(
-            body["data"]["provisioning"][step]["state"], "pending",
-            "{step}"
+            body["data"]["provisioning"][step.as_str()]["state"],
+            "pending",
+            "{step:?}"
         );
     }
 }

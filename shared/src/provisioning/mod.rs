@@ -1,7 +1,10 @@
 //! What provisioning makes for a tenant, where it lives, and how to tell whether it is still
 //! there: shared by `provision-step` (which makes and retires the artifacts) and `reconcile`
 //! (which looks for drift). The state machine that orders the steps is
-//! `infra/statemachines/provisioning.asl.json`.
+//! `infra/statemachines/provisioning.asl.json`. The rules that decide a run (its mode, how a
+//! step settles, when a tenant moves on, what the reconcile redrives) are in `rules`.
+
+pub mod rules;
 
 use crate::events::EventKind;
 use crate::tenant::Tenant;
