@@ -2,7 +2,7 @@
 own policy in infra/template.yaml, the way IAM would decide it on AWS.
 
 The emulator does not enforce IAM, so the test stack runs with `AwsCallLog=true`: each function
-logs one `aws call` line per SDK operation (shared/src/call_log.rs) naming the operation and the
+logs one `aws call` line per SDK operation (shared/src/runtime/call_log.rs) naming the operation and the
 resources it touched. This test reads those lines from the emulator's CloudWatch Logs, turns
 each into IAM actions and ARNs, and evaluates them against the function's Allow statements
 (actions and resources with wildcards, and the `s3:prefix` condition). A call the role would be

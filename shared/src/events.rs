@@ -3,10 +3,10 @@
 //! once published its outbox item is removed. An event whose publishing failed stays in the
 //! outbox (and the tenant it concerns stays in `provisioning`), where the reconcile finds it.
 
+use crate::domain::tenant::{Plan, TenantSlug};
 use crate::domain::{PartnerId, TenantId, UserId};
 use crate::store::changes::OutboxEvent;
 use crate::store::CommitStore;
-use crate::tenant::{Plan, TenantSlug};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +87,7 @@ impl DomainEvent {
             }
         };
         OutboxEvent {
-            id: crate::auth::opaque::random_id(),
+            id: crate::access::opaque::random_id(),
             kind: self.kind().as_str().to_string(),
             // Plain data of this crate's own types: serialising it cannot fail.
             detail: detail.unwrap_or_default(),
@@ -135,7 +135,7 @@ impl EventPublisher for EventBridgePublisher {
             .entries(entry)
             .send()
             .await
-            .map_err(|e| PublishError(crate::aws::sdk_cause(e)))?;
+            .map_err(|e| PublishError(crate::runtime::aws::sdk_cause(e)))?;
         // PutEvents answers 200 even when an entry was refused; the count says so.
         if out.failed_entry_count() > 0 {
             let code = out
@@ -160,12 +160,12 @@ pub async fn publish_committed(
     match publisher.publish(event).await {
         Ok(()) => {
             if let Err(e) = store.outbox_published(&event.id).await {
-                tracing::warn!(event_id = %event.id, cause = %crate::error::chain(&e), "published event left in the outbox");
+                tracing::warn!(event_id = %event.id, cause = %crate::runtime::logging::chain(&e), "published event left in the outbox");
             }
             true
         }
         Err(e) => {
-            tracing::error!(event_id = %event.id, kind = %event.kind, cause = %crate::error::chain(&e), "event not published; left in the outbox for the reconcile");
+            tracing::error!(event_id = %event.id, kind = %event.kind, cause = %crate::runtime::logging::chain(&e), "event not published; left in the outbox for the reconcile");
             false
         }
     }

@@ -1,10 +1,10 @@
 //! Fixtures for handler tests across function crates: users and tenants in any `Store`, and
 //! calling a handler with a proxy event and reading its envelope. Not used at run time.
 
-use crate::auth::password::hash_password;
+use crate::access::password::hash_password;
+use crate::domain::tenant::{Tenant, TenantSlug, TenantStatus};
 use crate::domain::{Email, Role, User, UserId, UserStatus};
 use crate::store::Store;
-use crate::tenant::{Tenant, TenantSlug, TenantStatus};
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
-        created_at: crate::time::now_unix(),
+        created_at: crate::runtime::time::now_unix(),
     };
     store.create_user(&user).await.expect("user stored");
     user
@@ -39,7 +39,7 @@ pub async fn tenant(store: &dyn Store, name: &str, member: Option<(&User, Role)>
     let mut tenant = Tenant::new(
         TenantSlug::parse(&format!("t-{}", &id.as_str()[..12])).expect("valid slug"),
         name.to_string(),
-        crate::time::now_unix(),
+        crate::runtime::time::now_unix(),
     );
     tenant.status = TenantStatus::Active;
     store.create_tenant(&tenant).await.expect("tenant stored");
@@ -64,7 +64,7 @@ pub fn read(resp: &Response<Body>) -> (u16, Value) {
 
 /// An `Authorization` header value for `user` signed in with `audience` now.
 pub async fn bearer(
-    keys: &crate::auth::jwt::TokenKeys,
+    keys: &crate::access::jwt::TokenKeys,
     user: &User,
     audience: crate::domain::Audience,
 ) -> String {
@@ -73,7 +73,7 @@ pub async fn bearer(
             &user.id,
             audience,
             user.session_epoch,
-            crate::time::now_unix(),
+            crate::runtime::time::now_unix(),
         )
         .await
         .expect("token issued")

@@ -1,9 +1,9 @@
 //! `DynamoStore` against the local emulator (started by `make test`, which exports
 //! `AWS_ENDPOINT_URL` and `TABLE_NAME`). Each test works on its own fresh ids and emails.
 
-use shared::auth::opaque;
+use shared::access::opaque;
+use shared::access::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::domain::{Audience, Email, Role, User, UserId, UserStatus};
-use shared::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::store::*;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,7 +14,7 @@ async fn store() -> DynamoStore {
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "AWS_ENDPOINT_URL: run through `make test`"
     );
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     DynamoStore::new(shared::dynamodb::Client::new(&sdk), table)
 }
 
@@ -478,18 +478,18 @@ async fn both_stores_answer_the_same_scenario_alike() {
 
 /// Tenants, partners, owners and audit through commits, logged so both stores can be compared.
 async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
-    use shared::partner::{Partner, PartnerSlug, PartnerStatus};
+    use shared::domain::partner::{Partner, PartnerSlug, PartnerStatus};
+    use shared::domain::tenant::{Tenant, TenantSlug, TenantStatus};
     use shared::store::changes::{
         tenant_count_changes, AuditEntry, AuditTarget, Change, CommitError,
     };
-    use shared::tenant::{Tenant, TenantSlug, TenantStatus};
     let mut log = Vec::new();
     let tag = &uuid::Uuid::new_v4().simple().to_string()[..10];
     let partner = Partner {
         id: shared::domain::PartnerId::new_random(),
         slug: PartnerSlug::parse(&format!("p-{tag}")).unwrap(),
         name: "P".into(),
-        domain: shared::fields::Hostname::parse("p.example.com").unwrap(),
+        domain: shared::domain::fields::Hostname::parse("p.example.com").unwrap(),
         status: PartnerStatus::Active,
         margin_bp: 1250,
         contact_info: Default::default(),

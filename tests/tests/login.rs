@@ -392,7 +392,7 @@ async fn every_bad_access_token_is_rejected() {
     let u = p.user(false).await;
     let (kid, der) = p.signing_key().await;
     let key = EncodingKey::from_ed_der(&der);
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let issuer = std::env::var("JWT_ISSUER").unwrap();
     let good = json!({"iss": issuer, "sub": u.id.as_str(), "aud": "portal", "exp": now + 600, "nbf": now, "iat": now, "jti": "t1", "sep": 0});
     let sign = |claims: &Value, kid: Option<&str>| {

@@ -6,7 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use shared::auth::sha256_hex;
+use shared::access::sha256_hex;
 use shared::store::UserStore;
 use support::{unique_ip, Platform, NEW_PASSWORD, PASSWORD};
 
@@ -180,7 +180,7 @@ fn metric_documents(p: &Platform, since_ms: i64) -> Vec<Value> {
 #[ignore = "needs the local emulator: run `make test`"]
 async fn requests_and_provisioning_steps_emit_embedded_metrics() {
     let p = Platform::start().await;
-    let since_ms = shared::time::now_ms() - 1000;
+    let since_ms = shared::runtime::time::now_ms() - 1000;
     let op = p.user(true).await;
     let token = p.sign_in(op.email.as_str(), "operator").await;
     let wrong = p

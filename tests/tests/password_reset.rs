@@ -4,9 +4,9 @@
 mod support;
 
 use serde_json::json;
+use shared::domain::tenant::RedirectOrigin;
 use shared::domain::Role;
 use shared::store::TenantStore;
-use shared::tenant::RedirectOrigin;
 use support::{token_in, unique_ip, Platform, NEW_PASSWORD, PASSWORD};
 
 #[tokio::test]
@@ -279,7 +279,7 @@ async fn rejections_over_http() {
             .unwrap()
             .contains(reason));
     }
-    let unknown = shared::auth::opaque::mint().plaintext;
+    let unknown = shared::access::opaque::mint().plaintext;
     for bad in [unknown.as_str(), "malformed", ""] {
         let r = p
             .post(

@@ -24,7 +24,7 @@ struct Aws {
 
 impl Aws {
     async fn new() -> Aws {
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::runtime::aws::sdk_config().await;
         let var = |n: &str| std::env::var(n).unwrap_or_else(|_| panic!("{n}: run `make test`"));
         Aws {
             s3: aws_sdk_s3::Client::from_conf(
@@ -457,15 +457,15 @@ async fn drift_is_found_and_repaired_by_the_reconcile() {
 async fn tenant_without_event(platform: &Platform, slug: &str) -> String {
     use shared::store::changes::{tenant_count_changes, Change};
     use shared::store::CommitStore;
-    let now = shared::time::now_unix();
-    let mut t = shared::tenant::Tenant::new(
-        shared::tenant::TenantSlug::parse(slug).unwrap(),
+    let now = shared::runtime::time::now_unix();
+    let mut t = shared::domain::tenant::Tenant::new(
+        shared::domain::tenant::TenantSlug::parse(slug).unwrap(),
         "Lost Event Co".into(),
         now,
     );
-    t.provisioning = shared::tenant::PROVISIONING_STEPS
+    t.provisioning = shared::domain::tenant::Step::ALL
         .iter()
-        .map(|s| (s.to_string(), shared::tenant::StepStatus::pending(now)))
+        .map(|s| (*s, shared::domain::tenant::StepStatus::pending(now)))
         .collect();
     // Its record, slug claim and status counters, as POST /tenants commits them: only the
     // outbox item and the publishing are missing.
@@ -562,7 +562,7 @@ async fn concurrent_reconciles_and_a_duplicate_event_during_a_run_start_no_secon
 async fn aws_sdk_eventbridge_put(id: &str, slug: &str) -> tokio::task::JoinHandle<()> {
     let detail = json!({"tenant_id": id, "slug": slug}).to_string();
     tokio::spawn(async move {
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::runtime::aws::sdk_config().await;
         let publisher = shared::events::EventBridgePublisher::new(
             shared::eventbridge::Client::new(&sdk),
             std::env::var("EVENT_BUS_NAME").unwrap(),
@@ -573,7 +573,7 @@ async fn aws_sdk_eventbridge_put(id: &str, slug: &str) -> tokio::task::JoinHandl
                 id: "duplicate".into(),
                 kind: "TenantCreated".into(),
                 detail,
-                created_at: shared::time::now_unix(),
+                created_at: shared::runtime::time::now_unix(),
             })
             .await
             .unwrap();
@@ -646,7 +646,7 @@ async fn after_the_recovery_window_the_artifacts_are_gone_and_the_record_says_so
     let id = active_tenant(&platform, &op, &slug, &unique_email("purge")).await;
     let t = delete_and_retire(&platform, &op, &slug).await;
     let purge_after = t["offboarding"]["purge_after"].as_i64().unwrap();
-    let wait = purge_after - shared::time::now_unix() + 1;
+    let wait = purge_after - shared::runtime::time::now_unix() + 1;
     if wait > 0 {
         tokio::time::sleep(Duration::from_secs(wait as u64)).await;
     }

@@ -95,7 +95,7 @@ fn ids(r: &Reply) -> Vec<i64> {
 #[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
 async fn registration_tests_the_connection_and_never_shows_the_secret() {
     let platform = Platform::start().await;
-    let since_ms = shared::time::now_ms() - 1000;
+    let since_ms = shared::runtime::time::now_ms() - 1000;
     let op = operator(&platform).await;
     let t = tenant(&platform, &op).await;
     let port = env("PG_PORT");

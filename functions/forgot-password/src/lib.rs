@@ -2,21 +2,21 @@
 //! configured floor, whether the email is known, unknown, disabled or rate-limited. For a known
 //! active user it stores a fresh single-use token (only its SHA-256) and emails a link. The link
 //! points at the user's tenant's primary redirect origin only when the user is that tenant's
-//! alone (`shared::links`); otherwise at `PLATFORM_ORIGIN`. The client's `Host` or any URL it
+//! alone (`shared::mail::links`); otherwise at `PLATFORM_ORIGIN`. The client's `Host` or any URL it
 //! sends is ignored.
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::opaque;
-use shared::config::{LinkConfig, ResetConfig};
+use shared::access::opaque;
+use shared::access::ratelimit::{self, Decision, RatePolicy};
 use shared::domain::{Email, User};
-use shared::email::{self, Mailer};
-use shared::links::link_target;
-use shared::ratelimit::{self, Decision, RatePolicy};
-use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::mail::links::link_target;
+use shared::mail::{self, Mailer};
+use shared::runtime::config::{LinkConfig, ResetConfig};
+use shared::runtime::time::now_unix;
 use shared::store::{Store, StoreError};
-use shared::time::now_unix;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,14 +49,13 @@ enum Route {
 
 const ROUTES: &[(&str, &str, Route)] = &[("POST", "/auth/forgot-password", Route::Forgot)];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
@@ -97,7 +96,7 @@ async fn forgot_password(
         Err(Failure::BeforeLookup(e)) => Err(e.into()),
         // After it, a 5xx would tell known emails from unknown ones: log and answer as usual.
         Err(after @ Failure::AfterLookup(_)) => {
-            tracing::error!(cause = %shared::error::chain(&after), "password reset could not be completed");
+            tracing::error!(cause = %shared::runtime::logging::chain(&after), "password reset could not be completed");
             Ok(ApiResponse::ok(accepted()))
         }
     }
@@ -154,7 +153,7 @@ async fn send_reset(
     let target = link_target(app.store.as_ref(), user, &app.links).await?;
     let token = opaque::mint();
     let link = format!("{}/reset-password#token={}", target.origin, token.plaintext);
-    let message = email::password_reset(
+    let message = mail::password_reset(
         &user.email,
         &target.name,
         &link,

@@ -1,7 +1,7 @@
 //! Builds forgot-password's clients once per process and hands the handler to the runtime.
 
-use shared::config::ResetConfig;
-use shared::startup::Startup;
+use shared::runtime::config::ResetConfig;
+use shared::runtime::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

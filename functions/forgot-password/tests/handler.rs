@@ -1,14 +1,14 @@
 //! forgot-password on the in-memory store with a recording mailer.
 
 use serde_json::json;
-use shared::auth::sha256_hex;
-use shared::config::{LinkConfig, ResetConfig};
+use shared::access::sha256_hex;
 use shared::domain::Role;
-use shared::email::RecordingMailer;
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
+use shared::mail::RecordingMailer;
+use shared::runtime::config::{LinkConfig, ResetConfig};
 use shared::store::{MemoryStore, RateLimitStore, ResetStore, TenantStore, UserStore};
 
-use shared::tenant::RedirectOrigin;
+use shared::domain::tenant::RedirectOrigin;
 use shared::testing::{self, read};
 use std::sync::Arc;
 
@@ -178,7 +178,7 @@ async fn a_refused_request_does_not_count_and_a_slow_trickle_never_blocks_recove
     assert_eq!(f.mailer.sent().len(), 3);
     let windows = f
         .store
-        .rate_windows(&[shared::ratelimit::key(
+        .rate_windows(&[shared::access::ratelimit::key(
             &forgot_password::REQUESTS_PER_EMAIL,
             user.email.as_str(),
         )])

@@ -15,16 +15,16 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::access::{
+use shared::access::caller::{
     account_suspended, account_suspended_error, authenticate, current_user,
 };
-use shared::auth::jwt::TokenKeys;
-use shared::auth::{opaque, password};
+use shared::access::jwt::TokenKeys;
+use shared::access::ratelimit::{self, Decision, RatePolicy, Reservation};
+use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
-use shared::ratelimit::{self, Decision, RatePolicy, Reservation};
-use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::runtime::time::now_unix;
 use shared::store::{RotateOutcome, Session, Store};
-use shared::time::now_unix;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
@@ -73,14 +73,13 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("GET", "/health/ready", Route::Ready),
 ];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
@@ -102,7 +101,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
 struct LoginBody {
     email: String,
     password: String,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     audience: Option<Audience>,
 }
 
@@ -378,7 +377,7 @@ async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     // One bounded read: a user with more memberships sees the first page of them.
     let memberships = app
         .store
-        .memberships_up_to(&user.id, shared::page::MAX_LIMIT)
+        .memberships_up_to(&user.id, shared::store::page::MAX_LIMIT)
         .await?;
     Ok(ApiResponse::ok(json!({
         "user": {

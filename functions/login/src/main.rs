@@ -1,10 +1,10 @@
 //! Builds login's clients and keys once per process and hands the handler to the runtime.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::auth::password::warm_up();
+    shared::access::password::warm_up();
     let s = Startup::begin().await?;
     let app = login::App {
         store: s.store(),

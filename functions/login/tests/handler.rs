@@ -2,10 +2,10 @@
 
 use lambda_http::{Body, Response};
 use serde_json::{json, Value};
-use shared::auth::jwt::TokenKeys;
-use shared::auth::password::hash_password;
+use shared::access::jwt::TokenKeys;
+use shared::access::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
 use shared::store::{MemoryStore, SessionStore, UserStore};
 use std::sync::Arc;
 
@@ -454,10 +454,10 @@ async fn sample_events_in_the_repository_parse_and_route() {
 #[tokio::test]
 async fn a_sign_in_to_only_suspended_tenants_is_refused_once_the_password_is_right_and_not_counted()
 {
+    use shared::domain::tenant::TenantStatus;
     use shared::domain::Role;
     use shared::store::changes::Change;
     use shared::store::{CommitStore, RateLimitStore};
-    use shared::tenant::TenantStatus;
 
     let store = Arc::new(MemoryStore::new());
     let app = app(store.clone());
@@ -487,7 +487,7 @@ async fn a_sign_in_to_only_suspended_tenants_is_refused_once_the_password_is_rig
         (403, Some("ACCOUNT_SUSPENDED"))
     );
     // The right password was not a guess: only the wrong one stays counted.
-    let key = shared::ratelimit::key(&login::LOGIN_FAILURES_PER_ACCOUNT, u.email.as_str());
+    let key = shared::access::ratelimit::key(&login::LOGIN_FAILURES_PER_ACCOUNT, u.email.as_str());
     let windows = store.rate_windows(&[key]).await.unwrap();
     assert_eq!(windows[0].hits.len(), 1);
 }

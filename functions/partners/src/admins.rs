@@ -1,15 +1,15 @@
-//! A partner's admins: list, invite by email (`shared::invitation`: an admin invited before who
+//! A partner's admins: list, invite by email (`shared::mail::invitation`: an admin invited before who
 //! never set a password is invited afresh, as a tenant's member is), remove. Admins see the
 //! partner and its tenants; only operators manage the admins.
 
 use crate::Call;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use shared::domain::fields::FieldError;
+use shared::domain::partner::Partner;
 use shared::domain::{Email, User, UserId, UserStatus};
-use shared::fields::FieldError;
-use shared::invitation::{self, Outcome};
-use shared::partner::Partner;
-use shared::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
+use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
+use shared::mail::invitation::{self, Outcome};
 use shared::store::changes::{AuditTarget, Change, Refusal};
 use shared::store::{Store, StoreError};
 use shared::{ApiError, ApiResponse, ErrorCode};
@@ -64,7 +64,7 @@ const ADMIN_ROLE: &str = "partner admin";
 pub(crate) async fn invite(call: &Call<'_>, partner: Partner) -> Result<ApiResponse, ApiError> {
     let body: InviteBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let email = Email::parse(&body.email).map_err(|why| FieldError::new("email", why))?;
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     call.idempotent("partners.invite-admin", now)?
         .run(|| async {
             let sender = invitation::Sender {
@@ -94,7 +94,7 @@ pub(crate) async fn invite(call: &Call<'_>, partner: Partner) -> Result<ApiRespo
         .await
 }
 
-/// A partner's admin rights, given by email (`shared::invitation`).
+/// A partner's admin rights, given by email (`shared::mail::invitation`).
 struct AdminRights<'a> {
     call: &'a Call<'a>,
     partner: &'a Partner,

@@ -18,13 +18,12 @@ mod record;
 mod tenants;
 
 use lambda_http::{Body, Request, Response};
-use shared::auth::access::signed_in;
-use shared::auth::jwt::TokenKeys;
-use shared::config::LinkConfig;
-use shared::email::Mailer;
-use shared::error::retry_on_contention;
-use shared::partner::{Partner, PartnerSlug};
-use shared::request::{matched, path_param, RequestContext};
+use shared::access::jwt::TokenKeys;
+use shared::domain::partner::{Partner, PartnerSlug};
+use shared::http::error::retry_on_contention;
+use shared::http::request::{matched, path_param, RequestContext};
+use shared::mail::Mailer;
+use shared::runtime::config::LinkConfig;
 use shared::store::Store;
 use shared::{ApiError, ApiResponse, ErrorCode};
 use std::sync::Arc;
@@ -73,26 +72,18 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ),
 ];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     let route = matched(&req, ROUTES)?;
-    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
-    let call = Call {
-        app,
-        store: app.store.as_ref(),
-        ctx: &ctx,
-        req: &req,
-        caller: &caller,
-    };
+    let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
     use Admits::*;
     match route {
         Route::Create => record::create(&call).await,
@@ -115,8 +106,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     }
 }
 
-/// One request in hand (`shared::call`): this app, the request and its signed-in caller.
-pub(crate) type Call<'a> = shared::call::Call<'a, App>;
+/// One request in hand (`shared::http::call`): this app, the request and its signed-in caller.
+pub(crate) type Call<'a> = shared::http::call::Call<'a, App>;
 
 /// Who a route on one partner admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,6 +1,6 @@
 //! Builds partners' clients and verify-only keys once per process and hands the handler to the runtime.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {

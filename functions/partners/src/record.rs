@@ -4,11 +4,11 @@
 use crate::Call;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::gate;
+use shared::access::gate;
+use shared::domain::fields::{self, FieldError, Hostname};
+use shared::domain::partner::{margin_bp, Partner, PartnerSlug, PartnerStatus};
 use shared::domain::PartnerId;
-use shared::fields::{self, FieldError, Hostname};
-use shared::partner::{margin_bp, Partner, PartnerSlug, PartnerStatus};
-use shared::request::{etag_matches, if_match, json_body, DEFAULT_BODY_LIMIT};
+use shared::http::request::{etag_matches, if_match, json_body, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{AuditTarget, Change, Refusal};
 use shared::{ApiError, ApiResponse, ErrorCode};
 use std::collections::BTreeMap;
@@ -58,18 +58,18 @@ struct CreateBody {
     slug: String,
     name: String,
     domain: String,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     margin_pct: Option<f64>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     contact_info: Option<Value>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     billing_info: Option<Value>,
 }
 
 pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    gate::operator(call.caller)?;
+    gate::operator(&call.caller)?;
     let body: CreateBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let partner = Partner {
         id: PartnerId::new_random(),
         slug: PartnerSlug::check(&body.slug).map_err(|why| FieldError::new("slug", why))?,
@@ -110,7 +110,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 }
 
 pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    gate::operator(call.caller)?;
+    gate::operator(&call.caller)?;
     let (limit, cursor) = call.page()?;
     let page = call.store.partners_page(limit, cursor.as_deref()).await?;
     Ok(ApiResponse::ok(json!({
@@ -126,15 +126,15 @@ pub(crate) fn get(partner: Partner) -> Result<ApiResponse, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     name: Option<String>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     domain: Option<String>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     margin_pct: Option<f64>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     contact_info: Option<Value>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     billing_info: Option<Value>,
 }
 
@@ -148,7 +148,7 @@ async fn update(
     precondition: bool,
 ) -> Result<Partner, ApiError> {
     next.version = partner.version + 1;
-    next.updated_at = shared::time::now_unix();
+    next.updated_at = shared::runtime::time::now_unix();
     let audit = call.entry(AuditTarget::Partner(partner.id.clone()), action, details);
     call.store
         .commit(vec![

@@ -5,11 +5,11 @@
 
 use crate::Call;
 use serde_json::{json, Value};
-use shared::auth::gate::{Intent, Need};
-use shared::partner::{Partner, PartnerStatus};
+use shared::access::gate::{Intent, Need};
+use shared::domain::partner::{Partner, PartnerStatus};
+use shared::domain::tenant::Tenant;
 use shared::store::changes::{tenant_count_changes, AuditTarget, Change, Refusal};
 use shared::store::TenantFilter;
-use shared::tenant::Tenant;
 use shared::{ApiError, ApiResponse, ErrorCode};
 
 fn partner_terminated() -> ApiError {
@@ -80,7 +80,7 @@ pub(crate) async fn attach(
     let mut next = tenant.clone();
     next.partner = new_partner.clone();
     next.version = tenant.version + 1;
-    next.updated_at = shared::time::now_unix();
+    next.updated_at = shared::runtime::time::now_unix();
     let mut changes = vec![Change::UpdateTenant {
         tenant: next.clone(),
         expect_version: tenant.version,

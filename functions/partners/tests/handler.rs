@@ -2,10 +2,10 @@
 //! and who may reach which route.
 
 use serde_json::{json, Value};
-use shared::auth::jwt::TokenKeys;
+use shared::access::jwt::TokenKeys;
 use shared::domain::{Audience, Role, User, UserStatus};
-use shared::email::RecordingMailer;
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
+use shared::mail::RecordingMailer;
 use shared::store::{CommitStore, MemoryStore, PartnerStore, TenantStore, UserStore};
 use shared::testing::{self, read};
 use std::sync::Arc;
@@ -26,8 +26,8 @@ async fn world() -> World {
         store: store.clone(),
         keys,
         mailer: mailer.clone(),
-        links: shared::config::LinkConfig {
-            platform_origin: shared::tenant::RedirectOrigin::parse(
+        links: shared::runtime::config::LinkConfig {
+            platform_origin: shared::domain::tenant::RedirectOrigin::parse(
                 "https://console.example.com",
                 false,
             )
@@ -133,7 +133,7 @@ impl World {
     async fn admin_of(&self, slug: &str) -> User {
         let partner = self
             .store
-            .partner_by_slug(&shared::partner::PartnerSlug::parse(slug).unwrap())
+            .partner_by_slug(&shared::domain::partner::PartnerSlug::parse(slug).unwrap())
             .await
             .unwrap()
             .unwrap();

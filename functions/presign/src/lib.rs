@@ -15,13 +15,13 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::signed_in;
-use shared::auth::gate::{self, Granted, Intent, Need};
-use shared::auth::jwt::TokenKeys;
-use shared::fields::FieldError;
-use shared::request::{json_body, matched, path_param, RequestContext};
+use shared::access::gate::{Granted, Intent, Need};
+use shared::access::jwt::TokenKeys;
+use shared::domain::fields::FieldError;
+use shared::domain::tenant::{Plan, Tenant};
+use shared::http::call::Call;
+use shared::http::request::{json_body, matched, RequestContext};
 use shared::store::Store;
-use shared::tenant::{Plan, Tenant};
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -70,19 +70,22 @@ enum Route {
 const ROUTES: &[(&str, &str, Route)] =
     &[("POST", "/tenants/{slug}/storage/presign", Route::Presign)];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
-async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
-    match matched(&req, ROUTES)? {
-        Route::Presign => presign(app, &req, member_tenant(app, &req).await?).await,
+async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    let route = matched(&req, ROUTES)?;
+    let call = Call::<App>::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
+    match route {
+        // The tenant's members only (the gate's `Member`: operators and partner admins are
+        // not members unless added).
+        Route::Presign => presign(app, &req, call.tenant(Need::Member, Intent::Write).await?).await,
     }
 }
 
@@ -91,9 +94,9 @@ async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiRespo
 struct Item {
     operation: String,
     key: String,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     content_type: Option<String>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     expires_in: Option<u64>,
 }
 
@@ -110,21 +113,6 @@ struct Many {
 enum PresignBody {
     Many(Many),
     One(Item),
-}
-
-/// The tenant in the path, for its members (the gate's `Member`: operators and partner
-/// admins are not members unless added).
-async fn member_tenant(app: &App, req: &Request) -> Result<Granted, ApiError> {
-    let caller = signed_in(&app.keys, app.store.as_ref(), req).await?;
-    let slug = path_param(req, "slug");
-    gate::tenant(
-        app.store.as_ref(),
-        &caller,
-        slug.as_deref(),
-        Need::Member,
-        Intent::Write,
-    )
-    .await
 }
 
 /// A checked request item: what to sign.
@@ -255,7 +243,7 @@ async fn sign(
             .key(&object)
             .presigned(config)
             .await
-            .map_err(|e| ApiError::unavailable("storage", shared::aws::sdk_cause(e)))?;
+            .map_err(|e| ApiError::unavailable("storage", shared::runtime::aws::sdk_cause(e)))?;
         return Ok(json!({
             "operation": "download",
             "key": w.key,
@@ -272,7 +260,7 @@ async fn sign(
         .content_type(&w.content_type)
         .presigned(config)
         .await
-        .map_err(|e| ApiError::unavailable("storage", shared::aws::sdk_cause(e)))?;
+        .map_err(|e| ApiError::unavailable("storage", shared::runtime::aws::sdk_cause(e)))?;
     let post = post_policy::PostPolicy {
         bucket: &app.bucket,
         region: &app.region,

@@ -1,12 +1,12 @@
 //! Builds presign's clients, credentials and verify-only keys once per process and hands the
 //! handler to the runtime.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let s = Startup::begin().await?;
-    let storage = s.read(shared::config::StorageConfig::from_env())?;
+    let storage = s.read(shared::runtime::config::StorageConfig::from_env())?;
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .ok()
         .filter(|u| !u.is_empty());

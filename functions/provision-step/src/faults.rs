@@ -8,7 +8,7 @@
 use crate::StepError;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::types::AttributeValue;
-use shared::tenant::Tenant;
+use shared::domain::tenant::Tenant;
 
 pub struct Faults {
     pub client: aws_sdk_dynamodb::Client,
@@ -16,7 +16,11 @@ pub struct Faults {
 }
 
 impl Faults {
-    pub async fn check(&self, t: &Tenant, step: shared::tenant::Step) -> Result<(), StepError> {
+    pub async fn check(
+        &self,
+        t: &Tenant,
+        step: shared::domain::tenant::Step,
+    ) -> Result<(), StepError> {
         let step = step.as_str();
         let pk = AttributeValue::S(format!("FAULT#{}", t.slug));
         let sk = AttributeValue::S(step.to_string());

@@ -3,9 +3,9 @@
 //! Offboarding and purging send nothing to the tenant's members.
 
 use crate::{App, Done, StepError, StepWork};
+use shared::domain::tenant::{StepState, StepStatus, Tenant};
 use shared::domain::{Role, UserStatus};
-use shared::invitation::{self, Invite, Sender};
-use shared::tenant::{StepState, StepStatus, Tenant};
+use shared::mail::invitation::{self, Invite, Sender};
 
 pub(crate) struct Invitation;
 
@@ -59,7 +59,7 @@ async fn invite_owner(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, 
                 role: Role::Owner.as_str(),
                 invited_by: &inviter,
             },
-            shared::time::now_unix(),
+            shared::runtime::time::now_unix(),
         )
         .await
         .map(|()| "invited")

@@ -28,14 +28,14 @@ pub mod faults;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::config::{LinkConfig, ProvisioningConfig};
+use shared::domain::tenant::{RunMode, Step, StepState, StepStatus, Tenant};
 use shared::domain::TenantId;
-use shared::email::Mailer;
+use shared::mail::Mailer;
 use shared::provisioning::rules::short;
 use shared::provisioning::RunCause;
 use shared::provisioning::ServiceFailure;
+use shared::runtime::config::{LinkConfig, ProvisioningConfig};
 use shared::store::Store;
-use shared::tenant::{RunMode, Step, StepState, StepStatus, Tenant};
 use std::sync::Arc;
 
 pub use record::Claim;
@@ -131,7 +131,7 @@ impl From<shared::store::StoreError> for StepError {
             Unavailable(_) => StepError::Transient("the table is unavailable".into()),
             other => StepError::Permanent(short(&format!(
                 "the table refused: {}",
-                shared::error::chain(&other)
+                shared::runtime::logging::chain(&other)
             ))),
         }
     }
@@ -247,7 +247,7 @@ async fn run_step(app: &App, id: &TenantId, run: &str, step: Step) -> Result<Val
     let result = run_step_work(app, &tenant, mode, step, &prev).await;
     let outcome = record::record_step(app, id, run, step, &prev, &result).await?;
     let name = step.as_str();
-    shared::metrics::step(name, outcome, started.elapsed().as_secs_f64() * 1000.0, run);
+    shared::runtime::metrics::step(name, outcome, started.elapsed().as_secs_f64() * 1000.0, run);
     tracing::info!(tenant = %tenant.slug, run = %run, step = name, mode = mode.as_str(), outcome = %outcome, "step");
     match result {
         Ok(done) => Ok(json!({"step": name, "state": done.state, "outcome": done.outcome})),

@@ -1,12 +1,12 @@
 //! Builds provision-step's clients once per process and hands the task handler to the runtime.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let s = Startup::begin().await?;
-    let storage = s.read(shared::config::StorageConfig::from_env())?;
+    let storage = s.read(shared::runtime::config::StorageConfig::from_env())?;
     let app = provision_step::App {
         store: s.store(),
         s3: s.s3(),
@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         links: s.links()?,
         bucket: storage.bucket,
         secret_prefix: std::env::var("TENANT_SECRET_PREFIX").unwrap_or_default(),
-        provisioning: s.read(shared::config::ProvisioningConfig::from_env())?,
+        provisioning: s.read(shared::runtime::config::ProvisioningConfig::from_env())?,
         #[cfg(feature = "faults")]
         faults: provision_step::faults::Faults {
             client: shared::aws_client!(aws_sdk_dynamodb, &s.sdk),

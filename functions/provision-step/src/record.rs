@@ -7,12 +7,12 @@
 
 use crate::{App, Done, StepError};
 use serde_json::json;
+use shared::domain::tenant::{RunLease, RunMode, Step, StepStatus, Steps, Tenant};
 use shared::domain::{TenantId, UserId};
 use shared::provisioning::rules::{self, Attempt, Finish};
 use shared::provisioning::RunCause;
 use shared::store::changes::CommitError;
 use shared::store::changes::{tenant_count_changes, AuditEntry, AuditTarget, Change};
-use shared::tenant::{RunLease, RunMode, Step, StepStatus, Steps, Tenant};
 use std::time::Duration;
 
 /// How long a lease holds if its run dies. Longer than a run's worst case: three steps with
@@ -44,7 +44,7 @@ async fn update(
             return Ok((current, false));
         };
         next.version = current.version + 1;
-        next.updated_at = shared::time::now_unix();
+        next.updated_at = shared::runtime::time::now_unix();
         let mut changes = vec![Change::UpdateTenant {
             tenant: next.clone(),
             expect_version: current.version,
@@ -81,7 +81,7 @@ pub async fn claim(
     cause: RunCause,
 ) -> Result<Claim, StepError> {
     let kind = cause.as_str();
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let mut decided: Result<RunMode, String> = Err(String::new());
     let (_, _) = update(app, id, |t, _| {
         decided = rules::decide_mode(t, run, cause, now);
@@ -153,7 +153,7 @@ pub fn step_status(t: &Tenant, mode: RunMode, step: Step) -> StepStatus {
         _ => t.offboarding.as_ref().map(|o| &o.steps),
     };
     map.and_then(|m| m.get(&step).cloned())
-        .unwrap_or_else(|| StepStatus::pending(shared::time::now_unix()))
+        .unwrap_or_else(|| StepStatus::pending(shared::runtime::time::now_unix()))
 }
 
 /// Records what a step did. A step that found everything as recorded writes nothing.
@@ -180,7 +180,7 @@ pub async fn record_step(
         Err(StepError::Transient(m)) => Attempt::Transient(m),
         Err(StepError::Permanent(m)) => Attempt::Permanent(m),
     };
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     update(app, id, |t, _| {
         if !holds(t, run) {
             return Err(lease_lost());
@@ -214,7 +214,7 @@ pub async fn fail(
     step: Step,
     error: &str,
 ) -> Result<(), StepError> {
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     update(app, id, |t, _| {
         if !holds(t, run) {
             return Ok(None);
@@ -240,7 +240,7 @@ pub async fn fail(
 /// Ends a run: frees the lease and, when every step settled without error, moves the tenant
 /// on (`rules::finish` decides), with the counters and the audit entry in the same write.
 pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepError> {
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let mut outcome = String::new();
     update(app, id, |t, before| {
         if !holds(t, run) {
@@ -287,7 +287,7 @@ fn system_audit(t: &Tenant, action: &str, details: serde_json::Value, run: &str)
             UserId::system(),
             action,
             details,
-            shared::time::now_ms(),
+            shared::runtime::time::now_ms(),
             run,
         )
         .with_partner(t.partner.clone()),

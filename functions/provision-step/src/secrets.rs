@@ -10,8 +10,8 @@ use crate::{App, Done, StepError, StepWork};
 use aws_sdk_secretsmanager::error::SdkError;
 use aws_sdk_secretsmanager::types::Tag;
 use base64::Engine;
+use shared::domain::tenant::{StepState, StepStatus, Tenant};
 use shared::provisioning::{secret_name, secret_presence, service_failure, Presence};
-use shared::tenant::{StepState, StepStatus, Tenant};
 
 pub(crate) struct Secrets;
 

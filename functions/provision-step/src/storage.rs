@@ -8,8 +8,8 @@
 
 use crate::{App, Done, StepError, StepWork};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
+use shared::domain::tenant::{StepState, StepStatus, Tenant};
 use shared::provisioning::{marker_key, marker_presence, service_failure, Presence, RETIRED_TAG};
-use shared::tenant::{StepState, StepStatus, Tenant};
 
 pub(crate) struct Storage;
 

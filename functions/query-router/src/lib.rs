@@ -23,11 +23,10 @@ pub use pools::{Pools, CATALOG_TTL, POOL_SIZE};
 pub use query::Catalog;
 
 use lambda_http::{Body, Request, Response};
-use shared::auth::access::{signed_in, Caller};
-use shared::auth::gate::{self, DatabaseDenied, Granted, Intent, Need};
-use shared::auth::jwt::TokenKeys;
-use shared::crypto::DataKey;
-use shared::request::{matched, path_param, RequestContext};
+use shared::access::crypto::DataKey;
+use shared::access::gate::{DatabaseDenied, Granted, Intent, Need};
+use shared::access::jwt::TokenKeys;
+use shared::http::request::{matched, RequestContext};
 use shared::store::{DatabaseRecord, Store};
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
@@ -85,68 +84,42 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/query/v1/{db_id}/tables/{table}", Route::Query),
 ];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
+
+/// A request in hand of this function.
+pub(crate) type Call<'a> = shared::http::call::Call<'a, App>;
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     let route = matched(&req, ROUTES)?;
-    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
+    let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
+    // The registry is for the tenant's owners and admins, and operators (the gate's
+    // `Manager`); queries for its members (the gate's `database`).
     match route {
         Route::ListDatabases => {
-            registry::list(app, &req, managed(app, &req, &caller, Intent::Read).await?).await
+            registry::list(&call, call.tenant(Need::Manager, Intent::Read).await?).await
         }
         Route::RegisterDatabase => {
-            let granted = managed(app, &req, &caller, Intent::Write).await?;
-            registry::register(app, &ctx, &req, &caller, granted).await
+            registry::register(&call, call.tenant(Need::Manager, Intent::Write).await?).await
         }
         Route::DeleteDatabase => {
-            let granted = managed(app, &req, &caller, Intent::Write).await?;
-            registry::remove(app, &ctx, &req, &caller, granted).await
+            registry::remove(&call, call.tenant(Need::Manager, Intent::Write).await?).await
         }
         Route::Tables => {
-            let (member, record) = admitted(app, member_database(app, &req, &caller).await)?;
+            let (member, record) = admitted(app, call.database(Intent::Read).await)?;
             query::tables(app, member, record).await
         }
         Route::Query => {
-            let (member, record) = admitted(app, member_database(app, &req, &caller).await)?;
+            let (member, record) = admitted(app, call.database(Intent::Read).await)?;
             query::select(app, &req, member, record).await
         }
     }
-}
-
-/// The tenant in the path, for its owners, admins and operators (the gate's `Manager`).
-async fn managed(
-    app: &App,
-    req: &Request,
-    caller: &Caller,
-    intent: Intent,
-) -> Result<Granted, ApiError> {
-    let slug = path_param(req, "slug");
-    gate::tenant(
-        app.store.as_ref(),
-        caller,
-        slug.as_deref(),
-        Need::Manager,
-        intent,
-    )
-    .await
-}
-
-/// The database in the path and its tenant, for the tenant's members (the gate's `database`).
-async fn member_database(
-    app: &App,
-    req: &Request,
-    caller: &Caller,
-) -> Result<(Granted, DatabaseRecord), DatabaseDenied> {
-    let id = path_param(req, "db_id");
-    gate::database(app.store.as_ref(), caller, id.as_deref(), Intent::Read).await
 }
 
 /// The gate's answer for a database route. A registration the gate found gone (removed,

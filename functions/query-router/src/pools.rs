@@ -6,7 +6,7 @@ use crate::query::Catalog;
 use crate::registry::{owner_of, unusable};
 use crate::target;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
-use shared::crypto::DataKey;
+use shared::access::crypto::DataKey;
 use shared::domain::DatabaseId;
 use shared::store::DatabaseRecord;
 use shared::ApiError;

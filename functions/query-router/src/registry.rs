@@ -3,16 +3,14 @@
 //! sealed to is decided here; `pools` opens it with the same binding.
 
 use crate::target::{self, Unusable};
-use crate::App;
-use lambda_http::Request;
+use crate::Call;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::access::Caller;
-use shared::auth::gate::{database_not_found, Granted};
+use shared::access::gate::{database_not_found, Granted};
+use shared::domain::fields::{self, FieldError};
 use shared::domain::{DatabaseId, TenantId};
-use shared::fields::{self, FieldError};
-use shared::request::{json_body, path_param, query_param, RequestContext};
-use shared::store::changes::{AuditEntry, AuditTarget, Change};
+use shared::http::request::{json_body, path_param};
+use shared::store::changes::Change;
 use shared::store::DatabaseRecord;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -23,16 +21,10 @@ fn view(d: &DatabaseRecord) -> Value {
 }
 
 /// One page of the tenant's registrations.
-pub(crate) async fn list(
-    app: &App,
-    req: &Request,
-    granted: Granted,
-) -> Result<ApiResponse, ApiError> {
+pub(crate) async fn list(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
     let tenant = granted.into_tenant();
-    let limit = shared::page::limit(query_param(req, "limit").as_deref())
-        .map_err(|e| FieldError::new("limit", e))?;
-    let cursor = query_param(req, "cursor");
-    let page = app
+    let (limit, cursor) = call.page()?;
+    let page = call
         .store
         .tenant_databases(&tenant.id, limit, cursor.as_deref())
         .await?;
@@ -67,15 +59,10 @@ pub(crate) fn unusable(why: Unusable) -> ApiError {
 }
 
 /// Tests the connection string (host allowed, database answering), then stores it sealed.
-pub(crate) async fn register(
-    app: &App,
-    ctx: &RequestContext,
-    req: &Request,
-    caller: &Caller,
-    granted: Granted,
-) -> Result<ApiResponse, ApiError> {
+pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let app = call.app;
     let tenant = granted.into_tenant();
-    let body: RegisterBody = json_body(req, 8 * 1024)?;
+    let body: RegisterBody = json_body(call.req, 8 * 1024)?;
     let name = fields::name("name", &body.name)?;
     if body.engine != "postgres" {
         return Err(FieldError::new("engine", "must be postgres").into());
@@ -102,22 +89,15 @@ pub(crate) async fn register(
         engine: "postgres".into(),
         host: target.display,
         sealed,
-        created_at: shared::time::now_unix(),
+        created_at: shared::runtime::time::now_unix(),
     };
-    let audit = AuditEntry::new(
-        AuditTarget::Tenant(tenant.id.clone()),
-        caller.user.id.clone(),
+    let audit = call.audit(
+        &tenant,
         "database.registered",
         json!({"after": {"db_id": id, "name": record.name, "host": record.host}}),
-        shared::time::now_ms(),
-        &ctx.request_id,
-    )
-    .with_partner(tenant.partner.clone());
-    app.store
-        .commit(vec![
-            Change::PutDatabase(record.clone()),
-            Change::Audit(audit),
-        ])
+    );
+    call.store
+        .commit(vec![Change::PutDatabase(record.clone()), audit])
         .await
         .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database registered");
@@ -125,15 +105,10 @@ pub(crate) async fn register(
 }
 
 /// Removes the tenant's registration in the path; another tenant's id is 404 like a missing one.
-pub(crate) async fn remove(
-    app: &App,
-    ctx: &RequestContext,
-    req: &Request,
-    caller: &Caller,
-    granted: Granted,
-) -> Result<ApiResponse, ApiError> {
+pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
+    let app = call.app;
     let tenant = granted.into_tenant();
-    let id = path_param(req, "db_id")
+    let id = path_param(call.req, "db_id")
         .as_deref()
         .and_then(DatabaseId::parse)
         .ok_or_else(database_not_found)?;
@@ -143,22 +118,18 @@ pub(crate) async fn remove(
         .await?
         .filter(|d| d.tenant == tenant.id)
         .ok_or_else(database_not_found)?;
-    let audit = AuditEntry::new(
-        AuditTarget::Tenant(tenant.id.clone()),
-        caller.user.id.clone(),
+    let audit = call.audit(
+        &tenant,
         "database.removed",
         json!({"before": {"db_id": id, "name": record.name, "host": record.host}}),
-        shared::time::now_ms(),
-        &ctx.request_id,
-    )
-    .with_partner(tenant.partner.clone());
+    );
     app.store
         .commit(vec![
             Change::DeleteDatabase {
                 id: id.clone(),
                 tenant: tenant.id.clone(),
             },
-            Change::Audit(audit),
+            audit,
         ])
         .await
         .map_err(|e| e.answer(|_| database_not_found()))?;

@@ -63,12 +63,12 @@ pub struct Statement {
 pub struct QueryBody {
     #[serde(default)]
     pub filter: Map<String, Value>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     pub sort: Option<Value>,
     /// `null` is the default, as documented.
     pub limit: Option<Value>,
     pub offset: Option<Value>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     pub columns: Option<Vec<String>>,
 }
 

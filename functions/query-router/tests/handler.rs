@@ -4,13 +4,13 @@
 
 use deadpool_postgres::{Manager, Pool};
 use serde_json::{json, Value};
-use shared::auth::jwt::TokenKeys;
-use shared::crypto::DataKey;
+use shared::access::crypto::DataKey;
+use shared::access::jwt::TokenKeys;
+use shared::domain::tenant::Tenant;
 use shared::domain::{Audience, DatabaseId, Role, User};
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
 use shared::store::changes::Change;
 use shared::store::{CommitStore, DatabaseRecord, MemoryStore, TenantStore};
-use shared::tenant::Tenant;
 use shared::testing::{self, read};
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ async fn registered(store: &MemoryStore, tenant: &Tenant) -> DatabaseRecord {
         engine: "postgres".into(),
         host: "db.example.com:5432/orders".into(),
         sealed: "not opened by these tests".into(),
-        created_at: shared::time::now_unix(),
+        created_at: shared::runtime::time::now_unix(),
     };
     store
         .commit(vec![Change::PutDatabase(record.clone())])
@@ -68,7 +68,7 @@ async fn call(
             &who.id,
             Audience::Portal,
             who.session_epoch,
-            shared::time::now_unix(),
+            shared::runtime::time::now_unix(),
         )
         .await
         .unwrap()

@@ -2,9 +2,9 @@
 //! decision itself (`rules::need`: what counts as unfinished, drifted or due) is one of the
 //! provisioning rules in `shared::provisioning::rules`.
 
+use shared::domain::tenant::{Step, StepState, Tenant, TenantStatus};
 use shared::provisioning::rules::Drift;
 use shared::provisioning::{marker_presence, secret_name, secret_presence, Presence};
-use shared::tenant::{Step, StepState, Tenant, TenantStatus};
 
 /// Looks for each `ok` step's artifact of a live tenant (deleted tenants are not checked).
 pub async fn drift(

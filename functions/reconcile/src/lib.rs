@@ -13,14 +13,14 @@ use futures_util::stream::{self, StreamExt};
 use lambda_http::{Body, Request, Response};
 use serde::Serialize;
 use serde_json::{json, Value};
-use shared::auth::access::signed_in;
-use shared::auth::gate::{self, Intent};
-use shared::auth::jwt::TokenKeys;
+use shared::access::gate::{self, Intent};
+use shared::access::jwt::TokenKeys;
+use shared::domain::tenant::Tenant;
 use shared::events::{publish_committed, EventPublisher};
+use shared::http::call::Call;
+use shared::http::request::{matched, RequestContext};
 use shared::provisioning::rules::{self, Need};
-use shared::request::{matched, path_param, RequestContext};
 use shared::store::{Store, TenantFilter};
-use shared::tenant::Tenant;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -127,11 +127,11 @@ async fn all_tenants(app: &App) -> Result<Vec<Tenant>, String> {
 /// Publishes again every event that has waited in the outbox longer than a fresh request
 /// needs to publish its own.
 async fn republish_outbox(app: &App) -> usize {
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let pending = match app.store.pending_events(100).await {
         Ok(p) => p,
         Err(e) => {
-            tracing::error!(cause = %shared::error::chain(&e), "outbox unreadable");
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "outbox unreadable");
             return 0;
         }
     };
@@ -145,7 +145,7 @@ async fn republish_outbox(app: &App) -> usize {
 }
 
 async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let mut report = TenantReport {
         slug: t.slug.to_string(),
         status_before: t.status.as_str().to_string(),
@@ -217,7 +217,9 @@ async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
     if let Ok(Some(after)) = app.store.tenant_by_id(&t.id).await {
         report.status_after = Some(after.status.as_str().to_string());
         report.steps_after = Some(match &after.offboarding {
-            Some(o) if after.status == shared::tenant::TenantStatus::Deleted => json!(o.steps),
+            Some(o) if after.status == shared::domain::tenant::TenantStatus::Deleted => {
+                json!(o.steps)
+            }
             _ => json!(after.provisioning),
         });
     }
@@ -251,9 +253,10 @@ pub async fn handle_event(app: &App, payload: Value) -> Value {
     if payload.get("httpMethod").is_some() {
         let response = match lambda_http::request::from_str(&payload.to_string()) {
             Ok(req) => handle_http(app, req).await,
-            Err(_) => {
-                shared::envelope::render("", Err(ApiError::invalid_request("unreadable request")))
-            }
+            Err(_) => shared::http::envelope::render(
+                "",
+                Err(ApiError::invalid_request("unreadable request")),
+            ),
         };
         return proxy_response(response);
     }
@@ -264,30 +267,23 @@ pub async fn handle_event(app: &App, payload: Value) -> Value {
 
 const ROUTES: &[(&str, &str, ())] = &[("POST", "/tenants/{slug}/reconcile", ())];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle_http(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
-async fn route(app: &App, _ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     matched(&req, ROUTES)?;
-    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
-    let slug = path_param(&req, "slug");
-    let tenant = gate::tenant(
-        app.store.as_ref(),
-        &caller,
-        slug.as_deref(),
-        gate::Need::Operator,
-        Intent::Lifecycle,
-    )
-    .await?
-    .into_tenant();
-    tracing::info!(tenant = %tenant.slug, by = %caller.user.id, "reconcile requested");
+    let call = Call::<App>::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
+    let tenant = call
+        .tenant(gate::Need::Operator, Intent::Lifecycle)
+        .await?
+        .into_tenant();
+    tracing::info!(tenant = %tenant.slug, by = %call.caller.user.id, "reconcile requested");
     Ok(ApiResponse::ok(reconcile(app, Some(tenant)).await))
 }
 

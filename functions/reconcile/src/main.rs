@@ -1,15 +1,15 @@
 //! Builds reconcile's clients and verify-only keys once per process and hands every
 //! invocation (the route, the schedule, a direct invoke) to `reconcile::handle_event`.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 use std::time::Duration;
 use tracing::Instrument;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let s = Startup::begin().await?;
-    let storage = s.read(shared::config::StorageConfig::from_env())?;
-    let provisioning = s.read(shared::config::ProvisioningConfig::from_env())?;
+    let storage = s.read(shared::runtime::config::StorageConfig::from_env())?;
+    let provisioning = s.read(shared::runtime::config::ProvisioningConfig::from_env())?;
     let state_machine_arn = std::env::var("STATE_MACHINE_ARN")
         .map_err(|_| "environment variable STATE_MACHINE_ARN is required")?;
     let app = reconcile::App {

@@ -9,16 +9,16 @@
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::{opaque, password, policy};
-use shared::config::LinkConfig;
+use shared::access::ratelimit::{self, Decision, RatePolicy};
+use shared::access::{opaque, password, policy};
 use shared::domain::UserStatus;
-use shared::email::{self, Mailer};
-use shared::idempotency::{self, Idempotent};
-use shared::links::link_target;
-use shared::ratelimit::{self, Decision, RatePolicy};
-use shared::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::http::idempotency::{self, Idempotent};
+use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::mail::links::link_target;
+use shared::mail::{self, Mailer};
+use shared::runtime::config::LinkConfig;
+use shared::runtime::time::now_unix;
 use shared::store::{Store, TokenPurpose};
-use shared::time::now_unix;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
@@ -47,14 +47,13 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/accept-invitation", Route::AcceptInvitation),
 ];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
@@ -162,15 +161,15 @@ async fn consume(
     // Named as in the reset mail; the password has changed even if this read fails.
     let tenant_name = match link_target(app.store.as_ref(), &user, &app.links).await {
         Ok(target) => target.name,
-        Err(_) => shared::links::PLATFORM_NAME.to_string(),
+        Err(_) => shared::mail::links::PLATFORM_NAME.to_string(),
     };
     // The password has changed whatever happens to the notice; a failed send is only logged.
-    let sent = match email::password_changed(&user.email, &tenant_name) {
+    let sent = match mail::password_changed(&user.email, &tenant_name) {
         Ok(notice) => app.mailer.send(&notice).await,
         Err(e) => Err(e),
     };
     if let Err(e) = sent {
-        tracing::error!(user_id = %user.id, cause = %shared::error::chain(&e), "password-changed notice not sent");
+        tracing::error!(user_id = %user.id, cause = %shared::runtime::logging::chain(&e), "password-changed notice not sent");
     }
     Ok(ApiResponse::ok(json!({"password_reset": true})))
 }

@@ -1,10 +1,10 @@
 //! Builds reset-password's clients once per process and hands the handler to the runtime.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::auth::password::warm_up();
+    shared::access::password::warm_up();
     let s = Startup::begin().await?;
     let app = reset_password::App {
         store: s.store(),

@@ -1,11 +1,11 @@
 //! reset-password on the in-memory store with a recording mailer.
 
 use serde_json::json;
-use shared::auth::opaque;
-use shared::auth::password::verify_password;
+use shared::access::opaque;
+use shared::access::password::verify_password;
 use shared::domain::{User, UserStatus};
-use shared::email::RecordingMailer;
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
+use shared::mail::RecordingMailer;
 use shared::store::{MemoryStore, ResetStore, UserStore};
 use shared::testing::{self, read};
 use std::sync::Arc;
@@ -21,8 +21,8 @@ fn app() -> (Arc<MemoryStore>, Arc<RecordingMailer>, reset_password::App) {
         reset_password::App {
             store,
             mailer,
-            links: shared::config::LinkConfig {
-                platform_origin: shared::tenant::RedirectOrigin::parse(
+            links: shared::runtime::config::LinkConfig {
+                platform_origin: shared::domain::tenant::RedirectOrigin::parse(
                     "https://console.example.com",
                     false,
                 )
@@ -61,7 +61,7 @@ async fn reset(
 }
 
 fn later() -> i64 {
-    shared::time::now_unix() + 1800
+    shared::runtime::time::now_unix() + 1800
 }
 
 #[tokio::test]
@@ -111,7 +111,7 @@ async fn reset_changes_the_password_ends_sessions_and_sends_a_notice() {
 async fn every_bad_token_gets_the_same_400() {
     let (store, _, app) = app();
     let user = testing::user(store.as_ref(), false).await;
-    let expired = token_for(&store, &user, shared::time::now_unix() - 1).await;
+    let expired = token_for(&store, &user, shared::runtime::time::now_unix() - 1).await;
     let superseded = token_for(&store, &user, later()).await;
     let _current = token_for(&store, &user, later()).await;
     let disabled_user =

@@ -4,14 +4,14 @@
 
 use crate::{forbidden, Call};
 use serde_json::json;
-use shared::auth::gate::Granted;
+use shared::access::gate::Granted;
+use shared::domain::fields::FieldError;
+use shared::domain::partner::PartnerSlug;
+use shared::domain::tenant::TenantSlug;
 use shared::domain::UserId;
-use shared::fields::FieldError;
-use shared::partner::PartnerSlug;
-use shared::request::query_param;
+use shared::http::request::query_param;
 use shared::store::changes::AuditEntry;
 use shared::store::AuditFilter;
-use shared::tenant::TenantSlug;
 use shared::{ApiError, ApiResponse};
 
 fn view(e: &AuditEntry) -> serde_json::Value {
@@ -71,7 +71,7 @@ fn common_filter(call: &Call<'_>) -> Result<AuditFilter, ApiError> {
 }
 
 async fn answer(call: &Call<'_>, filter: AuditFilter) -> Result<ApiResponse, ApiError> {
-    let limit = shared::page::limit(query_param(call.req, "limit").as_deref())
+    let limit = shared::store::page::limit(query_param(call.req, "limit").as_deref())
         .map_err(|e| FieldError::new("limit", e))?;
     let cursor = query_param(call.req, "cursor");
     let page = call

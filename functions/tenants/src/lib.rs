@@ -23,14 +23,13 @@ mod members;
 mod origins;
 
 use lambda_http::{Body, Request, Response};
-use shared::auth::access::signed_in;
-pub(crate) use shared::auth::access::tenant_not_found;
-use shared::auth::jwt::TokenKeys;
-use shared::config::LinkConfig;
-use shared::email::Mailer;
-use shared::error::retry_on_contention;
+pub(crate) use shared::access::caller::tenant_not_found;
+use shared::access::jwt::TokenKeys;
 use shared::events::EventPublisher;
-use shared::request::{matched, RequestContext};
+use shared::http::error::retry_on_contention;
+use shared::http::request::{matched, RequestContext};
+use shared::mail::Mailer;
+use shared::runtime::config::LinkConfig;
 use shared::store::Store;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -103,29 +102,21 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("GET", "/tenants/{slug}/audit", Route::TenantAudit),
 ];
 
-/// This function's routes (method, resource template): `infra/checks/tests/routes.rs` holds
-/// them equal to the template's events.
+/// This function's routes (see `shared::http::request::route_list`).
 pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
-    ROUTES.iter().map(|r| (r.0, r.1))
+    shared::http::request::route_list(ROUTES)
 }
 
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     let route = matched(&req, ROUTES)?;
-    let caller = signed_in(&app.keys, app.store.as_ref(), &req).await?;
-    let call = Call {
-        app,
-        store: app.store.as_ref(),
-        ctx: &ctx,
-        req: &req,
-        caller: &caller,
-    };
-    // Each tenant route's need, from the gate (`shared::auth::gate`), read inside the retry:
+    let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
+    // Each tenant route's need, from the gate (`shared::access::gate`), read inside the retry:
     // a retried attempt reads the tenant afresh.
-    use shared::auth::gate::{Intent::*, Need::*};
+    use shared::access::gate::{Intent::*, Need::*};
     match route {
         Route::CreateTenant => lifecycle::create(&call).await,
         Route::ListTenants => lifecycle::list(&call).await,
@@ -169,8 +160,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     }
 }
 
-/// One request in hand (`shared::call`): this app, the request and its signed-in caller.
-pub(crate) type Call<'a> = shared::call::Call<'a, App>;
+/// One request in hand (`shared::http::call`): this app, the request and its signed-in caller.
+pub(crate) type Call<'a> = shared::http::call::Call<'a, App>;
 
 pub(crate) fn forbidden(message: &'static str) -> ApiError {
     ApiError::refused(ErrorCode::Forbidden, message)

@@ -3,18 +3,20 @@
 use crate::{forbidden, Call};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use shared::auth::gate::Granted;
+use shared::access::gate::Granted;
+use shared::domain::fields::{self, FieldError};
+use shared::domain::partner::{PartnerSlug, PartnerStatus};
+use shared::domain::tenant::{
+    Offboarding, Plan, Step, StepStatus, Tenant, TenantSlug, TenantStatus,
+};
 use shared::domain::{Email, PartnerId, Role};
 use shared::events::publish_committed;
 use shared::events::{DomainEvent, TenantChanged, TenantCreated};
-use shared::fields::{self, FieldError};
-use shared::idempotency::{self, Idempotent};
-use shared::partner::{PartnerSlug, PartnerStatus};
-use shared::request::etag_matches;
-use shared::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
+use shared::http::idempotency::{self, Idempotent};
+use shared::http::request::etag_matches;
+use shared::http::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{tenant_count_changes, Change, Refusal, TENANT_COUNTS};
 use shared::store::TenantFilter;
-use shared::tenant::{Offboarding, Plan, Step, StepStatus, Tenant, TenantSlug, TenantStatus};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
@@ -56,14 +58,14 @@ struct CreateBody {
     slug: String,
     name: String,
     owner_email: String,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     plan: Option<String>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     domains: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     billing_info: Option<Value>,
     /// The partner's slug.
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     partner: Option<String>,
 }
 
@@ -148,7 +150,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         None => serde_json::Map::new(),
         Some(v) => fields::bounded_object("billing_info", v)?,
     };
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let key = idempotency::key_of(call.req)?;
     Idempotent {
         store: call.app.store.as_ref(),
@@ -190,8 +192,8 @@ async fn create_committed(
         attempt += 1;
         let existing = store.user_by_email(&owner_email).await?;
         let new_owner = existing.is_none();
-        let owner =
-            existing.unwrap_or_else(|| shared::invitation::invited_user(owner_email.clone(), now));
+        let owner = existing
+            .unwrap_or_else(|| shared::mail::invitation::invited_user(owner_email.clone(), now));
         let event = DomainEvent::TenantCreated(TenantCreated {
             tenant_id: tenant.id.clone(),
             slug: tenant.slug.clone(),
@@ -258,7 +260,7 @@ async fn create_committed(
 
 pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let store = call.app.store.as_ref();
-    let limit = shared::page::limit(query_param(call.req, "limit").as_deref())
+    let limit = shared::store::page::limit(query_param(call.req, "limit").as_deref())
         .map_err(|e| FieldError::new("limit", e))?;
     let status = query_param(call.req, "status")
         .map(|s| {
@@ -360,13 +362,13 @@ pub(crate) async fn get(granted: Granted) -> Result<ApiResponse, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PatchBody {
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     name: Option<String>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     plan: Option<String>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     domains: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "shared::fields::not_null")]
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     billing_info: Option<Value>,
 }
 
@@ -411,7 +413,7 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
             );
         }
     }
-    let expected = shared::request::if_match(call.req);
+    let expected = shared::http::request::if_match(call.req);
     if let Some(m) = &expected {
         if !etag_matches(m, &tenant.etag()) {
             return Err(ApiError::PreconditionFailed);
@@ -421,7 +423,7 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
         return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
     }
     next.version = tenant.version + 1;
-    next.updated_at = shared::time::now_unix();
+    next.updated_at = shared::runtime::time::now_unix();
     let changes = vec![
         Change::UpdateTenant {
             tenant: next.clone(),
@@ -456,7 +458,7 @@ async fn change_status(
     event: Option<fn(TenantChanged) -> DomainEvent>,
     edit: impl FnOnce(&mut Tenant),
 ) -> Result<Tenant, ApiError> {
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let mut next = tenant.clone();
     next.status = status;
     next.version = tenant.version + 1;
@@ -505,7 +507,7 @@ pub(crate) async fn delete(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
     if tenant.status == TenantStatus::Deleted {
         return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
     }
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let window = call.app.recovery_window_secs;
     let next = change_status(
         call,
@@ -533,7 +535,7 @@ pub(crate) async fn delete(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
 /// owner is not invited twice) and returns the tenant to the status it had.
 pub(crate) async fn restore(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
     let (tenant, _) = granted.into_parts();
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     let Some(off) = tenant
         .offboarding
         .as_ref()

@@ -1,6 +1,6 @@
 //! Builds tenants' clients and verify-only keys once per process and hands the handler to the runtime.
 
-use shared::startup::Startup;
+use shared::runtime::startup::Startup;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         links: s.links()?,
         local_mode: s.config.local_mode,
         recovery_window_secs: s
-            .read(shared::config::ProvisioningConfig::from_env())?
+            .read(shared::runtime::config::ProvisioningConfig::from_env())?
             .recovery_window_secs,
     };
     s.serve(app, tenants::handle).await

@@ -5,16 +5,16 @@
 use crate::{forbidden, Call};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::access::TenantAccess;
-use shared::auth::gate::Granted;
+use shared::access::caller::TenantAccess;
+use shared::access::gate::Granted;
+use shared::domain::fields::FieldError;
+use shared::domain::tenant::Tenant;
 use shared::domain::User;
 use shared::domain::{Email, Role, UserId, UserStatus};
-use shared::fields::FieldError;
-use shared::invitation::{self, Outcome};
-use shared::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
+use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
+use shared::mail::invitation::{self, Outcome};
 use shared::store::changes::{Change, Refusal};
 use shared::store::{Store, StoreError};
-use shared::tenant::Tenant;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::HashMap;
@@ -90,7 +90,7 @@ pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
             "only owners and operators may make someone an owner",
         ));
     }
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     call.idempotent("tenants.invite", now)?
         .run(|| async {
             let grant = Membership {
@@ -130,7 +130,7 @@ fn already_member() -> ApiError {
     )
 }
 
-/// A role in a tenant, given by email (`shared::invitation`).
+/// A role in a tenant, given by email (`shared::mail::invitation`).
 struct Membership<'a> {
     call: &'a Call<'a>,
     tenant: &'a Tenant,

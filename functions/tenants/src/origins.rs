@@ -5,12 +5,12 @@
 use crate::{tenant_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
-use shared::auth::gate::Granted;
+use shared::access::gate::Granted;
+use shared::domain::tenant::{RedirectOrigin, Tenant};
 use shared::domain::{Role, User};
-use shared::email;
-use shared::request::{json_body, DEFAULT_BODY_LIMIT};
+use shared::http::request::{json_body, DEFAULT_BODY_LIMIT};
+use shared::mail;
 use shared::store::changes::Change;
-use shared::tenant::{RedirectOrigin, Tenant};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 
@@ -69,7 +69,7 @@ async fn notify_origins_changed(
     let members = match store.tenant_members(&tenant.id).await {
         Ok(m) => m,
         Err(e) => {
-            tracing::error!(tenant = %tenant.slug, cause = %shared::error::chain(&e), "redirect-origin change not notified");
+            tracing::error!(tenant = %tenant.slug, cause = %shared::runtime::logging::chain(&e), "redirect-origin change not notified");
             return;
         }
     };
@@ -79,15 +79,15 @@ async fn notify_origins_changed(
         }
         let sent = match store.user_by_id(&user_id).await {
             Ok(Some(u)) if u.is_active() => {
-                match email::redirect_origins_changed(&u.email, &tenant.name, &actor.email, origins)
+                match mail::redirect_origins_changed(&u.email, &tenant.name, &actor.email, origins)
                 {
                     Ok(notice) => call.app.mailer.send(&notice).await,
                     Err(e) => Err(e),
                 }
-                .map_err(|e| shared::error::chain(&e))
+                .map_err(|e| shared::runtime::logging::chain(&e))
             }
             Ok(_) => continue,
-            Err(e) => Err(shared::error::chain(&e)),
+            Err(e) => Err(shared::runtime::logging::chain(&e)),
         };
         if let Err(cause) = sent {
             tracing::error!(tenant = %tenant.slug, user_id = %user_id, cause = %cause, "redirect-origin change notice not sent");

@@ -1,10 +1,10 @@
 //! tenants (redirect origins) on the in-memory store.
 
 use serde_json::{json, Value};
-use shared::auth::jwt::TokenKeys;
+use shared::access::jwt::TokenKeys;
 use shared::domain::{Audience, Role, User};
-use shared::email::RecordingMailer;
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
+use shared::mail::RecordingMailer;
 use shared::store::{CommitStore, MemoryStore, TenantStore};
 use shared::testing::{self, read};
 use std::sync::Arc;
@@ -19,8 +19,8 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
         keys,
         mailer: mailer.clone(),
         events: Arc::new(shared::events::RecordingPublisher::default()),
-        links: shared::config::LinkConfig {
-            platform_origin: shared::tenant::RedirectOrigin::parse(
+        links: shared::runtime::config::LinkConfig {
+            platform_origin: shared::domain::tenant::RedirectOrigin::parse(
                 "https://console.example.com",
                 false,
             )
@@ -47,7 +47,12 @@ async fn request(
 ) -> ProxyRequest {
     let token = app
         .keys
-        .issue(&who.id, aud, who.session_epoch, shared::time::now_unix())
+        .issue(
+            &who.id,
+            aud,
+            who.session_epoch,
+            shared::runtime::time::now_unix(),
+        )
         .await
         .unwrap()
         .token;
@@ -348,7 +353,7 @@ async fn create_tenant(app: &tenants::App, operator: &User, slug: &str) -> (u16,
             &operator.id,
             Audience::Operator,
             0,
-            shared::time::now_unix(),
+            shared::runtime::time::now_unix(),
         )
         .await
         .unwrap()
@@ -379,7 +384,7 @@ async fn a_created_tenant_publishes_its_event_and_leaves_no_outbox_item() {
     // The owner is invited by the provisioning run, not by the request; every step waits.
     assert!(mailer.sent().is_empty());
     assert_eq!(detail["created_by"], operator.id.as_str());
-    for step in shared::tenant::Step::ALL {
+    for step in shared::domain::tenant::Step::ALL {
         assert_eq!(
             body["data"]["provisioning"][step.as_str()]["state"],
             "pending",
@@ -399,7 +404,7 @@ async fn a_failed_publish_keeps_the_tenant_and_leaves_the_event_for_the_reconcil
     let (status, body) = create_tenant(&app, &operator, "outbox-down").await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["data"]["status"], "provisioning");
-    let slug = shared::tenant::TenantSlug::parse("outbox-down").unwrap();
+    let slug = shared::domain::tenant::TenantSlug::parse("outbox-down").unwrap();
     let tenant = store.tenant_by_slug(&slug).await.unwrap().unwrap();
     let pending = store.pending_events(10).await.unwrap();
     assert_eq!(pending.len(), 1);

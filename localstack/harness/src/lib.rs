@@ -41,9 +41,9 @@ pub fn base_and_count(count_flag: &str, default: usize) -> (String, usize) {
     (base, n)
 }
 
+use shared::domain::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::domain::{Email, Role, User, UserId, UserStatus};
 use shared::store::{StoreError, TenantStore, UserStore};
-use shared::tenant::{Tenant, TenantSlug, TenantStatus};
 
 /// An active, non-admin user with a unique email (`<prefix>-<uuid>@example.com`) and the given
 /// password hash, for benches' seed data.
@@ -70,7 +70,7 @@ pub fn new_user(prefix: &str, password_hash: &str) -> User {
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
-        created_at: shared::time::now_unix(),
+        created_at: shared::runtime::time::now_unix(),
     }
 }
 
@@ -95,7 +95,7 @@ pub async fn seed_tenant_in(
     let mut tenant = Tenant::new(
         TenantSlug::parse(&format!("bench-{}", &id.as_str()[..12])).expect("a valid slug"),
         name.to_string(),
-        shared::time::now_unix(),
+        shared::runtime::time::now_unix(),
     );
     tenant.status = status;
     store.create_tenant(&tenant).await?;

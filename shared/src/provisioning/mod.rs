@@ -6,8 +6,8 @@
 
 pub mod rules;
 
+use crate::domain::tenant::Tenant;
 use crate::events::EventKind;
-use crate::tenant::Tenant;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 

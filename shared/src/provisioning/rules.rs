@@ -5,9 +5,11 @@
 //! `provision-step` performs the effects (the artifacts, the writes); `reconcile` looks for
 //! drift; neither decides any of this itself.
 
+use crate::domain::tenant::{
+    unsettled, RunMode, Step, StepState, StepStatus, Tenant, TenantStatus,
+};
 use crate::events::EventKind;
 use crate::provisioning::RunCause;
-use crate::tenant::{RunMode, Step, StepState, StepStatus, Steps, Tenant, TenantStatus};
 use serde::Serialize;
 
 /// A recorded message stays short: the start of the cause, on one line.
@@ -138,15 +140,6 @@ pub fn give_up(cur: &StepStatus, error: &str, now: i64) -> Option<StepStatus> {
         attempts: cur.attempts,
         artifact: cur.artifact.clone(),
     })
-}
-
-/// The steps of `steps` not settled without error, in order.
-pub fn unsettled(steps: &Steps) -> Vec<Step> {
-    Step::ALL
-        .iter()
-        .copied()
-        .filter(|s| !steps.get(s).is_some_and(StepStatus::settled))
-        .collect()
 }
 
 /// What the end of a run did to the tenant.
@@ -324,7 +317,7 @@ pub fn need(t: &Tenant, now: i64, stale_after: i64, force: bool, drift: &Drift) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tenant::{Offboarding, RunLease, TenantSlug};
+    use crate::domain::tenant::{Offboarding, RunLease, Steps, TenantSlug};
 
     const CREATED: RunCause = RunCause::Event(EventKind::TenantCreated);
     const DELETED: RunCause = RunCause::Event(EventKind::TenantDeleted);

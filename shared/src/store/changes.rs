@@ -4,9 +4,9 @@
 //! leave one without the others. Each change carries its own condition; when one fails, the
 //! commit says what was refused as a typed [`Refusal`], and nothing is written.
 
+use crate::domain::partner::Partner;
+use crate::domain::tenant::{RedirectOrigin, Tenant, TenantStatus};
 use crate::domain::{PartnerId, Role, TenantId, User, UserId};
-use crate::partner::Partner;
-use crate::tenant::{RedirectOrigin, Tenant, TenantStatus};
 
 /// The most changes one commit may hold (DynamoDB's transaction limit).
 pub const MAX_CHANGES: usize = 100;
@@ -67,7 +67,7 @@ impl AuditEntry {
         };
         AuditEntry {
             scope: target.scope(),
-            id: format!("{at_ms:015}#{}", crate::auth::opaque::random_id()),
+            id: format!("{at_ms:015}#{}", crate::access::opaque::random_id()),
             actor,
             action: action.to_string(),
             tenant,

@@ -82,15 +82,16 @@ pub mod changes;
 mod dynamo;
 #[cfg(any(test, feature = "testing"))]
 mod memory;
+pub mod page;
 
 pub use dynamo::DynamoStore;
 #[cfg(any(test, feature = "testing"))]
 pub use memory::MemoryStore;
 
+use crate::domain::partner::{Partner, PartnerSlug};
+use crate::domain::tenant::{Plan, RedirectOrigin, Tenant, TenantSlug, TenantStatus};
 use crate::domain::{Audience, Email, Membership, PartnerId, Role, TenantId, User, UserId};
-use crate::page::Page;
-use crate::partner::{Partner, PartnerSlug};
-use crate::tenant::{Plan, RedirectOrigin, Tenant, TenantSlug, TenantStatus};
+use crate::store::page::Page;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
 
@@ -394,7 +395,7 @@ pub trait TenantStore: CommitStore + Send + Sync {
             user: user.clone(),
             tenant: tenant.clone(),
             role,
-            at: crate::time::now_ms(),
+            at: crate::runtime::time::now_ms(),
         }];
         if role == Role::Owner {
             all.push(changes::Change::AdjustOwners {
@@ -468,7 +469,7 @@ pub trait SessionStore: Send + Sync {
     async fn create_session(
         &self,
         session: &Session,
-        refund: Option<&crate::ratelimit::Reservation>,
+        refund: Option<&RateHit>,
     ) -> Result<(), StoreError>;
     /// The session, read strongly consistent (it decides access).
     async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError>;
@@ -501,6 +502,14 @@ pub trait SessionStore: Send + Sync {
 pub struct RateWindow {
     pub hits: BTreeMap<String, i64>,
     pub version: u64,
+}
+
+/// One counted attempt: its id (`hit_id`) in each rate window (`keys`) it was written to. A
+/// refund removes it from each; a sign-in's refund rides in the session's own transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateHit {
+    pub keys: Vec<String>,
+    pub hit_id: String,
 }
 
 #[async_trait]

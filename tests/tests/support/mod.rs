@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use serde_json::{json, Value};
-use shared::auth::password::hash_password;
+use shared::access::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
 use shared::store::{DynamoStore, UserStore};
 use std::path::PathBuf;
@@ -63,7 +63,7 @@ pub fn python(script: &str, args: &[&str]) -> String {
 impl Platform {
     pub async fn start() -> Platform {
         let base = required("API_URL");
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::runtime::aws::sdk_config().await;
         let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), required("TABLE_NAME"));
         Platform {
             base,
@@ -138,7 +138,7 @@ impl Platform {
             reset_generation: 0,
             email_verified: false,
             last_sign_in_at: None,
-            created_at: shared::time::now_unix(),
+            created_at: shared::runtime::time::now_unix(),
         };
         self.store.create_user(&user).await.unwrap();
         user
@@ -146,11 +146,12 @@ impl Platform {
 
     /// The deployed signing key (kid, PKCS#8 DER), read from the emulator's Secrets Manager.
     pub async fn signing_key(&self) -> (String, Vec<u8>) {
-        let sdk = shared::aws::sdk_config().await;
+        let sdk = shared::runtime::aws::sdk_config().await;
         let client = shared::secretsmanager::Client::new(&sdk);
-        let secret = shared::aws::secret_string(&client, &required("JWT_SIGNING_KEY_SECRET_ID"))
-            .await
-            .unwrap();
+        let secret =
+            shared::runtime::aws::secret_string(&client, &required("JWT_SIGNING_KEY_SECRET_ID"))
+                .await
+                .unwrap();
         let v: Value = serde_json::from_str(&secret).unwrap();
         let key = &v["keys"][0];
         (

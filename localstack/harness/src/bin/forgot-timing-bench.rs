@@ -9,8 +9,8 @@
 
 use bytes::Bytes;
 use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
-use shared::auth::password::hash_password;
-use shared::proxy_event::ProxyRequest;
+use shared::access::password::hash_password;
+use shared::http::proxy_event::ProxyRequest;
 use shared::store::DynamoStore;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -110,7 +110,7 @@ async fn main() {
             other => panic!("unknown flag {other}"),
         }
     }
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),
         std::env::var("TABLE_NAME").expect("TABLE_NAME"),

@@ -6,7 +6,7 @@
 //! Usage: http-bench --base URL [--requests N]
 
 use serde_json::{json, Value};
-use shared::auth::password::hash_password;
+use shared::access::password::hash_password;
 use shared::store::DynamoStore;
 
 const PASSWORD: &str = "bench horse battery staple";
@@ -16,7 +16,7 @@ use local_harness::pct;
 #[tokio::main]
 async fn main() {
     let (base, n) = local_harness::base_and_count("--requests", 50);
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),
         std::env::var("TABLE_NAME").expect("TABLE_NAME"),

@@ -8,7 +8,7 @@
 
 use local_harness::pct;
 use serde_json::{json, Value};
-use shared::auth::password::hash_password;
+use shared::access::password::hash_password;
 use shared::store::{DynamoStore, UserStore};
 use std::time::{Duration, Instant};
 
@@ -17,7 +17,7 @@ const PASSWORD: &str = "bench horse battery staple";
 #[tokio::main]
 async fn main() {
     let (base, n) = local_harness::base_and_count("--tenants", 20);
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),
         std::env::var("TABLE_NAME").expect("TABLE_NAME"),

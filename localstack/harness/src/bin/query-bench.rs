@@ -14,7 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use query_router::sql::{self, Column, Param};
 use serde_json::{json, Value};
-use shared::auth::password::hash_password;
+use shared::access::password::hash_password;
 use shared::store::DynamoStore;
 use std::time::Instant;
 use tokio_postgres::types::ToSql;
@@ -27,7 +27,7 @@ use local_harness::pct;
 async fn main() {
     let (base, n) = local_harness::base_and_count("--requests", 100);
     let database_url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),
         std::env::var("TABLE_NAME").expect("TABLE_NAME"),

@@ -26,13 +26,13 @@
 use bytes::Bytes;
 use local_harness::runtime_api::{Instance, LaunchSpec, Outcome};
 use serde_json::{json, Value};
-use shared::auth::jwt::TokenKeys;
-use shared::auth::opaque;
-use shared::auth::password::{hash_password, verify_password};
+use shared::access::jwt::TokenKeys;
+use shared::access::opaque;
+use shared::access::password::{hash_password, verify_password};
+use shared::domain::tenant::TenantStatus;
 use shared::domain::{Audience, User};
-use shared::proxy_event::ProxyRequest;
+use shared::http::proxy_event::ProxyRequest;
 use shared::store::{DynamoStore, ResetStore, TokenPurpose, UserStore};
-use shared::tenant::TenantStatus;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -290,7 +290,7 @@ async fn main() {
     // The sample database is on loopback, as the stack's own `AllowPrivateDatabaseHosts` allows.
     env.push(("ALLOW_PRIVATE_DATABASE_HOSTS".into(), "true".into()));
 
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(
         shared::dynamodb::Client::new(&sdk),
         std::env::var("TABLE_NAME").expect("TABLE_NAME"),
@@ -316,7 +316,7 @@ async fn main() {
     let signer = user(&store, &hash).await;
     let mut forgetful = Vec::with_capacity(total);
     let mut resets = Vec::with_capacity(total);
-    let now = shared::time::now_unix();
+    let now = shared::runtime::time::now_unix();
     for _ in 0..total {
         forgetful.push(user(&store, &hash).await);
         let resetter = user(&store, &hash).await;
@@ -340,7 +340,7 @@ async fn main() {
     store.create_user(&operator).await.expect("operator stored");
 
     let secrets = shared::secretsmanager::Client::new(&sdk);
-    let signing = shared::aws::secret_string(
+    let signing = shared::runtime::aws::secret_string(
         &secrets,
         &std::env::var("JWT_SIGNING_KEY_SECRET_ID").expect("JWT_SIGNING_KEY_SECRET_ID"),
     )
@@ -356,7 +356,7 @@ async fn main() {
         let keys = &keys;
         let id = who.id.clone();
         async move {
-            keys.issue(&id, audience, 0, shared::time::now_unix())
+            keys.issue(&id, audience, 0, shared::runtime::time::now_unix())
                 .await
                 .unwrap()
                 .token

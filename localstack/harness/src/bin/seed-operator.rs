@@ -1,7 +1,7 @@
 //! Creates the first platform operator (idempotent): `OPERATOR_EMAIL` / `OPERATOR_PASSWORD`,
 //! with obviously-local defaults. Used by `make dev`; never part of a deployment.
 
-use shared::auth::password::hash_password;
+use shared::access::password::hash_password;
 use shared::domain::{Email, User, UserId, UserStatus};
 use shared::store::{DynamoStore, StoreError, UserStore};
 
@@ -21,7 +21,7 @@ async fn main() {
         eprintln!("seed-operator: OPERATOR_EMAIL: {e}");
         std::process::exit(2);
     });
-    let sdk = shared::aws::sdk_config().await;
+    let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), table);
     let hash = hash_password(password).await.unwrap_or_else(|e| {
         eprintln!("seed-operator: {e}");
@@ -37,7 +37,7 @@ async fn main() {
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
-        created_at: shared::time::now_unix(),
+        created_at: shared::runtime::time::now_unix(),
     };
     match store.create_user(&user).await {
         Ok(()) => println!("operator {email}: created"),

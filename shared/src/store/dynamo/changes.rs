@@ -317,7 +317,7 @@ impl CommitStore for DynamoStore {
             .key_condition_expression("PK = :pk")
             .expression_attribute_values(":pk", s(format!("AUDIT#{scope}")))
             .consistent_read(true)
-            .limit(i32::try_from(limit.clamp(1, crate::page::MAX_LIMIT)).unwrap_or(1))
+            .limit(i32::try_from(limit.clamp(1, crate::store::page::MAX_LIMIT)).unwrap_or(1))
             .send()
             .await
             .map_err(unavailable)?;

@@ -14,9 +14,9 @@ mod tenants;
 mod users;
 
 use super::*;
-use crate::aws::sdk_cause;
+use crate::domain::tenant::TenantStatus;
 use crate::domain::UserStatus;
-use crate::tenant::TenantStatus;
+use crate::runtime::aws::sdk_cause;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -387,16 +387,17 @@ impl DynamoStore {
         let mut start: Option<Item> = match q.cursor {
             None => None,
             Some(c) => {
-                let position = crate::page::decode_within(&q.query_name, c, pk_attr, &pk_value)
-                    .map_err(|_| StoreError::InvalidCursor)?;
+                let position =
+                    crate::store::page::decode_within(&q.query_name, c, pk_attr, &pk_value)
+                        .map_err(|_| StoreError::InvalidCursor)?;
                 Some(position.into_iter().map(|(k, v)| (k, s(v))).collect())
             }
         };
-        let limit = q.limit.clamp(1, crate::page::MAX_LIMIT);
+        let limit = q.limit.clamp(1, crate::store::page::MAX_LIMIT);
         // A filtered query evaluates a full page per read, so a selective filter does not
         // answer with many near-empty pages.
         let read_limit = if q.filter.is_some() {
-            crate::page::MAX_LIMIT
+            crate::store::page::MAX_LIMIT
         } else {
             limit
         };
@@ -467,14 +468,14 @@ impl DynamoStore {
             items.truncate(limit);
             items
                 .last()
-                .map(|i| crate::page::encode(&q.query_name, key_attrs(i)))
+                .map(|i| crate::store::page::encode(&q.query_name, key_attrs(i)))
         } else {
             last_key.map(|k| {
                 let position = k
                     .into_iter()
                     .filter_map(|(name, v)| v.as_s().ok().map(|v| (name, v.clone())))
                     .collect();
-                crate::page::encode(&q.query_name, position)
+                crate::store::page::encode(&q.query_name, position)
             })
         };
         Ok((items, next_cursor))

@@ -1,8 +1,8 @@
 //! Partners, their slug claims and their admins.
 
 use super::*;
-use crate::fields::Hostname;
-use crate::partner::{Partner, PartnerSlug, PartnerStatus};
+use crate::domain::fields::Hostname;
+use crate::domain::partner::{Partner, PartnerSlug, PartnerStatus};
 
 impl DynamoStore {
     pub(super) fn partner_item(p: &Partner) -> Item {

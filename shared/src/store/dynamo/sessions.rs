@@ -11,7 +11,7 @@ impl SessionStore for DynamoStore {
     async fn create_session(
         &self,
         session: &Session,
-        refund: Option<&crate::ratelimit::Reservation>,
+        refund: Option<&crate::store::RateHit>,
     ) -> Result<(), StoreError> {
         let mut item = session_key(&session.session_id);
         item.insert("entity".into(), s("session"));
@@ -30,7 +30,7 @@ impl SessionStore for DynamoStore {
                 .set_key(Some(key(format!("USER#{}", session.user_id), "USER")))
                 .update_expression("SET last_sign_in_at = :now")
                 .condition_expression("attribute_exists(PK)")
-                .expression_attribute_values(":now", n(crate::time::now_unix()))
+                .expression_attribute_values(":now", n(crate::runtime::time::now_unix()))
                 .build(),
         )?;
         let signed_in = TransactWriteItem::builder().update(signed_in).build();

@@ -126,7 +126,8 @@ impl DynamoStore {
             .strings("domains")?
             .iter()
             .map(|d| {
-                crate::fields::Hostname::parse(d).ok_or_else(|| f.corrupt("bad domain".into()))
+                crate::domain::fields::Hostname::parse(d)
+                    .ok_or_else(|| f.corrupt("bad domain".into()))
             })
             .collect::<Result<_, _>>()?;
         let provisioning = match f.opt_s("provisioning") {
@@ -150,10 +151,9 @@ impl DynamoStore {
             status: TenantStatus::parse(f.s("status")?)
                 .ok_or_else(|| f.corrupt("unknown tenant status".into()))?,
             plan: match f.opt_s("plan") {
-                None => crate::tenant::Plan::Free,
-                Some(p) => {
-                    crate::tenant::Plan::parse(p).ok_or_else(|| f.corrupt("unknown plan".into()))?
-                }
+                None => crate::domain::tenant::Plan::Free,
+                Some(p) => crate::domain::tenant::Plan::parse(p)
+                    .ok_or_else(|| f.corrupt("unknown plan".into()))?,
             },
             domains,
             billing_info: f.json_object("billing_info")?,
@@ -289,7 +289,7 @@ impl TenantStore for DynamoStore {
         let mut cursor: Option<String> = None;
         loop {
             let page = self
-                .tenant_members_page(tenant_id, crate::page::MAX_LIMIT, cursor.as_deref())
+                .tenant_members_page(tenant_id, crate::store::page::MAX_LIMIT, cursor.as_deref())
                 .await?;
             out.extend(page.items.into_iter().map(|m| (m.user_id, m.role)));
             match page.next_cursor {

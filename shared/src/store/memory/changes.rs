@@ -62,10 +62,9 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             partner,
             require_active,
             ..
-        } => d
-            .partners
-            .get(partner)
-            .is_none_or(|p| *require_active && p.status != crate::partner::PartnerStatus::Active),
+        } => d.partners.get(partner).is_none_or(|p| {
+            *require_active && p.status != crate::domain::partner::PartnerStatus::Active
+        }),
         Change::GrantPartnerAdmin { user, partner } => d
             .partner_admins
             .get(user)
@@ -229,7 +228,7 @@ impl CommitStore for MemoryStore {
     ) -> Result<Vec<AuditEntry>, StoreError> {
         Ok(self.with(|d| {
             let mut list = d.audit.get(scope).cloned().unwrap_or_default();
-            list.truncate(limit.clamp(1, crate::page::MAX_LIMIT));
+            list.truncate(limit.clamp(1, crate::store::page::MAX_LIMIT));
             list
         }))
     }
@@ -261,7 +260,7 @@ impl CommitStore for MemoryStore {
         Ok(self.with(|d| {
             let mut all: Vec<OutboxEvent> = d.outbox.values().cloned().collect();
             all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-            all.truncate(limit.clamp(1, crate::page::MAX_LIMIT));
+            all.truncate(limit.clamp(1, crate::store::page::MAX_LIMIT));
             all
         }))
     }
@@ -294,7 +293,7 @@ impl CommitStore for MemoryStore {
             limit,
             |e| e.id.clone(),
             |last| {
-                crate::page::encode(
+                crate::store::page::encode(
                     &query,
                     BTreeMap::from([
                         ("GSI2PK".to_string(), "AUDIT".to_string()),

@@ -35,7 +35,7 @@ impl DatabaseStore for MemoryStore {
             limit,
             position,
             |last| {
-                crate::page::encode(
+                crate::store::page::encode(
                     &query,
                     BTreeMap::from([
                         ("GSI1PK".to_string(), partition.clone()),

@@ -80,8 +80,8 @@ fn page_after<T>(
     position_of: impl Fn(&T) -> String,
     cursor_for: impl Fn(&str) -> String,
     descending: bool,
-) -> crate::page::Page<T> {
-    let limit = limit.clamp(1, crate::page::MAX_LIMIT);
+) -> crate::store::page::Page<T> {
+    let limit = limit.clamp(1, crate::store::page::MAX_LIMIT);
     let items: Vec<T> = sorted
         .into_iter()
         .filter(|item| {
@@ -99,7 +99,7 @@ fn page_after<T>(
     let next_cursor = (items.len() == limit)
         .then(|| items.last().map(|last| cursor_for(&position_of(last))))
         .flatten();
-    crate::page::Page { items, next_cursor }
+    crate::store::page::Page { items, next_cursor }
 }
 
 /// The sort position a cursor made for `query` names, refused unless it lies in the partition
@@ -114,7 +114,7 @@ fn position_after(
     let Some(c) = cursor else {
         return Ok(None);
     };
-    crate::page::decode_within(query, c, pk_attr, pk)
+    crate::store::page::decode_within(query, c, pk_attr, pk)
         .map_err(|_| StoreError::InvalidCursor)?
         .get(sk_attr)
         .cloned()

@@ -31,7 +31,7 @@ impl PartnerStore for MemoryStore {
             limit,
             |p| p.slug.to_string(),
             |last| {
-                crate::page::encode(
+                crate::store::page::encode(
                     "partners",
                     BTreeMap::from([
                         ("GSI2PK".to_string(), "PARTNERS".to_string()),
@@ -66,7 +66,7 @@ impl PartnerStore for MemoryStore {
             limit,
             |u| format!("USER#{u}"),
             |last| {
-                crate::page::encode(
+                crate::store::page::encode(
                     &query,
                     BTreeMap::from([
                         ("GSI1PK".to_string(), partition.clone()),

@@ -8,7 +8,7 @@ impl SessionStore for MemoryStore {
     async fn create_session(
         &self,
         session: &Session,
-        refund: Option<&crate::ratelimit::Reservation>,
+        refund: Option<&crate::store::RateHit>,
     ) -> Result<(), StoreError> {
         self.with(|d| {
             if d.sessions.contains_key(&session.session_id) {
@@ -17,7 +17,7 @@ impl SessionStore for MemoryStore {
             d.sessions
                 .insert(session.session_id.clone(), session.clone());
             if let Some(u) = d.users.get_mut(&session.user_id) {
-                u.last_sign_in_at = Some(crate::time::now_unix());
+                u.last_sign_in_at = Some(crate::runtime::time::now_unix());
             }
             if let Some(r) = refund {
                 refund_in(d, &r.keys, &r.hit_id);

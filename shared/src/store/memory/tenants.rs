@@ -43,7 +43,7 @@ impl TenantStore for MemoryStore {
             limit,
             |t| format!("{prefix}{}", t.slug),
             |last| {
-                crate::page::encode(
+                crate::store::page::encode(
                     &query,
                     std::collections::BTreeMap::from([
                         (pk_attr.to_string(), pk.clone()),
@@ -109,7 +109,7 @@ impl TenantStore for MemoryStore {
             limit,
             position,
             |last| {
-                crate::page::encode(
+                crate::store::page::encode(
                     &query,
                     std::collections::BTreeMap::from([
                         ("GSI1PK".to_string(), partition.clone()),

@@ -17,3 +17,15 @@ pub fn init() {
         .with_writer(std::io::stdout)
         .try_init();
 }
+
+/// An error and all its causes on one line, for logs.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut out = err.to_string();
+    let mut next = err.source();
+    while let Some(cause) = next {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        next = cause.source();
+    }
+    out
+}

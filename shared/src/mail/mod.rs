@@ -2,6 +2,9 @@
 //! sent through SES v2. `Mailer` is a trait so handlers are tested with `RecordingMailer`.
 //! Message bodies can carry tokens: they are never logged.
 
+pub mod invitation;
+pub mod links;
+
 use crate::domain::Email;
 use async_trait::async_trait;
 
@@ -63,7 +66,7 @@ impl Mailer for SesMailer {
             .content(EmailContent::builder().simple(message).build())
             .send()
             .await
-            .map_err(|e| MailError(crate::aws::sdk_cause(e)))?;
+            .map_err(|e| MailError(crate::runtime::aws::sdk_cause(e)))?;
         Ok(())
     }
 }
@@ -105,43 +108,43 @@ fn templates() -> &'static minijinja::Environment<'static> {
         for (name, source) in [
             (
                 "password-reset.txt",
-                include_str!("../templates/password-reset.txt"),
+                include_str!("../../templates/password-reset.txt"),
             ),
             (
                 "password-reset.html",
-                include_str!("../templates/password-reset.html"),
+                include_str!("../../templates/password-reset.html"),
             ),
             (
                 "password-changed.txt",
-                include_str!("../templates/password-changed.txt"),
+                include_str!("../../templates/password-changed.txt"),
             ),
             (
                 "password-changed.html",
-                include_str!("../templates/password-changed.html"),
+                include_str!("../../templates/password-changed.html"),
             ),
             (
                 "redirect-origins-changed.txt",
-                include_str!("../templates/redirect-origins-changed.txt"),
+                include_str!("../../templates/redirect-origins-changed.txt"),
             ),
             (
                 "redirect-origins-changed.html",
-                include_str!("../templates/redirect-origins-changed.html"),
+                include_str!("../../templates/redirect-origins-changed.html"),
             ),
             (
                 "invitation.txt",
-                include_str!("../templates/invitation.txt"),
+                include_str!("../../templates/invitation.txt"),
             ),
             (
                 "invitation.html",
-                include_str!("../templates/invitation.html"),
+                include_str!("../../templates/invitation.html"),
             ),
             (
                 "access-granted.txt",
-                include_str!("../templates/access-granted.txt"),
+                include_str!("../../templates/access-granted.txt"),
             ),
             (
                 "access-granted.html",
-                include_str!("../templates/access-granted.html"),
+                include_str!("../../templates/access-granted.html"),
             ),
         ] {
             env.add_template(name, source)
@@ -211,7 +214,7 @@ pub fn redirect_origins_changed(
     to: &Email,
     tenant_name: &str,
     changed_by: &Email,
-    origins: &[crate::tenant::RedirectOrigin],
+    origins: &[crate::domain::tenant::RedirectOrigin],
 ) -> Result<EmailMessage, MailError> {
     let list = if origins.is_empty() {
         "(none: links use the platform's own address)".to_string()
@@ -316,7 +319,8 @@ mod tests {
     fn every_template_renders_its_values_escaped_in_html() {
         let to = Email::parse("a@example.com").unwrap();
         let by = Email::parse("b@example.com").unwrap();
-        let origin = crate::tenant::RedirectOrigin::parse("https://x.example.com", false).unwrap();
+        let origin =
+            crate::domain::tenant::RedirectOrigin::parse("https://x.example.com", false).unwrap();
         let messages = [
             password_reset(&to, "<T>", "https://x.example.com/r#token=t", 30).unwrap(),
             password_changed(&to, "<T>").unwrap(),

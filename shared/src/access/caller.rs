@@ -3,12 +3,12 @@
 //! once, whatever tokens are still alive.
 
 use super::jwt::{Principal, TokenKeys};
+use crate::domain::tenant::{Tenant, TenantStatus};
 use crate::domain::{Audience, Role, User};
-use crate::error::ApiError;
-use crate::error::ErrorCode;
-use crate::request::bearer_token;
+use crate::http::error::ApiError;
+use crate::http::error::ErrorCode;
+use crate::http::request::bearer_token;
 use crate::store::{StoreError, TenantStore, UserStore};
-use crate::tenant::{Tenant, TenantStatus};
 use lambda_http::Request;
 
 fn invalid_token() -> ApiError {
@@ -204,9 +204,9 @@ pub async fn tenant_access<S: UserStore + ?Sized>(
 mod tests {
     use super::*;
     use crate::domain::{Email, UserId, UserStatus};
-    use crate::proxy_event::ProxyRequest;
+    use crate::http::proxy_event::ProxyRequest;
+    use crate::runtime::time::now_unix;
     use crate::store::MemoryStore;
-    use crate::time::now_unix;
 
     fn user(admin: bool, status: UserStatus) -> User {
         User {

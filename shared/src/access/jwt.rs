@@ -169,7 +169,7 @@ pub struct SecretKeySource {
 #[async_trait]
 impl KeySource for SecretKeySource {
     async fn read(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-        Ok(crate::aws::secret_string(&self.client, &self.secret_id).await?)
+        Ok(crate::runtime::aws::secret_string(&self.client, &self.secret_id).await?)
     }
 }
 
@@ -373,7 +373,7 @@ impl TokenKeys {
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
             .map_err(|e| TokenRejection::Invalid(e.to_string()))?;
         let claims = data.claims;
-        let now = crate::time::now_unix();
+        let now = crate::runtime::time::now_unix();
         if claims.iat > now + LEEWAY_SECS as i64 {
             return Err(TokenRejection::Invalid("issued in the future".into()));
         }
@@ -409,7 +409,7 @@ impl TokenKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::time::now_unix;
+    use crate::runtime::time::now_unix;
 
     fn keys() -> TokenKeys {
         TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k1"), "test-issuer", 900)

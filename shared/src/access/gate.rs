@@ -25,13 +25,13 @@
 //! deleted tenant but not change its record, members, origins, databases or partner (409
 //! `INVALID_STATE`: restore it first), where before some routes allowed it and others said 404.
 
-use crate::auth::access::{
+use crate::access::caller::{
     tenant_access, tenant_not_found, tenant_suspended, Caller, TenantAccess,
 };
+use crate::domain::tenant::{Tenant, TenantSlug, TenantStatus};
 use crate::domain::DatabaseId;
-use crate::error::{ApiError, ErrorCode};
+use crate::http::error::{ApiError, ErrorCode};
 use crate::store::{DatabaseRecord, Store};
-use crate::tenant::{Tenant, TenantSlug, TenantStatus};
 
 /// Who a route admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

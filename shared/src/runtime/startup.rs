@@ -6,9 +6,9 @@
 //! part in microseconds when it starts serving, so a cold start's cost is read per part
 //! (`make bench` prints them).
 
-use crate::auth::jwt::{RefreshPolicy, SecretKeySource, TokenKeys, UNKNOWN_KID_REFRESH_INTERVAL};
-use crate::config::{Config, ConfigError, LinkConfig, MailConfig};
-use crate::email::SesMailer;
+use crate::access::jwt::{RefreshPolicy, SecretKeySource, TokenKeys, UNKNOWN_KID_REFRESH_INTERVAL};
+use crate::mail::SesMailer;
+use crate::runtime::config::{Config, ConfigError, LinkConfig, MailConfig};
 use crate::store::{DynamoStore, Health};
 use aws_config::SdkConfig;
 use lambda_http::{Body, Request, Response};
@@ -70,14 +70,14 @@ fn logged<T, E: Into<StartError>>(what: &'static str, r: Result<T, E>) -> Result
 impl Startup {
     pub async fn begin() -> Result<Startup, StartError> {
         let started = Instant::now();
-        crate::logging::init();
+        crate::runtime::logging::init();
         let config = logged("invalid configuration", Config::from_env())?;
         let clock = InitClock {
             started,
             parts: Mutex::new(vec![("config", started.elapsed())]),
         };
         let at = Instant::now();
-        let sdk = crate::aws::sdk_config().await;
+        let sdk = crate::runtime::aws::sdk_config().await;
         clock.record("sdk", at.elapsed());
         let store = Arc::new(DynamoStore::new(
             crate::aws_client!(aws_sdk_dynamodb, &sdk),
@@ -103,7 +103,7 @@ impl Startup {
         }
         let at = Instant::now();
         if let Err(e) = self.store.ping().await {
-            tracing::warn!(error = %crate::error::chain(&e), "store not reachable at start-up");
+            tracing::warn!(error = %crate::runtime::logging::chain(&e), "store not reachable at start-up");
         }
         self.clock.record("store", at.elapsed());
     }
@@ -155,7 +155,7 @@ impl Startup {
     pub fn events(&self) -> Result<Arc<crate::events::EventBridgePublisher>, StartError> {
         let events = logged(
             "invalid configuration",
-            crate::config::EventConfig::from_env(),
+            crate::runtime::config::EventConfig::from_env(),
         )?;
         Ok(Arc::new(crate::events::EventBridgePublisher::new(
             crate::aws_client!(aws_sdk_eventbridge, &self.sdk),

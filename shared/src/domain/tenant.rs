@@ -185,6 +185,15 @@ impl Step {
 /// Each step's status, by step (stored as a JSON object keyed by the step's name).
 pub type Steps = std::collections::BTreeMap<Step, StepStatus>;
 
+/// The steps of `steps` not settled without error (`ok` or `skipped`), in order.
+pub fn unsettled(steps: &Steps) -> Vec<Step> {
+    Step::ALL
+        .iter()
+        .copied()
+        .filter(|s| !steps.get(s).is_some_and(StepStatus::settled))
+        .collect()
+}
+
 /// What a run of the state machine does to a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -235,7 +244,7 @@ pub struct Tenant {
     pub status: TenantStatus,
     pub plan: Plan,
     /// Valid host names, deduplicated, in the order given.
-    pub domains: Vec<crate::fields::Hostname>,
+    pub domains: Vec<crate::domain::fields::Hostname>,
     /// A bounded JSON object (see `fields::bounded_object`).
     pub billing_info: serde_json::Map<String, serde_json::Value>,
     pub partner: Option<crate::domain::PartnerId>,
@@ -285,7 +294,7 @@ impl Tenant {
 
     /// Every provisioning step settled without error.
     pub fn provisioned(&self) -> bool {
-        crate::provisioning::rules::unsettled(&self.provisioning).is_empty()
+        unsettled(&self.provisioning).is_empty()
     }
 
     /// The lease, if it is held by a live run at `now`.

@@ -3,15 +3,16 @@
 //! request (the tenant gate, paging, idempotency, audit entries written with the change), so
 //! no function keeps its own copy.
 
-use crate::auth::access::Caller;
-use crate::auth::gate::{self, Granted, Intent, Need};
-use crate::error::ApiError;
-use crate::fields::FieldError;
-use crate::idempotency::{self, Idempotent};
-use crate::request::{path_param, query_param, RequestContext};
+use crate::access::caller::{signed_in, Caller};
+use crate::access::gate::{self, DatabaseDenied, Granted, Intent, Need};
+use crate::access::jwt::TokenKeys;
+use crate::domain::fields::FieldError;
+use crate::domain::tenant::Tenant;
+use crate::http::error::ApiError;
+use crate::http::idempotency::{self, Idempotent};
+use crate::http::request::{path_param, query_param, RequestContext};
 use crate::store::changes::{AuditEntry, AuditTarget, Change};
-use crate::store::Store;
-use crate::tenant::Tenant;
+use crate::store::{DatabaseRecord, Store};
 use lambda_http::Request;
 
 /// A request of function app `A`, its caller signed in.
@@ -20,12 +21,31 @@ pub struct Call<'a, A> {
     pub store: &'a dyn Store,
     pub ctx: &'a RequestContext,
     pub req: &'a Request,
-    pub caller: &'a Caller,
+    pub caller: Caller,
 }
 
 impl<'a, A> Call<'a, A> {
+    /// The request in hand once its caller is signed in (`caller::signed_in`: a valid access
+    /// token, a live user, not held suspended); 401 or 403 otherwise.
+    pub async fn signed_in(
+        app: &'a A,
+        keys: &TokenKeys,
+        store: &'a dyn Store,
+        ctx: &'a RequestContext,
+        req: &'a Request,
+    ) -> Result<Self, ApiError> {
+        let caller = signed_in(keys, store, req).await?;
+        Ok(Call {
+            app,
+            store,
+            ctx,
+            req,
+            caller,
+        })
+    }
+
     pub fn now_ms(&self) -> i64 {
-        crate::time::now_ms()
+        crate::runtime::time::now_ms()
     }
 
     /// The tenant named by the path's `{slug}`, if the gate lets the caller do `intent` to it
@@ -33,7 +53,7 @@ impl<'a, A> Call<'a, A> {
     pub async fn tenant(&self, need: Need, intent: Intent) -> Result<Granted, ApiError> {
         gate::tenant(
             self.store,
-            self.caller,
+            &self.caller,
             path_param(self.req, "slug").as_deref(),
             need,
             intent,
@@ -41,15 +61,30 @@ impl<'a, A> Call<'a, A> {
         .await
     }
 
+    /// The database named by the path's `{db_id}` and its tenant, if the gate lets the caller
+    /// do `intent` to it (its members).
+    pub async fn database(
+        &self,
+        intent: Intent,
+    ) -> Result<(Granted, DatabaseRecord), DatabaseDenied> {
+        gate::database(
+            self.store,
+            &self.caller,
+            path_param(self.req, "db_id").as_deref(),
+            intent,
+        )
+        .await
+    }
+
     /// The page asked for: its bounded `limit` and the opaque `cursor`, if any.
     pub fn page(&self) -> Result<(usize, Option<String>), ApiError> {
-        let limit = crate::page::limit(query_param(self.req, "limit").as_deref())
+        let limit = crate::store::page::limit(query_param(self.req, "limit").as_deref())
             .map_err(|e| FieldError::new("limit", e))?;
         Ok((limit, query_param(self.req, "cursor")))
     }
 
     /// This request's `Idempotency-Key` run for `route`, keyed to the caller and the body.
-    pub fn idempotent(&self, route: &'static str, now: i64) -> Result<Idempotent<'a>, ApiError> {
+    pub fn idempotent(&self, route: &'static str, now: i64) -> Result<Idempotent<'_>, ApiError> {
         Ok(Idempotent {
             store: self.store,
             key: idempotency::key_of(self.req)?,

@@ -112,7 +112,7 @@ impl ProxyRequest {
                 "httpMethod": self.method,
                 "path": format!("/{}{}", self.stage, self.path),
                 "protocol": "HTTP/1.1",
-                "requestTimeEpoch": crate::time::now_unix() * 1000,
+                "requestTimeEpoch": crate::runtime::time::now_unix() * 1000,
                 "apiId": "local"
             },
             "body": body,

@@ -1,8 +1,8 @@
 //! Partners (resellers): the record, its slug, and what counts it keeps of its tenants.
 
+use crate::domain::fields::Hostname;
+use crate::domain::tenant::{check_slug, InvalidSlug, TenantStatus};
 use crate::domain::PartnerId;
-use crate::fields::Hostname;
-use crate::tenant::{check_slug, InvalidSlug, TenantStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -1,12 +1,17 @@
-//! Identity: password hashing, access tokens (JWT) and opaque refresh tokens, plus the small
-//! hashing and comparison primitives they share.
+//! Access: who is calling and what they may do. Identity (password hashing and its policy,
+//! access tokens, opaque refresh tokens), the caller read from the store (`caller`), the tenant
+//! gate every tenant route passes (`gate`), the abuse limits (`ratelimit`) and the sealing of
+//! tenant secrets at rest (`crypto`), plus the small hashing and comparison primitives they
+//! share.
 
-pub mod access;
+pub mod caller;
+pub mod crypto;
 pub mod gate;
 pub mod jwt;
 pub mod opaque;
 pub mod password;
 pub mod policy;
+pub mod ratelimit;
 
 use sha2::{Digest, Sha256};
 

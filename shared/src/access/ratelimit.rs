@@ -8,7 +8,7 @@
 //! Subjects are hashed before they become keys, so emails and addresses are not stored in the
 //! clear. A reservation can be refunded (a sign-in that succeeded is not a failure).
 
-use crate::auth::sha256_hex;
+use crate::access::sha256_hex;
 use crate::store::{RateLimitStore, RateWindow, StoreError};
 use std::net::IpAddr;
 
@@ -29,12 +29,9 @@ pub enum Decision {
     Limited { retry_after_secs: u64 },
 }
 
-/// One counted attempt: its id in each window it was written to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reservation {
-    pub keys: Vec<String>,
-    pub hit_id: String,
-}
+/// One counted attempt (`store::RateHit`): what a refund gives back. The store owns the type,
+/// so a session's write can carry the refund without the store knowing this module.
+pub use crate::store::RateHit as Reservation;
 
 /// How many times a reservation is tried while other requests keep changing the same windows.
 /// Each failed try means another request's reservation was written, so the contended case
@@ -84,7 +81,7 @@ pub async fn reserve(
     now: i64,
 ) -> Result<Decision, StoreError> {
     let keys: Vec<String> = limits.iter().map(|(p, s)| key(p, s)).collect();
-    let hit_id = crate::auth::opaque::random_id();
+    let hit_id = crate::access::opaque::random_id();
     for attempt in 1..=RESERVE_ATTEMPTS {
         let windows = store.rate_windows(&keys).await?;
         let mut wait: Option<i64> = None;

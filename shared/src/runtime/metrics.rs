@@ -87,7 +87,7 @@ pub fn request(code: &str, status: u16, latency_ms: f64, request_id: &str) {
             ("ColdStart", "Count", f64::from(cold_start())),
         ],
         &[("status", json!(status)), ("request_id", json!(request_id))],
-        crate::time::now_ms(),
+        crate::runtime::time::now_ms(),
     ));
 }
 
@@ -104,7 +104,7 @@ pub fn step(step: &str, outcome: &str, latency_ms: f64, run: &str) {
             ("ColdStart", "Count", f64::from(cold_start())),
         ],
         &[("run", json!(run))],
-        crate::time::now_ms(),
+        crate::runtime::time::now_ms(),
     ));
 }
 

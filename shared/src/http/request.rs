@@ -2,9 +2,9 @@
 //! address API Gateway saw, a bounded JSON body and a bearer token. `handle` wraps a route with
 //! the request span, the envelope and the one log line per request.
 
-use crate::envelope::{render, ApiResponse};
-use crate::error::ApiError;
-use crate::error::ErrorCode;
+use crate::http::envelope::{render, ApiResponse};
+use crate::http::error::ApiError;
+use crate::http::error::ErrorCode;
 use lambda_http::request::RequestContext as LambdaRequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::de::DeserializeOwned;
@@ -83,8 +83,8 @@ where
         let result = route(ctx, req).await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match &result {
-            Ok(ok) => crate::metrics::request("OK", ok.status, latency_ms, &request_id),
-            Err(err) => crate::metrics::request(err.code(), err.status(), latency_ms, &request_id),
+            Ok(ok) => crate::runtime::metrics::request("OK", ok.status, latency_ms, &request_id),
+            Err(err) => crate::runtime::metrics::request(err.code(), err.status(), latency_ms, &request_id),
         }
         match &result {
             Ok(ok) => tracing::info!(status = ok.status, latency_ms, "request completed"),
@@ -94,7 +94,7 @@ where
             Err(err) => tracing::info!(status = err.status(), code = err.code(), latency_ms, "request rejected"),
         }
         let mut response = render(&request_id, result);
-        crate::cors::apply(origin.as_deref(), response.headers_mut());
+        crate::http::cors::apply(origin.as_deref(), response.headers_mut());
         response
     }
     .instrument(span)
@@ -171,6 +171,14 @@ pub fn resource(req: &Request) -> &str {
 /// route)`. Routing uses API Gateway's matched resource, never the raw path, so a custom
 /// domain's base path or a stage prefix cannot change which code runs. A known resource with
 /// another method is a 405; anything else a 404.
+/// A route table's routes as (method, resource template): each function's `routes()`, which
+/// `infra/checks/tests/routes.rs` holds equal to the template's events.
+pub fn route_list<T>(
+    table: &'static [(&'static str, &'static str, T)],
+) -> impl Iterator<Item = (&'static str, &'static str)> {
+    table.iter().map(|r| (r.0, r.1))
+}
+
 pub fn matched<T: Copy>(req: &Request, table: &[(&str, &str, T)]) -> Result<T, ApiError> {
     let (method, resource) = (req.method().as_str(), resource(req));
     let mut allow = Vec::new();
@@ -317,7 +325,7 @@ mod tests {
 
     #[test]
     fn request_id_is_the_callers_or_else_api_gateways() {
-        use crate::proxy_event::ProxyRequest;
+        use crate::http::proxy_event::ProxyRequest;
         let mut event = ProxyRequest::new("GET", "/health/live").from_ip("203.0.113.9");
         event.request_id = "gw-req-1".into();
         let ctx = RequestContext::from_request(&event.clone().to_lambda_request());
@@ -341,7 +349,7 @@ mod tests {
 
     #[test]
     fn routes_match_on_the_resource_template_not_the_raw_path() {
-        use crate::proxy_event::ProxyRequest;
+        use crate::http::proxy_event::ProxyRequest;
         #[derive(Debug, Clone, Copy, PartialEq)]
         enum R {
             Get,
@@ -373,7 +381,7 @@ mod tests {
 
     #[test]
     fn path_parameters_are_percent_decoded() {
-        use crate::proxy_event::ProxyRequest;
+        use crate::http::proxy_event::ProxyRequest;
         let mut event = ProxyRequest::new("GET", "/t/acme%2Dco");
         event.path_parameters = vec![
             ("slug".into(), "acme%2Dco".into()),

@@ -1,6 +1,10 @@
 //! Domain types parsed once at the edge: once an `Email` or `UserId` exists it is valid, so
 //! handlers and the store never re-check shape.
 
+pub mod fields;
+pub mod partner;
+pub mod tenant;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 

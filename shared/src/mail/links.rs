@@ -5,10 +5,10 @@
 //! so no tenant admin can steer another tenant's, a partner's or an operator's link to a host
 //! the admin controls.
 
-use crate::config::LinkConfig;
+use crate::domain::tenant::RedirectOrigin;
 use crate::domain::User;
+use crate::runtime::config::LinkConfig;
 use crate::store::{StoreError, TenantStore, UserStore};
-use crate::tenant::RedirectOrigin;
 
 /// The product's name in mail for users without a single tenant.
 pub const PLATFORM_NAME: &str = "SaaS Control Plane";
@@ -62,7 +62,7 @@ mod tests {
         }
     }
 
-    async fn hostile(store: &MemoryStore, tenant: &crate::tenant::Tenant) {
+    async fn hostile(store: &MemoryStore, tenant: &crate::domain::tenant::Tenant) {
         let evil = RedirectOrigin::parse("https://evil.example.net", false).unwrap();
         store
             .set_redirect_origins(&tenant.id, &[evil])

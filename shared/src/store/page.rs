@@ -50,7 +50,7 @@ struct Wire {
 }
 
 fn digest(query: &str) -> String {
-    crate::auth::sha256_hex(query.as_bytes())[..32].to_string()
+    crate::access::sha256_hex(query.as_bytes())[..32].to_string()
 }
 
 /// A cursor for `position` in the list described by `query` (e.g. `tenant-members:<id>`).
@@ -69,7 +69,7 @@ pub fn decode(query: &str, cursor: &str) -> Result<BTreeMap<String, String>, Inv
     }
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| InvalidCursor)?;
     let wire: Wire = serde_json::from_slice(&bytes).map_err(|_| InvalidCursor)?;
-    if !crate::auth::constant_time_eq(wire.q.as_bytes(), digest(query).as_bytes()) {
+    if !crate::access::constant_time_eq(wire.q.as_bytes(), digest(query).as_bytes()) {
         return Err(InvalidCursor);
     }
     Ok(wire.k)

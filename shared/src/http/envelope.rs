@@ -2,7 +2,7 @@
 //! `{"success":true,"data":...}` or `{"success":false,"error":{"code":...,"message":...}}`,
 //! always with `X-Request-ID`, JSON content type and `Cache-Control: no-store`.
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use lambda_http::http::{HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use serde::Serialize;

@@ -232,7 +232,7 @@ impl ApiError {
 
     /// The full cause chain, for the log line of a failed request.
     pub fn cause_chain(&self) -> String {
-        chain(self)
+        crate::runtime::logging::chain(self)
     }
 }
 
@@ -274,22 +274,10 @@ impl crate::store::changes::CommitError {
 }
 
 /// A field that failed its rule, as the client sees it.
-impl From<crate::fields::FieldError> for ApiError {
-    fn from(e: crate::fields::FieldError) -> Self {
+impl From<crate::domain::fields::FieldError> for ApiError {
+    fn from(e: crate::domain::fields::FieldError) -> Self {
         ApiError::refused(ErrorCode::InvalidField, e.to_string())
     }
-}
-
-/// An error and all its causes on one line, for logs.
-pub fn chain(err: &dyn StdError) -> String {
-    let mut out = err.to_string();
-    let mut next = err.source();
-    while let Some(cause) = next {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        next = cause.source();
-    }
-    out
 }
 
 /// Runs a read-check-write request again (three tries in all) when its version-conditioned

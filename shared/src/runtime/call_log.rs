@@ -32,7 +32,7 @@ macro_rules! aws_client {
     };
     ($($krate:ident)::+, $sdk:expr, $adjust:expr) => {{
         let builder = $($krate)::+::config::Builder::from($sdk);
-        let builder = match $crate::call_log::call_log() {
+        let builder = match $crate::runtime::call_log::call_log() {
             Some(log) => builder.interceptor(log),
             None => builder,
         };

@@ -15,8 +15,8 @@
 //! Routes whose answers are credentials (sign-in, refresh) do not take a key: the answer would
 //! have to be stored.
 
-use crate::auth::sha256_hex;
-use crate::error::ErrorCode;
+use crate::access::sha256_hex;
+use crate::http::error::ErrorCode;
 use crate::store::{IdempotencyClaim, IdempotencyStore};
 use crate::{ApiError, ApiResponse};
 use lambda_http::Request;
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn keys_are_validated_and_record_ids_do_not_collide() {
-        use crate::proxy_event::ProxyRequest;
+        use crate::http::proxy_event::ProxyRequest;
         let with = |v: &str| {
             key_of(
                 &ProxyRequest::new("POST", "/x")

@@ -111,7 +111,7 @@ pub const MAX_OBJECT_DEPTH: usize = 4;
 /// A JSON object of at most `MAX_OBJECT_BYTES` serialised and `MAX_OBJECT_DEPTH` levels.
 /// An optional field of a partial update: absent is `None`, and `null` is refused (400) like
 /// any other wrong type instead of silently meaning "no change". For
-/// `#[serde(default, deserialize_with = "shared::fields::not_null")]`.
+/// `#[serde(default, deserialize_with = "shared::domain::fields::not_null")]`.
 pub fn not_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
 where
     D: serde::Deserializer<'de>,

@@ -120,7 +120,7 @@ impl Config {
 pub struct LinkConfig {
     /// `PLATFORM_ORIGIN` (required): the platform's own origin. Links point here unless the
     /// user belongs to exactly one tenant and holds no platform or partner role.
-    pub platform_origin: crate::tenant::RedirectOrigin,
+    pub platform_origin: crate::domain::tenant::RedirectOrigin,
 }
 
 impl LinkConfig {
@@ -133,12 +133,10 @@ impl LinkConfig {
         local_mode: bool,
     ) -> Result<Self, ConfigError> {
         let raw = Vars(get).required("PLATFORM_ORIGIN")?;
-        let platform_origin =
-            crate::tenant::RedirectOrigin::parse(&raw, local_mode).map_err(|why| {
-                ConfigError::Invalid {
-                    name: "PLATFORM_ORIGIN",
-                    reason: why.to_string(),
-                }
+        let platform_origin = crate::domain::tenant::RedirectOrigin::parse(&raw, local_mode)
+            .map_err(|why| ConfigError::Invalid {
+                name: "PLATFORM_ORIGIN",
+                reason: why.to_string(),
             })?;
         Ok(LinkConfig { platform_origin })
     }

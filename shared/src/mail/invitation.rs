@@ -9,12 +9,12 @@
 //! who holds the grant but never set a password is invited afresh; anyone else who holds it
 //! already is refused.
 
-use crate::auth::opaque;
-use crate::config::LinkConfig;
+use crate::access::opaque;
 use crate::domain::{Email, User, UserId, UserStatus};
-use crate::email::{self, Mailer};
-use crate::error::ApiError;
-use crate::links::link_target;
+use crate::http::error::ApiError;
+use crate::mail::links::link_target;
+use crate::mail::{self, Mailer};
+use crate::runtime::config::LinkConfig;
 use crate::store::changes::{Change, Refusal};
 use crate::store::{Store, StoreError, TokenPurpose};
 use std::future::Future;
@@ -74,7 +74,7 @@ pub async fn send(
         .map_err(|e| {
             format!(
                 "the invitation could not be stored: {}",
-                crate::error::chain(&e)
+                crate::runtime::logging::chain(&e)
             )
         })?;
     let origin = match link_target(store, user, links).await {
@@ -82,7 +82,7 @@ pub async fn send(
         Err(_) => links.platform_origin.clone(),
     };
     let link = format!("{origin}/accept-invitation#token={}", token.plaintext);
-    let message = email::invitation(
+    let message = mail::invitation(
         &user.email,
         place,
         role,
@@ -93,13 +93,13 @@ pub async fn send(
     .map_err(|e| {
         format!(
             "the invitation could not be written: {}",
-            crate::error::chain(&e)
+            crate::runtime::logging::chain(&e)
         )
     })?;
     mailer.send(&message).await.map_err(|e| {
         format!(
             "the invitation could not be sent: {}",
-            crate::error::chain(&e)
+            crate::runtime::logging::chain(&e)
         )
     })
 }
@@ -119,16 +119,18 @@ pub async fn try_notify_access(
     role: &str,
     by: &User,
 ) -> Result<(), String> {
-    let message = email::access_granted(&user.email, place, role, &by.email).map_err(|e| {
+    let message = mail::access_granted(&user.email, place, role, &by.email).map_err(|e| {
         format!(
             "the notice could not be written: {}",
-            crate::error::chain(&e)
+            crate::runtime::logging::chain(&e)
         )
     })?;
-    mailer
-        .send(&message)
-        .await
-        .map_err(|e| format!("the notice could not be sent: {}", crate::error::chain(&e)))
+    mailer.send(&message).await.map_err(|e| {
+        format!(
+            "the notice could not be sent: {}",
+            crate::runtime::logging::chain(&e)
+        )
+    })
 }
 
 /// What an invitation by email gives: a role in a tenant, a partner's admin rights.
@@ -256,11 +258,11 @@ async fn send_or_fail(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::tenant::{RedirectOrigin, Tenant};
     use crate::domain::Role;
-    use crate::email::RecordingMailer;
+    use crate::mail::RecordingMailer;
     use crate::store::changes::{AuditEntry, AuditTarget};
     use crate::store::MemoryStore;
-    use crate::tenant::{RedirectOrigin, Tenant};
 
     /// A member's role in `tenant`, as the tenants function grants it (without the audit).
     struct Member<'a> {
