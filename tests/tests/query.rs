@@ -6,6 +6,10 @@ mod support;
 use serde_json::{json, Value};
 use support::{unique_slug, Platform, Reply};
 
+/// The one PostgreSQL server these tests share. The test that restarts it holds it alone; the
+/// others share it (a restart in the middle of another test's registration was a flaky refusal).
+static SERVER: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name}: run through `make test`"))
 }
@@ -94,6 +98,7 @@ fn ids(r: &Reply) -> Vec<i64> {
 #[tokio::test]
 #[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
 async fn registration_tests_the_connection_and_never_shows_the_secret() {
+    let _server = SERVER.read().await;
     let platform = Platform::start().await;
     let since_ms = shared::runtime::time::now_ms() - 1000;
     let op = operator(&platform).await;
@@ -222,6 +227,7 @@ async fn registration_tests_the_connection_and_never_shows_the_secret() {
 #[tokio::test]
 #[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
 async fn every_operator_sort_and_type_maps_faithfully() {
+    let _server = SERVER.read().await;
     let platform = Platform::start().await;
     let op = operator(&platform).await;
     let t = tenant(&platform, &op).await;
@@ -366,6 +372,7 @@ async fn every_operator_sort_and_type_maps_faithfully() {
 #[tokio::test]
 #[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
 async fn injection_never_reaches_the_database_as_sql_and_writes_are_impossible() {
+    let _server = SERVER.read().await;
     let platform = Platform::start().await;
     let op = operator(&platform).await;
     let t = tenant(&platform, &op).await;
@@ -454,6 +461,7 @@ async fn injection_never_reaches_the_database_as_sql_and_writes_are_impossible()
 #[tokio::test]
 #[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
 async fn isolation_timeout_sealing_and_a_restart_are_handled() {
+    let _server = SERVER.write().await;
     let platform = Platform::start().await;
     let op = operator(&platform).await;
     let a = tenant(&platform, &op).await;

@@ -249,3 +249,28 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod probe_tests {
+    use super::*;
+
+    /// Against the PostgreSQL `make test` starts (`PG_PORT`): each way a registration can fail
+    /// is told apart, and a wrong password is not "refused".
+    #[tokio::test]
+    #[ignore = "needs PostgreSQL: run `make test`"]
+    async fn a_wrong_password_a_missing_database_and_a_closed_port_are_told_apart() {
+        let port = std::env::var("PG_PORT").expect("PG_PORT");
+        let probe_of = |url: String| async move {
+            let t = resolve(&url, true).await.ok().expect("a valid target");
+            probe(&t.config).await
+        };
+        let wrong = format!("postgres://reader:wrong-password@127.0.0.1:{port}/sample");
+        assert_eq!(probe_of(wrong).await, Err(Unusable::Authentication));
+        let nodb = format!("postgres://reader:local-dev-only-reader@127.0.0.1:{port}/nope");
+        assert_eq!(probe_of(nodb).await, Err(Unusable::NoDatabase));
+        let closed = "postgres://reader:x@127.0.0.1:1/sample".to_string();
+        assert_eq!(probe_of(closed).await, Err(Unusable::Refused));
+        let right = format!("postgres://reader:local-dev-only-reader@127.0.0.1:{port}/sample");
+        assert_eq!(probe_of(right).await, Ok(()));
+    }
+}
