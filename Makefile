@@ -7,7 +7,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed-$(shell sha256sum localstack/requirements-tools.txt | cut -c1-12)
 export SAM_CLI_TELEMETRY := 0
 
-.PHONY: help dev test lint bench build fmt mail logs reconcile keys keys-rotate keys-retire deploy deploy-local package package-check fuzz template-lint console console-lint
+.PHONY: help deps dev test lint bench build fmt mail logs reconcile keys keys-rotate keys-retire deploy deploy-local package package-check fuzz template-lint console console-lint
 
 help:
 	@echo "make dev     run the platform locally (emulator on :4566, API on http://127.0.0.1:3000)"
@@ -54,8 +54,12 @@ console: $(CONSOLE_STAMP)
 	cd console && npm run build --silent
 
 # The API types must be what infra/openapi.yaml generates, and the console must type-check.
+# Generated beside the committed file, never over it: make lint may run while make test builds.
 console-lint: $(CONSOLE_STAMP)
-	cd console && npm run gen --silent && git diff --exit-code -- src/api/schema.d.ts
+	cd console && tmp=$$(mktemp --suffix=.d.ts) \
+	  && ./node_modules/.bin/openapi-typescript ../infra/openapi.yaml -o "$$tmp" >/dev/null \
+	  && { diff -u src/api/schema.d.ts "$$tmp" || { echo "console/src/api/schema.d.ts is stale: npm run gen"; rm -f "$$tmp"; exit 1; }; } \
+	  && rm -f "$$tmp"
 	cd console && npm run check --silent
 
 dev: $(STAMP) build console
@@ -79,10 +83,16 @@ package-check: $(TOOLS_STAMP)
 fuzz: $(STAMP) $(TOOLS_STAMP)
 	localstack/fuzz.sh
 
+# Clippy keeps its own target directory (target/lint), so `make lint` can run while `make test`
+# builds and runs (CI overlaps them) without either waiting for the other's lock.
 lint: $(STAMP) template-lint console-lint
 	cargo fmt --all -- --check
-	cargo clippy --workspace --all-targets -- -D warnings
+	CARGO_TARGET_DIR=target/lint cargo clippy --workspace --all-targets -- -D warnings
 	$(VENV)/bin/openapi-spec-validator infra/openapi.yaml
+
+# Everything make test and make lint install (the two virtualenvs, the console's packages), so
+# both can then run side by side without installing the same thing twice at once.
+deps: $(STAMP) $(TOOLS_STAMP) $(CONSOLE_STAMP)
 
 fmt:
 	cargo fmt --all

@@ -29,7 +29,7 @@ import os, struct, sys, zipfile
 goal, over = (None if os.environ.get("SIZE_GOAL") == "none" else 5 * 1024 * 1024), 0
 print(f"{'function':<18} {'zip':>10} {'bootstrap':>10}")
 for name in sys.argv[1:]:
-    path = f"target/lambda/{name}/bootstrap.zip"
+    path = f"{os.environ.get('CARGO_TARGET_DIR') or 'target'}/lambda/{name}/bootstrap.zip"
     with zipfile.ZipFile(path) as z:
         info = z.getinfo("bootstrap")
         head = z.open(info).read(20)

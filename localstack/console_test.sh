@@ -7,8 +7,10 @@
 # origin (as `make dev` does), and by the emulator's CloudFront from its bucket, cross-origin,
 # which is also PlatformOrigin (so CORS and the mailed links are tested across origins).
 #
-#   make test runs it on its own emulator (AWS_ENDPOINT_URL set, CONSOLE_STATE_DIR given).
-#   Alone: localstack/console_test.sh starts an emulator of its own.
+#   make test runs it on its own emulator (AWS_ENDPOINT_URL set, CONSOLE_STATE_DIR given), in
+#   two parts: `--prepare` deploys and publishes while the other tests run, then the call
+#   without it runs the browser tests on what was prepared.
+#   Alone: localstack/console_test.sh starts an emulator of its own and does both.
 # Environment: CONSOLE_BIN_DIR (default target/debug) the function binaries to deploy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,9 @@ fi
 [[ -f console/dist/index.html ]] || { echo "console tests: console/dist is missing (make console)" >&2; exit 1; }
 
 FORWARD_PID=
+if [[ "${1:-}" == --prepare && -z "${AWS_ENDPOINT_URL:-}" ]]; then
+  echo "console tests: --prepare needs AWS_ENDPOINT_URL and CONSOLE_STATE_DIR (make test)" >&2; exit 2
+fi
 if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
   EMULATOR=ministack
   stop_more() { [[ -n "$FORWARD_PID" ]] && kill "$FORWARD_PID" 2>/dev/null || true; }
@@ -40,9 +45,9 @@ else
   trap '[[ -n "$FORWARD_PID" ]] && kill "$FORWARD_PID" 2>/dev/null || true' EXIT
 fi
 export CONSOLE_STATE_DIR=$CSTATE
-FWD_PORT=$(free_port)
 STACK=saas-console
 TTL=${CONSOLE_TOKEN_TTL:-8}
+PREPARED="$CSTATE/prepared.env"
 
 deploy() {
   $PY infra/deploy.py --stack $STACK --local --bin-dir "$BIN_DIR" \
@@ -51,22 +56,30 @@ deploy() {
     --param RefreshReuseGraceSeconds=2 --param RecoveryWindowSeconds=900 \
     --out "$CSTATE/stack.json" >"$CSTATE/deploy.log" 2>&1 || { cat "$CSTATE/deploy.log"; return 1; }
 }
-started=$SECONDS
-# The distribution's address is known once it exists: deploy, publish, then make its origin the
-# platform's (CORS, mailed links) with a stack update.
-deploy "http://127.0.0.1:$FWD_PORT"
-$PY console/publish.py --stack $STACK --out "$CSTATE/console.json"
-ORIGIN=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["origin"])' "$CSTATE/console.json")
-deploy "$ORIGIN"
-# The update can give the REST API a new id on the emulator: config.json must name the live one.
-$PY console/publish.py --stack $STACK --out "$CSTATE/console.json" >/dev/null
+if [[ ! -f "$PREPARED" ]]; then
+  FWD_PORT=$(free_port)
+  started=$SECONDS
+  # The distribution's address is known once it exists: deploy, publish, then make its origin the
+  # platform's (CORS, mailed links) with a stack update.
+  deploy "http://127.0.0.1:$FWD_PORT"
+  $PY console/publish.py --stack $STACK --out "$CSTATE/console.json"
+  ORIGIN=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["origin"])' "$CSTATE/console.json")
+  deploy "$ORIGIN"
+  # The update can give the REST API a new id on the emulator: config.json must name the live one.
+  $PY console/publish.py --stack $STACK --out "$CSTATE/console.json" >/dev/null
+  set -a; . "$CSTATE/stack.env"; set +a
+  OPERATOR_EMAIL=console-operator@local.test OPERATOR_PASSWORD=console-operator-password-1 \
+    TABLE_NAME=$TABLE_NAME "$BIN_DIR/seed-operator" >/dev/null
+  echo "console tests: stack $STACK deployed in $((SECONDS - started))s"
+  printf 'FWD_PORT=%s\nORIGIN=%s\n' "$FWD_PORT" "$ORIGIN" >"$PREPARED"
+fi
+[[ "${1:-}" == --prepare ]] && exit 0
+. "$PREPARED"
 set -a; . "$CSTATE/stack.env"; set +a
-OPERATOR_EMAIL=console-operator@local.test OPERATOR_PASSWORD=console-operator-password-1 \
-  TABLE_NAME=$TABLE_NAME "$BIN_DIR/seed-operator" >/dev/null
 $PY localstack/forward.py "$FWD_PORT" "$API_URL" --console console/dist &
 FORWARD_PID=$!
 wait_for "http://127.0.0.1:$FWD_PORT/console/config.json" 20
-echo "console tests: stack $STACK ready in $((SECONDS - started))s; console at http://127.0.0.1:$FWD_PORT/console/ and $ORIGIN/console/"
+echo "console tests: console at http://127.0.0.1:$FWD_PORT/console/ and $ORIGIN/console/"
 
 export CONSOLE_BASE="http://127.0.0.1:$FWD_PORT" CONSOLE_CF="$ORIGIN" CONSOLE_API="$API_URL" \
   CONSOLE_TOKEN_TTL=$TTL OPERATOR_EMAIL=console-operator@local.test OPERATOR_PASSWORD=console-operator-password-1

@@ -20,7 +20,7 @@ phase() {
 }
 stop_more() {
   local rc=${1:-0}
-  kill "$OUTAGE_PROXY_PID" 2>/dev/null || true
+  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} 2>/dev/null || true
   [[ $PHASE_NAME == done ]] || phase "(stopped)"
   echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
   if ((rc != 0)); then
@@ -66,6 +66,10 @@ echo "make deploy path: sam deploy of the template onto the emulator, stack saas
 phase "Python checks"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys)
+# The console's stack is deployed now, beside the tests below, and tested after them.
+CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug \
+  localstack/console_test.sh --prepare >"$STATE_DIR/console-prepare.log" 2>&1 &
+CONSOLE_PREPARE_PID=$!
 phase "cargo test (build and run)"
 cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
@@ -80,6 +84,8 @@ phase "outage test"
 cargo test -p blackbox --test outage --quiet -- --include-ignored --nocapture
 phase "console browser tests"
 # The operator console in a real browser (Chromium, Playwright, axe), on a stack of its own here.
+wait "$CONSOLE_PREPARE_PID" || { cat "$STATE_DIR/console-prepare.log"; exit 1; }
+cat "$STATE_DIR/console-prepare.log"
 CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug localstack/console_test.sh
 phase "IAM check, template lint"
 # After every other test: each AWS call they caused, checked against its function's policy.

@@ -290,3 +290,128 @@ async fn every_route_admits_exactly_its_callers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The gate's table for a suspended and then a deleted tenant (`shared/src/access/gate.rs`),
+/// through the deployed stack: the decisions the five copies it replaced disagreed on.
+#[tokio::test]
+#[ignore = "needs the deployed stack: run `make test`"]
+async fn a_suspended_then_deleted_tenant_admits_what_the_gate_table_says() {
+    let platform = Platform::start().await;
+    let (_, op) = operator_token(&platform).await;
+    let p = partner(&platform, &op).await;
+    let users: Vec<User> = futures_users(&platform, 4).await;
+    let [pa, owner, admin, member] = <[User; 4]>::try_from(users).unwrap();
+    partner_admin(&platform, &op, &p, &pa).await;
+    let c = tenant_with_owner(&platform, &op, &owner, Some(&p)).await;
+    add_member(&platform, &op, &c, &admin, "admin").await;
+    add_member(&platform, &op, &c, &member, "member").await;
+    let mut tokens = vec![("operator", op.clone())];
+    for (name, u) in [
+        ("partner admin", &pa),
+        ("owner", &owner),
+        ("admin", &admin),
+        ("member", &member),
+    ] {
+        tokens.push((name, platform.sign_in(u.email.as_str(), "portal").await));
+    }
+    // Each caller's answer (status, and the error code when refused) to one request.
+    let answers = |method: &'static str, path: String, body: Option<Value>| {
+        let (platform, tokens) = (&platform, &tokens);
+        async move {
+            let mut out = Vec::new();
+            for (name, token) in tokens {
+                let r = platform
+                    .call(method, path.clone(), Some(token), body.clone(), &[])
+                    .await;
+                let code = r.json["error"]["code"].as_str().unwrap_or("").to_string();
+                out.push(
+                    format!("{name}: {} {code}", r.status)
+                        .trim_end()
+                        .to_string(),
+                );
+            }
+            out
+        }
+    };
+    let r = platform
+        .call(
+            "POST",
+            format!("/tenants/{c}/suspend"),
+            Some(&op),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    // Suspended: the record is for operators and the partner's admins; members, origins and
+    // the audit for operators only (a partner admin is not a manager).
+    assert_eq!(
+        answers("GET", format!("/tenants/{c}"), None).await,
+        [
+            "operator: 200",
+            "partner admin: 200",
+            "owner: 403 TENANT_SUSPENDED",
+            "admin: 403 TENANT_SUSPENDED",
+            "member: 403 TENANT_SUSPENDED"
+        ]
+    );
+    assert_eq!(
+        answers("GET", format!("/tenants/{c}/users"), None).await,
+        [
+            "operator: 200",
+            "partner admin: 403 TENANT_SUSPENDED",
+            "owner: 403 TENANT_SUSPENDED",
+            "admin: 403 TENANT_SUSPENDED",
+            "member: 403 TENANT_SUSPENDED"
+        ]
+    );
+    let r = platform
+        .call("DELETE", format!("/tenants/{c}"), Some(&op), None, &[])
+        .await;
+    assert!(r.status < 300, "{}", r.json);
+    // Deleted: operators read it and may not change it (restore first); nobody else learns it
+    // exists, whatever the route (a member asking for a reconcile gets 404, not 403).
+    assert_eq!(
+        answers("GET", format!("/tenants/{c}"), None).await,
+        [
+            "operator: 200",
+            "partner admin: 404 TENANT_NOT_FOUND",
+            "owner: 404 TENANT_NOT_FOUND",
+            "admin: 404 TENANT_NOT_FOUND",
+            "member: 404 TENANT_NOT_FOUND"
+        ]
+    );
+    assert_eq!(
+        answers(
+            "PATCH",
+            format!("/tenants/{c}"),
+            Some(json!({"name": "Renamed"}))
+        )
+        .await,
+        [
+            "operator: 409 INVALID_STATE",
+            "partner admin: 404 TENANT_NOT_FOUND",
+            "owner: 404 TENANT_NOT_FOUND",
+            "admin: 404 TENANT_NOT_FOUND",
+            "member: 404 TENANT_NOT_FOUND"
+        ]
+    );
+    assert_eq!(
+        answers("POST", format!("/tenants/{c}/reconcile"), None).await,
+        [
+            "operator: 200",
+            "partner admin: 404 TENANT_NOT_FOUND",
+            "owner: 404 TENANT_NOT_FOUND",
+            "admin: 404 TENANT_NOT_FOUND",
+            "member: 404 TENANT_NOT_FOUND"
+        ]
+    );
+    let r = platform
+        .call("GET", format!("/tenants/{c}"), Some(&op), None, &[])
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_ne!(
+        r.json["data"]["name"], "Renamed",
+        "the refused PATCH changed nothing"
+    );
+}

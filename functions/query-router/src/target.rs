@@ -261,7 +261,10 @@ mod probe_tests {
     async fn a_wrong_password_a_missing_database_and_a_closed_port_are_told_apart() {
         let port = std::env::var("PG_PORT").expect("PG_PORT");
         let probe_of = |url: String| async move {
-            let t = resolve(&url, true).await.ok().expect("a valid target");
+            let t = match resolve(&url, true).await {
+                Ok(t) => t,
+                Err(why) => panic!("not a valid target: {why}"),
+            };
             probe(&t.config).await
         };
         let wrong = format!("postgres://reader:wrong-password@127.0.0.1:{port}/sample");

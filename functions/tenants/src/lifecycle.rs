@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::access::gate::Granted;
 use shared::domain::fields::{self, FieldError};
-use shared::domain::partner::{PartnerSlug, PartnerStatus};
+use shared::domain::partner::{Partner, PartnerSlug, PartnerStatus};
 use shared::domain::tenant::{
     Offboarding, Plan, Step, StepStatus, Tenant, TenantSlug, TenantStatus,
 };
@@ -75,46 +75,66 @@ async fn partner_for_create(
     call: &Call<'_>,
     named: Option<&str>,
 ) -> Result<Option<PartnerId>, ApiError> {
-    let store = call.app.store.as_ref();
-    let named = match named {
-        None => None,
-        Some(raw) => Some(
-            PartnerSlug::parse(raw)
-                .ok_or_else(|| FieldError::new("partner", "must be a partner slug"))?,
-        ),
-    };
-    let found = match &named {
-        None => None,
-        Some(slug) => store.partner_by_slug(slug).await?,
-    };
+    let named = named_partner(call, named).await?;
     if call.caller.operator {
-        return match (named, found) {
-            (None, _) => Ok(None),
-            (Some(_), None) => Err(FieldError::new("partner", "no such partner").into()),
-            (Some(_), Some(p)) if p.status != PartnerStatus::Active => Err(partner_terminated()),
-            (Some(_), Some(p)) => Ok(Some(p.id)),
+        return match named {
+            None => Ok(None),
+            Some(None) => Err(FieldError::new("partner", "no such partner").into()),
+            Some(Some(p)) if p.status != PartnerStatus::Active => Err(partner_terminated()),
+            Some(Some(p)) => Ok(Some(p.id)),
         };
     }
-    let mine = store.partners_of(&call.caller.user.id, 10).await?;
-    if mine.is_empty() {
-        return Err(forbidden(
-            "only platform operators and partner admins may create tenants",
-        ));
+    let p = acting_partner(
+        call,
+        named,
+        "only platform operators and partner admins may create tenants",
+    )
+    .await?;
+    if p.status != PartnerStatus::Active {
+        return Err(partner_terminated());
     }
-    match (named, found) {
-        (None, _) if mine.len() == 1 => Ok(mine.into_iter().next()),
-        (None, _) => Err(FieldError::new(
-            "partner",
-            "is required when you administer several partners",
-        )
-        .into()),
-        (Some(_), Some(p)) if mine.contains(&p.id) => {
-            if p.status != PartnerStatus::Active {
-                return Err(partner_terminated());
-            }
-            Ok(Some(p.id))
-        }
-        (Some(_), _) => Err(FieldError::new("partner", "must be a partner you administer").into()),
+    Ok(Some(p.id))
+}
+
+/// The partner named by a `partner` slug, if a slug was given (`Some(None)`: no such partner).
+async fn named_partner(
+    call: &Call<'_>,
+    raw: Option<&str>,
+) -> Result<Option<Option<Partner>>, ApiError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let slug = PartnerSlug::parse(raw)
+        .ok_or_else(|| FieldError::new("partner", "must be a partner slug"))?;
+    Ok(Some(call.store.partner_by_slug(&slug).await?))
+}
+
+/// The partner a partner admin acts for in `GET /tenants` and `POST /tenants`: the one named,
+/// if they administer it (read strongly, whatever the number of partners they administer), or
+/// else their only partner. 403 (`none_message`) for a caller who administers none.
+async fn acting_partner(
+    call: &Call<'_>,
+    named: Option<Option<Partner>>,
+    none_message: &'static str,
+) -> Result<Partner, ApiError> {
+    let me = &call.caller.user.id;
+    let not_theirs = || FieldError::new("partner", "must be a partner you administer");
+    let none = || forbidden(none_message);
+    match named {
+        Some(Some(p)) if call.store.is_partner_admin(me, &p.id).await? => Ok(p),
+        Some(_) if call.store.partners_of(me, 1).await?.is_empty() => Err(none()),
+        Some(_) => Err(not_theirs().into()),
+        None => match call.store.partners_of(me, 2).await?.as_slice() {
+            [] => Err(none()),
+            [only] => call
+                .store
+                .partner_by_id(only)
+                .await?
+                .ok_or_else(|| not_theirs().into()),
+            _ => Err(FieldError::new(
+                "partner",
+                "is required when you administer several partners",
+            )
+            .into()),
+        },
     }
 }
 
@@ -285,43 +305,23 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             }
         })
         .transpose()?;
-    let named_partner = match query_param(call.req, "partner") {
-        None => None,
-        Some(raw) => {
-            let slug = PartnerSlug::parse(&raw)
-                .ok_or_else(|| FieldError::new("partner", "must be a partner slug"))?;
-            Some(store.partner_by_slug(&slug).await?)
-        }
-    };
+    let named = named_partner(call, query_param(call.req, "partner").as_deref()).await?;
     // Operators see every tenant; a partner admin only their partner's.
     let partner = if call.caller.operator {
-        match named_partner {
+        match named {
             None => None,
             Some(Some(p)) => Some(p),
             Some(None) => return Err(FieldError::new("partner", "no such partner").into()),
         }
     } else {
-        let mine = store.partners_of(&call.caller.user.id, 10).await?;
-        let chosen = match named_partner {
-            Some(Some(p)) if mine.contains(&p.id) => p.id,
-            Some(_) => {
-                return Err(FieldError::new("partner", "must be a partner you administer").into())
-            }
-            None if mine.len() == 1 => mine[0].clone(),
-            None if mine.is_empty() => {
-                return Err(forbidden(
-                    "only platform operators and partner admins may list tenants",
-                ))
-            }
-            None => {
-                return Err(FieldError::new(
-                    "partner",
-                    "is required when you administer several partners",
-                )
-                .into())
-            }
-        };
-        store.partner_by_id(&chosen).await?
+        Some(
+            acting_partner(
+                call,
+                named,
+                "only platform operators and partner admins may list tenants",
+            )
+            .await?,
+        )
     };
     let filter = TenantFilter {
         status,

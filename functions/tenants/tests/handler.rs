@@ -412,3 +412,109 @@ async fn a_failed_publish_keeps_the_tenant_and_leaves_the_event_for_the_reconcil
     assert!(pending[0].detail.contains(tenant.id.as_str()));
     assert!(publisher.published().is_empty());
 }
+
+/// A partner, stored as `POST /partners` stores it, with `admin` granted.
+async fn partner_of(
+    store: &MemoryStore,
+    slug: &str,
+    admin: &User,
+) -> shared::domain::partner::Partner {
+    let now = shared::runtime::time::now_unix();
+    let p = shared::domain::partner::Partner {
+        id: shared::domain::PartnerId::new_random(),
+        slug: shared::domain::partner::PartnerSlug::parse(slug).unwrap(),
+        name: slug.into(),
+        domain: shared::domain::fields::Hostname::parse(&format!("{slug}.example.com")).unwrap(),
+        status: shared::domain::partner::PartnerStatus::Active,
+        margin_bp: 0,
+        contact_info: Default::default(),
+        billing_info: Default::default(),
+        tenant_counts: Default::default(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    store
+        .commit(vec![
+            shared::store::changes::Change::CreatePartner(p.clone()),
+            shared::store::changes::Change::GrantPartnerAdmin {
+                user: admin.id.clone(),
+                partner: p.id.clone(),
+            },
+        ])
+        .await
+        .unwrap();
+    p
+}
+
+async fn list_tenants(app: &tenants::App, who: &User, partner: Option<&str>) -> (u16, Value) {
+    let now = shared::runtime::time::now_unix();
+    let token = app
+        .keys
+        .issue(&who.id, Audience::Portal, who.session_epoch, now);
+    let mut req = ProxyRequest::new("GET", "/tenants").header(
+        "authorization",
+        &format!("Bearer {}", token.await.unwrap().token),
+    );
+    req.resource = "/tenants".into();
+    if let Some(p) = partner {
+        req.query = vec![("partner".into(), p.into())];
+    }
+    call(app, req).await
+}
+
+#[tokio::test]
+async fn a_partner_admin_lists_any_of_their_partners_however_many_and_no_other() {
+    let (store, app) = app();
+    let admin = testing::user(store.as_ref(), false).await;
+    // More partners than the first read of a user's grants used to look at (10).
+    let mut mine = Vec::new();
+    for i in 0..12 {
+        mine.push(partner_of(store.as_ref(), &format!("reseller-{i:02}"), &admin).await);
+    }
+    let other_admin = testing::user(store.as_ref(), false).await;
+    let other = partner_of(store.as_ref(), "someone-else", &other_admin).await;
+    let t = testing::tenant(store.as_ref(), "Last Co", None).await;
+    let mut attached = store.tenant_by_id(&t.id).await.unwrap().unwrap();
+    attached.partner = Some(mine[11].id.clone());
+    store
+        .commit(vec![shared::store::changes::Change::UpdateTenant {
+            expect_version: attached.version,
+            tenant: {
+                attached.version += 1;
+                attached.clone()
+            },
+        }])
+        .await
+        .unwrap();
+
+    let (status, body) = list_tenants(&app, &admin, Some("reseller-11")).await;
+    assert_eq!(status, 200, "{body}");
+    let slugs: Vec<&str> = body["data"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["slug"].as_str().unwrap())
+        .collect();
+    assert_eq!(slugs, [t.slug.as_str()]);
+    // Not theirs, several without a choice, and none at all.
+    let (status, body) = list_tenants(&app, &admin, Some(other.slug.as_str())).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("INVALID_FIELD")),
+        "{body}"
+    );
+    let (status, body) = list_tenants(&app, &admin, None).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("several"));
+    let nobody = testing::user(store.as_ref(), false).await;
+    let (status, _) = list_tenants(&app, &nobody, Some("reseller-11")).await;
+    assert_eq!(status, 403);
+    // An admin of one partner needs no choice.
+    let (status, body) = list_tenants(&app, &other_admin, None).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["items"].as_array().unwrap().len(), 0);
+}
