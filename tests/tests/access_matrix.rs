@@ -305,6 +305,13 @@ async fn a_suspended_then_deleted_tenant_admits_what_the_gate_table_says() {
     let c = tenant_with_owner(&platform, &op, &owner, Some(&p)).await;
     add_member(&platform, &op, &c, &admin, "admin").await;
     add_member(&platform, &op, &c, &member, "member").await;
+    // Each also belongs to an active tenant, so the sign-in does not hold them suspended
+    // (ACCOUNT_SUSPENDED) and what answers is the gate's decision for tenant C.
+    let d_owner = platform.user(false).await;
+    let d = tenant_with_owner(&platform, &op, &d_owner, None).await;
+    for u in [&owner, &admin, &member] {
+        add_member(&platform, &op, &d, u, "member").await;
+    }
     let mut tokens = vec![("operator", op.clone())];
     for (name, u) in [
         ("partner admin", &pa),
