@@ -6,6 +6,8 @@
 
 mod support;
 
+use shared::store::fault_switch_key;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -47,8 +49,8 @@ impl Aws {
         self.dynamo
             .put_item()
             .table_name(&self.table)
-            .item("PK", AttributeValue::S(format!("FAULT#{slug}")))
-            .item("SK", AttributeValue::S(step.into()))
+            .item("PK", AttributeValue::S(fault_switch_key(slug, step).0))
+            .item("SK", AttributeValue::S(fault_switch_key(slug, step).1))
             .item("kind", AttributeValue::S(kind.into()))
             .item("remaining", AttributeValue::N(remaining.to_string()))
             .send()
@@ -60,8 +62,8 @@ impl Aws {
         self.dynamo
             .delete_item()
             .table_name(&self.table)
-            .key("PK", AttributeValue::S(format!("FAULT#{slug}")))
-            .key("SK", AttributeValue::S(step.into()))
+            .key("PK", AttributeValue::S(fault_switch_key(slug, step).0))
+            .key("SK", AttributeValue::S(fault_switch_key(slug, step).1))
             .send()
             .await
             .unwrap();

@@ -22,8 +22,8 @@ impl Faults {
         step: shared::domain::tenant::Step,
     ) -> Result<(), StepError> {
         let step = step.as_str();
-        let pk = AttributeValue::S(format!("FAULT#{}", t.slug));
-        let sk = AttributeValue::S(step.to_string());
+        let (pk, sk) = shared::store::fault_switch_key(t.slug.as_str(), step);
+        let (pk, sk) = (AttributeValue::S(pk), AttributeValue::S(sk));
         let item = self
             .client
             .get_item()

@@ -504,6 +504,14 @@ pub struct RateWindow {
     pub version: u64,
 }
 
+/// The key (`PK`, `SK`) of the provisioning fault switch for `step` of the tenant `slug`: an
+/// item only tests write, read by `provision-step` built with its `faults` feature (never in a
+/// deployed build; `make bench` checks the release binary has no trace of it).
+#[cfg(any(test, feature = "testing"))]
+pub fn fault_switch_key(slug: &str, step: &str) -> (String, String) {
+    (format!("FAULT#{slug}"), step.to_string())
+}
+
 /// One counted attempt: its id (`hit_id`) in each rate window (`keys`) it was written to. A
 /// refund removes it from each; a sign-in's refund rides in the session's own transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
