@@ -50,8 +50,11 @@ export function PartnerList() {
                 </td>
                 <td data-label="Margin">{p.margin_pct}%</td>
                 <td data-label="Tenants">
-                  <span class="tenant-count">{p.tenant_count}</span>
-                  <span class="muted"> ({countsText(p.tenant_counts)})</span>
+                  {/* One child: on a phone the cell is a two-column grid (label, value). */}
+                  <span>
+                    <span class="tenant-count">{p.tenant_count}</span>
+                    <span class="muted"> ({countsText(p.tenant_counts)})</span>
+                  </span>
                 </td>
                 <td data-label="Domain" class="wrap">
                   {p.domain}

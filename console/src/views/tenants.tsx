@@ -152,8 +152,11 @@ function TenantRow({ t, partner, partnerAdmin }: { t: Tenant; partner: Partner |
         {t.owner_email ?? '—'}
       </td>
       <td data-label="Provisioning" class={summary.startsWith('error') ? 'bad' : ''}>
-        {summary.startsWith('error') && <span aria-hidden="true">! </span>}
-        {summary}
+        {/* One child: on a phone the cell is a two-column grid (label, value). */}
+        <span>
+          {summary.startsWith('error') && <span aria-hidden="true">! </span>}
+          {summary}
+        </span>
       </td>
       <td data-label="Created">{fmtTime(t.created_at)}</td>
     </tr>
