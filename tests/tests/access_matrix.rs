@@ -91,6 +91,8 @@ const OPERATOR_ONLY: Row = [200, 403, 403, 403, 403, 403, 403, 403, 401];
 const A_PARTNER_MANAGERS: Row = [200, 200, 404, 200, 200, 403, 404, 404, 401];
 /// Tenant A: operators, A's owners and admins (P's admins and A's member see it exists).
 const A_MANAGERS: Row = [200, 403, 404, 200, 200, 403, 404, 404, 401];
+/// Tenant A: operators and A's owners (A's admins and member, and P's admins, see it exists).
+const A_OWNERS: Row = [200, 403, 404, 200, 403, 403, 404, 404, 401];
 const A_OPERATOR: Row = [200, 403, 404, 403, 403, 403, 404, 404, 401];
 /// Partner P: operators; P's admin may know it; nobody else.
 const P_READ: Row = [200, 200, 404, 404, 404, 404, 404, 404, 401];
@@ -147,6 +149,15 @@ async fn every_route_admits_exactly_its_callers() {
             A_PARTNER_MANAGERS,
         ),
         (
+            // A plan: operators and the reseller; never the tenant's own owners and admins.
+            // Each caller asks for a plan other than the one A has when their turn comes
+            // (P's admin moves it to pro; the operator, last, to enterprise).
+            "PATCH",
+            fixed(format!("/tenants/{a}")),
+            Box::new(|i| Some(json!({"plan": if i == 1 { "pro" } else { "enterprise" }}))),
+            [200, 200, 404, 403, 403, 403, 404, 404, 401],
+        ),
+        (
             "GET",
             fixed(format!("/tenants/{a}/users")),
             none(),
@@ -188,7 +199,7 @@ async fn every_route_admits_exactly_its_callers() {
             "PUT",
             fixed(format!("/tenants/{a}/redirect-origins")),
             Box::new(|_| Some(json!({"origins": ["https://app.example.com"]}))),
-            A_MANAGERS,
+            A_OWNERS,
         ),
         (
             "GET",

@@ -14,14 +14,20 @@ use support::{token_in, unique_ip, Platform, NEW_PASSWORD, PASSWORD};
 async fn full_recovery_flow_through_the_mail() {
     let p = Platform::start().await;
     let ip = unique_ip();
+    let owner = p.user(false).await;
+    let tenant = shared::testing::tenant(&p.store, "Acme Labs", Some((&owner, Role::Owner))).await;
+    // The one who recovers: an admin of this tenant alone, whose links follow its origins.
     let user = p.user(false).await;
-    let tenant = shared::testing::tenant(&p.store, "Acme Labs", Some((&user, Role::Owner))).await;
+    p.store
+        .add_membership(&user.id, &tenant, Role::Admin)
+        .await
+        .unwrap();
 
     // The owner sets the tenant's redirect origins over HTTP.
     let login = p
         .post(
             "/auth/login",
-            json!({"email": user.email, "password": PASSWORD}),
+            json!({"email": owner.email, "password": PASSWORD}),
             &ip,
         )
         .await;
@@ -30,7 +36,15 @@ async fn full_recovery_flow_through_the_mail() {
         .as_str()
         .unwrap()
         .to_string();
-    let old_refresh = login.json["data"]["refresh_token"].clone();
+    let user_login = p
+        .post(
+            "/auth/login",
+            json!({"email": user.email, "password": PASSWORD}),
+            &ip,
+        )
+        .await;
+    assert_eq!(user_login.status, 200);
+    let old_refresh = user_login.json["data"]["refresh_token"].clone();
     let put = p
         .send(
             "PUT",
@@ -410,9 +424,50 @@ async fn redirect_origins_validation_over_http() {
 async fn a_hostile_tenant_admin_cannot_steer_other_users_reset_links() {
     let p = Platform::start().await;
     let ip = unique_ip();
-    // The attacker: a legitimate admin of tenant A.
+    // An admin of tenant A may not change its origins at all.
+    let admin = p.user(false).await;
+    let a = shared::testing::tenant(&p.store, "Tenant A", Some((&admin, Role::Admin))).await;
+    let admin_login = p
+        .post(
+            "/auth/login",
+            json!({"email": admin.email, "password": PASSWORD}),
+            &ip,
+        )
+        .await;
+    let refused = p
+        .send(
+            "PUT",
+            &format!("/tenants/{}/redirect-origins", a.slug),
+            &[
+                (
+                    "authorization",
+                    &format!(
+                        "Bearer {}",
+                        admin_login.json["data"]["access_token"].as_str().unwrap()
+                    ),
+                ),
+                ("content-type", "application/json"),
+            ],
+            Some(
+                json!({"origins": ["https://attacker.example"]})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(refused.status, 403, "{}", refused.json);
+    // The attacker: a legitimate owner of tenant A, who may.
     let attacker = p.user(false).await;
-    let a = shared::testing::tenant(&p.store, "Tenant A", Some((&attacker, Role::Admin))).await;
+    p.store
+        .add_membership(&attacker.id, &a, Role::Owner)
+        .await
+        .unwrap();
+    // Victims also include a fellow owner of A.
+    let co_owner = p.user(false).await;
+    p.store
+        .add_membership(&co_owner.id, &a, Role::Owner)
+        .await
+        .unwrap();
     // Victims: a user of A and of B, and an operator who is also a member of A.
     let both = p.user(false).await;
     p.store
@@ -461,7 +516,7 @@ async fn a_hostile_tenant_admin_cannot_steer_other_users_reset_links() {
     assert_eq!(put.status, 200, "{}", put.json);
 
     let platform = std::env::var("PLATFORM_ORIGIN").unwrap();
-    for victim in [&both, &operator] {
+    for victim in [&both, &operator, &co_owner] {
         let body = &p.first_reset_mail(victim.email.as_str()).await;
         assert!(
             body.contains(&format!("{platform}/reset-password#token=")),

@@ -70,10 +70,12 @@ async fn upload_and_download_through_presigned_urls_and_s3_refuses_tampering() {
         &platform,
         &s,
         &s.member,
-        json!({"operation": "upload", "key": "docs/hello.txt", "content_type": "text/plain"}),
+        json!({"operation": "upload", "key": "docs/hello.txt", "content_type": "text/plain", "size": 13}),
     )
     .await;
     assert_eq!(up.status, 200, "{}", up.json);
+    assert_eq!(up.json["data"]["method"], "PUT");
+    assert_eq!(up.json["data"]["headers"]["content-length"], "13");
     let put_url = up.json["data"]["url"].as_str().unwrap().to_string();
     assert!(put_url.contains("/tenants/"), "{put_url}");
     // A wrong content type breaks the signature.
@@ -82,10 +84,31 @@ async fn upload_and_download_through_presigned_urls_and_s3_refuses_tampering() {
             "PUT",
             &put_url,
             &[("content-type", "image/png")],
-            b"x".to_vec(),
+            b"hello storage".to_vec(),
         )
         .await;
     assert_eq!(status, 403, "a different content type is refused");
+    // So does any other length than the declared one: the size is signed.
+    for body in [
+        b"hello storage!".to_vec(),
+        vec![b'x'; 5000],
+        b"hello".to_vec(),
+    ] {
+        let (status, _) = platform
+            .send_url(
+                "PUT",
+                &put_url,
+                &[("content-type", "text/plain")],
+                body.clone(),
+            )
+            .await;
+        assert_eq!(
+            status,
+            403,
+            "a {}-byte body on a 13-byte PUT is refused",
+            body.len()
+        );
+    }
     // A tampered signature is refused.
     let tampered = tamper(&put_url);
     let (status, _) = platform
@@ -93,10 +116,47 @@ async fn upload_and_download_through_presigned_urls_and_s3_refuses_tampering() {
             "PUT",
             &tampered,
             &[("content-type", "text/plain")],
-            b"x".to_vec(),
+            b"hello storage".to_vec(),
         )
         .await;
     assert_eq!(status, 403, "a tampered signature is refused");
+    // A size over the plan's largest upload gets no URL at all, and no size gets the form only.
+    let over = presign(
+        &platform,
+        &s,
+        &s.member,
+        json!({"operation": "upload", "key": "docs/big.bin", "size": 4097}),
+    )
+    .await;
+    assert_eq!(over.status, 400, "{}", over.json);
+    assert!(
+        over.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("size"),
+        "{}",
+        over.json
+    );
+    assert!(
+        !over.json.to_string().contains("4097"),
+        "the value is not echoed"
+    );
+    let form_only = presign(
+        &platform,
+        &s,
+        &s.member,
+        json!({"operation": "upload", "key": "docs/form.bin"}),
+    )
+    .await;
+    assert_eq!(
+        form_only.json["data"]["method"], "POST",
+        "{}",
+        form_only.json
+    );
+    assert_eq!(
+        form_only.json["data"]["url"],
+        form_only.json["data"]["post"]["url"]
+    );
     let (status, body) = platform
         .send_url(
             "PUT",
@@ -114,6 +174,41 @@ async fn upload_and_download_through_presigned_urls_and_s3_refuses_tampering() {
     )
     .await;
     let get_url = down.json["data"]["url"].as_str().unwrap().to_string();
+    // Served as an attachment of opaque bytes, and the signature covers that.
+    assert!(
+        get_url.contains("response-content-disposition=attachment")
+            && get_url.contains("response-content-type=application%2Foctet-stream"),
+        "{get_url}"
+    );
+    let (status, _) = platform
+        .send_url(
+            "GET",
+            &get_url.replace(
+                "response-content-disposition=attachment",
+                "response-content-disposition=inline",
+            ),
+            &[],
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(status, 403, "the disposition is signed");
+    // A download link lives 5 minutes at most.
+    let long = presign(
+        &platform,
+        &s,
+        &s.member,
+        json!({"operation": "download", "key": "docs/hello.txt", "expires_in": 301}),
+    )
+    .await;
+    assert_eq!(long.status, 400, "{}", long.json);
+    assert!(
+        long.json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("expires_in"),
+        "{}",
+        long.json
+    );
     let (status, body) = platform.send_url("GET", &get_url, &[], Vec::new()).await;
     assert_eq!(
         (status, body.as_slice()),

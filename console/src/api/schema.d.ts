@@ -367,8 +367,9 @@ export interface paths {
                 query?: never;
                 header?: {
                     /**
-                     * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-                     *     success again for 24 hours; the same key with another body is 422; a retry while the
+                     * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+                     *     the first success again for 24 hours; the same key with another body, or on another
+                     *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
                      *     first request runs is 409.
                      */
                     "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -443,8 +444,10 @@ export interface paths {
             };
         };
         /**
-         * Replace the ordered list of redirect origins.
-         * @description Each entry is `scheme://host[:port]`; https is required except for `localhost` and
+         * Replace the ordered list of redirect origins (owners and operators).
+         * @description Only the tenant's owners (portal session) and operators; admins get 403. Links in mail
+         *     follow the primary origin only for a member of this tenant alone who is not an owner,
+         *     and only while the tenant is provisioning or active. Each entry is `scheme://host[:port]`; https is required except for `localhost` and
          *     `127.0.0.1`. Paths, wildcards, credentials and duplicates get 400
          *     `INVALID_REDIRECT_ORIGIN`. At most 10 entries.
          */
@@ -503,8 +506,9 @@ export interface paths {
                 query?: never;
                 header?: {
                     /**
-                     * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-                     *     success again for 24 hours; the same key with another body is 422; a retry while the
+                     * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+                     *     the first success again for 24 hours; the same key with another body, or on another
+                     *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
                      *     first request runs is 409.
                      */
                     "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -587,8 +591,9 @@ export interface paths {
                 query?: never;
                 header?: {
                     /**
-                     * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-                     *     success again for 24 hours; the same key with another body is 422; a retry while the
+                     * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+                     *     the first success again for 24 hours; the same key with another body, or on another
+                     *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
                      *     first request runs is 409.
                      */
                     "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -673,7 +678,12 @@ export interface paths {
         };
         options?: never;
         head?: never;
-        /** Change name, plan, domains or billing info (never the slug). */
+        /**
+         * Change name, plan, domains or billing info (never the slug).
+         * @description Operators, the tenant's partner admins, its owners and admins. The plan is changed only
+         *     by operators and the tenant's partner admins: an owner or admin asking for another plan
+         *     gets 403 and nothing changes.
+         */
         patch: {
             parameters: {
                 query?: never;
@@ -911,8 +921,9 @@ export interface paths {
                 query?: never;
                 header?: {
                     /**
-                     * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-                     *     success again for 24 hours; the same key with another body is 422; a retry while the
+                     * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+                     *     the first success again for 24 hours; the same key with another body, or on another
+                     *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
                      *     first request runs is 409.
                      */
                     "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1145,8 +1156,9 @@ export interface paths {
                 query?: never;
                 header?: {
                     /**
-                     * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-                     *     success again for 24 hours; the same key with another body is 422; a retry while the
+                     * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+                     *     the first success again for 24 hours; the same key with another body, or on another
+                     *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
                      *     first request runs is 409.
                      */
                     "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1400,8 +1412,9 @@ export interface paths {
                 query?: never;
                 header?: {
                     /**
-                     * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-                     *     success again for 24 hours; the same key with another body is 422; a retry while the
+                     * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+                     *     the first success again for 24 hours; the same key with another body, or on another
+                     *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
                      *     first request runs is 409.
                      */
                     "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
@@ -1491,10 +1504,15 @@ export interface paths {
          * Presigned upload and download links under the tenant's own prefix (members).
          * @description One item, or `{items: [...]}` with 1-50. A key is 1-512 bytes of UTF-8, relative to the
          *     tenant's prefix, with no leading `/`, no `..`, `.` or empty segment and no control
-         *     characters. `expires_in` defaults to 900 s (`PRESIGN_EXPIRES_SECONDS`), at most 3600.
-         *     An upload gets a presigned PUT (its content type is signed: send the returned headers)
-         *     and a presigned POST form whose policy fixes the key, the content type and the plan's
-         *     largest size. Suspended tenants get 403 `TENANT_SUSPENDED`; deleted ones 404.
+         *     characters. `expires_in` defaults to 900 s (`PRESIGN_EXPIRES_SECONDS`), at most 3600 for
+         *     an upload and 300 for a download (a download's default is capped at 300 too).
+         *     An upload gets a presigned POST form (`method: POST`) whose policy fixes the key, the
+         *     content type and the plan's largest size (`max_bytes`). An upload that declares its
+         *     `size` (1 to `max_bytes`) also gets a presigned PUT (`method: PUT`) whose signature
+         *     covers the content type and that exact length: send the returned headers. A download
+         *     is served as `Content-Disposition: attachment` with `Content-Type:
+         *     application/octet-stream`, whatever was uploaded. Suspended tenants get 403
+         *     `TENANT_SUSPENDED`; deleted ones 404.
          */
         post: {
             parameters: {
@@ -1840,8 +1858,13 @@ export interface components {
             key: string;
             /** @default application/octet-stream */
             content_type: string;
-            /** @default 900 */
+            /**
+             * @description At most 300 for a download.
+             * @default 900
+             */
             expires_in: number;
+            /** @description An upload's exact size in bytes, at most the plan's largest upload: asks for a PUT signed for that length. */
+            size?: number;
         };
         /** @description Lowercase letters, digits and inner hyphens; reserved words (admin, api, www, ...) are refused. */
         Slug: string;
@@ -1944,11 +1967,16 @@ export interface components {
         StepStatus: {
             /** @enum {string} */
             state: "pending" | "ok" | "skipped" | "error";
-            /** @description The error text, or what the step did. */
+            /**
+             * @description Callers other than operators: `retrying` after a transient failure, `failed` when the step gave up.
+             * @enum {string}
+             */
+            reason?: "retrying" | "failed";
+            /** @description Operators only: the error text, or what the step did (AWS errors name ARNs). */
             message?: string;
             at: number;
             attempts: number;
-            /** @description The marker object key, or the secret ARN. */
+            /** @description Operators only: the marker object key, or the secret ARN. */
             artifact?: string;
         };
         ReconcileReport: {
@@ -2291,8 +2319,9 @@ export interface components {
         /** @description Unix seconds, inclusive. */
         AuditTo: number;
         /**
-         * @description 1-255 visible ASCII characters. A retry with the same key and body gets the first
-         *     success again for 24 hours; the same key with another body is 422; a retry while the
+         * @description 1-255 visible ASCII characters. A retry with the same key, method, path and body gets
+         *     the first success again for 24 hours; the same key with another body, or on another
+         *     method or path, is 422 `IDEMPOTENCY_KEY_REUSED` and does nothing; a retry while the
          *     first request runs is 409.
          */
         IdempotencyKey: string;

@@ -2,9 +2,11 @@
 //!
 //! Body: one `{operation: "upload"|"download", key, content_type?, expires_in?}`, or
 //! `{items: [...]}` with up to 50 of them. Keys are relative to the tenant's prefix
-//! (`keys.rs`). An upload gets a presigned `PUT` whose signature covers its content type, and a
-//! presigned `POST` form whose policy fixes the key, the content type and the largest size the
-//! tenant's plan allows, so S3 refuses anything else. Only members of the tenant get URLs, and
+//! (`keys.rs`). An upload gets a presigned `POST` form whose policy fixes the key, the content
+//! type and the largest size the tenant's plan allows; one that declares its `size` (within
+//! that) also gets a presigned `PUT` whose signature covers its content type and that exact
+//! length. S3 refuses anything else. A download is served as an attachment of opaque bytes
+//! and lives at most 5 minutes. Only members of the tenant get URLs, and
 //! a suspended or deleted tenant gets none.
 
 pub mod keys;
@@ -26,8 +28,11 @@ use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-/// How long URLs live unless asked otherwise, and the most a client may ask for.
+/// The most a client may ask for an upload URL's life.
 pub const MAX_EXPIRES_SECS: u64 = 3600;
+/// The most a download URL lives, asked for or not: a link outlives the access it was issued
+/// under (a removed member, a suspended tenant) by at most this.
+pub const MAX_DOWNLOAD_EXPIRES_SECS: u64 = 300;
 pub const MAX_ITEMS: usize = 50;
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -98,6 +103,10 @@ struct Item {
     content_type: Option<String>,
     #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     expires_in: Option<u64>,
+    /// An upload's exact size in bytes: with it the answer holds a `PUT` signed for that
+    /// length (within the plan's largest upload); without it, only the `POST` form.
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
+    size: Option<u64>,
 }
 
 /// A bulk request. Its own struct, so that an unknown field next to `items` is refused too: an
@@ -121,9 +130,11 @@ struct Wanted {
     key: String,
     content_type: String,
     expires: Duration,
+    /// An upload's declared size, signed into its `PUT`.
+    size: Option<u64>,
 }
 
-fn check_item(app: &App, item: &Item, field: &str) -> Result<Wanted, FieldError> {
+fn check_item(app: &App, item: &Item, field: &str, max_bytes: u64) -> Result<Wanted, FieldError> {
     let upload = match item.operation.as_str() {
         "upload" => true,
         "download" => false,
@@ -153,13 +164,37 @@ fn check_item(app: &App, item: &Item, field: &str) -> Result<Wanted, FieldError>
             ct.clone()
         }
     };
+    let most = if upload {
+        MAX_EXPIRES_SECS
+    } else {
+        MAX_DOWNLOAD_EXPIRES_SECS
+    };
     let expires = match item.expires_in {
-        None => app.default_expires_secs,
-        Some(s) if (1..=MAX_EXPIRES_SECS).contains(&s) => s,
+        None => app.default_expires_secs.min(most),
+        Some(s) if (1..=most).contains(&s) => s,
         Some(_) => {
             return Err(FieldError::new(
                 format!("{field}expires_in"),
-                format!("must be 1 to {MAX_EXPIRES_SECS} seconds"),
+                format!(
+                    "must be 1 to {most} seconds for {}",
+                    if upload { "an upload" } else { "a download" }
+                ),
+            ))
+        }
+    };
+    let size = match (upload, item.size) {
+        (_, None) => None,
+        (true, Some(n)) if (1..=max_bytes).contains(&n) => Some(n),
+        (true, Some(_)) => {
+            return Err(FieldError::new(
+                format!("{field}size"),
+                format!("must be 1 to {max_bytes} bytes, the largest upload of this tenant's plan"),
+            ))
+        }
+        (false, Some(_)) => {
+            return Err(FieldError::new(
+                format!("{field}size"),
+                "is only for uploads",
             ))
         }
     };
@@ -168,6 +203,7 @@ fn check_item(app: &App, item: &Item, field: &str) -> Result<Wanted, FieldError>
         key,
         content_type,
         expires: Duration::from_secs(expires),
+        size,
     })
 }
 
@@ -181,19 +217,17 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
     if items.is_empty() || items.len() > MAX_ITEMS {
         return Err(FieldError::new("items", format!("must hold 1 to {MAX_ITEMS} items")).into());
     }
+    let max_bytes = app.limits.for_plan(tenant.plan);
     let wanted = items
         .iter()
         .enumerate()
         .map(|(i, item)| {
-            check_item(
-                app,
-                item,
-                &if many {
-                    format!("items[{i}].")
-                } else {
-                    String::new()
-                },
-            )
+            let field = if many {
+                format!("items[{i}].")
+            } else {
+                String::new()
+            };
+            check_item(app, item, &field, max_bytes)
         })
         .collect::<Result<Vec<_>, _>>()?;
     let credentials = {
@@ -204,7 +238,6 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
             .map_err(|e| ApiError::unavailable("credentials", e))?
     };
     let now = SystemTime::now();
-    let max_bytes = app.limits.for_plan(tenant.plan);
     let mut out = Vec::with_capacity(wanted.len());
     for w in &wanted {
         out.push(sign(app, &tenant, w, &credentials, now, max_bytes).await?);
@@ -241,6 +274,10 @@ async fn sign(
             .get_object()
             .bucket(&app.bucket)
             .key(&object)
+            // Served as a download of opaque bytes, whatever was uploaded: an HTML or SVG
+            // upload never renders on the bucket's origin, which every tenant shares.
+            .response_content_disposition("attachment")
+            .response_content_type(DEFAULT_CONTENT_TYPE)
             .presigned(config)
             .await
             .map_err(|e| ApiError::unavailable("storage", shared::runtime::aws::sdk_cause(e)))?;
@@ -252,15 +289,6 @@ async fn sign(
             "expires_at": expires_at,
         }));
     }
-    let put = app
-        .s3
-        .put_object()
-        .bucket(&app.bucket)
-        .key(&object)
-        .content_type(&w.content_type)
-        .presigned(config)
-        .await
-        .map_err(|e| ApiError::unavailable("storage", shared::runtime::aws::sdk_cause(e)))?;
     let post = post_policy::PostPolicy {
         bucket: &app.bucket,
         region: &app.region,
@@ -272,15 +300,39 @@ async fn sign(
     }
     .sign(credentials, now)
     .map_err(ApiError::internal)?;
+    let Some(size) = w.size else {
+        // No declared size: only the form, whose policy caps the size.
+        return Ok(json!({
+            "operation": "upload",
+            "key": w.key,
+            "method": "POST",
+            "url": post.url.clone(),
+            "post": post,
+            "max_bytes": max_bytes,
+            "expires_at": expires_at,
+        }));
+    };
+    // The length is a signed header: S3 refuses a body of any other size.
+    let put = app
+        .s3
+        .put_object()
+        .bucket(&app.bucket)
+        .key(&object)
+        .content_type(&w.content_type)
+        .content_length(i64::try_from(size).map_err(ApiError::internal)?)
+        .presigned(config)
+        .await
+        .map_err(|e| ApiError::unavailable("storage", shared::runtime::aws::sdk_cause(e)))?;
     Ok(json!({
         "operation": "upload",
         "key": w.key,
         "method": "PUT",
         "url": put.uri(),
         // The signature covers these: send them as they are.
-        "headers": {"content-type": w.content_type},
+        "headers": {"content-type": w.content_type, "content-length": size.to_string()},
         "post": post,
         "max_bytes": max_bytes,
+        "size": size,
         "expires_at": expires_at,
     }))
 }

@@ -12,7 +12,7 @@ use serde_json::json;
 use shared::access::ratelimit::{self, Decision, RatePolicy};
 use shared::access::{opaque, password, policy};
 use shared::domain::UserStatus;
-use shared::http::idempotency::{self, Idempotent};
+use shared::http::idempotency::Idempotent;
 use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::mail::links::link_target;
 use shared::mail::{self, Mailer};
@@ -99,23 +99,16 @@ async fn reset_password(
     }
 
     let body: ResetBody = json_body(req, DEFAULT_BODY_LIMIT)?;
-    let key = idempotency::key_of(req)?;
     let hash = opaque::hash_presented(&body.token).ok_or_else(|| invalid_token(purpose))?;
     // A retry with the same Idempotency-Key (a reply lost on the way back) gets the first
     // success again rather than "invalid token"; the key is scoped to this token.
-    Idempotent {
-        store: app.store.as_ref(),
-        key,
-        route: match purpose {
-            TokenPurpose::Reset => "reset-password",
-            TokenPurpose::Invitation => "accept-invitation",
-        },
-        subject: &hash,
-        body: req.body().as_ref(),
-        now,
-    }
-    .run(|| consume(app, &hash, body.password, now, purpose))
-    .await
+    let route = match purpose {
+        TokenPurpose::Reset => "reset-password",
+        TokenPurpose::Invitation => "accept-invitation",
+    };
+    Idempotent::of_request(app.store.as_ref(), req, route, &hash, now)?
+        .run(|| consume(app, &hash, body.password, now, purpose))
+        .await
 }
 
 /// Spends the token whose hash is `hash` and sets `password`, then sends the notice.

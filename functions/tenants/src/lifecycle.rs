@@ -12,7 +12,6 @@ use shared::domain::tenant::{
 use shared::domain::{Email, PartnerId, Role};
 use shared::events::publish_committed;
 use shared::events::{DomainEvent, TenantChanged, TenantCreated};
-use shared::http::idempotency::{self, Idempotent};
 use shared::http::request::etag_matches;
 use shared::http::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{tenant_count_changes, Change, Refusal, TENANT_COUNTS};
@@ -42,6 +41,53 @@ pub(crate) fn view(t: &Tenant) -> Value {
         "updated_at": t.updated_at,
         "etag": t.etag(),
     })
+}
+
+/// The tenant as a caller who is not an operator sees it (a partner admin, an owner or admin):
+/// each provisioning and offboarding step's state with a public reason code, without the AWS
+/// error text or the artifacts' ARNs (which name the platform's account), which stay in the
+/// logs and in the operators' view.
+pub(crate) fn public_view(t: &Tenant) -> Value {
+    let mut v = view(t);
+    v["provisioning"] = public_steps(&t.provisioning);
+    if let Some(o) = &t.offboarding {
+        v["offboarding"]["steps"] = public_steps(&o.steps);
+    }
+    v
+}
+
+fn public_steps(steps: &shared::domain::tenant::Steps) -> Value {
+    steps
+        .iter()
+        .map(|(step, s)| (step.as_str().to_string(), s.public()))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// A deleted tenant in a partner admin's list: that it was theirs and is gone, with nothing of
+/// its billing, owner, domains or provisioning (`GET` on it answers 404 to them). The fields
+/// stay, emptied, so every list item has one shape.
+fn deleted_view(t: &Tenant) -> Value {
+    let mut v = view(t);
+    v["owner_email"] = Value::Null;
+    v["billing_info"] = json!({});
+    v["domains"] = json!([]);
+    v["provisioning"] = json!({});
+    v["run"] = Value::Null;
+    v["offboarding"] = Value::Null;
+    v["redirect_origins"] = json!([]);
+    v
+}
+
+/// The view `operator`s get, or everyone else's.
+pub(crate) fn view_for(t: &Tenant, operator: bool) -> Value {
+    if operator {
+        view(t)
+    } else if t.status == TenantStatus::Deleted {
+        deleted_view(t)
+    } else {
+        public_view(t)
+    }
 }
 
 fn with_etag(resp: ApiResponse, t: &Tenant) -> ApiResponse {
@@ -171,32 +217,24 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         Some(v) => fields::bounded_object("billing_info", v)?,
     };
     let now = shared::runtime::time::now_unix();
-    let key = idempotency::key_of(call.req)?;
-    Idempotent {
-        store: call.app.store.as_ref(),
-        key,
-        route: "tenants.create",
-        subject: call.caller.user.id.as_str(),
-        body: call.req.body().as_ref(),
-        now,
-    }
-    .run(|| async move {
-        let mut tenant = Tenant::new(slug, name, now);
-        tenant.plan = plan;
-        tenant.domains = domains;
-        tenant.billing_info = billing_info;
-        tenant.partner = partner;
-        tenant.owner_email = Some(owner_email.clone());
-        tenant.owners = 1;
-        tenant.created_by = Some(call.caller.user.id.clone());
-        // Every step waits for the state machine; the owner's invitation is its step too.
-        tenant.provisioning = Step::ALL
-            .iter()
-            .map(|step| (*step, StepStatus::pending(now)))
-            .collect();
-        create_committed(call, tenant, owner_email, now).await
-    })
-    .await
+    call.idempotent("tenants.create", now)?
+        .run(|| async move {
+            let mut tenant = Tenant::new(slug, name, now);
+            tenant.plan = plan;
+            tenant.domains = domains;
+            tenant.billing_info = billing_info;
+            tenant.partner = partner;
+            tenant.owner_email = Some(owner_email.clone());
+            tenant.owners = 1;
+            tenant.created_by = Some(call.caller.user.id.clone());
+            // Every step waits for the state machine; the owner's invitation is its step too.
+            tenant.provisioning = Step::ALL
+                .iter()
+                .map(|step| (*step, StepStatus::pending(now)))
+                .collect();
+            create_committed(call, tenant, owner_email, now).await
+        })
+        .await
 }
 
 async fn create_committed(
@@ -273,7 +311,7 @@ async fn create_committed(
     // The tenant stands from here on. The event starts provisioning (the owner's invitation
     // included); a lost event is healed by the reconcile.
     publish_committed(call.app.events.as_ref(), store, &event).await;
-    let mut data = view(&tenant);
+    let mut data = view_for(&tenant, call.caller.operator);
     data["owner"] = json!({"user_id": owner.id, "invited": new_owner});
     Ok(with_etag(ApiResponse::created(data), &tenant))
 }
@@ -348,15 +386,18 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     }
     counts.insert("all".into(), json!(all));
     Ok(ApiResponse::ok(json!({
-        "items": page.items.iter().map(view).collect::<Vec<_>>(),
+        "items": page.items.iter().map(|t| view_for(t, call.caller.operator)).collect::<Vec<_>>(),
         "next_cursor": page.next_cursor,
         "counts": counts,
     })))
 }
 
 pub(crate) async fn get(granted: Granted) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = granted.into_parts();
-    Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant))
+    let (tenant, access) = granted.into_parts();
+    Ok(with_etag(
+        ApiResponse::ok(view_for(&tenant, access.operator)),
+        &tenant,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -373,7 +414,7 @@ struct PatchBody {
 }
 
 pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = granted.into_parts();
+    let (tenant, access) = granted.into_parts();
     let body: PatchBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let mut next = tenant.clone();
     let mut before = serde_json::Map::new();
@@ -388,6 +429,13 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
     if let Some(raw) = &body.plan {
         next.plan = plan(raw)?;
         if next.plan != tenant.plan {
+            // A plan is what the platform sells: operators set it, and a reseller for its own
+            // tenants. A tenant's owners and admins may not raise their own entitlements.
+            if !(access.operator || access.partner_admin) {
+                return Err(forbidden(
+                    "only platform operators and the tenant's partner admins may change its plan",
+                ));
+            }
             before.insert("plan".into(), json!(tenant.plan));
             after.insert("plan".into(), json!(next.plan));
         }
@@ -420,7 +468,10 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
         }
     }
     if after.is_empty() {
-        return Ok(with_etag(ApiResponse::ok(view(&tenant)), &tenant));
+        return Ok(with_etag(
+            ApiResponse::ok(view_for(&tenant, access.operator)),
+            &tenant,
+        ));
     }
     next.version = tenant.version + 1;
     next.updated_at = shared::runtime::time::now_unix();
@@ -445,7 +496,10 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
         })
     })?;
     tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, "tenant updated");
-    Ok(with_etag(ApiResponse::ok(view(&next)), &next))
+    Ok(with_etag(
+        ApiResponse::ok(view_for(&next, access.operator)),
+        &next,
+    ))
 }
 
 /// A status change with its counters, audit entry and (optionally) event, in one commit.

@@ -96,6 +96,7 @@ pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
             let grant = Membership {
                 call,
                 tenant: &tenant,
+                access: &access,
                 role,
             };
             let invited = invitation::invite_by_email(&sender(call), &grant, email, now).await?;
@@ -134,6 +135,7 @@ fn already_member() -> ApiError {
 struct Membership<'a> {
     call: &'a Call<'a>,
     tenant: &'a Tenant,
+    access: &'a TenantAccess,
     role: Role,
 }
 
@@ -178,6 +180,15 @@ impl invitation::Grant for Membership<'_> {
             "member.reinvited",
             json!({"user_id": user.id, "role": held}),
         )
+    }
+
+    fn may_reinvite(&self, held: &Role) -> Result<(), ApiError> {
+        if *held == Role::Owner && !may_touch_owner(self.access) {
+            return Err(forbidden(
+                "only owners and operators may re-send an owner's invitation",
+            ));
+        }
+        Ok(())
     }
 
     fn already(&self) -> ApiError {

@@ -1,6 +1,7 @@
 //! `GET`/`PUT /tenants/{slug}/redirect-origins`: where links in this tenant's mail may point
-//! (reset and invitation links, for users who belong to this tenant alone). A change is audited
-//! in the same transaction and mailed to the tenant's other owners and admins.
+//! (reset and invitation links, for users who belong to this tenant alone and are not its
+//! owners). Owners and admins read them; only owners (and operators) change them. A change is
+//! audited in the same transaction and mailed to the tenant's other owners and admins.
 
 use crate::{tenant_not_found, Call};
 use serde::Deserialize;
@@ -30,7 +31,14 @@ struct OriginsBody {
 }
 
 pub(crate) async fn put(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
-    let (tenant, _) = granted.into_parts();
+    let (tenant, access) = granted.into_parts();
+    // Links in mail follow these origins, so changing them is an owner's decision: an admin
+    // who could point them at a host they control could catch other members' links.
+    if !(access.operator || access.role == Some(Role::Owner)) {
+        return Err(crate::forbidden(
+            "only the tenant's owners and platform operators may change its redirect origins",
+        ));
+    }
     let body: OriginsBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let origins =
         RedirectOrigin::parse_list(&body.origins, call.app.local_mode).map_err(|why| {

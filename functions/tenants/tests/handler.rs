@@ -266,33 +266,39 @@ async fn an_origin_change_is_mailed_to_the_other_owners_and_admins() {
     let (store, mailer, app) = app_with_mailer();
     let owner = testing::user(store.as_ref(), false).await;
     let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let co_owner = testing::user(store.as_ref(), false).await;
     let admin = testing::user(store.as_ref(), false).await;
     let member = testing::user(store.as_ref(), false).await;
-    store
-        .add_membership(&admin.id, &t, Role::Admin)
-        .await
-        .unwrap();
-    store
-        .add_membership(&member.id, &t, Role::Member)
-        .await
-        .unwrap();
-    let body = json!({"origins": ["https://evil.example.net"]});
+    for (u, role) in [
+        (&co_owner, Role::Owner),
+        (&admin, Role::Admin),
+        (&member, Role::Member),
+    ] {
+        store.add_membership(&u.id, &t, role).await.unwrap();
+    }
+    let body = json!({"origins": ["https://new.example.net"]});
     let req = request(
         &app,
         "PUT",
         t.slug.as_str(),
-        &admin,
+        &owner,
         Audience::Portal,
         Some(body),
     )
     .await;
     assert_eq!(call(&app, req).await.0, 200);
     let sent = mailer.sent();
-    // The owner is told, naming who changed what; the admin who made it and a plain member are not.
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0].to, owner.email);
-    assert!(sent[0].text.contains(admin.email.as_str()));
-    assert!(sent[0].text.contains("https://evil.example.net"));
+    // The other owner and the admin are told, naming who changed what; the owner who made it
+    // and a plain member are not.
+    let mut to: Vec<&str> = sent.iter().map(|m| m.to.as_str()).collect();
+    to.sort();
+    let mut expected = vec![co_owner.email.as_str(), admin.email.as_str()];
+    expected.sort();
+    assert_eq!(to, expected, "{sent:?}");
+    for m in &sent {
+        assert!(m.text.contains(owner.email.as_str()));
+        assert!(m.text.contains("https://new.example.net"));
+    }
     // And the audit log says who did it, written with the change.
     let audit = store
         .audit_entries(&format!("tenant:{}", t.id), 10)
@@ -301,9 +307,9 @@ async fn an_origin_change_is_mailed_to_the_other_owners_and_admins() {
     assert_eq!(audit.len(), 1);
     assert_eq!(
         (audit[0].actor.clone(), audit[0].action.as_str()),
-        (admin.id.clone(), "redirect_origins.replaced")
+        (owner.id.clone(), "redirect_origins.replaced")
     );
-    assert!(audit[0].details.contains("https://evil.example.net"));
+    assert!(audit[0].details.contains("https://new.example.net"));
 }
 
 #[tokio::test]
@@ -517,4 +523,302 @@ async fn a_partner_admin_lists_any_of_their_partners_however_many_and_no_other()
     let (status, body) = list_tenants(&app, &other_admin, None).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["items"].as_array().unwrap().len(), 0);
+}
+
+/// `method path` on this app as `who`, with the route's `resource` and path parameters.
+async fn as_user(
+    app: &tenants::App,
+    who: &User,
+    aud: Audience,
+    (method, path, resource): (&str, &str, &str),
+    params: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, Value) {
+    let token = app
+        .keys
+        .issue(
+            &who.id,
+            aud,
+            who.session_epoch,
+            shared::runtime::time::now_unix(),
+        )
+        .await
+        .unwrap()
+        .token;
+    let mut req =
+        ProxyRequest::new(method, path).header("authorization", &format!("Bearer {token}"));
+    req.resource = resource.into();
+    req.path_parameters = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    if let Some(b) = body {
+        req = req.json_body(&b.to_string());
+    }
+    call(app, req).await
+}
+
+/// Stores `edit` applied to the tenant's current record.
+async fn edit_tenant(
+    store: &MemoryStore,
+    id: &shared::domain::TenantId,
+    edit: impl FnOnce(&mut shared::domain::tenant::Tenant),
+) {
+    let mut t = store.tenant_by_id(id).await.unwrap().unwrap();
+    edit(&mut t);
+    let expect_version = t.version;
+    t.version += 1;
+    store
+        .commit(vec![shared::store::changes::Change::UpdateTenant {
+            tenant: t,
+            expect_version,
+        }])
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn only_operators_and_the_tenants_partner_admins_change_its_plan() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let admin = testing::user(store.as_ref(), false).await;
+    store
+        .add_membership(&admin.id, &t, Role::Admin)
+        .await
+        .unwrap();
+    let reseller = testing::user(store.as_ref(), false).await;
+    let partner = partner_of(store.as_ref(), "reseller", &reseller).await;
+    edit_tenant(store.as_ref(), &t.id, |t| {
+        t.partner = Some(partner.id.clone())
+    })
+    .await;
+    let operator = testing::user(store.as_ref(), true).await;
+    let path = format!("/tenants/{}", t.slug.as_str());
+    let route = ("PATCH", path.as_str(), "/tenants/{slug}");
+    let params = [("slug", t.slug.as_str())];
+    let plan = |p: &str| Some(json!({ "plan": p }));
+
+    for who in [&owner, &admin] {
+        let (status, body) = as_user(
+            &app,
+            who,
+            Audience::Portal,
+            route,
+            &params,
+            plan("enterprise"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (403, Some("FORBIDDEN")),
+            "{body}"
+        );
+    }
+    let stored = store.tenant_by_id(&t.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.plan.as_str(),
+        "free",
+        "a refused change changes nothing"
+    );
+    // Their other fields stay theirs to change.
+    let (status, _) = as_user(
+        &app,
+        &admin,
+        Audience::Portal,
+        route,
+        &params,
+        Some(json!({"name": "Acme Renamed", "plan": "free"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = as_user(
+        &app,
+        &reseller,
+        Audience::Portal,
+        route,
+        &params,
+        plan("pro"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["plan"].as_str()),
+        (200, Some("pro")),
+        "{body}"
+    );
+    let (status, body) = as_user(
+        &app,
+        &operator,
+        Audience::Operator,
+        route,
+        &params,
+        plan("enterprise"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["plan"].as_str()),
+        (200, Some("enterprise")),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn admins_read_but_do_not_change_redirect_origins_nor_reinvite_an_owner() {
+    let (store, mailer, app) = app_with_mailer();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let admin = testing::user(store.as_ref(), false).await;
+    store
+        .add_membership(&admin.id, &t, Role::Admin)
+        .await
+        .unwrap();
+    let slug = t.slug.as_str();
+    let body = json!({"origins": ["https://evil.example.net"]});
+    let (status, answer) = call(
+        &app,
+        request(
+            &app,
+            "PUT",
+            slug,
+            &admin,
+            Audience::Portal,
+            Some(body.clone()),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN"))
+    );
+    assert!(store
+        .tenant_by_id(&t.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .redirect_origins
+        .is_empty());
+    let (status, _) = call(
+        &app,
+        request(&app, "GET", slug, &admin, Audience::Portal, None).await,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        request(&app, "PUT", slug, &owner, Audience::Portal, Some(body)).await,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A pending owner (invited, no password yet): an admin may not send them a fresh link.
+    let pending =
+        testing::user_with_status(store.as_ref(), false, shared::domain::UserStatus::Invited).await;
+    store
+        .add_membership(&pending.id, &t, Role::Owner)
+        .await
+        .unwrap();
+    let path = format!("/tenants/{slug}/users");
+    let route = ("POST", path.as_str(), "/tenants/{slug}/users");
+    let invite = Some(json!({"email": pending.email.as_str(), "role": "member"}));
+    let sent_before = mailer.sent().len();
+    let (status, answer) = as_user(
+        &app,
+        &admin,
+        Audience::Portal,
+        route,
+        &[("slug", slug)],
+        invite.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (403, Some("FORBIDDEN")),
+        "{answer}"
+    );
+    assert_eq!(mailer.sent().len(), sent_before, "no mail");
+    // An owner may; and the link goes to the platform's origin, not the tenant's.
+    let (status, answer) = as_user(
+        &app,
+        &owner,
+        Audience::Portal,
+        route,
+        &[("slug", slug)],
+        invite,
+    )
+    .await;
+    assert_eq!(status, 200, "{answer}");
+    let sent = mailer.sent();
+    let last = sent.last().unwrap();
+    assert!(
+        last.text
+            .contains("https://console.example.com/accept-invitation"),
+        "{}",
+        last.text
+    );
+    assert!(!last.text.contains("evil.example.net"));
+}
+
+#[tokio::test]
+async fn only_operators_see_provisioning_text_and_artifacts_and_partners_not_deleted_tenants() {
+    use shared::domain::tenant::{Step, StepState, StepStatus, TenantStatus};
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let reseller = testing::user(store.as_ref(), false).await;
+    let partner = partner_of(store.as_ref(), "reseller", &reseller).await;
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tenant-x";
+    edit_tenant(store.as_ref(), &t.id, |t| {
+        t.partner = Some(partner.id.clone());
+        t.owner_email = Some(owner.email.clone());
+        t.domains = vec![shared::domain::fields::Hostname::parse("acme.example.com").unwrap()];
+        t.billing_info = serde_json::from_value(json!({"vat": "GB123"})).unwrap();
+        t.provisioning.insert(
+            Step::Secrets,
+            StepStatus {
+                state: StepState::Error,
+                message: Some(format!("AccessDenied on {arn}")),
+                at: 1,
+                attempts: 3,
+                artifact: Some(arn.into()),
+            },
+        );
+    })
+    .await;
+    let operator = testing::user(store.as_ref(), true).await;
+    let path = format!("/tenants/{}", t.slug.as_str());
+    let route = ("GET", path.as_str(), "/tenants/{slug}");
+    let params = [("slug", t.slug.as_str())];
+    for (who, aud) in [(&owner, Audience::Portal), (&reseller, Audience::Portal)] {
+        let (status, body) = as_user(&app, who, aud, route, &params, None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(!body.to_string().contains("123456789012"), "{body}");
+        let step = &body["data"]["provisioning"]["secrets"];
+        assert_eq!(
+            (step["state"].as_str(), step["reason"].as_str()),
+            (Some("error"), Some("failed"))
+        );
+    }
+    let (_, body) = as_user(&app, &operator, Audience::Operator, route, &params, None).await;
+    assert_eq!(body["data"]["provisioning"]["secrets"]["artifact"], arn);
+
+    // Deleted: the partner's list says so, and nothing of its billing, owner or provisioning.
+    edit_tenant(store.as_ref(), &t.id, |t| t.status = TenantStatus::Deleted).await;
+    let (status, body) = list_tenants(&app, &reseller, None).await;
+    assert_eq!(status, 200, "{body}");
+    let item = &body["data"]["items"][0];
+    assert_eq!(item["status"], "deleted");
+    assert_eq!(item["owner_email"], Value::Null);
+    for hidden in ["billing_info", "provisioning"] {
+        assert_eq!(item[hidden], json!({}), "{hidden}: {item}");
+    }
+    assert_eq!(item["domains"], json!([]));
+    for secret in [
+        owner.email.as_str(),
+        "GB123",
+        "acme.example.com",
+        "123456789012",
+    ] {
+        assert!(!body.to_string().contains(secret), "{secret}: {body}");
+    }
 }

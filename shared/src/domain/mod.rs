@@ -31,15 +31,21 @@ impl Email {
         let Some((local, domain)) = email.split_once('@') else {
             return Err(InvalidEmail("email must contain '@'"));
         };
-        let bad_char = |c: char| c.is_whitespace() || c.is_control() || c == '@';
-        if local.is_empty() || local.len() > 64 || local.chars().any(bad_char) {
+        // The addr-spec's dot-atom on both sides (RFC 5322 3.4.1), ASCII only: no quoted
+        // local parts, comments, display names or list separators, so the stored address is
+        // exactly the mailbox SES delivers to.
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+        let dot_atom = |part: &str, ok: &dyn Fn(char) -> bool| {
+            !part.is_empty() && part.split('.').all(|a| !a.is_empty() && a.chars().all(ok))
+        };
+        if local.len() > 64 || !dot_atom(local, &atext) {
             return Err(InvalidEmail("email has an invalid local part"));
         }
-        if domain.is_empty()
-            || domain.starts_with('.')
-            || domain.ends_with('.')
-            || domain.contains("..")
-            || domain.chars().any(bad_char)
+        let label = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        if !dot_atom(domain, &label)
+            || domain
+                .split('.')
+                .any(|l| l.len() > 63 || l.starts_with('-') || l.ends_with('-'))
         {
             return Err(InvalidEmail("email has an invalid domain"));
         }
@@ -263,10 +269,31 @@ mod tests {
             "ana@.com",
             "ana@x..com",
             "a@b@c",
+            // Not addr-spec characters: what a mail header would read as something else.
+            "<ana@example.com>",
+            "ana@example.com>",
+            "\"ana\"@example.com",
+            "ana,bob@example.com",
+            "ana@example.com;bob@example.org",
+            "ana(comment)@example.com",
+            ".ana@example.com",
+            "ana.@example.com",
+            "an..a@example.com",
+            "ana@-example.com",
+            "ana@exa_mple.com",
+            "ana@exämple.com",
+            "anä@example.com",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
+        for good in [
+            "ana.long+tag@example.co.uk",
+            "o'brien@xn--exmple-cua.com",
+            "a_b-c@sub-1.example.com",
+        ] {
+            assert!(Email::parse(good).is_ok(), "{good:?} should be accepted");
+        }
     }
 
     #[test]

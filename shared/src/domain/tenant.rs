@@ -156,6 +156,23 @@ impl StepStatus {
     pub fn settled(&self) -> bool {
         matches!(self.state, StepState::Ok | StepState::Skipped)
     }
+
+    /// What anyone but an operator may see of the step: its state, when, how many attempts,
+    /// and a public reason code (`retrying` after a transient failure, `failed` when it gave
+    /// up), never the recorded text (an AWS error names ARNs and the account) or the artifact.
+    pub fn public(&self) -> serde_json::Value {
+        let reason = match self.state {
+            StepState::Error => Some("failed"),
+            StepState::Pending if self.attempts > 0 => Some("retrying"),
+            _ => None,
+        };
+        let mut v =
+            serde_json::json!({"state": self.state, "at": self.at, "attempts": self.attempts});
+        if let Some(r) = reason {
+            v["reason"] = r.into();
+        }
+        v
+    }
 }
 
 /// The provisioning steps, in the order the API lists them (`Step::ALL`). Each is one task of

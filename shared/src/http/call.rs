@@ -9,7 +9,7 @@ use crate::access::jwt::TokenKeys;
 use crate::domain::fields::FieldError;
 use crate::domain::tenant::Tenant;
 use crate::http::error::ApiError;
-use crate::http::idempotency::{self, Idempotent};
+use crate::http::idempotency::Idempotent;
 use crate::http::request::{path_param, query_param, RequestContext};
 use crate::store::changes::{AuditEntry, AuditTarget, Change};
 use crate::store::{DatabaseRecord, Store};
@@ -85,14 +85,13 @@ impl<'a, A> Call<'a, A> {
 
     /// This request's `Idempotency-Key` run for `route`, keyed to the caller and the body.
     pub fn idempotent(&self, route: &'static str, now: i64) -> Result<Idempotent<'_>, ApiError> {
-        Ok(Idempotent {
-            store: self.store,
-            key: idempotency::key_of(self.req)?,
+        Idempotent::of_request(
+            self.store,
+            self.req,
             route,
-            subject: self.caller.user.id.as_str(),
-            body: self.req.body().as_ref(),
+            self.caller.user.id.as_str(),
             now,
-        })
+        )
     }
 
     /// An audit entry of this request: the caller did `action` to `target`.

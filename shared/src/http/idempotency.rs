@@ -10,7 +10,9 @@
 //! - Only successes are kept, for [`RETAIN_SECS`], and replayed with `Idempotent-Replayed: true`.
 //!   A failure releases the key: the retry runs again and, for a deterministic error, gets the
 //!   same answer; for a transient one (429, 503) it gets a second chance.
-//! - The same key with a different body is a client bug: 422 `IDEMPOTENCY_KEY_REUSED`.
+//! - The key is bound to the request it came with: the same key with a different body, or on
+//!   another method or path (another tenant's members, say), is a client bug: 422
+//!   `IDEMPOTENCY_KEY_REUSED`, and nothing is done.
 //!
 //! Routes whose answers are credentials (sign-in, refresh) do not take a key: the answer would
 //! have to be stored.
@@ -50,12 +52,7 @@ pub fn key_of(req: &Request) -> Result<Option<String>, ApiError> {
 /// The record id of `key` for `route` acting for `subject`. Each part is length-prefixed so no
 /// two different triples give the same input to the hash.
 pub fn record_id(route: &str, subject: &str, key: &str) -> String {
-    let mut input = Vec::new();
-    for part in [route, subject, key] {
-        input.extend_from_slice(&(part.len() as u64).to_be_bytes());
-        input.extend_from_slice(part.as_bytes());
-    }
-    sha256_hex(&input)
+    sha256_hex(&framed([route, subject, key].map(str::as_bytes)))
 }
 
 /// One idempotent execution: which key, and what request it must match.
@@ -64,12 +61,49 @@ pub struct Idempotent<'a> {
     pub key: Option<String>,
     pub route: &'static str,
     pub subject: &'a str,
+    /// The method and path the key came with (`POST /tenants/acme/users`); a retry must match.
+    pub target: String,
     /// The request body as received; a retry must send the same bytes.
     pub body: &'a [u8],
     pub now: i64,
 }
 
-impl Idempotent<'_> {
+/// `parts`, each length-prefixed so that no two different lists hash alike.
+fn framed<'p>(parts: impl IntoIterator<Item = &'p [u8]>) -> Vec<u8> {
+    let mut input = Vec::new();
+    for part in parts {
+        input.extend_from_slice(&(part.len() as u64).to_be_bytes());
+        input.extend_from_slice(part);
+    }
+    input
+}
+
+impl<'a> Idempotent<'a> {
+    /// The execution of `req` (its key, method, path and body) for `route`, acting for
+    /// `subject`.
+    pub fn of_request(
+        store: &'a dyn IdempotencyStore,
+        req: &'a Request,
+        route: &'static str,
+        subject: &'a str,
+        now: i64,
+    ) -> Result<Self, ApiError> {
+        Ok(Idempotent {
+            store,
+            key: key_of(req)?,
+            route,
+            subject,
+            target: format!("{} {}", req.method(), req.uri().path()),
+            body: req.body().as_ref(),
+            now,
+        })
+    }
+
+    /// What a retry must repeat: the method and path, and the body.
+    fn fingerprint(&self) -> String {
+        sha256_hex(&framed([self.target.as_bytes(), self.body]))
+    }
+
     /// Runs `work` once per key: the first time for real, afterwards replaying its success.
     pub async fn run<F, Fut>(self, work: F) -> Result<ApiResponse, ApiError>
     where
@@ -80,7 +114,7 @@ impl Idempotent<'_> {
             return work().await;
         };
         let id = record_id(self.route, self.subject, key);
-        let fingerprint = sha256_hex(self.body);
+        let fingerprint = self.fingerprint();
         let claim = self
             .store
             .claim_idempotency(&id, &fingerprint, self.now, self.now + LEASE_SECS)
@@ -153,6 +187,7 @@ mod tests {
             key: key.map(str::to_string),
             route: "test",
             subject: "user-1",
+            target: "POST /things/a".into(),
             body,
             now: 1_000,
         }
@@ -196,6 +231,30 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_same_key_on_another_path_is_refused_and_does_nothing_there() {
+        let store = MemoryStore::new();
+        let runs = AtomicUsize::new(0);
+        let work = || async {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(ApiResponse::created(json!({"on": "a"})))
+        };
+        once(&store, Some("k"), b"{}").run(work).await.unwrap();
+        for target in ["POST /things/b", "PUT /things/a"] {
+            let elsewhere = Idempotent {
+                target: target.into(),
+                ..once(&store, Some("k"), b"{}")
+            };
+            let err = elsewhere.run(work).await.unwrap_err();
+            assert_eq!(
+                (err.status(), err.code()),
+                (422, "IDEMPOTENCY_KEY_REUSED"),
+                "{target}"
+            );
+        }
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
     async fn keys_are_scoped_to_the_subject() {
         let store = MemoryStore::new();
         let runs = AtomicUsize::new(0);
@@ -230,7 +289,7 @@ mod tests {
 
         // A claim whose holder never settled it (a crash) blocks retries during its lease...
         let id = record_id("test", "user-1", "stuck");
-        let fp = sha256_hex(b"{}");
+        let fp = once(&store, None, b"{}").fingerprint();
         store
             .claim_idempotency(&id, &fp, 1_000, 1_000 + LEASE_SECS)
             .await

@@ -152,6 +152,12 @@ pub trait Grant: Sync {
     /// password.
     fn reinvited(&self, user: &User, held: &Self::Held) -> Change;
 
+    /// Whether the caller may re-send an invitation to someone who holds `held` (a tenant's
+    /// admin may not re-invite an owner: the link would carry owner rights). Yes by default.
+    fn may_reinvite(&self, _held: &Self::Held) -> Result<(), ApiError> {
+        Ok(())
+    }
+
     /// The refusal for someone who holds it already (e.g. `ALREADY_MEMBER`), and the store's
     /// reason for the same when a concurrent grant won.
     fn already(&self) -> ApiError;
@@ -193,6 +199,7 @@ pub async fn invite_by_email<G: Grant>(
     let invite = grant.invite();
     match (existing, held) {
         (Some(user), Some(held)) if user.status == UserStatus::Invited => {
+            grant.may_reinvite(&held)?;
             store
                 .commit(vec![grant.reinvited(&user, &held)])
                 .await

@@ -1,12 +1,13 @@
-//! Where links in platform mail (password resets now, invitations later) point. A tenant's
-//! admins choose its redirect origins, so a link may point there only when the recipient is
-//! that tenant's alone: a member of exactly one tenant, holding no platform or partner role.
-//! Anyone else (several tenants, an operator, a partner admin) gets the platform's own origin,
-//! so no tenant admin can steer another tenant's, a partner's or an operator's link to a host
-//! the admin controls.
+//! Where links in platform mail (password resets, invitations) point. A tenant's owners choose
+//! its redirect origins, so a link may point there only when the recipient is that tenant's
+//! alone (a member of exactly one tenant, holding no platform or partner role), is not one of
+//! its owners, and the tenant is live (provisioning or active). Anyone else gets the platform's
+//! own origin: no tenant's owner or admin can steer another tenant's, a partner's, an
+//! operator's or a fellow owner's link to a host they control, and a suspended or deleted
+//! tenant's domain (which may lapse and be bought by someone else) is never followed.
 
-use crate::domain::tenant::RedirectOrigin;
-use crate::domain::User;
+use crate::domain::tenant::{RedirectOrigin, TenantStatus};
+use crate::domain::{Role, User};
 use crate::runtime::config::LinkConfig;
 use crate::store::{StoreError, TenantStore, UserStore};
 
@@ -40,6 +41,13 @@ pub async fn link_target<S: UserStore + TenantStore + ?Sized>(
     let Some(tenant) = store.tenant_by_id(&only.tenant_id).await? else {
         return Ok(platform(PLATFORM_NAME.to_string()));
     };
+    let live = matches!(
+        tenant.status,
+        TenantStatus::Active | TenantStatus::Provisioning
+    );
+    if only.role == Role::Owner || !live {
+        return Ok(platform(tenant.name));
+    }
     Ok(match tenant.redirect_origins.first() {
         Some(primary) => LinkTarget {
             origin: primary.clone(),
@@ -52,8 +60,7 @@ pub async fn link_target<S: UserStore + TenantStore + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Role;
-    use crate::store::MemoryStore;
+    use crate::store::{CommitStore, MemoryStore};
     use crate::testing;
 
     fn config() -> LinkConfig {
@@ -121,6 +128,48 @@ mod tests {
                 "{who}"
             );
             assert_eq!(target.name, PLATFORM_NAME, "{who}");
+        }
+    }
+
+    #[tokio::test]
+    async fn owners_and_members_of_suspended_or_deleted_tenants_get_the_platform_origin() {
+        let store = MemoryStore::new();
+        let owner = testing::user(&store, false).await;
+        let t = testing::tenant(&store, "Acme", Some((&owner, Role::Owner))).await;
+        let admin = testing::user(&store, false).await;
+        store
+            .add_membership(&admin.id, &t, Role::Admin)
+            .await
+            .unwrap();
+        hostile(&store, &t).await;
+        // An owner's link never follows the tenant's origins (a fellow owner set them).
+        let target = link_target(&store, &owner, &config()).await.unwrap();
+        assert_eq!(
+            (target.origin.as_str(), target.name.as_str()),
+            ("https://console.example.com", "Acme")
+        );
+        // An admin's does while the tenant is live...
+        let target = link_target(&store, &admin, &config()).await.unwrap();
+        assert_eq!(target.origin.as_str(), "https://evil.example.net");
+        // ...and not once it is suspended or deleted.
+        for status in [TenantStatus::Suspended, TenantStatus::Deleted] {
+            let mut changed = store.tenant_by_id(&t.id).await.unwrap().unwrap();
+            changed.status = status;
+            let expect_version = changed.version;
+            changed.version += 1;
+            store
+                .commit(vec![crate::store::changes::Change::UpdateTenant {
+                    tenant: changed,
+                    expect_version,
+                }])
+                .await
+                .unwrap();
+            let target = link_target(&store, &admin, &config()).await.unwrap();
+            assert_eq!(
+                target.origin.as_str(),
+                "https://console.example.com",
+                "{status:?}"
+            );
         }
     }
 }
