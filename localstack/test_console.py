@@ -596,6 +596,42 @@ class Console(unittest.TestCase):
         self.assertEqual(api("GET", f"/tenants/{slug}/databases", op())[1]["data"]["items"], [])
         self.screen(page, "database-422")
 
+    def test_16_an_admin_only_reads_the_redirect_origins_and_no_owner_or_admin_changes_the_plan(self):
+        """The seed tenant's member, made an admin and then an owner (one sign-in): an admin sees
+        the origins with nothing to change them with; neither may change the plan."""
+        slug, origin = f"seed-{RUN}", f"https://app-{RUN}.example.com"
+        self.wait_active(slug)
+        before = api("GET", f"/tenants/{slug}/redirect-origins", op())[1]["data"]["origins"]
+        self.assertEqual(api("PUT", f"/tenants/{slug}/redirect-origins", op(), {"origins": [origin]})[0], 200)
+        self.addCleanup(lambda: api("PUT", f"/tenants/{slug}/redirect-origins", op(), {"origins": before}))
+        users = api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]
+        uid = next(m["user_id"] for m in users if m["email"] == self.member)
+        role = lambda r: self.assertEqual(api("PATCH", f"/tenants/{slug}/users/{uid}", op(), {"role": r})[0], 200, r)
+        role("admin")
+        self.addCleanup(role, "member")  # the other tests know them as a plain member
+        page = self.page()
+        self.sign_in(page, self.member, self.member_password)
+        expect(page.locator(".role")).to_have_text("tenant admin")
+        page.goto(BASE + f"/console/tenants/{slug}/overview")
+        origins = page.get_by_role("region", name="Redirect origins")
+        expect(origins.get_by_text(origin)).to_be_visible()
+        expect(origins.get_by_text("Only this tenant's owners and platform operators change")).to_be_visible()
+        expect(origins.get_by_role("button")).to_have_count(0)
+        expect(origins.get_by_role("textbox")).to_have_count(0)
+        plan_hint = page.get_by_text("Only operators and this tenant's partner admins change its plan.")
+        expect(page.get_by_label("Plan")).to_be_disabled()
+        expect(plan_hint).to_be_visible()
+        expect(page.get_by_label("Name")).to_be_editable()
+        self.screen(page, "tenant-overview-admin")
+        # An owner changes the origins; the plan is still not theirs.
+        role("owner")
+        page.reload()
+        expect(page.locator(".role")).to_have_text("tenant owner")
+        expect(origins.get_by_role("button", name=f"Remove {origin}")).to_be_visible()
+        expect(origins.get_by_role("button", name="Save origins")).to_be_enabled()
+        expect(page.get_by_label("Plan")).to_be_disabled()
+        expect(plan_hint).to_be_visible()
+
     # ------------------------------------------------------------------
 
     def wait_active(self, slug, timeout=30):

@@ -31,6 +31,8 @@ export function forgetPartners() {
 }
 
 export function provisioningSummary(t: Pick<Tenant, 'provisioning' | 'status' | 'offboarding'>): string {
+  // A partner admin's list shows a deleted tenant emptied: no provisioning, no offboarding.
+  if (t.status === 'deleted' && !t.offboarding) return '—';
   if (t.status === 'deleted' && t.offboarding) {
     if (t.offboarding.purged_at) return 'purged';
     if (t.offboarding.retired_at) return 'retired';

@@ -26,11 +26,14 @@ interface Loaded {
 }
 
 /** What this caller may do on this tenant, as the API decides it (DESIGN.md's route table). */
-function rights(who: Who, slug: string) {
+function rights(who: Who, slug: string, t?: Tenant) {
   const manager = who.manages.some((m) => m.slug === slug);
   return {
     operator: who.operator,
     edit: who.operator || who.partnerAdmin || manager,
+    // The plan: operators, and the partner admins of the tenant's partner (a partner admin sees
+    // only their own partner's tenants, so one with a partner is theirs).
+    plan: who.operator || (who.partnerAdmin && !!t?.partner_id),
     members: who.operator || manager,
     databases: who.operator || manager,
     audit: who.operator || manager,
@@ -60,7 +63,7 @@ export function TenantPage({ slug, tab, loc }: { slug: string; tab: string; loc:
   }, [slug]);
   const label = TABS.find(([k]) => k === tab)?.[1] ?? 'Overview';
   const t = state?.tenant;
-  const r = rights(who, slug);
+  const r = rights(who, slug, t);
   return (
     <Page
       title={t ? `${t.name}: ${label}` : `Tenant ${slug}`}
@@ -92,7 +95,7 @@ export function TenantPage({ slug, tab, loc }: { slug: string; tab: string; loc:
         <section class="tab-panel" aria-label={label}>
           {tab === 'overview' && <Overview loaded={state} setLoaded={setState} reload={load} can={r} />}
           {tab === 'members' && (r.members ? <Members tenant={state.tenant} canOwners={r.owners} /> : <NotAllowed what="members" />)}
-          {tab === 'resources' && <Resources tenant={state.tenant} reload={load} canReconcile={r.operator} />}
+          {tab === 'resources' && <Resources tenant={state.tenant} reload={load} operator={r.operator} />}
           {tab === 'databases' && (r.databases ? <Databases tenant={state.tenant} /> : <NotAllowed what="databases" />)}
           {tab === 'audit' && (r.audit ? <AuditTable scope={{ tenant: slug }} loc={loc} /> : <NotAllowed what="audit entries" />)}
           {tab === 'danger' && <Danger tenant={state.tenant} reload={load} operator={r.operator} />}
@@ -110,7 +113,7 @@ function NotAllowed({ what }: { what: string }) {
 
 function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoaded: (l: Loaded) => void; reload: () => Promise<Tenant | null>; can: ReturnType<typeof rights> }) {
   const t = loaded.tenant;
-  const initial = () => ({ name: t.name, plan: t.plan, domains: t.domains.join('\n'), billing: JSON.stringify(t.billing_info ?? {}, null, 2) });
+  const initial = () => ({ name: t.name, plan: t.plan, domains: (t.domains ?? []).join('\n'), billing: JSON.stringify(t.billing_info ?? {}, null, 2) });
   const [form, setForm] = useState(initial);
   const [base, setBase] = useState<Tenant>(t);
   const [busy, setBusy] = useState(false);
@@ -137,9 +140,10 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
     }
     const body: TenantPatch = {};
     if (form.name.trim() !== base.name) body.name = form.name.trim();
-    if (form.plan !== base.plan) body.plan = form.plan as TenantPatch['plan'];
+    // Only those who may change the plan ever send it: anyone else's owner or admin gets 403.
+    if (can.plan && form.plan !== base.plan) body.plan = form.plan as TenantPatch['plan'];
     const domains = form.domains.split(/[\s,]+/).filter(Boolean);
-    if (domains.join(',') !== base.domains.join(',')) body.domains = domains;
+    if (domains.join(',') !== (base.domains ?? []).join(',')) body.domains = domains;
     if (JSON.stringify(billing) !== JSON.stringify(base.billing_info ?? {})) body.billing_info = billing;
     if (!Object.keys(body).length) {
       setSaved(true);
@@ -205,7 +209,7 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
                 setLoaded({ tenant: conflict.latest, etag: conflict.etag });
                 setBase(conflict.latest);
                 const l = conflict.latest;
-                setForm({ name: l.name, plan: l.plan, domains: l.domains.join('\n'), billing: JSON.stringify(l.billing_info ?? {}, null, 2) });
+                setForm({ name: l.name, plan: l.plan, domains: (l.domains ?? []).join('\n'), billing: JSON.stringify(l.billing_info ?? {}, null, 2) });
                 setConflict(null);
               }}
             >
@@ -216,6 +220,8 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
               onClick={() => {
                 setLoaded({ tenant: conflict.latest, etag: conflict.etag });
                 setBase(conflict.latest);
+                // A plan that is not theirs to change follows the latest, never their form.
+                if (!can.plan) setForm({ ...form, plan: conflict.latest.plan });
                 setConflict(null);
               }}
             >
@@ -231,9 +237,9 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
           <Field label="Name" error={errors.name}>
             {(a) => <input {...a} name="name" value={form.name} onInput={set('name')} maxLength={100} required />}
           </Field>
-          <Field label="Plan" error={errors.plan}>
+          <Field label="Plan" hint={can.edit && !can.plan ? "Only operators and this tenant's partner admins change its plan." : undefined} error={errors.plan}>
             {(a) => (
-              <select {...a} name="plan" value={form.plan} onChange={set('plan')}>
+              <select {...a} name="plan" value={can.plan ? form.plan : base.plan} disabled={!can.plan} onChange={set('plan')}>
                 {PLANS.map((p) => (
                   <option key={p} value={p}>
                     {p}
@@ -261,7 +267,7 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
           </div>
         </fieldset>
       </form>
-      {can.origins && <RedirectOrigins slug={t.slug} />}
+      {can.origins && <RedirectOrigins slug={t.slug} canEdit={can.owners} />}
       <p class="muted">
         Reload: <button type="button" class="small" onClick={() => void reload()}>Refresh from the API</button>
       </p>
@@ -283,14 +289,16 @@ function PartnerName({ id }: { id: string | null }) {
   return name ? <Link to={`/partners/${name.slug}`}>{name.name}</Link> : <code>{id}</code>;
 }
 
-function RedirectOrigins({ slug }: { slug: string }) {
+/** Owners and operators edit the list; admins read it (the API refuses them the PUT). */
+function RedirectOrigins({ slug, canEdit }: { slug: string; canEdit: boolean }) {
   const [list, setList] = useState<string[] | null>(null);
   const [draft, setDraft] = useState('');
+  const [loadError, setLoadError] = useState<unknown>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
   useEffect(() => {
-    get<Origins>('/tenants/{slug}/redirect-origins', { params: { slug } }).then((a) => setList(a.data.origins ?? []), setError);
+    get<Origins>('/tenants/{slug}/redirect-origins', { params: { slug } }).then((a) => setList(a.data.origins ?? []), setLoadError);
   }, [slug]);
   const move = (i: number, d: number) => {
     if (!list) return;
@@ -304,69 +312,77 @@ function RedirectOrigins({ slug }: { slug: string }) {
     <section aria-labelledby="origins-h">
       <h2 id="origins-h">Redirect origins</h2>
       <p class="hint">Where this tenant's mailed links may point, in order; the first is primary. https only (plain http locally).</p>
-      {list && (
+      {!canEdit && <p class="hint">Only this tenant's owners and platform operators change its redirect origins.</p>}
+      <ErrorBox error={loadError} title="Could not load the origins" />
+      {list && list.length > 0 && (
         <ol class="origins">
           {list.map((o, i) => (
             <li key={o}>
               <code>{o}</code> {i === 0 && <span class="tag">primary</span>}
-              <span class="row-actions">
-                <button type="button" class="small" disabled={i === 0} onClick={() => move(i, -1)} aria-label={`Move ${o} up`}>
-                  ↑
-                </button>
-                <button type="button" class="small" disabled={i === list.length - 1} onClick={() => move(i, 1)} aria-label={`Move ${o} down`}>
-                  ↓
-                </button>
-                <button type="button" class="small" onClick={() => (setList(list.filter((x) => x !== o)), setSaved(false))} aria-label={`Remove ${o}`}>
-                  Remove
-                </button>
-              </span>
+              {canEdit && (
+                <span class="row-actions">
+                  <button type="button" class="small" disabled={i === 0} onClick={() => move(i, -1)} aria-label={`Move ${o} up`}>
+                    ↑
+                  </button>
+                  <button type="button" class="small" disabled={i === list.length - 1} onClick={() => move(i, 1)} aria-label={`Move ${o} down`}>
+                    ↓
+                  </button>
+                  <button type="button" class="small" onClick={() => (setList(list.filter((x) => x !== o)), setSaved(false))} aria-label={`Remove ${o}`}>
+                    Remove
+                  </button>
+                </span>
+              )}
             </li>
           ))}
         </ol>
       )}
       {list && list.length === 0 && <p class="muted">None: mailed links use the platform's own origin.</p>}
-      <form
-        class="inline-form"
-        onSubmit={(e) => {
-          e.preventDefault();
-          if (draft.trim() && list) setList([...list, draft.trim()]);
-          setDraft('');
-          setSaved(false);
-        }}
-      >
-        <Field label="Add an origin">
-          {(a) => <input {...a} name="origin" placeholder="https://app.example.com" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} />}
-        </Field>
-        <button type="submit">Add</button>
-      </form>
-      <ErrorBox error={error} title="Could not save the origins" />
-      <div class="actions">
-        <button
-          type="button"
-          class="primary"
-          disabled={busy || !list}
-          onClick={async () => {
-            setBusy(true);
-            setError(null);
-            try {
-              const a = await put<Origins>('/tenants/{slug}/redirect-origins', { params: { slug }, body: { origins: list } });
-              setList(a.data.origins ?? []);
-              setSaved(true);
-            } catch (e) {
-              setError(e);
-            } finally {
-              setBusy(false);
-            }
-          }}
-        >
-          Save origins
-        </button>
-        {saved && (
-          <span role="status" class="ok-text">
-            ✓ Saved
-          </span>
-        )}
-      </div>
+      {canEdit && (
+        <>
+          <form
+            class="inline-form"
+            onSubmit={(e) => {
+              e.preventDefault();
+              if (draft.trim() && list) setList([...list, draft.trim()]);
+              setDraft('');
+              setSaved(false);
+            }}
+          >
+            <Field label="Add an origin">
+              {(a) => <input {...a} name="origin" placeholder="https://app.example.com" value={draft} onInput={(e) => setDraft(e.currentTarget.value)} />}
+            </Field>
+            <button type="submit">Add</button>
+          </form>
+          <ErrorBox error={error} title="Could not save the origins" />
+          <div class="actions">
+            <button
+              type="button"
+              class="primary"
+              disabled={busy || !list}
+              onClick={async () => {
+                setBusy(true);
+                setError(null);
+                try {
+                  const a = await put<Origins>('/tenants/{slug}/redirect-origins', { params: { slug }, body: { origins: list } });
+                  setList(a.data.origins ?? []);
+                  setSaved(true);
+                } catch (e) {
+                  setError(e);
+                } finally {
+                  setBusy(false);
+                }
+              }}
+            >
+              Save origins
+            </button>
+            {saved && (
+              <span role="status" class="ok-text">
+                ✓ Saved
+              </span>
+            )}
+          </div>
+        </>
+      )}
     </section>
   );
 }
@@ -559,11 +575,19 @@ function InlineError({ error }: { error: unknown }) {
 
 // ---------------------------------------------------------------- resources
 
-function StepTable({ steps, caption }: { steps: Record<string, StepStatus>; caption: string }) {
+/** What a step's public reason code means, for callers who are not shown its recorded text. */
+const REASONS: Record<NonNullable<StepStatus['reason']>, string> = {
+  failed: 'Failed — an operator can see the cause',
+  retrying: 'Retrying after a transient failure',
+};
+
+/** The steps' table. Only operators get a step's recorded text and artifact (the API leaves
+ * them out for anyone else, who gets a reason code instead), so only they get that column. */
+function StepTable({ steps, caption, artifacts }: { steps: Record<string, StepStatus>; caption: string; artifacts: boolean }) {
   // The order they run in, then any later ones by name.
   const order = ['storage', 'secrets', 'invitation'];
   const rank = (n: string) => (order.includes(n) ? order.indexOf(n) : order.length);
-  const entries = Object.entries(steps).sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
+  const entries = Object.entries(steps ?? {}).sort(([a], [b]) => rank(a) - rank(b) || a.localeCompare(b));
   if (!entries.length) return <p class="muted">No steps recorded yet.</p>;
   return (
     <table class="cards steps">
@@ -575,7 +599,7 @@ function StepTable({ steps, caption }: { steps: Record<string, StepStatus>; capt
           <th scope="col">Message</th>
           <th scope="col">Attempts</th>
           <th scope="col">At</th>
-          <th scope="col">Artifact</th>
+          {artifacts && <th scope="col">Artifact</th>}
         </tr>
       </thead>
       <tbody>
@@ -588,13 +612,15 @@ function StepTable({ steps, caption }: { steps: Record<string, StepStatus>; capt
               <Status value={s.state} />
             </td>
             <td data-label="Message" class="wrap">
-              {s.message ?? '—'}
+              {s.message ?? (s.reason ? REASONS[s.reason] ?? s.reason : '—')}
             </td>
             <td data-label="Attempts">{s.attempts}</td>
             <td data-label="At">{fmtTime(s.at)}</td>
-            <td data-label="Artifact" class="wrap">
-              {s.artifact ? <code>{s.artifact}</code> : '—'}
-            </td>
+            {artifacts && (
+              <td data-label="Artifact" class="wrap">
+                {s.artifact ? <code>{s.artifact}</code> : '—'}
+              </td>
+            )}
           </tr>
         ))}
       </tbody>
@@ -602,7 +628,8 @@ function StepTable({ steps, caption }: { steps: Record<string, StepStatus>; capt
   );
 }
 
-function Resources({ tenant, reload, canReconcile }: { tenant: Tenant; reload: () => Promise<Tenant | null>; canReconcile: boolean }) {
+function Resources({ tenant, reload, operator }: { tenant: Tenant; reload: () => Promise<Tenant | null>; operator: boolean }) {
+  const canReconcile = operator;
   const [report, setReport] = useState<ReconcileReport | null>(null);
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
@@ -610,7 +637,9 @@ function Resources({ tenant, reload, canReconcile }: { tenant: Tenant; reload: (
   const last = useRef(provisioningSummary(tenant) + tenant.status);
   // Live while a run is going: poll every second, then back off (up to 30 s) once settled.
   useEffect(() => {
-    const busyNow = tenant.status === 'provisioning' || tenant.run !== null || (tenant.status === 'deleted' && !tenant.offboarding?.retired_at);
+    // A deleted tenant shown without its offboarding (as anyone but an operator may get it) has
+    // nothing to follow.
+    const busyNow = tenant.status === 'provisioning' || tenant.run != null || (tenant.status === 'deleted' && !!tenant.offboarding && !tenant.offboarding.retired_at);
     delay.current = busyNow ? 1000 : Math.min(delay.current * 2, 30_000);
     const t = setTimeout(async () => {
       if (document.visibilityState !== 'visible') return void reload();
@@ -630,7 +659,7 @@ function Resources({ tenant, reload, canReconcile }: { tenant: Tenant; reload: (
       <p>
         Status <Status value={tenant.status} /> · {provisioningSummary(tenant)} · {tenant.provisioned ? 'every step settled' : 'not settled'}
       </p>
-      <StepTable steps={tenant.provisioning ?? {}} caption="Provisioning steps" />
+      <StepTable steps={tenant.provisioning ?? {}} caption="Provisioning steps" artifacts={operator} />
       <h3>Run lease</h3>
       {tenant.run ? (
         <p>
@@ -654,7 +683,7 @@ function Resources({ tenant, reload, canReconcile }: { tenant: Tenant; reload: (
             <dt>Purged</dt>
             <dd>{fmtTime(tenant.offboarding.purged_at)}</dd>
           </dl>
-          <StepTable steps={tenant.offboarding.steps ?? {}} caption="Offboarding steps" />
+          <StepTable steps={tenant.offboarding.steps ?? {}} caption="Offboarding steps" artifacts={operator} />
         </>
       )}
       <h3>Reconcile</h3>
@@ -854,10 +883,10 @@ function Danger({ tenant, reload, operator }: { tenant: Tenant; reload: () => Pr
   const now = Date.now() / 1000;
   const off = tenant.offboarding;
   const restorable = s === 'deleted' && off && !off.purged_at && (off.purge_after ?? 0) > now;
-  const offboarding = s === 'deleted' && !!off && !off.purged_at && (tenant.run !== null || !off.retired_at);
+  const offboarding = s === 'deleted' && !!off && !off.purged_at && (tenant.run != null || !off.retired_at);
   // While a run holds the tenant the buttons' answers change on their own: follow it.
   useEffect(() => {
-    if (tenant.run === null && s !== 'provisioning' && !offboarding) return;
+    if (tenant.run == null && s !== 'provisioning' && !offboarding) return;
     const t = setTimeout(() => void reload(), 1500);
     return () => clearTimeout(t);
   }, [tenant]);

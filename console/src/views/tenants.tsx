@@ -136,7 +136,8 @@ function TenantRow({ t, partner, partnerAdmin }: { t: Tenant; partner: Partner |
   return (
     <tr data-slug={t.slug}>
       <th scope="row" data-label="Name">
-        <Link to={`/tenants/${t.slug}`}>{t.name}</Link>
+        {/* Only operators may open a deleted tenant (anyone else gets 404): no link to nothing. */}
+        {partnerAdmin && t.status === 'deleted' ? <span>{t.name}</span> : <Link to={`/tenants/${t.slug}`}>{t.name}</Link>}
       </th>
       <td data-label="Slug">
         <code>{t.slug}</code>

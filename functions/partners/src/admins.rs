@@ -140,6 +140,10 @@ impl invitation::Grant for AdminRights<'_> {
         Refusal::AlreadyPartnerAdmin
     }
 
+    fn place_key(&self) -> String {
+        format!("partner:{}", self.partner.id)
+    }
+
     fn invite(&self) -> invitation::Invite<'_> {
         invitation::Invite {
             place: &self.partner.name,

@@ -199,6 +199,10 @@ impl invitation::Grant for Membership<'_> {
         Refusal::AlreadyMember
     }
 
+    fn place_key(&self) -> String {
+        format!("tenant:{}", self.tenant.id)
+    }
+
     fn invite(&self) -> invitation::Invite<'_> {
         invitation::Invite {
             place: &self.tenant.name,

@@ -7,6 +7,7 @@ use crate::{tenant_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::gate::Granted;
+use shared::access::ratelimit::{self, Decision, RatePolicy};
 use shared::domain::tenant::{RedirectOrigin, Tenant};
 use shared::domain::{Role, User};
 use shared::http::request::{json_body, DEFAULT_BODY_LIMIT};
@@ -14,6 +15,15 @@ use shared::mail;
 use shared::store::changes::Change;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
+
+/// Origin changes per tenant in an hour (each is mailed to the owners and admins).
+pub(crate) const CHANGES_PER_TENANT: RatePolicy = RatePolicy {
+    name: "origins-change",
+    limit: 10,
+    window_secs: 3600,
+};
+/// The most owners and admins one change is mailed to (owners first).
+pub(crate) const MAX_NOTICES: usize = 25;
 
 fn origins_view(origins: &[RedirectOrigin]) -> serde_json::Value {
     json!({"origins": origins, "primary": origins.first()})
@@ -40,6 +50,17 @@ pub(crate) async fn put(call: &Call<'_>, granted: Granted) -> Result<ApiResponse
         ));
     }
     let body: OriginsBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    // Each change is mailed: bounded, so a loop of changes is not a mail cannon.
+    let tenant_key = format!("tenant:{}", tenant.id);
+    if let Decision::Limited { retry_after_secs } = ratelimit::reserve(
+        call.store,
+        &[(CHANGES_PER_TENANT, tenant_key.as_str())],
+        shared::runtime::time::now_unix(),
+    )
+    .await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
     let origins =
         RedirectOrigin::parse_list(&body.origins, call.app.local_mode).map_err(|why| {
             ApiError::refused(ErrorCode::InvalidRedirectOrigin, format!("origins: {why}"))
@@ -81,10 +102,16 @@ async fn notify_origins_changed(
             return;
         }
     };
-    for (user_id, role) in members {
-        if user_id == actor.id || !matches!(role, Role::Owner | Role::Admin) {
-            continue;
-        }
+    let mut recipients: Vec<_> = members
+        .into_iter()
+        .filter(|(user_id, role)| *user_id != actor.id && matches!(role, Role::Owner | Role::Admin))
+        .collect();
+    recipients.sort_by_key(|(_, role)| *role != Role::Owner);
+    if recipients.len() > MAX_NOTICES {
+        tracing::warn!(tenant = %tenant.slug, count = recipients.len(), "redirect-origin change notices capped");
+        recipients.truncate(MAX_NOTICES);
+    }
+    for (user_id, _) in recipients {
         let sent = match store.user_by_id(&user_id).await {
             Ok(Some(u)) if u.is_active() => {
                 match mail::redirect_origins_changed(&u.email, &tenant.name, &actor.email, origins)

@@ -10,6 +10,7 @@
 //! already is refused.
 
 use crate::access::opaque;
+use crate::access::ratelimit::{self, Decision, RatePolicy};
 use crate::domain::{Email, User, UserId, UserStatus};
 use crate::http::error::ApiError;
 use crate::mail::links::link_target;
@@ -20,6 +21,21 @@ use crate::store::{Store, StoreError, TokenPurpose};
 use std::future::Future;
 
 pub const INVITATION_TTL_SECS: i64 = 7 * 24 * 60 * 60;
+
+/// Invitations and access notices mailed for one place (a tenant, a partner) in an hour: a
+/// team's onboarding fits, a mail cannon does not. Each bounce or complaint counts against the
+/// platform's SES reputation, and a paused SES account sends nobody their reset.
+pub const INVITES_PER_PLACE: RatePolicy = RatePolicy {
+    name: "invite-place",
+    limit: 50,
+    window_secs: 3600,
+};
+/// Invitations one person sends in an hour, wherever they send them from.
+pub const INVITES_PER_ACTOR: RatePolicy = RatePolicy {
+    name: "invite-actor",
+    limit: 100,
+    window_secs: 3600,
+};
 
 /// A user invited by email who has not set a password yet: cannot sign in (no password hash
 /// verifies against this one) until they accept.
@@ -165,6 +181,9 @@ pub trait Grant: Sync {
 
     /// What the mail names: the place, the role, who invites.
     fn invite(&self) -> Invite<'_>;
+
+    /// The place's name in rate-limit keys, e.g. `tenant:<id>` (see [`INVITES_PER_PLACE`]).
+    fn place_key(&self) -> String;
 }
 
 /// What [`invite_by_email`] did.
@@ -191,12 +210,23 @@ pub async fn invite_by_email<G: Grant>(
     now: i64,
 ) -> Result<Invited<G::Held>, ApiError> {
     let store = by.store;
+    let invite = grant.invite();
+    // Counted before anything is looked at or written, whoever the address turns out to be: a
+    // refused request changes nothing and sends nothing.
+    let place = grant.place_key();
+    let limits = [
+        (INVITES_PER_PLACE, place.as_str()),
+        (INVITES_PER_ACTOR, invite.invited_by.id.as_str()),
+    ];
+    if let Decision::Limited { retry_after_secs } = ratelimit::reserve(store, &limits, now).await? {
+        tracing::warn!(place = invite.place, invited_by = %invite.invited_by.id, retry_after_secs, "invitation refused: mail limit");
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
     let existing = store.user_by_email(&email).await?;
     let held = match &existing {
         Some(u) => grant.held(store, u).await?,
         None => None,
     };
-    let invite = grant.invite();
     match (existing, held) {
         (Some(user), Some(held)) if user.status == UserStatus::Invited => {
             grant.may_reinvite(&held)?;
@@ -269,7 +299,7 @@ mod tests {
     use crate::domain::Role;
     use crate::mail::RecordingMailer;
     use crate::store::changes::{AuditEntry, AuditTarget};
-    use crate::store::MemoryStore;
+    use crate::store::{MemoryStore, UserStore};
 
     /// A member's role in `tenant`, as the tenants function grants it (without the audit).
     struct Member<'a> {
@@ -321,6 +351,10 @@ mod tests {
                 role: "member",
                 invited_by: self.by,
             }
+        }
+
+        fn place_key(&self) -> String {
+            format!("tenant:{}", self.tenant.id)
         }
     }
 
@@ -377,5 +411,63 @@ mod tests {
             .unwrap_err();
         assert_eq!(refused.code(), "ALREADY_MEMBER");
         assert_eq!(mailer.sent().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_place_and_an_actor_mail_a_bounded_number_of_invitations() {
+        let store = MemoryStore::new();
+        let mailer = RecordingMailer::default();
+        let links = LinkConfig {
+            platform_origin: RedirectOrigin::parse("https://console.example.com", false).unwrap(),
+        };
+        let by = Sender {
+            store: &store,
+            mailer: &mailer,
+            links: &links,
+        };
+        let inviter = crate::testing::user(&store, true).await;
+        let tenant = crate::testing::tenant(&store, "Acme", None).await;
+        let grant = Member {
+            tenant: &tenant,
+            by: &inviter,
+        };
+        let email = |i: usize| Email::parse(&format!("person{i}@example.com")).unwrap();
+        for i in 0..INVITES_PER_PLACE.limit {
+            invite_by_email(&by, &grant, email(i), 1_000).await.unwrap();
+        }
+        let refused = invite_by_email(&by, &grant, email(999), 1_000)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), 429);
+        // Refused before anything: no user, no membership, no mail.
+        assert_eq!(mailer.sent().len(), INVITES_PER_PLACE.limit);
+        assert!(store.user_by_email(&email(999)).await.unwrap().is_none());
+        // The hour passes.
+        invite_by_email(&by, &grant, email(999), 1_000 + 3_601)
+            .await
+            .unwrap();
+
+        // One actor across many places.
+        let busy = crate::testing::user(&store, false).await;
+        let mut sent = 0;
+        let mut refused_at = None;
+        for place in 0..INVITES_PER_ACTOR.limit / INVITES_PER_PLACE.limit + 1 {
+            let t = crate::testing::tenant(&store, &format!("T{place}"), None).await;
+            let g = Member {
+                tenant: &t,
+                by: &busy,
+            };
+            for i in 0..INVITES_PER_PLACE.limit {
+                match invite_by_email(&by, &g, email(10_000 + place * 100 + i), 1_000).await {
+                    Ok(_) => sent += 1,
+                    Err(e) => {
+                        assert_eq!(e.status(), 429);
+                        refused_at.get_or_insert(sent);
+                    }
+                }
+            }
+        }
+        assert_eq!(refused_at, Some(INVITES_PER_ACTOR.limit));
+        assert_eq!(sent, INVITES_PER_ACTOR.limit);
     }
 }
