@@ -577,6 +577,55 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
         p.tenant_counts,
         p.tenant_count()
     ));
+    // A partner admin's quota: the partner has 2 live tenants (one suspended), so a cap of 2
+    // refuses a third and a cap of 3 takes it; a deleted tenant leaves room again.
+    for (cap, i) in [(2, 10), (3, 11), (3, 12)] {
+        let mut t = Tenant::new(
+            TenantSlug::parse(&format!("s-{tag}-{i}")).unwrap(),
+            "Capped".into(),
+            1,
+        );
+        t.partner = Some(partner.id.clone());
+        let mut changes = vec![Change::CreateTenant(t.clone())];
+        changes.extend(shared::store::changes::with_partner_cap(
+            tenant_count_changes(None, Some((t.status, t.partner.as_ref()))),
+            cap,
+        ));
+        log.push(format!(
+            "create under cap {cap}: {}",
+            refused(s.commit(changes).await)
+        ));
+    }
+    let mut gone = tenants[1].0.clone();
+    let before = (gone.status, gone.partner.clone());
+    gone.status = TenantStatus::Deleted;
+    gone.version = 2;
+    let mut changes = vec![Change::UpdateTenant {
+        tenant: gone.clone(),
+        expect_version: 1,
+    }];
+    changes.extend(tenant_count_changes(
+        Some((before.0, before.1.as_ref())),
+        Some((gone.status, gone.partner.as_ref())),
+    ));
+    log.push(format!("delete one: {}", refused(s.commit(changes).await)));
+    let mut t = Tenant::new(
+        TenantSlug::parse(&format!("s-{tag}-13")).unwrap(),
+        "Capped".into(),
+        1,
+    );
+    t.partner = Some(partner.id.clone());
+    let mut changes = vec![Change::CreateTenant(t.clone())];
+    changes.extend(shared::store::changes::with_partner_cap(
+        tenant_count_changes(None, Some((t.status, t.partner.as_ref()))),
+        3,
+    ));
+    log.push(format!(
+        "create after a deletion: {}",
+        refused(s.commit(changes).await)
+    ));
+    let p = s.partner_by_id(&partner.id).await.unwrap().unwrap();
+    log.push(format!("partner live {}", p.tenant_count()));
     // The last owner: demoting them is refused by the owner count.
     log.push(format!(
         "demote last owner: {}",
@@ -688,6 +737,10 @@ async fn both_stores_manage_tenants_and_partners_alike() {
         "suspend: ok",
         "demote last owner: refused by [LastOwner]",
         "attach to terminated: refused by [PartnerInactive]",
+        "create under cap 2: refused by [PartnerInactive]",
+        "create under cap 3: ok",
+        "create after a deletion: ok",
+        "partner live 3",
     ] {
         assert!(
             on_dynamo.iter().any(|l| l == expected),

@@ -474,6 +474,7 @@ export interface paths {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -584,7 +585,10 @@ export interface paths {
          *     its slug claim, the owner (created as `invited` if new) and membership, the counters, an
          *     audit entry and the `TenantCreated` outbox event are one transaction; the event is then
          *     published on EventBridge. A taken slug (deleted tenants keep theirs) is 409 `SLUG_TAKEN`;
-         *     a terminated partner 409 `PARTNER_TERMINATED`.
+         *     a terminated partner 409 `PARTNER_TERMINATED`. A partner admin creates within the
+         *     partner's quota of live (not deleted) tenants (`PARTNER_MAX_TENANTS`, default 500;
+         *     beyond it 409 `PARTNER_TENANT_LIMIT`) and at most 20 tenants per partner per hour (429);
+         *     operators are held to neither.
          */
         post: {
             parameters: {
@@ -614,6 +618,7 @@ export interface paths {
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 422: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -952,6 +957,7 @@ export interface paths {
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 422: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -1442,6 +1448,7 @@ export interface paths {
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 422: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -1851,7 +1858,7 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
         PresignItem: {
             /** @enum {string} */
             operation: "upload" | "download";

@@ -40,7 +40,13 @@ pub struct App {
     pub stale_after_secs: i64,
     /// How long a reconcile waits for the runs it started (within the function's timeout).
     pub wait: Duration,
+    /// How long a scheduled pass walks through tenants before it keeps its position for the
+    /// next run (the rest of the function's timeout is for the runs it waits for).
+    pub walk: Duration,
 }
+
+/// Tenants read per page of a scheduled pass: only one page is held at a time.
+pub const PAGE: usize = 100;
 
 /// What happened to one tenant.
 #[derive(Debug, Serialize)]
@@ -72,26 +78,54 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
     } else {
         republish_outbox(app).await
     };
-    let (tenants, listing_error) = match only {
-        Some(t) => (vec![t], None),
-        None => match all_tenants(app).await {
-            Ok(ts) => (ts, None),
-            Err(e) => (Vec::new(), Some(e)),
-        },
-    };
-    let checked = tenants.len();
-    let reports: Vec<TenantReport> = stream::iter(tenants)
-        .map(|t| reconcile_one(app, t, force))
-        .buffer_unordered(8)
-        .collect()
-        .await;
-    let mut acted: Vec<&TenantReport> = reports
+    let mut checked = 0;
+    let mut reports: Vec<TenantReport> = Vec::new();
+    let mut listing_error = None;
+    let mut walked = None;
+    match only {
+        Some(t) => {
+            checked = 1;
+            reports.push(reconcile_one(app, t, true).await);
+        }
+        None => {
+            // A page at a time from where the last pass stopped, until the walk's time is up:
+            // memory holds one page, and a million tenants are covered over successive runs.
+            match Walk::start(app, started).await {
+                Err(e) => listing_error = Some(e),
+                Ok(mut walk) => loop {
+                    match walk.next().await {
+                        Err(e) => {
+                            listing_error = Some(e);
+                            break;
+                        }
+                        Ok(None) => {
+                            walked = walk.outcome();
+                            break;
+                        }
+                        Ok(Some(page)) => {
+                            checked += page.len();
+                            let done: Vec<TenantReport> = stream::iter(page)
+                                .map(|t| reconcile_one(app, t, false))
+                                .buffer_unordered(8)
+                                .collect()
+                                .await;
+                            // Only what was acted on is kept for the report.
+                            reports.extend(done.into_iter().filter(|r| {
+                                !matches!(r.need, Need::Nothing { .. }) || r.error.is_some()
+                            }));
+                        }
+                    }
+                },
+            }
+        }
+    }
+    reports.sort_by(|a, b| a.slug.cmp(&b.slug));
+    let redriven = reports.iter().filter(|r| r.execution.is_some()).count();
+    let acted = reports
         .iter()
         .filter(|r| !matches!(r.need, Need::Nothing { .. }) || r.error.is_some())
-        .collect();
-    acted.sort_by(|a, b| a.slug.cmp(&b.slug));
-    let redriven = reports.iter().filter(|r| r.execution.is_some()).count();
-    let summary = if acted.is_empty() && republished == 0 && listing_error.is_none() {
+        .count();
+    let summary = if acted == 0 && republished == 0 && listing_error.is_none() {
         "nothing to do".to_string()
     } else {
         format!("{redriven} runs started, {republished} events republished")
@@ -102,26 +136,99 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
         "runs_started": redriven,
         "events_republished": republished,
         "error": listing_error,
-        "tenants": if force { json!(reports) } else { json!(acted) },
+        // A scheduled pass: whether it reached the last tenant (else the next run goes on).
+        "walk": walked,
+        "tenants": reports,
         "elapsed_ms": started.elapsed().as_millis() as u64,
     })
 }
 
-async fn all_tenants(app: &App) -> Result<Vec<Tenant>, String> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page = app
-            .store
-            .tenants_page(&TenantFilter::default(), 100, cursor.as_deref())
-            .await
-            .map_err(|e| format!("tenants could not be listed: {e}"))?;
-        out.extend(page.items);
-        match page.next_cursor {
-            Some(c) => cursor = Some(c),
-            None => return Ok(out),
-        }
+/// How far one scheduled pass walked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Walked {
+    /// It reached the last tenant; the next pass starts from the first.
+    #[serde(rename = "finished")]
+    Finished,
+    /// Its time was up; the next pass goes on from where it stopped.
+    #[serde(rename = "paused")]
+    Paused,
+}
+
+/// A scheduled pass's walk through every tenant, a page at a time, from the position the last
+/// pass kept, until the last tenant or until `app.walk` has passed. The position is kept after
+/// each page is handled (when the next is asked for), so a pass that dies mid-page does that
+/// page again. A kept position the store no longer accepts (a cursor from an older release)
+/// starts the walk again.
+pub struct Walk<'a> {
+    app: &'a App,
+    started: Instant,
+    /// Where the next page starts (`None`: the first page).
+    cursor: Option<String>,
+    /// A page was handed out and its successor's position is not kept yet.
+    handed: Option<Option<String>>,
+    outcome: Option<Walked>,
+}
+
+impl<'a> Walk<'a> {
+    pub async fn start(app: &'a App, started: Instant) -> Result<Walk<'a>, String> {
+        let cursor = app.store.reconcile_position().await.map_err(listing)?;
+        Ok(Walk {
+            app,
+            started,
+            cursor,
+            handed: None,
+            outcome: None,
+        })
     }
+
+    /// How the walk ended, once `next` has said `None`.
+    pub fn outcome(&self) -> Option<Walked> {
+        self.outcome
+    }
+
+    /// The next page, or `None` when the walk is over for this pass.
+    pub async fn next(&mut self) -> Result<Option<Vec<Tenant>>, String> {
+        let store = self.app.store.as_ref();
+        if let Some(next) = self.handed.take() {
+            store
+                .set_reconcile_position(next.as_deref())
+                .await
+                .map_err(listing)?;
+            if next.is_none() {
+                self.outcome = Some(Walked::Finished);
+                return Ok(None);
+            }
+            if self.started.elapsed() >= self.app.walk {
+                self.outcome = Some(Walked::Paused);
+                return Ok(None);
+            }
+            self.cursor = next;
+        }
+        if self.outcome.is_some() {
+            return Ok(None);
+        }
+        let page = match store
+            .tenants_page(&TenantFilter::default(), PAGE, self.cursor.as_deref())
+            .await
+        {
+            Ok(p) => p,
+            Err(shared::store::StoreError::InvalidCursor) if self.cursor.is_some() => {
+                tracing::warn!("the reconcile's kept position is no longer valid: starting over");
+                self.cursor = None;
+                store
+                    .tenants_page(&TenantFilter::default(), PAGE, None)
+                    .await
+                    .map_err(listing)?
+            }
+            Err(e) => return Err(listing(e)),
+        };
+        self.handed = Some(page.next_cursor);
+        Ok(Some(page.items))
+    }
+}
+
+fn listing(e: shared::store::StoreError) -> String {
+    format!("tenants could not be listed: {e}")
 }
 
 /// Publishes again every event that has waited in the outbox longer than a fresh request

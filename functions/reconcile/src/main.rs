@@ -25,6 +25,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         stale_after_secs: provisioning.stale_after_secs,
         // The template gives the function 120 s; the runs it waits for take seconds.
         wait: Duration::from_secs(60),
+        // A pass walks for 30 s at most (300 pages of tenants here take about that), then
+        // leaves 60 s for the runs it started and 30 s of margin.
+        walk: Duration::from_secs(30),
     };
     let app: &'static reconcile::App = Box::leak(Box::new(app));
     s.started().await;

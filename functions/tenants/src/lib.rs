@@ -45,6 +45,8 @@ pub struct App {
     pub local_mode: bool,
     /// `RECOVERY_WINDOW_SECONDS`: how long a deleted tenant can be restored.
     pub recovery_window_secs: i64,
+    /// `PARTNER_MAX_TENANTS`: the live tenants a partner's admins may have created.
+    pub partner_max_tenants: i64,
 }
 
 #[derive(Debug, Clone, Copy)]

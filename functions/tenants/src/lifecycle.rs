@@ -14,7 +14,9 @@ use shared::events::publish_committed;
 use shared::events::{DomainEvent, TenantChanged, TenantCreated};
 use shared::http::request::etag_matches;
 use shared::http::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
-use shared::store::changes::{tenant_count_changes, Change, Refusal, TENANT_COUNTS};
+use shared::store::changes::{
+    tenant_count_changes, with_partner_cap, Change, Refusal, TENANT_COUNTS,
+};
 use shared::store::TenantFilter;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -191,6 +193,23 @@ fn partner_terminated() -> ApiError {
     )
 }
 
+fn partner_full(cap: i64) -> ApiError {
+    ApiError::refused(
+        ErrorCode::PartnerTenantLimit,
+        format!(
+            "this partner has {cap} live tenants, the most its admins may create; an operator can create more"
+        ),
+    )
+}
+
+/// Tenants one partner's admins may create in an hour.
+pub(crate) const CREATES_PER_PARTNER: shared::access::ratelimit::RatePolicy =
+    shared::access::ratelimit::RatePolicy {
+        name: "tenant-create-partner",
+        limit: 20,
+        window_secs: 3600,
+    };
+
 fn slug_taken() -> ApiError {
     ApiError::refused(
         ErrorCode::SlugTaken,
@@ -219,6 +238,21 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let now = shared::runtime::time::now_unix();
     call.idempotent("tenants.create", now)?
         .run(|| async move {
+            // A partner admin's creations are paced per partner (each costs a secret, a run
+            // and a mail); counted once per request, not per replay.
+            if let (Some(p), false) = (&partner, call.caller.operator) {
+                let subject = format!("partner:{p}");
+                if let shared::access::ratelimit::Decision::Limited { retry_after_secs } =
+                    shared::access::ratelimit::reserve(
+                        call.store,
+                        &[(CREATES_PER_PARTNER, subject.as_str())],
+                        now,
+                    )
+                    .await?
+                {
+                    return Err(ApiError::TooManyRequests { retry_after_secs });
+                }
+            }
             let mut tenant = Tenant::new(slug, name, now);
             tenant.plan = plan;
             tenant.domains = domains;
@@ -271,10 +305,13 @@ async fn create_committed(
             role: Role::Owner,
             at: call.now_ms(),
         });
-        changes.extend(tenant_count_changes(
-            None,
-            Some((tenant.status, tenant.partner.as_ref())),
-        ));
+        let counts = tenant_count_changes(None, Some((tenant.status, tenant.partner.as_ref())));
+        // A partner admin creates within the partner's quota; operators are not held to it.
+        changes.extend(if call.caller.operator {
+            counts
+        } else {
+            with_partner_cap(counts, call.app.partner_max_tenants)
+        });
         changes.push(call.audit(
             &tenant,
             "tenant.created",
@@ -289,10 +326,13 @@ async fn create_committed(
             Ok(()) => break (owner, new_owner, event),
             Err(e) => {
                 let mut retry = false;
+                let mut partner_refused = false;
                 let err = e.answer(|reasons| {
                     if reasons.contains(&Refusal::SlugTaken) {
                         slug_taken()
                     } else if reasons.contains(&Refusal::PartnerInactive) {
+                        // Terminated, or at its quota: the partner's record says which.
+                        partner_refused = true;
                         partner_terminated()
                     } else if reasons.contains(&Refusal::EmailTaken) && attempt < 2 {
                         retry = true;
@@ -301,6 +341,15 @@ async fn create_committed(
                         ApiError::concurrent_update()
                     }
                 });
+                if partner_refused {
+                    if let Some(p) = &tenant.partner {
+                        if let Some(p) = store.partner_by_id(p).await? {
+                            if p.status == PartnerStatus::Active {
+                                return Err(partner_full(call.app.partner_max_tenants));
+                            }
+                        }
+                    }
+                }
                 if !retry {
                     return Err(err);
                 }

@@ -5,6 +5,7 @@ use shared::runtime::startup::Startup;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     let s = Startup::begin().await?;
+    let provisioning = s.read(shared::runtime::config::ProvisioningConfig::from_env())?;
     let app = tenants::App {
         store: s.store(),
         keys: s.verifying_keys().await?,
@@ -12,9 +13,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         events: s.events()?,
         links: s.links()?,
         local_mode: s.config.local_mode,
-        recovery_window_secs: s
-            .read(shared::runtime::config::ProvisioningConfig::from_env())?
-            .recovery_window_secs,
+        recovery_window_secs: provisioning.recovery_window_secs,
+        partner_max_tenants: provisioning.partner_max_tenants,
     };
     s.serve(app, tenants::handle).await
 }

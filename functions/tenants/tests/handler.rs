@@ -28,6 +28,7 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
         },
         local_mode: false,
         recovery_window_secs: 7 * 24 * 3600,
+        partner_max_tenants: 3,
     };
     (store, mailer, app)
 }
@@ -821,4 +822,64 @@ async fn only_operators_see_provisioning_text_and_artifacts_and_partners_not_del
     ] {
         assert!(!body.to_string().contains(secret), "{secret}: {body}");
     }
+}
+
+#[tokio::test]
+async fn a_partner_admin_creates_within_the_partners_quota_and_pace() {
+    let (store, mut app) = app();
+    let reseller = testing::user(store.as_ref(), false).await;
+    partner_of(store.as_ref(), "reseller", &reseller).await;
+    let operator = testing::user(store.as_ref(), true).await;
+    let create = |i: usize| {
+        Some(json!({
+            "slug": format!("quota-{i}"),
+            "name": format!("Quota {i}"),
+            "owner_email": format!("owner{i}@example.com"),
+            "partner": "reseller",
+        }))
+    };
+    let route = ("POST", "/tenants", "/tenants");
+    // The test app allows 3 live tenants per partner.
+    for i in 0..3 {
+        let (status, body) =
+            as_user(&app, &reseller, Audience::Portal, route, &[], create(i)).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = as_user(&app, &reseller, Audience::Portal, route, &[], create(3)).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("PARTNER_TENANT_LIMIT")),
+        "{body}"
+    );
+    assert!(store
+        .tenant_by_slug(&shared::domain::tenant::TenantSlug::parse("quota-3").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    // Operators are not held to it.
+    let (status, body) = as_user(&app, &operator, Audience::Operator, route, &[], create(3)).await;
+    assert_eq!(status, 201, "{body}");
+
+    // The pace: 20 creations per partner per hour, however large the quota.
+    app.partner_max_tenants = 1_000;
+    let mut created = 4;
+    let refused = loop {
+        let (status, body) = as_user(
+            &app,
+            &reseller,
+            Audience::Portal,
+            route,
+            &[],
+            create(created),
+        )
+        .await;
+        if status != 201 {
+            break (status, body);
+        }
+        created += 1;
+        assert!(created < 100, "never refused");
+    };
+    assert_eq!(refused.0, 429, "{}", refused.1);
+    // The three created before the quota refusal and the refused one count: 20 reservations.
+    assert_eq!(created - 4 + 3 + 1, 20);
 }

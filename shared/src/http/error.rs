@@ -80,6 +80,8 @@ catalogue! {
     AlreadyMember = 409 "ALREADY_MEMBER",
     AlreadyAdmin = 409 "ALREADY_ADMIN",
     PartnerTerminated = 409 "PARTNER_TERMINATED",
+    /// A partner admin's partner has as many live tenants as its quota allows.
+    PartnerTenantLimit = 409 "PARTNER_TENANT_LIMIT",
     InvalidState = 409 "INVALID_STATE",
     OffboardingInProgress = 409 "OFFBOARDING_IN_PROGRESS",
     RecoveryWindowPassed = 409 "RECOVERY_WINDOW_PASSED",

@@ -326,6 +326,10 @@ pub struct ProvisioningConfig {
     /// `PROVISIONING_STALE_SECONDS` (default 300): a tenant still `provisioning` this long after
     /// its last change, with no run holding it, is re-driven by the scheduled reconcile.
     pub stale_after_secs: i64,
+    /// `PARTNER_MAX_TENANTS` (default 500): the most live (not deleted) tenants a partner's
+    /// admins may have created for it; operators are not held to it. Each tenant costs a
+    /// secret, a state machine run and a mail.
+    pub partner_max_tenants: i64,
 }
 
 impl ProvisioningConfig {
@@ -342,6 +346,7 @@ impl ProvisioningConfig {
                 30 * 24 * 3600,
             )?,
             stale_after_secs: v.number("PROVISIONING_STALE_SECONDS", 300, 24 * 3600)?,
+            partner_max_tenants: v.positive("PARTNER_MAX_TENANTS", 500, 1_000_000)?,
         })
     }
 

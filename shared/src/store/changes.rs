@@ -147,12 +147,16 @@ pub enum Change {
         partner: Partner,
         expect_version: u64,
     },
-    /// Adds to the partner's per-status tenant counts; refused if the partner does not exist,
-    /// or, with `require_active`, is not active (a terminated partner takes no new tenants).
+    /// Adds to the partner's per-status tenant counts, and `live` to its count of tenants not
+    /// deleted; refused if the partner does not exist, or, with `require_active`, is not active
+    /// (a terminated partner takes no new tenants), or, with a `cap`, already has that many
+    /// live tenants (the quota a partner admin creates within).
     PartnerCounts {
         partner: PartnerId,
         deltas: Vec<(TenantStatus, i64)>,
+        live: i64,
         require_active: bool,
+        cap: Option<i64>,
     },
     /// Makes `user` an admin of `partner`; refused if they already are.
     GrantPartnerAdmin { user: UserId, partner: PartnerId },
@@ -230,6 +234,9 @@ pub fn tenant_count_changes(
             deltas,
         });
     }
+    let live = |status: Option<TenantStatus>| {
+        i64::from(status.is_some_and(|s| s != TenantStatus::Deleted))
+    };
     let before_partner = before.and_then(|b| b.1);
     let after_partner = after.and_then(|a| a.1);
     if before_partner == after_partner {
@@ -244,7 +251,9 @@ pub fn tenant_count_changes(
             out.push(Change::PartnerCounts {
                 partner: p.clone(),
                 deltas,
+                live: live(after_status) - live(before_status),
                 require_active: before.is_none(),
+                cap: None,
             });
         }
     } else {
@@ -252,18 +261,44 @@ pub fn tenant_count_changes(
             out.push(Change::PartnerCounts {
                 partner: p.clone(),
                 deltas: vec![(s, -1)],
+                live: -live(before_status),
                 require_active: false,
+                cap: None,
             });
         }
         if let (Some(p), Some(s)) = (after_partner, after_status) {
             out.push(Change::PartnerCounts {
                 partner: p.clone(),
                 deltas: vec![(s, 1)],
+                live: live(after_status),
                 require_active: true,
+                cap: None,
             });
         }
     }
     out
+}
+
+/// The name of a partner's count of live (not deleted) tenants in the table (`count_live`),
+/// beside its counts by status: the partner admins' quota is a condition on it.
+pub const LIVE_COUNT: &str = "live";
+
+/// `changes` with the partner gaining a tenant held to `cap` live tenants (a partner admin's
+/// quota): the commit is refused (`Refusal::PartnerInactive`, the partner's one refusal) if the
+/// partner has that many already.
+pub fn with_partner_cap(mut changes: Vec<Change>, cap: i64) -> Vec<Change> {
+    for c in &mut changes {
+        if let Change::PartnerCounts {
+            require_active: true,
+            cap: slot,
+            live: 1,
+            ..
+        } = c
+        {
+            *slot = Some(cap);
+        }
+    }
+    changes
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -359,6 +394,75 @@ mod tests {
             }
         }
         out
+    }
+
+    fn live(changes: &[Change]) -> Vec<i64> {
+        changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::PartnerCounts { live, .. } => Some(*live),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_partners_live_count_moves_with_deletion_and_restore_and_moves() {
+        let p = PartnerId::new_random();
+        let q = PartnerId::new_random();
+        use TenantStatus::*;
+        assert_eq!(
+            live(&tenant_count_changes(None, Some((Provisioning, Some(&p))))),
+            [1]
+        );
+        assert_eq!(
+            live(&tenant_count_changes(
+                Some((Active, Some(&p))),
+                Some((Suspended, Some(&p)))
+            )),
+            [0]
+        );
+        assert_eq!(
+            live(&tenant_count_changes(
+                Some((Suspended, Some(&p))),
+                Some((Deleted, Some(&p)))
+            )),
+            [-1]
+        );
+        assert_eq!(
+            live(&tenant_count_changes(
+                Some((Deleted, Some(&p))),
+                Some((Provisioning, Some(&p)))
+            )),
+            [1]
+        );
+        assert_eq!(
+            live(&tenant_count_changes(
+                Some((Active, Some(&p))),
+                Some((Active, Some(&q)))
+            )),
+            [-1, 1]
+        );
+        assert_eq!(
+            live(&tenant_count_changes(
+                Some((Deleted, Some(&p))),
+                Some((Deleted, None))
+            )),
+            [0]
+        );
+        // The cap holds only the partner gaining a live tenant.
+        let capped = with_partner_cap(
+            tenant_count_changes(Some((Active, Some(&p))), Some((Active, Some(&q)))),
+            5,
+        );
+        let caps: Vec<Option<i64>> = capped
+            .iter()
+            .filter_map(|c| match c {
+                Change::PartnerCounts { cap, .. } => Some(*cap),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(caps, [None, Some(5)]);
     }
 
     #[test]

@@ -17,7 +17,7 @@
 //! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug, `added_at` (ms); `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=MEMBER#<added_at, 15 digits>#<user_id>` (newest first when read backwards) |
 //! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, `name_lower`, status, plan, domains, billing info (JSON), partner, owner email, provisioning (JSON), ordered `redirect_origins`, `owners` (count, never below 1 once set), `version`; `GSI2PK=TENANTS`, `GSI2SK=<slug>`; when attached, `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=TENANT#<slug>` |
 //! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction; never released (a deleted tenant keeps it) |
-//! | partner | `PARTNER#<partner_id>` | `PARTNER` | slug, name, domain, status, `margin_bp`, contact and billing info (JSON), `count_<status>` (attached tenants by status), `version`; `GSI2PK=PARTNERS`, `GSI2SK=<slug>` |
+//! | partner | `PARTNER#<partner_id>` | `PARTNER` | slug, name, domain, status, `margin_bp`, contact and billing info (JSON), `count_<status>` (attached tenants by status), `count_live` (those not deleted: the partner admins' quota), `version`; `GSI2PK=PARTNERS`, `GSI2SK=<slug>` |
 //! | database | `DB#<db_id>` | `DB` | tenant, name, engine, host (no credentials), sealed connection string, `created_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=DB#<created ms, 15 digits>#<db_id>` |
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
@@ -27,7 +27,8 @@
 //! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
 //! | counter | `COUNT#<scope>` | `COUNT` | one number attribute per counter name |
 //! | outbox event | `OUTBOX#<event id>` | `OUTBOX` | kind, detail (JSON), `created_at`; `GSI1PK=OUTBOX`, `GSI1SK=<created_at>#<id>` |
-//! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | body fingerprint, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
+//! | reconcile position | `RECONCILE` | `POSITION` | `cursor`: where the scheduled reconcile's walk through the tenants goes on |
+//! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | fingerprint of the method, path and body, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
 //!
 //! # Access patterns
 //!
@@ -408,6 +409,11 @@ pub trait TenantStore: CommitStore + Send + Sync {
             _ => StoreError::Conflict("already a member of this tenant"),
         })
     }
+    /// Where the scheduled reconcile's walk through every tenant stands (a `tenants_page`
+    /// cursor), kept between runs so each run goes on where the last stopped.
+    async fn reconcile_position(&self) -> Result<Option<String>, StoreError>;
+    /// Keeps `cursor` as the reconcile's position (`None`: the walk starts again).
+    async fn set_reconcile_position(&self, cursor: Option<&str>) -> Result<(), StoreError>;
     /// One page of tenants matching `filter`, by slug (a partner's own index when the filter
     /// names a partner). `InvalidCursor` for a cursor made for another filter.
     async fn tenants_page(

@@ -1,7 +1,9 @@
 //! Commits: every change becomes one item of a single `TransactWriteItems`, with its condition.
 
 use super::*;
-use crate::store::changes::{AuditEntry, Change, CommitError, OutboxEvent, MAX_CHANGES};
+use crate::store::changes::{
+    AuditEntry, Change, CommitError, OutboxEvent, LIVE_COUNT, MAX_CHANGES,
+};
 
 impl DynamoStore {
     fn update_item(
@@ -135,7 +137,9 @@ impl DynamoStore {
             Change::PartnerCounts {
                 partner,
                 deltas,
+                live,
                 require_active,
+                cap,
             } => {
                 let mut adds = Vec::new();
                 let mut names: Vec<(String, String)> = Vec::new();
@@ -145,11 +149,20 @@ impl DynamoStore {
                     names.push((format!("#c{i}"), format!("count_{}", status.as_str())));
                     values.push((format!(":d{i}"), n(by)));
                 }
-                let condition = if *require_active {
-                    "attribute_exists(PK) AND #status = :active"
+                if *live != 0 || cap.is_some() {
+                    adds.push("#live :live".into());
+                    names.push(("#live".into(), format!("count_{LIVE_COUNT}")));
+                    values.push((":live".into(), n(live)));
+                }
+                let mut condition = if *require_active {
+                    "attribute_exists(PK) AND #status = :active".to_string()
                 } else {
-                    "attribute_exists(PK)"
+                    "attribute_exists(PK)".to_string()
                 };
+                if let Some(cap) = cap {
+                    condition.push_str(" AND (attribute_not_exists(#live) OR #live < :cap)");
+                    values.push((":cap".into(), n(cap)));
+                }
                 let mut u = Update::builder()
                     .table_name(&self.table)
                     .set_key(Some(key(format!("PARTNER#{partner}"), "PARTNER")))

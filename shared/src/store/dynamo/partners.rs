@@ -69,7 +69,11 @@ impl DynamoStore {
         };
         let mut tenant_counts = BTreeMap::new();
         for (name, v) in item {
-            if let Some(status) = name.strip_prefix("count_") {
+            // `count_live` is the cap's own counter (`changes::LIVE_COUNT`), not a status.
+            if let Some(status) = name
+                .strip_prefix("count_")
+                .filter(|s| *s != crate::store::changes::LIVE_COUNT)
+            {
                 let count = v
                     .as_n()
                     .ok()

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// The scheduled reconcile's position in its walk through the tenants: one item.
+const RECONCILE_PK: &str = "RECONCILE";
+const RECONCILE_SK: &str = "POSITION";
+
 impl DynamoStore {
     /// A membership item: under the user, indexed under the tenant (GSI1), newest first.
     pub(super) fn membership_item(user: &UserId, tenant: &Tenant, role: Role, at_ms: i64) -> Item {
@@ -223,6 +227,40 @@ impl TenantStore for DynamoStore {
             .iter()
             .map(Self::parse_tenant)
             .collect()
+    }
+
+    async fn reconcile_position(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .get(RECONCILE_PK.into(), RECONCILE_SK)
+            .await?
+            .and_then(|item| item.get("cursor")?.as_s().ok().cloned()))
+    }
+
+    async fn set_reconcile_position(&self, cursor: Option<&str>) -> Result<(), StoreError> {
+        match cursor {
+            Some(c) => {
+                let mut item = key(RECONCILE_PK, RECONCILE_SK);
+                item.insert("entity".into(), s("reconcile_position"));
+                item.insert("cursor".into(), s(c));
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+            None => {
+                self.client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key(RECONCILE_PK, RECONCILE_SK)))
+                    .send()
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        Ok(())
     }
 
     async fn tenants_page(

@@ -61,9 +61,11 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
         Change::PartnerCounts {
             partner,
             require_active,
+            cap,
             ..
         } => d.partners.get(partner).is_none_or(|p| {
-            *require_active && p.status != crate::domain::partner::PartnerStatus::Active
+            (*require_active && p.status != crate::domain::partner::PartnerStatus::Active)
+                || cap.is_some_and(|cap| p.tenant_count() >= cap)
         }),
         Change::GrantPartnerAdmin { user, partner } => d
             .partner_admins
@@ -160,6 +162,9 @@ fn apply(d: &mut Data, change: Change) {
                 p.tenant_counts = counts;
             }
         }
+        // The live count is the sum of the counts by status but `deleted` here
+        // (`Partner::tenant_count`); the table keeps it as its own attribute, for the cap's
+        // condition.
         Change::PartnerCounts {
             partner, deltas, ..
         } => {

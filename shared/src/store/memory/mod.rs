@@ -37,6 +37,7 @@ struct Data {
     audit: HashMap<String, Vec<crate::store::changes::AuditEntry>>,
     counters: HashMap<(String, String), i64>,
     outbox: HashMap<String, crate::store::changes::OutboxEvent>,
+    reconcile_position: Option<String>,
 }
 
 struct IdempotencyRecord {

@@ -12,6 +12,15 @@ impl TenantStore for MemoryStore {
         Ok(self.with(|d| d.tenants.get(id).cloned()))
     }
 
+    async fn reconcile_position(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.with(|d| d.reconcile_position.clone()))
+    }
+
+    async fn set_reconcile_position(&self, cursor: Option<&str>) -> Result<(), StoreError> {
+        self.with(|d| d.reconcile_position = cursor.map(str::to_string));
+        Ok(())
+    }
+
     async fn tenants_page(
         &self,
         filter: &TenantFilter,
