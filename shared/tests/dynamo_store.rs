@@ -168,18 +168,28 @@ async fn grace_heads_are_bounded_and_spent_hashes_are_forgotten_oldest_first() {
 #[ignore = "needs the local emulator: run `make test`"]
 async fn rate_limit_reservations_are_atomic_refundable_and_refusals_are_free() {
     let s = Arc::new(store().await);
+    // A day's window, at the real time: the counters' expiry is in the future, and the test
+    // does not straddle two windows but once a day.
     let policy = RatePolicy {
         name: "itest",
         limit: 5,
-        window_secs: 100,
+        window_secs: 86_400,
     };
+    let now = shared::runtime::time::now_unix();
     let subject = uuid::Uuid::new_v4().to_string();
-    // 30 concurrent reservations of one window: exactly the limit get through.
+    let other = uuid::Uuid::new_v4().to_string();
+    // 30 concurrent reservations under two counters: exactly the limit get through, and the
+    // refused ones are not left counted under the other counter.
     let tasks: Vec<_> = (0..30)
         .map(|_| {
-            let (s, subject) = (s.clone(), subject.clone());
+            let (s, subject, other) = (s.clone(), subject.clone(), other.clone());
             tokio::spawn(async move {
-                ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_000)
+                let loose = RatePolicy {
+                    name: "itest-loose",
+                    limit: 1_000,
+                    window_secs: 86_400,
+                };
+                ratelimit::reserve(s.as_ref(), &[(policy, &subject), (loose, &other)], now)
                     .await
                     .unwrap()
             })
@@ -192,51 +202,106 @@ async fn rate_limit_reservations_are_atomic_refundable_and_refusals_are_free() {
         }
     }
     assert_eq!(reserved.len(), policy.limit);
-    let key = ratelimit::key(&policy, &subject);
-    let window = s
-        .rate_windows(std::slice::from_ref(&key))
-        .await
-        .unwrap()
-        .remove(0);
-    assert_eq!(window.hits.len(), policy.limit, "refusals are not written");
+    let loose_key = reserved[0].keys[1].clone();
+    let counted = |key: String| {
+        let s = s.clone();
+        async move {
+            let item = s
+                .raw_item(&format!("RATE#{key}"), "RATE")
+                .await
+                .unwrap()
+                .unwrap_or_default();
+            item.get("n")
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0)
+        }
+    };
+    let key = ratelimit::key(&policy, &subject, now);
+    assert_eq!(
+        counted(key.clone()).await,
+        policy.limit as i64,
+        "refusals are not written"
+    );
+    assert_eq!(
+        counted(loose_key).await,
+        policy.limit as i64,
+        "refusals are taken back"
+    );
     // A refund frees one slot, and a session created with a refund frees another.
     ratelimit::refund(s.as_ref(), &reserved[0]).await.unwrap();
     let u = user();
     session(&s, &u, Some(&reserved[1])).await;
-    assert_eq!(
-        s.rate_windows(std::slice::from_ref(&key)).await.unwrap()[0]
-            .hits
-            .len(),
-        policy.limit - 2
-    );
-    // A refund whose window has gone still lets the session be created.
+    assert_eq!(counted(key.clone()).await, policy.limit as i64 - 2);
+    // A refund whose counter has gone still lets the session be created.
     let gone = Reservation {
         keys: vec![format!("itest#gone-{}", uuid::Uuid::new_v4())],
-        hit_id: "x".into(),
+        in_flight: true,
     };
     session(&s, &u, Some(&gone)).await;
     for _ in 0..2 {
         assert!(matches!(
-            ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_001)
+            ratelimit::reserve(s.as_ref(), &[(policy, &subject)], now)
                 .await
                 .unwrap(),
             Decision::Reserved(_)
         ));
     }
+    let end = (now / 86_400 + 1) * 86_400;
     assert_eq!(
-        ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_002)
+        ratelimit::reserve(s.as_ref(), &[(policy, &subject)], now)
             .await
             .unwrap(),
         Decision::Limited {
-            retry_after_secs: 98
+            retry_after_secs: (end - now).max(1) as u64
         }
     );
-    // The window slides: at 1_100 the hits from 1_000 have left it.
+    // A new window starts afresh.
     assert!(matches!(
-        ratelimit::reserve(s.as_ref(), &[(policy, &subject)], 1_100)
+        ratelimit::reserve(s.as_ref(), &[(policy, &subject)], end)
             .await
             .unwrap(),
         Decision::Reserved(_)
+    ));
+
+    // Sign-ins in flight: twenty at once under a limit of five, each given back, all pass.
+    let signer = uuid::Uuid::new_v4().to_string();
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, signer) = (s.clone(), signer.clone());
+            tokio::spawn(async move {
+                let d = ratelimit::reserve_attempt(s.as_ref(), &[(policy, &signer)], now)
+                    .await
+                    .unwrap();
+                if let Decision::Reserved(r) = &d {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    ratelimit::refund(s.as_ref(), r).await.unwrap();
+                }
+                matches!(d, Decision::Reserved(_))
+            })
+        })
+        .collect();
+    let mut passed = 0;
+    for t in tasks {
+        passed += usize::from(t.await.unwrap());
+    }
+    assert_eq!(passed, 20);
+    // Five settled failures: refused at once.
+    for _ in 0..policy.limit {
+        let Decision::Reserved(r) =
+            ratelimit::reserve_attempt(s.as_ref(), &[(policy, &signer)], now)
+                .await
+                .unwrap()
+        else {
+            panic!("refused");
+        };
+        ratelimit::settle_failed(s.as_ref(), &r).await.unwrap();
+    }
+    assert!(matches!(
+        ratelimit::reserve_attempt(s.as_ref(), &[(policy, &signer)], now)
+            .await
+            .unwrap(),
+        Decision::Limited { .. }
     ));
 }
 

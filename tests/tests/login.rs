@@ -208,15 +208,16 @@ async fn parallel_refreshes_of_one_token_are_bounded_and_every_winner_can_go_on(
 async fn fifty_parallel_wrong_passwords_let_at_most_ten_reach_argon2() {
     let p = std::sync::Arc::new(Platform::start().await);
     let u = p.user(false).await;
+    let attacker = unique_ip();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
-            let (p, email) = (p.clone(), u.email.to_string());
-            // Each from its own address: only the per-account limit can stop them.
+            let (p, email, ip) = (p.clone(), u.email.to_string(), attacker.clone());
+            // From one network: the account's limit from that network stops them.
             tokio::spawn(async move {
                 p.post(
                     "/auth/login",
                     json!({"email": email, "password": "wrong guess"}),
-                    &unique_ip(),
+                    &ip,
                 )
                 .await
                 .status
@@ -235,6 +236,15 @@ async fn fifty_parallel_wrong_passwords_let_at_most_ten_reach_argon2() {
         "{verified} guesses reached Argon2: {statuses:?}"
     );
     assert!(verified >= 1, "{statuses:?}");
+    // The guesses did not lock the owner out: the right password from elsewhere works.
+    let owner = p
+        .post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(owner.status, 200, "{}", owner.json);
     // And from one IPv6 /64, rotating the rest of the address, the address limit holds too.
     let net = uuid::Uuid::new_v4().as_u128() as u16;
     let tasks: Vec<_> = (0..30)
@@ -256,6 +266,34 @@ async fn fifty_parallel_wrong_passwords_let_at_most_ten_reach_argon2() {
         v6.push(t.await.unwrap());
     }
     assert!(v6.iter().filter(|s| **s == 401).count() <= 10, "{v6:?}");
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn twenty_simultaneous_right_passwords_all_sign_in() {
+    let p = std::sync::Arc::new(Platform::start().await);
+    let u = p.user(false).await;
+    let ip = unique_ip();
+    // Twice the ten an account may have in flight from one network.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (p, email, ip) = (p.clone(), u.email.to_string(), ip.clone());
+            tokio::spawn(async move {
+                p.post(
+                    "/auth/login",
+                    json!({"email": email, "password": PASSWORD}),
+                    &ip,
+                )
+                .await
+                .status
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
 }
 
 #[tokio::test]
@@ -290,13 +328,14 @@ async fn unknown_email_and_wrong_password_are_indistinguishable() {
 async fn repeated_failures_get_429_with_retry_after() {
     let p = Platform::start().await;
     let u = p.user(false).await;
-    // Per account: ten failures from ten addresses lock the account (known email).
+    // Per account and network: ten failures from one address lock the account there.
+    let guesser = unique_ip();
     for _ in 0..10 {
         assert_eq!(
             p.post(
                 "/auth/login",
                 json!({"email": u.email, "password": "wrong wrong"}),
-                &unique_ip()
+                &guesser
             )
             .await
             .status,
@@ -307,7 +346,7 @@ async fn repeated_failures_get_429_with_retry_after() {
         .post(
             "/auth/login",
             json!({"email": u.email, "password": PASSWORD}),
-            &unique_ip(),
+            &guesser,
         )
         .await;
     assert_eq!(
@@ -320,6 +359,17 @@ async fn repeated_failures_get_429_with_retry_after() {
         .parse()
         .unwrap();
     assert!((1..=900).contains(&retry));
+    // Not from another network: the owner still signs in.
+    assert_eq!(
+        p.post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+            &unique_ip()
+        )
+        .await
+        .status,
+        200
+    );
     // Per address: ten failures for ten unknown emails lock the address.
     let ip = unique_ip();
     for n in 0..10 {

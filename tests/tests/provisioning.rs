@@ -7,6 +7,7 @@
 mod support;
 
 use shared::store::fault_switch_key;
+use shared::store::TenantStore;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde_json::{json, Value};
@@ -668,6 +669,22 @@ async fn after_the_recovery_window_the_artifacts_are_gone_and_the_record_says_so
     assert!(
         aws.secrets_of(&id).await.is_empty(),
         "the secret is deleted"
+    );
+    // The people and connections go too, and the record keeps only a tombstone.
+    assert_eq!(
+        t["offboarding"]["steps"]["invitation"]["state"], "ok",
+        "{t}"
+    );
+    assert!(t["owner_email"].is_null(), "{t}");
+    let tenant_id = shared::domain::TenantId::parse(&id).unwrap();
+    assert!(
+        platform
+            .store
+            .tenant_members(&tenant_id)
+            .await
+            .unwrap()
+            .is_empty(),
+        "the memberships are removed"
     );
     let late = restore(&platform, &op, &slug).await;
     assert_eq!(late.status, 409, "{}", late.json);

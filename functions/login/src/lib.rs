@@ -5,12 +5,13 @@
 //! - `GET /auth/me` -> the caller and their memberships
 //! - `GET /.well-known/jwks.json`, `GET /health/live`, `GET /health/ready`
 //!
-//! A sign-in makes five DynamoDB calls (six for a portal sign-in), two of them writes, in three
-//! steps, so its latency is about one Argon2 verify plus three round trips:
-//! 1. the rate-limit reservation (read, then one conditional write) beside the email and user
-//!    reads;
+//! A sign-in makes six DynamoDB calls (seven for a portal sign-in), four of them writes, in
+//! three steps, so its latency is about one Argon2 verify plus three round trips:
+//! 1. the rate-limit reservation (three conditional adds at once: the account from this
+//!    network, the account from anywhere, this address) beside the email and user reads;
 //! 2. Argon2 beside the membership read of the suspension check (portal only);
-//! 3. the session item, written together with the reservation's refund.
+//! 3. the session item, written together with the reservation's refund (after a wrong
+//!    password, the write that settles the attempt as a failure instead).
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -30,13 +31,23 @@ use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// Failed sign-ins per account (by the email sent, known or not) in 15 minutes.
-pub const LOGIN_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
-    name: "login-fail-email",
+/// Failed sign-ins of one account (by the email sent, known or not) from one client network
+/// (an IPv4 address, an IPv6 /64) in a 15-minute window: what stops a guesser, without letting
+/// failures from elsewhere lock the owner out.
+pub const LOGIN_FAILURES_PER_ACCOUNT_NETWORK: RatePolicy = RatePolicy {
+    name: "login-fail-email-net",
     limit: 10,
     window_secs: 900,
 };
-/// Failed sign-ins per client address (IPv6: per /64) in 15 minutes.
+/// Failed sign-ins of one account from anywhere in a 15-minute window: the ceiling on
+/// guessing spread over many networks (about 9,600 guesses a day at most).
+pub const LOGIN_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
+    name: "login-fail-email",
+    limit: 100,
+    window_secs: 900,
+};
+/// Failed sign-ins per client address (IPv6: per /64) in a 15-minute window, whatever the
+/// accounts.
 pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
     name: "login-fail-ip",
     limit: 10,
@@ -135,17 +146,20 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
     }
     let audience = body.audience.unwrap_or(Audience::Portal);
     let address = ratelimit::address_subject(&ctx.client_ip);
+    let account_network = ratelimit::account_network_subject(email.as_str(), &ctx.client_ip);
     let limits = [
+        (LOGIN_FAILURES_PER_ACCOUNT_NETWORK, account_network.as_str()),
         (LOGIN_FAILURES_PER_ACCOUNT, email.as_str()),
         (LOGIN_FAILURES_PER_ADDRESS, address.as_str()),
     ];
     let now = now_unix();
     let store = app.store.as_ref();
-    // Counted before the password is checked: parallel guesses cannot all slip past the limit.
-    // The account read does not depend on the reservation, so the two overlap; the account is
+    // Counted (in flight) before the password is checked: parallel guesses cannot all slip
+    // past the limit, and parallel right passwords wait for each other rather than fail. The
+    // account read does not depend on the reservation, so the two overlap; the account is
     // used only once the reservation is held.
     let (decision, user) = tokio::join!(
-        ratelimit::reserve(store, &limits, now),
+        ratelimit::reserve_attempt(store, &limits, now),
         store.user_by_email(&email)
     );
     let reservation = match decision? {
@@ -179,7 +193,12 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
     let user = match user {
         Some(user) if verified && user.is_active() => user,
         _ => {
-            // The reservation stays: it is this failure, counted.
+            // The reservation stays: it is this failure, counted, no longer in flight. The
+            // same write for a known and an unknown email; a failure of it changes nothing
+            // the caller sees (the attempt then stays in flight until its window ends).
+            if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
+                tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed sign-in not settled");
+            }
             tracing::info!("sign-in failed");
             return Err(invalid_credentials());
         }

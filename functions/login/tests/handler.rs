@@ -229,7 +229,7 @@ async fn logout_revokes_the_family_and_is_idempotent() {
 }
 
 #[tokio::test]
-async fn ten_failures_per_account_then_429_for_known_and_unknown_alike() {
+async fn ten_failures_of_an_account_from_one_network_lock_it_there_not_elsewhere() {
     let store = Arc::new(MemoryStore::new());
     let app = app(store.clone());
     let u = user(&store, false, UserStatus::Active).await;
@@ -237,23 +237,24 @@ async fn ten_failures_per_account_then_429_for_known_and_unknown_alike() {
         .into_iter()
         .enumerate()
     {
-        for attempt in 0..10 {
-            // A different address each time: only the per-account limit applies.
-            let ip = format!("10.{i}.0.{attempt}");
+        let network = format!("10.{i}.0.1");
+        for _ in 0..10 {
             let (status, _, _) = call(
                 &app,
                 post(
                     "/auth/login",
                     json!({"email": email, "password": "nope nope nope"}),
                 )
-                .from_ip(&ip),
+                .from_ip(&network),
             )
             .await;
             assert_eq!(status, 401);
         }
+        // Known and unknown alike: the network that guessed is refused, even the right
+        // password...
         let (status, body, resp) = call(
             &app,
-            post("/auth/login", json!({"email": email, "password": PASSWORD})).from_ip("10.9.9.9"),
+            post("/auth/login", json!({"email": email, "password": PASSWORD})).from_ip(&network),
         )
         .await;
         assert_eq!(
@@ -268,6 +269,94 @@ async fn ten_failures_per_account_then_429_for_known_and_unknown_alike() {
             .unwrap();
         assert!((1..=900).contains(&retry), "{retry}");
     }
+    // ...while the owner, from a network with no failures, signs in.
+    let (status, body, _) = call(
+        &app,
+        post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+        )
+        .from_ip("10.7.7.7"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+#[tokio::test]
+async fn a_hundred_failures_from_many_networks_close_the_account_everywhere() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    // Nine failures from each of a dozen networks: none of them is locked on its own.
+    let mut failures = 0;
+    'spread: for net in 0..12 {
+        for host in 0..9 {
+            if failures == login::LOGIN_FAILURES_PER_ACCOUNT.limit {
+                break 'spread;
+            }
+            let (status, _, _) = call(
+                &app,
+                post(
+                    "/auth/login",
+                    json!({"email": u.email, "password": "a wrong guess"}),
+                )
+                .from_ip(&format!("10.{net}.{host}.1")),
+            )
+            .await;
+            assert_eq!(status, 401, "failure {failures}");
+            failures += 1;
+        }
+    }
+    let (status, _, _) = call(
+        &app,
+        post(
+            "/auth/login",
+            json!({"email": u.email, "password": PASSWORD}),
+        )
+        .from_ip("10.99.0.1"),
+    )
+    .await;
+    assert_eq!(
+        status, 429,
+        "the account's ceiling holds from a fresh network"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_right_passwords_do_not_use_up_each_others_allowance() {
+    let store = Arc::new(MemoryStore::new());
+    let app = Arc::new(app(store.clone()));
+    let u = user(&store, false, UserStatus::Active).await;
+    // Thirty at once, from one address, all right: more than the account's ten from one
+    // network, and each is counted until its password is checked.
+    let tasks: Vec<_> = (0..30)
+        .map(|_| {
+            let (app, email) = (app.clone(), u.email.to_string());
+            tokio::spawn(async move {
+                call(
+                    &app,
+                    post("/auth/login", json!({"email": email, "password": PASSWORD}))
+                        .from_ip("10.5.5.5"),
+                )
+                .await
+                .0
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // And none of them is left counted.
+    let now = shared::runtime::time::now_unix();
+    let subject = shared::access::ratelimit::account_network_subject(u.email.as_str(), "10.5.5.5");
+    let counter = store.rate_counter(&shared::access::ratelimit::key(
+        &login::LOGIN_FAILURES_PER_ACCOUNT_NETWORK,
+        &subject,
+        now,
+    ));
+    assert_eq!((counter.count, counter.in_flight), (0, 0));
 }
 
 #[tokio::test]
@@ -457,7 +546,7 @@ async fn a_sign_in_to_only_suspended_tenants_is_refused_once_the_password_is_rig
     use shared::domain::tenant::TenantStatus;
     use shared::domain::Role;
     use shared::store::changes::Change;
-    use shared::store::{CommitStore, RateLimitStore};
+    use shared::store::CommitStore;
 
     let store = Arc::new(MemoryStore::new());
     let app = app(store.clone());
@@ -486,8 +575,12 @@ async fn a_sign_in_to_only_suspended_tenants_is_refused_once_the_password_is_rig
         (status, body["error"]["code"].as_str()),
         (403, Some("ACCOUNT_SUSPENDED"))
     );
-    // The right password was not a guess: only the wrong one stays counted.
-    let key = shared::access::ratelimit::key(&login::LOGIN_FAILURES_PER_ACCOUNT, u.email.as_str());
-    let windows = store.rate_windows(&[key]).await.unwrap();
-    assert_eq!(windows[0].hits.len(), 1);
+    // The right password was not a guess: only the wrong one stays counted, and settled.
+    let key = shared::access::ratelimit::key(
+        &login::LOGIN_FAILURES_PER_ACCOUNT,
+        u.email.as_str(),
+        shared::runtime::time::now_unix(),
+    );
+    let counter = store.rate_counter(&key);
+    assert_eq!((counter.count, counter.in_flight), (1, 0));
 }

@@ -1,16 +1,25 @@
-//! Sliding-window rate limits over the store, decided atomically. A request names every
-//! (policy, subject) it is limited by, e.g. the account and the client address. It reserves one
-//! attempt under all of them with a single conditional write (each window's version must be the
-//! one just read); only a request whose reservation was written may go on. A burst of parallel
-//! requests therefore cannot all pass a check before any of them is counted, and a refused
-//! request writes nothing, so refusals never extend a block.
+//! Rate limits as fixed-window counters in the store, decided atomically. A request names every
+//! (policy, subject) it is limited by, e.g. the account and the client address; one attempt is
+//! added to the current window's counter of each, each add conditioned on the counter being
+//! below its limit (`RateLimitStore::take_attempt`). Only a request whose attempt was counted
+//! may go on, so a burst of parallel requests cannot all pass a check before any of them is
+//! counted; a refused request writes nothing, so refusals never extend a block. A window is a
+//! fixed span (`now / window_secs`): at a window's edge a client may get up to twice the
+//! limit within one window's length, the price of a single conditional write per counter.
+//!
+//! Sign-in attempts are counted *in flight* until the password is checked ([`reserve_attempt`]):
+//! a correct password gives the attempt back in the session's own transaction, a wrong one
+//! settles it as a failure. A sign-in that meets a counter full only because of attempts still
+//! in flight waits for them to settle instead of being refused, so simultaneous correct
+//! sign-ins (one person's devices, a script) never use up each other's allowance.
 //!
 //! Subjects are hashed before they become keys, so emails and addresses are not stored in the
-//! clear. A reservation can be refunded (a sign-in that succeeded is not a failure).
+//! clear.
 
 use crate::access::sha256_hex;
-use crate::store::{RateLimitStore, RateWindow, StoreError};
+use crate::store::{RateCounter, RateLimitStore, StoreError, Take};
 use std::net::IpAddr;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RatePolicy {
@@ -33,14 +42,27 @@ pub enum Decision {
 /// so a session's write can carry the refund without the store knowing this module.
 pub use crate::store::RateHit as Reservation;
 
-/// How many times a reservation is tried while other requests keep changing the same windows.
-/// Each failed try means another request's reservation was written, so the contended case
-/// converges: once the windows are full every reader is refused without writing. Beyond this,
-/// the request is refused (fail closed) rather than let through uncounted.
-const RESERVE_ATTEMPTS: u32 = 12;
+/// How long a sign-in waits, in all, for attempts in flight to settle before it is refused:
+/// a few Argon2 verifies' worth.
+pub const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
 
-pub fn key(policy: &RatePolicy, subject: &str) -> String {
-    format!("{}#{}", policy.name, sha256_hex(subject.as_bytes()))
+/// The counter key of `subject` under `policy` in the window holding `now`.
+pub fn key(policy: &RatePolicy, subject: &str, now: i64) -> String {
+    format!(
+        "{}#{}#{}",
+        policy.name,
+        sha256_hex(subject.as_bytes()),
+        window(policy, now)
+    )
+}
+
+fn window(policy: &RatePolicy, now: i64) -> i64 {
+    now.div_euclid(policy.window_secs.max(1))
+}
+
+/// When the window holding `now` ends.
+fn window_end(policy: &RatePolicy, now: i64) -> i64 {
+    (window(policy, now) + 1) * policy.window_secs.max(1)
 }
 
 /// The subject a client address is limited as. IPv6 clients get a whole /64 each (one
@@ -60,82 +82,124 @@ pub fn address_subject(ip: &str) -> String {
     }
 }
 
-/// The hits of `window` still inside `policy`'s window at `now`, oldest first. Hits stamped
-/// after `now` (by a request whose clock read a later second) count too: the window is
-/// rewritten from this list, and dropping them would lose other requests' attempts.
-fn live_hits(window: &RateWindow, policy: &RatePolicy, now: i64) -> Vec<(String, i64)> {
-    let mut hits: Vec<(String, i64)> = window
-        .hits
-        .iter()
-        .filter(|(_, &t)| t > now - policy.window_secs)
-        .map(|(id, &t)| (id.clone(), t))
-        .collect();
-    hits.sort_by_key(|(_, t)| *t);
-    hits
+/// The subject an account is limited as from one client network: the account and the
+/// address's subject (an IPv4 address, an IPv6 /64).
+pub fn account_network_subject(account: &str, ip: &str) -> String {
+    format!("{account}|{}", address_subject(ip))
 }
 
-/// Reserves one attempt under every given limit, or says how long to wait.
+fn counters(limits: &[(RatePolicy, &str)], now: i64) -> Vec<RateCounter> {
+    limits
+        .iter()
+        .map(|(p, subject)| RateCounter {
+            key: key(p, subject, now),
+            limit: p.limit as u64,
+            expires_at: window_end(p, now),
+        })
+        .collect()
+}
+
+fn limited(limits: &[(RatePolicy, &str)], full: &[usize], now: i64) -> Decision {
+    let wait = full
+        .iter()
+        .map(|&i| window_end(&limits[i].0, now) - now)
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    Decision::Limited {
+        retry_after_secs: wait as u64,
+    }
+}
+
+/// Counts one attempt under every given limit, or says how long to wait.
 pub async fn reserve(
     store: &dyn RateLimitStore,
     limits: &[(RatePolicy, &str)],
     now: i64,
 ) -> Result<Decision, StoreError> {
-    let keys: Vec<String> = limits.iter().map(|(p, s)| key(p, s)).collect();
-    let hit_id = crate::access::opaque::random_id();
-    for attempt in 1..=RESERVE_ATTEMPTS {
-        let windows = store.rate_windows(&keys).await?;
-        let mut wait: Option<i64> = None;
-        let mut writes = Vec::with_capacity(keys.len());
-        for ((policy, _), (k, window)) in limits.iter().zip(keys.iter().zip(windows)) {
-            let live = live_hits(&window, policy, now);
-            if live.len() >= policy.limit {
-                // Passes once enough old hits leave the window to get below the limit.
-                let freeing = live[live.len() - policy.limit].1;
-                let secs = (freeing + policy.window_secs - now).max(1);
-                wait = Some(wait.map_or(secs, |w| w.max(secs)));
-                continue;
-            }
-            let mut hits: std::collections::BTreeMap<String, i64> = live.into_iter().collect();
-            hits.insert(hit_id.clone(), now);
-            writes.push((
-                k.clone(),
-                RateWindow {
-                    hits,
-                    version: window.version + 1,
-                },
-                window.version,
-                now + policy.window_secs,
-            ));
+    let counters = counters(limits, now);
+    Ok(match store.take_attempt(&counters, false).await? {
+        Take::Taken => Decision::Reserved(Reservation {
+            keys: counters.into_iter().map(|c| c.key).collect(),
+            in_flight: false,
+        }),
+        Take::Full(full) => {
+            let at: Vec<usize> = full.iter().map(|(i, _)| *i).collect();
+            limited(limits, &at, now)
         }
-        if let Some(secs) = wait {
-            return Ok(Decision::Limited {
-                retry_after_secs: secs as u64,
-            });
-        }
-        if store.put_rate_windows(&writes).await? {
-            return Ok(Decision::Reserved(Reservation {
-                keys,
-                hit_id: hit_id.clone(),
-            }));
-        }
-        let pause_ms = rand::Rng::gen_range(&mut rand::thread_rng(), 1..=(4u64 << attempt.min(5)));
-        tokio::time::sleep(std::time::Duration::from_millis(pause_ms)).await;
-    }
-    tracing::warn!("rate-limit reservation contended beyond its attempts: refused");
-    Ok(Decision::Limited {
-        retry_after_secs: 1,
     })
+}
+
+/// Counts one sign-in attempt in flight under every given limit. Where a counter is full only
+/// because attempts are still in flight (their passwords being checked), waits for them to
+/// settle, up to [`IN_FLIGHT_WAIT`] in all; refused when settled failures fill a counter.
+/// Settle the reservation with [`settle_failed`] or give it back with [`refund`].
+pub async fn reserve_attempt(
+    store: &dyn RateLimitStore,
+    limits: &[(RatePolicy, &str)],
+    now: i64,
+) -> Result<Decision, StoreError> {
+    let counters = counters(limits, now);
+    let started = tokio::time::Instant::now();
+    let mut pause_ms = 25u64;
+    loop {
+        let mut full = match store.take_attempt(&counters, true).await? {
+            Take::Taken => {
+                return Ok(Decision::Reserved(Reservation {
+                    keys: counters.into_iter().map(|c| c.key).collect(),
+                    in_flight: true,
+                }))
+            }
+            Take::Full(full) => full,
+        };
+        // Wait, reading only, until every full counter has room again; refused as soon as
+        // settled failures fill one, or when the wait is used up.
+        loop {
+            let failures_fill_one = full.iter().any(|(i, state)| {
+                state.count.saturating_sub(state.in_flight) >= counters[*i].limit
+            });
+            if failures_fill_one || started.elapsed() >= IN_FLIGHT_WAIT {
+                if !failures_fill_one {
+                    tracing::warn!("sign-in attempts in flight did not settle in time: refused");
+                }
+                let at: Vec<usize> = full.iter().map(|(i, _)| *i).collect();
+                return Ok(limited(limits, &at, now));
+            }
+            let jitter = rand::Rng::gen_range(&mut rand::thread_rng(), 0..=pause_ms / 2);
+            tokio::time::sleep(Duration::from_millis(pause_ms + jitter)).await;
+            pause_ms = (pause_ms * 2).min(200);
+            let keys: Vec<String> = full.iter().map(|(i, _)| counters[*i].key.clone()).collect();
+            let states = store.counter_states(&keys).await?;
+            full = full
+                .iter()
+                .zip(states)
+                .filter(|((i, _), state)| state.count >= counters[*i].limit)
+                .map(|((i, _), state)| (*i, state))
+                .collect();
+            if full.is_empty() {
+                break;
+            }
+        }
+    }
+}
+
+/// Settles an in-flight attempt as a failure: it stays counted.
+pub async fn settle_failed(store: &dyn RateLimitStore, r: &Reservation) -> Result<(), StoreError> {
+    if r.in_flight {
+        store.settle_attempt(r).await?;
+    }
+    Ok(())
 }
 
 /// Takes a reservation back, e.g. after a successful sign-in.
 pub async fn refund(store: &dyn RateLimitStore, r: &Reservation) -> Result<(), StoreError> {
-    store.refund_rate_hit(&r.keys, &r.hit_id).await
+    store.refund_attempt(r).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{MemoryStore, RateLimitStore};
+    use crate::store::MemoryStore;
     use std::sync::Arc;
 
     const P: RatePolicy = RatePolicy {
@@ -149,21 +213,21 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn refuses_at_the_limit_and_frees_as_hits_age_out() {
+    async fn refuses_at_the_limit_until_the_window_ends() {
         let store = MemoryStore::new();
-        for t in [100, 110, 120] {
+        for t in [120, 130, 140] {
             assert!(reserved(&reserve(&store, &[(P, "a")], t).await.unwrap()));
         }
         assert_eq!(
-            reserve(&store, &[(P, "a")], 130).await.unwrap(),
+            reserve(&store, &[(P, "a")], 150).await.unwrap(),
             Decision::Limited {
                 retry_after_secs: 30
             }
         );
         // Another subject is unaffected.
-        assert!(reserved(&reserve(&store, &[(P, "b")], 130).await.unwrap()));
-        // At 160 the hit from 100 has left the window.
-        assert!(reserved(&reserve(&store, &[(P, "a")], 160).await.unwrap()));
+        assert!(reserved(&reserve(&store, &[(P, "b")], 150).await.unwrap()));
+        // At 180 a new window begins.
+        assert!(reserved(&reserve(&store, &[(P, "a")], 180).await.unwrap()));
     }
 
     #[tokio::test]
@@ -178,7 +242,7 @@ mod tests {
         let mut passed = 0;
         for i in 0..12 {
             if reserved(
-                &reserve(&store, &[(hourly, "v")], 1_000 + i * 1200)
+                &reserve(&store, &[(hourly, "v")], 3_600 + i * 1200)
                     .await
                     .unwrap(),
             ) {
@@ -202,7 +266,7 @@ mod tests {
             ));
         }
         assert!(reserved(
-            &reserve(&store, &[(hourly, "w")], 3601).await.unwrap()
+            &reserve(&store, &[(hourly, "w")], 3600).await.unwrap()
         ));
     }
 
@@ -257,17 +321,57 @@ mod tests {
         assert_eq!(passed, P.limit);
     }
 
-    #[tokio::test]
-    async fn hits_from_a_later_second_are_kept_and_counted() {
-        // Requests that read the clock at 101 write before one that read it at 100.
-        let store = MemoryStore::new();
-        for _ in 0..2 {
-            assert!(reserved(&reserve(&store, &[(P, "s")], 101).await.unwrap()));
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_sign_ins_wait_for_each_other_and_settled_failures_refuse() {
+        // 40 sign-ins at once under a limit of 3, each in flight for 5 ms, each right: every
+        // one gets through, none refused for the others being in flight.
+        let store = Arc::new(MemoryStore::new());
+        let tasks: Vec<_> = (0..40)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let d = reserve_attempt(store.as_ref(), &[(P, "s")], 500)
+                        .await
+                        .unwrap();
+                    if let Decision::Reserved(r) = &d {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        refund(store.as_ref(), r).await.unwrap();
+                    }
+                    d
+                })
+            })
+            .collect();
+        let mut passed = 0;
+        for t in tasks {
+            passed += usize::from(reserved(&t.await.unwrap()));
         }
-        assert!(reserved(&reserve(&store, &[(P, "s")], 100).await.unwrap()));
-        assert!(!reserved(&reserve(&store, &[(P, "s")], 100).await.unwrap()));
-        let w = store.rate_windows(&[key(&P, "s")]).await.unwrap();
-        assert_eq!(w[0].hits.len(), 3);
+        assert_eq!(
+            passed, 40,
+            "a correct sign-in never waits out its window for others"
+        );
+        // Three wrong ones, settled: now the counter is full of failures and refuses at once.
+        for _ in 0..3 {
+            let Decision::Reserved(r) = reserve_attempt(store.as_ref(), &[(P, "s")], 500)
+                .await
+                .unwrap()
+            else {
+                panic!("refused");
+            };
+            settle_failed(store.as_ref(), &r).await.unwrap();
+        }
+        let started = std::time::Instant::now();
+        assert_eq!(
+            reserve_attempt(store.as_ref(), &[(P, "s")], 500)
+                .await
+                .unwrap(),
+            Decision::Limited {
+                retry_after_secs: 40
+            }
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "no wait for settled failures"
+        );
     }
 
     #[test]
@@ -283,5 +387,9 @@ mod tests {
         assert_eq!(address_subject("::ffff:203.0.113.7"), "203.0.113.7");
         assert_eq!(address_subject("203.0.113.7"), "203.0.113.7");
         assert_eq!(address_subject("unknown"), "unknown");
+        assert_ne!(
+            account_network_subject("a@example.com", "203.0.113.7"),
+            account_network_subject("a@example.com", "203.0.113.8")
+        );
     }
 }

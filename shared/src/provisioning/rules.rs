@@ -227,6 +227,12 @@ pub fn finish(t: &mut Tenant, mode: RunMode, now: i64) -> Finish {
             }
             if mode == RunMode::Purge {
                 off.purged_at = Some(now);
+                // A tombstone stays (id, slug, name, plan, partner, dates, the audit trail);
+                // what may be personal goes.
+                t.owner_email = None;
+                t.billing_info = Default::default();
+                t.domains.clear();
+                t.redirect_origins.clear();
                 Finish::Purged
             } else {
                 off.retired_at = Some(now);
@@ -566,8 +572,15 @@ mod tests {
         }
         assert_eq!(finish(&mut t, RunMode::Offboard, 200), Finish::Retired);
         assert_eq!(t.offboarding.as_ref().unwrap().retired_at, Some(200));
+        t.owner_email = Some(crate::domain::Email::parse("owner@example.com").unwrap());
+        t.billing_info.insert("vat".into(), "GB1".into());
         assert_eq!(finish(&mut t, RunMode::Purge, 1200), Finish::Purged);
         assert_eq!(t.offboarding.as_ref().unwrap().purged_at, Some(1200));
+        assert_eq!(
+            (t.owner_email.as_ref(), t.billing_info.len()),
+            (None, 0),
+            "personal fields go"
+        );
         let mut live = tenant(TenantStatus::Active, ALL_OK);
         assert_eq!(
             finish(&mut live, RunMode::Offboard, 200),

@@ -23,7 +23,7 @@
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `expires_at` |
-//! | rate window | `RATE#<policy>#<sha256(subject)>` | `RATE` | `hits` (hit id -> time, those inside the window), `version` (moved by every write), `expires_at` |
+//! | rate counter | `RATE#<policy>#<sha256(subject)>#<window number>` | `RATE` | `n` (attempts counted in this fixed window), `in_flight` (sign-ins not yet settled), `expires_at` (the window's end) |
 //! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
 //! | counter | `COUNT#<scope>` | `COUNT` | one number attribute per counter name |
 //! | outbox event | `OUTBOX#<event id>` | `OUTBOX` | kind, detail (JSON), `created_at`; `GSI1PK=OUTBOX`, `GSI1SK=<created_at>#<id>` |
@@ -74,10 +74,12 @@
 //! - idempotency: claiming is a `PutItem` conditioned on no live record (absent, expired, or
 //!   pending past its lease); when refused, a consistent `GetItem` reads what holds the key.
 //!   Finishing and releasing are conditioned on the claimant's fingerprint.
-//! - rate limiting: `BatchGetItem` (consistent) of every window a request is limited by, then
-//!   one write of all of them, each conditioned on the version it read (a `TransactWriteItems`
-//!   when there are several): the attempt is reserved before it is decided, and a refused one
-//!   writes nothing. A refund removes the hit and moves the version.
+//! - rate limiting: one write adds the attempt to every counter it is limited by (an
+//!   `UpdateItem` `ADD n 1` conditioned on `n` below the limit, or a `TransactWriteItems` of
+//!   them when there are several): no read first, so concurrent attempts serialise in the
+//!   table instead of racing versions, and a refused one writes nothing. Only when refused, a
+//!   consistent `BatchGetItem` reads the full counters (how many are in flight). A refund is
+//!   `ADD n -1` (with the in-flight count); settling a failed sign-in is `ADD in_flight -1`.
 
 pub mod changes;
 mod dynamo;
@@ -503,13 +505,6 @@ pub trait SessionStore: Send + Sync {
     async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError>;
 }
 
-/// One rate-limit window as stored: recent hits by id, and a version that every write moves.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RateWindow {
-    pub hits: BTreeMap<String, i64>,
-    pub version: u64,
-}
-
 /// The key (`PK`, `SK`) of the provisioning fault switch for `step` of the tenant `slug`: an
 /// item only tests write, read by `provision-step` built with its `faults` feature (never in a
 /// deployed build; `make bench` checks the release binary has no trace of it).
@@ -518,27 +513,57 @@ pub fn fault_switch_key(slug: &str, step: &str) -> (String, String) {
     (format!("FAULT#{slug}"), step.to_string())
 }
 
-/// One counted attempt: its id (`hit_id`) in each rate window (`keys`) it was written to. A
-/// refund removes it from each; a sign-in's refund rides in the session's own transaction.
+/// One counted attempt: the counters (`keys`) it was added to, and whether it was added as in
+/// flight (a sign-in until its password is checked). A refund takes it back from each; a
+/// sign-in's refund rides in the session's own transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RateHit {
     pub keys: Vec<String>,
-    pub hit_id: String,
+    pub in_flight: bool,
+}
+
+/// A fixed-window counter an attempt is added to: its key (policy, subject, window), the
+/// most it may count, and when it may be forgotten (the window's end).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateCounter {
+    pub key: String,
+    pub limit: u64,
+    pub expires_at: i64,
+}
+
+/// Where a counter stands: attempts counted, and how many of them are still in flight.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CounterState {
+    pub count: u64,
+    pub in_flight: u64,
+}
+
+/// What adding an attempt did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Take {
+    /// Counted under every counter.
+    Taken,
+    /// Nothing written: these counters (by their index in the request) were at their limits.
+    Full(Vec<(usize, CounterState)>),
 }
 
 #[async_trait]
 pub trait RateLimitStore: Send + Sync {
-    /// The window under each key (empty, version 0, for unknown keys), in the order asked,
-    /// read strongly consistent.
-    async fn rate_windows(&self, keys: &[String]) -> Result<Vec<RateWindow>, StoreError>;
-    /// Writes every `(key, window, seen_version, expires_at)` together, only if each key's
-    /// version is still `seen_version`; `false` (nothing written) if any moved.
-    async fn put_rate_windows(
+    /// Adds one attempt to every counter, all or nothing, each only while its count is below
+    /// its limit (one conditional write: concurrent attempts never pass a full counter and
+    /// never contend on a version). With `in_flight`, the attempt is also counted as in flight
+    /// until it is settled or refunded.
+    async fn take_attempt(
         &self,
-        writes: &[(String, RateWindow, u64, i64)],
-    ) -> Result<bool, StoreError>;
-    /// Removes hit `hit_id` from each key's window (a refund).
-    async fn refund_rate_hit(&self, keys: &[String], hit_id: &str) -> Result<(), StoreError>;
+        counters: &[RateCounter],
+        in_flight: bool,
+    ) -> Result<Take, StoreError>;
+    /// Where each counter stands (zero for one not written), read strongly consistent.
+    async fn counter_states(&self, keys: &[String]) -> Result<Vec<CounterState>, StoreError>;
+    /// Settles an in-flight attempt as a failure: it stays counted, no longer in flight.
+    async fn settle_attempt(&self, hit: &RateHit) -> Result<(), StoreError>;
+    /// Takes an attempt back from each counter (a counter already forgotten is skipped).
+    async fn refund_attempt(&self, hit: &RateHit) -> Result<(), StoreError>;
 }
 
 /// What holds an idempotency key when a request tries to claim it.

@@ -289,6 +289,12 @@ impl DynamoStore {
         &self.table
     }
 
+    /// The stored item under (`pk`, `sk`), as the table holds it (for tests).
+    #[cfg(any(test, feature = "testing"))]
+    pub async fn raw_item(&self, pk: &str, sk: &str) -> Result<Option<Item>, StoreError> {
+        self.get(pk.to_string(), sk).await
+    }
+
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client

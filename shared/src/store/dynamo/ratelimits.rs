@@ -1,135 +1,157 @@
-//! Rate-limit windows: version-conditioned reservations and refunds.
+//! Fixed-window attempt counters: conditional adds, settles and refunds.
 
 use super::*;
-
-const REFUND_UPDATE: &str = "REMOVE hits.#hit ADD version :one";
-const REFUND_CONDITION: &str = "attribute_exists(hits)";
+use crate::store::{CounterState, RateCounter, Take};
 
 fn rate_key(k: &str) -> Item {
     key(format!("RATE#{k}"), "RATE")
 }
 
+/// A refund: one attempt less (and one less in flight), only if the counter still exists.
+const REFUND: &str = "ADD n :minus";
+const REFUND_IN_FLIGHT: &str = "ADD n :minus, in_flight :minus";
+
 impl DynamoStore {
-    /// Removes one hit from a window and moves its version (so a reservation that read the
-    /// window before the refund is sent again); only if the window still exists.
-    pub(super) fn refund_update(&self, k: &str, hit_id: &str) -> Result<Update, StoreError> {
+    /// Takes `hit` back from counter `k`, only if the counter still exists.
+    pub(super) fn refund_update(&self, k: &str, hit: &RateHit) -> Result<Update, StoreError> {
         Self::build(
             Update::builder()
                 .table_name(&self.table)
                 .set_key(Some(rate_key(k)))
-                .update_expression(REFUND_UPDATE)
-                .condition_expression(REFUND_CONDITION)
-                .expression_attribute_names("#hit", hit_id)
-                .expression_attribute_values(":one", n(1))
+                .update_expression(if hit.in_flight {
+                    REFUND_IN_FLIGHT
+                } else {
+                    REFUND
+                })
+                .condition_expression("attribute_exists(n)")
+                .expression_attribute_values(":minus", n(-1))
                 .build(),
         )
+    }
+
+    /// Adds one attempt to counter `c`, only while it is below its limit: `Ok(false)` when full.
+    async fn add_attempt(&self, c: &RateCounter, in_flight: bool) -> Result<bool, StoreError> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(rate_key(&c.key)))
+            .condition_expression("attribute_not_exists(n) OR n < :limit")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":limit", n(c.limit))
+            .expression_attribute_values(":exp", n(c.expires_at))
+            .expression_attribute_values(":entity", s("rate_counter"));
+        update = if in_flight {
+            update.update_expression(
+                "ADD n :one, in_flight :one SET expires_at = :exp, entity = :entity",
+            )
+        } else {
+            update.update_expression("ADD n :one SET expires_at = :exp, entity = :entity")
+        };
+        conditional(update.send().await)
+    }
+
+    async fn counter_state(&self, k: &str) -> Result<CounterState, StoreError> {
+        let Some(item) = self.get(format!("RATE#{k}"), "RATE").await? else {
+            return Ok(CounterState::default());
+        };
+        let f = Fields {
+            item: &item,
+            key: "RATE",
+        };
+        Ok(CounterState {
+            count: f.n_or("n", 0)?,
+            in_flight: f.n_or("in_flight", 0)?,
+        })
     }
 }
 
 #[async_trait]
 impl RateLimitStore for DynamoStore {
-    async fn rate_windows(&self, keys: &[String]) -> Result<Vec<RateWindow>, StoreError> {
-        let mut wanted: Vec<&String> = keys.iter().collect();
-        wanted.sort();
-        wanted.dedup();
-        let mut found: HashMap<String, Item> = HashMap::new();
-        let mut request = KeysAndAttributes::builder().consistent_read(true);
-        for k in &wanted {
-            request = request.keys(rate_key(k));
-        }
-        let mut pending = Some(Self::build(request.build())?);
-        // BatchGetItem may hand back unprocessed keys under throttling; ask again, a bounded number of times.
-        for _ in 0..5 {
-            let Some(req) = pending.take() else { break };
-            let out = self
-                .client
-                .batch_get_item()
-                .request_items(&self.table, req)
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out
-                .responses
-                .unwrap_or_default()
-                .remove(&self.table)
-                .unwrap_or_default()
-            {
-                if let Some(AttributeValue::S(pk)) = item.get("PK") {
-                    found.insert(pk.clone(), item);
-                }
+    /// Each counter is its own conditional add, all sent at once (one round trip, and
+    /// concurrent attempts serialise per item instead of conflicting as transactions would).
+    /// No counter ever passes its limit; an attempt one counter refuses is taken back from the
+    /// others, so for that moment it may be counted there once too often (as in flight, when
+    /// in flight: a sign-in waiting on it waits rather than being refused).
+    async fn take_attempt(
+        &self,
+        counters: &[RateCounter],
+        in_flight: bool,
+    ) -> Result<Take, StoreError> {
+        let added =
+            futures_util::future::join_all(counters.iter().map(|c| self.add_attempt(c, in_flight)))
+                .await;
+        let mut full = Vec::new();
+        let mut taken = Vec::new();
+        let mut failure = None;
+        for (i, result) in added.into_iter().enumerate() {
+            match result {
+                Ok(true) => taken.push(counters[i].key.clone()),
+                Ok(false) => full.push(i),
+                Err(e) => failure = Some(e),
             }
-            pending = out
-                .unprocessed_keys
-                .and_then(|mut u| u.remove(&self.table))
-                .filter(|k| !k.keys.is_empty());
         }
-        if pending.is_some() {
-            return Err(StoreError::Unavailable("rate-limit read throttled".into()));
+        if full.is_empty() && failure.is_none() {
+            return Ok(Take::Taken);
         }
-        keys.iter()
-            .map(|k| match found.get(&format!("RATE#{k}")) {
-                None => Ok(RateWindow::default()),
-                Some(item) => {
-                    let f = Fields { item, key: "RATE" };
-                    Ok(RateWindow {
-                        hits: f.number_map("hits")?,
-                        version: f.n_or("version", 0)?,
-                    })
-                }
+        if !taken.is_empty() {
+            self.refund_attempt(&RateHit {
+                keys: taken,
+                in_flight,
             })
+            .await?;
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let mut states = Vec::with_capacity(full.len());
+        for i in full {
+            states.push((i, self.counter_state(&counters[i].key).await?));
+        }
+        Ok(Take::Full(states))
+    }
+
+    async fn counter_states(&self, keys: &[String]) -> Result<Vec<CounterState>, StoreError> {
+        futures_util::future::join_all(keys.iter().map(|k| self.counter_state(k)))
+            .await
+            .into_iter()
             .collect()
     }
 
-    async fn put_rate_windows(
-        &self,
-        writes: &[(String, RateWindow, u64, i64)],
-    ) -> Result<bool, StoreError> {
-        let mut items = Vec::with_capacity(writes.len());
-        for (k, window, seen, expires_at) in writes {
-            let mut item = rate_key(k);
-            item.insert("entity".into(), s("rate_window"));
-            item.insert("hits".into(), hash_map(&window.hits));
-            item.insert("version".into(), n(window.version));
-            item.insert("expires_at".into(), n(expires_at));
-            let condition = if *seen == 0 {
-                "attribute_not_exists(version)".to_string()
-            } else {
-                "version = :seen".to_string()
-            };
-            let put = Self::build(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .condition_expression(condition)
-                    .set_expression_attribute_values(
-                        (*seen != 0).then(|| HashMap::from([(":seen".to_string(), n(seen))])),
-                    )
-                    .build(),
-            )?;
-            items.push(TransactWriteItem::builder().put(put).build());
-        }
-        // One item needs no transaction; several are written all or nothing.
-        match self.transact(items).await {
-            Ok(()) => Ok(true),
-            Err(e) if e.refused() => Ok(false),
-            Err(e) => Err(e.into()),
-        }
-    }
-
-    async fn refund_rate_hit(&self, keys: &[String], hit_id: &str) -> Result<(), StoreError> {
-        for k in keys {
+    async fn settle_attempt(&self, hit: &RateHit) -> Result<(), StoreError> {
+        for k in &hit.keys {
             let result = self
                 .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(rate_key(k)))
-                .update_expression(REFUND_UPDATE)
-                .condition_expression(REFUND_CONDITION)
-                .expression_attribute_names("#hit", hit_id)
-                .expression_attribute_values(":one", n(1))
+                .update_expression("ADD in_flight :minus")
+                .condition_expression("attribute_exists(n)")
+                .expression_attribute_values(":minus", n(-1))
                 .send()
                 .await;
-            // A failed condition: the window expired away, nothing to give back.
+            conditional(result)?;
+        }
+        Ok(())
+    }
+
+    async fn refund_attempt(&self, hit: &RateHit) -> Result<(), StoreError> {
+        for k in &hit.keys {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(rate_key(k)))
+                .update_expression(if hit.in_flight {
+                    REFUND_IN_FLIGHT
+                } else {
+                    REFUND
+                })
+                .condition_expression("attribute_exists(n)")
+                .expression_attribute_values(":minus", n(-1))
+                .send()
+                .await;
+            // A failed condition: the counter expired away, nothing to give back.
             conditional(result)?;
         }
         Ok(())

@@ -39,7 +39,7 @@ impl SessionStore for DynamoStore {
             for k in &r.keys {
                 refunds.push(
                     TransactWriteItem::builder()
-                        .update(self.refund_update(k, &r.hit_id)?)
+                        .update(self.refund_update(k, r)?)
                         .build(),
                 );
             }

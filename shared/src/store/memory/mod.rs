@@ -29,7 +29,7 @@ struct Data {
     partner_slugs: HashMap<PartnerSlug, PartnerId>,
     partner_admins: HashMap<UserId, Vec<PartnerId>>,
     sessions: HashMap<String, Session>,
-    rate: HashMap<String, RateWindow>,
+    rate: HashMap<String, crate::store::CounterState>,
     tenants: HashMap<TenantId, Tenant>,
     slugs: HashMap<TenantSlug, TenantId>,
     resets: HashMap<String, ResetTokenRecord>,

@@ -20,7 +20,7 @@ impl SessionStore for MemoryStore {
                 u.last_sign_in_at = Some(crate::runtime::time::now_unix());
             }
             if let Some(r) = refund {
-                refund_in(d, &r.keys, &r.hit_id);
+                refund_in(d, r);
             }
             Ok(())
         })
