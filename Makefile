@@ -68,10 +68,14 @@ dev: $(STAMP) build console
 test: $(STAMP) $(TOOLS_STAMP) console
 	localstack/test.sh
 
-# cfn-lint with the serverless rules, and SAM's own validation with its lint (both offline).
-template-lint: $(TOOLS_STAMP)
+# cfn-lint with the serverless rules, and SAM's own validation with its lint (both offline);
+# then what the template promises that nothing local runs (WAF, throttles, reserved concurrency,
+# IAM key conditions, bucket policy, alarms: infra/checks/test_template.py) and the log reader.
+template-lint: $(STAMP) $(TOOLS_STAMP)
 	$(TOOLS)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
 	$(TOOLS)/bin/sam validate --lint --template infra/template.yaml --region us-east-1
+	cd infra/checks && ../../$(VENV)/bin/python -m unittest -q test_template
+	cd localstack && ../$(VENV)/bin/python -m unittest -q test_logs
 
 package: $(TOOLS_STAMP)
 	infra/package.sh

@@ -158,6 +158,17 @@ def handler_for(target, console=None, env="local"):
     return Forward
 
 
+class Server(http.server.ThreadingHTTPServer):
+    """One thread per connection, and a listen backlog for bursts: the kernel holds this many
+    connections until the server accepts them. socketserver's default, 5, lost 10 of 50
+    simultaneous clients (reset, or hung until their timeout) while the emulator behind answered
+    them all; a browser opens several connections at once, a test run dozens. The kernel caps it
+    at net.core.somaxconn (4096 on current Linux)."""
+
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 def main():
     parser = argparse.ArgumentParser(description="the stable local address of the API (and the console)")
     parser.add_argument("port", type=int)
@@ -165,7 +176,7 @@ def main():
     parser.add_argument("--console", type=pathlib.Path, help="the console's build folder (console/dist)")
     parser.add_argument("--env", default="local", help="the environment badge the console shows")
     args = parser.parse_args()
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), handler_for(args.target, args.console, args.env))
+    server = Server(("127.0.0.1", args.port), handler_for(args.target, args.console, args.env))
     quiet = server.handle_error
 
     def handle_error(request, client_address):
@@ -173,7 +184,6 @@ def main():
         if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
             quiet(request, client_address)
     server.handle_error = handle_error
-    server.daemon_threads = True
     server.serve_forever()
 
 

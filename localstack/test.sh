@@ -64,8 +64,8 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
   [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; } )
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers"
 phase "Python checks"
-(cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_local_platform)
-(cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys)
+(cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_logs test_local_platform)
+(cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys test_template)
 # The console's stack is deployed now, beside the tests below, and tested after them.
 CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug \
   localstack/console_test.sh --prepare >"$STATE_DIR/console-prepare.log" 2>&1 &

@@ -3,15 +3,22 @@ own policy in infra/template.yaml, the way IAM would decide it on AWS.
 
 The emulator does not enforce IAM, so the test stack runs with `AwsCallLog=true`: each function
 logs one `aws call` line per SDK operation (shared/src/runtime/call_log.rs) naming the operation and the
-resources it touched. This test reads those lines from the emulator's CloudWatch Logs, turns
-each into IAM actions and ARNs, and evaluates them against the function's Allow statements
-(actions and resources with wildcards, and the `s3:prefix` condition). A call the role would be
-refused fails the test, naming the function, the action and the resource.
+resources it touched, and for DynamoDB the kind of each partition key (`leading_keys`: `USER#`,
+`TENANT#`, never the rest of the key). This test reads those lines from the emulator's CloudWatch
+Logs, turns each into IAM actions, ARNs and condition keys, and evaluates them against the
+function's Allow statements (actions and resources with wildcards, the `s3:prefix` condition, and
+`dynamodb:LeadingKeys` with ForAllValues:StringLike). A call the role would be refused fails the
+test, naming the function, the action, the resource and the key kinds.
+
+It proves it read every line: the log reader (localstack/logs.py) reads in time windows small
+enough to be complete, or fails; and each process numbers its calls (`process`, `seq`), so a
+line missing between a process's first and last call fails the test.
 
 It covers the calls the suite makes, which is every route and every provisioning step; a code
 path no test reaches is not covered. Run it after the other tests (localstack/test.sh does).
-Needs STACK_FILE and AWS_ENDPOINT_URL.
+Needs STACK_FILE and AWS_ENDPOINT_URL (the classes at the end need neither).
 """
+import collections
 import fnmatch
 import json
 import os
@@ -38,6 +45,13 @@ S3_ACTIONS = {
 }
 PREFIX = {"dynamodb": "dynamodb", "secrets manager": "secretsmanager", "sfn": "states",
           "eventbridge": "events", "sesv2": "ses", "s3": "s3"}
+# DynamoDB operations whose every request names partition keys: IAM sets dynamodb:LeadingKeys
+# for them, so a line of one without its key kinds cannot be checked and fails.
+KEYED = {"GetItem", "PutItem", "UpdateItem", "DeleteItem", "ConditionCheckItem", "BatchGetItem",
+         "Query"}
+# Calls only a test build makes: provision-step built with its `faults` feature (make test's)
+# reads the fault switch. No deployed build has that code, so no policy grants it.
+TEST_BUILD_ONLY = {("provision-step", "dynamodb:GetItem", ("FAULT#",))}
 
 
 class Context:
@@ -116,14 +130,30 @@ def statements(ctx, function):
     return out
 
 
-def requests(ctx, service, operation, resource):
-    """(IAM action, ARN, condition keys) for one logged `Operation@resource`."""
+def leading(entries):
+    """`Operation@resource=KIND[,KIND]` entries of a line -> {`Operation@resource`: [kinds of
+    each authorisation]}."""
+    out = {}
+    for entry in entries:
+        resource, _, kinds = entry.rpartition("=")
+        out.setdefault(resource, []).append(tuple(k for k in kinds.split(",") if k))
+    return out
+
+
+def requests(ctx, service, operation, resource, leading_keys=None):
+    """(IAM action, ARN, condition keys) for one logged `Operation@resource`; for DynamoDB one
+    per authorisation, with its `dynamodb:LeadingKeys` (the key kinds the line logged for it)."""
     op, _, name = resource.partition("@")
     prefix = PREFIX[service.lower()]
     if prefix == "dynamodb":
         table, _, index = name.partition("/index/")
         arn = ctx.arn("table", table) + (f"/index/{index}" if index else "")
-        return [(f"dynamodb:{op}", arn, {})]
+        kinds = (leading_keys or {}).get(resource, [])
+        if not kinds:
+            if op in KEYED:
+                raise MissingKeys(f"{op} on {arn} logged no leading keys")
+            return [(f"dynamodb:{op}", arn, {})]
+        return [(f"dynamodb:{op}", arn, {"dynamodb:LeadingKeys": list(k)}) for k in kinds]
     if prefix == "s3":
         path, _, query = name.partition("?")
         keys = {"s3:prefix": query.removeprefix("prefix=")} if query.startswith("prefix=") else {}
@@ -139,14 +169,41 @@ def requests(ctx, service, operation, resource):
     return [(f"{prefix}:{op}", name, {})]
 
 
+class MissingKeys(AssertionError):
+    """A keyed DynamoDB call whose line names no key kinds: it cannot be checked."""
+
+
+def condition_holds(condition, keys):
+    """IAM's evaluation of the condition operators these policies use. A logged key kind
+    (`USER#`) stands for every key of that kind, so a pattern must name whole kinds (`USER#*`,
+    `HEALTH`); infra/checks/test_template.py holds the template to that."""
+    for operator, block in condition.items():
+        for key, wanted in block.items():
+            patterns = wanted if isinstance(wanted, list) else [wanted]
+
+            def like(value):
+                return any(fnmatch.fnmatchcase(value, p) for p in patterns)
+            if operator == "StringLike":
+                value = keys.get(key)
+                if not isinstance(value, str) or not like(value):
+                    return False
+            elif operator == "ForAllValues:StringLike":
+                # Every value must match; no value at all matches (IAM's rule, which is why a
+                # keyed call without logged keys fails before it gets here).
+                if not all(like(v) for v in keys.get(key, [])):
+                    return False
+            else:
+                raise AssertionError(f"condition operator {operator} is not evaluated by this test")
+    return True
+
+
 def allowed(stmts, action, arn, keys):
     for st in stmts:
         if not any(fnmatch.fnmatchcase(action, a) for a in st["actions"]):
             continue
         if not any(fnmatch.fnmatchcase(arn, p) for p in st["resources"]):
             continue
-        like = st["condition"].get("StringLike", {})
-        if all(k in keys and fnmatch.fnmatchcase(keys[k], v) for k, v in like.items()):
+        if condition_holds(st["condition"], keys):
             return True
     return False
 
@@ -158,7 +215,8 @@ class CallsStayWithinPolicies(unittest.TestCase):
         cls.template = deploy.load_template()
         cls.ctx = Context(cls.names["stack"])
         cls.ctx.types = {k: v["Type"] for k, v in cls.template["Resources"].items()}
-        cls.calls = []
+        cls.calls, cls.numbered = [], {}
+        # Raises logs.IncompleteLogs when some lines could not be read.
         for binary, message in logs.lines(os.environ["STACK_FILE"]):
             try:
                 line = json.loads(message)
@@ -166,7 +224,9 @@ class CallsStayWithinPolicies(unittest.TestCase):
                 continue
             if line.get("message") == "aws call":
                 cls.calls.append((binary, line["service"], line["operation"],
-                                  line.get("resources", "").split()))
+                                  line.get("resources", "").split(),
+                                  leading(line.get("leading_keys", "").split())))
+                cls.numbered.setdefault((binary, line.get("process")), []).append(line.get("seq"))
 
     def test_every_function_made_calls_that_were_checked(self):
         # Guards the check itself: without call lines it would pass by checking nothing.
@@ -174,14 +234,30 @@ class CallsStayWithinPolicies(unittest.TestCase):
         expected = {binary for _, binary in deploy.functions(self.template)}
         self.assertEqual(expected - called, set(), "functions with no logged AWS call")
 
+    def test_every_call_line_of_every_process_was_read(self):
+        problems = missing_calls(self.numbered)
+        if not problems:
+            print(f"iam: {sum(map(len, self.numbered.values()))} calls read from "
+                  f"{len(self.numbered)} processes, none missing")
+        self.assertEqual(problems, [], "call lines the check did not read:\n" + "\n".join(problems))
+
     def test_every_call_is_allowed_by_its_functions_policy(self):
         by_binary = {binary: statements(self.ctx, self.template["Resources"][logical])
                      for logical, binary in deploy.functions(self.template)}
-        refused, checked, used = set(), 0, {}
-        for binary, service, operation, resources in self.calls:
+        refused, checked, used, test_only = set(), 0, {}, 0
+        for binary, service, operation, resources, leading_keys in self.calls:
             self.assertTrue(resources, f"{binary}: {service} {operation} logged no resource")
             for resource in resources:
-                for action, arn, keys in requests(self.ctx, service, operation, resource):
+                try:
+                    found = requests(self.ctx, service, operation, resource, leading_keys)
+                except MissingKeys as e:
+                    refused.add(f"{binary}: {e}")
+                    continue
+                for action, arn, keys in found:
+                    kinds = tuple(keys.get("dynamodb:LeadingKeys", ()))
+                    if (binary, action, kinds) in TEST_BUILD_ONLY:
+                        test_only += 1
+                        continue
                     checked += 1
                     used.setdefault(binary, set()).add(action)
                     if not allowed(by_binary[binary], action, arn, keys):
@@ -189,8 +265,29 @@ class CallsStayWithinPolicies(unittest.TestCase):
         for binary in sorted(used):
             print(f"iam: {binary:<16} {len(used[binary]):>2} actions used: "
                   f"{' '.join(sorted(used[binary]))}")
-        print(f"iam: {checked} authorisations from {len(self.calls)} calls checked")
+        print(f"iam: {checked} authorisations from {len(self.calls)} calls checked "
+              f"({test_only} of the test build's fault switch left out)")
         self.assertEqual(sorted(refused), [], "calls the template's policies would refuse:\n" + "\n".join(sorted(refused)))
+
+
+def missing_calls(numbered):
+    """What a process's numbered calls say was not read: each process numbers its calls 1, 2,
+    3, ...; a number missing below its highest is a line the reader lost, and one seen twice a
+    line read twice. (Lines after a process's last read one cannot be told apart from lines
+    never written: the windowed reader is what proves the tail.)"""
+    problems = []
+    for (binary, process), seqs in sorted(numbered.items(), key=lambda kv: (kv[0][0], str(kv[0][1]))):
+        if process is None or any(not isinstance(n, int) for n in seqs):
+            problems.append(f"{binary}: call lines without a process and number (an old build?)")
+            continue
+        seen = sorted(seqs)
+        gaps = sorted(set(range(1, seen[-1] + 1)) - set(seen))
+        twice = sorted(n for n, times in collections.Counter(seen).items() if times > 1)
+        if gaps:
+            problems.append(f"{binary} process {process}: calls {gaps[:10]} of 1..{seen[-1]} not read")
+        if twice:
+            problems.append(f"{binary} process {process}: calls {twice[:10]} read twice")
+    return problems
 
 
 class TheEvaluatorRefuses(unittest.TestCase):
@@ -218,6 +315,63 @@ class TheEvaluatorRefuses(unittest.TestCase):
                                 "arn:aws:secretsmanager:r:a:secret:stack/tenants/1-AbCdEf", {}))
         self.assertFalse(allowed(self.stmts, "secretsmanager:DescribeSecret",
                                  "arn:aws:secretsmanager:r:a:secret:other/tenants/1-AbCdEf", {}))
+
+
+class LeadingKeysAreChecked(unittest.TestCase):
+    """A DynamoDB call outside the function's key kinds is refused, as IAM would refuse it."""
+
+    table = "arn:aws:dynamodb:r:a:table/T"
+    stmts = [{"actions": ["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query"],
+              "resources": [table],
+              "condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["HEALTH", "USER#*", "TENANT#*"]}}},
+             {"actions": ["dynamodb:PutItem"], "resources": [table],
+              "condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["SESSION#*"]}}},
+             {"actions": ["dynamodb:Query"], "resources": [table + "/index/GSI2"],
+              "condition": {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["TENANTS"]}}}]
+
+    class Ctx:
+        def arn(self, kind, name):
+            return f"arn:aws:dynamodb:r:a:table/{name}"
+
+    def check(self, operation, resource, entries):
+        return [allowed(self.stmts, action, arn, keys)
+                for action, arn, keys in requests(self.Ctx(), "DynamoDB", operation, resource,
+                                                  leading(entries))]
+
+    def test_a_key_kind_inside_the_policy_is_allowed(self):
+        self.assertEqual(self.check("GetItem", "GetItem@T", ["GetItem@T=USER#"]), [True])
+        self.assertEqual(self.check("GetItem", "GetItem@T", ["GetItem@T=HEALTH"]), [True])
+        self.assertEqual(self.check("Query", "Query@T/index/GSI2", ["Query@T/index/GSI2=TENANTS"]), [True])
+
+    def test_a_key_kind_outside_the_policy_is_refused(self):
+        self.assertEqual(self.check("GetItem", "GetItem@T", ["GetItem@T=RESET#"]), [False])
+        # Allowed for reads, not for writes.
+        self.assertEqual(self.check("PutItem", "PutItem@T", ["PutItem@T=USER#"]), [False])
+        # A fixed name is not a kind: TENANTS is not TENANT#*, and HEALTHY is not HEALTH.
+        self.assertEqual(self.check("GetItem", "GetItem@T", ["GetItem@T=TENANTS"]), [False])
+        self.assertEqual(self.check("GetItem", "GetItem@T", ["GetItem@T=HEALTHY"]), [False])
+        # An index statement does not cover the index's other partitions.
+        self.assertEqual(self.check("Query", "Query@T/index/GSI2", ["Query@T/index/GSI2=AUDIT"]), [False])
+        # An unknown shape of key was logged as `?`: never allowed.
+        self.assertEqual(self.check("GetItem", "GetItem@T", ["GetItem@T=?"]), [False])
+
+    def test_a_batch_read_is_refused_when_any_of_its_keys_is_outside(self):
+        self.assertEqual(self.check("BatchGetItem", "BatchGetItem@T", ["BatchGetItem@T=TENANT#,USER#"]), [True])
+        self.assertEqual(self.check("BatchGetItem", "BatchGetItem@T", ["BatchGetItem@T=RATE#,USER#"]), [False])
+
+    def test_each_item_of_a_transaction_is_checked_on_its_own(self):
+        self.assertEqual(self.check("PutItem", "PutItem@T", ["PutItem@T=SESSION#", "PutItem@T=AUDIT#"]),
+                         [True, False])
+
+    def test_a_keyed_call_that_logged_no_keys_cannot_pass(self):
+        with self.assertRaises(MissingKeys):
+            self.check("GetItem", "GetItem@T", [])
+
+    def test_unnumbered_or_missing_call_lines_are_reported(self):
+        self.assertEqual(missing_calls({("login", "p1"): [1, 2, 3], ("login", "p2"): [2, 1]}), [])
+        self.assertEqual(len(missing_calls({("login", "p1"): [1, 2, 4]})), 1)
+        self.assertEqual(len(missing_calls({("login", "p1"): [1, 2, 2]})), 1)
+        self.assertEqual(len(missing_calls({("login", None): [None]})), 1)
 
 
 if __name__ == "__main__":
