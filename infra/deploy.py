@@ -259,6 +259,7 @@ def describe(stack, template):
         "signing_key_secret": resources["JwtSigningKeySecret"],
         "public_keys_secret": resources["JwtPublicKeysSecret"],
         "data_key_secret": resources["DataEncryptionKeySecret"],
+        "cursor_key_secret": resources["CursorKeySecret"],
         "event_bus": resources.get("EventBus", ""),
         "state_machine": outputs.get("ProvisioningStateMachineArn", ""),
         "functions": fns,
@@ -297,14 +298,16 @@ def shell_env(names):
         "JWT_SIGNING_KEY_SECRET_ID": names["signing_key_secret"],
         "JWT_PUBLIC_KEYS_SECRET_ID": names["public_keys_secret"],
         "DATA_KEY_SECRET_ID": names["data_key_secret"],
+        "CURSOR_KEY_SECRET_ID": names["cursor_key_secret"],
         "EVENT_BUS_NAME": names["event_bus"],
         "STATE_MACHINE_ARN": names["state_machine"],
     }
     return "".join(f"{k}={v}\n" for k, v in pairs.items())
 
 
-def ensure_data_key(secret_id):
-    """The tenant-data encryption key (32 random bytes, base64), written once."""
+def ensure_random_key(secret_id):
+    """32 random bytes, base64, written once: the tenant-data encryption key, the list-cursor
+    key."""
     sm = client("secretsmanager")
     try:
         if sm.get_secret_value(SecretId=secret_id).get("SecretString"):
@@ -366,7 +369,8 @@ def main():
     os.environ["JWT_SIGNING_KEY_SECRET_ID"] = names["signing_key_secret"]
     os.environ["JWT_PUBLIC_KEYS_SECRET_ID"] = names["public_keys_secret"]
     keys.main("ensure")
-    ensure_data_key(names["data_key_secret"])
+    ensure_random_key(names["data_key_secret"])
+    ensure_random_key(names["cursor_key_secret"])
     if args.local:
         verify_sender(params.get("SenderEmail", "no-reply@example.com"))
     if args.out:

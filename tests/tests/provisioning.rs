@@ -71,6 +71,59 @@ impl Aws {
     }
 
     /// Every object key under the tenant's prefix, with its tags.
+    /// Puts `n` small objects under the tenant's prefix (32 at a time).
+    async fn put_many(&self, tenant_id: &str, n: usize) {
+        use futures_util::StreamExt;
+        futures_util::stream::iter(0..n)
+            .for_each_concurrent(32, |i| async move {
+                self.s3
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(format!("tenants/{tenant_id}/bulk/{i:05}.txt"))
+                    .body(b"x".to_vec().into())
+                    .send()
+                    .await
+                    .unwrap();
+            })
+            .await;
+    }
+
+    /// How many objects are under the tenant's prefix (every page).
+    async fn count(&self, tenant_id: &str) -> usize {
+        let mut n = 0;
+        let mut token = None;
+        loop {
+            let page = self
+                .s3
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(format!("tenants/{tenant_id}/"))
+                .set_continuation_token(token)
+                .send()
+                .await
+                .unwrap();
+            n += page.contents().len();
+            match page.next_continuation_token() {
+                Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),
+                _ => return n,
+            }
+        }
+    }
+
+    async fn tags(&self, key: &str) -> Vec<(String, String)> {
+        self.s3
+            .get_object_tagging()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap()
+            .tag_set()
+            .iter()
+            .map(|t| (t.key().to_string(), t.value().to_string()))
+            .collect()
+    }
+
     async fn objects(&self, tenant_id: &str) -> Vec<(String, Vec<(String, String)>)> {
         let page = self
             .s3
@@ -599,20 +652,24 @@ async fn a_deleted_tenant_is_retired_reversibly_and_restored_within_its_window()
         .send()
         .await
         .unwrap();
+    // Thousands of objects: retiring and restoring touch none of them one by one.
+    aws.put_many(&id, 3000).await;
     let t = delete_and_retire(&platform, &op, &slug).await;
     let off = &t["offboarding"];
     assert_eq!(off["steps"]["secrets"]["state"], "ok", "{off}");
     assert_eq!(off["steps"]["invitation"]["state"], "skipped", "{off}");
-    // Retired, not gone: every object tagged for expiry, the secret scheduled for deletion.
-    let objects = aws.objects(&id).await;
-    assert_eq!(objects.len(), 2, "{objects:?}");
-    for (key, tags) in &objects {
-        assert_eq!(
-            tags,
-            &vec![("offboarded".to_string(), "true".to_string())],
-            "{key}"
-        );
-    }
+    // Retired, not gone: the marker tagged, the objects kept as they were, the secret
+    // scheduled for deletion.
+    assert_eq!(aws.count(&id).await, 3002);
+    let marker = format!("tenants/{id}/.tenant");
+    assert_eq!(
+        aws.tags(&marker).await,
+        vec![("offboarded".to_string(), "true".to_string())]
+    );
+    assert!(aws
+        .tags(&format!("tenants/{id}/reports/q3.csv"))
+        .await
+        .is_empty());
     assert_eq!(
         aws.secrets_of(&id).await,
         vec![(aws.secret_name(&id), true)]
@@ -623,9 +680,8 @@ async fn a_deleted_tenant_is_retired_reversibly_and_restored_within_its_window()
     assert_eq!(restored.json["data"]["status"], "provisioning");
     let t = platform.wait_for_status(&slug, &op, "active").await;
     assert!(t["offboarding"].is_null(), "{t}");
-    for (key, tags) in aws.objects(&id).await {
-        assert!(tags.is_empty(), "{key} still tagged: {tags:?}");
-    }
+    assert!(aws.tags(&marker).await.is_empty(), "the marker is untagged");
+    assert_eq!(aws.count(&id).await, 3002);
     assert_eq!(
         aws.secrets_of(&id).await,
         vec![(aws.secret_name(&id), false)]
@@ -647,6 +703,8 @@ async fn after_the_recovery_window_the_artifacts_are_gone_and_the_record_says_so
     let op = operator(&platform).await;
     let slug = unique_slug("purge");
     let id = active_tenant(&platform, &op, &slug, &unique_email("purge")).await;
+    // More objects than one delete request takes (1,000): purged in batches.
+    aws.put_many(&id, 2500).await;
     let t = delete_and_retire(&platform, &op, &slug).await;
     let purge_after = t["offboarding"]["purge_after"].as_i64().unwrap();
     let wait = purge_after - shared::runtime::time::now_unix() + 1;

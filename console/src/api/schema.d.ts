@@ -1807,7 +1807,7 @@ export interface components {
             email: string;
             role: components["schemas"]["Role"];
             status: components["schemas"]["UserStatus"];
-            /** @description Unix seconds. */
+            /** @description Unix seconds; operators only (a sign-in is platform-wide, not this tenant's activity): null for everyone else. */
             last_sign_in_at: number | null;
             /** @description Unix seconds. */
             added_at: number;

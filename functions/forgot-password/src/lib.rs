@@ -136,11 +136,31 @@ async fn request_reset(app: &App, ctx: &RequestContext, email: &Email) -> Result
         .map_err(Failure::BeforeLookup)?;
     let Some(user) = user.filter(User::is_active) else {
         tracing::info!("forgot-password for an unknown or inactive account: no email sent");
+        decoy_reset(app, now).await;
         return Ok(());
     };
     send_reset(app, &user, now)
         .await
         .map_err(Failure::AfterLookup)
+}
+
+/// Where a decoy reset goes: SES's mailbox simulator, which accepts and delivers nowhere (no
+/// bounce, no complaint, nothing against the account's reputation).
+pub const DECOY_RECIPIENT: &str = "success@simulator.amazonses.com";
+
+/// For an unknown or inactive account, the work of a real reset, to no one: the same reads of
+/// the link rule, the same token transaction (which the table refuses: there is no such user,
+/// so nothing is written), and a mail of the same shape to [`DECOY_RECIPIENT`]. The floor hides
+/// the work when it is quick; when load makes it outlast the floor, a known and an unknown
+/// email still cost alike. Nothing here can fail the request.
+async fn decoy_reset(app: &App, now: i64) {
+    let Ok(to) = Email::parse(DECOY_RECIPIENT) else {
+        return;
+    };
+    let decoy = shared::mail::invitation::invited_user(to, now);
+    if let Err(e) = send_reset(app, &decoy, now).await {
+        tracing::debug!(cause = %e, "decoy reset");
+    }
 }
 
 async fn send_reset(
@@ -170,6 +190,8 @@ async fn send_reset(
         .await
     {
         Ok(()) => {}
+        // The decoy's write is always refused (no such user); it still mails, as a real one.
+        Err(_) if user.email.as_str() == DECOY_RECIPIENT => {}
         Err(StoreError::Conflict(_)) => {
             tracing::info!(user_id = %user.id, "concurrent reset request already issued a token");
             return Ok(());

@@ -70,9 +70,25 @@ async fn known_unknown_and_disabled_get_the_same_answer_only_known_get_mail() {
     assert_eq!(known, unknown);
     assert_eq!(known, inactive);
     assert_eq!(known.0, 200);
+    // One real mail; the unknown and the inactive account cost the same work, mailed to
+    // SES's simulator, and stored nothing.
     let sent = f.mailer.sent();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].to, user.email);
+    let to: Vec<&str> = sent.iter().map(|m| m.to.as_str()).collect();
+    assert_eq!(
+        to,
+        [
+            user.email.as_str(),
+            forgot_password::DECOY_RECIPIENT,
+            forgot_password::DECOY_RECIPIENT
+        ]
+    );
+    assert_eq!(sent[1].subject, sent[0].subject);
+    assert!(f
+        .store
+        .user_by_email(&shared::domain::Email::parse(forgot_password::DECOY_RECIPIENT).unwrap())
+        .await
+        .unwrap()
+        .is_none());
 }
 
 #[tokio::test]

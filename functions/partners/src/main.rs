@@ -7,7 +7,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let s = Startup::begin().await?;
     let app = partners::App {
         store: s.store(),
-        keys: s.verifying_keys().await?,
+        keys: s.verifying_keys_with_cursor_key().await?,
         mailer: s.mailer()?,
         links: s.links()?,
     };

@@ -1,15 +1,25 @@
 //! `storage`: the tenant's prefix in the bucket, made real by a marker object.
 //!
+//! Nothing here touches the tenant's objects one at a time, so a tenant with millions of them
+//! is offboarded, restored and purged like one with none:
 //! - provision: the marker exists (put if missing: created, or repaired after drift); on a
-//!   restore, the retirement tag comes off every object under the prefix.
-//! - offboard: every object under the prefix is tagged `offboarded=true`, which the bucket's
-//!   lifecycle rule expires after the recovery window. Nothing is deleted.
-//! - purge: every object under the prefix is deleted.
+//!   restore, the marker's retirement tag comes off.
+//! - offboard: the marker is tagged `offboarded=true`. The objects stay where they are,
+//!   unreachable (a deleted tenant gets no storage links), until the purge or a restore.
+//! - purge: the objects under the prefix are deleted a listing page (1,000) at a time, one
+//!   request per page, for at most [`PURGE_BUDGET`] per attempt; what remains is a transient
+//!   failure the state machine retries, and each attempt starts from what is left (a deleted
+//!   object is not listed again). Past the state machine's attempts, the reconcile starts a
+//!   new purge run.
 
 use crate::{App, Done, StepError, StepWork};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, Tag, Tagging};
 use shared::domain::tenant::{StepState, StepStatus, Tenant};
 use shared::provisioning::{marker_key, marker_presence, service_failure, Presence, RETIRED_TAG};
+use std::time::{Duration, Instant};
+
+/// How long one purge attempt deletes before it hands over to the next (the task has 30 s).
+pub(crate) const PURGE_BUDGET: Duration = Duration::from_secs(20);
 
 pub(crate) struct Storage;
 
@@ -19,17 +29,15 @@ impl StepWork for Storage {
     }
 
     async fn offboard(app: &App, t: &Tenant) -> Result<Done, StepError> {
-        let n = tag_all(app, t, true).await?;
+        tag(app, &marker_key(t), true).await?;
         Ok(Done {
-            message: Some(format!(
-                "{n} objects marked to expire after the recovery window"
-            )),
+            message: Some("storage retired: the objects stay, unreachable, until the purge".into()),
             ..Done::ok("retired", Some(t.storage_prefix()))
         })
     }
 
     async fn purge(app: &App, t: &Tenant) -> Result<Done, StepError> {
-        let n = purge(app, t).await?;
+        let n = purge(app, t, PURGE_BUDGET).await?;
         Ok(Done {
             message: Some(format!("{n} objects deleted")),
             ..Done::ok("purged", None)
@@ -40,10 +48,12 @@ impl StepWork for Storage {
 async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, StepError> {
     let key = marker_key(t);
     let restoring = t.offboarding.is_some();
-    if restoring {
-        tag_all(app, t, false).await?;
+    let presence = marker_presence(&app.s3, &app.bucket, t).await?;
+    if restoring && presence == Presence::Present {
+        // Only the marker was retired; a missing one is put back below, untagged.
+        tag(app, &key, false).await?;
     }
-    let outcome = match marker_presence(&app.s3, &app.bucket, t).await? {
+    let outcome = match presence {
         Presence::Present if restoring => "restored",
         Presence::Present => "unchanged",
         Presence::Missing | Presence::Retired => {
@@ -65,42 +75,6 @@ async fn provision(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, Ste
         }
     };
     Ok(Done::ok(outcome, Some(key)))
-}
-
-/// Every object key under the tenant's prefix, a page (at most 1,000) at a time.
-async fn keys(app: &App, t: &Tenant) -> Result<Vec<String>, StepError> {
-    let mut out = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page = app
-            .s3
-            .list_objects_v2()
-            .bucket(&app.bucket)
-            .prefix(t.storage_prefix())
-            .set_continuation_token(token.take())
-            .send()
-            .await
-            .map_err(|e| service_failure("listing the tenant's objects", e))?;
-        out.extend(
-            page.contents()
-                .iter()
-                .filter_map(|o| o.key())
-                .map(str::to_string),
-        );
-        match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_string()),
-            _ => return Ok(out),
-        }
-    }
-}
-
-/// Tags (or untags) every object under the prefix; returns how many.
-async fn tag_all(app: &App, t: &Tenant, retired: bool) -> Result<usize, StepError> {
-    let keys = keys(app, t).await?;
-    for key in &keys {
-        tag(app, key, retired).await?;
-    }
-    Ok(keys.len())
 }
 
 /// Sets (or clears) the retirement tag on one object.
@@ -135,14 +109,32 @@ async fn tag(app: &App, key: &str, retired: bool) -> Result<(), StepError> {
     Ok(())
 }
 
-/// Deletes every object under the prefix, 1,000 (S3's limit) per request.
-async fn purge(app: &App, t: &Tenant) -> Result<usize, StepError> {
-    let keys = keys(app, t).await?;
-    for chunk in keys.chunks(1000) {
-        let ids: Vec<ObjectIdentifier> = chunk
+/// Deletes the objects under the prefix, a listing page (1,000, S3's limit for one delete
+/// request) at a time, until none is left (the count) or `budget` has passed (a transient
+/// failure saying how many went: the next attempt goes on with what is left).
+pub(crate) async fn purge(app: &App, t: &Tenant, budget: Duration) -> Result<usize, StepError> {
+    let started = Instant::now();
+    let mut deleted = 0;
+    loop {
+        let page = app
+            .s3
+            .list_objects_v2()
+            .bucket(&app.bucket)
+            .prefix(t.storage_prefix())
+            .max_keys(1000)
+            .send()
+            .await
+            .map_err(|e| service_failure("listing the tenant's objects", e))?;
+        let ids: Vec<ObjectIdentifier> = page
+            .contents()
             .iter()
+            .filter_map(|o| o.key())
             .filter_map(|k| ObjectIdentifier::builder().key(k).build().ok())
             .collect();
+        if ids.is_empty() {
+            return Ok(deleted);
+        }
+        let n = ids.len();
         let delete = Delete::builder()
             .set_objects(Some(ids))
             .quiet(true)
@@ -162,6 +154,11 @@ async fn purge(app: &App, t: &Tenant) -> Result<usize, StepError> {
                 out.errors().len()
             )));
         }
+        deleted += n;
+        if started.elapsed() >= budget {
+            return Err(StepError::Transient(format!(
+                "{deleted} objects deleted in this attempt; more remain"
+            )));
+        }
     }
-    Ok(keys.len())
 }

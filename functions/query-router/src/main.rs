@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             "data-key",
             shared::runtime::aws::secret_string(&secrets, &cfg.data_key_secret_id),
         ),
-        s.verifying_keys()
+        s.verifying_keys_with_cursor_key()
     );
     let data_key = shared::access::crypto::DataKey::from_base64(&raw?)?;
     let app = query_router::App::new(

@@ -8,7 +8,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let provisioning = s.read(shared::runtime::config::ProvisioningConfig::from_env())?;
     let app = tenants::App {
         store: s.store(),
-        keys: s.verifying_keys().await?,
+        keys: s.verifying_keys_with_cursor_key().await?,
         mailer: s.mailer()?,
         events: s.events()?,
         links: s.links()?,

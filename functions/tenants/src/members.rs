@@ -63,7 +63,8 @@ pub(crate) async fn list(call: &Call<'_>, granted: Granted) -> Result<ApiRespons
                 "email": u.email,
                 "role": m.role,
                 "status": u.status,
-                "last_sign_in_at": u.last_sign_in_at,
+                // A sign-in is platform-wide, not this tenant's activity: operators only.
+                "last_sign_in_at": if call.caller.operator { u.last_sign_in_at } else { None },
                 "added_at": m.added_at / 1000,
             }))
         })

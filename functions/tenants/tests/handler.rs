@@ -883,3 +883,41 @@ async fn a_partner_admin_creates_within_the_partners_quota_and_pace() {
     // The three created before the quota refusal and the refused one count: 20 reservations.
     assert_eq!(created - 4 + 3 + 1, 20);
 }
+
+#[tokio::test]
+async fn a_tenant_being_restored_after_suspension_admits_no_member() {
+    use shared::domain::tenant::{Offboarding, Steps, TenantStatus};
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    // A second, live tenant: the account itself is not held suspended.
+    testing::tenant(store.as_ref(), "Other", Some((&owner, Role::Member))).await;
+    // Deleted while suspended, then restored: provisioning again, for as long as that takes.
+    edit_tenant(store.as_ref(), &t.id, |t| {
+        t.status = TenantStatus::Provisioning;
+        t.offboarding = Some(Offboarding {
+            deleted_at: 1,
+            purge_after: i64::MAX,
+            previous_status: TenantStatus::Suspended,
+            steps: Steps::new(),
+            retired_at: Some(2),
+            purged_at: None,
+        });
+    })
+    .await;
+    let path = format!("/tenants/{}/users", t.slug.as_str());
+    let (status, body) = as_user(
+        &app,
+        &owner,
+        Audience::Portal,
+        ("GET", path.as_str(), "/tenants/{slug}/users"),
+        &[("slug", t.slug.as_str())],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("TENANT_SUSPENDED")),
+        "{body}"
+    );
+}

@@ -96,7 +96,10 @@ async fn summary<S: UserStore + TenantStore + ?Sized>(
         let ids: Vec<_> = memberships.iter().map(|m| m.tenant_id.clone()).collect();
         let tenants = store.tenants_by_ids(&ids).await?;
         // A tenant that is gone, or not suspended, leaves the account usable.
-        tenants.len() == ids.len() && tenants.iter().all(|t| t.status == TenantStatus::Suspended)
+        tenants.len() == ids.len()
+            && tenants
+                .iter()
+                .all(|t| t.access_status() == TenantStatus::Suspended)
     };
     Ok(Some(AccessSummary {
         memberships,

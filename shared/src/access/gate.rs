@@ -161,7 +161,7 @@ async fn admit(
     intent: Intent,
 ) -> Result<Granted, ApiError> {
     let access = tenant_access(store, caller, &tenant).await?;
-    decide(tenant.status, access, need, intent).map_err(|d| refusal(d, need))?;
+    decide(tenant.access_status(), access, need, intent).map_err(|d| refusal(d, need))?;
     Ok(Granted { tenant, access })
 }
 

@@ -309,6 +309,20 @@ impl Tenant {
         }
     }
 
+    /// The status access decisions go by: the stored one, except that a tenant being restored
+    /// (`provisioning` with an offboarding record) that was suspended when it was deleted is
+    /// suspended until the restore ends (and it is suspended again), however long that takes.
+    pub fn access_status(&self) -> TenantStatus {
+        match (&self.status, &self.offboarding) {
+            (TenantStatus::Provisioning, Some(o))
+                if o.previous_status == TenantStatus::Suspended =>
+            {
+                TenantStatus::Suspended
+            }
+            (status, _) => *status,
+        }
+    }
+
     /// Every provisioning step settled without error.
     pub fn provisioned(&self) -> bool {
         unsettled(&self.provisioning).is_empty()
@@ -452,6 +466,25 @@ impl fmt::Display for RedirectOrigin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_restored_from_suspension_stays_suspended_until_the_restore_ends() {
+        let mut t = Tenant::new(TenantSlug::parse("acme").unwrap(), "Acme".into(), 1);
+        assert_eq!(t.access_status(), TenantStatus::Provisioning);
+        t.offboarding = Some(Offboarding {
+            deleted_at: 1,
+            purge_after: 2,
+            previous_status: TenantStatus::Suspended,
+            steps: Steps::new(),
+            retired_at: Some(1),
+            purged_at: None,
+        });
+        assert_eq!(t.access_status(), TenantStatus::Suspended);
+        t.offboarding.as_mut().unwrap().previous_status = TenantStatus::Active;
+        assert_eq!(t.access_status(), TenantStatus::Provisioning);
+        t.status = TenantStatus::Deleted;
+        assert_eq!(t.access_status(), TenantStatus::Deleted);
+    }
 
     #[test]
     fn slugs_are_strict() {

@@ -42,7 +42,7 @@ pub async fn link_target<S: UserStore + TenantStore + ?Sized>(
         return Ok(platform(PLATFORM_NAME.to_string()));
     };
     let live = matches!(
-        tenant.status,
+        tenant.access_status(),
         TenantStatus::Active | TenantStatus::Provisioning
     );
     if only.role == Role::Owner || !live {

@@ -11,6 +11,7 @@ use crate::mail::SesMailer;
 use crate::runtime::config::{Config, ConfigError, LinkConfig, MailConfig};
 use crate::store::{DynamoStore, Health};
 use aws_config::SdkConfig;
+use base64::Engine;
 use lambda_http::{Body, Request, Response};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -193,6 +194,36 @@ impl Startup {
     /// Verify-only keys (every other function: the public-key secret).
     pub async fn verifying_keys(&self) -> Result<TokenKeys, StartError> {
         self.keys(false).await
+    }
+
+    /// Verify-only keys and the deployment's list-cursor key (`CURSOR_KEY_SECRET_ID`: 32 random
+    /// bytes, base64), read at once, for the functions that hand cursors to callers
+    /// (`store::page`).
+    pub async fn verifying_keys_with_cursor_key(&self) -> Result<TokenKeys, StartError> {
+        let id = logged(
+            "invalid configuration",
+            std::env::var("CURSOR_KEY_SECRET_ID")
+                .map_err(|_| "environment variable CURSOR_KEY_SECRET_ID is required"),
+        )?;
+        let client = self.secrets();
+        let (keys, raw) = tokio::join!(
+            self.verifying_keys(),
+            self.timed(
+                "cursor-key",
+                crate::runtime::aws::secret_string(&client, &id)
+            )
+        );
+        let raw = logged("cursor key unavailable", raw)?;
+        let bytes = logged(
+            "cursor key unreadable",
+            base64::engine::general_purpose::STANDARD
+                .decode(raw.trim())
+                .ok()
+                .filter(|b| b.len() >= 32)
+                .ok_or("the cursor key is not 32 or more bytes of base64"),
+        )?;
+        crate::store::page::set_key(&bytes);
+        keys
     }
 
     async fn keys(&self, signing: bool) -> Result<TokenKeys, StartError> {
