@@ -71,7 +71,7 @@ CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug \
   localstack/console_test.sh --prepare >"$STATE_DIR/console-prepare.log" 2>&1 &
 CONSOLE_PREPARE_PID=$!
 phase "cargo test (build and run)"
-cargo test --workspace --quiet -- --include-ignored --skip a_key_rotation_reaches_every_function \
+cargo test --workspace --quiet --no-fail-fast -- --include-ignored --skip a_key_rotation_reaches_every_function \
   --skip during_an_outage
 phase "key rotation test"
 # Alone: it rotates and retires the stack's signing keys.
