@@ -543,3 +543,31 @@ async fn isolation_timeout_sealing_and_a_restart_are_handled() {
     assert_eq!(r.status, 200, "after a restart: {}", r.json);
     assert_eq!(r.json["data"]["row_count"], 3);
 }
+
+#[tokio::test]
+#[ignore = "needs the deployed stack and PostgreSQL: run `make test`"]
+async fn a_search_path_naming_no_schema_is_a_clear_refusal_not_a_crash() {
+    let _server = SERVER.read().await;
+    let platform = Platform::start().await;
+    let op = operator(&platform).await;
+    let t = tenant(&platform, &op).await;
+    // current_schema() is NULL on such a connection.
+    let url = format!(
+        "{}?options=-csearch_path%3Dnone",
+        env("SAMPLE_DATABASE_URL")
+    );
+    let r = register(&platform, &t, &url).await;
+    assert_eq!(r.status, 201, "{}", r.json);
+    let db = r.json["data"]["id"].as_str().unwrap().to_string();
+    let r = query(&platform, &t.member, &db, "items", json!({})).await;
+    assert_eq!(
+        (r.status, r.json["error"]["code"].as_str()),
+        (422, Some("DATABASE_ERROR")),
+        "{}",
+        r.json
+    );
+    assert!(r.json["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("search path"));
+}

@@ -149,24 +149,56 @@ async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, Api
 }
 
 /// The tables and columns the database's user can read now.
+/// Bounded by the statement timeout like any query: a slow or stuck catalogue is 422
+/// `QUERY_TIMEOUT`, never a function timeout.
 async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, ApiError> {
     let client = client(app, record).await?;
-    let schema: String = client
-        .query_one("SELECT current_schema()::text", &[])
+    let limit = std::time::Duration::from_millis(app.statement_timeout_ms);
+    let timed_out = || {
+        ApiError::refused(
+            ErrorCode::QueryTimeout,
+            "reading the database's tables ran longer than the statement timeout",
+        )
+    };
+    let row = tokio::time::timeout(
+        limit,
+        client.query_one("SELECT current_schema()::text", &[]),
+    )
+    .await
+    .map_err(|_| timed_out())?
+    .map_err(db_error)?;
+    // NULL when the search path names no schema that exists (`search_path=none`).
+    let schema: String = row
+        .try_get::<_, Option<String>>(0)
+        .ok()
+        .flatten()
+        .ok_or_else(|| {
+            ApiError::refused(
+                ErrorCode::DatabaseError,
+                "the connection's search path names no schema: set one in the connection string",
+            )
+        })?;
+    let rows = tokio::time::timeout(limit, client.query(CATALOG_SQL, &[]))
         .await
-        .map_err(db_error)?
-        .get(0);
-    let rows = client.query(CATALOG_SQL, &[]).await.map_err(db_error)?;
+        .map_err(|_| timed_out())?
+        .map_err(db_error)?;
     let mut cat = Catalog {
         schema,
         ..Catalog::default()
     };
     for row in rows {
-        let table: String = row.get(0);
-        cat.tables.entry(table).or_default().push(Column {
-            name: row.get(1),
-            udt: row.get(2),
-        });
+        // Catalogue columns are never NULL; a row that says otherwise is skipped, not a panic.
+        let (Ok(table), Ok(name), Ok(udt)) = (
+            row.try_get::<_, String>(0),
+            row.try_get::<_, String>(1),
+            row.try_get::<_, String>(2),
+        ) else {
+            continue;
+        };
+        cat.tables
+            .entry(table)
+            .or_default()
+            .push(Column { name, udt });
     }
     Ok(cat)
 }

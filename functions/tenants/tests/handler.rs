@@ -38,12 +38,13 @@ fn app() -> (Arc<MemoryStore>, tenants::App) {
     (store, app)
 }
 
-async fn request(
+/// A signed-in request to `path` (the route `resource`, with its path parameters).
+async fn signed(
     app: &tenants::App,
-    method: &str,
-    slug: &str,
     who: &User,
     aud: Audience,
+    (method, path, resource): (&str, &str, &str),
+    params: &[(&str, &str)],
     body: Option<Value>,
 ) -> ProxyRequest {
     let token = app
@@ -57,14 +58,31 @@ async fn request(
         .await
         .unwrap()
         .token;
-    let mut req = ProxyRequest::new(method, &format!("/tenants/{slug}/redirect-origins"))
-        .header("authorization", &format!("Bearer {token}"));
-    req.resource = "/tenants/{slug}/redirect-origins".into();
-    req.path_parameters = vec![("slug".into(), slug.into())];
+    let mut req =
+        ProxyRequest::new(method, path).header("authorization", &format!("Bearer {token}"));
+    req.resource = resource.into();
+    req.path_parameters = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     if let Some(b) = body {
         req = req.json_body(&b.to_string());
     }
     req
+}
+
+/// A signed-in request to the tenant's redirect origins.
+async fn request(
+    app: &tenants::App,
+    method: &str,
+    slug: &str,
+    who: &User,
+    aud: Audience,
+    body: Option<Value>,
+) -> ProxyRequest {
+    let path = format!("/tenants/{slug}/redirect-origins");
+    let route = (method, path.as_str(), "/tenants/{slug}/redirect-origins");
+    signed(app, who, aud, route, &[("slug", slug)], body).await
 }
 
 async fn call(app: &tenants::App, req: ProxyRequest) -> (u16, Value) {
@@ -455,15 +473,8 @@ async fn partner_of(
 }
 
 async fn list_tenants(app: &tenants::App, who: &User, partner: Option<&str>) -> (u16, Value) {
-    let now = shared::runtime::time::now_unix();
-    let token = app
-        .keys
-        .issue(&who.id, Audience::Portal, who.session_epoch, now);
-    let mut req = ProxyRequest::new("GET", "/tenants").header(
-        "authorization",
-        &format!("Bearer {}", token.await.unwrap().token),
-    );
-    req.resource = "/tenants".into();
+    let route = ("GET", "/tenants", "/tenants");
+    let mut req = signed(app, who, Audience::Portal, route, &[], None).await;
     if let Some(p) = partner {
         req.query = vec![("partner".into(), p.into())];
     }
@@ -531,32 +542,11 @@ async fn as_user(
     app: &tenants::App,
     who: &User,
     aud: Audience,
-    (method, path, resource): (&str, &str, &str),
+    route: (&str, &str, &str),
     params: &[(&str, &str)],
     body: Option<Value>,
 ) -> (u16, Value) {
-    let token = app
-        .keys
-        .issue(
-            &who.id,
-            aud,
-            who.session_epoch,
-            shared::runtime::time::now_unix(),
-        )
-        .await
-        .unwrap()
-        .token;
-    let mut req =
-        ProxyRequest::new(method, path).header("authorization", &format!("Bearer {token}"));
-    req.resource = resource.into();
-    req.path_parameters = params
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    if let Some(b) = body {
-        req = req.json_body(&b.to_string());
-    }
-    call(app, req).await
+    call(app, signed(app, who, aud, route, params, body).await).await
 }
 
 /// Stores `edit` applied to the tenant's current record.

@@ -358,13 +358,16 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn invites_afresh_until_a_password_is_set_then_refuses() {
-        let store = MemoryStore::new();
-        let mailer = RecordingMailer::default();
+    fn fixture() -> (MemoryStore, RecordingMailer, LinkConfig) {
         let links = LinkConfig {
             platform_origin: RedirectOrigin::parse("https://console.example.com", false).unwrap(),
         };
+        (MemoryStore::new(), RecordingMailer::default(), links)
+    }
+
+    #[tokio::test]
+    async fn invites_afresh_until_a_password_is_set_then_refuses() {
+        let (store, mailer, links) = fixture();
         let by = Sender {
             store: &store,
             mailer: &mailer,
@@ -415,11 +418,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_place_and_an_actor_mail_a_bounded_number_of_invitations() {
-        let store = MemoryStore::new();
-        let mailer = RecordingMailer::default();
-        let links = LinkConfig {
-            platform_origin: RedirectOrigin::parse("https://console.example.com", false).unwrap(),
-        };
+        let (store, mailer, links) = fixture();
         let by = Sender {
             store: &store,
             mailer: &mailer,
