@@ -10,6 +10,8 @@ fn rate_key(k: &str) -> Item {
 /// A refund: one attempt less (and one less in flight), only if the counter still exists.
 const REFUND: &str = "ADD n :minus";
 const REFUND_IN_FLIGHT: &str = "ADD n :minus, in_flight :minus";
+/// Settling a failed sign-in: still counted, no longer in flight.
+const SETTLE: &str = "ADD in_flight :minus";
 
 impl DynamoStore {
     /// Takes `hit` back from counter `k`, only if the counter still exists.
@@ -49,6 +51,25 @@ impl DynamoStore {
             update.update_expression("ADD n :one SET expires_at = :exp, entity = :entity")
         };
         conditional(update.send().await)
+    }
+
+    /// Applies `update` (a refund or a settle, each `ADD ... :minus`) to each counter in
+    /// `keys` that still exists; one forgotten since (its window ended) is skipped.
+    async fn subtract(&self, keys: &[String], update: &str) -> Result<(), StoreError> {
+        for k in keys {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(rate_key(k)))
+                .update_expression(update)
+                .condition_expression("attribute_exists(n)")
+                .expression_attribute_values(":minus", n(-1))
+                .send()
+                .await;
+            conditional(result)?;
+        }
+        Ok(())
     }
 
     async fn counter_state(&self, k: &str) -> Result<CounterState, StoreError> {
@@ -119,41 +140,11 @@ impl RateLimitStore for DynamoStore {
     }
 
     async fn settle_attempt(&self, hit: &RateHit) -> Result<(), StoreError> {
-        for k in &hit.keys {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(rate_key(k)))
-                .update_expression("ADD in_flight :minus")
-                .condition_expression("attribute_exists(n)")
-                .expression_attribute_values(":minus", n(-1))
-                .send()
-                .await;
-            conditional(result)?;
-        }
-        Ok(())
+        self.subtract(&hit.keys, SETTLE).await
     }
 
     async fn refund_attempt(&self, hit: &RateHit) -> Result<(), StoreError> {
-        for k in &hit.keys {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(rate_key(k)))
-                .update_expression(if hit.in_flight {
-                    REFUND_IN_FLIGHT
-                } else {
-                    REFUND
-                })
-                .condition_expression("attribute_exists(n)")
-                .expression_attribute_values(":minus", n(-1))
-                .send()
-                .await;
-            // A failed condition: the counter expired away, nothing to give back.
-            conditional(result)?;
-        }
-        Ok(())
+        let update = if hit.in_flight { REFUND_IN_FLIGHT } else { REFUND };
+        self.subtract(&hit.keys, update).await
     }
 }
