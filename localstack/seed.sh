@@ -17,6 +17,8 @@ seed_demo() {
   OP_TOKEN=$(token operator)
   api /tenants -H "authorization: Bearer $OP_TOKEN" \
     -d "{\"slug\":\"demo\",\"name\":\"Demo\",\"owner_email\":\"$OPERATOR_EMAIL\"}" >/dev/null
+  # The operator's account already exists: named owner, it accepts the invitation.
+  api /tenants/demo/join -X POST -H "authorization: Bearer $OP_TOKEN" >/dev/null
   DB_ID=$(api /tenants/demo/databases -H "authorization: Bearer $OP_TOKEN" \
     -d "{\"name\":\"sample\",\"engine\":\"postgres\",\"connection_string\":\"$SAMPLE_DATABASE_URL\"}" \
     | json_field '["id"]')

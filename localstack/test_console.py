@@ -104,6 +104,9 @@ class Console(unittest.TestCase):
         cls.member_password = f"member-password-{RUN}"
         status, body, _ = api("POST", "/tenants", op(), {"slug": f"seed-{RUN}", "name": f"Seed {RUN}", "owner_email": EMAIL})
         assert status == 201, body
+        # The operator's existing account was invited as owner: it accepts, signed in.
+        status, body, _ = api("POST", f"/tenants/seed-{RUN}/join", op())
+        assert status == 200, body
         status, body, _ = api("POST", f"/tenants/seed-{RUN}/users", op(), {"email": cls.member, "role": "member"})
         assert status in (200, 201), body
         _, token = mailed_token(cls.member, "accept-invitation")

@@ -31,20 +31,26 @@ async fn setup(platform: &Platform) -> Setup {
     assert_eq!(r.status, 201, "{}", r.json);
     // Another tenant, whose member must get nothing of this one.
     let other_owner = platform.user(false).await;
+    let other = unique_slug("st");
     let r = platform
         .call(
             "POST",
             "/tenants",
             Some(&operator),
-            Some(json!({"slug": unique_slug("st"), "name": "Other", "owner_email": other_owner.email})),
+            Some(json!({"slug": other, "name": "Other", "owner_email": other_owner.email})),
             &[],
         )
         .await;
     assert_eq!(r.status, 201);
+    // Existing accounts named owner accept before they hold anything.
+    let member = platform.sign_in(owner.email.as_str(), "portal").await;
+    let outsider = platform.sign_in(other_owner.email.as_str(), "portal").await;
+    platform.join(&slug, &member).await;
+    platform.join(&other, &outsider).await;
     Setup {
         slug,
-        member: platform.sign_in(owner.email.as_str(), "portal").await,
-        outsider: platform.sign_in(other_owner.email.as_str(), "portal").await,
+        member,
+        outsider,
         operator,
     }
 }

@@ -765,6 +765,7 @@ async fn only_operators_reconcile_and_restore() {
     create(&platform, &op, &slug, owner.email.as_str()).await;
     platform.wait_for_status(&slug, &op, "active").await;
     let owner_token = platform.sign_in(owner.email.as_str(), "portal").await;
+    platform.join(&slug, &owner_token).await;
     let stranger = platform.user(false).await;
     let stranger_token = platform.sign_in(stranger.email.as_str(), "portal").await;
     for path in ["reconcile", "restore"] {

@@ -44,10 +44,15 @@ async fn tenant(platform: &Platform, operator: &str) -> Tenant {
         )
         .await;
     assert_eq!(r.status, 201);
+    // Both are existing accounts: invited, they accept before they hold anything.
+    let owner = platform.sign_in(owner.email.as_str(), "portal").await;
+    let member = platform.sign_in(member.email.as_str(), "portal").await;
+    platform.join(&slug, &owner).await;
+    platform.join(&slug, &member).await;
     Tenant {
         slug,
-        owner: platform.sign_in(owner.email.as_str(), "portal").await,
-        member: platform.sign_in(member.email.as_str(), "portal").await,
+        owner,
+        member,
     }
 }
 

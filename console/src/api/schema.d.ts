@@ -174,6 +174,19 @@ export interface paths {
                                     /** @enum {string} */
                                     role: "owner" | "admin" | "member";
                                 }[];
+                                /** @description Invitations waiting for this account to accept (`POST /tenants/{slug}/join`) or decline. */
+                                invitations?: {
+                                    tenant_id: string;
+                                    tenant_slug: string;
+                                    /** @enum {string} */
+                                    role: "owner" | "admin" | "member";
+                                    /** Format: uuid */
+                                    invited_by: string;
+                                    /** @description Unix seconds */
+                                    invited_at: number;
+                                    /** @description Unix seconds */
+                                    expires_at: number;
+                                }[];
                             };
                         };
                     };
@@ -581,8 +594,11 @@ export interface paths {
         put?: never;
         /**
          * Create a tenant (status provisioning) and invite or link its owner.
-         * @description Operators, or a partner admin (the tenant is attached to their partner). The tenant,
-         *     its slug claim, the owner (created as `invited` if new) and membership, the counters, an
+         * @description Operators, or a partner admin (the tenant is attached to their partner). A new owner
+         *     email gets an account (`invited`) and the owner role; an existing account gets an
+         *     invitation to be owner that it accepts while signed in (`POST /tenants/{slug}/join`;
+         *     the tenant has no owner until then), and the answer is the same (`owner.invited`
+         *     true). The tenant, its slug claim, the owner's account and membership or invitation, the counters, an
          *     audit entry and the `TenantCreated` outbox event are one transaction; the event is then
          *     published on EventBridge. A taken slug (deleted tenants keep theirs) is 409 `SLUG_TAKEN`;
          *     a terminated partner 409 `PARTNER_TERMINATED`. A partner admin creates within the
@@ -917,9 +933,12 @@ export interface paths {
         put?: never;
         /**
          * Invite a member (new people get an invitation, existing users a notice).
-         * @description Only owners and operators may invite an owner. Inviting someone already invited and
-         *     still without a password sends a fresh invitation and kills the earlier one (200).
-         *     A member already active is 409 `ALREADY_MEMBER`.
+         * @description Only owners and operators may invite an owner. A new email gets an account (status
+         *     `invited`), the role, and an invitation mail. An existing account gets an invitation it
+         *     accepts while signed in (`POST /tenants/{slug}/join`) and holds nothing until then: no
+         *     role, no change to its links or its invitations elsewhere; it is mailed a notice. The
+         *     answer is the same either way (201, `status: invited`), and 200 when an invitation was
+         *     already waiting and is sent afresh. A member already here is 409 `ALREADY_MEMBER`.
          */
         post: {
             parameters: {
@@ -1032,6 +1051,73 @@ export interface paths {
                 503: components["responses"]["Error"];
             };
         };
+        trace?: never;
+    };
+    "/tenants/{slug}/join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: components["parameters"]["TenantSlug"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Accept the caller's invitation to the tenant (the invited account itself).
+         * @description An existing account invited to a tenant (by `POST /tenants/{slug}/users`, or named owner
+         *     by `POST /tenants`) holds nothing until it accepts here, signed in: then it is a member
+         *     in the invited role (an owner counts as one from then on). Invitations last 7 days and
+         *     are listed in `GET /auth/me` (`invitations`). Without a live invitation, or for a
+         *     deleted tenant, the answer is 404 `TENANT_NOT_FOUND`, as for a tenant that does not
+         *     exist. Audited as `member.joined`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        /**
+         * Decline the caller's invitation to the tenant.
+         * @description Removes the invitation; nothing else changes. Audited as `member.declined`. 404 as for accepting.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/tenants/{slug}/audit": {

@@ -393,11 +393,14 @@ async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     {
         return Err(account_suspended_error());
     }
-    // One bounded read: a user with more memberships sees the first page of them.
-    let memberships = app
-        .store
-        .memberships_up_to(&user.id, shared::store::page::MAX_LIMIT)
-        .await?;
+    // One bounded read each: a user with more memberships sees the first page of them; the
+    // invitations waiting for them to accept (`POST /tenants/{slug}/join`) come beside.
+    let (memberships, invitations) = tokio::join!(
+        app.store
+            .memberships_up_to(&user.id, shared::store::page::MAX_LIMIT),
+        app.store.invites_of(&user.id)
+    );
+    let (memberships, invitations) = (memberships?, invitations?);
     Ok(ApiResponse::ok(json!({
         "user": {
             "id": user.id,
@@ -410,6 +413,7 @@ async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
         },
         "audience": principal.audience.as_str(),
         "memberships": memberships,
+        "invitations": invitations,
     })))
 }
 

@@ -79,7 +79,8 @@ pub(crate) async fn invite(call: &Call<'_>, partner: Partner) -> Result<ApiRespo
             let invited = invitation::invite_by_email(&sender, &grant, email, now).await?;
             let user = invited.user;
             Ok(match invited.outcome {
-                Outcome::Reinvited(()) => ApiResponse::ok(json!({
+                // Partner rights are given at once (operators grant them): never pending.
+                Outcome::Reinvited(()) | Outcome::Pending { .. } => ApiResponse::ok(json!({
                     "user_id": user.id,
                     "status": user.status,
                     "invitation_sent": true,

@@ -106,6 +106,8 @@ async fn invite_owner(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, 
     };
     // Without a known creator the platform invites in its own name: the owner themself.
     let inviter = inviter.unwrap_or_else(|| owner.clone());
+    // An existing account named owner holds an invitation, not the tenant, until it accepts.
+    let member = store.membership(&owner.id, &t.id).await?.is_some();
     let sent = if owner.status == UserStatus::Invited {
         invitation::send(
             &Sender {
@@ -123,7 +125,7 @@ async fn invite_owner(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, 
         )
         .await
         .map(|()| "invited")
-    } else {
+    } else if member {
         invitation::try_notify_access(
             app.mailer.as_ref(),
             &owner,
@@ -133,6 +135,15 @@ async fn invite_owner(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, 
         )
         .await
         .map(|()| "notified")
+    } else {
+        let invite = Invite {
+            place: &t.name,
+            role: Role::Owner.as_str(),
+            invited_by: &inviter,
+        };
+        invitation::try_notify_pending(app.mailer.as_ref(), &app.links, &owner, &invite)
+            .await
+            .map(|()| "invited to accept")
     };
     match sent {
         // The recorded text is the failure's first clause: no address, no token.

@@ -10,6 +10,7 @@
 //! | `GET`/`PUT /tenants/{slug}/redirect-origins` | `origins` | operator; owner/admin |
 //! | `GET /audit` | `audit` | operator |
 //! | `GET /tenants/{slug}/audit` | `audit` | operator; owner/admin |
+//! | `POST`/`DELETE /tenants/{slug}/join` | `members` | the invited account (accept, decline) |
 //!
 //! Permissions come from stored records read per request (memberships, partner-admin grants,
 //! the platform-admin flag); the token only names the user. A caller who may know a tenant
@@ -67,6 +68,8 @@ enum Route {
     PutRedirectOrigins,
     PlatformAudit,
     TenantAudit,
+    Join,
+    Decline,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
@@ -100,6 +103,8 @@ const ROUTES: &[(&str, &str, Route)] = &[
         "/tenants/{slug}/redirect-origins",
         Route::PutRedirectOrigins,
     ),
+    ("POST", "/tenants/{slug}/join", Route::Join),
+    ("DELETE", "/tenants/{slug}/join", Route::Decline),
     ("GET", "/audit", Route::PlatformAudit),
     ("GET", "/tenants/{slug}/audit", Route::TenantAudit),
 ];
@@ -159,6 +164,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::PutRedirectOrigins => origins::put(&call, call.tenant(Manager, Write).await?).await,
         Route::PlatformAudit => audit::platform(&call).await,
         Route::TenantAudit => audit::tenant(&call, call.tenant(Manager, Read).await?).await,
+        // The invitee is not a member yet: no gate, their own invitation decides.
+        Route::Join | Route::Decline => members::join(&call, matches!(route, Route::Join)).await,
     }
 }
 

@@ -273,7 +273,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 
 async fn create_committed(
     call: &Call<'_>,
-    tenant: Tenant,
+    mut tenant: Tenant,
     owner_email: Email,
     now: i64,
 ) -> Result<ApiResponse, ApiError> {
@@ -295,16 +295,36 @@ async fn create_committed(
             plan: tenant.plan,
         })
         .outbox(now);
-        let mut changes = vec![Change::CreateTenant(tenant.clone())];
+        // A new owner is created as invited and made owner (their invitation's acceptance is
+        // their consent). An existing account gets an invitation it accepts while signed in
+        // (`POST /tenants/{slug}/join`): until then it holds nothing and the tenant has no
+        // owner; the answer is the same either way.
+        let mut stored = tenant.clone();
+        if !new_owner {
+            stored.owners = 0;
+        }
+        let mut changes = vec![Change::CreateTenant(stored)];
         if new_owner {
             changes.push(Change::CreateUser(owner.clone()));
+            changes.push(Change::AddMembership {
+                user: owner.id.clone(),
+                tenant: tenant.clone(),
+                role: Role::Owner,
+                at: call.now_ms(),
+            });
+        } else {
+            changes.push(Change::PutInvite {
+                user: owner.id.clone(),
+                invite: shared::store::Invite {
+                    tenant_id: tenant.id.clone(),
+                    tenant_slug: tenant.slug.as_str().to_string(),
+                    role: Role::Owner,
+                    invited_by: call.caller.user.id.clone(),
+                    invited_at: now,
+                    expires_at: now + shared::mail::invitation::INVITATION_TTL_SECS,
+                },
+            });
         }
-        changes.push(Change::AddMembership {
-            user: owner.id.clone(),
-            tenant: tenant.clone(),
-            role: Role::Owner,
-            at: call.now_ms(),
-        });
         let counts = tenant_count_changes(None, Some((tenant.status, tenant.partner.as_ref())));
         // A partner admin creates within the partner's quota; operators are not held to it.
         changes.extend(if call.caller.operator {
@@ -360,8 +380,11 @@ async fn create_committed(
     // The tenant stands from here on. The event starts provisioning (the owner's invitation
     // included); a lost event is healed by the reconcile.
     publish_committed(call.app.events.as_ref(), store, &event).await;
+    if !new_owner {
+        tenant.owners = 0;
+    }
     let mut data = view_for(&tenant, call.caller.operator);
-    data["owner"] = json!({"user_id": owner.id, "invited": new_owner});
+    data["owner"] = json!({"user_id": owner.id, "invited": true});
     Ok(with_etag(ApiResponse::created(data), &tenant))
 }
 

@@ -2,13 +2,13 @@
 //! demoted nor removed: every change that takes an owner away decrements the tenant's owner
 //! count in the same transaction, conditioned on at least two remaining before it.
 
-use crate::{forbidden, Call};
+use crate::{forbidden, tenant_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::caller::TenantAccess;
 use shared::access::gate::Granted;
 use shared::domain::fields::FieldError;
-use shared::domain::tenant::Tenant;
+use shared::domain::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::domain::User;
 use shared::domain::{Email, Role, UserId, UserStatus};
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
@@ -106,6 +106,21 @@ pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
                 Outcome::Reinvited(held) => ApiResponse::ok(
                     json!({"user_id": user.id, "role": held, "status": user.status, "invitation_sent": true}),
                 ),
+                // An existing account: invited, holding nothing until it accepts. The answer
+                // is the one a new email gets, whatever the account's status.
+                Outcome::Pending { again } => {
+                    let data = json!({
+                        "user_id": user.id,
+                        "role": role,
+                        "status": UserStatus::Invited,
+                        "invitation_sent": true,
+                    });
+                    if again {
+                        ApiResponse::ok(data)
+                    } else {
+                        ApiResponse::created(data)
+                    }
+                }
                 Outcome::Granted { .. } => ApiResponse::created(json!({
                     "user_id": user.id,
                     "role": role,
@@ -202,6 +217,18 @@ impl invitation::Grant for Membership<'_> {
 
     fn place_key(&self) -> String {
         format!("tenant:{}", self.tenant.id)
+    }
+
+    fn consent(&self) -> Option<(&Tenant, Role)> {
+        Some((self.tenant, self.role))
+    }
+
+    fn invited(&self, user: &User) -> Option<Change> {
+        Some(self.call.audit(
+            self.tenant,
+            "member.invited",
+            json!({"after": {"user_id": user.id, "role": self.role}}),
+        ))
     }
 
     fn invite(&self) -> invitation::Invite<'_> {
@@ -318,4 +345,71 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
     Ok(ApiResponse::ok(
         json!({"user_id": user_id, "removed": true}),
     ))
+}
+
+/// `POST /tenants/{slug}/join` (`accept`) or `DELETE` (decline): the signed-in caller answers
+/// their invitation to the tenant. Accepting makes them a member in the invited role (an owner
+/// counts as one from then on); declining removes the invitation. Both are audited in the same
+/// transaction. Without a live invitation, or for a deleted tenant, the answer is the 404 of a
+/// tenant that does not exist.
+pub(crate) async fn join(call: &Call<'_>, accept: bool) -> Result<ApiResponse, ApiError> {
+    let slug = path_param(call.req, "slug")
+        .as_deref()
+        .and_then(TenantSlug::parse)
+        .ok_or_else(tenant_not_found)?;
+    let store = call.app.store.as_ref();
+    let tenant = store
+        .tenant_by_slug(&slug)
+        .await?
+        .filter(|t| t.status != TenantStatus::Deleted)
+        .ok_or_else(tenant_not_found)?;
+    let user = &call.caller.user;
+    let invite = store
+        .invite(&user.id, &tenant.id)
+        .await?
+        .ok_or_else(tenant_not_found)?;
+    let mut changes = vec![Change::TakeInvite {
+        user: user.id.clone(),
+        tenant: tenant.id.clone(),
+    }];
+    if accept {
+        changes.push(Change::AddMembership {
+            user: user.id.clone(),
+            tenant: tenant.clone(),
+            role: invite.role,
+            at: call.now_ms(),
+        });
+        if invite.role == Role::Owner {
+            changes.push(Change::AdjustOwners {
+                tenant: tenant.id.clone(),
+                by: 1,
+            });
+        }
+    }
+    changes.push(call.audit(
+        &tenant,
+        if accept {
+            "member.joined"
+        } else {
+            "member.declined"
+        },
+        json!({"user_id": user.id, "role": invite.role}),
+    ));
+    store.commit(changes).await.map_err(|e| {
+        e.answer(|reasons| {
+            if reasons.contains(&Refusal::AlreadyMember) {
+                already_member()
+            } else if reasons.contains(&Refusal::InviteGone) {
+                tenant_not_found()
+            } else {
+                ApiError::concurrent_update()
+            }
+        })
+    })?;
+    tracing::info!(tenant = %tenant.slug, user_id = %user.id, accept, "invitation answered");
+    Ok(ApiResponse::ok(json!({
+        "tenant": tenant.slug,
+        "role": invite.role,
+        "joined": accept,
+    })))
 }

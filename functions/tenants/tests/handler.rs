@@ -911,3 +911,248 @@ async fn a_tenant_being_restored_after_suspension_admits_no_member() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn an_existing_account_is_invited_not_attached_and_the_answer_does_not_tell() {
+    use shared::store::UserStore;
+    let (store, mailer, app) = app_with_mailer();
+    let owner = testing::user(store.as_ref(), false).await;
+    let t = testing::tenant(store.as_ref(), "Acme", Some((&owner, Role::Owner))).await;
+    let evil =
+        shared::domain::tenant::RedirectOrigin::parse("https://evil.example.net", false).unwrap();
+    store.set_redirect_origins(&t.id, &[evil]).await.unwrap();
+    // The victim: an existing account with no tenant (attached, its links would follow this
+    // tenant's origin).
+    let victim = testing::user(store.as_ref(), false).await;
+    let slug = t.slug.as_str();
+    let path = format!("/tenants/{slug}/users");
+    let route = ("POST", path.as_str(), "/tenants/{slug}/users");
+    let invite = |email: &str| Some(json!({"email": email, "role": "member"}));
+
+    let (new_status, new_body) = as_user(
+        &app,
+        &owner,
+        Audience::Portal,
+        route,
+        &[("slug", slug)],
+        invite("fresh@example.com"),
+    )
+    .await;
+    let (old_status, old_body) = as_user(
+        &app,
+        &owner,
+        Audience::Portal,
+        route,
+        &[("slug", slug)],
+        invite(victim.email.as_str()),
+    )
+    .await;
+    // The same answer, but for the (random-looking) id.
+    assert_eq!(
+        (new_status, old_status),
+        (201, 201),
+        "{new_body} {old_body}"
+    );
+    let strip = |mut v: Value| {
+        v["data"]["user_id"] = Value::Null;
+        v
+    };
+    assert_eq!(strip(new_body), strip(old_body.clone()));
+    assert_eq!(old_body["data"]["status"], "invited");
+    // The victim holds nothing here, their links and invitations elsewhere are untouched.
+    assert!(store.membership(&victim.id, &t.id).await.unwrap().is_none());
+    let after = store.user_by_id(&victim.id).await.unwrap().unwrap();
+    assert_eq!(
+        after.reset_generation, victim.reset_generation,
+        "no token minted"
+    );
+    let links = shared::mail::links::link_target(store.as_ref(), &after, &app.links)
+        .await
+        .unwrap();
+    assert_eq!(
+        links.origin.as_str(),
+        "https://console.example.com",
+        "not steered to the tenant's origin"
+    );
+    let notice = mailer
+        .sent()
+        .into_iter()
+        .find(|m| m.to == victim.email)
+        .unwrap();
+    assert!(
+        notice.text.contains("Nothing changes until you accept"),
+        "{}",
+        notice.text
+    );
+    assert!(!notice.text.contains("#token="));
+    // Asked again: 200, as a new email's re-invitation is.
+    let (status, _) = as_user(
+        &app,
+        &owner,
+        Audience::Portal,
+        route,
+        &[("slug", slug)],
+        invite(victim.email.as_str()),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let join = format!("/tenants/{slug}/join");
+    let accept = ("POST", join.as_str(), "/tenants/{slug}/join");
+    let decline = ("DELETE", join.as_str(), "/tenants/{slug}/join");
+    // Someone else cannot take it; the victim can decline it, then it is gone.
+    let stranger = testing::user(store.as_ref(), false).await;
+    testing::tenant(
+        store.as_ref(),
+        "Stranger Co",
+        Some((&stranger, Role::Member)),
+    )
+    .await;
+    let (status, body) = as_user(
+        &app,
+        &stranger,
+        Audience::Portal,
+        accept,
+        &[("slug", slug)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("TENANT_NOT_FOUND"))
+    );
+    let (status, body) = as_user(
+        &app,
+        &victim,
+        Audience::Portal,
+        decline,
+        &[("slug", slug)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["joined"].as_bool()),
+        (200, Some(false)),
+        "{body}"
+    );
+    let (status, _) = as_user(
+        &app,
+        &victim,
+        Audience::Portal,
+        accept,
+        &[("slug", slug)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "declined: nothing to accept");
+    assert!(store.membership(&victim.id, &t.id).await.unwrap().is_none());
+    // Invited again, accepted: now a member, once.
+    as_user(
+        &app,
+        &owner,
+        Audience::Portal,
+        route,
+        &[("slug", slug)],
+        invite(victim.email.as_str()),
+    )
+    .await;
+    let (status, body) = as_user(
+        &app,
+        &victim,
+        Audience::Portal,
+        accept,
+        &[("slug", slug)],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["data"]["role"].as_str()),
+        (200, Some("member")),
+        "{body}"
+    );
+    assert_eq!(
+        store
+            .membership(&victim.id, &t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Member
+    );
+    let (status, _) = as_user(
+        &app,
+        &victim,
+        Audience::Portal,
+        accept,
+        &[("slug", slug)],
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn an_existing_account_named_owner_owns_only_once_it_accepts() {
+    use shared::store::UserStore;
+    let (store, app) = app();
+    let operator = testing::user(store.as_ref(), true).await;
+    let existing = testing::user(store.as_ref(), false).await;
+    let create = |email: &str, slug: &str| {
+        Some(json!({"slug": slug, "name": "Owned", "owner_email": email}))
+    };
+    let route = ("POST", "/tenants", "/tenants");
+    let (s1, new_body) = as_user(
+        &app,
+        &operator,
+        Audience::Operator,
+        route,
+        &[],
+        create("brand-new@example.com", "owned-new"),
+    )
+    .await;
+    let (s2, old_body) = as_user(
+        &app,
+        &operator,
+        Audience::Operator,
+        route,
+        &[],
+        create(existing.email.as_str(), "owned-old"),
+    )
+    .await;
+    assert_eq!((s1, s2), (201, 201));
+    assert_eq!(
+        new_body["data"]["owner"]["invited"],
+        old_body["data"]["owner"]["invited"]
+    );
+    let slug = shared::domain::tenant::TenantSlug::parse("owned-old").unwrap();
+    let t = store.tenant_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(t.owners, 0);
+    assert!(store
+        .membership(&existing.id, &t.id)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store.invite(&existing.id, &t.id).await.unwrap().is_some());
+    let join = "/tenants/owned-old/join";
+    let (status, body) = as_user(
+        &app,
+        &existing,
+        Audience::Portal,
+        ("POST", join, "/tenants/{slug}/join"),
+        &[("slug", "owned-old")],
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let t = store.tenant_by_slug(&slug).await.unwrap().unwrap();
+    assert_eq!(t.owners, 1);
+    assert_eq!(
+        store
+            .membership(&existing.id, &t.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .role,
+        Role::Owner
+    );
+}

@@ -184,6 +184,18 @@ pub trait Grant: Sync {
 
     /// The place's name in rate-limit keys, e.g. `tenant:<id>` (see [`INVITES_PER_PLACE`]).
     fn place_key(&self) -> String;
+
+    /// For a grant an existing account must accept before it counts (a tenant role): the
+    /// tenant and the role. `None` (the default): the grant is given at once.
+    fn consent(&self) -> Option<(&crate::domain::tenant::Tenant, crate::domain::Role)> {
+        None
+    }
+
+    /// The audit change of an invitation to an existing account: the same action a new
+    /// account's invitation records, so the audit tells the two apart no more than the answer.
+    fn invited(&self, _user: &User) -> Option<Change> {
+        None
+    }
 }
 
 /// What [`invite_by_email`] did.
@@ -193,6 +205,9 @@ pub enum Outcome<H> {
     Reinvited(H),
     /// The grant was given (to a new invited user if `new_user`).
     Granted { new_user: bool },
+    /// An existing account was invited to a grant it must accept (`again`: an invitation was
+    /// already waiting, and was sent afresh). It holds nothing until it accepts.
+    Pending { again: bool },
 }
 
 /// The user invited (as stored after the flow) and what happened.
@@ -241,6 +256,13 @@ pub async fn invite_by_email<G: Grant>(
             })
         }
         (_, Some(_)) => Err(grant.already()),
+        (Some(user), None) if grant.consent().is_some() => {
+            let again = invite_pending(by, grant, &user, now).await?;
+            Ok(Invited {
+                user,
+                outcome: Outcome::Pending { again },
+            })
+        }
         (existing, None) => {
             let new_user = existing.is_none();
             let user = existing.unwrap_or_else(|| invited_user(email, now));
@@ -277,6 +299,72 @@ pub async fn invite_by_email<G: Grant>(
             })
         }
     }
+}
+
+/// Invites an existing account to a grant it must accept: stores the invitation (replacing a
+/// waiting one) with the audit entry, and mails a notice to an active account. Nothing of the
+/// account changes: no membership, no token (its invitations elsewhere live on), no link.
+/// Whether an invitation was already waiting.
+async fn invite_pending<G: Grant>(
+    by: &Sender<'_>,
+    grant: &G,
+    user: &User,
+    now: i64,
+) -> Result<bool, ApiError> {
+    let Some((tenant, role)) = grant.consent() else {
+        return Ok(false);
+    };
+    let store = by.store;
+    let again = store.invite(&user.id, &tenant.id).await?.is_some();
+    let invite = grant.invite();
+    let mut changes = vec![Change::PutInvite {
+        user: user.id.clone(),
+        invite: crate::store::Invite {
+            tenant_id: tenant.id.clone(),
+            tenant_slug: tenant.slug.as_str().to_string(),
+            role,
+            invited_by: invite.invited_by.id.clone(),
+            invited_at: now,
+            expires_at: now + INVITATION_TTL_SECS,
+        },
+    }];
+    changes.extend(grant.invited(user));
+    store
+        .commit(changes)
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    tracing::info!(place = invite.place, role = invite.role, user_id = %user.id, invited_by = %invite.invited_by.id, again, "existing account invited");
+    if user.is_active() {
+        // The answer does not change with the mail: it would tell this account from a new one.
+        if let Err(cause) = try_notify_pending(by.mailer, by.links, user, &invite).await {
+            tracing::error!(user_id = %user.id, cause = %cause, "invitation notice not sent");
+        }
+    }
+    Ok(again)
+}
+
+/// Tells an existing account it was invited to something it must accept while signed in (the
+/// console's address, the platform's origin), reporting a failure as a short text.
+pub async fn try_notify_pending(
+    mailer: &dyn Mailer,
+    links: &LinkConfig,
+    user: &User,
+    invite: &Invite<'_>,
+) -> Result<(), String> {
+    let link = format!("{}/console/", links.platform_origin);
+    let message = mail::invitation_pending(
+        &user.email,
+        invite.place,
+        invite.role,
+        &invite.invited_by.email,
+        &link,
+        INVITATION_TTL_SECS / 86_400,
+    )
+    .map_err(|e| crate::runtime::logging::chain(&e))?;
+    mailer
+        .send(&message)
+        .await
+        .map_err(|e| crate::runtime::logging::chain(&e))
 }
 
 /// `send`, as the API's answer: 503 when the invitation could not be sent.

@@ -146,6 +146,14 @@ fn templates() -> &'static minijinja::Environment<'static> {
                 "access-granted.html",
                 include_str!("../../templates/access-granted.html"),
             ),
+            (
+                "invitation-pending.txt",
+                include_str!("../../templates/invitation-pending.txt"),
+            ),
+            (
+                "invitation-pending.html",
+                include_str!("../../templates/invitation-pending.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the mail templates compile (a unit test renders each)");
@@ -276,6 +284,31 @@ pub fn access_granted(
             ("place", place),
             ("role", role),
             ("invited_by", invited_by.as_str()),
+        ],
+    )
+}
+
+/// An existing account's invitation, which changes nothing until they accept it signed in
+/// (at `link`, the console).
+pub fn invitation_pending(
+    to: &Email,
+    place: &str,
+    role: &str,
+    invited_by: &Email,
+    link: &str,
+    expires_days: i64,
+) -> Result<EmailMessage, MailError> {
+    let days = expires_days.to_string();
+    message(
+        to,
+        format!("An invitation to {place}"),
+        "invitation-pending",
+        &[
+            ("place", place),
+            ("role", role),
+            ("invited_by", invited_by.as_str()),
+            ("link", link),
+            ("expires_days", days.as_str()),
         ],
     )
 }

@@ -117,6 +117,10 @@ pub enum Change {
         role: Role,
         at: i64,
     },
+    /// Stores `user`'s invitation (replacing an earlier one to the same tenant).
+    PutInvite { user: UserId, invite: super::Invite },
+    /// Removes `user`'s invitation to `tenant`; refused if there is none (taken already).
+    TakeInvite { user: UserId, tenant: TenantId },
     /// Changes a member's role; refused unless they are a member with role `from`.
     ChangeRole {
         user: UserId,
@@ -194,6 +198,8 @@ impl Change {
             Change::UpdateTenant { tenant, .. } => format!("TENANT#{}", tenant.id),
             Change::CreateUser(u) => format!("USER#{}", u.id),
             Change::AddMembership { user, .. }
+            | Change::PutInvite { user, .. }
+            | Change::TakeInvite { user, .. }
             | Change::ChangeRole { user, .. }
             | Change::RemoveMembership { user, .. }
             | Change::GrantPartnerAdmin { user, .. }
@@ -340,6 +346,8 @@ pub enum Refusal {
     NotPartnerAdmin,
     /// The database registration is gone, or belongs to another tenant.
     DatabaseGone,
+    /// The invitation was accepted or declined already (or never was).
+    InviteGone,
 }
 
 impl Change {
@@ -357,6 +365,9 @@ impl Change {
             | Change::Outbox(_) => Refusal::IdTaken,
             Change::UpdateTenant { .. } | Change::UpdatePartner { .. } => Refusal::VersionMoved,
             Change::AddMembership { .. } => Refusal::AlreadyMember,
+            // Invitations are put unconditionally.
+            Change::PutInvite { .. } => Refusal::IdTaken,
+            Change::TakeInvite { .. } => Refusal::InviteGone,
             Change::ChangeRole { .. } | Change::RemoveMembership { .. } => Refusal::MembershipMoved,
             Change::AdjustOwners { .. } => Refusal::LastOwner,
             Change::SetRedirectOrigins { .. } => Refusal::TenantGone,

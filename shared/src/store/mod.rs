@@ -14,6 +14,7 @@
 //! |---|---|---|---|
 //! | user | `USER#<user_id>` | `USER` | email, password hash, platform-admin flag, status, session epoch |
 //! | email claim | `EMAIL#<email>` | `EMAIL` | `user_id`; written with the user in one transaction, so an email belongs to at most one user |
+//! | invitation | `USER#<user_id>` | `INVITE#<tenant_id>` | role, tenant slug, `invited_by`, `invited_at`, `expires_at` (7 days): an existing account's pending grant, seen by no membership read (`INVITE#` sorts before `MEMBER#`) |
 //! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug, `added_at` (ms); `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=MEMBER#<added_at, 15 digits>#<user_id>` (newest first when read backwards) |
 //! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, `name_lower`, status, plan, domains, billing info (JSON), partner, owner email, provisioning (JSON), ordered `redirect_origins`, `owners` (count, never below 1 once set), `version`; `GSI2PK=TENANTS`, `GSI2SK=<slug>`; when attached, `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=TENANT#<slug>` |
 //! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction; never released (a deleted tenant keeps it) |
@@ -184,6 +185,10 @@ pub trait UserStore: Send + Sync {
     /// At most `n` of the user's memberships (by tenant id), read in one bounded query.
     async fn memberships_up_to(&self, id: &UserId, n: usize)
         -> Result<Vec<Membership>, StoreError>;
+    /// The user's live invitation to `tenant`, if any (strongly consistent).
+    async fn invite(&self, id: &UserId, tenant: &TenantId) -> Result<Option<Invite>, StoreError>;
+    /// The user's live invitations (at most 100).
+    async fn invites_of(&self, id: &UserId) -> Result<Vec<Invite>, StoreError>;
     /// Whether the user administers any partner (reseller).
     async fn holds_partner_role(&self, id: &UserId) -> Result<bool, StoreError>;
     /// Makes the user an admin of partner `partner_id` (idempotent).
@@ -205,6 +210,21 @@ pub trait UserStore: Send + Sync {
         let partner = self.holds_partner_role(id).await?;
         Ok((self.memberships_up_to(id, n).await?, partner))
     }
+}
+
+/// An invitation of an existing account to a tenant: a grant that waits for the person to
+/// accept it while signed in. Until then it grants nothing: no reader of memberships (access,
+/// the link rule, the suspension check) sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Invite {
+    pub tenant_id: TenantId,
+    pub tenant_slug: String,
+    pub role: Role,
+    pub invited_by: UserId,
+    /// Unix seconds.
+    pub invited_at: i64,
+    /// Unix seconds; an invitation past it is gone.
+    pub expires_at: i64,
 }
 
 /// One member as a tenant's member list shows them.

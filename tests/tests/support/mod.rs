@@ -257,6 +257,21 @@ pub fn token_in(body: &str) -> String {
 }
 
 impl Platform {
+    /// Accepts, as the holder of `token`, their invitation to tenant `slug` (an existing
+    /// account invited or named owner holds nothing until it does).
+    pub async fn join(&self, slug: &str, token: &str) {
+        let r = self
+            .call(
+                "POST",
+                format!("/tenants/{slug}/join"),
+                Some(token),
+                None,
+                &[],
+            )
+            .await;
+        assert_eq!(r.status, 200, "join {slug}: {}", r.json);
+    }
+
     /// Signs `email` in with `PASSWORD` for `audience` and returns the access token.
     pub async fn sign_in(&self, email: &str, audience: &str) -> String {
         self.sign_in_with(email, PASSWORD, audience).await
@@ -424,6 +439,9 @@ pub async fn tenant_with_owner(
     // Provisioning writes the record a few times after creation (and `suspend` wants an
     // active tenant): the tests start from the settled tenant.
     platform.wait_for_status(&slug, op, "active").await;
+    // An existing account named owner accepts before it holds anything.
+    let token = platform.sign_in(owner.email.as_str(), "portal").await;
+    platform.join(&slug, &token).await;
     slug
 }
 
@@ -441,6 +459,9 @@ pub async fn add_member(platform: &Platform, op: &str, slug: &str, user: &User, 
         "add member",
     )
     .await;
+    // An existing account accepts before it holds anything.
+    let token = platform.sign_in(user.email.as_str(), "portal").await;
+    platform.join(slug, &token).await;
 }
 
 pub async fn partner(platform: &Platform, op: &str) -> String {

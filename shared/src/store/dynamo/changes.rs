@@ -78,6 +78,37 @@ impl DynamoStore {
                 role,
                 at,
             } => vec![self.put(Self::membership_item(user, tenant, *role, *at), NEW)?],
+            Change::PutInvite { user, invite } => {
+                let mut item = key(
+                    format!("USER#{user}"),
+                    &format!("INVITE#{}", invite.tenant_id),
+                );
+                item.insert("entity".into(), s("invite"));
+                item.insert("tenant_id".into(), s(invite.tenant_id.as_str()));
+                item.insert("tenant_slug".into(), s(&invite.tenant_slug));
+                item.insert("role".into(), s(invite.role.as_str()));
+                item.insert("invited_by".into(), s(invite.invited_by.as_str()));
+                item.insert("invited_at".into(), n(invite.invited_at));
+                item.insert("expires_at".into(), n(invite.expires_at));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                vec![TransactWriteItem::builder().put(put).build()]
+            }
+            Change::TakeInvite { user, tenant } => {
+                let d = Delete::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(key(
+                        format!("USER#{user}"),
+                        &format!("INVITE#{tenant}"),
+                    )))
+                    .condition_expression("attribute_exists(PK)");
+                vec![TransactWriteItem::builder()
+                    .delete(Self::build(d.build())?)
+                    .build()]
+            }
             Change::ChangeRole {
                 user,
                 tenant,

@@ -144,7 +144,11 @@ impl RateLimitStore for DynamoStore {
     }
 
     async fn refund_attempt(&self, hit: &RateHit) -> Result<(), StoreError> {
-        let update = if hit.in_flight { REFUND_IN_FLIGHT } else { REFUND };
+        let update = if hit.in_flight {
+            REFUND_IN_FLIGHT
+        } else {
+            REFUND
+        };
         self.subtract(&hit.keys, update).await
     }
 }

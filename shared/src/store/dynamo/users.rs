@@ -110,6 +110,41 @@ impl UserStore for DynamoStore {
         }
     }
 
+    async fn invite(&self, id: &UserId, tenant: &TenantId) -> Result<Option<Invite>, StoreError> {
+        let now = crate::runtime::time::now_unix();
+        match self
+            .get(format!("USER#{id}"), &format!("INVITE#{tenant}"))
+            .await?
+        {
+            Some(item) => Ok(Some(invite_of(&item)?).filter(|i| i.expires_at > now)),
+            None => Ok(None),
+        }
+    }
+
+    async fn invites_of(&self, id: &UserId) -> Result<Vec<Invite>, StoreError> {
+        let now = crate::runtime::time::now_unix();
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("INVITE#"))
+            .consistent_read(true)
+            .limit(100)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        for item in page.items() {
+            let invite = invite_of(item)?;
+            if invite.expires_at > now {
+                out.push(invite);
+            }
+        }
+        Ok(out)
+    }
+
     async fn memberships_up_to(
         &self,
         id: &UserId,
@@ -222,6 +257,21 @@ impl UserStore for DynamoStore {
             .map(Self::parse_user)
             .collect()
     }
+}
+
+fn invite_of(item: &Item) -> Result<Invite, StoreError> {
+    let f = Fields {
+        item,
+        key: "INVITE",
+    };
+    Ok(Invite {
+        tenant_id: f.tenant_id("tenant_id")?,
+        tenant_slug: f.s("tenant_slug")?.to_string(),
+        role: Role::parse(f.s("role")?).ok_or_else(|| f.corrupt("unknown role".into()))?,
+        invited_by: f.user_id("invited_by")?,
+        invited_at: f.n("invited_at")?,
+        expires_at: f.n("expires_at")?,
+    })
 }
 
 fn membership_of(item: &Item) -> Result<Membership, StoreError> {

@@ -40,6 +40,10 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
         Change::RemoveMembership { user, tenant, role } => {
             member_role(d, user, tenant) != Some(*role)
         }
+        Change::PutInvite { .. } => false,
+        Change::TakeInvite { user, tenant } => {
+            !d.invites.contains_key(&(user.clone(), tenant.clone()))
+        }
         Change::AdjustOwners { tenant, by } => d
             .tenants
             .get(tenant)
@@ -133,6 +137,12 @@ fn apply(d: &mut Data, change: Change) {
             {
                 m.role = to;
             }
+        }
+        Change::PutInvite { user, invite } => {
+            d.invites.insert((user, invite.tenant_id.clone()), invite);
+        }
+        Change::TakeInvite { user, tenant } => {
+            d.invites.remove(&(user, tenant));
         }
         Change::RemoveMembership { user, tenant, .. } => {
             if let Some(ms) = d.memberships.get_mut(&user) {

@@ -38,6 +38,7 @@ struct Data {
     counters: HashMap<(String, String), i64>,
     outbox: HashMap<String, crate::store::changes::OutboxEvent>,
     reconcile_position: Option<String>,
+    invites: HashMap<(UserId, TenantId), crate::store::Invite>,
 }
 
 struct IdempotencyRecord {

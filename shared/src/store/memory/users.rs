@@ -37,6 +37,34 @@ impl UserStore for MemoryStore {
         }))
     }
 
+    async fn invite(
+        &self,
+        id: &UserId,
+        tenant: &TenantId,
+    ) -> Result<Option<crate::store::Invite>, StoreError> {
+        let now = crate::runtime::time::now_unix();
+        Ok(self.with(|d| {
+            d.invites
+                .get(&(id.clone(), tenant.clone()))
+                .filter(|i| i.expires_at > now)
+                .cloned()
+        }))
+    }
+
+    async fn invites_of(&self, id: &UserId) -> Result<Vec<crate::store::Invite>, StoreError> {
+        let now = crate::runtime::time::now_unix();
+        Ok(self.with(|d| {
+            let mut out: Vec<_> = d
+                .invites
+                .iter()
+                .filter(|((u, _), i)| u == id && i.expires_at > now)
+                .map(|(_, i)| i.clone())
+                .collect();
+            out.sort_by(|a, b| a.tenant_id.cmp(&b.tenant_id));
+            out
+        }))
+    }
+
     async fn memberships_up_to(
         &self,
         id: &UserId,
