@@ -635,6 +635,75 @@ class Console(unittest.TestCase):
         expect(page.get_by_label("Plan")).to_be_disabled()
         expect(plan_hint).to_be_visible()
 
+    def test_17_an_existing_account_answers_its_invitations_signed_in(self):
+        """The seed tenant's member (an existing account) invited as admin of a tenant of its own:
+        it holds nothing there until it answers, signed in. It declines (confirmed), finds a
+        second invitation withdrawn meanwhile (404, said so), and accepts a third: the tenant is
+        in My tenants at once. Its membership of the seed tenant stays as it was."""
+        slug, seed = f"join-{RUN}", f"seed-{RUN}"
+        self.assertEqual(api("POST", "/tenants", op(), {"slug": slug, "name": f"Joinable {RUN}", "owner_email": f"o-{slug}@example.com"})[0], 201)
+        roles = lambda s: {m["email"]: m["role"] for m in api("GET", f"/tenants/{s}/users", op())[1]["data"]["items"]}
+        self.assertEqual(roles(seed)[self.member], "member")
+
+        def leave():  # other tests know the member as the seed's plain member and nothing more
+            for m in api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]:
+                if m["email"] == self.member:
+                    api("DELETE", f"/tenants/{slug}/users/{m['user_id']}", op())
+        self.addCleanup(leave)
+        # A fresh invitation is 201; 200 would mean one was still waiting.
+        invite = lambda: self.assertEqual(api("POST", f"/tenants/{slug}/users", op(), {"email": self.member, "role": "admin"})[0], 201)
+        invite()
+        self.assertNotIn(self.member, roles(slug), "invited, not attached")
+        page = self.page()
+        self.sign_in(page, self.member, self.member_password)
+        expect(page.get_by_role("heading", name="Nothing to operate")).to_be_visible()
+        section = page.get_by_role("region", name="Invitations")
+        row = section.locator(f"tr[data-slug='{slug}']")
+        expect(row).to_contain_text("admin")
+        expect(row).to_contain_text(re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC"))
+        self.screen(page, "invitations")
+        # Declining asks first.
+        page.get_by_role("button", name=f"Decline the invitation to {slug}").click()
+        dialog = page.get_by_role("dialog")
+        expect(dialog).to_contain_text(slug)
+        self.screen(page, "invitation-decline-dialog")
+        dialog.get_by_role("button", name="Decline invitation", exact=True).click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator("#live")).to_have_text(f"You declined the invitation to {slug}.")
+        expect(section).to_have_count(0)
+        self.assertNotIn(self.member, roles(slug))
+        # Invited again, and the invitation withdrawn behind the page's back (the account declines
+        # through the API): accepting it in the page is a 404, said in words, and the row goes.
+        invite()
+        page.reload()
+        expect(row).to_be_visible()
+        status, body, _ = api("POST", "/auth/login", body={"email": self.member, "password": self.member_password})
+        self.assertEqual(status, 200, body)
+        token = body["data"]["access_token"]
+        me = api("GET", "/auth/me", token)[1]["data"]
+        self.assertNotIn(slug, [m["tenant_slug"] for m in me["memberships"]])
+        (mine,) = [i for i in me["invitations"] if i["tenant_slug"] == slug]
+        expect(row).to_contain_text(time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(mine["expires_at"])))
+        self.assertEqual(api("DELETE", f"/tenants/{slug}/join", token)[0], 200)
+        page.get_by_role("button", name=f"Accept the invitation to {slug}").click()
+        alert = page.get_by_role("alert")
+        expect(alert).to_contain_text("This invitation is no longer valid")
+        expect(alert).to_contain_text("TENANT_NOT_FOUND")
+        expect(section).to_have_count(0)
+        # The third is accepted: the member is now an admin there, and the list shows it unreloaded.
+        invite()
+        page.reload()
+        page.get_by_role("button", name=f"Accept the invitation to {slug}").click()
+        expect(page.get_by_role("heading", name="My tenants", level=1)).to_be_visible()
+        expect(page.locator("main").get_by_role("link", name=slug, exact=True)).to_be_visible()
+        expect(page.locator(".role")).to_have_text("tenant admin")
+        expect(page.locator("#live")).to_have_text(f"You joined {slug} as admin.")
+        expect(page.locator("main").get_by_text(f"You joined {slug} as admin.")).to_be_visible()
+        expect(section).to_have_count(0)
+        self.screen(page, "my-tenants-joined")
+        self.assertEqual(roles(slug)[self.member], "admin")
+        self.assertEqual(roles(seed)[self.member], "member", "the seed membership is untouched")
+
     # ------------------------------------------------------------------
 
     def wait_active(self, slug, timeout=30):

@@ -1,16 +1,17 @@
 // The shell (header, navigation, skip link, live region) and the routes.
 import type { ComponentChildren } from 'preact';
-import { useEffect, useRef, useState } from 'preact/hooks';
+import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
 import { config } from './config';
 import { session } from './session';
 import { match, navigate, onLinkClick, useLocation, type Location } from './router';
 import { ErrorBox, Link } from './ui/kit';
-import { loadWho, WhoContext, type Who } from './who';
+import { loadWho, ReloadWhoContext, WhoContext, type Who } from './who';
 import { SignIn, ForgotPassword, TokenPassword } from './views/auth';
 import { TenantList, NewTenant } from './views/tenants';
 import { TenantPage } from './views/tenant';
 import { PartnerList, NewPartner, PartnerPage } from './views/partners';
 import { AuditLog } from './views/audit';
+import { Invitations } from './views/invitations';
 import { Platform } from './views/platform';
 
 const PUBLIC = ['/sign-in', '/forgot-password', '/reset-password', '/accept-invitation'];
@@ -36,6 +37,12 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
     setWhoError(null);
     loadWho().then(setWho, setWhoError);
   }, [signedIn, session.email]);
+  // After the account's own memberships change (an invitation answered); errors go to the caller.
+  const reloadWho = useCallback(async () => {
+    const w = await loadWho();
+    if (session.signedIn) setWho(w);
+    return w;
+  }, []);
 
   const isPublic = PUBLIC.includes(loc.path);
   useEffect(() => {
@@ -54,26 +61,29 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
   if (!signedIn || loc.path === '/sign-in') return <Bare><SignIn /></Bare>;
 
   return (
-    <Shell who={who}>
-      {whoError ? (
-        <Page title="Console">
-          <ErrorBox error={whoError} title="Could not load who you are" />
-        </Page>
-      ) : !who ? (
-        <p class="loading" role="status">Loading…</p>
-      ) : (
-        <WhoContext.Provider value={who}>
-          <Routes loc={loc} who={who} />
-        </WhoContext.Provider>
-      )}
-    </Shell>
+    <WhoContext.Provider value={who}>
+      <ReloadWhoContext.Provider value={reloadWho}>
+        <Shell who={who}>
+          {whoError ? (
+            <Page title="Console">
+              <ErrorBox error={whoError} title="Could not load who you are" />
+            </Page>
+          ) : !who ? (
+            <p class="loading" role="status">Loading…</p>
+          ) : (
+            <Routes loc={loc} who={who} />
+          )}
+        </Shell>
+      </ReloadWhoContext.Provider>
+    </WhoContext.Provider>
   );
 }
 
 function Routes({ loc, who }: { loc: Location; who: Who }) {
   const p = loc.path;
   if (p === '/') {
-    return <Redirect to={who.operator || who.partnerAdmin ? '/tenants' : who.manages[0] ? `/tenants/${who.manages[0].slug}` : '/tenants'} />;
+    // Waiting invitations are answered on the tenant list (where an accepted tenant then shows).
+    return <Redirect to={who.operator || who.partnerAdmin || who.invitations.length ? '/tenants' : who.manages[0] ? `/tenants/${who.manages[0].slug}` : '/tenants'} />;
   }
   if (p === '/tenants') return <TenantList loc={loc} />;
   if (p === '/tenants/new') return <NewTenant />;
@@ -196,10 +206,13 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
       <main id="main" tabIndex={-1}>
         {who && !who.operator && !who.partnerAdmin && !who.manages.length ? (
           <Page title="Nothing to operate">
+            {/* The landing address is the tenant list's, where a tenant joined here then shows. */}
+            {loc.path === '/' && <Redirect to="/tenants" />}
             <p>
               You are signed in as <strong>{who.email}</strong>, who is not a platform operator, a partner admin, or an owner or admin of any tenant. The console has nothing
               this account may change.
             </p>
+            <Invitations />
           </Page>
         ) : (
           children

@@ -3,7 +3,7 @@
 import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 import { get, ApiError } from './api/client';
-import type { Me, TenantListData } from './api/types';
+import type { Invitation, Me, TenantListData } from './api/types';
 
 export interface Who {
   userId: string;
@@ -14,6 +14,8 @@ export interface Who {
   partnerAdmin: boolean;
   /** Tenants this user owns or administers. */
   manages: { slug: string; role: string }[];
+  /** Tenants this account was invited to and has not answered (it holds nothing there yet). */
+  invitations: Invitation[];
 }
 
 export async function loadWho(): Promise<Who> {
@@ -34,6 +36,7 @@ export async function loadWho(): Promise<Who> {
     operator,
     partnerAdmin,
     manages: me.memberships.filter((m) => m.role !== 'member').map((m) => ({ slug: m.tenant_slug, role: m.role })),
+    invitations: [...(me.invitations ?? [])].sort((a, b) => a.expires_at - b.expires_at || a.tenant_slug.localeCompare(b.tenant_slug)),
   };
 }
 
@@ -42,6 +45,13 @@ export function useWho(): Who {
   const w = useContext(WhoContext);
   if (!w) throw new Error('useWho outside a signed-in view');
   return w;
+}
+
+/** Reads `/auth/me` again (after the account's own memberships changed, e.g. an invitation
+ * answered): every view that shows who they are, or their tenants, follows. */
+export const ReloadWhoContext = createContext<() => Promise<Who>>(() => Promise.reject(new Error('no signed-in view')));
+export function useReloadWho(): () => Promise<Who> {
+  return useContext(ReloadWhoContext);
 }
 
 /** Operators only: the reason shown beside a disabled control otherwise. */

@@ -492,7 +492,9 @@ async fn soft_delete_keeps_record_and_slug_and_every_mutation_is_audited() {
         "member.removed",
         "redirect_origins.replaced",
         "member.role_changed",
-        "member.added",
+        // An existing account is invited, then joins.
+        "member.invited",
+        "member.joined",
         "tenant.updated",
         "tenant.created",
     ] {

@@ -30,6 +30,11 @@ export type ReconcileReport = S['ReconcileReport'];
 export type ErrorCode = S['ErrorCode'];
 export type Tokens = DataOf<R['Tokens']>;
 export type Me = NonNullable<JsonOf<paths['/auth/me']['get']['responses'][200]>['data']>;
+/** An invitation the signed-in account has not answered yet (`GET /auth/me` `invitations`). */
+export type Invitation = NonNullable<Me['invitations']>[number];
+/** The answer to `POST`/`DELETE /tenants/{slug}/join`: the contract gives it only as an object;
+ * these are the fields its description names. */
+export type JoinAnswer = { tenant: string; role: Role; joined: boolean };
 export type Page<T> = { items: T[]; next_cursor: string | null };
 export type Origins = DataOf<R['Origins']>;
 export type Jwk = S['Jwk'];

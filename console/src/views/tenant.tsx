@@ -446,7 +446,7 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
           }
         }}
       >
-        <Field label="Email" error={emailErr} hint="Someone new gets an invitation by mail; an existing user is added at once and notified.">
+        <Field label="Email" error={emailErr} hint="Someone new gets an invitation by mail; an existing account is invited too and joins once it accepts, signed in.">
           {(a) => <input {...a} type="email" name="invite-email" required value={email} onInput={(e) => setEmail(e.currentTarget.value)} autoComplete="off" />}
         </Field>
         <Field label="Role" hint={canOwners ? undefined : 'Only owners and operators may make someone an owner.'}>

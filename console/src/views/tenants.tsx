@@ -8,6 +8,7 @@ import { navigate, setQuery, type Location } from '../router';
 import { ErrorBox, Field, Link, Pager, Status, fieldErrors, fmtTime, idempotencyKey, useCursorPages, useLoad, useVisiblePoll, announce } from '../ui/kit';
 import { useWho } from '../who';
 import { allPartners, forgetPartners, provisioningSummary } from './common';
+import { Invitations } from './invitations';
 
 export function TenantList({ loc }: { loc: Location }) {
   const who = useWho();
@@ -55,6 +56,7 @@ function AllTenants({ loc }: { loc: Location }) {
         </Link>
       }
     >
+      <Invitations onAnswered={() => void list.reload(true)} />
       <div class="chips" role="group" aria-label="Filter by status (counts for the whole list)">
         {chips.map(([value, label]) => {
           const n = counts ? (value === '' ? counts.all : counts[value]) : null;
@@ -164,11 +166,14 @@ function TenantRow({ t, partner, partnerAdmin }: { t: Tenant; partner: Partner |
   );
 }
 
-/** Tenant owners and admins: the tenants they manage, from their memberships. */
+/** Tenant owners and admins: the tenants they manage, from their memberships (read again when an
+ * invitation is accepted, so a tenant joined shows here at once). */
 function MyTenants() {
   const who = useWho();
   return (
     <Page title="My tenants">
+      <Invitations />
+      {who.invitations.length > 0 && <h2>Tenants you manage</h2>}
       <ul class="plain">
         {who.manages.map((m) => (
           <li key={m.slug}>
@@ -232,7 +237,7 @@ export function NewTenant() {
         <Field label="Name" error={errors.name}>
           {(a) => <input {...a} name="name" required maxLength={100} value={form.name} onInput={set('name')} autoComplete="off" />}
         </Field>
-        <Field label="Owner's email" hint="A new person gets an invitation; an existing user is added and notified." error={errors.owner_email}>
+        <Field label="Owner's email" hint="A new person gets an invitation; an existing account is invited too and becomes the owner once it accepts, signed in." error={errors.owner_email}>
           {(a) => <input {...a} name="owner_email" type="email" required value={form.owner_email} onInput={set('owner_email')} autoComplete="off" />}
         </Field>
         <Field label="Plan" error={errors.plan}>
