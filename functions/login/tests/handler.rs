@@ -87,7 +87,32 @@ async fn login_issues_tokens_that_open_me() {
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["data"]["user"]["email"], u.email.as_str());
     assert_eq!(me["data"]["memberships"], json!([]));
+    assert_eq!(me["data"]["invitations"], json!([]));
     assert!(me["data"]["user"].get("password_hash").is_none());
+
+    // An invitation waiting for this account is listed beside (not among) its memberships.
+    let t = shared::testing::tenant(store.as_ref(), "Inviting Co", None).await;
+    let now = shared::runtime::time::now_unix();
+    shared::store::CommitStore::commit(
+        store.as_ref(),
+        vec![shared::store::changes::Change::PutInvite {
+            user: u.id.clone(),
+            invite: shared::store::Invite {
+                tenant_id: t.id.clone(),
+                tenant_slug: t.slug.as_str().to_string(),
+                role: shared::domain::Role::Admin,
+                invited_by: u.id.clone(),
+                invited_at: now,
+                expires_at: now + 3600,
+            },
+        }],
+    )
+    .await
+    .unwrap();
+    let (_, me, _) = call(&app, get_with_token("/auth/me", access)).await;
+    assert_eq!(me["data"]["memberships"], json!([]));
+    assert_eq!(me["data"]["invitations"][0]["tenant_slug"], t.slug.as_str());
+    assert_eq!(me["data"]["invitations"][0]["role"], "admin");
 }
 
 #[tokio::test]
