@@ -2,6 +2,10 @@
 # a sample database and a read-only role, for the query router. Its data directory lives under
 # PG_DIR and is removed by stop_postgres. The server logs every statement (`log_statement=all`)
 # to $PG_DIR/postgres.log, so tests can check what reached the database as SQL.
+# Like an RDS instance with rds.force_ssl, it refuses plain-text TCP connections: it presents a
+# certificate for `localhost` (no IP address), signed by a CA made for this run with Debian's
+# openssl ($PG_CA_FILE). The one exception is the role `cleartext`, let in on plain text with
+# clear-text password authentication, for the test that the router never sends it.
 # Needs free_port (emulator.sh). Installs Debian's postgresql if its binaries are missing.
 
 pg_bin() {
@@ -18,6 +22,10 @@ pg_as_owner() {
 }
 
 ensure_postgres() {
+  if ! command -v openssl >/dev/null && [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "postgres: installing Debian's openssl (the run's CA and server certificate)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+  fi
   pg_bin >/dev/null && return
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "postgres: installing Debian's postgresql"
@@ -36,15 +44,27 @@ start_postgres() {
   # Passwords over TCP (so a wrong one is refused, as on a real server); trust on the socket.
   pg_as_owner "$bin/initdb" -D "$PG_DIR/data" -U postgres --auth-local=trust \
     --auth-host=scram-sha-256 -E UTF8 --locale=C.UTF-8 >/dev/null
+  pg_tls "$PG_DIR/tls"
+  [[ $(id -u) == 0 ]] && chown -R postgres "$PG_DIR/tls"
+  cat > "$PG_DIR/data/pg_hba.conf" <<'HBA'
+local     all    all        trust
+hostnossl sample cleartext  127.0.0.1/32  password
+hostssl   all    all        127.0.0.1/32  scram-sha-256
+hostssl   all    all        ::1/128       scram-sha-256
+hostnossl all    all        0.0.0.0/0     reject
+hostnossl all    all        ::/0          reject
+HBA
   pg_as_owner "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/postgres.log" -w \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c log_statement=all -c fsync=off" start >/dev/null
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c log_statement=all -c fsync=off -c ssl=on -c ssl_cert_file=$PG_DIR/tls/server.pem -c ssl_key_file=$PG_DIR/tls/server.key" start >/dev/null
   PG_BIN=$bin
-  export PG_PORT PG_DIR PG_BIN PG_LOG="$PG_DIR/postgres.log"
-  export PG_ADMIN_URL="postgres://postgres:local-dev-only-admin@127.0.0.1:$PG_PORT/sample"
+  export PG_PORT PG_DIR PG_BIN PG_LOG="$PG_DIR/postgres.log" PG_CA_FILE="$PG_DIR/tls/ca.pem"
+  # The owner's connections for tests go through the Unix socket (trusted, no TLS needed).
+  export PG_ADMIN_URL="host=$PG_DIR port=$PG_PORT user=postgres dbname=sample"
   # The sample database: a read-only role and a table with one column of each mapped type.
   pg_as_owner "$bin/psql" -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 <<'SQL' >/dev/null
 ALTER ROLE postgres PASSWORD 'local-dev-only-admin';
 CREATE ROLE reader LOGIN PASSWORD 'local-dev-only-reader';
+CREATE ROLE cleartext LOGIN PASSWORD 'local-dev-only-cleartext';
 CREATE DATABASE sample;
 \c sample
 CREATE TABLE items (
@@ -69,8 +89,33 @@ CREATE VIEW bumping AS SELECT bump() AS n;
 GRANT USAGE ON SCHEMA public TO reader;
 GRANT SELECT ON items, slow, bumping TO reader;
 SQL
-  export SAMPLE_DATABASE_URL="postgres://reader:local-dev-only-reader@127.0.0.1:$PG_PORT/sample"
-  echo "postgres: 127.0.0.1:$PG_PORT (sample database; log: $PG_LOG)"
+  # verify-full is the default: the certificate names localhost, and the run's CA signs it.
+  export SAMPLE_DATABASE_URL="postgres://reader:local-dev-only-reader@localhost:$PG_PORT/sample"
+  echo "postgres: localhost:$PG_PORT, TLS only (sample database; CA: $PG_CA_FILE; log: $PG_LOG)"
+}
+
+# A CA and a server certificate for `localhost`, made for this run (nothing is kept).
+pg_tls() {
+  local dir=$1
+  mkdir -p "$dir"
+  openssl req -x509 -new -newkey rsa:2048 -nodes -days 2 -subj "/CN=local-dev-only test CA" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+  openssl req -new -newkey rsa:2048 -nodes -subj "/CN=localhost" \
+    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' > "$dir/server.ext"
+  openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 2 -extfile "$dir/server.ext" -out "$dir/server.pem" 2>/dev/null
+  chmod 600 "$dir/server.key" "$dir/ca.key"
+  rm -f "$dir/ca.key"
+}
+
+# The JSON body that registers the sample database as NAME: its string and the run's CA.
+sample_registration() {
+  python3 -c 'import json, os, sys
+print(json.dumps({"name": sys.argv[1], "engine": "postgres",
+                  "connection_string": os.environ["SAMPLE_DATABASE_URL"],
+                  "ca_certificate": open(os.environ["PG_CA_FILE"]).read()}))' "$1"
 }
 
 # Restarts the server in place (the pool-survives-a-restart test).

@@ -18,8 +18,10 @@ mod query;
 mod registry;
 pub mod sql;
 pub mod target;
+pub mod tls;
 
-pub use pools::{Pools, CATALOG_TTL, POOL_SIZE};
+pub use pools::{unconnected, Pool, Pools, CATALOG_TTL, IDLE, MAX_DATABASES, POOL_SIZE};
+pub use target::Rules;
 pub use query::Catalog;
 
 use lambda_http::{Body, Request, Response};
@@ -35,12 +37,15 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
     pub data_key: DataKey,
-    /// `ALLOW_PRIVATE_DATABASE_HOSTS`: loopback and private hosts may be registered (local use).
-    pub allow_private: bool,
+    /// Which hosts and which TLS modes may be used (`ALLOW_PRIVATE_DATABASE_HOSTS`,
+    /// `ALLOW_PLAINTEXT_DATABASES`).
+    pub rules: Rules,
     /// `QUERY_TIMEOUT_MS`: each statement's timeout.
     pub statement_timeout_ms: u64,
+    /// `MAX_DATABASES_PER_TENANT`: registrations a tenant may hold.
+    pub max_databases: i64,
     /// This instance's connection pools and catalogues, per database (public so that handler
-    /// tests can see what a route kept or let go of).
+    /// tests can bound it and see what a route kept or let go of).
     pub pools: Pools,
 }
 
@@ -49,15 +54,18 @@ impl App {
         store: Arc<dyn Store>,
         keys: TokenKeys,
         data_key: DataKey,
-        allow_private: bool,
-        statement_timeout_ms: u64,
+        cfg: &shared::runtime::config::QueryConfig,
     ) -> Self {
         App {
             store,
             keys,
             data_key,
-            allow_private,
-            statement_timeout_ms,
+            rules: Rules {
+                allow_private: cfg.allow_private_hosts,
+                allow_plaintext: cfg.allow_plaintext,
+            },
+            statement_timeout_ms: cfg.statement_timeout_ms,
+            max_databases: cfg.max_databases,
             pools: Pools::default(),
         }
     }
@@ -117,7 +125,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         }
         Route::Query => {
             let (member, record) = admitted(app, call.database(Intent::Read).await)?;
-            query::select(app, &req, member, record).await
+            let asker = query::Asker::of(call.caller.user.id.as_str(), &member);
+            query::select(app, &req, asker, record).await
         }
     }
 }

@@ -17,12 +17,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         s.verifying_keys_with_cursor_key()
     );
     let data_key = shared::access::crypto::DataKey::from_base64(&raw?)?;
-    let app = query_router::App::new(
-        s.store(),
-        keys?,
-        data_key,
-        cfg.allow_private_hosts,
-        cfg.statement_timeout_ms,
-    );
+    let app = query_router::App::new(s.store(), keys?, data_key, &cfg);
     s.serve(app, query_router::handle).await
 }

@@ -2,9 +2,8 @@
 //! can read, cached by `pools`) and the select built by `sql` from the catalogue, run read-only
 //! with a statement timeout. Database errors become answers here, never the server's message.
 
-use crate::pools;
 use crate::sql::{self, Column, Param};
-use crate::App;
+use crate::{pools, registry, App};
 use lambda_http::Request;
 use serde_json::{json, Value};
 use shared::access::gate::Granted;
@@ -13,13 +12,55 @@ use shared::store::DatabaseRecord;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 
 /// The tables (of the connection's current schema) and their columns that it can read.
 #[derive(Debug, Default, serde::Serialize)]
 pub struct Catalog {
     pub schema: String,
     pub tables: std::collections::BTreeMap<String, Vec<Column>>,
+}
+
+/// Who is asking, as the tenant's database sees it: transaction-local settings `app.user_id`,
+/// `app.tenant_id` and `app.role` (`owner`, `admin`, `member`, `operator` or `partner_admin`),
+/// for the tenant's own row-level security policies (`current_setting('app.user_id', true)`).
+pub(crate) struct Asker {
+    pub user_id: String,
+    pub tenant_id: String,
+    pub role: &'static str,
+}
+
+impl Asker {
+    pub(crate) fn of(user_id: &str, member: &Granted) -> Asker {
+        let access = member.access();
+        Asker {
+            user_id: user_id.to_string(),
+            tenant_id: member.tenant().id.to_string(),
+            role: match access.role {
+                Some(role) => role.as_str(),
+                None if access.operator => "operator",
+                None => "partner_admin",
+            },
+        }
+    }
+
+    /// The settings as SQL literals. Ids are the platform's own (letters, digits, `-`, `_`);
+    /// anything else is refused rather than quoted.
+    fn literals(&self) -> Result<[(&'static str, &str); 3], ApiError> {
+        let plain = |v: &str| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        };
+        if !(plain(&self.user_id) && plain(&self.tenant_id)) {
+            return Err(ApiError::internal("an id outside the platform's alphabet"));
+        }
+        Ok([
+            ("app.user_id", self.user_id.as_str()),
+            ("app.tenant_id", self.tenant_id.as_str()),
+            ("app.role", self.role),
+        ])
+    }
 }
 
 /// The tables and columns the caller may query.
@@ -43,7 +84,7 @@ pub(crate) async fn tables(
 pub(crate) async fn select(
     app: &App,
     req: &Request,
-    _member: Granted,
+    asker: Asker,
     record: DatabaseRecord,
 ) -> Result<ApiResponse, ApiError> {
     let table = path_param(req, "table").unwrap_or_default();
@@ -68,7 +109,7 @@ pub(crate) async fn select(
     };
     let statement = sql::build(&cat.schema, &table, columns, &body)
         .map_err(|r| ApiError::refused(ErrorCode::InvalidQuery, r.0))?;
-    let rows = run(app, &record, &statement).await?;
+    let (rows, total) = run(app, &record, &asker, &statement).await?;
     let more = rows.len() as i64 > statement.limit;
     let rows: Vec<Value> = rows
         .into_iter()
@@ -80,21 +121,30 @@ pub(crate) async fn select(
             Value::Object(statement.columns.iter().cloned().zip(values).collect())
         })
         .collect();
-    Ok(ApiResponse::ok(json!({
+    let mut answer = json!({
         "engine": "postgres",
         "row_count": rows.len(),
         "rows": rows,
         "next_offset": more.then_some(statement.offset + statement.limit),
-    })))
+    });
+    if let Some(total) = total {
+        answer["total"] = json!(total);
+    }
+    Ok(ApiResponse::ok(answer))
 }
 
-/// Runs the statement in a read-only transaction with a statement timeout; once more on a
-/// fresh connection if the first one turns out broken.
+/// Runs the statement (and its count, if asked) in one read-only, repeatable-read transaction
+/// that carries the statement timeout and the asker's settings, in one round trip: the
+/// transaction's opening, the statements and the rollback are sent together (tokio-postgres
+/// pipelines requests made at once on one connection), and the statements are sent with their
+/// parameter types (`query_typed`), so nothing is prepared first. Once more on a fresh
+/// connection if the first one turns out broken.
 async fn run(
     app: &App,
     record: &DatabaseRecord,
+    asker: &Asker,
     st: &sql::Statement,
-) -> Result<Vec<Value>, ApiError> {
+) -> Result<(Vec<Value>, Option<i64>), ApiError> {
     let params: Vec<Box<dyn ToSql + Sync + Send>> = st
         .params
         .iter()
@@ -103,36 +153,74 @@ async fn run(
                 Param::Text(s) => Box::new(s.clone()),
                 Param::TextArray(v) => Box::new(v.clone()),
                 Param::Int(i) => Box::new(*i),
+                Param::Bytes(b) => Box::new(b.clone()),
+                Param::BytesArray(v) => Box::new(v.clone()),
             }
         })
         .collect();
-    let refs: Vec<&(dyn ToSql + Sync)> = params
+    let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
         .iter()
-        .map(|p| p.as_ref() as &(dyn ToSql + Sync))
+        .zip(&st.params)
+        .map(|(p, param)| (p.as_ref() as &(dyn ToSql + Sync), param.pg_type()))
         .collect();
+    let settings = asker
+        .literals()?
+        .iter()
+        .map(|(k, v)| format!("set_config('{k}', '{v}', true)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let begin = format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
+         SET LOCAL statement_timeout = {}; SET LOCAL TimeZone = 'UTC'; SELECT {settings}",
+        app.statement_timeout_ms
+    );
+    // The server's timeout ends a slow statement; this one ends a server that stopped answering.
+    let limit = std::time::Duration::from_millis(
+        app.statement_timeout_ms * if st.count.is_some() { 2 } else { 1 } + 2_000,
+    );
     for attempt in 0..2 {
-        let mut client = client(app, record).await?;
-        let result = async {
-            let tx = client.build_transaction().read_only(true).start().await?;
-            tx.batch_execute(&format!(
-                "SET LOCAL statement_timeout = {}; SET LOCAL TimeZone = 'UTC'",
-                app.statement_timeout_ms
-            ))
-            .await?;
-            let rows = tx.query(st.sql.as_str(), &refs).await?;
-            tx.rollback().await?;
-            Ok::<_, tokio_postgres::Error>(rows)
-        }
-        .await;
+        let conn = client(app, record).await?;
+        let c = &conn.client;
+        let count = async {
+            match &st.count {
+                Some(count) => c
+                    .query_typed(&count.sql, &typed[..count.params])
+                    .await
+                    .map(|rows| rows.first().and_then(|r| r.try_get::<_, i64>(0).ok())),
+                None => Ok(None),
+            }
+        };
+        let work = async {
+            let (opened, rows, total, closed) = tokio::join!(
+                c.batch_execute(&begin),
+                c.query_typed(&st.sql, &typed),
+                count,
+                c.batch_execute("ROLLBACK"),
+            );
+            opened?;
+            let (rows, total) = (rows?, total?);
+            closed?;
+            Ok::<_, tokio_postgres::Error>((rows, total))
+        };
+        let result = match tokio::time::timeout(limit, work).await {
+            Ok(result) => result,
+            Err(_) => {
+                // The connection is in an unknown state: it is not handed out again.
+                let _ = deadpool::managed::Object::take(conn);
+                return Err(unavailable_db("the database stopped answering"));
+            }
+        };
         match result {
-            Ok(rows) => {
-                return rows
+            Ok((rows, total)) => {
+                let rows = rows
                     .iter()
                     .map(|r| r.try_get::<_, Value>(0).map_err(ApiError::internal))
-                    .collect()
+                    .collect::<Result<_, _>>()?;
+                return Ok((rows, total));
             }
             Err(e) if e.is_closed() && attempt == 0 => {
                 tracing::warn!(db_id = %record.id, "a pooled connection was broken; retrying on a fresh one");
+                let _ = deadpool::managed::Object::take(conn);
                 continue;
             }
             Err(e) => return Err(db_error(e)),
@@ -152,7 +240,8 @@ async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, Api
 /// Bounded by the statement timeout like any query: a slow or stuck catalogue is 422
 /// `QUERY_TIMEOUT`, never a function timeout.
 async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, ApiError> {
-    let client = client(app, record).await?;
+    let conn = client(app, record).await?;
+    let client = &conn.client;
     let limit = std::time::Duration::from_millis(app.statement_timeout_ms);
     let timed_out = || {
         ApiError::refused(
@@ -210,15 +299,21 @@ const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt
      ORDER BY c.table_name, c.ordinal_position";
 
 /// A connection from this instance's pool for `record`, the pool made on first use.
-async fn client(app: &App, record: &DatabaseRecord) -> Result<deadpool_postgres::Object, ApiError> {
-    app.pools
-        .pool(&record.id, || {
-            pools::open(&app.data_key, app.allow_private, record)
+async fn client(
+    app: &App,
+    record: &DatabaseRecord,
+) -> Result<deadpool::managed::Object<pools::Manager>, ApiError> {
+    let pool = app
+        .pools
+        .pool(&record.id, || async {
+            pools::pool(registry::endpoint_of(app, record).await?)
         })
-        .await?
-        .get()
-        .await
-        .map_err(unavailable_db)
+        .await?;
+    pool.get().await.map_err(|e| match e {
+        // Why a new connection failed (a certificate that changed, a password): 422 with it.
+        deadpool::managed::PoolError::Backend(why) => registry::unusable(why),
+        other => unavailable_db(other),
+    })
 }
 
 /// A database error as an answer: the client's mistakes are 4xx, the database's trouble 503;

@@ -2,22 +2,26 @@
 //! connection string sealed to the tenant and the id) and remove. What a registration is
 //! sealed to is decided here; `pools` opens it with the same binding.
 
-use crate::target::{self, Unusable};
-use crate::Call;
+use crate::target::{self, Endpoint, Unusable};
+use crate::tls::Mode;
+use crate::{App, Call};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::access::gate::{database_not_found, Granted};
 use shared::domain::fields::{self, FieldError};
 use shared::domain::{DatabaseId, TenantId};
 use shared::http::request::{json_body, path_param};
-use shared::store::changes::Change;
+use shared::store::changes::{self, Change, Refusal};
 use shared::store::DatabaseRecord;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 
 /// A registration as answered: never its connection string.
 fn view(d: &DatabaseRecord) -> Value {
-    json!({"id": d.id, "name": d.name, "engine": d.engine, "host": d.host, "created_at": d.created_at})
+    json!({
+        "id": d.id, "name": d.name, "engine": d.engine, "host": d.host, "sslmode": d.tls,
+        "ca_certificate": d.ca_sealed.is_some(), "created_at": d.created_at,
+    })
 }
 
 /// One page of the tenant's registrations.
@@ -40,6 +44,9 @@ struct RegisterBody {
     name: String,
     engine: String,
     connection_string: String,
+    /// PEM CA certificates for `verify-ca`/`verify-full` against a private CA.
+    #[serde(default)]
+    ca_certificate: Option<String>,
 }
 
 /// What a sealed connection string is bound to.
@@ -47,13 +54,47 @@ pub(crate) fn owner_of(tenant: &TenantId, id: &DatabaseId) -> Vec<u8> {
     format!("{tenant}|{id}").into_bytes()
 }
 
+/// What a sealed CA certificate is bound to (not interchangeable with the string).
+fn ca_owner_of(tenant: &TenantId, id: &DatabaseId) -> Vec<u8> {
+    format!("{tenant}|{id}|ca").into_bytes()
+}
+
+/// Opens a sealed field of `record`.
+fn unseal(app: &App, record: &DatabaseRecord, sealed: &str, owner: &[u8]) -> Result<String, ApiError> {
+    let plain = app.data_key.open(sealed, owner).map_err(|e| {
+        tracing::error!(db_id = %record.id, cause = %e, "a stored database secret does not open");
+        ApiError::internal(e)
+    })?;
+    String::from_utf8(plain).map_err(ApiError::internal)
+}
+
+/// How this instance reaches `record`: its sealed string and CA opened, its host checked again
+/// (a name may resolve elsewhere now than at registration), its stored TLS mode applied.
+pub(crate) async fn endpoint_of(app: &App, record: &DatabaseRecord) -> Result<Endpoint, ApiError> {
+    let raw = unseal(app, record, &record.sealed, &owner_of(&record.tenant, &record.id))?;
+    let ca = match &record.ca_sealed {
+        Some(sealed) => Some(unseal(app, record, sealed, &ca_owner_of(&record.tenant, &record.id))?),
+        None => None,
+    };
+    let mode = Mode::parse(&record.tls).unwrap_or(Mode::Disable);
+    target::endpoint(&raw, Some(mode), ca.as_deref(), app.rules)
+        .await
+        .map_err(unusable)
+}
+
 /// Why a connection string cannot be used, as the answer (safe to send: no host, no password).
 pub(crate) fn unusable(why: Unusable) -> ApiError {
     match why {
-        Unusable::Invalid | Unusable::Host => {
-            ApiError::refused(ErrorCode::InvalidField, why.to_string())
-        }
+        Unusable::Invalid
+        | Unusable::Host
+        | Unusable::TlsMode
+        | Unusable::TlsFile
+        | Unusable::CaCertificate
+        | Unusable::CaWithoutVerify => ApiError::refused(ErrorCode::InvalidField, why.to_string()),
         Unusable::Private => ApiError::refused(ErrorCode::DatabaseHostNotAllowed, why.to_string()),
+        Unusable::PlaintextForbidden => {
+            ApiError::refused(ErrorCode::DatabaseTlsRequired, why.to_string())
+        }
         _ => ApiError::refused(ErrorCode::DatabaseUnreachable, why.to_string()),
     }
 }
@@ -62,44 +103,73 @@ pub(crate) fn unusable(why: Unusable) -> ApiError {
 pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
     let app = call.app;
     let tenant = granted.into_tenant();
-    let body: RegisterBody = json_body(call.req, 8 * 1024)?;
+    // Room for a CA bundle (`tls::MAX_CA_PEM`) beside the string.
+    let body: RegisterBody = json_body(call.req, 96 * 1024)?;
     let name = fields::name("name", &body.name)?;
     if body.engine != "postgres" {
         return Err(FieldError::new("engine", "must be postgres").into());
     }
-    let target = target::resolve(&body.connection_string, app.allow_private)
-        .await
-        .map_err(unusable)?;
-    target::probe(&target.config).await.map_err(|why| {
+    let endpoint = target::endpoint(
+        &body.connection_string,
+        None,
+        body.ca_certificate.as_deref(),
+        app.rules,
+    )
+    .await
+    .map_err(unusable)?;
+    target::probe(&endpoint).await.map_err(|why| {
         tracing::info!(tenant = %tenant.slug, reason = %why, "database registration refused");
         unusable(why)
     })?;
     let id = DatabaseId::new_random();
-    let sealed = app
-        .data_key
-        .seal(
-            body.connection_string.as_bytes(),
-            &owner_of(&tenant.id, &id),
-        )
-        .map_err(ApiError::internal)?;
+    let seal = |plain: &str, owner: Vec<u8>| {
+        app.data_key
+            .seal(plain.as_bytes(), &owner)
+            .map_err(ApiError::internal)
+    };
+    let sealed = seal(&body.connection_string, owner_of(&tenant.id, &id))?;
+    let ca_sealed = match &body.ca_certificate {
+        Some(pem) => Some(seal(pem, ca_owner_of(&tenant.id, &id))?),
+        None => None,
+    };
     let record = DatabaseRecord {
         id: id.clone(),
         tenant: tenant.id.clone(),
         name,
         engine: "postgres".into(),
-        host: target.display,
+        host: endpoint.target().display.clone(),
         sealed,
+        tls: endpoint.mode().as_str().to_string(),
+        ca_sealed,
         created_at: shared::runtime::time::now_unix(),
     };
     let audit = call.audit(
         &tenant,
         "database.registered",
-        json!({"after": {"db_id": id, "name": record.name, "host": record.host}}),
+        json!({"after": {"db_id": id, "name": record.name, "host": record.host, "sslmode": record.tls}}),
     );
+    // The tenant's count of registrations is held to the limit in the same transaction.
+    let slot = Change::Quota {
+        scope: changes::tenant_scope(&tenant.id),
+        name: changes::DATABASES_COUNT.into(),
+        by: 1,
+        cap: app.max_databases,
+    };
     call.store
-        .commit(vec![Change::PutDatabase(record.clone()), audit])
+        .commit(vec![Change::PutDatabase(record.clone()), slot, audit])
         .await
-        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+        .map_err(|e| {
+            e.answer(|r| match r {
+                [Refusal::QuotaReached] => ApiError::refused(
+                    ErrorCode::DatabaseLimit,
+                    format!(
+                        "this tenant has {} registered databases, its limit; remove one first",
+                        app.max_databases
+                    ),
+                ),
+                _ => ApiError::concurrent_update(),
+            })
+        })?;
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database registered");
     Ok(ApiResponse::created(view(&record)))
 }
@@ -128,6 +198,12 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
             Change::DeleteDatabase {
                 id: id.clone(),
                 tenant: tenant.id.clone(),
+            },
+            Change::Quota {
+                scope: changes::tenant_scope(&tenant.id),
+                name: changes::DATABASES_COUNT.into(),
+                by: -1,
+                cap: app.max_databases,
             },
             audit,
         ])

@@ -1,11 +1,18 @@
-//! Where a registered database lives: the connection string parsed by `tokio-postgres`, its
-//! host resolved and checked against the platform's own networks, then pinned to the address
-//! that was checked (so a DNS answer cannot change between the check and the connection).
+//! Where a registered database lives and how to reach it: the connection string parsed by
+//! `tokio-postgres` (its TLS settings taken out by `tls::split`), its host resolved and checked
+//! against the platform's own networks, then connected only to the addresses that were checked
+//! (so a DNS answer cannot change between the check and the connection), while the TLS
+//! certificate is checked against the host name that was registered.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use crate::tls::{self, Mode, Watched};
+use rustls::pki_types::CertificateDer;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::time::Duration;
+use tokio::net::TcpStream;
 use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MAX_CONNECTION_STRING: usize = 2048;
@@ -23,8 +30,30 @@ pub enum Unusable {
     Private,
     #[error("the host name does not resolve")]
     Unresolved,
-    #[error("the connection string requires TLS, which this router does not offer yet")]
-    TlsRequired,
+    #[error("connection_string: sslmode must be disable, require, verify-ca or verify-full (prefer and allow could fall back to plain text)")]
+    TlsMode,
+    #[error("connection_string: file settings (sslrootcert, sslcert, sslkey, ...) are not read here; send the CA certificate as ca_certificate")]
+    TlsFile,
+    #[error("ca_certificate: must be one or more PEM certificates of at most {} KiB", tls::MAX_CA_PEM / 1024)]
+    CaCertificate,
+    #[error("ca_certificate: only used with sslmode verify-ca or verify-full")]
+    CaWithoutVerify,
+    #[error("plain-text database connections (sslmode=disable) are not allowed on this platform")]
+    PlaintextForbidden,
+    #[error("the server does not offer TLS")]
+    NoTls,
+    #[error("the server requires TLS: use sslmode require, verify-ca or verify-full")]
+    ServerRequiresTls,
+    #[error("the server's certificate does not name the registered host")]
+    CertificateName,
+    #[error("the server's certificate is not signed by a trusted authority; register its CA as ca_certificate")]
+    CertificateUntrusted,
+    #[error("the server's certificate is not valid (expired, not yet valid, or not for a server)")]
+    CertificateInvalid,
+    #[error("the TLS handshake failed")]
+    TlsFailed,
+    #[error("the server asked for a clear-text password on an unencrypted connection; refused")]
+    CleartextPassword,
     #[error("the database did not answer within {} s", CONNECT_TIMEOUT.as_secs())]
     Timeout,
     #[error("the database refused the connection")]
@@ -33,13 +62,17 @@ pub enum Unusable {
     Authentication,
     #[error("the database does not exist")]
     NoDatabase,
-    #[error("the server asked for TLS or spoke another protocol")]
+    #[error("the server spoke another protocol")]
     Protocol,
 }
 
-/// A parsed, checked database target.
+/// A parsed, checked database target: where to connect and as what.
 pub struct Target {
     pub config: tokio_postgres::Config,
+    /// The registered host name: what the certificate must name under `verify-full`.
+    pub host: String,
+    /// The addresses checked, tried in order.
+    pub addrs: Vec<SocketAddr>,
     /// `host:port/dbname`, for display.
     pub display: String,
 }
@@ -97,7 +130,8 @@ fn private_v4(v4: Ipv4Addr) -> bool {
         || a >= 240
 }
 
-/// Parses and checks `raw`; resolves the host and pins the connection to a checked address.
+/// Parses and checks `raw` (a connection string without TLS settings: `tls::split`'s rest);
+/// resolves the host and keeps the addresses that passed the check.
 pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable> {
     if raw.len() > MAX_CONNECTION_STRING || raw.chars().any(char::is_control) {
         return Err(Unusable::Invalid);
@@ -109,9 +143,6 @@ pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable>
     let host = host.clone();
     if config.get_hostaddrs().len() > 1 || config.get_ports().len() > 1 {
         return Err(Unusable::Host);
-    }
-    if config.get_ssl_mode() == SslMode::Require {
-        return Err(Unusable::TlsRequired);
     }
     let port = config.get_ports().first().copied().unwrap_or(5432);
     let addrs: Vec<IpAddr> = match config.get_hostaddrs().first() {
@@ -129,35 +160,171 @@ pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable>
             .collect(),
         },
     };
-    let Some(first) = addrs.first().copied() else {
+    if addrs.is_empty() {
         return Err(Unusable::Unresolved);
-    };
+    }
     // Every address the name has must be allowed: a name that also points inside is refused.
     if !allow_private && addrs.iter().any(|ip| is_private(*ip)) {
         return Err(Unusable::Private);
     }
-    config.hostaddr(first);
     config.connect_timeout(CONNECT_TIMEOUT);
-    config.ssl_mode(SslMode::Disable);
     let db = config.get_dbname().unwrap_or("").to_string();
     Ok(Target {
         config,
         display: format!("{host}:{port}/{db}"),
+        addrs: addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+        host,
     })
 }
 
-/// Connects once and runs `SELECT 1`, to tell a client at registration why it cannot work.
-pub async fn probe(config: &tokio_postgres::Config) -> Result<(), Unusable> {
-    let attempt = async {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
+/// A live connection: the client and the task that drives its socket (ended with it).
+pub struct Conn {
+    pub client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The platform's rules for reaching tenant databases.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// `ALLOW_PRIVATE_DATABASE_HOSTS`: loopback and private hosts may be used (local use).
+    pub allow_private: bool,
+    /// `ALLOW_PLAINTEXT_DATABASES`: `sslmode=disable` may be used.
+    pub allow_plaintext: bool,
+}
+
+/// How to connect to one registration: `raw` is its connection string as sent (TLS settings
+/// included), `mode` the mode it was stored with (`None` at registration: the string's own, or
+/// `verify-full`), `ca_pem` its CA certificates.
+pub async fn endpoint(
+    raw: &str,
+    mode: Option<Mode>,
+    ca_pem: Option<&str>,
+    rules: Rules,
+) -> Result<Endpoint, Unusable> {
+    let split = tls::split(raw)?;
+    let mode = mode.or(split.mode).unwrap_or(Mode::VerifyFull);
+    if mode == Mode::Disable && !rules.allow_plaintext {
+        return Err(Unusable::PlaintextForbidden);
+    }
+    let ca = match ca_pem {
+        Some(_) if !matches!(mode, Mode::VerifyCa | Mode::VerifyFull) => {
+            return Err(Unusable::CaWithoutVerify)
+        }
+        Some(pem) => Some(tls::ca_certificates(pem)?),
+        None => None,
+    };
+    let target = resolve(&split.rest, rules.allow_private).await?;
+    Endpoint::new(target, mode, ca.as_deref())
+}
+
+/// How to connect to one registered database: its checked target and its TLS settings.
+pub struct Endpoint {
+    target: Target,
+    mode: Mode,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl Endpoint {
+    /// `ca`: the registration's CA certificates (with `verify-ca` or `verify-full` only).
+    pub fn new(
+        mut target: Target,
+        mode: Mode,
+        ca: Option<&[CertificateDer<'static>]>,
+    ) -> Result<Endpoint, Unusable> {
+        let tls = match mode {
+            Mode::Disable => {
+                target.config.ssl_mode(SslMode::Disable);
+                None
+            }
+            _ => {
+                target.config.ssl_mode(SslMode::Require);
+                let config = tls::client_config(mode, ca)?;
+                Some(MakeRustlsConnect::new((*config).clone()))
+            }
+        };
+        Ok(Endpoint { target, mode, tls })
+    }
+
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// A new connection to the first checked address that answers, within `CONNECT_TIMEOUT`.
+    pub async fn connect(&self) -> Result<Conn, Unusable> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.connect_once())
             .await
-            .map_err(classify)?;
-        let task = tokio::spawn(connection);
-        let result = client.simple_query("SELECT 1").await.map_err(classify);
-        drop(client);
-        task.abort();
-        result.map(|_| ())
+            .map_err(|_| Unusable::Timeout)?
+    }
+
+    async fn connect_once(&self) -> Result<Conn, Unusable> {
+        let mut last = Unusable::Refused;
+        for addr in &self.target.addrs {
+            let stream = match TcpStream::connect(addr).await {
+                Ok(s) => s,
+                Err(_) => {
+                    last = Unusable::Refused;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            // On plain text, the password must not be asked for in clear.
+            let stream = Watched::new(stream, self.tls.is_none());
+            let config = &self.target.config;
+            return match &self.tls {
+                Some(make) => {
+                    let mut make = make.clone();
+                    let connect =
+                        <MakeRustlsConnect as MakeTlsConnect<Watched<TcpStream>>>::make_tls_connect(
+                            &mut make,
+                            &self.target.host,
+                        )
+                        .map_err(|_| Unusable::TlsFailed)?;
+                    let (client, connection) =
+                        config.connect_raw(stream, connect).await.map_err(classify)?;
+                    Ok(Conn {
+                        client,
+                        task: tokio::spawn(async move {
+                            let _ = connection.await;
+                        }),
+                    })
+                }
+                None => {
+                    let (client, connection) = config
+                        .connect_raw(stream, tokio_postgres::NoTls)
+                        .await
+                        .map_err(classify)?;
+                    Ok(Conn {
+                        client,
+                        task: tokio::spawn(async move {
+                            let _ = connection.await;
+                        }),
+                    })
+                }
+            };
+        }
+        Err(last)
+    }
+}
+
+/// Connects once and runs `SELECT 1`, to tell a client at registration why it cannot work.
+pub async fn probe(endpoint: &Endpoint) -> Result<(), Unusable> {
+    let attempt = async {
+        let conn = endpoint.connect().await?;
+        conn.client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(classify)
+            .map(|_| ())
     };
     tokio::time::timeout(CONNECT_TIMEOUT, attempt)
         .await
@@ -166,8 +333,19 @@ pub async fn probe(config: &tokio_postgres::Config) -> Result<(), Unusable> {
 
 fn classify(e: tokio_postgres::Error) -> Unusable {
     use tokio_postgres::error::SqlState;
+    if tls::is_cleartext_refusal(&e) {
+        return Unusable::CleartextPassword;
+    }
+    if let Some(why) = tls::handshake_failure(&e) {
+        return why;
+    }
     if let Some(db) = e.as_db_error() {
         let code = db.code();
+        if *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+            && db.message().contains("no encryption")
+        {
+            return Unusable::ServerRequiresTls;
+        }
         if *code == SqlState::INVALID_PASSWORD
             || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
         {
@@ -185,7 +363,9 @@ fn classify(e: tokio_postgres::Error) -> Unusable {
         return Unusable::Refused;
     }
     let text = e.to_string();
-    if text.contains("timed out") {
+    if text.contains("server does not support TLS") {
+        Unusable::NoTls
+    } else if text.contains("timed out") {
         Unusable::Timeout
     } else if text.contains("error connecting") || text.contains("refused") {
         Unusable::Refused
@@ -255,12 +435,6 @@ mod tests {
             Some(Unusable::Private)
         );
         assert_eq!(
-            resolve("postgres://u:p@8.8.8.8/db?sslmode=require", false)
-                .await
-                .err(),
-            Some(Unusable::TlsRequired)
-        );
-        assert_eq!(
             resolve("host=/var/run/postgresql dbname=x", false)
                 .await
                 .err(),
@@ -287,26 +461,71 @@ mod tests {
 mod probe_tests {
     use super::*;
 
-    /// Against the PostgreSQL `make test` starts (`PG_PORT`): each way a registration can fail
-    /// is told apart, and a wrong password is not "refused".
+    /// The local server's CA (`make test` makes one per run: `localstack/postgres.sh`).
+    fn local_ca() -> String {
+        std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE")).unwrap()
+    }
+
+    async fn probe_of(url: &str, ca: Option<&str>, plaintext: bool) -> Result<Mode, Unusable> {
+        let rules = Rules {
+            allow_private: true,
+            allow_plaintext: plaintext,
+        };
+        let endpoint = endpoint(url, None, ca, rules).await?;
+        probe(&endpoint).await.map(|_| endpoint.mode())
+    }
+
+    /// Against the PostgreSQL `make test` starts (`PG_PORT`), which refuses plain text like an
+    /// RDS instance with `rds.force_ssl` and presents a certificate for `localhost` only, signed
+    /// by a CA made for the run: each way a registration can fail is told apart.
     #[tokio::test]
     #[ignore = "needs PostgreSQL: run `make test`"]
-    async fn a_wrong_password_a_missing_database_and_a_closed_port_are_told_apart() {
+    async fn each_way_a_connection_fails_is_told_apart() {
         let port = std::env::var("PG_PORT").expect("PG_PORT");
-        let probe_of = |url: String| async move {
-            let t = match resolve(&url, true).await {
-                Ok(t) => t,
-                Err(why) => panic!("not a valid target: {why}"),
-            };
-            probe(&t.config).await
+        let ca = local_ca();
+        let ca = Some(ca.as_str());
+        let url = |user: &str, host: &str, db: &str, mode: &str| {
+            format!("postgres://{user}@{host}:{port}/{db}{mode}")
         };
-        let wrong = format!("postgres://reader:wrong-password@127.0.0.1:{port}/sample");
-        assert_eq!(probe_of(wrong).await, Err(Unusable::Authentication));
-        let nodb = format!("postgres://reader:local-dev-only-reader@127.0.0.1:{port}/nope");
-        assert_eq!(probe_of(nodb).await, Err(Unusable::NoDatabase));
-        let closed = "postgres://reader:x@127.0.0.1:1/sample".to_string();
-        assert_eq!(probe_of(closed).await, Err(Unusable::Refused));
-        let right = format!("postgres://reader:local-dev-only-reader@127.0.0.1:{port}/sample");
-        assert_eq!(probe_of(right).await, Ok(()));
+        let reader = "reader:local-dev-only-reader";
+        // The default is verify-full: the right name and the CA registered.
+        assert_eq!(
+            probe_of(&url(reader, "localhost", "sample", ""), ca, false).await,
+            Ok(Mode::VerifyFull)
+        );
+        // The certificate does not name 127.0.0.1.
+        assert_eq!(
+            probe_of(&url(reader, "127.0.0.1", "sample", ""), ca, false).await,
+            Err(Unusable::CertificateName)
+        );
+        // verify-ca does not compare the name; require checks nothing.
+        assert_eq!(
+            probe_of(&url(reader, "127.0.0.1", "sample", "?sslmode=verify-ca"), ca, false).await,
+            Ok(Mode::VerifyCa)
+        );
+        assert_eq!(
+            probe_of(&url(reader, "127.0.0.1", "sample", "?sslmode=require"), None, false).await,
+            Ok(Mode::Require)
+        );
+        // Without its CA, the run's server is not trusted (Mozilla's roots do not sign it).
+        assert_eq!(
+            probe_of(&url(reader, "localhost", "sample", ""), None, false).await,
+            Err(Unusable::CertificateUntrusted)
+        );
+        // Plain text: forbidden by the platform, or refused by the server.
+        let plain = url(reader, "127.0.0.1", "sample", "?sslmode=disable");
+        assert_eq!(probe_of(&plain, None, false).await, Err(Unusable::PlaintextForbidden));
+        assert_eq!(probe_of(&plain, None, true).await, Err(Unusable::ServerRequiresTls));
+        // The one role the server lets in on plain text asks for its password in clear: the
+        // password is never sent.
+        let clear = url("cleartext:local-dev-only-cleartext", "127.0.0.1", "sample", "?sslmode=disable");
+        assert_eq!(probe_of(&clear, None, true).await, Err(Unusable::CleartextPassword));
+        // And the old distinctions hold over TLS.
+        let wrong = url("reader:wrong-password", "localhost", "sample", "");
+        assert_eq!(probe_of(&wrong, ca, false).await, Err(Unusable::Authentication));
+        let nodb = url(reader, "localhost", "nope", "");
+        assert_eq!(probe_of(&nodb, ca, false).await, Err(Unusable::NoDatabase));
+        let closed = "postgres://reader:x@127.0.0.1:1/sample?sslmode=require";
+        assert_eq!(probe_of(closed, None, false).await, Err(Unusable::Refused));
     }
 }

@@ -2,7 +2,7 @@
 //! who may reach a registration, what a registration refuses before connecting, and what this
 //! instance lets go of when a registration is removed or found gone.
 
-use deadpool_postgres::{Manager, Pool};
+use query_router::Pool;
 use serde_json::{json, Value};
 use shared::access::crypto::DataKey;
 use shared::access::jwt::TokenKeys;
@@ -19,14 +19,24 @@ fn app() -> (Arc<MemoryStore>, query_router::App) {
     let keys =
         TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 900).unwrap();
     let data_key = DataKey::from_base64(&("A".repeat(43) + "=")).unwrap();
-    let app = query_router::App::new(store.clone(), keys, data_key, false, 5_000);
+    let app = query_router::App::new(store.clone(), keys, data_key, &config());
     (store, app)
+}
+
+/// The settings of a deployment on AWS: public hosts only, TLS required.
+fn config() -> shared::runtime::config::QueryConfig {
+    shared::runtime::config::QueryConfig {
+        data_key_secret_id: "unused".into(),
+        allow_private_hosts: false,
+        allow_plaintext: false,
+        statement_timeout_ms: 5_000,
+        max_databases: 3,
+    }
 }
 
 /// A pool that never connects: it stands for what the instance holds for a database.
 fn idle_pool() -> Pool {
-    let manager = Manager::new(tokio_postgres::Config::new(), tokio_postgres::NoTls);
-    Pool::builder(manager).max_size(1).build().unwrap()
+    query_router::unconnected()
 }
 
 async fn held(app: &query_router::App, id: &DatabaseId) -> Pool {
@@ -45,6 +55,8 @@ async fn registered(store: &MemoryStore, tenant: &Tenant) -> DatabaseRecord {
         engine: "postgres".into(),
         host: "db.example.com:5432/orders".into(),
         sealed: "not opened by these tests".into(),
+        tls: "verify-full".into(),
+        ca_sealed: None,
         created_at: shared::runtime::time::now_unix(),
     };
     store
@@ -224,13 +236,59 @@ async fn a_registration_is_refused_before_connecting() {
             422,
             "DATABASE_HOST_NOT_ALLOWED",
         ),
+        // This platform forbids plain text: refused before any connection.
+        (
+            &owner,
+            body("postgres", "postgres://u:p@8.8.8.8/db?sslmode=disable"),
+            422,
+            "DATABASE_TLS_REQUIRED",
+        ),
+        (
+            &owner,
+            body("postgres", "host=8.8.8.8 user=u sslmode=disable"),
+            422,
+            "DATABASE_TLS_REQUIRED",
+        ),
+        // A mode that may fall back to plain text, and settings that name local files.
+        (
+            &owner,
+            body("postgres", "postgres://u:p@8.8.8.8/db?sslmode=prefer"),
+            400,
+            "INVALID_FIELD",
+        ),
+        (
+            &owner,
+            body("postgres", "postgres://u:p@8.8.8.8/db?sslrootcert=/etc/ssl/ca.pem"),
+            400,
+            "INVALID_FIELD",
+        ),
+        (
+            &owner,
+            json!({"name": "orders", "engine": "postgres",
+                   "connection_string": "postgres://u:p@8.8.8.8/db",
+                   "ca_certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}),
+            400,
+            "INVALID_FIELD",
+        ),
+        (
+            &owner,
+            json!({"name": "orders", "engine": "postgres",
+                   "connection_string": "postgres://u:p@8.8.8.8/db",
+                   "ca_certificate": "x".repeat(65 * 1024)}),
+            400,
+            "INVALID_FIELD",
+        ),
     ] {
         let (got, answer) = call(&app, who, "POST", databases, &slug, Some(sent.clone())).await;
         assert_eq!(
             (got, answer["error"]["code"].as_str()),
             (status, Some(code)),
-            "{sent}"
+            "{}",
+            answer
         );
+        // The refusal never carries what was sent.
+        let text = answer.to_string();
+        assert!(!text.contains("u:p@") && !text.contains("/etc/ssl"), "{text}");
     }
     let (_, listed) = call(&app, &owner, "GET", databases, &slug, None).await;
     assert_eq!(listed["data"]["items"], json!([]), "nothing was stored");

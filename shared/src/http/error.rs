@@ -82,6 +82,8 @@ catalogue! {
     PartnerTerminated = 409 "PARTNER_TERMINATED",
     /// A partner admin's partner has as many live tenants as its quota allows.
     PartnerTenantLimit = 409 "PARTNER_TENANT_LIMIT",
+    /// A tenant has as many registered databases as the platform allows.
+    DatabaseLimit = 409 "DATABASE_LIMIT",
     InvalidState = 409 "INVALID_STATE",
     OffboardingInProgress = 409 "OFFBOARDING_IN_PROGRESS",
     RecoveryWindowPassed = 409 "RECOVERY_WINDOW_PASSED",
@@ -93,6 +95,8 @@ catalogue! {
     IdempotencyKeyReused = 422 "IDEMPOTENCY_KEY_REUSED",
     DatabaseUnreachable = 422 "DATABASE_UNREACHABLE",
     DatabaseHostNotAllowed = 422 "DATABASE_HOST_NOT_ALLOWED",
+    /// `sslmode=disable` where the platform forbids plain-text database connections.
+    DatabaseTlsRequired = 422 "DATABASE_TLS_REQUIRED",
     QueryTimeout = 422 "QUERY_TIMEOUT",
     ReadOnly = 422 "READ_ONLY",
     PermissionDenied = 422 "PERMISSION_DENIED",

@@ -212,8 +212,13 @@ pub struct QueryConfig {
     /// `ALLOW_PRIVATE_DATABASE_HOSTS` (default false): loopback and private hosts may be
     /// registered. Only the local emulator turns it on.
     pub allow_private_hosts: bool,
+    /// `ALLOW_PLAINTEXT_DATABASES` (default false): `sslmode=disable` may be registered and
+    /// used. Off on AWS unless the operator turns it on; `make dev` and `make test` turn it on.
+    pub allow_plaintext: bool,
     /// `QUERY_TIMEOUT_MS` (default 5000): each query's statement timeout.
     pub statement_timeout_ms: u64,
+    /// `MAX_DATABASES_PER_TENANT` (default 10): registrations a tenant may hold.
+    pub max_databases: i64,
 }
 
 impl QueryConfig {
@@ -222,7 +227,9 @@ impl QueryConfig {
         Ok(QueryConfig {
             data_key_secret_id: v.required("DATA_KEY_SECRET_ID")?,
             allow_private_hosts: v.flag("ALLOW_PRIVATE_DATABASE_HOSTS")?,
+            allow_plaintext: v.flag("ALLOW_PLAINTEXT_DATABASES")?,
             statement_timeout_ms: v.positive("QUERY_TIMEOUT_MS", 5000, 60_000)? as u64,
+            max_databases: v.positive("MAX_DATABASES_PER_TENANT", 10, 1000)?,
         })
     }
 }

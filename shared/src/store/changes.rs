@@ -181,9 +181,26 @@ pub enum Change {
         scope: String,
         deltas: Vec<(String, i64)>,
     },
+    /// Adds `by` to the counter `name` of `scope` (the item `Count` writes), held to `cap`: an
+    /// increase is refused (`Refusal::QuotaReached`) when the counter is at `cap` already. A
+    /// decrease is never refused. One change per scope, as for `Count`.
+    Quota {
+        scope: String,
+        name: String,
+        by: i64,
+        cap: i64,
+    },
     /// Stores an outgoing event; refused if its id is taken.
     Outbox(OutboxEvent),
 }
+
+/// The counter scope of one tenant's quotas (`Change::Quota`, `CounterStore::counters`).
+pub fn tenant_scope(tenant: &TenantId) -> String {
+    format!("tenant:{tenant}")
+}
+
+/// The counter of a tenant's registered databases in its scope.
+pub const DATABASES_COUNT: &str = "databases";
 
 /// The platform-wide counter scope of tenants by status.
 pub const TENANT_COUNTS: &str = "tenants";
@@ -213,7 +230,7 @@ impl Change {
             Change::PutDatabase(d) => format!("DB#{}", d.id),
             Change::DeleteDatabase { id, .. } => format!("DB#{id}"),
             Change::Audit(a) => format!("AUDIT#{}", a.scope),
-            Change::Count { scope, .. } => format!("COUNT#{scope}"),
+            Change::Count { scope, .. } | Change::Quota { scope, .. } => format!("COUNT#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
         }
     }
@@ -348,6 +365,8 @@ pub enum Refusal {
     DatabaseGone,
     /// The invitation was accepted or declined already (or never was).
     InviteGone,
+    /// A counter held to a cap (`Change::Quota`) is at it.
+    QuotaReached,
 }
 
 impl Change {
@@ -377,6 +396,7 @@ impl Change {
             Change::DeleteDatabase { .. } => Refusal::DatabaseGone,
             // Counters carry no condition; a refusal is never theirs.
             Change::Count { .. } => Refusal::VersionMoved,
+            Change::Quota { .. } => Refusal::QuotaReached,
         }
     }
 }

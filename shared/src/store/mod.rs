@@ -325,6 +325,13 @@ pub struct DatabaseRecord {
     /// `host:port/dbname`, without credentials.
     pub host: String,
     pub sealed: String,
+    /// How connections are secured: `disable`, `require`, `verify-ca` or `verify-full`
+    /// (a registration from before TLS was offered reads as `disable`: it connected in plain
+    /// text).
+    pub tls: String,
+    /// The CA certificates (PEM) the server's certificate is checked against instead of the
+    /// public roots, sealed like the connection string.
+    pub ca_sealed: Option<String>,
     pub created_at: i64,
 }
 

@@ -232,6 +232,10 @@ impl DynamoStore {
                 item.insert("engine".into(), s(&d.engine));
                 item.insert("host".into(), s(&d.host));
                 item.insert("sealed".into(), s(&d.sealed));
+                item.insert("tls".into(), s(&d.tls));
+                if let Some(ca) = &d.ca_sealed {
+                    item.insert("ca_sealed".into(), s(ca));
+                }
                 item.insert("created_at".into(), n(d.created_at));
                 item.insert("GSI1PK".into(), s(format!("TENANT#{}", d.tenant)));
                 item.insert(
@@ -280,6 +284,30 @@ impl DynamoStore {
                 vec![TransactWriteItem::builder()
                     .update(Self::build(u.build())?)
                     .build()]
+            }
+            Change::Quota {
+                scope,
+                name,
+                by,
+                cap,
+            } => {
+                let (condition, mut values) = if *by > 0 {
+                    (
+                        "attribute_not_exists(#c) OR #c < :cap",
+                        vec![(":cap", n(cap))],
+                    )
+                } else {
+                    ("", vec![])
+                };
+                values.push((":by", n(by)));
+                vec![self.update_item(
+                    format!("COUNT#{scope}"),
+                    "COUNT",
+                    "ADD #c :by",
+                    condition,
+                    &[("#c", name.as_str())],
+                    values,
+                )?]
             }
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");

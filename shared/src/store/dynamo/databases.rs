@@ -12,6 +12,8 @@ fn parse_database(item: &Item) -> Result<DatabaseRecord, StoreError> {
         engine: f.s("engine")?.to_string(),
         host: f.s("host")?.to_string(),
         sealed: f.s("sealed")?.to_string(),
+        tls: f.opt_s("tls").unwrap_or("disable").to_string(),
+        ca_sealed: f.opt_s("ca_sealed").map(str::to_string),
         created_at: f.n("created_at")?,
     })
 }

@@ -88,6 +88,18 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             .get(&a.scope)
             .is_some_and(|es| es.iter().any(|e| e.id == a.id)),
         Change::Count { .. } => false,
+        Change::Quota {
+            scope,
+            name,
+            by,
+            cap,
+        } => {
+            *by > 0
+                && d
+                    .counters
+                    .get(&(scope.clone(), name.clone()))
+                    .is_some_and(|n| n >= cap)
+        }
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
     };
     refused.then(|| change.refusal(false))
@@ -211,6 +223,11 @@ fn apply(d: &mut Data, change: Change) {
             for (name, by) in deltas {
                 *d.counters.entry((scope.clone(), name)).or_default() += by;
             }
+        }
+        Change::Quota {
+            scope, name, by, ..
+        } => {
+            *d.counters.entry((scope, name)).or_default() += by;
         }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);
