@@ -22,7 +22,7 @@ if [[ -z "${API_URL:-}" ]]; then
   cargo build --workspace --bins --quiet
   start_emulator
   start_postgres
-  deploy_stack saas-fuzz target/debug --param AllowPrivateDatabaseHosts=true
+  deploy_stack saas-fuzz target/debug --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true
 fi
 . localstack/seed.sh
 seed_demo
@@ -37,7 +37,7 @@ api /partners "${auth[@]}" -d '{"slug":"doomed-partner","name":"Doomed partner",
 export FUZZ_SPARE_USER_ID=$(api /tenants/demo/users "${auth[@]}" \
   -d '{"email":"spare-member@local.test","role":"member"}' | json_field '["user_id"]')
 export FUZZ_SPARE_DB_ID=$(api /tenants/demo/databases "${auth[@]}" \
-  -d "{\"name\":\"spare\",\"engine\":\"postgres\",\"connection_string\":\"$SAMPLE_DATABASE_URL\"}" \
+  -d "$(sample_registration spare)" \
   | json_field '["id"]')
 
 report=$(mktemp -d "${TMPDIR:-/tmp}/saas-fuzz-report.XXXXXX")

@@ -86,8 +86,26 @@ CREATE TABLE counter (n int4);
 CREATE FUNCTION bump() RETURNS int4 LANGUAGE sql VOLATILE SECURITY DEFINER
   AS 'INSERT INTO counter VALUES (1) RETURNING n';
 CREATE VIEW bumping AS SELECT bump() AS n;
+-- Columns of the other types a row can carry, for the round-trip test (a value read, used as
+-- a filter, finds its row).
+CREATE TABLE kinds (
+  id int4 PRIMARY KEY, doc json, tags text[], ref uuid, span interval, f4 float4, small int2,
+  label varchar(20), at timestamptz, seen timestamp
+);
+INSERT INTO kinds VALUES
+  (1, '{"a": 1}', '{a,"b c"}', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 02:03:04', 1.1, 7, 'one',
+   '2026-03-04 05:06:07.123456+00', '2026-03-04 05:06:07.5'),
+  (2, '[1, 2]', '{}', '00000000-0000-0000-0000-000000000002', '-3 hours', -0.25, -2, 'two "quoted"',
+   '1999-12-31 23:59:59+00', '1999-12-31 23:59:59');
+-- Row-level security keyed on the settings the router gives every query's transaction
+-- (app.user_id, app.tenant_id, app.role): each user sees the notes they own.
+CREATE TABLE notes (id int4 PRIMARY KEY, owner text NOT NULL, body text);
+ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_notes ON notes FOR SELECT USING (owner = current_setting('app.user_id', true));
+CREATE VIEW whoami AS SELECT current_setting('app.user_id', true) AS user_id,
+  current_setting('app.tenant_id', true) AS tenant_id, current_setting('app.role', true) AS role;
 GRANT USAGE ON SCHEMA public TO reader;
-GRANT SELECT ON items, slow, bumping TO reader;
+GRANT SELECT ON items, slow, bumping, kinds, notes, whoami TO reader;
 SQL
   # verify-full is the default: the certificate names localhost, and the run's CA signs it.
   export SAMPLE_DATABASE_URL="postgres://reader:local-dev-only-reader@localhost:$PG_PORT/sample"

@@ -20,7 +20,7 @@ seed_demo() {
   # The operator's account already exists: named owner, it accepts the invitation.
   api /tenants/demo/join -X POST -H "authorization: Bearer $OP_TOKEN" >/dev/null
   DB_ID=$(api /tenants/demo/databases -H "authorization: Bearer $OP_TOKEN" \
-    -d "{\"name\":\"sample\",\"engine\":\"postgres\",\"connection_string\":\"$SAMPLE_DATABASE_URL\"}" \
+    -d "$(sample_registration sample)" \
     | json_field '["id"]')
   PORTAL_TOKEN=$(token portal)
   echo "seed: operator $OPERATOR_EMAIL, tenant demo with the sample database registered"

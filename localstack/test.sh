@@ -46,7 +46,7 @@ deploy_stack saas-test target/debug \
   --param RefreshReuseGraceSeconds=$REFRESH_REUSE_GRACE_SECONDS \
   --param KeysRefreshSeconds=$KEYS_REFRESH_SECONDS \
   --param UploadMaxBytesFree=$UPLOAD_MAX_BYTES_FREE \
-  --param AllowPrivateDatabaseHosts=true --param QueryTimeoutMs=2000 \
+  --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param QueryTimeoutMs=2000 \
   --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
 phase "make deploy path (sam deploy)"

@@ -813,3 +813,43 @@ async fn both_stores_manage_tenants_and_partners_alike() {
         );
     }
 }
+
+/// 20 commits at once, each taking one of a quota of 3 (`Change::Quota`, the tenant's database
+/// count): exactly 3 succeed, the rest are refused as `QuotaReached`, and a decrease makes room
+/// for one more.
+#[tokio::test]
+async fn a_quota_holds_under_concurrent_takers() {
+    use shared::store::changes::{self, Change, CommitError, Refusal};
+    let s = Arc::new(store().await);
+    let scope = format!("tenant:{}", uuid::Uuid::new_v4());
+    let take = |by: i64| Change::Quota {
+        scope: scope.clone(),
+        name: changes::DATABASES_COUNT.into(),
+        by,
+        cap: 3,
+    };
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let (s, change) = (s.clone(), take(1));
+            tokio::spawn(async move { s.commit(vec![change]).await })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(()) => granted += 1,
+            Err(CommitError::Refused { reasons }) => {
+                assert_eq!(reasons, vec![Refusal::QuotaReached])
+            }
+            // (A transaction conflict is sent again by the store, which then sees the winner.)
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(granted, 3, "exactly the quota");
+    assert!(matches!(
+        s.commit(vec![take(1)]).await,
+        Err(CommitError::Refused { .. })
+    ));
+    s.commit(vec![take(-1)]).await.unwrap();
+    s.commit(vec![take(1)]).await.unwrap();
+}

@@ -21,8 +21,8 @@ pub mod target;
 pub mod tls;
 
 pub use pools::{unconnected, Pool, Pools, CATALOG_TTL, IDLE, MAX_DATABASES, POOL_SIZE};
-pub use target::Rules;
 pub use query::Catalog;
+pub use target::Rules;
 
 use lambda_http::{Body, Request, Response};
 use shared::access::crypto::DataKey;
@@ -63,6 +63,7 @@ impl App {
             rules: Rules {
                 allow_private: cfg.allow_private_hosts,
                 allow_plaintext: cfg.allow_plaintext,
+                statement_timeout_ms: cfg.statement_timeout_ms,
             },
             statement_timeout_ms: cfg.statement_timeout_ms,
             max_databases: cfg.max_databases,

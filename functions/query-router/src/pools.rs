@@ -323,7 +323,10 @@ mod tests {
         // Its database opens a new pool when it is used again.
         let again = pools.pool(&ids[1], open).await.unwrap();
         assert!(!again.is_closed());
-        assert!(first.is_closed(), "which pushed out the next least recently used");
+        assert!(
+            first.is_closed(),
+            "which pushed out the next least recently used"
+        );
     }
 
     #[tokio::test]

@@ -50,7 +50,8 @@ impl Asker {
         let plain = |v: &str| {
             !v.is_empty()
                 && v.len() <= 64
-                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         };
         if !(plain(&self.user_id) && plain(&self.tenant_id)) {
             return Err(ApiError::internal("an id outside the platform's alphabet"));
@@ -171,7 +172,8 @@ async fn run(
         .join(", ");
     let begin = format!(
         "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; \
-         SET LOCAL statement_timeout = {}; SET LOCAL TimeZone = 'UTC'; SELECT {settings}",
+         SET LOCAL statement_timeout = {}; SET LOCAL TimeZone = 'UTC'; \
+         SET LOCAL extra_float_digits = 1; SELECT {settings}",
         app.statement_timeout_ms
     );
     // The server's timeout ends a slow statement; this one ends a server that stopped answering.
@@ -249,28 +251,26 @@ async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, Api
             "reading the database's tables ran longer than the statement timeout",
         )
     };
-    let row = tokio::time::timeout(
-        limit,
-        client.query_one("SELECT current_schema()::text", &[]),
-    )
+    // Both statements at once (one round trip), neither prepared first.
+    let (schema_rows, rows) = tokio::time::timeout(limit, async {
+        tokio::join!(
+            client.query_typed("SELECT current_schema()::text", &[]),
+            client.query_typed(CATALOG_SQL, &[]),
+        )
+    })
     .await
-    .map_err(|_| timed_out())?
-    .map_err(db_error)?;
+    .map_err(|_| timed_out())?;
+    let (schema_rows, rows) = (schema_rows.map_err(db_error)?, rows.map_err(db_error)?);
     // NULL when the search path names no schema that exists (`search_path=none`).
-    let schema: String = row
-        .try_get::<_, Option<String>>(0)
-        .ok()
-        .flatten()
+    let schema: String = schema_rows
+        .first()
+        .and_then(|row| row.try_get::<_, Option<String>>(0).ok().flatten())
         .ok_or_else(|| {
             ApiError::refused(
                 ErrorCode::DatabaseError,
                 "the connection's search path names no schema: set one in the connection string",
             )
         })?;
-    let rows = tokio::time::timeout(limit, client.query(CATALOG_SQL, &[]))
-        .await
-        .map_err(|_| timed_out())?
-        .map_err(db_error)?;
     let mut cat = Catalog {
         schema,
         ..Catalog::default()
@@ -298,22 +298,31 @@ const CATALOG_SQL: &str = "SELECT c.table_name::text, c.column_name::text, c.udt
        AND has_table_privilege(quote_ident(c.table_schema) || '.' || quote_ident(c.table_name), 'SELECT') \
      ORDER BY c.table_name, c.ordinal_position";
 
-/// A connection from this instance's pool for `record`, the pool made on first use.
+/// A connection from this instance's pool for `record`, the pool made on first use. A pool
+/// closed under the request (let go of to make room for another database) is made anew once.
 async fn client(
     app: &App,
     record: &DatabaseRecord,
 ) -> Result<deadpool::managed::Object<pools::Manager>, ApiError> {
-    let pool = app
-        .pools
-        .pool(&record.id, || async {
-            pools::pool(registry::endpoint_of(app, record).await?)
-        })
-        .await?;
-    pool.get().await.map_err(|e| match e {
-        // Why a new connection failed (a certificate that changed, a password): 422 with it.
-        deadpool::managed::PoolError::Backend(why) => registry::unusable(why),
-        other => unavailable_db(other),
-    })
+    use deadpool::managed::PoolError;
+    for _ in 0..2 {
+        let pool = app
+            .pools
+            .pool(&record.id, || async {
+                pools::pool(registry::endpoint_of(app, record).await?)
+            })
+            .await?;
+        match pool.get().await {
+            Ok(conn) => return Ok(conn),
+            Err(PoolError::Closed) => continue,
+            // Why a new connection failed (a certificate that changed, a password): 422 with it.
+            Err(PoolError::Backend(why)) => return Err(registry::unusable(why)),
+            Err(other) => return Err(unavailable_db(other)),
+        }
+    }
+    Err(unavailable_db(
+        "the pool was closed twice under the request",
+    ))
 }
 
 /// A database error as an answer: the client's mistakes are 4xx, the database's trouble 503;

@@ -60,7 +60,12 @@ fn ca_owner_of(tenant: &TenantId, id: &DatabaseId) -> Vec<u8> {
 }
 
 /// Opens a sealed field of `record`.
-fn unseal(app: &App, record: &DatabaseRecord, sealed: &str, owner: &[u8]) -> Result<String, ApiError> {
+fn unseal(
+    app: &App,
+    record: &DatabaseRecord,
+    sealed: &str,
+    owner: &[u8],
+) -> Result<String, ApiError> {
     let plain = app.data_key.open(sealed, owner).map_err(|e| {
         tracing::error!(db_id = %record.id, cause = %e, "a stored database secret does not open");
         ApiError::internal(e)
@@ -71,9 +76,19 @@ fn unseal(app: &App, record: &DatabaseRecord, sealed: &str, owner: &[u8]) -> Res
 /// How this instance reaches `record`: its sealed string and CA opened, its host checked again
 /// (a name may resolve elsewhere now than at registration), its stored TLS mode applied.
 pub(crate) async fn endpoint_of(app: &App, record: &DatabaseRecord) -> Result<Endpoint, ApiError> {
-    let raw = unseal(app, record, &record.sealed, &owner_of(&record.tenant, &record.id))?;
+    let raw = unseal(
+        app,
+        record,
+        &record.sealed,
+        &owner_of(&record.tenant, &record.id),
+    )?;
     let ca = match &record.ca_sealed {
-        Some(sealed) => Some(unseal(app, record, sealed, &ca_owner_of(&record.tenant, &record.id))?),
+        Some(sealed) => Some(unseal(
+            app,
+            record,
+            sealed,
+            &ca_owner_of(&record.tenant, &record.id),
+        )?),
         None => None,
     };
     let mode = Mode::parse(&record.tls).unwrap_or(Mode::Disable);

@@ -172,7 +172,10 @@ pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable>
     Ok(Target {
         config,
         display: format!("{host}:{port}/{db}"),
-        addrs: addrs.into_iter().map(|ip| SocketAddr::new(ip, port)).collect(),
+        addrs: addrs
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, port))
+            .collect(),
         host,
     })
 }
@@ -196,6 +199,9 @@ pub struct Rules {
     pub allow_private: bool,
     /// `ALLOW_PLAINTEXT_DATABASES`: `sslmode=disable` may be used.
     pub allow_plaintext: bool,
+    /// `QUERY_TIMEOUT_MS`: the session's `statement_timeout`, set when a connection is made,
+    /// so every statement on it (the catalogue's, the probe's) is bounded on the server too.
+    pub statement_timeout_ms: u64,
 }
 
 /// How to connect to one registration: `raw` is its connection string as sent (TLS settings
@@ -219,7 +225,14 @@ pub async fn endpoint(
         Some(pem) => Some(tls::ca_certificates(pem)?),
         None => None,
     };
-    let target = resolve(&split.rest, rules.allow_private).await?;
+    let mut target = resolve(&split.rest, rules.allow_private).await?;
+    // Appended after the string's own options: the later setting wins.
+    let options = format!(
+        "{} -c statement_timeout={}",
+        target.config.get_options().unwrap_or(""),
+        rules.statement_timeout_ms
+    );
+    target.config.options(options.trim_start());
     Endpoint::new(target, mode, ca.as_deref())
 }
 
@@ -289,8 +302,10 @@ impl Endpoint {
                             &self.target.host,
                         )
                         .map_err(|_| Unusable::TlsFailed)?;
-                    let (client, connection) =
-                        config.connect_raw(stream, connect).await.map_err(classify)?;
+                    let (client, connection) = config
+                        .connect_raw(stream, connect)
+                        .await
+                        .map_err(classify)?;
                     Ok(Conn {
                         client,
                         task: tokio::spawn(async move {
@@ -470,6 +485,7 @@ mod probe_tests {
         let rules = Rules {
             allow_private: true,
             allow_plaintext: plaintext,
+            statement_timeout_ms: 2_000,
         };
         let endpoint = endpoint(url, None, ca, rules).await?;
         probe(&endpoint).await.map(|_| endpoint.mode())
@@ -500,11 +516,21 @@ mod probe_tests {
         );
         // verify-ca does not compare the name; require checks nothing.
         assert_eq!(
-            probe_of(&url(reader, "127.0.0.1", "sample", "?sslmode=verify-ca"), ca, false).await,
+            probe_of(
+                &url(reader, "127.0.0.1", "sample", "?sslmode=verify-ca"),
+                ca,
+                false
+            )
+            .await,
             Ok(Mode::VerifyCa)
         );
         assert_eq!(
-            probe_of(&url(reader, "127.0.0.1", "sample", "?sslmode=require"), None, false).await,
+            probe_of(
+                &url(reader, "127.0.0.1", "sample", "?sslmode=require"),
+                None,
+                false
+            )
+            .await,
             Ok(Mode::Require)
         );
         // Without its CA, the run's server is not trusted (Mozilla's roots do not sign it).
@@ -514,15 +540,32 @@ mod probe_tests {
         );
         // Plain text: forbidden by the platform, or refused by the server.
         let plain = url(reader, "127.0.0.1", "sample", "?sslmode=disable");
-        assert_eq!(probe_of(&plain, None, false).await, Err(Unusable::PlaintextForbidden));
-        assert_eq!(probe_of(&plain, None, true).await, Err(Unusable::ServerRequiresTls));
+        assert_eq!(
+            probe_of(&plain, None, false).await,
+            Err(Unusable::PlaintextForbidden)
+        );
+        assert_eq!(
+            probe_of(&plain, None, true).await,
+            Err(Unusable::ServerRequiresTls)
+        );
         // The one role the server lets in on plain text asks for its password in clear: the
         // password is never sent.
-        let clear = url("cleartext:local-dev-only-cleartext", "127.0.0.1", "sample", "?sslmode=disable");
-        assert_eq!(probe_of(&clear, None, true).await, Err(Unusable::CleartextPassword));
+        let clear = url(
+            "cleartext:local-dev-only-cleartext",
+            "127.0.0.1",
+            "sample",
+            "?sslmode=disable",
+        );
+        assert_eq!(
+            probe_of(&clear, None, true).await,
+            Err(Unusable::CleartextPassword)
+        );
         // And the old distinctions hold over TLS.
         let wrong = url("reader:wrong-password", "localhost", "sample", "");
-        assert_eq!(probe_of(&wrong, ca, false).await, Err(Unusable::Authentication));
+        assert_eq!(
+            probe_of(&wrong, ca, false).await,
+            Err(Unusable::Authentication)
+        );
         let nodb = url(reader, "localhost", "nope", "");
         assert_eq!(probe_of(&nodb, ca, false).await, Err(Unusable::NoDatabase));
         let closed = "postgres://reader:x@127.0.0.1:1/sample?sslmode=require";

@@ -14,7 +14,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -71,7 +73,14 @@ pub struct Split {
 
 /// Settings that point at files on the connecting machine: the CA comes as `ca_certificate`,
 /// and client certificates are not offered.
-const FILE_SETTINGS: &[&str] = &["sslrootcert", "sslcert", "sslkey", "sslpassword", "sslcrl", "sslcrldir"];
+const FILE_SETTINGS: &[&str] = &[
+    "sslrootcert",
+    "sslcert",
+    "sslkey",
+    "sslpassword",
+    "sslcrl",
+    "sslcrldir",
+];
 
 /// Takes `sslmode` (and refuses the file settings) out of a URL (`postgres://...?sslmode=`) or
 /// keyword/value (`host=... sslmode=...`) connection string.
@@ -346,7 +355,12 @@ impl ServerCertVerifier for Unchecked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -355,7 +369,12 @@ impl ServerCertVerifier for Unchecked {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -370,7 +389,8 @@ pub fn handshake_failure(e: &(dyn std::error::Error + 'static)) -> Option<Unusab
         if let Some(tls) = err.downcast_ref::<rustls::Error>() {
             return Some(match tls {
                 rustls::Error::InvalidCertificate(
-                    CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
                 ) => Unusable::CertificateName,
                 rustls::Error::InvalidCertificate(
                     CertificateError::UnknownIssuer | CertificateError::BadSignature,
@@ -553,8 +573,10 @@ mod tests {
 
     #[test]
     fn sslmode_is_taken_out_of_both_forms() {
-        let s = split("postgres://u:p%40ss@db.example.com:5432/app?sslmode=verify-ca&application_name=x")
-            .unwrap();
+        let s = split(
+            "postgres://u:p%40ss@db.example.com:5432/app?sslmode=verify-ca&application_name=x",
+        )
+        .unwrap();
         assert_eq!(s.mode, Some(Mode::VerifyCa));
         assert!(!s.rest.contains("sslmode"), "{}", s.rest);
         assert!(s.rest.contains("application_name=x"));
@@ -566,13 +588,23 @@ mod tests {
 
         let s = split("host=h user=u password='a \\'q\\' b' sslmode = require dbname=app").unwrap();
         assert_eq!(s.mode, Some(Mode::Require));
-        assert!(!s.rest.contains("sslmode") && !s.rest.contains("require"), "{}", s.rest);
+        assert!(
+            !s.rest.contains("sslmode") && !s.rest.contains("require"),
+            "{}",
+            s.rest
+        );
         let c: tokio_postgres::Config = s.rest.parse().unwrap();
         assert_eq!(c.get_password(), Some(&b"a 'q' b"[..]));
         assert_eq!(c.get_dbname(), Some("app"));
 
-        assert_eq!(split("host=h sslmode=prefer").unwrap_err(), Unusable::TlsMode);
-        assert_eq!(split("postgres://h/db?sslmode=allow").unwrap_err(), Unusable::TlsMode);
+        assert_eq!(
+            split("host=h sslmode=prefer").unwrap_err(),
+            Unusable::TlsMode
+        );
+        assert_eq!(
+            split("postgres://h/db?sslmode=allow").unwrap_err(),
+            Unusable::TlsMode
+        );
         assert_eq!(
             split("postgres://h/db?sslmode=require&sslmode=disable").unwrap_err(),
             Unusable::TlsMode
@@ -589,8 +621,10 @@ mod tests {
     fn a_ca_certificate_must_be_pem_certificates_within_the_limit() {
         assert_eq!(ca_certificates("").unwrap_err(), Unusable::CaCertificate);
         assert_eq!(
-            ca_certificates("-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n")
-                .unwrap_err(),
+            ca_certificates(
+                "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n"
+            )
+            .unwrap_err(),
             Unusable::CaCertificate
         );
         assert_eq!(

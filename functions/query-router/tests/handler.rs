@@ -258,7 +258,10 @@ async fn a_registration_is_refused_before_connecting() {
         ),
         (
             &owner,
-            body("postgres", "postgres://u:p@8.8.8.8/db?sslrootcert=/etc/ssl/ca.pem"),
+            body(
+                "postgres",
+                "postgres://u:p@8.8.8.8/db?sslrootcert=/etc/ssl/ca.pem",
+            ),
             400,
             "INVALID_FIELD",
         ),
@@ -288,8 +291,114 @@ async fn a_registration_is_refused_before_connecting() {
         );
         // The refusal never carries what was sent.
         let text = answer.to_string();
-        assert!(!text.contains("u:p@") && !text.contains("/etc/ssl"), "{text}");
+        assert!(
+            !text.contains("u:p@") && !text.contains("/etc/ssl"),
+            "{text}"
+        );
     }
     let (_, listed) = call(&app, &owner, "GET", databases, &slug, None).await;
     assert_eq!(listed["data"]["items"], json!([]), "nothing was stored");
+}
+
+/// More databases in use than an instance holds pools for, against the PostgreSQL `make test`
+/// starts: every query still answers, the least recently used database's pool is closed (and
+/// the server sees its connection go), and that database answers again on a new pool.
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run `make test`"]
+async fn past_the_pool_bound_the_oldest_pool_is_closed_and_queries_go_on() {
+    let (store, mut app) = app();
+    app.rules = query_router::Rules {
+        allow_private: true,
+        allow_plaintext: false,
+        statement_timeout_ms: 5_000,
+    };
+    app.max_databases = 10;
+    app.pools = query_router::Pools::new(3, query_router::CATALOG_TTL, query_router::IDLE);
+    let owner = testing::user(store.as_ref(), false).await;
+    let tenant = testing::tenant(store.as_ref(), "Bound", Some((&owner, Role::Owner))).await;
+    let url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
+    let ca = std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE")).unwrap();
+    let tag = format!(
+        "bound{}",
+        DatabaseId::new_random().as_str().replace('-', "")
+    );
+    let slug = [("slug", tenant.slug.as_str())];
+    let mut dbs = Vec::new();
+    for i in 0..4 {
+        let body = json!({"name": format!("db{i}"), "engine": "postgres",
+            "connection_string": format!("{url}?application_name={tag}_{i}"), "ca_certificate": ca});
+        let (status, answer) = call(
+            &app,
+            &owner,
+            "POST",
+            "/tenants/{slug}/databases",
+            &slug,
+            Some(body),
+        )
+        .await;
+        assert_eq!(status, 201, "{answer}");
+        dbs.push(answer["data"]["id"].as_str().unwrap().to_string());
+    }
+    let (admin, conn) = tokio_postgres::connect(
+        &std::env::var("PG_ADMIN_URL").unwrap(),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let connections = |i: usize| {
+        let (admin, name) = (&admin, format!("{tag}_{i}"));
+        async move {
+            admin
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+                    &[&name],
+                )
+                .await
+                .unwrap()
+                .get::<_, i64>(0)
+        }
+    };
+    let select = |db: String| {
+        let app = &app;
+        let owner = &owner;
+        async move {
+            call(
+                app,
+                owner,
+                "POST",
+                "/query/v1/{db_id}/tables/{table}",
+                &[("db_id", db.as_str()), ("table", "items")],
+                Some(json!({"limit": 1})),
+            )
+            .await
+        }
+    };
+    for db in &dbs[..3] {
+        let (status, answer) = select(db.clone()).await;
+        assert_eq!(status, 200, "{answer}");
+    }
+    assert_eq!(app.pools.held(), 3);
+    assert!(
+        connections(0).await > 0,
+        "the first database's pool holds a connection"
+    );
+    let (status, answer) = select(dbs[3].clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(app.pools.held(), 3, "still at the bound");
+    let mut closed = false;
+    for _ in 0..50 {
+        if connections(0).await == 0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        closed,
+        "the least recently used pool's connection was closed"
+    );
+    assert!(connections(3).await > 0);
+    let (status, answer) = select(dbs[0].clone()).await;
+    assert_eq!(status, 200, "the evicted database answers again: {answer}");
 }

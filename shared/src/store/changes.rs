@@ -181,9 +181,10 @@ pub enum Change {
         scope: String,
         deltas: Vec<(String, i64)>,
     },
-    /// Adds `by` to the counter `name` of `scope` (the item `Count` writes), held to `cap`: an
-    /// increase is refused (`Refusal::QuotaReached`) when the counter is at `cap` already. A
-    /// decrease is never refused. One change per scope, as for `Count`.
+    /// Adds `by` to the quota counter `name` of `scope` (an item of its own, `QUOTA#<scope>`,
+    /// apart from `Count`'s statistics), held to `cap`: an increase is refused
+    /// (`Refusal::QuotaReached`) when the counter is at `cap` already. A decrease is never
+    /// refused. One change per scope.
     Quota {
         scope: String,
         name: String,
@@ -230,7 +231,8 @@ impl Change {
             Change::PutDatabase(d) => format!("DB#{}", d.id),
             Change::DeleteDatabase { id, .. } => format!("DB#{id}"),
             Change::Audit(a) => format!("AUDIT#{}", a.scope),
-            Change::Count { scope, .. } | Change::Quota { scope, .. } => format!("COUNT#{scope}"),
+            Change::Count { scope, .. } => format!("COUNT#{scope}"),
+            Change::Quota { scope, .. } => format!("QUOTA#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
         }
     }

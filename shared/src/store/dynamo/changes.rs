@@ -301,8 +301,8 @@ impl DynamoStore {
                 };
                 values.push((":by", n(by)));
                 vec![self.update_item(
-                    format!("COUNT#{scope}"),
-                    "COUNT",
+                    format!("QUOTA#{scope}"),
+                    "QUOTA",
                     "ADD #c :by",
                     condition,
                     &[("#c", name.as_str())],

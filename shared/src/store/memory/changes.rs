@@ -95,9 +95,8 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             cap,
         } => {
             *by > 0
-                && d
-                    .counters
-                    .get(&(scope.clone(), name.clone()))
+                && d.counters
+                    .get(&(format!("QUOTA#{scope}"), name.clone()))
                     .is_some_and(|n| n >= cap)
         }
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
@@ -227,7 +226,10 @@ fn apply(d: &mut Data, change: Change) {
         Change::Quota {
             scope, name, by, ..
         } => {
-            *d.counters.entry((scope, name)).or_default() += by;
+            // Apart from `Count`'s scopes, as the table keeps them.
+            *d.counters
+                .entry((format!("QUOTA#{scope}"), name))
+                .or_default() += by;
         }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);
