@@ -590,6 +590,12 @@ class Console(unittest.TestCase):
         self.screen(page, "members-refusals")
         # A database the API cannot reach: its 422 reason on the connection string's field.
         page.get_by_role("link", name="Databases").click()
+        # The optional CA certificate: a textarea with its own label and hint, left empty here
+        # (so not sent: the public roots and the default verify-full).
+        ca = page.locator("textarea[name='ca-certificate']")
+        expect(ca).to_have_accessible_name("CA certificate (PEM)")
+        expect(ca).to_have_accessible_description(re.compile("only for a private CA"))
+        expect(page.get_by_label("CA certificate (PEM)")).to_have_value("")
         page.get_by_label("Name").fill("unreachable")
         page.get_by_label("Connection string").fill("postgres://nobody:secret@127.0.0.1:1/none")
         page.get_by_role("button", name="Register").click()

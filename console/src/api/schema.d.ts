@@ -1675,10 +1675,18 @@ export interface paths {
         put?: never;
         /**
          * Register a PostgreSQL database (owners, admins, operators).
-         * @description The connection is tested first (5 s): an unreachable database, failed authentication or
-         *     a required TLS is 422 `DATABASE_UNREACHABLE` and nothing is stored. Loopback, private,
-         *     link-local and metadata hosts are 422 `DATABASE_HOST_NOT_ALLOWED` unless the deployment
-         *     allows them. The connection string is stored sealed (AES-256-GCM).
+         * @description The connection is tested first (5 s): an unreachable database, failed authentication, a
+         *     server without TLS, a certificate that does not name the host or is not signed by a
+         *     trusted CA, or a server asking for a clear-text password on a plain-text connection is
+         *     422 `DATABASE_UNREACHABLE` with the reason, and nothing is stored. `sslmode` (in the
+         *     string) is `verify-full` by default; `require`, `verify-ca` and `verify-full` use TLS
+         *     (rustls), `disable` is 422 `DATABASE_TLS_REQUIRED` where the platform forbids plain text
+         *     (the default on AWS); `prefer`, `allow` and file settings (`sslrootcert`, ...) are 400.
+         *     `ca_certificate` replaces the public roots (Mozilla's) with a private CA. Loopback,
+         *     private, link-local and metadata hosts are 422 `DATABASE_HOST_NOT_ALLOWED` unless the
+         *     deployment allows them. A tenant holds at most `MaxDatabasesPerTenant` registrations
+         *     (default 10): beyond it, 409 `DATABASE_LIMIT`. The connection string and the CA are
+         *     stored sealed (AES-256-GCM).
          */
         post: {
             parameters: {
@@ -1696,7 +1704,10 @@ export interface paths {
                         name: string;
                         /** @enum {string} */
                         engine: "postgres";
+                        /** @description A libpq URL (`postgres://user:password@host:port/db?sslmode=verify-full`) or keyword/value string, with exactly one TCP host. */
                         connection_string: string;
+                        /** @description PEM CA certificates the server's certificate must lead to (instead of the public roots), with `sslmode` `verify-ca` or `verify-full` only. */
+                        ca_certificate?: string;
                     };
                 };
             };
@@ -1706,6 +1717,7 @@ export interface paths {
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 422: components["responses"]["Error"];
                 503: components["responses"]["Error"];
@@ -1825,7 +1837,7 @@ export interface paths {
             requestBody?: {
                 content: {
                     "application/json": {
-                        filter?: Record<string, never>;
+                        filter?: components["schemas"]["QueryFilter"];
                         sort?: string | string[];
                         /**
                          * @description null is the default
@@ -1838,11 +1850,50 @@ export interface paths {
                          */
                         offset?: number | null;
                         columns?: string[];
+                        /**
+                         * @description `exact` also counts every row the filter matches (limit and offset aside), in
+                         *     the same read-only transaction and under the same statement timeout; the answer
+                         *     carries it as `total`. Absent: no count.
+                         * @enum {string}
+                         */
+                        count?: "exact";
                     };
                 };
             };
             responses: {
-                200: components["responses"]["Object"];
+                /** @description One page of rows. */
+                200: {
+                    headers: {
+                        "X-Request-ID": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                /** @enum {string} */
+                                engine: "postgres";
+                                row_count: number;
+                                /**
+                                 * @description Column -> value. Numbers and booleans as JSON, numeric as a string,
+                                 *     timestamp and timestamptz as RFC 3339 in UTC, date as `YYYY-MM-DD`,
+                                 *     json and jsonb as JSON, bytea as base64 (standard, padded, one line),
+                                 *     anything else (arrays included, as `{a,b}`) as PostgreSQL's text; null as
+                                 *     null. Any value read, sent back as `eq` on its column, finds its row
+                                 *     (json excepted; see the filter).
+                                 */
+                                rows: {
+                                    [key: string]: unknown;
+                                }[];
+                                /** @description The offset of the next page; null on the last. */
+                                next_offset: number | null;
+                                /** @description Every row the filter matches; present only when `count` was `exact`. */
+                                total?: number;
+                            };
+                        };
+                    };
+                };
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
@@ -1937,6 +1988,13 @@ export interface components {
             engine: "postgres";
             /** @description `host:port/dbname`, without credentials. */
             host: string;
+            /**
+             * @description How its connections are secured (a registration from before TLS reads `disable`).
+             * @enum {string}
+             */
+            sslmode: "disable" | "require" | "verify-ca" | "verify-full";
+            /** @description Whether a CA certificate is held (never the certificate). */
+            ca_certificate: boolean;
             created_at: number;
         };
         /**
@@ -1944,7 +2002,7 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
         PresignItem: {
             /** @enum {string} */
             operation: "upload" | "download";
@@ -2095,6 +2153,72 @@ export interface components {
                 error?: string;
             }[];
         };
+        /**
+         * @description Column -> value (as `eq`) or `{op: value}`; every entry is ANDed. The keys `or` and `and`
+         *     are groups: a list of 1-50 filters of this same grammar (each one's own entries ANDed),
+         *     ORed or ANDed together, nested at most 3 groups deep; a column named `or` or `and`
+         *     therefore cannot be filtered. At most 200 conditions (column and operator) in all.
+         *     Every value is a bound parameter, cast to the column's type (see `QueryValue`).
+         */
+        QueryFilter: {
+            or?: components["schemas"]["QueryFilterGroup1"];
+            and?: components["schemas"]["QueryFilterGroup1"];
+        } & {
+            [key: string]: components["schemas"]["QueryCondition"];
+        };
+        /** @description The filters of a group (1 deep); `or` ORs them, `and` ANDs them. */
+        QueryFilterGroup1: components["schemas"]["QueryFilter1"][];
+        /** @description A filter inside 1 group (`QueryFilter`'s grammar, never empty). */
+        QueryFilter1: {
+            or?: components["schemas"]["QueryFilterGroup2"];
+            and?: components["schemas"]["QueryFilterGroup2"];
+        } & {
+            [key: string]: components["schemas"]["QueryCondition"];
+        };
+        /** @description The filters of a group 2 deep. */
+        QueryFilterGroup2: components["schemas"]["QueryFilter2"][];
+        /** @description A filter inside 2 groups. */
+        QueryFilter2: {
+            or?: components["schemas"]["QueryFilterGroup3"];
+            and?: components["schemas"]["QueryFilterGroup3"];
+        } & {
+            [key: string]: components["schemas"]["QueryCondition"];
+        };
+        /** @description The filters of a group 3 deep, the deepest. */
+        QueryFilterGroup3: components["schemas"]["QueryFilter3"][];
+        /** @description A filter inside 3 groups; a further `or` or `and` here is refused (400). */
+        QueryFilter3: {
+            [key: string]: components["schemas"]["QueryCondition"];
+        };
+        /** @description A value (compared with `eq`) or operators, each ANDed. */
+        QueryCondition: string | number | boolean | unknown[] | components["schemas"]["QueryOperators"];
+        /**
+         * @description `like`/`ilike` match the column's text (not on bytea); `in` is equality with any of
+         *     the values (not on array columns: use `or`); `is_null` true or false.
+         */
+        QueryOperators: {
+            eq?: components["schemas"]["QueryValue"];
+            neq?: components["schemas"]["QueryValue"];
+            gt?: components["schemas"]["QueryValue"];
+            gte?: components["schemas"]["QueryValue"];
+            lt?: components["schemas"]["QueryValue"];
+            lte?: components["schemas"]["QueryValue"];
+            like?: string;
+            ilike?: string;
+            in?: components["schemas"]["QueryValue"][];
+            is_null?: boolean;
+        };
+        /**
+         * @description A value as rows carry it; never null (use `is_null`). It is read as the column's type:
+         *     a value read from a row, sent back as `eq`, finds that row. bytea: standard base64
+         *     (padded; line breaks ignored), and only `eq`, `neq`, `in`, `is_null`; invalid base64 is
+         *     400. jsonb: any JSON, compared as JSON (`"abc"` is the JSON string; an object goes
+         *     under `eq`, as `{"col": {"eq": {...}}}`). json (and xml): no equality in PostgreSQL, so
+         *     only `is_null`, `like`, `ilike` (400 otherwise; store it as jsonb to compare it).
+         *     timestamp: an offset in the value is honoured (the column is read as UTC); without one,
+         *     UTC. Arrays: PostgreSQL's text, `{a,"b c"}`.
+         */
+        QueryValue: string | number | boolean | unknown[] | Record<string, never>;
         Success: {
             /** @enum {boolean} */
             success: true;

@@ -26,6 +26,7 @@ export type Member = S['Member'];
 export type Role = S['Role'];
 export type AuditEntry = S['AuditEntry'];
 export type Database = S['Database'];
+export type DatabaseRegister = NonNullable<paths['/tenants/{slug}/databases']['post']['requestBody']>['content']['application/json'];
 export type ReconcileReport = S['ReconcileReport'];
 export type ErrorCode = S['ErrorCode'];
 export type Tokens = DataOf<R['Tokens']>;

@@ -2,7 +2,7 @@
 // origins), members, resources (provisioning, live), databases, audit, danger zone.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, get, patch, post, put, ApiError } from '../api/client';
-import type { Database, Member, Origins, Page as ApiPage, ReconcileReport, Role, StepStatus, Tenant, TenantPatch } from '../api/types';
+import type { Database, DatabaseRegister, Member, Origins, Page as ApiPage, ReconcileReport, Role, StepStatus, Tenant, TenantPatch } from '../api/types';
 import { PLANS, ROLES } from '../api/types';
 import { Page } from '../App';
 import { type Location } from '../router';
@@ -758,9 +758,11 @@ function Databases({ tenant }: { tenant: Tenant }) {
   const list = useLoad(() => get<ApiPage<Database>>('/tenants/{slug}/databases', { params: { slug: tenant.slug }, query: { limit: 100 } }).then((a) => a.data), [tenant.slug]);
   const [name, setName] = useState('');
   const [conn, setConn] = useState('');
+  const [ca, setCa] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const [connErr, setConnErr] = useState<string | null>(null);
+  const [caErr, setCaErr] = useState<string | null>(null);
   const [removing, setRemoving] = useState<Database | null>(null);
   const [removeErr, setRemoveErr] = useState<unknown>(null);
   const split = (host: string) => {
@@ -780,6 +782,8 @@ function Databases({ tenant }: { tenant: Tenant }) {
               <th scope="col">Host</th>
               <th scope="col">Port</th>
               <th scope="col">Database</th>
+              <th scope="col">TLS mode</th>
+              <th scope="col">CA certificate</th>
               <th scope="col">Registered</th>
               <th scope="col">Actions</th>
             </tr>
@@ -795,6 +799,10 @@ function Databases({ tenant }: { tenant: Tenant }) {
                   <td data-label="Host">{s.host}</td>
                   <td data-label="Port">{s.port}</td>
                   <td data-label="Database">{s.db}</td>
+                  <td data-label="TLS mode">
+                    <code>{d.sslmode}</code>
+                  </td>
+                  <td data-label="CA certificate">{d.ca_certificate ? 'held' : 'none'}</td>
                   <td data-label="Registered">{fmtTime(d.created_at)}</td>
                   <td data-label="Actions">
                     <button type="button" class="small" onClick={() => (setRemoveErr(null), setRemoving(d))}>
@@ -840,14 +848,20 @@ function Databases({ tenant }: { tenant: Tenant }) {
           setBusy(true);
           setError(null);
           setConnErr(null);
+          setCaErr(null);
           try {
-            await post('/tenants/{slug}/databases', { params: { slug: tenant.slug }, body: { name: name.trim(), engine: 'postgres', connection_string: conn } });
+            // The CA only when one was pasted: empty means the public roots.
+            const body: DatabaseRegister = { name: name.trim(), engine: 'postgres', connection_string: conn, ...(ca.trim() ? { ca_certificate: ca } : {}) };
+            await post('/tenants/{slug}/databases', { params: { slug: tenant.slug }, body });
             setName('');
             setConn('');
+            setCa('');
             announce('Database registered.');
             void list.reload(true);
           } catch (err) {
-            if (err instanceof ApiError && (err.status === 422 || err.field === 'connection_string')) setConnErr(`${err.message} (${err.code})`);
+            // DATABASE_TLS_REQUIRED (422) lands on the string (sslmode is in it); DATABASE_LIMIT (409) in the box.
+            if (err instanceof ApiError && err.field === 'ca_certificate') setCaErr(`${err.message} (${err.code})`);
+            else if (err instanceof ApiError && (err.status === 422 || err.field === 'connection_string')) setConnErr(`${err.message} (${err.code})`);
             else setError(err);
           } finally {
             setBusy(false);
@@ -857,8 +871,23 @@ function Databases({ tenant }: { tenant: Tenant }) {
         <Field label="Name">
           {(a) => <input {...a} name="db-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} autoComplete="off" />}
         </Field>
-        <Field label="Connection string" hint="postgres://user:password@host:5432/dbname. It is tested, then stored sealed; it is never shown again." error={connErr}>
+        <Field label="Connection string" hint="postgres://user:password@host:5432/dbname?sslmode=verify-full (the default; require, verify-ca). It is tested, then stored sealed; it is never shown again." error={connErr}>
           {(a) => <input {...a} name="connection-string" type="password" required autoComplete="off" value={conn} onInput={(e) => setConn(e.currentTarget.value)} />}
+        </Field>
+        <Field label="CA certificate (PEM)" hint="Optional: only for a private CA; leave empty for public certificates (verify-full by default)." error={caErr}>
+          {(a) => (
+            <textarea
+              {...a}
+              name="ca-certificate"
+              rows={4}
+              class="mono"
+              maxLength={65536}
+              spellcheck={false}
+              autoComplete="off"
+              value={ca}
+              onInput={(e) => setCa(e.currentTarget.value)}
+            />
+          )}
         </Field>
         <ErrorBox error={error} title="Could not register" />
         <div class="actions">

@@ -200,6 +200,8 @@ mod tests {
                         engine: "postgres".into(),
                         host: "db.example.com:5432/app".into(),
                         sealed: "sealed".into(),
+                        tls: "verify-full".into(),
+                        ca_sealed: None,
                         created_at: i,
                     })])
                     .await

@@ -13,6 +13,7 @@
 //! with a statement timeout, on a small pool per database (`pools`) that lives across warm
 //! invocations. `target` decides which hosts may be reached.
 
+mod decisions;
 mod pools;
 mod query;
 mod registry;
@@ -20,6 +21,7 @@ pub mod sql;
 pub mod target;
 pub mod tls;
 
+pub use decisions::{Decisions, DECISION_TTL};
 pub use pools::{unconnected, Pool, Pools, CATALOG_TTL, IDLE, MAX_DATABASES, POOL_SIZE};
 pub use query::Catalog;
 pub use target::Rules;
@@ -28,6 +30,7 @@ use lambda_http::{Body, Request, Response};
 use shared::access::crypto::DataKey;
 use shared::access::gate::{DatabaseDenied, Granted, Intent, Need};
 use shared::access::jwt::TokenKeys;
+use shared::domain::{Audience, DatabaseId};
 use shared::http::request::{matched, RequestContext};
 use shared::store::{DatabaseRecord, Store};
 use shared::{ApiError, ApiResponse};
@@ -47,6 +50,8 @@ pub struct App {
     /// This instance's connection pools and catalogues, per database (public so that handler
     /// tests can bound it and see what a route kept or let go of).
     pub pools: Pools,
+    /// The gate's recent yes for the query routes (`decisions`: the revocation delay).
+    pub decisions: Decisions,
 }
 
 impl App {
@@ -68,6 +73,7 @@ impl App {
             statement_timeout_ms: cfg.statement_timeout_ms,
             max_databases: cfg.max_databases,
             pools: Pools::default(),
+            decisions: Decisions::default(),
         }
     }
 }
@@ -107,6 +113,14 @@ pub(crate) type Call<'a> = shared::http::call::Call<'a, App>;
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     let route = matched(&req, ROUTES)?;
+    if let Route::Tables | Route::Query = route {
+        let admitted = admit(app, &ctx, &req).await?;
+        let (record, asker) = (&admitted.record, &admitted.asker);
+        return match route {
+            Route::Tables => query::tables(app, record.clone()).await,
+            _ => query::select(app, &req, asker, record.clone()).await,
+        };
+    }
     let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
     // The registry is for the tenant's owners and admins, and operators (the gate's
     // `Manager`); queries for its members (the gate's `database`).
@@ -120,16 +134,37 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::DeleteDatabase => {
             registry::remove(&call, call.tenant(Need::Manager, Intent::Write).await?).await
         }
-        Route::Tables => {
-            let (member, record) = admitted(app, call.database(Intent::Read).await)?;
-            query::tables(app, member, record).await
-        }
-        Route::Query => {
-            let (member, record) = admitted(app, call.database(Intent::Read).await)?;
-            let asker = query::Asker::of(call.caller.user.id.as_str(), &member);
-            query::select(app, &req, asker, record).await
-        }
+        Route::Tables | Route::Query => unreachable!("answered above"),
     }
+}
+
+/// The caller and database of a query route, admitted by the gate (its members), or by this
+/// instance's recent yes for the same token holder (`decisions`): then without any read.
+async fn admit(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+) -> Result<Arc<decisions::Admitted>, ApiError> {
+    let principal = shared::access::caller::authenticate(
+        &app.keys,
+        req,
+        &[Audience::Portal, Audience::Operator],
+    )
+    .await?;
+    let db = shared::http::request::path_param(req, "db_id")
+        .as_deref()
+        .and_then(DatabaseId::parse);
+    if let Some(kept) = db.as_ref().and_then(|db| app.decisions.get(&principal, db)) {
+        return Ok(kept);
+    }
+    let call = Call::signed_in(app, &app.keys, app.store.as_ref(), ctx, req).await?;
+    let (member, record) = admitted(app, call.database(Intent::Read).await)?;
+    let admitted = Arc::new(decisions::Admitted {
+        asker: query::Asker::of(call.caller.user.id.as_str(), &member),
+        record,
+    });
+    app.decisions.keep(&principal, admitted.clone());
+    Ok(admitted)
 }
 
 /// The gate's answer for a database route. A registration the gate found gone (removed,

@@ -24,6 +24,7 @@ pub struct Catalog {
 /// Who is asking, as the tenant's database sees it: transaction-local settings `app.user_id`,
 /// `app.tenant_id` and `app.role` (`owner`, `admin`, `member`, `operator` or `partner_admin`),
 /// for the tenant's own row-level security policies (`current_setting('app.user_id', true)`).
+#[derive(Debug, Clone)]
 pub(crate) struct Asker {
     pub user_id: String,
     pub tenant_id: String,
@@ -65,11 +66,7 @@ impl Asker {
 }
 
 /// The tables and columns the caller may query.
-pub(crate) async fn tables(
-    app: &App,
-    _member: Granted,
-    record: DatabaseRecord,
-) -> Result<ApiResponse, ApiError> {
+pub(crate) async fn tables(app: &App, record: DatabaseRecord) -> Result<ApiResponse, ApiError> {
     let cat = catalog(app, &record).await?;
     let tables: Vec<Value> = cat
         .tables
@@ -85,7 +82,7 @@ pub(crate) async fn tables(
 pub(crate) async fn select(
     app: &App,
     req: &Request,
-    asker: Asker,
+    asker: &Asker,
     record: DatabaseRecord,
 ) -> Result<ApiResponse, ApiError> {
     let table = path_param(req, "table").unwrap_or_default();
@@ -110,7 +107,7 @@ pub(crate) async fn select(
     };
     let statement = sql::build(&cat.schema, &table, columns, &body)
         .map_err(|r| ApiError::refused(ErrorCode::InvalidQuery, r.0))?;
-    let (rows, total) = run(app, &record, &asker, &statement).await?;
+    let (rows, total) = run(app, &record, asker, &statement).await?;
     let more = rows.len() as i64 > statement.limit;
     let rows: Vec<Value> = rows
         .into_iter()
@@ -146,19 +143,7 @@ async fn run(
     asker: &Asker,
     st: &sql::Statement,
 ) -> Result<(Vec<Value>, Option<i64>), ApiError> {
-    let params: Vec<Box<dyn ToSql + Sync + Send>> = st
-        .params
-        .iter()
-        .map(|p| -> Box<dyn ToSql + Sync + Send> {
-            match p {
-                Param::Text(s) => Box::new(s.clone()),
-                Param::TextArray(v) => Box::new(v.clone()),
-                Param::Int(i) => Box::new(*i),
-                Param::Bytes(b) => Box::new(b.clone()),
-                Param::BytesArray(v) => Box::new(v.clone()),
-            }
-        })
-        .collect();
+    let params: Vec<Box<dyn ToSql + Sync + Send>> = st.params.iter().map(Param::boxed).collect();
     let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
         .iter()
         .zip(&st.params)

@@ -224,8 +224,10 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         ])
         .await
         .map_err(|e| e.answer(|_| database_not_found()))?;
-    // This instance closes its connections now; others let go when the gate finds it gone.
+    // This instance closes its connections and forgets its yes now; others let go when the
+    // gate finds it gone (a kept yes lasts `decisions::DECISION_TTL`).
     app.pools.forget(&id);
+    app.decisions.forget(&id);
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database removed; its pooled connections closed");
     Ok(ApiResponse::ok(json!({"id": id, "removed": true})))
 }

@@ -76,6 +76,17 @@ impl Param {
         }
     }
 
+    /// The value, to bind (with `pg_type`).
+    pub fn boxed(&self) -> Box<dyn tokio_postgres::types::ToSql + Sync + Send> {
+        match self {
+            Param::Text(s) => Box::new(s.clone()),
+            Param::TextArray(v) => Box::new(v.clone()),
+            Param::Int(i) => Box::new(*i),
+            Param::Bytes(b) => Box::new(b.clone()),
+            Param::BytesArray(v) => Box::new(v.clone()),
+        }
+    }
+
     /// `pg_type` as written in the placeholder's cast.
     fn cast(&self) -> &'static str {
         match self {

@@ -289,6 +289,7 @@ async fn main() {
     env.push(("FORGOT_PASSWORD_MIN_RESPONSE_MS".into(), "1".into()));
     // The sample database is on loopback, as the stack's own `AllowPrivateDatabaseHosts` allows.
     env.push(("ALLOW_PRIVATE_DATABASE_HOSTS".into(), "true".into()));
+    env.push(("ALLOW_PLAINTEXT_DATABASES".into(), "true".into()));
 
     let sdk = shared::runtime::aws::sdk_config().await;
     let store = DynamoStore::new(
@@ -391,6 +392,8 @@ async fn main() {
         .expect("the partner's slug")
         .to_string();
     let database_url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
+    let ca = std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE"))
+        .expect("the run's CA");
     let database = once(
         "query-router",
         &bin("query-router"),
@@ -398,8 +401,9 @@ async fn main() {
         Answer::Http,
         event(bearer(
             routed("POST", "/tenants/{slug}/databases", &[("slug", &slug)]).json_body(
-                &json!({"name": "bench", "engine": "postgres", "connection_string": database_url})
-                    .to_string(),
+                &json!({"name": "bench", "engine": "postgres", "connection_string": database_url,
+                        "ca_certificate": ca})
+                .to_string(),
             ),
             &access,
         )),
