@@ -4,8 +4,9 @@
 # to $PG_DIR/postgres.log, so tests can check what reached the database as SQL.
 # Like an RDS instance with rds.force_ssl, it refuses plain-text TCP connections: it presents a
 # certificate for `localhost` (no IP address), signed by a CA made for this run with Debian's
-# openssl ($PG_CA_FILE). The one exception is the role `cleartext`, let in on plain text with
-# clear-text password authentication, for the test that the router never sends it.
+# openssl ($PG_CA_FILE). The one exception is the role `cleartext`, let in on plain text (and
+# on TLS) with clear-text password authentication, for the test that the router sends it only
+# to a server whose certificate it verified.
 # Needs free_port (emulator.sh). Installs Debian's postgresql if its binaries are missing.
 
 pg_bin() {
@@ -49,6 +50,8 @@ start_postgres() {
   cat > "$PG_DIR/data/pg_hba.conf" <<'HBA'
 local     all    all        trust
 hostnossl sample cleartext  127.0.0.1/32  password
+hostssl   sample cleartext  127.0.0.1/32  password
+hostssl   sample cleartext  ::1/128       password
 hostssl   all    all        127.0.0.1/32  scram-sha-256
 hostssl   all    all        ::1/128       scram-sha-256
 hostnossl all    all        0.0.0.0/0     reject
@@ -104,8 +107,10 @@ ALTER TABLE notes ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_notes ON notes FOR SELECT USING (owner = current_setting('app.user_id', true));
 CREATE VIEW whoami AS SELECT current_setting('app.user_id', true) AS user_id,
   current_setting('app.tenant_id', true) AS tenant_id, current_setting('app.role', true) AS role;
+-- 1,000 rows of 10 kB: more than one answer may carry (RESULT_TOO_LARGE).
+CREATE VIEW wide AS SELECT i AS id, repeat('x', 10000) AS pad FROM generate_series(1, 1000) AS i;
 GRANT USAGE ON SCHEMA public TO reader;
-GRANT SELECT ON items, slow, bumping, kinds, notes, whoami TO reader;
+GRANT SELECT ON items, slow, bumping, kinds, notes, whoami, wide TO reader;
 SQL
   # verify-full is the default: the certificate names localhost, and the run's CA signs it.
   export SAMPLE_DATABASE_URL="postgres://reader:local-dev-only-reader@localhost:$PG_PORT/sample"

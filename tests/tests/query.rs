@@ -781,7 +781,12 @@ async fn values_read_from_rows_find_their_rows_again() {
                     &t.member,
                     &db,
                     table,
-                    json!({"filter": {column: {"eq": value}}, "columns": ["id"]}),
+                    if column == "id" {
+                        json!({"filter": {"id": {"eq": value}}, "columns": ["id"]})
+                    } else {
+                        // With its id too: the value may be shared by more rows than a page.
+                        json!({"filter": {column: {"eq": value}, "id": id}, "columns": ["id"]})
+                    },
                 )
                 .await;
                 if column == "doc" {

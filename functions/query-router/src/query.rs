@@ -3,6 +3,7 @@
 //! with a statement timeout. Database errors become answers here, never the server's message.
 
 use crate::sql::{self, Column, Param};
+use crate::target::Conn;
 use crate::{pools, registry, App};
 use lambda_http::Request;
 use serde_json::{json, Value};
@@ -131,6 +132,25 @@ pub(crate) async fn select(
     Ok(ApiResponse::ok(answer))
 }
 
+/// What the server may send for one query's answer (a Lambda answer is at most 6 MB, and the
+/// answer repeats each column's name per row): beyond it, 422 `RESULT_TOO_LARGE`.
+pub const RESULT_BUDGET: i64 = 4 * 1024 * 1024;
+/// What the server may send for one catalogue read.
+pub const CATALOG_BUDGET: i64 = 16 * 1024 * 1024;
+
+fn result_too_large() -> ApiError {
+    ApiError::refused(
+        ErrorCode::ResultTooLarge,
+        "the rows are more than one answer may carry (4 MiB from the database): ask for fewer rows or columns",
+    )
+}
+
+/// Whether `e` came of the connection's read budget: the watch fails the read, and the
+/// client then sees its connection closed (the budget says why).
+fn too_large(conn: &Conn, e: &tokio_postgres::Error) -> bool {
+    conn.budget.overdrawn() || crate::tls::refusal_of(e) == Some(crate::tls::WatchRefusal::TooLarge)
+}
+
 /// Runs the statement (and its count, if asked) in one read-only, repeatable-read transaction
 /// that carries the statement timeout and the asker's settings, in one round trip: the
 /// transaction's opening, the statements and the rollback are sent together (tokio-postgres
@@ -167,6 +187,7 @@ async fn run(
     );
     for attempt in 0..2 {
         let conn = client(app, record).await?;
+        conn.budget.allow(RESULT_BUDGET);
         let c = &conn.client;
         let count = async {
             match &st.count {
@@ -178,7 +199,10 @@ async fn run(
             }
         };
         let work = async {
+            // In this order on the wire: polled in order, each sends its request when first
+            // polled.
             let (opened, rows, total, closed) = tokio::join!(
+                biased;
                 c.batch_execute(&begin),
                 c.query_typed(&st.sql, &typed),
                 count,
@@ -205,6 +229,10 @@ async fn run(
                     .collect::<Result<_, _>>()?;
                 return Ok((rows, total));
             }
+            Err(e) if too_large(&conn, &e) => {
+                let _ = deadpool::managed::Object::take(conn);
+                return Err(result_too_large());
+            }
             Err(e) if e.is_closed() && attempt == 0 => {
                 tracing::warn!(db_id = %record.id, "a pooled connection was broken; retrying on a fresh one");
                 let _ = deadpool::managed::Object::take(conn);
@@ -228,6 +256,7 @@ async fn catalog(app: &App, record: &DatabaseRecord) -> Result<Arc<Catalog>, Api
 /// `QUERY_TIMEOUT`, never a function timeout.
 async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, ApiError> {
     let conn = client(app, record).await?;
+    conn.budget.allow(CATALOG_BUDGET);
     let client = &conn.client;
     let limit = std::time::Duration::from_millis(app.statement_timeout_ms);
     let timed_out = || {
@@ -237,15 +266,33 @@ async fn read_catalog(app: &App, record: &DatabaseRecord) -> Result<Catalog, Api
         )
     };
     // Both statements at once (one round trip), neither prepared first.
-    let (schema_rows, rows) = tokio::time::timeout(limit, async {
+    let read = tokio::time::timeout(limit, async {
         tokio::join!(
             client.query_typed("SELECT current_schema()::text", &[]),
             client.query_typed(CATALOG_SQL, &[]),
         )
     })
-    .await
-    .map_err(|_| timed_out())?;
-    let (schema_rows, rows) = (schema_rows.map_err(db_error)?, rows.map_err(db_error)?);
+    .await;
+    let (schema_rows, rows) = match read {
+        Ok((Ok(schema), Ok(rows))) => (schema, rows),
+        // Still running, or broken: this connection is not handed out again.
+        Err(_) => {
+            let _ = deadpool::managed::Object::take(conn);
+            return Err(timed_out());
+        }
+        Ok((Err(e), _)) | Ok((_, Err(e))) => {
+            let too_large = too_large(&conn, &e);
+            let _ = deadpool::managed::Object::take(conn);
+            return Err(if too_large {
+                ApiError::refused(
+                    ErrorCode::ResultTooLarge,
+                    "the database's catalogue is larger than the router reads (16 MiB)",
+                )
+            } else {
+                db_error(e)
+            });
+        }
+    };
     // NULL when the search path names no schema that exists (`search_path=none`).
     let schema: String = schema_rows
         .first()

@@ -8,6 +8,7 @@ use crate::{App, Call};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::access::gate::{database_not_found, Granted};
+use shared::access::ratelimit::{self, Decision, RatePolicy};
 use shared::domain::fields::{self, FieldError};
 use shared::domain::{DatabaseId, TenantId};
 use shared::http::request::{json_body, path_param};
@@ -91,7 +92,8 @@ pub(crate) async fn endpoint_of(app: &App, record: &DatabaseRecord) -> Result<En
         )?),
         None => None,
     };
-    let mode = Mode::parse(&record.tls).unwrap_or(Mode::Disable);
+    // A mode this code does not know is read as the strictest, never the weakest.
+    let mode = Mode::parse(&record.tls).unwrap_or(Mode::VerifyFull);
     target::endpoint(&raw, Some(mode), ca.as_deref(), app.rules)
         .await
         .map_err(unusable)
@@ -105,13 +107,73 @@ pub(crate) fn unusable(why: Unusable) -> ApiError {
         | Unusable::TlsMode
         | Unusable::TlsFile
         | Unusable::CaCertificate
-        | Unusable::CaWithoutVerify => ApiError::refused(ErrorCode::InvalidField, why.to_string()),
+        | Unusable::CaWithoutVerify
+        | Unusable::VerifyCaWithoutCa => {
+            ApiError::refused(ErrorCode::InvalidField, why.to_string())
+        }
         Unusable::Private => ApiError::refused(ErrorCode::DatabaseHostNotAllowed, why.to_string()),
         Unusable::PlaintextForbidden => {
             ApiError::refused(ErrorCode::DatabaseTlsRequired, why.to_string())
         }
         _ => ApiError::refused(ErrorCode::DatabaseUnreachable, why.to_string()),
     }
+}
+
+/// Registration attempts per tenant and per admin in an hour: each one connects to a server of
+/// the tenant's choosing and tells why it failed, which must not make the platform a port
+/// scanner or a password guesser for other people's databases.
+pub(crate) const PROBES_PER_TENANT: RatePolicy = RatePolicy {
+    name: "db-probe-tenant",
+    limit: 30,
+    window_secs: 3600,
+};
+pub(crate) const PROBES_PER_ACTOR: RatePolicy = RatePolicy {
+    name: "db-probe-actor",
+    limit: 30,
+    window_secs: 3600,
+};
+
+/// The tenant's count of registrations and the change that takes one more: counted from its
+/// registrations when the count was never kept (registrations from before the limit existed),
+/// so that they count too. Two first registrations at once may both start it: the count then
+/// reads high, never low.
+async fn one_more(call: &Call<'_>, tenant: &TenantId) -> Result<Change, ApiError> {
+    let scope = changes::tenant_scope(tenant);
+    let (held, by) = match call.store.quota(&scope, changes::DATABASES_COUNT).await? {
+        Some(n) => (n, 1),
+        None => {
+            let mut n = 0i64;
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = call
+                    .store
+                    .tenant_databases(tenant, 100, cursor.as_deref())
+                    .await?;
+                n += page.items.len() as i64;
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            (n, n + 1)
+        }
+    };
+    if held >= call.app.max_databases {
+        return Err(database_limit(call.app.max_databases));
+    }
+    Ok(Change::Quota {
+        scope,
+        name: changes::DATABASES_COUNT.into(),
+        by,
+        cap: call.app.max_databases,
+    })
+}
+
+fn database_limit(cap: i64) -> ApiError {
+    ApiError::refused(
+        ErrorCode::DatabaseLimit,
+        format!("this tenant has {cap} registered databases, its limit; remove one first"),
+    )
 }
 
 /// Tests the connection string (host allowed, database answering), then stores it sealed.
@@ -123,6 +185,25 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
     let name = fields::name("name", &body.name)?;
     if body.engine != "postgres" {
         return Err(FieldError::new("engine", "must be postgres").into());
+    }
+    // At the limit already: refused before anything connects.
+    let slot = one_more(call, &tenant.id).await?;
+    let now = shared::runtime::time::now_unix();
+    let (tenant_key, actor_key) = (
+        format!("tenant:{}", tenant.id),
+        format!("user:{}", call.caller.user.id),
+    );
+    if let Decision::Limited { retry_after_secs } = ratelimit::reserve(
+        call.store,
+        &[
+            (PROBES_PER_TENANT, tenant_key.as_str()),
+            (PROBES_PER_ACTOR, actor_key.as_str()),
+        ],
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
     }
     let endpoint = target::endpoint(
         &body.connection_string,
@@ -164,24 +245,12 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
         json!({"after": {"db_id": id, "name": record.name, "host": record.host, "sslmode": record.tls}}),
     );
     // The tenant's count of registrations is held to the limit in the same transaction.
-    let slot = Change::Quota {
-        scope: changes::tenant_scope(&tenant.id),
-        name: changes::DATABASES_COUNT.into(),
-        by: 1,
-        cap: app.max_databases,
-    };
     call.store
         .commit(vec![Change::PutDatabase(record.clone()), slot, audit])
         .await
         .map_err(|e| {
             e.answer(|r| match r {
-                [Refusal::QuotaReached] => ApiError::refused(
-                    ErrorCode::DatabaseLimit,
-                    format!(
-                        "this tenant has {} registered databases, its limit; remove one first",
-                        app.max_databases
-                    ),
-                ),
+                [Refusal::QuotaReached] => database_limit(app.max_databases),
                 _ => ApiError::concurrent_update(),
             })
         })?;
@@ -208,22 +277,38 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         "database.removed",
         json!({"before": {"db_id": id, "name": record.name, "host": record.host}}),
     );
-    app.store
-        .commit(vec![
-            Change::DeleteDatabase {
-                id: id.clone(),
-                tenant: tenant.id.clone(),
-            },
-            Change::Quota {
-                scope: changes::tenant_scope(&tenant.id),
-                name: changes::DATABASES_COUNT.into(),
-                by: -1,
-                cap: app.max_databases,
-            },
-            audit,
-        ])
-        .await
-        .map_err(|e| e.answer(|_| database_not_found()))?;
+    let scope = changes::tenant_scope(&tenant.id);
+    let mut commit = vec![
+        Change::DeleteDatabase {
+            id: id.clone(),
+            tenant: tenant.id.clone(),
+        },
+        audit,
+    ];
+    // Counted down when counted (a registration from before the count was kept is not).
+    if app
+        .store
+        .quota(&scope, changes::DATABASES_COUNT)
+        .await?
+        .unwrap_or(0)
+        > 0
+    {
+        commit.push(Change::Quota {
+            scope,
+            name: changes::DATABASES_COUNT.into(),
+            by: -1,
+            cap: app.max_databases,
+        });
+    }
+    app.store.commit(commit).await.map_err(|e| {
+        e.answer(|r| {
+            if r.contains(&Refusal::QuotaReached) {
+                ApiError::concurrent_update()
+            } else {
+                database_not_found()
+            }
+        })
+    })?;
     // This instance closes its connections and forgets its yes now; others let go when the
     // gate finds it gone (a kept yes lasts `decisions::DECISION_TTL`).
     app.pools.forget(&id);

@@ -4,7 +4,7 @@
 //! (so a DNS answer cannot change between the check and the connection), while the TLS
 //! certificate is checked against the host name that was registered.
 
-use crate::tls::{self, Mode, Watched};
+use crate::tls::{self, Mode, Policy, Watched, WatchedTls};
 use rustls::pki_types::CertificateDer;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
@@ -38,6 +38,8 @@ pub enum Unusable {
     CaCertificate,
     #[error("ca_certificate: only used with sslmode verify-ca or verify-full")]
     CaWithoutVerify,
+    #[error("sslmode verify-ca needs ca_certificate: against the public roots, any certificate a public CA issued for any name would pass")]
+    VerifyCaWithoutCa,
     #[error("plain-text database connections (sslmode=disable) are not allowed on this platform")]
     PlaintextForbidden,
     #[error("the server does not offer TLS")]
@@ -52,8 +54,10 @@ pub enum Unusable {
     CertificateInvalid,
     #[error("the TLS handshake failed")]
     TlsFailed,
-    #[error("the server asked for a clear-text password on an unencrypted connection; refused")]
-    CleartextPassword,
+    #[error("the server asked for the password in clear text or as an MD5 hash on a connection that does not verify the server; refused (use SCRAM, or sslmode verify-full)")]
+    PasswordExposed,
+    #[error("the server sent more than the router accepts for one answer")]
+    MessageTooLarge,
     #[error("the database did not answer within {} s", CONNECT_TIMEOUT.as_secs())]
     Timeout,
     #[error("the database refused the connection")]
@@ -94,6 +98,7 @@ pub fn is_private(ip: IpAddr) -> bool {
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local fc00::/7
                 || (first & 0xffc0) == 0xfe80 // link-local fe80::/10
+                || (first & 0xffc0) == 0xfec0 // deprecated site-local fec0::/10
                 || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254) // EC2 metadata v6
         }
     }
@@ -106,7 +111,10 @@ fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = v6.segments();
     let low = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
     match s {
-        [0, 0, 0, 0, 0, 0xffff, hi, lo] | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo] => Some(low(hi, lo)),
+        // IPv4-mapped, NAT64's prefix, and SIIT's IPv4-translated `::ffff:0:a.b.c.d`.
+        [0, 0, 0, 0, 0, 0xffff, hi, lo]
+        | [0x64, 0xff9b, 0, 0, 0, 0, hi, lo]
+        | [0, 0, 0, 0, 0xffff, 0, hi, lo] => Some(low(hi, lo)),
         // `::` and `::1` are not IPv4 addresses; the rest of ::/96 is.
         [0, 0, 0, 0, 0, 0, hi, lo] if hi != 0 => Some(low(hi, lo)),
         [0x2002, hi, lo, ..] => Some(low(hi, lo)),
@@ -183,6 +191,8 @@ pub async fn resolve(raw: &str, allow_private: bool) -> Result<Target, Unusable>
 /// A live connection: the client and the task that drives its socket (ended with it).
 pub struct Conn {
     pub client: tokio_postgres::Client,
+    /// What the next answer may read (`tls::Budget`).
+    pub budget: tls::Budget,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -222,6 +232,7 @@ pub async fn endpoint(
         Some(_) if !matches!(mode, Mode::VerifyCa | Mode::VerifyFull) => {
             return Err(Unusable::CaWithoutVerify)
         }
+        None if mode == Mode::VerifyCa => return Err(Unusable::VerifyCaWithoutCa),
         Some(pem) => Some(tls::ca_certificates(pem)?),
         None => None,
     };
@@ -241,6 +252,7 @@ pub struct Endpoint {
     target: Target,
     mode: Mode,
     tls: Option<MakeRustlsConnect>,
+    policy: Policy,
 }
 
 impl Endpoint {
@@ -261,7 +273,12 @@ impl Endpoint {
                 Some(MakeRustlsConnect::new((*config).clone()))
             }
         };
-        Ok(Endpoint { target, mode, tls })
+        Ok(Endpoint {
+            target,
+            mode,
+            tls,
+            policy: Policy::of(mode),
+        })
     }
 
     pub fn target(&self) -> &Target {
@@ -290,42 +307,50 @@ impl Endpoint {
                 }
             };
             let _ = stream.set_nodelay(true);
-            // On plain text, the password must not be asked for in clear.
-            let stream = Watched::new(stream, self.tls.is_none());
             let config = &self.target.config;
-            return match &self.tls {
+            let budget = tls::Budget::unlimited();
+            // The server's messages are watched where they are readable: above TLS.
+            let (client, task) = match &self.tls {
                 Some(make) => {
                     let mut make = make.clone();
                     let connect =
-                        <MakeRustlsConnect as MakeTlsConnect<Watched<TcpStream>>>::make_tls_connect(
+                        <MakeRustlsConnect as MakeTlsConnect<TcpStream>>::make_tls_connect(
                             &mut make,
                             &self.target.host,
                         )
                         .map_err(|_| Unusable::TlsFailed)?;
                     let (client, connection) = config
-                        .connect_raw(stream, connect)
+                        .connect_raw(stream, WatchedTls(connect, self.policy, budget.clone()))
                         .await
                         .map_err(classify)?;
-                    Ok(Conn {
+                    (
                         client,
-                        task: tokio::spawn(async move {
+                        tokio::spawn(async move {
                             let _ = connection.await;
                         }),
-                    })
+                    )
                 }
                 None => {
                     let (client, connection) = config
-                        .connect_raw(stream, tokio_postgres::NoTls)
+                        .connect_raw(
+                            Watched::new(stream, self.policy, budget.clone()),
+                            tokio_postgres::NoTls,
+                        )
                         .await
                         .map_err(classify)?;
-                    Ok(Conn {
+                    (
                         client,
-                        task: tokio::spawn(async move {
+                        tokio::spawn(async move {
                             let _ = connection.await;
                         }),
-                    })
+                    )
                 }
             };
+            return Ok(Conn {
+                client,
+                budget,
+                task,
+            });
         }
         Err(last)
     }
@@ -348,8 +373,10 @@ pub async fn probe(endpoint: &Endpoint) -> Result<(), Unusable> {
 
 fn classify(e: tokio_postgres::Error) -> Unusable {
     use tokio_postgres::error::SqlState;
-    if tls::is_cleartext_refusal(&e) {
-        return Unusable::CleartextPassword;
+    match tls::refusal_of(&e) {
+        Some(tls::WatchRefusal::PasswordAsked) => return Unusable::PasswordExposed,
+        Some(tls::WatchRefusal::TooLarge) => return Unusable::MessageTooLarge,
+        None => {}
     }
     if let Some(why) = tls::handshake_failure(&e) {
         return why;
@@ -417,6 +444,9 @@ mod tests {
             "2002:7f00:1::",
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "100::1",
+            "::ffff:0:10.0.0.1",
+            "::ffff:0:169.254.169.254",
+            "fec0::1",
         ] {
             assert!(is_private(ip.parse().unwrap()), "{ip}");
         }
@@ -558,7 +588,39 @@ mod probe_tests {
         );
         assert_eq!(
             probe_of(&clear, None, true).await,
-            Err(Unusable::CleartextPassword)
+            Err(Unusable::PasswordExposed)
+        );
+        // On TLS whose certificate is not checked, anyone on the path could ask: refused too;
+        // a verified server may have it.
+        let clear_tls = url(
+            "cleartext:local-dev-only-cleartext",
+            "127.0.0.1",
+            "sample",
+            "?sslmode=require",
+        );
+        assert_eq!(
+            probe_of(&clear_tls, None, false).await,
+            Err(Unusable::PasswordExposed)
+        );
+        let clear_verified = url(
+            "cleartext:local-dev-only-cleartext",
+            "localhost",
+            "sample",
+            "",
+        );
+        assert_eq!(
+            probe_of(&clear_verified, ca, false).await,
+            Ok(Mode::VerifyFull)
+        );
+        // verify-ca against the public roots would accept any public certificate.
+        assert_eq!(
+            probe_of(
+                &url(reader, "localhost", "sample", "?sslmode=verify-ca"),
+                None,
+                false
+            )
+            .await,
+            Err(Unusable::VerifyCaWithoutCa)
         );
         // And the old distinctions hold over TLS.
         let wrong = url("reader:wrong-password", "localhost", "sample", "");

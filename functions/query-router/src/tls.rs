@@ -17,11 +17,13 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_postgres::tls::{ChannelBinding, TlsConnect, TlsStream};
 
 /// The largest `ca_certificate` a registration may carry (a region's RDS bundle is about 6 KiB).
 pub const MAX_CA_PEM: usize = 64 * 1024;
@@ -104,11 +106,19 @@ pub fn split(raw: &str) -> Result<Split, Unusable> {
                 kept.push((k.into_owned(), v.into_owned()));
             }
         }
-        if kept.is_empty() {
-            url.set_query(None);
-        } else {
-            url.query_pairs_mut().clear().extend_pairs(kept);
-        }
+        // Percent-encoded, not form-encoded: tokio-postgres reads `+` as itself, not a space.
+        // RFC 3986's unreserved characters stay as they are.
+        const QUERY: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+            .remove(b'-')
+            .remove(b'.')
+            .remove(b'_')
+            .remove(b'~');
+        let enc = |v: &str| percent_encoding::utf8_percent_encode(v, QUERY).to_string();
+        let query: Vec<String> = kept
+            .iter()
+            .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+            .collect();
+        url.set_query((!query.is_empty()).then(|| query.join("&")).as_deref());
         url.to_string()
     } else {
         let mut rest = String::new();
@@ -411,31 +421,89 @@ pub fn handshake_failure(e: &(dyn std::error::Error + 'static)) -> Option<Unusab
     None
 }
 
-/// The message a server sends to ask for a password in clear text (`AuthenticationCleartextPassword`).
+/// The authentication requests that hand the server the password (`AuthenticationCleartextPassword`)
+/// or a hash an eavesdropper can crack offline (`AuthenticationMD5Password`), and the end of
+/// authentication (`AuthenticationOk`).
 const CLEARTEXT: u32 = 3;
+const MD5: u32 = 5;
 const AUTH_OK: u32 = 0;
 
-/// A stream that, while `watching`, reads the server's messages until authentication ends and
-/// fails the read that would hand a request for a clear-text password to the client: on a
-/// plain-text connection the password would cross the network as it is.
-pub struct Watched<S> {
-    inner: S,
-    watch: Option<AuthWatch>,
+/// The largest message a server may send (a row is one message): a bigger one could not be
+/// answered anyway (a Lambda answer is at most 6 MB), and buffering it would let a tenant's
+/// server exhaust the memory an instance shares with every other tenant's queries.
+pub const MAX_MESSAGE: usize = 8 * 1024 * 1024;
+
+/// Which password exchanges a connection allows: on a connection whose server is not verified
+/// (`disable`, or `require`, where anyone on the path can present a certificate), the password
+/// must not leave in clear nor as an MD5 hash; SCRAM proves it without revealing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Policy {
+    pub reveal_password: bool,
 }
 
-impl<S> Watched<S> {
-    pub fn new(inner: S, watching: bool) -> Self {
-        Watched {
-            inner,
-            watch: watching.then(AuthWatch::default),
+impl Policy {
+    pub fn of(mode: Mode) -> Policy {
+        Policy {
+            reveal_password: matches!(mode, Mode::VerifyCa | Mode::VerifyFull),
         }
     }
 }
 
-/// The server's messages as bytes arrive: a 5-byte header (type, length), then the body, of
-/// which an authentication request's first 4 bytes say which kind it is.
+/// A stream that reads the server's messages as they pass (above TLS, where there is TLS): it
+/// fails the read that would hand the client an authentication request the `Policy` refuses,
+/// or a message larger than `MAX_MESSAGE`.
+pub struct Watched<S> {
+    inner: S,
+    watch: Watch,
+    budget: Budget,
+}
+
+impl<S> Watched<S> {
+    pub fn new(inner: S, policy: Policy, budget: Budget) -> Self {
+        Watched {
+            inner,
+            watch: Watch {
+                policy,
+                ..Watch::default()
+            },
+            budget,
+        }
+    }
+}
+
+/// How many more bytes a connection may read from its server once authenticated: the owner of
+/// the connection sets it before each request (`Budget::allow`), so one answer, however the
+/// server lies about its rows, cannot take more memory than that.
+#[derive(Clone, Default)]
+pub struct Budget(Arc<std::sync::atomic::AtomicI64>);
+
+impl Budget {
+    pub fn unlimited() -> Budget {
+        Budget(Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)))
+    }
+
+    pub fn allow(&self, bytes: i64) {
+        self.0.store(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether a read went past the budget (the connection then failed, as closed).
+    pub fn overdrawn(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) < 0
+    }
+
+    /// Takes `n` bytes; false once the budget is spent.
+    fn take(&self, n: usize) -> bool {
+        let n = n as i64;
+        self.0.fetch_sub(n, std::sync::atomic::Ordering::Relaxed) >= n
+    }
+}
+
+/// The server's messages as bytes arrive: a 5-byte header (type, length counting itself), then
+/// the body, of which an authentication request's first 4 bytes say which kind it is.
 #[derive(Default)]
-struct AuthWatch {
+struct Watch {
+    policy: Policy,
+    authenticated: bool,
     header: [u8; 5],
     header_len: usize,
     body_left: usize,
@@ -446,17 +514,19 @@ struct AuthWatch {
 /// What the watch saw.
 #[derive(Debug, PartialEq, Eq)]
 enum Seen {
-    More,
-    Authenticated,
-    Cleartext,
+    Fine,
+    PasswordAsked,
+    TooLarge,
 }
 
-impl AuthWatch {
+impl Watch {
     fn feed(&mut self, bytes: &[u8]) -> Seen {
-        for &b in bytes {
+        let mut i = 0;
+        while i < bytes.len() {
             if self.header_len < 5 {
-                self.header[self.header_len] = b;
+                self.header[self.header_len] = bytes[i];
                 self.header_len += 1;
+                i += 1;
                 if self.header_len == 5 {
                     let len = u32::from_be_bytes([
                         self.header[1],
@@ -464,6 +534,9 @@ impl AuthWatch {
                         self.header[3],
                         self.header[4],
                     ]) as usize;
+                    if len > MAX_MESSAGE {
+                        return Seen::TooLarge;
+                    }
                     self.body_left = len.saturating_sub(4);
                     self.code_len = 0;
                     if self.body_left == 0 {
@@ -472,46 +545,58 @@ impl AuthWatch {
                 }
                 continue;
             }
-            if self.header[0] == b'R' && self.code_len < 4 {
-                self.code[self.code_len] = b;
+            if !self.authenticated && self.header[0] == b'R' && self.code_len < 4 {
+                self.code[self.code_len] = bytes[i];
                 self.code_len += 1;
+                i += 1;
+                self.body_left -= 1;
                 if self.code_len == 4 {
                     match u32::from_be_bytes(self.code) {
-                        CLEARTEXT => return Seen::Cleartext,
-                        AUTH_OK => return Seen::Authenticated,
+                        CLEARTEXT | MD5 if !self.policy.reveal_password => {
+                            return Seen::PasswordAsked
+                        }
+                        AUTH_OK => self.authenticated = true,
                         _ => {}
                     }
                 }
+            } else {
+                // The rest of the body: skipped whole, not byte by byte.
+                let n = self.body_left.min(bytes.len() - i);
+                self.body_left -= n;
+                i += n;
             }
-            self.body_left -= 1;
             if self.body_left == 0 {
                 self.header_len = 0;
             }
         }
-        Seen::More
+        Seen::Fine
     }
 }
 
-/// The error a watched read fails with (found by `is_cleartext_refusal`).
-#[derive(Debug, thiserror::Error)]
-#[error("the server asked for a clear-text password on an unencrypted connection")]
-pub struct CleartextRefused;
+/// Why a watched read failed (found under a connection error by `refusal_of`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WatchRefusal {
+    #[error("the server asked for the password in clear text or as an MD5 hash on a connection that does not verify it")]
+    PasswordAsked,
+    #[error("the server sent more than the router accepts for one answer")]
+    TooLarge,
+}
 
-/// Whether a connection error is the watch's refusal.
-pub fn is_cleartext_refusal(e: &(dyn std::error::Error + 'static)) -> bool {
+/// The watch's refusal under a connection or query error, if it was one.
+pub fn refusal_of(e: &(dyn std::error::Error + 'static)) -> Option<WatchRefusal> {
     let mut cause = Some(e);
     while let Some(err) = cause {
-        if err.is::<CleartextRefused>() {
-            return true;
+        if let Some(r) = err.downcast_ref::<WatchRefusal>() {
+            return Some(*r);
         }
         if let Some(inner) = err.downcast_ref::<io::Error>().and_then(|io| io.get_ref()) {
-            if inner.is::<CleartextRefused>() {
-                return true;
+            if let Some(r) = inner.downcast_ref::<WatchRefusal>() {
+                return Some(*r);
             }
         }
         cause = err.source();
     }
-    false
+    None
 }
 
 impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
@@ -523,14 +608,19 @@ impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
         let before = buf.filled().len();
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let (Poll::Ready(Ok(())), Some(watch)) = (&polled, this.watch.as_mut()) {
-            match watch.feed(&buf.filled()[before..]) {
-                Seen::More => {}
-                Seen::Authenticated => this.watch = None,
-                Seen::Cleartext => {
-                    buf.set_filled(before);
-                    return Poll::Ready(Err(io::Error::other(CleartextRefused)));
+        if let Poll::Ready(Ok(())) = &polled {
+            let read = &buf.filled()[before..];
+            let refusal = match this.watch.feed(read) {
+                Seen::Fine if this.watch.authenticated && !this.budget.take(read.len()) => {
+                    Some(WatchRefusal::TooLarge)
                 }
+                Seen::Fine => None,
+                Seen::PasswordAsked => Some(WatchRefusal::PasswordAsked),
+                Seen::TooLarge => Some(WatchRefusal::TooLarge),
+            };
+            if let Some(r) = refusal {
+                buf.set_filled(before);
+                return Poll::Ready(Err(io::Error::other(r)));
             }
         }
         polled
@@ -567,6 +657,32 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     }
 }
 
+/// A TLS stream, watched: channel binding is the TLS stream's own.
+impl<S: TlsStream + Unpin> TlsStream for Watched<S> {
+    fn channel_binding(&self) -> ChannelBinding {
+        self.inner.channel_binding()
+    }
+}
+
+/// A TLS connector whose stream is watched above TLS (where the protocol is readable).
+pub struct WatchedTls<T>(pub T, pub Policy, pub Budget);
+
+impl<S, T> TlsConnect<S> for WatchedTls<T>
+where
+    T: TlsConnect<S>,
+    T::Future: Send + 'static,
+    T::Stream: Send + 'static,
+{
+    type Stream = Watched<T::Stream>;
+    type Error = T::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Watched<T::Stream>, T::Error>> + Send>>;
+
+    fn connect(self, stream: S) -> Self::Future {
+        let (connecting, policy, budget) = (self.0.connect(stream), self.1, self.2);
+        Box::pin(async move { Ok(Watched::new(connecting.await?, policy, budget)) })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -582,6 +698,10 @@ mod tests {
         assert!(s.rest.contains("application_name=x"));
         let c: tokio_postgres::Config = s.rest.parse().unwrap();
         assert_eq!(c.get_password(), Some(&b"p@ss"[..]));
+        // A space in a kept setting survives (form encoding would turn it into `+`).
+        let s = split("postgres://u@h/app?options=-c%20search_path%3Dx&sslmode=require").unwrap();
+        let c: tokio_postgres::Config = s.rest.parse().unwrap();
+        assert_eq!(c.get_options(), Some("-c search_path=x"));
 
         let s = split("postgresql://u@h/app").unwrap();
         assert_eq!((s.mode, s.rest.as_str()), (None, "postgresql://u@h/app"));
@@ -641,31 +761,59 @@ mod tests {
         m
     }
 
+    fn watch(reveal_password: bool) -> Watch {
+        Watch {
+            policy: Policy { reveal_password },
+            ..Watch::default()
+        }
+    }
+
     #[test]
-    fn the_watch_stops_a_cleartext_request_and_lets_scram_through() {
-        // SCRAM: the mechanism list, then a continue, then OK: let through, watch ends.
+    fn the_watch_stops_a_password_request_and_lets_scram_through() {
+        // SCRAM: the mechanism list, then a continue, then OK: let through.
         let mut scram = message(b'R', &[0, 0, 0, 10, b'S', b'C', b'R', b'A', b'M', 0, 0]);
         scram.extend(message(b'R', &[0, 0, 0, 11, 1, 2, 3]));
         scram.extend(message(b'R', &[0, 0, 0, 0]));
         // Byte by byte, as a slow network would deliver it.
-        let mut w = AuthWatch::default();
+        let mut w = watch(false);
         let seen: Vec<Seen> = scram.iter().map(|b| w.feed(&[*b])).collect();
-        assert_eq!(seen.last(), Some(&Seen::Authenticated));
-        assert!(!seen.contains(&Seen::Cleartext));
+        assert!(seen.iter().all(|s| *s == Seen::Fine));
+        assert!(w.authenticated);
 
-        // A notice first, then the clear-text request: refused wherever the reads split.
-        let mut clear = message(b'N', b"SNOTICE\0\0");
-        clear.extend(message(b'R', &[0, 0, 0, 3]));
-        for cut in 0..clear.len() {
-            let mut w = AuthWatch::default();
-            let a = w.feed(&clear[..cut]);
-            let b = w.feed(&clear[cut..]);
-            assert!(a == Seen::Cleartext || b == Seen::Cleartext, "cut at {cut}");
+        // A notice first, then a clear-text or MD5 request: refused wherever the reads split.
+        for code in [3u8, 5] {
+            let mut asked = message(b'N', b"SNOTICE\0\0");
+            asked.extend(message(b'R', &[0, 0, 0, code, 9, 9, 9, 9]));
+            for cut in 0..asked.len() {
+                let mut w = watch(false);
+                let a = w.feed(&asked[..cut]);
+                let b = w.feed(&asked[cut..]);
+                assert!(
+                    a == Seen::PasswordAsked || b == Seen::PasswordAsked,
+                    "code {code}, cut at {cut}"
+                );
+            }
+            // A verified server may ask.
+            assert_eq!(watch(true).feed(&asked), Seen::Fine);
         }
-        // MD5 (5) is not clear text.
-        assert_eq!(
-            AuthWatch::default().feed(&message(b'R', &[0, 0, 0, 5, 1, 2, 3, 4])),
-            Seen::More
-        );
+        // After authentication, an `R` message is not looked into.
+        let mut later = message(b'R', &[0, 0, 0, 0]);
+        later.extend(message(b'R', &[0, 0, 0, 3]));
+        assert_eq!(watch(false).feed(&later), Seen::Fine);
+    }
+
+    #[test]
+    fn a_message_past_the_limit_is_refused_before_it_is_buffered() {
+        let mut w = watch(true);
+        let mut huge = vec![b'D'];
+        huge.extend_from_slice(&(MAX_MESSAGE as u32 + 5).to_be_bytes());
+        assert_eq!(w.feed(&huge), Seen::TooLarge);
+        // Messages within it pass, whatever their split.
+        let row = message(b'D', &vec![7u8; 100_000]);
+        let mut w = watch(true);
+        assert_eq!(w.feed(&row[..3]), Seen::Fine);
+        assert_eq!(w.feed(&row[3..50_000]), Seen::Fine);
+        assert_eq!(w.feed(&row[50_000..]), Seen::Fine);
+        assert_eq!(w.header_len, 0, "at a message boundary");
     }
 }

@@ -402,3 +402,55 @@ async fn past_the_pool_bound_the_oldest_pool_is_closed_and_queries_go_on() {
     let (status, answer) = select(dbs[0].clone()).await;
     assert_eq!(status, 200, "the evicted database answers again: {answer}");
 }
+
+/// Rows past the answer's budget are a clear 422, and the connection that carried them is not
+/// reused: the next query on the database answers (against the PostgreSQL `make test` starts).
+#[tokio::test]
+#[ignore = "needs PostgreSQL: run `make test`"]
+async fn rows_past_the_budget_are_refused_and_the_database_answers_after() {
+    let (store, mut app) = app();
+    app.rules.allow_private = true;
+    let owner = testing::user(store.as_ref(), false).await;
+    let tenant = testing::tenant(store.as_ref(), "Wide", Some((&owner, Role::Owner))).await;
+    let body = json!({"name": "wide", "engine": "postgres",
+        "connection_string": std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL"),
+        "ca_certificate": std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE")).unwrap()});
+    let slug = [("slug", tenant.slug.as_str())];
+    let (status, answer) = call(
+        &app,
+        &owner,
+        "POST",
+        "/tenants/{slug}/databases",
+        &slug,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let db = answer["data"]["id"].as_str().unwrap().to_string();
+    let select = |limit: u32| {
+        let (app, owner, db) = (&app, &owner, db.clone());
+        async move {
+            call(
+                app,
+                owner,
+                "POST",
+                "/query/v1/{db_id}/tables/{table}",
+                &[("db_id", db.as_str()), ("table", "wide")],
+                Some(json!({"limit": limit})),
+            )
+            .await
+        }
+    };
+    let (status, answer) = select(1000).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (422, Some("RESULT_TOO_LARGE")),
+        "{answer}"
+    );
+    let (status, answer) = select(10).await;
+    assert_eq!(
+        (status, &answer["data"]["row_count"]),
+        (200, &json!(10)),
+        "{answer}"
+    );
+}

@@ -101,6 +101,8 @@ catalogue! {
     ReadOnly = 422 "READ_ONLY",
     PermissionDenied = 422 "PERMISSION_DENIED",
     DatabaseError = 422 "DATABASE_ERROR",
+    /// A query's rows are more than one answer may carry.
+    ResultTooLarge = 422 "RESULT_TOO_LARGE",
     TooManyRequests = 429 "TOO_MANY_REQUESTS",
     /// API Gateway's own answer when its throttles refuse (the template's gateway responses).
     Throttled = 429 "THROTTLED",

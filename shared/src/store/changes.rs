@@ -183,8 +183,8 @@ pub enum Change {
     },
     /// Adds `by` to the quota counter `name` of `scope` (an item of its own, `QUOTA#<scope>`,
     /// apart from `Count`'s statistics), held to `cap`: an increase is refused
-    /// (`Refusal::QuotaReached`) when the counter is at `cap` already. A decrease is never
-    /// refused. One change per scope.
+    /// (`Refusal::QuotaReached`) when the counter is at `cap` already, a decrease when it would
+    /// take the counter below zero (or it was never counted). One change per scope.
     Quota {
         scope: String,
         name: String,

@@ -650,6 +650,8 @@ pub trait CommitStore: Send + Sync {
     ) -> Result<Vec<changes::AuditEntry>, StoreError>;
     /// A counter's value (0 if never counted).
     async fn counter(&self, scope: &str, name: &str) -> Result<i64, StoreError>;
+    /// A quota counter's value (`Change::Quota`), `None` if it was never counted.
+    async fn quota(&self, scope: &str, name: &str) -> Result<Option<i64>, StoreError>;
     async fn outbox_event(&self, id: &str) -> Result<Option<changes::OutboxEvent>, StoreError>;
     /// Every counter of a scope.
     async fn counters(&self, scope: &str) -> Result<BTreeMap<String, i64>, StoreError>;

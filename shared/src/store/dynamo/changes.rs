@@ -291,13 +291,14 @@ impl DynamoStore {
                 by,
                 cap,
             } => {
+                // Up to the cap; down never below zero.
                 let (condition, mut values) = if *by > 0 {
                     (
                         "attribute_not_exists(#c) OR #c < :cap",
                         vec![(":cap", n(cap))],
                     )
                 } else {
-                    ("", vec![])
+                    ("#c >= :floor", vec![(":floor", n(-by))])
                 };
                 values.push((":by", n(by)));
                 vec![self.update_item(
@@ -404,6 +405,18 @@ impl CommitStore for DynamoStore {
             }
             .n_or(name, 0),
             None => Ok(0),
+        }
+    }
+
+    async fn quota(&self, scope: &str, name: &str) -> Result<Option<i64>, StoreError> {
+        match self.get(format!("QUOTA#{scope}"), "QUOTA").await? {
+            Some(item) if item.contains_key(name) => Fields {
+                item: &item,
+                key: "QUOTA",
+            }
+            .n_or(name, 0)
+            .map(Some),
+            _ => Ok(None),
         }
     }
 

@@ -276,6 +276,14 @@ impl CommitStore for MemoryStore {
         }))
     }
 
+    async fn quota(&self, scope: &str, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.with(|d| {
+            d.counters
+                .get(&(format!("QUOTA#{scope}"), name.to_string()))
+                .copied()
+        }))
+    }
+
     async fn outbox_event(&self, id: &str) -> Result<Option<OutboxEvent>, StoreError> {
         Ok(self.with(|d| d.outbox.get(id).cloned()))
     }
