@@ -153,3 +153,5 @@ stop_postgres() {
   [[ -n "${PG_DIR:-}" ]] && rm -rf "$PG_DIR"
   PG_DIR=
 }
+# Scripts started from the one that sourced this file (seed.sh, fuzz.sh) use it too.
+export -f sample_registration

@@ -25,7 +25,7 @@ use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
 use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::runtime::time::now_unix;
-use shared::store::{RotateOutcome, Session, Store};
+use shared::store::{RotateOutcome, Session, Store, StoreError};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
 use std::collections::BTreeMap;
@@ -135,6 +135,26 @@ fn invalid_refresh() -> ApiError {
     )
 }
 
+/// The user read, if it succeeded and found one.
+fn user_ref(user: &Result<Option<User>, StoreError>) -> Option<&User> {
+    user.as_ref().ok().and_then(|u| u.as_ref())
+}
+
+/// Whether every tenant of `user` is suspended (portal sign-ins of active users only; `None`
+/// otherwise).
+async fn suspension(
+    store: &dyn Store,
+    audience: Audience,
+    user: Option<&User>,
+) -> Result<Option<bool>, StoreError> {
+    match user {
+        Some(u) if audience == Audience::Portal && u.is_active() => {
+            account_suspended(store, u).await.map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: LoginBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let email = Email::parse(&body.email).map_err(|e| ApiError::invalid_request(e.to_string()))?;
@@ -156,11 +176,11 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
     let store = app.store.as_ref();
     // Counted (in flight) before the password is checked: parallel guesses cannot all slip
     // past the limit, and parallel right passwords wait for each other rather than fail. The
-    // account read does not depend on the reservation, so the two overlap; the account is
-    // used only once the reservation is held.
-    let (decision, user) = tokio::join!(
+    // email's claim is read beside it (one round trip for both); nothing of it is used until
+    // the reservation is held.
+    let (decision, claim) = tokio::join!(
         ratelimit::reserve_attempt(store, &limits, now),
-        store.user_by_email(&email)
+        store.email_claim(&email)
     );
     let reservation = match decision? {
         Decision::Reserved(r) => r,
@@ -172,24 +192,47 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
             return Err(ApiError::TooManyRequests { retry_after_secs });
         }
     };
-    let user = user?;
-    let stored_hash = user.as_ref().map(|u| u.password_hash.clone());
-    // The suspension check reads the account's memberships while Argon2 runs; its answer (or
-    // its failure) is looked at only after the password proved right, so it tells a guesser
-    // nothing, and the verify's cost hides the read's.
-    let suspension_target = user
-        .as_ref()
-        .filter(|u| audience == Audience::Portal && u.is_active());
-    let (verified, suspended) = tokio::join!(
-        password::verify_password(body.password, stored_hash),
-        async {
-            match suspension_target {
-                Some(u) => account_suspended(store, u).await.map(Some),
-                None => Ok(None),
+    let claim = claim?;
+    let owner = claim.as_ref().map(|c| c.user_id.clone());
+    let copy = claim.as_ref().and_then(|c| c.password_hash.clone());
+    // Argon2 starts on the claim's copy of the hash (a dummy for an unknown email) while the
+    // user is read (a key that never exists for an unknown email: the same round trip) and,
+    // for a portal sign-in, its memberships for the suspension check. Their answers (or
+    // failures) are looked at only after Argon2, so they tell a guesser nothing, and Argon2's
+    // cost hides them. A claim without a copy (written before copies were kept) waits for the
+    // user's own hash: one round trip more, until its next successful sign-in keeps a copy.
+    let (verified, (user, suspended)) = if owner.is_some() && copy.is_none() {
+        let user = store.user_or_decoy(owner.as_ref()).await;
+        let hash = user_ref(&user).map(|u| u.password_hash.clone());
+        let (verified, suspended) = tokio::join!(
+            password::verify_password(body.password.clone(), hash),
+            suspension(store, audience, user_ref(&user))
+        );
+        (verified, (user, suspended))
+    } else {
+        tokio::join!(
+            password::verify_password(body.password.clone(), copy.clone()),
+            async {
+                let user = store.user_or_decoy(owner.as_ref()).await;
+                let suspended = suspension(store, audience, user_ref(&user)).await;
+                (user, suspended)
             }
-        }
-    );
-    let verified = verified.map_err(ApiError::internal)?;
+        )
+    };
+    let mut verified = verified.map_err(ApiError::internal)?;
+    let user = user?;
+    // The user's own hash decides: a copy left behind by a change that did not carry it to
+    // the claim is checked again against the real one (and replaced below).
+    let stale_copy = matches!((&user, &copy), (Some(u), Some(c)) if &u.password_hash != c);
+    if stale_copy {
+        tracing::warn!(
+            "an email claim's password-hash copy differs from the user's; checking the user's"
+        );
+        let hash = user.as_ref().map(|u| u.password_hash.clone());
+        verified = password::verify_password(body.password, hash)
+            .await
+            .map_err(ApiError::internal)?;
+    }
     let user = match user {
         Some(user) if verified && user.is_active() => user,
         _ => {
@@ -203,6 +246,15 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
             return Err(invalid_credentials());
         }
     };
+    // The right password: keep the claim's copy current for the next sign-in.
+    if copy.is_none() || stale_copy {
+        if let Err(e) = store
+            .copy_hash_to_claim(&email, &user.id, &user.password_hash)
+            .await
+        {
+            tracing::warn!(cause = %shared::runtime::logging::chain(&e), "the claim's password-hash copy was not kept");
+        }
+    }
     if audience == Audience::Operator && !user.platform_admin {
         // The password was right: not a guess, so not counted.
         ratelimit::refund(app.store.as_ref(), &reservation).await?;

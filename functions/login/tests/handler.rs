@@ -609,3 +609,37 @@ async fn a_sign_in_to_only_suspended_tenants_is_refused_once_the_password_is_rig
     let counter = store.rate_counter(&key);
     assert_eq!((counter.count, counter.in_flight), (1, 0));
 }
+
+/// Sign-in starts Argon2 on the email claim's copy of the hash; the user's own hash decides.
+/// A copy left behind (a password change that did not carry it) lets neither the old password
+/// in nor the new one out, and the next right password puts the copy right.
+#[tokio::test]
+async fn a_claims_stale_hash_copy_never_decides_and_is_put_right() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let old = hash_password("the old password, long enough".into())
+        .await
+        .unwrap();
+    // The claim carries the hash of another password than the user's.
+    assert!(store
+        .copy_hash_to_claim(&u.email, &u.id, &old)
+        .await
+        .unwrap());
+    let (status, _) = sign_in(&app, u.email.as_str(), "the old password, long enough").await;
+    assert_eq!(status, 401, "the copy's password is not the user's");
+    let (status, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    let claim = store.email_claim(&u.email).await.unwrap().unwrap();
+    assert_eq!(
+        claim.password_hash.as_deref(),
+        Some(u.password_hash.as_str()),
+        "the right password put the copy right"
+    );
+    // A claim of another user is never written.
+    let other = user(&store, false, UserStatus::Active).await;
+    assert!(!store
+        .copy_hash_to_claim(&u.email, &other.id, &old)
+        .await
+        .unwrap());
+}

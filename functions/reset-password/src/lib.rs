@@ -140,7 +140,7 @@ async fn consume(
         .map_err(ApiError::internal)?;
     if !app
         .store
-        .consume_reset_token(&token, &new_hash, now)
+        .consume_reset_token(&token, &user.email, &new_hash, now)
         .await?
     {
         return Err(invalid_token());

@@ -176,6 +176,21 @@ pub trait UserStore: Send + Sync {
     async fn create_user(&self, user: &User) -> Result<(), StoreError>;
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError>;
+    /// The email's claim alone (one read): whose it is, and the copy of the password hash it
+    /// carries (`None` for a claim written before copies were kept). Sign-in starts Argon2 on
+    /// the copy while it reads the user; the user's own hash decides if the two differ.
+    async fn email_claim(&self, email: &Email) -> Result<Option<EmailClaim>, StoreError>;
+    /// `user_by_id`, or for `None` a read of a key that never exists: the same round trip, so
+    /// an unknown email's sign-in costs what a known one's does.
+    async fn user_or_decoy(&self, id: Option<&UserId>) -> Result<Option<User>, StoreError>;
+    /// Sets the claim's copy of the password hash (a claim without one, or one left behind).
+    /// Refused quietly (`Ok(false)`) unless the claim is `user`'s.
+    async fn copy_hash_to_claim(
+        &self,
+        email: &Email,
+        user: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError>;
     /// The user's membership of one tenant, read strongly consistent (it decides access).
     async fn membership(
         &self,
@@ -312,6 +327,13 @@ impl AuditFilter {
             && self.from_ms.is_none_or(|f| ms >= f)
             && self.to_ms.is_none_or(|t| ms <= t)
     }
+}
+
+/// An email's claim, as sign-in reads it (`UserStore::email_claim`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailClaim {
+    pub user_id: UserId,
+    pub password_hash: Option<String>,
 }
 
 /// A tenant's registered database. The connection string is stored only sealed (AES-256-GCM
@@ -488,9 +510,12 @@ pub trait ResetStore: Send + Sync {
     /// invitation also makes the invited user active. `false` if the token was already spent,
     /// expired at `now`, superseded, or the user is not in the state its purpose needs
     /// (active for a reset, invited for an invitation).
+    /// Spends the token and sets the new password, on the user and on the copy its email's
+    /// claim (`email`) keeps, in one transaction.
     async fn consume_reset_token(
         &self,
         token: &ResetTokenRecord,
+        email: &Email,
         new_password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError>;

@@ -67,10 +67,10 @@ impl DynamoStore {
                 expect_version,
             } => vec![self.tenant_update(tenant, *expect_version)?],
             Change::CreateUser(u) => {
-                let mut claim = key(format!("EMAIL#{}", u.email), "EMAIL");
-                claim.insert("entity".into(), s("email_claim"));
-                claim.insert("user_id".into(), s(u.id.as_str()));
-                vec![self.put(claim, NEW)?, self.put(Self::user_item(u), NEW)?]
+                vec![
+                    self.put(Self::claim_item(u), NEW)?,
+                    self.put(Self::user_item(u), NEW)?,
+                ]
             }
             Change::AddMembership {
                 user,

@@ -64,6 +64,7 @@ impl ResetStore for DynamoStore {
     async fn consume_reset_token(
         &self,
         token: &ResetTokenRecord,
+        email: &Email,
         new_password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -94,10 +95,22 @@ impl ResetStore for DynamoStore {
                 .expression_attribute_values(":active", s("active"))
                 .build(),
         )?;
+        // The copy sign-in starts on, in the same write (the claim must be this user's).
+        let copy = Self::build(
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("EMAIL#{email}"), "EMAIL")))
+                .update_expression("SET password_hash = :hash")
+                .condition_expression("user_id = :user")
+                .expression_attribute_values(":hash", s(new_password_hash))
+                .expression_attribute_values(":user", s(token.user_id.as_str()))
+                .build(),
+        )?;
         let result = self
             .transact(vec![
                 TransactWriteItem::builder().delete(spend).build(),
                 TransactWriteItem::builder().update(change).build(),
+                TransactWriteItem::builder().update(copy).build(),
             ])
             .await;
         match result {

@@ -3,6 +3,15 @@
 use super::*;
 
 impl DynamoStore {
+    /// A user's email claim, with the copy of the password hash sign-in starts on.
+    pub(super) fn claim_item(user: &User) -> Item {
+        let mut claim = key(format!("EMAIL#{}", user.email), "EMAIL");
+        claim.insert("entity".into(), s("email_claim"));
+        claim.insert("user_id".into(), s(user.id.as_str()));
+        claim.insert("password_hash".into(), s(&user.password_hash));
+        claim
+    }
+
     pub(super) fn user_item(user: &User) -> Item {
         let mut item = key(format!("USER#{}", user.id), "USER");
         item.insert("entity".into(), s("user"));
@@ -61,12 +70,9 @@ impl DynamoStore {
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let mut claim = key(format!("EMAIL#{}", user.email), "EMAIL");
-        claim.insert("entity".into(), s("email_claim"));
-        claim.insert("user_id".into(), s(user.id.as_str()));
         let result = self
             .transact(vec![
-                self.put(claim, "attribute_not_exists(PK)")?,
+                self.put(Self::claim_item(user), "attribute_not_exists(PK)")?,
                 self.put(Self::user_item(user), "attribute_not_exists(PK)")?,
             ])
             .await;
@@ -86,6 +92,50 @@ impl UserStore for DynamoStore {
         }
         .user_id("user_id")?;
         self.user_by_id(&id).await
+    }
+
+    async fn email_claim(&self, email: &Email) -> Result<Option<EmailClaim>, StoreError> {
+        let Some(claim) = self.get(format!("EMAIL#{email}"), "EMAIL").await? else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &claim,
+            key: "EMAIL",
+        };
+        Ok(Some(EmailClaim {
+            user_id: f.user_id("user_id")?,
+            password_hash: f.opt_s("password_hash").map(str::to_string),
+        }))
+    }
+
+    async fn user_or_decoy(&self, id: Option<&UserId>) -> Result<Option<User>, StoreError> {
+        match id {
+            Some(id) => self.user_by_id(id).await,
+            None => {
+                self.get(ABSENT_USER_KEY.to_string(), "USER").await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn copy_hash_to_claim(
+        &self,
+        email: &Email,
+        user: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        conditional(
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(format!("EMAIL#{email}"), "EMAIL")))
+                .update_expression("SET password_hash = :hash")
+                .condition_expression("user_id = :user")
+                .expression_attribute_values(":hash", s(password_hash))
+                .expression_attribute_values(":user", s(user.as_str()))
+                .send()
+                .await,
+        )
     }
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {

@@ -36,6 +36,9 @@ struct Data {
     idempotency: HashMap<String, IdempotencyRecord>,
     audit: HashMap<String, Vec<crate::store::changes::AuditEntry>>,
     counters: HashMap<(String, String), i64>,
+    /// The password-hash copy each email claim carries (`UserStore::email_claim`); missing
+    /// for a claim stored without one (tests of the fallback remove it).
+    claim_hashes: HashMap<Email, String>,
     outbox: HashMap<String, crate::store::changes::OutboxEvent>,
     reconcile_position: Option<String>,
     invites: HashMap<(UserId, TenantId), crate::store::Invite>,

@@ -38,6 +38,7 @@ impl ResetStore for MemoryStore {
     async fn consume_reset_token(
         &self,
         token: &ResetTokenRecord,
+        email: &Email,
         new_password_hash: &str,
         now: i64,
     ) -> Result<bool, StoreError> {
@@ -63,6 +64,10 @@ impl ResetStore for MemoryStore {
                 u.reset_generation += 1;
                 u.email_verified = true;
                 u.status = UserStatus::Active;
+            }
+            if d.emails.get(email) == Some(&token.user_id) {
+                d.claim_hashes
+                    .insert(email.clone(), new_password_hash.to_string());
             }
             Ok(true)
         })

@@ -12,6 +12,8 @@ impl UserStore for MemoryStore {
                 ));
             }
             d.emails.insert(user.email.clone(), user.id.clone());
+            d.claim_hashes
+                .insert(user.email.clone(), user.password_hash.clone());
             d.users.insert(user.id.clone(), user.clone());
             Ok(())
         })
@@ -23,6 +25,35 @@ impl UserStore for MemoryStore {
 
     async fn user_by_id(&self, id: &UserId) -> Result<Option<User>, StoreError> {
         Ok(self.with(|d| d.users.get(id).cloned()))
+    }
+
+    async fn email_claim(&self, email: &Email) -> Result<Option<EmailClaim>, StoreError> {
+        Ok(self.with(|d| {
+            d.emails.get(email).map(|id| EmailClaim {
+                user_id: id.clone(),
+                password_hash: d.claim_hashes.get(email).cloned(),
+            })
+        }))
+    }
+
+    async fn user_or_decoy(&self, id: Option<&UserId>) -> Result<Option<User>, StoreError> {
+        Ok(id.and_then(|id| self.with(|d| d.users.get(id).cloned())))
+    }
+
+    async fn copy_hash_to_claim(
+        &self,
+        email: &Email,
+        user: &UserId,
+        password_hash: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.with(|d| {
+            if d.emails.get(email) != Some(user) {
+                return false;
+            }
+            d.claim_hashes
+                .insert(email.clone(), password_hash.to_string());
+            true
+        }))
     }
 
     async fn membership(
