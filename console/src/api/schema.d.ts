@@ -1794,6 +1794,7 @@ export interface paths {
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 422: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -1901,6 +1902,7 @@ export interface paths {
                 404: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 422: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };

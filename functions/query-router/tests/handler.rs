@@ -300,6 +300,32 @@ async fn a_registration_is_refused_before_connecting() {
     assert_eq!(listed["data"]["items"], json!([]), "nothing was stored");
 }
 
+/// Registers the sample database of the PostgreSQL `make test` starts for `tenant`, its string
+/// with `extra` settings appended, through the route (connects for real); the new id.
+async fn register_sample(
+    app: &query_router::App,
+    owner: &User,
+    tenant: &Tenant,
+    extra: &str,
+) -> String {
+    let url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
+    let ca = std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE")).unwrap();
+    let body = json!({"name": "sample", "engine": "postgres",
+        "connection_string": format!("{url}{extra}"), "ca_certificate": ca});
+    let slug = [("slug", tenant.slug.as_str())];
+    let (status, answer) = call(
+        app,
+        owner,
+        "POST",
+        "/tenants/{slug}/databases",
+        &slug,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    answer["data"]["id"].as_str().unwrap().to_string()
+}
+
 /// More databases in use than an instance holds pools for, against the PostgreSQL `make test`
 /// starts: every query still answers, the least recently used database's pool is closed (and
 /// the server sees its connection go), and that database answers again on a new pool.
@@ -316,28 +342,21 @@ async fn past_the_pool_bound_the_oldest_pool_is_closed_and_queries_go_on() {
     app.pools = query_router::Pools::new(3, query_router::CATALOG_TTL, query_router::IDLE);
     let owner = testing::user(store.as_ref(), false).await;
     let tenant = testing::tenant(store.as_ref(), "Bound", Some((&owner, Role::Owner))).await;
-    let url = std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL");
-    let ca = std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE")).unwrap();
     let tag = format!(
         "bound{}",
         DatabaseId::new_random().as_str().replace('-', "")
     );
-    let slug = [("slug", tenant.slug.as_str())];
     let mut dbs = Vec::new();
     for i in 0..4 {
-        let body = json!({"name": format!("db{i}"), "engine": "postgres",
-            "connection_string": format!("{url}?application_name={tag}_{i}"), "ca_certificate": ca});
-        let (status, answer) = call(
-            &app,
-            &owner,
-            "POST",
-            "/tenants/{slug}/databases",
-            &slug,
-            Some(body),
-        )
-        .await;
-        assert_eq!(status, 201, "{answer}");
-        dbs.push(answer["data"]["id"].as_str().unwrap().to_string());
+        dbs.push(
+            register_sample(
+                &app,
+                &owner,
+                &tenant,
+                &format!("?application_name={tag}_{i}"),
+            )
+            .await,
+        );
     }
     let (admin, conn) = tokio_postgres::connect(
         &std::env::var("PG_ADMIN_URL").unwrap(),
@@ -412,21 +431,7 @@ async fn rows_past_the_budget_are_refused_and_the_database_answers_after() {
     app.rules.allow_private = true;
     let owner = testing::user(store.as_ref(), false).await;
     let tenant = testing::tenant(store.as_ref(), "Wide", Some((&owner, Role::Owner))).await;
-    let body = json!({"name": "wide", "engine": "postgres",
-        "connection_string": std::env::var("SAMPLE_DATABASE_URL").expect("SAMPLE_DATABASE_URL"),
-        "ca_certificate": std::fs::read_to_string(std::env::var("PG_CA_FILE").expect("PG_CA_FILE")).unwrap()});
-    let slug = [("slug", tenant.slug.as_str())];
-    let (status, answer) = call(
-        &app,
-        &owner,
-        "POST",
-        "/tenants/{slug}/databases",
-        &slug,
-        Some(body),
-    )
-    .await;
-    assert_eq!(status, 201, "{answer}");
-    let db = answer["data"]["id"].as_str().unwrap().to_string();
+    let db = register_sample(&app, &owner, &tenant, "").await;
     let select = |limit: u32| {
         let (app, owner, db) = (&app, &owner, db.clone());
         async move {
