@@ -14,6 +14,7 @@
 //! invocations. `target` decides which hosts may be reached.
 
 mod decisions;
+mod engine;
 mod pools;
 mod query;
 mod registry;
@@ -116,10 +117,16 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     if let Route::Tables | Route::Query = route {
         let admitted = admit(app, &ctx, &req).await?;
         let (record, asker) = (&admitted.record, &admitted.asker);
-        return match route {
-            Route::Tables => query::tables(app, record.clone()).await,
-            _ => query::select(app, &req, asker, record.clone()).await,
+        let engine = engine::named(&record.engine)
+            .ok_or_else(|| ApiError::internal("a registration of an engine this build lacks"))?;
+        let answer = match route {
+            Route::Tables => engine.tables(app, record).await?,
+            _ => {
+                let (table, body) = query::request(&req)?;
+                engine.select(app, record, asker, &table, &body).await?
+            }
         };
+        return Ok(ApiResponse::ok(answer));
     }
     let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
     // The registry is for the tenant's owners and admins, and operators (the gate's
@@ -176,7 +183,9 @@ fn admitted(
 ) -> Result<(Granted, DatabaseRecord), ApiError> {
     answer.map_err(|denied| {
         if let DatabaseDenied::Gone(id) = &denied {
-            app.pools.forget(id);
+            for engine in engine::ENGINES {
+                engine.forget(app, id);
+            }
         }
         denied.into()
     })

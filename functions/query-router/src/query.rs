@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use shared::access::gate::Granted;
 use shared::http::request::{json_body, path_param};
 use shared::store::DatabaseRecord;
+use shared::ApiError;
 use shared::ErrorCode;
-use shared::{ApiError, ApiResponse};
 use std::sync::Arc;
 use tokio_postgres::types::{ToSql, Type};
 
@@ -67,25 +67,19 @@ impl Asker {
 }
 
 /// The tables and columns the caller may query.
-pub(crate) async fn tables(app: &App, record: DatabaseRecord) -> Result<ApiResponse, ApiError> {
-    let cat = catalog(app, &record).await?;
+pub(crate) async fn tables(app: &App, record: &DatabaseRecord) -> Result<Value, ApiError> {
+    let cat = catalog(app, record).await?;
     let tables: Vec<Value> = cat
         .tables
         .iter()
         .map(|(name, cols)| json!({"name": name, "columns": cols}))
         .collect();
-    Ok(ApiResponse::ok(
-        json!({"engine": "postgres", "schema": cat.schema, "tables": tables}),
-    ))
+    Ok(json!({"engine": "postgres", "schema": cat.schema, "tables": tables}))
 }
 
-/// One page of rows of the path's table, as the request's filter, sort and paging ask.
-pub(crate) async fn select(
-    app: &App,
-    req: &Request,
-    asker: &Asker,
-    record: DatabaseRecord,
-) -> Result<ApiResponse, ApiError> {
+/// The path's table and the request's query body, as every engine reads them: the table an
+/// identifier, no body the default query, anything else the JSON document.
+pub(crate) fn request(req: &Request) -> Result<(String, sql::QueryBody), ApiError> {
     let table = path_param(req, "table").unwrap_or_default();
     if !sql::is_identifier(&table) {
         return Err(ApiError::refused(
@@ -93,22 +87,32 @@ pub(crate) async fn select(
             "table: not a valid identifier",
         ));
     }
-    // No body at all is the default query; anything else must be the JSON document.
     let body: sql::QueryBody = if req.body().is_empty() {
         sql::QueryBody::default()
     } else {
         json_body(req, 64 * 1024)?
     };
-    let cat = catalog(app, &record).await?;
-    let Some(columns) = cat.tables.get(&table) else {
+    Ok((table, body))
+}
+
+/// One page of rows of the path's table, as the request's filter, sort and paging ask.
+pub(crate) async fn select(
+    app: &App,
+    record: &DatabaseRecord,
+    asker: &Asker,
+    table: &str,
+    body: &sql::QueryBody,
+) -> Result<Value, ApiError> {
+    let cat = catalog(app, record).await?;
+    let Some(columns) = cat.tables.get(table) else {
         return Err(ApiError::refused(
             ErrorCode::UnknownTable,
             format!("table: unknown table {table}"),
         ));
     };
-    let statement = sql::build(&cat.schema, &table, columns, &body)
+    let statement = sql::build(&cat.schema, table, columns, body)
         .map_err(|r| ApiError::refused(ErrorCode::InvalidQuery, r.0))?;
-    let (rows, total) = run(app, &record, asker, &statement).await?;
+    let (rows, total) = run(app, record, asker, &statement).await?;
     let more = rows.len() as i64 > statement.limit;
     let rows: Vec<Value> = rows
         .into_iter()
@@ -129,7 +133,7 @@ pub(crate) async fn select(
     if let Some(total) = total {
         answer["total"] = json!(total);
     }
-    Ok(ApiResponse::ok(answer))
+    Ok(answer)
 }
 
 /// What the server may send for one query's answer (a Lambda answer is at most 6 MB, and the

@@ -183,9 +183,9 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
     // Room for a CA bundle (`tls::MAX_CA_PEM`) beside the string.
     let body: RegisterBody = json_body(call.req, 96 * 1024)?;
     let name = fields::name("name", &body.name)?;
-    if body.engine != "postgres" {
+    let Some(engine) = crate::engine::named(&body.engine) else {
         return Err(FieldError::new("engine", "must be postgres").into());
-    }
+    };
     // At the limit already: refused before anything connects.
     let slot = one_more(call, &tenant.id).await?;
     let now = shared::runtime::time::now_unix();
@@ -205,18 +205,13 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
     {
         return Err(ApiError::TooManyRequests { retry_after_secs });
     }
-    let endpoint = target::endpoint(
-        &body.connection_string,
-        None,
-        body.ca_certificate.as_deref(),
-        app.rules,
-    )
-    .await
-    .map_err(unusable)?;
-    target::probe(&endpoint).await.map_err(|why| {
-        tracing::info!(tenant = %tenant.slug, reason = %why, "database registration refused");
-        unusable(why)
-    })?;
+    let tested = engine
+        .test(app, &body.connection_string, body.ca_certificate.as_deref())
+        .await
+        .map_err(|why| {
+            tracing::info!(tenant = %tenant.slug, reason = %why, "database registration refused");
+            unusable(why)
+        })?;
     let id = DatabaseId::new_random();
     let seal = |plain: &str, owner: Vec<u8>| {
         app.data_key
@@ -232,10 +227,10 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
         id: id.clone(),
         tenant: tenant.id.clone(),
         name,
-        engine: "postgres".into(),
-        host: endpoint.target().display.clone(),
+        engine: engine.name().into(),
+        host: tested.display,
         sealed,
-        tls: endpoint.mode().as_str().to_string(),
+        tls: tested.tls.to_string(),
         ca_sealed,
         created_at: shared::runtime::time::now_unix(),
     };
@@ -311,7 +306,9 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
     })?;
     // This instance closes its connections and forgets its yes now; others let go when the
     // gate finds it gone (a kept yes lasts `decisions::DECISION_TTL`).
-    app.pools.forget(&id);
+    if let Some(engine) = crate::engine::named(&record.engine) {
+        engine.forget(app, &id);
+    }
     app.decisions.forget(&id);
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database removed; its pooled connections closed");
     Ok(ApiResponse::ok(json!({"id": id, "removed": true})))
