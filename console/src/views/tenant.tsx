@@ -871,7 +871,7 @@ function Databases({ tenant }: { tenant: Tenant }) {
         <Field label="Name">
           {(a) => <input {...a} name="db-name" required maxLength={100} value={name} onInput={(e) => setName(e.currentTarget.value)} autoComplete="off" />}
         </Field>
-        <Field label="Connection string" hint="postgres://user:password@host:5432/dbname?sslmode=verify-full (the default; require, verify-ca). It is tested, then stored sealed; it is never shown again." error={connErr}>
+        <Field label="Connection string" hint="postgres://user:password@host:5432/dbname?sslmode=verify-full (the default; also require, or verify-ca with a CA certificate below). It is tested, then stored sealed; it is never shown again." error={connErr}>
           {(a) => <input {...a} name="connection-string" type="password" required autoComplete="off" value={conn} onInput={(e) => setConn(e.currentTarget.value)} />}
         </Field>
         <Field label="CA certificate (PEM)" hint="Optional: only for a private CA; leave empty for public certificates (verify-full by default)." error={caErr}>
