@@ -459,3 +459,45 @@ async fn rows_past_the_budget_are_refused_and_the_database_answers_after() {
         "{answer}"
     );
 }
+
+/// Each registration attempt connects to a server of the tenant's choosing and says why it
+/// failed: 30 an hour per tenant, then 429, and the count is the tenant's (another tenant's
+/// admin still registers).
+#[tokio::test]
+async fn registration_attempts_are_limited_per_tenant() {
+    let (store, app) = app();
+    let owner = testing::user(store.as_ref(), false).await;
+    let tenant = testing::tenant(store.as_ref(), "Probe", Some((&owner, Role::Owner))).await;
+    let databases = "/tenants/{slug}/databases";
+    let slug = [("slug", tenant.slug.as_str())];
+    // A loopback host is refused after the attempt is counted, without connecting.
+    let body = json!({"name": "probe", "engine": "postgres",
+        "connection_string": "postgres://u:p@127.0.0.1:5432/db"});
+    for attempt in 0..30 {
+        let (status, answer) =
+            call(&app, &owner, "POST", databases, &slug, Some(body.clone())).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (422, Some("DATABASE_HOST_NOT_ALLOWED")),
+            "attempt {attempt}: {answer}"
+        );
+    }
+    let (status, answer) = call(&app, &owner, "POST", databases, &slug, Some(body.clone())).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (429, Some("TOO_MANY_REQUESTS")),
+        "{answer}"
+    );
+    let other_owner = testing::user(store.as_ref(), false).await;
+    let other = testing::tenant(store.as_ref(), "Other", Some((&other_owner, Role::Owner))).await;
+    let (status, _) = call(
+        &app,
+        &other_owner,
+        "POST",
+        databases,
+        &[("slug", other.slug.as_str())],
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 422, "another tenant's attempts are its own");
+}
