@@ -110,15 +110,6 @@ struct KeySet {
 }
 
 impl KeySet {
-    /// No keys yet (a first read still under way).
-    fn empty() -> Self {
-        KeySet {
-            signing: None,
-            verifying: HashMap::new(),
-            jwks: json!({"keys": []}),
-        }
-    }
-
     fn parse(secret: &str) -> Result<Self, KeyError> {
         let parsed: SecretKeys = serde_json::from_str(secret).map_err(|_| KeyError::Shape)?;
         let mut verifying = HashMap::new();
@@ -212,17 +203,11 @@ struct Loaded {
 pub struct TokenKeys {
     issuer: String,
     ttl_secs: i64,
-    source: Option<Arc<dyn KeySource>>,
+    source: Option<Box<dyn KeySource>>,
     policy: RefreshPolicy,
     loaded: RwLock<Loaded>,
     refreshing: tokio::sync::Mutex<()>,
-    /// The first read, started at construction and not yet taken in (`prefetching`).
-    first: std::sync::Mutex<Option<FirstRead>>,
-    /// Whether there is no first read to wait for (any more).
-    first_done: std::sync::atomic::AtomicBool,
 }
-
-type FirstRead = tokio::task::JoinHandle<Result<String, Box<dyn std::error::Error + Send + Sync>>>;
 
 impl TokenKeys {
     /// Keys fixed for the life of the process (tests, tools).
@@ -244,70 +229,12 @@ impl TokenKeys {
         ttl_secs: i64,
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let set = KeySet::parse(&source.read().await?)?;
-        Ok(Self::new(
-            set,
-            Some(Arc::from(source)),
-            policy,
-            issuer,
-            ttl_secs,
-        )?)
-    }
-
-    /// Starts reading `source` now, in the background, and returns at once: the first use
-    /// waits for that read (login's first sign-in signs only after Argon2, which hides it). A
-    /// failed first read is tried again at the next use.
-    pub fn prefetching(
-        source: Box<dyn KeySource>,
-        policy: RefreshPolicy,
-        issuer: &str,
-        ttl_secs: i64,
-    ) -> Result<Self, KeyError> {
-        let source: Arc<dyn KeySource> = Arc::from(source);
-        let reading = source.clone();
-        let first = tokio::spawn(async move { reading.read().await });
-        let keys = Self::new(KeySet::empty(), Some(source), policy, issuer, ttl_secs)?;
-        *keys.first.lock().unwrap_or_else(|p| p.into_inner()) = Some(first);
-        keys.first_done
-            .store(false, std::sync::atomic::Ordering::Release);
-        Ok(keys)
-    }
-
-    /// Takes in the first read, if one is under way (one request waits for it; the others
-    /// wait for that one).
-    async fn take_first_read(&self) {
-        // Until the first read is taken in: a request that finds the handle gone waits on the
-        // lock for the one that took it, rather than use the empty set.
-        if self.first_done.load(std::sync::atomic::Ordering::Acquire) {
-            return;
-        }
-        let _one_reader = self.refreshing.lock().await;
-        let Some(first) = self.first.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return;
-        };
-        let read = match first.await {
-            Ok(read) => read,
-            Err(e) => Err(e.into()),
-        };
-        let now = Instant::now();
-        let mut l = self.loaded.write().unwrap_or_else(|p| p.into_inner());
-        match read.and_then(|secret| KeySet::parse(&secret).map_err(Into::into)) {
-            Ok(set) => {
-                l.set = Arc::new(set);
-                l.loaded_at = now;
-                l.tried_at = now;
-            }
-            // Still no keys: `current` reads again at the next use.
-            Err(e) => {
-                tracing::error!(error = %e, "access-token keys could not be read at start; reading again at the next use")
-            }
-        }
-        self.first_done
-            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(Self::new(set, Some(source), policy, issuer, ttl_secs)?)
     }
 
     fn new(
         set: KeySet,
-        source: Option<Arc<dyn KeySource>>,
+        source: Option<Box<dyn KeySource>>,
         policy: RefreshPolicy,
         issuer: &str,
         ttl_secs: i64,
@@ -324,8 +251,6 @@ impl TokenKeys {
                 tried_at: now,
             }),
             refreshing: tokio::sync::Mutex::new(()),
-            first: std::sync::Mutex::new(None),
-            first_done: std::sync::atomic::AtomicBool::new(true),
         })
     }
 
@@ -350,7 +275,6 @@ impl TokenKeys {
     /// The keys to use now, read again first if they are stale, or if `kid` is unknown and no
     /// read for an unknown `kid` happened within the last interval.
     async fn current(&self, kid: Option<&str>) -> Arc<KeySet> {
-        self.take_first_read().await;
         let (set, loaded_at, tried_at) = self.snapshot();
         let Some(source) = &self.source else {
             return set;
@@ -359,9 +283,7 @@ impl TokenKeys {
         let stale = loaded_at.elapsed() >= self.policy.every
             && tried_at.elapsed() >= self.policy.unknown_kid_interval.min(self.policy.every);
         let may_chase = unknown && tried_at.elapsed() >= self.policy.unknown_kid_interval;
-        // No keys at all (a first read in the background failed): read now, one at a time.
-        let none = set.verifying.is_empty();
-        if !(stale || may_chase || none) {
+        if !(stale || may_chase) {
             return set;
         }
         let _one_reader = self.refreshing.lock().await;
@@ -778,72 +700,5 @@ mod tests {
             ),
             Err(KeyError::BadKey { .. })
         ));
-    }
-
-    /// A source that fails until told otherwise, counting reads.
-    struct Flaky {
-        secret: String,
-        fail: std::sync::atomic::AtomicBool,
-        reads: std::sync::atomic::AtomicUsize,
-    }
-
-    #[async_trait]
-    impl KeySource for Arc<Flaky> {
-        async fn read(&self) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err("unavailable".into());
-            }
-            Ok(self.secret.clone())
-        }
-    }
-
-    #[tokio::test]
-    async fn prefetched_keys_are_ready_at_first_use_and_a_failed_first_read_is_tried_again() {
-        let policy = RefreshPolicy {
-            every: Duration::from_secs(3600),
-            unknown_kid_interval: Duration::from_secs(60),
-        };
-        let user = UserId::new_random();
-        // Returns at once; the first use waits for the read under way, which is not repeated.
-        let good = Arc::new(Flaky {
-            secret: TokenKeys::generate_secret_json("k"),
-            fail: false.into(),
-            reads: Default::default(),
-        });
-        let started = Instant::now();
-        let keys =
-            TokenKeys::prefetching(Box::new(good.clone()), policy, "test-issuer", 900).unwrap();
-        assert!(
-            started.elapsed() < Duration::from_millis(20),
-            "did not wait for the read"
-        );
-        let (a, b) = tokio::join!(
-            keys.issue(&user, Audience::Portal, 0, now_unix()),
-            keys.issue(&user, Audience::Portal, 0, now_unix())
-        );
-        assert!(a.is_ok() && b.is_ok(), "{:?} {:?}", a.err(), b.err());
-        assert_eq!(good.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
-
-        // A first read that fails: the first use fails, the next one reads again.
-        let flaky = Arc::new(Flaky {
-            secret: TokenKeys::generate_secret_json("k"),
-            fail: true.into(),
-            reads: Default::default(),
-        });
-        let keys =
-            TokenKeys::prefetching(Box::new(flaky.clone()), policy, "test-issuer", 900).unwrap();
-        assert!(keys
-            .issue(&user, Audience::Portal, 0, now_unix())
-            .await
-            .is_err());
-        flaky.fail.store(false, std::sync::atomic::Ordering::SeqCst);
-        assert!(keys
-            .issue(&user, Audience::Portal, 0, now_unix())
-            .await
-            .is_ok());
-        // The background read, the first use's own try, and the one that worked.
-        assert_eq!(flaky.reads.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

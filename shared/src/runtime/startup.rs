@@ -186,20 +186,9 @@ impl Startup {
         logged("invalid configuration", r)
     }
 
-    /// The signing keys (`login` only: the private-key secret), read in the background: login
-    /// signs only after a password proved right, so Argon2 hides the read, and the start does
-    /// not wait for it (the store's first connection is all it waits for).
+    /// The signing keys (`login` only: the private-key secret).
     pub async fn signing_keys(&self) -> Result<TokenKeys, StartError> {
-        let (source, policy) = self.key_source(true)?;
-        logged(
-            "access-token keys unusable",
-            TokenKeys::prefetching(
-                Box::new(source),
-                policy,
-                &self.config.jwt_issuer,
-                self.config.access_token_ttl_secs,
-            ),
-        )
+        self.keys(true).await
     }
 
     /// Verify-only keys (every other function: the public-key secret).
@@ -237,8 +226,7 @@ impl Startup {
         keys
     }
 
-    /// Where the access-token keys come from, and how often they are read again.
-    fn key_source(&self, signing: bool) -> Result<(SecretKeySource, RefreshPolicy), StartError> {
+    async fn keys(&self, signing: bool) -> Result<TokenKeys, StartError> {
         let secret_id = logged("invalid configuration", self.config.key_secret_id(signing))?;
         let source = SecretKeySource {
             client: crate::aws_client!(aws_sdk_secretsmanager, &self.sdk),
@@ -249,11 +237,6 @@ impl Startup {
             every,
             unknown_kid_interval: UNKNOWN_KID_REFRESH_INTERVAL.min(every),
         };
-        Ok((source, policy))
-    }
-
-    async fn keys(&self, signing: bool) -> Result<TokenKeys, StartError> {
-        let (source, policy) = self.key_source(signing)?;
         // Two independent round trips at once: the key read, and the store's first connection.
         let (keys, ()) = tokio::join!(
             self.timed(
