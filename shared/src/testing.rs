@@ -27,6 +27,7 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
+        name: None,
         created_at: crate::runtime::time::now_unix(),
     };
     store.create_user(&user).await.expect("user stored");

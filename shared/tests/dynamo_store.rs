@@ -29,6 +29,7 @@ fn user() -> User {
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
+        name: None,
         created_at: 1_700_000_000,
     }
 }
@@ -45,6 +46,10 @@ async fn session(s: &DynamoStore, u: &User, refund: Option<&Reservation>) -> (Se
         revoked: false,
         heads: BTreeMap::from([(first.hash.clone(), 1_000)]),
         spent: BTreeMap::new(),
+        created_at: 1_000,
+        last_used_at: 1_000,
+        client_ip: Some("192.0.2.1".into()),
+        user_agent: Some("dynamo-store-test".into()),
     };
     s.create_session(&session, refund).await.unwrap();
     (session, first.hash)

@@ -19,7 +19,7 @@ use serde_json::json;
 use shared::access::caller::{
     account_suspended, account_suspended_error, authenticate, current_user,
 };
-use shared::access::jwt::TokenKeys;
+use shared::access::jwt::{TokenContext, TokenKeys};
 use shared::access::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
@@ -270,7 +270,7 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         tracing::warn!(user_id = %user.id, "sign-in refused: every tenant of the account is suspended");
         return Err(account_suspended_error());
     }
-    let tokens = start_session(app, &user, audience, now, &reservation).await?;
+    let tokens = start_session(app, ctx, req, &user, audience, now, &reservation).await?;
     tracing::info!(user_id = %user.id, audience = audience.as_str(), "signed in");
     Ok(ApiResponse::ok(tokens))
 }
@@ -278,6 +278,8 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
 /// Writes a new session with its first refresh token, giving the sign-in's attempt back.
 async fn start_session(
     app: &App,
+    ctx: &RequestContext,
+    req: &Request,
     user: &User,
     audience: Audience,
     now: i64,
@@ -294,32 +296,31 @@ async fn start_session(
         revoked: false,
         heads: BTreeMap::from([(minted.hash, now)]),
         spent: BTreeMap::new(),
+        created_at: now,
+        last_used_at: now,
+        client_ip: Some(ctx.client_ip.clone()).filter(|ip| !ip.is_empty()),
+        user_agent: shared::http::request::user_agent(req),
     };
     app.store
         .create_session(&session, Some(reservation))
         .await?;
-    token_pair(
-        app,
-        user,
-        audience,
-        minted.plaintext,
-        session.expires_at,
-        now,
-    )
-    .await
+    token_pair(app, user, &session, minted.plaintext, now).await
 }
 
 async fn token_pair(
     app: &App,
     user: &User,
-    audience: Audience,
+    session: &Session,
     refresh: String,
-    refresh_expires_at: i64,
     now: i64,
 ) -> Result<serde_json::Value, ApiError> {
+    let (audience, refresh_expires_at) = (session.audience, session.expires_at);
+    let context = TokenContext {
+        session_id: Some(session.session_id.clone()),
+    };
     let access = app
         .keys
-        .issue(&user.id, audience, user.session_epoch, now)
+        .issue_in(&user.id, audience, user.session_epoch, now, &context)
         .await
         .map_err(ApiError::internal)?;
     Ok(json!({
@@ -361,15 +362,7 @@ async fn refreshed(
     refresh_token: String,
     now: i64,
 ) -> Result<ApiResponse, ApiError> {
-    let tokens = token_pair(
-        app,
-        user,
-        session.audience,
-        refresh_token,
-        session.expires_at,
-        now,
-    )
-    .await?;
+    let tokens = token_pair(app, user, session, refresh_token, now).await?;
     Ok(ApiResponse::ok(tokens))
 }
 

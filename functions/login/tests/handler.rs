@@ -35,6 +35,7 @@ async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
+        name: None,
         created_at: 1,
     };
     store.create_user(&user).await.unwrap();

@@ -357,15 +357,8 @@ async fn wait_for(app: &App, arn: &str) -> String {
 /// Any invocation: an API Gateway proxy event (the route), or anything else (the schedule,
 /// a direct invoke), which reconciles every tenant and returns the report.
 pub async fn handle_event(app: &App, payload: Value) -> Value {
-    if payload.get("httpMethod").is_some() {
-        let response = match lambda_http::request::from_str(&payload.to_string()) {
-            Ok(req) => handle_http(app, req).await,
-            Err(_) => shared::http::envelope::render(
-                "",
-                Err(ApiError::invalid_request("unreadable request")),
-            ),
-        };
-        return proxy_response(response);
+    if shared::http::invoke::is_http(&payload) {
+        return shared::http::invoke::serve_http(payload, |req| handle_http(app, req)).await;
     }
     let report = reconcile(app, None).await;
     tracing::info!(report = %report, "scheduled reconcile");
@@ -392,35 +385,4 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         .into_tenant();
     tracing::info!(tenant = %tenant.slug, by = %call.caller.user.id, "reconcile requested");
     Ok(ApiResponse::ok(reconcile(app, Some(tenant)).await))
-}
-
-/// An http response as API Gateway's proxy integration expects it.
-fn proxy_response(response: Response<Body>) -> Value {
-    let (parts, body) = response.into_parts();
-    let mut headers = serde_json::Map::new();
-    for name in parts.headers.keys() {
-        let values: Vec<Value> = parts
-            .headers
-            .get_all(name)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(|v| json!(v))
-            .collect();
-        headers.insert(name.as_str().to_string(), Value::Array(values));
-    }
-    let (text, base64) = match body {
-        Body::Empty => (String::new(), false),
-        Body::Text(t) => (t, false),
-        Body::Binary(b) => {
-            use base64::Engine;
-            (base64::engine::general_purpose::STANDARD.encode(b), true)
-        }
-        _ => (String::new(), false),
-    };
-    json!({
-        "statusCode": parts.status.as_u16(),
-        "multiValueHeaders": headers,
-        "body": text,
-        "isBase64Encoded": base64,
-    })
 }

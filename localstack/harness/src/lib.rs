@@ -70,6 +70,7 @@ pub fn new_user(prefix: &str, password_hash: &str) -> User {
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
+        name: None,
         created_at: shared::runtime::time::now_unix(),
     }
 }

@@ -117,6 +117,8 @@ pub struct Caller {
     pub operator: bool,
     /// Read once by `signed_in` for everyone but platform admins.
     pub summary: Option<AccessSummary>,
+    /// The session the caller's token was issued in, if it names one.
+    pub session_id: Option<String>,
 }
 
 /// The caller of a route open to portal and operator tokens. A user whose tenants are all
@@ -137,6 +139,7 @@ pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
         user,
         operator,
         summary,
+        session_id: principal.session_id,
     })
 }
 
@@ -222,6 +225,7 @@ mod tests {
             reset_generation: 0,
             email_verified: false,
             last_sign_in_at: None,
+            name: None,
             created_at: 0,
         }
     }

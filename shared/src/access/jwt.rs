@@ -71,6 +71,18 @@ pub struct AccessClaims {
     /// The user's session epoch at issue. A password reset moves the stored epoch, and routes
     /// that load the user refuse tokens from before it, without waiting for `exp`. Required.
     pub sep: u64,
+    /// The session (sign-in) the token belongs to, so a person's list of sessions can mark
+    /// the one in use and "sign out my other devices" can spare it. Absent in tokens from
+    /// before sessions were named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+}
+
+/// What a token says beyond who and for which audience.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenContext {
+    /// The session the token was issued in (`sid`).
+    pub session_id: Option<String>,
 }
 
 /// A verified caller.
@@ -80,6 +92,8 @@ pub struct Principal {
     pub audience: Audience,
     pub token_id: String,
     pub session_epoch: u64,
+    /// The session the token was issued in, if it names one.
+    pub session_id: Option<String>,
 }
 
 pub struct IssuedToken {
@@ -329,6 +343,19 @@ impl TokenKeys {
         session_epoch: u64,
         now: i64,
     ) -> Result<IssuedToken, KeyError> {
+        self.issue_in(user, audience, session_epoch, now, &TokenContext::default())
+            .await
+    }
+
+    /// `issue`, with what the token says of its session (`context`).
+    pub async fn issue_in(
+        &self,
+        user: &UserId,
+        audience: Audience,
+        session_epoch: u64,
+        now: i64,
+        context: &TokenContext,
+    ) -> Result<IssuedToken, KeyError> {
         let set = self.current(None).await;
         let (kid, key) = set.signing.as_ref().ok_or(KeyError::VerifyOnly)?;
         let claims = AccessClaims {
@@ -340,6 +367,7 @@ impl TokenKeys {
             iat: now,
             jti: uuid::Uuid::new_v4().to_string(),
             sep: session_epoch,
+            sid: context.session_id.clone(),
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
@@ -389,6 +417,9 @@ impl TokenKeys {
             audience,
             token_id: claims.jti,
             session_epoch: claims.sep,
+            session_id: claims
+                .sid
+                .filter(|s| crate::access::opaque::is_session_id(s)),
         })
     }
 }

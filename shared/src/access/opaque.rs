@@ -48,12 +48,16 @@ pub fn mint_for(session_id: &str) -> MintedToken {
 /// be one of ours.
 pub fn session_of(presented: &str) -> Option<(String, String)> {
     let (session_id, secret) = presented.split_once('.')?;
-    let id_ok = session_id.len() == ID_CHARS
-        && URL_SAFE_NO_PAD
-            .decode(session_id)
-            .is_ok_and(|b| b.len() == ID_BYTES);
-    (id_ok && hash_presented(secret).is_some())
+    (is_session_id(session_id) && hash_presented(secret).is_some())
         .then(|| (session_id.to_string(), sha256_hex(presented.as_bytes())))
+}
+
+/// Whether `id` has the shape of a [`random_id`] (so it can name a stored item safely).
+pub fn is_session_id(id: &str) -> bool {
+    id.len() == ID_CHARS
+        && URL_SAFE_NO_PAD
+            .decode(id)
+            .is_ok_and(|b| b.len() == ID_BYTES)
 }
 
 const ID_BYTES: usize = 16;

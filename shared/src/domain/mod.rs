@@ -219,11 +219,39 @@ pub struct User {
     /// When the user last signed in (Unix seconds), if ever.
     pub last_sign_in_at: Option<i64>,
     pub created_at: i64,
+    /// The display name the user gave themself (self-service), if any.
+    pub name: Option<String>,
 }
 
 impl User {
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active
+    }
+
+    /// What decides whether the account counts as an operator (see [`Account::operator_weight`]).
+    pub fn account(&self) -> Account {
+        Account {
+            status: self.status,
+            platform_admin: self.platform_admin,
+        }
+    }
+}
+
+/// The two fields of a user that decide who may run the platform: its status and its stored
+/// platform-admin flag. A change of either is conditioned on both (`Change::UpdateUser`), and
+/// moves the platform's operator count in the same transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Account {
+    pub status: UserStatus,
+    pub platform_admin: bool,
+}
+
+impl Account {
+    /// 1 for an account that is, or will be once it accepts its invitation, an operator who can
+    /// act (flag set, not disabled); 0 otherwise. The platform's operator count is the sum of
+    /// these, and no change may take it below 1 ("never the last operator").
+    pub fn operator_weight(self) -> i64 {
+        i64::from(self.platform_admin && self.status != UserStatus::Disabled)
     }
 }
 

@@ -71,12 +71,16 @@ catalogue! {
     AdminNotFound = 404 "ADMIN_NOT_FOUND",
     DatabaseNotFound = 404 "DATABASE_NOT_FOUND",
     NotAttached = 404 "NOT_ATTACHED",
+    UserNotFound = 404 "USER_NOT_FOUND",
+    SessionNotFound = 404 "SESSION_NOT_FOUND",
     /// A record a change applies to vanished under it.
     NotFound = 404 "NOT_FOUND",
     MethodNotAllowed = 405 "METHOD_NOT_ALLOWED",
     // 409: the request conflicts with the current state.
     SlugTaken = 409 "SLUG_TAKEN",
     LastOwner = 409 "LAST_OWNER",
+    /// The change would leave the platform without an operator who can act.
+    LastOperator = 409 "LAST_OPERATOR",
     AlreadyMember = 409 "ALREADY_MEMBER",
     AlreadyAdmin = 409 "ALREADY_ADMIN",
     PartnerTerminated = 409 "PARTNER_TERMINATED",

@@ -245,6 +245,21 @@ pub fn bearer_token(req: &Request) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The longest user agent kept with a session: enough to tell browsers and devices apart.
+pub const USER_AGENT_MAX_CHARS: usize = 256;
+
+/// The client's `User-Agent`, cut to [`USER_AGENT_MAX_CHARS`] and stripped of control
+/// characters (it is shown back to the account's owner, never trusted), if it sent one.
+pub fn user_agent(req: &Request) -> Option<String> {
+    let raw = req.headers().get("user-agent")?.to_str().ok()?;
+    let clean: String = raw
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(USER_AGENT_MAX_CHARS)
+        .collect();
+    Some(clean.trim().to_string()).filter(|s| !s.is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,7 @@ pub fn invited_user(email: Email, now: i64) -> User {
         reset_generation: 0,
         email_verified: false,
         last_sign_in_at: None,
+        name: None,
         created_at: now,
     }
 }

@@ -255,6 +255,12 @@ pub fn invitation(
     expires_days: i64,
 ) -> Result<EmailMessage, MailError> {
     let days = expires_days.to_string();
+    // Nobody invites themself: the platform's first operator is invited by no one.
+    let invited_by = if invited_by == to {
+        ""
+    } else {
+        invited_by.as_str()
+    };
     message(
         to,
         format!("You are invited to {place}"),
@@ -262,7 +268,7 @@ pub fn invitation(
         &[
             ("place", place),
             ("role", role),
-            ("invited_by", invited_by.as_str()),
+            ("invited_by", invited_by),
             ("link", link),
             ("expires_days", days.as_str()),
         ],

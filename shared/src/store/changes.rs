@@ -6,7 +6,7 @@
 
 use crate::domain::partner::Partner;
 use crate::domain::tenant::{RedirectOrigin, Tenant, TenantStatus};
-use crate::domain::{PartnerId, Role, TenantId, User, UserId};
+use crate::domain::{Account, Email, PartnerId, Role, TenantId, User, UserId};
 
 /// The most changes one commit may hold (DynamoDB's transaction limit).
 pub const MAX_CHANGES: usize = 100;
@@ -108,8 +108,26 @@ pub enum Change {
     /// provisioning, updated_at) and its new `version`; refused unless the stored version is
     /// `expect_version` (so a concurrent change is never overwritten).
     UpdateTenant { tenant: Tenant, expect_version: u64 },
-    /// Stores a new user and claims their email; refused if either exists.
+    /// Stores a new user and claims their email; refused if either exists. An operator
+    /// (`Account::operator_weight`) also counts towards the platform's operators.
     CreateUser(User),
+    /// Changes one user's account; refused (`Refusal::UserMoved`) unless the user exists with
+    /// the status and flag of `before`. When the edit changes the user's operator weight, the
+    /// platform's operator count moves in the same transaction, and a decrease that would leave
+    /// no operator is refused (`Refusal::LastOperator`).
+    UpdateUser {
+        user: UserId,
+        before: Account,
+        edit: UserEdit,
+    },
+    /// Removes the user and releases their email's claim; refused (`Refusal::UserMoved`)
+    /// unless the user exists with `before`, or (`Refusal::LastOperator`) if they are the last
+    /// operator. What else they held (memberships, grants) is removed by changes of its own.
+    DeleteUser {
+        user: UserId,
+        email: Email,
+        before: Account,
+    },
     /// Adds `user` to `tenant` in `role` at `at` (ms); refused if already a member.
     AddMembership {
         user: UserId,
@@ -193,6 +211,50 @@ pub enum Change {
     },
     /// Stores an outgoing event; refused if its id is taken.
     Outbox(OutboxEvent),
+    /// Ends one session (its refresh tokens stop working); refused (`Refusal::SessionGone`)
+    /// unless it exists and is `user`'s.
+    RevokeSession { session_id: String, user: UserId },
+}
+
+/// What a `Change::UpdateUser` writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserEdit {
+    /// The new status and flag.
+    pub account: Option<Account>,
+    /// The new display name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+    /// Ends every session of the user (moves the session epoch): refresh tokens and access
+    /// tokens alike stop working at once.
+    pub end_sessions: bool,
+}
+
+impl Change {
+    /// How this change moves the platform's operator count.
+    pub fn operator_delta(&self) -> i64 {
+        match self {
+            Change::CreateUser(u) => u.account().operator_weight(),
+            Change::UpdateUser { before, edit, .. } => {
+                edit.account.unwrap_or(*before).operator_weight() - before.operator_weight()
+            }
+            Change::DeleteUser { before, .. } => -before.operator_weight(),
+            _ => 0,
+        }
+    }
+
+    /// What it means when the `index`-th of the `items` store items this change writes was
+    /// refused: the operator count comes first where a change moves it (creation last).
+    pub fn item_refusal(&self, index: usize, items: usize) -> Refusal {
+        match self {
+            Change::UpdateUser { .. } | Change::DeleteUser { .. } => {
+                if index == 0 && self.operator_delta() < 0 {
+                    Refusal::LastOperator
+                } else {
+                    Refusal::UserMoved
+                }
+            }
+            _ => self.refusal(items > 1 && index == 0),
+        }
+    }
 }
 
 /// The counter scope of one tenant's quotas (`Change::Quota`, `CounterStore::counters`).
@@ -215,6 +277,9 @@ impl Change {
             Change::CreateTenant(t) => format!("TENANT#{}", t.id),
             Change::UpdateTenant { tenant, .. } => format!("TENANT#{}", tenant.id),
             Change::CreateUser(u) => format!("USER#{}", u.id),
+            Change::UpdateUser { user, .. } | Change::DeleteUser { user, .. } => {
+                format!("USER#{user}")
+            }
             Change::AddMembership { user, .. }
             | Change::PutInvite { user, .. }
             | Change::TakeInvite { user, .. }
@@ -234,6 +299,7 @@ impl Change {
             Change::Count { scope, .. } => format!("COUNT#{scope}"),
             Change::Quota { scope, .. } => format!("QUOTA#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
+            Change::RevokeSession { session_id, .. } => format!("SESSION#{session_id}"),
         }
     }
 }
@@ -369,6 +435,12 @@ pub enum Refusal {
     InviteGone,
     /// A counter held to a cap (`Change::Quota`) is at it.
     QuotaReached,
+    /// The user is gone, or their status or operator flag is no longer what the change read.
+    UserMoved,
+    /// The change would leave the platform without an operator.
+    LastOperator,
+    /// The session is gone (expired away) or is another user's.
+    SessionGone,
 }
 
 impl Change {
@@ -399,6 +471,8 @@ impl Change {
             // Counters carry no condition; a refusal is never theirs.
             Change::Count { .. } => Refusal::VersionMoved,
             Change::Quota { .. } => Refusal::QuotaReached,
+            Change::UpdateUser { .. } | Change::DeleteUser { .. } => Refusal::UserMoved,
+            Change::RevokeSession { .. } => Refusal::SessionGone,
         }
     }
 }

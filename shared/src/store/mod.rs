@@ -12,7 +12,8 @@
 //!
 //! | item | PK | SK | notes |
 //! |---|---|---|---|
-//! | user | `USER#<user_id>` | `USER` | email, password hash, platform-admin flag, status, session epoch |
+//! | user | `USER#<user_id>` | `USER` | email, name, password hash, platform-admin flag, status, session epoch; `GSI2PK=USERS`, `GSI2SK=<email>` (users written before the index existed appear once rewritten) |
+//! | operator count | `OPERATORS` | `COUNT` | `n`: accounts that are operators and not disabled (invited ones included), moved in the transaction of every change of a flag or status; a decrease is conditioned on `n` staying at least 1 |
 //! | email claim | `EMAIL#<email>` | `EMAIL` | `user_id`; written with the user in one transaction, so an email belongs to at most one user |
 //! | invitation | `USER#<user_id>` | `INVITE#<tenant_id>` | role, tenant slug, `invited_by`, `invited_at`, `expires_at` (7 days): an existing account's pending grant, seen by no membership read (`INVITE#` sorts before `MEMBER#`) |
 //! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug, `added_at` (ms); `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=MEMBER#<added_at, 15 digits>#<user_id>` (newest first when read backwards) |
@@ -23,7 +24,7 @@
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
-//! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `expires_at` |
+//! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `created_at`, `last_used_at`, `client_ip`, `user_agent`, `expires_at`; `GSI1PK=SESSIONS#<user_id>`, `GSI1SK=<created_at, 15 digits>#<session_id>` |
 //! | rate counter | `RATE#<policy>#<sha256(subject)>#<window number>` | `RATE` | `n` (attempts counted in this fixed window), `in_flight` (sign-ins not yet settled), `expires_at` (the window's end) |
 //! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
 //! | counter | `COUNT#<scope>` | `COUNT` | one number attribute per counter name |
@@ -63,6 +64,12 @@
 //!   revoked (spends it, adds the new head, forgets the oldest spent hashes). Inside the grace
 //!   window a spent hash adds a head, conditioned on it still being spent at the same time.
 //! - tenant by slug: `GetItem SLUG#<slug>` then `GetItem TENANT#<id>`.
+//! - every user (operators): `Query GSI2 GSI2PK=USERS`, `GSI2SK begins_with <email prefix>`,
+//!   status and operator flag as a filter expression; a user's sessions: `Query GSI1
+//!   GSI1PK=SESSIONS#<user_id>` backwards (newest first), bounded.
+//! - a user's account changes (`Change::UpdateUser`): one `UpdateItem` conditioned on the
+//!   status and flag the handler read, with the operator count's `ADD` in the same
+//!   transaction when the change moves it.
 //! - password reset: a new token bumps the user's `reset_generation` and stores the token with
 //!   that generation in one transaction, so earlier tokens die; consuming deletes the token and,
 //!   conditioned on the same generation, changes the hash and bumps `session_epoch` (every
@@ -140,6 +147,20 @@ pub struct Session {
     pub heads: BTreeMap<String, i64>,
     /// Spent token hashes, with when each was spent (the newest `MAX_SPENT_REMEMBERED`).
     pub spent: BTreeMap<String, i64>,
+    /// When the session began and when it was last refreshed (Unix seconds).
+    pub created_at: i64,
+    pub last_used_at: i64,
+    /// The client's network address and user agent at sign-in (what `GET /account/sessions`
+    /// shows, so a person can tell their devices apart), if known.
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl Session {
+    /// Whether the session can still be refreshed for a user whose epoch is `epoch` at `now`.
+    pub fn is_live(&self, epoch: u64, now: i64) -> bool {
+        !self.revoked && self.session_epoch == epoch && self.expires_at > now
+    }
 }
 
 /// Spent hashes a session remembers; older ones are forgotten (and then simply unknown).
@@ -215,6 +236,17 @@ pub trait UserStore: Send + Sync {
     async fn partners_of(&self, id: &UserId, n: usize) -> Result<Vec<PartnerId>, StoreError>;
     /// The users with these ids that exist, in no particular order (at most 100 ids).
     async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError>;
+    /// One page of every user matching `filter`, by email (index read). `InvalidCursor` for a
+    /// cursor made for another filter.
+    async fn users_page(
+        &self,
+        filter: &UserFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<User>, StoreError>;
+    /// The platform's operator count (accounts whose [`crate::domain::Account::operator_weight`]
+    /// is 1), strongly consistent; `None` if it was never kept (no operator was ever made).
+    async fn operator_count(&self) -> Result<Option<i64>, StoreError>;
     /// At most `n` memberships and whether the user administers any partner, in one read
     /// where the store can (the suspension check on every request).
     async fn access_summary(
@@ -282,6 +314,34 @@ impl TenantFilter {
             && self.q.as_deref().is_none_or(|q| {
                 t.slug.as_str().starts_with(q) || t.name.to_lowercase().starts_with(q)
             })
+    }
+}
+
+/// What `GET /users` may filter on. `q` is a prefix of the (normalised) email.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserFilter {
+    pub q: Option<String>,
+    pub status: Option<crate::domain::UserStatus>,
+    pub operator: Option<bool>,
+}
+
+impl UserFilter {
+    /// The query a cursor is bound to: a cursor from another filter is refused.
+    pub fn query_name(&self) -> String {
+        format!(
+            "users:{}:{}:{}",
+            self.q.as_deref().unwrap_or(""),
+            self.status.map(|s| s.as_str()).unwrap_or(""),
+            self.operator.map(|o| o.to_string()).unwrap_or_default(),
+        )
+    }
+
+    pub fn matches(&self, u: &User) -> bool {
+        self.q
+            .as_deref()
+            .is_none_or(|q| u.email.as_str().starts_with(q))
+            && self.status.is_none_or(|s| s == u.status)
+            && self.operator.is_none_or(|o| o == u.platform_admin)
     }
 }
 
@@ -555,6 +615,9 @@ pub trait SessionStore: Send + Sync {
         now: i64,
     ) -> Result<bool, StoreError>;
     async fn revoke_session(&self, session_id: &str) -> Result<(), StoreError>;
+    /// At most `n` of the user's sessions, newest first, whatever their state (index read:
+    /// for showing, never for deciding; a session's own item decides).
+    async fn user_sessions(&self, user: &UserId, n: usize) -> Result<Vec<Session>, StoreError>;
 }
 
 /// The key (`PK`, `SK`) of the provisioning fault switch for `step` of the tenant `slug`: an

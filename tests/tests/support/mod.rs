@@ -138,6 +138,7 @@ impl Platform {
             reset_generation: 0,
             email_verified: false,
             last_sign_in_at: None,
+            name: None,
             created_at: shared::runtime::time::now_unix(),
         };
         self.store.create_user(&user).await.unwrap();

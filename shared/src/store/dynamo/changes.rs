@@ -39,6 +39,7 @@ impl DynamoStore {
         sk: &str,
         condition: &str,
         values: Vec<(&str, AttributeValue)>,
+        names: &[(&str, &str)],
     ) -> Result<TransactWriteItem, StoreError> {
         let mut d = Delete::builder()
             .table_name(&self.table)
@@ -47,9 +48,98 @@ impl DynamoStore {
         for (k, v) in values {
             d = d.expression_attribute_values(k, v);
         }
+        for (k, v) in names {
+            d = d.expression_attribute_names(*k, *v);
+        }
         Ok(TransactWriteItem::builder()
             .delete(Self::build(d.build())?)
             .build())
+    }
+
+    /// The operator count's move by `delta` (none for 0): an increase is an `ADD`; a decrease is
+    /// conditioned on leaving at least one operator.
+    pub(super) fn operator_count_item(
+        &self,
+        delta: i64,
+    ) -> Result<Option<TransactWriteItem>, StoreError> {
+        if delta == 0 {
+            return Ok(None);
+        }
+        let (condition, mut values) = if delta > 0 {
+            ("", vec![])
+        } else {
+            ("n >= :min", vec![(":min", n(1 - delta))])
+        };
+        values.push((":by", n(delta)));
+        self.update_item(
+            "OPERATORS".to_string(),
+            "COUNT",
+            "ADD n :by",
+            condition,
+            &[],
+            values,
+        )
+        .map(Some)
+    }
+
+    /// A user's account edit, conditioned on the status and flag the handler read.
+    fn user_update(
+        &self,
+        user: &UserId,
+        before: &crate::domain::Account,
+        edit: &crate::store::changes::UserEdit,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut sets = Vec::new();
+        let mut removes = Vec::new();
+        let mut adds = Vec::new();
+        let mut values = vec![
+            (":was_status", s(before.status.as_str())),
+            (":was_admin", AttributeValue::Bool(before.platform_admin)),
+        ];
+        if let Some(a) = &edit.account {
+            sets.push("#status = :status, platform_admin = :admin");
+            values.push((":status", s(a.status.as_str())));
+            values.push((":admin", AttributeValue::Bool(a.platform_admin)));
+        }
+        match &edit.name {
+            Some(Some(name)) => {
+                sets.push("#name = :name");
+                values.push((":name", s(name)));
+            }
+            Some(None) => removes.push("#name"),
+            None => {}
+        }
+        if edit.end_sessions {
+            adds.push("session_epoch :one");
+            values.push((":one", n(1)));
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression.push_str(&format!("SET {} ", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            expression.push_str(&format!("REMOVE {} ", removes.join(", ")));
+        }
+        if !adds.is_empty() {
+            expression.push_str(&format!("ADD {}", adds.join(", ")));
+        }
+        if expression.is_empty() {
+            // Nothing to write: the condition alone (a no-op SET keeps the item as it is).
+            expression.push_str("SET #status = :was_status");
+        }
+        // DynamoDB refuses a name the expressions do not use.
+        let mut names = vec![("#status", "status")];
+        if edit.name.is_some() {
+            names.push(("#name", "name"));
+        }
+        self.update_item(
+            format!("USER#{user}"),
+            "USER",
+            expression.trim(),
+            "#status = :was_status AND platform_admin = :was_admin",
+            &names,
+            values,
+        )
     }
 
     /// The transaction items of one change (a creation also claims its unique name).
@@ -67,10 +157,48 @@ impl DynamoStore {
                 expect_version,
             } => vec![self.tenant_update(tenant, *expect_version)?],
             Change::CreateUser(u) => {
-                vec![
+                let mut items = vec![
                     self.put(Self::claim_item(u), NEW)?,
                     self.put(Self::user_item(u), NEW)?,
-                ]
+                ];
+                items.extend(self.operator_count_item(change.operator_delta())?);
+                items
+            }
+            Change::UpdateUser { user, before, edit } => {
+                let mut items: Vec<TransactWriteItem> = self
+                    .operator_count_item(change.operator_delta())?
+                    .into_iter()
+                    .collect();
+                items.push(self.user_update(user, before, edit)?);
+                items
+            }
+            Change::DeleteUser {
+                user,
+                email,
+                before,
+            } => {
+                let mut items: Vec<TransactWriteItem> = self
+                    .operator_count_item(change.operator_delta())?
+                    .into_iter()
+                    .collect();
+                items.push(self.delete_item(
+                    format!("USER#{user}"),
+                    "USER",
+                    "#status = :status AND platform_admin = :admin",
+                    vec![
+                        (":status", s(before.status.as_str())),
+                        (":admin", AttributeValue::Bool(before.platform_admin)),
+                    ],
+                    &[("#status", "status")],
+                )?);
+                items.push(self.delete_item(
+                    format!("EMAIL#{email}"),
+                    "EMAIL",
+                    "user_id = :user",
+                    vec![(":user", s(user.as_str()))],
+                    &[],
+                )?);
+                items
             }
             Change::AddMembership {
                 user,
@@ -222,6 +350,7 @@ impl DynamoStore {
                 &format!("PARTNER#{partner}"),
                 "attribute_exists(PK)",
                 vec![],
+                &[],
             )?],
             Change::PutDatabase(d) => {
                 let mut item = key(format!("DB#{}", d.id), "DB");
@@ -249,6 +378,7 @@ impl DynamoStore {
                 "DB",
                 "tenant_id = :t",
                 vec![(":t", s(tenant.as_str()))],
+                &[],
             )?],
             Change::Audit(a) => {
                 let mut item = key(format!("AUDIT#{}", a.scope), &a.id);
@@ -310,6 +440,17 @@ impl DynamoStore {
                     values,
                 )?]
             }
+            Change::RevokeSession { session_id, user } => vec![self.update_item(
+                format!("SESSION#{session_id}"),
+                "SESSION",
+                "SET revoked = :yes",
+                "user_id = :user",
+                &[],
+                vec![
+                    (":yes", AttributeValue::Bool(true)),
+                    (":user", s(user.as_str())),
+                ],
+            )?],
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");
                 item.insert("entity".into(), s("outbox"));
@@ -358,8 +499,8 @@ impl CommitStore for DynamoStore {
         let mut origins = Vec::with_capacity(changes.len() + 2);
         for c in &changes {
             let made = self.change_items(c)?;
-            let claims = made.len() > 1;
-            origins.extend((0..made.len()).map(|i| (c, claims && i == 0)));
+            let count = made.len();
+            origins.extend((0..count).map(|i| (c, i, count)));
             items.extend(made);
         }
         if items.len() > MAX_CHANGES {
@@ -371,7 +512,7 @@ impl CommitStore for DynamoStore {
                 reasons: failed
                     .iter()
                     .filter_map(|(i, _)| origins.get(*i))
-                    .map(|(c, claim)| c.refusal(*claim))
+                    .map(|(c, i, count)| c.item_refusal(*i, *count))
                     .collect(),
             }),
             Err(e) => Err(CommitError::Store(e.into())),

@@ -23,6 +23,20 @@ impl SessionStore for DynamoStore {
         item.insert("revoked".into(), AttributeValue::Bool(session.revoked));
         item.insert("heads".into(), hash_map(&session.heads));
         item.insert("spent".into(), hash_map(&session.spent));
+        item.insert("created_at".into(), n(session.created_at));
+        item.insert("last_used_at".into(), n(session.last_used_at));
+        if let Some(ip) = &session.client_ip {
+            item.insert("client_ip".into(), s(ip));
+        }
+        if let Some(ua) = &session.user_agent {
+            item.insert("user_agent".into(), s(ua));
+        }
+        // A user's sessions, newest first (`GET /account/sessions`, an operator's user page).
+        item.insert("GSI1PK".into(), s(format!("SESSIONS#{}", session.user_id)));
+        item.insert(
+            "GSI1SK".into(),
+            s(format!("{:015}#{}", session.created_at, session.session_id)),
+        );
         // The user's last sign-in, in the same write.
         let signed_in = Self::build(
             Update::builder()
@@ -73,21 +87,23 @@ impl SessionStore for DynamoStore {
         let Some(item) = self.get(format!("SESSION#{session_id}"), "SESSION").await? else {
             return Ok(None);
         };
-        let f = Fields {
-            item: &item,
-            key: "SESSION",
-        };
-        Ok(Some(Session {
-            session_id: f.s("session_id")?.to_string(),
-            user_id: f.user_id("user_id")?,
-            audience: Audience::parse(f.s("audience")?)
-                .ok_or_else(|| f.corrupt("bad audience".into()))?,
-            session_epoch: f.n("session_epoch")?,
-            expires_at: f.n("expires_at")?,
-            revoked: f.bool("revoked")?,
-            heads: f.number_map("heads")?,
-            spent: f.number_map("spent")?,
-        }))
+        parse_session(&item).map(Some)
+    }
+
+    async fn user_sessions(&self, user: &UserId, n: usize) -> Result<Vec<Session>, StoreError> {
+        let (items, _) = self
+            .page_query(PageQuery {
+                query_name: format!("sessions:{user}"),
+                index: Some("GSI1"),
+                partition: ("GSI1PK", format!("SESSIONS#{user}")),
+                sort: None,
+                filter: None,
+                forward: false,
+                limit: n,
+                cursor: None,
+            })
+            .await?;
+        items.iter().map(parse_session).collect()
     }
 
     async fn rotate_session(
@@ -115,7 +131,7 @@ impl SessionStore for DynamoStore {
         }
         let result = update
             .update_expression(format!(
-                "SET heads.#new = :now, spent.#old = :now REMOVE {}",
+                "SET heads.#new = :now, spent.#old = :now, last_used_at = :now REMOVE {}",
                 remove.join(", ")
             ))
             .send()
@@ -167,4 +183,26 @@ impl SessionStore for DynamoStore {
         // A failed condition: nothing to revoke, the session never existed or has expired away.
         conditional(result).map(drop)
     }
+}
+
+fn parse_session(item: &Item) -> Result<Session, StoreError> {
+    let f = Fields {
+        item,
+        key: "SESSION",
+    };
+    Ok(Session {
+        session_id: f.s("session_id")?.to_string(),
+        user_id: f.user_id("user_id")?,
+        audience: Audience::parse(f.s("audience")?)
+            .ok_or_else(|| f.corrupt("bad audience".into()))?,
+        session_epoch: f.n("session_epoch")?,
+        expires_at: f.n("expires_at")?,
+        revoked: f.bool("revoked")?,
+        heads: f.number_map("heads")?,
+        spent: f.number_map("spent")?,
+        created_at: f.n_or("created_at", 0)?,
+        last_used_at: f.n_or("last_used_at", 0)?,
+        client_ip: f.opt_s("client_ip").map(str::to_string),
+        user_agent: f.opt_s("user_agent").map(str::to_string),
+    })
 }

@@ -33,6 +33,12 @@ impl DynamoStore {
             item.insert("last_sign_in_at".into(), n(at));
         }
         item.insert("created_at".into(), n(user.created_at));
+        if let Some(name) = &user.name {
+            item.insert("name".into(), s(name));
+        }
+        // Every user by email (`GET /users`).
+        item.insert("GSI2PK".into(), s("USERS"));
+        item.insert("GSI2SK".into(), s(user.email.as_str()));
         item
     }
 
@@ -63,6 +69,7 @@ impl DynamoStore {
                 None => None,
             },
             created_at: f.n("created_at")?,
+            name: f.opt_s("name").map(str::to_string),
         })
     }
 }
@@ -70,12 +77,12 @@ impl DynamoStore {
 #[async_trait]
 impl UserStore for DynamoStore {
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        let result = self
-            .transact(vec![
-                self.put(Self::claim_item(user), "attribute_not_exists(PK)")?,
-                self.put(Self::user_item(user), "attribute_not_exists(PK)")?,
-            ])
-            .await;
+        let mut items = vec![
+            self.put(Self::claim_item(user), "attribute_not_exists(PK)")?,
+            self.put(Self::user_item(user), "attribute_not_exists(PK)")?,
+        ];
+        items.extend(self.operator_count_item(user.account().operator_weight())?);
+        let result = self.transact(items).await;
         conflict_if_refused(result, "a user with this email already exists")
     }
 
@@ -288,6 +295,64 @@ impl UserStore for DynamoStore {
             }
         }
         Ok((memberships, partner))
+    }
+
+    async fn users_page(
+        &self,
+        filter: &UserFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<User>, StoreError> {
+        let mut conditions = Vec::new();
+        let mut values: Vec<(String, AttributeValue)> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
+        if let Some(status) = filter.status {
+            conditions.push("#status = :status".to_string());
+            names.push(("#status".into(), "status".into()));
+            values.push((":status".into(), s(status.as_str())));
+        }
+        if let Some(op) = filter.operator {
+            conditions.push("platform_admin = :admin".to_string());
+            values.push((":admin".into(), AttributeValue::Bool(op)));
+        }
+        let filter_expr =
+            (!conditions.is_empty()).then(|| (conditions.join(" AND "), values, names));
+        let sort = filter.q.as_ref().filter(|q| !q.is_empty()).map(|q| {
+            (
+                "GSI2SK",
+                "begins_with(#sk, :prefix)".to_string(),
+                vec![(":prefix", s(q))],
+            )
+        });
+        let (items, next_cursor) = self
+            .page_query(PageQuery {
+                query_name: filter.query_name(),
+                index: Some("GSI2"),
+                partition: ("GSI2PK", "USERS".to_string()),
+                sort,
+                filter: filter_expr,
+                forward: true,
+                limit,
+                cursor,
+            })
+            .await?;
+        let items = items
+            .iter()
+            .map(Self::parse_user)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn operator_count(&self) -> Result<Option<i64>, StoreError> {
+        match self.get("OPERATORS".to_string(), "COUNT").await? {
+            Some(item) => Fields {
+                item: &item,
+                key: "OPERATORS",
+            }
+            .n("n")
+            .map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn users_by_ids(&self, ids: &[UserId]) -> Result<Vec<User>, StoreError> {

@@ -33,6 +33,16 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             }
             d.users.contains_key(&u.id)
         }
+        Change::UpdateUser { user, before, .. } | Change::DeleteUser { user, before, .. } => {
+            if d.users.get(user).is_none_or(|u| u.account() != *before) {
+                return Some(Refusal::UserMoved);
+            }
+            let delta = change.operator_delta();
+            if delta < 0 && d.operators.unwrap_or(0) + delta < 1 {
+                return Some(Refusal::LastOperator);
+            }
+            false
+        }
         Change::AddMembership { user, tenant, .. } => member_role(d, user, &tenant.id).is_some(),
         Change::ChangeRole {
             user, tenant, from, ..
@@ -100,6 +110,10 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
                     .is_some_and(|n| n >= cap)
         }
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
+        Change::RevokeSession { session_id, user } => d
+            .sessions
+            .get(session_id)
+            .is_none_or(|s| &s.user_id != user),
     };
     refused.then(|| change.refusal(false))
 }
@@ -120,8 +134,37 @@ fn apply(d: &mut Data, change: Change) {
             }
         }
         Change::CreateUser(u) => {
+            d.count_operators(u.account().operator_weight());
             d.emails.insert(u.email.clone(), u.id.clone());
+            d.claim_hashes
+                .insert(u.email.clone(), u.password_hash.clone());
             d.users.insert(u.id.clone(), u);
+        }
+        Change::UpdateUser { user, edit, before } => {
+            let delta = edit.account.unwrap_or(before).operator_weight() - before.operator_weight();
+            d.count_operators(delta);
+            if let Some(u) = d.users.get_mut(&user) {
+                if let Some(a) = edit.account {
+                    u.status = a.status;
+                    u.platform_admin = a.platform_admin;
+                }
+                if let Some(name) = edit.name {
+                    u.name = name;
+                }
+                if edit.end_sessions {
+                    u.session_epoch += 1;
+                }
+            }
+        }
+        Change::DeleteUser {
+            user,
+            email,
+            before,
+        } => {
+            d.count_operators(-before.operator_weight());
+            d.users.remove(&user);
+            d.emails.remove(&email);
+            d.claim_hashes.remove(&email);
         }
         Change::AddMembership {
             user,
@@ -233,6 +276,11 @@ fn apply(d: &mut Data, change: Change) {
         }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);
+        }
+        Change::RevokeSession { session_id, .. } => {
+            if let Some(s) = d.sessions.get_mut(&session_id) {
+                s.revoked = true;
+            }
         }
     }
 }

@@ -42,6 +42,17 @@ struct Data {
     outbox: HashMap<String, crate::store::changes::OutboxEvent>,
     reconcile_position: Option<String>,
     invites: HashMap<(UserId, TenantId), crate::store::Invite>,
+    /// The platform's operator count (`None`: never kept).
+    operators: Option<i64>,
+}
+
+impl Data {
+    /// Moves the operator count (kept from the first operator on, as DynamoDB's `ADD` does).
+    fn count_operators(&mut self, delta: i64) {
+        if delta != 0 {
+            self.operators = Some(self.operators.unwrap_or(0) + delta);
+        }
+    }
 }
 
 struct IdempotencyRecord {

@@ -42,6 +42,7 @@ impl SessionStore for MemoryStore {
             Some(s) if !s.revoked && s.heads.contains_key(old) => {
                 s.heads.remove(old);
                 s.heads.insert(new.to_string(), now);
+                s.last_used_at = now;
                 for h in forget {
                     s.spent.remove(h);
                 }
@@ -80,5 +81,18 @@ impl SessionStore for MemoryStore {
             }
         });
         Ok(())
+    }
+
+    async fn user_sessions(&self, user: &UserId, n: usize) -> Result<Vec<Session>, StoreError> {
+        let mut all: Vec<Session> = self.with(|d| {
+            d.sessions
+                .values()
+                .filter(|s| &s.user_id == user)
+                .cloned()
+                .collect()
+        });
+        all.sort_by(|a, b| (b.created_at, &b.session_id).cmp(&(a.created_at, &a.session_id)));
+        all.truncate(n);
+        Ok(all)
     }
 }

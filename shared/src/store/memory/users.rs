@@ -15,8 +15,47 @@ impl UserStore for MemoryStore {
             d.claim_hashes
                 .insert(user.email.clone(), user.password_hash.clone());
             d.users.insert(user.id.clone(), user.clone());
+            d.count_operators(user.account().operator_weight());
             Ok(())
         })
+    }
+
+    async fn users_page(
+        &self,
+        filter: &UserFilter,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<User>, StoreError> {
+        let query = filter.query_name();
+        let after = super::position_after(&query, cursor, "GSI2PK", "USERS", "GSI2SK")?;
+        let mut all: Vec<User> = self.with(|d| {
+            d.users
+                .values()
+                .filter(|u| filter.matches(u))
+                .cloned()
+                .collect()
+        });
+        all.sort_by(|a, b| a.email.as_str().cmp(b.email.as_str()));
+        Ok(super::page_after(
+            all,
+            after.as_deref(),
+            limit,
+            |u| u.email.as_str().to_string(),
+            |last| {
+                crate::store::page::encode(
+                    &query,
+                    std::collections::BTreeMap::from([
+                        ("GSI2PK".to_string(), "USERS".to_string()),
+                        ("GSI2SK".to_string(), last.to_string()),
+                    ]),
+                )
+            },
+            false,
+        ))
+    }
+
+    async fn operator_count(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self.with(|d| d.operators))
     }
 
     async fn user_by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {

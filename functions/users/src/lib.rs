@@ -1,0 +1,197 @@
+//! users: the platform's accounts. Routes (see `../shared/DESIGN.md` and `infra/openapi.yaml`):
+//!
+//! | route | module | who |
+//! |---|---|---|
+//! | `GET /users` (`q` email prefix, `status`, `operator`, `partner_admin`, paged) | `directory` | operator |
+//! | `GET /users/{user_id}` (profile, memberships, partner grants, invitations, live sessions) | `directory` | operator |
+//! | `POST /users/{user_id}/disable`, `/enable` | `directory` | operator (never oneself, never the last operator) |
+//! | `DELETE /users/{user_id}/operator` (revoke operator rights) | `directory` | operator (never the last operator) |
+//! | `DELETE /users/{user_id}/sessions`, `DELETE /users/{user_id}/sessions/{session_id}` | `directory` | operator |
+//! | `DELETE /users/{user_id}` (for good) | `directory` | operator (never oneself, never a tenant's last owner) |
+//! | `GET`/`PATCH /account`, `GET /account/sessions`, `DELETE /account/sessions[/{session_id}]` | `account` | every signed-in user |
+//!
+//! And one direct invocation (`first_operator`), an IAM-only action no route reaches: the first
+//! operator's invitation, which `make deploy` and `make dev` run once the stack is up.
+//!
+//! Every change commits its audit entry (scope `platform`, the target user's id and the
+//! client's address in its details) in the same transaction.
+
+mod account;
+mod directory;
+pub mod first_operator;
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{json, Value};
+use shared::access::gate;
+use shared::access::jwt::TokenKeys;
+use shared::domain::User;
+use shared::http::request::{matched, RequestContext};
+use shared::mail::Mailer;
+use shared::runtime::config::LinkConfig;
+use shared::store::changes::{AuditEntry, AuditTarget};
+use shared::store::{Session, Store};
+use shared::{ApiError, ApiResponse, ErrorCode};
+use std::sync::Arc;
+
+pub struct App {
+    pub store: Arc<dyn Store>,
+    pub keys: TokenKeys,
+    pub mailer: Arc<dyn Mailer>,
+    pub links: LinkConfig,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    List,
+    Get,
+    Disable,
+    Enable,
+    RevokeOperator,
+    EndSessions,
+    EndSession,
+    Remove,
+    Account,
+    EditAccount,
+    AccountSessions,
+    EndOtherSessions,
+    EndAccountSession,
+}
+
+const ROUTES: &[(&str, &str, Route)] = &[
+    ("GET", "/users", Route::List),
+    ("GET", "/users/{user_id}", Route::Get),
+    ("DELETE", "/users/{user_id}", Route::Remove),
+    ("POST", "/users/{user_id}/disable", Route::Disable),
+    ("POST", "/users/{user_id}/enable", Route::Enable),
+    ("DELETE", "/users/{user_id}/operator", Route::RevokeOperator),
+    ("DELETE", "/users/{user_id}/sessions", Route::EndSessions),
+    (
+        "DELETE",
+        "/users/{user_id}/sessions/{session_id}",
+        Route::EndSession,
+    ),
+    ("GET", "/account", Route::Account),
+    ("PATCH", "/account", Route::EditAccount),
+    ("GET", "/account/sessions", Route::AccountSessions),
+    ("DELETE", "/account/sessions", Route::EndOtherSessions),
+    (
+        "DELETE",
+        "/account/sessions/{session_id}",
+        Route::EndAccountSession,
+    ),
+];
+
+/// This function's routes (see `shared::http::request::route_list`).
+pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
+    shared::http::request::route_list(ROUTES)
+}
+
+/// Every invocation: an API Gateway request, or the first operator's direct invocation.
+pub async fn handle_event(app: &App, payload: Value) -> Value {
+    if shared::http::invoke::is_http(&payload) {
+        return shared::http::invoke::serve_http(payload, |req| handle(app, req)).await;
+    }
+    first_operator::invoke(app, payload).await
+}
+
+pub async fn handle(app: &App, req: Request) -> Response<Body> {
+    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
+}
+
+async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
+    let route = matched(&req, ROUTES)?;
+    let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
+    match route {
+        Route::Account => account::get(&call).await,
+        Route::EditAccount => account::edit(&call).await,
+        Route::AccountSessions => account::sessions(&call).await,
+        Route::EndOtherSessions => account::end_other_sessions(&call).await,
+        Route::EndAccountSession => account::end_session(&call).await,
+        operators_only => {
+            gate::operator(&call.caller)?;
+            match operators_only {
+                Route::List => directory::list(&call).await,
+                Route::Get => directory::get(&call).await,
+                Route::Disable => directory::set_disabled(&call, true).await,
+                Route::Enable => directory::set_disabled(&call, false).await,
+                Route::RevokeOperator => directory::revoke_operator(&call).await,
+                Route::EndSessions => directory::end_sessions(&call).await,
+                Route::EndSession => directory::end_session(&call).await,
+                Route::Remove => directory::remove(&call).await,
+                _ => Err(ApiError::route_not_found()),
+            }
+        }
+    }
+}
+
+/// One request in hand (`shared::http::call`): this app, the request and its signed-in caller.
+pub(crate) type Call<'a> = shared::http::call::Call<'a, App>;
+
+/// An audit entry about `user`: scope `platform`, the user's id and the client's address in
+/// the details (never an email or a name: a removed user's entries keep the id alone).
+pub(crate) fn user_audit(
+    call: &Call<'_>,
+    action: &str,
+    user: &shared::domain::UserId,
+    details: Value,
+) -> AuditEntry {
+    let mut details = details;
+    if let Some(map) = details.as_object_mut() {
+        map.insert("user_id".into(), json!(user));
+        map.insert("client_ip".into(), json!(call.ctx.client_ip));
+    }
+    call.entry(AuditTarget::Platform, action, details)
+}
+
+pub(crate) fn user_not_found() -> ApiError {
+    ApiError::refused(ErrorCode::UserNotFound, "no such user")
+}
+
+pub(crate) fn session_not_found() -> ApiError {
+    ApiError::refused(ErrorCode::SessionNotFound, "no such session")
+}
+
+/// A user as the API shows them (never the password hash).
+pub(crate) fn user_view(u: &User) -> Value {
+    json!({
+        "user_id": u.id,
+        "email": u.email,
+        "name": u.name,
+        "status": u.status,
+        "operator": u.platform_admin,
+        "email_verified": u.email_verified,
+        "last_sign_in_at": u.last_sign_in_at,
+        "created_at": u.created_at,
+    })
+}
+
+/// A session as its owner (or an operator) sees it; `current` marks the caller's own.
+pub(crate) fn session_view(s: &Session, current: Option<&str>) -> Value {
+    json!({
+        "session_id": s.session_id,
+        "audience": s.audience,
+        "created_at": s.created_at,
+        "last_used_at": s.last_used_at,
+        "expires_at": s.expires_at,
+        "client_ip": s.client_ip,
+        "user_agent": s.user_agent,
+        "current": current == Some(s.session_id.as_str()),
+    })
+}
+
+/// How many sessions a list reads (newest first); older ones are not shown.
+pub(crate) const SESSIONS_SHOWN: usize = 50;
+
+/// The user's sessions that can still be used, newest first.
+pub(crate) async fn live_sessions(
+    store: &dyn Store,
+    user: &User,
+) -> Result<Vec<Session>, ApiError> {
+    let now = shared::runtime::time::now_unix();
+    Ok(store
+        .user_sessions(&user.id, SESSIONS_SHOWN)
+        .await?
+        .into_iter()
+        .filter(|s| s.is_live(user.session_epoch, now))
+        .collect())
+}
