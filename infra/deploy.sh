@@ -9,9 +9,13 @@
 #      printed (deploy.py --after-sam): the same step `make dev` runs after its deploy;
 #   5. the operator console: built (npm ci when node_modules is missing, then vite),
 #      uploaded to the stack's console bucket with its config.json (the API's URL), the
-#      distribution invalidated, and its URL printed (console/publish.py).
+#      distribution invalidated, and its URL printed (console/publish.py);
+#   6. the first operator: OPERATOR_EMAIL (asked at a terminal when unset) is invited as a
+#      platform operator through the users function, invoked directly (infra/first_operator.py):
+#      an invitation mail to the console's accept page, where they choose their password.
+#      Idempotent; refused while an operator exists unless OPERATOR_FORCE=1.
 # Credentials come from the usual AWS places (AWS_PROFILE, ~/.aws, environment).
-# Environment: PLATFORM_ORIGIN, SENDER_EMAIL, STACK fill sam's answers; DEPLOY_PARAMS adds
+# Environment: OPERATOR_EMAIL (step 6); PLATFORM_ORIGIN, SENDER_EMAIL, STACK fill sam's answers; DEPLOY_PARAMS adds
 # Key=Value overrides. DEPLOY_ZIPS=DIR deploys zips made elsewhere instead of packaging, and
 # DEPLOY_DIR another folder than .sam (make test deploys its x86 build this way onto the
 # emulator, AWS_ENDPOINT_URL set, to prove the path).
@@ -52,3 +56,17 @@ echo "API: $(.venv/bin/python -c 'import json, sys; print(json.load(open(sys.arg
 (cd console && { [[ -d node_modules ]] || npm ci --no-audit --no-fund --loglevel=error; } && npm run build --silent >/dev/null)
 rc=0; .venv/bin/python console/publish.py --stack "$stack" --out "$dir/console.json" || rc=$?
 ((rc == 0 || rc == 2)) || exit "$rc"
+
+# The first operator (step 6), once the console that their invitation links to is up.
+email=${OPERATOR_EMAIL:-}
+if [[ -z $email && -t 0 ]]; then
+  read -r -p "The first operator's email address (empty: invite nobody now): " email
+fi
+if [[ -n $email ]]; then
+  force=(); [[ -n "${OPERATOR_FORCE:-}" ]] && force=(--force)
+  rc=0; .venv/bin/python infra/first_operator.py invite --email "$email" --stack-file "$dir/stack.json" "${force[@]}" || rc=$?
+  # 3: refused (an operator exists already): said above; the deployment itself stands.
+  ((rc == 0 || rc == 3)) || exit "$rc"
+else
+  echo "deploy: no first operator invited (make deploy OPERATOR_EMAIL=you@example.com invites one)"
+fi

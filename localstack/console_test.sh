@@ -68,8 +68,8 @@ if [[ ! -f "$PREPARED" ]]; then
   # The update can give the REST API a new id on the emulator: config.json must name the live one.
   $PY console/publish.py --stack $STACK --out "$CSTATE/console.json" >/dev/null
   set -a; . "$CSTATE/stack.env"; set +a
-  OPERATOR_EMAIL=console-operator@local.test OPERATOR_PASSWORD=console-operator-password-1 \
-    TABLE_NAME=$TABLE_NAME "$BIN_DIR/seed-operator" >/dev/null
+  $PY infra/first_operator.py invite --email console-operator@local.test --stack-file "$CSTATE/stack.json" \
+    --accept-locally console-operator-password-1 >/dev/null
   echo "console tests: stack $STACK deployed in $((SECONDS - started))s"
   printf 'FWD_PORT=%s\nORIGIN=%s\n' "$FWD_PORT" "$ORIGIN" >"$PREPARED"
 fi

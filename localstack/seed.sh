@@ -13,7 +13,10 @@ token() {
 seed_demo() {
   export OPERATOR_EMAIL=${OPERATOR_EMAIL:-operator@local.test}
   export OPERATOR_PASSWORD=${OPERATOR_PASSWORD:-local-dev-only-change-me}
-  target/debug/seed-operator
+  # The same path as `make deploy` (the users function, invoked directly), then the invitation
+  # is accepted here with the local password, so the printed credentials work at once.
+  .venv/bin/python infra/first_operator.py invite --email "$OPERATOR_EMAIL" --stack-file "$STACK_FILE" \
+    --accept-locally "$OPERATOR_PASSWORD"
   OP_TOKEN=$(token operator)
   api /tenants -H "authorization: Bearer $OP_TOKEN" \
     -d "{\"slug\":\"demo\",\"name\":\"Demo\",\"owner_email\":\"$OPERATOR_EMAIL\"}" >/dev/null

@@ -53,7 +53,7 @@ phase "make deploy path (sam deploy)"
 # `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
 # packaging, upload, change set) of the same template as a second stack, from this build.
 .venv/bin/python infra/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
-DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
+DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam OPERATOR_EMAIL=sam-operator@local.test \
   DEPLOY_PARAMS="PlatformOrigin=$PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
   infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
   || { cat "$STATE_DIR/sam-deploy.log"; exit 1; }
@@ -61,8 +61,20 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam \
   curl -fsS "$API_URL/health/live" | grep -q '"live"'
   code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
     -d '{"email":"nobody@example.com","password":"wrong password"}')
-  [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; } )
-echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers"
+  [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; }
+  # The deploy invited its first operator: accepted as the mail's recipient would, they sign in.
+  .venv/bin/python infra/first_operator.py accept --email sam-operator@local.test \
+    --accept-locally local-dev-only-sam-operator-1 --stack-file "$STATE_DIR/sam/stack.json"
+  code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"sam-operator@local.test","password":"local-dev-only-sam-operator-1","audience":"operator"}')
+  [[ $code == 200 ]] || { echo "sam-deployed stack: the first operator's sign-in answered $code"; exit 1; }
+  # A second run of the same step changes nothing, and another address is refused.
+  .venv/bin/python infra/first_operator.py invite --email sam-operator@local.test --stack-file "$STATE_DIR/sam/stack.json" \
+    | grep -q ': exists'
+  rc=0; .venv/bin/python infra/first_operator.py invite --email someone-else@local.test \
+    --stack-file "$STATE_DIR/sam/stack.json" 2>/dev/null || rc=$?
+  [[ $rc == 3 ]] || { echo "sam-deployed stack: a second first operator was not refused ($rc)"; exit 1; } )
+echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers, its first operator signs in"
 phase "Python checks"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_logs test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys test_template)

@@ -261,13 +261,22 @@ class EachFunctionTouchesOnlyItsKeyKinds(unittest.TestCase):
             for action in ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"):
                 for kind in kinds(binary, action):
                     writes.setdefault(kind, set()).add(binary)
-        # Sessions are login's alone; accounts (users and their email claims) are created only
-        # by the functions that invite people; the claim's copy of the password hash is kept
-        # by the two that know a new one (reset-password) or find it missing (login);
-        # presign writes nothing.
-        self.assertEqual(writes.get("SESSION#*"), {"login"})
+        # Sessions are made by login alone; users (an operator's revocation, one's own sign-out
+        # of a device) only marks one revoked. Accounts (users and their email claims) are
+        # created only by the functions that invite people (users: the first operator), and
+        # their claims released only by users (a removed account); the claim's copy of the
+        # password hash is kept by the two that know a new one (reset-password) or find it
+        # missing (login); presign writes nothing.
+        self.assertEqual(writes.get("SESSION#*"), {"login", "users"})
+        self.assertEqual({b for b in writes["SESSION#*"] if "SESSION#*" in kinds(b, "dynamodb:PutItem")},
+                         {"login"})
+        self.assertNotIn("SESSION#*", kinds("users", "dynamodb:DeleteItem"))
         claim_puts = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:PutItem")}
-        self.assertEqual(claim_puts, {"tenants", "partners"})
+        self.assertEqual(claim_puts, {"tenants", "partners", "users"})
+        claim_deletes = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:DeleteItem")}
+        self.assertEqual(claim_deletes, {"users"})
+        # The operator count moves only with the accounts it counts.
+        self.assertEqual(writes.get("OPERATORS"), {"users"})
         claim_updates = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:UpdateItem")}
         self.assertEqual(claim_updates, {"login", "reset-password"})
         self.assertNotIn("presign", set().union(*writes.values()))

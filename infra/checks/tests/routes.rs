@@ -46,6 +46,7 @@ fn function_tables() -> Vec<(&'static str, BTreeSet<Route>)> {
         ("presign", table(presign::routes())),
         ("query-router", table(query_router::routes())),
         ("reconcile", table(reconcile::routes())),
+        ("users", table(users::routes())),
     ]
 }
 

@@ -1,0 +1,671 @@
+//! users on the in-memory store: the first operator's invitation, operators' user management
+//! with its guards (never oneself, never the last operator, never a tenant's last owner), and
+//! self-service sessions.
+
+use serde_json::{json, Value};
+use shared::access::jwt::{TokenContext, TokenKeys};
+use shared::access::opaque;
+use shared::domain::{Audience, Email, Role, User, UserStatus};
+use shared::http::proxy_event::ProxyRequest;
+use shared::mail::RecordingMailer;
+use shared::store::{CommitStore, MemoryStore, Session, SessionStore, UserStore};
+use shared::testing::{self, read};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+struct World {
+    store: Arc<MemoryStore>,
+    mailer: Arc<RecordingMailer>,
+    app: users::App,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemoryStore::new());
+    let mailer = Arc::new(RecordingMailer::default());
+    let keys =
+        TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 900).unwrap();
+    let app = users::App {
+        store: store.clone(),
+        keys,
+        mailer: mailer.clone(),
+        links: shared::runtime::config::LinkConfig {
+            platform_origin: shared::domain::tenant::RedirectOrigin::parse(
+                "https://console.example.com",
+                false,
+            )
+            .unwrap(),
+        },
+    };
+    World { store, mailer, app }
+}
+
+impl World {
+    async fn invoke(&self, payload: Value) -> Value {
+        users::handle_event(&self.app, payload).await
+    }
+
+    /// `method resource` (its `{name}`s filled from `params`) as `who` in `session`.
+    async fn call(
+        &self,
+        who: &User,
+        aud: Audience,
+        session: Option<&str>,
+        method: &str,
+        resource: &str,
+        params: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut path = resource.to_string();
+        for (name, value) in params {
+            path = path.replace(&format!("{{{name}}}"), value);
+        }
+        let token = self
+            .app
+            .keys
+            .issue_in(
+                &who.id,
+                aud,
+                who.session_epoch,
+                shared::runtime::time::now_unix(),
+                &TokenContext {
+                    session_id: session.map(str::to_string),
+                },
+            )
+            .await
+            .unwrap()
+            .token;
+        let mut p =
+            ProxyRequest::new(method, &path).header("authorization", &format!("Bearer {token}"));
+        p.resource = resource.into();
+        p.path_parameters = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if let Some(b) = &body {
+            p = p.json_body(&b.to_string());
+        }
+        read(&users::handle(&self.app, p.to_lambda_request()).await)
+    }
+
+    async fn op(
+        &self,
+        who: &User,
+        method: &str,
+        resource: &str,
+        params: &[(&str, &str)],
+    ) -> (u16, Value) {
+        self.call(
+            who,
+            Audience::Operator,
+            None,
+            method,
+            resource,
+            params,
+            None,
+        )
+        .await
+    }
+
+    async fn user(&self, id: &shared::domain::UserId) -> Option<User> {
+        self.store.user_by_id(id).await.unwrap()
+    }
+
+    /// A live session of `user`, stored as login writes one.
+    async fn session(&self, user: &User, created_at: i64) -> String {
+        let id = opaque::random_id();
+        let minted = opaque::mint_for(&id);
+        self.store
+            .create_session(
+                &Session {
+                    session_id: id.clone(),
+                    user_id: user.id.clone(),
+                    audience: Audience::Portal,
+                    session_epoch: user.session_epoch,
+                    expires_at: shared::runtime::time::now_unix() + 3600,
+                    revoked: false,
+                    heads: BTreeMap::from([(minted.hash, created_at)]),
+                    spent: BTreeMap::new(),
+                    created_at,
+                    last_used_at: created_at,
+                    client_ip: Some("192.0.2.7".into()),
+                    user_agent: Some("test-agent".into()),
+                },
+                None,
+            )
+            .await
+            .unwrap();
+        id
+    }
+}
+
+fn invite(email: &str, force: bool) -> Value {
+    json!({"action": "invite-operator", "email": email, "force": force})
+}
+
+#[tokio::test]
+async fn the_first_operator_is_invited_once_by_mail_and_never_by_password() {
+    let w = world();
+    let first = w.invoke(invite("First@Example.com", false)).await;
+    assert_eq!(first["ok"], true, "{first}");
+    assert_eq!(first["outcome"], "invited");
+    let email = Email::parse("first@example.com").unwrap();
+    let user = w.store.user_by_email(&email).await.unwrap().unwrap();
+    assert!(user.platform_admin);
+    assert_eq!(user.status, UserStatus::Invited);
+    assert_eq!(w.store.operator_count().await.unwrap(), Some(1));
+    let sent = w.mailer.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to.as_str(), "first@example.com");
+    assert!(
+        sent[0]
+            .text
+            .contains("https://console.example.com/accept-invitation#token="),
+        "{}",
+        sent[0].text
+    );
+    assert!(sent[0].text.contains("You are invited to the platform"));
+    // The same address again: the invitation is sent again, nothing else changes.
+    let again = w.invoke(invite("first@example.com", false)).await;
+    assert_eq!(again["outcome"], "reinvited", "{again}");
+    assert_eq!(w.mailer.sent().len(), 2);
+    assert_eq!(w.store.operator_count().await.unwrap(), Some(1));
+    // Another address while an operator exists: refused, unless forced.
+    let other = w.invoke(invite("second@example.com", false)).await;
+    assert_eq!(other["ok"], false);
+    assert_eq!(other["error"], "OPERATOR_EXISTS");
+    assert!(w
+        .store
+        .user_by_email(&Email::parse("second@example.com").unwrap())
+        .await
+        .unwrap()
+        .is_none());
+    let forced = w.invoke(invite("second@example.com", true)).await;
+    assert_eq!(forced["outcome"], "invited", "{forced}");
+    assert_eq!(w.store.operator_count().await.unwrap(), Some(2));
+    // Accepted (active): the address is an operator already, and nothing is sent.
+    let mut active = user.clone();
+    active.status = UserStatus::Active;
+    w.store
+        .commit(vec![shared::store::changes::Change::UpdateUser {
+            user: user.id.clone(),
+            before: user.account(),
+            edit: shared::store::changes::UserEdit {
+                account: Some(active.account()),
+                ..Default::default()
+            },
+        }])
+        .await
+        .unwrap();
+    let exists = w.invoke(invite("first@example.com", false)).await;
+    assert_eq!(exists["outcome"], "exists", "{exists}");
+    assert_eq!(w.mailer.sent().len(), 3);
+    // Nothing in any answer carries a token or a password.
+    for answer in [&first, &again, &forced, &exists] {
+        assert!(!answer.to_string().contains("token"), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn bad_invocations_are_refused_without_echoing_them() {
+    let w = world();
+    for payload in [
+        json!({}),
+        json!({"action": "drop-tables", "email": "a@example.com"}),
+        json!({"action": "invite-operator", "email": "not an <address>"}),
+        json!({"action": "invite-operator", "email": "a@example.com", "password": "x"}),
+    ] {
+        let answer = w.invoke(payload.clone()).await;
+        assert_eq!(answer["ok"], false, "{payload}");
+        assert!(!answer.to_string().contains("<address>"), "{answer}");
+    }
+    assert_eq!(w.store.operator_count().await.unwrap(), None);
+    assert!(w.mailer.sent().is_empty());
+}
+
+/// Eight first invitations at once, each on its own thread (its own runtime): the check that
+/// no operator exists and the write race, and the one-time claim lets exactly one through.
+#[test]
+fn concurrent_first_invitations_make_one_operator() {
+    let w = Arc::new(world());
+    let start = Arc::new(std::sync::Barrier::new(8));
+    let runs: Vec<_> = (0..8)
+        .map(|i| {
+            let (w, start) = (w.clone(), start.clone());
+            std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                start.wait();
+                rt.block_on(w.invoke(invite(&format!("racer-{i}@example.com"), false)))
+            })
+        })
+        .collect();
+    let mut invited = 0;
+    for r in runs {
+        let answer = r.join().unwrap();
+        if answer["ok"] == true {
+            invited += 1;
+        } else {
+            assert_eq!(answer["error"], "OPERATOR_EXISTS", "{answer}");
+        }
+    }
+    assert_eq!(invited, 1);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    assert_eq!(rt.block_on(w.store.operator_count()).unwrap(), Some(1));
+}
+
+#[tokio::test]
+async fn operator_routes_are_for_operators_only() {
+    let w = world();
+    let op = testing::user(w.store.as_ref(), true).await;
+    let plain = testing::user(w.store.as_ref(), false).await;
+    let id = plain.id.to_string();
+    assert_eq!(w.op(&op, "GET", "/users", &[]).await.0, 200);
+    // A portal token of an operator, and a portal user: 403; an operator token of a user
+    // without the stored flag: 401.
+    for (who, aud, want) in [
+        (&op, Audience::Portal, 403),
+        (&plain, Audience::Portal, 403),
+        (&plain, Audience::Operator, 401),
+    ] {
+        for (method, resource) in [
+            ("GET", "/users"),
+            ("GET", "/users/{user_id}"),
+            ("POST", "/users/{user_id}/disable"),
+            ("DELETE", "/users/{user_id}/sessions"),
+            ("DELETE", "/users/{user_id}"),
+        ] {
+            let (status, _) = w
+                .call(who, aud, None, method, resource, &[("user_id", &id)], None)
+                .await;
+            assert_eq!(status, want, "{method} {resource} as {aud:?}");
+        }
+    }
+    assert_eq!(w.user(&plain.id).await.unwrap().status, UserStatus::Active);
+}
+
+#[tokio::test]
+async fn disabling_ends_every_session_and_blocks_every_route_until_enabled() {
+    let w = world();
+    let op = testing::user(w.store.as_ref(), true).await;
+    let ana = testing::user(w.store.as_ref(), false).await;
+    let id = ana.id.to_string();
+    let session = w.session(&ana, 100).await;
+    assert_eq!(
+        w.call(
+            &ana,
+            Audience::Portal,
+            Some(&session),
+            "GET",
+            "/account",
+            &[],
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    let (status, body) = w
+        .op(&op, "POST", "/users/{user_id}/disable", &[("user_id", &id)])
+        .await;
+    assert_eq!(
+        (status, body["data"]["changed"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let disabled = w.user(&ana.id).await.unwrap();
+    assert_eq!(disabled.status, UserStatus::Disabled);
+    assert_eq!(disabled.session_epoch, ana.session_epoch + 1);
+    // The token from before (old epoch) and even a fresh one (disabled) are refused.
+    assert_eq!(
+        w.call(&ana, Audience::Portal, None, "GET", "/account", &[], None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        w.call(
+            &disabled,
+            Audience::Portal,
+            None,
+            "GET",
+            "/account",
+            &[],
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    // Twice changes nothing; the audit says who did it, to whom, from where.
+    let (_, again) = w
+        .op(&op, "POST", "/users/{user_id}/disable", &[("user_id", &id)])
+        .await;
+    assert_eq!(again["data"]["changed"], false);
+    let audit = w.store.audit_entries("platform", 10).await.unwrap();
+    let entry = audit.iter().find(|e| e.action == "user.disabled").unwrap();
+    assert_eq!(entry.actor, op.id);
+    let details: Value = serde_json::from_str(&entry.details).unwrap();
+    assert_eq!(details["user_id"], json!(ana.id));
+    assert!(details["client_ip"].is_string());
+    assert!(!entry.details.contains(ana.email.as_str()));
+    // Enabled: active again, signs in with a fresh token.
+    let (status, body) = w
+        .op(&op, "POST", "/users/{user_id}/enable", &[("user_id", &id)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let enabled = w.user(&ana.id).await.unwrap();
+    assert_eq!(enabled.status, UserStatus::Active);
+    assert_eq!(
+        w.call(
+            &enabled,
+            Audience::Portal,
+            None,
+            "GET",
+            "/account",
+            &[],
+            None
+        )
+        .await
+        .0,
+        200
+    );
+    // An operator never disables themself.
+    let (status, _) = w
+        .op(
+            &op,
+            "POST",
+            "/users/{user_id}/disable",
+            &[("user_id", &op.id.to_string())],
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn the_last_operator_stays() {
+    let w = world();
+    let a = testing::user(w.store.as_ref(), true).await;
+    let b = testing::user(w.store.as_ref(), true).await;
+    assert_eq!(w.store.operator_count().await.unwrap(), Some(2));
+    let (status, body) = w
+        .op(
+            &a,
+            "DELETE",
+            "/users/{user_id}/operator",
+            &[("user_id", &b.id.to_string())],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(!w.user(&b.id).await.unwrap().platform_admin);
+    // b's operator token stops working at once.
+    assert_eq!(w.op(&b, "GET", "/users", &[]).await.0, 401);
+    // a is the last: revoking themself is refused, and so is disabling a's account by anyone.
+    let (status, body) = w
+        .op(
+            &a,
+            "DELETE",
+            "/users/{user_id}/operator",
+            &[("user_id", &a.id.to_string())],
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("LAST_OPERATOR"))
+    );
+    assert!(w.user(&a.id).await.unwrap().platform_admin);
+    assert_eq!(w.store.operator_count().await.unwrap(), Some(1));
+    // A disabled operator does not count: with c disabled, a is still the last.
+    let c = testing::user(w.store.as_ref(), true).await;
+    let (status, _) = w
+        .op(
+            &a,
+            "POST",
+            "/users/{user_id}/disable",
+            &[("user_id", &c.id.to_string())],
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(w.store.operator_count().await.unwrap(), Some(1));
+    let (status, _) = w
+        .op(
+            &a,
+            "DELETE",
+            "/users/{user_id}/operator",
+            &[("user_id", &a.id.to_string())],
+        )
+        .await;
+    assert_eq!(status, 409);
+}
+
+#[tokio::test]
+async fn removing_a_user_keeps_every_tenant_owned_and_the_audit_by_id() {
+    let w = world();
+    let op = testing::user(w.store.as_ref(), true).await;
+    let ana = testing::user(w.store.as_ref(), false).await;
+    let tenant = testing::tenant(w.store.as_ref(), "Acme", Some((&ana, Role::Owner))).await;
+    let id = ana.id.to_string();
+    let (status, body) = w
+        .op(&op, "DELETE", "/users/{user_id}", &[("user_id", &id)])
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("LAST_OWNER")),
+        "{body}"
+    );
+    assert!(w.user(&ana.id).await.is_some());
+    // A second owner: now ana can go, with her membership and her email.
+    let bob = testing::user(w.store.as_ref(), false).await;
+    use shared::store::TenantStore;
+    w.store
+        .add_membership(&bob.id, &tenant, Role::Owner)
+        .await
+        .unwrap();
+    let (status, body) = w
+        .op(&op, "DELETE", "/users/{user_id}", &[("user_id", &id)])
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(w.user(&ana.id).await.is_none());
+    assert!(w.store.user_by_email(&ana.email).await.unwrap().is_none());
+    assert!(w
+        .store
+        .membership(&ana.id, &tenant.id)
+        .await
+        .unwrap()
+        .is_none());
+    let owners = w
+        .store
+        .tenant_by_id(&tenant.id)
+        .await
+        .unwrap()
+        .unwrap()
+        .owners;
+    assert_eq!(owners, 1);
+    let audit = w.store.audit_entries("platform", 10).await.unwrap();
+    let entry = audit.iter().find(|e| e.action == "user.removed").unwrap();
+    assert!(entry.details.contains(&id));
+    assert!(!entry.details.contains(ana.email.as_str()));
+    // Gone: 404; and an operator never removes themself.
+    assert_eq!(
+        w.op(&op, "GET", "/users/{user_id}", &[("user_id", &id)])
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        w.op(
+            &op,
+            "DELETE",
+            "/users/{user_id}",
+            &[("user_id", &op.id.to_string())]
+        )
+        .await
+        .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn the_list_filters_by_prefix_flag_and_partner_rights() {
+    let w = world();
+    let op = testing::user(w.store.as_ref(), true).await;
+    let plain = testing::user(w.store.as_ref(), false).await;
+    let partner_admin = testing::user(w.store.as_ref(), false).await;
+    w.store
+        .grant_partner_admin(&partner_admin.id, &shared::domain::PartnerId::new_random())
+        .await
+        .unwrap();
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["user_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let list = |q: &'static str| {
+        let w = &w;
+        let op = &op;
+        async move {
+            let mut p = ProxyRequest::new("GET", "/users").header(
+                "authorization",
+                &testing::bearer(&w.app.keys, op, Audience::Operator).await,
+            );
+            p.resource = "/users".into();
+            for pair in q.split('&').filter(|s| !s.is_empty()) {
+                let (k, v) = pair.split_once('=').unwrap();
+                p.query.push((k.to_string(), v.to_string()));
+            }
+            read(&users::handle(&w.app, p.to_lambda_request()).await)
+        }
+    };
+    let (status, all) = list("").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(ids(&all).len(), 3);
+    assert!(all.to_string().find("password").is_none());
+    let (_, ops) = list("operator=true").await;
+    assert_eq!(ids(&ops), vec![op.id.to_string()]);
+    let (_, admins) = list("partner_admin=true").await;
+    assert_eq!(ids(&admins), vec![partner_admin.id.to_string()]);
+    let prefix = &plain.email.as_str()[..6];
+    let (_, by_prefix) = list(Box::leak(format!("q={prefix}").into_boxed_str())).await;
+    assert_eq!(ids(&by_prefix), vec![plain.id.to_string()]);
+    let (status, _) = list("status=nope").await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn a_user_sees_and_signs_out_their_own_sessions_only() {
+    let w = world();
+    let ana = testing::user(w.store.as_ref(), false).await;
+    let bob = testing::user(w.store.as_ref(), false).await;
+    let older = w.session(&ana, 100).await;
+    let current = w.session(&ana, 200).await;
+    let bobs = w.session(&bob, 300).await;
+    let (status, body) = w
+        .call(
+            &ana,
+            Audience::Portal,
+            Some(&current),
+            "GET",
+            "/account/sessions",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let items = body["data"]["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["session_id"], json!(current));
+    assert_eq!(items[0]["current"], true);
+    assert_eq!(items[1]["current"], false);
+    assert_eq!(items[0]["user_agent"], "test-agent");
+    // Another user's session is not hers to end (the same 404 as an unknown one).
+    let (status, _) = w
+        .call(
+            &ana,
+            Audience::Portal,
+            Some(&current),
+            "DELETE",
+            "/account/sessions/{session_id}",
+            &[("session_id", &bobs)],
+            None,
+        )
+        .await;
+    assert_eq!(status, 404);
+    assert!(!w.store.session(&bobs).await.unwrap().unwrap().revoked);
+    // "Sign out my other devices": the older one ends, the current one stays.
+    let (status, body) = w
+        .call(
+            &ana,
+            Audience::Portal,
+            Some(&current),
+            "DELETE",
+            "/account/sessions",
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["revoked"].clone()),
+        (200, json!(1)),
+        "{body}"
+    );
+    assert!(w.store.session(&older).await.unwrap().unwrap().revoked);
+    assert!(!w.store.session(&current).await.unwrap().unwrap().revoked);
+    // The name, trimmed; a control character is refused and changes nothing.
+    let (status, body) = w
+        .call(
+            &ana,
+            Audience::Portal,
+            None,
+            "PATCH",
+            "/account",
+            &[],
+            Some(json!({"name": "  Ana Lima "})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["name"].clone()),
+        (200, json!("Ana Lima"))
+    );
+    let (status, _) = w
+        .call(
+            &ana,
+            Audience::Portal,
+            None,
+            "PATCH",
+            "/account",
+            &[],
+            Some(json!({"name": "a\u{0}b"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        w.user(&ana.id).await.unwrap().name.as_deref(),
+        Some("Ana Lima")
+    );
+    // An operator sees her live sessions on her page, and ends them all at once.
+    let op = testing::user(w.store.as_ref(), true).await;
+    let id = ana.id.to_string();
+    let (_, page) = w
+        .op(&op, "GET", "/users/{user_id}", &[("user_id", &id)])
+        .await;
+    assert_eq!(page["data"]["sessions"].as_array().unwrap().len(), 1);
+    let (status, _) = w
+        .op(
+            &op,
+            "DELETE",
+            "/users/{user_id}/sessions",
+            &[("user_id", &id)],
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, page) = w
+        .op(&op, "GET", "/users/{user_id}", &[("user_id", &id)])
+        .await;
+    assert_eq!(page["data"]["sessions"].as_array().unwrap().len(), 0);
+}
