@@ -859,3 +859,215 @@ async fn a_quota_holds_under_concurrent_takers() {
     s.commit(vec![take(-1)]).await.unwrap();
     s.commit(vec![take(1)]).await.unwrap();
 }
+
+/// A table of its own, keyed and indexed as the template's, for what is one per table (the
+/// operator count); dropped at the end.
+struct OwnTable {
+    client: shared::dynamodb::Client,
+    name: String,
+}
+
+impl OwnTable {
+    async fn create() -> (DynamoStore, OwnTable) {
+        use shared::dynamodb::types::{
+            AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+            Projection, ProjectionType, ScalarAttributeType,
+        };
+        let sdk = shared::runtime::aws::sdk_config().await;
+        let client = shared::dynamodb::Client::new(&sdk);
+        let name = format!("own-{}", uuid::Uuid::new_v4().simple());
+        let attr = |n: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(n)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        let key = |n: &str, t| {
+            KeySchemaElement::builder()
+                .attribute_name(n)
+                .key_type(t)
+                .build()
+                .unwrap()
+        };
+        let index = |i: &str| {
+            GlobalSecondaryIndex::builder()
+                .index_name(i)
+                .key_schema(key(&format!("{i}PK"), KeyType::Hash))
+                .key_schema(key(&format!("{i}SK"), KeyType::Range))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .unwrap()
+        };
+        let mut create = client
+            .create_table()
+            .table_name(&name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("PK", KeyType::Hash))
+            .key_schema(key("SK", KeyType::Range));
+        for a in ["PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
+            create = create.attribute_definitions(attr(a));
+        }
+        create
+            .global_secondary_indexes(index("GSI1"))
+            .global_secondary_indexes(index("GSI2"))
+            .send()
+            .await
+            .expect("the emulator creates a table");
+        let store = DynamoStore::new(client.clone(), name.clone());
+        (store, OwnTable { client, name })
+    }
+
+    async fn drop(self) {
+        let _ = self
+            .client
+            .delete_table()
+            .table_name(&self.name)
+            .send()
+            .await;
+    }
+}
+
+use shared::store::changes;
+
+fn operator() -> User {
+    User {
+        platform_admin: true,
+        ..user()
+    }
+}
+
+fn revoke(u: &User) -> changes::Change {
+    changes::Change::UpdateUser {
+        user: u.id.clone(),
+        before: u.account(),
+        edit: changes::UserEdit {
+            account: Some(shared::domain::Account {
+                status: u.status,
+                platform_admin: false,
+            }),
+            ..Default::default()
+        },
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn the_operator_count_never_reaches_zero_even_when_two_revoke_each_other() {
+    use shared::store::changes::{CommitError, Refusal};
+    let (s, table) = OwnTable::create().await;
+    assert_eq!(s.operator_count().await.unwrap(), None);
+    let (a, b) = (operator(), operator());
+    s.create_user(&a).await.unwrap();
+    s.commit(vec![changes::Change::CreateUser(b.clone())])
+        .await
+        .unwrap();
+    // An invited or plain account does not count.
+    s.create_user(&user()).await.unwrap();
+    assert_eq!(s.operator_count().await.unwrap(), Some(2));
+    // Both at once: exactly one wins; the other is refused as the last operator.
+    let s = Arc::new(s);
+    let (ra, rb) = tokio::join!(
+        {
+            let s = s.clone();
+            let c = revoke(&a);
+            tokio::spawn(async move { s.commit(vec![c]).await })
+        },
+        {
+            let s = s.clone();
+            let c = revoke(&b);
+            tokio::spawn(async move { s.commit(vec![c]).await })
+        }
+    );
+    let results = [ra.unwrap(), rb.unwrap()];
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "{results:?}");
+    for r in &results {
+        if let Err(CommitError::Refused { reasons }) = r {
+            assert_eq!(reasons, &vec![Refusal::LastOperator]);
+        }
+    }
+    assert_eq!(s.operator_count().await.unwrap(), Some(1));
+    let last = if results[0].is_ok() { &b } else { &a };
+    // Disabling or removing the last is refused too; a stale read is refused as moved.
+    let disable = changes::Change::UpdateUser {
+        user: last.id.clone(),
+        before: last.account(),
+        edit: changes::UserEdit {
+            account: Some(shared::domain::Account {
+                status: UserStatus::Disabled,
+                platform_admin: true,
+            }),
+            end_sessions: true,
+            ..Default::default()
+        },
+    };
+    assert!(matches!(
+        s.commit(vec![disable]).await,
+        Err(CommitError::Refused { reasons }) if reasons == vec![Refusal::LastOperator]
+    ));
+    let remove = changes::Change::DeleteUser {
+        user: last.id.clone(),
+        email: last.email.clone(),
+        before: last.account(),
+    };
+    assert!(matches!(
+        s.commit(vec![remove]).await,
+        Err(CommitError::Refused { reasons }) if reasons == vec![Refusal::LastOperator]
+    ));
+    let gone = if results[0].is_ok() { &a } else { &b };
+    assert!(matches!(
+        s.commit(vec![revoke(gone)]).await,
+        Err(CommitError::Refused { reasons }) if reasons.contains(&Refusal::UserMoved)
+    ));
+    // A name edit moves no count and needs none; the user list finds both by prefix.
+    s.commit(vec![changes::Change::UpdateUser {
+        user: last.id.clone(),
+        before: last.account(),
+        edit: changes::UserEdit {
+            name: Some(Some("Last One".into())),
+            ..Default::default()
+        },
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.user_by_id(&last.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .name
+            .as_deref(),
+        Some("Last One")
+    );
+    let page = s
+        .users_page(
+            &UserFilter {
+                operator: Some(true),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.items.iter().map(|u| u.id.clone()).collect::<Vec<_>>(),
+        vec![last.id.clone()]
+    );
+    // Removing the other (no longer an operator) releases its email.
+    s.commit(vec![changes::Change::DeleteUser {
+        user: gone.id.clone(),
+        email: gone.email.clone(),
+        before: s.user_by_id(&gone.id).await.unwrap().unwrap().account(),
+    }])
+    .await
+    .unwrap();
+    assert!(s.user_by_email(&gone.email).await.unwrap().is_none());
+    assert_eq!(s.operator_count().await.unwrap(), Some(1));
+    table.drop().await;
+}

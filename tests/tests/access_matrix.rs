@@ -112,6 +112,7 @@ async fn every_route_admits_exactly_its_callers() {
     let scratch_admin = platform.user(false).await;
     partner_admin(&platform, &w.operator, &p, &scratch_admin).await;
     let scratch_partner = partner(&platform, &w.operator).await;
+    let scratch_user = platform.user(false).await;
     type Body = Box<dyn Fn(usize) -> Option<Value>>;
     type PathFor = Box<dyn Fn(usize) -> String>;
     let fixed = |s: String| -> PathFor { Box::new(move |_| s.clone()) };
@@ -277,6 +278,56 @@ async fn every_route_admits_exactly_its_callers() {
             fixed(format!("/partners/{scratch_partner}")),
             none(),
             [200, 404, 404, 404, 404, 404, 404, 404, 401],
+        ),
+        // Platform users: operators alone; one's own account: everyone signed in.
+        ("GET", fixed("/users".into()), none(), OPERATOR_ONLY),
+        (
+            "GET",
+            fixed(format!("/users/{}", w.member_id)),
+            none(),
+            OPERATOR_ONLY,
+        ),
+        (
+            "POST",
+            fixed(format!("/users/{}/disable", scratch_user.id)),
+            none(),
+            OPERATOR_ONLY,
+        ),
+        (
+            "POST",
+            fixed(format!("/users/{}/enable", scratch_user.id)),
+            none(),
+            OPERATOR_ONLY,
+        ),
+        (
+            "DELETE",
+            fixed(format!("/users/{}/sessions", scratch_user.id)),
+            none(),
+            OPERATOR_ONLY,
+        ),
+        (
+            "DELETE",
+            fixed(format!("/users/{}/operator", scratch_user.id)),
+            none(),
+            OPERATOR_ONLY,
+        ),
+        (
+            "DELETE",
+            fixed(format!("/users/{}", scratch_user.id)),
+            none(),
+            OPERATOR_ONLY,
+        ),
+        (
+            "GET",
+            fixed("/account".into()),
+            none(),
+            [200, 200, 200, 200, 200, 200, 200, 200, 401],
+        ),
+        (
+            "GET",
+            fixed("/account/sessions".into()),
+            none(),
+            [200, 200, 200, 200, 200, 200, 200, 200, 401],
         ),
         // Last: it deletes A.
         ("DELETE", fixed(format!("/tenants/{a}")), none(), A_OPERATOR),

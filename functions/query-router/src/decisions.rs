@@ -118,6 +118,7 @@ mod tests {
             audience,
             token_id: "t".into(),
             session_epoch: epoch,
+            session_id: None,
         }
     }
 
