@@ -53,7 +53,7 @@ deploy() {
   $PY infra/deploy.py --stack $STACK --local --bin-dir "$BIN_DIR" \
     --param PlatformOrigin="$1" --param LocalMode=true --param SenderEmail="$SENDER_EMAIL" \
     --param JwtIssuer="$JWT_ISSUER" --param AccessTokenTtlSeconds="$TTL" \
-    --param RefreshReuseGraceSeconds=2 --param RecoveryWindowSeconds=900 \
+    --param RefreshReuseGraceSeconds=2 --param RecoveryWindowSeconds=900 --param OperatorMfa=optional \
     --out "$CSTATE/stack.json" >"$CSTATE/deploy.log" 2>&1 || { cat "$CSTATE/deploy.log"; return 1; }
 }
 if [[ ! -f "$PREPARED" ]]; then

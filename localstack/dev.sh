@@ -31,7 +31,7 @@ start_emulator
 start_postgres
 # LocalStack's community image has no CloudFront: the forwarder below serves the console there.
 console_param=(); [[ "${EMULATOR:-ministack}" == localstack ]] && console_param=(--param ConsoleHosting=none)
-deploy_stack saas-dev target/debug --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true "${console_param[@]}"
+deploy_stack saas-dev target/debug --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param OperatorMfa=optional "${console_param[@]}"
 # A first tenant, `demo`, owned by the operator, with the sample database registered through
 # the API (so the README's query example works as printed).
 seed_demo

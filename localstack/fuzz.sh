@@ -22,10 +22,11 @@ if [[ -z "${API_URL:-}" ]]; then
   cargo build --workspace --bins --quiet
   start_emulator
   start_postgres
-  deploy_stack saas-fuzz target/debug --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true
+  deploy_stack saas-fuzz target/debug --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param OperatorMfa=optional
 fi
 . localstack/seed.sh
-seed_demo
+# On make test's stack other operators exist already: the seeded one is invited on purpose.
+SEED_FORCE=1 seed_demo
 api /partners -H "authorization: Bearer $OP_TOKEN" -d '{"slug":"demo-partner","name":"Demo partner","domain":"partner.example.com"}' >/dev/null
 export FUZZ_DB_ID=$DB_ID
 export FUZZ_USER_ID=$(api /auth/me -H "authorization: Bearer $PORTAL_TOKEN" | json_field '["user"]["id"]')

@@ -15,8 +15,9 @@ seed_demo() {
   export OPERATOR_PASSWORD=${OPERATOR_PASSWORD:-local-dev-only-change-me}
   # The same path as `make deploy` (the users function, invoked directly), then the invitation
   # is accepted here with the local password, so the printed credentials work at once.
+  # SEED_FORCE: a stack with operators already (make test's, which fuzz.sh --short reuses).
   .venv/bin/python infra/first_operator.py invite --email "$OPERATOR_EMAIL" --stack-file "$STACK_FILE" \
-    --accept-locally "$OPERATOR_PASSWORD"
+    --accept-locally "$OPERATOR_PASSWORD" ${SEED_FORCE:+--force}
   OP_TOKEN=$(token operator)
   api /tenants -H "authorization: Bearer $OP_TOKEN" \
     -d "{\"slug\":\"demo\",\"name\":\"Demo\",\"owner_email\":\"$OPERATOR_EMAIL\"}" >/dev/null

@@ -46,7 +46,7 @@ deploy_stack saas-test target/debug \
   --param RefreshReuseGraceSeconds=$REFRESH_REUSE_GRACE_SECONDS \
   --param KeysRefreshSeconds=$KEYS_REFRESH_SECONDS \
   --param UploadMaxBytesFree=$UPLOAD_MAX_BYTES_FREE \
-  --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param QueryTimeoutMs=2000 \
+  --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param QueryTimeoutMs=2000 --param OperatorMfa=optional \
   --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
 phase "make deploy path (sam deploy)"
@@ -75,6 +75,9 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam OPERATOR
     --stack-file "$STATE_DIR/sam/stack.json" 2>/dev/null || rc=$?
   [[ $rc == 3 ]] || { echo "sam-deployed stack: a second first operator was not refused ($rc)"; exit 1; } )
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers, its first operator signs in"
+# Its API, for the black-box test of what its defaults enforce (operators must have a second
+# factor: tests/tests/mfa.rs).
+export SAM_API_URL=$(set -a; . "$STATE_DIR/sam/stack.env"; echo "$API_URL")
 phase "Python checks"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_logs test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys test_template)

@@ -277,6 +277,8 @@ class EachFunctionTouchesOnlyItsKeyKinds(unittest.TestCase):
         self.assertEqual(claim_deletes, {"users"})
         # The operator count moves only with the accounts it counts.
         self.assertEqual(writes.get("OPERATORS"), {"users"})
+        # A sign-in's second-factor challenges are login's alone.
+        self.assertEqual(writes.get("MFACHAL#*"), {"login"})
         claim_updates = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:UpdateItem")}
         self.assertEqual(claim_updates, {"login", "reset-password"})
         self.assertNotIn("presign", set().union(*writes.values()))

@@ -28,6 +28,8 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
         email_verified: false,
         last_sign_in_at: None,
         name: None,
+        // Operators of handler tests have enrolled a factor (operators must have one).
+        mfa: platform_admin,
         created_at: crate::runtime::time::now_unix(),
     };
     store.create_user(&user).await.expect("user stored");

@@ -30,6 +30,7 @@ fn user() -> User {
         email_verified: false,
         last_sign_in_at: None,
         name: None,
+        mfa: false,
         created_at: 1_700_000_000,
     }
 }
@@ -46,6 +47,7 @@ async fn session(s: &DynamoStore, u: &User, refund: Option<&Reservation>) -> (Se
         revoked: false,
         heads: BTreeMap::from([(first.hash.clone(), 1_000)]),
         spent: BTreeMap::new(),
+        mfa_at: None,
         created_at: 1_000,
         last_used_at: 1_000,
         client_ip: Some("192.0.2.1".into()),

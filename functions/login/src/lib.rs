@@ -1,5 +1,7 @@
 //! Sign-in. Routes:
-//! - `POST /auth/login` `{email,password,audience?}` -> access + refresh tokens
+//! - `POST /auth/login` `{email,password,audience?}` -> access + refresh tokens, or, for an
+//!   account with a second factor, a short-lived single-use `mfa_token` instead
+//! - `POST /auth/mfa` `{mfa_token, code | recovery_code}` -> the tokens, once the factor checks
 //! - `POST /auth/refresh` `{refresh_token}` -> rotated tokens; a reused token revokes its session
 //! - `POST /auth/logout` `{refresh_token}` -> revokes the session
 //! - `GET /auth/me` -> the caller and their memberships
@@ -19,12 +21,16 @@ use serde_json::json;
 use shared::access::caller::{
     account_suspended, account_suspended_error, authenticate, current_user,
 };
+use shared::access::crypto::DataKey;
+use shared::access::factors::{self, FactorError, Proof};
 use shared::access::jwt::{TokenContext, TokenKeys};
 use shared::access::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
 use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::runtime::time::now_unix;
+use shared::store::changes::{Change, CommitError, Refusal};
+use shared::store::MfaChallenge;
 use shared::store::{RotateOutcome, Session, Store, StoreError};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -54,9 +60,23 @@ pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
     window_secs: 900,
 };
 
+/// Failed second-factor codes of one account in a 15-minute window: a 6-digit code has a
+/// million values and three are valid at a time, so five tries leave a guesser a chance of
+/// about one in 67,000 per window, behind a password they must already have.
+pub const MFA_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
+    name: "mfa-fail-user",
+    limit: 5,
+    window_secs: 900,
+};
+
+/// How long a sign-in's second-factor token lives.
+pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
+
 pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
+    /// Opens the users' second-factor secrets.
+    pub data_key: DataKey,
     pub refresh_ttl_secs: i64,
     /// A refresh token presented again within this many seconds of its rotation is a
     /// concurrent refresh (two tabs), not a theft.
@@ -66,6 +86,7 @@ pub struct App {
 #[derive(Debug, Clone, Copy)]
 enum Route {
     Login,
+    Mfa,
     Refresh,
     Logout,
     Me,
@@ -76,6 +97,7 @@ enum Route {
 
 const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/login", Route::Login),
+    ("POST", "/auth/mfa", Route::Mfa),
     ("POST", "/auth/refresh", Route::Refresh),
     ("POST", "/auth/logout", Route::Logout),
     ("GET", "/auth/me", Route::Me),
@@ -96,6 +118,7 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     match matched(&req, ROUTES)? {
         Route::Login => login(app, &ctx, &req).await,
+        Route::Mfa => mfa(app, &ctx, &req).await,
         Route::Refresh => refresh(app, &req).await,
         Route::Logout => logout(app, &req).await,
         Route::Me => me(app, &req).await,
@@ -270,12 +293,167 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         tracing::warn!(user_id = %user.id, "sign-in refused: every tenant of the account is suspended");
         return Err(account_suspended_error());
     }
-    let tokens = start_session(app, ctx, req, &user, audience, now, &reservation).await?;
+    if user.mfa {
+        // The password was right: not a guess, so not counted. The tokens wait for the factor.
+        ratelimit::refund(app.store.as_ref(), &reservation).await?;
+        return second_factor_challenge(app, ctx, req, &user, audience, now).await;
+    }
+    let tokens = start_session(
+        app,
+        ctx,
+        req,
+        &user,
+        audience,
+        now,
+        Some(&reservation),
+        None,
+    )
+    .await?;
     tracing::info!(user_id = %user.id, audience = audience.as_str(), "signed in");
     Ok(ApiResponse::ok(tokens))
 }
 
+/// A right password for an account with a second factor: a single-use token, valid five
+/// minutes, that `POST /auth/mfa` exchanges for the session once the factor checks. Only its
+/// hash is stored.
+async fn second_factor_challenge(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+    user: &User,
+    audience: Audience,
+    now: i64,
+) -> Result<ApiResponse, ApiError> {
+    let token = opaque::mint();
+    app.store
+        .commit(vec![Change::PutChallenge(MfaChallenge {
+            hash: token.hash,
+            user_id: user.id.clone(),
+            audience,
+            expires_at: now + MFA_CHALLENGE_TTL_SECS,
+            attempts: 0,
+            client_ip: Some(ctx.client_ip.clone()).filter(|ip| !ip.is_empty()),
+            user_agent: shared::http::request::user_agent(req),
+        })])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    tracing::info!(user_id = %user.id, audience = audience.as_str(), "password accepted: second factor asked");
+    Ok(ApiResponse::ok(json!({
+        "mfa_required": true,
+        "mfa_token": token.plaintext,
+        "expires_in": MFA_CHALLENGE_TTL_SECS,
+        "methods": ["totp", "recovery_code"],
+        "audience": audience.as_str(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaBody {
+    mfa_token: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+fn invalid_mfa_token() -> ApiError {
+    ApiError::refused(
+        ErrorCode::InvalidMfaToken,
+        "the sign-in expired or was completed already: sign in again",
+    )
+}
+
+fn invalid_mfa_code() -> ApiError {
+    ApiError::refused(
+        ErrorCode::InvalidMfaCode,
+        "the code is not valid (or was used already)",
+    )
+}
+
+/// `POST /auth/mfa`: the second step of a sign-in. The code is counted before it is checked
+/// (five failures per account in 15 minutes), and the challenge is spent in the same
+/// transaction as the code (a TOTP step, or a recovery code), so neither can serve twice.
+async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
+    let body: MfaBody = json_body(req, DEFAULT_BODY_LIMIT)?;
+    let proof = Proof::from_fields(body.code, body.recovery_code)
+        .ok_or_else(|| ApiError::invalid_request("give either code (6 digits) or recovery_code"))?;
+    let hash = opaque::hash_presented(&body.mfa_token).ok_or_else(invalid_mfa_token)?;
+    let store = app.store.as_ref();
+    let now = now_unix();
+    let challenge = store
+        .mfa_challenge(&hash)
+        .await?
+        .ok_or_else(invalid_mfa_token)?;
+    let limits = [(MFA_FAILURES_PER_ACCOUNT, challenge.user_id.as_str())];
+    let reservation = match ratelimit::reserve_attempt(store, &limits, now).await? {
+        Decision::Reserved(r) => r,
+        Decision::Limited { retry_after_secs } => {
+            tracing::warn!(user_id = %challenge.user_id, retry_after_secs, "second factor refused: too many failures");
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
+    };
+    let (reservation, user_id) = (&reservation, &challenge.user_id);
+    let failed = |why: &'static str| async move {
+        if let Err(e) = ratelimit::settle_failed(store, reservation).await {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed second factor not settled");
+        }
+        tracing::info!(user_id = %user_id, why, "second factor failed");
+        invalid_mfa_code()
+    };
+    let spend = match factors::check(store, &app.data_key, &challenge.user_id, &proof, now).await {
+        Ok(change) => change,
+        Err(FactorError::Wrong | FactorError::Missing) => return Err(failed("wrong code").await),
+        Err(FactorError::Sealed) => return Err(ApiError::internal(FactorError::Sealed)),
+        Err(FactorError::Store(e)) => return Err(e.into()),
+    };
+    match store
+        .commit(vec![
+            Change::SpendChallenge {
+                hash: hash.clone(),
+                now,
+            },
+            spend,
+        ])
+        .await
+    {
+        Ok(()) => {}
+        Err(CommitError::Refused { reasons }) if reasons.contains(&Refusal::ChallengeGone) => {
+            ratelimit::refund(store, reservation).await?;
+            return Err(invalid_mfa_token());
+        }
+        Err(CommitError::Refused { .. }) => return Err(failed("code used already").await),
+        Err(e) => return Err(e.answer(|_| ApiError::concurrent_update())),
+    }
+    // The account as it is now: disabled, its sessions ended, or its flag gone meanwhile.
+    let user = match store.user_by_id(&challenge.user_id).await? {
+        Some(u)
+            if u.is_active() && (challenge.audience != Audience::Operator || u.platform_admin) =>
+        {
+            u
+        }
+        _ => {
+            ratelimit::refund(store, reservation).await?;
+            return Err(invalid_mfa_token());
+        }
+    };
+    let tokens = start_session(
+        app,
+        ctx,
+        req,
+        &user,
+        challenge.audience,
+        now,
+        Some(reservation),
+        Some(now),
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, audience = challenge.audience.as_str(), "signed in with a second factor");
+    Ok(ApiResponse::ok(tokens))
+}
+
 /// Writes a new session with its first refresh token, giving the sign-in's attempt back.
+#[allow(clippy::too_many_arguments)]
 async fn start_session(
     app: &App,
     ctx: &RequestContext,
@@ -283,7 +461,8 @@ async fn start_session(
     user: &User,
     audience: Audience,
     now: i64,
-    reservation: &Reservation,
+    reservation: Option<&Reservation>,
+    mfa_at: Option<i64>,
 ) -> Result<serde_json::Value, ApiError> {
     let session_id = opaque::random_id();
     let minted = opaque::mint_for(&session_id);
@@ -296,14 +475,13 @@ async fn start_session(
         revoked: false,
         heads: BTreeMap::from([(minted.hash, now)]),
         spent: BTreeMap::new(),
+        mfa_at,
         created_at: now,
         last_used_at: now,
         client_ip: Some(ctx.client_ip.clone()).filter(|ip| !ip.is_empty()),
         user_agent: shared::http::request::user_agent(req),
     };
-    app.store
-        .create_session(&session, Some(reservation))
-        .await?;
+    app.store.create_session(&session, reservation).await?;
     token_pair(app, user, &session, minted.plaintext, now).await
 }
 
@@ -317,6 +495,7 @@ async fn token_pair(
     let (audience, refresh_expires_at) = (session.audience, session.expires_at);
     let context = TokenContext {
         session_id: Some(session.session_id.clone()),
+        mfa_at: session.mfa_at,
     };
     let access = app
         .keys

@@ -18,10 +18,58 @@ fn app(store: Arc<MemoryStore>) -> login::App {
     login::App {
         store,
         keys,
+        data_key: data_key(),
         refresh_ttl_secs: 3600,
         // No grace: a second use is reuse at once (the grace window has tests of its own).
         reuse_grace_secs: 0,
     }
+}
+
+fn data_key() -> shared::access::crypto::DataKey {
+    shared::access::crypto::DataKey::from_base64("bG9jYWwtZGV2LW9ubHktdGVzdC1kYXRhLWtleS0zMmI=")
+        .unwrap()
+}
+
+/// Gives `user` a confirmed authenticator app (as enrolment leaves it) and recovery codes;
+/// returns the secret and the codes.
+async fn enroll(
+    store: &MemoryStore,
+    user: &User,
+) -> (shared::access::totp::TotpSecret, Vec<String>) {
+    use shared::store::changes::{Change, UserEdit};
+    use shared::store::CommitStore;
+    let secret = shared::access::totp::TotpSecret::generate();
+    let (codes, hashes) = shared::access::totp::RecoveryCodes::generate();
+    store
+        .commit(vec![Change::PutTotp {
+            user: user.id.clone(),
+            sealed: shared::access::factors::seal(&data_key(), &user.id, &secret).unwrap(),
+            at: 1,
+        }])
+        .await
+        .unwrap();
+    store
+        .commit(vec![
+            Change::ConfirmTotp {
+                user: user.id.clone(),
+                step: 0,
+            },
+            Change::PutRecoveryCodes {
+                user: user.id.clone(),
+                hashes,
+            },
+            Change::UpdateUser {
+                user: user.id.clone(),
+                before: user.account(),
+                edit: UserEdit {
+                    mfa: Some(true),
+                    ..UserEdit::default()
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    (secret, codes)
 }
 
 async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
@@ -36,6 +84,7 @@ async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
         email_verified: false,
         last_sign_in_at: None,
         name: None,
+        mfa: false,
         created_at: 1,
     };
     store.create_user(&user).await.unwrap();
@@ -643,4 +692,137 @@ async fn a_claims_stale_hash_copy_never_decides_and_is_put_right() {
         .copy_hash_to_claim(&u.email, &other.id, &old)
         .await
         .unwrap());
+}
+
+/// The claims of an access token, unverified (the test only reads what login put there).
+fn claims(access: &str) -> Value {
+    use base64::Engine;
+    let payload = access.split('.').nth(1).unwrap();
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn an_account_with_a_second_factor_gets_tokens_only_after_it() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let (secret, codes) = enroll(&store, &u).await;
+    // The right password: no tokens, a challenge.
+    let (status, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["mfa_required"], true);
+    assert!(body["data"].get("access_token").is_none());
+    let challenge = body["data"]["mfa_token"].as_str().unwrap().to_string();
+    // A wrong password is the same 401 as for an account without a factor.
+    let (status, wrong) = sign_in(&app, u.email.as_str(), "wrong password!").await;
+    assert_eq!(
+        (status, wrong["error"]["code"].clone()),
+        (401, json!("INVALID_CREDENTIALS"))
+    );
+    let mfa = |token: &str, field: &str, code: &str| {
+        post("/auth/mfa", json!({"mfa_token": token, field: code}))
+    };
+    let now = shared::runtime::time::now_unix();
+    let right = shared::access::totp::code_at(&secret, now);
+    let wrong_code = if right == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    let (status, body, _) = call(&app, mfa(&challenge, "code", wrong_code)).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    let (status, body, _) = call(&app, mfa(&challenge, "code", &right)).await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["data"]["access_token"].as_str().unwrap();
+    let mfa_at = claims(access)["mfa_at"].as_i64().unwrap();
+    assert!((now - 5..=now + 5).contains(&mfa_at));
+    // The challenge is spent.
+    let (status, body, _) = call(&app, mfa(&challenge, "code", &right)).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("INVALID_MFA_TOKEN"))
+    );
+    // A refresh keeps the factor's time in the new access token.
+    let refresh_token = body_refresh(&app, u.email.as_str(), &secret, &codes[0]).await;
+    let (status, refreshed, _) = call(
+        &app,
+        post("/auth/refresh", json!({"refresh_token": refresh_token})),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    assert!(claims(refreshed["data"]["access_token"].as_str().unwrap())["mfa_at"].is_i64());
+    // The same code in a new sign-in: refused (a code is accepted once).
+    let (_, again) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let again = again["data"]["mfa_token"].as_str().unwrap().to_string();
+    let (status, body, _) = call(&app, mfa(&again, "code", &right)).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    // The recovery code spent above does not work twice; another does.
+    let (status, _, _) = call(&app, mfa(&again, "recovery_code", &codes[0])).await;
+    assert_eq!(status, 400);
+    let (status, body, _) =
+        call(&app, mfa(&again, "recovery_code", &codes[1].to_uppercase())).await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Signs in with a recovery code and returns the refresh token.
+async fn body_refresh(
+    app: &login::App,
+    email: &str,
+    _secret: &shared::access::totp::TotpSecret,
+    recovery: &str,
+) -> String {
+    let (_, body) = sign_in(app, email, PASSWORD).await;
+    let token = body["data"]["mfa_token"].as_str().unwrap();
+    let (status, body, _) = call(
+        app,
+        post(
+            "/auth/mfa",
+            json!({"mfa_token": token, "recovery_code": recovery}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    body["data"]["refresh_token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn five_wrong_codes_close_the_second_step_for_a_while() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let (secret, _) = enroll(&store, &u).await;
+    let (_, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let token = body["data"]["mfa_token"].as_str().unwrap().to_string();
+    let right = shared::access::totp::code_at(&secret, shared::runtime::time::now_unix());
+    let wrong = if right == "000001" {
+        "000002"
+    } else {
+        "000001"
+    };
+    for i in 0..5 {
+        let (status, _, _) = call(
+            &app,
+            post("/auth/mfa", json!({"mfa_token": token, "code": wrong})),
+        )
+        .await;
+        assert_eq!(status, 400, "try {i}");
+    }
+    // The sixth, even right, is refused until the window passes.
+    let (status, _, _) = call(
+        &app,
+        post("/auth/mfa", json!({"mfa_token": token, "code": right})),
+    )
+    .await;
+    assert_eq!(status, 429);
 }

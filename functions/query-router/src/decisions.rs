@@ -119,6 +119,7 @@ mod tests {
             token_id: "t".into(),
             session_epoch: epoch,
             session_id: None,
+            mfa_at: None,
         }
     }
 

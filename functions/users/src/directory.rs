@@ -224,6 +224,59 @@ pub(crate) async fn set_disabled(call: &Call<'_>, disable: bool) -> Result<ApiRe
     ))
 }
 
+/// `PUT /users/{user_id}/operator`: the user becomes an operator (they are mailed). Asks the
+/// acting operator for a sign-in that passed a second factor within the last 10 minutes: a
+/// stolen password, or a token left open on a desk, does not make operators.
+pub(crate) async fn grant_operator(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let now = shared::runtime::time::now_unix();
+    if !call.caller.recent_factor(now) {
+        return Err(ApiError::refused(
+            ErrorCode::MfaRequired,
+            "granting operator rights needs a sign-in with your second factor in the last 10 minutes: sign in again",
+        ));
+    }
+    let user = target(call).await?;
+    if user.platform_admin {
+        return Ok(ApiResponse::ok(
+            json!({"user": user_view(&user), "changed": false}),
+        ));
+    }
+    if user.status == UserStatus::Disabled {
+        return Err(ApiError::refused(
+            ErrorCode::InvalidState,
+            "the account is disabled: enable it first",
+        ));
+    }
+    commit_edit(
+        call,
+        &user,
+        UserEdit {
+            account: Some(Account {
+                status: user.status,
+                platform_admin: true,
+            }),
+            ..UserEdit::default()
+        },
+        "user.operator_granted",
+        json!({}),
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, by = %call.caller.user.id, "operator rights granted");
+    shared::mail::invitation::notify_access(
+        call.app.mailer.as_ref(),
+        &user,
+        &format!("the platform at {}", call.app.links.platform_origin),
+        "platform operator",
+        &call.caller.user,
+    )
+    .await;
+    let mut changed = user.clone();
+    changed.platform_admin = true;
+    Ok(ApiResponse::ok(
+        json!({"user": user_view(&changed), "changed": true}),
+    ))
+}
+
 /// `DELETE /users/{user_id}/operator`: the user keeps their account and tenants; their
 /// operator tokens stop working at once (every operator route reads the stored flag).
 pub(crate) async fn revoke_operator(call: &Call<'_>) -> Result<ApiResponse, ApiError> {

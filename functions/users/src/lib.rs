@@ -5,10 +5,13 @@
 //! | `GET /users` (`q` email prefix, `status`, `operator`, `partner_admin`, paged) | `directory` | operator |
 //! | `GET /users/{user_id}` (profile, memberships, partner grants, invitations, live sessions) | `directory` | operator |
 //! | `POST /users/{user_id}/disable`, `/enable` | `directory` | operator (never oneself, never the last operator) |
+//! | `PUT /users/{user_id}/operator` (grant operator rights) | `directory` | operator signed in with a second factor within the last 10 minutes |
 //! | `DELETE /users/{user_id}/operator` (revoke operator rights) | `directory` | operator (never the last operator) |
+//! | `DELETE /users/{user_id}/mfa` (reset a user's second factors; the user is mailed) | `factors` | operator |
 //! | `DELETE /users/{user_id}/sessions`, `DELETE /users/{user_id}/sessions/{session_id}` | `directory` | operator |
 //! | `DELETE /users/{user_id}` (for good) | `directory` | operator (never oneself, never a tenant's last owner) |
 //! | `GET`/`PATCH /account`, `GET /account/sessions`, `DELETE /account/sessions[/{session_id}]` | `account` | every signed-in user |
+//! | `GET /account/mfa`, `POST`/`DELETE /account/mfa/totp`, `POST /account/mfa/totp/confirm`, `POST /account/mfa/recovery-codes` | `factors` | every signed-in user (an operator without a factor: only `GET /account`, `GET /account/mfa` and enrolling) |
 //!
 //! And one direct invocation (`first_operator`), an IAM-only action no route reaches: the first
 //! operator's invitation, which `make deploy` and `make dev` run once the stack is up.
@@ -18,10 +21,13 @@
 
 mod account;
 mod directory;
+mod factors;
 pub mod first_operator;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
+use shared::access::caller::Admit;
+use shared::access::crypto::DataKey;
 use shared::access::gate;
 use shared::access::jwt::TokenKeys;
 use shared::domain::User;
@@ -38,6 +44,8 @@ pub struct App {
     pub keys: TokenKeys,
     pub mailer: Arc<dyn Mailer>,
     pub links: LinkConfig,
+    /// Seals and opens second-factor secrets.
+    pub data_key: DataKey,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -46,7 +54,9 @@ enum Route {
     Get,
     Disable,
     Enable,
+    GrantOperator,
     RevokeOperator,
+    ResetFactors,
     EndSessions,
     EndSession,
     Remove,
@@ -55,6 +65,11 @@ enum Route {
     AccountSessions,
     EndOtherSessions,
     EndAccountSession,
+    MfaStatus,
+    StartTotp,
+    ConfirmTotp,
+    RemoveTotp,
+    NewRecoveryCodes,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
@@ -63,7 +78,9 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("DELETE", "/users/{user_id}", Route::Remove),
     ("POST", "/users/{user_id}/disable", Route::Disable),
     ("POST", "/users/{user_id}/enable", Route::Enable),
+    ("PUT", "/users/{user_id}/operator", Route::GrantOperator),
     ("DELETE", "/users/{user_id}/operator", Route::RevokeOperator),
+    ("DELETE", "/users/{user_id}/mfa", Route::ResetFactors),
     ("DELETE", "/users/{user_id}/sessions", Route::EndSessions),
     (
         "DELETE",
@@ -78,6 +95,15 @@ const ROUTES: &[(&str, &str, Route)] = &[
         "DELETE",
         "/account/sessions/{session_id}",
         Route::EndAccountSession,
+    ),
+    ("GET", "/account/mfa", Route::MfaStatus),
+    ("POST", "/account/mfa/totp", Route::StartTotp),
+    ("DELETE", "/account/mfa/totp", Route::RemoveTotp),
+    ("POST", "/account/mfa/totp/confirm", Route::ConfirmTotp),
+    (
+        "POST",
+        "/account/mfa/recovery-codes",
+        Route::NewRecoveryCodes,
     ),
 ];
 
@@ -100,13 +126,25 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {
     let route = matched(&req, ROUTES)?;
-    let call = Call::signed_in(app, &app.keys, app.store.as_ref(), &ctx, &req).await?;
+    // An operator without a second factor may read their account and enroll one, nothing else.
+    let admit = match route {
+        Route::Account | Route::MfaStatus | Route::StartTotp | Route::ConfirmTotp => {
+            Admit::Enrolling
+        }
+        _ => Admit::Enrolled,
+    };
+    let call = Call::signed_in_as(app, &app.keys, app.store.as_ref(), &ctx, &req, admit).await?;
     match route {
         Route::Account => account::get(&call).await,
         Route::EditAccount => account::edit(&call).await,
         Route::AccountSessions => account::sessions(&call).await,
         Route::EndOtherSessions => account::end_other_sessions(&call).await,
         Route::EndAccountSession => account::end_session(&call).await,
+        Route::MfaStatus => factors::status(&call).await,
+        Route::StartTotp => factors::start(&call).await,
+        Route::ConfirmTotp => factors::confirm(&call).await,
+        Route::RemoveTotp => factors::remove(&call).await,
+        Route::NewRecoveryCodes => factors::new_recovery_codes(&call).await,
         operators_only => {
             gate::operator(&call.caller)?;
             match operators_only {
@@ -114,7 +152,9 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
                 Route::Get => directory::get(&call).await,
                 Route::Disable => directory::set_disabled(&call, true).await,
                 Route::Enable => directory::set_disabled(&call, false).await,
+                Route::GrantOperator => directory::grant_operator(&call).await,
                 Route::RevokeOperator => directory::revoke_operator(&call).await,
+                Route::ResetFactors => factors::reset(&call).await,
                 Route::EndSessions => directory::end_sessions(&call).await,
                 Route::EndSession => directory::end_session(&call).await,
                 Route::Remove => directory::remove(&call).await,
@@ -160,6 +200,7 @@ pub(crate) fn user_view(u: &User) -> Value {
         "status": u.status,
         "operator": u.platform_admin,
         "email_verified": u.email_verified,
+        "mfa": u.mfa,
         "last_sign_in_at": u.last_sign_in_at,
         "created_at": u.created_at,
     })

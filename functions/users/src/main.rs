@@ -8,11 +8,14 @@ use tracing::Instrument;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let s = Startup::begin().await?;
+    // The token keys (with the store's first connection) and the data key: read at once.
+    let (keys, data_key) = tokio::join!(s.verifying_keys_with_cursor_key(), s.data_key());
     let app = users::App {
         store: s.store(),
-        keys: s.verifying_keys_with_cursor_key().await?,
+        keys: keys?,
         mailer: s.mailer()?,
         links: s.links()?,
+        data_key: data_key?,
     };
     let app: &'static users::App = Box::leak(Box::new(app));
     s.started().await;

@@ -17,6 +17,8 @@ struct World {
     store: Arc<MemoryStore>,
     mailer: Arc<RecordingMailer>,
     app: users::App,
+    /// The `mfa_at` the next tokens carry (a sign-in that passed a second factor then).
+    mfa_at: std::sync::Mutex<Option<i64>>,
 }
 
 fn world() -> World {
@@ -35,8 +37,17 @@ fn world() -> World {
             )
             .unwrap(),
         },
+        data_key: shared::access::crypto::DataKey::from_base64(
+            "bG9jYWwtZGV2LW9ubHktdGVzdC1kYXRhLWtleS0zMmI=",
+        )
+        .unwrap(),
     };
-    World { store, mailer, app }
+    World {
+        store,
+        mailer,
+        app,
+        mfa_at: std::sync::Mutex::new(None),
+    }
 }
 
 impl World {
@@ -69,6 +80,7 @@ impl World {
                 shared::runtime::time::now_unix(),
                 &TokenContext {
                     session_id: session.map(str::to_string),
+                    mfa_at: *self.mfa_at.lock().unwrap(),
                 },
             )
             .await
@@ -125,6 +137,7 @@ impl World {
                     revoked: false,
                     heads: BTreeMap::from([(minted.hash, created_at)]),
                     spent: BTreeMap::new(),
+                    mfa_at: None,
                     created_at,
                     last_used_at: created_at,
                     client_ip: Some("192.0.2.7".into()),

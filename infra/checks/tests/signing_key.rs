@@ -1,4 +1,4 @@
-//! Only `login` can read the private signing key (`../shared/DESIGN.md`, "Identity and
+//! Only `login` can read the private signing key, and only three functions the data key (`../shared/DESIGN.md`, "Identity and
 //! access"): in `infra/template.yaml`, no other function's policies or environment name the
 //! signing key's secret, and none gets a key secret through the globals.
 
@@ -28,7 +28,31 @@ fn only_login_may_read_or_name_the_private_signing_key() {
         }
     }
     assert!(functions >= 4);
+    assert_eq!(
+        data_key_readers(&template),
+        ["LoginFunction", "QueryRouterFunction", "UsersFunction"]
+    );
     // No function gets a key secret through the globals.
     let globals = serde_norway::to_string(&template["Globals"]).unwrap();
     assert!(!globals.contains("JwtSigningKeySecret") && !globals.contains("JwtPublicKeysSecret"));
+}
+
+/// The functions that name the data key (it seals tenant connection strings and second-factor
+/// secrets), by name: the query router (connection strings), users (enrolment seals a secret)
+/// and login (a sign-in's second step opens one). No other function holds it.
+fn data_key_readers(template: &serde_norway::Value) -> Vec<String> {
+    let mut out: Vec<String> = template["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
+        .filter(|(_, r)| {
+            serde_norway::to_string(&r["Properties"])
+                .unwrap()
+                .contains("DataEncryptionKeySecret")
+        })
+        .map(|(n, _)| n.as_str().unwrap().to_string())
+        .collect();
+    out.sort();
+    out
 }

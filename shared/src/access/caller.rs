@@ -119,6 +119,51 @@ pub struct Caller {
     pub summary: Option<AccessSummary>,
     /// The session the caller's token was issued in, if it names one.
     pub session_id: Option<String>,
+    /// When the caller's sign-in passed its second factor, if it did.
+    pub mfa_at: Option<i64>,
+}
+
+impl Caller {
+    /// Whether the caller's sign-in passed a second factor within [`RECENT_FACTOR_SECS`]: what
+    /// the most sensitive actions (granting operator rights) ask for.
+    pub fn recent_factor(&self, now: i64) -> bool {
+        self.mfa_at
+            .is_some_and(|at| at <= now + 60 && now - at <= RECENT_FACTOR_SECS)
+    }
+}
+
+/// How recent a second factor must be for the actions that ask for one.
+pub const RECENT_FACTOR_SECS: i64 = 600;
+
+static OPERATOR_FACTOR_REQUIRED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Sets, once per process, whether operators must have a second factor (`OPERATOR_MFA`,
+/// `required` unless a local stack says `optional`). Unset, it is required.
+pub fn set_operator_factor_required(required: bool) {
+    let _ = OPERATOR_FACTOR_REQUIRED.set(required);
+}
+
+fn operator_factor_required() -> bool {
+    *OPERATOR_FACTOR_REQUIRED.get().unwrap_or(&true)
+}
+
+/// The refusal for an operator token of an account without a second factor: such a token
+/// can do nothing but enroll one.
+pub fn enrollment_required() -> ApiError {
+    ApiError::refused(
+        ErrorCode::MfaEnrollmentRequired,
+        "operators must enroll a second factor first: add an authenticator app under Account",
+    )
+}
+
+/// Which signed-in callers a route admits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Every route but enrolment: an operator token of an account without a second factor is
+    /// refused (where operators must have one).
+    Enrolled,
+    /// Enrolling a second factor (and reading one's own account to do so).
+    Enrolling,
 }
 
 /// The caller of a route open to portal and operator tokens. A user whose tenants are all
@@ -128,8 +173,25 @@ pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
     store: &S,
     req: &Request,
 ) -> Result<Caller, ApiError> {
+    signed_in_as(keys, store, req, Admit::Enrolled).await
+}
+
+/// `signed_in`, for the routes `admit` says.
+pub async fn signed_in_as<S: UserStore + TenantStore + ?Sized>(
+    keys: &TokenKeys,
+    store: &S,
+    req: &Request,
+    admit: Admit,
+) -> Result<Caller, ApiError> {
     let principal = authenticate(keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(store, &principal).await?;
+    if admit == Admit::Enrolled
+        && principal.audience == Audience::Operator
+        && !user.mfa
+        && operator_factor_required()
+    {
+        return Err(enrollment_required());
+    }
     let operator = principal.audience == Audience::Operator && user.platform_admin;
     let summary = summary(store, &user).await?;
     if !operator && summary.as_ref().is_some_and(|s| s.suspended) {
@@ -140,6 +202,7 @@ pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
         operator,
         summary,
         session_id: principal.session_id,
+        mfa_at: principal.mfa_at,
     })
 }
 
@@ -226,6 +289,7 @@ mod tests {
             email_verified: false,
             last_sign_in_at: None,
             name: None,
+            mfa: false,
             created_at: 0,
         }
     }

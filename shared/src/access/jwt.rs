@@ -76,6 +76,9 @@ pub struct AccessClaims {
     /// before sessions were named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// When the token's sign-in passed its second factor (Unix seconds), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mfa_at: Option<i64>,
 }
 
 /// What a token says beyond who and for which audience.
@@ -83,6 +86,8 @@ pub struct AccessClaims {
 pub struct TokenContext {
     /// The session the token was issued in (`sid`).
     pub session_id: Option<String>,
+    /// When the session's sign-in passed its second factor (`mfa_at`).
+    pub mfa_at: Option<i64>,
 }
 
 /// A verified caller.
@@ -94,6 +99,8 @@ pub struct Principal {
     pub session_epoch: u64,
     /// The session the token was issued in, if it names one.
     pub session_id: Option<String>,
+    /// When the sign-in passed its second factor, if it did.
+    pub mfa_at: Option<i64>,
 }
 
 pub struct IssuedToken {
@@ -368,6 +375,7 @@ impl TokenKeys {
             jti: uuid::Uuid::new_v4().to_string(),
             sep: session_epoch,
             sid: context.session_id.clone(),
+            mfa_at: context.mfa_at,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
@@ -420,6 +428,7 @@ impl TokenKeys {
             session_id: claims
                 .sid
                 .filter(|s| crate::access::opaque::is_session_id(s)),
+            mfa_at: claims.mfa_at,
         })
     }
 }

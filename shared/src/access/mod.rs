@@ -6,6 +6,7 @@
 
 pub mod caller;
 pub mod crypto;
+pub mod factors;
 pub mod gate;
 pub mod jwt;
 pub mod opaque;

@@ -75,6 +75,15 @@ impl TotpSecret {
         BASE32_NOPAD.encode(&self.0)
     }
 
+    /// From the base32 text an authenticator app is given (what a client that holds the
+    /// secret, such as a test or a script, computes codes from).
+    pub fn from_base32(text: &str) -> Result<Self, TotpError> {
+        let bytes = BASE32_NOPAD
+            .decode(text.trim().to_ascii_uppercase().as_bytes())
+            .map_err(|_| TotpError::SecretLength(0))?;
+        Self::from_bytes(&bytes)
+    }
+
     fn hmac_key(&self) -> hmac::Key {
         // `Key::new` panics only if aws-lc cannot allocate its context, never on the key's
         // content: any byte string is a valid HMAC key.

@@ -221,6 +221,9 @@ pub struct User {
     pub created_at: i64,
     /// The display name the user gave themself (self-service), if any.
     pub name: Option<String>,
+    /// Whether the user has a confirmed second factor: a correct password then answers with a
+    /// challenge, and tokens come only after the factor.
+    pub mfa: bool,
 }
 
 impl User {

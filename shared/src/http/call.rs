@@ -3,7 +3,7 @@
 //! request (the tenant gate, paging, idempotency, audit entries written with the change), so
 //! no function keeps its own copy.
 
-use crate::access::caller::{signed_in, Caller};
+use crate::access::caller::{signed_in_as, Admit, Caller};
 use crate::access::gate::{self, DatabaseDenied, Granted, Intent, Need};
 use crate::access::jwt::TokenKeys;
 use crate::domain::fields::FieldError;
@@ -34,7 +34,20 @@ impl<'a, A> Call<'a, A> {
         ctx: &'a RequestContext,
         req: &'a Request,
     ) -> Result<Self, ApiError> {
-        let caller = signed_in(keys, store, req).await?;
+        Self::signed_in_as(app, keys, store, ctx, req, Admit::Enrolled).await
+    }
+
+    /// `signed_in`, admitting whom `admit` says (enrolment routes admit an operator without a
+    /// second factor).
+    pub async fn signed_in_as(
+        app: &'a A,
+        keys: &TokenKeys,
+        store: &'a dyn Store,
+        ctx: &'a RequestContext,
+        req: &'a Request,
+        admit: Admit,
+    ) -> Result<Self, ApiError> {
+        let caller = signed_in_as(keys, store, req, admit).await?;
         Ok(Call {
             app,
             store,

@@ -54,15 +54,23 @@ catalogue! {
     UnknownTable = 400 "UNKNOWN_TABLE",
     InvalidValue = 400 "INVALID_VALUE",
     InvalidQuery = 400 "INVALID_QUERY",
+    /// A second-factor code (TOTP or recovery code) that did not verify, or was used already.
+    InvalidMfaCode = 400 "INVALID_MFA_CODE",
     // 401: who the caller is could not be established.
     InvalidCredentials = 401 "INVALID_CREDENTIALS",
     InvalidToken = 401 "INVALID_TOKEN",
     InvalidRefreshToken = 401 "INVALID_REFRESH_TOKEN",
+    /// A sign-in's second-factor token that is unknown, spent or expired: sign in again.
+    InvalidMfaToken = 401 "INVALID_MFA_TOKEN",
     // 403: known caller, not allowed.
     OperatorAudienceDenied = 403 "OPERATOR_AUDIENCE_DENIED",
     AccountSuspended = 403 "ACCOUNT_SUSPENDED",
     TenantSuspended = 403 "TENANT_SUSPENDED",
     Forbidden = 403 "FORBIDDEN",
+    /// An operator without a second factor: only enrolling one is open to them.
+    MfaEnrollmentRequired = 403 "MFA_ENROLLMENT_REQUIRED",
+    /// The action needs a sign-in that passed a second factor within the last minutes.
+    MfaRequired = 403 "MFA_REQUIRED",
     // 404: nothing there, or nothing this caller may see.
     RouteNotFound = 404 "ROUTE_NOT_FOUND",
     TenantNotFound = 404 "TENANT_NOT_FOUND",
@@ -81,6 +89,10 @@ catalogue! {
     LastOwner = 409 "LAST_OWNER",
     /// The change would leave the platform without an operator who can act.
     LastOperator = 409 "LAST_OPERATOR",
+    /// The user has this kind of factor already.
+    FactorExists = 409 "FACTOR_EXISTS",
+    /// An operator's last second factor stays.
+    LastFactor = 409 "LAST_FACTOR",
     AlreadyMember = 409 "ALREADY_MEMBER",
     AlreadyAdmin = 409 "ALREADY_ADMIN",
     PartnerTerminated = 409 "PARTNER_TERMINATED",

@@ -147,6 +147,14 @@ fn templates() -> &'static minijinja::Environment<'static> {
                 include_str!("../../templates/access-granted.html"),
             ),
             (
+                "factors-reset.txt",
+                include_str!("../../templates/factors-reset.txt"),
+            ),
+            (
+                "factors-reset.html",
+                include_str!("../../templates/factors-reset.html"),
+            ),
+            (
                 "invitation-pending.txt",
                 include_str!("../../templates/invitation-pending.txt"),
             ),
@@ -213,6 +221,16 @@ pub fn password_changed(to: &Email, tenant_name: &str) -> Result<EmailMessage, M
         format!("Your {tenant_name} password was changed"),
         "password-changed",
         &[("tenant_name", tenant_name)],
+    )
+}
+
+/// Tells a user that an operator removed their second factors.
+pub fn factors_reset(to: &Email) -> Result<EmailMessage, MailError> {
+    message(
+        to,
+        "Your second factor was reset".to_string(),
+        "factors-reset",
+        &[],
     )
 }
 
@@ -383,6 +401,28 @@ mod tests {
             );
             assert!(!m.html.contains("<T>"), "{}", m.subject);
         }
+    }
+
+    #[test]
+    fn a_self_invitation_names_no_inviter_and_the_reset_notice_renders() {
+        let to = Email::parse("a@example.com").unwrap();
+        let m = invitation(
+            &to,
+            "the platform",
+            "operator",
+            &to,
+            "https://x/i#token=t",
+            7,
+        )
+        .unwrap();
+        assert!(
+            m.text.contains("You are invited to the platform"),
+            "{}",
+            m.text
+        );
+        assert!(!m.text.contains("a@example.com invited"));
+        let m = factors_reset(&to).unwrap();
+        assert!(m.text.contains("second factor") && m.html.contains("second factor"));
     }
 
     #[test]

@@ -27,6 +27,9 @@ pub struct Config {
     /// `LOCAL_MODE` (default false): plain `http` origins are accepted. Only `make dev` and
     /// `make test` turn it on.
     pub local_mode: bool,
+    /// `OPERATOR_MFA`: `required` (the default) or `optional`. Required, an operator token of
+    /// an account without a second factor can do nothing but enroll one.
+    pub operator_mfa_required: bool,
 }
 
 /// Reads variables through `get`, naming each one in its error.
@@ -100,6 +103,16 @@ impl Config {
             refresh_reuse_grace_secs: v.number("REFRESH_REUSE_GRACE_SECONDS", 10, 300)?,
             keys_refresh_secs: v.positive("JWT_KEYS_REFRESH_SECONDS", 300, 24 * 3600)? as u64,
             local_mode: v.flag("LOCAL_MODE")?,
+            operator_mfa_required: match v.set("OPERATOR_MFA").as_deref() {
+                None | Some("required") => true,
+                Some("optional") => false,
+                Some(_) => {
+                    return Err(ConfigError::Invalid {
+                        name: "OPERATOR_MFA",
+                        reason: "expected required or optional".into(),
+                    })
+                }
+            },
         })
     }
 

@@ -73,6 +73,7 @@ impl Startup {
         let started = Instant::now();
         crate::runtime::logging::init();
         let config = logged("invalid configuration", Config::from_env())?;
+        crate::access::caller::set_operator_factor_required(config.operator_mfa_required);
         let clock = InitClock {
             started,
             parts: Mutex::new(vec![("config", started.elapsed())]),
@@ -184,6 +185,27 @@ impl Startup {
 
     pub fn read<T>(&self, r: Result<T, ConfigError>) -> Result<T, StartError> {
         logged("invalid configuration", r)
+    }
+
+    /// The data key (`DATA_KEY_SECRET_ID`: 32 random bytes, base64) that seals what must not
+    /// be stored readable (tenant connection strings, second-factor secrets).
+    pub async fn data_key(&self) -> Result<crate::access::crypto::DataKey, StartError> {
+        let id = logged(
+            "invalid configuration",
+            std::env::var("DATA_KEY_SECRET_ID")
+                .map_err(|_| "environment variable DATA_KEY_SECRET_ID is required"),
+        )?;
+        let raw = self
+            .timed(
+                "data-key",
+                crate::runtime::aws::secret_string(&self.secrets(), &id),
+            )
+            .await;
+        let raw = logged("data key unavailable", raw)?;
+        logged(
+            "data key unreadable",
+            crate::access::crypto::DataKey::from_base64(&raw),
+        )
     }
 
     /// The signing keys (`login` only: the private-key secret).

@@ -214,6 +214,33 @@ pub enum Change {
     /// Ends one session (its refresh tokens stop working); refused (`Refusal::SessionGone`)
     /// unless it exists and is `user`'s.
     RevokeSession { session_id: String, user: UserId },
+    /// Stores a pending TOTP factor (replacing a pending one); refused
+    /// (`Refusal::FactorExists`) if a confirmed one exists.
+    PutTotp {
+        user: UserId,
+        sealed: String,
+        at: i64,
+    },
+    /// Confirms the pending TOTP factor with the step of its first code; refused
+    /// (`Refusal::FactorMoved`) unless one is pending.
+    ConfirmTotp { user: UserId, step: u64 },
+    /// Accepts a TOTP code of `step`; refused (`Refusal::CodeUsed`) unless the factor is
+    /// confirmed and its last accepted step is earlier (a code is accepted once).
+    UseTotp { user: UserId, step: u64 },
+    /// Replaces the user's recovery codes (their hashes).
+    PutRecoveryCodes { user: UserId, hashes: Vec<String> },
+    /// Spends one recovery code; refused (`Refusal::CodeUsed`) unless it is unused.
+    UseRecoveryCode { user: UserId, hash: String },
+    /// Removes the user's TOTP factor and recovery codes (whether or not they exist).
+    RemoveFactors { user: UserId },
+    /// Stores a sign-in's second-factor challenge; refused if its hash is taken.
+    PutChallenge(super::MfaChallenge),
+    /// Spends a challenge; refused (`Refusal::ChallengeGone`) unless it exists and is live at
+    /// `now`.
+    SpendChallenge { hash: String, now: i64 },
+    /// Counts one try of a challenge; refused (`Refusal::ChallengeGone`) once it had `max`, or
+    /// if it is gone.
+    ChallengeAttempt { hash: String, max: u32 },
 }
 
 /// What a `Change::UpdateUser` writes.
@@ -226,6 +253,8 @@ pub struct UserEdit {
     /// Ends every session of the user (moves the session epoch): refresh tokens and access
     /// tokens alike stop working at once.
     pub end_sessions: bool,
+    /// Whether the user has a confirmed second factor.
+    pub mfa: Option<bool>,
 }
 
 impl Change {
@@ -300,6 +329,16 @@ impl Change {
             Change::Quota { scope, .. } => format!("QUOTA#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
             Change::RevokeSession { session_id, .. } => format!("SESSION#{session_id}"),
+            Change::PutTotp { user, .. }
+            | Change::ConfirmTotp { user, .. }
+            | Change::UseTotp { user, .. }
+            | Change::PutRecoveryCodes { user, .. }
+            | Change::UseRecoveryCode { user, .. }
+            | Change::RemoveFactors { user } => format!("USER#{user}"),
+            Change::PutChallenge(c) => format!("MFACHAL#{}", c.hash),
+            Change::SpendChallenge { hash, .. } | Change::ChallengeAttempt { hash, .. } => {
+                format!("MFACHAL#{hash}")
+            }
         }
     }
 }
@@ -441,6 +480,14 @@ pub enum Refusal {
     LastOperator,
     /// The session is gone (expired away) or is another user's.
     SessionGone,
+    /// The user has a confirmed factor of this kind already.
+    FactorExists,
+    /// The factor is not in the state the change read (confirmed meanwhile, or removed).
+    FactorMoved,
+    /// The one-time code was used already (or never was one).
+    CodeUsed,
+    /// The sign-in challenge is spent, expired or out of tries.
+    ChallengeGone,
 }
 
 impl Change {
@@ -473,6 +520,14 @@ impl Change {
             Change::Quota { .. } => Refusal::QuotaReached,
             Change::UpdateUser { .. } | Change::DeleteUser { .. } => Refusal::UserMoved,
             Change::RevokeSession { .. } => Refusal::SessionGone,
+            Change::PutTotp { .. } => Refusal::FactorExists,
+            Change::ConfirmTotp { .. } | Change::RemoveFactors { .. } => Refusal::FactorMoved,
+            Change::UseTotp { .. } | Change::UseRecoveryCode { .. } => Refusal::CodeUsed,
+            Change::PutRecoveryCodes { .. } => Refusal::FactorMoved,
+            Change::PutChallenge(_) => Refusal::IdTaken,
+            Change::SpendChallenge { .. } | Change::ChallengeAttempt { .. } => {
+                Refusal::ChallengeGone
+            }
         }
     }
 }

@@ -24,6 +24,9 @@
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
+//! | TOTP factor | `USER#<user_id>` | `MFA#TOTP` | `sealed` (the secret, AES-256-GCM under the data key, bound to `user|<id>|totp`), `confirmed`, `last_step` (the last time step accepted: replay refused), `created_at` |
+//! | recovery codes | `USER#<user_id>` | `MFA#RECOVERY` | `codes` (string set of the SHA-256 of each unused code; using one removes it, conditioned on it being there) |
+//! | second-factor challenge | `MFACHAL#<sha256(token)>` | `MFACHAL` | user, audience, `attempts` (at most 5, counted by a conditional `ADD`), client, `expires_at` (5 minutes); deleted when spent |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `created_at`, `last_used_at`, `client_ip`, `user_agent`, `expires_at`; `GSI1PK=SESSIONS#<user_id>`, `GSI1SK=<created_at, 15 digits>#<session_id>` |
 //! | rate counter | `RATE#<policy>#<sha256(subject)>#<window number>` | `RATE` | `n` (attempts counted in this fixed window), `in_flight` (sign-ins not yet settled), `expires_at` (the window's end) |
 //! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
@@ -147,6 +150,9 @@ pub struct Session {
     pub heads: BTreeMap<String, i64>,
     /// Spent token hashes, with when each was spent (the newest `MAX_SPENT_REMEMBERED`).
     pub spent: BTreeMap<String, i64>,
+    /// When the session's sign-in passed its second factor (Unix seconds), if it did: its
+    /// access tokens carry it (`mfa_at`), for the actions that need a recent factor.
+    pub mfa_at: Option<i64>,
     /// When the session began and when it was last refreshed (Unix seconds).
     pub created_at: i64,
     pub last_used_at: i64,
@@ -244,6 +250,13 @@ pub trait UserStore: Send + Sync {
         limit: usize,
         cursor: Option<&str>,
     ) -> Result<Page<User>, StoreError>;
+    /// The user's TOTP factor, pending or confirmed (strongly consistent).
+    async fn totp_factor(&self, id: &UserId) -> Result<Option<TotpFactor>, StoreError>;
+    /// How many of the user's recovery codes are left unused.
+    async fn recovery_codes_left(&self, id: &UserId) -> Result<usize, StoreError>;
+    /// A sign-in's second-factor challenge by its hash (strongly consistent; one past its
+    /// expiry reads as none).
+    async fn mfa_challenge(&self, hash: &str) -> Result<Option<MfaChallenge>, StoreError>;
     /// The platform's operator count (accounts whose [`crate::domain::Account::operator_weight`]
     /// is 1), strongly consistent; `None` if it was never kept (no operator was ever made).
     async fn operator_count(&self) -> Result<Option<i64>, StoreError>;
@@ -387,6 +400,30 @@ impl AuditFilter {
             && self.from_ms.is_none_or(|f| ms >= f)
             && self.to_ms.is_none_or(|t| ms <= t)
     }
+}
+
+/// A user's TOTP factor as stored: the secret sealed under the data key (bound to the user),
+/// whether a first code confirmed it, and the last time step a code was accepted for (a code
+/// is accepted once: a later one must be of a later step).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TotpFactor {
+    pub sealed: String,
+    pub confirmed: bool,
+    pub last_step: u64,
+    pub created_at: i64,
+}
+
+/// A sign-in whose password was right, waiting for its second factor: stored by the hash of
+/// the opaque token the client holds, single use, short-lived, with a bounded number of tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MfaChallenge {
+    pub hash: String,
+    pub user_id: UserId,
+    pub audience: Audience,
+    pub expires_at: i64,
+    pub attempts: u32,
+    pub client_ip: Option<String>,
+    pub user_agent: Option<String>,
 }
 
 /// An email's claim, as sign-in reads it (`UserStore::email_claim`).

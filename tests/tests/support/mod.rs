@@ -62,7 +62,12 @@ pub fn python(script: &str, args: &[&str]) -> String {
 
 impl Platform {
     pub async fn start() -> Platform {
-        let base = required("API_URL");
+        Self::at(required("API_URL")).await
+    }
+
+    /// The platform at another stack's API (`make test` deploys a second one through `make
+    /// deploy`'s path: `SAM_API_URL`); its store handle is still the main stack's table.
+    pub async fn at(base: String) -> Platform {
         let sdk = shared::runtime::aws::sdk_config().await;
         let store = DynamoStore::new(shared::dynamodb::Client::new(&sdk), required("TABLE_NAME"));
         Platform {
@@ -139,10 +144,20 @@ impl Platform {
             email_verified: false,
             last_sign_in_at: None,
             name: None,
+            mfa: false,
             created_at: shared::runtime::time::now_unix(),
         };
         self.store.create_user(&user).await.unwrap();
         user
+    }
+
+    /// The user as stored now.
+    pub async fn store_user(&self, id: &UserId) -> User {
+        self.store
+            .user_by_id(id)
+            .await
+            .unwrap()
+            .expect("the user exists")
     }
 
     /// The deployed signing key (kid, PKCS#8 DER), read from the emulator's Secrets Manager.

@@ -109,6 +109,10 @@ impl DynamoStore {
             Some(None) => removes.push("#name"),
             None => {}
         }
+        if let Some(mfa) = edit.mfa {
+            sets.push("mfa = :mfa");
+            values.push((":mfa", AttributeValue::Bool(mfa)));
+        }
         if edit.end_sessions {
             adds.push("session_epoch :one");
             values.push((":one", n(1)));
@@ -440,6 +444,108 @@ impl DynamoStore {
                     values,
                 )?]
             }
+            Change::PutTotp { user, sealed, at } => {
+                let mut item = key(format!("USER#{user}"), "MFA#TOTP");
+                item.insert("entity".into(), s("totp"));
+                item.insert("sealed".into(), s(sealed));
+                item.insert("confirmed".into(), AttributeValue::Bool(false));
+                item.insert("last_step".into(), n(0));
+                item.insert("created_at".into(), n(at));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(PK) OR confirmed = :no")
+                    .expression_attribute_values(":no", AttributeValue::Bool(false))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                vec![TransactWriteItem::builder().put(put).build()]
+            }
+            Change::ConfirmTotp { user, step } => vec![self.update_item(
+                format!("USER#{user}"),
+                "MFA#TOTP",
+                "SET confirmed = :yes, last_step = :step",
+                "confirmed = :no",
+                &[],
+                vec![
+                    (":yes", AttributeValue::Bool(true)),
+                    (":no", AttributeValue::Bool(false)),
+                    (":step", n(step)),
+                ],
+            )?],
+            Change::UseTotp { user, step } => vec![self.update_item(
+                format!("USER#{user}"),
+                "MFA#TOTP",
+                "SET last_step = :step",
+                "confirmed = :yes AND last_step < :step",
+                &[],
+                vec![(":yes", AttributeValue::Bool(true)), (":step", n(step))],
+            )?],
+            Change::PutRecoveryCodes { user, hashes } => {
+                let mut item = key(format!("USER#{user}"), "MFA#RECOVERY");
+                item.insert("entity".into(), s("recovery_codes"));
+                item.insert("codes".into(), AttributeValue::Ss(hashes.clone()));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                vec![TransactWriteItem::builder().put(put).build()]
+            }
+            Change::UseRecoveryCode { user, hash } => vec![self.update_item(
+                format!("USER#{user}"),
+                "MFA#RECOVERY",
+                "DELETE codes :set",
+                "contains(codes, :h)",
+                &[],
+                vec![
+                    (":set", AttributeValue::Ss(vec![hash.clone()])),
+                    (":h", s(hash)),
+                ],
+            )?],
+            Change::RemoveFactors { user } => {
+                let mut out = Vec::new();
+                for sk in ["MFA#TOTP", "MFA#RECOVERY"] {
+                    let d = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key(format!("USER#{user}"), sk)));
+                    out.push(
+                        TransactWriteItem::builder()
+                            .delete(Self::build(d.build())?)
+                            .build(),
+                    );
+                }
+                out
+            }
+            Change::PutChallenge(c) => {
+                let mut item = key(format!("MFACHAL#{}", c.hash), "MFACHAL");
+                item.insert("entity".into(), s("mfa_challenge"));
+                item.insert("user_id".into(), s(c.user_id.as_str()));
+                item.insert("audience".into(), s(c.audience.as_str()));
+                item.insert("attempts".into(), n(c.attempts));
+                item.insert("expires_at".into(), n(c.expires_at));
+                if let Some(ip) = &c.client_ip {
+                    item.insert("client_ip".into(), s(ip));
+                }
+                if let Some(ua) = &c.user_agent {
+                    item.insert("user_agent".into(), s(ua));
+                }
+                vec![self.put(item, NEW)?]
+            }
+            Change::SpendChallenge { hash, now } => vec![self.delete_item(
+                format!("MFACHAL#{hash}"),
+                "MFACHAL",
+                "attribute_exists(PK) AND expires_at > :now",
+                vec![(":now", n(now))],
+                &[],
+            )?],
+            Change::ChallengeAttempt { hash, max } => vec![self.update_item(
+                format!("MFACHAL#{hash}"),
+                "MFACHAL",
+                "ADD attempts :one",
+                "attribute_exists(PK) AND attempts < :max",
+                &[],
+                vec![(":one", n(1)), (":max", n(max))],
+            )?],
             Change::RevokeSession { session_id, user } => vec![self.update_item(
                 format!("SESSION#{session_id}"),
                 "SESSION",

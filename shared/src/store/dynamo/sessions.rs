@@ -24,6 +24,9 @@ impl SessionStore for DynamoStore {
         item.insert("heads".into(), hash_map(&session.heads));
         item.insert("spent".into(), hash_map(&session.spent));
         item.insert("created_at".into(), n(session.created_at));
+        if let Some(at) = session.mfa_at {
+            item.insert("mfa_at".into(), n(at));
+        }
         item.insert("last_used_at".into(), n(session.last_used_at));
         if let Some(ip) = &session.client_ip {
             item.insert("client_ip".into(), s(ip));
@@ -200,6 +203,10 @@ fn parse_session(item: &Item) -> Result<Session, StoreError> {
         revoked: f.bool("revoked")?,
         heads: f.number_map("heads")?,
         spent: f.number_map("spent")?,
+        mfa_at: match item.get("mfa_at") {
+            Some(_) => Some(f.n("mfa_at")?),
+            None => None,
+        },
         created_at: f.n_or("created_at", 0)?,
         last_used_at: f.n_or("last_used_at", 0)?,
         client_ip: f.opt_s("client_ip").map(str::to_string),

@@ -36,6 +36,7 @@ impl DynamoStore {
         if let Some(name) = &user.name {
             item.insert("name".into(), s(name));
         }
+        item.insert("mfa".into(), AttributeValue::Bool(user.mfa));
         // Every user by email (`GET /users`).
         item.insert("GSI2PK".into(), s("USERS"));
         item.insert("GSI2SK".into(), s(user.email.as_str()));
@@ -70,6 +71,7 @@ impl DynamoStore {
             },
             created_at: f.n("created_at")?,
             name: f.opt_s("name").map(str::to_string),
+            mfa: matches!(item.get("mfa"), Some(AttributeValue::Bool(true))),
         })
     }
 }
@@ -341,6 +343,55 @@ impl UserStore for DynamoStore {
             .map(Self::parse_user)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next_cursor })
+    }
+
+    async fn totp_factor(&self, id: &UserId) -> Result<Option<TotpFactor>, StoreError> {
+        let Some(item) = self.get(format!("USER#{id}"), "MFA#TOTP").await? else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &item,
+            key: "MFA#TOTP",
+        };
+        Ok(Some(TotpFactor {
+            sealed: f.s("sealed")?.to_string(),
+            confirmed: f.bool("confirmed")?,
+            last_step: f.n_or("last_step", 0)?,
+            created_at: f.n_or("created_at", 0)?,
+        }))
+    }
+
+    async fn recovery_codes_left(&self, id: &UserId) -> Result<usize, StoreError> {
+        Ok(
+            match self.get(format!("USER#{id}"), "MFA#RECOVERY").await? {
+                Some(item) => item
+                    .get("codes")
+                    .and_then(|v| v.as_ss().ok())
+                    .map_or(0, Vec::len),
+                None => 0,
+            },
+        )
+    }
+
+    async fn mfa_challenge(&self, hash: &str) -> Result<Option<MfaChallenge>, StoreError> {
+        let Some(item) = self.get(format!("MFACHAL#{hash}"), "MFACHAL").await? else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &item,
+            key: "MFACHAL",
+        };
+        let challenge = MfaChallenge {
+            hash: hash.to_string(),
+            user_id: f.user_id("user_id")?,
+            audience: Audience::parse(f.s("audience")?)
+                .ok_or_else(|| f.corrupt("bad audience".into()))?,
+            expires_at: f.n("expires_at")?,
+            attempts: f.n_or("attempts", 0)?,
+            client_ip: f.opt_s("client_ip").map(str::to_string),
+            user_agent: f.opt_s("user_agent").map(str::to_string),
+        };
+        Ok(Some(challenge).filter(|c| c.expires_at > crate::runtime::time::now_unix()))
     }
 
     async fn operator_count(&self) -> Result<Option<i64>, StoreError> {

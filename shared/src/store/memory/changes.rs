@@ -114,6 +114,24 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             .sessions
             .get(session_id)
             .is_none_or(|s| &s.user_id != user),
+        Change::PutTotp { user, .. } => d.totp.get(user).is_some_and(|t| t.confirmed),
+        Change::ConfirmTotp { user, .. } => d.totp.get(user).is_none_or(|t| t.confirmed),
+        Change::UseTotp { user, step } => d
+            .totp
+            .get(user)
+            .is_none_or(|t| !t.confirmed || t.last_step >= *step),
+        Change::PutRecoveryCodes { .. } | Change::RemoveFactors { .. } => false,
+        Change::UseRecoveryCode { user, hash } => !d
+            .recovery
+            .get(user)
+            .is_some_and(|codes| codes.contains(hash)),
+        Change::PutChallenge(c) => d.challenges.contains_key(&c.hash),
+        Change::SpendChallenge { hash, now } => {
+            d.challenges.get(hash).is_none_or(|c| c.expires_at <= *now)
+        }
+        Change::ChallengeAttempt { hash, max } => {
+            d.challenges.get(hash).is_none_or(|c| c.attempts >= *max)
+        }
     };
     refused.then(|| change.refusal(false))
 }
@@ -150,6 +168,9 @@ fn apply(d: &mut Data, change: Change) {
                 }
                 if let Some(name) = edit.name {
                     u.name = name;
+                }
+                if let Some(mfa) = edit.mfa {
+                    u.mfa = mfa;
                 }
                 if edit.end_sessions {
                     u.session_epoch += 1;
@@ -280,6 +301,46 @@ fn apply(d: &mut Data, change: Change) {
         Change::RevokeSession { session_id, .. } => {
             if let Some(s) = d.sessions.get_mut(&session_id) {
                 s.revoked = true;
+            }
+        }
+        Change::PutTotp { user, sealed, at } => {
+            d.totp.insert(
+                user,
+                TotpFactor {
+                    sealed,
+                    confirmed: false,
+                    last_step: 0,
+                    created_at: at,
+                },
+            );
+        }
+        Change::ConfirmTotp { user, step } | Change::UseTotp { user, step } => {
+            if let Some(t) = d.totp.get_mut(&user) {
+                t.confirmed = true;
+                t.last_step = step;
+            }
+        }
+        Change::PutRecoveryCodes { user, hashes } => {
+            d.recovery.insert(user, hashes);
+        }
+        Change::UseRecoveryCode { user, hash } => {
+            if let Some(codes) = d.recovery.get_mut(&user) {
+                codes.retain(|c| c != &hash);
+            }
+        }
+        Change::RemoveFactors { user } => {
+            d.totp.remove(&user);
+            d.recovery.remove(&user);
+        }
+        Change::PutChallenge(c) => {
+            d.challenges.insert(c.hash.clone(), c);
+        }
+        Change::SpendChallenge { hash, .. } => {
+            d.challenges.remove(&hash);
+        }
+        Change::ChallengeAttempt { hash, .. } => {
+            if let Some(c) = d.challenges.get_mut(&hash) {
+                c.attempts += 1;
             }
         }
     }

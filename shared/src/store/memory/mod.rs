@@ -44,6 +44,9 @@ struct Data {
     invites: HashMap<(UserId, TenantId), crate::store::Invite>,
     /// The platform's operator count (`None`: never kept).
     operators: Option<i64>,
+    totp: HashMap<UserId, TotpFactor>,
+    recovery: HashMap<UserId, Vec<String>>,
+    challenges: HashMap<String, MfaChallenge>,
 }
 
 impl Data {

@@ -54,6 +54,24 @@ impl UserStore for MemoryStore {
         ))
     }
 
+    async fn totp_factor(&self, id: &UserId) -> Result<Option<TotpFactor>, StoreError> {
+        Ok(self.with(|d| d.totp.get(id).cloned()))
+    }
+
+    async fn recovery_codes_left(&self, id: &UserId) -> Result<usize, StoreError> {
+        Ok(self.with(|d| d.recovery.get(id).map_or(0, Vec::len)))
+    }
+
+    async fn mfa_challenge(&self, hash: &str) -> Result<Option<MfaChallenge>, StoreError> {
+        let now = crate::runtime::time::now_unix();
+        Ok(self.with(|d| {
+            d.challenges
+                .get(hash)
+                .cloned()
+                .filter(|c| c.expires_at > now)
+        }))
+    }
+
     async fn operator_count(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.with(|d| d.operators))
     }

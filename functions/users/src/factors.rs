@@ -1,0 +1,277 @@
+//! Second factors (TOTP, RFC 6238, with recovery codes), for every signed-in user, and an
+//! operator's reset of another user's factors. Followed: Supabase Auth's enrolment (a
+//! secret and an `otpauth://` URI, confirmed by a first code) and Kratos' recovery codes
+//! (ten, shown once, each single use, stored hashed).
+//!
+//! - `GET /account/mfa`: what is enrolled.
+//! - `POST /account/mfa/totp`: a new pending secret (replacing a pending one); 409
+//!   `FACTOR_EXISTS` once one is confirmed.
+//! - `POST /account/mfa/totp/confirm` `{code}`: the first code confirms it; the answer carries
+//!   the ten recovery codes, shown this once.
+//! - `DELETE /account/mfa/totp` `{code | recovery_code}`: removes the factor and the codes
+//!   (proved with one); an operator's last factor stays (409 `LAST_FACTOR`).
+//! - `POST /account/mfa/recovery-codes` `{code}`: ten new codes; the old ones die.
+//! - `DELETE /users/{user_id}/mfa` (operators): removes a user's factors; the user is mailed.
+
+use crate::{user_audit, user_not_found, Call};
+use serde::Deserialize;
+use serde_json::json;
+use shared::access::factors::{self, FactorError, Proof};
+use shared::access::totp::{self, RecoveryCodes, TotpSecret};
+use shared::domain::UserId;
+use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
+use shared::store::changes::{Change, Refusal, UserEdit};
+use shared::{ApiError, ApiResponse, ErrorCode};
+
+/// What the authenticator app shows as the account's issuer.
+pub const ISSUER: &str = "SaaS control plane";
+
+fn wrong_code() -> ApiError {
+    ApiError::refused(
+        ErrorCode::InvalidMfaCode,
+        "the code is not valid (or was used already)",
+    )
+}
+
+fn factor_failure(e: FactorError) -> ApiError {
+    match e {
+        FactorError::Wrong | FactorError::Missing => wrong_code(),
+        FactorError::Sealed => ApiError::internal(e),
+        FactorError::Store(e) => e.into(),
+    }
+}
+
+/// A refused commit that spent a code: it was spent by another request meanwhile.
+fn spent(reasons: &[Refusal]) -> ApiError {
+    if reasons.contains(&Refusal::CodeUsed) {
+        wrong_code()
+    } else {
+        ApiError::concurrent_update()
+    }
+}
+
+/// `GET /account/mfa`.
+pub(crate) async fn status(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let user = &call.caller.user;
+    let (totp, left) = tokio::try_join!(
+        call.store.totp_factor(&user.id),
+        call.store.recovery_codes_left(&user.id)
+    )?;
+    Ok(ApiResponse::ok(json!({
+        "enrolled": user.mfa,
+        "totp": {
+            "confirmed": totp.as_ref().is_some_and(|t| t.confirmed),
+            "pending": totp.as_ref().is_some_and(|t| !t.confirmed),
+            "created_at": totp.as_ref().map(|t| t.created_at),
+        },
+        "recovery_codes_left": left,
+        "required": user.platform_admin,
+    })))
+}
+
+/// `POST /account/mfa/totp`: a new pending secret, to be confirmed by a first code.
+pub(crate) async fn start(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let user = &call.caller.user;
+    let secret = TotpSecret::generate();
+    let sealed =
+        factors::seal(&call.app.data_key, &user.id, &secret).map_err(ApiError::internal)?;
+    call.store
+        .commit(vec![Change::PutTotp {
+            user: user.id.clone(),
+            sealed,
+            at: shared::runtime::time::now_unix(),
+        }])
+        .await
+        .map_err(|e| {
+            e.answer(|_| {
+                ApiError::refused(
+                    ErrorCode::FactorExists,
+                    "an authenticator app is enrolled already: remove it first",
+                )
+            })
+        })?;
+    Ok(ApiResponse::ok(json!({
+        "secret": secret.base32(),
+        "otpauth_uri": totp::otpauth_uri(&secret, ISSUER, user.email.as_str()),
+        "digits": totp::DIGITS,
+        "period": totp::PERIOD_SECS,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CodeBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+}
+
+fn proof(call: &Call<'_>) -> Result<Proof, ApiError> {
+    let body: CodeBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    Proof::from_fields(body.code, body.recovery_code)
+        .ok_or_else(|| ApiError::invalid_request("give either code (6 digits) or recovery_code"))
+}
+
+/// `POST /account/mfa/totp/confirm` `{code}`.
+pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let user = &call.caller.user;
+    let Proof::Totp(code) = proof(call)? else {
+        return Err(ApiError::invalid_request("give the code your app shows"));
+    };
+    let pending = call
+        .store
+        .totp_factor(&user.id)
+        .await?
+        .filter(|f| !f.confirmed)
+        .ok_or_else(|| {
+            ApiError::refused(
+                ErrorCode::InvalidState,
+                "no authenticator app is waiting to be confirmed: start again",
+            )
+        })?;
+    let secret =
+        factors::open(&call.app.data_key, &user.id, &pending.sealed).map_err(factor_failure)?;
+    let now = shared::runtime::time::now_unix();
+    let step = totp::verify(&secret, &code, now, None).ok_or_else(wrong_code)?;
+    let (codes, hashes) = RecoveryCodes::generate();
+    call.store
+        .commit(vec![
+            Change::ConfirmTotp {
+                user: user.id.clone(),
+                step,
+            },
+            Change::PutRecoveryCodes {
+                user: user.id.clone(),
+                hashes,
+            },
+            Change::UpdateUser {
+                user: user.id.clone(),
+                before: user.account(),
+                edit: UserEdit {
+                    mfa: Some(true),
+                    ..UserEdit::default()
+                },
+            },
+            Change::Audit(user_audit(
+                call,
+                "mfa.enrolled",
+                &user.id,
+                json!({"factor": "totp"}),
+            )),
+        ])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    tracing::info!(user_id = %user.id, "authenticator app enrolled");
+    Ok(ApiResponse::ok(json!({
+        "enrolled": true,
+        "recovery_codes": codes,
+    })))
+}
+
+/// `DELETE /account/mfa/totp` `{code | recovery_code}`.
+pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let user = &call.caller.user;
+    if user.platform_admin {
+        return Err(ApiError::refused(
+            ErrorCode::LastFactor,
+            "operators keep a second factor: an operator may reset it for you",
+        ));
+    }
+    let proof = proof(call)?;
+    let now = shared::runtime::time::now_unix();
+    let spend = factors::check(call.store, &call.app.data_key, &user.id, &proof, now)
+        .await
+        .map_err(factor_failure)?;
+    // The code is checked by its own commit first (a factor about to go is still proved),
+    // then the factor goes with its audit entry.
+    call.store
+        .commit(vec![spend])
+        .await
+        .map_err(|e| e.answer(spent))?;
+    remove_factors(call, &user.id, user.account(), "mfa.removed").await?;
+    Ok(ApiResponse::ok(json!({"enrolled": false})))
+}
+
+async fn remove_factors(
+    call: &Call<'_>,
+    user: &UserId,
+    before: shared::domain::Account,
+    action: &str,
+) -> Result<(), ApiError> {
+    call.store
+        .commit(vec![
+            Change::RemoveFactors { user: user.clone() },
+            Change::UpdateUser {
+                user: user.clone(),
+                before,
+                edit: UserEdit {
+                    mfa: Some(false),
+                    ..UserEdit::default()
+                },
+            },
+            Change::Audit(user_audit(call, action, user, json!({"factor": "totp"}))),
+        ])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))
+}
+
+/// `POST /account/mfa/recovery-codes` `{code}`: ten new codes, the old ones dead.
+pub(crate) async fn new_recovery_codes(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let user = &call.caller.user;
+    let proof = proof(call)?;
+    if matches!(proof, Proof::Recovery(_)) {
+        return Err(ApiError::invalid_request(
+            "give the code your app shows (a recovery code cannot renew the codes)",
+        ));
+    }
+    let now = shared::runtime::time::now_unix();
+    let spend = factors::check(call.store, &call.app.data_key, &user.id, &proof, now)
+        .await
+        .map_err(factor_failure)?;
+    let (codes, hashes) = RecoveryCodes::generate();
+    call.store
+        .commit(vec![
+            spend,
+            Change::PutRecoveryCodes {
+                user: user.id.clone(),
+                hashes,
+            },
+            Change::Audit(user_audit(
+                call,
+                "mfa.recovery_codes_renewed",
+                &user.id,
+                json!({}),
+            )),
+        ])
+        .await
+        .map_err(|e| e.answer(spent))?;
+    Ok(ApiResponse::ok(json!({"recovery_codes": codes})))
+}
+
+/// `DELETE /users/{user_id}/mfa` (operators): the user's factors go (they can enroll again;
+/// an operator among them can then do nothing but enroll); the user is told by mail.
+pub(crate) async fn reset(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let id = path_param(call.req, "user_id")
+        .as_deref()
+        .and_then(UserId::parse)
+        .ok_or_else(user_not_found)?;
+    let user = call
+        .store
+        .user_by_id(&id)
+        .await?
+        .ok_or_else(user_not_found)?;
+    remove_factors(call, &user.id, user.account(), "mfa.reset").await?;
+    tracing::info!(user_id = %user.id, by = %call.caller.user.id, "second factors reset by an operator");
+    match shared::mail::factors_reset(&user.email) {
+        Ok(message) => {
+            if let Err(e) = call.app.mailer.send(&message).await {
+                tracing::error!(user_id = %user.id, cause = %shared::runtime::logging::chain(&e), "factor reset notice not sent");
+            }
+        }
+        Err(e) => tracing::error!(cause = %e, "factor reset notice not written"),
+    }
+    Ok(ApiResponse::ok(
+        json!({"user_id": user.id, "enrolled": false}),
+    ))
+}
