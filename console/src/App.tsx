@@ -13,6 +13,8 @@ import { PartnerList, NewPartner, PartnerPage } from './views/partners';
 import { AuditLog } from './views/audit';
 import { Invitations } from './views/invitations';
 import { Platform } from './views/platform';
+import { UserList, UserPage } from './views/users';
+import { AccountPage } from './views/account';
 
 const PUBLIC = ['/sign-in', '/forgot-password', '/reset-password', '/accept-invitation'];
 
@@ -81,6 +83,9 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
 
 function Routes({ loc, who }: { loc: Location; who: Who }) {
   const p = loc.path;
+  // An operator who must enrol a second factor can do nothing else: the Account page says why.
+  if (session.enrolmentRequired && p !== '/account') return <Redirect to="/account" />;
+  if (p === '/account') return <AccountPage />;
   if (p === '/') {
     // Waiting invitations are answered on the tenant list (where an accepted tenant then shows).
     return <Redirect to={who.operator || who.partnerAdmin || who.invitations.length ? '/tenants' : who.manages[0] ? `/tenants/${who.manages[0].slug}` : '/tenants'} />;
@@ -95,6 +100,9 @@ function Routes({ loc, who }: { loc: Location; who: Who }) {
   if (m) return <PartnerPage slug={m.slug!} />;
   if (p === '/audit') return <AuditLog loc={loc} />;
   if (p === '/platform') return <Platform />;
+  if (p === '/users') return <UserList loc={loc} />;
+  m = match('/users/:id', p);
+  if (m) return <UserPage id={m.id!} />;
   return (
     <Page title="Not found">
       <p>There is no page at this address.</p>
@@ -165,7 +173,9 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
   useEffect(() => setMenu(false), [loc.path]);
   const items: [string, string][] = [];
   if (!who || who.operator || who.partnerAdmin || who.manages.length) items.push(['/tenants', who && !who.operator && !who.partnerAdmin ? 'My tenants' : 'Tenants']);
-  if (who?.operator) items.push(['/partners', 'Partners'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
+  if (who?.operator) items.push(['/partners', 'Partners'], ['/users', 'Users'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
+  // Until a required second factor is set up, only the Account page works.
+  if (session.enrolmentRequired) items.length = 0;
   return (
     <>
       <a class="skip" href="#main">
@@ -192,9 +202,11 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
             ))}
           </ul>
           <div class="account">
-            <span class="who" title="Signed in as">
-              <span class="visually-hidden">Signed in as </span>
-              {session.email}
+            <span class="who">
+              <Link to="/account" class="account-link" aria-current={loc.path === '/account' ? 'page' : undefined}>
+                <span class="visually-hidden">Your account: </span>
+                {session.email}
+              </Link>
               {who && <span class="role">{who.operator ? 'operator' : who.partnerAdmin ? 'partner admin' : who.manages.some((m) => m.role === 'owner') ? 'tenant owner' : who.manages.length ? 'tenant admin' : 'no console role'}</span>}
             </span>
             <button type="button" onClick={() => void session.signOut()}>
@@ -204,13 +216,16 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
         </nav>
       </header>
       <main id="main" tabIndex={-1}>
-        {who && !who.operator && !who.partnerAdmin && !who.manages.length ? (
+        {who && !who.operator && !who.partnerAdmin && !who.manages.length && loc.path !== '/account' ? (
           <Page title="Nothing to operate">
             {/* The landing address is the tenant list's, where a tenant joined here then shows. */}
             {loc.path === '/' && <Redirect to="/tenants" />}
             <p>
               You are signed in as <strong>{who.email}</strong>, who is not a platform operator, a partner admin, or an owner or admin of any tenant. The console has nothing
               this account may change.
+            </p>
+            <p>
+              Your name, where you are signed in and two-step sign-in are under <Link to="/account">your account</Link>.
             </p>
             <Invitations />
           </Page>

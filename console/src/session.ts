@@ -3,9 +3,10 @@
 // before expiry and once after a 401, one at a time across every tab of this origin (a Web
 // Lock), and each new pair is handed to the other tabs (a BroadcastChannel): a spent refresh
 // token is never presented again, so tabs never sign each other out. Signing out ends the
-// session on the server and in every tab.
+// session on the server and in every tab. An account with a second factor signs in in two
+// steps: the password answers a short-lived challenge, which a code then exchanges for tokens.
 import { post, ApiError } from './api/client';
-import type { Tokens } from './api/types';
+import type { SignInAnswer, Tokens } from './api/types';
 
 type Audience = Tokens['audience'];
 interface Stored {
@@ -22,6 +23,16 @@ type Message =
   | { type: 'hello' }
   | { type: 'tokens'; access: Access; stored: Stored }
   | { type: 'logout'; reason: string };
+
+/** The second step of a sign-in: the challenge is bound to the audience it was issued for. */
+export interface MfaChallenge {
+  token: string;
+  audience: Audience;
+  email: string;
+  /** Date.now() milliseconds after which the challenge is gone (the password step again). */
+  expiresAt: number;
+}
+export type FactorAnswer = { code: string } | { recovery_code: string };
 
 const KEY = 'console.session';
 const LOCK = 'console.refresh';
@@ -47,6 +58,9 @@ class Session {
   endedBecause = '';
   /** How many refreshes this tab made (the browser tests read it). */
   refreshes = 0;
+  /** An API call answered 403 MFA_ENROLLMENT_REQUIRED: this operator must enrol a second
+   * factor before anything else (the console shows the Account page until then). */
+  enrolmentRequired = false;
 
   constructor() {
     this.chan?.addEventListener('message', (ev: MessageEvent<Message>) => this.onMessage(ev.data));
@@ -77,17 +91,37 @@ class Session {
     for (let i = 0; i < 10 && !this.stored; i++) await sleep(20);
   }
 
-  async signIn(email: string, password: string): Promise<void> {
-    let tokens: Tokens;
+  /** The password step: signed in (null), or a second factor is asked (the challenge). */
+  async signIn(email: string, password: string): Promise<MfaChallenge | null> {
+    let answer: SignInAnswer;
     try {
-      tokens = (await post<Tokens>('/auth/login', { auth: false, body: { email, password, audience: 'operator' } })).data;
+      answer = (await post<SignInAnswer>('/auth/login', { auth: false, body: { email, password, audience: 'operator' } })).data;
     } catch (e) {
       // Not a platform operator: partner admins and tenant owners sign in with a portal session.
       if (!(e instanceof ApiError) || e.code !== 'OPERATOR_AUDIENCE_DENIED') throw e;
-      tokens = (await post<Tokens>('/auth/login', { auth: false, body: { email, password, audience: 'portal' } })).data;
+      answer = (await post<SignInAnswer>('/auth/login', { auth: false, body: { email, password, audience: 'portal' } })).data;
+    }
+    if ('mfa_required' in answer) {
+      return { token: answer.mfa_token, audience: answer.audience, email, expiresAt: Date.now() + answer.expires_in * 1000 };
     }
     this.endedBecause = '';
-    this.adopt(tokens, email);
+    this.adopt(answer, email);
+    return null;
+  }
+
+  /** The second step: a wrong code leaves the challenge usable (400 INVALID_MFA_CODE); an
+   * expired or spent one is 401 INVALID_MFA_TOKEN (the password step again). */
+  async completeSignIn(challenge: MfaChallenge, proof: FactorAnswer): Promise<void> {
+    const tokens = (await post<Tokens>('/auth/mfa', { auth: false, body: { mfa_token: challenge.token, ...proof } })).data;
+    this.endedBecause = '';
+    this.adopt(tokens, challenge.email);
+  }
+
+  /** Called by the API client on 403 MFA_ENROLLMENT_REQUIRED (and with false once enrolled). */
+  setEnrolmentRequired(required: boolean) {
+    if (this.enrolmentRequired === required) return;
+    this.enrolmentRequired = required;
+    this.emit();
   }
 
   private adopt(t: Tokens, email: string) {
@@ -169,9 +203,9 @@ class Session {
     this.end('Your session ended. Sign in again.', true);
   }
 
-  async signOut(): Promise<void> {
+  async signOut(reason = 'You signed out.'): Promise<void> {
     const refresh = this.stored?.refresh;
-    this.end('You signed out.', true);
+    this.end(reason, true);
     if (refresh) {
       try {
         await post('/auth/logout', { auth: false, body: { refresh_token: refresh } });
@@ -186,6 +220,7 @@ class Session {
     const had = this.stored !== null;
     this.access = null;
     this.stored = null;
+    this.enrolmentRequired = false;
     sessionStorage.removeItem(KEY);
     this.endedBecause = reason;
     if (broadcast && had) this.post({ type: 'logout', reason });

@@ -138,8 +138,8 @@ class PerClientLimitsInFrontOfTheApi(unittest.TestCase):
         self.assertLess(sign_in, auth)
         self.assertLess(auth, everything)
         self.assertIsNone(scope_regex(r["all-per-address"]))
-        sign_in_paths = ["/auth/login", "/auth/forgot-password", "/auth/reset-password",
-                         "/auth/accept-invitation"]
+        sign_in_paths = ["/auth/login", "/auth/mfa", "/auth/forgot-password", "/auth/reset-password",
+                         "/auth/accept-invitation", "/auth/verify-email"]
         other_auth = ["/auth/refresh", "/auth/logout", "/auth/me"]
         # A tenant may be called "auth"; its routes are not the sign-in routes.
         elsewhere = ["/tenants", "/tenants/auth/users", "/tenants/x/auth/login", "/health/live",
@@ -188,7 +188,8 @@ class ThrottlesFromHonestPeakTraffic(unittest.TestCase):
         for (path, method), (rate, burst) in settings.items():
             self.assertGreaterEqual(rate, 10, path)
             self.assertGreaterEqual(burst, rate, path)
-        for path in ("/auth/forgot-password", "/auth/reset-password", "/auth/accept-invitation"):
+        for path in ("/auth/mfa", "/auth/forgot-password", "/auth/reset-password",
+                     "/auth/accept-invitation", "/auth/verify-email"):
             self.assertIn((path, "POST"), settings)
 
     def test_sign_in_has_reserved_concurrency_unless_the_account_cannot_give_it(self):
@@ -272,9 +273,10 @@ class EachFunctionTouchesOnlyItsKeyKinds(unittest.TestCase):
                          {"login"})
         self.assertNotIn("SESSION#*", kinds("users", "dynamodb:DeleteItem"))
         claim_puts = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:PutItem")}
-        self.assertEqual(claim_puts, {"tenants", "partners", "users"})
+        # (reset-password: a confirmed change of address claims the new one, releases the old.)
+        self.assertEqual(claim_puts, {"tenants", "partners", "users", "reset-password"})
         claim_deletes = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:DeleteItem")}
-        self.assertEqual(claim_deletes, {"users"})
+        self.assertEqual(claim_deletes, {"users", "reset-password"})
         # The operator count moves only with the accounts it counts.
         self.assertEqual(writes.get("OPERATORS"), {"users"})
         # A sign-in's second-factor challenges are login's alone.

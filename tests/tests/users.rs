@@ -260,3 +260,131 @@ async fn a_removed_user_is_gone_and_their_address_is_free() {
         .await;
     assert_eq!(r.status, 403);
 }
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: run `make test`"]
+async fn changing_ones_password_ends_every_other_session_and_keeps_this_one() {
+    let platform = Platform::start().await;
+    let ana = platform.user(false).await;
+    let (_, phone_refresh) = sign_in_pair(&platform, ana.email.as_str(), "ana-phone").await;
+    let (laptop, laptop_refresh) = sign_in_pair(&platform, ana.email.as_str(), "ana-laptop").await;
+    let change = |current: &str, new: &str| {
+        let body = json!({"current_password": current, "new_password": new});
+        let (platform, laptop) = (&platform, laptop.clone());
+        async move {
+            platform
+                .call("POST", "/account/password", Some(&laptop), Some(body), &[])
+                .await
+        }
+    };
+    let wrong = change("not my password", support::NEW_PASSWORD).await;
+    assert_eq!(
+        (wrong.status, wrong.json["error"]["code"].clone()),
+        (401, json!("INVALID_CREDENTIALS"))
+    );
+    let weak = change(PASSWORD, "password").await;
+    assert_eq!(weak.json["error"]["code"], "WEAK_PASSWORD", "{}", weak.json);
+    let done = change(PASSWORD, support::NEW_PASSWORD).await;
+    assert_eq!(done.status, 200, "{}", done.json);
+    let fresh = done.json["data"]["access_token"].as_str().unwrap();
+    assert_eq!(platform.get("/auth/me", Some(fresh)).await.status, 200);
+    // Every token from before, on every device, stops working.
+    assert_eq!(platform.get("/auth/me", Some(&laptop)).await.status, 401);
+    assert_eq!(refresh(&platform, &phone_refresh).await, 401);
+    assert_eq!(refresh(&platform, &laptop_refresh).await, 401);
+    let fresh_refresh = done.json["data"]["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(&platform, fresh_refresh).await, 200);
+    // The new password signs in; the old one does not; the owner is told.
+    platform
+        .sign_in_with(ana.email.as_str(), support::NEW_PASSWORD, "portal")
+        .await;
+    let old = platform
+        .post(
+            "/auth/login",
+            json!({"email": ana.email, "password": PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(old.status, 401);
+    let mail = platform.wait_for_mail(ana.email.as_str(), 1).await;
+    assert!(mail
+        .iter()
+        .any(|(subject, _)| subject.contains("password was changed")));
+}
+
+#[tokio::test]
+#[ignore = "needs the deployed stack: run `make test`"]
+async fn a_new_address_counts_once_it_is_proved_and_taken_ones_answer_the_same() {
+    let platform = Platform::start().await;
+    let ana = platform.user(false).await;
+    let other = platform.user(false).await;
+    let access = platform.sign_in(ana.email.as_str(), "portal").await;
+    let ask = |new: String, password: &'static str| {
+        let (platform, access) = (&platform, access.clone());
+        async move {
+            platform
+                .call(
+                    "POST",
+                    "/account/email",
+                    Some(&access),
+                    Some(json!({"new_email": new, "password": password})),
+                    &[],
+                )
+                .await
+        }
+    };
+    let wrong = ask(unique_email("new"), "not the password").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.json);
+    // A taken address answers exactly as a free one does.
+    let taken = ask(other.email.to_string(), PASSWORD).await;
+    let new = unique_email("ana-new");
+    let free = ask(new.clone(), PASSWORD).await;
+    assert_eq!(
+        (taken.status, free.status),
+        (202, 202),
+        "{} {}",
+        taken.json,
+        free.json
+    );
+    assert_eq!(taken.json["data"], free.json["data"]);
+    // The owner of the taken address is told; nothing of theirs changes.
+    let told = platform.wait_for_mail(other.email.as_str(), 1).await;
+    assert!(
+        told[0].1.contains("already has an account"),
+        "{}",
+        told[0].1
+    );
+    assert!(!told[0].1.contains("#token="));
+    // The old address is told (masked new address); nothing changes until the link is used.
+    let notices = platform.wait_for_mail(ana.email.as_str(), 2).await;
+    assert!(notices.iter().all(|(_, body)| !body.contains(&new)));
+    assert_eq!(platform.store_user(&ana.id).await.email, ana.email);
+    let link = platform.wait_for_mail(&new, 1).await;
+    let token = token_in(&link[0].1);
+    let verify = |token: String| {
+        let platform = &platform;
+        async move {
+            platform
+                .post(
+                    "/auth/verify-email",
+                    json!({ "token": token }),
+                    &unique_ip(),
+                )
+                .await
+        }
+    };
+    let r = verify(token.clone()).await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(platform.store_user(&ana.id).await.email.as_str(), new);
+    // Spent; the new address signs in, the old one no longer does (and is free again).
+    assert_eq!(verify(token).await.status, 400);
+    platform.sign_in(&new, "portal").await;
+    let old = platform
+        .post(
+            "/auth/login",
+            json!({"email": ana.email, "password": PASSWORD}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(old.status, 401);
+}

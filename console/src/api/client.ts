@@ -106,6 +106,8 @@ export async function call<T>(method: Method, path: Paths, opts: CallOptions = {
       err?.request_id ?? rid,
     );
     if (resp.status === 401 && auth) session.expired(e);
+    // An operator without a second factor where operators must have one: only enrolling works.
+    if (resp.status === 403 && e.code === 'MFA_ENROLLMENT_REQUIRED') session.setEnrolmentRequired(true);
     throw e;
   }
   return {

@@ -41,7 +41,7 @@ export interface paths {
                 };
             };
             responses: {
-                200: components["responses"]["Tokens"];
+                200: components["responses"]["SignIn"];
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
@@ -1912,6 +1912,760 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/users": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Every user, by email (operators).
+         * @description `q` is a prefix of the email (lower-cased); `status`, `operator` and `partner_admin`
+         *     filter. Each user says whether they administer a partner (`partner_admin`).
+         */
+        get: {
+            parameters: {
+                query?: {
+                    q?: string;
+                    status?: "active" | "invited" | "disabled";
+                    operator?: "true" | "false";
+                    partner_admin?: "true" | "false";
+                    limit?: components["parameters"]["Limit"];
+                    /** @description The `next_cursor` of the previous page (opaque, bound to the same query). */
+                    cursor?: components["parameters"]["Cursor"];
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["UserList"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        /** One user, with their memberships, partner grants, pending invitations and live sessions (operators). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["UserDetail"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        /**
+         * Remove a user for good (operators).
+         * @description Their memberships, partner grants, invitations, record and email claim go in one
+         *     transaction with the audit entry, which names them by id alone (earlier entries stay).
+         *     Refused for oneself (403), for the last operator (409 `LAST_OPERATOR`) and for the last
+         *     owner of a tenant that is not deleted (409 `LAST_OWNER`).
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Disable an account (operators).
+         * @description Ends every session at once (refresh and access tokens alike) and blocks sign-in,
+         *     refresh and every route until enabled. Never oneself (403); never the last operator
+         *     (409 `LAST_OPERATOR`). Disabling a disabled account changes nothing (`changed: false`).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["UserChange"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Enable a disabled account (operators); it returns to active, or invited if it never set a password. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["UserChange"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/operator": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /** Grant operator rights (operators who signed in with a second factor in the last 10 minutes, else 403 `MFA_REQUIRED`); the user is mailed. */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["UserChange"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        post?: never;
+        /** Revoke a user's operator rights (operators); never the last operator (409 `LAST_OPERATOR`). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["UserChange"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End every session of a user at once (operators). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** End one session of a user (operators); its refresh tokens stop working. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                    session_id: components["parameters"]["SessionId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's own account, with their memberships and partner grants. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Account"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /** Change one's display name (`null` or blank clears it). */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string | null;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Account"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        trace?: never;
+    };
+    "/account/sessions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's live sessions (devices), newest first; `current` marks the one in use. */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["SessionList"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Sign out every other session of the caller (the one in use stays). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/sessions/{session_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                session_id: components["parameters"]["SessionId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Sign out one of the caller's sessions; its refresh tokens stop working. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    session_id: components["parameters"]["SessionId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The second step of a sign-in, for an account with a second factor.
+         * @description `POST /auth/login` answers a right password for such an account with `mfa_required`
+         *     and an `mfa_token` (single use, 5 minutes) instead of tokens; this exchanges it, with
+         *     a code from the authenticator app or one recovery code, for the tokens. A code is
+         *     accepted once; five wrong codes per account in 15 minutes answer 429. The access
+         *     token then carries `mfa_at`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        mfa_token: string;
+                        /** @description The 6 digits the app shows. */
+                        code?: string;
+                        recovery_code?: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Tokens"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/users/{user_id}/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                user_id: components["parameters"]["UserId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Reset a user's second factors (operators); the user is mailed. */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    user_id: components["parameters"]["UserId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/mfa": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's second factors (open to an operator who has none yet). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/mfa/totp": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start enrolling an authenticator app (TOTP, RFC 6238) - a secret and its otpauth URI.
+         * @description The secret is stored sealed and pending until a first code confirms it; starting again
+         *     replaces a pending one. 409 `FACTOR_EXISTS` once one is confirmed.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        /**
+         * Remove the authenticator app and the recovery codes, proved with a code or a recovery code.
+         * @description An operator's last factor stays (409 `LAST_FACTOR`).
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FactorProof"];
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/mfa/totp/confirm": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Confirm the pending authenticator app with its first code; answers the ten recovery codes, shown this once. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FactorProof"];
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/mfa/recovery-codes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Ten new recovery codes (proved with a code from the app); the old ones stop working. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FactorProof"];
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Change one's password; every other session ends and the caller gets fresh tokens.
+         * @description The current password is checked (failures count like a sign-in's, 429 past the limit),
+         *     the policy applies to the new one (400 `WEAK_PASSWORD`), and a notice is mailed. The
+         *     answer is a new token pair: the tokens held before stop working.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        current_password: string;
+                        new_password: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Tokens"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2005,7 +2759,7 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
         PresignItem: {
             /** @enum {string} */
             operation: "upload" | "download";
@@ -2222,6 +2976,47 @@ export interface components {
          *     UTC. Arrays: PostgreSQL's text, `{a,"b c"}`.
          */
         QueryValue: string | number | boolean | unknown[] | Record<string, never>;
+        User: {
+            /** Format: uuid */
+            user_id: string;
+            email: string;
+            name: string | null;
+            /** @enum {string} */
+            status: "active" | "invited" | "disabled";
+            /** @description The stored platform-admin flag. */
+            operator: boolean;
+            email_verified: boolean;
+            /** @description Unix seconds. */
+            last_sign_in_at: number | null;
+            /** @description Unix seconds. */
+            created_at: number;
+        };
+        AccountMembership: {
+            tenant_id: string;
+            tenant_slug: string;
+            /** @enum {string} */
+            role: "owner" | "admin" | "member";
+        };
+        Session: {
+            session_id: string;
+            /** @enum {string} */
+            audience: "portal" | "operator";
+            /** @description Unix seconds. */
+            created_at: number;
+            /** @description Unix seconds (the last refresh). */
+            last_used_at: number;
+            /** @description Unix seconds. */
+            expires_at: number;
+            client_ip: string | null;
+            user_agent: string | null;
+            /** @description The session the caller's token belongs to. */
+            current: boolean;
+        };
+        /** @description Exactly one of `code` (the 6 digits the authenticator app shows) and `recovery_code`. */
+        FactorProof: {
+            code?: string;
+            recovery_code?: string;
+        };
         Success: {
             /** @enum {boolean} */
             success: true;
@@ -2445,6 +3240,98 @@ export interface components {
                 };
             };
         };
+        /** @description A page of users. */
+        UserList: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        items: (components["schemas"]["User"] & {
+                            partner_admin: boolean;
+                        })[];
+                        next_cursor: string | null;
+                    };
+                };
+            };
+        };
+        /** @description One user and what they hold. */
+        UserDetail: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["User"] & {
+                        memberships: components["schemas"]["AccountMembership"][];
+                        partner_admin_of: {
+                            partner_id: string;
+                            slug?: string | null;
+                            name?: string | null;
+                        }[];
+                        invitations: Record<string, never>[];
+                        sessions: components["schemas"]["Session"][];
+                    };
+                };
+            };
+        };
+        /** @description The user after the change, and whether anything changed. */
+        UserChange: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        user: components["schemas"]["User"];
+                        changed: boolean;
+                    };
+                };
+            };
+        };
+        /** @description The caller's own account. */
+        Account: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["User"] & {
+                        memberships?: components["schemas"]["AccountMembership"][];
+                        partner_admin_of?: string[];
+                    };
+                };
+            };
+        };
+        /** @description The caller's live sessions. */
+        SessionList: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        items: components["schemas"]["Session"][];
+                    };
+                };
+            };
+        };
         /** @description The outcome, as an object. */
         Object: {
             headers: {
@@ -2498,6 +3385,38 @@ export interface components {
                 };
             };
         };
+        /**
+         * @description The tokens; or, for an account with a second factor, `mfa_required` and an
+         *     `mfa_token` for `POST /auth/mfa`.
+         */
+        SignIn: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Success"] & {
+                    data?: {
+                        access_token: string;
+                        /** @enum {string} */
+                        token_type: "Bearer";
+                        expires_in: number;
+                        refresh_token: string;
+                        refresh_expires_in: number;
+                        /** @enum {string} */
+                        audience: "portal" | "operator";
+                    } | {
+                        /** @enum {boolean} */
+                        mfa_required: true;
+                        mfa_token: string;
+                        expires_in: number;
+                        methods: ("totp" | "recovery_code")[];
+                        /** @enum {string} */
+                        audience: "portal" | "operator";
+                    };
+                };
+            };
+        };
         /** @description A health status. */
         Status: {
             headers: {
@@ -2525,6 +3444,8 @@ export interface components {
         };
     };
     parameters: {
+        UserId: string;
+        SessionId: string;
         TenantSlug: components["schemas"]["Slug"];
         PartnerSlug: components["schemas"]["Slug"];
         Limit: number;

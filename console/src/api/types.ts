@@ -30,6 +30,9 @@ export type DatabaseRegister = NonNullable<paths['/tenants/{slug}/databases']['p
 export type ReconcileReport = S['ReconcileReport'];
 export type ErrorCode = S['ErrorCode'];
 export type Tokens = DataOf<R['Tokens']>;
+/** `POST /auth/login`: the tokens, or (an account with a second factor) the challenge for `POST /auth/mfa`. */
+export type SignInAnswer = DataOf<R['SignIn']>;
+export type MfaChallengeAnswer = Extract<SignInAnswer, { mfa_required: true }>;
 export type Me = NonNullable<JsonOf<paths['/auth/me']['get']['responses'][200]>['data']>;
 /** An invitation the signed-in account has not answered yet (`GET /auth/me` `invitations`). */
 export type Invitation = NonNullable<Me['invitations']>[number];
@@ -39,6 +42,33 @@ export type JoinAnswer = { tenant: string; role: Role; joined: boolean };
 export type Page<T> = { items: T[]; next_cursor: string | null };
 export type Origins = DataOf<R['Origins']>;
 export type Jwk = S['Jwk'];
+
+// Accounts: the operators' user directory and everyone's own account.
+/** `user_view` also carries `mfa` (whether a second factor is enrolled); the contract's `User`
+ * does not list it yet, so it is optional here. */
+export type User = S['User'] & { mfa?: boolean };
+export type UserStatus = User['status'];
+export type UserListItem = User & { partner_admin: boolean };
+export type UserListData = { items: UserListItem[]; next_cursor: string | null };
+export type Session = S['Session'];
+export type AccountMembership = S['AccountMembership'];
+/** An invitation the user has not answered; the contract gives only `object`, these are the
+ * fields the API sends (the store's `Invite`, as `GET /auth/me` lists them). */
+export type PendingInvite = { tenant_id: string; tenant_slug: string; role: Role; invited_by: string; invited_at: number; expires_at: number };
+export type UserDetail = Omit<DataOf<R['UserDetail']>, 'invitations'> & { mfa?: boolean; invitations: PendingInvite[] };
+export type UserChange = { user: User; changed: boolean };
+export type Account = DataOf<R['Account']> & { mfa?: boolean };
+export type SessionListData = DataOf<R['SessionList']>;
+// The second-factor routes answer `Object` in the contract: these are the shapes the API sends.
+/** `GET /account/mfa`. `required` is the account's operator flag, not whether this deployment
+ * requires a factor (403 `MFA_ENROLLMENT_REQUIRED` says that). */
+export type MfaStatus = { enrolled: boolean; totp: { confirmed: boolean; pending: boolean; created_at: number | null }; recovery_codes_left: number; required: boolean };
+/** `POST /account/mfa/totp`. */
+export type TotpStart = { secret: string; otpauth_uri: string; digits: number; period: number };
+/** `POST /account/mfa/totp/confirm` and `POST /account/mfa/recovery-codes`. */
+export type RecoveryCodes = { recovery_codes: string[] };
+export type FactorProof = S['FactorProof'];
+export const USER_STATUSES: UserStatus[] = ['active', 'invited', 'disabled'];
 
 export const STATUSES: TenantStatus[] = ['provisioning', 'active', 'suspended', 'deleted'];
 export const PLANS: Plan[] = ['free', 'pro', 'enterprise'];

@@ -1,8 +1,8 @@
-// Signing in, asking for a reset link, and setting a password from a mailed link.
-import { useState } from 'preact/hooks';
+// Signing in (with its second step for an account with a second factor), asking for a reset link, and setting a password from a mailed link.
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { post, ApiError } from '../api/client';
 import { Page } from '../App';
-import { session } from '../session';
+import { session, type MfaChallenge } from '../session';
 import { ErrorBox, Field, Link, idempotencyKey } from '../ui/kit';
 
 export function SignIn() {
@@ -10,11 +10,27 @@ export function SignIn() {
   const [password, setPassword] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [challenge, setChallenge] = useState<MfaChallenge | null>(null);
+  const [notice, setNotice] = useState('');
+  if (challenge) {
+    return (
+      <SecondStep
+        challenge={challenge}
+        onRestart={(why) => {
+          setChallenge(null);
+          setPassword('');
+          setError(null);
+          setNotice(why);
+        }}
+      />
+    );
+  }
+  const ended = notice || session.endedBecause;
   return (
     <Page title="Sign in">
-      {session.endedBecause && !error && (
+      {ended && !error && (
         <p class="notice" role="status">
-          {session.endedBecause}
+          {ended}
         </p>
       )}
       <form
@@ -23,8 +39,13 @@ export function SignIn() {
           e.preventDefault();
           setBusy(true);
           setError(null);
+          setNotice('');
           try {
-            await session.signIn(email.trim(), password);
+            const asked = await session.signIn(email.trim(), password);
+            if (asked) {
+              setChallenge(asked);
+              setBusy(false);
+            }
           } catch (err) {
             setError(err);
             setBusy(false);
@@ -48,6 +69,113 @@ export function SignIn() {
       <p class="fine">
         Platform operators get an operator session; partner admins and tenant owners and admins a portal session, and see what the API lets them change. The session
         stays in this browser tab; no cookie is set.
+      </p>
+    </Page>
+  );
+}
+
+/** The second step of a sign-in: a code from the authenticator app, or one recovery code. A
+ * wrong code may be tried again with the same challenge; an expired one goes back to the
+ * password. */
+function SecondStep({ challenge, onRestart }: { challenge: MfaChallenge; onRestart: (why: string) => void }) {
+  const [recovery, setRecovery] = useState(false);
+  const [value, setValue] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const input = useRef<HTMLInputElement>(null);
+  // The challenge lives 5 minutes: then the password step again, said so.
+  useEffect(() => {
+    const t = setTimeout(() => onRestart('The sign-in took longer than 5 minutes. Enter your password again.'), Math.max(0, challenge.expiresAt - Date.now()));
+    return () => clearTimeout(t);
+  }, [challenge]);
+  useEffect(() => input.current?.focus(), [recovery]);
+  const wrong = error instanceof ApiError && error.code === 'INVALID_MFA_CODE';
+  return (
+    <Page title="Two-step sign-in">
+      <p>
+        Signing in as <strong>{challenge.email}</strong>.{' '}
+        {recovery ? 'Enter one of the recovery codes you saved when you set up two-step sign-in. Each works once.' : 'Enter the 6-digit code your authenticator app shows.'}
+      </p>
+      <form
+        class="stack"
+        noValidate
+        onSubmit={async (e) => {
+          e.preventDefault();
+          const typed = recovery ? value.trim().toLowerCase() : value.replace(/\s+/g, '');
+          if (!typed) return;
+          setBusy(true);
+          setError(null);
+          try {
+            await session.completeSignIn(challenge, recovery ? { recovery_code: typed } : { code: typed });
+          } catch (err) {
+            if (err instanceof ApiError && err.code === 'INVALID_MFA_TOKEN') {
+              onRestart('The sign-in expired or was already completed. Enter your password again.');
+              return;
+            }
+            setError(err);
+            setValue('');
+            setBusy(false);
+            input.current?.focus();
+          }
+        }}
+      >
+        {recovery ? (
+          <Field label="Recovery code" hint="Such as abcde-23456; the hyphen is optional." error={wrong ? 'That recovery code is not valid, or was used already.' : null}>
+            {(a) => (
+              <input {...a} ref={input} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+            )}
+          </Field>
+        ) : (
+          <Field label="Code from your authenticator app" error={wrong ? 'That code is not valid, or was used already. Wait for the next one and try again.' : null}>
+            {(a) => (
+              <input
+                {...a}
+                ref={input}
+                name="one-time-code"
+                autoComplete="one-time-code"
+                inputMode="numeric"
+                pattern="[0-9 ]*"
+                maxLength={8}
+                class="code-input"
+                value={value}
+                onInput={(e) => setValue(e.currentTarget.value)}
+              />
+            )}
+          </Field>
+        )}
+        {wrong ? (
+          <p class="request-id" role="alert">
+            Not accepted. <span class="label">Code</span> <code>INVALID_MFA_CODE</code>
+            {error.requestId && (
+              <>
+                {' '}
+                <span class="label">Request id</span> <code>{error.requestId}</code>
+              </>
+            )}
+          </p>
+        ) : (
+          <ErrorBox error={error} title={error instanceof ApiError && error.status === 429 ? 'Too many wrong codes: wait a few minutes' : 'Could not sign in'} />
+        )}
+        <div class="actions">
+          <button type="submit" class="primary" disabled={busy || !value.trim()}>
+            {busy ? 'Checking…' : 'Verify and sign in'}
+          </button>
+          <button
+            type="button"
+            onClick={() => {
+              setRecovery(!recovery);
+              setValue('');
+              setError(null);
+            }}
+          >
+            {recovery ? 'Use the authenticator app' : 'Use a recovery code'}
+          </button>
+        </div>
+      </form>
+      <p>
+        <button type="button" class="link-button" onClick={() => onRestart('')}>
+          Start over with another account
+        </button>
       </p>
     </Page>
   );

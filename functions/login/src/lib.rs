@@ -5,6 +5,9 @@
 //! - `POST /auth/refresh` `{refresh_token}` -> rotated tokens; a reused token revokes its session
 //! - `POST /auth/logout` `{refresh_token}` -> revokes the session
 //! - `GET /auth/me` -> the caller and their memberships
+//! - `POST /account/password` `{current_password,new_password}` -> the caller's password
+//!   changes, every other session ends, and the caller gets fresh tokens (here, because only
+//!   this function can sign them)
 //! - `GET /.well-known/jwks.json`, `GET /health/live`, `GET /health/ready`
 //!
 //! A sign-in makes six DynamoDB calls (seven for a portal sign-in), four of them writes, in
@@ -75,6 +78,8 @@ pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
+    /// The notice that a password was changed.
+    pub mailer: Arc<dyn shared::mail::Mailer>,
     /// Opens the users' second-factor secrets.
     pub data_key: DataKey,
     pub refresh_ttl_secs: i64,
@@ -90,6 +95,7 @@ enum Route {
     Refresh,
     Logout,
     Me,
+    ChangePassword,
     Jwks,
     Live,
     Ready,
@@ -101,6 +107,7 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/refresh", Route::Refresh),
     ("POST", "/auth/logout", Route::Logout),
     ("GET", "/auth/me", Route::Me),
+    ("POST", "/account/password", Route::ChangePassword),
     ("GET", "/.well-known/jwks.json", Route::Jwks),
     ("GET", "/health/live", Route::Live),
     ("GET", "/health/ready", Route::Ready),
@@ -122,6 +129,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::Refresh => refresh(app, &req).await,
         Route::Logout => logout(app, &req).await,
         Route::Me => me(app, &req).await,
+        Route::ChangePassword => change_password(app, &ctx, &req).await,
         // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
         Route::Jwks => Ok(ApiResponse::ok(app.keys.jwks().await)
             .hoisted()
@@ -449,6 +457,122 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     )
     .await?;
     tracing::info!(user_id = %user.id, audience = challenge.audience.as_str(), "signed in with a second factor");
+    Ok(ApiResponse::ok(tokens))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /account/password`: the current password is checked (counted like a sign-in's, so a
+/// stolen token cannot guess it), the policy applies to the new one, and in one transaction
+/// the hash changes (with its copy on the email's claim), every session ends (the epoch
+/// moves) and the audit entry is written. The caller gets tokens of a new session; the
+/// account's owner is mailed.
+async fn change_password(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+) -> Result<ApiResponse, ApiError> {
+    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let store = app.store.as_ref();
+    let user = current_user(store, &principal).await?;
+    let body: PasswordBody = json_body(req, DEFAULT_BODY_LIMIT)?;
+    for (field, value) in [
+        ("current_password", &body.current_password),
+        ("new_password", &body.new_password),
+    ] {
+        if value.is_empty() || value.len() > password::MAX_PASSWORD_BYTES {
+            return Err(ApiError::refused(
+                ErrorCode::InvalidField,
+                format!(
+                    "{field} must be between 1 and {} bytes",
+                    password::MAX_PASSWORD_BYTES
+                ),
+            ));
+        }
+    }
+    shared::access::policy::check(&body.new_password, &user.email)
+        .map_err(|weak| ApiError::refused(ErrorCode::WeakPassword, weak.to_string()))?;
+    let now = now_unix();
+    let network = ratelimit::account_network_subject(user.email.as_str(), &ctx.client_ip);
+    let limits = [
+        (LOGIN_FAILURES_PER_ACCOUNT_NETWORK, network.as_str()),
+        (LOGIN_FAILURES_PER_ACCOUNT, user.email.as_str()),
+    ];
+    let reservation = match ratelimit::reserve_attempt(store, &limits, now).await? {
+        Decision::Reserved(r) => r,
+        Decision::Limited { retry_after_secs } => {
+            return Err(ApiError::TooManyRequests { retry_after_secs })
+        }
+    };
+    let (verified, new_hash) = tokio::join!(
+        password::verify_password(body.current_password, Some(user.password_hash.clone())),
+        password::hash_password(body.new_password)
+    );
+    if !verified.map_err(ApiError::internal)? {
+        if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed password check not settled");
+        }
+        return Err(ApiError::refused(
+            ErrorCode::InvalidCredentials,
+            "the current password is not right",
+        ));
+    }
+    let new_hash = new_hash.map_err(ApiError::internal)?;
+    store
+        .commit(vec![
+            Change::UpdateUser {
+                user: user.id.clone(),
+                before: user.account(),
+                edit: shared::store::changes::UserEdit {
+                    password_hash: Some(new_hash.clone()),
+                    end_sessions: true,
+                    ..Default::default()
+                },
+            },
+            Change::ClaimHash {
+                email: user.email.clone(),
+                user: user.id.clone(),
+                hash: new_hash.clone(),
+            },
+            Change::Audit(shared::store::changes::AuditEntry::new(
+                shared::store::changes::AuditTarget::Platform,
+                user.id.clone(),
+                "account.password_changed",
+                json!({"user_id": user.id, "client_ip": ctx.client_ip}),
+                shared::runtime::time::now_ms(),
+                &ctx.request_id,
+            )),
+        ])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    let mut changed = user.clone();
+    changed.password_hash = new_hash;
+    changed.session_epoch += 1;
+    let tokens = start_session(
+        app,
+        ctx,
+        req,
+        &changed,
+        principal.audience,
+        now,
+        Some(&reservation),
+        principal.mfa_at,
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, "password changed; every other session ended");
+    let sent = match shared::mail::password_changed(&user.email, shared::mail::links::PLATFORM_NAME)
+    {
+        Ok(notice) => app.mailer.send(&notice).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = sent {
+        tracing::error!(user_id = %user.id, cause = %shared::runtime::logging::chain(&e), "password-changed notice not sent");
+    }
     Ok(ApiResponse::ok(tokens))
 }
 

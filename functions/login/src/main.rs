@@ -12,6 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         store: s.store(),
         keys: keys?,
         data_key: data_key?,
+        mailer: s.mailer()?,
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,
     };

@@ -19,6 +19,7 @@ fn app(store: Arc<MemoryStore>) -> login::App {
         store,
         keys,
         data_key: data_key(),
+        mailer: Arc::new(shared::mail::RecordingMailer::default()),
         refresh_ttl_secs: 3600,
         // No grace: a second use is reuse at once (the grace window has tests of its own).
         reuse_grace_secs: 0,

@@ -4,6 +4,10 @@
 //!
 //! `POST /auth/accept-invitation` `{token,password}`: the same for an invitation token (valid 7
 //! days): the invited user sets a first password, becomes active and has a verified email.
+//! `POST /auth/verify-email` `{token}`: the link mailed to a new address (`POST /account/email`)
+//! moves the account onto it: the token is spent, the new address claimed, the old one
+//! released and the user's email changed (and marked verified), in one transaction.
+//!
 //! Each route spends only its own kind of token.
 
 use lambda_http::{Body, Request, Response};
@@ -18,6 +22,7 @@ use shared::mail::links::link_target;
 use shared::mail::{self, Mailer};
 use shared::runtime::config::LinkConfig;
 use shared::runtime::time::now_unix;
+use shared::store::changes::{AuditEntry, AuditTarget, Change, Refusal};
 use shared::store::{Store, TokenPurpose};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -40,11 +45,13 @@ pub struct App {
 enum Route {
     Reset,
     AcceptInvitation,
+    VerifyEmail,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/reset-password", Route::Reset),
     ("POST", "/auth/accept-invitation", Route::AcceptInvitation),
+    ("POST", "/auth/verify-email", Route::VerifyEmail),
 ];
 
 /// This function's routes (see `shared::http::request::route_list`).
@@ -60,7 +67,87 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     match matched(&req, ROUTES)? {
         Route::Reset => reset_password(app, &ctx, &req, TokenPurpose::Reset).await,
         Route::AcceptInvitation => reset_password(app, &ctx, &req, TokenPurpose::Invitation).await,
+        Route::VerifyEmail => verify_email(app, &ctx, &req).await,
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyBody {
+    token: String,
+}
+
+fn invalid_email_token() -> ApiError {
+    ApiError::refused(
+        ErrorCode::InvalidOrExpiredToken,
+        "this confirmation link is invalid or has expired; ask for the change again",
+    )
+}
+
+/// `POST /auth/verify-email`: the holder of the link moves the account onto the new address.
+async fn verify_email(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+) -> Result<ApiResponse, ApiError> {
+    let now = now_unix();
+    let address = ratelimit::address_subject(&ctx.client_ip);
+    if let Decision::Limited { retry_after_secs } = ratelimit::reserve(
+        app.store.as_ref(),
+        &[(ATTEMPTS_PER_ADDRESS, address.as_str())],
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let body: VerifyBody = json_body(req, DEFAULT_BODY_LIMIT)?;
+    let hash = opaque::hash_presented(&body.token).ok_or_else(invalid_email_token)?;
+    let store = app.store.as_ref();
+    let change = store
+        .email_change(&hash)
+        .await?
+        .ok_or_else(invalid_email_token)?;
+    let user = match store.user_by_id(&change.user_id).await? {
+        Some(u) if u.is_active() && u.email == change.from => u,
+        _ => return Err(invalid_email_token()),
+    };
+    store
+        .commit(vec![
+            Change::ChangeEmail {
+                hash,
+                now,
+                user: user.id.clone(),
+                from: change.from.clone(),
+                to: change.to.clone(),
+                password_hash: user.password_hash.clone(),
+            },
+            Change::Audit(AuditEntry::new(
+                AuditTarget::Platform,
+                user.id.clone(),
+                "account.email_changed",
+                json!({"user_id": user.id, "client_ip": ctx.client_ip}),
+                shared::runtime::time::now_ms(),
+                &ctx.request_id,
+            )),
+        ])
+        .await
+        .map_err(|e| {
+            e.answer(|reasons| {
+                if reasons.contains(&Refusal::EmailTaken) {
+                    ApiError::refused(
+                        ErrorCode::EmailTaken,
+                        "this address belongs to another account now",
+                    )
+                } else {
+                    invalid_email_token()
+                }
+            })
+        })?;
+    tracing::info!(user_id = %user.id, "email changed");
+    Ok(ApiResponse::ok(
+        json!({"email_changed": true, "email": change.to}),
+    ))
 }
 
 #[derive(Deserialize)]

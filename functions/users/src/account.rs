@@ -1,15 +1,20 @@
-//! Self-service, for every signed-in user: one's own profile and display name, and one's
-//! sessions (devices), each of which can be signed out. (Changing one's password is `login`'s
+//! Self-service, for every signed-in user: one's own profile and display name, one's address
+//! (changed once the new one is proved), and one's sessions (devices), each of which can be
+//! signed out. (Changing one's password is `login`'s
 //! `POST /account/password`: it keeps the caller signed in with a new token, which only the
 //! function holding the signing key can give.)
 
 use crate::{live_sessions, session_not_found, session_view, user_audit, user_view, Call};
 use serde::Deserialize;
 use serde_json::json;
+use shared::access::ratelimit::{self, Decision, RatePolicy};
+use shared::access::{opaque, password};
 use shared::domain::fields::FieldError;
+use shared::domain::Email;
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{Change, UserEdit, MAX_CHANGES};
-use shared::{ApiError, ApiResponse};
+use shared::store::EmailChange;
+use shared::{ApiError, ApiResponse, ErrorCode};
 
 /// The longest display name, in characters.
 pub const NAME_MAX_CHARS: usize = 100;
@@ -177,4 +182,126 @@ mod tests {
         assert!(display_name(Some("a\nb".into())).is_err());
         assert!(display_name(Some("a\u{7}b".into())).is_err());
     }
+}
+
+/// Address changes one account may ask for in an hour (each mails two addresses).
+pub const EMAIL_CHANGES_PER_ACCOUNT: RatePolicy = RatePolicy {
+    name: "email-change",
+    limit: 5,
+    window_secs: 3600,
+};
+
+/// Wrong passwords given to an address change, per account, in 15 minutes: a token alone
+/// (stolen, or a device left signed in) cannot guess its way to taking the account over.
+pub const EMAIL_CHANGE_PASSWORD_FAILURES: RatePolicy = RatePolicy {
+    name: "email-change-fail",
+    limit: 5,
+    window_secs: 900,
+};
+
+/// How long the confirmation link of a new address works.
+pub const EMAIL_CHANGE_TTL_SECS: i64 = 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmailBody {
+    new_email: String,
+    password: String,
+}
+
+/// `POST /account/email` `{new_email, password}`: asks to move the account to a new address.
+/// The password is checked (counted); the new address gets a single-use link (24 hours) and
+/// the current one a notice; nothing changes until the link is used. Enumeration-safe: the
+/// answer is the same whether the new address is free or belongs to someone (whose owner is
+/// then told, and no link exists), and both cases send the same two mails.
+pub(crate) async fn change_email(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let body: EmailBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    let to = Email::parse(&body.new_email).map_err(|why| FieldError::new("new_email", why))?;
+    let user = &call.caller.user;
+    if to == user.email {
+        return Err(FieldError::new("new_email", "is your address already").into());
+    }
+    if body.password.is_empty() || body.password.len() > password::MAX_PASSWORD_BYTES {
+        return Err(FieldError::new("password", "must be your current password").into());
+    }
+    let store = call.store;
+    let now = shared::runtime::time::now_unix();
+    let failures = [(EMAIL_CHANGE_PASSWORD_FAILURES, user.id.as_str())];
+    let reservation = match ratelimit::reserve_attempt(store, &failures, now).await? {
+        Decision::Reserved(r) => r,
+        Decision::Limited { retry_after_secs } => {
+            return Err(ApiError::TooManyRequests { retry_after_secs })
+        }
+    };
+    let verified = password::verify_password(body.password, Some(user.password_hash.clone()))
+        .await
+        .map_err(ApiError::internal)?;
+    if !verified {
+        if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed password check not settled");
+        }
+        return Err(ApiError::refused(
+            ErrorCode::InvalidCredentials,
+            "the password is not right",
+        ));
+    }
+    ratelimit::refund(store, &reservation).await?;
+    if let Decision::Limited { retry_after_secs } =
+        ratelimit::reserve(store, &[(EMAIL_CHANGES_PER_ACCOUNT, user.id.as_str())], now).await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
+    let taken = store.email_claim(&to).await?.is_some();
+    let audit = Change::Audit(user_audit(
+        call,
+        "account.email_change_requested",
+        &user.id,
+        json!({}),
+    ));
+    let to_new = if taken {
+        store
+            .commit(vec![audit])
+            .await
+            .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+        shared::mail::email_in_use(&to)
+    } else {
+        let token = opaque::mint();
+        store
+            .commit(vec![
+                Change::PutEmailChange(EmailChange {
+                    hash: token.hash,
+                    user_id: user.id.clone(),
+                    from: user.email.clone(),
+                    to: to.clone(),
+                    expires_at: now + EMAIL_CHANGE_TTL_SECS,
+                }),
+                audit,
+            ])
+            .await
+            .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+        let link = format!(
+            "{}/verify-email#token={}",
+            call.app.links.platform_origin, token.plaintext
+        );
+        shared::mail::email_change_verify(&to, &link)
+    };
+    let to_old = shared::mail::email_change_requested(&user.email, &to);
+    for message in [to_new, to_old] {
+        let sent = match message {
+            Ok(m) => call.app.mailer.send(&m).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            // The request stands (the link, if any, is stored); the person can ask again.
+            tracing::error!(user_id = %user.id, cause = %shared::runtime::logging::chain(&e), "email change mail not sent");
+        }
+    }
+    tracing::info!(user_id = %user.id, "email change requested");
+    Ok(ApiResponse::with_status(
+        202,
+        json!({
+        "verification_sent": true,
+        "expires_in": EMAIL_CHANGE_TTL_SECS,
+        }),
+    ))
 }

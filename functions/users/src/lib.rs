@@ -10,7 +10,7 @@
 //! | `DELETE /users/{user_id}/mfa` (reset a user's second factors; the user is mailed) | `factors` | operator |
 //! | `DELETE /users/{user_id}/sessions`, `DELETE /users/{user_id}/sessions/{session_id}` | `directory` | operator |
 //! | `DELETE /users/{user_id}` (for good) | `directory` | operator (never oneself, never a tenant's last owner) |
-//! | `GET`/`PATCH /account`, `GET /account/sessions`, `DELETE /account/sessions[/{session_id}]` | `account` | every signed-in user |
+//! | `GET`/`PATCH /account`, `POST /account/email`, `GET /account/sessions`, `DELETE /account/sessions[/{session_id}]` | `account` | every signed-in user |
 //! | `GET /account/mfa`, `POST`/`DELETE /account/mfa/totp`, `POST /account/mfa/totp/confirm`, `POST /account/mfa/recovery-codes` | `factors` | every signed-in user (an operator without a factor: only `GET /account`, `GET /account/mfa` and enrolling) |
 //!
 //! And one direct invocation (`first_operator`), an IAM-only action no route reaches: the first
@@ -62,6 +62,7 @@ enum Route {
     Remove,
     Account,
     EditAccount,
+    ChangeEmail,
     AccountSessions,
     EndOtherSessions,
     EndAccountSession,
@@ -89,6 +90,7 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ),
     ("GET", "/account", Route::Account),
     ("PATCH", "/account", Route::EditAccount),
+    ("POST", "/account/email", Route::ChangeEmail),
     ("GET", "/account/sessions", Route::AccountSessions),
     ("DELETE", "/account/sessions", Route::EndOtherSessions),
     (
@@ -137,6 +139,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     match route {
         Route::Account => account::get(&call).await,
         Route::EditAccount => account::edit(&call).await,
+        Route::ChangeEmail => account::change_email(&call).await,
         Route::AccountSessions => account::sessions(&call).await,
         Route::EndOtherSessions => account::end_other_sessions(&call).await,
         Route::EndAccountSession => account::end_session(&call).await,

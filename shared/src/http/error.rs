@@ -87,6 +87,8 @@ catalogue! {
     // 409: the request conflicts with the current state.
     SlugTaken = 409 "SLUG_TAKEN",
     LastOwner = 409 "LAST_OWNER",
+    /// The address belongs to another account (found when a change of address is confirmed).
+    EmailTaken = 409 "EMAIL_TAKEN",
     /// The change would leave the platform without an operator who can act.
     LastOperator = 409 "LAST_OPERATOR",
     /// The user has this kind of factor already.

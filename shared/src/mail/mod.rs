@@ -7,6 +7,7 @@ pub mod links;
 
 use crate::domain::Email;
 use async_trait::async_trait;
+use links::PLATFORM_NAME;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmailMessage {
@@ -147,6 +148,30 @@ fn templates() -> &'static minijinja::Environment<'static> {
                 include_str!("../../templates/access-granted.html"),
             ),
             (
+                "email-change-verify.txt",
+                include_str!("../../templates/email-change-verify.txt"),
+            ),
+            (
+                "email-change-verify.html",
+                include_str!("../../templates/email-change-verify.html"),
+            ),
+            (
+                "email-change-requested.txt",
+                include_str!("../../templates/email-change-requested.txt"),
+            ),
+            (
+                "email-change-requested.html",
+                include_str!("../../templates/email-change-requested.html"),
+            ),
+            (
+                "email-in-use.txt",
+                include_str!("../../templates/email-in-use.txt"),
+            ),
+            (
+                "email-in-use.html",
+                include_str!("../../templates/email-in-use.html"),
+            ),
+            (
                 "factors-reset.txt",
                 include_str!("../../templates/factors-reset.txt"),
             ),
@@ -222,6 +247,47 @@ pub fn password_changed(to: &Email, tenant_name: &str) -> Result<EmailMessage, M
         "password-changed",
         &[("tenant_name", tenant_name)],
     )
+}
+
+/// Asks the owner of a new address to confirm it (`link` carries the single-use token).
+pub fn email_change_verify(to: &Email, link: &str) -> Result<EmailMessage, MailError> {
+    message(
+        to,
+        format!("Confirm your new {PLATFORM_NAME} address"),
+        "email-change-verify",
+        &[("platform", PLATFORM_NAME), ("link", link)],
+    )
+}
+
+/// Tells the current address that a change to `new` (shown masked) was asked for.
+pub fn email_change_requested(to: &Email, new: &Email) -> Result<EmailMessage, MailError> {
+    let masked = mask(new);
+    message(
+        to,
+        format!("A change of your {PLATFORM_NAME} address was requested"),
+        "email-change-requested",
+        &[("platform", PLATFORM_NAME), ("masked", masked.as_str())],
+    )
+}
+
+/// Tells the owner of an address already in use that someone asked to move onto it.
+pub fn email_in_use(to: &Email) -> Result<EmailMessage, MailError> {
+    message(
+        to,
+        format!("Your address was given for another {PLATFORM_NAME} account"),
+        "email-in-use",
+        &[("platform", PLATFORM_NAME)],
+    )
+}
+
+/// `a***@example.com`: enough for the owner to recognise, not enough to read it off a mail.
+fn mask(email: &Email) -> String {
+    let (local, domain) = email
+        .as_str()
+        .split_once('@')
+        .unwrap_or(("", email.as_str()));
+    let first: String = local.chars().take(1).collect();
+    format!("{first}***@{domain}")
 }
 
 /// Tells a user that an operator removed their second factors.
@@ -401,6 +467,21 @@ mod tests {
             );
             assert!(!m.html.contains("<T>"), "{}", m.subject);
         }
+    }
+
+    #[test]
+    fn the_email_change_mails_render_and_mask_the_new_address() {
+        let old = Email::parse("old@example.com").unwrap();
+        let new = Email::parse("newname@example.org").unwrap();
+        let m = email_change_requested(&old, &new).unwrap();
+        assert!(m.text.contains("n***@example.org"), "{}", m.text);
+        assert!(!m.text.contains("newname"));
+        let m = email_change_verify(&new, "https://x/verify-email#token=t").unwrap();
+        assert_eq!(m.text.matches("token=t").count(), 1);
+        assert!(email_in_use(&new)
+            .unwrap()
+            .html
+            .contains("already has an account"));
     }
 
     #[test]

@@ -211,6 +211,28 @@ pub enum Change {
     },
     /// Stores an outgoing event; refused if its id is taken.
     Outbox(OutboxEvent),
+    /// Stores a requested email change (its token's hash); refused if the hash is taken.
+    PutEmailChange(super::EmailChange),
+    /// Moves `user` from email `from` to `to`: spends the change's token (refused,
+    /// `Refusal::TokenGone`, unless it is there and live at `now`), claims `to` (refused,
+    /// `Refusal::EmailTaken`, if someone holds it), releases `from` and writes the user's
+    /// email (refused, `Refusal::UserMoved`, unless it is still `from`), marked verified. The
+    /// new claim carries `password_hash`, the copy sign-in starts on.
+    ChangeEmail {
+        hash: String,
+        now: i64,
+        user: UserId,
+        from: Email,
+        to: Email,
+        password_hash: String,
+    },
+    /// Sets the copy of the password hash an email's claim keeps for sign-in; refused
+    /// (`Refusal::UserMoved`) unless the claim is `user`'s.
+    ClaimHash {
+        email: Email,
+        user: UserId,
+        hash: String,
+    },
     /// Ends one session (its refresh tokens stop working); refused (`Refusal::SessionGone`)
     /// unless it exists and is `user`'s.
     RevokeSession { session_id: String, user: UserId },
@@ -255,6 +277,8 @@ pub struct UserEdit {
     pub end_sessions: bool,
     /// Whether the user has a confirmed second factor.
     pub mfa: Option<bool>,
+    /// A new password hash (its copy on the email's claim is `Change::ClaimHash`).
+    pub password_hash: Option<String>,
 }
 
 impl Change {
@@ -274,6 +298,12 @@ impl Change {
     /// refused: the operator count comes first where a change moves it (creation last).
     pub fn item_refusal(&self, index: usize, items: usize) -> Refusal {
         match self {
+            // Its items: the token, the new claim, the old claim, the user.
+            Change::ChangeEmail { .. } => match index {
+                0 => Refusal::TokenGone,
+                1 => Refusal::EmailTaken,
+                _ => Refusal::UserMoved,
+            },
             Change::UpdateUser { .. } | Change::DeleteUser { .. } => {
                 if index == 0 && self.operator_delta() < 0 {
                     Refusal::LastOperator
@@ -329,6 +359,9 @@ impl Change {
             Change::Quota { scope, .. } => format!("QUOTA#{scope}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
             Change::RevokeSession { session_id, .. } => format!("SESSION#{session_id}"),
+            Change::ClaimHash { email, .. } => format!("EMAIL#{email}"),
+            Change::PutEmailChange(c) => format!("EMAILCHG#{}", c.hash),
+            Change::ChangeEmail { user, .. } => format!("USER#{user}"),
             Change::PutTotp { user, .. }
             | Change::ConfirmTotp { user, .. }
             | Change::UseTotp { user, .. }
@@ -488,6 +521,8 @@ pub enum Refusal {
     CodeUsed,
     /// The sign-in challenge is spent, expired or out of tries.
     ChallengeGone,
+    /// A mailed token is spent or expired.
+    TokenGone,
 }
 
 impl Change {
@@ -520,6 +555,9 @@ impl Change {
             Change::Quota { .. } => Refusal::QuotaReached,
             Change::UpdateUser { .. } | Change::DeleteUser { .. } => Refusal::UserMoved,
             Change::RevokeSession { .. } => Refusal::SessionGone,
+            Change::ClaimHash { .. } => Refusal::UserMoved,
+            Change::PutEmailChange(_) => Refusal::IdTaken,
+            Change::ChangeEmail { .. } => Refusal::UserMoved,
             Change::PutTotp { .. } => Refusal::FactorExists,
             Change::ConfirmTotp { .. } | Change::RemoveFactors { .. } => Refusal::FactorMoved,
             Change::UseTotp { .. } | Change::UseRecoveryCode { .. } => Refusal::CodeUsed,

@@ -26,6 +26,7 @@
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | TOTP factor | `USER#<user_id>` | `MFA#TOTP` | `sealed` (the secret, AES-256-GCM under the data key, bound to `user|<id>|totp`), `confirmed`, `last_step` (the last time step accepted: replay refused), `created_at` |
 //! | recovery codes | `USER#<user_id>` | `MFA#RECOVERY` | `codes` (string set of the SHA-256 of each unused code; using one removes it, conditioned on it being there) |
+//! | email change | `EMAILCHG#<sha256(token)>` | `EMAILCHG` | user, `from`, `to`, `expires_at` (24 hours); deleted when spent, with the user's email and both claims moved in the same transaction |
 //! | second-factor challenge | `MFACHAL#<sha256(token)>` | `MFACHAL` | user, audience, `attempts` (at most 5, counted by a conditional `ADD`), client, `expires_at` (5 minutes); deleted when spent |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `created_at`, `last_used_at`, `client_ip`, `user_agent`, `expires_at`; `GSI1PK=SESSIONS#<user_id>`, `GSI1SK=<created_at, 15 digits>#<session_id>` |
 //! | rate counter | `RATE#<policy>#<sha256(subject)>#<window number>` | `RATE` | `n` (attempts counted in this fixed window), `in_flight` (sign-ins not yet settled), `expires_at` (the window's end) |
@@ -257,6 +258,9 @@ pub trait UserStore: Send + Sync {
     /// A sign-in's second-factor challenge by its hash (strongly consistent; one past its
     /// expiry reads as none).
     async fn mfa_challenge(&self, hash: &str) -> Result<Option<MfaChallenge>, StoreError>;
+    /// A requested email change by its token's hash (strongly consistent; one past its expiry
+    /// reads as none).
+    async fn email_change(&self, hash: &str) -> Result<Option<EmailChange>, StoreError>;
     /// The platform's operator count (accounts whose [`crate::domain::Account::operator_weight`]
     /// is 1), strongly consistent; `None` if it was never kept (no operator was ever made).
     async fn operator_count(&self) -> Result<Option<i64>, StoreError>;
@@ -424,6 +428,17 @@ pub struct MfaChallenge {
     pub attempts: u32,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+}
+
+/// A requested change of a user's email, waiting for the new address to be proved: stored by
+/// the hash of the token mailed to it (single use, 24 hours).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChange {
+    pub hash: String,
+    pub user_id: UserId,
+    pub from: Email,
+    pub to: Email,
+    pub expires_at: i64,
 }
 
 /// An email's claim, as sign-in reads it (`UserStore::email_claim`).

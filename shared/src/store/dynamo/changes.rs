@@ -109,6 +109,10 @@ impl DynamoStore {
             Some(None) => removes.push("#name"),
             None => {}
         }
+        if let Some(hash) = &edit.password_hash {
+            sets.push("password_hash = :hash");
+            values.push((":hash", s(hash)));
+        }
         if let Some(mfa) = edit.mfa {
             sets.push("mfa = :mfa");
             values.push((":mfa", AttributeValue::Bool(mfa)));
@@ -545,6 +549,65 @@ impl DynamoStore {
                 "attribute_exists(PK) AND attempts < :max",
                 &[],
                 vec![(":one", n(1)), (":max", n(max))],
+            )?],
+            Change::PutEmailChange(c) => {
+                let mut item = key(format!("EMAILCHG#{}", c.hash), "EMAILCHG");
+                item.insert("entity".into(), s("email_change"));
+                item.insert("user_id".into(), s(c.user_id.as_str()));
+                item.insert("from".into(), s(c.from.as_str()));
+                item.insert("to".into(), s(c.to.as_str()));
+                item.insert("expires_at".into(), n(c.expires_at));
+                vec![self.put(item, NEW)?]
+            }
+            Change::ChangeEmail {
+                hash,
+                now,
+                user,
+                from,
+                to,
+                password_hash,
+            } => {
+                let mut claim = key(format!("EMAIL#{to}"), "EMAIL");
+                claim.insert("entity".into(), s("email_claim"));
+                claim.insert("user_id".into(), s(user.as_str()));
+                claim.insert("password_hash".into(), s(password_hash));
+                vec![
+                    self.delete_item(
+                        format!("EMAILCHG#{hash}"),
+                        "EMAILCHG",
+                        "attribute_exists(PK) AND expires_at > :now",
+                        vec![(":now", n(now))],
+                        &[],
+                    )?,
+                    self.put(claim, NEW)?,
+                    self.delete_item(
+                        format!("EMAIL#{from}"),
+                        "EMAIL",
+                        "user_id = :user",
+                        vec![(":user", s(user.as_str()))],
+                        &[],
+                    )?,
+                    self.update_item(
+                        format!("USER#{user}"),
+                        "USER",
+                        "SET email = :to, GSI2SK = :to, email_verified = :yes",
+                        "email = :from",
+                        &[],
+                        vec![
+                            (":to", s(to.as_str())),
+                            (":from", s(from.as_str())),
+                            (":yes", AttributeValue::Bool(true)),
+                        ],
+                    )?,
+                ]
+            }
+            Change::ClaimHash { email, user, hash } => vec![self.update_item(
+                format!("EMAIL#{email}"),
+                "EMAIL",
+                "SET password_hash = :hash",
+                "user_id = :user",
+                &[],
+                vec![(":hash", s(hash)), (":user", s(user.as_str()))],
             )?],
             Change::RevokeSession { session_id, user } => vec![self.update_item(
                 format!("SESSION#{session_id}"),

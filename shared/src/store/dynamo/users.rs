@@ -394,6 +394,25 @@ impl UserStore for DynamoStore {
         Ok(Some(challenge).filter(|c| c.expires_at > crate::runtime::time::now_unix()))
     }
 
+    async fn email_change(&self, hash: &str) -> Result<Option<EmailChange>, StoreError> {
+        let Some(item) = self.get(format!("EMAILCHG#{hash}"), "EMAILCHG").await? else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &item,
+            key: "EMAILCHG",
+        };
+        let email = |name: &str| Email::parse(f.s(name)?).map_err(|e| f.corrupt(e.to_string()));
+        let change = EmailChange {
+            hash: hash.to_string(),
+            user_id: f.user_id("user_id")?,
+            from: email("from")?,
+            to: email("to")?,
+            expires_at: f.n("expires_at")?,
+        };
+        Ok(Some(change).filter(|c| c.expires_at > crate::runtime::time::now_unix()))
+    }
+
     async fn operator_count(&self) -> Result<Option<i64>, StoreError> {
         match self.get("OPERATORS".to_string(), "COUNT").await? {
             Some(item) => Fields {

@@ -114,6 +114,27 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             .sessions
             .get(session_id)
             .is_none_or(|s| &s.user_id != user),
+        Change::ClaimHash { email, user, .. } => d.emails.get(email) != Some(user),
+        Change::PutEmailChange(c) => d.email_changes.contains_key(&c.hash),
+        Change::ChangeEmail {
+            hash,
+            now,
+            user,
+            from,
+            to,
+            ..
+        } => {
+            if d.email_changes
+                .get(hash)
+                .is_none_or(|c| c.expires_at <= *now)
+            {
+                return Some(Refusal::TokenGone);
+            }
+            if d.emails.contains_key(to) {
+                return Some(Refusal::EmailTaken);
+            }
+            d.users.get(user).is_none_or(|u| &u.email != from) || d.emails.get(from) != Some(user)
+        }
         Change::PutTotp { user, .. } => d.totp.get(user).is_some_and(|t| t.confirmed),
         Change::ConfirmTotp { user, .. } => d.totp.get(user).is_none_or(|t| t.confirmed),
         Change::UseTotp { user, step } => d
@@ -171,6 +192,9 @@ fn apply(d: &mut Data, change: Change) {
                 }
                 if let Some(mfa) = edit.mfa {
                     u.mfa = mfa;
+                }
+                if let Some(hash) = edit.password_hash {
+                    u.password_hash = hash;
                 }
                 if edit.end_sessions {
                     u.session_epoch += 1;
@@ -302,6 +326,30 @@ fn apply(d: &mut Data, change: Change) {
             if let Some(s) = d.sessions.get_mut(&session_id) {
                 s.revoked = true;
             }
+        }
+        Change::PutEmailChange(c) => {
+            d.email_changes.insert(c.hash.clone(), c);
+        }
+        Change::ChangeEmail {
+            hash,
+            user,
+            from,
+            to,
+            password_hash,
+            ..
+        } => {
+            d.email_changes.remove(&hash);
+            d.emails.remove(&from);
+            d.claim_hashes.remove(&from);
+            d.emails.insert(to.clone(), user.clone());
+            d.claim_hashes.insert(to.clone(), password_hash);
+            if let Some(u) = d.users.get_mut(&user) {
+                u.email = to;
+                u.email_verified = true;
+            }
+        }
+        Change::ClaimHash { email, hash, .. } => {
+            d.claim_hashes.insert(email, hash);
         }
         Change::PutTotp { user, sealed, at } => {
             d.totp.insert(

@@ -47,6 +47,7 @@ struct Data {
     totp: HashMap<UserId, TotpFactor>,
     recovery: HashMap<UserId, Vec<String>>,
     challenges: HashMap<String, MfaChallenge>,
+    email_changes: HashMap<String, EmailChange>,
 }
 
 impl Data {

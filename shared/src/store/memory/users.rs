@@ -72,6 +72,16 @@ impl UserStore for MemoryStore {
         }))
     }
 
+    async fn email_change(&self, hash: &str) -> Result<Option<EmailChange>, StoreError> {
+        let now = crate::runtime::time::now_unix();
+        Ok(self.with(|d| {
+            d.email_changes
+                .get(hash)
+                .cloned()
+                .filter(|c| c.expires_at > now)
+        }))
+    }
+
     async fn operator_count(&self) -> Result<Option<i64>, StoreError> {
         Ok(self.with(|d| d.operators))
     }
