@@ -10,8 +10,8 @@ It also serves the API's description, `infra/openapi.yaml`, as JSON at `GET /ope
 
 With --console DIR (the console's build, console/dist) it serves the operator console on the
 same origin as the API: `/console/...` (a deep link gets index.html, as CloudFront's fallback
-does), `/console/config.json` (the API is this origin), and the two pages mailed links open,
-`/reset-password` and `/accept-invitation`. Those answers carry the same security headers as
+does), `/console/config.json` (the API is this origin), and the pages mailed links open,
+`/reset-password`, `/accept-invitation` and `/verify-email`. Those answers carry the same security headers as
 the CloudFront distribution's policy (infra/template.yaml, ConsoleHeadersPolicy).
 
 Usage: forward.py LISTEN_PORT TARGET_BASE_URL [--console DIR] [--env NAME]
@@ -49,7 +49,7 @@ CONSOLE_HEADERS = {
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
 }
 # Root paths that open the console: the pages mailed links point at.
-MAILED_LINK_PAGES = {"/reset-password", "/accept-invitation"}
+MAILED_LINK_PAGES = {"/reset-password", "/accept-invitation", "/verify-email"}
 
 
 def console_file(root: pathlib.Path, path: str):

@@ -53,7 +53,7 @@ async fn session(s: &DynamoStore, u: &User, refund: Option<&Reservation>) -> (Se
         client_ip: Some("192.0.2.1".into()),
         user_agent: Some("dynamo-store-test".into()),
     };
-    s.create_session(&session, refund).await.unwrap();
+    s.create_session(&session, refund, None).await.unwrap();
     (session, first.hash)
 }
 

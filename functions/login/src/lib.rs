@@ -32,7 +32,7 @@ use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
 use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::runtime::time::now_unix;
-use shared::store::changes::{Change, CommitError, Refusal};
+use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError, Refusal};
 use shared::store::MfaChallenge;
 use shared::store::{RotateOutcome, Session, Store, StoreError};
 use shared::ErrorCode;
@@ -126,7 +126,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     match matched(&req, ROUTES)? {
         Route::Login => login(app, &ctx, &req).await,
         Route::Mfa => mfa(app, &ctx, &req).await,
-        Route::Refresh => refresh(app, &req).await,
+        Route::Refresh => refresh(app, &ctx, &req).await,
         Route::Logout => logout(app, &req).await,
         Route::Me => me(app, &req).await,
         Route::ChangePassword => change_password(app, &ctx, &req).await,
@@ -270,8 +270,18 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
             // The reservation stays: it is this failure, counted, no longer in flight. The
             // same write for a known and an unknown email; a failure of it changes nothing
             // the caller sees (the attempt then stays in flight until its window ends).
-            if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
+            // And its audit entry, the same write for a known and an unknown email (an
+            // unknown one is named by no account).
+            let entry = sign_in_audit(ctx, owner.as_ref(), "auth.sign_in_failed", json!({}));
+            let (settled, audited) = tokio::join!(
+                ratelimit::settle_failed(store, &reservation),
+                store.commit(vec![Change::Audit(entry)])
+            );
+            if let Err(e) = settled {
                 tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed sign-in not settled");
+            }
+            if let Err(e) = audited {
+                tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed sign-in not audited");
             }
             tracing::info!("sign-in failed");
             return Err(invalid_credentials());
@@ -315,10 +325,35 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         now,
         Some(&reservation),
         None,
+        true,
     )
     .await?;
     tracing::info!(user_id = %user.id, audience = audience.as_str(), "signed in");
     Ok(ApiResponse::ok(tokens))
+}
+
+/// An authentication event's audit entry (scope `platform`): the account it concerns as the
+/// actor (the platform itself for an email no account has), the client's address, never a
+/// password or a code.
+fn sign_in_audit(
+    ctx: &RequestContext,
+    user: Option<&shared::domain::UserId>,
+    action: &str,
+    details: serde_json::Value,
+) -> AuditEntry {
+    let mut details = details;
+    if let Some(map) = details.as_object_mut() {
+        map.insert("user_id".into(), json!(user));
+        map.insert("client_ip".into(), json!(ctx.client_ip));
+    }
+    AuditEntry::new(
+        AuditTarget::Platform,
+        user.cloned().unwrap_or_else(shared::domain::UserId::system),
+        action,
+        details,
+        shared::runtime::time::now_ms(),
+        &ctx.request_id,
+    )
 }
 
 /// A right password for an account with a second factor: a single-use token, valid five
@@ -403,8 +438,16 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     };
     let (reservation, user_id) = (&reservation, &challenge.user_id);
     let failed = |why: &'static str| async move {
-        if let Err(e) = ratelimit::settle_failed(store, reservation).await {
+        let entry = sign_in_audit(ctx, Some(user_id), "auth.mfa_failed", json!({}));
+        let (settled, audited) = tokio::join!(
+            ratelimit::settle_failed(store, reservation),
+            store.commit(vec![Change::Audit(entry)])
+        );
+        if let Err(e) = settled {
             tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed second factor not settled");
+        }
+        if let Err(e) = audited {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed second factor not audited");
         }
         tracing::info!(user_id = %user_id, why, "second factor failed");
         invalid_mfa_code()
@@ -454,6 +497,7 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
         now,
         Some(reservation),
         Some(now),
+        true,
     )
     .await?;
     tracing::info!(user_id = %user.id, audience = challenge.audience.as_str(), "signed in with a second factor");
@@ -562,6 +606,7 @@ async fn change_password(
         now,
         Some(&reservation),
         principal.mfa_at,
+        false,
     )
     .await?;
     tracing::info!(user_id = %user.id, "password changed; every other session ended");
@@ -587,6 +632,7 @@ async fn start_session(
     now: i64,
     reservation: Option<&Reservation>,
     mfa_at: Option<i64>,
+    signed_in: bool,
 ) -> Result<serde_json::Value, ApiError> {
     let session_id = opaque::random_id();
     let minted = opaque::mint_for(&session_id);
@@ -605,7 +651,18 @@ async fn start_session(
         client_ip: Some(ctx.client_ip.clone()).filter(|ip| !ip.is_empty()),
         user_agent: shared::http::request::user_agent(req),
     };
-    app.store.create_session(&session, reservation).await?;
+    // A sign-in is audited in the session's own write (a password change audits itself).
+    let audit = signed_in.then(|| {
+        sign_in_audit(
+            ctx,
+            Some(&user.id),
+            "auth.signed_in",
+            json!({"audience": audience.as_str(), "mfa": mfa_at.is_some(), "session_id": session.session_id}),
+        )
+    });
+    app.store
+        .create_session(&session, reservation, audit.as_ref())
+        .await?;
     token_pair(app, user, &session, minted.plaintext, now).await
 }
 
@@ -669,7 +726,7 @@ async fn refreshed(
     Ok(ApiResponse::ok(tokens))
 }
 
-async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
+async fn refresh(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: RefreshBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let (session_id, hash) = opaque::session_of(&body.refresh_token).ok_or_else(invalid_refresh)?;
     let now = now_unix();
@@ -712,7 +769,22 @@ async fn refresh(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
             }
             return Err(invalid_refresh());
         }
-        app.store.revoke_session(&session_id).await?;
+        let entry = AuditEntry::new(
+            AuditTarget::Platform,
+            session.user_id.clone(),
+            "auth.refresh_reused",
+            json!({"user_id": session.user_id, "session_id": session_id, "client_ip": ctx.client_ip}),
+            shared::runtime::time::now_ms(),
+            &ctx.request_id,
+        );
+        let (revoked, audited) = tokio::join!(
+            app.store.revoke_session(&session_id),
+            app.store.commit(vec![Change::Audit(entry)])
+        );
+        revoked?;
+        if let Err(e) = audited {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "refresh reuse not audited");
+        }
         tracing::warn!(user_id = %session.user_id, "refresh token reused: session revoked");
         return Err(invalid_refresh());
     }

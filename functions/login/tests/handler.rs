@@ -827,3 +827,42 @@ async fn five_wrong_codes_close_the_second_step_for_a_while() {
     .await;
     assert_eq!(status, 429);
 }
+
+#[tokio::test]
+async fn sign_ins_and_failures_are_audited_by_account_never_with_the_password() {
+    use shared::store::CommitStore;
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    assert_eq!(
+        sign_in(&app, u.email.as_str(), "wrong password!").await.0,
+        401
+    );
+    assert_eq!(
+        sign_in(&app, "nobody@example.com", "wrong password!")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(sign_in(&app, u.email.as_str(), PASSWORD).await.0, 200);
+    let entries = store.audit_entries("platform", 10).await.unwrap();
+    let actions: Vec<(&str, String)> = entries
+        .iter()
+        .map(|e| (e.action.as_str(), e.actor.to_string()))
+        .collect();
+    let id = u.id.to_string();
+    let system = shared::domain::UserId::system().to_string();
+    assert!(
+        actions.contains(&("auth.sign_in_failed", id.clone())),
+        "{actions:?}"
+    );
+    assert!(
+        actions.contains(&("auth.sign_in_failed", system)),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&("auth.signed_in", id)), "{actions:?}");
+    for e in &entries {
+        assert!(!e.details.contains("wrong password") && !e.details.contains(PASSWORD));
+        assert!(e.details.contains("client_ip"), "{}", e.details);
+    }
+}

@@ -194,13 +194,14 @@ async fn reset_password(
         TokenPurpose::Invitation => "accept-invitation",
     };
     Idempotent::of_request(app.store.as_ref(), req, route, &hash, now)?
-        .run(|| consume(app, &hash, body.password, now, purpose))
+        .run(|| consume(app, ctx, &hash, body.password, now, purpose))
         .await
 }
 
 /// Spends the token whose hash is `hash` and sets `password`, then sends the notice.
 async fn consume(
     app: &App,
+    ctx: &RequestContext,
     hash: &str,
     password: String,
     now: i64,
@@ -227,7 +228,23 @@ async fn consume(
         .map_err(ApiError::internal)?;
     if !app
         .store
-        .consume_reset_token(&token, &user.email, &new_hash, now)
+        .consume_reset_token(
+            &token,
+            &user.email,
+            &new_hash,
+            now,
+            &AuditEntry::new(
+                AuditTarget::Platform,
+                user.id.clone(),
+                match purpose {
+                    TokenPurpose::Reset => "account.password_reset",
+                    TokenPurpose::Invitation => "account.invitation_accepted",
+                },
+                json!({"user_id": user.id, "client_ip": ctx.client_ip}),
+                shared::runtime::time::now_ms(),
+                &ctx.request_id,
+            ),
+        )
         .await?
     {
         return Err(invalid_token());

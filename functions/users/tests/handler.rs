@@ -144,6 +144,7 @@ impl World {
                     user_agent: Some("test-agent".into()),
                 },
                 None,
+                None,
             )
             .await
             .unwrap();

@@ -623,25 +623,28 @@ pub trait ResetStore: Send + Sync {
     /// expired at `now`, superseded, or the user is not in the state its purpose needs
     /// (active for a reset, invited for an invitation).
     /// Spends the token and sets the new password, on the user and on the copy its email's
-    /// claim (`email`) keeps, in one transaction.
+    /// claim (`email`) keeps, with `audit`, in one transaction.
     async fn consume_reset_token(
         &self,
         token: &ResetTokenRecord,
         email: &Email,
         new_password_hash: &str,
         now: i64,
+        audit: &changes::AuditEntry,
     ) -> Result<bool, StoreError>;
 }
 
 #[async_trait]
 pub trait SessionStore: Send + Sync {
     /// Starts a session whose only head is in `session.heads`, and in the same write gives back
-    /// `refund` (the sign-in's rate-limit reservation: a success is not a failure). If the
-    /// refund cannot be applied (its windows expired away), the session is still created.
+    /// `refund` (the sign-in's rate-limit reservation: a success is not a failure) and
+    /// `audit` (the sign-in's entry). If the refund cannot be applied (its windows expired
+    /// away), the session is still created.
     async fn create_session(
         &self,
         session: &Session,
         refund: Option<&RateHit>,
+        audit: Option<&changes::AuditEntry>,
     ) -> Result<(), StoreError>;
     /// The session, read strongly consistent (it decides access).
     async fn session(&self, session_id: &str) -> Result<Option<Session>, StoreError>;

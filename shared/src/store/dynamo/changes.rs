@@ -151,7 +151,10 @@ impl DynamoStore {
     }
 
     /// The transaction items of one change (a creation also claims its unique name).
-    fn change_items(&self, change: &Change) -> Result<Vec<TransactWriteItem>, StoreError> {
+    pub(super) fn change_items(
+        &self,
+        change: &Change,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
         const NEW: &str = "attribute_not_exists(PK)";
         Ok(match change {
             Change::CreateTenant(t) => {

@@ -67,6 +67,7 @@ impl ResetStore for DynamoStore {
         email: &Email,
         new_password_hash: &str,
         now: i64,
+        audit: &crate::store::changes::AuditEntry,
     ) -> Result<bool, StoreError> {
         let spend = Self::build(
             Delete::builder()
@@ -106,13 +107,13 @@ impl ResetStore for DynamoStore {
                 .expression_attribute_values(":user", s(token.user_id.as_str()))
                 .build(),
         )?;
-        let result = self
-            .transact(vec![
-                TransactWriteItem::builder().delete(spend).build(),
-                TransactWriteItem::builder().update(change).build(),
-                TransactWriteItem::builder().update(copy).build(),
-            ])
-            .await;
+        let mut items = vec![
+            TransactWriteItem::builder().delete(spend).build(),
+            TransactWriteItem::builder().update(change).build(),
+            TransactWriteItem::builder().update(copy).build(),
+        ];
+        items.extend(self.change_items(&crate::store::changes::Change::Audit(audit.clone()))?);
+        let result = self.transact(items).await;
         match result {
             Ok(_) => Ok(true),
             // A failed condition: spent (possibly by a concurrent consume that won), expired,

@@ -12,7 +12,12 @@ impl SessionStore for DynamoStore {
         &self,
         session: &Session,
         refund: Option<&crate::store::RateHit>,
+        audit: Option<&crate::store::changes::AuditEntry>,
     ) -> Result<(), StoreError> {
+        let audit = match audit {
+            Some(a) => self.change_items(&crate::store::changes::Change::Audit(a.clone()))?,
+            None => Vec::new(),
+        };
         let mut item = session_key(&session.session_id);
         item.insert("entity".into(), s("session"));
         item.insert("session_id".into(), s(&session.session_id));
@@ -72,6 +77,7 @@ impl SessionStore for DynamoStore {
             if with_refund {
                 items.extend(refunds.iter().cloned());
             }
+            items.extend(audit.iter().cloned());
             match self.transact(items).await {
                 Ok(()) => return Ok(()),
                 Err(TxError::Refused { failed })

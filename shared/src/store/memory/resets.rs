@@ -41,6 +41,7 @@ impl ResetStore for MemoryStore {
         email: &Email,
         new_password_hash: &str,
         now: i64,
+        audit: &crate::store::changes::AuditEntry,
     ) -> Result<bool, StoreError> {
         self.with(|d| {
             let live = d
@@ -69,6 +70,9 @@ impl ResetStore for MemoryStore {
                 d.claim_hashes
                     .insert(email.clone(), new_password_hash.to_string());
             }
+            let list = d.audit.entry(audit.scope.clone()).or_default();
+            list.push(audit.clone());
+            list.sort_by(|x, y| x.id.cmp(&y.id));
             Ok(true)
         })
     }

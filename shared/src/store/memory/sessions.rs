@@ -9,6 +9,7 @@ impl SessionStore for MemoryStore {
         &self,
         session: &Session,
         refund: Option<&crate::store::RateHit>,
+        audit: Option<&crate::store::changes::AuditEntry>,
     ) -> Result<(), StoreError> {
         self.with(|d| {
             if d.sessions.contains_key(&session.session_id) {
@@ -21,6 +22,11 @@ impl SessionStore for MemoryStore {
             }
             if let Some(r) = refund {
                 refund_in(d, r);
+            }
+            if let Some(a) = audit {
+                let list = d.audit.entry(a.scope.clone()).or_default();
+                list.push(a.clone());
+                list.sort_by(|x, y| x.id.cmp(&y.id));
             }
             Ok(())
         })
