@@ -4,14 +4,14 @@
 //! `POST /account/password`: it keeps the caller signed in with a new token, which only the
 //! function holding the signing key can give.)
 
-use crate::{live_sessions, session_not_found, session_view, user_audit, user_view, Call};
+use crate::{live_sessions, session_view, user_audit, user_view, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::ratelimit::{self, Decision, RatePolicy};
 use shared::access::{opaque, password};
 use shared::domain::fields::FieldError;
 use shared::domain::Email;
-use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
+use shared::http::request::{json_body, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{Change, UserEdit, MAX_CHANGES};
 use shared::store::EmailChange;
 use shared::{ApiError, ApiResponse, ErrorCode};
@@ -104,28 +104,7 @@ pub(crate) async fn sessions(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 
 /// `DELETE /account/sessions/{session_id}`: signs one of one's sessions out.
 pub(crate) async fn end_session(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let user = &call.caller.user;
-    let session_id = path_param(call.req, "session_id")
-        .filter(|s| shared::access::opaque::is_session_id(s))
-        .ok_or_else(session_not_found)?;
-    call.store
-        .commit(vec![
-            Change::RevokeSession {
-                session_id: session_id.clone(),
-                user: user.id.clone(),
-            },
-            Change::Audit(user_audit(
-                call,
-                "session.revoked",
-                &user.id,
-                json!({"session_id": session_id}),
-            )),
-        ])
-        .await
-        .map_err(|e| e.answer(|_| session_not_found()))?;
-    Ok(ApiResponse::ok(
-        json!({"session_id": session_id, "revoked": true}),
-    ))
+    crate::end_one_session(call, &call.caller.user.id).await
 }
 
 /// `DELETE /account/sessions`: signs out every session but the one the caller is using.

@@ -4,9 +4,7 @@
 //! moves in the same transaction, so two operators revoking each other at once cannot leave the
 //! platform without one.
 
-use crate::{
-    live_sessions, session_not_found, session_view, user_audit, user_not_found, user_view, Call,
-};
+use crate::{live_sessions, session_view, user_audit, user_not_found, user_view, Call};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
 use shared::domain::fields::FieldError;
@@ -164,6 +162,36 @@ async fn commit_edit(
         .map_err(|e| e.answer(refused))
 }
 
+/// Moves `user` to `after` (status and flag), ending their sessions if asked, with the audit
+/// entry; the answer shows the account as it now is.
+async fn change_account(
+    call: &Call<'_>,
+    user: &User,
+    after: Account,
+    end_sessions: bool,
+    action: &str,
+    details: Value,
+) -> Result<ApiResponse, ApiError> {
+    let edit = UserEdit {
+        account: Some(after),
+        end_sessions,
+        ..UserEdit::default()
+    };
+    commit_edit(call, user, edit, action, details).await?;
+    tracing::info!(user_id = %user.id, by = %call.caller.user.id, action, "account changed");
+    let mut changed = user.clone();
+    changed.status = after.status;
+    changed.platform_admin = after.platform_admin;
+    Ok(ApiResponse::ok(
+        json!({"user": user_view(&changed), "changed": true}),
+    ))
+}
+
+/// The answer to a change the account had already (doing it twice changes nothing).
+fn unchanged(user: &User) -> ApiResponse {
+    ApiResponse::ok(json!({"user": user_view(user), "changed": false}))
+}
+
 /// The status an enabled account returns to: active with a password, invited without one
 /// (an invitation it never accepted).
 fn enabled_status(user: &User) -> UserStatus {
@@ -184,44 +212,25 @@ pub(crate) async fn set_disabled(call: &Call<'_>, disable: bool) -> Result<ApiRe
             "operators cannot disable their own account: ask another operator",
         ));
     }
-    let is_disabled = user.status == UserStatus::Disabled;
-    if is_disabled == disable {
-        return Ok(ApiResponse::ok(
-            json!({"user": user_view(&user), "changed": false}),
-        ));
+    if (user.status == UserStatus::Disabled) == disable {
+        return Ok(unchanged(&user));
     }
     let status = if disable {
         UserStatus::Disabled
     } else {
         enabled_status(&user)
     };
-    let after = Account {
-        status,
-        platform_admin: user.platform_admin,
-    };
     let action = if disable {
         "user.disabled"
     } else {
         "user.enabled"
     };
-    commit_edit(
-        call,
-        &user,
-        UserEdit {
-            account: Some(after),
-            end_sessions: disable,
-            ..UserEdit::default()
-        },
-        action,
-        json!({"before": {"status": user.status}, "after": {"status": status}}),
-    )
-    .await?;
-    tracing::info!(user_id = %user.id, by = %call.caller.user.id, disabled = disable, "account status changed");
-    let mut changed = user.clone();
-    changed.status = status;
-    Ok(ApiResponse::ok(
-        json!({"user": user_view(&changed), "changed": true}),
-    ))
+    let after = Account {
+        status,
+        platform_admin: user.platform_admin,
+    };
+    let details = json!({"before": {"status": user.status}, "after": {"status": status}});
+    change_account(call, &user, after, disable, action, details).await
 }
 
 /// `PUT /users/{user_id}/operator`: the user becomes an operator (they are mailed). Asks the
@@ -237,9 +246,7 @@ pub(crate) async fn grant_operator(call: &Call<'_>) -> Result<ApiResponse, ApiEr
     }
     let user = target(call).await?;
     if user.platform_admin {
-        return Ok(ApiResponse::ok(
-            json!({"user": user_view(&user), "changed": false}),
-        ));
+        return Ok(unchanged(&user));
     }
     if user.status == UserStatus::Disabled {
         return Err(ApiError::refused(
@@ -247,21 +254,19 @@ pub(crate) async fn grant_operator(call: &Call<'_>) -> Result<ApiResponse, ApiEr
             "the account is disabled: enable it first",
         ));
     }
-    commit_edit(
+    let after = Account {
+        status: user.status,
+        platform_admin: true,
+    };
+    let answer = change_account(
         call,
         &user,
-        UserEdit {
-            account: Some(Account {
-                status: user.status,
-                platform_admin: true,
-            }),
-            ..UserEdit::default()
-        },
+        after,
+        false,
         "user.operator_granted",
         json!({}),
     )
     .await?;
-    tracing::info!(user_id = %user.id, by = %call.caller.user.id, "operator rights granted");
     shared::mail::invitation::notify_access(
         call.app.mailer.as_ref(),
         &user,
@@ -270,11 +275,7 @@ pub(crate) async fn grant_operator(call: &Call<'_>) -> Result<ApiResponse, ApiEr
         &call.caller.user,
     )
     .await;
-    let mut changed = user.clone();
-    changed.platform_admin = true;
-    Ok(ApiResponse::ok(
-        json!({"user": user_view(&changed), "changed": true}),
-    ))
+    Ok(answer)
 }
 
 /// `DELETE /users/{user_id}/operator`: the user keeps their account and tenants; their
@@ -282,30 +283,21 @@ pub(crate) async fn grant_operator(call: &Call<'_>) -> Result<ApiResponse, ApiEr
 pub(crate) async fn revoke_operator(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = target(call).await?;
     if !user.platform_admin {
-        return Ok(ApiResponse::ok(
-            json!({"user": user_view(&user), "changed": false}),
-        ));
+        return Ok(unchanged(&user));
     }
-    commit_edit(
+    let after = Account {
+        status: user.status,
+        platform_admin: false,
+    };
+    change_account(
         call,
         &user,
-        UserEdit {
-            account: Some(Account {
-                status: user.status,
-                platform_admin: false,
-            }),
-            ..UserEdit::default()
-        },
+        after,
+        false,
         "user.operator_revoked",
         json!({}),
     )
-    .await?;
-    tracing::info!(user_id = %user.id, by = %call.caller.user.id, "operator rights revoked");
-    let mut changed = user.clone();
-    changed.platform_admin = false;
-    Ok(ApiResponse::ok(
-        json!({"user": user_view(&changed), "changed": true}),
-    ))
+    .await
 }
 
 /// `DELETE /users/{user_id}/sessions`: every session of the user ends at once.
@@ -332,27 +324,7 @@ pub(crate) async fn end_sessions(call: &Call<'_>) -> Result<ApiResponse, ApiErro
 /// (an access token already issued in it lives out its few minutes).
 pub(crate) async fn end_session(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = target(call).await?;
-    let session_id = path_param(call.req, "session_id")
-        .filter(|s| shared::access::opaque::is_session_id(s))
-        .ok_or_else(session_not_found)?;
-    call.store
-        .commit(vec![
-            Change::RevokeSession {
-                session_id: session_id.clone(),
-                user: user.id.clone(),
-            },
-            Change::Audit(user_audit(
-                call,
-                "session.revoked",
-                &user.id,
-                json!({"session_id": session_id}),
-            )),
-        ])
-        .await
-        .map_err(|e| e.answer(|_| session_not_found()))?;
-    Ok(ApiResponse::ok(
-        json!({"user_id": user.id, "session_id": session_id, "revoked": true}),
-    ))
+    crate::end_one_session(call, &user.id).await
 }
 
 /// `DELETE /users/{user_id}`: the account goes for good. Its memberships, partner grants,

@@ -223,6 +223,35 @@ pub(crate) fn session_view(s: &Session, current: Option<&str>) -> Value {
     })
 }
 
+/// Ends the session named by the path's `{session_id}`, if it is `user`'s (the same 404 for
+/// another's as for none), with its audit entry in the same transaction.
+pub(crate) async fn end_one_session(
+    call: &Call<'_>,
+    user: &shared::domain::UserId,
+) -> Result<ApiResponse, ApiError> {
+    let session_id = shared::http::request::path_param(call.req, "session_id")
+        .filter(|s| shared::access::opaque::is_session_id(s))
+        .ok_or_else(session_not_found)?;
+    call.store
+        .commit(vec![
+            shared::store::changes::Change::RevokeSession {
+                session_id: session_id.clone(),
+                user: user.clone(),
+            },
+            shared::store::changes::Change::Audit(user_audit(
+                call,
+                "session.revoked",
+                user,
+                json!({"session_id": session_id}),
+            )),
+        ])
+        .await
+        .map_err(|e| e.answer(|_| session_not_found()))?;
+    Ok(ApiResponse::ok(
+        json!({"user_id": user, "session_id": session_id, "revoked": true}),
+    ))
+}
+
 /// How many sessions a list reads (newest first); older ones are not shown.
 pub(crate) const SESSIONS_SHOWN: usize = 50;
 
