@@ -260,6 +260,7 @@ def describe(stack, template):
         "public_keys_secret": resources["JwtPublicKeysSecret"],
         "data_key_secret": resources["DataEncryptionKeySecret"],
         "cursor_key_secret": resources["CursorKeySecret"],
+        "factor_key_secret": resources["FactorKeySecret"],
         "event_bus": resources.get("EventBus", ""),
         "state_machine": outputs.get("ProvisioningStateMachineArn", ""),
         "functions": fns,
@@ -371,6 +372,7 @@ def main():
     keys.main("ensure")
     ensure_random_key(names["data_key_secret"])
     ensure_random_key(names["cursor_key_secret"])
+    ensure_random_key(names["factor_key_secret"])
     if args.local:
         verify_sender(params.get("SenderEmail", "no-reply@example.com"))
     if args.out:

@@ -64,7 +64,7 @@ if [[ -z $email && -t 0 ]]; then
 fi
 if [[ -n $email ]]; then
   force=(); [[ -n "${OPERATOR_FORCE:-}" ]] && force=(--force)
-  rc=0; .venv/bin/python infra/first_operator.py invite --email "$email" --stack-file "$dir/stack.json" "${force[@]}" || rc=$?
+  rc=0; .venv/bin/python infra/first_operator.py invite --email "$email" --stack-file "$dir/stack.json" ${force[@]+"${force[@]}"} || rc=$?
   # 3: refused (an operator exists already): said above; the deployment itself stands.
   ((rc == 0 || rc == 3)) || exit "$rc"
 else

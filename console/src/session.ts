@@ -117,6 +117,14 @@ class Session {
     this.adopt(tokens, challenge.email);
   }
 
+  /** Tokens an account route answered for this session (after "sign out all other sessions"
+   * the account's sessions all end and this one continues as a new one): adopted, and handed to
+   * this origin's other tabs. */
+  replaceTokens(tokens: Tokens) {
+    if (!this.stored) return;
+    this.adopt(tokens, this.stored.email);
+  }
+
   /** Called by the API client on 403 MFA_ENROLLMENT_REQUIRED (and with false once enrolled). */
   setEnrolmentRequired(required: boolean) {
     if (this.enrolmentRequired === required) return;

@@ -71,13 +71,14 @@ pub async fn bearer(
     user: &User,
     audience: crate::domain::Audience,
 ) -> String {
+    // A user with a second factor signed in with it (operators must have one).
+    let now = crate::runtime::time::now_unix();
+    let context = crate::access::jwt::TokenContext {
+        session_id: None,
+        mfa_at: user.mfa.then_some(now),
+    };
     let token = keys
-        .issue(
-            &user.id,
-            audience,
-            user.session_epoch,
-            crate::runtime::time::now_unix(),
-        )
+        .issue_in(&user.id, audience, user.session_epoch, now, &context)
         .await
         .expect("token issued")
         .token;

@@ -9,11 +9,21 @@ use serde_json::{json, Value};
 use shared::access::totp::{self, TotpSecret};
 use support::{operator_token, unique_ip, Platform, PASSWORD};
 
-/// Enrolls an authenticator app for the holder of `access`: the secret, and the ten recovery
-/// codes. The confirming code is of the current step.
-async fn enroll(platform: &Platform, access: &str) -> (TotpSecret, Vec<String>) {
+/// Enrolls an authenticator app for the holder of `access` (whose password is `password`):
+/// the secret, and the ten recovery codes. The confirming code is of the current step.
+async fn enroll_with(
+    platform: &Platform,
+    access: &str,
+    password: &str,
+) -> (TotpSecret, Vec<String>) {
     let started = platform
-        .call("POST", "/account/mfa/totp", Some(access), None, &[])
+        .call(
+            "POST",
+            "/account/mfa/totp",
+            Some(access),
+            Some(json!({ "password": password })),
+            &[],
+        )
         .await;
     assert_eq!(started.status, 200, "{}", started.json);
     let secret = TotpSecret::from_base32(started.json["data"]["secret"].as_str().unwrap()).unwrap();
@@ -40,6 +50,29 @@ async fn enroll(platform: &Platform, access: &str) -> (TotpSecret, Vec<String>) 
         .collect();
     assert_eq!(codes.len(), 10);
     (secret, codes)
+}
+
+async fn enroll(platform: &Platform, access: &str) -> (TotpSecret, Vec<String>) {
+    enroll_with(platform, access, PASSWORD).await
+}
+
+/// An operator who signed in with a second factor just now: the user and the access token.
+async fn strong_operator(platform: &Platform) -> (shared::domain::User, String) {
+    let (user, weak) = operator_token(platform).await;
+    let (secret, _) = enroll(platform, &weak).await;
+    let step = first_step(platform, user.email.as_str(), PASSWORD, "operator").await;
+    let (status, body) = second_step(
+        platform,
+        step["mfa_token"].as_str().unwrap(),
+        "code",
+        &next_code(&secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        user,
+        body["data"]["access_token"].as_str().unwrap().to_string(),
+    )
 }
 
 /// The first step of a sign-in: its answer's `data`.
@@ -86,13 +119,36 @@ async fn a_second_factor_guards_sign_in_and_each_code_works_once() {
     let platform = Platform::start().await;
     let ana = platform.user(false).await;
     let access = platform.sign_in(ana.email.as_str(), "portal").await;
+    // A token alone (no password) cannot put an authenticator on the account.
+    let stolen = platform
+        .call(
+            "POST",
+            "/account/mfa/totp",
+            Some(&access),
+            Some(json!({ "password": "a guess" })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        stolen.json["error"]["code"], "INVALID_CREDENTIALS",
+        "{}",
+        stolen.json
+    );
+    let status = platform.get("/account/mfa", Some(&access)).await;
+    assert_eq!(status.json["data"]["totp"]["pending"], false);
     let (secret, codes) = enroll(&platform, &access).await;
     let status = platform.get("/account/mfa", Some(&access)).await;
     assert_eq!(status.json["data"]["enrolled"], true, "{}", status.json);
     assert_eq!(status.json["data"]["recovery_codes_left"], 10);
-    // Enrolled twice: refused.
+    // Enrolled twice: refused; and never without the password.
     let again = platform
-        .call("POST", "/account/mfa/totp", Some(&access), None, &[])
+        .call(
+            "POST",
+            "/account/mfa/totp",
+            Some(&access),
+            Some(json!({ "password": PASSWORD })),
+            &[],
+        )
         .await;
     assert_eq!(again.json["error"]["code"], "FACTOR_EXISTS");
     // The password now leads to the second step, not to tokens.
@@ -138,7 +194,22 @@ async fn a_second_factor_guards_sign_in_and_each_code_works_once() {
         (401, json!("INVALID_CREDENTIALS"))
     );
     // An operator resets her factors: she is mailed, and signs in with her password alone.
-    let (_, op) = operator_token(&platform).await;
+    let (_, weak) = operator_token(&platform).await;
+    let refused = platform
+        .call(
+            "DELETE",
+            format!("/users/{}/mfa", ana.id),
+            Some(&weak),
+            None,
+            &[],
+        )
+        .await;
+    assert_eq!(
+        refused.json["error"]["code"], "MFA_REQUIRED",
+        "{}",
+        refused.json
+    );
+    let (_, op) = strong_operator(&platform).await;
     let reset = platform
         .call(
             "DELETE",
@@ -239,7 +310,7 @@ async fn an_operator_without_a_factor_can_only_enroll_where_factors_are_required
         );
     }
     assert_eq!(platform.get("/account", Some(&op)).await.status, 200);
-    let (secret, _) = enroll(&platform, &op).await;
+    let (secret, _) = enroll_with(&platform, &op, password).await;
     let step = first_step(&platform, email, password, "operator").await;
     let (status, body) = second_step(
         &platform,

@@ -80,12 +80,25 @@ async function send(method: Method, target: string, opts: CallOptions, token: st
   }
 }
 
+/** 401s about a credential in the body (a password asked again), not about the token: the
+ * session stays, nothing is refreshed, and the call is not sent twice (each try is counted). */
+const BODY_CREDENTIAL_CODES: string[] = ['INVALID_CREDENTIALS'];
+
+async function refusesBodyCredential(resp: Response): Promise<boolean> {
+  try {
+    const body = (await resp.clone().json()) as { error?: { code?: string } };
+    return BODY_CREDENTIAL_CODES.includes(body.error?.code ?? '');
+  } catch {
+    return false;
+  }
+}
+
 export async function call<T>(method: Method, path: Paths, opts: CallOptions = {}): Promise<Answer<T>> {
   const target = url(path, opts.params, opts.query);
   const auth = opts.auth !== false;
   let token = auth ? await session.accessToken() : null;
   let { resp, sentId } = await send(method, target, opts, token);
-  if (resp.status === 401 && auth && token) {
+  if (resp.status === 401 && auth && token && !(await refusesBodyCredential(resp))) {
     // Once: the token may have expired in flight, or another tab rotated the session.
     token = await session.refreshAfter401(token);
     if (token) ({ resp, sentId } = await send(method, target, opts, token));
@@ -105,7 +118,7 @@ export async function call<T>(method: Method, path: Paths, opts: CallOptions = {
       err?.message ?? `The API answered ${resp.status} without the usual envelope.`,
       err?.request_id ?? rid,
     );
-    if (resp.status === 401 && auth) session.expired(e);
+    if (resp.status === 401 && auth && !BODY_CREDENTIAL_CODES.includes(e.code)) session.expired(e);
     // An operator without a second factor where operators must have one: only enrolling works.
     if (resp.status === 403 && e.code === 'MFA_ENROLLMENT_REQUIRED') session.setEnrolmentRequired(true);
     throw e;

@@ -2307,7 +2307,11 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        /** Sign out every other session of the caller (the one in use stays). */
+        /**
+         * Sign out every other session of the caller; the answer is fresh tokens for the one in use.
+         * @description The account's session epoch moves, so every session (listed or not) and every access
+         *     token stop at once; the caller continues in a new session, whose tokens this returns.
+         */
         delete: {
             parameters: {
                 query?: never;
@@ -2317,7 +2321,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                200: components["responses"]["Object"];
+                200: components["responses"]["Tokens"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 409: components["responses"]["Error"];
@@ -2493,8 +2497,10 @@ export interface paths {
         put?: never;
         /**
          * Start enrolling an authenticator app (TOTP, RFC 6238) - a secret and its otpauth URI.
-         * @description The secret is stored sealed and pending until a first code confirms it; starting again
-         *     replaces a pending one. 409 `FACTOR_EXISTS` once one is confirmed.
+         * @description The current password is asked again (counted: 5 failures per account in 15 minutes),
+         *     so a stolen token cannot put its own authenticator on the account. The secret is stored
+         *     sealed and pending until a first code confirms it; starting again replaces a pending
+         *     one. 409 `FACTOR_EXISTS` once one is confirmed.
          */
         post: {
             parameters: {
@@ -2503,12 +2509,21 @@ export interface paths {
                 path?: never;
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody: {
+                content: {
+                    "application/json": {
+                        password: string;
+                    };
+                };
+            };
             responses: {
                 200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -2654,6 +2669,101 @@ export interface paths {
                 400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Ask to move one's account to a new address; nothing changes until the link mailed to it is used.
+         * @description The password is checked (5 failures per account in 15 minutes, then 429). The new
+         *     address gets a single-use link to `/verify-email` (24 hours), the current one a notice
+         *     naming the new address masked. The answer (202) is the same whether the new address is
+         *     free or already has an account (whose owner is then told, and no link exists). At most
+         *     5 requests per account an hour.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** Format: email */
+                        new_email: string;
+                        password: string;
+                    };
+                };
+            };
+            responses: {
+                202: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/verify-email": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Confirm a new address with the token its mail carried; the account moves onto it.
+         * @description The token is spent, the new address claimed, the old one released and the account's
+         *     email changed (and marked verified) in one transaction. 400 `INVALID_OR_EXPIRED_TOKEN`
+         *     for a spent, expired or unknown token; 409 `EMAIL_TAKEN` if the address found an owner
+         *     meanwhile; 429 after 10 attempts a minute per address.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        token: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 429: components["responses"]["TooManyRequests"];

@@ -36,12 +36,12 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
   );
 }
 
-export function CopyButton({ text, label }: { text: string; label: string }) {
+export function CopyButton({ text, label, small = true }: { text: string; label: string; small?: boolean }) {
   const [done, setDone] = useState(false);
   return (
     <button
       type="button"
-      class="small"
+      class={small ? 'small' : undefined}
       onClick={async () => {
         try {
           await navigator.clipboard.writeText(text);

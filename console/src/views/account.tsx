@@ -3,7 +3,7 @@
 // once). An operator who must enrol a factor first is sent here and told why.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, get, patch, post, ApiError } from '../api/client';
-import type { Account, MfaStatus, RecoveryCodes, Session, SessionListData, TotpStart, User } from '../api/types';
+import type { Account, MfaStatus, RecoveryCodes, Session, SessionListData, Tokens, TotpStart, User } from '../api/types';
 import { Page } from '../App';
 import { session } from '../session';
 import { Confirm, CopyButton, ErrorBox, Field, Link, announce, fieldErrors, fmtTime, useLoad } from '../ui/kit';
@@ -155,14 +155,14 @@ function Sessions() {
           ✓ {done}
         </p>
       )}
-      <ErrorBox error={list.error ?? error} title="Sessions" />
+      <ErrorBox error={list.error ?? (confirm ? null : error)} title="Could not load or sign out your sessions" />
       {list.data && (
         <SessionTable
           sessions={list.data}
           caption="Your sessions"
           action={(s) =>
             s.current ? (
-              <span class="muted">Sign out at the top of the page</span>
+              <span class="muted">In use here (Sign out is at the top)</span>
             ) : (
               <button type="button" class="small" disabled={busy === s.session_id} onClick={() => void signOut(s)} aria-label={`Sign out the session signed in ${fmtTime(s.created_at)}`}>
                 Sign out
@@ -195,9 +195,12 @@ function Sessions() {
           setBusy('others');
           setError(null);
           try {
-            const a = await del<{ revoked: number }>('/account/sessions');
+            // Every session of the account ends (its epoch moves) and this one continues as a
+            // new session: its tokens are the answer.
+            const n = others.length;
+            const a = await del<Tokens>('/account/sessions');
+            session.replaceTokens(a.data);
             setConfirm(false);
-            const n = a.data.revoked;
             setDone(`${n} other session${n === 1 ? '' : 's'} signed out.`);
             announce(`${n} other sessions signed out.`);
             await list.reload(true);
@@ -209,8 +212,7 @@ function Sessions() {
         }}
       >
         <p>
-          Every session but this one ({others.length}) stops working at its next refresh, within minutes: those browsers and devices must sign in again. This tab stays
-          signed in.
+          Every other session ({others.length}) stops at once: those browsers and devices must sign in again. This tab stays signed in, as a new session.
         </p>
       </Confirm>
     </section>
@@ -230,15 +232,17 @@ function SecondFactor() {
   const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState('');
   const st = status.data;
-  const start = async () => {
+  const [asking, setAsking] = useState(false);
+  const start = async (password: string) => {
     setBusy(true);
     setError(null);
     setDone('');
     try {
-      setSetup((await post<TotpStart>('/account/mfa/totp')).data);
+      setSetup((await post<TotpStart>('/account/mfa/totp', { body: { password } })).data);
+      setAsking(false);
     } catch (e) {
-      setError(e);
       if (e instanceof ApiError && e.code === 'FACTOR_EXISTS') void status.reload(true);
+      throw e;
     } finally {
       setBusy(false);
     }
@@ -278,11 +282,15 @@ function SecondFactor() {
           your phone (such as Google Authenticator, Microsoft Authenticator, 1Password or Aegis), so a stolen password is not enough.
         </p>
         {st.totp.pending && <p class="hint">You started setting up an app earlier without confirming it; starting again replaces that one.</p>}
-        <div class="actions">
-          <button type="button" class="primary" disabled={busy} onClick={() => void start()}>
-            {busy ? 'Starting…' : 'Set up an authenticator app'}
-          </button>
-        </div>
+        {asking ? (
+          <PasswordAgain busy={busy} onCancel={() => setAsking(false)} onPassword={start} />
+        ) : (
+          <div class="actions">
+            <button type="button" class="primary" onClick={() => (setError(null), setAsking(true))}>
+              Set up an authenticator app
+            </button>
+          </div>
+        )}
       </>
     );
   }
@@ -294,9 +302,56 @@ function SecondFactor() {
           ✓ {done}
         </p>
       )}
-      <ErrorBox error={status.error ?? error} title="Two-step sign-in" />
+      <ErrorBox error={status.error ?? error} title="Could not load or change two-step sign-in" />
       {body}
     </section>
+  );
+}
+
+/** The current password, asked again before a new factor is added (so a session left open, or
+ * a stolen token, cannot put someone else's app on the account). A wrong one is said on the
+ * field; the account stays signed in. */
+function PasswordAgain({ busy, onCancel, onPassword }: { busy: boolean; onCancel: () => void; onPassword: (password: string) => Promise<void> }) {
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState<unknown>(null);
+  const input = useRef<HTMLInputElement>(null);
+  useEffect(() => input.current?.focus(), []);
+  const wrong = error instanceof ApiError && (error.code === 'INVALID_CREDENTIALS' || error.field === 'password');
+  return (
+    <form
+      class="inline-form"
+      noValidate
+      onSubmit={async (e) => {
+        e.preventDefault();
+        if (!password) return;
+        setError(null);
+        try {
+          await onPassword(password);
+        } catch (err) {
+          setError(err);
+          setPassword('');
+          input.current?.focus();
+        }
+      }}
+    >
+      <Field label="Your current password" hint="Asked again before a new way to sign in is added to your account." error={wrong ? 'That is not your current password.' : null}>
+        {(a) => <input {...a} ref={input} type="password" name="current-password" autoComplete="current-password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} />}
+      </Field>
+      <div class="actions">
+        <button type="submit" class="primary" disabled={busy || !password}>
+          {busy ? 'Checking…' : 'Continue'}
+        </button>
+        <button type="button" onClick={onCancel}>
+          Cancel
+        </button>
+      </div>
+      {error !== null && !wrong && <ErrorBox error={error} title={error instanceof ApiError && error.status === 429 ? 'Too many wrong passwords: wait a few minutes' : 'Could not start'} />}
+      {wrong && error instanceof ApiError && (
+        <p class="code-note" role="alert">
+          Not accepted. <span class="label">Code</span> <code>{error.code}</code> <span class="label">Request id</span> <code>{error.requestId}</code>
+        </p>
+      )}
+    </form>
   );
 }
 
@@ -355,7 +410,7 @@ function Enrol({ setup, onCancel, onConfirmed }: { setup: TotpStart; onCancel: (
         <li>
           <h3>Enter the code the app shows</h3>
           <form
-            class="inline-form"
+            class="inline-form code-form"
             noValidate
             onSubmit={async (e) => {
               e.preventDefault();
@@ -433,7 +488,7 @@ function ShowRecoveryCodes({ codes, onDone }: { codes: string[]; onDone: () => v
         ))}
       </ol>
       <div class="actions">
-        <CopyButton text={codes.join('\n')} label="Copy the codes" />
+        <CopyButton text={codes.join('\n')} label="Copy the codes" small={false} />
         <a class="button" href={href} download="recovery-codes.txt">
           Download as a text file
         </a>
@@ -544,11 +599,11 @@ function Enrolled({ status, onCodes, onRemoved }: { status: MfaStatus; onCodes: 
       >
         <p>{open === 'renew' ? 'Prove it is you with a code from the app. The new codes are shown once; the old ones stop working.' : 'Prove it is you with a code from the app, or with one of your recovery codes.'}</p>
         {recovery ? (
-          <Field label="Recovery code" error={wrong ? 'Not accepted, or used already.' : null}>
+          <Field key="recovery-code" label="Recovery code" error={wrong ? 'Not accepted, or used already.' : null}>
             {(a) => <input {...a} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />}
           </Field>
         ) : (
-          <Field label="Code from the app" error={wrong ? 'Not accepted, or used already: wait for the next code.' : null}>
+          <Field key="app-code" label="Code from the app" error={wrong ? 'Not accepted, or used already: wait for the next code.' : null}>
             {(a) => (
               <input {...a} name="one-time-code" autoComplete="one-time-code" inputMode="numeric" pattern="[0-9 ]*" maxLength={8} class="code-input" value={value} onInput={(e) => setValue(e.currentTarget.value)} />
             )}

@@ -120,13 +120,13 @@ function SecondStep({ challenge, onRestart }: { challenge: MfaChallenge; onResta
         }}
       >
         {recovery ? (
-          <Field label="Recovery code" hint="Such as abcde-23456; the hyphen is optional." error={wrong ? 'That recovery code is not valid, or was used already.' : null}>
+          <Field key="recovery-code" label="Recovery code" hint="Such as abcde-23456; the hyphen is optional." error={wrong ? 'That recovery code is not valid, or was used already.' : null}>
             {(a) => (
               <input {...a} ref={input} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />
             )}
           </Field>
         ) : (
-          <Field label="Code from your authenticator app" error={wrong ? 'That code is not valid, or was used already. Wait for the next one and try again.' : null}>
+          <Field key="app-code" label="Code from your authenticator app" error={wrong ? 'That code is not valid, or was used already. Wait for the next one and try again.' : null}>
             {(a) => (
               <input
                 {...a}
@@ -144,7 +144,7 @@ function SecondStep({ challenge, onRestart }: { challenge: MfaChallenge; onResta
           </Field>
         )}
         {wrong ? (
-          <p class="request-id" role="alert">
+          <p class="code-note" role="alert">
             Not accepted. <span class="label">Code</span> <code>INVALID_MFA_CODE</code>
             {error.requestId && (
               <>

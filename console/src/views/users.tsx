@@ -455,7 +455,7 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
     </div>
   );
   const dialog = (what: Action, title: string, confirmLabel: string, body: ComponentChildren, danger = true, disabledUntil = false) => (
-    <Confirm open={open === what} title={title} confirmLabel={confirmLabel} danger={danger} busy={busy} error={what === 'grant' ? null : error} disabled={disabledUntil} onClose={() => setOpen(null)} onConfirm={() => void act(what)}>
+    <Confirm open={open === what} title={title} confirmLabel={confirmLabel} danger={danger} busy={busy} error={what === 'grant' ? null : error} disabled={disabledUntil} onClose={() => (setOpen(null), setError(null))} onConfirm={() => void act(what)}>
       {body}
       {what === 'grant' && <GrantError error={error} />}
     </Confirm>

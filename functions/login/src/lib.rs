@@ -5,6 +5,9 @@
 //! - `POST /auth/refresh` `{refresh_token}` -> rotated tokens; a reused token revokes its session
 //! - `POST /auth/logout` `{refresh_token}` -> revokes the session
 //! - `GET /auth/me` -> the caller and their memberships
+//! - `GET /account/sessions` -> the caller's live sessions (devices), the current one marked
+//! - `DELETE /account/sessions` -> every other session of the caller ends (the epoch moves, so
+//!   sessions of any age and their access tokens stop at once); the caller gets fresh tokens
 //! - `POST /account/password` `{current_password,new_password}` -> the caller's password
 //!   changes, every other session ends, and the caller gets fresh tokens (here, because only
 //!   this function can sign them)
@@ -63,15 +66,6 @@ pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
     window_secs: 900,
 };
 
-/// Failed second-factor codes of one account in a 15-minute window: a 6-digit code has a
-/// million values and three are valid at a time, so five tries leave a guesser a chance of
-/// about one in 67,000 per window, behind a password they must already have.
-pub const MFA_FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
-    name: "mfa-fail-user",
-    limit: 5,
-    window_secs: 900,
-};
-
 /// How long a sign-in's second-factor token lives.
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 
@@ -81,7 +75,7 @@ pub struct App {
     /// The notice that a password was changed.
     pub mailer: Arc<dyn shared::mail::Mailer>,
     /// Opens the users' second-factor secrets.
-    pub data_key: DataKey,
+    pub factor_key: DataKey,
     pub refresh_ttl_secs: i64,
     /// A refresh token presented again within this many seconds of its rotation is a
     /// concurrent refresh (two tabs), not a theft.
@@ -96,6 +90,8 @@ enum Route {
     Logout,
     Me,
     ChangePassword,
+    Sessions,
+    EndOtherSessions,
     Jwks,
     Live,
     Ready,
@@ -108,6 +104,8 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/logout", Route::Logout),
     ("GET", "/auth/me", Route::Me),
     ("POST", "/account/password", Route::ChangePassword),
+    ("GET", "/account/sessions", Route::Sessions),
+    ("DELETE", "/account/sessions", Route::EndOtherSessions),
     ("GET", "/.well-known/jwks.json", Route::Jwks),
     ("GET", "/health/live", Route::Live),
     ("GET", "/health/ready", Route::Ready),
@@ -130,6 +128,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::Logout => logout(app, &req).await,
         Route::Me => me(app, &req).await,
         Route::ChangePassword => change_password(app, &ctx, &req).await,
+        Route::Sessions => sessions(app, &req).await,
+        Route::EndOtherSessions => end_other_sessions(app, &ctx, &req).await,
         // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
         Route::Jwks => Ok(ApiResponse::ok(app.keys.jwks().await)
             .hoisted()
@@ -374,7 +374,7 @@ async fn second_factor_challenge(
             user_id: user.id.clone(),
             audience,
             expires_at: now + MFA_CHALLENGE_TTL_SECS,
-            attempts: 0,
+            session_epoch: user.session_epoch,
             client_ip: Some(ctx.client_ip.clone()).filter(|ip| !ip.is_empty()),
             user_agent: shared::http::request::user_agent(req),
         })])
@@ -428,7 +428,7 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
         .mfa_challenge(&hash)
         .await?
         .ok_or_else(invalid_mfa_token)?;
-    let limits = [(MFA_FAILURES_PER_ACCOUNT, challenge.user_id.as_str())];
+    let limits = factors::limits(&challenge.user_id);
     let reservation = match ratelimit::reserve_attempt(store, &limits, now).await? {
         Decision::Reserved(r) => r,
         Decision::Limited { retry_after_secs } => {
@@ -452,7 +452,8 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
         tracing::info!(user_id = %user_id, why, "second factor failed");
         invalid_mfa_code()
     };
-    let spend = match factors::check(store, &app.data_key, &challenge.user_id, &proof, now).await {
+    let spend = match factors::check(store, &app.factor_key, &challenge.user_id, &proof, now).await
+    {
         Ok(change) => change,
         Err(FactorError::Wrong | FactorError::Missing) => return Err(failed("wrong code").await),
         Err(FactorError::Sealed) => return Err(ApiError::internal(FactorError::Sealed)),
@@ -479,7 +480,9 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     // The account as it is now: disabled, its sessions ended, or its flag gone meanwhile.
     let user = match store.user_by_id(&challenge.user_id).await? {
         Some(u)
-            if u.is_active() && (challenge.audience != Audience::Operator || u.platform_admin) =>
+            if u.is_active()
+                && u.session_epoch == challenge.session_epoch
+                && (challenge.audience != Audience::Operator || u.platform_admin) =>
         {
             u
         }
@@ -501,6 +504,68 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     )
     .await?;
     tracing::info!(user_id = %user.id, audience = challenge.audience.as_str(), "signed in with a second factor");
+    Ok(ApiResponse::ok(tokens))
+}
+
+/// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
+async fn sessions(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
+    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let user = current_user(app.store.as_ref(), &principal).await?;
+    let current = principal.session_id.as_deref();
+    let items: Vec<_> = shared::access::sessions::live(app.store.as_ref(), &user)
+        .await?
+        .iter()
+        .map(|s| shared::access::sessions::view(s, current))
+        .collect();
+    Ok(ApiResponse::ok(json!({ "items": items })))
+}
+
+/// `DELETE /account/sessions`: "sign out my other devices". Every session ends (the session
+/// epoch moves: sessions of any age, listed or not, and their access tokens stop at once), and
+/// the caller's own continues as a new one, whose tokens are the answer.
+async fn end_other_sessions(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+) -> Result<ApiResponse, ApiError> {
+    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let store = app.store.as_ref();
+    let user = current_user(store, &principal).await?;
+    store
+        .commit(vec![
+            Change::UpdateUser {
+                user: user.id.clone(),
+                before: user.account(),
+                edit: shared::store::changes::UserEdit {
+                    end_sessions: true,
+                    expect_epoch: Some(user.session_epoch),
+                    ..Default::default()
+                },
+            },
+            Change::Audit(sign_in_audit(
+                ctx,
+                Some(&user.id),
+                "session.revoked_others",
+                json!({}),
+            )),
+        ])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    let mut changed = user.clone();
+    changed.session_epoch += 1;
+    let tokens = start_session(
+        app,
+        ctx,
+        req,
+        &changed,
+        principal.audience,
+        now_unix(),
+        None,
+        principal.mfa_at,
+        false,
+    )
+    .await?;
+    tracing::info!(user_id = %user.id, "every other session ended");
     Ok(ApiResponse::ok(tokens))
 }
 
@@ -575,6 +640,7 @@ async fn change_password(
                 edit: shared::store::changes::UserEdit {
                     password_hash: Some(new_hash.clone()),
                     end_sessions: true,
+                    expect_epoch: Some(user.session_epoch),
                     ..Default::default()
                 },
             },

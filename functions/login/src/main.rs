@@ -6,12 +6,12 @@ use shared::runtime::startup::Startup;
 async fn main() -> Result<(), lambda_http::Error> {
     shared::access::password::warm_up();
     let s = Startup::begin().await?;
-    // The signing keys (with the store's first connection) and the data key: read at once.
-    let (keys, data_key) = tokio::join!(s.signing_keys(), s.data_key());
+    // The signing keys (with the store's first connection) and the factor key: read at once.
+    let (keys, factor_key) = tokio::join!(s.signing_keys(), s.factor_key());
     let app = login::App {
         store: s.store(),
         keys: keys?,
-        data_key: data_key?,
+        factor_key: factor_key?,
         mailer: s.mailer()?,
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,

@@ -18,7 +18,7 @@ fn app(store: Arc<MemoryStore>) -> login::App {
     login::App {
         store,
         keys,
-        data_key: data_key(),
+        factor_key: data_key(),
         mailer: Arc::new(shared::mail::RecordingMailer::default()),
         refresh_ttl_secs: 3600,
         // No grace: a second use is reuse at once (the grace window has tests of its own).
@@ -40,11 +40,12 @@ async fn enroll(
     use shared::store::changes::{Change, UserEdit};
     use shared::store::CommitStore;
     let secret = shared::access::totp::TotpSecret::generate();
+    let sealed = shared::access::factors::seal(&data_key(), &user.id, &secret).unwrap();
     let (codes, hashes) = shared::access::totp::RecoveryCodes::generate();
     store
         .commit(vec![Change::PutTotp {
             user: user.id.clone(),
-            sealed: shared::access::factors::seal(&data_key(), &user.id, &secret).unwrap(),
+            sealed: sealed.clone(),
             at: 1,
         }])
         .await
@@ -53,6 +54,7 @@ async fn enroll(
         .commit(vec![
             Change::ConfirmTotp {
                 user: user.id.clone(),
+                sealed,
                 step: 0,
             },
             Change::PutRecoveryCodes {

@@ -109,7 +109,13 @@ async fn verify_email(
         .await?
         .ok_or_else(invalid_email_token)?;
     let user = match store.user_by_id(&change.user_id).await? {
-        Some(u) if u.is_active() && u.email == change.from => u,
+        Some(u)
+            if u.is_active()
+                && u.email == change.from
+                && u.session_epoch == change.session_epoch =>
+        {
+            u
+        }
         _ => return Err(invalid_email_token()),
     };
     store
@@ -120,6 +126,7 @@ async fn verify_email(
                 user: user.id.clone(),
                 from: change.from.clone(),
                 to: change.to.clone(),
+                session_epoch: change.session_epoch,
                 password_hash: user.password_hash.clone(),
             },
             Change::Audit(AuditEntry::new(

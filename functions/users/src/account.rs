@@ -1,10 +1,10 @@
 //! Self-service, for every signed-in user: one's own profile and display name, one's address
-//! (changed once the new one is proved), and one's sessions (devices), each of which can be
-//! signed out. (Changing one's password is `login`'s
+//! (changed once the new one is proved), and signing one of one's sessions out (the list, and
+//! signing all the others out, are login's). (Changing one's password is `login`'s
 //! `POST /account/password`: it keeps the caller signed in with a new token, which only the
 //! function holding the signing key can give.)
 
-use crate::{live_sessions, session_view, user_audit, user_view, Call};
+use crate::{user_audit, user_view, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::ratelimit::{self, Decision, RatePolicy};
@@ -12,7 +12,7 @@ use shared::access::{opaque, password};
 use shared::domain::fields::FieldError;
 use shared::domain::Email;
 use shared::http::request::{json_body, DEFAULT_BODY_LIMIT};
-use shared::store::changes::{Change, UserEdit, MAX_CHANGES};
+use shared::store::changes::{Change, UserEdit};
 use shared::store::EmailChange;
 use shared::{ApiError, ApiResponse, ErrorCode};
 
@@ -91,54 +91,9 @@ pub(crate) async fn edit(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(user_view(&changed)))
 }
 
-/// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
-pub(crate) async fn sessions(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let current = call.caller.session_id.as_deref();
-    let items: Vec<_> = live_sessions(call.store, &call.caller.user)
-        .await?
-        .iter()
-        .map(|s| session_view(s, current))
-        .collect();
-    Ok(ApiResponse::ok(json!({"items": items})))
-}
-
 /// `DELETE /account/sessions/{session_id}`: signs one of one's sessions out.
 pub(crate) async fn end_session(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     crate::end_one_session(call, &call.caller.user.id).await
-}
-
-/// `DELETE /account/sessions`: signs out every session but the one the caller is using.
-pub(crate) async fn end_other_sessions(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let user = &call.caller.user;
-    let current = call.caller.session_id.as_deref();
-    let others: Vec<String> = live_sessions(call.store, user)
-        .await?
-        .into_iter()
-        .map(|s| s.session_id)
-        .filter(|id| Some(id.as_str()) != current)
-        .take(MAX_CHANGES - 1)
-        .collect();
-    if others.is_empty() {
-        return Ok(ApiResponse::ok(json!({"revoked": 0})));
-    }
-    let mut changes: Vec<Change> = others
-        .iter()
-        .map(|id| Change::RevokeSession {
-            session_id: id.clone(),
-            user: user.id.clone(),
-        })
-        .collect();
-    changes.push(Change::Audit(user_audit(
-        call,
-        "session.revoked_others",
-        &user.id,
-        json!({"sessions": others.len()}),
-    )));
-    call.store
-        .commit(changes)
-        .await
-        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
-    Ok(ApiResponse::ok(json!({"revoked": others.len()})))
 }
 
 #[cfg(test)]
@@ -170,13 +125,46 @@ pub const EMAIL_CHANGES_PER_ACCOUNT: RatePolicy = RatePolicy {
     window_secs: 3600,
 };
 
-/// Wrong passwords given to an address change, per account, in 15 minutes: a token alone
-/// (stolen, or a device left signed in) cannot guess its way to taking the account over.
-pub const EMAIL_CHANGE_PASSWORD_FAILURES: RatePolicy = RatePolicy {
-    name: "email-change-fail",
+/// Wrong passwords given to the routes that ask for one again (an address change, enrolling a
+/// second factor), per account, in 15 minutes: a token alone (stolen, or a device left signed
+/// in) cannot guess its way to taking the account over.
+pub const PASSWORD_CHECK_FAILURES: RatePolicy = RatePolicy {
+    name: "password-check-fail",
     limit: 5,
     window_secs: 900,
 };
+
+/// Checks the caller's current password (counted: see [`PASSWORD_CHECK_FAILURES`]); 401
+/// `INVALID_CREDENTIALS` when it is wrong.
+pub(crate) async fn check_password(call: &Call<'_>, given: String) -> Result<(), ApiError> {
+    let user = &call.caller.user;
+    if given.is_empty() || given.len() > password::MAX_PASSWORD_BYTES {
+        return Err(FieldError::new("password", "must be your current password").into());
+    }
+    let store = call.store;
+    let now = shared::runtime::time::now_unix();
+    let failures = [(PASSWORD_CHECK_FAILURES, user.id.as_str())];
+    let reservation = match ratelimit::reserve_attempt(store, &failures, now).await? {
+        Decision::Reserved(r) => r,
+        Decision::Limited { retry_after_secs } => {
+            return Err(ApiError::TooManyRequests { retry_after_secs })
+        }
+    };
+    let verified = password::verify_password(given, Some(user.password_hash.clone()))
+        .await
+        .map_err(ApiError::internal)?;
+    if !verified {
+        if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed password check not settled");
+        }
+        return Err(ApiError::refused(
+            ErrorCode::InvalidCredentials,
+            "the password is not right",
+        ));
+    }
+    ratelimit::refund(store, &reservation).await?;
+    Ok(())
+}
 
 /// How long the confirmation link of a new address works.
 pub const EMAIL_CHANGE_TTL_SECS: i64 = 24 * 3600;
@@ -200,31 +188,9 @@ pub(crate) async fn change_email(call: &Call<'_>) -> Result<ApiResponse, ApiErro
     if to == user.email {
         return Err(FieldError::new("new_email", "is your address already").into());
     }
-    if body.password.is_empty() || body.password.len() > password::MAX_PASSWORD_BYTES {
-        return Err(FieldError::new("password", "must be your current password").into());
-    }
+    check_password(call, body.password).await?;
     let store = call.store;
     let now = shared::runtime::time::now_unix();
-    let failures = [(EMAIL_CHANGE_PASSWORD_FAILURES, user.id.as_str())];
-    let reservation = match ratelimit::reserve_attempt(store, &failures, now).await? {
-        Decision::Reserved(r) => r,
-        Decision::Limited { retry_after_secs } => {
-            return Err(ApiError::TooManyRequests { retry_after_secs })
-        }
-    };
-    let verified = password::verify_password(body.password, Some(user.password_hash.clone()))
-        .await
-        .map_err(ApiError::internal)?;
-    if !verified {
-        if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
-            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed password check not settled");
-        }
-        return Err(ApiError::refused(
-            ErrorCode::InvalidCredentials,
-            "the password is not right",
-        ));
-    }
-    ratelimit::refund(store, &reservation).await?;
     if let Decision::Limited { retry_after_secs } =
         ratelimit::reserve(store, &[(EMAIL_CHANGES_PER_ACCOUNT, user.id.as_str())], now).await?
     {
@@ -252,6 +218,7 @@ pub(crate) async fn change_email(call: &Call<'_>) -> Result<ApiResponse, ApiErro
                     user_id: user.id.clone(),
                     from: user.email.clone(),
                     to: to.clone(),
+                    session_epoch: user.session_epoch,
                     expires_at: now + EMAIL_CHANGE_TTL_SECS,
                 }),
                 audit,

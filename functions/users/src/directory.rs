@@ -4,9 +4,10 @@
 //! moves in the same transaction, so two operators revoking each other at once cannot leave the
 //! platform without one.
 
-use crate::{live_sessions, session_view, user_audit, user_not_found, user_view, Call};
+use crate::{user_audit, user_not_found, user_view, Call};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde_json::{json, Value};
+use shared::access::sessions;
 use shared::domain::fields::FieldError;
 use shared::domain::tenant::TenantStatus;
 use shared::domain::{Account, Role, User, UserId, UserStatus};
@@ -36,6 +37,17 @@ fn refused(reasons: &[Refusal]) -> ApiError {
         )
     } else {
         ApiError::concurrent_update()
+    }
+}
+
+/// The most damaging actions (on another operator's account, or on anyone's second factor)
+/// ask for a sign-in that passed a second factor within the last 10 minutes: a stolen
+/// operator token, or one left open on a desk, cannot lock the other operators out.
+pub(crate) fn require_recent_factor(call: &Call<'_>, what: &'static str) -> Result<(), ApiError> {
+    if call.caller.recent_factor(shared::runtime::time::now_unix()) {
+        Ok(())
+    } else {
+        Err(ApiError::refused(ErrorCode::MfaRequired, what))
     }
 }
 
@@ -116,7 +128,7 @@ pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         async { Ok::<_, ApiError>(store.memberships_up_to(&user.id, HELD_READ).await?) },
         async { Ok(store.partners_of(&user.id, HELD_READ).await?) },
         async { Ok(store.invites_of(&user.id).await?) },
-        live_sessions(store, &user),
+        async { Ok(sessions::live(store, &user).await?) },
     )?;
     let partners: Vec<Value> = stream::iter(partners)
         .map(|id| async move {
@@ -136,7 +148,7 @@ pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     v["invitations"] = json!(invites);
     v["sessions"] = json!(sessions
         .iter()
-        .map(|s| session_view(s, None))
+        .map(|s| sessions::view(s, None))
         .collect::<Vec<_>>());
     Ok(ApiResponse::ok(v))
 }
@@ -215,6 +227,12 @@ pub(crate) async fn set_disabled(call: &Call<'_>, disable: bool) -> Result<ApiRe
     if (user.status == UserStatus::Disabled) == disable {
         return Ok(unchanged(&user));
     }
+    if user.platform_admin {
+        require_recent_factor(
+            call,
+            "changing an operator's account needs a sign-in with your second factor in the last 10 minutes",
+        )?;
+    }
     let status = if disable {
         UserStatus::Disabled
     } else {
@@ -237,13 +255,10 @@ pub(crate) async fn set_disabled(call: &Call<'_>, disable: bool) -> Result<ApiRe
 /// acting operator for a sign-in that passed a second factor within the last 10 minutes: a
 /// stolen password, or a token left open on a desk, does not make operators.
 pub(crate) async fn grant_operator(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let now = shared::runtime::time::now_unix();
-    if !call.caller.recent_factor(now) {
-        return Err(ApiError::refused(
-            ErrorCode::MfaRequired,
-            "granting operator rights needs a sign-in with your second factor in the last 10 minutes: sign in again",
-        ));
-    }
+    require_recent_factor(
+        call,
+        "granting operator rights needs a sign-in with your second factor in the last 10 minutes: sign in again",
+    )?;
     let user = target(call).await?;
     if user.platform_admin {
         return Ok(unchanged(&user));
@@ -285,6 +300,10 @@ pub(crate) async fn revoke_operator(call: &Call<'_>) -> Result<ApiResponse, ApiE
     if !user.platform_admin {
         return Ok(unchanged(&user));
     }
+    require_recent_factor(
+        call,
+        "revoking operator rights needs a sign-in with your second factor in the last 10 minutes",
+    )?;
     let after = Account {
         status: user.status,
         platform_admin: false,
@@ -338,6 +357,12 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             "operators cannot remove their own account: ask another operator",
         ));
     }
+    if user.platform_admin {
+        require_recent_factor(
+            call,
+            "removing an operator needs a sign-in with your second factor in the last 10 minutes",
+        )?;
+    }
     let store = call.store;
     let (memberships, partners, invites) = tokio::try_join!(
         store.memberships_up_to(&user.id, HELD_READ + 1),
@@ -358,7 +383,7 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .filter(|t| t.status != TenantStatus::Deleted)
         .map(|t| t.id)
         .collect();
-    if held + live_owned.len() + 2 > MAX_CHANGES
+    if held + live_owned.len() + 5 > MAX_CHANGES
         || memberships.len() > HELD_READ
         || partners.len() > HELD_READ
     {
@@ -390,6 +415,10 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             tenant: i.tenant_id.clone(),
         });
     }
+    // Their second factor (the sealed secret) and recovery codes go too.
+    changes.push(Change::RemoveFactors {
+        user: user.id.clone(),
+    });
     changes.push(Change::DeleteUser {
         user: user.id.clone(),
         email: user.email.clone(),

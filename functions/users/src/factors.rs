@@ -17,6 +17,7 @@ use crate::{user_audit, user_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::factors::{self, FactorError, Proof};
+use shared::access::ratelimit::{self, Decision};
 use shared::access::totp::{self, RecoveryCodes, TotpSecret};
 use shared::domain::UserId;
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
@@ -69,12 +70,22 @@ pub(crate) async fn status(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     })))
 }
 
-/// `POST /account/mfa/totp`: a new pending secret, to be confirmed by a first code.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    password: String,
+}
+
+/// `POST /account/mfa/totp` `{password}`: a new pending secret, to be confirmed by a first
+/// code. The password is asked again (counted), so a stolen token alone cannot put its own
+/// authenticator on the account and lock its owner out.
 pub(crate) async fn start(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let body: StartBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    crate::account::check_password(call, body.password).await?;
     let user = &call.caller.user;
     let secret = TotpSecret::generate();
     let sealed =
-        factors::seal(&call.app.data_key, &user.id, &secret).map_err(ApiError::internal)?;
+        factors::seal(&call.app.factor_key, &user.id, &secret).map_err(ApiError::internal)?;
     call.store
         .commit(vec![Change::PutTotp {
             user: user.id.clone(),
@@ -113,6 +124,48 @@ fn proof(call: &Call<'_>) -> Result<Proof, ApiError> {
         .ok_or_else(|| ApiError::invalid_request("give either code (6 digits) or recovery_code"))
 }
 
+/// Checks `proof` for the caller, counted under the same limits as a sign-in's second step
+/// (five wrong codes per account in 15 minutes, twenty a day), and commits the code's spending
+/// with `with` in one transaction.
+async fn spend_counted(call: &Call<'_>, proof: &Proof, with: Vec<Change>) -> Result<(), ApiError> {
+    let user = &call.caller.user;
+    let store = call.store;
+    let now = shared::runtime::time::now_unix();
+    let limits = factors::limits(&user.id);
+    let reservation = match ratelimit::reserve_attempt(store, &limits, now).await? {
+        Decision::Reserved(r) => r,
+        Decision::Limited { retry_after_secs } => {
+            return Err(ApiError::TooManyRequests { retry_after_secs })
+        }
+    };
+    let failed = || async {
+        if let Err(e) = ratelimit::settle_failed(store, &reservation).await {
+            tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed code not settled");
+        }
+        wrong_code()
+    };
+    let spend = match factors::check(store, &call.app.factor_key, &user.id, proof, now).await {
+        Ok(change) => change,
+        Err(FactorError::Wrong | FactorError::Missing) => return Err(failed().await),
+        Err(e) => return Err(factor_failure(e)),
+    };
+    let mut changes = vec![spend];
+    changes.extend(with);
+    match store.commit(changes).await {
+        Ok(()) => {
+            ratelimit::refund(store, &reservation).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let answer = e.answer(spent);
+            if answer.is(ErrorCode::InvalidMfaCode) {
+                return Err(failed().await);
+            }
+            Err(answer)
+        }
+    }
+}
+
 /// `POST /account/mfa/totp/confirm` `{code}`.
 pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = &call.caller.user;
@@ -131,7 +184,7 @@ pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             )
         })?;
     let secret =
-        factors::open(&call.app.data_key, &user.id, &pending.sealed).map_err(factor_failure)?;
+        factors::open(&call.app.factor_key, &user.id, &pending.sealed).map_err(factor_failure)?;
     let now = shared::runtime::time::now_unix();
     let step = totp::verify(&secret, &code, now, None).ok_or_else(wrong_code)?;
     let (codes, hashes) = RecoveryCodes::generate();
@@ -139,6 +192,7 @@ pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .commit(vec![
             Change::ConfirmTotp {
                 user: user.id.clone(),
+                sealed: pending.sealed.clone(),
                 step,
             },
             Change::PutRecoveryCodes {
@@ -179,16 +233,9 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         ));
     }
     let proof = proof(call)?;
-    let now = shared::runtime::time::now_unix();
-    let spend = factors::check(call.store, &call.app.data_key, &user.id, &proof, now)
-        .await
-        .map_err(factor_failure)?;
-    // The code is checked by its own commit first (a factor about to go is still proved),
-    // then the factor goes with its audit entry.
-    call.store
-        .commit(vec![spend])
-        .await
-        .map_err(|e| e.answer(spent))?;
+    // The code is spent by its own commit first (a factor about to go is still proved), then
+    // the factor goes with its audit entry.
+    spend_counted(call, &proof, Vec::new()).await?;
     remove_factors(call, &user.id, user.account(), "mfa.removed").await?;
     Ok(ApiResponse::ok(json!({"enrolled": false})))
 }
@@ -225,14 +272,11 @@ pub(crate) async fn new_recovery_codes(call: &Call<'_>) -> Result<ApiResponse, A
             "give the code your app shows (a recovery code cannot renew the codes)",
         ));
     }
-    let now = shared::runtime::time::now_unix();
-    let spend = factors::check(call.store, &call.app.data_key, &user.id, &proof, now)
-        .await
-        .map_err(factor_failure)?;
     let (codes, hashes) = RecoveryCodes::generate();
-    call.store
-        .commit(vec![
-            spend,
+    spend_counted(
+        call,
+        &proof,
+        vec![
             Change::PutRecoveryCodes {
                 user: user.id.clone(),
                 hashes,
@@ -243,9 +287,9 @@ pub(crate) async fn new_recovery_codes(call: &Call<'_>) -> Result<ApiResponse, A
                 &user.id,
                 json!({}),
             )),
-        ])
-        .await
-        .map_err(|e| e.answer(spent))?;
+        ],
+    )
+    .await?;
     Ok(ApiResponse::ok(json!({"recovery_codes": codes})))
 }
 
@@ -261,6 +305,16 @@ pub(crate) async fn reset(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .user_by_id(&id)
         .await?
         .ok_or_else(user_not_found)?;
+    if user.id == call.caller.user.id {
+        return Err(ApiError::refused(
+            ErrorCode::Forbidden,
+            "operators cannot reset their own second factor: ask another operator",
+        ));
+    }
+    crate::directory::require_recent_factor(
+        call,
+        "resetting a second factor needs a sign-in with your own second factor in the last 10 minutes",
+    )?;
     remove_factors(call, &user.id, user.account(), "mfa.reset").await?;
     tracing::info!(user_id = %user.id, by = %call.caller.user.id, "second factors reset by an operator");
     match shared::mail::factors_reset(&user.email) {

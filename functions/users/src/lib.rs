@@ -10,7 +10,7 @@
 //! | `DELETE /users/{user_id}/mfa` (reset a user's second factors; the user is mailed) | `factors` | operator |
 //! | `DELETE /users/{user_id}/sessions`, `DELETE /users/{user_id}/sessions/{session_id}` | `directory` | operator |
 //! | `DELETE /users/{user_id}` (for good) | `directory` | operator (never oneself, never a tenant's last owner) |
-//! | `GET`/`PATCH /account`, `POST /account/email`, `GET /account/sessions`, `DELETE /account/sessions[/{session_id}]` | `account` | every signed-in user |
+//! | `GET`/`PATCH /account`, `POST /account/email`, `DELETE /account/sessions/{session_id}` | `account` | every signed-in user (`GET`/`DELETE /account/sessions`, the list and "all others", are login's: ending the others gives the caller fresh tokens) |
 //! | `GET /account/mfa`, `POST`/`DELETE /account/mfa/totp`, `POST /account/mfa/totp/confirm`, `POST /account/mfa/recovery-codes` | `factors` | every signed-in user (an operator without a factor: only `GET /account`, `GET /account/mfa` and enrolling) |
 //!
 //! And one direct invocation (`first_operator`), an IAM-only action no route reaches: the first
@@ -35,7 +35,7 @@ use shared::http::request::{matched, RequestContext};
 use shared::mail::Mailer;
 use shared::runtime::config::LinkConfig;
 use shared::store::changes::{AuditEntry, AuditTarget};
-use shared::store::{Session, Store};
+use shared::store::Store;
 use shared::{ApiError, ApiResponse, ErrorCode};
 use std::sync::Arc;
 
@@ -45,7 +45,7 @@ pub struct App {
     pub mailer: Arc<dyn Mailer>,
     pub links: LinkConfig,
     /// Seals and opens second-factor secrets.
-    pub data_key: DataKey,
+    pub factor_key: DataKey,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -63,8 +63,6 @@ enum Route {
     Account,
     EditAccount,
     ChangeEmail,
-    AccountSessions,
-    EndOtherSessions,
     EndAccountSession,
     MfaStatus,
     StartTotp,
@@ -91,8 +89,6 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("GET", "/account", Route::Account),
     ("PATCH", "/account", Route::EditAccount),
     ("POST", "/account/email", Route::ChangeEmail),
-    ("GET", "/account/sessions", Route::AccountSessions),
-    ("DELETE", "/account/sessions", Route::EndOtherSessions),
     (
         "DELETE",
         "/account/sessions/{session_id}",
@@ -140,8 +136,6 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::Account => account::get(&call).await,
         Route::EditAccount => account::edit(&call).await,
         Route::ChangeEmail => account::change_email(&call).await,
-        Route::AccountSessions => account::sessions(&call).await,
-        Route::EndOtherSessions => account::end_other_sessions(&call).await,
         Route::EndAccountSession => account::end_session(&call).await,
         Route::MfaStatus => factors::status(&call).await,
         Route::StartTotp => factors::start(&call).await,
@@ -209,20 +203,6 @@ pub(crate) fn user_view(u: &User) -> Value {
     })
 }
 
-/// A session as its owner (or an operator) sees it; `current` marks the caller's own.
-pub(crate) fn session_view(s: &Session, current: Option<&str>) -> Value {
-    json!({
-        "session_id": s.session_id,
-        "audience": s.audience,
-        "created_at": s.created_at,
-        "last_used_at": s.last_used_at,
-        "expires_at": s.expires_at,
-        "client_ip": s.client_ip,
-        "user_agent": s.user_agent,
-        "current": current == Some(s.session_id.as_str()),
-    })
-}
-
 /// Ends the session named by the path's `{session_id}`, if it is `user`'s (the same 404 for
 /// another's as for none), with its audit entry in the same transaction.
 pub(crate) async fn end_one_session(
@@ -250,21 +230,4 @@ pub(crate) async fn end_one_session(
     Ok(ApiResponse::ok(
         json!({"user_id": user, "session_id": session_id, "revoked": true}),
     ))
-}
-
-/// How many sessions a list reads (newest first); older ones are not shown.
-pub(crate) const SESSIONS_SHOWN: usize = 50;
-
-/// The user's sessions that can still be used, newest first.
-pub(crate) async fn live_sessions(
-    store: &dyn Store,
-    user: &User,
-) -> Result<Vec<Session>, ApiError> {
-    let now = shared::runtime::time::now_unix();
-    Ok(store
-        .user_sessions(&user.id, SESSIONS_SHOWN)
-        .await?
-        .into_iter()
-        .filter(|s| s.is_live(user.session_epoch, now))
-        .collect())
 }

@@ -8,14 +8,14 @@ use tracing::Instrument;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let s = Startup::begin().await?;
-    // The token keys (with the store's first connection) and the data key: read at once.
-    let (keys, data_key) = tokio::join!(s.verifying_keys_with_cursor_key(), s.data_key());
+    // The token keys (with the store's first connection) and the factor key: read at once.
+    let (keys, factor_key) = tokio::join!(s.verifying_keys_with_cursor_key(), s.factor_key());
     let app = users::App {
         store: s.store(),
         keys: keys?,
         mailer: s.mailer()?,
         links: s.links()?,
-        data_key: data_key?,
+        factor_key: factor_key?,
     };
     let app: &'static users::App = Box::leak(Box::new(app));
     s.started().await;

@@ -1,4 +1,4 @@
-//! Only `login` can read the private signing key, and only three functions the data key (`../shared/DESIGN.md`, "Identity and
+//! Only `login` can read the private signing key; the data and factor keys have their own readers (`../shared/DESIGN.md`, "Identity and
 //! access"): in `infra/template.yaml`, no other function's policies or environment name the
 //! signing key's secret, and none gets a key secret through the globals.
 
@@ -29,18 +29,23 @@ fn only_login_may_read_or_name_the_private_signing_key() {
     }
     assert!(functions >= 4);
     assert_eq!(
-        data_key_readers(&template),
-        ["LoginFunction", "QueryRouterFunction", "UsersFunction"]
+        readers(&template, "DataEncryptionKeySecret"),
+        ["QueryRouterFunction"]
+    );
+    assert_eq!(
+        readers(&template, "FactorKeySecret"),
+        ["LoginFunction", "UsersFunction"]
     );
     // No function gets a key secret through the globals.
     let globals = serde_norway::to_string(&template["Globals"]).unwrap();
     assert!(!globals.contains("JwtSigningKeySecret") && !globals.contains("JwtPublicKeysSecret"));
 }
 
-/// The functions that name the data key (it seals tenant connection strings and second-factor
-/// secrets), by name: the query router (connection strings), users (enrolment seals a secret)
-/// and login (a sign-in's second step opens one). No other function holds it.
-fn data_key_readers(template: &serde_norway::Value) -> Vec<String> {
+/// The functions that name `secret`, by name. The data key (tenant connection strings) is the
+/// query router's alone; the factor key (second-factor secrets) is users' (enrolment seals)
+/// and login's (a sign-in's second step opens): login, open to the internet, never holds the
+/// tenants' key.
+fn readers(template: &serde_norway::Value, secret: &str) -> Vec<String> {
     let mut out: Vec<String> = template["Resources"]
         .as_mapping()
         .unwrap()
@@ -49,7 +54,7 @@ fn data_key_readers(template: &serde_norway::Value) -> Vec<String> {
         .filter(|(_, r)| {
             serde_norway::to_string(&r["Properties"])
                 .unwrap()
-                .contains("DataEncryptionKeySecret")
+                .contains(secret)
         })
         .map(|(n, _)| n.as_str().unwrap().to_string())
         .collect();

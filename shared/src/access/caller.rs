@@ -187,10 +187,19 @@ pub async fn signed_in_as<S: UserStore + TenantStore + ?Sized>(
     let user = current_user(store, &principal).await?;
     if admit == Admit::Enrolled
         && principal.audience == Audience::Operator
-        && !user.mfa
         && operator_factor_required()
     {
-        return Err(enrollment_required());
+        if !user.mfa {
+            return Err(enrollment_required());
+        }
+        // Enrolled, but this token's sign-in did not pass the factor (it predates the
+        // enrolment): it stays an enrolment token.
+        if principal.mfa_at.is_none() {
+            return Err(ApiError::refused(
+                ErrorCode::MfaRequired,
+                "sign in again with your second factor",
+            ));
+        }
     }
     let operator = principal.audience == Audience::Operator && user.platform_admin;
     let summary = summary(store, &user).await?;

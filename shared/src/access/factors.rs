@@ -6,10 +6,36 @@
 //! the last accepted step, or on the recovery code still being unused, decides.
 
 use crate::access::crypto::DataKey;
+use crate::access::ratelimit::RatePolicy;
 use crate::access::totp::{self, TotpSecret};
 use crate::domain::UserId;
 use crate::store::changes::Change;
 use crate::store::{StoreError, UserStore};
+
+/// Wrong second-factor codes of one account in 15 minutes, wherever they are given (the
+/// sign-in's second step, and the signed-in routes that ask for a code): a 6-digit code has a
+/// million values and three are valid at a time, so five tries leave a guesser about one
+/// chance in 67,000 per window.
+pub const FAILURES_PER_ACCOUNT: RatePolicy = RatePolicy {
+    name: "mfa-fail-user",
+    limit: 5,
+    window_secs: 900,
+};
+
+/// The same, per day: 20 wrong codes a day is about one chance in 17,000 a day.
+pub const FAILURES_PER_ACCOUNT_DAY: RatePolicy = RatePolicy {
+    name: "mfa-fail-user-day",
+    limit: 20,
+    window_secs: 86_400,
+};
+
+/// The limits a code is counted under, for `user`.
+pub fn limits(user: &UserId) -> [(RatePolicy, &str); 2] {
+    [
+        (FAILURES_PER_ACCOUNT, user.as_str()),
+        (FAILURES_PER_ACCOUNT_DAY, user.as_str()),
+    ]
+}
 
 /// What a TOTP secret's seal is bound to.
 fn owner(user: &UserId) -> Vec<u8> {
@@ -128,10 +154,11 @@ mod tests {
         let user = UserId::new_random();
         let secret = TotpSecret::generate();
         let now = 1_700_000_000;
+        let sealed = seal(&key(), &user, &secret).unwrap();
         store
             .commit(vec![Change::PutTotp {
                 user: user.clone(),
-                sealed: seal(&key(), &user, &secret).unwrap(),
+                sealed: sealed.clone(),
                 at: now,
             }])
             .await
@@ -139,6 +166,7 @@ mod tests {
         store
             .commit(vec![Change::ConfirmTotp {
                 user: user.clone(),
+                sealed,
                 step: 0,
             }])
             .await

@@ -13,6 +13,7 @@ pub mod opaque;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;
+pub mod sessions;
 pub mod totp;
 
 use sha2::{Digest, Sha256};

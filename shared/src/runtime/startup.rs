@@ -187,23 +187,23 @@ impl Startup {
         logged("invalid configuration", r)
     }
 
-    /// The data key (`DATA_KEY_SECRET_ID`: 32 random bytes, base64) that seals what must not
-    /// be stored readable (tenant connection strings, second-factor secrets).
-    pub async fn data_key(&self) -> Result<crate::access::crypto::DataKey, StartError> {
+    /// The key that seals second-factor secrets (`FACTOR_KEY_SECRET_ID`: 32 random bytes,
+    /// base64): a secret of its own, apart from the tenants' data key.
+    pub async fn factor_key(&self) -> Result<crate::access::crypto::DataKey, StartError> {
         let id = logged(
             "invalid configuration",
-            std::env::var("DATA_KEY_SECRET_ID")
-                .map_err(|_| "environment variable DATA_KEY_SECRET_ID is required"),
+            std::env::var("FACTOR_KEY_SECRET_ID")
+                .map_err(|_| "environment variable FACTOR_KEY_SECRET_ID is required"),
         )?;
         let raw = self
             .timed(
-                "data-key",
+                "factor-key",
                 crate::runtime::aws::secret_string(&self.secrets(), &id),
             )
             .await;
-        let raw = logged("data key unavailable", raw)?;
+        let raw = logged("factor key unavailable", raw)?;
         logged(
-            "data key unreadable",
+            "factor key unreadable",
             crate::access::crypto::DataKey::from_base64(&raw),
         )
     }

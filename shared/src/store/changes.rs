@@ -216,7 +216,8 @@ pub enum Change {
     /// Moves `user` from email `from` to `to`: spends the change's token (refused,
     /// `Refusal::TokenGone`, unless it is there and live at `now`), claims `to` (refused,
     /// `Refusal::EmailTaken`, if someone holds it), releases `from` and writes the user's
-    /// email (refused, `Refusal::UserMoved`, unless it is still `from`), marked verified. The
+    /// email (refused, `Refusal::UserMoved`, unless it is still `from` and the session epoch is
+    /// still `session_epoch`), marked verified, with reset links dead. The
     /// new claim carries `password_hash`, the copy sign-in starts on.
     ChangeEmail {
         hash: String,
@@ -224,6 +225,8 @@ pub enum Change {
         user: UserId,
         from: Email,
         to: Email,
+        /// The session epoch the change was asked under (the user update is conditioned on it).
+        session_epoch: u64,
         password_hash: String,
     },
     /// Sets the copy of the password hash an email's claim keeps for sign-in; refused
@@ -243,9 +246,13 @@ pub enum Change {
         sealed: String,
         at: i64,
     },
-    /// Confirms the pending TOTP factor with the step of its first code; refused
-    /// (`Refusal::FactorMoved`) unless one is pending.
-    ConfirmTotp { user: UserId, step: u64 },
+    /// Confirms the pending TOTP factor `sealed` (the one whose code was checked) with the step
+    /// of its first code; refused (`Refusal::FactorMoved`) unless that one is still pending.
+    ConfirmTotp {
+        user: UserId,
+        sealed: String,
+        step: u64,
+    },
     /// Accepts a TOTP code of `step`; refused (`Refusal::CodeUsed`) unless the factor is
     /// confirmed and its last accepted step is earlier (a code is accepted once).
     UseTotp { user: UserId, step: u64 },
@@ -260,9 +267,6 @@ pub enum Change {
     /// Spends a challenge; refused (`Refusal::ChallengeGone`) unless it exists and is live at
     /// `now`.
     SpendChallenge { hash: String, now: i64 },
-    /// Counts one try of a challenge; refused (`Refusal::ChallengeGone`) once it had `max`, or
-    /// if it is gone.
-    ChallengeAttempt { hash: String, max: u32 },
 }
 
 /// What a `Change::UpdateUser` writes.
@@ -277,6 +281,9 @@ pub struct UserEdit {
     pub end_sessions: bool,
     /// Whether the user has a confirmed second factor.
     pub mfa: Option<bool>,
+    /// Refuses the edit unless the session epoch is still this (a password change must not
+    /// overwrite a reset that happened meanwhile).
+    pub expect_epoch: Option<u64>,
     /// A new password hash (its copy on the email's claim is `Change::ClaimHash`).
     pub password_hash: Option<String>,
 }
@@ -369,9 +376,7 @@ impl Change {
             | Change::UseRecoveryCode { user, .. }
             | Change::RemoveFactors { user } => format!("USER#{user}"),
             Change::PutChallenge(c) => format!("MFACHAL#{}", c.hash),
-            Change::SpendChallenge { hash, .. } | Change::ChallengeAttempt { hash, .. } => {
-                format!("MFACHAL#{hash}")
-            }
+            Change::SpendChallenge { hash, .. } => format!("MFACHAL#{hash}"),
         }
     }
 }
@@ -519,7 +524,7 @@ pub enum Refusal {
     FactorMoved,
     /// The one-time code was used already (or never was one).
     CodeUsed,
-    /// The sign-in challenge is spent, expired or out of tries.
+    /// The sign-in challenge is spent or expired.
     ChallengeGone,
     /// A mailed token is spent or expired.
     TokenGone,
@@ -563,9 +568,7 @@ impl Change {
             Change::UseTotp { .. } | Change::UseRecoveryCode { .. } => Refusal::CodeUsed,
             Change::PutRecoveryCodes { .. } => Refusal::FactorMoved,
             Change::PutChallenge(_) => Refusal::IdTaken,
-            Change::SpendChallenge { .. } | Change::ChallengeAttempt { .. } => {
-                Refusal::ChallengeGone
-            }
+            Change::SpendChallenge { .. } => Refusal::ChallengeGone,
         }
     }
 }

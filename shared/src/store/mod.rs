@@ -26,8 +26,8 @@
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | TOTP factor | `USER#<user_id>` | `MFA#TOTP` | `sealed` (the secret, AES-256-GCM under the data key, bound to `user|<id>|totp`), `confirmed`, `last_step` (the last time step accepted: replay refused), `created_at` |
 //! | recovery codes | `USER#<user_id>` | `MFA#RECOVERY` | `codes` (string set of the SHA-256 of each unused code; using one removes it, conditioned on it being there) |
-//! | email change | `EMAILCHG#<sha256(token)>` | `EMAILCHG` | user, `from`, `to`, `expires_at` (24 hours); deleted when spent, with the user's email and both claims moved in the same transaction |
-//! | second-factor challenge | `MFACHAL#<sha256(token)>` | `MFACHAL` | user, audience, `attempts` (at most 5, counted by a conditional `ADD`), client, `expires_at` (5 minutes); deleted when spent |
+//! | email change | `EMAILCHG#<sha256(token)>` | `EMAILCHG` | user, `from`, `to`, `session_epoch`, `expires_at` (24 hours); deleted when spent, with the user's email and both claims moved in the same transaction, conditioned on the epoch (a password change or reset since cancels it); the move also bumps `reset_generation` (reset links mailed to the old address die) |
+//! | second-factor challenge | `MFACHAL#<sha256(token)>` | `MFACHAL` | user, audience, `session_epoch` (the challenge dies with it), client, `expires_at` (5 minutes); deleted when spent, in the transaction that spends the code |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `created_at`, `last_used_at`, `client_ip`, `user_agent`, `expires_at`; `GSI1PK=SESSIONS#<user_id>`, `GSI1SK=<created_at, 15 digits>#<session_id>` |
 //! | rate counter | `RATE#<policy>#<sha256(subject)>#<window number>` | `RATE` | `n` (attempts counted in this fixed window), `in_flight` (sign-ins not yet settled), `expires_at` (the window's end) |
 //! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
@@ -418,14 +418,17 @@ pub struct TotpFactor {
 }
 
 /// A sign-in whose password was right, waiting for its second factor: stored by the hash of
-/// the opaque token the client holds, single use, short-lived, with a bounded number of tries.
+/// the opaque token the client holds, single use, short-lived; wrong codes are counted per
+/// account (`access::factors::limits`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MfaChallenge {
     pub hash: String,
     pub user_id: UserId,
     pub audience: Audience,
     pub expires_at: i64,
-    pub attempts: u32,
+    /// The user's session epoch at the password step: a reset, a password change or the end
+    /// of every session since voids the challenge.
+    pub session_epoch: u64,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
 }
@@ -438,6 +441,9 @@ pub struct EmailChange {
     pub user_id: UserId,
     pub from: Email,
     pub to: Email,
+    /// The user's session epoch when the change was asked for: a password change or reset,
+    /// or the end of every session, moves it and so cancels the change.
+    pub session_epoch: u64,
     pub expires_at: i64,
 }
 

@@ -135,6 +135,11 @@ impl DynamoStore {
             // Nothing to write: the condition alone (a no-op SET keeps the item as it is).
             expression.push_str("SET #status = :was_status");
         }
+        let mut condition = "#status = :was_status AND platform_admin = :was_admin".to_string();
+        if let Some(epoch) = edit.expect_epoch {
+            condition.push_str(" AND session_epoch = :was_epoch");
+            values.push((":was_epoch", n(epoch)));
+        }
         // DynamoDB refuses a name the expressions do not use.
         let mut names = vec![("#status", "status")];
         if edit.name.is_some() {
@@ -144,7 +149,7 @@ impl DynamoStore {
             format!("USER#{user}"),
             "USER",
             expression.trim(),
-            "#status = :was_status AND platform_admin = :was_admin",
+            &condition,
             &names,
             values,
         )
@@ -467,16 +472,17 @@ impl DynamoStore {
                     .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
                 vec![TransactWriteItem::builder().put(put).build()]
             }
-            Change::ConfirmTotp { user, step } => vec![self.update_item(
+            Change::ConfirmTotp { user, sealed, step } => vec![self.update_item(
                 format!("USER#{user}"),
                 "MFA#TOTP",
                 "SET confirmed = :yes, last_step = :step",
-                "confirmed = :no",
+                "confirmed = :no AND sealed = :sealed",
                 &[],
                 vec![
                     (":yes", AttributeValue::Bool(true)),
                     (":no", AttributeValue::Bool(false)),
                     (":step", n(step)),
+                    (":sealed", s(sealed)),
                 ],
             )?],
             Change::UseTotp { user, step } => vec![self.update_item(
@@ -528,7 +534,7 @@ impl DynamoStore {
                 item.insert("entity".into(), s("mfa_challenge"));
                 item.insert("user_id".into(), s(c.user_id.as_str()));
                 item.insert("audience".into(), s(c.audience.as_str()));
-                item.insert("attempts".into(), n(c.attempts));
+                item.insert("session_epoch".into(), n(c.session_epoch));
                 item.insert("expires_at".into(), n(c.expires_at));
                 if let Some(ip) = &c.client_ip {
                     item.insert("client_ip".into(), s(ip));
@@ -545,20 +551,13 @@ impl DynamoStore {
                 vec![(":now", n(now))],
                 &[],
             )?],
-            Change::ChallengeAttempt { hash, max } => vec![self.update_item(
-                format!("MFACHAL#{hash}"),
-                "MFACHAL",
-                "ADD attempts :one",
-                "attribute_exists(PK) AND attempts < :max",
-                &[],
-                vec![(":one", n(1)), (":max", n(max))],
-            )?],
             Change::PutEmailChange(c) => {
                 let mut item = key(format!("EMAILCHG#{}", c.hash), "EMAILCHG");
                 item.insert("entity".into(), s("email_change"));
                 item.insert("user_id".into(), s(c.user_id.as_str()));
                 item.insert("from".into(), s(c.from.as_str()));
                 item.insert("to".into(), s(c.to.as_str()));
+                item.insert("session_epoch".into(), n(c.session_epoch));
                 item.insert("expires_at".into(), n(c.expires_at));
                 vec![self.put(item, NEW)?]
             }
@@ -568,6 +567,7 @@ impl DynamoStore {
                 user,
                 from,
                 to,
+                session_epoch,
                 password_hash,
             } => {
                 let mut claim = key(format!("EMAIL#{to}"), "EMAIL");
@@ -593,13 +593,15 @@ impl DynamoStore {
                     self.update_item(
                         format!("USER#{user}"),
                         "USER",
-                        "SET email = :to, GSI2SK = :to, email_verified = :yes",
-                        "email = :from",
+                        "SET email = :to, GSI2SK = :to, email_verified = :yes ADD reset_generation :one",
+                        "email = :from AND session_epoch = :sep",
                         &[],
                         vec![
                             (":to", s(to.as_str())),
                             (":from", s(from.as_str())),
                             (":yes", AttributeValue::Bool(true)),
+                            (":one", n(1)),
+                            (":sep", n(session_epoch)),
                         ],
                     )?,
                 ]

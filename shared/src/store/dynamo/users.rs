@@ -387,7 +387,7 @@ impl UserStore for DynamoStore {
             audience: Audience::parse(f.s("audience")?)
                 .ok_or_else(|| f.corrupt("bad audience".into()))?,
             expires_at: f.n("expires_at")?,
-            attempts: f.n_or("attempts", 0)?,
+            session_epoch: f.n_or("session_epoch", 0)?,
             client_ip: f.opt_s("client_ip").map(str::to_string),
             user_agent: f.opt_s("user_agent").map(str::to_string),
         };
@@ -408,6 +408,7 @@ impl UserStore for DynamoStore {
             user_id: f.user_id("user_id")?,
             from: email("from")?,
             to: email("to")?,
+            session_epoch: f.n_or("session_epoch", 0)?,
             expires_at: f.n("expires_at")?,
         };
         Ok(Some(change).filter(|c| c.expires_at > crate::runtime::time::now_unix()))

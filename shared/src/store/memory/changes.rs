@@ -34,7 +34,13 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             d.users.contains_key(&u.id)
         }
         Change::UpdateUser { user, before, .. } | Change::DeleteUser { user, before, .. } => {
-            if d.users.get(user).is_none_or(|u| u.account() != *before) {
+            let epoch_moved = match change {
+                Change::UpdateUser { edit, .. } => edit.expect_epoch,
+                _ => None,
+            };
+            if d.users.get(user).is_none_or(|u| {
+                u.account() != *before || epoch_moved.is_some_and(|e| e != u.session_epoch)
+            }) {
                 return Some(Refusal::UserMoved);
             }
             let delta = change.operator_delta();
@@ -136,7 +142,10 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             d.users.get(user).is_none_or(|u| &u.email != from) || d.emails.get(from) != Some(user)
         }
         Change::PutTotp { user, .. } => d.totp.get(user).is_some_and(|t| t.confirmed),
-        Change::ConfirmTotp { user, .. } => d.totp.get(user).is_none_or(|t| t.confirmed),
+        Change::ConfirmTotp { user, sealed, .. } => d
+            .totp
+            .get(user)
+            .is_none_or(|t| t.confirmed || &t.sealed != sealed),
         Change::UseTotp { user, step } => d
             .totp
             .get(user)
@@ -149,9 +158,6 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
         Change::PutChallenge(c) => d.challenges.contains_key(&c.hash),
         Change::SpendChallenge { hash, now } => {
             d.challenges.get(hash).is_none_or(|c| c.expires_at <= *now)
-        }
-        Change::ChallengeAttempt { hash, max } => {
-            d.challenges.get(hash).is_none_or(|c| c.attempts >= *max)
         }
     };
     refused.then(|| change.refusal(false))
@@ -346,6 +352,7 @@ fn apply(d: &mut Data, change: Change) {
             if let Some(u) = d.users.get_mut(&user) {
                 u.email = to;
                 u.email_verified = true;
+                u.reset_generation += 1;
             }
         }
         Change::ClaimHash { email, hash, .. } => {
@@ -362,7 +369,7 @@ fn apply(d: &mut Data, change: Change) {
                 },
             );
         }
-        Change::ConfirmTotp { user, step } | Change::UseTotp { user, step } => {
+        Change::ConfirmTotp { user, step, .. } | Change::UseTotp { user, step } => {
             if let Some(t) = d.totp.get_mut(&user) {
                 t.confirmed = true;
                 t.last_step = step;
@@ -385,11 +392,6 @@ fn apply(d: &mut Data, change: Change) {
         }
         Change::SpendChallenge { hash, .. } => {
             d.challenges.remove(&hash);
-        }
-        Change::ChallengeAttempt { hash, .. } => {
-            if let Some(c) = d.challenges.get_mut(&hash) {
-                c.attempts += 1;
-            }
         }
     }
 }
