@@ -830,6 +830,7 @@ class Console(unittest.TestCase):
         page.get_by_role("button", name="Continue").click()
         expect(page.get_by_role("alert")).to_contain_text("INVALID_CREDENTIALS")
         expect(page.get_by_label("Your current password")).to_have_attribute("aria-invalid", "true")
+        self.screen(page, "account-password-again")
         page.get_by_label("Your current password").fill(password)
         page.get_by_role("button", name="Continue").click()
         qr = page.get_by_role("img", name=re.compile("QR code to add"))

@@ -36,8 +36,14 @@ pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EditBody {
-    /// `null` clears the name.
-    name: Option<String>,
+    /// Required; `null` clears the name.
+    #[serde(default, deserialize_with = "present")]
+    name: Option<Option<String>>,
+}
+
+/// A field that must be sent but may be `null`: absent reads as `None`, `null` as `Some(None)`.
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 /// A display name: trimmed, 1 to `NAME_MAX_CHARS` characters, no control characters.
@@ -65,7 +71,10 @@ fn display_name(raw: Option<String>) -> Result<Option<String>, FieldError> {
 /// `PATCH /account` `{name}`.
 pub(crate) async fn edit(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let body: EditBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
-    let name = display_name(body.name)?;
+    let name = body
+        .name
+        .ok_or_else(|| FieldError::new("name", "is required (null clears it)"))?;
+    let name = display_name(name)?;
     let user = &call.caller.user;
     call.store
         .commit(vec![

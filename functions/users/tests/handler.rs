@@ -640,6 +640,19 @@ async fn a_user_sees_and_signs_out_their_own_sessions_only() {
         )
         .await;
     assert_eq!(status, 400);
+    // The field must be sent (null clears it): an empty body changes nothing.
+    let (status, _) = w
+        .call(
+            &ana,
+            Audience::Portal,
+            None,
+            "PATCH",
+            "/account",
+            &[],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 400);
     assert_eq!(
         w.user(&ana.id).await.unwrap().name.as_deref(),
         Some("Ana Lima")
