@@ -2,8 +2,10 @@
 // and the hooks that load data. No UI kit: each is a few lines of plain HTML with ARIA.
 import type { ComponentChildren, JSX, Ref } from 'preact';
 import { useCallback, useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError } from '../api/client';
+import { ApiError, get } from '../api/client';
+import type { MfaStatus } from '../api/types';
 import { href } from '../router';
+import { session } from '../session';
 
 export function Link(props: JSX.HTMLAttributes<HTMLAnchorElement> & { to: string }) {
   const { to, ...rest } = props;
@@ -18,7 +20,7 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
     <div class="error-box" role="alert">
       <p class="error-title">
         <span aria-hidden="true">⚠ </span>
-        {title ?? 'The request failed'}
+        {title ?? (e?.code === 'MFA_REQUIRED' ? 'Sign in again with your second factor' : 'The request failed')}
         {e && e.status ? ` (HTTP ${e.status})` : ''}
       </p>
       {e && (
@@ -32,6 +34,31 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
           <span class="label">Request id</span> <code>{e.requestId}</code> <CopyButton text={e.requestId} label="Copy request id" />
         </p>
       )}
+      {e?.code === 'MFA_REQUIRED' && <SignInAgain />}
+    </div>
+  );
+}
+
+/** 403 MFA_REQUIRED: the action needs a sign-in that passed a second factor (recently). Signed
+ * out, the console asks for the password and the code, then comes back to this page; an
+ * account without a factor is told to set one up first. */
+function SignInAgain() {
+  const [mfa, setMfa] = useState<MfaStatus | null>(null);
+  useEffect(() => {
+    get<MfaStatus>('/account/mfa').then((a) => setMfa(a.data), () => setMfa(null));
+  }, []);
+  if (mfa && !mfa.enrolled) {
+    return (
+      <p class="notice">
+        Your account has no second factor yet. Set up an authenticator app under <Link to="/account">your account</Link>, then sign out and in again with it.
+      </p>
+    );
+  }
+  return (
+    <div class="actions">
+      <button type="button" class="primary" onClick={() => void session.signOut('Sign in again, with a code from your authenticator app, to continue.')}>
+        Sign in again
+      </button>
     </div>
   );
 }

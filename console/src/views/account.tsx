@@ -19,8 +19,8 @@ export function AccountPage() {
       {enrolling && (
         <div class="notice" role="alert">
           <p>
-            <strong>Set up two-step sign-in to continue.</strong> Platform operators here must sign in with a second factor. Add an authenticator app below; the rest of the
-            console opens as soon as it is confirmed.
+            <strong>Set up two-step sign-in to continue.</strong> Platform operators here must sign in with a second factor. Add an authenticator app below, then sign in
+            again with it: the rest of the console opens then.
           </p>
         </div>
       )}
@@ -229,13 +229,12 @@ function SecondFactor() {
   const [setup, setSetup] = useState<TotpStart | null>(null);
   const [codes, setCodes] = useState<string[] | null>(null);
   const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
   const [done, setDone] = useState('');
-  const st = status.data;
   const [asking, setAsking] = useState(false);
+  const st = status.data;
+  /** Errors are the password form's to show (it stays open for another try). */
   const start = async (password: string) => {
     setBusy(true);
-    setError(null);
     setDone('');
     try {
       setSetup((await post<TotpStart>('/account/mfa/totp', { body: { password } })).data);
@@ -254,6 +253,12 @@ function SecondFactor() {
         codes={codes}
         onDone={() => {
           setCodes(null);
+          // Where operators must have a factor, this session's token predates it (403
+          // MFA_REQUIRED everywhere): a sign-in with the new app opens the console.
+          if (session.enrolmentRequired) {
+            void session.signOut('Two-step sign-in is set up. Sign in again, with a code from the app, to continue.');
+            return;
+          }
           setDone('Two-step sign-in is on.');
           void status.reload(true);
         }}
@@ -267,7 +272,6 @@ function SecondFactor() {
         onConfirmed={(c) => {
           setSetup(null);
           setCodes(c);
-          session.setEnrolmentRequired(false);
           announce('Authenticator app confirmed. Save your recovery codes.');
         }}
       />
@@ -286,7 +290,7 @@ function SecondFactor() {
           <PasswordAgain busy={busy} onCancel={() => setAsking(false)} onPassword={start} />
         ) : (
           <div class="actions">
-            <button type="button" class="primary" onClick={() => (setError(null), setAsking(true))}>
+            <button type="button" class="primary" onClick={() => setAsking(true)}>
               Set up an authenticator app
             </button>
           </div>
@@ -302,7 +306,7 @@ function SecondFactor() {
           ✓ {done}
         </p>
       )}
-      <ErrorBox error={status.error ?? error} title="Could not load or change two-step sign-in" />
+      <ErrorBox error={status.error} title="Could not load two-step sign-in" />
       {body}
     </section>
   );

@@ -3,12 +3,11 @@
 // the account (disable and enable, operator rights, second-factor reset, removal for good).
 import type { ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { del, get, post, put, ApiError } from '../api/client';
-import type { MfaStatus, Session, SessionListData, UserChange, UserDetail, UserListData, UserListItem, UserStatus } from '../api/types';
+import { del, get, post, put } from '../api/client';
+import type { Session, SessionListData, UserChange, UserDetail, UserListData, UserListItem, UserStatus } from '../api/types';
 import { USER_STATUSES } from '../api/types';
 import { Page } from '../App';
 import { navigate, setQuery, type Location } from '../router';
-import { session } from '../session';
 import { Confirm, ErrorBox, Field, Link, Pager, Status, announce, fmtAgo, fmtTime, useCursorPages, useLoad } from '../ui/kit';
 import { useWho } from '../who';
 import { SessionTable } from './sessions';
@@ -150,6 +149,10 @@ function UserRow({ u }: { u: UserListItem }) {
 // ---------------------------------------------------------------- one user
 
 type Action = 'disable' | 'enable' | 'grant' | 'revoke' | 'reset-mfa' | 'end-sessions' | 'remove';
+
+/** The actions the API asks a sign-in with a second factor in the last 10 minutes for (else
+ * 403 MFA_REQUIRED, whose error box offers a new sign-in). */
+const RECENT = 'Needs your own sign-in with a second factor in the last 10 minutes.';
 
 export function UserPage({ id }: { id: string }) {
   const who = useWho();
@@ -387,7 +390,7 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
     enable: disabled ? null : `Only a disabled account can be enabled; this one is ${u.status}.`,
     grant: u.operator ? 'This user is an operator already.' : disabled ? 'The account is disabled: enable it first.' : null,
     revoke: u.operator ? null : 'This user is not an operator.',
-    'reset-mfa': u.mfa === false ? 'No second factor is enrolled.' : null,
+    'reset-mfa': self ? 'You cannot reset your own second factor: ask another operator (renew your recovery codes under your account).' : u.mfa === false ? 'No second factor is enrolled.' : null,
     'end-sessions': null,
     remove: self ? 'You cannot remove your own account: ask another operator.' : null,
   };
@@ -455,9 +458,8 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
     </div>
   );
   const dialog = (what: Action, title: string, confirmLabel: string, body: ComponentChildren, danger = true, disabledUntil = false) => (
-    <Confirm open={open === what} title={title} confirmLabel={confirmLabel} danger={danger} busy={busy} error={what === 'grant' ? null : error} disabled={disabledUntil} onClose={() => (setOpen(null), setError(null))} onConfirm={() => void act(what)}>
+    <Confirm open={open === what} title={title} confirmLabel={confirmLabel} danger={danger} busy={busy} error={error} disabled={disabledUntil} onClose={() => (setOpen(null), setError(null))} onConfirm={() => void act(what)}>
       {body}
-      {what === 'grant' && <GrantError error={error} />}
     </Confirm>
   );
   return (
@@ -469,12 +471,14 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
         </p>
       )}
       {!open && <ErrorBox error={error} />}
-      {disabled ? row('enable', 'Enable', 'The account can sign in again (it returns to active, or invited if it never set a password).') : row('disable', 'Disable', 'Ends every session at once and blocks sign-in until enabled.', true)}
+      {disabled
+        ? row('enable', 'Enable', `The account can sign in again (it returns to active, or invited if it never set a password).${u.operator ? ` For an operator: ${RECENT.toLowerCase()}` : ''}`)
+        : row('disable', 'Disable', `Ends every session at once and blocks sign-in until enabled.${u.operator ? ` For an operator: ${RECENT.toLowerCase()}` : ''}`, true)}
       {u.operator
-        ? row('revoke', 'Revoke operator rights', 'The account keeps its tenants; its operator sessions stop working at once.', true)
-        : row('grant', 'Make operator', 'Full access to every tenant, partner and account. Needs your own sign-in with a second factor in the last 10 minutes.')}
-      {row('reset-mfa', 'Reset two-step sign-in', 'Removes their authenticator app and recovery codes (when they lost their phone); they are told by email and can set it up again.', true)}
-      {row('remove', 'Remove for good', 'Deletes the account, its memberships, partner grants and invitations. The audit log keeps its id. Cannot be undone.', true)}
+        ? row('revoke', 'Revoke operator rights', `The account keeps its tenants; its operator sessions stop working at once. ${RECENT}`, true)
+        : row('grant', 'Make operator', `Full access to every tenant, partner and account. ${RECENT}`)}
+      {row('reset-mfa', 'Reset two-step sign-in', `Removes their authenticator app and recovery codes (when they lost their phone); they are told by email and can set it up again. ${RECENT}`, true)}
+      {row('remove', 'Remove for good', `Deletes the account, its memberships, partner grants and invitations. The audit log keeps its id. Cannot be undone.${u.operator ? ` For an operator: ${RECENT.toLowerCase()}` : ''}`, true)}
       {dialog(
         'disable',
         `Disable ${u.email}?`,
@@ -525,36 +529,5 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
         typed.trim().toLowerCase() !== u.email.toLowerCase(),
       )}
     </section>
-  );
-}
-
-/** 403 MFA_REQUIRED: granting needs a fresh sign-in with a second factor; say how to get one. */
-function GrantError({ error }: { error: unknown }) {
-  const [mfa, setMfa] = useState<MfaStatus | null>(null);
-  const needsFactor = error instanceof ApiError && error.code === 'MFA_REQUIRED';
-  useEffect(() => {
-    if (needsFactor) get<MfaStatus>('/account/mfa').then((a) => setMfa(a.data), () => setMfa(null));
-  }, [needsFactor]);
-  if (!needsFactor) return <ErrorBox error={error} title="Could not make them an operator" />;
-  return (
-    <>
-      <ErrorBox error={error} title="Sign in again with your second factor" />
-      {mfa && !mfa.enrolled ? (
-        <p class="notice">
-          Your account has no second factor yet. Set up an authenticator app under <Link to="/account">your account</Link>, then sign out and in again with it.
-        </p>
-      ) : (
-        <div class="actions">
-          <button
-            type="button"
-            class="primary"
-            // Signed out, the console asks for the password (then the code) and comes back here.
-            onClick={() => void session.signOut('Sign in again, with your second factor, to grant operator rights.')}
-          >
-            Sign in again
-          </button>
-        </div>
-      )}
-    </>
   );
 }
