@@ -3096,6 +3096,8 @@ export interface components {
             /** @description The stored platform-admin flag. */
             operator: boolean;
             email_verified: boolean;
+            /** @description Whether a second factor is enrolled. */
+            mfa: boolean;
             /** @description Unix seconds. */
             last_sign_in_at: number | null;
             /** @description Unix seconds. */
