@@ -3423,7 +3423,11 @@ export interface components {
                     success: true;
                     data: components["schemas"]["User"] & {
                         memberships?: components["schemas"]["AccountMembership"][];
-                        partner_admin_of?: string[];
+                        partner_admin_of?: {
+                            partner_id: string;
+                            slug?: string | null;
+                            name?: string | null;
+                        }[];
                     };
                 };
             };

@@ -29,7 +29,7 @@ pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     )?;
     let mut v = user_view(user);
     v["memberships"] = json!(memberships);
-    v["partner_admin_of"] = json!(partners);
+    v["partner_admin_of"] = json!(crate::partner_grants(store, partners).await?);
     Ok(ApiResponse::ok(v))
 }
 

@@ -130,18 +130,7 @@ pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         async { Ok(store.invites_of(&user.id).await?) },
         async { Ok(sessions::live(store, &user).await?) },
     )?;
-    let partners: Vec<Value> = stream::iter(partners)
-        .map(|id| async move {
-            let p = store.partner_by_id(&id).await?;
-            Ok::<_, ApiError>(json!({
-                "partner_id": id,
-                "slug": p.as_ref().map(|p| p.slug.as_str().to_string()),
-                "name": p.as_ref().map(|p| p.name.clone()),
-            }))
-        })
-        .buffered(8)
-        .try_collect()
-        .await?;
+    let partners = crate::partner_grants(store, partners).await?;
     let mut v = user_view(&user);
     v["memberships"] = json!(memberships);
     v["partner_admin_of"] = json!(partners);

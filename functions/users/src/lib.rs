@@ -203,6 +203,27 @@ pub(crate) fn user_view(u: &User) -> Value {
     })
 }
 
+/// The partners a user administers, each with its slug and name (as a user's page and one's
+/// own account show them), read a few at a time.
+pub(crate) async fn partner_grants(
+    store: &dyn Store,
+    ids: Vec<shared::domain::PartnerId>,
+) -> Result<Vec<Value>, ApiError> {
+    use futures_util::stream::{self, StreamExt, TryStreamExt};
+    stream::iter(ids)
+        .map(|id| async move {
+            let p = store.partner_by_id(&id).await?;
+            Ok::<_, ApiError>(json!({
+                "partner_id": id,
+                "slug": p.as_ref().map(|p| p.slug.as_str().to_string()),
+                "name": p.as_ref().map(|p| p.name.clone()),
+            }))
+        })
+        .buffered(8)
+        .try_collect()
+        .await
+}
+
 /// Ends the session named by the path's `{session_id}`, if it is `user`'s (the same 404 for
 /// another's as for none), with its audit entry in the same transaction.
 pub(crate) async fn end_one_session(
