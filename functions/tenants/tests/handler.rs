@@ -47,19 +47,10 @@ async fn signed(
     params: &[(&str, &str)],
     body: Option<Value>,
 ) -> ProxyRequest {
-    let token = app
-        .keys
-        .issue(
-            &who.id,
-            aud,
-            who.session_epoch,
-            shared::runtime::time::now_unix(),
-        )
-        .await
-        .unwrap()
-        .token;
-    let mut req =
-        ProxyRequest::new(method, path).header("authorization", &format!("Bearer {token}"));
+    // Through the shared fixture: an operator's token comes from a sign-in that passed its
+    // second factor, as operators' tokens must.
+    let auth = shared::testing::bearer(&app.keys, who, aud).await;
+    let mut req = ProxyRequest::new(method, path).header("authorization", &auth);
     req.resource = resource.into();
     req.path_parameters = params
         .iter()
@@ -372,19 +363,9 @@ fn app_publishing(
 }
 
 async fn create_tenant(app: &tenants::App, operator: &User, slug: &str) -> (u16, Value) {
-    let token = app
-        .keys
-        .issue(
-            &operator.id,
-            Audience::Operator,
-            0,
-            shared::runtime::time::now_unix(),
-        )
-        .await
-        .unwrap()
-        .token;
+    let auth = shared::testing::bearer(&app.keys, operator, Audience::Operator).await;
     let mut req = ProxyRequest::new("POST", "/tenants")
-        .header("authorization", &format!("Bearer {token}"))
+        .header("authorization", &auth)
         .json_body(
             &json!({"slug": slug, "name": "Outbox Co", "owner_email": format!("{slug}@example.com")})
                 .to_string(),
