@@ -1,5 +1,6 @@
 // The console is served under /console/ everywhere (make dev's forwarder, CloudFront), so mailed
-// links at /reset-password and /accept-invitation reach the same build through the fallback.
+// links at /reset-password, /accept-invitation and /verify-email reach the same build through
+// the fallback.
 import { defineConfig } from 'vite';
 
 export default defineConfig({

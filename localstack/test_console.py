@@ -80,7 +80,7 @@ def op():
 
 
 def mailed_token(to, kind, after=0.0, timeout=20):
-    """The token of the newest reset or invitation link mailed to `to`."""
+    """The newest reset, invitation or address-confirmation link mailed to `to`, and its token."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for m in reversed(mail.fetch(ENDPOINT)):
@@ -508,7 +508,7 @@ class Console(unittest.TestCase):
 
     def test_12_the_cloudfront_host_sends_its_headers_and_serves_deep_links(self):
         split = urllib.parse.urlsplit(CF)
-        for path in ("/console/", "/console/tenants/acme/members", "/reset-password"):
+        for path in ("/console/", "/console/tenants/acme/members", "/reset-password", "/verify-email"):
             req = urllib.request.Request(f"http://127.0.0.1:{split.port}{path}", headers={"Host": split.netloc})
             with urllib.request.urlopen(req, timeout=10) as resp:
                 body = resp.read().decode()
@@ -903,6 +903,101 @@ class Console(unittest.TestCase):
         expect(page.locator(".ok-text", has_text="Two-step sign-in is off.")).to_be_visible()
         status, body, _ = api("POST", "/auth/login", body={"email": email, "password": password})
         self.assertIn("access_token", body["data"])
+
+    def test_20_account_email_moves_by_a_mailed_link_and_the_password_changes(self):
+        """On the CloudFront host (the mailed links' origin) a member asks to move to a new
+        address (a wrong password first, said on the field); the link mailed there opens in
+        another tab of the browser (the fragment gone at once), is confirmed, and the first tab's
+        header follows; opened again it is refused. The new address signs in, the old one no
+        longer does. Then the password: a weak new one and a wrong current one are said on their
+        fields; the right one keeps the tab signed in with new tokens, ends the other session,
+        and the old password no longer signs in."""
+        email, password = new_account("move")
+        moved, new_password = f"moved-{RUN}@example.com", f"moved-password-{RUN}-new"
+        page = self.page()
+        self.sign_in(page, email, password, base=CF)
+        page.locator(".account-link").click()
+        expect(page.get_by_role("heading", name="Your account", level=1)).to_be_visible()
+        section = page.get_by_role("region", name="Email address")
+        section.get_by_role("button", name="Change email address").click()
+        section.get_by_label("New email address").fill(moved)
+        section.get_by_label("Your current password").fill("not the password")
+        section.get_by_role("button", name="Send the confirmation link").click()
+        expect(section.get_by_role("alert")).to_contain_text("INVALID_CREDENTIALS")
+        expect(section.get_by_label("Your current password")).to_have_attribute("aria-invalid", "true")
+        expect(page.locator("header.top")).to_be_attached()  # a wrong password is not a dead session
+        self.screen(page, "account-email-wrong-password")
+        section.get_by_label("Your current password").fill(password)
+        section.get_by_role("button", name="Send the confirmation link").click()
+        sent = section.get_by_role("status").filter(has_text="A confirmation link was sent")
+        expect(sent).to_contain_text(moved)
+        expect(sent).to_contain_text("Nothing changes until it is opened")
+        self.screen(page, "account-email-sent")
+        link, _ = mailed_token(moved, "verify-email")
+        self.assertTrue(link.startswith(CF + "/verify-email#token="), link)
+        # The mail client opens the link in another tab, which shares this tab's session.
+        tab = page.context.new_page()
+        tab.goto(link)
+        expect(tab.get_by_role("heading", name="Confirm your new email address")).to_be_visible()
+        self.assertNotIn("token", tab.url, "the token is removed from the address bar")
+        self.assertEqual(tab.evaluate("location.hash"), "")
+        self.screen(tab, "verify-email")
+        tab.get_by_role("button", name="Confirm my new address").click()
+        expect(tab.get_by_role("heading", name="Email address changed")).to_be_visible()
+        done = tab.get_by_role("status").filter(has_text="Your address is now")
+        expect(done).to_contain_text(moved)
+        expect(done).to_contain_text("This browser is still signed in.")
+        self.screen(tab, "verify-email-done")
+        tab.close()
+        # The first tab was told: its header and the Account page show the new address.
+        expect(page.locator(".account-link")).to_contain_text(moved)
+        expect(section.get_by_text(f"Confirmed: you now sign in with {moved}.")).to_be_visible()
+        # The link works once.
+        again = page.context.new_page()
+        again.goto(link)
+        again.get_by_role("button", name="Confirm my new address").click()
+        expect(again.get_by_role("alert")).to_contain_text("INVALID_OR_EXPIRED_TOKEN")
+        again.close()
+        self.assertEqual(api("POST", "/auth/login", body={"email": email, "password": password})[0], 401, "the old address is gone")
+        page.get_by_role("button", name="Sign out", exact=True).click()
+        self.sign_in(page, moved, password, base=CF)
+        page.goto(CF + "/console/account")
+        # Another device signed in: a password change ends it.
+        status, body, _ = api("POST", "/auth/login", body={"email": moved, "password": password})
+        self.assertEqual(status, 200, body)
+        other = body["data"]["refresh_token"]
+        pw = page.get_by_role("region", name="Password")
+        pw.get_by_role("button", name="Change password").click()
+        expect(pw.get_by_text("12 to 128 characters")).to_be_visible()
+        pw.get_by_label("Current password").fill("not the password")
+        pw.get_by_label("New password").fill(moved)
+        pw.get_by_label("The same password again").fill(moved)
+        pw.get_by_role("button", name="Save the new password").click()
+        expect(pw.get_by_role("alert")).to_contain_text("WEAK_PASSWORD")
+        expect(pw.get_by_label("New password")).to_have_attribute("aria-invalid", "true")
+        pw.get_by_label("New password").fill(new_password)
+        pw.get_by_label("The same password again").fill(new_password)
+        pw.get_by_role("button", name="Save the new password").click()
+        expect(pw.get_by_role("alert")).to_contain_text("INVALID_CREDENTIALS")
+        expect(pw.get_by_label("Current password")).to_have_attribute("aria-invalid", "true")
+        expect(page.locator("header.top")).to_be_attached()
+        self.screen(page, "account-password-wrong")
+        held = page.evaluate("JSON.parse(sessionStorage.getItem('console.session')).refresh")
+        pw.get_by_label("Current password").fill(password)
+        pw.get_by_role("button", name="Save the new password").click()
+        expect(pw.get_by_text("Password changed.")).to_be_visible()
+        # This tab holds the answer's tokens (the list is read with them); the others are dead.
+        sessions = page.get_by_role("region", name="Where you are signed in")
+        expect(sessions.locator("tbody tr")).to_have_count(1)
+        expect(sessions.locator("tr[data-current='true']")).to_be_visible()
+        self.assertNotEqual(page.evaluate("JSON.parse(sessionStorage.getItem('console.session')).refresh"), held)
+        self.assertEqual(api("POST", "/auth/refresh", body={"refresh_token": held})[0], 401, "the tokens held before are dead")
+        self.assertEqual(api("POST", "/auth/refresh", body={"refresh_token": other})[0], 401, "the other session ended")
+        self.screen(page, "account-password-changed")
+        page.reload()  # the stored refresh token is the new one
+        expect(page.get_by_role("heading", name="Your account", level=1)).to_be_visible()
+        expect(page.locator(".account-link")).to_contain_text(moved)
+        self.assertEqual(api("POST", "/auth/login", body={"email": moved, "password": password})[0], 401, "the old password")
 
     # ------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import { session } from './session';
 import { match, navigate, onLinkClick, useLocation, type Location } from './router';
 import { ErrorBox, Link } from './ui/kit';
 import { loadWho, ReloadWhoContext, WhoContext, type Who } from './who';
-import { SignIn, ForgotPassword, TokenPassword } from './views/auth';
+import { SignIn, ForgotPassword, TokenPassword, VerifyEmail } from './views/auth';
 import { TenantList, NewTenant } from './views/tenants';
 import { TenantPage } from './views/tenant';
 import { PartnerList, NewPartner, PartnerPage } from './views/partners';
@@ -16,7 +16,7 @@ import { Platform } from './views/platform';
 import { UserList, UserPage } from './views/users';
 import { AccountPage } from './views/account';
 
-const PUBLIC = ['/sign-in', '/forgot-password', '/reset-password', '/accept-invitation'];
+const PUBLIC = ['/sign-in', '/forgot-password', '/reset-password', '/accept-invitation', '/verify-email'];
 
 export function App({ mailedToken }: { mailedToken: string | null }) {
   const loc = useLocation();
@@ -59,6 +59,7 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
 
   if (loc.path === '/reset-password') return <Bare><TokenPassword kind="reset" token={mailedToken} /></Bare>;
   if (loc.path === '/accept-invitation') return <Bare><TokenPassword kind="invitation" token={mailedToken} /></Bare>;
+  if (loc.path === '/verify-email') return <Bare><VerifyEmail token={mailedToken} /></Bare>;
   if (loc.path === '/forgot-password') return <Bare><ForgotPassword /></Bare>;
   if (!signedIn || loc.path === '/sign-in') return <Bare><SignIn /></Bare>;
 

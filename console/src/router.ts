@@ -1,12 +1,15 @@
 // A small router on the History API: the console's routes live under the build's base
-// (/console/), the two mailed-link pages at the origin's root. The query string is state
+// (/console/), the three mailed-link pages at the origin's root. The query string is state
 // (search, filters, page) so a view can be shared and reloaded.
 import { useEffect, useState } from 'preact/hooks';
 
 const BASE = import.meta.env.BASE_URL.replace(/\/$/, '');
 const listeners = new Set<() => void>();
 
-export const href = (to: string) => (to.startsWith('/reset-password') || to.startsWith('/accept-invitation') ? to : BASE + to);
+/** The pages mailed links open, at the origin's root (`/verify-email#token=...`). */
+export const MAILED_LINK_PAGES = ['/reset-password', '/accept-invitation', '/verify-email'];
+
+export const href = (to: string) => (MAILED_LINK_PAGES.some((p) => to.startsWith(p)) ? to : BASE + to);
 
 export function navigate(to: string, opts: { replace?: boolean } = {}) {
   const target = href(to);

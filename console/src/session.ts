@@ -22,6 +22,7 @@ interface Access {
 type Message =
   | { type: 'hello' }
   | { type: 'tokens'; access: Access; stored: Stored }
+  | { type: 'email'; email: string }
   | { type: 'logout'; reason: string };
 
 /** The second step of a sign-in: the challenge is bound to the audience it was issued for. */
@@ -52,6 +53,8 @@ class Session {
   private stored: Stored | null = readStored();
   private timer: ReturnType<typeof setTimeout> | undefined;
   private inflight: Promise<string | null> | null = null;
+  /** This tab holds the refresh lock for a call that ends the account's sessions (`rotate`). */
+  private rotating = false;
   private listeners = new Set<() => void>();
   private chan: BroadcastChannel | null = typeof BroadcastChannel === 'undefined' ? null : new BroadcastChannel('console.session');
   /** Why the last session ended, shown on the sign-in page. */
@@ -117,12 +120,37 @@ class Session {
     this.adopt(tokens, challenge.email);
   }
 
-  /** Tokens an account route answered for this session (after "sign out all other sessions"
-   * the account's sessions all end and this one continues as a new one): adopted, and handed to
-   * this origin's other tabs. */
-  replaceTokens(tokens: Tokens) {
-    if (!this.stored) return;
-    this.adopt(tokens, this.stored.email);
+  /** Runs an account call that ends every session of the account and answers this tab's new
+   * tokens (a password change, "sign out all other sessions": this one continues as a new
+   * session), then adopts them and hands them to this origin's other tabs. It holds the refresh
+   * lock meanwhile: no tab of this origin refreshes during the call (that refresh would present
+   * a token about to die, and its refusal would sign the tabs out; or, answered after the call,
+   * bring the ended session back into this tab). A refusal leaves the session as it was. */
+  async rotate(run: () => Promise<Tokens>): Promise<void> {
+    const go = async () => {
+      clearTimeout(this.timer);
+      this.rotating = true;
+      try {
+        // A token that a refresh would replace soon is replaced now, so none is due meanwhile.
+        if (this.access && this.access.exp - Date.now() < this.lead()) await this.refreshLocked(this.access.token);
+        const tokens = await run();
+        if (this.stored) this.adopt(tokens, this.stored.email);
+      } finally {
+        this.rotating = false;
+        this.schedule();
+      }
+    };
+    if (typeof navigator !== 'undefined' && navigator.locks) await navigator.locks.request(LOCK, go);
+    else await go();
+  }
+
+  /** The account's address changed (a confirmed link): shown in the header of every tab. */
+  emailChanged(email: string) {
+    if (!this.stored || this.stored.email === email) return;
+    this.stored = { ...this.stored, email };
+    sessionStorage.setItem(KEY, JSON.stringify(this.stored));
+    this.post({ type: 'email', email });
+    this.emit();
   }
 
   /** Called by the API client on 403 MFA_ENROLLMENT_REQUIRED (and with false once enrolled). */
@@ -150,7 +178,8 @@ class Session {
 
   private schedule() {
     clearTimeout(this.timer);
-    if (!this.access) return;
+    // During `rotate` nothing is due: it schedules once the call is answered.
+    if (!this.access || this.rotating) return;
     const due = this.access.token;
     const delay = Math.max(0, this.access.exp - Date.now() - this.lead());
     this.timer = setTimeout(() => void this.refresh(due).catch(() => undefined), delay);
@@ -170,6 +199,9 @@ class Session {
 
   /** Replaces `due` (the token that is expiring or was refused); one refresh at a time. */
   private refresh(due: string | null): Promise<string | null> {
+    // Inside `rotate` this tab holds the lock already (the call's token expired on the way, a
+    // 401): refresh under it, not behind it.
+    if (this.rotating) return this.refreshLocked(due);
     if (!this.inflight) {
       const run = () => this.refreshLocked(due);
       const locked: Promise<string | null> =
@@ -198,9 +230,10 @@ class Session {
         this.end(e.code === 'ACCOUNT_SUSPENDED' ? 'Your account is suspended.' : 'Your session ended. Sign in again.', true);
         return null;
       }
-      // A network error or 503: keep the session and try again shortly.
+      // A network error or 503: keep the session and try again shortly (after `rotate`, which
+      // schedules when it ends).
       clearTimeout(this.timer);
-      this.timer = setTimeout(() => void this.refresh(due).catch(() => undefined), 3_000);
+      if (!this.rotating) this.timer = setTimeout(() => void this.refresh(due).catch(() => undefined), 3_000);
       throw e;
     }
   }
@@ -249,6 +282,11 @@ class Session {
       sessionStorage.setItem(KEY, JSON.stringify(m.stored));
       this.schedule();
       if (changed) this.emit();
+    } else if (m.type === 'email') {
+      if (!this.stored || this.stored.email === m.email) return;
+      this.stored = { ...this.stored, email: m.email };
+      sessionStorage.setItem(KEY, JSON.stringify(this.stored));
+      this.emit();
     } else if (m.type === 'logout') {
       this.end(m.reason === 'You signed out.' ? 'You signed out in another tab.' : m.reason, false);
     }

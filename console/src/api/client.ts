@@ -10,6 +10,8 @@ export class ApiError extends Error {
     readonly code: ErrorCode | 'NETWORK_ERROR' | 'BAD_RESPONSE' | string,
     message: string,
     readonly requestId: string | null,
+    /** 429: seconds until a try may succeed (`Retry-After`), when the API said. */
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
   }
@@ -80,8 +82,9 @@ async function send(method: Method, target: string, opts: CallOptions, token: st
   }
 }
 
-/** 401s about a credential in the body (a password asked again), not about the token: the
- * session stays, nothing is refreshed, and the call is not sent twice (each try is counted). */
+/** 401s about a credential in the body (a password asked again: adding a factor, changing the
+ * password or the email), not about the token: the session stays, nothing is refreshed, and
+ * the call is not sent twice (each try is counted). */
 const BODY_CREDENTIAL_CODES: string[] = ['INVALID_CREDENTIALS'];
 
 async function refusesBodyCredential(resp: Response): Promise<boolean> {
@@ -91,6 +94,16 @@ async function refusesBodyCredential(resp: Response): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** `Retry-After` in seconds (the API exposes the header across origins); else the number its
+ * message names ("retry after 60 seconds"). */
+function retryAfterOf(resp: Response, message: string | undefined): number | null {
+  if (resp.status !== 429) return null;
+  const h = Number.parseInt(resp.headers.get('retry-after') ?? '', 10);
+  if (Number.isFinite(h) && h >= 0) return h;
+  const m = /retry after (\d+)/i.exec(message ?? '');
+  return m ? Number(m[1]) : null;
 }
 
 export async function call<T>(method: Method, path: Paths, opts: CallOptions = {}): Promise<Answer<T>> {
@@ -117,6 +130,7 @@ export async function call<T>(method: Method, path: Paths, opts: CallOptions = {
       err?.code ?? 'BAD_RESPONSE',
       err?.message ?? `The API answered ${resp.status} without the usual envelope.`,
       err?.request_id ?? rid,
+      retryAfterOf(resp, err?.message),
     );
     if (resp.status === 401 && auth && !BODY_CREDENTIAL_CODES.includes(e.code)) session.expired(e);
     // An operator without a second factor where operators must have one: only enrolling works.

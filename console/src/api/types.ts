@@ -68,6 +68,12 @@ export type TotpStart = { secret: string; otpauth_uri: string; digits: number; p
 /** `POST /account/mfa/totp/confirm` and `POST /account/mfa/recovery-codes`. */
 export type RecoveryCodes = { recovery_codes: string[] };
 export type FactorProof = S['FactorProof'];
+// A new password or a new address (`POST /account/password` answers `Tokens`).
+/** `POST /account/email` (202), the same whether or not the address has an account: the contract
+ * gives only `object`, these are the fields the API sends. */
+export type EmailChangeAnswer = { verification_sent: boolean; expires_in: number };
+/** `POST /auth/verify-email`: the contract gives only `object`, these are the fields the API sends. */
+export type EmailVerified = { email_changed: boolean; email: string };
 export const USER_STATUSES: UserStatus[] = ['active', 'invited', 'disabled'];
 
 export const STATUSES: TenantStatus[] = ['provisioning', 'active', 'suspended', 'deleted'];

@@ -291,6 +291,14 @@ export function fmtAgo(unixSeconds: number | null | undefined): string {
   return `${Math.round(s / 86400)} d ago`;
 }
 
+/** When a refused try (429) may succeed again, from its `Retry-After`: "in 40 seconds". */
+export function retryIn(e: ApiError): string {
+  const s = e.retryAfter;
+  if (s === null) return 'in a few minutes';
+  if (s < 90) return `in ${Math.max(1, s)} seconds`;
+  return `in about ${Math.round(s / 60)} minutes`;
+}
+
 export function idempotencyKey() {
   return `console-${crypto.randomUUID()}`;
 }

@@ -1,19 +1,24 @@
-// One's own account, for everyone signed in: the display name, the sessions (devices) with a
-// sign-out each, and two-step sign-in (an authenticator app, TOTP, with recovery codes shown
-// once). An operator who must enrol a factor first is sent here and told why.
+// One's own account, for everyone signed in: the display name, the email address (moved by a
+// link mailed to the new one), the password, the sessions (devices) with a sign-out each, and
+// two-step sign-in (an authenticator app, TOTP, with recovery codes shown once). An operator
+// who must enrol a factor first is sent here and told why.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, get, patch, post, ApiError } from '../api/client';
-import type { Account, MfaStatus, RecoveryCodes, Session, SessionListData, Tokens, TotpStart, User } from '../api/types';
+import type { Account, EmailChangeAnswer, MfaStatus, RecoveryCodes, Session, SessionListData, Tokens, TotpStart, User } from '../api/types';
 import { Page } from '../App';
 import { session } from '../session';
-import { Confirm, CopyButton, ErrorBox, Field, Link, announce, fieldErrors, fmtTime, useLoad } from '../ui/kit';
+import { Confirm, CopyButton, ErrorBox, Field, Link, announce, fieldErrors, fmtTime, retryIn, useLoad } from '../ui/kit';
 import { QrCode } from '../ui/qr';
 import { useWho } from '../who';
+import { PASSWORD_RULES } from './auth';
 import { SessionTable } from './sessions';
 
 export function AccountPage() {
-  const account = useLoad(() => get<Account>('/account').then((a) => a.data), []);
+  // Read again when the address changes (a link confirmed in another tab tells this one).
+  const account = useLoad(() => get<Account>('/account').then((a) => a.data), [session.email]);
   const enrolling = session.enrolmentRequired;
+  // A password change ends the other sessions: the list is read again.
+  const [sessionsRead, setSessionsRead] = useState(0);
   return (
     <Page title="Your account">
       {enrolling && (
@@ -26,6 +31,8 @@ export function AccountPage() {
       )}
       <ErrorBox error={account.error} title="Could not load your account" />
       {account.data && <Profile account={account.data} onSaved={() => void account.reload(true)} />}
+      {account.data && !enrolling && <EmailAddress current={account.data.email} />}
+      {!enrolling && <Password onChanged={() => setSessionsRead((n) => n + 1)} />}
       <SecondFactor />
       {enrolling ? (
         <section aria-labelledby="sessions-h">
@@ -33,7 +40,7 @@ export function AccountPage() {
           <p class="muted">Your sessions are listed once two-step sign-in is set up.</p>
         </section>
       ) : (
-        <Sessions />
+        <Sessions key={sessionsRead} />
       )}
     </Page>
   );
@@ -123,6 +130,234 @@ function Profile({ account, onSaved }: { account: Account; onSaved: () => void }
   );
 }
 
+// ---------------------------------------------------------------- email address
+
+/** A wrong password (401 INVALID_CREDENTIALS, the session kept) or its field's INVALID_FIELD. */
+function passwordError(e: unknown, field: string): string | null {
+  if (!(e instanceof ApiError)) return null;
+  if (e.code === 'INVALID_CREDENTIALS') return 'That is not your current password.';
+  return fieldErrors(e, [field]).byField[field] ?? null;
+}
+
+const tooMany = (e: unknown, what: string) => (e instanceof ApiError && e.status === 429 ? `${what}: try again ${retryIn(e)}` : undefined);
+
+/** The address moves only when the link mailed to the new one is opened. The answer is the
+ * same whether or not the new address already has an account (that owner is told instead, and
+ * no link exists), so nothing here says which. */
+function EmailAddress({ current }: { current: string }) {
+  const [open, setOpen] = useState(false);
+  const [to, setTo] = useState('');
+  const [password, setPassword] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [sent, setSent] = useState<{ to: string; hours: number } | null>(null);
+  const first = useRef<HTMLInputElement>(null);
+  const passwordInput = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (open) first.current?.focus();
+  }, [open]);
+  const same = to.trim() !== '' && to.trim().toLowerCase() === current.toLowerCase();
+  const apiAddress = fieldErrors(error, ['new_email']).byField.new_email;
+  const addressError = same ? 'That is your address already.' : apiAddress ? `This address ${apiAddress.replace(/^email /, '')}.` : null;
+  const wrongPassword = passwordError(error, 'password');
+  const confirmed = sent !== null && sent.to.toLowerCase() === current.toLowerCase();
+  return (
+    <section aria-labelledby="email-h">
+      <h2 id="email-h">Email address</h2>
+      <p>
+        You sign in with <strong class="wrap">{current}</strong>. Mail about your account goes there.
+      </p>
+      {sent && !confirmed && (
+        <div class="notice" role="status">
+          <p>
+            <strong>A confirmation link was sent to {sent.to}.</strong> Nothing changes until it is opened: you keep signing in with {current} until then. The link works
+            once, for {sent.hours} hours; changing your password meanwhile cancels it. A notice about the request went to {current}.
+          </p>
+        </div>
+      )}
+      {confirmed && (
+        <p role="status" class="ok-text">
+          ✓ Confirmed: you now sign in with {current}.
+        </p>
+      )}
+      {open ? (
+        <form
+          class="stack"
+          noValidate
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (same || !to.trim() || !password) return;
+            setBusy(true);
+            setError(null);
+            try {
+              const a = await post<EmailChangeAnswer>('/account/email', { body: { new_email: to.trim(), password } });
+              setSent({ to: to.trim(), hours: Math.round(a.data.expires_in / 3600) });
+              setOpen(false);
+              setTo('');
+              setPassword('');
+              announce(`A confirmation link was sent to ${to.trim()}.`);
+            } catch (err) {
+              setError(err);
+              if (err instanceof ApiError && err.code === 'INVALID_CREDENTIALS') {
+                setPassword('');
+                passwordInput.current?.focus();
+              }
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
+          <Field label="New email address" hint="A link is mailed there; the change happens when it is opened." error={addressError}>
+            {(a) => (
+              <input {...a} ref={first} type="email" name="new-email" autoComplete="email" maxLength={254} required value={to} onInput={(e) => setTo(e.currentTarget.value)} />
+            )}
+          </Field>
+          <Field label="Your current password" error={wrongPassword}>
+            {(a) => (
+              <input {...a} ref={passwordInput} type="password" name="current-password" autoComplete="current-password" required value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+            )}
+          </Field>
+          {error !== null && !addressError && !wrongPassword && <ErrorBox error={error} title={tooMany(error, 'Too many tries') ?? 'Could not ask for the change'} />}
+          {wrongPassword && error instanceof ApiError && <RefusalNote error={error} />}
+          <div class="actions">
+            <button type="submit" class="primary" disabled={busy || same || !to.trim() || !password}>
+              {busy ? 'Sending…' : 'Send the confirmation link'}
+            </button>
+            <button type="button" onClick={() => (setOpen(false), setError(null), setPassword(''))}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      ) : (
+        <div class="actions">
+          <button type="button" onClick={() => (setOpen(true), setError(null))}>
+            Change email address
+          </button>
+        </div>
+      )}
+    </section>
+  );
+}
+
+/** The code and request id of a refusal shown on its field. */
+function RefusalNote({ error }: { error: ApiError }) {
+  return (
+    <p class="code-note" role="alert">
+      Not accepted. <span class="label">Code</span> <code>{error.code}</code>
+      {error.requestId && (
+        <>
+          {' '}
+          <span class="label">Request id</span> <code>{error.requestId}</code>
+        </>
+      )}
+    </p>
+  );
+}
+
+// ---------------------------------------------------------------- password
+
+/** A new password ends every other session of the account; this tab continues with the tokens
+ * the API answers (as "sign out all other sessions" does). */
+function Password({ onChanged }: { onChanged: () => void }) {
+  const [open, setOpen] = useState(false);
+  const [current, setCurrent] = useState('');
+  const [next, setNext] = useState('');
+  const [again, setAgain] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState(false);
+  const first = useRef<HTMLInputElement>(null);
+  useEffect(() => {
+    if (open) first.current?.focus();
+  }, [open]);
+  const mismatch = again !== '' && again !== next;
+  const wrongCurrent = passwordError(error, 'current_password');
+  const weak =
+    error instanceof ApiError && error.code === 'WEAK_PASSWORD' ? error.message : (fieldErrors(error, ['new_password']).byField.new_password ?? null);
+  const close = () => {
+    setOpen(false);
+    setError(null);
+    setCurrent('');
+    setNext('');
+    setAgain('');
+  };
+  return (
+    <section aria-labelledby="password-h">
+      <h2 id="password-h">Password</h2>
+      {done && (
+        <p role="status" class="ok-text">
+          ✓ Password changed. Every other session was signed out; this tab stays signed in.
+        </p>
+      )}
+      {open ? (
+        <form
+          class="stack"
+          noValidate
+          onSubmit={async (e) => {
+            e.preventDefault();
+            if (mismatch || !current || !next || !again) return;
+            setBusy(true);
+            setError(null);
+            setDone(false);
+            try {
+              await session.rotate(async () => (await post<Tokens>('/account/password', { body: { current_password: current, new_password: next } })).data);
+              close();
+              setDone(true);
+              announce('Password changed. Every other session was signed out.');
+              onChanged();
+            } catch (err) {
+              setError(err);
+              if (err instanceof ApiError && err.code === 'INVALID_CREDENTIALS') {
+                setCurrent('');
+                first.current?.focus();
+              }
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
+          <Field label="Current password" error={wrongCurrent}>
+            {(a) => <input {...a} ref={first} type="password" name="current-password" autoComplete="current-password" required value={current} onInput={(e) => setCurrent(e.currentTarget.value)} />}
+          </Field>
+          <Field
+            label="New password"
+            hint={
+              <>
+                Rules: <span>{PASSWORD_RULES.join('; ')}.</span>
+              </>
+            }
+            error={weak}
+          >
+            {(a) => (
+              <input {...a} type="password" name="new-password" autoComplete="new-password" required minLength={12} maxLength={128} value={next} onInput={(e) => setNext(e.currentTarget.value)} />
+            )}
+          </Field>
+          <Field label="The same password again" error={mismatch ? 'The two passwords differ.' : null}>
+            {(a) => <input {...a} type="password" name="confirm-password" autoComplete="new-password" required value={again} onInput={(e) => setAgain(e.currentTarget.value)} />}
+          </Field>
+          <p class="hint">Every other session of your account ends (other browsers and devices sign in again with the new password); this tab stays signed in.</p>
+          {error !== null && !wrongCurrent && !weak && <ErrorBox error={error} title={tooMany(error, 'Too many wrong passwords') ?? 'Could not change the password'} />}
+          {(wrongCurrent || weak) && error instanceof ApiError && <RefusalNote error={error} />}
+          <div class="actions">
+            <button type="submit" class="primary" disabled={busy || mismatch || !current || !next || !again}>
+              {busy ? 'Saving…' : 'Save the new password'}
+            </button>
+            <button type="button" onClick={close}>
+              Cancel
+            </button>
+          </div>
+        </form>
+      ) : (
+        <div class="actions">
+          <button type="button" onClick={() => (setOpen(true), setDone(false))}>
+            Change password
+          </button>
+        </div>
+      )}
+    </section>
+  );
+}
+
 // ---------------------------------------------------------------- sessions
 
 function Sessions() {
@@ -198,8 +433,7 @@ function Sessions() {
             // Every session of the account ends (its epoch moves) and this one continues as a
             // new session: its tokens are the answer.
             const n = others.length;
-            const a = await del<Tokens>('/account/sessions');
-            session.replaceTokens(a.data);
+            await session.rotate(async () => (await del<Tokens>('/account/sessions')).data);
             setConfirm(false);
             setDone(`${n} other session${n === 1 ? '' : 's'} signed out.`);
             announce(`${n} other sessions signed out.`);

@@ -1,9 +1,10 @@
-// Signing in (with its second step for an account with a second factor), asking for a reset link, and setting a password from a mailed link.
+// Signing in (with its second step for an account with a second factor), asking for a reset link, setting a password from a mailed link, and confirming a new address from one.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { post, ApiError } from '../api/client';
+import { get, post, ApiError } from '../api/client';
+import type { EmailVerified, Me } from '../api/types';
 import { Page } from '../App';
 import { session, type MfaChallenge } from '../session';
-import { ErrorBox, Field, Link, idempotencyKey } from '../ui/kit';
+import { ErrorBox, Field, Link, idempotencyKey, retryIn } from '../ui/kit';
 
 export function SignIn() {
   const [email, setEmail] = useState('');
@@ -228,7 +229,8 @@ export function ForgotPassword() {
   );
 }
 
-const RULES = ['12 to 128 characters', 'not a common password', 'not your email address'];
+/** The password policy, as the API applies it (400 WEAK_PASSWORD otherwise). */
+export const PASSWORD_RULES = ['12 to 128 characters', 'not a common password', 'not your email address'];
 
 /** Reset password and accept invitation: the token came in the fragment (already removed from the address bar). */
 export function TokenPassword({ kind, token }: { kind: 'reset' | 'invitation'; token: string | null }) {
@@ -290,7 +292,7 @@ export function TokenPassword({ kind, token }: { kind: 'reset' | 'invitation'; t
           label={kind === 'reset' ? 'New password' : 'Password'}
           hint={
             <>
-              Rules: <span>{RULES.join('; ')}.</span>
+              Rules: <span>{PASSWORD_RULES.join('; ')}.</span>
             </>
           }
           error={weak}
@@ -314,6 +316,97 @@ export function TokenPassword({ kind, token }: { kind: 'reset' | 'invitation'; t
           </button>
         </div>
       </form>
+    </Page>
+  );
+}
+
+/** The link mailed to a new address (`/verify-email#token=...`; the token already removed from
+ * the address bar): a button moves the account onto it. A session this browser holds keeps
+ * working; the header then shows the new address (read from `/auth/me`). */
+export function VerifyEmail({ token }: { token: string | null }) {
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [done, setDone] = useState<{ email: string; signedInHere: boolean } | null>(null);
+  const code = error instanceof ApiError ? error.code : null;
+  const final = code === 'INVALID_OR_EXPIRED_TOKEN' || code === 'EMAIL_TAKEN';
+  if (!token) {
+    return (
+      <Page title="Confirm your new email address">
+        <p role="alert" class="notice">
+          This page needs the link from your email. Open the link exactly as it was mailed to your new address.
+        </p>
+        <p>
+          <Link to="/account">Your account</Link>
+        </p>
+      </Page>
+    );
+  }
+  if (done) {
+    return (
+      <Page title="Email address changed">
+        <p role="status" class="notice">
+          Your address is now <strong class="wrap">{done.email}</strong>. Sign in with it from now on; your password is unchanged.
+          {done.signedInHere && ' This browser is still signed in.'}
+        </p>
+        <p>{done.signedInHere ? <Link to="/account">Your account</Link> : <Link to="/sign-in">Sign in</Link>}</p>
+      </Page>
+    );
+  }
+  return (
+    <Page title="Confirm your new email address">
+      <p>Confirming moves your account onto the address this link was mailed to: you sign in with it from then on, and mail about your account goes there.</p>
+      {!final && (
+        <div class="actions">
+          <button
+            type="button"
+            class="primary"
+            disabled={busy}
+            onClick={async () => {
+              setBusy(true);
+              setError(null);
+              try {
+                const changed = (await post<EmailVerified>('/auth/verify-email', { auth: false, body: { token } })).data;
+                let signedInHere = false;
+                if (session.signedIn) {
+                  // The session this browser holds (perhaps another account's) names its address anew.
+                  try {
+                    const me = (await get<Me>('/auth/me')).data;
+                    session.emailChanged(me.user.email);
+                    signedInHere = me.user.email === changed.email;
+                  } catch {
+                    // The change stands; the header catches up at the next sign-in.
+                  }
+                }
+                setDone({ email: changed.email, signedInHere });
+              } catch (err) {
+                setError(err);
+              } finally {
+                setBusy(false);
+              }
+            }}
+          >
+            {busy ? 'Confirming…' : 'Confirm my new address'}
+          </button>
+        </div>
+      )}
+      <ErrorBox
+        error={error}
+        title={
+          code === 'INVALID_OR_EXPIRED_TOKEN'
+            ? 'This link is no longer valid (used, expired, or cancelled by a password change)'
+            : code === 'EMAIL_TAKEN'
+              ? 'That address belongs to another account now'
+              : error instanceof ApiError && error.status === 429
+                ? `Too many tries from this network: try again ${retryIn(error)}`
+                : 'Could not confirm the address'
+        }
+      />
+      {final && (
+        <p>
+          Your address has not changed. To move it, ask again under <Link to="/account">your account</Link>
+          {code === 'EMAIL_TAKEN' ? ', with another address' : ''}.
+        </p>
+      )}
     </Page>
   );
 }

@@ -148,7 +148,7 @@ async fn invite(app: &App, email: Email, force: bool) -> Result<Value, Failure> 
                 changes.push(first_claim());
             }
             if let Err(e) = store.commit(changes).await {
-                return Ok(commit_refused(e)?);
+                return commit_refused(e);
             }
             if u.status == UserStatus::Invited {
                 send(app, &u, now).await?;
@@ -175,7 +175,7 @@ async fn invite(app: &App, email: Email, force: bool) -> Result<Value, Failure> 
         changes.push(first_claim());
     }
     if let Err(e) = store.commit(changes).await {
-        return Ok(commit_refused(e)?);
+        return commit_refused(e);
     }
     send(app, &user, now).await?;
     Ok(done(

@@ -58,6 +58,7 @@ impl World {
     }
 
     /// `method resource` (its `{name}`s filled from `params`) as `who` in `session`.
+    #[allow(clippy::too_many_arguments)]
     async fn call(
         &self,
         who: &User,
@@ -72,6 +73,7 @@ impl World {
         for (name, value) in params {
             path = path.replace(&format!("{{{name}}}"), value);
         }
+        let mfa_at = *self.mfa_at.lock().unwrap();
         let token = self
             .app
             .keys
@@ -82,7 +84,7 @@ impl World {
                 shared::runtime::time::now_unix(),
                 &TokenContext {
                     session_id: session.map(str::to_string),
-                    mfa_at: *self.mfa_at.lock().unwrap(),
+                    mfa_at,
                 },
             )
             .await
