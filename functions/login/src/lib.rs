@@ -25,7 +25,7 @@ use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::caller::{
-    account_suspended, account_suspended_error, authenticate, current_user,
+    account_suspended, account_suspended_error, authenticate, current_user, factor_gate, Admit,
 };
 use shared::access::crypto::DataKey;
 use shared::access::factors::{self, FactorError, Proof};
@@ -531,6 +531,7 @@ async fn end_other_sessions(
     let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let store = app.store.as_ref();
     let user = current_user(store, &principal).await?;
+    factor_gate(&principal, &user, Admit::Enrolled)?;
     store
         .commit(vec![
             Change::UpdateUser {
@@ -589,6 +590,7 @@ async fn change_password(
     let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let store = app.store.as_ref();
     let user = current_user(store, &principal).await?;
+    factor_gate(&principal, &user, Admit::Enrolled)?;
     let body: PasswordBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     for (field, value) in [
         ("current_password", &body.current_password),

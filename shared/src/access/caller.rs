@@ -156,6 +156,28 @@ pub fn enrollment_required() -> ApiError {
     )
 }
 
+/// Where operators must have a second factor: an operator token of an account without one,
+/// or from a sign-in that did not pass it, is admitted only by enrolment routes.
+pub fn factor_gate(principal: &Principal, user: &User, admit: Admit) -> Result<(), ApiError> {
+    if admit == Admit::Enrolled
+        && principal.audience == Audience::Operator
+        && operator_factor_required()
+    {
+        if !user.mfa {
+            return Err(enrollment_required());
+        }
+        // Enrolled, but this token's sign-in did not pass the factor (it predates the
+        // enrolment): it stays an enrolment token.
+        if principal.mfa_at.is_none() {
+            return Err(ApiError::refused(
+                ErrorCode::MfaRequired,
+                "sign in again with your second factor",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Which signed-in callers a route admits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admit {
@@ -185,22 +207,7 @@ pub async fn signed_in_as<S: UserStore + TenantStore + ?Sized>(
 ) -> Result<Caller, ApiError> {
     let principal = authenticate(keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(store, &principal).await?;
-    if admit == Admit::Enrolled
-        && principal.audience == Audience::Operator
-        && operator_factor_required()
-    {
-        if !user.mfa {
-            return Err(enrollment_required());
-        }
-        // Enrolled, but this token's sign-in did not pass the factor (it predates the
-        // enrolment): it stays an enrolment token.
-        if principal.mfa_at.is_none() {
-            return Err(ApiError::refused(
-                ErrorCode::MfaRequired,
-                "sign in again with your second factor",
-            ));
-        }
-    }
+    factor_gate(&principal, &user, admit)?;
     let operator = principal.audience == Audience::Operator && user.platform_admin;
     let summary = summary(store, &user).await?;
     if !operator && summary.as_ref().is_some_and(|s| s.suspended) {
