@@ -338,6 +338,9 @@ async fn main() {
             .expect("tenant stored");
     let mut operator = local_harness::new_user("bench-operator", &hash);
     operator.platform_admin = true;
+    // Operators must have a second factor (the template's default): this one has, and its
+    // token comes from a sign-in that passed it.
+    operator.mfa = true;
     store.create_user(&operator).await.expect("operator stored");
 
     let secrets = shared::secretsmanager::Client::new(&sdk);
@@ -356,8 +359,13 @@ async fn main() {
     let token = |who: &User, audience: Audience| {
         let keys = &keys;
         let id = who.id.clone();
+        let now = shared::runtime::time::now_unix();
+        let context = shared::access::jwt::TokenContext {
+            session_id: None,
+            mfa_at: who.mfa.then_some(now),
+        };
         async move {
-            keys.issue(&id, audience, 0, shared::runtime::time::now_unix())
+            keys.issue_in(&id, audience, 0, now, &context)
                 .await
                 .unwrap()
                 .token
