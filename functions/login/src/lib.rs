@@ -407,13 +407,6 @@ fn invalid_mfa_token() -> ApiError {
     )
 }
 
-fn invalid_mfa_code() -> ApiError {
-    ApiError::refused(
-        ErrorCode::InvalidMfaCode,
-        "the code is not valid (or was used already)",
-    )
-}
-
 /// `POST /auth/mfa`: the second step of a sign-in. The code is counted before it is checked
 /// (five failures per account in 15 minutes), and the challenge is spent in the same
 /// transaction as the code (a TOTP step, or a recovery code), so neither can serve twice.
@@ -450,7 +443,7 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
             tracing::error!(cause = %shared::runtime::logging::chain(&e), "failed second factor not audited");
         }
         tracing::info!(user_id = %user_id, why, "second factor failed");
-        invalid_mfa_code()
+        factors::wrong_code()
     };
     let spend = match factors::check(store, &app.factor_key, &challenge.user_id, &proof, now).await
     {

@@ -16,7 +16,7 @@
 use crate::{user_audit, user_not_found, Call};
 use serde::Deserialize;
 use serde_json::json;
-use shared::access::factors::{self, FactorError, Proof};
+use shared::access::factors::{self, wrong_code, FactorError, Proof};
 use shared::access::ratelimit::{self, Decision};
 use shared::access::totp::{self, RecoveryCodes, TotpSecret};
 use shared::domain::UserId;
@@ -26,13 +26,6 @@ use shared::{ApiError, ApiResponse, ErrorCode};
 
 /// What the authenticator app shows as the account's issuer.
 pub const ISSUER: &str = "SaaS control plane";
-
-fn wrong_code() -> ApiError {
-    ApiError::refused(
-        ErrorCode::InvalidMfaCode,
-        "the code is not valid (or was used already)",
-    )
-}
 
 fn factor_failure(e: FactorError) -> ApiError {
     match e {

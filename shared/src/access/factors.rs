@@ -37,6 +37,15 @@ pub fn limits(user: &UserId) -> [(RatePolicy, &str); 2] {
     ]
 }
 
+/// The answer to a code that did not verify (wrong, malformed, of a step used already, or an
+/// unknown recovery code): one answer for all, wherever a code is given.
+pub fn wrong_code() -> crate::http::error::ApiError {
+    crate::http::error::ApiError::refused(
+        crate::http::error::ErrorCode::InvalidMfaCode,
+        "the code is not valid (or was used already)",
+    )
+}
+
 /// What a TOTP secret's seal is bound to.
 fn owner(user: &UserId) -> Vec<u8> {
     format!("user|{user}|totp").into_bytes()
