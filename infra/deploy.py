@@ -300,6 +300,7 @@ def shell_env(names):
         "JWT_PUBLIC_KEYS_SECRET_ID": names["public_keys_secret"],
         "DATA_KEY_SECRET_ID": names["data_key_secret"],
         "CURSOR_KEY_SECRET_ID": names["cursor_key_secret"],
+        "FACTOR_KEY_SECRET_ID": names["factor_key_secret"],
         "EVENT_BUS_NAME": names["event_bus"],
         "STATE_MACHINE_ARN": names["state_machine"],
     }

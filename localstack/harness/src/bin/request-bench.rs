@@ -376,6 +376,7 @@ async fn main() {
 
     let bin = |name: &str| -> PathBuf { Path::new(&bin_dir).join(name) };
     let slug = tenant.slug.to_string();
+    let owner_id = owner.id.to_string();
     let fresh_slug = fresh.slug.to_string();
     let fresh_id = fresh.id.to_string();
 
@@ -503,6 +504,19 @@ async fn main() {
             event: Box::new(|_| {
                 event(bearer(
                     routed("GET", "/partners/{partner}", &[("partner", &partner_slug)]),
+                    &operator_access,
+                ))
+            }),
+        },
+        Subject {
+            // An operator's page of one user: the user, memberships, grants, invitations and
+            // live sessions.
+            name: "users",
+            binary: bin("users"),
+            answer: Answer::Http,
+            event: Box::new(|_| {
+                event(bearer(
+                    routed("GET", "/users/{user_id}", &[("user_id", &owner_id)]),
                     &operator_access,
                 ))
             }),
