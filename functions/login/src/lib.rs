@@ -35,7 +35,7 @@ use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
 use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
 use shared::runtime::time::now_unix;
-use shared::store::changes::{AuditEntry, AuditTarget, Change, CommitError, Refusal};
+use shared::store::changes::{AuditEntry, Change, CommitError, Refusal};
 use shared::store::MfaChallenge;
 use shared::store::{RotateOutcome, Session, Store, StoreError};
 use shared::ErrorCode;
@@ -341,19 +341,8 @@ fn sign_in_audit(
     action: &str,
     details: serde_json::Value,
 ) -> AuditEntry {
-    let mut details = details;
-    if let Some(map) = details.as_object_mut() {
-        map.insert("user_id".into(), json!(user));
-        map.insert("client_ip".into(), json!(ctx.client_ip));
-    }
-    AuditEntry::new(
-        AuditTarget::Platform,
-        user.cloned().unwrap_or_else(shared::domain::UserId::system),
-        action,
-        details,
-        shared::runtime::time::now_ms(),
-        &ctx.request_id,
-    )
+    let actor = user.cloned().unwrap_or_else(shared::domain::UserId::system);
+    ctx.account_audit(actor, user, action, details)
 }
 
 /// A right password for an account with a second factor: a single-use token, valid five
@@ -644,13 +633,11 @@ async fn change_password(
                 user: user.id.clone(),
                 hash: new_hash.clone(),
             },
-            Change::Audit(shared::store::changes::AuditEntry::new(
-                shared::store::changes::AuditTarget::Platform,
-                user.id.clone(),
+            Change::Audit(sign_in_audit(
+                ctx,
+                Some(&user.id),
                 "account.password_changed",
-                json!({"user_id": user.id, "client_ip": ctx.client_ip}),
-                shared::runtime::time::now_ms(),
-                &ctx.request_id,
+                json!({}),
             )),
         ])
         .await
@@ -830,13 +817,11 @@ async fn refresh(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRe
             }
             return Err(invalid_refresh());
         }
-        let entry = AuditEntry::new(
-            AuditTarget::Platform,
-            session.user_id.clone(),
+        let entry = sign_in_audit(
+            ctx,
+            Some(&session.user_id),
             "auth.refresh_reused",
-            json!({"user_id": session.user_id, "session_id": session_id, "client_ip": ctx.client_ip}),
-            shared::runtime::time::now_ms(),
-            &ctx.request_id,
+            json!({ "session_id": session_id }),
         );
         let (revoked, audited) = tokio::join!(
             app.store.revoke_session(&session_id),

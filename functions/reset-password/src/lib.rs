@@ -22,7 +22,7 @@ use shared::mail::links::link_target;
 use shared::mail::{self, Mailer};
 use shared::runtime::config::LinkConfig;
 use shared::runtime::time::now_unix;
-use shared::store::changes::{AuditEntry, AuditTarget, Change, Refusal};
+use shared::store::changes::{Change, Refusal};
 use shared::store::{Store, TokenPurpose};
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -129,13 +129,11 @@ async fn verify_email(
                 session_epoch: change.session_epoch,
                 password_hash: user.password_hash.clone(),
             },
-            Change::Audit(AuditEntry::new(
-                AuditTarget::Platform,
+            Change::Audit(ctx.account_audit(
                 user.id.clone(),
+                Some(&user.id),
                 "account.email_changed",
-                json!({"user_id": user.id, "client_ip": ctx.client_ip}),
-                shared::runtime::time::now_ms(),
-                &ctx.request_id,
+                json!({}),
             )),
         ])
         .await
@@ -240,16 +238,14 @@ async fn consume(
             &user.email,
             &new_hash,
             now,
-            &AuditEntry::new(
-                AuditTarget::Platform,
+            &ctx.account_audit(
                 user.id.clone(),
+                Some(&user.id),
                 match purpose {
                     TokenPurpose::Reset => "account.password_reset",
                     TokenPurpose::Invitation => "account.invitation_accepted",
                 },
-                json!({"user_id": user.id, "client_ip": ctx.client_ip}),
-                shared::runtime::time::now_ms(),
-                &ctx.request_id,
+                json!({}),
             ),
         )
         .await?

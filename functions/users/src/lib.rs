@@ -34,7 +34,7 @@ use shared::domain::User;
 use shared::http::request::{matched, RequestContext};
 use shared::mail::Mailer;
 use shared::runtime::config::LinkConfig;
-use shared::store::changes::{AuditEntry, AuditTarget};
+use shared::store::changes::AuditEntry;
 use shared::store::Store;
 use shared::{ApiError, ApiResponse, ErrorCode};
 use std::sync::Arc;
@@ -172,12 +172,8 @@ pub(crate) fn user_audit(
     user: &shared::domain::UserId,
     details: Value,
 ) -> AuditEntry {
-    let mut details = details;
-    if let Some(map) = details.as_object_mut() {
-        map.insert("user_id".into(), json!(user));
-        map.insert("client_ip".into(), json!(call.ctx.client_ip));
-    }
-    call.entry(AuditTarget::Platform, action, details)
+    call.ctx
+        .account_audit(call.caller.user.id.clone(), Some(user), action, details)
 }
 
 pub(crate) fn user_not_found() -> ApiError {

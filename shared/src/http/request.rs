@@ -27,6 +27,31 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
+    /// An audit entry (scope `platform`) about an account: `actor` did `action` to `account`
+    /// (`None`: an email no account has), with the account's id and the client's address added
+    /// to `details` and this request's id. Never a password, a code or an email.
+    pub fn account_audit(
+        &self,
+        actor: crate::domain::UserId,
+        account: Option<&crate::domain::UserId>,
+        action: &str,
+        details: serde_json::Value,
+    ) -> crate::store::changes::AuditEntry {
+        let mut details = details;
+        if let Some(map) = details.as_object_mut() {
+            map.insert("user_id".into(), serde_json::json!(account));
+            map.insert("client_ip".into(), serde_json::json!(self.client_ip));
+        }
+        crate::store::changes::AuditEntry::new(
+            crate::store::changes::AuditTarget::Platform,
+            actor,
+            action,
+            details,
+            crate::runtime::time::now_ms(),
+            &self.request_id,
+        )
+    }
+
     pub fn from_request(req: &Request) -> Self {
         let gateway = match req.request_context_ref() {
             Some(LambdaRequestContext::ApiGatewayV1(ctx)) => Some(ctx),
