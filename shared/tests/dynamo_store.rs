@@ -30,7 +30,7 @@ fn user() -> User {
         email_verified: false,
         last_sign_in_at: None,
         name: None,
-        mfa: false,
+        factors: Default::default(),
         created_at: 1_700_000_000,
     }
 }

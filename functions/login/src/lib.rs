@@ -1,7 +1,9 @@
 //! Sign-in. Routes:
 //! - `POST /auth/login` `{email,password,audience?}` -> access + refresh tokens, or, for an
 //!   account with a second factor, a short-lived single-use `mfa_token` instead
-//! - `POST /auth/mfa` `{mfa_token, code | recovery_code}` -> the tokens, once the factor checks
+//! - `POST /auth/mfa/passkey` `{mfa_token}` -> the options of a passkey assertion for that sign-in
+//! - `POST /auth/mfa` `{mfa_token, code | recovery_code | passkey}` -> the tokens, once the factor
+//!   checks
 //! - `POST /auth/refresh` `{refresh_token}` -> rotated tokens; a reused token revokes its session
 //! - `POST /auth/logout` `{refresh_token}` -> revokes the session
 //! - `GET /auth/me` -> the caller and their memberships
@@ -30,6 +32,7 @@ use shared::access::caller::{
 use shared::access::crypto::DataKey;
 use shared::access::factors::{self, FactorError, Proof};
 use shared::access::jwt::{TokenContext, TokenKeys};
+use shared::access::passkeys::{self, RelyingParty};
 use shared::access::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
@@ -66,6 +69,9 @@ pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
     window_secs: 900,
 };
 
+/// A second step's body: a passkey assertion is a few kilobytes at most.
+const PASSKEY_BODY_LIMIT: usize = 32 * 1024;
+
 /// How long a sign-in's second-factor token lives.
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 
@@ -80,12 +86,16 @@ pub struct App {
     /// A refresh token presented again within this many seconds of its rotation is a
     /// concurrent refresh (two tabs), not a theft.
     pub reuse_grace_secs: i64,
+    /// Passkeys' relying party (the console's origin); `None` where that origin is an IP
+    /// address (passkeys unavailable).
+    pub relying_party: Option<RelyingParty>,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum Route {
     Login,
     Mfa,
+    MfaPasskey,
     Refresh,
     Logout,
     Me,
@@ -100,6 +110,7 @@ enum Route {
 const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/auth/login", Route::Login),
     ("POST", "/auth/mfa", Route::Mfa),
+    ("POST", "/auth/mfa/passkey", Route::MfaPasskey),
     ("POST", "/auth/refresh", Route::Refresh),
     ("POST", "/auth/logout", Route::Logout),
     ("GET", "/auth/me", Route::Me),
@@ -124,6 +135,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     match matched(&req, ROUTES)? {
         Route::Login => login(app, &ctx, &req).await,
         Route::Mfa => mfa(app, &ctx, &req).await,
+        Route::MfaPasskey => mfa_passkey(app, &req).await,
         Route::Refresh => refresh(app, &ctx, &req).await,
         Route::Logout => logout(app, &req).await,
         Route::Me => me(app, &req).await,
@@ -311,7 +323,7 @@ async fn login(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResp
         tracing::warn!(user_id = %user.id, "sign-in refused: every tenant of the account is suspended");
         return Err(account_suspended_error());
     }
-    if user.mfa {
+    if user.mfa() {
         // The password was right: not a guess, so not counted. The tokens wait for the factor.
         ratelimit::refund(app.store.as_ref(), &reservation).await?;
         return second_factor_challenge(app, ctx, req, &user, audience, now).await;
@@ -366,6 +378,7 @@ async fn second_factor_challenge(
             session_epoch: user.session_epoch,
             client_ip: Some(ctx.client_ip.clone()).filter(|ip| !ip.is_empty()),
             user_agent: shared::http::request::user_agent(req),
+            passkey_state: None,
         })])
         .await
         .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
@@ -374,9 +387,22 @@ async fn second_factor_challenge(
         "mfa_required": true,
         "mfa_token": token.plaintext,
         "expires_in": MFA_CHALLENGE_TTL_SECS,
-        "methods": ["totp", "recovery_code"],
+        "methods": methods(user.factors),
         "audience": audience.as_str(),
     })))
+}
+
+/// The second factors a challenge may be answered with, for an account holding `factors`.
+fn methods(factors: shared::domain::Factors) -> Vec<&'static str> {
+    let mut out = Vec::with_capacity(3);
+    if factors.totp {
+        out.push("totp");
+    }
+    if factors.passkeys > 0 {
+        out.push("passkey");
+    }
+    out.push("recovery_code");
+    out
 }
 
 #[derive(Deserialize)]
@@ -387,6 +413,114 @@ struct MfaBody {
     code: Option<String>,
     #[serde(default)]
     recovery_code: Option<String>,
+    /// A passkey assertion (`AuthenticationResponseJSON`) for the options
+    /// `POST /auth/mfa/passkey` gave.
+    #[serde(default)]
+    passkey: Option<Box<serde_json::value::RawValue>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasskeyOptionsBody {
+    mfa_token: String,
+}
+
+/// `POST /auth/mfa/passkey` `{mfa_token}`: the options of a passkey assertion for this
+/// sign-in (its server state kept on the challenge; asking again replaces it). Nothing is
+/// counted: only the answer, at `POST /auth/mfa`, is a guess.
+async fn mfa_passkey(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
+    let body: PasskeyOptionsBody = json_body(req, DEFAULT_BODY_LIMIT)?;
+    let hash = opaque::hash_presented(&body.mfa_token).ok_or_else(invalid_mfa_token)?;
+    let store = app.store.as_ref();
+    let challenge = store
+        .mfa_challenge(&hash)
+        .await?
+        .ok_or_else(invalid_mfa_token)?;
+    let no_passkey = || {
+        ApiError::refused(
+            ErrorCode::InvalidState,
+            "this account has no passkey here: use your authenticator app or a recovery code",
+        )
+    };
+    let rp = app.relying_party.as_ref().ok_or_else(no_passkey)?;
+    let passkeys = store.passkeys(&challenge.user_id).await?;
+    if passkeys.is_empty() {
+        return Err(no_passkey());
+    }
+    let started = passkeys::start_assertion(rp, &passkeys).map_err(ApiError::internal)?;
+    store
+        .commit(vec![Change::ChallengePasskey {
+            hash,
+            state: started.state,
+            now: now_unix(),
+        }])
+        .await
+        .map_err(|e| e.answer(|_| invalid_mfa_token()))?;
+    Ok(ApiResponse::ok(json!({ "options": started.options })))
+}
+
+/// What a second step presents: a code, or a passkey assertion.
+enum Presented {
+    Code(Proof),
+    Passkey(Box<serde_json::value::RawValue>),
+}
+
+impl MfaBody {
+    fn presented(self) -> Option<Presented> {
+        match (
+            self.passkey,
+            Proof::from_fields(self.code, self.recovery_code),
+        ) {
+            (Some(p), None) => Some(Presented::Passkey(p)),
+            (None, Some(proof)) => Some(Presented::Code(proof)),
+            _ => None,
+        }
+    }
+}
+
+/// Checks a passkey assertion for `challenge`: the change that records the passkey's use
+/// (conditioned on its counter as read), or `FactorError::Wrong` for any response that does not
+/// verify (the reason is logged).
+async fn check_passkey(
+    app: &App,
+    challenge: &MfaChallenge,
+    response: &serde_json::value::RawValue,
+    now: i64,
+) -> Result<Change, FactorError> {
+    let (Some(rp), Some(state)) = (
+        app.relying_party.as_ref(),
+        challenge.passkey_state.as_deref(),
+    ) else {
+        return Err(FactorError::Missing);
+    };
+    let all = app
+        .store
+        .passkeys(&challenge.user_id)
+        .await
+        .map_err(FactorError::Store)?;
+    match passkeys::finish_assertion(
+        rp,
+        &challenge.user_id,
+        state,
+        response.get().as_bytes(),
+        &all,
+    ) {
+        Ok(used) => Ok(Change::UsePasskey {
+            user: challenge.user_id.clone(),
+            id: used.id,
+            before: used.before,
+            after: used.after,
+            at: now,
+        }),
+        Err(passkeys::PasskeyError::Refused(why)) => {
+            tracing::info!(why, "passkey assertion refused");
+            Err(FactorError::Wrong)
+        }
+        Err(e) => {
+            tracing::error!(cause = %e, "a stored passkey does not decode");
+            Err(FactorError::Sealed)
+        }
+    }
 }
 
 fn invalid_mfa_token() -> ApiError {
@@ -400,10 +534,11 @@ fn invalid_mfa_token() -> ApiError {
 /// (five failures per account in 15 minutes), and the challenge is spent in the same
 /// transaction as the code (a TOTP step, or a recovery code), so neither can serve twice.
 async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
-    let body: MfaBody = json_body(req, DEFAULT_BODY_LIMIT)?;
-    let proof = Proof::from_fields(body.code, body.recovery_code)
-        .ok_or_else(|| ApiError::invalid_request("give either code (6 digits) or recovery_code"))?;
+    let body: MfaBody = json_body(req, PASSKEY_BODY_LIMIT)?;
     let hash = opaque::hash_presented(&body.mfa_token).ok_or_else(invalid_mfa_token)?;
+    let presented = body.presented().ok_or_else(|| {
+        ApiError::invalid_request("give one of code (6 digits), recovery_code or passkey")
+    })?;
     let store = app.store.as_ref();
     let now = now_unix();
     let challenge = store
@@ -434,8 +569,13 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
         tracing::info!(user_id = %user_id, why, "second factor failed");
         factors::wrong_code()
     };
-    let spend = match factors::check(store, &app.factor_key, &challenge.user_id, &proof, now).await
-    {
+    let checked = match &presented {
+        Presented::Code(proof) => {
+            factors::check(store, &app.factor_key, &challenge.user_id, proof, now).await
+        }
+        Presented::Passkey(response) => check_passkey(app, &challenge, response, now).await,
+    };
+    let spend = match checked {
         Ok(change) => change,
         Err(FactorError::Wrong | FactorError::Missing) => return Err(failed("wrong code").await),
         Err(FactorError::Sealed) => return Err(ApiError::internal(FactorError::Sealed)),

@@ -15,6 +15,9 @@ async fn main() -> Result<(), lambda_http::Error> {
         mailer: s.mailer()?,
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,
+        relying_party: shared::access::passkeys::RelyingParty::from_origin(
+            s.links()?.platform_origin.as_str(),
+        ),
     };
     s.serve(app, login::handle).await
 }

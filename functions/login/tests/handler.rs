@@ -23,6 +23,7 @@ fn app(store: Arc<MemoryStore>) -> login::App {
         refresh_ttl_secs: 3600,
         // No grace: a second use is reuse at once (the grace window has tests of its own).
         reuse_grace_secs: 0,
+        relying_party: shared::access::passkeys::RelyingParty::from_origin(PASSKEY_ORIGIN),
     }
 }
 
@@ -65,7 +66,13 @@ async fn enroll(
                 user: user.id.clone(),
                 before: user.account(),
                 edit: UserEdit {
-                    mfa: Some(true),
+                    factors: Some((
+                        user.factors,
+                        shared::domain::Factors {
+                            totp: true,
+                            passkeys: 0,
+                        },
+                    )),
                     ..UserEdit::default()
                 },
             },
@@ -87,7 +94,7 @@ async fn user(store: &MemoryStore, admin: bool, status: UserStatus) -> User {
         email_verified: false,
         last_sign_in_at: None,
         name: None,
-        mfa: false,
+        factors: Default::default(),
         created_at: 1,
     };
     store.create_user(&user).await.unwrap();
@@ -867,4 +874,188 @@ async fn sign_ins_and_failures_are_audited_by_account_never_with_the_password() 
         assert!(!e.details.contains("wrong password") && !e.details.contains(PASSWORD));
         assert!(e.details.contains("client_ip"), "{}", e.details);
     }
+}
+
+const PASSKEY_ORIGIN: &str = "https://console.example.com";
+
+/// Registers a software passkey for `user` through the store (as the users function does).
+async fn enroll_passkey(
+    store: &MemoryStore,
+    user: &User,
+) -> shared::testing::authenticator::SoftPasskey {
+    use shared::access::passkeys;
+    use shared::store::changes::{Change, UserEdit};
+    use shared::store::CommitStore;
+    let rp = passkeys::RelyingParty::from_origin(PASSKEY_ORIGIN).unwrap();
+    let started =
+        passkeys::start_registration(&rp, &user.id, user.email.as_str(), None, &[]).unwrap();
+    let (soft, response) =
+        shared::testing::authenticator::SoftPasskey::register(&started.options, PASSKEY_ORIGIN);
+    let new = passkeys::finish_registration(
+        &rp,
+        &user.id,
+        &started.state,
+        &serde_json::to_vec(&response).unwrap(),
+    )
+    .unwrap();
+    let now = shared::runtime::time::now_unix();
+    store
+        .commit(vec![Change::PutPendingPasskey {
+            user: user.id.clone(),
+            pending: shared::store::PendingPasskey {
+                state: started.state.clone(),
+                expires_at: now + 60,
+            },
+        }])
+        .await
+        .unwrap();
+    store
+        .commit(vec![
+            Change::AddPasskey {
+                user: user.id.clone(),
+                passkey: shared::store::Passkey {
+                    id: new.id,
+                    name: "laptop".into(),
+                    public_key: new.public_key,
+                    state: new.state,
+                    transports: new.transports,
+                    created_at: now,
+                    last_used_at: None,
+                },
+                pending_state: started.state,
+                now,
+            },
+            Change::UpdateUser {
+                user: user.id.clone(),
+                before: user.account(),
+                edit: UserEdit {
+                    factors: Some((
+                        user.factors,
+                        shared::domain::Factors {
+                            passkeys: 1,
+                            ..user.factors
+                        },
+                    )),
+                    ..UserEdit::default()
+                },
+            },
+        ])
+        .await
+        .unwrap();
+    soft
+}
+
+#[tokio::test]
+async fn a_passkey_answers_the_second_step_once_and_only_from_the_console() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let u = user(&store, false, UserStatus::Active).await;
+    let mut soft = enroll_passkey(&store, &u).await;
+    let (status, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["methods"], json!(["passkey", "recovery_code"]));
+    let token = body["data"]["mfa_token"].as_str().unwrap().to_string();
+    // Without asking for options first, a passkey answer has no ceremony to match: refused.
+    let (status, body, _) = call(
+        &app,
+        post(
+            "/auth/mfa",
+            json!({"mfa_token": token, "passkey": {"id": "x"}}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    let options = |token: String| post("/auth/mfa/passkey", json!({"mfa_token": token}));
+    let (status, body, _) = call(&app, options(token.clone())).await;
+    assert_eq!(status, 200, "{body}");
+    let opts = body["data"]["options"].clone();
+    assert_eq!(opts["rpId"], "console.example.com");
+    assert_eq!(opts["allowCredentials"][0]["id"], soft.id());
+    // An answer made for another origin (a phishing page) is refused and counted.
+    let phished = soft.assert(&opts, "https://console.example.com.evil.test");
+    let (status, body, _) = call(
+        &app,
+        post("/auth/mfa", json!({"mfa_token": token, "passkey": phished})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    // The console's answer signs in, with the factor's time in the token.
+    let answer = soft.assert(&opts, PASSKEY_ORIGIN);
+    let (status, body, _) = call(
+        &app,
+        post("/auth/mfa", json!({"mfa_token": token, "passkey": answer})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(claims(body["data"]["access_token"].as_str().unwrap())["mfa_at"].is_i64());
+    // The same answer again: the challenge is spent.
+    let (status, body, _) = call(
+        &app,
+        post("/auth/mfa", json!({"mfa_token": token, "passkey": answer})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("INVALID_MFA_TOKEN"))
+    );
+    // Replayed into a new sign-in (its challenge differs): refused.
+    let (_, again) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    let again = again["data"]["mfa_token"].as_str().unwrap().to_string();
+    let (status, _, _) = call(&app, options(again.clone())).await;
+    assert_eq!(status, 200);
+    let (status, body, _) = call(
+        &app,
+        post("/auth/mfa", json!({"mfa_token": again, "passkey": answer})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    // The stored counter moved with the use that succeeded.
+    let stored = store.passkeys(&u.id).await.unwrap();
+    assert!(stored[0].last_used_at.is_some());
+    // Two fields at once: a 400, nothing checked.
+    let (status, _, _) = call(
+        &app,
+        post(
+            "/auth/mfa",
+            json!({"mfa_token": again, "passkey": answer, "code": "123456"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn passkey_options_need_a_live_challenge_and_a_passkey() {
+    let store = Arc::new(MemoryStore::new());
+    let app = app(store.clone());
+    let (status, body, _) = call(
+        &app,
+        post("/auth/mfa/passkey", json!({"mfa_token": "not-a-token"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("INVALID_MFA_TOKEN"))
+    );
+    // An account with an authenticator app only: no passkey options.
+    let u = user(&store, false, UserStatus::Active).await;
+    enroll(&store, &u).await;
+    let (_, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(body["data"]["methods"], json!(["totp", "recovery_code"]));
+    let token = body["data"]["mfa_token"].as_str().unwrap();
+    let (status, body, _) =
+        call(&app, post("/auth/mfa/passkey", json!({"mfa_token": token}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("INVALID_STATE"))
+    );
 }

@@ -353,12 +353,13 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         )?;
     }
     let store = call.store;
-    let (memberships, partners, invites) = tokio::try_join!(
+    let (memberships, partners, invites, passkeys) = tokio::try_join!(
         store.memberships_up_to(&user.id, HELD_READ + 1),
         store.partners_of(&user.id, HELD_READ + 1),
         store.invites_of(&user.id),
+        store.passkeys(&user.id),
     )?;
-    let held = memberships.len() + partners.len() + invites.len();
+    let held = memberships.len() + partners.len() + invites.len() + passkeys.len();
     let owned: Vec<_> = memberships
         .iter()
         .filter(|m| m.role == Role::Owner)
@@ -372,7 +373,8 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .filter(|t| t.status != TenantStatus::Deleted)
         .map(|t| t.id)
         .collect();
-    if held + live_owned.len() + 5 > MAX_CHANGES
+    // Items, not changes: the factors (two), the user and its claim, the operator count, the audit.
+    if held + live_owned.len() + 7 > MAX_CHANGES
         || memberships.len() > HELD_READ
         || partners.len() > HELD_READ
     {
@@ -404,9 +406,12 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             tenant: i.tenant_id.clone(),
         });
     }
-    // Their second factor (the sealed secret) and recovery codes go too.
+    // Their second factors (the sealed secret, the passkeys) and recovery codes go too.
     changes.push(Change::RemoveFactors {
         user: user.id.clone(),
+        totp: true,
+        recovery: true,
+        passkeys: passkeys.into_iter().map(|p| p.id).collect(),
     });
     changes.push(Change::DeleteUser {
         user: user.id.clone(),

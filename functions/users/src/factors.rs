@@ -19,7 +19,7 @@ use serde_json::json;
 use shared::access::factors::{self, wrong_code, FactorError, Proof};
 use shared::access::ratelimit::{self, Decision};
 use shared::access::totp::{self, RecoveryCodes, TotpSecret};
-use shared::domain::UserId;
+use shared::domain::{Factors, User, UserId};
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{Change, Refusal, UserEdit};
 use shared::{ApiError, ApiResponse, ErrorCode};
@@ -47,18 +47,21 @@ fn spent(reasons: &[Refusal]) -> ApiError {
 /// `GET /account/mfa`.
 pub(crate) async fn status(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = &call.caller.user;
-    let (totp, left) = tokio::try_join!(
+    let (totp, left, passkeys) = tokio::try_join!(
         call.store.totp_factor(&user.id),
-        call.store.recovery_codes_left(&user.id)
+        call.store.recovery_codes_left(&user.id),
+        call.store.passkeys(&user.id),
     )?;
     Ok(ApiResponse::ok(json!({
-        "enrolled": user.mfa,
+        "enrolled": user.mfa(),
         "totp": {
             "confirmed": totp.as_ref().is_some_and(|t| t.confirmed),
             "pending": totp.as_ref().is_some_and(|t| !t.confirmed),
             "created_at": totp.as_ref().map(|t| t.created_at),
         },
         "recovery_codes_left": left,
+        "passkeys": passkeys.iter().map(crate::passkeys::view).collect::<Vec<_>>(),
+        "passkeys_available": crate::passkeys::relying_party(call).is_some(),
         "required": user.platform_admin,
     })))
 }
@@ -180,77 +183,135 @@ pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         factors::open(&call.app.factor_key, &user.id, &pending.sealed).map_err(factor_failure)?;
     let now = shared::runtime::time::now_unix();
     let step = totp::verify(&secret, &code, now, None).ok_or_else(wrong_code)?;
+    let mut changes = vec![
+        Change::ConfirmTotp {
+            user: user.id.clone(),
+            sealed: pending.sealed.clone(),
+            step,
+        },
+        Change::UpdateUser {
+            user: user.id.clone(),
+            before: user.account(),
+            edit: UserEdit {
+                factors: Some((
+                    user.factors,
+                    Factors {
+                        totp: true,
+                        ..user.factors
+                    },
+                )),
+                ..UserEdit::default()
+            },
+        },
+        Change::Audit(user_audit(
+            call,
+            "mfa.enrolled",
+            &user.id,
+            json!({"factor": "totp"}),
+        )),
+    ];
+    let (codes, first) = first_factor_codes(user, &mut changes);
+    call.store
+        .commit(changes)
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    tracing::info!(user_id = %user.id, first, "authenticator app enrolled");
+    let mut answer = json!({"enrolled": true});
+    if let Some(codes) = codes {
+        answer["recovery_codes"] = json!(codes);
+    }
+    Ok(ApiResponse::ok(answer))
+}
+
+/// The account's first factor comes with ten recovery codes (added to `changes`); a later one
+/// keeps the codes the account has. The codes to show once, and whether this was the first.
+pub(crate) fn first_factor_codes(
+    user: &User,
+    changes: &mut Vec<Change>,
+) -> (Option<Vec<String>>, bool) {
+    if user.mfa() {
+        return (None, false);
+    }
     let (codes, hashes) = RecoveryCodes::generate();
+    changes.push(Change::PutRecoveryCodes {
+        user: user.id.clone(),
+        hashes,
+    });
+    (Some(codes), true)
+}
+
+/// The refusal of a change that would leave an operator without a factor.
+pub(crate) fn last_factor() -> ApiError {
+    ApiError::refused(
+        ErrorCode::LastFactor,
+        "operators keep a second factor: add another one first, or ask an operator to reset yours",
+    )
+}
+
+/// `DELETE /account/mfa/totp` `{code | recovery_code}`.
+pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    let user = &call.caller.user;
+    let after = Factors {
+        totp: false,
+        ..user.factors
+    };
+    if user.platform_admin && !after.any() {
+        return Err(last_factor());
+    }
+    let proof = proof(call)?;
+    // The code is spent by its own commit first (a factor about to go is still proved), then
+    // the factor goes with its audit entry (conditioned on the factors read: a passkey removed
+    // meanwhile refuses it, so an operator always keeps one).
+    spend_counted(call, &proof, Vec::new()).await?;
     call.store
         .commit(vec![
-            Change::ConfirmTotp {
+            Change::RemoveFactors {
                 user: user.id.clone(),
-                sealed: pending.sealed.clone(),
-                step,
-            },
-            Change::PutRecoveryCodes {
-                user: user.id.clone(),
-                hashes,
+                totp: true,
+                recovery: !after.any(),
+                passkeys: Vec::new(),
             },
             Change::UpdateUser {
                 user: user.id.clone(),
                 before: user.account(),
                 edit: UserEdit {
-                    mfa: Some(true),
+                    factors: Some((user.factors, after)),
                     ..UserEdit::default()
                 },
             },
             Change::Audit(user_audit(
                 call,
-                "mfa.enrolled",
+                "mfa.removed",
                 &user.id,
                 json!({"factor": "totp"}),
             )),
         ])
         .await
         .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
-    tracing::info!(user_id = %user.id, "authenticator app enrolled");
-    Ok(ApiResponse::ok(json!({
-        "enrolled": true,
-        "recovery_codes": codes,
-    })))
+    Ok(ApiResponse::ok(json!({"enrolled": after.any()})))
 }
 
-/// `DELETE /account/mfa/totp` `{code | recovery_code}`.
-pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
-    let user = &call.caller.user;
-    if user.platform_admin {
-        return Err(ApiError::refused(
-            ErrorCode::LastFactor,
-            "operators keep a second factor: an operator may reset it for you",
-        ));
-    }
-    let proof = proof(call)?;
-    // The code is spent by its own commit first (a factor about to go is still proved), then
-    // the factor goes with its audit entry.
-    spend_counted(call, &proof, Vec::new()).await?;
-    remove_factors(call, &user.id, user.account(), "mfa.removed").await?;
-    Ok(ApiResponse::ok(json!({"enrolled": false})))
-}
-
-async fn remove_factors(
-    call: &Call<'_>,
-    user: &UserId,
-    before: shared::domain::Account,
-    action: &str,
-) -> Result<(), ApiError> {
+/// Every factor of `user` goes: the authenticator app, the recovery codes and the passkeys
+/// (those read; one added meanwhile moves the count and refuses the commit).
+async fn remove_all_factors(call: &Call<'_>, user: &User, action: &str) -> Result<(), ApiError> {
+    let passkeys = call.store.passkeys(&user.id).await?;
     call.store
         .commit(vec![
-            Change::RemoveFactors { user: user.clone() },
+            Change::RemoveFactors {
+                user: user.id.clone(),
+                totp: true,
+                recovery: true,
+                passkeys: passkeys.into_iter().map(|p| p.id).collect(),
+            },
             Change::UpdateUser {
-                user: user.clone(),
-                before,
+                user: user.id.clone(),
+                before: user.account(),
                 edit: UserEdit {
-                    mfa: Some(false),
+                    factors: Some((user.factors, Factors::default())),
                     ..UserEdit::default()
                 },
             },
-            Change::Audit(user_audit(call, action, user, json!({"factor": "totp"}))),
+            Change::Audit(user_audit(call, action, &user.id, json!({"factor": "all"}))),
         ])
         .await
         .map_err(|e| e.answer(|_| ApiError::concurrent_update()))
@@ -308,7 +369,7 @@ pub(crate) async fn reset(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         call,
         "resetting a second factor needs a sign-in with your own second factor in the last 10 minutes",
     )?;
-    remove_factors(call, &user.id, user.account(), "mfa.reset").await?;
+    remove_all_factors(call, &user, "mfa.reset").await?;
     tracing::info!(user_id = %user.id, by = %call.caller.user.id, "second factors reset by an operator");
     match shared::mail::factors_reset(&user.email) {
         Ok(message) => {

@@ -12,6 +12,7 @@
 //! | `DELETE /users/{user_id}` (for good) | `directory` | operator (never oneself, never a tenant's last owner) |
 //! | `GET`/`PATCH /account`, `POST /account/email`, `DELETE /account/sessions/{session_id}` | `account` | every signed-in user (`GET`/`DELETE /account/sessions`, the list and "all others", are login's: ending the others gives the caller fresh tokens) |
 //! | `GET /account/mfa`, `POST`/`DELETE /account/mfa/totp`, `POST /account/mfa/totp/confirm`, `POST /account/mfa/recovery-codes` | `factors` | every signed-in user (an operator without a factor: only `GET /account`, `GET /account/mfa` and enrolling) |
+//! | `POST /account/mfa/passkeys/options`, `POST /account/mfa/passkeys`, `PATCH`/`DELETE /account/mfa/passkeys/{passkey_id}` | `passkeys` | every signed-in user (the same: enrolling is open to an operator without a factor) |
 //!
 //! And one direct invocation (`first_operator`), an IAM-only action no route reaches: the first
 //! operator's invitation, which `make deploy` and `make dev` run once the stack is up.
@@ -23,6 +24,7 @@ mod account;
 mod directory;
 mod factors;
 pub mod first_operator;
+mod passkeys;
 
 use lambda_http::{Body, Request, Response};
 use serde_json::{json, Value};
@@ -69,6 +71,10 @@ enum Route {
     ConfirmTotp,
     RemoveTotp,
     NewRecoveryCodes,
+    StartPasskey,
+    AddPasskey,
+    RenamePasskey,
+    RemovePasskey,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
@@ -103,6 +109,18 @@ const ROUTES: &[(&str, &str, Route)] = &[
         "/account/mfa/recovery-codes",
         Route::NewRecoveryCodes,
     ),
+    ("POST", "/account/mfa/passkeys/options", Route::StartPasskey),
+    ("POST", "/account/mfa/passkeys", Route::AddPasskey),
+    (
+        "PATCH",
+        "/account/mfa/passkeys/{passkey_id}",
+        Route::RenamePasskey,
+    ),
+    (
+        "DELETE",
+        "/account/mfa/passkeys/{passkey_id}",
+        Route::RemovePasskey,
+    ),
 ];
 
 /// This function's routes (see `shared::http::request::route_list`).
@@ -126,9 +144,12 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     let route = matched(&req, ROUTES)?;
     // An operator without a second factor may read their account and enroll one, nothing else.
     let admit = match route {
-        Route::Account | Route::MfaStatus | Route::StartTotp | Route::ConfirmTotp => {
-            Admit::Enrolling
-        }
+        Route::Account
+        | Route::MfaStatus
+        | Route::StartTotp
+        | Route::ConfirmTotp
+        | Route::StartPasskey
+        | Route::AddPasskey => Admit::Enrolling,
         _ => Admit::Enrolled,
     };
     let call = Call::signed_in_as(app, &app.keys, app.store.as_ref(), &ctx, &req, admit).await?;
@@ -142,6 +163,10 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::ConfirmTotp => factors::confirm(&call).await,
         Route::RemoveTotp => factors::remove(&call).await,
         Route::NewRecoveryCodes => factors::new_recovery_codes(&call).await,
+        Route::StartPasskey => passkeys::start(&call).await,
+        Route::AddPasskey => passkeys::finish(&call).await,
+        Route::RenamePasskey => passkeys::rename(&call).await,
+        Route::RemovePasskey => passkeys::remove(&call).await,
         operators_only => {
             gate::operator(&call.caller)?;
             match operators_only {
@@ -193,7 +218,7 @@ pub(crate) fn user_view(u: &User) -> Value {
         "status": u.status,
         "operator": u.platform_admin,
         "email_verified": u.email_verified,
-        "mfa": u.mfa,
+        "mfa": u.mfa(),
         "last_sign_in_at": u.last_sign_in_at,
         "created_at": u.created_at,
     })

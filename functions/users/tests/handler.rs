@@ -691,7 +691,7 @@ async fn an_operator_token_without_a_factor_can_only_enroll() {
             user: op.id.clone(),
             before: op.account(),
             edit: shared::store::changes::UserEdit {
-                mfa: Some(false),
+                factors: Some((op.factors, Default::default())),
                 ..Default::default()
             },
         }])
@@ -713,4 +713,351 @@ async fn an_operator_token_without_a_factor_can_only_enroll() {
     );
     *w.mfa_at.lock().unwrap() = Some(shared::runtime::time::now_unix());
     assert_eq!(w.op(&enrolled, "GET", "/users", &[]).await.0, 200);
+}
+
+const CONSOLE: &str = "https://console.example.com";
+
+impl World {
+    /// `method path` as `who` (portal audience, no session), the path given whole.
+    async fn me(
+        &self,
+        who: &User,
+        method: &str,
+        resource: &str,
+        params: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let aud = if who.platform_admin {
+            Audience::Operator
+        } else {
+            Audience::Portal
+        };
+        self.call(who, aud, None, method, resource, params, body)
+            .await
+    }
+
+    /// Registers a software passkey for `who` through the routes: its credential and the answer.
+    async fn add_passkey(
+        &self,
+        who: &User,
+        name: &str,
+    ) -> (shared::testing::authenticator::SoftPasskey, u16, Value) {
+        let (status, started) = self
+            .me(
+                who,
+                "POST",
+                "/account/mfa/passkeys/options",
+                &[],
+                Some(json!({"password": testing::PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 200, "{started}");
+        let (soft, credential) = shared::testing::authenticator::SoftPasskey::register(
+            &started["data"]["options"],
+            CONSOLE,
+        );
+        let (status, body) = self
+            .me(
+                who,
+                "POST",
+                "/account/mfa/passkeys",
+                &[],
+                Some(json!({"name": name, "credential": credential})),
+            )
+            .await;
+        (soft, status, body)
+    }
+}
+
+#[tokio::test]
+async fn passkeys_are_registered_listed_renamed_and_removed() {
+    let w = world();
+    let ana = testing::user(w.store.as_ref(), false).await;
+    // The password is asked again before a registration starts, and counted.
+    let (status, body) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/passkeys/options",
+            &[],
+            Some(json!({"password": "not hers at all"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (401, json!("INVALID_CREDENTIALS"))
+    );
+    // A response made for another origin does not register, and spends nothing.
+    let (_, started) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/passkeys/options",
+            &[],
+            Some(json!({"password": testing::PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        started["data"]["options"]["rp"]["id"],
+        "console.example.com"
+    );
+    let (_, phished) = shared::testing::authenticator::SoftPasskey::register(
+        &started["data"]["options"],
+        "https://console.example.com.evil.test",
+    );
+    let (status, body) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/passkeys",
+            &[],
+            Some(json!({"name": "x", "credential": phished})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    assert!(w.store.passkeys(&ana.id).await.unwrap().is_empty());
+    // The first passkey: her first factor, so ten recovery codes, shown once.
+    let (soft, status, body) = w.add_passkey(&ana, "  Laptop ").await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["data"]["passkey"]["name"], "Laptop");
+    assert_eq!(body["data"]["recovery_codes"].as_array().unwrap().len(), 10);
+    let id = body["data"]["passkey"]["id"].as_str().unwrap().to_string();
+    assert_eq!(id, soft.id());
+    // The same registration answered twice: the pending one is spent.
+    let (_, status2, body2) = {
+        let (status, started) = (200, started);
+        assert_eq!(status, 200);
+        let (s, c) = shared::testing::authenticator::SoftPasskey::register(
+            &started["data"]["options"],
+            CONSOLE,
+        );
+        let (st, b) = w
+            .me(
+                &ana,
+                "POST",
+                "/account/mfa/passkeys",
+                &[],
+                Some(json!({"name": "again", "credential": c})),
+            )
+            .await;
+        (s, st, b)
+    };
+    assert_eq!(
+        (status2, body2["error"]["code"].clone()),
+        (409, json!("INVALID_STATE"))
+    );
+    // A second passkey: no new codes (the account has a factor).
+    let (_, status, body) = w.add_passkey(&ana, "Phone").await;
+    assert_eq!(status, 201, "{body}");
+    assert!(body["data"].get("recovery_codes").is_none());
+    let (status, mfa) = w.me(&ana, "GET", "/account/mfa", &[], None).await;
+    assert_eq!(status, 200);
+    assert_eq!(mfa["data"]["enrolled"], true);
+    assert_eq!(mfa["data"]["passkeys_available"], true);
+    let names: Vec<_> = mfa["data"]["passkeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("Laptop"), json!("Phone")]);
+    assert!(
+        mfa.to_string().find("public_key").is_none(),
+        "no key material shown"
+    );
+    // Renamed; a blank name is refused and changes nothing.
+    let (status, body) = w
+        .me(
+            &ana,
+            "PATCH",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            Some(json!({"name": "Work laptop"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["passkey"]["name"].clone()),
+        (200, json!("Work laptop"))
+    );
+    let (status, _) = w
+        .me(
+            &ana,
+            "PATCH",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            Some(json!({"name": "  "})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    // Another user cannot touch it (the same 404 as an unknown one).
+    let bob = testing::user(w.store.as_ref(), false).await;
+    let (status, body) = w
+        .me(
+            &bob,
+            "PATCH",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            Some(json!({"name": "mine"})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (404, json!("PASSKEY_NOT_FOUND"))
+    );
+    // Removing one needs a recent second factor.
+    *w.mfa_at.lock().unwrap() = Some(shared::runtime::time::now_unix() - 3600);
+    let (status, body) = w
+        .me(
+            &ana,
+            "DELETE",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("MFA_REQUIRED"))
+    );
+    *w.mfa_at.lock().unwrap() = Some(shared::runtime::time::now_unix());
+    let (status, body) = w
+        .me(
+            &ana,
+            "DELETE",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["data"]["enrolled"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    let left = w.store.passkeys(&ana.id).await.unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(
+        w.store
+            .user_by_id(&ana.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .factors
+            .passkeys,
+        1
+    );
+    // Audited: enrolments and the removal, by id, never the key.
+    let actions: Vec<String> = w
+        .store
+        .audit_entries("platform", 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.actor == ana.id)
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| *a == "mfa.enrolled").count(),
+        2,
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"mfa.removed".to_string()));
+    // The removal took the one named.
+    assert_eq!(left[0].name, "Phone");
+    assert_ne!(left[0].id, soft.id());
+}
+
+#[tokio::test]
+async fn an_operator_keeps_one_factor_and_a_reset_takes_the_passkeys() {
+    let w = world();
+    let op = testing::user(w.store.as_ref(), true).await;
+    let other = testing::user(w.store.as_ref(), true).await;
+    // The operator has an authenticator app (as testing::user gives) and adds a passkey.
+    let (_, status, body) = w.add_passkey(&op, "Key").await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["data"]["passkey"]["id"].as_str().unwrap().to_string();
+    // With a passkey left, the app may go ... (proved by a code: none here, so the route
+    // refuses the proof, not the rule) and the passkey may not be the last one.
+    let op_now = w.store.user_by_id(&op.id).await.unwrap().unwrap();
+    w.store
+        .commit(vec![shared::store::changes::Change::UpdateUser {
+            user: op.id.clone(),
+            before: op_now.account(),
+            edit: shared::store::changes::UserEdit {
+                factors: Some((
+                    op_now.factors,
+                    shared::domain::Factors {
+                        totp: false,
+                        ..op_now.factors
+                    },
+                )),
+                ..Default::default()
+            },
+        }])
+        .await
+        .unwrap();
+    let (status, body) = w
+        .me(
+            &op,
+            "DELETE",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("LAST_FACTOR"))
+    );
+    assert_eq!(w.store.passkeys(&op.id).await.unwrap().len(), 1);
+    // Another operator resets the factors: the passkeys go too, and the count with them.
+    let (status, body) = w
+        .op(
+            &other,
+            "DELETE",
+            "/users/{user_id}/mfa",
+            &[("user_id", op.id.as_str())],
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(w.store.passkeys(&op.id).await.unwrap().is_empty());
+    let after = w.store.user_by_id(&op.id).await.unwrap().unwrap();
+    assert_eq!(after.factors, shared::domain::Factors::default());
+    assert!(!after.mfa());
+}
+
+#[tokio::test]
+async fn an_account_holds_at_most_ten_passkeys() {
+    let w = world();
+    let ana = testing::user(w.store.as_ref(), false).await;
+    for i in 0..10 {
+        let (_, status, body) = w.add_passkey(&ana, &format!("key {i}")).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/passkeys/options",
+            &[],
+            Some(json!({"password": testing::PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (409, json!("PASSKEY_LIMIT"))
+    );
+    assert_eq!(
+        w.store
+            .user_by_id(&ana.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .factors
+            .passkeys,
+        10
+    );
 }

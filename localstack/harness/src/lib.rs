@@ -71,7 +71,7 @@ pub fn new_user(prefix: &str, password_hash: &str) -> User {
         email_verified: false,
         last_sign_in_at: None,
         name: None,
-        mfa: false,
+        factors: Default::default(),
         created_at: shared::runtime::time::now_unix(),
     }
 }

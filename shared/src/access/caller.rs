@@ -163,7 +163,7 @@ pub fn factor_gate(principal: &Principal, user: &User, admit: Admit) -> Result<(
         && principal.audience == Audience::Operator
         && operator_factor_required()
     {
-        if !user.mfa {
+        if !user.mfa() {
             return Err(enrollment_required());
         }
         // Enrolled, but this token's sign-in did not pass the factor (it predates the
@@ -305,7 +305,7 @@ mod tests {
             email_verified: false,
             last_sign_in_at: None,
             name: None,
-            mfa: false,
+            factors: Default::default(),
             created_at: 0,
         }
     }

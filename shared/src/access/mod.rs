@@ -10,6 +10,7 @@ pub mod factors;
 pub mod gate;
 pub mod jwt;
 pub mod opaque;
+pub mod passkeys;
 pub mod password;
 pub mod policy;
 pub mod ratelimit;

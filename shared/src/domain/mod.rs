@@ -221,14 +221,37 @@ pub struct User {
     pub created_at: i64,
     /// The display name the user gave themself (self-service), if any.
     pub name: Option<String>,
-    /// Whether the user has a confirmed second factor: a correct password then answers with a
-    /// challenge, and tokens come only after the factor.
-    pub mfa: bool,
+    /// The user's confirmed second factors.
+    pub factors: Factors,
+}
+
+/// A user's confirmed second factors, as the user record counts them: every change of them is
+/// conditioned on what it read (`UserEdit::factors`), so "an operator keeps one" holds under
+/// concurrency.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Factors {
+    /// An authenticator app (TOTP).
+    pub totp: bool,
+    /// Registered passkeys.
+    pub passkeys: u32,
+}
+
+impl Factors {
+    /// Whether there is any: a correct password then answers with a challenge, and tokens come
+    /// only after the factor.
+    pub fn any(self) -> bool {
+        self.totp || self.passkeys > 0
+    }
 }
 
 impl User {
     pub fn is_active(&self) -> bool {
         self.status == UserStatus::Active
+    }
+
+    /// Whether the user has a confirmed second factor.
+    pub fn mfa(&self) -> bool {
+        self.factors.any()
     }
 
     /// What decides whether the account counts as an operator (see [`Account::operator_weight`]).

@@ -81,6 +81,7 @@ catalogue! {
     NotAttached = 404 "NOT_ATTACHED",
     UserNotFound = 404 "USER_NOT_FOUND",
     SessionNotFound = 404 "SESSION_NOT_FOUND",
+    PasskeyNotFound = 404 "PASSKEY_NOT_FOUND",
     /// A record a change applies to vanished under it.
     NotFound = 404 "NOT_FOUND",
     MethodNotAllowed = 405 "METHOD_NOT_ALLOWED",
@@ -95,6 +96,8 @@ catalogue! {
     FactorExists = 409 "FACTOR_EXISTS",
     /// An operator's last second factor stays.
     LastFactor = 409 "LAST_FACTOR",
+    /// An account holds at most 10 passkeys.
+    PasskeyLimit = 409 "PASSKEY_LIMIT",
     AlreadyMember = 409 "ALREADY_MEMBER",
     AlreadyAdmin = 409 "ALREADY_ADMIN",
     PartnerTerminated = 409 "PARTNER_TERMINATED",

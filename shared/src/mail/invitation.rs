@@ -51,7 +51,7 @@ pub fn invited_user(email: Email, now: i64) -> User {
         email_verified: false,
         last_sign_in_at: None,
         name: None,
-        mfa: false,
+        factors: Default::default(),
         created_at: now,
     }
 }

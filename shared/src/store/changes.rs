@@ -260,8 +260,51 @@ pub enum Change {
     PutRecoveryCodes { user: UserId, hashes: Vec<String> },
     /// Spends one recovery code; refused (`Refusal::CodeUsed`) unless it is unused.
     UseRecoveryCode { user: UserId, hash: String },
-    /// Removes the user's TOTP factor and recovery codes (whether or not they exist).
-    RemoveFactors { user: UserId },
+    /// Removes the user's TOTP factor (if `totp`), recovery codes (if `recovery`) and the
+    /// passkeys listed (whether or not they exist). The user's factor count moves with a
+    /// `UserEdit::factors` in the same commit.
+    RemoveFactors {
+        user: UserId,
+        totp: bool,
+        recovery: bool,
+        passkeys: Vec<String>,
+    },
+    /// Starts a passkey registration (replacing one in progress).
+    PutPendingPasskey {
+        user: UserId,
+        pending: super::PendingPasskey,
+    },
+    /// Stores a registered passkey and spends the registration it finishes: refused
+    /// (`Refusal::ChallengeGone`) unless that registration is still the pending one and live at
+    /// `now`, or (`Refusal::FactorExists`) if the credential is on the account already.
+    AddPasskey {
+        user: UserId,
+        passkey: super::Passkey,
+        pending_state: String,
+        now: i64,
+    },
+    /// Records a passkey's use: refused (`Refusal::CodeUsed`) unless its state is still
+    /// `before` (two uses at once cannot both move the counter).
+    UsePasskey {
+        user: UserId,
+        id: String,
+        before: String,
+        after: String,
+        at: i64,
+    },
+    /// Renames a passkey; refused (`Refusal::FactorMoved`) if it is gone.
+    RenamePasskey {
+        user: UserId,
+        id: String,
+        name: String,
+    },
+    /// Keeps a passkey assertion's server state on a sign-in challenge; refused
+    /// (`Refusal::ChallengeGone`) unless the challenge is live at `now`.
+    ChallengePasskey {
+        hash: String,
+        state: String,
+        now: i64,
+    },
     /// Stores a sign-in's second-factor challenge; refused if its hash is taken.
     PutChallenge(super::MfaChallenge),
     /// Spends a challenge; refused (`Refusal::ChallengeGone`) unless it exists and is live at
@@ -279,8 +322,9 @@ pub struct UserEdit {
     /// Ends every session of the user (moves the session epoch): refresh tokens and access
     /// tokens alike stop working at once.
     pub end_sessions: bool,
-    /// Whether the user has a confirmed second factor.
-    pub mfa: Option<bool>,
+    /// The user's confirmed factors move from the first to the second (refused unless they
+    /// are still the first).
+    pub factors: Option<(crate::domain::Factors, crate::domain::Factors)>,
     /// Refuses the edit unless the session epoch is still this (a password change must not
     /// overwrite a reset that happened meanwhile).
     pub expect_epoch: Option<u64>,
@@ -374,7 +418,12 @@ impl Change {
             | Change::UseTotp { user, .. }
             | Change::PutRecoveryCodes { user, .. }
             | Change::UseRecoveryCode { user, .. }
-            | Change::RemoveFactors { user } => format!("USER#{user}"),
+            | Change::RemoveFactors { user, .. }
+            | Change::PutPendingPasskey { user, .. }
+            | Change::AddPasskey { user, .. }
+            | Change::UsePasskey { user, .. }
+            | Change::RenamePasskey { user, .. } => format!("USER#{user}"),
+            Change::ChallengePasskey { hash, .. } => format!("MFACHAL#{hash}"),
             Change::PutChallenge(c) => format!("MFACHAL#{}", c.hash),
             Change::SpendChallenge { hash, .. } => format!("MFACHAL#{hash}"),
         }
@@ -568,7 +617,14 @@ impl Change {
             Change::UseTotp { .. } | Change::UseRecoveryCode { .. } => Refusal::CodeUsed,
             Change::PutRecoveryCodes { .. } => Refusal::FactorMoved,
             Change::PutChallenge(_) => Refusal::IdTaken,
-            Change::SpendChallenge { .. } => Refusal::ChallengeGone,
+            Change::SpendChallenge { .. } | Change::ChallengePasskey { .. } => {
+                Refusal::ChallengeGone
+            }
+            Change::PutPendingPasskey { .. } => Refusal::IdTaken,
+            Change::AddPasskey { .. } if claim => Refusal::ChallengeGone,
+            Change::AddPasskey { .. } => Refusal::FactorExists,
+            Change::UsePasskey { .. } => Refusal::CodeUsed,
+            Change::RenamePasskey { .. } => Refusal::FactorMoved,
         }
     }
 }

@@ -25,9 +25,11 @@
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | TOTP factor | `USER#<user_id>` | `MFA#TOTP` | `sealed` (the secret, AES-256-GCM under the data key, bound to `user|<id>|totp`), `confirmed`, `last_step` (the last time step accepted: replay refused), `created_at` |
+//! | passkey | `USER#<user_id>` | `MFA#PASSKEY#<credential id, base64url>` | `name`, `public_key` (the credential's key and extensions, `webauthn_rp`'s encoding, base64url), `state` (signature counter and flags; moved on each use, conditioned on the value read), `transports`, `created_at`, `last_used_at`; at most 10 per user |
+//! | passkey registration | `USER#<user_id>` | `MFA#PASSKEY_PENDING` | `state` (the ceremony's server state), `expires_at` (5 minutes); one per user (a new start replaces it), deleted by the registration that spends it |
 //! | recovery codes | `USER#<user_id>` | `MFA#RECOVERY` | `codes` (string set of the SHA-256 of each unused code; using one removes it, conditioned on it being there) |
 //! | email change | `EMAILCHG#<sha256(token)>` | `EMAILCHG` | user, `from`, `to`, `session_epoch`, `expires_at` (24 hours); deleted when spent, with the user's email and both claims moved in the same transaction, conditioned on the epoch (a password change or reset since cancels it); the move also bumps `reset_generation` (reset links mailed to the old address die) |
-//! | second-factor challenge | `MFACHAL#<sha256(token)>` | `MFACHAL` | user, audience, `session_epoch` (the challenge dies with it), client, `expires_at` (5 minutes); deleted when spent, in the transaction that spends the code |
+//! | second-factor challenge | `MFACHAL#<sha256(token)>` | `MFACHAL` | user, audience, `session_epoch` (the challenge dies with it), client, `expires_at` (5 minutes), `passkey_state` (once a passkey assertion was asked for: its server state); deleted when spent, in the transaction that spends the code |
 //! | session | `SESSION#<session_id>` | `SESSION` | user, audience, session epoch, revoked flag, `heads` (live token hash -> issued at, at most 4), `spent` (spent hash -> spent at, the newest 16), `created_at`, `last_used_at`, `client_ip`, `user_agent`, `expires_at`; `GSI1PK=SESSIONS#<user_id>`, `GSI1SK=<created_at, 15 digits>#<session_id>` |
 //! | rate counter | `RATE#<policy>#<sha256(subject)>#<window number>` | `RATE` | `n` (attempts counted in this fixed window), `in_flight` (sign-ins not yet settled), `expires_at` (the window's end) |
 //! | audit entry | `AUDIT#<scope>` | `<unix ms, 15 digits>#<random>` | actor, action, tenant, partner, details (JSON), request id, `at`; scope is `tenant:<id>`, `partner:<id>` or `platform`; `GSI2PK=AUDIT`, `GSI2SK=<SK>` |
@@ -253,6 +255,14 @@ pub trait UserStore: Send + Sync {
     ) -> Result<Page<User>, StoreError>;
     /// The user's TOTP factor, pending or confirmed (strongly consistent).
     async fn totp_factor(&self, id: &UserId) -> Result<Option<TotpFactor>, StoreError>;
+    /// The user's passkeys, oldest first (strongly consistent).
+    async fn passkeys(&self, id: &UserId) -> Result<Vec<Passkey>, StoreError>;
+    /// The user's passkey registration in progress, if one is live at `now`.
+    async fn passkey_pending(
+        &self,
+        id: &UserId,
+        now: i64,
+    ) -> Result<Option<PendingPasskey>, StoreError>;
     /// How many of the user's recovery codes are left unused.
     async fn recovery_codes_left(&self, id: &UserId) -> Result<usize, StoreError>;
     /// A sign-in's second-factor challenge by its hash (strongly consistent; one past its
@@ -417,6 +427,26 @@ pub struct TotpFactor {
     pub created_at: i64,
 }
 
+/// A passkey as stored (see `access::passkeys`): the credential id and the encoded public key
+/// and state are base64url.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passkey {
+    pub id: String,
+    pub name: String,
+    pub public_key: String,
+    pub state: String,
+    pub transports: u8,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+}
+
+/// A passkey registration started and not yet finished: the ceremony's server state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingPasskey {
+    pub state: String,
+    pub expires_at: i64,
+}
+
 /// A sign-in whose password was right, waiting for its second factor: stored by the hash of
 /// the opaque token the client holds, single use, short-lived; wrong codes are counted per
 /// account (`access::factors::limits`).
@@ -431,6 +461,8 @@ pub struct MfaChallenge {
     pub session_epoch: u64,
     pub client_ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The server state of the passkey assertion asked for (`POST /auth/mfa/passkey`), if any.
+    pub passkey_state: Option<String>,
 }
 
 /// A requested change of a user's email, waiting for the new address to be proved: stored by

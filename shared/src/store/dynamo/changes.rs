@@ -113,9 +113,23 @@ impl DynamoStore {
             sets.push("password_hash = :hash");
             values.push((":hash", s(hash)));
         }
-        if let Some(mfa) = edit.mfa {
-            sets.push("mfa = :mfa");
-            values.push((":mfa", AttributeValue::Bool(mfa)));
+        let mut factor_condition = String::new();
+        if let Some((was, now)) = edit.factors {
+            sets.push("mfa = :mfa, totp = :totp, passkeys = :passkeys");
+            values.push((":mfa", AttributeValue::Bool(now.any())));
+            values.push((":totp", AttributeValue::Bool(now.totp)));
+            values.push((":passkeys", n(now.passkeys)));
+            values.push((":was_totp", AttributeValue::Bool(was.totp)));
+            values.push((":was_passkeys", n(was.passkeys)));
+            // A record from before passkeys has `mfa` alone (meaning an authenticator app).
+            factor_condition.push_str(
+                " AND (totp = :was_totp OR (attribute_not_exists(totp) AND mfa = :was_totp))",
+            );
+            factor_condition.push_str(if was.passkeys == 0 {
+                " AND (passkeys = :was_passkeys OR attribute_not_exists(passkeys))"
+            } else {
+                " AND passkeys = :was_passkeys"
+            });
         }
         if edit.end_sessions {
             adds.push("session_epoch :one");
@@ -140,6 +154,7 @@ impl DynamoStore {
             condition.push_str(" AND session_epoch = :was_epoch");
             values.push((":was_epoch", n(epoch)));
         }
+        condition.push_str(&factor_condition);
         // DynamoDB refuses a name the expressions do not use.
         let mut names = vec![("#status", "status")];
         if edit.name.is_some() {
@@ -515,9 +530,22 @@ impl DynamoStore {
                     (":h", s(hash)),
                 ],
             )?],
-            Change::RemoveFactors { user } => {
+            Change::RemoveFactors {
+                user,
+                totp,
+                recovery,
+                passkeys,
+            } => {
                 let mut out = Vec::new();
-                for sk in ["MFA#TOTP", "MFA#RECOVERY"] {
+                let mut keys: Vec<String> = Vec::new();
+                if *totp {
+                    keys.push("MFA#TOTP".into());
+                }
+                if *recovery {
+                    keys.push("MFA#RECOVERY".into());
+                }
+                keys.extend(passkeys.iter().map(|id| format!("MFA#PASSKEY#{id}")));
+                for sk in &keys {
                     let d = Delete::builder()
                         .table_name(&self.table)
                         .set_key(Some(key(format!("USER#{user}"), sk)));
@@ -544,6 +572,76 @@ impl DynamoStore {
                 }
                 vec![self.put(item, NEW)?]
             }
+            Change::ChallengePasskey { hash, state, now } => vec![self.update_item(
+                format!("MFACHAL#{hash}"),
+                "MFACHAL",
+                "SET passkey_state = :state",
+                "attribute_exists(PK) AND expires_at > :now",
+                &[],
+                vec![(":state", s(state)), (":now", n(now))],
+            )?],
+            Change::PutPendingPasskey { user, pending } => {
+                let mut item = key(format!("USER#{user}"), "MFA#PASSKEY_PENDING");
+                item.insert("entity".into(), s("passkey_registration"));
+                item.insert("state".into(), s(&pending.state));
+                item.insert("expires_at".into(), n(pending.expires_at));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                vec![TransactWriteItem::builder().put(put).build()]
+            }
+            Change::AddPasskey {
+                user,
+                passkey,
+                pending_state,
+                now,
+            } => {
+                let mut item = key(
+                    format!("USER#{user}"),
+                    &format!("MFA#PASSKEY#{}", passkey.id),
+                );
+                item.insert("entity".into(), s("passkey"));
+                item.insert("credential_id".into(), s(&passkey.id));
+                item.insert("name".into(), s(&passkey.name));
+                item.insert("public_key".into(), s(&passkey.public_key));
+                item.insert("state".into(), s(&passkey.state));
+                item.insert("transports".into(), n(passkey.transports));
+                item.insert("created_at".into(), n(passkey.created_at));
+                vec![
+                    self.delete_item(
+                        format!("USER#{user}"),
+                        "MFA#PASSKEY_PENDING",
+                        "#state = :state AND expires_at > :now",
+                        vec![(":state", s(pending_state)), (":now", n(now))],
+                        &[("#state", "state")],
+                    )?,
+                    self.put(item, "attribute_not_exists(SK)")?,
+                ]
+            }
+            Change::UsePasskey {
+                user,
+                id,
+                before,
+                after,
+                at,
+            } => vec![self.update_item(
+                format!("USER#{user}"),
+                &format!("MFA#PASSKEY#{id}"),
+                "SET #state = :after, last_used_at = :at",
+                "#state = :before",
+                &[("#state", "state")],
+                vec![(":after", s(after)), (":before", s(before)), (":at", n(at))],
+            )?],
+            Change::RenamePasskey { user, id, name } => vec![self.update_item(
+                format!("USER#{user}"),
+                &format!("MFA#PASSKEY#{id}"),
+                "SET #name = :name",
+                "attribute_exists(SK)",
+                &[("#name", "name")],
+                vec![(":name", s(name))],
+            )?],
             Change::SpendChallenge { hash, now } => vec![self.delete_item(
                 format!("MFACHAL#{hash}"),
                 "MFACHAL",

@@ -36,7 +36,9 @@ impl DynamoStore {
         if let Some(name) = &user.name {
             item.insert("name".into(), s(name));
         }
-        item.insert("mfa".into(), AttributeValue::Bool(user.mfa));
+        item.insert("mfa".into(), AttributeValue::Bool(user.mfa()));
+        item.insert("totp".into(), AttributeValue::Bool(user.factors.totp));
+        item.insert("passkeys".into(), n(user.factors.passkeys));
         // Every user by email (`GET /users`).
         item.insert("GSI2PK".into(), s("USERS"));
         item.insert("GSI2SK".into(), s(user.email.as_str()));
@@ -71,7 +73,20 @@ impl DynamoStore {
             },
             created_at: f.n("created_at")?,
             name: f.opt_s("name").map(str::to_string),
-            mfa: matches!(item.get("mfa"), Some(AttributeValue::Bool(true))),
+            factors: Self::factors_of(item, &f)?,
+        })
+    }
+
+    /// A user record's factors. A record written before passkeys existed has only `mfa`,
+    /// which then meant an authenticator app.
+    fn factors_of(item: &Item, f: &Fields<'_>) -> Result<crate::domain::Factors, StoreError> {
+        let legacy = matches!(item.get("mfa"), Some(AttributeValue::Bool(true)));
+        Ok(crate::domain::Factors {
+            totp: match item.get("totp") {
+                Some(AttributeValue::Bool(b)) => *b,
+                _ => legacy,
+            },
+            passkeys: f.n_or("passkeys", 0)?,
         })
     }
 }
@@ -361,6 +376,67 @@ impl UserStore for DynamoStore {
         }))
     }
 
+    async fn passkeys(&self, id: &UserId) -> Result<Vec<Passkey>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(format!("USER#{id}")))
+            .expression_attribute_values(":prefix", s("MFA#PASSKEY#"))
+            .consistent_read(true)
+            .limit(100)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut out = page
+            .items()
+            .iter()
+            .map(|item| {
+                let f = Fields {
+                    item,
+                    key: "MFA#PASSKEY",
+                };
+                Ok(Passkey {
+                    id: f.s("credential_id")?.to_string(),
+                    name: f.s("name")?.to_string(),
+                    public_key: f.s("public_key")?.to_string(),
+                    state: f.s("state")?.to_string(),
+                    transports: f.n_or("transports", 0)?,
+                    created_at: f.n_or("created_at", 0)?,
+                    last_used_at: match item.get("last_used_at") {
+                        Some(_) => Some(f.n("last_used_at")?),
+                        None => None,
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(out)
+    }
+
+    async fn passkey_pending(
+        &self,
+        id: &UserId,
+        now: i64,
+    ) -> Result<Option<PendingPasskey>, StoreError> {
+        let Some(item) = self
+            .get(format!("USER#{id}"), "MFA#PASSKEY_PENDING")
+            .await?
+        else {
+            return Ok(None);
+        };
+        let f = Fields {
+            item: &item,
+            key: "MFA#PASSKEY_PENDING",
+        };
+        let pending = PendingPasskey {
+            state: f.s("state")?.to_string(),
+            expires_at: f.n("expires_at")?,
+        };
+        Ok(Some(pending).filter(|p| p.expires_at > now))
+    }
+
     async fn recovery_codes_left(&self, id: &UserId) -> Result<usize, StoreError> {
         Ok(
             match self.get(format!("USER#{id}"), "MFA#RECOVERY").await? {
@@ -390,6 +466,7 @@ impl UserStore for DynamoStore {
             session_epoch: f.n_or("session_epoch", 0)?,
             client_ip: f.opt_s("client_ip").map(str::to_string),
             user_agent: f.opt_s("user_agent").map(str::to_string),
+            passkey_state: f.opt_s("passkey_state").map(str::to_string),
         };
         Ok(Some(challenge).filter(|c| c.expires_at > crate::runtime::time::now_unix()))
     }

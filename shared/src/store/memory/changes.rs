@@ -38,8 +38,14 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
                 Change::UpdateUser { edit, .. } => edit.expect_epoch,
                 _ => None,
             };
+            let factors_moved = match change {
+                Change::UpdateUser { edit, .. } => edit.factors.map(|(was, _)| was),
+                _ => None,
+            };
             if d.users.get(user).is_none_or(|u| {
-                u.account() != *before || epoch_moved.is_some_and(|e| e != u.session_epoch)
+                u.account() != *before
+                    || epoch_moved.is_some_and(|e| e != u.session_epoch)
+                    || factors_moved.is_some_and(|f| f != u.factors)
             }) {
                 return Some(Refusal::UserMoved);
             }
@@ -156,6 +162,41 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             .get(user)
             .is_some_and(|codes| codes.contains(hash)),
         Change::PutChallenge(c) => d.challenges.contains_key(&c.hash),
+        Change::ChallengePasskey { hash, now, .. } => {
+            d.challenges.get(hash).is_none_or(|c| c.expires_at <= *now)
+        }
+        Change::PutPendingPasskey { .. } => false,
+        Change::AddPasskey {
+            user,
+            passkey,
+            pending_state,
+            now,
+        } => {
+            if d.pending_passkeys
+                .get(user)
+                .is_none_or(|p| &p.state != pending_state || p.expires_at <= *now)
+            {
+                return Some(Refusal::ChallengeGone);
+            }
+            if d.passkeys
+                .get(user)
+                .is_some_and(|all| all.iter().any(|p| p.id == passkey.id))
+            {
+                return Some(Refusal::FactorExists);
+            }
+            false
+        }
+        Change::UsePasskey {
+            user, id, before, ..
+        } => d
+            .passkeys
+            .get(user)
+            .and_then(|all| all.iter().find(|p| &p.id == id))
+            .is_none_or(|p| &p.state != before),
+        Change::RenamePasskey { user, id, .. } => d
+            .passkeys
+            .get(user)
+            .is_none_or(|all| !all.iter().any(|p| &p.id == id)),
         Change::SpendChallenge { hash, now } => {
             d.challenges.get(hash).is_none_or(|c| c.expires_at <= *now)
         }
@@ -196,8 +237,8 @@ fn apply(d: &mut Data, change: Change) {
                 if let Some(name) = edit.name {
                     u.name = name;
                 }
-                if let Some(mfa) = edit.mfa {
-                    u.mfa = mfa;
+                if let Some((_, now)) = edit.factors {
+                    u.factors = now;
                 }
                 if let Some(hash) = edit.password_hash {
                     u.password_hash = hash;
@@ -383,9 +424,58 @@ fn apply(d: &mut Data, change: Change) {
                 codes.retain(|c| c != &hash);
             }
         }
-        Change::RemoveFactors { user } => {
-            d.totp.remove(&user);
-            d.recovery.remove(&user);
+        Change::RemoveFactors {
+            user,
+            totp,
+            recovery,
+            passkeys,
+        } => {
+            if totp {
+                d.totp.remove(&user);
+            }
+            if recovery {
+                d.recovery.remove(&user);
+            }
+            if let Some(all) = d.passkeys.get_mut(&user) {
+                all.retain(|p| !passkeys.contains(&p.id));
+            }
+        }
+        Change::ChallengePasskey { hash, state, .. } => {
+            if let Some(c) = d.challenges.get_mut(&hash) {
+                c.passkey_state = Some(state);
+            }
+        }
+        Change::PutPendingPasskey { user, pending } => {
+            d.pending_passkeys.insert(user, pending);
+        }
+        Change::AddPasskey { user, passkey, .. } => {
+            d.pending_passkeys.remove(&user);
+            d.passkeys.entry(user).or_default().push(passkey);
+        }
+        Change::UsePasskey {
+            user,
+            id,
+            after,
+            at,
+            ..
+        } => {
+            if let Some(p) = d
+                .passkeys
+                .get_mut(&user)
+                .and_then(|all| all.iter_mut().find(|p| p.id == id))
+            {
+                p.state = after;
+                p.last_used_at = Some(at);
+            }
+        }
+        Change::RenamePasskey { user, id, name } => {
+            if let Some(p) = d
+                .passkeys
+                .get_mut(&user)
+                .and_then(|all| all.iter_mut().find(|p| p.id == id))
+            {
+                p.name = name;
+            }
         }
         Change::PutChallenge(c) => {
             d.challenges.insert(c.hash.clone(), c);

@@ -47,6 +47,9 @@ struct Data {
     totp: HashMap<UserId, TotpFactor>,
     recovery: HashMap<UserId, Vec<String>>,
     challenges: HashMap<String, MfaChallenge>,
+    /// Passkeys by user, in registration order.
+    passkeys: HashMap<UserId, Vec<crate::store::Passkey>>,
+    pending_passkeys: HashMap<UserId, crate::store::PendingPasskey>,
     email_changes: HashMap<String, EmailChange>,
 }
 

@@ -58,6 +58,23 @@ impl UserStore for MemoryStore {
         Ok(self.with(|d| d.totp.get(id).cloned()))
     }
 
+    async fn passkeys(&self, id: &UserId) -> Result<Vec<crate::store::Passkey>, StoreError> {
+        Ok(self.with(|d| d.passkeys.get(id).cloned().unwrap_or_default()))
+    }
+
+    async fn passkey_pending(
+        &self,
+        id: &UserId,
+        now: i64,
+    ) -> Result<Option<crate::store::PendingPasskey>, StoreError> {
+        Ok(self.with(|d| {
+            d.pending_passkeys
+                .get(id)
+                .cloned()
+                .filter(|p| p.expires_at > now)
+        }))
+    }
+
     async fn recovery_codes_left(&self, id: &UserId) -> Result<usize, StoreError> {
         Ok(self.with(|d| d.recovery.get(id).map_or(0, Vec::len)))
     }

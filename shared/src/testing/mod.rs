@@ -8,6 +8,9 @@ use crate::store::Store;
 use lambda_http::{Body, Response};
 use serde_json::Value;
 
+#[cfg(feature = "testing")]
+pub mod authenticator;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// An active user with a unique email and `PASSWORD`, stored.
@@ -29,7 +32,10 @@ pub async fn user_with_status(store: &dyn Store, platform_admin: bool, status: U
         last_sign_in_at: None,
         name: None,
         // Operators of handler tests have enrolled a factor (operators must have one).
-        mfa: platform_admin,
+        factors: crate::domain::Factors {
+            totp: platform_admin,
+            passkeys: 0,
+        },
         created_at: crate::runtime::time::now_unix(),
     };
     store.create_user(&user).await.expect("user stored");
@@ -75,7 +81,7 @@ pub async fn bearer(
     let now = crate::runtime::time::now_unix();
     let context = crate::access::jwt::TokenContext {
         session_id: None,
-        mfa_at: user.mfa.then_some(now),
+        mfa_at: user.mfa().then_some(now),
     };
     let token = keys
         .issue_in(&user.id, audience, user.session_epoch, now, &context)
