@@ -53,8 +53,10 @@ phase "make deploy path (sam deploy)"
 # `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
 # packaging, upload, change set) of the same template as a second stack, from this build.
 .venv/bin/python infra/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
+# Its origin is a domain name (passkeys refuse an IP address): the black-box passkey test runs here.
+SAM_PLATFORM_ORIGIN=http://localhost:3000
 DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam OPERATOR_EMAIL=sam-operator@local.test \
-  DEPLOY_PARAMS="PlatformOrigin=$PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
+  DEPLOY_PARAMS="PlatformOrigin=$SAM_PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
   infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
   || { cat "$STATE_DIR/sam-deploy.log"; exit 1; }
 ( set -a; . "$STATE_DIR/sam/stack.env"
@@ -77,7 +79,7 @@ DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam OPERATOR
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers, its first operator signs in"
 # Its API, for the black-box test of what its defaults enforce (operators must have a second
 # factor: tests/tests/mfa.rs).
-export SAM_API_URL=$(set -a; . "$STATE_DIR/sam/stack.env"; echo "$API_URL")
+export SAM_API_URL=$(set -a; . "$STATE_DIR/sam/stack.env"; echo "$API_URL") SAM_PLATFORM_ORIGIN
 phase "Python checks"
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_logs test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys test_template)

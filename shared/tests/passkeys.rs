@@ -111,14 +111,26 @@ fn another_accounts_passkey_and_a_replay_are_refused() {
     let started = passkeys::start_assertion(&rp(), std::slice::from_ref(&bob_key)).unwrap();
     let answer = serde_json::to_vec(&ada_soft.assert(&started.options, ORIGIN)).unwrap();
     assert!(matches!(
-        passkeys::finish_assertion(&rp(), &bob, &started.state, &answer, &[bob_key.clone()]),
+        passkeys::finish_assertion(
+            &rp(),
+            &bob,
+            &started.state,
+            &answer,
+            std::slice::from_ref(&bob_key)
+        ),
         Err(PasskeyError::Refused(_))
     ));
     // An assertion verified once, presented again against the counter it moved: refused.
     let started = passkeys::start_assertion(&rp(), std::slice::from_ref(&ada_key)).unwrap();
     let answer = serde_json::to_vec(&ada_soft.assert(&started.options, ORIGIN)).unwrap();
-    let used = passkeys::finish_assertion(&rp(), &ada, &started.state, &answer, &[ada_key.clone()])
-        .unwrap();
+    let used = passkeys::finish_assertion(
+        &rp(),
+        &ada,
+        &started.state,
+        &answer,
+        std::slice::from_ref(&ada_key),
+    )
+    .unwrap();
     let moved = Passkey {
         state: used.after,
         ..ada_key

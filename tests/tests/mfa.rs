@@ -7,6 +7,7 @@ mod support;
 
 use serde_json::{json, Value};
 use shared::access::totp::{self, TotpSecret};
+use shared::testing::authenticator::SoftPasskey;
 use support::{operator_token, unique_ip, Platform, PASSWORD};
 
 /// Enrolls an authenticator app for the holder of `access` (whose password is `password`):
@@ -119,6 +120,27 @@ async fn a_second_factor_guards_sign_in_and_each_code_works_once() {
     let platform = Platform::start().await;
     let ana = platform.user(false).await;
     let access = platform.sign_in(ana.email.as_str(), "portal").await;
+    // This stack's origin is an IP address (127.0.0.1): WebAuthn refuses those as relying
+    // parties, so passkeys say they are unavailable rather than fail in the browser.
+    let factors = platform.get("/account/mfa", Some(&access)).await;
+    assert_eq!(
+        factors.json["data"]["passkeys_available"], false,
+        "{}",
+        factors.json
+    );
+    let refused = platform
+        .call(
+            "POST",
+            "/account/mfa/passkeys/options",
+            Some(&access),
+            Some(json!({ "password": PASSWORD })),
+            &[],
+        )
+        .await;
+    assert_eq!(
+        (refused.status, refused.json["error"]["code"].clone()),
+        (409, json!("INVALID_STATE"))
+    );
     // A token alone (no password) cannot put an authenticator on the account.
     let stolen = platform
         .call(
@@ -323,4 +345,88 @@ async fn an_operator_without_a_factor_can_only_enroll_where_factors_are_required
     let op = body["data"]["access_token"].as_str().unwrap();
     assert_eq!(platform.get("/users", Some(op)).await.status, 200);
     assert_eq!(platform.get("/tenants", Some(op)).await.status, 200);
+
+    // A passkey beside the app (this stack's origin is a domain name: passkeys are available),
+    // registered and then used for a sign-in's second step, answered as the console's origin
+    // would; the same answer for another sign-in is refused.
+    let origin =
+        std::env::var("SAM_PLATFORM_ORIGIN").expect("SAM_PLATFORM_ORIGIN: run `make test`");
+    let status = platform.get("/account/mfa", Some(op)).await;
+    assert_eq!(
+        status.json["data"]["passkeys_available"], true,
+        "{}",
+        status.json
+    );
+    let started = platform
+        .call(
+            "POST",
+            "/account/mfa/passkeys/options",
+            Some(op),
+            Some(json!({ "password": password })),
+            &[],
+        )
+        .await;
+    assert_eq!(started.status, 200, "{}", started.json);
+    let (mut soft, credential) = SoftPasskey::register(&started.json["data"]["options"], &origin);
+    let added = platform
+        .call(
+            "POST",
+            "/account/mfa/passkeys",
+            Some(op),
+            Some(json!({ "name": "CI key", "credential": credential })),
+            &[],
+        )
+        .await;
+    assert_eq!(added.status, 201, "{}", added.json);
+    assert!(
+        added.json["data"].get("recovery_codes").is_none(),
+        "not the first factor"
+    );
+    let step = first_step(&platform, email, password, "operator").await;
+    assert_eq!(step["methods"], json!(["totp", "passkey", "recovery_code"]));
+    let token = step["mfa_token"].as_str().unwrap();
+    let options = platform
+        .post(
+            "/auth/mfa/passkey",
+            json!({ "mfa_token": token }),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(options.status, 200, "{}", options.json);
+    let answer = soft.assert(&options.json["data"]["options"], &origin);
+    let signed_in = platform
+        .post(
+            "/auth/mfa",
+            json!({ "mfa_token": token, "passkey": answer }),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.json);
+    let op = signed_in.json["data"]["access_token"].as_str().unwrap();
+    assert_eq!(platform.get("/users", Some(op)).await.status, 200);
+    let step = first_step(&platform, email, password, "operator").await;
+    let token = step["mfa_token"].as_str().unwrap();
+    let options = platform
+        .post(
+            "/auth/mfa/passkey",
+            json!({ "mfa_token": token }),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(options.status, 200);
+    let replayed = platform
+        .post(
+            "/auth/mfa",
+            json!({ "mfa_token": token, "passkey": answer }),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(
+        (replayed.status, replayed.json["error"]["code"].clone()),
+        (400, json!("INVALID_MFA_CODE"))
+    );
+    // Listed by name, never with its key.
+    let listed = platform.get("/account/mfa", Some(op)).await;
+    assert_eq!(listed.json["data"]["passkeys"][0]["name"], "CI key");
+    assert!(!listed.json.to_string().contains("public_key"));
 }

@@ -2382,9 +2382,10 @@ export interface paths {
          * The second step of a sign-in, for an account with a second factor.
          * @description `POST /auth/login` answers a right password for such an account with `mfa_required`
          *     and an `mfa_token` (single use, 5 minutes) instead of tokens; this exchanges it, with
-         *     a code from the authenticator app or one recovery code, for the tokens. A code is
-         *     accepted once; five wrong codes per account in 15 minutes answer 429. The access
-         *     token then carries `mfa_at`.
+         *     a code from the authenticator app, one recovery code, or a passkey's assertion (for the
+         *     options `POST /auth/mfa/passkey` gave), for the tokens. The login answer's `methods`
+         *     says which the account has. A code or an assertion is accepted once; five wrong ones
+         *     per account in 15 minutes answer 429. The access token then carries `mfa_at`.
          */
         post: {
             parameters: {
@@ -2400,6 +2401,8 @@ export interface paths {
                         /** @description The 6 digits the app shows. */
                         code?: string;
                         recovery_code?: string;
+                        /** @description The browser's `AuthenticationResponseJSON` (`credential.toJSON()`). */
+                        passkey?: Record<string, never>;
                     };
                 };
             };
@@ -2409,6 +2412,52 @@ export interface paths {
                 401: components["responses"]["Error"];
                 413: components["responses"]["Error"];
                 429: components["responses"]["TooManyRequests"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/mfa/passkey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The options of a passkey assertion for a sign-in's second step.
+         * @description For an `mfa_token` whose account has a passkey: the `PublicKeyCredentialRequestOptionsJSON`
+         *     for `navigator.credentials.get` (every passkey of the account allowed; the relying party
+         *     is the console's origin). Asking again replaces the pending assertion. 409
+         *     `INVALID_STATE` when the account has no passkey, or passkeys are unavailable (the
+         *     platform's origin is an IP address).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        mfa_token: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
                 503: components["responses"]["Error"];
             };
         };
@@ -2556,6 +2605,170 @@ export interface paths {
         options?: never;
         head?: never;
         patch?: never;
+        trace?: never;
+    };
+    "/account/mfa/passkeys/options": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Start registering a passkey - the options for navigator.credentials.create.
+         * @description The current password is asked again (counted, as for an authenticator app). The answer's
+         *     `options` are a `PublicKeyCredentialCreationOptionsJSON` (relying party: the console's
+         *     origin; the account's passkeys excluded); the registration waits 5 minutes, and starting
+         *     again replaces it. 409 `PASSKEY_LIMIT` at 10 passkeys; 409 `INVALID_STATE` when the
+         *     platform's origin is an IP address (WebAuthn refuses those).
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        password: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/mfa/passkeys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Finish registering a passkey, named; the account's first factor comes with ten recovery codes, shown this once.
+         * @description `credential` is the browser's `RegistrationResponseJSON` (`credential.toJSON()`) for
+         *     the pending registration, which it spends. 400 `INVALID_MFA_CODE` when it does not
+         *     verify (another origin, another challenge); 409 `INVALID_STATE` when no registration
+         *     is waiting; 409 `FACTOR_EXISTS` for a passkey the account has already.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        credential: Record<string, never>;
+                    };
+                };
+            };
+            responses: {
+                201: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/account/mfa/passkeys/{passkey_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The passkey's credential id (base64url). */
+                passkey_id: string;
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /**
+         * Remove one of the caller's passkeys (needs a sign-in with a second factor in the last 10 minutes).
+         * @description An operator's last factor stays (409 `LAST_FACTOR`); without a recent factor, 403 `MFA_REQUIRED`.
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The passkey's credential id (base64url). */
+                    passkey_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Object"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        /** Rename one of the caller's passkeys. */
+        patch: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description The passkey's credential id (base64url). */
+                    passkey_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
         trace?: never;
     };
     "/account/mfa/totp/confirm": {
@@ -2869,7 +3082,7 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
         PresignItem: {
             /** @enum {string} */
             operation: "upload" | "download";
@@ -3526,7 +3739,7 @@ export interface components {
                         mfa_required: true;
                         mfa_token: string;
                         expires_in: number;
-                        methods: ("totp" | "recovery_code")[];
+                        methods: ("totp" | "passkey" | "recovery_code")[];
                         /** @enum {string} */
                         audience: "portal" | "operator";
                     };

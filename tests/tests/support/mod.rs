@@ -144,7 +144,7 @@ impl Platform {
             email_verified: false,
             last_sign_in_at: None,
             name: None,
-            mfa: false,
+            factors: Default::default(),
             created_at: shared::runtime::time::now_unix(),
         };
         self.store.create_user(&user).await.unwrap();

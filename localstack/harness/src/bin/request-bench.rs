@@ -340,7 +340,7 @@ async fn main() {
     operator.platform_admin = true;
     // Operators must have a second factor (the template's default): this one has, and its
     // token comes from a sign-in that passed it.
-    operator.mfa = true;
+    operator.factors.totp = true;
     store.create_user(&operator).await.expect("operator stored");
 
     let secrets = shared::secretsmanager::Client::new(&sdk);
@@ -362,7 +362,7 @@ async fn main() {
         let now = shared::runtime::time::now_unix();
         let context = shared::access::jwt::TokenContext {
             session_id: None,
-            mfa_at: who.mfa.then_some(now),
+            mfa_at: who.mfa().then_some(now),
         };
         async move {
             keys.issue_in(&id, audience, 0, now, &context)
