@@ -999,6 +999,144 @@ class Console(unittest.TestCase):
         expect(page.locator(".account-link")).to_contain_text(moved)
         self.assertEqual(api("POST", "/auth/login", body={"email": moved, "password": password})[0], 401, "the old password")
 
+    def test_21_account_passkey_added_then_a_sign_in_with_it_renamed_and_removed(self):
+        """On the CloudFront host (the platform's origin: its domain is the passkeys' relying
+        party) a member adds a passkey, with Chromium's virtual authenticator: the password again
+        (a wrong one first, said on the field), a cancelled browser prompt said in words, then the
+        ceremony; ten recovery codes are shown once (the account's first factor). The same
+        authenticator cannot register twice (said in words). Signed out, the password and then
+        "Use a passkey" sign in; the list shows it used; it is renamed. On 127.0.0.1 (an IP
+        address: no passkeys there) the second step and the Account page say so, and a recovery
+        code signs in. Removed (the passkey sign-in was minutes ago), the next sign-in asks for
+        the password alone."""
+        email, password = new_account("pk")
+        name, renamed = f"Laptop {RUN}", f"Work laptop {RUN}"
+        page = self.page()
+        credentials = self.authenticator(page)
+        self.sign_in(page, email, password, base=CF)
+        page.locator(".account-link").click()
+        expect(page.get_by_role("heading", name="Your account", level=1)).to_be_visible()
+        section = page.get_by_role("region", name="Passkeys")
+        expect(section).to_contain_text("Recommended for platform operators")
+        expect(section.get_by_role("table")).to_have_count(0)
+        section.get_by_role("button", name="Add a passkey").click()
+        expect(section.get_by_label("Passkey name")).to_be_focused()
+        section.get_by_label("Passkey name").fill(name)
+        section.get_by_label("Your current password").fill("not the password")
+        section.get_by_role("button", name="Create the passkey").click()
+        expect(section.get_by_role("alert")).to_contain_text("INVALID_CREDENTIALS")
+        expect(section.get_by_label("Your current password")).to_have_attribute("aria-invalid", "true")
+        expect(section.get_by_label("Your current password")).to_be_focused()
+        self.assertEqual(credentials(), [], "no ceremony before the password")
+        # The person cancels the browser's prompt (the virtual authenticator never does: a
+        # stand-in rejects as Chromium does then).
+        page.evaluate("""() => {
+            window.__create = navigator.credentials.create.bind(navigator.credentials);
+            navigator.credentials.create = () => Promise.reject(new DOMException('The operation either timed out or was not allowed.', 'NotAllowedError'));
+        }""")
+        section.get_by_label("Your current password").fill(password)
+        section.get_by_role("button", name="Create the passkey").click()
+        expect(section.get_by_role("alert")).to_contain_text("No passkey was added")
+        expect(section.get_by_role("button", name="Create the passkey")).to_be_focused()
+        self.screen(page, "passkey-cancelled")
+        page.evaluate("() => { navigator.credentials.create = window.__create; }")
+        section.get_by_role("button", name="Create the passkey").click()
+        codes = page.get_by_role("list", name="Recovery codes").locator("li")
+        expect(codes).to_have_count(10)
+        recovery = codes.all_inner_texts()
+        self.screen(page, "passkey-recovery-codes")
+        page.get_by_label("I saved these codes somewhere safe").check()
+        page.get_by_role("button", name="Done").click()
+        expect(page.locator(".ok-text", has_text="Two-step sign-in is on.")).to_be_visible()
+        expect(page.get_by_role("list", name="Recovery codes")).to_have_count(0)
+        rows = section.locator("tbody tr")
+        expect(rows).to_have_count(1)
+        expect(rows.first.locator("th")).to_have_text(name)
+        expect(rows.first).to_contain_text("not yet")
+        expect(page.locator(".codes-left")).to_have_text("10")
+        stored = credentials()
+        self.assertEqual(len(stored), 1)
+        self.assertEqual(stored[0]["rpId"], urllib.parse.urlsplit(CF).hostname, "the relying party is the console's domain")
+        self.assertTrue(api("GET", f"/users?q=pk-{RUN}", op())[1]["data"]["items"][0].get("mfa"))
+        # The same authenticator again: the API excludes it, the browser refuses, said in words.
+        section.get_by_role("button", name="Add a passkey").click()
+        section.get_by_label("Your current password").fill(password)
+        section.get_by_role("button", name="Create the passkey").click()
+        expect(section.get_by_role("alert")).to_contain_text("already has a passkey for your account")
+        section.get_by_role("button", name="Cancel").click()
+        expect(section.get_by_role("button", name="Add a passkey")).to_be_focused()
+        self.assertEqual(len(credentials()), 1)
+        self.screen(page, "account-passkeys")
+        status, body, _ = api("POST", "/auth/login", body={"email": email, "password": password})
+        self.assertEqual(status, 200, body)
+        self.assertEqual(sorted(body["data"].get("methods", [])), ["passkey", "recovery_code"], body)
+        # The password, then the passkey.
+        page.get_by_role("button", name="Sign out", exact=True).click()
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.get_by_role("heading", name="Two-step sign-in", level=1)).to_be_visible()
+        use = page.get_by_role("button", name="Use a passkey")
+        expect(use).to_be_focused()
+        expect(page.get_by_label("Code from your authenticator app")).to_have_count(0)  # no app on this account
+        self.screen(page, "sign-in-passkey")
+        use.click()
+        expect(page.locator("header.top")).to_be_attached()
+        page.locator(".account-link").click()
+        expect(rows).to_have_count(1)
+        expect(rows.first).to_contain_text(re.compile(r"\d+ (s|min) ago"))
+        # Renamed: an empty name is not offered to the API; the new one is kept.
+        section.get_by_role("button", name=f"Rename {name}").click()
+        dialog = page.get_by_role("dialog")
+        field = dialog.get_by_label("Passkey name")
+        expect(field).to_be_focused()
+        expect(field).to_have_value(name)
+        field.fill("  ")
+        expect(dialog.get_by_role("button", name="Save the name")).to_be_disabled()
+        field.fill(renamed)
+        self.screen(page, "passkey-rename")
+        dialog.get_by_role("button", name="Save the name").click()
+        expect(section.get_by_role("status")).to_contain_text(f"Renamed to “{renamed}”")
+        expect(rows.first.locator("th")).to_have_text(renamed)
+        page.reload()
+        expect(rows.first.locator("th")).to_have_text(renamed)
+        # On 127.0.0.1 passkeys cannot work (WebAuthn refuses IP addresses): said, and a
+        # recovery code signs in instead.
+        ip = self.page()
+        self.sign_in(ip, email, password, wait=False)
+        expect(ip.get_by_role("heading", name="Two-step sign-in", level=1)).to_be_visible()
+        expect(ip.locator(".notice")).to_contain_text("IP address")
+        expect(ip.get_by_role("button", name="Use a passkey")).to_have_count(0)
+        ip.get_by_label("Recovery code").fill(recovery[0])
+        ip.get_by_role("button", name="Verify and sign in").click()
+        expect(ip.locator("header.top")).to_be_attached()
+        ip.goto(BASE + "/console/account")
+        here = ip.get_by_role("region", name="Passkeys")
+        expect(here.locator(".passkeys-unavailable")).to_contain_text("IP address")
+        expect(here.get_by_role("button", name="Add a passkey")).to_have_count(0)
+        expect(here.locator("tbody tr")).to_have_count(1)
+        expect(ip.locator(".codes-left")).to_have_text("9")
+        self.screen(ip, "account-passkeys-ip-address")
+        ip.close()
+        # Removed: the last factor, so two-step sign-in is off.
+        section.get_by_role("button", name=f"Remove {renamed}").click()
+        page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+        expect(section.get_by_role("status")).to_contain_text("Two-step sign-in is off.")
+        expect(rows).to_have_count(0)
+        expect(section.get_by_role("heading", name="Passkeys")).to_be_focused()
+        status, body, _ = api("POST", "/auth/login", body={"email": email, "password": password})
+        self.assertIn("access_token", body["data"], body)
+
+    def authenticator(self, page):
+        """Chromium's virtual authenticator in `page` (DevTools protocol): a device with a
+        screen lock the person passes at once. Answers a function listing its credentials."""
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("WebAuthn.enable", {"enableUI": False})
+        added = cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": True, "hasUserVerification": True,
+            "isUserVerified": True, "automaticPresenceSimulation": True}})
+        return lambda: cdp.send("WebAuthn.getCredentials", {"authenticatorId": added["authenticatorId"]})["credentials"]
+
     # ------------------------------------------------------------------
 
     def wait_active(self, slug, timeout=30):

@@ -6,7 +6,7 @@
 // session on the server and in every tab. An account with a second factor signs in in two
 // steps: the password answers a short-lived challenge, which a code then exchanges for tokens.
 import { post, ApiError } from './api/client';
-import type { SignInAnswer, Tokens } from './api/types';
+import type { MfaMethod, SignInAnswer, Tokens } from './api/types';
 
 type Audience = Tokens['audience'];
 interface Stored {
@@ -32,8 +32,11 @@ export interface MfaChallenge {
   email: string;
   /** Date.now() milliseconds after which the challenge is gone (the password step again). */
   expiresAt: number;
+  /** The factors the account has (an app code, a passkey) and recovery codes. */
+  methods: MfaMethod[];
 }
-export type FactorAnswer = { code: string } | { recovery_code: string };
+/** A code, a recovery code, or a passkey's assertion (`credential.toJSON()`). */
+export type FactorAnswer = { code: string } | { recovery_code: string } | { passkey: unknown };
 
 const KEY = 'console.session';
 const LOCK = 'console.refresh';
@@ -105,7 +108,9 @@ class Session {
       answer = (await post<SignInAnswer>('/auth/login', { auth: false, body: { email, password, audience: 'portal' } })).data;
     }
     if ('mfa_required' in answer) {
-      return { token: answer.mfa_token, audience: answer.audience, email, expiresAt: Date.now() + answer.expires_in * 1000 };
+      // Unnamed (not expected): the app code and a recovery code, as before passkeys.
+      const methods = answer.methods?.length ? answer.methods : (['totp', 'recovery_code'] as MfaMethod[]);
+      return { token: answer.mfa_token, audience: answer.audience, email, expiresAt: Date.now() + answer.expires_in * 1000, methods };
     }
     this.endedBecause = '';
     this.adopt(answer, email);

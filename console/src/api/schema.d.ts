@@ -2818,7 +2818,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ten new recovery codes (proved with a code from the app); the old ones stop working. */
+        /** Ten new recovery codes (proved with a code from the app, or `{}` after a sign-in with a second factor in the last 10 minutes); the old ones stop working. */
         post: {
             parameters: {
                 query?: never;

@@ -7,7 +7,10 @@ type R = components['responses'];
 type JsonOf<T> = T extends { content: { 'application/json': infer B } } ? B : never;
 type DataOf<T> = JsonOf<T> extends { data?: infer D } ? NonNullable<D> : never;
 
-export type Paths = keyof paths;
+/** The contract's paths, and the passkey routes until `infra/openapi.yaml` names them (then
+ * `npm run gen` lists them in `schema.d.ts` and this union adds nothing). */
+export type Paths = keyof paths | PasskeyPaths;
+type PasskeyPaths = '/account/mfa/passkeys' | '/account/mfa/passkeys/options' | '/account/mfa/passkeys/{id}' | '/auth/mfa/passkey';
 export type Tenant = S['Tenant'];
 export type TenantStatus = Tenant['status'];
 export type Plan = Tenant['plan'];
@@ -33,6 +36,8 @@ export type Tokens = DataOf<R['Tokens']>;
 /** `POST /auth/login`: the tokens, or (an account with a second factor) the challenge for `POST /auth/mfa`. */
 export type SignInAnswer = DataOf<R['SignIn']>;
 export type MfaChallengeAnswer = Extract<SignInAnswer, { mfa_required: true }>;
+/** What the second step of a sign-in takes (the challenge's `methods`). */
+export type MfaMethod = 'totp' | 'passkey' | 'recovery_code';
 export type Me = NonNullable<JsonOf<paths['/auth/me']['get']['responses'][200]>['data']>;
 /** An invitation the signed-in account has not answered yet (`GET /auth/me` `invitations`). */
 export type Invitation = NonNullable<Me['invitations']>[number];
@@ -62,7 +67,23 @@ export type SessionListData = DataOf<R['SessionList']>;
 // The second-factor routes answer `Object` in the contract: these are the shapes the API sends.
 /** `GET /account/mfa`. `required` is the account's operator flag, not whether this deployment
  * requires a factor (403 `MFA_ENROLLMENT_REQUIRED` says that). */
-export type MfaStatus = { enrolled: boolean; totp: { confirmed: boolean; pending: boolean; created_at: number | null }; recovery_codes_left: number; required: boolean };
+export type MfaStatus = {
+  enrolled: boolean;
+  totp: { confirmed: boolean; pending: boolean; created_at: number | null };
+  recovery_codes_left: number;
+  required: boolean;
+  passkeys: Passkey[];
+  /** false when the platform's origin is an IP address: WebAuthn refuses those as relying parties. */
+  passkeys_available: boolean;
+};
+/** A passkey (WebAuthn credential) of one's account. */
+export type Passkey = { id: string; name: string; created_at: number; last_used_at: number | null };
+/** `POST /account/mfa/passkeys/options`: for `PublicKeyCredential.parseCreationOptionsFromJSON`. */
+export type PasskeyCreation = { options: PublicKeyCredentialCreationOptionsJSON; expires_in: number };
+/** `POST /account/mfa/passkeys` (201): the ten recovery codes only when it is the first factor. */
+export type PasskeyAdded = { passkey: Passkey; recovery_codes?: string[] };
+/** `POST /auth/mfa/passkey`: for `PublicKeyCredential.parseRequestOptionsFromJSON`. */
+export type PasskeyRequest = { options: PublicKeyCredentialRequestOptionsJSON };
 /** `POST /account/mfa/totp`. */
 export type TotpStart = { secret: string; otpauth_uri: string; digits: number; period: number };
 /** `POST /account/mfa/totp/confirm` and `POST /account/mfa/recovery-codes`. */

@@ -50,13 +50,14 @@ function SignInAgain() {
   if (mfa && !mfa.enrolled) {
     return (
       <p class="notice">
-        Your account has no second factor yet. Set up an authenticator app under <Link to="/account">your account</Link>, then sign out and in again with it.
+        Your account has no second factor yet. Add a passkey or an authenticator app under <Link to="/account">your account</Link>, then sign out and in again with
+        it.
       </p>
     );
   }
   return (
     <div class="actions">
-      <button type="button" class="primary" onClick={() => void session.signOut('Sign in again, with a code from your authenticator app, to continue.')}>
+      <button type="button" class="primary" onClick={() => void session.signOut('Sign in again, with your passkey or a code from your authenticator app, to continue.')}>
         Sign in again
       </button>
     </div>

@@ -1,17 +1,33 @@
 // One's own account, for everyone signed in: the display name, the email address (moved by a
 // link mailed to the new one), the password, the sessions (devices) with a sign-out each, and
-// two-step sign-in (an authenticator app, TOTP, with recovery codes shown once). An operator
-// who must enrol a factor first is sent here and told why.
+// two-step sign-in (passkeys and an authenticator app, TOTP, with recovery codes shown once). An
+// operator who must enrol a factor first is sent here and told why.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, get, patch, post, ApiError } from '../api/client';
-import type { Account, EmailChangeAnswer, MfaStatus, RecoveryCodes, Session, SessionListData, Tokens, TotpStart, User } from '../api/types';
+import type {
+  Account,
+  EmailChangeAnswer,
+  FactorProof,
+  MfaStatus,
+  Passkey,
+  PasskeyAdded,
+  PasskeyCreation,
+  RecoveryCodes,
+  Session,
+  SessionListData,
+  Tokens,
+  TotpStart,
+  User,
+} from '../api/types';
 import { Page } from '../App';
 import { session } from '../session';
-import { Confirm, CopyButton, ErrorBox, Field, Link, announce, fieldErrors, fmtTime, retryIn, useLoad } from '../ui/kit';
+import { createPasskey, passkeysUnusableHere, wrongDomain } from '../passkeys';
+import { Confirm, CopyButton, ErrorBox, Field, Link, announce, fieldErrors, fmtAgo, fmtTime, retryIn, useLoad } from '../ui/kit';
+import { PasskeyProblem } from '../ui/passkey';
 import { QrCode } from '../ui/qr';
 import { useWho } from '../who';
 import { PASSWORD_RULES } from './auth';
-import { SessionTable } from './sessions';
+import { SessionTable, deviceOf } from './sessions';
 
 export function AccountPage() {
   // Read again when the address changes (a link confirmed in another tab tells this one).
@@ -24,8 +40,8 @@ export function AccountPage() {
       {enrolling && (
         <div class="notice" role="alert">
           <p>
-            <strong>Set up two-step sign-in to continue.</strong> Platform operators here must sign in with a second factor. Add an authenticator app below, then sign in
-            again with it: the rest of the console opens then.
+            <strong>Set up two-step sign-in to continue.</strong> Platform operators here must sign in with a second factor. Add a passkey or an authenticator app
+            below, then sign in again with it: the rest of the console opens then.
           </p>
         </div>
       )}
@@ -458,13 +474,17 @@ function Sessions() {
 /** Groups a base32 secret in fours, as authenticator apps show what they expect typed. */
 const grouped = (secret: string) => secret.replace(/(.{4})/g, '$1 ').trim();
 
+/** Why the recovery codes are on screen: the first factor (which one), or a renewal. */
+type CodesWhy = 'app' | 'passkey' | 'renew';
+
 function SecondFactor() {
   const status = useLoad(() => get<MfaStatus>('/account/mfa').then((a) => a.data), []);
   const [setup, setSetup] = useState<TotpStart | null>(null);
-  const [codes, setCodes] = useState<string[] | null>(null);
+  const [codes, setCodes] = useState<{ codes: string[]; why: CodesWhy } | null>(null);
   const [busy, setBusy] = useState(false);
   const [done, setDone] = useState('');
   const [asking, setAsking] = useState(false);
+  const heading = useRef<HTMLHeadingElement>(null);
   const st = status.data;
   /** Errors are the password form's to show (it stays open for another try). */
   const start = async (password: string) => {
@@ -480,21 +500,27 @@ function SecondFactor() {
       setBusy(false);
     }
   };
+  const showCodes = (c: string[], why: CodesWhy) => {
+    setDone('');
+    setCodes({ codes: c, why });
+  };
   let body;
   if (codes) {
     body = (
       <ShowRecoveryCodes
-        codes={codes}
+        codes={codes.codes}
         onDone={() => {
+          const why = codes.why;
           setCodes(null);
           // Where operators must have a factor, this session's token predates it (403
-          // MFA_REQUIRED everywhere): a sign-in with the new app opens the console.
-          if (session.enrolmentRequired) {
-            void session.signOut('Two-step sign-in is set up. Sign in again, with a code from the app, to continue.');
+          // MFA_REQUIRED everywhere): a sign-in with the new factor opens the console.
+          if (session.enrolmentRequired && why !== 'renew') {
+            void session.signOut(`Two-step sign-in is set up. Sign in again, with ${why === 'passkey' ? 'your passkey' : 'a code from the app'}, to continue.`);
             return;
           }
-          setDone('Two-step sign-in is on.');
+          setDone(why === 'renew' ? 'New recovery codes are in use; the old ones no longer work.' : 'Two-step sign-in is on.');
           void status.reload(true);
+          heading.current?.focus();
         }}
       />
     );
@@ -505,36 +531,72 @@ function SecondFactor() {
         onCancel={() => (setSetup(null), void status.reload(true))}
         onConfirmed={(c) => {
           setSetup(null);
-          setCodes(c);
+          showCodes(c, 'app');
           announce('Authenticator app confirmed. Save your recovery codes.');
         }}
       />
     );
-  } else if (st && st.enrolled) {
-    body = <Enrolled status={st} onCodes={setCodes} onRemoved={() => (setDone('Two-step sign-in is off.'), void status.reload(true))} />;
   } else if (st) {
+    const passkeys = st.passkeys ?? [];
+    const ways = [passkeys.length > 0 ? 'a passkey' : '', st.totp.confirmed ? 'a code from your authenticator app' : ''].filter(Boolean).join(' or ');
     body = (
       <>
-        <p>
-          <span class="chip chip-disabled">off</span> Signing in asks only for your password. With two-step sign-in it also asks for a 6-digit code from an authenticator app on
-          your phone (such as Google Authenticator, Microsoft Authenticator, 1Password or Aegis), so a stolen password is not enough.
-        </p>
-        {st.totp.pending && <p class="hint">You started setting up an app earlier without confirming it; starting again replaces that one.</p>}
-        {asking ? (
-          <PasswordAgain busy={busy} onCancel={() => setAsking(false)} onPassword={start} />
+        {st.enrolled ? (
+          <p>
+            <span class="chip chip-active">on</span> Signing in asks for your password, then {ways || 'your second factor'} (or one of your recovery codes).
+          </p>
         ) : (
-          <div class="actions">
-            <button type="button" class="primary" onClick={() => setAsking(true)}>
-              Set up an authenticator app
-            </button>
-          </div>
+          <p>
+            <span class="chip chip-disabled">off</span> Signing in asks only for your password. With two-step sign-in it also asks for a second factor, so a stolen password
+            is not enough: a passkey, or a 6-digit code from an authenticator app on your phone.
+          </p>
         )}
+        <Passkeys
+          status={st}
+          onChanged={() => (setDone(''), status.reload(true))}
+          onFirst={(c) => {
+            showCodes(c, 'passkey');
+            announce('Passkey added. Save your recovery codes.');
+          }}
+        />
+        <section aria-labelledby="app-h">
+          <h3 id="app-h">Authenticator app</h3>
+          {st.totp.confirmed ? (
+            <AppEnrolled
+              status={st}
+              onRemoved={(enrolled) => {
+                setDone(enrolled ? 'The authenticator app was removed.' : 'Two-step sign-in is off.');
+                void status.reload(true);
+                heading.current?.focus();
+              }}
+            />
+          ) : (
+            <>
+              <p>
+                A 6-digit code from an app on your phone (such as Google Authenticator, Microsoft Authenticator, 1Password or Aegis), new every 30 seconds.
+              </p>
+              {st.totp.pending && <p class="hint">You started setting up an app earlier without confirming it; starting again replaces that one.</p>}
+              {asking ? (
+                <PasswordAgain busy={busy} onCancel={() => setAsking(false)} onPassword={start} />
+              ) : (
+                <div class="actions">
+                  <button type="button" class={passkeysUnusableHere() || st.passkeys_available === false ? 'primary' : undefined} onClick={() => setAsking(true)}>
+                    Set up an authenticator app
+                  </button>
+                </div>
+              )}
+            </>
+          )}
+        </section>
+        {st.enrolled && <RecoveryCodesLeft status={st} onCodes={(c) => showCodes(c, 'renew')} />}
       </>
     );
   }
   return (
     <section aria-labelledby="mfa-h" id="two-step">
-      <h2 id="mfa-h">Two-step sign-in</h2>
+      <h2 id="mfa-h" ref={heading} tabIndex={-1}>
+        Two-step sign-in
+      </h2>
       {done && (
         <p role="status" class="ok-text">
           ✓ {done}
@@ -545,6 +607,358 @@ function SecondFactor() {
     </section>
   );
 }
+
+// ---------------------------------------------------------------- passkeys
+
+/** Passkeys an account may hold (the API answers 409 PASSKEY_LIMIT past it). */
+const MAX_PASSKEYS = 10;
+const MAX_PASSKEY_NAME = 64;
+
+/** The account's passkeys: listed with a rename and a removal each, and one more added with a
+ * name and the password again (the browser's ceremony between the two calls). The first
+ * factor of an account comes with recovery codes (`onFirst`). */
+function Passkeys({ status, onChanged, onFirst }: { status: MfaStatus; onChanged: () => Promise<void>; onFirst: (codes: string[]) => void }) {
+  const list = status.passkeys ?? [];
+  const [adding, setAdding] = useState(false);
+  const [done, setDone] = useState('');
+  const [renaming, setRenaming] = useState<Passkey | null>(null);
+  const [removing, setRemoving] = useState<Passkey | null>(null);
+  const [name, setName] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const addButton = useRef<HTMLButtonElement>(null);
+  const heading = useRef<HTMLHeadingElement>(null);
+  const focusAdd = useRef(false);
+  useEffect(() => {
+    if (!adding && focusAdd.current) {
+      focusAdd.current = false;
+      addButton.current?.focus();
+    }
+  }, [adding]);
+  const unusable =
+    passkeysUnusableHere() ??
+    (status.passkeys_available === false
+      ? 'Passkeys are not available on this deployment: its console is served at an IP address, and browsers accept passkeys only for a domain name.'
+      : null);
+  const atLimit = list.length >= MAX_PASSKEYS;
+  const factors = list.length + (status.totp.confirmed ? 1 : 0);
+  const keepOne = status.required && factors <= 1 ? 'Operators keep a second factor: add another passkey or an authenticator app before removing this one.' : null;
+  const nameProblem = renaming ? checkName(name) : null;
+  const renameField = fieldErrors(error, ['name']).byField.name ?? null;
+  return (
+    <section aria-labelledby="passkeys-h">
+      <h3 id="passkeys-h" ref={heading} tabIndex={-1}>
+        Passkeys
+      </h3>
+      <p>
+        A passkey signs you in with your device’s screen lock (fingerprint, face or PIN) or a security key. Passkeys are phishing-resistant: they work only on this
+        console’s own address, so a look-alike site cannot use them, and there is no code to type or pass on.{' '}
+        {status.required ? <strong>Recommended for platform operators.</strong> : 'Recommended for platform operators.'}
+      </p>
+      {done && (
+        <p role="status" class="ok-text">
+          ✓ {done}
+        </p>
+      )}
+      {list.length > 0 && (
+        <table class="cards passkeys">
+          <caption class="visually-hidden">Your passkeys</caption>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Added</th>
+              <th scope="col">Last used</th>
+              <th scope="col">
+                <span class="visually-hidden">Actions</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {list.map((p) => (
+              <tr key={p.id} data-passkey={p.id}>
+                <th scope="row" data-label="Name" class="wrap">
+                  <span>{p.name}</span>
+                </th>
+                <td data-label="Added">{fmtTime(p.created_at)}</td>
+                <td data-label="Last used">{p.last_used_at ? fmtAgo(p.last_used_at) : 'not yet'}</td>
+                <td data-label="Actions">
+                  <span class="row-buttons">
+                    <button type="button" class="small" aria-label={`Rename ${p.name}`} onClick={() => (setError(null), setName(p.name), setRenaming(p))}>
+                      Rename
+                    </button>
+                    <button
+                      type="button"
+                      class="small"
+                      aria-label={`Remove ${p.name}`}
+                      disabled={!!keepOne}
+                      aria-describedby={keepOne ? 'passkey-keep-one' : undefined}
+                      onClick={() => (setError(null), setRemoving(p))}
+                    >
+                      Remove
+                    </button>
+                  </span>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {keepOne && list.length > 0 && (
+        <p class="hint" id="passkey-keep-one">
+          {keepOne}
+        </p>
+      )}
+      {unusable ? (
+        <p class="notice passkeys-unavailable">{unusable}</p>
+      ) : adding ? (
+        <AddPasskey
+          onCancel={() => {
+            focusAdd.current = true;
+            setAdding(false);
+          }}
+          onAdded={async (a) => {
+            setAdding(false);
+            if (a.recovery_codes?.length) {
+              onFirst(a.recovery_codes);
+              return;
+            }
+            focusAdd.current = true;
+            setDone(`Passkey “${a.passkey.name}” added: you can sign in with it.`);
+            announce('Passkey added.');
+            await onChanged();
+          }}
+        />
+      ) : (
+        <div class="actions">
+          <button
+            ref={addButton}
+            type="button"
+            class="primary"
+            disabled={atLimit}
+            aria-describedby={atLimit ? 'passkey-limit' : undefined}
+            onClick={() => (setDone(''), setAdding(true))}
+          >
+            Add a passkey
+          </button>
+          {atLimit && (
+            <span class="hint" id="passkey-limit">
+              You have {MAX_PASSKEYS} passkeys, the most an account may hold: remove one to add another.
+            </span>
+          )}
+        </div>
+      )}
+      <Confirm
+        open={renaming !== null}
+        title="Rename the passkey"
+        confirmLabel="Save the name"
+        busy={busy}
+        disabled={!!nameProblem}
+        error={renameField ? null : error}
+        onClose={() => setRenaming(null)}
+        onConfirm={async () => {
+          if (!renaming || nameProblem) return;
+          setBusy(true);
+          setError(null);
+          try {
+            const a = await patch<{ passkey: Passkey }>('/account/mfa/passkeys/{id}', { params: { id: renaming.id }, body: { name: name.trim() } });
+            setRenaming(null);
+            setDone(`Renamed to “${a.data.passkey.name}”.`);
+            announce('Passkey renamed.');
+            await onChanged();
+          } catch (e) {
+            setError(e);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <Field label="Passkey name" hint={`So you can tell your passkeys apart; 1 to ${MAX_PASSKEY_NAME} characters.`} error={renameField ?? (name ? nameProblem : null)}>
+          {(a) => <input {...a} name="passkey-name" autoComplete="off" maxLength={MAX_PASSKEY_NAME} value={name} onInput={(e) => setName(e.currentTarget.value)} />}
+        </Field>
+      </Confirm>
+      <Confirm
+        open={removing !== null}
+        title={`Remove the passkey “${removing?.name ?? ''}”?`}
+        confirmLabel="Remove"
+        danger
+        busy={busy}
+        onClose={() => setRemoving(null)}
+        onConfirm={async () => {
+          if (!removing) return;
+          setBusy(true);
+          setError(null);
+          try {
+            const a = await del<{ enrolled: boolean }>('/account/mfa/passkeys/{id}', { params: { id: removing.id } });
+            const gone = removing.name;
+            setRemoving(null);
+            setDone(a.data.enrolled ? `Passkey “${gone}” removed.` : `Passkey “${gone}” removed. Two-step sign-in is off.`);
+            announce('Passkey removed.');
+            await onChanged();
+            heading.current?.focus();
+          } catch (e) {
+            setError(e);
+          } finally {
+            setBusy(false);
+          }
+        }}
+      >
+        <p>
+          It stops signing you in at once{factors <= 1 ? ': it is your only second factor, so two-step sign-in turns off and signing in asks only for your password' : ''}. Remove it
+          from the device or security key too (its passkey settings).
+        </p>
+        <p class="hint">Needs a sign-in with your second factor in the last 10 minutes.</p>
+        <ErrorBox
+          error={error}
+          title={
+            error instanceof ApiError && error.code === 'MFA_REQUIRED'
+              ? 'Sign in again with your second factor first (a sign-in in the last 10 minutes)'
+              : error instanceof ApiError && error.code === 'LAST_FACTOR'
+                ? 'Operators keep a second factor: add another first'
+                : 'Could not remove the passkey'
+          }
+        />
+      </Confirm>
+    </section>
+  );
+}
+
+/** A passkey's name, checked as the API does (1 to 64 characters once trimmed). */
+function checkName(name: string): string | null {
+  const n = name.trim();
+  if (!n) return 'Give the passkey a name.';
+  if ([...n].length > MAX_PASSKEY_NAME) return `At most ${MAX_PASSKEY_NAME} characters.`;
+  return null;
+}
+
+/** A name, the password again, then the browser's ceremony, then the credential sent. */
+function AddPasskey({ onCancel, onAdded }: { onCancel: () => void; onAdded: (a: PasskeyAdded) => Promise<void> }) {
+  const [name, setName] = useState(() => {
+    const d = deviceOf(navigator.userAgent);
+    return d === 'Unknown device' || d.length > MAX_PASSKEY_NAME ? '' : d;
+  });
+  const [password, setPassword] = useState('');
+  const [phase, setPhase] = useState<'idle' | 'checking' | 'ceremony' | 'saving'>('idle');
+  const [error, setError] = useState<unknown>(null);
+  const [nameError, setNameError] = useState<string | null>(null);
+  const nameInput = useRef<HTMLInputElement>(null);
+  const passwordInput = useRef<HTMLInputElement>(null);
+  const submitButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    nameInput.current?.focus();
+    nameInput.current?.select();
+  }, []);
+  // Where focus goes after a refusal, once the form is enabled again.
+  const [refocus, setRefocus] = useState<'name' | 'password' | 'submit' | null>(null);
+  useEffect(() => {
+    if (!refocus) return;
+    (refocus === 'name' ? nameInput : refocus === 'password' ? passwordInput : submitButton).current?.focus();
+    setRefocus(null);
+  }, [refocus]);
+  const wrongPassword = passwordError(error, 'password');
+  const apiName = fieldErrors(error, ['name']).byField.name ?? null;
+  const code = error instanceof ApiError ? error.code : null;
+  const title =
+    code === 'PASSKEY_LIMIT'
+      ? `You have ${MAX_PASSKEYS} passkeys, the most an account may hold: remove one first`
+      : code === 'INVALID_MFA_CODE'
+        ? 'The passkey did not verify: try again, or use another device or security key'
+        : code === 'INVALID_STATE'
+          ? 'The passkey took too long (over 5 minutes) or was saved already: add it again'
+          : (tooMany(error, 'Too many wrong passwords') ?? 'Could not add the passkey');
+  const busy = phase !== 'idle';
+  const add = async () => {
+    const problem = checkName(name);
+    setNameError(problem);
+    if (problem) {
+      setRefocus('name');
+      return;
+    }
+    if (!password) {
+      setRefocus('password');
+      return;
+    }
+    setError(null);
+    setPhase('checking');
+    let options: PublicKeyCredentialCreationOptionsJSON;
+    try {
+      options = (await post<PasskeyCreation>('/account/mfa/passkeys/options', { body: { password } })).data.options;
+    } catch (err) {
+      setError(err);
+      setPhase('idle');
+      if (err instanceof ApiError && err.code === 'INVALID_CREDENTIALS') {
+        setPassword('');
+        setRefocus('password');
+      } else setRefocus('submit');
+      return;
+    }
+    const elsewhere = wrongDomain(options.rp?.id);
+    if (elsewhere) {
+      setError(new Error(`This platform’s passkeys belong to ${elsewhere}: open the console at that address to add one.`));
+      setPhase('idle');
+      setRefocus('submit');
+      return;
+    }
+    setPhase('ceremony');
+    announce('Follow your browser’s prompt to create the passkey.');
+    let credential: unknown;
+    try {
+      credential = await createPasskey(options);
+    } catch (err) {
+      setError(err);
+      setPhase('idle');
+      setRefocus('submit');
+      return;
+    }
+    setPhase('saving');
+    try {
+      const a = await post<PasskeyAdded>('/account/mfa/passkeys', { body: { name: name.trim(), credential } });
+      await onAdded(a.data);
+    } catch (err) {
+      setError(err);
+      setPhase('idle');
+      setRefocus(fieldErrors(err, ['name']).byField.name ? 'name' : 'submit');
+    }
+  };
+  return (
+    <form
+      class="stack add-passkey"
+      noValidate
+      aria-labelledby="add-passkey-h"
+      onSubmit={(e) => {
+        e.preventDefault();
+        void add();
+      }}
+    >
+      <h4 id="add-passkey-h">Add a passkey</h4>
+      <Field label="Passkey name" hint={`So you can tell your passkeys apart, such as “Work laptop” or “Blue security key”; 1 to ${MAX_PASSKEY_NAME} characters.`} error={nameError ?? apiName}>
+        {(a) => (
+          <input {...a} ref={nameInput} name="passkey-name" autoComplete="off" maxLength={MAX_PASSKEY_NAME} value={name} onInput={(e) => (setNameError(null), setName(e.currentTarget.value))} />
+        )}
+      </Field>
+      <Field label="Your current password" hint="Asked again before a new way to sign in is added to your account." error={wrongPassword}>
+        {(a) => (
+          <input {...a} ref={passwordInput} type="password" name="current-password" autoComplete="current-password" value={password} onInput={(e) => setPassword(e.currentTarget.value)} />
+        )}
+      </Field>
+      {phase === 'ceremony' && (
+        <p class="notice" role="status">
+          Your browser asks you to confirm: use your screen lock (fingerprint, face or PIN), or insert and touch your security key.
+        </p>
+      )}
+      {wrongPassword && error instanceof ApiError ? <RefusalNote error={error} /> : !apiName && <PasskeyProblem error={error} what="create" title={title} />}
+      <div class="actions">
+        <button ref={submitButton} type="submit" class="primary" disabled={busy}>
+          {phase === 'checking' ? 'Checking…' : phase === 'ceremony' ? 'Waiting for your passkey…' : phase === 'saving' ? 'Saving…' : 'Create the passkey'}
+        </button>
+        <button type="button" onClick={onCancel} disabled={phase === 'saving'}>
+          Cancel
+        </button>
+      </div>
+    </form>
+  );
+}
+
+// ---------------------------------------------------------------- authenticator app
 
 /** The current password, asked again before a new factor is added (so a session left open, or
  * a stolen token, cannot put someone else's app on the account). A wrong one is said on the
@@ -715,8 +1129,8 @@ function ShowRecoveryCodes({ codes, onDone }: { codes: string[]; onDone: () => v
         Save your recovery codes
       </h3>
       <p>
-        If you lose your phone, each of these codes signs you in once instead of the app. <strong>They are shown only now</strong>: store them somewhere safe, such as a
-        password manager.
+        If you lose your phone or your passkeys, each of these codes signs you in once instead. <strong>They are shown only now</strong>: store them somewhere safe,
+        such as a password manager.
       </p>
       <ol class="codes" aria-label="Recovery codes">
         {codes.map((c) => (
@@ -749,53 +1163,70 @@ function ShowRecoveryCodes({ codes, onDone }: { codes: string[]; onDone: () => v
   );
 }
 
-function Enrolled({ status, onCodes, onRemoved }: { status: MfaStatus; onCodes: (codes: string[]) => void; onRemoved: () => void }) {
-  const [open, setOpen] = useState<'renew' | 'remove' | null>(null);
-  const [recovery, setRecovery] = useState(false);
-  const [value, setValue] = useState('');
-  const [busy, setBusy] = useState(false);
-  const [error, setError] = useState<unknown>(null);
-  const left = status.recovery_codes_left;
-  const removeWhy = status.required ? 'Operators keep a second factor. If you lose your phone, another operator can reset it for you.' : null;
-  const openDialog = (what: 'renew' | 'remove') => {
-    setError(null);
-    setValue('');
-    setRecovery(false);
-    setOpen(what);
-  };
-  const submit = async () => {
-    const typed = recovery ? value.trim().toLowerCase() : value.replace(/\s+/g, '');
-    if (!typed) return;
-    setBusy(true);
-    setError(null);
-    try {
-      const proof = recovery ? { recovery_code: typed } : { code: typed };
-      if (open === 'renew') {
-        const a = await post<RecoveryCodes>('/account/mfa/recovery-codes', { body: proof });
-        setOpen(null);
-        onCodes(a.data.recovery_codes);
-      } else {
-        await del('/account/mfa/totp', { body: proof });
-        setOpen(null);
-        announce('Two-step sign-in removed.');
-        onRemoved();
-      }
-    } catch (e) {
-      setError(e);
-      setValue('');
-    } finally {
-      setBusy(false);
-    }
-  };
-  const wrong = error instanceof ApiError && error.code === 'INVALID_MFA_CODE';
+/** The authenticator app, once confirmed: when it was added, and its removal (proved with a
+ * code or a recovery code). It is the last factor without passkeys: removing it turns two-step
+ * sign-in off, which an operator may not do. */
+function AppEnrolled({ status, onRemoved }: { status: MfaStatus; onRemoved: (enrolled: boolean) => void }) {
+  const [open, setOpen] = useState(false);
+  const last = (status.passkeys ?? []).length === 0;
+  const removeWhy = status.required && last ? 'Operators keep a second factor. Add a passkey first, or, if you lose your phone, another operator can reset it for you.' : null;
   return (
     <>
       <p>
-        <span class="chip chip-active">on</span> Signing in asks for a code from your authenticator app after the password.
+        <span class="chip chip-active">on</span> Added {fmtTime(status.totp.created_at)}.
+      </p>
+      <div class="danger-row">
+        <div>
+          <h4>{last ? 'Turn off two-step sign-in' : 'Remove the authenticator app'}</h4>
+          <p>
+            {last
+              ? 'Removes the authenticator app and the recovery codes; signing in then asks only for your password.'
+              : 'Signing in then takes one of your passkeys (or a recovery code) after the password.'}
+          </p>
+          {removeWhy && (
+            <p class="hint" id="remove-why">
+              {removeWhy}
+            </p>
+          )}
+        </div>
+        <button type="button" class="danger" disabled={!!removeWhy} aria-describedby={removeWhy ? 'remove-why' : undefined} onClick={() => setOpen(true)}>
+          {last ? 'Turn off' : 'Remove the app'}
+        </button>
+      </div>
+      <ProofDialog
+        open={open}
+        title={last ? 'Turn off two-step sign-in?' : 'Remove the authenticator app?'}
+        confirmLabel={last ? 'Turn off' : 'Remove the app'}
+        danger
+        withRecovery
+        intro="Prove it is you with a code from the app, or with one of your recovery codes."
+        onClose={() => setOpen(false)}
+        onProof={async (proof) => {
+          const a = await del<{ enrolled?: boolean }>('/account/mfa/totp', { body: proof });
+          setOpen(false);
+          announce(last ? 'Two-step sign-in removed.' : 'Authenticator app removed.');
+          onRemoved(a.data?.enrolled ?? !last);
+        }}
+      />
+    </>
+  );
+}
+
+/** The recovery codes left, and ten new ones (proved with a code from the app; with passkeys
+ * alone, by a sign-in with a second factor in the last 10 minutes). */
+function RecoveryCodesLeft({ status, onCodes }: { status: MfaStatus; onCodes: (codes: string[]) => void }) {
+  const [open, setOpen] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const left = status.recovery_codes_left;
+  const viaRecentSignIn = !status.totp.confirmed;
+  return (
+    <section aria-labelledby="codes-h">
+      <h3 id="codes-h">Recovery codes</h3>
+      <p>
+        Each signs you in once instead of your {status.totp.confirmed && (status.passkeys ?? []).length ? 'passkey or app' : status.totp.confirmed ? 'app' : 'passkey'}, if you lose it.
       </p>
       <dl class="facts">
-        <dt>Authenticator app</dt>
-        <dd>added {fmtTime(status.totp.created_at)}</dd>
         <dt>Recovery codes left</dt>
         <dd class={left <= 3 ? 'warn' : ''}>
           <span class="codes-left">{left}</span> of 10{left <= 3 ? ': make new ones soon' : ''}
@@ -803,58 +1234,136 @@ function Enrolled({ status, onCodes, onRemoved }: { status: MfaStatus; onCodes: 
       </dl>
       <div class="danger-row">
         <div>
-          <h3>New recovery codes</h3>
+          <h4>New recovery codes</h4>
           <p>Ten new codes; the ones you have stop working.</p>
         </div>
-        <button type="button" onClick={() => openDialog('renew')}>
+        <button type="button" onClick={() => setOpen(true)}>
           New recovery codes
         </button>
       </div>
-      <div class="danger-row">
-        <div>
-          <h3>Turn off two-step sign-in</h3>
-          <p>Removes the authenticator app and the recovery codes; signing in then asks only for your password.</p>
-          {removeWhy && (
-            <p class="hint" id="remove-why">
-              {removeWhy}
-            </p>
-          )}
-        </div>
-        <button type="button" class="danger" disabled={!!removeWhy} aria-describedby={removeWhy ? 'remove-why' : undefined} onClick={() => openDialog('remove')}>
-          Turn off
-        </button>
-      </div>
-      <Confirm
-        open={open !== null}
-        title={open === 'renew' ? 'Make new recovery codes?' : 'Turn off two-step sign-in?'}
-        confirmLabel={open === 'renew' ? 'Make new codes' : 'Turn off'}
-        danger={open === 'remove'}
-        busy={busy}
-        disabled={!value.trim()}
-        error={wrong ? null : error}
-        onClose={() => setOpen(null)}
-        onConfirm={() => void submit()}
-      >
-        <p>{open === 'renew' ? 'Prove it is you with a code from the app. The new codes are shown once; the old ones stop working.' : 'Prove it is you with a code from the app, or with one of your recovery codes.'}</p>
-        {recovery ? (
-          <Field key="recovery-code" label="Recovery code" error={wrong ? 'Not accepted, or used already.' : null}>
-            {(a) => <input {...a} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />}
-          </Field>
-        ) : (
-          <Field key="app-code" label="Code from the app" error={wrong ? 'Not accepted, or used already: wait for the next code.' : null}>
-            {(a) => (
-              <input {...a} name="one-time-code" autoComplete="one-time-code" inputMode="numeric" pattern="[0-9 ]*" maxLength={8} class="code-input" value={value} onInput={(e) => setValue(e.currentTarget.value)} />
-            )}
-          </Field>
-        )}
-        {open === 'remove' && (
+      {viaRecentSignIn ? (
+        <Confirm
+          open={open}
+          title="Make new recovery codes?"
+          confirmLabel="Make new codes"
+          busy={busy}
+          error={error}
+          onClose={() => {
+            setOpen(false);
+            setError(null);
+          }}
+          onConfirm={async () => {
+            setBusy(true);
+            setError(null);
+            try {
+              const a = await post<RecoveryCodes>('/account/mfa/recovery-codes', { body: {} });
+              setOpen(false);
+              onCodes(a.data.recovery_codes);
+            } catch (e) {
+              setError(e);
+            } finally {
+              setBusy(false);
+            }
+          }}
+        >
           <p>
-            <button type="button" class="link-button" onClick={() => (setRecovery(!recovery), setValue(''), setError(null))}>
-              {recovery ? 'Use a code from the app instead' : 'Use a recovery code instead'}
-            </button>
+            The new codes are shown once; the old ones stop working. This needs a sign-in with your passkey in the last 10
+            minutes: if it has been longer, sign out and in again first.
           </p>
-        )}
-      </Confirm>
-    </>
+        </Confirm>
+      ) : (
+        <ProofDialog
+          open={open}
+          title="Make new recovery codes?"
+          confirmLabel="Make new codes"
+          intro="Prove it is you with a code from the app. The new codes are shown once; the old ones stop working."
+          onClose={() => setOpen(false)}
+          onProof={async (proof) => {
+            const a = await post<RecoveryCodes>('/account/mfa/recovery-codes', { body: proof });
+            setOpen(false);
+            onCodes(a.data.recovery_codes);
+          }}
+        />
+      )}
+    </section>
+  );
+}
+
+/** A code from the app (or, `withRecovery`, one recovery code) asked in a dialog. */
+function ProofDialog({
+  open,
+  title,
+  confirmLabel,
+  danger,
+  withRecovery,
+  intro,
+  onClose,
+  onProof,
+}: {
+  open: boolean;
+  title: string;
+  confirmLabel: string;
+  danger?: boolean;
+  withRecovery?: boolean;
+  intro: string;
+  onClose: () => void;
+  onProof: (proof: FactorProof) => Promise<void>;
+}) {
+  const [recovery, setRecovery] = useState(false);
+  const [value, setValue] = useState('');
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  useEffect(() => {
+    if (!open) return;
+    setError(null);
+    setValue('');
+    setRecovery(false);
+  }, [open]);
+  const wrong = error instanceof ApiError && error.code === 'INVALID_MFA_CODE';
+  return (
+    <Confirm
+      open={open}
+      title={title}
+      confirmLabel={confirmLabel}
+      danger={danger}
+      busy={busy}
+      disabled={!value.trim()}
+      error={wrong ? null : error}
+      onClose={onClose}
+      onConfirm={async () => {
+        const typed = recovery ? value.trim().toLowerCase() : value.replace(/\s+/g, '');
+        if (!typed) return;
+        setBusy(true);
+        setError(null);
+        try {
+          await onProof(recovery ? { recovery_code: typed } : { code: typed });
+        } catch (e) {
+          setError(e);
+          setValue('');
+        } finally {
+          setBusy(false);
+        }
+      }}
+    >
+      <p>{intro}</p>
+      {recovery ? (
+        <Field key="recovery-code" label="Recovery code" error={wrong ? 'Not accepted, or used already.' : null}>
+          {(a) => <input {...a} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />}
+        </Field>
+      ) : (
+        <Field key="app-code" label="Code from the app" error={wrong ? 'Not accepted, or used already: wait for the next code.' : null}>
+          {(a) => (
+            <input {...a} name="one-time-code" autoComplete="one-time-code" inputMode="numeric" pattern="[0-9 ]*" maxLength={8} class="code-input" value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+          )}
+        </Field>
+      )}
+      {withRecovery && (
+        <p>
+          <button type="button" class="link-button" onClick={() => (setRecovery(!recovery), setValue(''), setError(null))}>
+            {recovery ? 'Use a code from the app instead' : 'Use a recovery code instead'}
+          </button>
+        </p>
+      )}
+    </Confirm>
   );
 }

@@ -1,10 +1,12 @@
-// Signing in (with its second step for an account with a second factor), asking for a reset link, setting a password from a mailed link, and confirming a new address from one.
+// Signing in (with its second step for an account with a second factor: a passkey, an app's code or a recovery code), asking for a reset link, setting a password from a mailed link, and confirming a new address from one.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { get, post, ApiError } from '../api/client';
-import type { EmailVerified, Me } from '../api/types';
+import type { EmailVerified, Me, PasskeyRequest } from '../api/types';
 import { Page } from '../App';
+import { passkeysUnusableHere, assertPasskey, wrongDomain } from '../passkeys';
 import { session, type MfaChallenge } from '../session';
-import { ErrorBox, Field, Link, idempotencyKey, retryIn } from '../ui/kit';
+import { ErrorBox, Field, Link, announce, idempotencyKey, retryIn } from '../ui/kit';
+import { PasskeyProblem } from '../ui/passkey';
 
 export function SignIn() {
   const [email, setEmail] = useState('');
@@ -75,104 +77,190 @@ export function SignIn() {
   );
 }
 
-/** The second step of a sign-in: a code from the authenticator app, or one recovery code. A
- * wrong code may be tried again with the same challenge; an expired one goes back to the
- * password. */
+/** The second step of a sign-in, with what the account has (the challenge's `methods`): a
+ * passkey (offered first), a code from the authenticator app, or one recovery code. A wrong
+ * code or a refused passkey may be tried again with the same challenge; an expired one goes
+ * back to the password. */
 function SecondStep({ challenge, onRestart }: { challenge: MfaChallenge; onRestart: (why: string) => void }) {
-  const [recovery, setRecovery] = useState(false);
+  const hasPasskey = challenge.methods.includes('passkey');
+  const hasApp = challenge.methods.includes('totp') || !hasPasskey;
+  const unusable = hasPasskey ? passkeysUnusableHere() : null;
+  const offerPasskey = hasPasskey && !unusable;
+  // The code form: the app's code when the account has an app; else a recovery code on request.
+  const [form, setForm] = useState<'code' | 'recovery' | null>(hasApp ? 'code' : unusable ? 'recovery' : null);
+  const recovery = form === 'recovery';
   const [value, setValue] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [waiting, setWaiting] = useState(false);
+  const [passkeyError, setPasskeyError] = useState<unknown>(null);
   const input = useRef<HTMLInputElement>(null);
+  const passkeyButton = useRef<HTMLButtonElement>(null);
+  const opened = useRef(false);
   // The challenge lives 5 minutes: then the password step again, said so.
   useEffect(() => {
     const t = setTimeout(() => onRestart('The sign-in took longer than 5 minutes. Enter your password again.'), Math.max(0, challenge.expiresAt - Date.now()));
     return () => clearTimeout(t);
   }, [challenge]);
-  useEffect(() => input.current?.focus(), [recovery]);
+  // First the passkey button when there is one; the field when the form changes.
+  useEffect(() => {
+    if (!opened.current && offerPasskey) passkeyButton.current?.focus();
+    else input.current?.focus();
+    opened.current = true;
+  }, [form]);
+  const expired = (err: unknown) => {
+    if (err instanceof ApiError && err.code === 'INVALID_MFA_TOKEN') {
+      onRestart('The sign-in expired or was already completed. Enter your password again.');
+      return true;
+    }
+    return false;
+  };
+  const withPasskey = async () => {
+    setWaiting(true);
+    setPasskeyError(null);
+    setError(null);
+    try {
+      const { options } = (await post<PasskeyRequest>('/auth/mfa/passkey', { auth: false, body: { mfa_token: challenge.token } })).data;
+      const elsewhere = wrongDomain(options.rpId);
+      if (elsewhere) throw new Error(`Your passkeys belong to ${elsewhere}: open the console there to use them${hasApp ? ', or enter a code here' : ', or use a recovery code here'}.`);
+      announce('Waiting for your passkey: follow your browser’s prompt.');
+      const assertion = await assertPasskey(options);
+      await session.completeSignIn(challenge, { passkey: assertion });
+    } catch (err) {
+      if (expired(err)) return;
+      setPasskeyError(err);
+      setWaiting(false);
+    }
+  };
+  // After a refusal the button (enabled again) takes focus, for another try.
+  useEffect(() => {
+    if (!waiting && passkeyError) passkeyButton.current?.focus();
+  }, [waiting, passkeyError]);
+  const refused = passkeyError instanceof ApiError && passkeyError.code === 'INVALID_MFA_CODE';
   const wrong = error instanceof ApiError && error.code === 'INVALID_MFA_CODE';
+  const intro = recovery
+    ? 'Enter one of the recovery codes you saved when you set up two-step sign-in. Each works once.'
+    : offerPasskey
+      ? hasApp
+        ? 'Use your passkey, or enter the 6-digit code your authenticator app shows.'
+        : 'Use your passkey: your device’s screen lock or your security key.'
+      : 'Enter the 6-digit code your authenticator app shows.';
   return (
     <Page title="Two-step sign-in">
       <p>
-        Signing in as <strong>{challenge.email}</strong>.{' '}
-        {recovery ? 'Enter one of the recovery codes you saved when you set up two-step sign-in. Each works once.' : 'Enter the 6-digit code your authenticator app shows.'}
+        Signing in as <strong>{challenge.email}</strong>. {intro}
       </p>
-      <form
-        class="stack"
-        noValidate
-        onSubmit={async (e) => {
-          e.preventDefault();
-          const typed = recovery ? value.trim().toLowerCase() : value.replace(/\s+/g, '');
-          if (!typed) return;
-          setBusy(true);
-          setError(null);
-          try {
-            await session.completeSignIn(challenge, recovery ? { recovery_code: typed } : { code: typed });
-          } catch (err) {
-            if (err instanceof ApiError && err.code === 'INVALID_MFA_TOKEN') {
-              onRestart('The sign-in expired or was already completed. Enter your password again.');
-              return;
+      {hasPasskey && unusable && (
+        <p class="notice">
+          {unusable} {hasApp ? 'Enter a code from your authenticator app instead, or a recovery code.' : 'Use one of your recovery codes instead.'}
+        </p>
+      )}
+      {offerPasskey && (
+        <div class="passkey-step">
+          <div class="actions">
+            <button ref={passkeyButton} type="button" class="primary" disabled={waiting} onClick={() => void withPasskey()}>
+              {waiting ? 'Waiting for your passkey…' : 'Use a passkey'}
+            </button>
+          </div>
+          <PasskeyProblem
+            error={passkeyError}
+            what="get"
+            title={
+              refused
+                ? `That passkey was not accepted: try another${hasApp ? ', or a code' : ', or a recovery code'}`
+                : passkeyError instanceof ApiError && passkeyError.status === 429
+                  ? 'Too many tries: wait a few minutes'
+                  : 'Could not sign in with a passkey'
             }
-            setError(err);
-            setValue('');
-            setBusy(false);
-            input.current?.focus();
-          }
-        }}
-      >
-        {recovery ? (
-          <Field key="recovery-code" label="Recovery code" hint="Such as abcde-23456; the hyphen is optional." error={wrong ? 'That recovery code is not valid, or was used already.' : null}>
-            {(a) => (
-              <input {...a} ref={input} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />
-            )}
-          </Field>
-        ) : (
-          <Field key="app-code" label="Code from your authenticator app" error={wrong ? 'That code is not valid, or was used already. Wait for the next one and try again.' : null}>
-            {(a) => (
-              <input
-                {...a}
-                ref={input}
-                name="one-time-code"
-                autoComplete="one-time-code"
-                inputMode="numeric"
-                pattern="[0-9 ]*"
-                maxLength={8}
-                class="code-input"
-                value={value}
-                onInput={(e) => setValue(e.currentTarget.value)}
-              />
-            )}
-          </Field>
-        )}
-        {wrong ? (
-          <p class="code-note" role="alert">
-            Not accepted. <span class="label">Code</span> <code>INVALID_MFA_CODE</code>
-            {error.requestId && (
-              <>
-                {' '}
-                <span class="label">Request id</span> <code>{error.requestId}</code>
-              </>
-            )}
-          </p>
-        ) : (
-          <ErrorBox error={error} title={error instanceof ApiError && error.status === 429 ? 'Too many wrong codes: wait a few minutes' : 'Could not sign in'} />
-        )}
-        <div class="actions">
-          <button type="submit" class="primary" disabled={busy || !value.trim()}>
-            {busy ? 'Checking…' : 'Verify and sign in'}
-          </button>
-          <button
-            type="button"
-            onClick={() => {
-              setRecovery(!recovery);
+          />
+        </div>
+      )}
+      {form && offerPasskey && <h2 class="or">Or {recovery ? 'with a recovery code' : 'with a code'}</h2>}
+      {form && (
+        <form
+          class="stack"
+          noValidate
+          onSubmit={async (e) => {
+            e.preventDefault();
+            const typed = recovery ? value.trim().toLowerCase() : value.replace(/\s+/g, '');
+            if (!typed) return;
+            setBusy(true);
+            setError(null);
+            setPasskeyError(null);
+            try {
+              await session.completeSignIn(challenge, recovery ? { recovery_code: typed } : { code: typed });
+            } catch (err) {
+              if (expired(err)) return;
+              setError(err);
               setValue('');
-              setError(null);
-            }}
-          >
-            {recovery ? 'Use the authenticator app' : 'Use a recovery code'}
+              setBusy(false);
+              input.current?.focus();
+            }
+          }}
+        >
+          {recovery ? (
+            <Field key="recovery-code" label="Recovery code" hint="Such as abcde-23456; the hyphen is optional." error={wrong ? 'That recovery code is not valid, or was used already.' : null}>
+              {(a) => (
+                <input {...a} ref={input} name="recovery-code" autoComplete="off" autoCapitalize="none" spellcheck={false} maxLength={32} value={value} onInput={(e) => setValue(e.currentTarget.value)} />
+              )}
+            </Field>
+          ) : (
+            <Field key="app-code" label="Code from your authenticator app" error={wrong ? 'That code is not valid, or was used already. Wait for the next one and try again.' : null}>
+              {(a) => (
+                <input
+                  {...a}
+                  ref={input}
+                  name="one-time-code"
+                  autoComplete="one-time-code"
+                  inputMode="numeric"
+                  pattern="[0-9 ]*"
+                  maxLength={8}
+                  class="code-input"
+                  value={value}
+                  onInput={(e) => setValue(e.currentTarget.value)}
+                />
+              )}
+            </Field>
+          )}
+          {wrong ? (
+            <p class="code-note" role="alert">
+              Not accepted. <span class="label">Code</span> <code>INVALID_MFA_CODE</code>
+              {error.requestId && (
+                <>
+                  {' '}
+                  <span class="label">Request id</span> <code>{error.requestId}</code>
+                </>
+              )}
+            </p>
+          ) : (
+            <ErrorBox error={error} title={error instanceof ApiError && error.status === 429 ? 'Too many wrong codes: wait a few minutes' : 'Could not sign in'} />
+          )}
+          <div class="actions">
+            <button type="submit" class={offerPasskey ? undefined : 'primary'} disabled={busy || !value.trim()}>
+              {busy ? 'Checking…' : 'Verify and sign in'}
+            </button>
+            {hasApp && (
+              <button
+                type="button"
+                onClick={() => {
+                  setForm(recovery ? 'code' : 'recovery');
+                  setValue('');
+                  setError(null);
+                }}
+              >
+                {recovery ? 'Use the authenticator app' : 'Use a recovery code'}
+              </button>
+            )}
+          </div>
+        </form>
+      )}
+      {!form && (
+        <div class="actions">
+          <button type="button" onClick={() => setForm('recovery')}>
+            Use a recovery code
           </button>
         </div>
-      </form>
+      )}
       <p>
         <button type="button" class="link-button" onClick={() => onRestart('')}>
           Start over with another account

@@ -204,7 +204,7 @@ function Profile({ u }: { u: UserDetail }) {
         <dt>Platform operator</dt>
         <dd>{u.operator ? 'yes' : 'no'}</dd>
         <dt>Two-step sign-in</dt>
-        <dd>{u.mfa === undefined ? '—' : u.mfa ? 'on (authenticator app)' : 'off'}</dd>
+        <dd>{u.mfa === undefined ? '—' : u.mfa ? 'on' : 'off'}</dd>
         <dt>Last sign-in</dt>
         <dd>{u.last_sign_in_at ? `${fmtTime(u.last_sign_in_at)} (${fmtAgo(u.last_sign_in_at)})` : 'never'}</dd>
         <dt>Created</dt>
@@ -477,7 +477,7 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
       {u.operator
         ? row('revoke', 'Revoke operator rights', `The account keeps its tenants; its operator sessions stop working at once. ${RECENT}`, true)
         : row('grant', 'Make operator', `Full access to every tenant, partner and account. ${RECENT}`)}
-      {row('reset-mfa', 'Reset two-step sign-in', `Removes their authenticator app and recovery codes (when they lost their phone); they are told by email and can set it up again. ${RECENT}`, true)}
+      {row('reset-mfa', 'Reset two-step sign-in', `Removes their authenticator app, passkeys and recovery codes (when they lost their phone or security key); they are told by email and can set them up again. ${RECENT}`, true)}
       {row('remove', 'Remove for good', `Deletes the account, its memberships, partner grants and invitations. The audit log keeps its id. Cannot be undone.${u.operator ? ` For an operator: ${RECENT.toLowerCase()}` : ''}`, true)}
       {dialog(
         'disable',
@@ -507,7 +507,7 @@ function UserActions({ u, self, reload }: { u: UserDetail; self: boolean; reload
         `Reset ${u.email}'s two-step sign-in?`,
         'Reset two-step sign-in',
         <p>
-          Their authenticator app and recovery codes stop working; they are told by email.{' '}
+          Their authenticator app, passkeys and recovery codes stop working; they are told by email.{' '}
           {u.operator ? 'As an operator they can then do nothing but set up a new one, where the platform requires it.' : 'They sign in with their password alone until they set it up again.'}
         </p>,
       )}
