@@ -85,7 +85,60 @@ async fn full_recovery_flow_through_the_mail() {
     assert!(body.contains(r#"<meta name="referrer" content="no-referrer">"#));
     let token = token_in(body);
 
-    // Sent with an Idempotency-Key, as a client that retries on a lost reply would.
+    // The link lands on the tenant's own page, which calls the API from the browser: its
+    // preflight is granted (the function answers it from the tenant's registered origins);
+    // another origin's is not, and neither is the route whose link is the platform's alone.
+    let tenant_page = "https://app.acme.example";
+    async fn preflight(p: &Platform, origin: &str, path: &str) -> support::Reply {
+        let headers = [
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "content-type,idempotency-key",
+            ),
+        ];
+        p.send("OPTIONS", path, &headers, None).await
+    }
+    for path in ["/auth/reset-password", "/auth/accept-invitation"] {
+        let granted = preflight(&p, tenant_page, path).await;
+        assert!(
+            (200..300).contains(&granted.status),
+            "{path}: {}",
+            granted.status
+        );
+        assert_eq!(
+            granted.headers["access-control-allow-origin"], tenant_page,
+            "{path}"
+        );
+        let allowed = granted.headers["access-control-allow-headers"]
+            .to_str()
+            .unwrap();
+        assert!(allowed.contains("idempotency-key"), "{allowed}");
+        let refused = preflight(&p, "https://evil.example", path).await;
+        assert!(
+            refused.headers.get("access-control-allow-origin").is_none(),
+            "{path}"
+        );
+    }
+    let other_route = p
+        .send(
+            "POST",
+            "/auth/verify-email",
+            &[
+                ("origin", tenant_page),
+                ("content-type", "application/json"),
+            ],
+            Some(json!({"token": "x"}).to_string().into_bytes()),
+        )
+        .await;
+    assert!(other_route
+        .headers
+        .get("access-control-allow-origin")
+        .is_none());
+
+    // Sent with an Idempotency-Key, as a client that retries on a lost reply would, from the
+    // tenant's page (the answer carries the grant, so the page may read it).
     let reset_body = json!({"token": token, "password": NEW_PASSWORD})
         .to_string()
         .into_bytes();
@@ -93,6 +146,7 @@ async fn full_recovery_flow_through_the_mail() {
         ("content-type", "application/json"),
         ("idempotency-key", "reset-attempt-1"),
         ("x-forwarded-for", ip.as_str()),
+        ("origin", tenant_page),
     ];
     let reset = p
         .send(
@@ -103,6 +157,7 @@ async fn full_recovery_flow_through_the_mail() {
         )
         .await;
     assert_eq!(reset.status, 200, "{}", reset.json);
+    assert_eq!(reset.headers["access-control-allow-origin"], tenant_page);
     assert!(reset.json["data"].get("access_token").is_none());
     let retry = p
         .send("POST", "/auth/reset-password", &keyed, Some(reset_body))

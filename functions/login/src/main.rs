@@ -15,9 +15,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         mailer: s.mailer()?,
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,
-        relying_party: shared::access::passkeys::RelyingParty::from_origin(
-            s.links()?.platform_origin.as_str(),
-        ),
+        // Without PLATFORM_ORIGIN (or with an IP address there) passkeys are unavailable; the
+        // sign-in itself does not depend on it.
+        relying_party: std::env::var("PLATFORM_ORIGIN")
+            .ok()
+            .and_then(|o| shared::access::passkeys::RelyingParty::from_origin(&o)),
     };
     s.serve(app, login::handle).await
 }

@@ -9,6 +9,14 @@
 //! released and the user's email changed (and marked verified), in one transaction.
 //!
 //! Each route spends only its own kind of token.
+//!
+//! CORS: the two mailed-link routes (reset and invitation) are also open to a live tenant's
+//! registered redirect origins, since its users' links land on its own page, which then calls
+//! them from the browser. This function answers their preflights itself (the gateway's `Cors`
+//! mock answers every other path, for the platform's origin only): an origin is allowed when it
+//! is the platform's, or when a tenant that is not suspended or deleted registered it (the
+//! `ORIGIN#` index, one query). No credentials travel (the token is in the body), so the grant
+//! lets a tenant's page read the answer and nothing more.
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -59,8 +67,70 @@ pub fn routes() -> impl Iterator<Item = (&'static str, &'static str)> {
     shared::http::request::route_list(ROUTES)
 }
 
+/// The routes whose links a tenant's own page receives.
+const MAILED_LINK_ROUTES: &[&str] = &["/auth/reset-password", "/auth/accept-invitation"];
+
 pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await
+    let mailed_link = MAILED_LINK_ROUTES.contains(&shared::http::request::resource(&req));
+    let origin = shared::http::request::header(&req, "origin").map(str::to_string);
+    if mailed_link && req.method() == lambda_http::http::Method::OPTIONS {
+        return preflight(app, &req, origin.as_deref()).await;
+    }
+    let mut response = shared::http::request::handle(req, |ctx, req| route(app, ctx, req)).await;
+    if let (true, Some(origin)) = (mailed_link, origin.as_deref()) {
+        if !response
+            .headers()
+            .contains_key("access-control-allow-origin")
+        {
+            match tenant_origin(app, origin).await {
+                Ok(true) => shared::http::cors::allow(origin, response.headers_mut()),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::error!(cause = %shared::runtime::logging::chain(&e), "tenant origins not read: no CORS grant")
+                }
+            }
+        }
+    }
+    response
+}
+
+/// `OPTIONS` on a mailed-link route.
+async fn preflight(app: &App, req: &Request, origin: Option<&str>) -> Response<Body> {
+    let allowed = match origin {
+        None => false,
+        Some(o) if shared::http::cors::configured(o) => true,
+        Some(o) => match tenant_origin(app, o).await {
+            Ok(allowed) => allowed,
+            Err(e) => {
+                tracing::error!(cause = %shared::runtime::logging::chain(&e), "tenant origins not read: preflight refused");
+                return shared::http::envelope::render(
+                    &RequestContext::from_request(req).request_id,
+                    Err(e.into()),
+                );
+            }
+        },
+    };
+    tracing::info!(allowed, "mailed-link preflight");
+    shared::http::cors::preflight(origin, allowed, "POST,OPTIONS")
+}
+
+/// Whether `origin` is a registered redirect origin of a tenant that is not suspended or
+/// deleted.
+async fn tenant_origin(app: &App, origin: &str) -> Result<bool, shared::store::StoreError> {
+    let Ok(origin) = shared::domain::tenant::RedirectOrigin::parse(origin, true) else {
+        return Ok(false);
+    };
+    let ids = app.store.tenants_with_origin(&origin).await?;
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    Ok(app.store.tenants_by_ids(&ids).await?.iter().any(|t| {
+        matches!(
+            t.status,
+            shared::domain::tenant::TenantStatus::Active
+                | shared::domain::tenant::TenantStatus::Provisioning
+        ) && t.redirect_origins.contains(&origin)
+    }))
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {

@@ -6,7 +6,7 @@ use shared::access::password::verify_password;
 use shared::domain::{User, UserStatus};
 use shared::http::proxy_event::ProxyRequest;
 use shared::mail::RecordingMailer;
-use shared::store::{MemoryStore, ResetStore, UserStore};
+use shared::store::{CommitStore, MemoryStore, ResetStore, TenantStore, UserStore};
 use shared::testing::{self, read};
 use std::sync::Arc;
 
@@ -231,5 +231,107 @@ async fn a_retry_with_the_same_idempotency_key_gets_the_first_success() {
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (400, Some("INVALID_IDEMPOTENCY_KEY"))
+    );
+}
+
+/// `method /auth/reset-password` from `origin`, the raw response.
+async fn from_origin(
+    app: &reset_password::App,
+    method: &str,
+    resource: &str,
+    origin: &str,
+) -> lambda_http::Response<lambda_http::Body> {
+    let mut req = ProxyRequest::new(method, resource).header("origin", origin);
+    if method == "OPTIONS" {
+        req = req.header("access-control-request-method", "POST");
+    } else {
+        req = req.json_body(&json!({"token": "x", "password": NEW_PASSWORD}).to_string());
+    }
+    reset_password::handle(app, req.to_lambda_request()).await
+}
+
+fn granted(resp: &lambda_http::Response<lambda_http::Body>) -> Option<String> {
+    resp.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn a_live_tenants_registered_origin_may_call_the_mailed_link_routes_from_the_browser() {
+    let (store, _, app) = app();
+    let tenant = testing::tenant(store.as_ref(), "Acme", None).await;
+    let mine = "https://app.acme.example";
+    let other = "https://evil.example";
+    store
+        .set_redirect_origins(
+            &tenant.id,
+            &[shared::domain::tenant::RedirectOrigin::parse(mine, false).unwrap()],
+        )
+        .await
+        .unwrap();
+    for resource in ["/auth/reset-password", "/auth/accept-invitation"] {
+        // The preflight: granted for the registered origin, with what the browser asked for.
+        let pre = from_origin(&app, "OPTIONS", resource, mine).await;
+        assert_eq!(pre.status(), 204);
+        assert_eq!(granted(&pre).as_deref(), Some(mine));
+        let methods = pre.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap();
+        assert!(methods.contains("POST"), "{methods}");
+        assert!(pre.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("content-type"));
+        // And the answer itself (here a refused token) carries the grant, so the page reads it.
+        let answer = from_origin(&app, "POST", resource, mine).await;
+        assert_eq!(answer.status(), 400);
+        assert_eq!(granted(&answer).as_deref(), Some(mine));
+        // Any other origin: no grant on either (the browser refuses).
+        let pre = from_origin(&app, "OPTIONS", resource, other).await;
+        assert_eq!(pre.status(), 204);
+        assert_eq!(granted(&pre), None);
+        assert_eq!(
+            granted(&from_origin(&app, "POST", resource, other).await),
+            None
+        );
+        // The platform's own origin keeps its grant.
+        let pre = from_origin(&app, "OPTIONS", resource, "https://console.example.com").await;
+        assert_eq!(
+            granted(&pre),
+            None,
+            "not configured in this process's CORS list"
+        );
+    }
+    // Not on the third route: its link is the platform's alone.
+    let answer = from_origin(&app, "POST", "/auth/verify-email", mine).await;
+    assert_eq!(granted(&answer), None);
+    // A suspended tenant's origin is no longer granted.
+    let mut suspended = store.tenant_by_id(&tenant.id).await.unwrap().unwrap();
+    suspended.status = shared::domain::tenant::TenantStatus::Suspended;
+    store
+        .commit(vec![shared::store::changes::Change::UpdateTenant {
+            expect_version: suspended.version,
+            tenant: suspended,
+        }])
+        .await
+        .unwrap();
+    let pre = from_origin(&app, "OPTIONS", "/auth/reset-password", mine).await;
+    assert_eq!(granted(&pre), None);
+    // An origin removed from the list is no longer granted either.
+    let live = testing::tenant(store.as_ref(), "Beta", None).await;
+    let beta = "https://beta.example";
+    let beta_origin = shared::domain::tenant::RedirectOrigin::parse(beta, false).unwrap();
+    store
+        .set_redirect_origins(&live.id, &[beta_origin])
+        .await
+        .unwrap();
+    assert_eq!(
+        granted(&from_origin(&app, "OPTIONS", "/auth/reset-password", beta).await).as_deref(),
+        Some(beta)
+    );
+    store.set_redirect_origins(&live.id, &[]).await.unwrap();
+    assert_eq!(
+        granted(&from_origin(&app, "OPTIONS", "/auth/reset-password", beta).await),
+        None
     );
 }

@@ -3,7 +3,7 @@
 //! owners). Owners and admins read them; only owners (and operators) change them. A change is
 //! audited in the same transaction and mailed to the tenant's other owners and admins.
 
-use crate::{tenant_not_found, Call};
+use crate::Call;
 use serde::Deserialize;
 use serde_json::json;
 use shared::access::gate::Granted;
@@ -68,6 +68,7 @@ pub(crate) async fn put(call: &Call<'_>, granted: Granted) -> Result<ApiResponse
     let changes = vec![
         Change::SetRedirectOrigins {
             tenant: tenant.id.clone(),
+            before: tenant.redirect_origins.clone(),
             origins: origins.clone(),
         },
         call.audit(
@@ -80,7 +81,7 @@ pub(crate) async fn put(call: &Call<'_>, granted: Granted) -> Result<ApiResponse
         .store
         .commit(changes)
         .await
-        .map_err(|e| e.answer(|_| tenant_not_found()))?;
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
     tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, count = origins.len(), "redirect origins replaced");
     notify_origins_changed(call, &tenant, &call.caller.user, &origins).await;
     Ok(ApiResponse::ok(origins_view(&origins)))

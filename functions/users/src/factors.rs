@@ -10,7 +10,8 @@
 //!   the ten recovery codes, shown this once.
 //! - `DELETE /account/mfa/totp` `{code | recovery_code}`: removes the factor and the codes
 //!   (proved with one); an operator's last factor stays (409 `LAST_FACTOR`).
-//! - `POST /account/mfa/recovery-codes` `{code}`: ten new codes; the old ones die.
+//! - `POST /account/mfa/recovery-codes` `{code}` (or `{}` after a sign-in with a factor in the last
+//!   10 minutes: how an account with passkeys alone renews them): ten new codes; the old ones die.
 //! - `DELETE /users/{user_id}/mfa` (operators): removes a user's factors; the user is mailed.
 
 use crate::{user_audit, user_not_found, Call};
@@ -189,20 +190,13 @@ pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             sealed: pending.sealed.clone(),
             step,
         },
-        Change::UpdateUser {
-            user: user.id.clone(),
-            before: user.account(),
-            edit: UserEdit {
-                factors: Some((
-                    user.factors,
-                    Factors {
-                        totp: true,
-                        ..user.factors
-                    },
-                )),
-                ..UserEdit::default()
+        move_factors(
+            user,
+            Factors {
+                totp: true,
+                ..user.factors
             },
-        },
+        ),
         Change::Audit(user_audit(
             call,
             "mfa.enrolled",
@@ -240,6 +234,19 @@ pub(crate) fn first_factor_codes(
     (Some(codes), true)
 }
 
+/// The change of `user`'s factor count to `after`, conditioned on the count read (and on the
+/// account's status and flag, as every change of a user is).
+pub(crate) fn move_factors(user: &User, after: Factors) -> Change {
+    Change::UpdateUser {
+        user: user.id.clone(),
+        before: user.account(),
+        edit: UserEdit {
+            factors: Some((user.factors, after)),
+            ..UserEdit::default()
+        },
+    }
+}
+
 /// The refusal of a change that would leave an operator without a factor.
 pub(crate) fn last_factor() -> ApiError {
     ApiError::refused(
@@ -271,14 +278,7 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
                 recovery: !after.any(),
                 passkeys: Vec::new(),
             },
-            Change::UpdateUser {
-                user: user.id.clone(),
-                before: user.account(),
-                edit: UserEdit {
-                    factors: Some((user.factors, after)),
-                    ..UserEdit::default()
-                },
-            },
+            move_factors(user, after),
             Change::Audit(user_audit(
                 call,
                 "mfa.removed",
@@ -303,14 +303,7 @@ async fn remove_all_factors(call: &Call<'_>, user: &User, action: &str) -> Resul
                 recovery: true,
                 passkeys: passkeys.into_iter().map(|p| p.id).collect(),
             },
-            Change::UpdateUser {
-                user: user.id.clone(),
-                before: user.account(),
-                edit: UserEdit {
-                    factors: Some((user.factors, Factors::default())),
-                    ..UserEdit::default()
-                },
-            },
+            move_factors(user, Factors::default()),
             Change::Audit(user_audit(call, action, &user.id, json!({"factor": "all"}))),
         ])
         .await
@@ -318,32 +311,49 @@ async fn remove_all_factors(call: &Call<'_>, user: &User, action: &str) -> Resul
 }
 
 /// `POST /account/mfa/recovery-codes` `{code}`: ten new codes, the old ones dead.
+///
+/// Proved by a code from the app, or, with no code (`{}`: how an account with passkeys alone
+/// renews them), by a sign-in with a second factor in the last 10 minutes.
 pub(crate) async fn new_recovery_codes(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = &call.caller.user;
-    let proof = proof(call)?;
-    if matches!(proof, Proof::Recovery(_)) {
-        return Err(ApiError::invalid_request(
-            "give the code your app shows (a recovery code cannot renew the codes)",
-        ));
-    }
+    let body: CodeBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let (codes, hashes) = RecoveryCodes::generate();
-    spend_counted(
-        call,
-        &proof,
-        vec![
-            Change::PutRecoveryCodes {
-                user: user.id.clone(),
-                hashes,
-            },
-            Change::Audit(user_audit(
+    let renew = vec![
+        Change::PutRecoveryCodes {
+            user: user.id.clone(),
+            hashes,
+        },
+        Change::Audit(user_audit(
+            call,
+            "mfa.recovery_codes_renewed",
+            &user.id,
+            json!({}),
+        )),
+    ];
+    match Proof::from_fields(body.code, body.recovery_code) {
+        Some(Proof::Recovery(_)) => {
+            return Err(ApiError::invalid_request(
+                "give the code your app shows (a recovery code cannot renew the codes)",
+            ))
+        }
+        Some(proof) => spend_counted(call, &proof, renew).await?,
+        None => {
+            if !user.mfa() {
+                return Err(ApiError::refused(
+                    ErrorCode::InvalidState,
+                    "there is no second factor to renew codes for: enroll one first",
+                ));
+            }
+            crate::directory::require_recent_factor(
                 call,
-                "mfa.recovery_codes_renewed",
-                &user.id,
-                json!({}),
-            )),
-        ],
-    )
-    .await?;
+                "without a code from your app, renewing the codes needs a sign-in with your second factor in the last 10 minutes",
+            )?;
+            call.store
+                .commit(renew)
+                .await
+                .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+        }
+    }
     Ok(ApiResponse::ok(json!({"recovery_codes": codes})))
 }
 

@@ -219,6 +219,7 @@ pub(crate) fn user_view(u: &User) -> Value {
         "operator": u.platform_admin,
         "email_verified": u.email_verified,
         "mfa": u.mfa(),
+        "factors": {"totp": u.factors.totp, "passkeys": u.factors.passkeys},
         "last_sign_in_at": u.last_sign_in_at,
         "created_at": u.created_at,
     })

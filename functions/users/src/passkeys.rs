@@ -21,7 +21,7 @@ use shared::access::passkeys::{self as pk, PasskeyError, RelyingParty};
 use shared::domain::fields::FieldError;
 use shared::domain::Factors;
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
-use shared::store::changes::{Change, Refusal, UserEdit};
+use shared::store::changes::{Change, Refusal};
 use shared::store::{Passkey, PendingPasskey};
 use shared::{ApiError, ApiResponse, ErrorCode};
 
@@ -181,14 +181,7 @@ pub(crate) async fn finish(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             pending_state: pending.state,
             now,
         },
-        Change::UpdateUser {
-            user: user.id.clone(),
-            before: user.account(),
-            edit: UserEdit {
-                factors: Some((user.factors, after)),
-                ..UserEdit::default()
-            },
-        },
+        crate::factors::move_factors(user, after),
         Change::Audit(user_audit(
             call,
             "mfa.enrolled",
@@ -292,14 +285,7 @@ pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
                 recovery: !after.any(),
                 passkeys: vec![passkey.id.clone()],
             },
-            Change::UpdateUser {
-                user: user.id.clone(),
-                before: user.account(),
-                edit: UserEdit {
-                    factors: Some((user.factors, after)),
-                    ..UserEdit::default()
-                },
-            },
+            crate::factors::move_factors(user, after),
             Change::Audit(user_audit(
                 call,
                 "mfa.removed",

@@ -868,6 +868,33 @@ async fn passkeys_are_registered_listed_renamed_and_removed() {
         mfa.to_string().find("public_key").is_none(),
         "no key material shown"
     );
+    // With passkeys alone, new recovery codes come with a recent factor (no app code to give).
+    let (status, body) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/recovery-codes",
+            &[],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["recovery_codes"].as_array().unwrap().len(), 10);
+    *w.mfa_at.lock().unwrap() = None;
+    let (status, body) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/recovery-codes",
+            &[],
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("MFA_REQUIRED"))
+    );
+    *w.mfa_at.lock().unwrap() = Some(shared::runtime::time::now_unix());
     // Renamed; a blank name is refused and changes nothing.
     let (status, body) = w
         .me(

@@ -31,6 +31,9 @@ pub struct FunctionSpec {
     /// Paths with an `ANY` event: every method the routes do not name reaches the function,
     /// which answers 405 with `Allow`.
     pub other_methods: Vec<String>,
+    /// Paths whose CORS preflight (`OPTIONS`) the function answers itself (not a route: SAM's
+    /// `Cors` mock answers every other path's).
+    pub preflights: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -114,7 +117,7 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
             environment.retain(|(n, _)| n != &name);
             environment.push((name, value));
         }
-        let (mut routes, mut other_methods) = (Vec::new(), Vec::new());
+        let (mut routes, mut other_methods, mut preflights) = (Vec::new(), Vec::new(), Vec::new());
         if let Some(Value::Mapping(events)) = props.get("Events") {
             for event in events.values() {
                 if event.get("Type").and_then(Value::as_str) != Some("Api") {
@@ -133,6 +136,10 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
                     other_methods.push(path.to_string());
                     continue;
                 }
+                if method.eq_ignore_ascii_case("options") {
+                    preflights.push(path.to_string());
+                    continue;
+                }
                 routes.push(RouteSpec {
                     method: method.to_ascii_uppercase(),
                     path: path.to_string(),
@@ -147,6 +154,7 @@ pub fn parse(text: &str) -> Result<Vec<FunctionSpec>, TemplateError> {
             memory_mb: number(&props, "MemorySize", 128),
             routes,
             other_methods,
+            preflights,
         });
     }
     if functions.is_empty() {
@@ -195,6 +203,36 @@ mod tests {
             .environment
             .contains(&("RUST_LOG".into(), EnvValue::Literal("info".into()))));
         assert_eq!(login.timeout_secs, 10);
+    }
+
+    #[test]
+    fn only_the_mailed_link_routes_answer_their_own_preflights() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+        let mut answered: Vec<(String, String)> = Vec::new();
+        for f in load(&path).unwrap() {
+            for p in &f.preflights {
+                assert!(
+                    f.routes.iter().any(|r| &r.path == p && r.method == "POST"),
+                    "{}: a preflight of {p}, which it does not serve",
+                    f.binary
+                );
+                answered.push((f.binary.clone(), p.clone()));
+            }
+        }
+        answered.sort();
+        assert_eq!(
+            answered,
+            vec![
+                (
+                    "reset-password".to_string(),
+                    "/auth/accept-invitation".to_string()
+                ),
+                (
+                    "reset-password".to_string(),
+                    "/auth/reset-password".to_string()
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -137,6 +137,23 @@ fn descriptor(p: &Passkey) -> Result<PublicKeyCredentialDescriptor<Vec<u8>>, Pas
     })
 }
 
+/// What a started ceremony gives: the client's options, the server's state, its expiry.
+fn started<S, C>(server: &S, client: &C) -> Result<Started, PasskeyError>
+where
+    S: 'static + for<'a> Encode<Output<'a> = Vec<u8>> + webauthn_rp::request::TimedCeremony,
+    S::Err: std::fmt::Debug,
+    C: serde::Serialize,
+{
+    let unusable = |e: &dyn std::fmt::Debug| PasskeyError::Unusable(format!("{e:?}"));
+    let options = serde_json::to_value(client).map_err(|e| unusable(&e))?;
+    let state = server.encode().map_err(|e| unusable(&e))?;
+    Ok(Started {
+        options,
+        state: b64(&state),
+        expires_at: unix(server.expiration()),
+    })
+}
+
 /// Starts registering a passkey for `user` (shown to the authenticator as `email`, with
 /// `display_name`), excluding the passkeys the account has.
 pub fn start_registration(
@@ -163,16 +180,7 @@ pub fn start_registration(
         PublicKeyCredentialCreationOptions::second_factor(&rp.rp_id, entity, exclude)
             .start_ceremony()
             .map_err(|e| PasskeyError::Unusable(format!("{e:?}")))?;
-    let options =
-        serde_json::to_value(&client).map_err(|e| PasskeyError::Unusable(e.to_string()))?;
-    let state = server
-        .encode()
-        .map_err(|e| PasskeyError::Unusable(format!("{e:?}")))?;
-    Ok(Started {
-        options,
-        state: b64(&state),
-        expires_at: unix(webauthn_rp::request::TimedCeremony::expiration(&server)),
-    })
+    started(&server, &client)
 }
 
 /// A passkey just registered, ready to store.
@@ -226,16 +234,7 @@ pub fn start_assertion(rp: &RelyingParty, passkeys: &[Passkey]) -> Result<Starte
             .map_err(|e| PasskeyError::Unusable(format!("{e:?}")))?
             .start_ceremony()
             .map_err(|e| PasskeyError::Unusable(format!("{e:?}")))?;
-    let options =
-        serde_json::to_value(&client).map_err(|e| PasskeyError::Unusable(e.to_string()))?;
-    let state = server
-        .encode()
-        .map_err(|e| PasskeyError::Unusable(format!("{e:?}")))?;
-    Ok(Started {
-        options,
-        state: b64(&state),
-        expires_at: unix(webauthn_rp::request::TimedCeremony::expiration(&server)),
-    })
+    started(&server, &client)
 }
 
 /// An assertion that verified: which passkey, and its state before and after (the store

@@ -3,7 +3,9 @@
 //! them says so (`Access-Control-Allow-Origin` with that origin, `Vary: Origin`) and exposes
 //! the headers a browser client reads. Any other origin gets no CORS header, so a browser
 //! refuses to hand it the answer. Preflights (`OPTIONS`) are answered by API Gateway itself
-//! (the template's `Cors`), never by a function.
+//! (the template's `Cors`), except on the two mailed-link routes, where `reset-password` also
+//! allows a live tenant's registered redirect origins and answers the preflight itself
+//! ([`preflight`]).
 
 use lambda_http::http::{HeaderMap, HeaderValue};
 use std::sync::OnceLock;
@@ -42,6 +44,48 @@ pub fn apply_with(allowed: &[String], origin: Option<&str>, headers: &mut Header
 /// `apply_with` the configured origins.
 pub fn apply(origin: Option<&str>, headers: &mut HeaderMap) {
     apply_with(allowed(), origin, headers);
+}
+
+/// Whether `origin` is one of the configured origins.
+pub fn configured(origin: &str) -> bool {
+    allowed().iter().any(|a| a == origin)
+}
+
+/// Allows `origin` (already decided to be allowed) on a response.
+pub fn allow(origin: &str, headers: &mut HeaderMap) {
+    apply_with(&[origin.to_string()], Some(origin), headers);
+}
+
+/// Request headers a browser client may send (as the gateway's own preflights say).
+pub const ALLOWED_HEADERS: &str =
+    "authorization,content-type,idempotency-key,if-match,x-request-id";
+
+/// The answer to a preflight (`OPTIONS`): 204, with the CORS grant for `origin` when
+/// `allowed`, and none otherwise (the browser then refuses the request it was asking about).
+pub fn preflight(
+    origin: Option<&str>,
+    allowed: bool,
+    methods: &str,
+) -> lambda_http::Response<lambda_http::Body> {
+    let mut response = lambda_http::Response::new(lambda_http::Body::Empty);
+    *response.status_mut() = lambda_http::http::StatusCode::NO_CONTENT;
+    let headers = response.headers_mut();
+    headers.insert("vary", HeaderValue::from_static("origin"));
+    if let (Some(origin), true) = (origin, allowed) {
+        if let (Ok(o), Ok(m)) = (
+            HeaderValue::from_str(origin),
+            HeaderValue::from_str(methods),
+        ) {
+            headers.insert("access-control-allow-origin", o);
+            headers.insert("access-control-allow-methods", m);
+            headers.insert(
+                "access-control-allow-headers",
+                HeaderValue::from_static(ALLOWED_HEADERS),
+            );
+            headers.insert("access-control-max-age", HeaderValue::from_static("600"));
+        }
+    }
+    response
 }
 
 #[cfg(test)]

@@ -155,10 +155,13 @@ pub enum Change {
     /// Adds `by` to the tenant's owner count; refused if the tenant is gone or the count would
     /// fall below 1 (the last owner stays).
     AdjustOwners { tenant: TenantId, by: i64 },
-    /// Replaces the tenant's redirect origins and moves its version; refused if the tenant does
-    /// not exist.
+    /// Replaces the tenant's redirect origins (`before`, as read) with `origins` and moves its
+    /// version, with the index of origins to tenants (`ORIGIN#`, what a preflight of a mailed-link
+    /// route reads) in the same transaction; refused if the tenant does not exist or its origins
+    /// are no longer `before`.
     SetRedirectOrigins {
         tenant: TenantId,
+        before: Vec<RedirectOrigin>,
         origins: Vec<RedirectOrigin>,
     },
     /// Stores a new partner and claims its slug; refused if either exists.

@@ -21,6 +21,7 @@
 //! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction; never released (a deleted tenant keeps it) |
 //! | partner | `PARTNER#<partner_id>` | `PARTNER` | slug, name, domain, status, `margin_bp`, contact and billing info (JSON), `count_<status>` (attached tenants by status), `count_live` (those not deleted: the partner admins' quota), `version`; `GSI2PK=PARTNERS`, `GSI2SK=<slug>` |
 //! | database | `DB#<db_id>` | `DB` | tenant, name, engine, host (no credentials), sealed connection string, `created_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=DB#<created ms, 15 digits>#<db_id>` |
+//! | redirect origin | `ORIGIN#<origin>` | `TENANT#<tenant_id>` | `tenant_id`; one per tenant that registered the origin, written and removed with the tenant's list (`Change::SetRedirectOrigins`); what a preflight of a mailed-link route reads |
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
@@ -577,6 +578,11 @@ pub trait TenantStore: CommitStore + Send + Sync {
     }
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
     async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
+    /// The tenants that registered `origin` as a redirect origin (at most 25; index read).
+    async fn tenants_with_origin(
+        &self,
+        origin: &RedirectOrigin,
+    ) -> Result<Vec<TenantId>, StoreError>;
     /// The tenants with these ids that exist, in no particular order (at most 100 ids).
     async fn tenants_by_ids(&self, ids: &[TenantId]) -> Result<Vec<Tenant>, StoreError> {
         let mut out = Vec::new();

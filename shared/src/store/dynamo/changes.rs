@@ -306,14 +306,56 @@ impl DynamoStore {
                     vec![(":by", n(by)), (":min", n(min)), (":zero", n(0))],
                 )?]
             }
-            Change::SetRedirectOrigins { tenant, origins } => vec![self.update_item(
-                format!("TENANT#{tenant}"),
-                "TENANT",
-                "SET redirect_origins = :o, version = version + :one",
-                "attribute_exists(PK)",
-                &[],
-                vec![(":o", super::tenants::origin_list(origins)), (":one", n(1))],
-            )?],
+            Change::SetRedirectOrigins {
+                tenant,
+                before,
+                origins,
+            } => {
+                let condition = if before.is_empty() {
+                    "attribute_exists(PK) AND (attribute_not_exists(redirect_origins) OR redirect_origins = :before)"
+                } else {
+                    "redirect_origins = :before"
+                };
+                let mut items = vec![self.update_item(
+                    format!("TENANT#{tenant}"),
+                    "TENANT",
+                    "SET redirect_origins = :o, version = version + :one",
+                    condition,
+                    &[],
+                    vec![
+                        (":o", super::tenants::origin_list(origins)),
+                        (":before", super::tenants::origin_list(before)),
+                        (":one", n(1)),
+                    ],
+                )?];
+                // The index: an entry per origin added, none left for one removed.
+                for added in origins.iter().filter(|o| !before.contains(o)) {
+                    let mut entry = key(
+                        format!("ORIGIN#{}", added.as_str()),
+                        &format!("TENANT#{tenant}"),
+                    );
+                    entry.insert("entity".into(), s("redirect_origin"));
+                    entry.insert("tenant_id".into(), s(tenant.as_str()));
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(entry))
+                        .build()
+                        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+                    items.push(TransactWriteItem::builder().put(put).build());
+                }
+                for removed in before.iter().filter(|o| !origins.contains(o)) {
+                    let d = Delete::builder().table_name(&self.table).set_key(Some(key(
+                        format!("ORIGIN#{}", removed.as_str()),
+                        &format!("TENANT#{tenant}"),
+                    )));
+                    items.push(
+                        TransactWriteItem::builder()
+                            .delete(Self::build(d.build())?)
+                            .build(),
+                    );
+                }
+                items
+            }
             Change::CreatePartner(p) => {
                 let mut claim = key(format!("PSLUG#{}", p.slug), "PSLUG");
                 claim.insert("entity".into(), s("partner_slug_claim"));

@@ -383,21 +383,45 @@ impl TenantStore for DynamoStore {
         tenant_id: &TenantId,
         origins: &[RedirectOrigin],
     ) -> Result<(), StoreError> {
-        let result = self
+        let tenant = self
+            .tenant_by_id(tenant_id)
+            .await?
+            .ok_or(StoreError::NotFound("tenant"))?;
+        crate::store::CommitStore::commit(
+            self,
+            vec![crate::store::changes::Change::SetRedirectOrigins {
+                tenant: tenant_id.clone(),
+                before: tenant.redirect_origins,
+                origins: origins.to_vec(),
+            }],
+        )
+        .await
+        .map_err(|_| StoreError::NotFound("tenant"))
+    }
+
+    async fn tenants_with_origin(
+        &self,
+        origin: &RedirectOrigin,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        let page = self
             .client
-            .update_item()
+            .query()
             .table_name(&self.table)
-            .set_key(Some(key(format!("TENANT#{tenant_id}"), "TENANT")))
-            .update_expression("SET redirect_origins = :o, version = version + :one")
-            .condition_expression("attribute_exists(PK)")
-            .expression_attribute_values(":o", origin_list(origins))
-            .expression_attribute_values(":one", n(1))
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(format!("ORIGIN#{}", origin.as_str())))
+            .limit(25)
             .send()
-            .await;
-        if conditional(result)? {
-            Ok(())
-        } else {
-            Err(StoreError::NotFound("tenant"))
-        }
+            .await
+            .map_err(unavailable)?;
+        page.items()
+            .iter()
+            .map(|item| {
+                Fields {
+                    item,
+                    key: "ORIGIN",
+                }
+                .tenant_id("tenant_id")
+            })
+            .collect()
     }
 }

@@ -70,7 +70,10 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             .tenants
             .get(tenant)
             .is_none_or(|t| *by < 0 && i64::from(t.owners) + by < 1),
-        Change::SetRedirectOrigins { tenant, .. } => !d.tenants.contains_key(tenant),
+        Change::SetRedirectOrigins { tenant, before, .. } => d
+            .tenants
+            .get(tenant)
+            .is_none_or(|t| &t.redirect_origins != before),
         Change::CreatePartner(p) => {
             if d.partner_slugs.contains_key(&p.slug) {
                 return Some(Refusal::SlugTaken);
@@ -301,7 +304,9 @@ fn apply(d: &mut Data, change: Change) {
                 t.owners = u32::try_from(i64::from(t.owners) + by).unwrap_or(0);
             }
         }
-        Change::SetRedirectOrigins { tenant, origins } => {
+        Change::SetRedirectOrigins {
+            tenant, origins, ..
+        } => {
             if let Some(t) = d.tenants.get_mut(&tenant) {
                 t.redirect_origins = origins;
                 t.version += 1;

@@ -144,4 +144,18 @@ impl TenantStore for MemoryStore {
             None => Err(StoreError::NotFound("tenant")),
         })
     }
+
+    async fn tenants_with_origin(
+        &self,
+        origin: &RedirectOrigin,
+    ) -> Result<Vec<TenantId>, StoreError> {
+        Ok(self.with(|d| {
+            d.tenants
+                .values()
+                .filter(|t| t.redirect_origins.contains(origin))
+                .map(|t| t.id.clone())
+                .take(25)
+                .collect()
+        }))
+    }
 }
