@@ -2618,7 +2618,9 @@ export interface paths {
         put?: never;
         /**
          * Start registering a passkey - the options for navigator.credentials.create.
-         * @description The current password is asked again (counted, as for an authenticator app). The answer's
+         * @description The current password is asked again (counted, as for an authenticator app); an account
+         *     that has a factor already needs a sign-in with it in the last 10 minutes (403
+         *     `MFA_REQUIRED`), as for adding an app. The answer's
          *     `options` are a `PublicKeyCredentialCreationOptionsJSON` (relying party: the console's
          *     origin; the account's passkeys excluded); the registration waits 5 minutes, and starting
          *     again replaces it. 409 `PASSKEY_LIMIT` at 10 passkeys; 409 `INVALID_STATE` when the
@@ -2716,8 +2718,8 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Remove one of the caller's passkeys (needs a sign-in with a second factor in the last 10 minutes).
-         * @description An operator's last factor stays (409 `LAST_FACTOR`); without a recent factor, 403 `MFA_REQUIRED`.
+         * Remove one of the caller's passkeys (the password again, and a sign-in with a second factor in the last 10 minutes).
+         * @description An operator's last factor stays (409 `LAST_FACTOR`); without a recent factor, 403 `MFA_REQUIRED`; a wrong password, 401 `INVALID_CREDENTIALS` (counted).
          */
         delete: {
             parameters: {
@@ -2729,13 +2731,22 @@ export interface paths {
                 };
                 cookie?: never;
             };
-            requestBody?: never;
+            requestBody: {
+                content: {
+                    "application/json": {
+                        password: string;
+                    };
+                };
+            };
             responses: {
                 200: components["responses"]["Object"];
+                400: components["responses"]["Error"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
                 409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };
@@ -2818,7 +2829,11 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Ten new recovery codes (proved with a code from the app, or `{}` after a sign-in with a second factor in the last 10 minutes); the old ones stop working. */
+        /**
+         * Ten new recovery codes; the old ones stop working.
+         * @description Proved with a code from the app. An account with passkeys alone (no app) gives its
+         *     password instead (counted), after a sign-in with a passkey in the last 10 minutes.
+         */
         post: {
             parameters: {
                 query?: never;
@@ -2828,7 +2843,11 @@ export interface paths {
             };
             requestBody: {
                 content: {
-                    "application/json": components["schemas"]["FactorProof"];
+                    "application/json": {
+                        code?: string;
+                        recovery_code?: string;
+                        password?: string;
+                    };
                 };
             };
             responses: {
@@ -2838,6 +2857,7 @@ export interface paths {
                 403: components["responses"]["Error"];
                 409: components["responses"]["Error"];
                 413: components["responses"]["Error"];
+                429: components["responses"]["TooManyRequests"];
                 503: components["responses"]["Error"];
             };
         };

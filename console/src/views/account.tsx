@@ -623,6 +623,7 @@ function Passkeys({ status, onChanged, onFirst }: { status: MfaStatus; onChanged
   const [done, setDone] = useState('');
   const [renaming, setRenaming] = useState<Passkey | null>(null);
   const [removing, setRemoving] = useState<Passkey | null>(null);
+  const [removePassword, setRemovePassword] = useState('');
   const [name, setName] = useState('');
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
@@ -782,13 +783,21 @@ function Passkeys({ status, onChanged, onFirst }: { status: MfaStatus; onChanged
         confirmLabel="Remove"
         danger
         busy={busy}
-        onClose={() => setRemoving(null)}
+        disabled={!removePassword}
+        onClose={() => {
+          setRemoving(null);
+          setRemovePassword('');
+        }}
         onConfirm={async () => {
           if (!removing) return;
           setBusy(true);
           setError(null);
           try {
-            const a = await del<{ enrolled: boolean }>('/account/mfa/passkeys/{id}', { params: { id: removing.id } });
+            const a = await del<{ enrolled: boolean }>('/account/mfa/passkeys/{id}', {
+              params: { id: removing.id },
+              body: { password: removePassword },
+            });
+            setRemovePassword('');
             const gone = removing.name;
             setRemoving(null);
             setDone(a.data.enrolled ? `Passkey “${gone}” removed.` : `Passkey “${gone}” removed. Two-step sign-in is off.`);
@@ -806,9 +815,22 @@ function Passkeys({ status, onChanged, onFirst }: { status: MfaStatus; onChanged
           It stops signing you in at once{factors <= 1 ? ': it is your only second factor, so two-step sign-in turns off and signing in asks only for your password' : ''}. Remove it
           from the device or security key too (its passkey settings).
         </p>
-        <p class="hint">Needs a sign-in with your second factor in the last 10 minutes.</p>
+        <p class="hint">Needs your password and a sign-in with your second factor in the last 10 minutes.</p>
+        <Field label="Your current password" error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? 'That is not your current password.' : null}>
+          {(a) => (
+            <input
+              {...a}
+              type="password"
+              name="current-password"
+              autoComplete="current-password"
+              required
+              value={removePassword}
+              onInput={(e) => setRemovePassword(e.currentTarget.value)}
+            />
+          )}
+        </Field>
         <ErrorBox
-          error={error}
+          error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? null : error}
           title={
             error instanceof ApiError && error.code === 'MFA_REQUIRED'
               ? 'Sign in again with your second factor first (a sign-in in the last 10 minutes)'
@@ -864,7 +886,9 @@ function AddPasskey({ onCancel, onAdded }: { onCancel: () => void; onAdded: (a: 
         ? 'The passkey did not verify: try again, or use another device or security key'
         : code === 'INVALID_STATE'
           ? 'The passkey took too long (over 5 minutes) or was saved already: add it again'
-          : (tooMany(error, 'Too many wrong passwords') ?? 'Could not add the passkey');
+          : code === 'MFA_REQUIRED'
+            ? 'Adding another factor needs a sign-in with the one you have, in the last 10 minutes'
+            : (tooMany(error, 'Too many wrong passwords') ?? 'Could not add the passkey');
   const busy = phase !== 'idle';
   const add = async () => {
     const problem = checkName(name);
@@ -1218,6 +1242,7 @@ function RecoveryCodesLeft({ status, onCodes }: { status: MfaStatus; onCodes: (c
   const [open, setOpen] = useState(false);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
+  const [password, setPassword] = useState('');
   const left = status.recovery_codes_left;
   const viaRecentSignIn = !status.totp.confirmed;
   return (
@@ -1247,16 +1272,19 @@ function RecoveryCodesLeft({ status, onCodes }: { status: MfaStatus; onCodes: (c
           title="Make new recovery codes?"
           confirmLabel="Make new codes"
           busy={busy}
-          error={error}
+          disabled={!password}
+          error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? null : error}
           onClose={() => {
             setOpen(false);
             setError(null);
+            setPassword('');
           }}
           onConfirm={async () => {
             setBusy(true);
             setError(null);
             try {
-              const a = await post<RecoveryCodes>('/account/mfa/recovery-codes', { body: {} });
+              const a = await post<RecoveryCodes>('/account/mfa/recovery-codes', { body: { password } });
+              setPassword('');
               setOpen(false);
               onCodes(a.data.recovery_codes);
             } catch (e) {
@@ -1267,9 +1295,22 @@ function RecoveryCodesLeft({ status, onCodes }: { status: MfaStatus; onCodes: (c
           }}
         >
           <p>
-            The new codes are shown once; the old ones stop working. This needs a sign-in with your passkey in the last 10
-            minutes: if it has been longer, sign out and in again first.
+            The new codes are shown once; the old ones stop working. This needs your password and a sign-in with your passkey
+            in the last 10 minutes: if it has been longer, sign out and in again first.
           </p>
+          <Field label="Your current password" error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? 'That is not your current password.' : null}>
+            {(a) => (
+              <input
+                {...a}
+                type="password"
+                name="current-password"
+                autoComplete="current-password"
+                required
+                value={password}
+                onInput={(e) => setPassword(e.currentTarget.value)}
+              />
+            )}
+          </Field>
         </Confirm>
       ) : (
         <ProofDialog

@@ -121,16 +121,19 @@ async fn tenant_origin(app: &App, origin: &str) -> Result<bool, shared::store::S
         return Ok(false);
     };
     let ids = app.store.tenants_with_origin(&origin).await?;
-    if ids.is_empty() {
-        return Ok(false);
+    for some in ids.chunks(100) {
+        let live = app.store.tenants_by_ids(some).await?.iter().any(|t| {
+            matches!(
+                t.status,
+                shared::domain::tenant::TenantStatus::Active
+                    | shared::domain::tenant::TenantStatus::Provisioning
+            ) && t.redirect_origins.contains(&origin)
+        });
+        if live {
+            return Ok(true);
+        }
     }
-    Ok(app.store.tenants_by_ids(&ids).await?.iter().any(|t| {
-        matches!(
-            t.status,
-            shared::domain::tenant::TenantStatus::Active
-                | shared::domain::tenant::TenantStatus::Provisioning
-        ) && t.redirect_origins.contains(&origin)
-    }))
+    Ok(false)
 }
 
 async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiResponse, ApiError> {

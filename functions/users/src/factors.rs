@@ -10,8 +10,9 @@
 //!   the ten recovery codes, shown this once.
 //! - `DELETE /account/mfa/totp` `{code | recovery_code}`: removes the factor and the codes
 //!   (proved with one); an operator's last factor stays (409 `LAST_FACTOR`).
-//! - `POST /account/mfa/recovery-codes` `{code}` (or `{}` after a sign-in with a factor in the last
-//!   10 minutes: how an account with passkeys alone renews them): ten new codes; the old ones die.
+//! - `POST /account/mfa/recovery-codes` `{code}` (or, for an account with passkeys alone,
+//!   `{password}` after a sign-in with a passkey in the last 10 minutes): ten new codes; the
+//!   old ones die.
 //! - `DELETE /users/{user_id}/mfa` (operators): removes a user's factors; the user is mailed.
 
 use crate::{user_audit, user_not_found, Call};
@@ -77,6 +78,7 @@ struct StartBody {
 /// code. The password is asked again (counted), so a stolen token alone cannot put its own
 /// authenticator on the account and lock its owner out.
 pub(crate) async fn start(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    require_first_factor(call)?;
     let body: StartBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     crate::account::check_password(call, body.password).await?;
     let user = &call.caller.user;
@@ -113,6 +115,18 @@ struct CodeBody {
     code: Option<String>,
     #[serde(default)]
     recovery_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RenewBody {
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    recovery_code: Option<String>,
+    /// For an account with passkeys alone (no app to give a code).
+    #[serde(default)]
+    password: Option<String>,
 }
 
 fn proof(call: &Call<'_>) -> Result<Proof, ApiError> {
@@ -165,6 +179,7 @@ async fn spend_counted(call: &Call<'_>, proof: &Proof, with: Vec<Change>) -> Res
 
 /// `POST /account/mfa/totp/confirm` `{code}`.
 pub(crate) async fn confirm(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
+    require_first_factor(call)?;
     let user = &call.caller.user;
     let Proof::Totp(code) = proof(call)? else {
         return Err(ApiError::invalid_request("give the code your app shows"));
@@ -247,6 +262,19 @@ pub(crate) fn move_factors(user: &User, after: Factors) -> Change {
     }
 }
 
+/// Adding a factor to an account that has one needs a sign-in with it in the last 10 minutes:
+/// otherwise a session from before the first factor (or a stolen token) with the password
+/// could put its own factor beside it and sign in with that one instead.
+pub(crate) fn require_first_factor(call: &Call<'_>) -> Result<(), ApiError> {
+    if call.caller.user.mfa() {
+        crate::directory::require_recent_factor(
+            call,
+            "adding a second factor to an account that has one needs a sign-in with it in the last 10 minutes",
+        )?;
+    }
+    Ok(())
+}
+
 /// The refusal of a change that would leave an operator without a factor.
 pub(crate) fn last_factor() -> ApiError {
     ApiError::refused(
@@ -312,11 +340,11 @@ async fn remove_all_factors(call: &Call<'_>, user: &User, action: &str) -> Resul
 
 /// `POST /account/mfa/recovery-codes` `{code}`: ten new codes, the old ones dead.
 ///
-/// Proved by a code from the app, or, with no code (`{}`: how an account with passkeys alone
-/// renews them), by a sign-in with a second factor in the last 10 minutes.
+/// Proved by a code from the app, or, for an account with passkeys alone, by the password and a
+/// sign-in with a passkey in the last 10 minutes.
 pub(crate) async fn new_recovery_codes(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = &call.caller.user;
-    let body: CodeBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
+    let body: RenewBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let (codes, hashes) = RecoveryCodes::generate();
     let renew = vec![
         Change::PutRecoveryCodes {
@@ -338,16 +366,21 @@ pub(crate) async fn new_recovery_codes(call: &Call<'_>) -> Result<ApiResponse, A
         }
         Some(proof) => spend_counted(call, &proof, renew).await?,
         None => {
-            if !user.mfa() {
-                return Err(ApiError::refused(
-                    ErrorCode::InvalidState,
-                    "there is no second factor to renew codes for: enroll one first",
+            // Passkeys alone: no code to give. The password again (counted) and a recent
+            // sign-in with the passkey stand for it.
+            if user.factors.totp || !user.mfa() {
+                return Err(ApiError::invalid_request(
+                    "give the code your app shows (the password alone renews codes only for an account with passkeys alone)",
                 ));
             }
+            let password = body.password.ok_or_else(|| {
+                ApiError::invalid_request("give your password (or a code from your app)")
+            })?;
             crate::directory::require_recent_factor(
                 call,
-                "without a code from your app, renewing the codes needs a sign-in with your second factor in the last 10 minutes",
+                "renewing the codes with passkeys alone needs a sign-in with a passkey in the last 10 minutes",
             )?;
+            crate::account::check_password(call, password).await?;
             call.store
                 .commit(renew)
                 .await

@@ -11,8 +11,11 @@
 //! - `POST /account/mfa/passkeys` `{name, credential}`: finishes it; the account's first factor
 //!   comes with ten recovery codes, shown this once.
 //! - `PATCH /account/mfa/passkeys/{passkey_id}` `{name}`.
-//! - `DELETE /account/mfa/passkeys/{passkey_id}`: needs a sign-in with a second factor in the
-//!   last 10 minutes; an operator's last factor stays (409 `LAST_FACTOR`).
+//! - `DELETE /account/mfa/passkeys/{passkey_id}` `{password}`: needs a sign-in with a second
+//!   factor in the last 10 minutes too; an operator's last factor stays (409 `LAST_FACTOR`).
+//!
+//! Adding a factor to an account that has one (a passkey or an app) needs a sign-in with a
+//! factor in the last 10 minutes (`factors::require_first_factor`).
 
 use crate::{user_audit, Call};
 use serde::Deserialize;
@@ -75,6 +78,7 @@ struct StartBody {
 /// `POST /account/mfa/passkeys/options` `{password}`.
 pub(crate) async fn start(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let rp = relying_party(call).ok_or_else(unavailable)?;
+    crate::factors::require_first_factor(call)?;
     let body: StartBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     crate::account::check_password(call, body.password).await?;
     let user = &call.caller.user;
@@ -140,6 +144,7 @@ fn passkey_name(raw: &str) -> Result<String, ApiError> {
 /// `POST /account/mfa/passkeys` `{name, credential}`.
 pub(crate) async fn finish(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let rp = relying_party(call).ok_or_else(unavailable)?;
+    crate::factors::require_first_factor(call)?;
     let body: FinishBody = json_body(call.req, CREDENTIAL_BODY_LIMIT)?;
     let name = passkey_name(&body.name)?;
     let user = &call.caller.user;
@@ -262,13 +267,23 @@ pub(crate) async fn rename(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(json!({"passkey": view(&passkey)})))
 }
 
-/// `DELETE /account/mfa/passkeys/{passkey_id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoveBody {
+    password: String,
+}
+
+/// `DELETE /account/mfa/passkeys/{passkey_id}` `{password}`: the password again (counted) and a
+/// sign-in with a second factor in the last 10 minutes, so a stolen token alone cannot strip
+/// an account down to its password.
 pub(crate) async fn remove(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     crate::directory::require_recent_factor(
         call,
         "removing a passkey needs a sign-in with your second factor in the last 10 minutes",
     )?;
+    let body: RemoveBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let passkey = target(call).await?;
+    crate::account::check_password(call, body.password).await?;
     let user = &call.caller.user;
     let after = Factors {
         passkeys: user.factors.passkeys.saturating_sub(1),

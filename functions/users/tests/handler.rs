@@ -868,26 +868,42 @@ async fn passkeys_are_registered_listed_renamed_and_removed() {
         mfa.to_string().find("public_key").is_none(),
         "no key material shown"
     );
-    // With passkeys alone, new recovery codes come with a recent factor (no app code to give).
-    let (status, body) = w
-        .me(
-            &ana,
-            "POST",
-            "/account/mfa/recovery-codes",
-            &[],
-            Some(json!({})),
-        )
-        .await;
+    // With passkeys alone, new recovery codes come with the password and a recent factor (no
+    // app code to give); without the password, or without the recent factor, none.
+    let renew = |body: Value| w.me(&ana, "POST", "/account/mfa/recovery-codes", &[], Some(body));
+    let (status, _) = renew(json!({})).await;
+    assert_eq!(status, 400);
+    let (status, body) = renew(json!({"password": testing::PASSWORD})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["recovery_codes"].as_array().unwrap().len(), 10);
     *w.mfa_at.lock().unwrap() = None;
+    let (status, body) = renew(json!({"password": testing::PASSWORD})).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("MFA_REQUIRED"))
+    );
+    // Nor another factor, from a session that did not pass the one there is (a session from
+    // before it, or a stolen token with the password): neither a passkey nor an app.
     let (status, body) = w
         .me(
             &ana,
             "POST",
-            "/account/mfa/recovery-codes",
+            "/account/mfa/passkeys/options",
             &[],
-            Some(json!({})),
+            Some(json!({"password": testing::PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (403, json!("MFA_REQUIRED"))
+    );
+    let (status, body) = w
+        .me(
+            &ana,
+            "POST",
+            "/account/mfa/totp",
+            &[],
+            Some(json!({"password": testing::PASSWORD})),
         )
         .await;
     assert_eq!(
@@ -942,7 +958,7 @@ async fn passkeys_are_registered_listed_renamed_and_removed() {
             "DELETE",
             "/account/mfa/passkeys/{passkey_id}",
             &[("passkey_id", &id)],
-            None,
+            Some(json!({"password": testing::PASSWORD})),
         )
         .await;
     assert_eq!(
@@ -950,13 +966,24 @@ async fn passkeys_are_registered_listed_renamed_and_removed() {
         (403, json!("MFA_REQUIRED"))
     );
     *w.mfa_at.lock().unwrap() = Some(shared::runtime::time::now_unix());
+    // And the password again: a fresh stolen token alone cannot strip the account.
+    let (status, _) = w
+        .me(
+            &ana,
+            "DELETE",
+            "/account/mfa/passkeys/{passkey_id}",
+            &[("passkey_id", &id)],
+            Some(json!({"password": "not hers at all"})),
+        )
+        .await;
+    assert_eq!(status, 401);
     let (status, body) = w
         .me(
             &ana,
             "DELETE",
             "/account/mfa/passkeys/{passkey_id}",
             &[("passkey_id", &id)],
-            None,
+            Some(json!({"password": testing::PASSWORD})),
         )
         .await;
     assert_eq!(
@@ -1032,7 +1059,7 @@ async fn an_operator_keeps_one_factor_and_a_reset_takes_the_passkeys() {
             "DELETE",
             "/account/mfa/passkeys/{passkey_id}",
             &[("passkey_id", &id)],
-            None,
+            Some(json!({"password": testing::PASSWORD})),
         )
         .await;
     assert_eq!(

@@ -294,13 +294,6 @@ pub fn finish_assertion(
     })
 }
 
-/// The credential id a response names, if it parses (to look it up before verifying).
-pub fn response_credential_id(response: &[u8]) -> Option<String> {
-    let v: Value = serde_json::from_slice(response).ok()?;
-    let id = v.get("rawId").or_else(|| v.get("id"))?.as_str()?;
-    Some(id.to_owned())
-}
-
 /// A passkey's name as given: trimmed, 1 to 64 characters, no control characters.
 pub fn valid_name(raw: &str) -> Option<String> {
     let name = raw.trim();

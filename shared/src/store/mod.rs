@@ -26,7 +26,7 @@
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
 //! | TOTP factor | `USER#<user_id>` | `MFA#TOTP` | `sealed` (the secret, AES-256-GCM under the data key, bound to `user|<id>|totp`), `confirmed`, `last_step` (the last time step accepted: replay refused), `created_at` |
-//! | passkey | `USER#<user_id>` | `MFA#PASSKEY#<credential id, base64url>` | `name`, `public_key` (the credential's key and extensions, `webauthn_rp`'s encoding, base64url), `state` (signature counter and flags; moved on each use, conditioned on the value read), `transports`, `created_at`, `last_used_at`; at most 10 per user |
+//! | passkey | `USER#<user_id>` | `MFA#PASSKEY#<sha256(credential id), base64url>` (an id may be 1,023 bytes: too long for a sort key) | `credential_id` (base64url), `name`, `public_key` (the credential's key and extensions, `webauthn_rp`'s encoding, base64url), `state` (signature counter and flags; moved on each use, conditioned on the value read), `transports`, `created_at`, `last_used_at`; at most 10 per user |
 //! | passkey registration | `USER#<user_id>` | `MFA#PASSKEY_PENDING` | `state` (the ceremony's server state), `expires_at` (5 minutes); one per user (a new start replaces it), deleted by the registration that spends it |
 //! | recovery codes | `USER#<user_id>` | `MFA#RECOVERY` | `codes` (string set of the SHA-256 of each unused code; using one removes it, conditioned on it being there) |
 //! | email change | `EMAILCHG#<sha256(token)>` | `EMAILCHG` | user, `from`, `to`, `session_epoch`, `expires_at` (24 hours); deleted when spent, with the user's email and both claims moved in the same transaction, conditioned on the epoch (a password change or reset since cancels it); the move also bumps `reset_generation` (reset links mailed to the old address die) |
@@ -441,6 +441,21 @@ pub struct Passkey {
     pub last_used_at: Option<i64>,
 }
 
+/// The sort key of a passkey item: its credential id hashed (an id may be up to 1,023 bytes,
+/// too long for a sort key once encoded).
+pub fn passkey_key(credential_id: &str) -> String {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    format!(
+        "MFA#PASSKEY#{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(credential_id.as_bytes()))
+    )
+}
+
+/// The most tenants one redirect origin's index entries are read for.
+pub const MAX_ORIGIN_TENANTS: usize = 1000;
+
 /// A passkey registration started and not yet finished: the ceremony's server state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingPasskey {
@@ -578,7 +593,8 @@ pub trait TenantStore: CommitStore + Send + Sync {
     }
     async fn tenant_by_slug(&self, slug: &TenantSlug) -> Result<Option<Tenant>, StoreError>;
     async fn tenant_by_id(&self, id: &TenantId) -> Result<Option<Tenant>, StoreError>;
-    /// The tenants that registered `origin` as a redirect origin (at most 25; index read).
+    /// The tenants that registered `origin` as a redirect origin, deleted ones included (at most
+    /// [`MAX_ORIGIN_TENANTS`]; index read).
     async fn tenants_with_origin(
         &self,
         origin: &RedirectOrigin,

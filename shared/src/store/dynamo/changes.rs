@@ -121,10 +121,13 @@ impl DynamoStore {
             values.push((":passkeys", n(now.passkeys)));
             values.push((":was_totp", AttributeValue::Bool(was.totp)));
             values.push((":was_passkeys", n(was.passkeys)));
-            // A record from before passkeys has `mfa` alone (meaning an authenticator app).
-            factor_condition.push_str(
-                " AND (totp = :was_totp OR (attribute_not_exists(totp) AND mfa = :was_totp))",
-            );
+            // A record from before passkeys has `mfa` alone (meaning an authenticator app), and
+            // one from before second factors has neither (no factor).
+            factor_condition.push_str(if was.totp {
+                " AND (totp = :was_totp OR (attribute_not_exists(totp) AND mfa = :was_totp))"
+            } else {
+                " AND (totp = :was_totp OR (attribute_not_exists(totp) AND (attribute_not_exists(mfa) OR mfa = :was_totp)))"
+            });
             factor_condition.push_str(if was.passkeys == 0 {
                 " AND (passkeys = :was_passkeys OR attribute_not_exists(passkeys))"
             } else {
@@ -328,8 +331,9 @@ impl DynamoStore {
                         (":one", n(1)),
                     ],
                 )?];
-                // The index: an entry per origin added, none left for one removed.
-                for added in origins.iter().filter(|o| !before.contains(o)) {
+                // The index: an entry per origin listed (written again when kept, so saving a
+                // list puts right an index that lacks it), none left for one removed.
+                for added in origins {
                     let mut entry = key(
                         format!("ORIGIN#{}", added.as_str()),
                         &format!("TENANT#{tenant}"),
@@ -586,7 +590,9 @@ impl DynamoStore {
                 if *recovery {
                     keys.push("MFA#RECOVERY".into());
                 }
-                keys.extend(passkeys.iter().map(|id| format!("MFA#PASSKEY#{id}")));
+                keys.extend(passkeys.iter().map(|id| crate::store::passkey_key(id)));
+                // A registration in progress goes with any change of the factors.
+                keys.push("MFA#PASSKEY_PENDING".into());
                 for sk in &keys {
                     let d = Delete::builder()
                         .table_name(&self.table)
@@ -642,7 +648,7 @@ impl DynamoStore {
             } => {
                 let mut item = key(
                     format!("USER#{user}"),
-                    &format!("MFA#PASSKEY#{}", passkey.id),
+                    &crate::store::passkey_key(&passkey.id),
                 );
                 item.insert("entity".into(), s("passkey"));
                 item.insert("credential_id".into(), s(&passkey.id));
@@ -670,7 +676,7 @@ impl DynamoStore {
                 at,
             } => vec![self.update_item(
                 format!("USER#{user}"),
-                &format!("MFA#PASSKEY#{id}"),
+                &crate::store::passkey_key(id),
                 "SET #state = :after, last_used_at = :at",
                 "#state = :before",
                 &[("#state", "state")],
@@ -678,7 +684,7 @@ impl DynamoStore {
             )?],
             Change::RenamePasskey { user, id, name } => vec![self.update_item(
                 format!("USER#{user}"),
-                &format!("MFA#PASSKEY#{id}"),
+                &crate::store::passkey_key(id),
                 "SET #name = :name",
                 "attribute_exists(SK)",
                 &[("#name", "name")],

@@ -403,25 +403,35 @@ impl TenantStore for DynamoStore {
         &self,
         origin: &RedirectOrigin,
     ) -> Result<Vec<TenantId>, StoreError> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(format!("ORIGIN#{}", origin.as_str())))
-            .limit(25)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        page.items()
-            .iter()
-            .map(|item| {
-                Fields {
-                    item,
-                    key: "ORIGIN",
-                }
-                .tenant_id("tenant_id")
-            })
-            .collect()
+        // Every page (an entry left by a deleted tenant must not hide a live one), up to a
+        // bound no honest origin reaches.
+        let mut out = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("PK = :pk")
+                .expression_attribute_values(":pk", s(format!("ORIGIN#{}", origin.as_str())))
+                .set_exclusive_start_key(start)
+                .limit(100)
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in page.items() {
+                out.push(
+                    Fields {
+                        item,
+                        key: "ORIGIN",
+                    }
+                    .tenant_id("tenant_id")?,
+                );
+            }
+            start = page.last_evaluated_key().cloned();
+            if start.is_none() || out.len() >= crate::store::MAX_ORIGIN_TENANTS {
+                return Ok(out);
+            }
+        }
     }
 }

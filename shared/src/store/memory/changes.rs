@@ -444,6 +444,7 @@ fn apply(d: &mut Data, change: Change) {
             if let Some(all) = d.passkeys.get_mut(&user) {
                 all.retain(|p| !passkeys.contains(&p.id));
             }
+            d.pending_passkeys.remove(&user);
         }
         Change::ChallengePasskey { hash, state, .. } => {
             if let Some(c) = d.challenges.get_mut(&hash) {

@@ -154,7 +154,7 @@ impl TenantStore for MemoryStore {
                 .values()
                 .filter(|t| t.redirect_origins.contains(origin))
                 .map(|t| t.id.clone())
-                .take(25)
+                .take(crate::store::MAX_ORIGIN_TENANTS)
                 .collect()
         }))
     }
