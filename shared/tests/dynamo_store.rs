@@ -1073,3 +1073,128 @@ async fn the_operator_count_never_reaches_zero_even_when_two_revoke_each_other()
     assert_eq!(s.operator_count().await.unwrap(), Some(1));
     table.drop().await;
 }
+
+#[tokio::test]
+#[ignore = "needs the local emulator: run `make test`"]
+async fn factors_move_on_any_record_and_passkeys_round_trip() {
+    use shared::domain::Factors;
+    use shared::store::changes::{Change, Refusal, UserEdit};
+    let s = store().await;
+    // A record written before second factors existed: no `mfa`, `totp` or `passkeys`.
+    let u = user();
+    s.create_user(&u).await.unwrap();
+    let table = std::env::var("TABLE_NAME").unwrap();
+    let sdk = shared::runtime::aws::sdk_config().await;
+    shared::dynamodb::Client::new(&sdk)
+        .update_item()
+        .table_name(&table)
+        .key(
+            "PK",
+            shared::dynamodb::types::AttributeValue::S(format!("USER#{}", u.id)),
+        )
+        .key(
+            "SK",
+            shared::dynamodb::types::AttributeValue::S("USER".into()),
+        )
+        .update_expression("REMOVE mfa, totp, passkeys")
+        .send()
+        .await
+        .unwrap();
+    let read = s.user_by_id(&u.id).await.unwrap().unwrap();
+    assert_eq!(read.factors, Factors::default());
+    let edit = |was: Factors, now: Factors| Change::UpdateUser {
+        user: u.id.clone(),
+        before: u.account(),
+        edit: UserEdit {
+            factors: Some((was, now)),
+            ..UserEdit::default()
+        },
+    };
+    let one_passkey = Factors {
+        totp: false,
+        passkeys: 1,
+    };
+    // Two moves from the same count at once: one wins, the other is refused (stale).
+    let (a, b) = tokio::join!(
+        s.commit(vec![edit(Factors::default(), one_passkey)]),
+        s.commit(vec![edit(
+            Factors::default(),
+            Factors {
+                totp: true,
+                passkeys: 0
+            }
+        )]),
+    );
+    assert!(
+        a.is_ok() != b.is_ok(),
+        "exactly one of two moves from one count: {a:?} {b:?}"
+    );
+    let now = s.user_by_id(&u.id).await.unwrap().unwrap().factors;
+    assert!(now == one_passkey || now.totp, "{now:?}");
+    assert!(now.any());
+
+    // A passkey: registered once (its pending registration spent), used conditioned on its
+    // state, gone with the factors.
+    let v = user();
+    s.create_user(&v).await.unwrap();
+    let at = shared::runtime::time::now_unix();
+    s.commit(vec![Change::PutPendingPasskey {
+        user: v.id.clone(),
+        pending: PendingPasskey {
+            state: "pending-state".into(),
+            expires_at: at + 60,
+        },
+    }])
+    .await
+    .unwrap();
+    let long_id = "A".repeat(1364);
+    let passkey = Passkey {
+        id: long_id.clone(),
+        name: "key".into(),
+        public_key: "pk".into(),
+        state: "s0".into(),
+        transports: 0,
+        created_at: at,
+        last_used_at: None,
+    };
+    let add = || Change::AddPasskey {
+        user: v.id.clone(),
+        passkey: passkey.clone(),
+        pending_state: "pending-state".into(),
+        now: at,
+    };
+    s.commit(vec![add()]).await.unwrap();
+    match s.commit(vec![add()]).await {
+        Err(shared::store::changes::CommitError::Refused { reasons }) => {
+            assert!(reasons.contains(&Refusal::ChallengeGone), "{reasons:?}")
+        }
+        other => panic!("a spent registration registered again: {other:?}"),
+    }
+    assert_eq!(s.passkeys(&v.id).await.unwrap(), vec![passkey.clone()]);
+    let use_it = |before: &str| Change::UsePasskey {
+        user: v.id.clone(),
+        id: long_id.clone(),
+        before: before.into(),
+        after: "s1".into(),
+        at: at + 1,
+    };
+    s.commit(vec![use_it("s0")]).await.unwrap();
+    assert!(
+        s.commit(vec![use_it("s0")]).await.is_err(),
+        "the counter moved: the same use again is refused"
+    );
+    let stored = s.passkeys(&v.id).await.unwrap();
+    assert_eq!(
+        (stored[0].state.as_str(), stored[0].last_used_at),
+        ("s1", Some(at + 1))
+    );
+    s.commit(vec![Change::RemoveFactors {
+        user: v.id.clone(),
+        totp: true,
+        recovery: true,
+        passkeys: vec![long_id],
+    }])
+    .await
+    .unwrap();
+    assert!(s.passkeys(&v.id).await.unwrap().is_empty());
+}
