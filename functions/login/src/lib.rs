@@ -37,6 +37,7 @@ use shared::access::ratelimit::{self, Decision, RatePolicy, Reservation};
 use shared::access::{opaque, password};
 use shared::domain::{Audience, Email, User};
 use shared::http::request::{json_body, matched, RequestContext, DEFAULT_BODY_LIMIT};
+use shared::runtime::deferred::Deferred;
 use shared::runtime::time::now_unix;
 use shared::store::changes::{AuditEntry, Change, CommitError, Refusal};
 use shared::store::MfaChallenge;
@@ -72,16 +73,36 @@ pub const LOGIN_FAILURES_PER_ADDRESS: RatePolicy = RatePolicy {
 /// A second step's body: a passkey assertion is a few kilobytes at most.
 const PASSKEY_BODY_LIMIT: usize = 32 * 1024;
 
+impl App {
+    /// The access-token keys (a 503 while their secret cannot be read).
+    async fn keys(&self) -> Result<&TokenKeys, ApiError> {
+        self.keys
+            .get("access-token keys")
+            .await
+            .map_err(|e| ApiError::unavailable("secrets", e))
+    }
+
+    /// The factor key (a 503 while its secret cannot be read).
+    async fn factor_key(&self) -> Result<&DataKey, ApiError> {
+        self.factor_key
+            .get("factor key")
+            .await
+            .map_err(|e| ApiError::unavailable("secrets", e))
+    }
+}
+
 /// How long a sign-in's second-factor token lives.
 pub const MFA_CHALLENGE_TTL_SECS: i64 = 300;
 
 pub struct App {
     pub store: Arc<dyn Store>,
-    pub keys: TokenKeys,
+    /// Read from the start on, awaited where first needed: a sign-in needs them only after
+    /// the password's verify, so a cold start does not wait for the read.
+    pub keys: Deferred<TokenKeys>,
     /// The notice that a password was changed.
     pub mailer: Arc<dyn shared::mail::Mailer>,
-    /// Opens the users' second-factor secrets.
-    pub factor_key: DataKey,
+    /// Opens the users' second-factor secrets (read like `keys`).
+    pub factor_key: Deferred<DataKey>,
     pub refresh_ttl_secs: i64,
     /// A refresh token presented again within this many seconds of its rotation is a
     /// concurrent refresh (two tabs), not a theft.
@@ -143,7 +164,7 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::Sessions => sessions(app, &req).await,
         Route::EndOtherSessions => end_other_sessions(app, &ctx, &req).await,
         // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
-        Route::Jwks => Ok(ApiResponse::ok(app.keys.jwks().await)
+        Route::Jwks => Ok(ApiResponse::ok(app.keys().await?.jwks().await)
             .hoisted()
             .header("cache-control", "public, max-age=300")),
         Route::Live => Ok(ApiResponse::ok(json!({"status": "live"}))),
@@ -571,7 +592,14 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     };
     let checked = match &presented {
         Presented::Code(proof) => {
-            factors::check(store, &app.factor_key, &challenge.user_id, proof, now).await
+            factors::check(
+                store,
+                app.factor_key().await?,
+                &challenge.user_id,
+                proof,
+                now,
+            )
+            .await
         }
         Presented::Passkey(response) => check_passkey(app, &challenge, response, now).await,
     };
@@ -631,7 +659,12 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
 
 /// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
 async fn sessions(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let principal = authenticate(
+        app.keys().await?,
+        req,
+        &[Audience::Portal, Audience::Operator],
+    )
+    .await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
     let current = principal.session_id.as_deref();
     let items: Vec<_> = shared::access::sessions::live(app.store.as_ref(), &user)
@@ -650,7 +683,12 @@ async fn end_other_sessions(
     ctx: &RequestContext,
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let principal = authenticate(
+        app.keys().await?,
+        req,
+        &[Audience::Portal, Audience::Operator],
+    )
+    .await?;
     let store = app.store.as_ref();
     let user = current_user(store, &principal).await?;
     factor_gate(&principal, &user, Admit::Enrolled)?;
@@ -709,7 +747,12 @@ async fn change_password(
     ctx: &RequestContext,
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let principal = authenticate(
+        app.keys().await?,
+        req,
+        &[Audience::Portal, Audience::Operator],
+    )
+    .await?;
     let store = app.store.as_ref();
     let user = current_user(store, &principal).await?;
     factor_gate(&principal, &user, Admit::Enrolled)?;
@@ -848,6 +891,17 @@ async fn start_session(
             json!({"audience": audience.as_str(), "mfa": mfa_at.is_some(), "session_id": session.session_id}),
         )
     });
+    // The keys first (read since the start; long there by now on any path that verified a
+    // password): no session is written that no token could be signed for. The password was
+    // right, so its attempt is given back.
+    if let Err(e) = app.keys().await {
+        if let Some(r) = reservation {
+            if let Err(e) = ratelimit::refund(app.store.as_ref(), r).await {
+                tracing::error!(cause = %shared::runtime::logging::chain(&e), "sign-in attempt not refunded");
+            }
+        }
+        return Err(e);
+    }
     app.store
         .create_session(&session, reservation, audit.as_ref())
         .await?;
@@ -867,7 +921,8 @@ async fn token_pair(
         mfa_at: session.mfa_at,
     };
     let access = app
-        .keys
+        .keys()
+        .await?
         .issue_in(&user.id, audience, user.session_epoch, now, &context)
         .await
         .map_err(ApiError::internal)?;
@@ -917,6 +972,8 @@ async fn refreshed(
 async fn refresh(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
     let body: RefreshBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let (session_id, hash) = opaque::session_of(&body.refresh_token).ok_or_else(invalid_refresh)?;
+    // The keys before the rotation: a token is never spent for an answer that cannot be signed.
+    app.keys().await?;
     let now = now_unix();
     // Twice at most: a rotation refused because a concurrent refresh spent the same token
     // first is decided again on what that refresh wrote.
@@ -992,7 +1049,12 @@ async fn logout(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
 }
 
 async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(&app.keys, req, &[Audience::Portal, Audience::Operator]).await?;
+    let principal = authenticate(
+        app.keys().await?,
+        req,
+        &[Audience::Portal, Audience::Operator],
+    )
+    .await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
     if principal.audience == Audience::Portal
         && account_suspended(app.store.as_ref(), &user).await?

@@ -6,12 +6,13 @@ use shared::runtime::startup::Startup;
 async fn main() -> Result<(), lambda_http::Error> {
     shared::access::password::warm_up();
     let s = Startup::begin().await?;
-    // The signing keys (with the store's first connection) and the factor key: read at once.
-    let (keys, factor_key) = tokio::join!(s.signing_keys(), s.factor_key());
+    // The signing keys and the factor key are read in the background from here on: a sign-in
+    // needs them only after the password's verify, so a cold start does not wait for them
+    // (a read that fails is tried again by the request that needs it, answered 503 meanwhile).
     let app = login::App {
         store: s.store(),
-        keys: keys?,
-        factor_key: factor_key?,
+        keys: s.signing_keys_deferred()?,
+        factor_key: s.factor_key_deferred()?,
         mailer: s.mailer()?,
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,

@@ -17,8 +17,8 @@ fn app(store: Arc<MemoryStore>) -> login::App {
             .unwrap();
     login::App {
         store,
-        keys,
-        factor_key: data_key(),
+        keys: shared::runtime::deferred::Deferred::ready(keys),
+        factor_key: shared::runtime::deferred::Deferred::ready(data_key()),
         mailer: Arc::new(shared::mail::RecordingMailer::default()),
         refresh_ttl_secs: 3600,
         // No grace: a second use is reuse at once (the grace window has tests of its own).
@@ -1058,4 +1058,41 @@ async fn passkey_options_need_a_live_challenge_and_a_passkey() {
         (status, body["error"]["code"].clone()),
         (409, json!("INVALID_STATE"))
     );
+}
+
+#[tokio::test]
+async fn keys_that_cannot_be_read_answer_503_and_write_no_session_until_they_can() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let store = Arc::new(MemoryStore::new());
+    let mut app = app(store.clone());
+    // The keys' secret is unreachable until `up` is set (a read at start that failed, say).
+    let up = Arc::new(AtomicBool::new(false));
+    let secret = TokenKeys::generate_secret_json("late");
+    let reachable = up.clone();
+    app.keys = shared::runtime::deferred::Deferred::start(move || {
+        let (reachable, secret) = (reachable.clone(), secret.clone());
+        async move {
+            if reachable.load(Ordering::SeqCst) {
+                TokenKeys::from_secret_json(&secret, "test-issuer", 900).map_err(|e| e.to_string())
+            } else {
+                Err("secrets unreachable".to_string())
+            }
+        }
+    });
+    let u = user(&store, false, UserStatus::Active).await;
+    let (status, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (503, json!("SERVICE_UNAVAILABLE")),
+        "{body}"
+    );
+    assert!(
+        store.user_sessions(&u.id, 10).await.unwrap().is_empty(),
+        "no session without a token"
+    );
+    // Once the secret can be read, the next request reads it and signs in.
+    up.store(true, Ordering::SeqCst);
+    let (status, body) = sign_in(&app, u.email.as_str(), PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["data"]["access_token"].is_string());
 }

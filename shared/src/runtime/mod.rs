@@ -6,6 +6,7 @@
 pub mod aws;
 pub mod call_log;
 pub mod config;
+pub mod deferred;
 pub mod logging;
 pub mod metrics;
 pub mod startup;

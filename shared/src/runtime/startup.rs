@@ -213,6 +213,65 @@ impl Startup {
         self.keys(true).await
     }
 
+    /// The signing keys, read from now on in the background (`login`, which needs them only
+    /// once a password verified): the start does not wait for the read.
+    pub fn signing_keys_deferred(
+        &self,
+    ) -> Result<crate::runtime::deferred::Deferred<TokenKeys>, StartError> {
+        let secret_id = logged("invalid configuration", self.config.key_secret_id(true))?;
+        let client = crate::aws_client!(aws_sdk_secretsmanager, &self.sdk);
+        let every = Duration::from_secs(self.config.keys_refresh_secs);
+        let policy = RefreshPolicy {
+            every,
+            unknown_kid_interval: UNKNOWN_KID_REFRESH_INTERVAL.min(every),
+        };
+        let (issuer, ttl) = (
+            self.config.jwt_issuer.clone(),
+            self.config.access_token_ttl_secs,
+        );
+        Ok(crate::runtime::deferred::Deferred::start(move || {
+            let source = SecretKeySource {
+                client: client.clone(),
+                secret_id: secret_id.clone(),
+            };
+            let issuer = issuer.clone();
+            async move {
+                let at = Instant::now();
+                let keys = TokenKeys::from_source(Box::new(source), policy, &issuer, ttl)
+                    .await
+                    .map_err(|e| e.to_string());
+                tracing::info!(
+                    micros = at.elapsed().as_micros() as u64,
+                    ok = keys.is_ok(),
+                    "access-token keys read"
+                );
+                keys
+            }
+        }))
+    }
+
+    /// The factor key, read from now on in the background (see `signing_keys_deferred`).
+    pub fn factor_key_deferred(
+        &self,
+    ) -> Result<crate::runtime::deferred::Deferred<crate::access::crypto::DataKey>, StartError>
+    {
+        let id = logged(
+            "invalid configuration",
+            std::env::var("FACTOR_KEY_SECRET_ID")
+                .map_err(|_| "environment variable FACTOR_KEY_SECRET_ID is required"),
+        )?;
+        let client = self.secrets();
+        Ok(crate::runtime::deferred::Deferred::start(move || {
+            let (client, id) = (client.clone(), id.clone());
+            async move {
+                let raw = crate::runtime::aws::secret_string(&client, &id)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                crate::access::crypto::DataKey::from_base64(&raw).map_err(|e| e.to_string())
+            }
+        }))
+    }
+
     /// Verify-only keys (every other function: the public-key secret).
     pub async fn verifying_keys(&self) -> Result<TokenKeys, StartError> {
         self.keys(false).await
