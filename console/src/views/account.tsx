@@ -816,19 +816,7 @@ function Passkeys({ status, onChanged, onFirst }: { status: MfaStatus; onChanged
           from the device or security key too (its passkey settings).
         </p>
         <p class="hint">Needs your password and a sign-in with your second factor in the last 10 minutes.</p>
-        <Field label="Your current password" error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? 'That is not your current password.' : null}>
-          {(a) => (
-            <input
-              {...a}
-              type="password"
-              name="current-password"
-              autoComplete="current-password"
-              required
-              value={removePassword}
-              onInput={(e) => setRemovePassword(e.currentTarget.value)}
-            />
-          )}
-        </Field>
+        <CurrentPassword value={removePassword} onValue={setRemovePassword} error={error} />
         <ErrorBox
           error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? null : error}
           title={
@@ -841,6 +829,18 @@ function Passkeys({ status, onChanged, onFirst }: { status: MfaStatus; onChanged
         />
       </Confirm>
     </section>
+  );
+}
+
+/** The current password, asked again in a confirmation; a wrong one is said on the field. */
+function CurrentPassword({ value, onValue, error }: { value: string; onValue: (v: string) => void; error: unknown }) {
+  const wrong = error instanceof ApiError && error.code === 'INVALID_CREDENTIALS';
+  return (
+    <Field label="Your current password" error={wrong ? 'That is not your current password.' : null}>
+      {(a) => (
+        <input {...a} type="password" name="current-password" autoComplete="current-password" required value={value} onInput={(e) => onValue(e.currentTarget.value)} />
+      )}
+    </Field>
   );
 }
 
@@ -1298,19 +1298,7 @@ function RecoveryCodesLeft({ status, onCodes }: { status: MfaStatus; onCodes: (c
             The new codes are shown once; the old ones stop working. This needs your password and a sign-in with your passkey
             in the last 10 minutes: if it has been longer, sign out and in again first.
           </p>
-          <Field label="Your current password" error={error instanceof ApiError && error.code === 'INVALID_CREDENTIALS' ? 'That is not your current password.' : null}>
-            {(a) => (
-              <input
-                {...a}
-                type="password"
-                name="current-password"
-                autoComplete="current-password"
-                required
-                value={password}
-                onInput={(e) => setPassword(e.currentTarget.value)}
-              />
-            )}
-          </Field>
+          <CurrentPassword value={password} onValue={setPassword} error={error} />
         </Confirm>
       ) : (
         <ProofDialog

@@ -16,7 +16,16 @@ fn env_value(name: &str) -> Option<String> {
 /// `sdk` part). Where the environment does not give them (a developer's profile), the SDK's
 /// default chains apply, as before.
 pub async fn sdk_config() -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // One HTTP client for every service client built from this config: the SDK's default
+    // stack (hyper 1, rustls on aws-lc, the system's trust store), built once per process. Left
+    // to the SDK, each service client builds its own, and each loads the trust store from disk
+    // on its first request.
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
     if let Some(url) = env_value("AWS_ENDPOINT_URL") {
         loader = loader.endpoint_url(url);
     }

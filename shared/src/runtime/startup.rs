@@ -27,6 +27,8 @@ pub struct Startup {
     store: Arc<DynamoStore>,
     /// Whether the store's connection has been opened yet (see `prime_store`).
     primed: std::sync::atomic::AtomicBool,
+    /// When `begin` ended.
+    begun: Instant,
 }
 
 /// The parts of a start and how long each took.
@@ -91,6 +93,7 @@ impl Startup {
             clock,
             store,
             primed: std::sync::atomic::AtomicBool::new(false),
+            begun: Instant::now(),
         })
     }
 
@@ -121,6 +124,8 @@ impl Startup {
     /// Opens the store's connection if nothing did yet, and logs the `initialised` line;
     /// `serve` calls it, and so must a function that runs the Lambda runtime itself.
     pub async fn started(&self) {
+        // What the function did between `begin` and here (its clients, its reads): `app`.
+        self.clock.record("app", self.begun.elapsed());
         self.prime_store().await;
         self.clock.log();
     }

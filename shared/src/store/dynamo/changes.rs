@@ -252,12 +252,7 @@ impl DynamoStore {
                 item.insert("invited_by".into(), s(invite.invited_by.as_str()));
                 item.insert("invited_at".into(), n(invite.invited_at));
                 item.insert("expires_at".into(), n(invite.expires_at));
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                vec![TransactWriteItem::builder().put(put).build()]
+                vec![self.put_always(item)?]
             }
             Change::TakeInvite { user, tenant } => {
                 let d = Delete::builder()
@@ -340,12 +335,7 @@ impl DynamoStore {
                     );
                     entry.insert("entity".into(), s("redirect_origin"));
                     entry.insert("tenant_id".into(), s(tenant.as_str()));
-                    let put = Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(entry))
-                        .build()
-                        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                    items.push(TransactWriteItem::builder().put(put).build());
+                    items.push(self.put_always(entry)?);
                 }
                 for removed in before.iter().filter(|o| !origins.contains(o)) {
                     let d = Delete::builder().table_name(&self.table).set_key(Some(key(
@@ -558,12 +548,7 @@ impl DynamoStore {
                 let mut item = key(format!("USER#{user}"), "MFA#RECOVERY");
                 item.insert("entity".into(), s("recovery_codes"));
                 item.insert("codes".into(), AttributeValue::Ss(hashes.clone()));
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                vec![TransactWriteItem::builder().put(put).build()]
+                vec![self.put_always(item)?]
             }
             Change::UseRecoveryCode { user, hash } => vec![self.update_item(
                 format!("USER#{user}"),
@@ -633,12 +618,7 @@ impl DynamoStore {
                 item.insert("entity".into(), s("passkey_registration"));
                 item.insert("state".into(), s(&pending.state));
                 item.insert("expires_at".into(), n(pending.expires_at));
-                let put = Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(item))
-                    .build()
-                    .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
-                vec![TransactWriteItem::builder().put(put).build()]
+                vec![self.put_always(item)?]
             }
             Change::AddPasskey {
                 user,

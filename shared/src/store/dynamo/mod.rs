@@ -318,6 +318,39 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// A put without a condition (it replaces what is there).
+    fn put_always(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// The items of partition `pk` whose sort key begins with `prefix` (strongly consistent,
+    /// one page of at most `limit`).
+    async fn items_with_prefix(
+        &self,
+        pk: String,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        Ok(page.items().to_vec())
+    }
+
     fn build<T, E: std::error::Error + Send + Sync + 'static>(
         built: Result<T, E>,
     ) -> Result<T, StoreError> {

@@ -197,20 +197,11 @@ impl UserStore for DynamoStore {
 
     async fn invites_of(&self, id: &UserId) -> Result<Vec<Invite>, StoreError> {
         let now = crate::runtime::time::now_unix();
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(format!("USER#{id}")))
-            .expression_attribute_values(":prefix", s("INVITE#"))
-            .consistent_read(true)
-            .limit(100)
-            .send()
-            .await
-            .map_err(unavailable)?;
+        let items = self
+            .items_with_prefix(format!("USER#{id}"), "INVITE#", 100)
+            .await?;
         let mut out = Vec::new();
-        for item in page.items() {
+        for item in &items {
             let invite = invite_of(item)?;
             if invite.expires_at > now {
                 out.push(invite);
@@ -256,19 +247,10 @@ impl UserStore for DynamoStore {
     }
 
     async fn partners_of(&self, id: &UserId, n: usize) -> Result<Vec<PartnerId>, StoreError> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(format!("USER#{id}")))
-            .expression_attribute_values(":prefix", s("PARTNER#"))
-            .consistent_read(true)
-            .limit(i32::try_from(n.max(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(unavailable)?;
-        page.items()
+        let items = self
+            .items_with_prefix(format!("USER#{id}"), "PARTNER#", n)
+            .await?;
+        items
             .iter()
             .map(|item| {
                 let f = Fields {
@@ -377,20 +359,10 @@ impl UserStore for DynamoStore {
     }
 
     async fn passkeys(&self, id: &UserId) -> Result<Vec<Passkey>, StoreError> {
-        let page = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(format!("USER#{id}")))
-            .expression_attribute_values(":prefix", s("MFA#PASSKEY#"))
-            .consistent_read(true)
-            .limit(100)
-            .send()
-            .await
-            .map_err(unavailable)?;
-        let mut out = page
-            .items()
+        let items = self
+            .items_with_prefix(format!("USER#{id}"), "MFA#PASSKEY#", 100)
+            .await?;
+        let mut out = items
             .iter()
             .map(|item| {
                 let f = Fields {
