@@ -1061,6 +1061,8 @@ class Console(unittest.TestCase):
         # Another factor needs a sign-in with the first: this session began before it (a
         # stolen session and the password cannot put a factor of their own beside it).
         section.get_by_role("button", name="Add a passkey").click()
+        # The form puts the focus on its name first: wait for it, or a fill races it.
+        expect(section.get_by_label("Passkey name")).to_be_focused()
         section.get_by_label("Your current password").fill(password)
         section.get_by_role("button", name="Create the passkey").click()
         expect(section.get_by_role("alert")).to_contain_text("MFA_REQUIRED")
@@ -1087,6 +1089,8 @@ class Console(unittest.TestCase):
         # Signed in with it, the same authenticator again: the API excludes it, the browser
         # refuses, said in words.
         section.get_by_role("button", name="Add a passkey").click()
+        # The form puts the focus on its name first: wait for it, or a fill races it.
+        expect(section.get_by_label("Passkey name")).to_be_focused()
         section.get_by_label("Your current password").fill(password)
         section.get_by_role("button", name="Create the passkey").click()
         expect(section.get_by_role("alert")).to_contain_text("already has a passkey for your account")
