@@ -83,10 +83,12 @@ impl Startup {
         let at = Instant::now();
         let sdk = crate::runtime::aws::sdk_config().await;
         clock.record("sdk", at.elapsed());
+        let at = Instant::now();
         let store = Arc::new(DynamoStore::new(
             crate::aws_client!(aws_sdk_dynamodb, &sdk),
             &config.table_name,
         ));
+        clock.record("store-client", at.elapsed());
         Ok(Startup {
             config,
             sdk,
