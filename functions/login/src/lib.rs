@@ -657,8 +657,11 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     Ok(ApiResponse::ok(tokens))
 }
 
-/// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
-async fn sessions(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
+/// The signed-in caller of a portal or operator token, and their account as it is now.
+async fn caller(
+    app: &App,
+    req: &Request,
+) -> Result<(shared::access::jwt::Principal, User), ApiError> {
     let principal = authenticate(
         app.keys().await?,
         req,
@@ -666,6 +669,12 @@ async fn sessions(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     )
     .await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
+    Ok((principal, user))
+}
+
+/// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
+async fn sessions(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
+    let (principal, user) = caller(app, req).await?;
     let current = principal.session_id.as_deref();
     let items: Vec<_> = shared::access::sessions::live(app.store.as_ref(), &user)
         .await?
@@ -683,14 +692,8 @@ async fn end_other_sessions(
     ctx: &RequestContext,
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(
-        app.keys().await?,
-        req,
-        &[Audience::Portal, Audience::Operator],
-    )
-    .await?;
+    let (principal, user) = caller(app, req).await?;
     let store = app.store.as_ref();
-    let user = current_user(store, &principal).await?;
     factor_gate(&principal, &user, Admit::Enrolled)?;
     store
         .commit(vec![
@@ -747,14 +750,8 @@ async fn change_password(
     ctx: &RequestContext,
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(
-        app.keys().await?,
-        req,
-        &[Audience::Portal, Audience::Operator],
-    )
-    .await?;
+    let (principal, user) = caller(app, req).await?;
     let store = app.store.as_ref();
-    let user = current_user(store, &principal).await?;
     factor_gate(&principal, &user, Admit::Enrolled)?;
     let body: PasswordBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     for (field, value) in [
@@ -1049,13 +1046,7 @@ async fn logout(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
 }
 
 async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let principal = authenticate(
-        app.keys().await?,
-        req,
-        &[Audience::Portal, Audience::Operator],
-    )
-    .await?;
-    let user = current_user(app.store.as_ref(), &principal).await?;
+    let (principal, user) = caller(app, req).await?;
     if principal.audience == Audience::Portal
         && account_suspended(app.store.as_ref(), &user).await?
     {
