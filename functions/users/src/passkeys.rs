@@ -149,14 +149,15 @@ pub(crate) async fn finish(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let name = passkey_name(&body.name)?;
     let user = &call.caller.user;
     let now = shared::runtime::time::now_unix();
-    let (pending, existing) = tokio::try_join!(
-        call.store.passkey_pending(&user.id, now),
-        call.store.passkeys(&user.id),
-    )?;
-    let pending = pending.ok_or_else(no_registration)?;
-    if existing.len() >= pk::MAX_PER_ACCOUNT {
+    // The account's own count (the commit below is conditioned on it), not a read of the list.
+    if user.factors.passkeys as usize >= pk::MAX_PER_ACCOUNT {
         return Err(limit());
     }
+    let pending = call
+        .store
+        .passkey_pending(&user.id, now)
+        .await?
+        .ok_or_else(no_registration)?;
     let new = pk::finish_registration(
         &rp,
         &user.id,
