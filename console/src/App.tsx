@@ -10,6 +10,7 @@ import { SignIn, ForgotPassword, TokenPassword, VerifyEmail } from './views/auth
 import { TenantList, NewTenant } from './views/tenants';
 import { TenantPage } from './views/tenant';
 import { PartnerList, NewPartner, PartnerPage } from './views/partners';
+import { PlanList, NewPlan, PlanPage } from './views/plans';
 import { AuditLog } from './views/audit';
 import { Invitations } from './views/invitations';
 import { Platform } from './views/platform';
@@ -99,6 +100,10 @@ function Routes({ loc, who }: { loc: Location; who: Who }) {
   if (p === '/partners/new') return <NewPartner />;
   m = match('/partners/:slug', p);
   if (m) return <PartnerPage slug={m.slug!} />;
+  if (p === '/plans') return <PlanList />;
+  if (p === '/plans/new') return <NewPlan />;
+  m = match('/plans/:id', p);
+  if (m) return <PlanPage id={m.id!} />;
   if (p === '/audit') return <AuditLog loc={loc} />;
   if (p === '/platform') return <Platform />;
   if (p === '/users') return <UserList loc={loc} />;
@@ -174,7 +179,7 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
   useEffect(() => setMenu(false), [loc.path]);
   const items: [string, string][] = [];
   if (!who || who.operator || who.partnerAdmin || who.manages.length) items.push(['/tenants', who && !who.operator && !who.partnerAdmin ? 'My tenants' : 'Tenants']);
-  if (who?.operator) items.push(['/partners', 'Partners'], ['/users', 'Users'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
+  if (who?.operator) items.push(['/partners', 'Partners'], ['/plans', 'Plans'], ['/users', 'Users'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
   // Until a required second factor is set up, only the Account page works.
   if (session.enrolmentRequired) items.length = 0;
   return (

@@ -15,10 +15,11 @@ export class ApiError extends Error {
   ) {
     super(message);
   }
-  /** INVALID_FIELD messages start with the field's name: "slug: must be ...". */
+  /** INVALID_FIELD messages start with the field's name: "slug: must be ...", or a nested
+   * one's path ("entitlements.seats: must be ..."). */
   get field(): string | null {
-    if (this.code !== 'INVALID_FIELD') return null;
-    const m = /^([a-z_]+(?:\[\d+\])?):\s/.exec(this.message);
+    if (this.code !== 'INVALID_FIELD' && this.code !== 'VALIDATION_ERROR') return null;
+    const m = /^([a-z_]+(?:\.[a-z_]+)*(?:\[\d+\])?):\s/.exec(this.message);
     return m ? m[1]!.replace(/\[\d+\]$/, '') : null;
   }
 }

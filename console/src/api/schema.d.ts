@@ -668,7 +668,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
-                200: components["responses"]["Tenant"];
+                200: components["responses"]["TenantPatched"];
                 401: components["responses"]["Error"];
                 403: components["responses"]["Error"];
                 404: components["responses"]["Error"];
@@ -704,6 +704,10 @@ export interface paths {
          * @description Operators, the tenant's partner admins, its owners and admins. The plan is changed only
          *     by operators and the tenant's partner admins: an owner or admin asking for another plan
          *     gets 403 and nothing changes.
+         *     The plan is an active plan of the catalogue (a partner admin's: one their partner may
+         *     sell, `allowed_plans`); a retired one is 409 `PLAN_RETIRED`, an unknown one 400. A
+         *     downgrade below the tenant's usage is allowed: the answer's `over_quota` names what is
+         *     now exceeded.
          */
         patch: {
             parameters: {
@@ -1577,6 +1581,216 @@ export interface paths {
                 503: components["responses"]["Error"];
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/plans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The plan catalogue (operators every plan; a partner admin the active plans their partner may sell). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["PlanList"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        /**
+         * Add a plan to the catalogue (operators).
+         * @description The plan starts `active` with no tenants. An id that is taken (a retired plan's too) is
+         *     409 `PLAN_EXISTS`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PlanCreate"];
+                };
+            };
+            responses: {
+                201: components["responses"]["Plan"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/plans/{plan_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                plan_id: components["parameters"]["PlanId"];
+            };
+            cookie?: never;
+        };
+        /** One plan, with its ETag (operators). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    plan_id: components["parameters"]["PlanId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Plan"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        /**
+         * Remove a plan no tenant is on (operators).
+         * @description 409 `PLAN_IN_USE` while tenants are on it; 409 `PLAN_BUILTIN` for free, pro and
+         *     enterprise (retire those instead).
+         */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    plan_id: components["parameters"]["PlanId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The plan is gone. */
+                200: {
+                    headers: {
+                        "X-Request-ID": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                id: components["schemas"]["PlanId"];
+                                /** @enum {boolean} */
+                                deleted: true;
+                            };
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        /**
+         * Change a plan's name, entitlements, features or status (operators).
+         * @description `If-Match` is required (428 `PRECONDITION_REQUIRED` without it; 412 when stale).
+         *     `entitlements` is replaced whole. A retired plan takes no new tenants; the tenants on it
+         *     stay. New limits apply at once, also to tenants already above them (they are then over
+         *     quota: nothing is removed, but nothing more may be added).
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description The `ETag` read; a stale one is 412 and changes nothing. */
+                    "If-Match": string;
+                };
+                path: {
+                    plan_id: components["parameters"]["PlanId"];
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["PlanPatch"];
+                };
+            };
+            responses: {
+                200: components["responses"]["Plan"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                412: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                428: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        trace?: never;
+    };
+    "/tenants/{slug}/usage": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: components["parameters"]["TenantSlug"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The tenant's usage against its plan's limits (its members, its partner's admins, operators).
+         * @description Each entitlement's `used` and `limit` (null: unlimited). `full` names those with
+         *     `used >= limit` (nothing more may be added: an invitation is 409 `SEAT_LIMIT`, an upload
+         *     409 `STORAGE_LIMIT` or `OBJECT_LIMIT`, a database 409 `DATABASE_LIMIT`); `over_quota`
+         *     those with `used > limit` (after a downgrade, or a plan's limits lowered).
+         */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Usage"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -3035,6 +3249,8 @@ export interface components {
             tenant_counts: {
                 [key: string]: number;
             };
+            /** @description The plans this partner's admins may put their tenants on (default free, pro, enterprise). */
+            allowed_plans?: components["schemas"]["PlanId"][];
             created_at: number;
             updated_at: number;
             etag: string;
@@ -3062,8 +3278,7 @@ export interface components {
             name: string;
             /** @enum {string} */
             status: "provisioning" | "active" | "suspended" | "deleted";
-            /** @enum {string} */
-            plan: "free" | "pro" | "enterprise";
+            plan: components["schemas"]["PlanId"];
             created_at: number;
         };
         AuditEntry: {
@@ -3102,7 +3317,99 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "SEAT_LIMIT" | "STORAGE_LIMIT" | "OBJECT_LIMIT" | "PLAN_EXISTS" | "PLAN_IN_USE" | "PLAN_BUILTIN" | "PLAN_RETIRED" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "PRECONDITION_REQUIRED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        /** @description Lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen. */
+        PlanId: string;
+        /**
+         * @description An entitlement whose usage is counted.
+         * @enum {string}
+         */
+        Entitlement: "seats" | "stored_bytes" | "stored_objects" | "databases";
+        /** @description Each limit a non-negative integer, or null for unlimited. */
+        Entitlements: {
+            /** @description Members of a tenant, pending invitations included. */
+            seats: number | null;
+            /** @description The bytes a tenant's files may take. */
+            stored_bytes: number | null;
+            /** @description The files a tenant may hold. */
+            stored_objects: number | null;
+            /** @description Registered databases (the query plane). */
+            databases: number | null;
+            /** @description The largest single upload, in bytes (always a limit: S3 takes at most 5 GiB in one request). */
+            max_upload_bytes: number;
+            /** @description The tenants on this plan one partner may hold. */
+            partner_tenants: number | null;
+        };
+        /** @description Feature names, lower-case and dotted (`sso`, `audit.export`). */
+        PlanFeatures: string[];
+        Plan: {
+            id: components["schemas"]["PlanId"];
+            name: string;
+            /**
+             * @description A retired plan takes no new tenants; those on it stay.
+             * @enum {string}
+             */
+            status: "active" | "retired";
+            /** @description free, pro and enterprise: seeded; edited and retired, never deleted. */
+            builtin: boolean;
+            entitlements: components["schemas"]["Entitlements"];
+            features: components["schemas"]["PlanFeatures"];
+            /** @description The tenants on it (counted since plans existed). */
+            tenants: number;
+            version: number;
+            /** @description Unix seconds. */
+            created_at: number;
+            /** @description Unix seconds. */
+            updated_at: number;
+        };
+        PlanCreate: {
+            id: components["schemas"]["PlanId"];
+            /** @description no control characters */
+            name: string;
+            entitlements: components["schemas"]["Entitlements"];
+            features?: components["schemas"]["PlanFeatures"];
+        };
+        PlanPatch: {
+            /** @description no control characters */
+            name?: string;
+            entitlements?: components["schemas"]["Entitlements"];
+            features?: components["schemas"]["PlanFeatures"];
+            /** @enum {string} */
+            status?: "active" | "retired";
+        };
+        UsageMeter: {
+            used: number;
+            /** @description null when unlimited. */
+            limit: number | null;
+        };
+        Usage: {
+            tenant: components["schemas"]["Slug"];
+            plan: {
+                id: components["schemas"]["PlanId"];
+                name: string;
+                /** @enum {string} */
+                status: "active" | "retired";
+            };
+            usage: {
+                seats: components["schemas"]["UsageMeter"];
+                stored_bytes: components["schemas"]["UsageMeter"];
+                stored_objects: components["schemas"]["UsageMeter"];
+                databases: components["schemas"]["UsageMeter"];
+            };
+            max_upload_bytes: number;
+            features: string[];
+            /** @description Entitlements with used > limit. */
+            over_quota: components["schemas"]["Entitlement"][];
+            /** @description Entitlements with used >= limit: nothing more may be added. */
+            full: components["schemas"]["Entitlement"][];
+            /** @description The current calendar month (UTC), Unix seconds. */
+            period: {
+                start: number;
+                end: number;
+            };
+            /** @description Unix seconds. */
+            as_of: number;
+        };
         PresignItem: {
             /** @enum {string} */
             operation: "upload" | "download";
@@ -3144,8 +3451,7 @@ export interface components {
         TenantPatch: {
             /** @description no control characters */
             name?: string;
-            /** @enum {string} */
-            plan?: "free" | "pro" | "enterprise";
+            plan?: components["schemas"]["PlanId"];
             domains?: components["schemas"]["Domains"];
             billing_info?: components["schemas"]["BoundedObject"];
         };
@@ -3155,8 +3461,7 @@ export interface components {
             name: string;
             /** @enum {string} */
             status: "provisioning" | "active" | "suspended" | "deleted";
-            /** @enum {string} */
-            plan: "free" | "pro" | "enterprise";
+            plan: components["schemas"]["PlanId"];
             domains: components["schemas"]["Domains"];
             billing_info: {
                 [key: string]: unknown;
@@ -3214,6 +3519,8 @@ export interface components {
             margin_pct?: number;
             contact_info?: components["schemas"]["BoundedObject"];
             billing_info?: components["schemas"]["BoundedObject"];
+            /** @description Operators only. The plans this partner's admins may put their tenants on. */
+            allowed_plans?: components["schemas"]["PlanId"][];
         };
         StepStatus: {
             /** @enum {string} */
@@ -3569,6 +3876,68 @@ export interface components {
                 };
             };
         };
+        /** @description A plan of the catalogue. */
+        Plan: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                ETag?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["Plan"];
+                };
+            };
+        };
+        /** @description The plans the caller may see (the catalogue is small; no pages). */
+        PlanList: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        items: components["schemas"]["Plan"][];
+                    };
+                };
+            };
+        };
+        /** @description A tenant's usage against its plan. */
+        Usage: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["Usage"];
+                };
+            };
+        };
+        /** @description The tenant after the change; when its plan changed, the entitlements it now exceeds. */
+        TenantPatched: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                ETag?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    success?: boolean;
+                    data?: components["schemas"]["Tenant"] & {
+                        /** @description Only when the plan changed (empty when nothing is exceeded); a downgrade below usage is allowed. */
+                        over_quota?: components["schemas"]["Entitlement"][];
+                    };
+                };
+            };
+        };
         /** @description A page of items and the cursor of the next one. */
         Page: {
             headers: {
@@ -3802,6 +4171,7 @@ export interface components {
         Cursor: string;
         /** @description The `ETag` read; a stale one is 412 and changes nothing. */
         IfMatch: string;
+        PlanId: components["schemas"]["PlanId"];
         AuditActor: string;
         AuditAction: string;
         /** @description Unix seconds, inclusive. */

@@ -13,10 +13,13 @@ export type Paths = keyof paths | PasskeyPaths;
 type PasskeyPaths = '/account/mfa/passkeys' | '/account/mfa/passkeys/options' | '/account/mfa/passkeys/{id}' | '/auth/mfa/passkey';
 export type Tenant = S['Tenant'];
 export type TenantStatus = Tenant['status'];
-export type Plan = Tenant['plan'];
+/** A plan's id (`free`, `pro`, `enterprise`, or one an operator added to the catalogue). */
+export type PlanId = S['PlanId'];
 export type StepStatus = S['StepStatus'];
 export type TenantCreate = S['TenantCreate'];
 export type TenantPatch = S['TenantPatch'];
+/** `PATCH /tenants/{slug}`: the tenant, and when its plan changed the entitlements it now exceeds. */
+export type TenantPatched = DataOf<R['TenantPatched']>;
 export type TenantListData = DataOf<R['TenantList']>;
 export type TenantCounts = TenantListData['counts'];
 export type Partner = S['Partner'];
@@ -47,6 +50,20 @@ export type JoinAnswer = { tenant: string; role: Role; joined: boolean };
 export type Page<T> = { items: T[]; next_cursor: string | null };
 export type Origins = DataOf<R['Origins']>;
 export type Jwk = S['Jwk'];
+
+// Plans: the catalogue (operators), and a tenant's usage against its plan.
+export type Plan = S['Plan'];
+export type PlanStatus = Plan['status'];
+export type Entitlements = S['Entitlements'];
+export type PlanCreate = S['PlanCreate'];
+export type PlanPatch = S['PlanPatch'];
+export type PlanListData = DataOf<R['PlanList']>;
+/** `DELETE /plans/{plan_id}`. */
+export type PlanDeleted = NonNullable<JsonOf<paths['/plans/{plan_id}']['delete']['responses'][200]>['data']>;
+export type Usage = S['Usage'];
+export type UsageMeter = S['UsageMeter'];
+/** An entitlement whose usage is counted (the keys of `Usage['usage']`). */
+export type Entitlement = S['Entitlement'];
 
 // Accounts: the operators' user directory and everyone's own account.
 /** `user_view` also carries `mfa` (whether a second factor is enrolled); the contract's `User`
@@ -98,5 +115,8 @@ export type EmailVerified = { email_changed: boolean; email: string };
 export const USER_STATUSES: UserStatus[] = ['active', 'invited', 'disabled'];
 
 export const STATUSES: TenantStatus[] = ['provisioning', 'active', 'suspended', 'deleted'];
-export const PLANS: Plan[] = ['free', 'pro', 'enterprise'];
+/** The built-in plans, which every deployment has (new tenants choose among them). */
+export const PLANS: PlanId[] = ['free', 'pro', 'enterprise'];
+/** The counted entitlements, in the order the Plan card shows them. */
+export const ENTITLEMENTS: Entitlement[] = ['seats', 'stored_bytes', 'stored_objects', 'databases'];
 export const ROLES: Role[] = ['owner', 'admin', 'member'];

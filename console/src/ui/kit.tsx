@@ -102,6 +102,7 @@ const STATUS_MARK: Record<string, string> = {
   terminated: '✕',
   invited: '✉',
   disabled: '✕',
+  retired: '⏸',
 };
 
 /** A status in words, with a shape and colour beside it (never colour alone). */
@@ -281,6 +282,21 @@ export function useCursorPages() {
 export function fmtTime(unixSeconds: number | null | undefined): string {
   if (unixSeconds === null || unixSeconds === undefined) return '—';
   return new Date(unixSeconds * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+}
+
+/** Bytes in the largest unit that keeps a number of at least 1: "512 bytes", "1.5 MB", "1 GB"
+ * (1 KB = 1024 bytes, as the plans' limits are set). */
+export function fmtBytes(n: number): string {
+  const units = ['KB', 'MB', 'GB', 'TB', 'PB'];
+  if (Math.abs(n) < 1024) return `${n} ${n === 1 ? 'byte' : 'bytes'}`;
+  let v = n;
+  let i = -1;
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  const shown = v >= 100 ? Math.round(v).toString() : (Math.round(v * 10) / 10).toString();
+  return `${shown} ${units[i]}`;
 }
 
 export function fmtAgo(unixSeconds: number | null | undefined): string {

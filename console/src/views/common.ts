@@ -1,7 +1,7 @@
 // Lookups several views share: partners by id (tenants carry partner ids), and a tenant's
 // provisioning in one phrase.
 import { get } from '../api/client';
-import type { Page as ApiPage, Partner, Tenant, TenantListData } from '../api/types';
+import type { Page as ApiPage, Partner, Plan, PlanListData, Tenant, TenantListData } from '../api/types';
 
 let partnersCache: { at: number; list: Promise<Partner[]> } | null = null;
 
@@ -28,6 +28,24 @@ export function allPartners(fresh = false): Promise<Partner[]> {
 
 export function forgetPartners() {
   partnersCache = null;
+}
+
+let plansCache: { at: number; list: Promise<Plan[]> } | null = null;
+
+/** The plans this caller may see (operators: the whole catalogue; a partner admin: the active
+ * plans their partner may sell), cached for a few seconds. */
+export function planCatalogue(fresh = false): Promise<Plan[]> {
+  if (!fresh && plansCache && Date.now() - plansCache.at < 10_000) return plansCache.list;
+  const list = get<PlanListData>('/plans').then((a) => a.data.items);
+  plansCache = { at: Date.now(), list };
+  list.catch(() => {
+    plansCache = null;
+  });
+  return list;
+}
+
+export function forgetPlans() {
+  plansCache = null;
 }
 
 export function provisioningSummary(t: Pick<Tenant, 'provisioning' | 'status' | 'offboarding'>): string {

@@ -2,12 +2,12 @@
 // tenants (attach, detach), admins and termination.
 import { useEffect, useState } from 'preact/hooks';
 import { del, get, patch, post, put, ApiError } from '../api/client';
-import type { Page as ApiPage, Partner, PartnerAdmin, PartnerCreate, PartnerPatch, PartnerTenantListData, Tenant, TenantListData } from '../api/types';
-import { STATUSES } from '../api/types';
+import type { Page as ApiPage, Partner, PartnerAdmin, PartnerCreate, PartnerPatch, PartnerTenantListData, Plan, Tenant, TenantListData } from '../api/types';
+import { PLANS, STATUSES } from '../api/types';
 import { Page } from '../App';
 import { navigate } from '../router';
 import { Confirm, ErrorBox, Field, Link, Pager, Status, announce, fieldErrors, fmtAgo, fmtTime, idempotencyKey, useCursorPages, useLoad } from '../ui/kit';
-import { allPartners, forgetPartners } from './common';
+import { allPartners, forgetPartners, planCatalogue } from './common';
 
 export function PartnerList() {
   const pages = useCursorPages();
@@ -84,7 +84,10 @@ function parseObject(raw: string): Record<string, unknown> | null {
   }
 }
 
-const PARTNER_FIELDS = ['slug', 'name', 'domain', 'margin_pct', 'contact_info', 'billing_info'];
+const PARTNER_FIELDS = ['slug', 'name', 'domain', 'margin_pct', 'contact_info', 'billing_info', 'allowed_plans'];
+
+/** The plans a partner's admins may put tenants on (the built-in ones until an operator says). */
+const allowedOf = (p: Partner) => [...(p.allowed_plans ?? PLANS)].sort();
 
 export function NewPartner() {
   const [form, setForm] = useState({ slug: '', name: '', domain: '', margin: '0' });
@@ -180,6 +183,12 @@ function PartnerDetails({ loaded, onSaved }: { loaded: { p: Partner; etag: strin
   const p = loaded.p;
   const init = () => ({ name: p.name, domain: p.domain, margin: String(p.margin_pct), contact: JSON.stringify(p.contact_info ?? {}, null, 2), billing: JSON.stringify(p.billing_info ?? {}, null, 2) });
   const [form, setForm] = useState(init);
+  const [allowed, setAllowed] = useState<string[]>(() => allowedOf(p));
+  const [plans, setPlans] = useState<Plan[] | null>(null);
+  const [plansError, setPlansError] = useState<unknown>(null);
+  useEffect(() => {
+    planCatalogue().then(setPlans, setPlansError);
+  }, []);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [error, setError] = useState<unknown>(null);
   const [conflict, setConflict] = useState<{ latest: Partner; etag: string | null } | null>(null);
@@ -205,7 +214,7 @@ function PartnerDetails({ loaded, onSaved }: { loaded: { p: Partner; etag: strin
         <div class="error-box" role="alert">
           <p class="error-title">Someone changed this partner since you opened it (HTTP 412, nothing was saved).</p>
           <ul>
-            {(['name', 'domain', 'margin_pct', 'contact_info', 'billing_info', 'status'] as const)
+            {(['name', 'domain', 'margin_pct', 'contact_info', 'billing_info', 'allowed_plans', 'status'] as const)
               .filter((k) => JSON.stringify(conflict.latest[k]) !== JSON.stringify(p[k]))
               .map((k) => (
                 <li key={k}>
@@ -220,6 +229,7 @@ function PartnerDetails({ loaded, onSaved }: { loaded: { p: Partner; etag: strin
               onSaved(conflict.latest, conflict.etag);
               const l = conflict.latest;
               setForm({ name: l.name, domain: l.domain, margin: String(l.margin_pct), contact: JSON.stringify(l.contact_info ?? {}, null, 2), billing: JSON.stringify(l.billing_info ?? {}, null, 2) });
+              setAllowed(allowedOf(l));
               setConflict(null);
             }}
           >
@@ -246,6 +256,7 @@ function PartnerDetails({ loaded, onSaved }: { loaded: { p: Partner; etag: strin
           if (Number(form.margin) !== p.margin_pct) body.margin_pct = Number(form.margin);
           if (JSON.stringify(contact) !== JSON.stringify(p.contact_info ?? {})) body.contact_info = contact;
           if (JSON.stringify(billing) !== JSON.stringify(p.billing_info ?? {})) body.billing_info = billing;
+          if ([...allowed].sort().join() !== allowedOf(p).join()) body.allowed_plans = [...allowed].sort();
           if (!Object.keys(body).length) return setSaved(true);
           setBusy(true);
           try {
@@ -282,6 +293,7 @@ function PartnerDetails({ loaded, onSaved }: { loaded: { p: Partner; etag: strin
         <Field label="Billing info (JSON object)" error={errors.billing_info}>
           {(a) => <textarea {...a} name="billing_info" rows={3} class="mono" value={form.billing} onInput={set('billing')} />}
         </Field>
+        <AllowedPlans plans={plans} error={plansError} allowed={allowed} fieldError={errors.allowed_plans} onChange={(next) => (setSaved(false), setAllowed(next))} />
         <ErrorBox error={error} title="Could not save" />
         <div class="actions">
           <button type="submit" class="primary" disabled={busy || p.status === 'terminated'}>
@@ -295,6 +307,58 @@ function PartnerDetails({ loaded, onSaved }: { loaded: { p: Partner; etag: strin
         </div>
       </form>
     </section>
+  );
+}
+
+/** Which plans of the catalogue this partner's admins may put their tenants on. A retired plan
+ * stays ticked if it was, so saving does not take it away unasked. */
+function AllowedPlans({ plans, error, allowed, fieldError, onChange }: { plans: Plan[] | null; error: unknown; allowed: string[]; fieldError?: string | undefined; onChange: (next: string[]) => void }) {
+  // Ids the partner holds that the catalogue no longer lists are kept and shown as such.
+  const known = new Set((plans ?? []).map((x) => x.id));
+  const unknown = allowed.filter((id) => !known.has(id));
+  return (
+    <fieldset class={fieldError ? 'invalid' : undefined} aria-describedby="allowed-plans-hint">
+      <legend>Plans this partner may sell</legend>
+      <p class="hint" id="allowed-plans-hint">
+        Its admins may put their tenants on these plans (while they are active). Operators may use any plan.
+      </p>
+      <ErrorBox error={error} title="Could not load the plans" />
+      {!plans && !error && <p role="status">Loading the plans…</p>}
+      {plans && (
+        <ul class="plain checks">
+          {plans.map((x) => (
+            <li key={x.id} class="check">
+              <input
+                type="checkbox"
+                id={`allowed-${x.id}`}
+                name="allowed_plans"
+                value={x.id}
+                checked={allowed.includes(x.id)}
+                onChange={(e) => onChange(e.currentTarget.checked ? [...allowed, x.id] : allowed.filter((id) => id !== x.id))}
+              />
+              <label for={`allowed-${x.id}`}>
+                {x.name} <code>{x.id}</code>
+                {x.status === 'retired' && <span class="muted"> (retired)</span>}
+              </label>
+            </li>
+          ))}
+          {unknown.map((id) => (
+            <li key={id} class="check">
+              <input type="checkbox" id={`allowed-${id}`} name="allowed_plans" value={id} checked onChange={() => onChange(allowed.filter((a) => a !== id))} />
+              <label for={`allowed-${id}`}>
+                <code>{id}</code> <span class="muted">(not in the catalogue)</span>
+              </label>
+            </li>
+          ))}
+        </ul>
+      )}
+      {fieldError && (
+        <p class="field-error">
+          <span aria-hidden="true">✕ </span>
+          {fieldError}
+        </p>
+      )}
+    </fieldset>
   );
 }
 

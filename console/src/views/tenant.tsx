@@ -3,13 +3,14 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { del, get, patch, post, put, ApiError } from '../api/client';
 import type { Database, DatabaseRegister, Member, Origins, Page as ApiPage, ReconcileReport, Role, StepStatus, Tenant, TenantPatch } from '../api/types';
-import { PLANS, ROLES } from '../api/types';
+import { ROLES } from '../api/types';
 import { Page } from '../App';
 import { type Location } from '../router';
 import { Confirm, ErrorBox, Field, Link, Pager, Status, announce, fieldErrors, fmtAgo, fmtTime, idempotencyKey, useCursorPages, useLoad } from '../ui/kit';
 import { OPERATORS_ONLY, useWho, type Who } from '../who';
 import { AuditTable } from './audit';
 import { allPartners, provisioningSummary } from './common';
+import { PlanCard } from './usage';
 
 const TABS: [string, string][] = [
   ['overview', 'Overview'],
@@ -113,7 +114,7 @@ function NotAllowed({ what }: { what: string }) {
 
 function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoaded: (l: Loaded) => void; reload: () => Promise<Tenant | null>; can: ReturnType<typeof rights> }) {
   const t = loaded.tenant;
-  const initial = () => ({ name: t.name, plan: t.plan, domains: (t.domains ?? []).join('\n'), billing: JSON.stringify(t.billing_info ?? {}, null, 2) });
+  const initial = () => ({ name: t.name, domains: (t.domains ?? []).join('\n'), billing: JSON.stringify(t.billing_info ?? {}, null, 2) });
   const [form, setForm] = useState(initial);
   const [base, setBase] = useState<Tenant>(t);
   const [busy, setBusy] = useState(false);
@@ -140,8 +141,6 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
     }
     const body: TenantPatch = {};
     if (form.name.trim() !== base.name) body.name = form.name.trim();
-    // Only those who may change the plan ever send it: anyone else's owner or admin gets 403.
-    if (can.plan && form.plan !== base.plan) body.plan = form.plan as TenantPatch['plan'];
     const domains = form.domains.split(/[\s,]+/).filter(Boolean);
     if (domains.join(',') !== (base.domains ?? []).join(',')) body.domains = domains;
     if (JSON.stringify(billing) !== JSON.stringify(base.billing_info ?? {})) body.billing_info = billing;
@@ -163,7 +162,7 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
         const changed = (['name', 'plan', 'domains', 'billing_info', 'status'] as const).filter((k) => JSON.stringify(latest[k]) !== JSON.stringify(base[k]));
         setConflict({ latest, etag: a.etag ?? latest.etag, changed });
       } else {
-        const { byField, other } = fieldErrors(err, ['name', 'plan', 'domains', 'billing_info']);
+        const { byField, other } = fieldErrors(err, ['name', 'domains', 'billing_info']);
         setErrors(byField);
         setError(other);
       }
@@ -190,6 +189,18 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
           <code>{t.id}</code>
         </dd>
       </dl>
+      <PlanCard
+        tenant={t}
+        etag={loaded.etag}
+        canChange={can.plan}
+        onChanged={(tenant, etag) => {
+          setLoaded({ tenant, etag });
+          // The plan is not in the form: the details' base follows it, so a later 412 does not
+          // name the plan as changed by someone else.
+          setBase((b) => ({ ...b, plan: tenant.plan }));
+        }}
+      />
+      <h2>Edit details</h2>
       {conflict && (
         <div class="error-box" role="alert">
           <p class="error-title">Someone changed this tenant since you opened it (HTTP 412, nothing was saved).</p>
@@ -209,7 +220,7 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
                 setLoaded({ tenant: conflict.latest, etag: conflict.etag });
                 setBase(conflict.latest);
                 const l = conflict.latest;
-                setForm({ name: l.name, plan: l.plan, domains: (l.domains ?? []).join('\n'), billing: JSON.stringify(l.billing_info ?? {}, null, 2) });
+                setForm({ name: l.name, domains: (l.domains ?? []).join('\n'), billing: JSON.stringify(l.billing_info ?? {}, null, 2) });
                 setConflict(null);
               }}
             >
@@ -220,8 +231,6 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
               onClick={() => {
                 setLoaded({ tenant: conflict.latest, etag: conflict.etag });
                 setBase(conflict.latest);
-                // A plan that is not theirs to change follows the latest, never their form.
-                if (!can.plan) setForm({ ...form, plan: conflict.latest.plan });
                 setConflict(null);
               }}
             >
@@ -232,21 +241,10 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
       )}
       <form class="stack" onSubmit={save} noValidate>
         <fieldset disabled={!can.edit}>
-          <legend>Edit</legend>
+          <legend>Name, domains and billing info</legend>
           {!can.edit && <p class="hint">Only operators, this tenant's partner admins, owners and admins may edit it.</p>}
           <Field label="Name" error={errors.name}>
             {(a) => <input {...a} name="name" value={form.name} onInput={set('name')} maxLength={100} required />}
-          </Field>
-          <Field label="Plan" hint={can.edit && !can.plan ? "Only operators and this tenant's partner admins change its plan." : undefined} error={errors.plan}>
-            {(a) => (
-              <select {...a} name="plan" value={can.plan ? form.plan : base.plan} disabled={!can.plan} onChange={set('plan')}>
-                {PLANS.map((p) => (
-                  <option key={p} value={p}>
-                    {p}
-                  </option>
-                ))}
-              </select>
-            )}
           </Field>
           <Field label="Domains" hint="One host name per line." error={errors.domains}>
             {(a) => <textarea {...a} name="domains" rows={3} value={form.domains} onInput={set('domains')} />}
