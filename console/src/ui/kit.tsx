@@ -102,7 +102,7 @@ const STATUS_MARK: Record<string, string> = {
   terminated: '✕',
   invited: '✉',
   disabled: '✕',
-  retired: '⏸',
+  retired: '○',
 };
 
 /** A status in words, with a shape and colour beside it (never colour alone). */

@@ -398,6 +398,7 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
   const [invited, setInvited] = useState('');
   const [busy, setBusy] = useState(false);
   const roles = canOwners ? ROLES : ROLES.filter((r) => r !== 'owner');
+  const seatsTaken = inviteErr instanceof ApiError && inviteErr.code === 'SEAT_LIMIT';
   return (
     <>
       <h2>Members</h2>
@@ -458,7 +459,13 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
             </select>
           )}
         </Field>
-        <ErrorBox error={inviteErr} title="Could not invite" />
+        <ErrorBox error={inviteErr} title={seatsTaken ? "No seat left on this tenant's plan" : 'Could not invite'} />
+        {seatsTaken && (
+          <p class="hint">
+            Members and pending invitations both take a seat. The plan and its usage are on the <Link to={`/tenants/${tenant.slug}/overview`}>overview</Link>; operators and the tenant's
+            partner admins can move it to a larger plan, and removing a member or withdrawing an invitation frees a seat.
+          </p>
+        )}
         <div class="actions">
           <button type="submit" class="primary" disabled={busy}>
             {busy ? 'Inviting…' : 'Invite'}
