@@ -1,10 +1,14 @@
-//! Domain events leaving the platform (`TenantCreated`, `TenantDeleted`, ...). An event is first
-//! written to the outbox in the same transaction as the change that caused it, then published;
-//! once published its outbox item is removed. An event whose publishing failed stays in the
-//! outbox (and the tenant it concerns stays in `provisioning`), where the reconcile finds it.
+//! Domain events leaving the platform: one for every change of a tenant's life (`TenantCreated`,
+//! `TenantSuspended`, `MemberAdded`, `QuotaReached`, ...). An event is first written to the
+//! outbox in the same transaction as the change that caused it, then published; once published
+//! its outbox item is removed. An event whose publishing failed stays in the outbox, where the
+//! reconcile finds it and publishes it again. Each kind's detail has a versioned JSON Schema in
+//! `infra/events/`; applications subscribe with an EventBridge rule on the platform's bus (the
+//! README shows one).
 
-use crate::domain::tenant::{Plan, TenantSlug};
-use crate::domain::{PartnerId, TenantId, UserId};
+use crate::domain::plan::PlanId;
+use crate::domain::tenant::{Tenant, TenantSlug};
+use crate::domain::{PartnerId, Role, TenantId, UserId};
 use crate::store::changes::OutboxEvent;
 use crate::store::CommitStore;
 use async_trait::async_trait;
@@ -13,33 +17,53 @@ use serde::{Deserialize, Serialize};
 /// The `source` of every event the platform publishes.
 pub const SOURCE: &str = "saas.control-plane";
 
-/// Every kind of event the platform publishes: its EventBridge `detail-type`. The template's
-/// rule that starts provisioning lists exactly these (`infra/checks/tests/events.rs`).
+/// The version of every event's schema (`infra/events/<kind>.schema.json`), carried in each
+/// detail as `schema_version`. A change that is not additive publishes a new version.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every kind of event the platform publishes: its EventBridge `detail-type`, one per change of
+/// a tenant's life. Each has a JSON Schema in `infra/events/`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     TenantCreated,
+    TenantActivated,
+    TenantSuspended,
+    TenantResumed,
+    TenantPlanChanged,
+    TenantPartnerChanged,
     TenantDeleted,
     TenantRestored,
+    TenantPurged,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    QuotaReached,
 }
 
+crate::domain::named_enum!(EventKind {
+    TenantCreated => "TenantCreated",
+    TenantActivated => "TenantActivated",
+    TenantSuspended => "TenantSuspended",
+    TenantResumed => "TenantResumed",
+    TenantPlanChanged => "TenantPlanChanged",
+    TenantPartnerChanged => "TenantPartnerChanged",
+    TenantDeleted => "TenantDeleted",
+    TenantRestored => "TenantRestored",
+    TenantPurged => "TenantPurged",
+    MemberAdded => "MemberAdded",
+    MemberRemoved => "MemberRemoved",
+    MemberRoleChanged => "MemberRoleChanged",
+    QuotaReached => "QuotaReached",
+});
+
 impl EventKind {
-    pub const ALL: &'static [EventKind] = &[
+    /// The kinds that start a provisioning run: the template's rule that starts the state
+    /// machine lists exactly these (`infra/checks/tests/events.rs`).
+    pub const PROVISIONING: &'static [EventKind] = &[
         EventKind::TenantCreated,
         EventKind::TenantDeleted,
         EventKind::TenantRestored,
     ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::TenantCreated => "TenantCreated",
-            EventKind::TenantDeleted => "TenantDeleted",
-            EventKind::TenantRestored => "TenantRestored",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<EventKind> {
-        EventKind::ALL.iter().copied().find(|k| k.as_str() == s)
-    }
 }
 
 /// `TenantCreated`: a tenant was stored as `provisioning`; its provisioning run starts.
@@ -50,10 +74,11 @@ pub struct TenantCreated {
     pub partner_id: Option<PartnerId>,
     pub owner_user_id: UserId,
     pub created_by: Option<UserId>,
-    pub plan: Plan,
+    pub plan: PlanId,
 }
 
-/// `TenantDeleted` and `TenantRestored`: the tenant's offboarding, or its provisioning again.
+/// A change of the tenant's status (`TenantActivated`, `TenantSuspended`, `TenantResumed`,
+/// `TenantDeleted`, `TenantRestored`, `TenantPurged`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TenantChanged {
     pub tenant_id: TenantId,
@@ -61,38 +86,143 @@ pub struct TenantChanged {
     pub partner_id: Option<PartnerId>,
 }
 
+impl TenantChanged {
+    pub fn of(t: &Tenant) -> Self {
+        TenantChanged {
+            tenant_id: t.id.clone(),
+            slug: t.slug.clone(),
+            partner_id: t.partner.clone(),
+        }
+    }
+}
+
+/// `TenantPlanChanged`: the tenant's plan, and what it now exceeds (a downgrade below usage is
+/// allowed; nothing is deleted, new usage is refused until it is back under).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanChanged {
+    pub tenant_id: TenantId,
+    pub slug: TenantSlug,
+    pub partner_id: Option<PartnerId>,
+    pub from: PlanId,
+    pub to: PlanId,
+    pub over_quota: Vec<String>,
+}
+
+/// `TenantPartnerChanged`: the tenant was attached to, moved between or detached from
+/// partners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartnerChanged {
+    pub tenant_id: TenantId,
+    pub slug: TenantSlug,
+    pub from: Option<PartnerId>,
+    pub to: Option<PartnerId>,
+}
+
+/// `MemberAdded`, `MemberRemoved`, `MemberRoleChanged`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberChanged {
+    pub tenant_id: TenantId,
+    pub slug: TenantSlug,
+    pub partner_id: Option<PartnerId>,
+    pub user_id: UserId,
+    /// The role held after the change (for a removal: the role that was held).
+    pub role: Role,
+    /// For a role change: the role before.
+    pub previous_role: Option<Role>,
+}
+
+/// `QuotaReached`: a counter of the tenant reached its plan's limit (nothing more of it may be
+/// added until it is back under).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QuotaReached {
+    pub tenant_id: TenantId,
+    pub slug: TenantSlug,
+    pub partner_id: Option<PartnerId>,
+    pub plan: PlanId,
+    /// `seats`, `stored_bytes`, `stored_objects` or `databases`.
+    pub quota: String,
+    pub used: i64,
+    pub limit: i64,
+}
+
 /// An event with its typed payload: the only way events are made.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
     TenantCreated(TenantCreated),
+    TenantActivated(TenantChanged),
+    TenantSuspended(TenantChanged),
+    TenantResumed(TenantChanged),
+    TenantPlanChanged(PlanChanged),
+    TenantPartnerChanged(PartnerChanged),
     TenantDeleted(TenantChanged),
     TenantRestored(TenantChanged),
+    TenantPurged(TenantChanged),
+    MemberAdded(MemberChanged),
+    MemberRemoved(MemberChanged),
+    MemberRoleChanged(MemberChanged),
+    QuotaReached(QuotaReached),
 }
 
 impl DomainEvent {
     pub fn kind(&self) -> EventKind {
         match self {
             DomainEvent::TenantCreated(_) => EventKind::TenantCreated,
+            DomainEvent::TenantActivated(_) => EventKind::TenantActivated,
+            DomainEvent::TenantSuspended(_) => EventKind::TenantSuspended,
+            DomainEvent::TenantResumed(_) => EventKind::TenantResumed,
+            DomainEvent::TenantPlanChanged(_) => EventKind::TenantPlanChanged,
+            DomainEvent::TenantPartnerChanged(_) => EventKind::TenantPartnerChanged,
             DomainEvent::TenantDeleted(_) => EventKind::TenantDeleted,
             DomainEvent::TenantRestored(_) => EventKind::TenantRestored,
+            DomainEvent::TenantPurged(_) => EventKind::TenantPurged,
+            DomainEvent::MemberAdded(_) => EventKind::MemberAdded,
+            DomainEvent::MemberRemoved(_) => EventKind::MemberRemoved,
+            DomainEvent::MemberRoleChanged(_) => EventKind::MemberRoleChanged,
+            DomainEvent::QuotaReached(_) => EventKind::QuotaReached,
+        }
+    }
+
+    fn payload(&self) -> serde_json::Result<serde_json::Value> {
+        match self {
+            DomainEvent::TenantCreated(e) => serde_json::to_value(e),
+            DomainEvent::TenantActivated(e)
+            | DomainEvent::TenantSuspended(e)
+            | DomainEvent::TenantResumed(e)
+            | DomainEvent::TenantDeleted(e)
+            | DomainEvent::TenantRestored(e)
+            | DomainEvent::TenantPurged(e) => serde_json::to_value(e),
+            DomainEvent::TenantPlanChanged(e) => serde_json::to_value(e),
+            DomainEvent::TenantPartnerChanged(e) => serde_json::to_value(e),
+            DomainEvent::MemberAdded(e)
+            | DomainEvent::MemberRemoved(e)
+            | DomainEvent::MemberRoleChanged(e) => serde_json::to_value(e),
+            DomainEvent::QuotaReached(e) => serde_json::to_value(e),
         }
     }
 
     /// The event as its outbox item (a fresh id), to commit with the change that caused it.
-    pub fn outbox(&self, now: i64) -> OutboxEvent {
-        let detail = match self {
-            DomainEvent::TenantCreated(e) => serde_json::to_string(e),
-            DomainEvent::TenantDeleted(e) | DomainEvent::TenantRestored(e) => {
-                serde_json::to_string(e)
-            }
-        };
-        OutboxEvent {
-            id: crate::access::opaque::random_id(),
-            kind: self.kind().as_str().to_string(),
-            // Plain data of this crate's own types: serialising it cannot fail.
-            detail: detail.unwrap_or_default(),
-            created_at: now,
+    /// Its detail is the payload with `schema_version`, `event_id` and `occurred_at` (Unix ms,
+    /// `now_ms`): consumers order one tenant's events by it.
+    pub fn outbox_at(&self, now_ms: i64) -> OutboxEvent {
+        let id = crate::access::opaque::random_id();
+        // Plain data of this crate's own types: serialising it cannot fail.
+        let mut detail = self.payload().unwrap_or_default();
+        if let Some(map) = detail.as_object_mut() {
+            map.insert("schema_version".into(), SCHEMA_VERSION.into());
+            map.insert("event_id".into(), id.clone().into());
+            map.insert("occurred_at".into(), now_ms.into());
         }
+        OutboxEvent {
+            id,
+            kind: self.kind().as_str().to_string(),
+            detail: detail.to_string(),
+            created_at: now_ms / 1000,
+        }
+    }
+
+    /// [`Self::outbox_at`] at `now` (Unix seconds).
+    pub fn outbox(&self, now: i64) -> OutboxEvent {
+        self.outbox_at(now.saturating_mul(1000))
     }
 }
 
@@ -169,6 +299,27 @@ pub async fn publish_committed(
             false
         }
     }
+}
+
+/// Commits `changes`, then publishes the events among them in order (each one that fails stays
+/// in the outbox for the reconcile: the change stands).
+pub async fn commit_and_publish(
+    store: &dyn CommitStore,
+    publisher: &dyn EventPublisher,
+    changes: Vec<crate::store::changes::Change>,
+) -> Result<(), crate::store::changes::CommitError> {
+    let events: Vec<OutboxEvent> = changes
+        .iter()
+        .filter_map(|c| match c {
+            crate::store::changes::Change::Outbox(e) => Some(e.clone()),
+            _ => None,
+        })
+        .collect();
+    store.commit(changes).await?;
+    for e in &events {
+        publish_committed(publisher, store, e).await;
+    }
+    Ok(())
 }
 
 /// Records events instead of publishing them (tests), or refuses them all when `failing`.

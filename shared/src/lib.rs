@@ -23,6 +23,7 @@ pub mod domain;
 pub mod events;
 pub mod http;
 pub mod mail;
+pub mod plans;
 pub mod provisioning;
 pub mod runtime;
 pub mod store;

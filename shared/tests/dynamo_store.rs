@@ -567,6 +567,7 @@ async fn management_scenario(s: &(dyn Store + Sync)) -> Vec<String> {
         contact_info: Default::default(),
         billing_info: Default::default(),
         tenant_counts: BTreeMap::new(),
+        allowed_plans: None,
         version: 1,
         created_at: 1,
         updated_at: 1,

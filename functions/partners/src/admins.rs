@@ -71,6 +71,7 @@ pub(crate) async fn invite(call: &Call<'_>, partner: Partner) -> Result<ApiRespo
                 store: call.store,
                 mailer: call.app.mailer.as_ref(),
                 links: &call.app.links,
+                events: None,
             };
             let grant = AdminRights {
                 call,

@@ -33,6 +33,8 @@ pub struct App {
     pub keys: TokenKeys,
     pub mailer: Arc<dyn Mailer>,
     pub links: LinkConfig,
+    /// Where a tenant's move between partners is published (`TenantPartnerChanged`).
+    pub events: Arc<dyn shared::events::EventPublisher>,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -10,6 +10,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         keys: s.verifying_keys_with_cursor_key().await?,
         mailer: s.mailer()?,
         links: s.links()?,
+        events: s.events()?,
     };
     s.serve(app, partners::handle).await
 }

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use shared::access::gate;
 use shared::domain::fields::{self, FieldError, Hostname};
 use shared::domain::partner::{margin_bp, Partner, PartnerSlug, PartnerStatus};
+use shared::domain::plan::PlanId;
 use shared::domain::PartnerId;
 use shared::http::request::{etag_matches, if_match, json_body, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{AuditTarget, Change, Refusal};
@@ -25,6 +26,7 @@ fn view(p: &Partner) -> Value {
         "billing_info": p.billing_info,
         "tenant_count": p.tenant_count(),
         "tenant_counts": p.tenant_counts,
+        "allowed_plans": p.allowed_plan_ids(),
         "created_at": p.created_at,
         "updated_at": p.updated_at,
         "etag": p.etag(),
@@ -80,6 +82,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         contact_info: object("contact_info", body.contact_info.as_ref())?,
         billing_info: object("billing_info", body.billing_info.as_ref())?,
         tenant_counts: BTreeMap::new(),
+        allowed_plans: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -136,6 +139,35 @@ struct PatchBody {
     contact_info: Option<Value>,
     #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
     billing_info: Option<Value>,
+    /// The plans its admins may put its tenants on (operators only).
+    #[serde(default, deserialize_with = "shared::domain::fields::not_null")]
+    allowed_plans: Option<Vec<String>>,
+}
+
+/// The most plans one partner may sell.
+const MAX_ALLOWED_PLANS: usize = 50;
+
+/// A partner's list of plans: each in the catalogue, without duplicates, in the order given.
+async fn allowed_plans(call: &Call<'_>, raw: &[String]) -> Result<Vec<PlanId>, ApiError> {
+    if raw.len() > MAX_ALLOWED_PLANS {
+        return Err(FieldError::new(
+            "allowed_plans",
+            format!("must hold at most {MAX_ALLOWED_PLANS} plans"),
+        )
+        .into());
+    }
+    let mut out: Vec<PlanId> = Vec::new();
+    for (i, id) in raw.iter().enumerate() {
+        let unknown = || FieldError::new(format!("allowed_plans[{i}]"), "must be a plan of the catalogue");
+        let id = PlanId::parse(id).ok_or_else(unknown)?;
+        if !id.is_builtin() && call.store.stored_plan(&id).await?.is_none() {
+            return Err(unknown().into());
+        }
+        if !out.contains(&id) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `next` over `partner` if its version is still the one read.
@@ -192,7 +224,15 @@ pub(crate) async fn patch(call: &Call<'_>, partner: Partner) -> Result<ApiRespon
     if let Some(raw) = &body.billing_info {
         next.billing_info = fields::bounded_object("billing_info", raw)?;
     }
+    if let Some(raw) = &body.allowed_plans {
+        next.allowed_plans = Some(allowed_plans(call, raw).await?);
+    }
     for (field, old, new) in [
+        (
+            "allowed_plans",
+            json!(partner.allowed_plan_ids()),
+            json!(next.allowed_plan_ids()),
+        ),
         ("name", json!(partner.name), json!(next.name)),
         ("domain", json!(partner.domain), json!(next.domain)),
         (

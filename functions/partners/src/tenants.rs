@@ -8,6 +8,7 @@ use serde_json::{json, Value};
 use shared::access::gate::{Intent, Need};
 use shared::domain::partner::{Partner, PartnerStatus};
 use shared::domain::tenant::Tenant;
+use shared::events::{commit_and_publish, DomainEvent, PartnerChanged};
 use shared::store::changes::{tenant_count_changes, AuditTarget, Change, Refusal};
 use shared::store::TenantFilter;
 use shared::{ApiError, ApiResponse, ErrorCode};
@@ -100,7 +101,14 @@ pub(crate) async fn attach(
     );
     entry.partner = Some(partner.id.clone());
     changes.push(Change::Audit(entry));
-    call.store.commit(changes).await.map_err(|e| {
+    let event = DomainEvent::TenantPartnerChanged(PartnerChanged {
+        tenant_id: tenant.id.clone(),
+        slug: tenant.slug.clone(),
+        from: tenant.partner.clone(),
+        to: next.partner.clone(),
+    });
+    changes.push(Change::Outbox(event.outbox_at(call.now_ms())));
+    commit_and_publish(call.store, call.app.events.as_ref(), changes).await.map_err(|e| {
         e.answer(|reasons| {
             if reasons.contains(&Refusal::PartnerInactive) {
                 partner_terminated()

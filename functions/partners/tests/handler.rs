@@ -33,6 +33,7 @@ async fn world() -> World {
             )
             .unwrap(),
         },
+        events: Arc::new(shared::events::RecordingPublisher::default()),
     };
     let operator = testing::user(store.as_ref(), true).await;
     World {

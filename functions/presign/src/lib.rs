@@ -3,9 +3,14 @@
 //! Body: one `{operation: "upload"|"download", key, content_type?, expires_in?}`, or
 //! `{items: [...]}` with up to 50 of them. Keys are relative to the tenant's prefix
 //! (`keys.rs`). An upload gets a presigned `POST` form whose policy fixes the key, the content
-//! type and the largest size the tenant's plan allows; one that declares its `size` (within
-//! that) also gets a presigned `PUT` whose signature covers its content type and that exact
-//! length. S3 refuses anything else. A download is served as an attachment of opaque bytes
+//! type and the largest size the tenant's plan allows (its largest upload, within what its
+//! stored-bytes limit leaves); one that declares its `size` (within that) also gets a presigned
+//! `PUT` whose signature covers its content type and that exact length. S3 refuses anything
+//! else. An upload that would pass the plan's stored bytes or objects is refused
+//! (`STORAGE_LIMIT`, `OBJECT_LIMIT`); downloads are never held back by a full plan. What is
+//! stored is counted from the bucket's notifications, not from what was presigned
+//! (`shared::plans`), so links issued at once may together pass the limit by what they carry:
+//! the next upload is then refused. A download is served as an attachment of opaque bytes
 //! and lives at most 5 minutes. Only members of the tenant get URLs, and
 //! a suspended or deleted tenant gets none.
 
@@ -20,7 +25,8 @@ use serde_json::{json, Value};
 use shared::access::gate::{Granted, Intent, Need};
 use shared::access::jwt::TokenKeys;
 use shared::domain::fields::FieldError;
-use shared::domain::tenant::{Plan, Tenant};
+use shared::domain::plan::{BuiltinPlans, Quota};
+use shared::domain::tenant::Tenant;
 use shared::http::call::Call;
 use shared::http::request::{json_body, matched, RequestContext};
 use shared::store::Store;
@@ -36,24 +42,6 @@ pub const MAX_DOWNLOAD_EXPIRES_SECS: u64 = 300;
 pub const MAX_ITEMS: usize = 50;
 const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
-/// The largest upload per plan, in bytes.
-#[derive(Debug, Clone, Copy)]
-pub struct UploadLimits {
-    pub free: u64,
-    pub pro: u64,
-    pub enterprise: u64,
-}
-
-impl UploadLimits {
-    pub fn for_plan(&self, plan: Plan) -> u64 {
-        match plan {
-            Plan::Free => self.free,
-            Plan::Pro => self.pro,
-            Plan::Enterprise => self.enterprise,
-        }
-    }
-}
-
 pub struct App {
     pub store: Arc<dyn Store>,
     pub keys: TokenKeys,
@@ -64,7 +52,9 @@ pub struct App {
     /// The bucket's URL for form posts (path style on an emulator endpoint).
     pub bucket_url: String,
     pub default_expires_secs: u64,
-    pub limits: UploadLimits,
+    /// The built-in plans' limits until they are stored (the tenant's plan says how large an
+    /// upload may be and how much it may store).
+    pub seeds: BuiltinPlans,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -217,7 +207,15 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
     if items.is_empty() || items.len() > MAX_ITEMS {
         return Err(FieldError::new("items", format!("must hold 1 to {MAX_ITEMS} items")).into());
     }
-    let max_bytes = app.limits.for_plan(tenant.plan);
+    let catalogue = shared::plans::Catalogue {
+        store: app.store.as_ref(),
+        seeds: app.seeds,
+    };
+    let (plan, usage) = tokio::try_join!(
+        catalogue.of_tenant(&tenant),
+        shared::plans::Usage::read(app.store.as_ref(), &tenant.id),
+    )?;
+    let largest = u64::try_from(plan.entitlements.max_upload_bytes).unwrap_or(1);
     let wanted = items
         .iter()
         .enumerate()
@@ -227,9 +225,27 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
             } else {
                 String::new()
             };
-            check_item(app, item, &field, max_bytes)
+            check_item(app, item, &field, largest)
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Uploads only: what the plan's stored bytes and objects leave.
+    let uploads = wanted.iter().filter(|w| w.upload).count() as i64;
+    let max_bytes = if uploads == 0 {
+        largest
+    } else {
+        let room = shared::plans::upload_room(&plan, &usage, uploads)?;
+        let declared: i64 = wanted
+            .iter()
+            .filter_map(|w| w.size)
+            .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
+            .sum();
+        if let Some(limit) = plan.entitlements.stored_bytes {
+            if declared > limit - usage.used(Quota::StoredBytes) {
+                return Err(shared::plans::limit_error(Quota::StoredBytes, limit));
+            }
+        }
+        u64::try_from(room).unwrap_or(1)
+    };
     let credentials = {
         use aws_credential_types::provider::ProvideCredentials;
         app.credentials

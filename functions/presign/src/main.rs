@@ -32,11 +32,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         region,
         bucket_url,
         default_expires_secs: storage.expires_secs,
-        limits: presign::UploadLimits {
-            free: storage.max_bytes[0],
-            pro: storage.max_bytes[1],
-            enterprise: storage.max_bytes[2],
-        },
+        seeds: s.read(shared::runtime::config::builtin_plans_from_env())?,
     };
     s.serve(app, presign::handle).await
 }

@@ -114,6 +114,7 @@ async fn invite_owner(app: &App, t: &Tenant, prev: &StepStatus) -> Result<Done, 
                 store,
                 mailer: app.mailer.as_ref(),
                 links: &app.links,
+                events: None,
             },
             &owner,
             &Invite {
@@ -221,6 +222,7 @@ mod tests {
             secret_prefix: String::new(),
             provisioning: shared::runtime::config::ProvisioningConfig::from_lookup(|_| None)
                 .unwrap(),
+            events: None,
         };
         let done = Invitation::purge(&app, &t).await.unwrap();
         assert_eq!(

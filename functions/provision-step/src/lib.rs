@@ -51,6 +51,9 @@ pub struct App {
     /// `TENANT_SECRET_PREFIX`: tenant secrets are named `<prefix>tenants/<id>`.
     pub secret_prefix: String,
     pub provisioning: ProvisioningConfig,
+    /// Where a tenant's activation and purge are published (`None`: left in the outbox for the
+    /// reconcile).
+    pub events: Option<Arc<dyn shared::events::EventPublisher>>,
     #[cfg(feature = "faults")]
     pub faults: faults::Faults,
 }

@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         bucket: storage.bucket,
         secret_prefix: std::env::var("TENANT_SECRET_PREFIX").unwrap_or_default(),
         provisioning: s.read(shared::runtime::config::ProvisioningConfig::from_env())?,
+        events: Some(s.events()?),
         #[cfg(feature = "faults")]
         faults: provision_step::faults::Faults {
             client: shared::aws_client!(aws_sdk_dynamodb, &s.sdk),

@@ -7,7 +7,8 @@
 
 use crate::{App, Done, StepError};
 use serde_json::json;
-use shared::domain::tenant::{RunLease, RunMode, Step, StepStatus, Steps, Tenant};
+use shared::domain::tenant::{RunLease, RunMode, Step, StepStatus, Steps, Tenant, TenantStatus};
+use shared::events::{DomainEvent, TenantChanged};
 use shared::domain::{TenantId, UserId};
 use shared::provisioning::rules::{self, Attempt, Finish};
 use shared::provisioning::RunCause;
@@ -242,7 +243,16 @@ pub async fn fail(
 pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepError> {
     let now = shared::runtime::time::now_unix();
     let mut outcome = String::new();
+    // A purge takes the tenant off its plan's count; a plan never stored (a built-in one no
+    // tenant took since plans were kept) has nothing to give back. A deleted tenant's plan
+    // cannot change, so this read holds for the write.
+    let stored_plan = match app.store.tenant_by_id(id).await? {
+        Some(t) => app.store.stored_plan(&t.plan).await?,
+        None => None,
+    };
+    let mut events = Vec::new();
     update(app, id, |t, before| {
+        events.clear();
         if !holds(t, run) {
             outcome = "this run no longer holds the tenant".into();
             return Ok(None);
@@ -252,7 +262,7 @@ pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepE
         outcome = finished.describe();
         let mut extra = Vec::new();
         match finished {
-            Finish::Activated { restored, .. } => {
+            Finish::Activated { restored, status } => {
                 extra.extend(tenant_count_changes(
                     Some((before.status, before.partner.as_ref())),
                     Some((t.status, t.partner.as_ref())),
@@ -267,16 +277,35 @@ pub async fn finish(app: &App, id: &TenantId, run: &str) -> Result<String, StepE
                     }),
                     run,
                 ));
+                if status == TenantStatus::Active {
+                    events.push(
+                        DomainEvent::TenantActivated(TenantChanged::of(t))
+                            .outbox_at(shared::runtime::time::now_ms()),
+                    );
+                }
             }
-            Finish::Purged => extra.push(system_audit(before, "tenant.purged", json!({}), run)),
+            Finish::Purged => {
+                extra.push(system_audit(before, "tenant.purged", json!({}), run));
+                extra.extend(shared::plans::plan_moves(stored_plan.as_ref(), None));
+                events.push(
+                    DomainEvent::TenantPurged(TenantChanged::of(t))
+                        .outbox_at(shared::runtime::time::now_ms()),
+                );
+            }
             Finish::Retired => {
                 extra.push(system_audit(before, "tenant.offboarded", json!({}), run))
             }
             Finish::Provisioned | Finish::Unsettled { .. } | Finish::NoOffboarding => {}
         }
+        extra.extend(events.iter().cloned().map(Change::Outbox));
         Ok(Some(extra))
     })
     .await?;
+    if let Some(publisher) = &app.events {
+        for e in &events {
+            shared::events::publish_committed(publisher.as_ref(), app.store.as_ref(), e).await;
+        }
+    }
     Ok(outcome)
 }
 

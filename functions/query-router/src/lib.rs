@@ -46,8 +46,9 @@ pub struct App {
     pub rules: Rules,
     /// `QUERY_TIMEOUT_MS`: each statement's timeout.
     pub statement_timeout_ms: u64,
-    /// `MAX_DATABASES_PER_TENANT`: registrations a tenant may hold.
-    pub max_databases: i64,
+    /// The built-in plans' limits until they are stored (a tenant's plan says how many
+    /// databases it may register).
+    pub seeds: shared::domain::plan::BuiltinPlans,
     /// This instance's connection pools and catalogues, per database (public so that handler
     /// tests can bound it and see what a route kept or let go of).
     pub pools: Pools,
@@ -61,6 +62,7 @@ impl App {
         keys: TokenKeys,
         data_key: DataKey,
         cfg: &shared::runtime::config::QueryConfig,
+        seeds: shared::domain::plan::BuiltinPlans,
     ) -> Self {
         App {
             store,
@@ -72,7 +74,7 @@ impl App {
                 statement_timeout_ms: cfg.statement_timeout_ms,
             },
             statement_timeout_ms: cfg.statement_timeout_ms,
-            max_databases: cfg.max_databases,
+            seeds,
             pools: Pools::default(),
             decisions: Decisions::default(),
         }

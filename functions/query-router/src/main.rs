@@ -7,6 +7,7 @@ use shared::runtime::startup::Startup;
 async fn main() -> Result<(), lambda_http::Error> {
     let s = Startup::begin().await?;
     let cfg = s.read(shared::runtime::config::QueryConfig::from_env())?;
+    let seeds = s.read(shared::runtime::config::builtin_plans_from_env())?;
     let secrets = shared::aws_client!(shared::secretsmanager, &s.sdk);
     // The data key and the token keys are independent reads: made at once.
     let (raw, keys) = tokio::join!(
@@ -17,6 +18,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         s.verifying_keys_with_cursor_key()
     );
     let data_key = shared::access::crypto::DataKey::from_base64(&raw?)?;
-    let app = query_router::App::new(s.store(), keys?, data_key, &cfg);
+    let app = query_router::App::new(s.store(), keys?, data_key, &cfg, seeds);
     s.serve(app, query_router::handle).await
 }

@@ -12,7 +12,7 @@ use shared::access::ratelimit::{self, Decision, RatePolicy};
 use shared::domain::fields::{self, FieldError};
 use shared::domain::{DatabaseId, TenantId};
 use shared::http::request::{json_body, path_param};
-use shared::store::changes::{self, Change, Refusal};
+use shared::store::changes::{Change, Refusal};
 use shared::store::DatabaseRecord;
 use shared::ErrorCode;
 use shared::{ApiError, ApiResponse};
@@ -133,49 +133,6 @@ pub(crate) const PROBES_PER_ACTOR: RatePolicy = RatePolicy {
     window_secs: 3600,
 };
 
-/// The tenant's count of registrations and the change that takes one more: counted from its
-/// registrations when the count was never kept (registrations from before the limit existed),
-/// so that they count too. Two first registrations at once may both start it: the count then
-/// reads high, never low.
-async fn one_more(call: &Call<'_>, tenant: &TenantId) -> Result<Change, ApiError> {
-    let scope = changes::tenant_scope(tenant);
-    let (held, by) = match call.store.quota(&scope, changes::DATABASES_COUNT).await? {
-        Some(n) => (n, 1),
-        None => {
-            let mut n = 0i64;
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = call
-                    .store
-                    .tenant_databases(tenant, 100, cursor.as_deref())
-                    .await?;
-                n += page.items.len() as i64;
-                match page.next_cursor {
-                    Some(c) => cursor = Some(c),
-                    None => break,
-                }
-            }
-            (n, n + 1)
-        }
-    };
-    if held >= call.app.max_databases {
-        return Err(database_limit(call.app.max_databases));
-    }
-    Ok(Change::Quota {
-        scope,
-        name: changes::DATABASES_COUNT.into(),
-        by,
-        cap: call.app.max_databases,
-    })
-}
-
-fn database_limit(cap: i64) -> ApiError {
-    ApiError::refused(
-        ErrorCode::DatabaseLimit,
-        format!("this tenant has {cap} registered databases, its limit; remove one first"),
-    )
-}
-
 /// Tests the connection string (host allowed, database answering), then stores it sealed.
 pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
     let app = call.app;
@@ -186,8 +143,20 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
     let Some(engine) = crate::engine::named(&body.engine) else {
         return Err(FieldError::new("engine", "must be postgres").into());
     };
-    // At the limit already: refused before anything connects.
-    let slot = one_more(call, &tenant.id).await?;
+    // At the plan's limit already: refused before anything connects.
+    let catalogue = shared::plans::Catalogue {
+        store: call.store,
+        seeds: app.seeds,
+    };
+    let plan = catalogue.of_tenant(&tenant).await?;
+    let slot = shared::plans::take_one(
+        call.store,
+        &tenant,
+        &plan,
+        shared::domain::plan::Quota::Databases,
+        shared::runtime::time::now_unix(),
+    )
+    .await?;
     let now = shared::runtime::time::now_unix();
     let (tenant_key, actor_key) = (
         format!("tenant:{}", tenant.id),
@@ -240,15 +209,14 @@ pub(crate) async fn register(call: &Call<'_>, granted: Granted) -> Result<ApiRes
         json!({"after": {"db_id": id, "name": record.name, "host": record.host, "sslmode": record.tls}}),
     );
     // The tenant's count of registrations is held to the limit in the same transaction.
-    call.store
-        .commit(vec![Change::PutDatabase(record.clone()), slot, audit])
-        .await
-        .map_err(|e| {
-            e.answer(|r| match r {
-                [Refusal::QuotaReached] => database_limit(app.max_databases),
-                _ => ApiError::concurrent_update(),
-            })
-        })?;
+    let mut commit = vec![Change::PutDatabase(record.clone()), audit];
+    commit.extend(slot.changes(call.now_ms()));
+    call.store.commit(commit).await.map_err(|e| {
+        e.answer(|r| match r {
+            [Refusal::QuotaReached] => slot.refused(),
+            _ => ApiError::concurrent_update(),
+        })
+    })?;
     tracing::info!(tenant = %tenant.slug, db_id = %id, "database registered");
     Ok(ApiResponse::created(view(&record)))
 }
@@ -272,7 +240,6 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         "database.removed",
         json!({"before": {"db_id": id, "name": record.name, "host": record.host}}),
     );
-    let scope = changes::tenant_scope(&tenant.id);
     let mut commit = vec![
         Change::DeleteDatabase {
             id: id.clone(),
@@ -281,20 +248,14 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         audit,
     ];
     // Counted down when counted (a registration from before the count was kept is not).
-    if app
-        .store
-        .quota(&scope, changes::DATABASES_COUNT)
-        .await?
-        .unwrap_or(0)
-        > 0
-    {
-        commit.push(Change::Quota {
-            scope,
-            name: changes::DATABASES_COUNT.into(),
-            by: -1,
-            cap: app.max_databases,
-        });
-    }
+    commit.extend(
+        shared::plans::release_one(
+            app.store.as_ref(),
+            &tenant.id,
+            shared::domain::plan::Quota::Databases,
+        )
+        .await?,
+    );
     app.store.commit(commit).await.map_err(|e| {
         e.answer(|r| {
             if r.contains(&Refusal::QuotaReached) {

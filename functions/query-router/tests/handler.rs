@@ -19,7 +19,11 @@ fn app() -> (Arc<MemoryStore>, query_router::App) {
     let keys =
         TokenKeys::from_secret_json(&TokenKeys::generate_secret_json("k"), "iss", 900).unwrap();
     let data_key = DataKey::from_base64(&("A".repeat(43) + "=")).unwrap();
-    let app = query_router::App::new(store.clone(), keys, data_key, &config());
+    let seeds = shared::domain::plan::BuiltinPlans {
+        databases: 3,
+        ..Default::default()
+    };
+    let app = query_router::App::new(store.clone(), keys, data_key, &config(), seeds);
     (store, app)
 }
 
@@ -30,7 +34,6 @@ fn config() -> shared::runtime::config::QueryConfig {
         allow_private_hosts: false,
         allow_plaintext: false,
         statement_timeout_ms: 5_000,
-        max_databases: 3,
     }
 }
 
@@ -338,7 +341,7 @@ async fn past_the_pool_bound_the_oldest_pool_is_closed_and_queries_go_on() {
         allow_plaintext: false,
         statement_timeout_ms: 5_000,
     };
-    app.max_databases = 10;
+    app.seeds.databases = 10;
     app.pools = query_router::Pools::new(3, query_router::CATALOG_TTL, query_router::IDLE);
     let owner = testing::user(store.as_ref(), false).await;
     let tenant = testing::tenant(store.as_ref(), "Bound", Some((&owner, Role::Owner))).await;

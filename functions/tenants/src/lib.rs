@@ -11,6 +11,8 @@
 //! | `GET /audit` | `audit` | operator |
 //! | `GET /tenants/{slug}/audit` | `audit` | operator; owner/admin |
 //! | `POST`/`DELETE /tenants/{slug}/join` | `members` | the invited account (accept, decline) |
+//! | `GET /tenants/{slug}/usage` | `usage` | members; partner admin; operator |
+//! | `GET`/`POST /plans`, `GET`/`PATCH`/`DELETE /plans/{plan_id}` | `plans` | operator (a partner admin lists what their partner sells) |
 //!
 //! Permissions come from stored records read per request (memberships, partner-admin grants,
 //! the platform-admin flag); the token only names the user. A caller who may know a tenant
@@ -22,6 +24,8 @@ mod audit;
 mod lifecycle;
 mod members;
 mod origins;
+mod plans;
+mod usage;
 
 use lambda_http::{Body, Request, Response};
 pub(crate) use shared::access::caller::tenant_not_found;
@@ -48,6 +52,17 @@ pub struct App {
     pub recovery_window_secs: i64,
     /// `PARTNER_MAX_TENANTS`: the live tenants a partner's admins may have created.
     pub partner_max_tenants: i64,
+    /// The built-in plans' limits until they are stored.
+    pub seeds: shared::domain::plan::BuiltinPlans,
+}
+
+impl App {
+    pub(crate) fn catalogue(&self) -> shared::plans::Catalogue<'_> {
+        shared::plans::Catalogue {
+            store: self.store.as_ref(),
+            seeds: self.seeds,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -70,6 +85,12 @@ enum Route {
     TenantAudit,
     Join,
     Decline,
+    Usage,
+    ListPlans,
+    CreatePlan,
+    GetPlan,
+    PatchPlan,
+    DeletePlan,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
@@ -107,6 +128,12 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("DELETE", "/tenants/{slug}/join", Route::Decline),
     ("GET", "/audit", Route::PlatformAudit),
     ("GET", "/tenants/{slug}/audit", Route::TenantAudit),
+    ("GET", "/tenants/{slug}/usage", Route::Usage),
+    ("GET", "/plans", Route::ListPlans),
+    ("POST", "/plans", Route::CreatePlan),
+    ("GET", "/plans/{plan_id}", Route::GetPlan),
+    ("PATCH", "/plans/{plan_id}", Route::PatchPlan),
+    ("DELETE", "/plans/{plan_id}", Route::DeletePlan),
 ];
 
 /// This function's routes (see `shared::http::request::route_list`).
@@ -166,6 +193,12 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::TenantAudit => audit::tenant(&call, call.tenant(Manager, Read).await?).await,
         // The invitee is not a member yet: no gate, their own invitation decides.
         Route::Join | Route::Decline => members::join(&call, matches!(route, Route::Join)).await,
+        Route::Usage => usage::get(&call, call.tenant(Viewer, Read).await?).await,
+        Route::ListPlans => plans::list(&call).await,
+        Route::CreatePlan => plans::create(&call).await,
+        Route::GetPlan => plans::get(&call).await,
+        Route::PatchPlan => plans::patch(&call).await,
+        Route::DeletePlan => plans::delete(&call).await,
     }
 }
 

@@ -6,12 +6,11 @@ use serde_json::{json, Value};
 use shared::access::gate::Granted;
 use shared::domain::fields::{self, FieldError};
 use shared::domain::partner::{Partner, PartnerSlug, PartnerStatus};
-use shared::domain::tenant::{
-    Offboarding, Plan, Step, StepStatus, Tenant, TenantSlug, TenantStatus,
-};
-use shared::domain::{Email, PartnerId, Role};
-use shared::events::publish_committed;
-use shared::events::{DomainEvent, TenantChanged, TenantCreated};
+use shared::domain::plan::{Plan, PlanId};
+use shared::domain::tenant::{Offboarding, Step, StepStatus, Tenant, TenantSlug, TenantStatus};
+use shared::domain::{Email, Role};
+use shared::events::{commit_and_publish, publish_committed};
+use shared::events::{DomainEvent, PlanChanged, TenantChanged, TenantCreated};
 use shared::http::request::etag_matches;
 use shared::http::request::{json_body, query_param, DEFAULT_BODY_LIMIT};
 use shared::store::changes::{
@@ -96,8 +95,23 @@ fn with_etag(resp: ApiResponse, t: &Tenant) -> ApiResponse {
     resp.header("etag", t.etag())
 }
 
-fn plan(raw: &str) -> Result<Plan, FieldError> {
-    Plan::parse(raw).ok_or_else(|| FieldError::new("plan", "must be one of free, pro, enterprise"))
+fn plan(raw: &str) -> Result<PlanId, FieldError> {
+    PlanId::parse(raw).ok_or_else(|| FieldError::new("plan", "must be a plan of the catalogue"))
+}
+
+fn plan_retired() -> ApiError {
+    ApiError::refused(
+        ErrorCode::PlanRetired,
+        "that plan is retired: no tenant may be put on it",
+    )
+}
+
+/// A plan a partner admin may put a tenant of `partner` on: one the partner sells.
+fn sold_by(partner: Option<&Partner>, plan: &PlanId) -> Result<(), ApiError> {
+    match partner {
+        Some(p) if p.sells(plan) => Ok(()),
+        _ => Err(forbidden("your partner may not sell that plan")),
+    }
 }
 
 #[derive(Deserialize)]
@@ -122,14 +136,14 @@ struct CreateBody {
 async fn partner_for_create(
     call: &Call<'_>,
     named: Option<&str>,
-) -> Result<Option<PartnerId>, ApiError> {
+) -> Result<Option<Partner>, ApiError> {
     let named = named_partner(call, named).await?;
     if call.caller.operator {
         return match named {
             None => Ok(None),
             Some(None) => Err(FieldError::new("partner", "no such partner").into()),
             Some(Some(p)) if p.status != PartnerStatus::Active => Err(partner_terminated()),
-            Some(Some(p)) => Ok(Some(p.id)),
+            Some(Some(p)) => Ok(Some(p)),
         };
     }
     let p = acting_partner(
@@ -141,7 +155,7 @@ async fn partner_for_create(
     if p.status != PartnerStatus::Active {
         return Err(partner_terminated());
     }
-    Ok(Some(p.id))
+    Ok(Some(p))
 }
 
 /// The partner named by a `partner` slug, if a slug was given (`Some(None)`: no such partner).
@@ -224,12 +238,17 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let name = fields::name("name", &body.name)?;
     let owner_email =
         Email::parse(&body.owner_email).map_err(|why| FieldError::new("owner_email", why))?;
-    let plan = body
+    let plan_id = body
         .plan
         .as_deref()
         .map(plan)
         .transpose()?
-        .unwrap_or(Plan::Free);
+        .unwrap_or_else(PlanId::free);
+    if !call.caller.operator {
+        sold_by(partner.as_ref(), &plan_id)?;
+    }
+    let plan = call.app.catalogue().open_plan(&plan_id, "plan").await?;
+    let partner = partner.map(|p| p.id);
     let domains = fields::domains("domains", body.domains.as_deref().unwrap_or_default())?;
     let billing_info = match &body.billing_info {
         None => serde_json::Map::new(),
@@ -254,7 +273,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
                 }
             }
             let mut tenant = Tenant::new(slug, name, now);
-            tenant.plan = plan;
+            tenant.plan = plan.id.clone();
             tenant.domains = domains;
             tenant.billing_info = billing_info;
             tenant.partner = partner;
@@ -266,7 +285,7 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
                 .iter()
                 .map(|step| (*step, StepStatus::pending(now)))
                 .collect();
-            create_committed(call, tenant, owner_email, now).await
+            create_committed(call, tenant, &plan, owner_email, now).await
         })
         .await
 }
@@ -274,13 +293,14 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
 async fn create_committed(
     call: &Call<'_>,
     mut tenant: Tenant,
+    plan: &Plan,
     owner_email: Email,
     now: i64,
 ) -> Result<ApiResponse, ApiError> {
     let store = call.app.store.as_ref();
     // Twice at most: an owner account created by a concurrent request is linked the second time.
     let mut attempt = 0;
-    let (owner, new_owner, event) = loop {
+    let (owner, new_owner, events) = loop {
         attempt += 1;
         let existing = store.user_by_email(&owner_email).await?;
         let new_owner = existing.is_none();
@@ -292,9 +312,9 @@ async fn create_committed(
             partner_id: tenant.partner.clone(),
             owner_user_id: owner.id.clone(),
             created_by: tenant.created_by.clone(),
-            plan: tenant.plan,
+            plan: tenant.plan.clone(),
         })
-        .outbox(now);
+        .outbox_at(call.now_ms());
         // A new owner is created as invited and made owner (their invitation's acceptance is
         // their consent). An existing account gets an invitation it accepts while signed in
         // (`POST /tenants/{slug}/join`): until then it holds nothing and the tenant has no
@@ -304,6 +324,8 @@ async fn create_committed(
             stored.owners = 0;
         }
         let mut changes = vec![Change::CreateTenant(stored)];
+        // The plan counts the tenant, if it is still open (retired meanwhile: refused).
+        changes.extend(shared::plans::plan_moves(None, Some(plan)));
         if new_owner {
             changes.push(Change::CreateUser(owner.clone()));
             changes.push(Change::AddMembership {
@@ -342,14 +364,37 @@ async fn create_committed(
             }}),
         ));
         changes.push(Change::Outbox(event.clone()));
+        // The owner's seat (never refused: a tenant always has its owner).
+        changes.push(Change::Quota {
+            scope: shared::store::changes::tenant_scope(&tenant.id),
+            name: shared::store::changes::SEATS_COUNT.into(),
+            by: 1,
+            cap: i64::MAX,
+        });
+        let mut events = vec![event.clone()];
+        if new_owner {
+            let added = DomainEvent::MemberAdded(shared::events::MemberChanged {
+                tenant_id: tenant.id.clone(),
+                slug: tenant.slug.clone(),
+                partner_id: tenant.partner.clone(),
+                user_id: owner.id.clone(),
+                role: Role::Owner,
+                previous_role: None,
+            })
+            .outbox_at(call.now_ms());
+            changes.push(Change::Outbox(added.clone()));
+            events.push(added);
+        }
         match store.commit(changes).await {
-            Ok(()) => break (owner, new_owner, event),
+            Ok(()) => break (owner, new_owner, events),
             Err(e) => {
                 let mut retry = false;
                 let mut partner_refused = false;
                 let err = e.answer(|reasons| {
                     if reasons.contains(&Refusal::SlugTaken) {
                         slug_taken()
+                    } else if reasons.contains(&Refusal::PlanClosed) {
+                        plan_retired()
                     } else if reasons.contains(&Refusal::PartnerInactive) {
                         // Terminated, or at its quota: the partner's record says which.
                         partner_refused = true;
@@ -379,7 +424,9 @@ async fn create_committed(
     tracing::info!(tenant = %tenant.slug, created_by = %call.caller.user.id, new_owner, "tenant created");
     // The tenant stands from here on. The event starts provisioning (the owner's invitation
     // included); a lost event is healed by the reconcile.
-    publish_committed(call.app.events.as_ref(), store, &event).await;
+    for event in &events {
+        publish_committed(call.app.events.as_ref(), store, event).await;
+    }
     if !new_owner {
         tenant.owners = 0;
     }
@@ -498,18 +545,33 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
             after.insert("name".into(), json!(next.name));
         }
     }
+    // The plan's move: (from, to) as the catalogue has them.
+    let mut plan_change: Option<(Plan, Plan)> = None;
     if let Some(raw) = &body.plan {
-        next.plan = plan(raw)?;
-        if next.plan != tenant.plan {
+        let id = plan(raw)?;
+        if id != tenant.plan {
             // A plan is what the platform sells: operators set it, and a reseller for its own
-            // tenants. A tenant's owners and admins may not raise their own entitlements.
+            // tenants, within the plans it may sell. A tenant's owners and admins may not raise
+            // their own entitlements.
             if !(access.operator || access.partner_admin) {
                 return Err(forbidden(
                     "only platform operators and the tenant's partner admins may change its plan",
                 ));
             }
+            if !access.operator {
+                let partner = match &tenant.partner {
+                    Some(p) => call.store.partner_by_id(p).await?,
+                    None => None,
+                };
+                sold_by(partner.as_ref(), &id)?;
+            }
+            let catalogue = call.app.catalogue();
+            let to = catalogue.open_plan(&id, "plan").await?;
+            let from = catalogue.of_tenant(&tenant).await?;
             before.insert("plan".into(), json!(tenant.plan));
-            after.insert("plan".into(), json!(next.plan));
+            after.insert("plan".into(), json!(id));
+            next.plan = id;
+            plan_change = Some((from, to));
         }
     }
     if let Some(raw) = &body.domains {
@@ -534,6 +596,12 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
         }
     }
     let expected = shared::http::request::if_match(call.req);
+    if plan_change.is_some() && expected.is_none() {
+        return Err(ApiError::refused(
+            ErrorCode::PreconditionRequired,
+            "a change of plan needs If-Match with the tenant's ETag",
+        ));
+    }
     if let Some(m) = &expected {
         if !etag_matches(m, &tenant.etag()) {
             return Err(ApiError::PreconditionFailed);
@@ -547,7 +615,7 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
     }
     next.version = tenant.version + 1;
     next.updated_at = shared::runtime::time::now_unix();
-    let changes = vec![
+    let mut changes = vec![
         Change::UpdateTenant {
             tenant: next.clone(),
             expect_version: tenant.version,
@@ -558,20 +626,46 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
             json!({"before": before, "after": after}),
         ),
     ];
-    call.app.store.commit(changes).await.map_err(|e| {
-        e.answer(|_| {
-            if expected.is_some() {
-                ApiError::PreconditionFailed
-            } else {
-                ApiError::concurrent_update()
-            }
-        })
-    })?;
+    // Nothing is deleted by a downgrade: what is over the new plan's limits stays, and new use
+    // of it is refused until it is back under. The answer and the event say what is over.
+    let mut over_quota = Vec::new();
+    if let Some((from, to)) = &plan_change {
+        changes.extend(shared::plans::plan_moves(Some(from), Some(to)));
+        let usage = shared::plans::Usage::read(call.store, &tenant.id).await?;
+        over_quota = usage
+            .over(to)
+            .iter()
+            .map(|q| q.as_str().to_string())
+            .collect();
+        let event = DomainEvent::TenantPlanChanged(PlanChanged {
+            tenant_id: tenant.id.clone(),
+            slug: tenant.slug.clone(),
+            partner_id: tenant.partner.clone(),
+            from: from.id.clone(),
+            to: to.id.clone(),
+            over_quota: over_quota.clone(),
+        });
+        changes.push(Change::Outbox(event.outbox_at(call.now_ms())));
+    }
+    commit_and_publish(call.store, call.app.events.as_ref(), changes)
+        .await
+        .map_err(|e| {
+            e.answer(|reasons| {
+                if reasons.contains(&Refusal::PlanClosed) {
+                    plan_retired()
+                } else if expected.is_some() {
+                    ApiError::PreconditionFailed
+                } else {
+                    ApiError::concurrent_update()
+                }
+            })
+        })?;
     tracing::info!(tenant = %tenant.slug, changed_by = %call.caller.user.id, "tenant updated");
-    Ok(with_etag(
-        ApiResponse::ok(view_for(&next, access.operator)),
-        &next,
-    ))
+    let mut data = view_for(&next, access.operator);
+    if plan_change.is_some() {
+        data["over_quota"] = json!(over_quota);
+    }
+    Ok(with_etag(ApiResponse::ok(data), &next))
 }
 
 /// A status change with its counters, audit entry and (optionally) event, in one commit.
@@ -603,14 +697,7 @@ async fn change_status(
         action,
         json!({"before": {"status": tenant.status}, "after": {"status": status}}),
     ));
-    let outbox = event.map(|make| {
-        make(TenantChanged {
-            tenant_id: tenant.id.clone(),
-            slug: tenant.slug.clone(),
-            partner_id: tenant.partner.clone(),
-        })
-        .outbox(now)
-    });
+    let outbox = event.map(|make| make(TenantChanged::of(tenant)).outbox_at(call.now_ms()));
     if let Some(e) = &outbox {
         changes.push(Change::Outbox(e.clone()));
     }
@@ -736,6 +823,11 @@ pub(crate) async fn set_suspended(
             ),
         ));
     }
-    let next = change_status(call, &tenant, to, action, None, |_| {}).await?;
+    let event = if suspend {
+        DomainEvent::TenantSuspended
+    } else {
+        DomainEvent::TenantResumed
+    };
+    let next = change_status(call, &tenant, to, action, Some(event), |_| {}).await?;
     Ok(with_etag(ApiResponse::ok(view(&next)), &next))
 }

@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         local_mode: s.config.local_mode,
         recovery_window_secs: provisioning.recovery_window_secs,
         partner_max_tenants: provisioning.partner_max_tenants,
+        seeds: s.read(shared::runtime::config::builtin_plans_from_env())?,
     };
     s.serve(app, tenants::handle).await
 }

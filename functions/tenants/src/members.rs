@@ -1,6 +1,10 @@
 //! A tenant's members: list, invite, change a role, remove. The last owner can be neither
 //! demoted nor removed: every change that takes an owner away decrements the tenant's owner
-//! count in the same transaction, conditioned on at least two remaining before it.
+//! count in the same transaction, conditioned on at least two remaining before it. Members and
+//! pending invitations take seats of the tenant's plan: each invitation's transaction takes one,
+//! conditioned on the seat count staying within the plan's limit (`shared::plans`), and a
+//! removal or a declined invitation gives one back. Every change publishes its event
+//! (`MemberAdded`, `MemberRoleChanged`, `MemberRemoved`).
 
 use crate::{forbidden, tenant_not_found, Call};
 use serde::Deserialize;
@@ -10,7 +14,10 @@ use shared::access::gate::Granted;
 use shared::domain::fields::FieldError;
 use shared::domain::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::domain::User;
+use shared::domain::plan::Quota;
 use shared::domain::{Email, Role, UserId, UserStatus};
+use shared::events::{commit_and_publish, DomainEvent, MemberChanged};
+use shared::plans::Taken;
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::mail::invitation::{self, Outcome};
 use shared::store::changes::{Change, Refusal};
@@ -25,6 +32,26 @@ fn role(raw: &str) -> Result<Role, FieldError> {
 
 fn member_not_found() -> ApiError {
     ApiError::refused(ErrorCode::MemberNotFound, "no such member of this tenant")
+}
+
+/// A member event of `tenant` about `user`, as its outbox change.
+fn member_event(
+    call: &Call<'_>,
+    make: fn(MemberChanged) -> DomainEvent,
+    tenant: &Tenant,
+    user: &UserId,
+    role: Role,
+    previous_role: Option<Role>,
+) -> Change {
+    let event = make(MemberChanged {
+        tenant_id: tenant.id.clone(),
+        slug: tenant.slug.clone(),
+        partner_id: tenant.partner.clone(),
+        user_id: user.clone(),
+        role,
+        previous_role,
+    });
+    Change::Outbox(event.outbox_at(call.now_ms()))
 }
 
 fn last_owner() -> ApiError {
@@ -94,11 +121,24 @@ pub(crate) async fn invite(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
     let now = shared::runtime::time::now_unix();
     call.idempotent("tenants.invite", now)?
         .run(|| async {
+            // The seat an invitation takes, held to the plan (a re-sent invitation takes none).
+            let plan = call.app.catalogue().of_tenant(&tenant).await?;
+            let seat = match shared::plans::take_one(call.store, &tenant, &plan, Quota::Seats, now)
+                .await
+            {
+                Ok(taken) => Ok(taken),
+                Err(ApiError::Refused {
+                    code: ErrorCode::SeatLimit,
+                    ..
+                }) => Err(plan.entitlements.seats.unwrap_or(0)),
+                Err(e) => return Err(e),
+            };
             let grant = Membership {
                 call,
                 tenant: &tenant,
                 access: &access,
                 role,
+                seat,
             };
             let invited = invitation::invite_by_email(&sender(call), &grant, email, now).await?;
             let user = invited.user;
@@ -137,6 +177,7 @@ fn sender<'a>(call: &'a Call<'_>) -> invitation::Sender<'a> {
         store: call.store,
         mailer: call.app.mailer.as_ref(),
         links: &call.app.links,
+        events: Some(call.app.events.as_ref()),
     }
 }
 
@@ -153,6 +194,17 @@ struct Membership<'a> {
     tenant: &'a Tenant,
     access: &'a TenantAccess,
     role: Role,
+    /// The seat a new member or invitation takes, or the plan's seat limit when all are taken.
+    seat: Result<Taken, i64>,
+}
+
+impl Membership<'_> {
+    fn seat_changes(&self) -> Vec<Change> {
+        match &self.seat {
+            Ok(taken) => taken.changes(self.call.now_ms()),
+            Err(_) => Vec::new(),
+        }
+    }
 }
 
 impl invitation::Grant for Membership<'_> {
@@ -186,6 +238,15 @@ impl invitation::Grant for Membership<'_> {
                 "member.added"
             },
             json!({"after": {"user_id": user.id, "role": self.role}}),
+        ));
+        changes.extend(self.seat_changes());
+        changes.push(member_event(
+            self.call,
+            DomainEvent::MemberAdded,
+            self.tenant,
+            &user.id,
+            self.role,
+            None,
         ));
         changes
     }
@@ -223,12 +284,30 @@ impl invitation::Grant for Membership<'_> {
         Some((self.tenant, self.role))
     }
 
-    fn invited(&self, user: &User) -> Option<Change> {
-        Some(self.call.audit(
+    fn invited(&self, user: &User, again: bool) -> Vec<Change> {
+        let mut changes = vec![self.call.audit(
             self.tenant,
             "member.invited",
             json!({"after": {"user_id": user.id, "role": self.role}}),
-        ))
+        )];
+        if !again {
+            changes.extend(self.seat_changes());
+        }
+        changes
+    }
+
+    fn room(&self) -> Result<(), ApiError> {
+        match &self.seat {
+            Ok(_) => Ok(()),
+            Err(limit) => Err(shared::plans::limit_error(Quota::Seats, *limit)),
+        }
+    }
+
+    fn full(&self) -> ApiError {
+        match &self.seat {
+            Ok(taken) => taken.refused(),
+            Err(limit) => shared::plans::limit_error(Quota::Seats, *limit),
+        }
     }
 
     fn invite(&self) -> invitation::Invite<'_> {
@@ -292,8 +371,15 @@ pub(crate) async fn change_role(
         "member.role_changed",
         json!({"user_id": user_id, "before": {"role": current.role}, "after": {"role": to}}),
     ));
-    store
-        .commit(changes)
+    changes.push(member_event(
+        call,
+        DomainEvent::MemberRoleChanged,
+        &tenant,
+        &user_id,
+        to,
+        Some(current.role),
+    ));
+    commit_and_publish(store, call.app.events.as_ref(), changes)
         .await
         .map_err(|e| e.answer(refused_member_change))?;
     tracing::info!(tenant = %tenant.slug, user_id = %user_id, role = to.as_str(), changed_by = %call.caller.user.id, "member role changed");
@@ -337,8 +423,16 @@ pub(crate) async fn remove(call: &Call<'_>, granted: Granted) -> Result<ApiRespo
         "member.removed",
         json!({"user_id": user_id, "before": {"role": current.role}}),
     ));
-    store
-        .commit(changes)
+    changes.extend(shared::plans::release_one(store, &tenant.id, Quota::Seats).await?);
+    changes.push(member_event(
+        call,
+        DomainEvent::MemberRemoved,
+        &tenant,
+        &user_id,
+        current.role,
+        None,
+    ));
+    commit_and_publish(store, call.app.events.as_ref(), changes)
         .await
         .map_err(|e| e.answer(refused_member_change))?;
     tracing::info!(tenant = %tenant.slug, user_id = %user_id, removed_by = %call.caller.user.id, "member removed");
@@ -395,7 +489,20 @@ pub(crate) async fn join(call: &Call<'_>, accept: bool) -> Result<ApiResponse, A
         },
         json!({"user_id": user.id, "role": invite.role}),
     ));
-    store.commit(changes).await.map_err(|e| {
+    if accept {
+        // The invitation's seat becomes the member's.
+        changes.push(member_event(
+            call,
+            DomainEvent::MemberAdded,
+            &tenant,
+            &user.id,
+            invite.role,
+            None,
+        ));
+    } else {
+        changes.extend(shared::plans::release_one(store, &tenant.id, Quota::Seats).await?);
+    }
+    commit_and_publish(store, call.app.events.as_ref(), changes).await.map_err(|e| {
         e.answer(|reasons| {
             if reasons.contains(&Refusal::AlreadyMember) {
                 already_member()

@@ -29,6 +29,7 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
         local_mode: false,
         recovery_window_secs: 7 * 24 * 3600,
         partner_max_tenants: 3,
+        seeds: shared::domain::plan::BuiltinPlans::default(),
     };
     (store, mailer, app)
 }
@@ -381,10 +382,15 @@ async fn a_created_tenant_publishes_its_event_and_leaves_no_outbox_item() {
     let operator = testing::user(store.as_ref(), true).await;
     let (status, body) = create_tenant(&app, &operator, "outbox-ok").await;
     assert_eq!(status, 201, "{body}");
+    // The tenant's creation, then its owner's membership, in that order.
     let published = publisher.published();
-    assert_eq!(published.len(), 1);
-    assert_eq!(published[0].kind, "TenantCreated");
+    let kinds: Vec<&str> = published.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["TenantCreated", "MemberAdded"]);
     let detail: Value = serde_json::from_str(&published[0].detail).unwrap();
+    assert_eq!(detail["schema_version"], 1);
+    let added: Value = serde_json::from_str(&published[1].detail).unwrap();
+    assert_eq!(added["role"], "owner");
+    assert!(added["occurred_at"].as_i64() >= detail["occurred_at"].as_i64());
     assert_eq!(detail["slug"], "outbox-ok");
     assert!(store.pending_events(10).await.unwrap().is_empty());
     // The owner is invited by the provisioning run, not by the request; every step waits.
@@ -412,9 +418,9 @@ async fn a_failed_publish_keeps_the_tenant_and_leaves_the_event_for_the_reconcil
     assert_eq!(body["data"]["status"], "provisioning");
     let slug = shared::domain::tenant::TenantSlug::parse("outbox-down").unwrap();
     let tenant = store.tenant_by_slug(&slug).await.unwrap().unwrap();
-    let pending = store.pending_events(10).await.unwrap();
+    let mut pending = store.pending_events(10).await.unwrap();
+    pending.retain(|e| e.kind == "TenantCreated");
     assert_eq!(pending.len(), 1);
-    assert_eq!(pending[0].kind, "TenantCreated");
     assert!(pending[0].detail.contains(tenant.id.as_str()));
     assert!(publisher.published().is_empty());
 }
@@ -436,6 +442,7 @@ async fn partner_of(
         contact_info: Default::default(),
         billing_info: Default::default(),
         tenant_counts: Default::default(),
+        allowed_plans: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -604,6 +611,7 @@ async fn only_operators_and_the_tenants_partner_admins_change_its_plan() {
     )
     .await;
     assert_eq!(status, 200);
+    // A change of plan needs If-Match.
     let (status, body) = as_user(
         &app,
         &reseller,
@@ -614,19 +622,29 @@ async fn only_operators_and_the_tenants_partner_admins_change_its_plan() {
     )
     .await;
     assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (428, Some("PRECONDITION_REQUIRED")),
+        "{body}"
+    );
+    let matched = |who: &User, aud: Audience, p: &str| {
+        let who = who.clone();
+        let app = &app;
+        let p = p.to_string();
+        async move {
+            let req = signed(app, &who, aud, route, &params, plan(&p))
+                .await
+                .header("if-match", "*");
+            call(app, req).await
+        }
+    };
+    let (status, body) = matched(&reseller, Audience::Portal, "pro").await;
+    assert_eq!(
         (status, body["data"]["plan"].as_str()),
         (200, Some("pro")),
         "{body}"
     );
-    let (status, body) = as_user(
-        &app,
-        &operator,
-        Audience::Operator,
-        route,
-        &params,
-        plan("enterprise"),
-    )
-    .await;
+    assert_eq!(body["data"]["over_quota"], json!([]), "{body}");
+    let (status, body) = matched(&operator, Audience::Operator, "enterprise").await;
     assert_eq!(
         (status, body["data"]["plan"].as_str()),
         (200, Some("enterprise")),

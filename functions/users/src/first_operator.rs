@@ -212,6 +212,7 @@ async fn send(app: &App, user: &User, now: i64) -> Result<(), Failure> {
             store: app.store.as_ref(),
             mailer: app.mailer.as_ref(),
             links: &app.links,
+            events: None,
         },
         user,
         &Invite {

@@ -44,6 +44,9 @@ pub enum Need {
     ManagerOrPartner,
     /// The tenant's members, in any role: its files and its databases.
     Member,
+    /// The tenant's members in any role, the admins of its partner, and operators: what the
+    /// tenant is sold and uses (its plan's usage).
+    Viewer,
 }
 
 /// What a route does to the tenant.
@@ -111,7 +114,9 @@ pub fn decide(
         let exempt = match need {
             Need::Member => false,
             Need::Manager => a.operator,
-            Need::ManagerOrPartner | Need::Operator => a.operator || a.partner_admin,
+            Need::ManagerOrPartner | Need::Operator | Need::Viewer => {
+                a.operator || a.partner_admin
+            }
         };
         if !exempt {
             return Err(Denial::Suspended);
@@ -122,6 +127,7 @@ pub fn decide(
         Need::Manager => a.manages(),
         Need::ManagerOrPartner => a.manages() || a.partner_admin,
         Need::Member => member,
+        Need::Viewer => member || a.operator || a.partner_admin,
     };
     if !admitted {
         return Err(Denial::Forbidden);
@@ -143,7 +149,7 @@ fn refusal(denial: Denial, need: Need) -> ApiError {
                 Need::Manager | Need::ManagerOrPartner => {
                     "only the tenant's owners and admins may do this"
                 }
-                Need::Member => "only the tenant's members may do this",
+                Need::Member | Need::Viewer => "only the tenant's members may do this",
             },
         ),
         Denial::Deleted => ApiError::refused(
@@ -313,6 +319,11 @@ mod tests {
             (Member,           "operator",              [Err(Forbidden), Err(Forbidden), Err(Suspended),  Err(Invisible)]),
             (Member,           "partner admin",         [Err(Forbidden), Err(Forbidden), Err(Suspended),  Err(Invisible)]),
             (Member,           "outsider",              [Err(Invisible), Err(Invisible), Err(Invisible),  Err(Invisible)]),
+            (Viewer,           "member",                [ok,            ok,            Err(Suspended),    Err(Invisible)]),
+            (Viewer,           "admin",                 [ok,            ok,            Err(Suspended),    Err(Invisible)]),
+            (Viewer,           "operator",              [ok,            ok,            ok,                ok]),
+            (Viewer,           "partner admin",         [ok,            ok,            ok,                Err(Invisible)]),
+            (Viewer,           "outsider",              [Err(Invisible), Err(Invisible), Err(Invisible),  Err(Invisible)]),
         ];
         for (need, caller, expected) in table {
             for (status, want) in [S::Active, S::Provisioning, S::Suspended, S::Deleted]

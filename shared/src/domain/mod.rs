@@ -3,6 +3,7 @@
 
 pub mod fields;
 pub mod partner;
+pub mod plan;
 pub mod tenant;
 
 use serde::{Deserialize, Serialize};

@@ -57,12 +57,33 @@ pub struct Partner {
     /// Attached tenants by status (deleted ones included, under `deleted`); kept in the same
     /// transaction as every attach, detach and status change.
     pub tenant_counts: BTreeMap<String, i64>,
+    /// The plans its admins may put its tenants on (`None`: the built-in ones).
+    pub allowed_plans: Option<Vec<crate::domain::plan::PlanId>>,
     pub version: u64,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 impl Partner {
+    /// The plans its admins may put its tenants on.
+    pub fn sells(&self, plan: &crate::domain::plan::PlanId) -> bool {
+        match &self.allowed_plans {
+            Some(list) => list.contains(plan),
+            None => plan.is_builtin(),
+        }
+    }
+
+    /// The plans its admins may put its tenants on, as ids.
+    pub fn allowed_plan_ids(&self) -> Vec<crate::domain::plan::PlanId> {
+        match &self.allowed_plans {
+            Some(list) => list.clone(),
+            None => crate::domain::plan::BUILTIN_IDS
+                .iter()
+                .filter_map(|id| crate::domain::plan::PlanId::parse(id))
+                .collect(),
+        }
+    }
+
     /// Attached tenants that are not deleted.
     pub fn tenant_count(&self) -> i64 {
         self.tenant_counts

@@ -104,16 +104,6 @@ crate::domain::named_enum!(TenantStatus {
     Deleted => "deleted",
 });
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Plan {
-    Free,
-    Pro,
-    Enterprise,
-}
-
-crate::domain::named_enum!(Plan { Free => "free", Pro => "pro", Enterprise => "enterprise" });
-
 /// Where one provisioning step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -259,7 +249,8 @@ pub struct Tenant {
     pub slug: TenantSlug,
     pub name: String,
     pub status: TenantStatus,
-    pub plan: Plan,
+    /// An entry of the plan catalogue (`crate::domain::plan`).
+    pub plan: crate::domain::plan::PlanId,
     /// Valid host names, deduplicated, in the order given.
     pub domains: Vec<crate::domain::fields::Hostname>,
     /// A bounded JSON object (see `fields::bounded_object`).
@@ -292,7 +283,7 @@ impl Tenant {
             slug,
             name,
             status: TenantStatus::Provisioning,
-            plan: Plan::Free,
+            plan: crate::domain::plan::PlanId::free(),
             domains: Vec::new(),
             billing_info: serde_json::Map::new(),
             partner: None,

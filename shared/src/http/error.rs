@@ -82,6 +82,7 @@ catalogue! {
     UserNotFound = 404 "USER_NOT_FOUND",
     SessionNotFound = 404 "SESSION_NOT_FOUND",
     PasskeyNotFound = 404 "PASSKEY_NOT_FOUND",
+    PlanNotFound = 404 "PLAN_NOT_FOUND",
     /// A record a change applies to vanished under it.
     NotFound = 404 "NOT_FOUND",
     MethodNotAllowed = 405 "METHOD_NOT_ALLOWED",
@@ -103,14 +104,30 @@ catalogue! {
     PartnerTerminated = 409 "PARTNER_TERMINATED",
     /// A partner admin's partner has as many live tenants as its quota allows.
     PartnerTenantLimit = 409 "PARTNER_TENANT_LIMIT",
-    /// A tenant has as many registered databases as the platform allows.
+    /// A tenant has as many registered databases as its plan allows.
     DatabaseLimit = 409 "DATABASE_LIMIT",
+    /// A tenant has as many seats (members and pending invitations) as its plan allows.
+    SeatLimit = 409 "SEAT_LIMIT",
+    /// An upload would take the tenant's stored bytes past its plan's limit.
+    StorageLimit = 409 "STORAGE_LIMIT",
+    /// An upload would take the tenant's stored objects past its plan's limit.
+    ObjectLimit = 409 "OBJECT_LIMIT",
+    /// A plan id of the catalogue is taken.
+    PlanExists = 409 "PLAN_EXISTS",
+    /// A plan with tenants on it cannot be deleted (retire it instead).
+    PlanInUse = 409 "PLAN_IN_USE",
+    /// A built-in plan (free, pro, enterprise) can be retired but not deleted.
+    PlanBuiltin = 409 "PLAN_BUILTIN",
+    /// A retired plan takes no new tenants.
+    PlanRetired = 409 "PLAN_RETIRED",
     InvalidState = 409 "INVALID_STATE",
     OffboardingInProgress = 409 "OFFBOARDING_IN_PROGRESS",
     RecoveryWindowPassed = 409 "RECOVERY_WINDOW_PASSED",
     ConcurrentUpdate = 409 "CONCURRENT_UPDATE",
     IdempotencyInProgress = 409 "IDEMPOTENCY_IN_PROGRESS",
     PreconditionFailed = 412 "PRECONDITION_FAILED",
+    /// The change needs an `If-Match` header (the `ETag` of what was read).
+    PreconditionRequired = 428 "PRECONDITION_REQUIRED",
     PayloadTooLarge = 413 "PAYLOAD_TOO_LARGE",
     // 422: well-formed, but cannot be done as asked.
     IdempotencyKeyReused = 422 "IDEMPOTENCY_KEY_REUSED",

@@ -68,6 +68,22 @@ pub struct Sender<'a> {
     pub store: &'a dyn Store,
     pub mailer: &'a dyn Mailer,
     pub links: &'a LinkConfig,
+    /// Where the events a grant commits are published (`None`: left in the outbox for the
+    /// reconcile).
+    pub events: Option<&'a dyn crate::events::EventPublisher>,
+}
+
+impl Sender<'_> {
+    /// Commits `changes`, publishing the events among them when this sender has a publisher.
+    async fn commit(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<(), crate::store::changes::CommitError> {
+        match self.events {
+            Some(events) => crate::events::commit_and_publish(self.store, events, changes).await,
+            None => self.store.commit(changes).await,
+        }
+    }
 }
 
 /// Mints a fresh invitation for `user` (invalidating earlier ones) and mails it. The error is
@@ -193,10 +209,24 @@ pub trait Grant: Sync {
         None
     }
 
-    /// The audit change of an invitation to an existing account: the same action a new
-    /// account's invitation records, so the audit tells the two apart no more than the answer.
-    fn invited(&self, _user: &User) -> Option<Change> {
-        None
+    /// The changes of an invitation to an existing account (`again`: one was already waiting
+    /// and is replaced): the audit entry, with the same action a new account's invitation
+    /// records, so the audit tells the two apart no more than the answer; and what a new
+    /// invitation takes (a seat).
+    fn invited(&self, _user: &User, _again: bool) -> Vec<Change> {
+        Vec::new()
+    }
+
+    /// Whether there is room for one more holder of the grant (a tenant's seats): checked
+    /// before a grant or invitation that adds one. Yes by default.
+    fn room(&self) -> Result<(), ApiError> {
+        Ok(())
+    }
+
+    /// The answer when the commit was refused because the last room was taken meanwhile
+    /// (`Refusal::QuotaReached`).
+    fn full(&self) -> ApiError {
+        ApiError::concurrent_update()
     }
 }
 
@@ -272,11 +302,14 @@ pub async fn invite_by_email<G: Grant>(
             if new_user {
                 changes.push(Change::CreateUser(user.clone()));
             }
+            grant.room()?;
             changes.extend(grant.changes(&user, new_user));
-            store.commit(changes).await.map_err(|e| {
+            by.commit(changes).await.map_err(|e| {
                 e.answer(|reasons| {
                     if reasons.contains(&grant.already_reason()) {
                         grant.already()
+                    } else if reasons.contains(&Refusal::QuotaReached) {
+                        grant.full()
                     } else {
                         ApiError::concurrent_update()
                     }
@@ -330,11 +363,19 @@ async fn invite_pending<G: Grant>(
             expires_at: now + INVITATION_TTL_SECS,
         },
     }];
-    changes.extend(grant.invited(user));
-    store
-        .commit(changes)
-        .await
-        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    if !again {
+        grant.room()?;
+    }
+    changes.extend(grant.invited(user, again));
+    by.commit(changes).await.map_err(|e| {
+        e.answer(|reasons| {
+            if reasons.contains(&Refusal::QuotaReached) {
+                grant.full()
+            } else {
+                ApiError::concurrent_update()
+            }
+        })
+    })?;
     tracing::info!(place = invite.place, role = invite.role, user_id = %user.id, invited_by = %invite.invited_by.id, again, "existing account invited");
     if user.is_active() {
         // The answer does not change with the mail: it would tell this account from a new one.
@@ -462,6 +503,7 @@ mod tests {
             store: &store,
             mailer: &mailer,
             links: &links,
+            events: None,
         };
         let inviter = crate::testing::user(&store, true).await;
         let tenant = crate::testing::tenant(&store, "Acme", None).await;
@@ -513,6 +555,7 @@ mod tests {
             store: &store,
             mailer: &mailer,
             links: &links,
+            events: None,
         };
         let inviter = crate::testing::user(&store, true).await;
         let tenant = crate::testing::tenant(&store, "Acme", None).await;

@@ -191,9 +191,6 @@ pub struct StorageConfig {
     pub bucket: String,
     /// `PRESIGN_EXPIRES_SECONDS` (default 900, at most 3600): a link's lifetime unless asked.
     pub expires_secs: u64,
-    /// `UPLOAD_MAX_BYTES_FREE` / `_PRO` / `_ENTERPRISE` (10 MiB, 100 MiB, 1 GiB): the largest
-    /// upload a presigned form allows, per plan.
-    pub max_bytes: [u64; 3],
 }
 
 impl StorageConfig {
@@ -203,18 +200,34 @@ impl StorageConfig {
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let v = Vars(get);
-        const MIB: i64 = 1024 * 1024;
-        const MAX: i64 = 5 * 1024 * MIB; // one PUT or POST: S3's 5 GiB
         Ok(StorageConfig {
             bucket: v.required("BUCKET_NAME")?,
             expires_secs: v.positive("PRESIGN_EXPIRES_SECONDS", 900, 3600)? as u64,
-            max_bytes: [
-                v.positive("UPLOAD_MAX_BYTES_FREE", 10 * MIB, MAX)? as u64,
-                v.positive("UPLOAD_MAX_BYTES_PRO", 100 * MIB, MAX)? as u64,
-                v.positive("UPLOAD_MAX_BYTES_ENTERPRISE", 1024 * MIB, MAX)? as u64,
-            ],
         })
     }
+}
+
+/// The built-in plans' limits until the catalogue stores them (`crate::domain::plan`):
+/// `UPLOAD_MAX_BYTES_FREE` / `_PRO` / `_ENTERPRISE` (10 MiB, 100 MiB, 1 GiB, the largest
+/// upload) and `MAX_DATABASES_PER_TENANT` (10), the limits of before plans were kept.
+pub fn builtin_plans_from_env() -> Result<crate::domain::plan::BuiltinPlans, ConfigError> {
+    builtin_plans_from_lookup(|name| std::env::var(name).ok())
+}
+
+pub fn builtin_plans_from_lookup(
+    get: impl Fn(&str) -> Option<String>,
+) -> Result<crate::domain::plan::BuiltinPlans, ConfigError> {
+    let v = Vars(get);
+    let d = crate::domain::plan::BuiltinPlans::default();
+    let max = crate::domain::plan::MAX_UPLOAD_BYTES;
+    Ok(crate::domain::plan::BuiltinPlans {
+        max_upload_bytes: [
+            v.positive("UPLOAD_MAX_BYTES_FREE", d.max_upload_bytes[0], max)?,
+            v.positive("UPLOAD_MAX_BYTES_PRO", d.max_upload_bytes[1], max)?,
+            v.positive("UPLOAD_MAX_BYTES_ENTERPRISE", d.max_upload_bytes[2], max)?,
+        ],
+        databases: v.positive("MAX_DATABASES_PER_TENANT", d.databases, 1000)?,
+    })
 }
 
 /// Query-router settings.
@@ -230,8 +243,6 @@ pub struct QueryConfig {
     pub allow_plaintext: bool,
     /// `QUERY_TIMEOUT_MS` (default 5000): each query's statement timeout.
     pub statement_timeout_ms: u64,
-    /// `MAX_DATABASES_PER_TENANT` (default 10): registrations a tenant may hold.
-    pub max_databases: i64,
 }
 
 impl QueryConfig {
@@ -242,7 +253,6 @@ impl QueryConfig {
             allow_private_hosts: v.flag("ALLOW_PRIVATE_DATABASE_HOSTS")?,
             allow_plaintext: v.flag("ALLOW_PLAINTEXT_DATABASES")?,
             statement_timeout_ms: v.positive("QUERY_TIMEOUT_MS", 5000, 60_000)? as u64,
-            max_databases: v.positive("MAX_DATABASES_PER_TENANT", 10, 1000)?,
         })
     }
 }

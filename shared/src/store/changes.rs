@@ -5,6 +5,7 @@
 //! commit says what was refused as a typed [`Refusal`], and nothing is written.
 
 use crate::domain::partner::Partner;
+use crate::domain::plan::{Plan, PlanId};
 use crate::domain::tenant::{RedirectOrigin, Tenant, TenantStatus};
 use crate::domain::{Account, Email, PartnerId, Role, TenantId, User, UserId};
 
@@ -212,6 +213,39 @@ pub enum Change {
         by: i64,
         cap: i64,
     },
+    /// Stores a plan of the catalogue (name, status, entitlements, features, version; never
+    /// its tenant count); refused (`Refusal::VersionMoved`) unless the stored version is
+    /// `expect_version`, where 0 means not stored yet (a new plan, or a built-in plan edited
+    /// the first time).
+    SavePlan { plan: Plan, expect_version: u64 },
+    /// Removes a plan from the catalogue; refused (`Refusal::PlanInUse`) unless it is stored
+    /// and no tenant is counted on it.
+    DeletePlan { id: PlanId },
+    /// Moves a plan's tenant count by `by` (a tenant put on it, or taken off). An increase is
+    /// refused (`Refusal::PlanClosed`) unless the plan is active: retiring or deleting a plan
+    /// and putting a tenant on it cannot both pass. A built-in plan not stored yet is stored
+    /// as `plan` (its seed) by the same write.
+    UsePlan { plan: Plan, by: i64 },
+    /// One object of a tenant's storage moves from `before` (as the ledger held it; `None`:
+    /// never seen) to `after`, as an S3 notification reported it, with the tenant's stored
+    /// bytes and objects (`QUOTA#tenant:<id>`, counters `stored_bytes`, `stored_objects`,
+    /// `storage_moves`) moved by the difference in the same transaction. Refused
+    /// (`Refusal::ObjectMoved`) unless the ledger still holds `before`: a notification is
+    /// counted once, however often it is delivered.
+    RecordObject {
+        tenant: TenantId,
+        /// The SHA-256 of the object's key (keys can be longer than a sort key may be).
+        key: String,
+        before: Option<super::ObjectMark>,
+        after: super::ObjectMark,
+    },
+    /// Sets counters of `scope`'s quota item to what a recount found: each `(name, read, to)`;
+    /// refused (`Refusal::QuotaMoved`) unless each counter is still what was read before the
+    /// recount (`None`: never counted).
+    SetQuotas {
+        scope: String,
+        values: Vec<(String, Option<i64>, i64)>,
+    },
     /// Stores an outgoing event; refused if its id is taken.
     Outbox(OutboxEvent),
     /// Stores a requested email change (its token's hash); refused if the hash is taken.
@@ -377,6 +411,13 @@ pub fn tenant_scope(tenant: &TenantId) -> String {
 
 /// The counter of a tenant's registered databases in its scope.
 pub const DATABASES_COUNT: &str = "databases";
+/// The counter of a tenant's seats (members and pending invitations) in its scope.
+pub const SEATS_COUNT: &str = "seats";
+/// The counters of a tenant's storage in its scope (`Change::RecordObject`), and how many
+/// times they moved (what a recount is conditioned on).
+pub const STORED_BYTES: &str = "stored_bytes";
+pub const STORED_OBJECTS: &str = "stored_objects";
+pub const STORAGE_MOVES: &str = "storage_moves";
 
 /// The platform-wide counter scope of tenants by status.
 pub const TENANT_COUNTS: &str = "tenants";
@@ -410,7 +451,14 @@ impl Change {
             Change::DeleteDatabase { id, .. } => format!("DB#{id}"),
             Change::Audit(a) => format!("AUDIT#{}", a.scope),
             Change::Count { scope, .. } => format!("COUNT#{scope}"),
-            Change::Quota { scope, .. } => format!("QUOTA#{scope}"),
+            Change::Quota { scope, .. } | Change::SetQuotas { scope, .. } => {
+                format!("QUOTA#{scope}")
+            }
+            Change::SavePlan { plan, .. } | Change::UsePlan { plan, .. } => {
+                format!("PLAN#{}", plan.id)
+            }
+            Change::DeletePlan { id } => format!("PLAN#{id}"),
+            Change::RecordObject { tenant, key, .. } => format!("OBJ#{tenant}#{key}"),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
             Change::RevokeSession { session_id, .. } => format!("SESSION#{session_id}"),
             Change::ClaimHash { email, .. } => format!("EMAIL#{email}"),
@@ -580,6 +628,14 @@ pub enum Refusal {
     ChallengeGone,
     /// A mailed token is spent or expired.
     TokenGone,
+    /// The plan has tenants on it (or is gone).
+    PlanInUse,
+    /// The plan is retired or gone: no tenant may be put on it.
+    PlanClosed,
+    /// The storage ledger's entry for the object moved since it was read.
+    ObjectMoved,
+    /// A quota counter moved while it was being recounted.
+    QuotaMoved,
 }
 
 impl Change {
@@ -610,6 +666,11 @@ impl Change {
             // Counters carry no condition; a refusal is never theirs.
             Change::Count { .. } => Refusal::VersionMoved,
             Change::Quota { .. } => Refusal::QuotaReached,
+            Change::SetQuotas { .. } => Refusal::QuotaMoved,
+            Change::SavePlan { .. } => Refusal::VersionMoved,
+            Change::DeletePlan { .. } => Refusal::PlanInUse,
+            Change::UsePlan { .. } => Refusal::PlanClosed,
+            Change::RecordObject { .. } => Refusal::ObjectMoved,
             Change::UpdateUser { .. } | Change::DeleteUser { .. } => Refusal::UserMoved,
             Change::RevokeSession { .. } => Refusal::SessionGone,
             Change::ClaimHash { .. } => Refusal::UserMoved,

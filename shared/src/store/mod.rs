@@ -15,13 +15,16 @@
 //! | user | `USER#<user_id>` | `USER` | email, name, password hash, platform-admin flag, status, session epoch; `GSI2PK=USERS`, `GSI2SK=<email>` (users written before the index existed appear once rewritten) |
 //! | operator count | `OPERATORS` | `COUNT` | `n`: accounts that are operators and not disabled (invited ones included), moved in the transaction of every change of a flag or status; a decrease is conditioned on `n` staying at least 1 |
 //! | email claim | `EMAIL#<email>` | `EMAIL` | `user_id`; written with the user in one transaction, so an email belongs to at most one user |
-//! | invitation | `USER#<user_id>` | `INVITE#<tenant_id>` | role, tenant slug, `invited_by`, `invited_at`, `expires_at` (7 days): an existing account's pending grant, seen by no membership read (`INVITE#` sorts before `MEMBER#`) |
+//! | invitation | `USER#<user_id>` | `INVITE#<tenant_id>` | role, tenant slug, `invited_by`, `invited_at`, `expires_at` (7 days): an existing account's pending grant, seen by no membership read (`INVITE#` sorts before `MEMBER#`); `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=INVITE#<user_id>` (a tenant's pending invitations, for its seat count) |
 //! | membership | `USER#<user_id>` | `MEMBER#<tenant_id>` | role, slug, `added_at` (ms); `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=MEMBER#<added_at, 15 digits>#<user_id>` (newest first when read backwards) |
 //! | tenant | `TENANT#<tenant_id>` | `TENANT` | slug, name, `name_lower`, status, plan, domains, billing info (JSON), partner, owner email, provisioning (JSON), ordered `redirect_origins`, `owners` (count, never below 1 once set), `version`; `GSI2PK=TENANTS`, `GSI2SK=<slug>`; when attached, `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=TENANT#<slug>` |
 //! | slug claim | `SLUG#<slug>` | `SLUG` | `tenant_id`; written with the tenant in one transaction; never released (a deleted tenant keeps it) |
 //! | partner | `PARTNER#<partner_id>` | `PARTNER` | slug, name, domain, status, `margin_bp`, contact and billing info (JSON), `count_<status>` (attached tenants by status), `count_live` (those not deleted: the partner admins' quota), `version`; `GSI2PK=PARTNERS`, `GSI2SK=<slug>` |
 //! | database | `DB#<db_id>` | `DB` | tenant, name, engine, host (no credentials), sealed connection string, `created_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=DB#<created ms, 15 digits>#<db_id>` |
 //! | redirect origin | `ORIGIN#<origin>` | `TENANT#<tenant_id>` | `tenant_id`; one per tenant that registered the origin, written and removed with the tenant's list (`Change::SetRedirectOrigins`); what a preflight of a mailed-link route reads |
+//! | plan | `PLAN#<plan_id>` | `PLAN` | name, status (`active`/`retired`), `entitlements` (JSON: seats, stored bytes and objects, databases, largest upload, tenants per partner; null is unlimited), `features` (JSON list), `tenants` (how many tenants are on it: moved in the transaction of every tenant's creation, plan change and purge; an increase is conditioned on the plan being active), `version`; `GSI2PK=PLANS`, `GSI2SK=<plan_id>`. A built-in plan (`free`, `pro`, `enterprise`) is written by its first use or edit, until then read from the deployment's configuration |
+//! | quota counters | `QUOTA#tenant:<tenant_id>` | `QUOTA` | `seats` (members and pending invitations), `databases`, `stored_bytes`, `stored_objects`, `storage_moves`: each moved in the transaction of what changes it; an increase of seats or databases is conditioned on staying within the plan's limit; a recount (the reconcile) is conditioned on the counters it read |
+//! | storage ledger | `OBJ#<tenant_id>#<sha256(object key)>` | `OBJ` | `size`, `sequencer` (the S3 event's, per key), `present`, `at`; `expires_at` (a day) once removed: what makes each S3 notification count once, in order |
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
@@ -86,6 +89,12 @@
 //! - a scope's audit: `Query PK=AUDIT#<scope>` (sort order is time order).
 //! - events still to publish: `Query GSI1 GSI1PK=OUTBOX` (oldest first); a published event's
 //!   item is deleted.
+//! - the plan catalogue: `Query GSI2 GSI2PK=PLANS`; one plan: `GetItem PLAN#<id>` (consistent).
+//! - a tenant's usage: `GetItem QUOTA#tenant:<id>` (consistent); a seat recount: `Query GSI1
+//!   GSI1PK=TENANT#<id>`, `begins_with MEMBER#` and `begins_with INVITE#` (those not expired),
+//!   counted (`Select COUNT`).
+//! - an S3 notification: `GetItem OBJ#<tenant>#<key hash>` (consistent), then one transaction of
+//!   the ledger's mark (conditioned on the mark read) and the tenant's storage counters.
 //! - idempotency: claiming is a `PutItem` conditioned on no live record (absent, expired, or
 //!   pending past its lease); when refused, a consistent `GetItem` reads what holds the key.
 //!   Finishing and releasing are conditioned on the claimant's fingerprint.
@@ -107,7 +116,8 @@ pub use dynamo::DynamoStore;
 pub use memory::MemoryStore;
 
 use crate::domain::partner::{Partner, PartnerSlug};
-use crate::domain::tenant::{Plan, RedirectOrigin, Tenant, TenantSlug, TenantStatus};
+use crate::domain::plan::{Plan, PlanId};
+use crate::domain::tenant::{RedirectOrigin, Tenant, TenantSlug, TenantStatus};
 use crate::domain::{Audience, Email, Membership, PartnerId, Role, TenantId, User, UserId};
 use crate::store::page::Page;
 use async_trait::async_trait;
@@ -315,7 +325,7 @@ pub struct MemberEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TenantFilter {
     pub status: Option<TenantStatus>,
-    pub plan: Option<Plan>,
+    pub plan: Option<PlanId>,
     pub partner: Option<PartnerId>,
     pub q: Option<String>,
 }
@@ -326,7 +336,7 @@ impl TenantFilter {
         format!(
             "tenants:{}:{}:{}:{}",
             self.status.map(|s| s.as_str()).unwrap_or(""),
-            self.plan.map(|p| p.as_str()).unwrap_or(""),
+            self.plan.as_ref().map(|p| p.as_str()).unwrap_or(""),
             self.partner.as_ref().map(|p| p.as_str()).unwrap_or(""),
             self.q.as_deref().unwrap_or("")
         )
@@ -334,7 +344,7 @@ impl TenantFilter {
 
     pub fn matches(&self, t: &Tenant) -> bool {
         self.status.is_none_or(|s| s == t.status)
-            && self.plan.is_none_or(|p| p == t.plan)
+            && self.plan.as_ref().is_none_or(|p| *p == t.plan)
             && self
                 .partner
                 .as_ref()
@@ -871,9 +881,60 @@ pub trait CommitStore: Send + Sync {
     ) -> Result<Page<changes::AuditEntry>, StoreError>;
 }
 
+/// The most plans the catalogue holds.
+pub const MAX_PLANS: usize = 200;
+
+/// The plan catalogue (`PLAN#<id>`); built-in plans not stored yet are not here (see
+/// `crate::plans`, which merges them in).
+#[async_trait]
+pub trait PlanStore: Send + Sync {
+    /// The stored plan `id` (strongly consistent), `None` if it was never stored.
+    async fn stored_plan(&self, id: &PlanId) -> Result<Option<Plan>, StoreError>;
+    /// Every stored plan, by id (at most [`MAX_PLANS`]).
+    async fn stored_plans(&self) -> Result<Vec<Plan>, StoreError>;
+}
+
+/// One object of a tenant's storage as the ledger knows it (`Change::RecordObject`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMark {
+    /// Its size in bytes while it exists (0 once removed).
+    pub size: i64,
+    /// The S3 event's `sequencer` for the key: which of two events about one key is the later.
+    pub sequencer: String,
+    /// Whether the object exists. A removed object's mark stays for a day (`expires_at`), so
+    /// that an older creation delivered late is recognised as older and not counted.
+    pub present: bool,
+    /// When it was recorded (Unix seconds).
+    pub at: i64,
+}
+
+/// How long a removed object's mark is kept.
+pub const REMOVED_MARK_TTL_SECS: i64 = 86_400;
+
+/// What a tenant uses: its quota counters (`QUOTA#tenant:<id>`), the storage ledger, and the
+/// recounts the reconcile makes.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Every quota counter of `scope`, in one strongly consistent read.
+    async fn quotas(&self, scope: &str) -> Result<BTreeMap<String, i64>, StoreError>;
+    /// The ledger's mark of one of the tenant's objects (by the SHA-256 of its key).
+    async fn object_mark(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+    ) -> Result<Option<ObjectMark>, StoreError>;
+    /// The seats a tenant holds, counted from the records: its members (invited ones
+    /// included) and the invitations to it still pending at `now`.
+    async fn count_seats(&self, tenant: &TenantId, now: i64) -> Result<i64, StoreError>;
+    /// The tenant's registered databases, counted from the records.
+    async fn count_databases(&self, tenant: &TenantId) -> Result<i64, StoreError>;
+}
+
 /// Everything a function may ask of the store.
 pub trait Store:
     UserStore
+    + PlanStore
+    + UsageStore
     + TenantStore
     + PartnerStore
     + DatabaseStore
@@ -887,6 +948,8 @@ pub trait Store:
 }
 impl<
         T: UserStore
+            + PlanStore
+            + UsageStore
             + TenantStore
             + PartnerStore
             + DatabaseStore

@@ -6,7 +6,7 @@ use crate::store::changes::{
 };
 
 impl DynamoStore {
-    fn update_item(
+    pub(super) fn update_item(
         &self,
         pk: String,
         sk: &str,
@@ -252,6 +252,8 @@ impl DynamoStore {
                 item.insert("invited_by".into(), s(invite.invited_by.as_str()));
                 item.insert("invited_at".into(), n(invite.invited_at));
                 item.insert("expires_at".into(), n(invite.expires_at));
+                item.insert("GSI1PK".into(), s(format!("TENANT#{}", invite.tenant_id)));
+                item.insert("GSI1SK".into(), s(format!("INVITE#{user}")));
                 vec![self.put_always(item)?]
             }
             Change::TakeInvite { user, tenant } => {
@@ -751,6 +753,19 @@ impl DynamoStore {
                     (":user", s(user.as_str())),
                 ],
             )?],
+            Change::SavePlan {
+                plan,
+                expect_version,
+            } => vec![self.save_plan_item(plan, *expect_version)?],
+            Change::UsePlan { plan, by } => vec![self.use_plan_item(plan, *by)?],
+            Change::DeletePlan { id } => vec![self.delete_plan_item(id)?],
+            Change::RecordObject {
+                tenant,
+                key,
+                before,
+                after,
+            } => self.record_object_items(tenant, key, before.as_ref(), after)?,
+            Change::SetQuotas { scope, values } => vec![self.set_quotas_item(scope, values)?],
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");
                 item.insert("entity".into(), s("outbox"));

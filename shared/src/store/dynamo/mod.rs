@@ -7,6 +7,7 @@ mod changes;
 mod databases;
 mod idempotency;
 mod partners;
+mod plans;
 mod ratelimits;
 mod resets;
 mod sessions;

@@ -23,7 +23,7 @@ impl DynamoStore {
     }
 
     fn partner_mutable(p: &Partner) -> Vec<(&'static str, AttributeValue)> {
-        vec![
+        let mut fields = vec![
             ("name", s(&p.name)),
             ("domain", s(p.domain.as_str())),
             ("status", s(p.status.as_str())),
@@ -32,7 +32,15 @@ impl DynamoStore {
             ("billing_info", json_attr(&p.billing_info)),
             ("updated_at", n(p.updated_at)),
             ("version", n(p.version)),
-        ]
+        ];
+        // Once set, only ever replaced by another list.
+        if let Some(plans) = &p.allowed_plans {
+            fields.push((
+                "allowed_plans",
+                AttributeValue::L(plans.iter().map(|id| s(id.as_str())).collect()),
+            ));
+        }
+        fields
     }
 
     /// An update of the partner's own fields (never its counts), conditioned on the version.
@@ -95,6 +103,18 @@ impl DynamoStore {
             contact_info: f.json_object("contact_info")?,
             billing_info: f.json_object("billing_info")?,
             tenant_counts,
+            allowed_plans: match item.get("allowed_plans") {
+                None => None,
+                Some(_) => Some(
+                    f.strings("allowed_plans")?
+                        .iter()
+                        .map(|id| {
+                            crate::domain::plan::PlanId::parse(id)
+                                .ok_or_else(|| f.corrupt("bad plan id".into()))
+                        })
+                        .collect::<Result<_, _>>()?,
+                ),
+            },
             version: f.n("version")?,
             created_at: f.n("created_at")?,
             updated_at: f.n("updated_at")?,

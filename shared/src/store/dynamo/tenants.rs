@@ -155,8 +155,8 @@ impl DynamoStore {
             status: TenantStatus::parse(f.s("status")?)
                 .ok_or_else(|| f.corrupt("unknown tenant status".into()))?,
             plan: match f.opt_s("plan") {
-                None => crate::domain::tenant::Plan::Free,
-                Some(p) => crate::domain::tenant::Plan::parse(p)
+                None => crate::domain::plan::PlanId::free(),
+                Some(p) => crate::domain::plan::PlanId::parse(p)
                     .ok_or_else(|| f.corrupt("unknown plan".into()))?,
             },
             domains,
@@ -277,7 +277,7 @@ impl TenantStore for DynamoStore {
             names.push(("#st".into(), "status".into()));
             values.push((":st".into(), s(st.as_str())));
         }
-        if let Some(plan) = filter.plan {
+        if let Some(plan) = &filter.plan {
             conditions.push("#plan = :plan".to_string());
             names.push(("#plan".into(), "plan".into()));
             values.push((":plan".into(), s(plan.as_str())));

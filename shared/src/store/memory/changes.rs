@@ -124,6 +124,25 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
                     .get(&(format!("QUOTA#{scope}"), name.clone()))
                     .is_some_and(|n| n >= cap)
         }
+        Change::SavePlan {
+            plan,
+            expect_version,
+        } => d.plans.get(&plan.id).map_or(0, |p| p.version) != *expect_version,
+        Change::DeletePlan { id } => d.plans.get(id).is_none_or(|p| p.tenants > 0),
+        Change::UsePlan { plan, by } => match d.plans.get(&plan.id) {
+            Some(p) => *by > 0 && !p.open(),
+            None => !plan.builtin(),
+        },
+        Change::RecordObject {
+            tenant,
+            key,
+            before,
+            ..
+        } => d.objects.get(&(tenant.clone(), key.clone())).map(|m| &m.sequencer)
+            != before.as_ref().map(|b| &b.sequencer),
+        Change::SetQuotas { scope, values } => values.iter().any(|(name, read, _)| {
+            d.counters.get(&(format!("QUOTA#{scope}"), name.clone())) != read.as_ref()
+        }),
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
         Change::RevokeSession { session_id, user } => d
             .sessions
@@ -370,6 +389,53 @@ fn apply(d: &mut Data, change: Change) {
             *d.counters
                 .entry((format!("QUOTA#{scope}"), name))
                 .or_default() += by;
+        }
+        Change::SavePlan { plan, .. } => {
+            let tenants = d.plans.get(&plan.id).map_or(0, |p| p.tenants);
+            let created_at = d.plans.get(&plan.id).map_or(plan.created_at, |p| p.created_at);
+            d.plans.insert(
+                plan.id.clone(),
+                crate::domain::plan::Plan {
+                    tenants,
+                    created_at,
+                    ..plan
+                },
+            );
+        }
+        Change::DeletePlan { id } => {
+            d.plans.remove(&id);
+        }
+        Change::UsePlan { plan, by } => {
+            let stored = d.plans.entry(plan.id.clone()).or_insert(crate::domain::plan::Plan {
+                version: 1,
+                ..plan
+            });
+            stored.tenants += by;
+        }
+        Change::RecordObject {
+            tenant,
+            key,
+            before,
+            after,
+        } => {
+            let scope = format!("QUOTA#{}", crate::store::changes::tenant_scope(&tenant));
+            let (b0, o0) = before
+                .filter(|b| b.present)
+                .map_or((0, 0), |b| (b.size, 1));
+            let (b1, o1) = if after.present { (after.size, 1) } else { (0, 0) };
+            for (name, by) in [
+                (crate::store::changes::STORED_BYTES, b1 - b0),
+                (crate::store::changes::STORED_OBJECTS, o1 - o0),
+                (crate::store::changes::STORAGE_MOVES, 1),
+            ] {
+                *d.counters.entry((scope.clone(), name.to_string())).or_default() += by;
+            }
+            d.objects.insert((tenant, key), after);
+        }
+        Change::SetQuotas { scope, values } => {
+            for (name, _, to) in values {
+                d.counters.insert((format!("QUOTA#{scope}"), name), to);
+            }
         }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);

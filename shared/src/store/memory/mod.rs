@@ -6,6 +6,7 @@ mod changes;
 mod databases;
 mod idempotency;
 mod partners;
+mod plans;
 mod ratelimits;
 mod resets;
 mod sessions;
@@ -51,6 +52,9 @@ struct Data {
     passkeys: HashMap<UserId, Vec<crate::store::Passkey>>,
     pending_passkeys: HashMap<UserId, crate::store::PendingPasskey>,
     email_changes: HashMap<String, EmailChange>,
+    plans: HashMap<crate::domain::plan::PlanId, crate::domain::plan::Plan>,
+    /// The storage ledger: each object's mark by tenant and key hash.
+    objects: HashMap<(TenantId, String), ObjectMark>,
 }
 
 impl Data {
