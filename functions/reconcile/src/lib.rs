@@ -8,6 +8,7 @@
 //! are published again first. Run twice in a row, the second finds nothing to do and says so.
 
 pub mod check;
+pub mod usage;
 
 use futures_util::stream::{self, StreamExt};
 use lambda_http::{Body, Request, Response};
@@ -67,6 +68,9 @@ pub struct TenantReport {
     pub steps_after: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Usage counters the recount set (`usage::recount`): per counter, from and to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage_recounted: Option<Value>,
 }
 
 /// Runs one pass. `only`: one tenant (forced), else every tenant.
@@ -111,7 +115,9 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
                                 .await;
                             // Only what was acted on is kept for the report.
                             reports.extend(done.into_iter().filter(|r| {
-                                !matches!(r.need, Need::Nothing { .. }) || r.error.is_some()
+                                !matches!(r.need, Need::Nothing { .. })
+                                    || r.error.is_some()
+                                    || r.usage_recounted.is_some()
                             }));
                         }
                     }
@@ -123,7 +129,11 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
     let redriven = reports.iter().filter(|r| r.execution.is_some()).count();
     let acted = reports
         .iter()
-        .filter(|r| !matches!(r.need, Need::Nothing { .. }) || r.error.is_some())
+        .filter(|r| {
+            !matches!(r.need, Need::Nothing { .. })
+                || r.error.is_some()
+                || r.usage_recounted.is_some()
+        })
         .count();
     let summary = if acted == 0 && republished == 0 && listing_error.is_none() {
         "nothing to do".to_string()
@@ -264,7 +274,15 @@ async fn reconcile_one(app: &App, t: Tenant, force: bool) -> TenantReport {
         status_after: None,
         steps_after: None,
         error: None,
+        usage_recounted: None,
     };
+    // A live tenant's usage, recounted where it drifted (a deleted one's no longer counts).
+    if t.status != shared::domain::tenant::TenantStatus::Deleted {
+        match usage::recount(app, &t).await {
+            Ok(fixed) => report.usage_recounted = fixed,
+            Err(e) => report.error = Some(e),
+        }
+    }
     if let Some(run) = t.live_run(now) {
         // Its run is under way: no artifact to check yet.
         report.need = Need::Busy {

@@ -61,4 +61,5 @@ fn the_state_machine_claims_with_the_event_kind_and_the_claim_reads_them_all() {
     }
     assert_eq!(RunCause::parse("Reconcile"), Some(RunCause::Reconcile));
     assert_eq!(RunCause::parse("TenantPurged"), None);
+    assert_eq!(RunCause::parse("TenantSuspended"), None);
 }

@@ -64,14 +64,16 @@ impl<'a, A> Call<'a, A> {
     /// The tenant named by the path's `{slug}`, if the gate lets the caller do `intent` to it
     /// as `need`.
     pub async fn tenant(&self, need: Need, intent: Intent) -> Result<Granted, ApiError> {
-        gate::tenant(
+        let granted = gate::tenant(
             self.store,
             &self.caller,
             path_param(self.req, "slug").as_deref(),
             need,
             intent,
         )
-        .await
+        .await?;
+        crate::runtime::metrics::tenant_request(granted.tenant().id.as_str());
+        Ok(granted)
     }
 
     /// The database named by the path's `{db_id}` and its tenant, if the gate lets the caller
@@ -80,13 +82,15 @@ impl<'a, A> Call<'a, A> {
         &self,
         intent: Intent,
     ) -> Result<(Granted, DatabaseRecord), DatabaseDenied> {
-        gate::database(
+        let admitted = gate::database(
             self.store,
             &self.caller,
             path_param(self.req, "db_id").as_deref(),
             intent,
         )
-        .await
+        .await?;
+        crate::runtime::metrics::tenant_request(admitted.0.tenant().id.as_str());
+        Ok(admitted)
     }
 
     /// The page asked for: its bounded `limit` and the opaque `cursor`, if any.

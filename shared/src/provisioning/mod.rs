@@ -31,7 +31,10 @@ impl RunCause {
     pub fn parse(s: &str) -> Option<RunCause> {
         match s {
             "Reconcile" => Some(RunCause::Reconcile),
-            other => EventKind::parse(other).map(RunCause::Event),
+            // Only the kinds that start a run: other events never reach the state machine.
+            other => EventKind::parse(other)
+                .filter(|k| EventKind::PROVISIONING.contains(k))
+                .map(RunCause::Event),
         }
     }
 }
@@ -39,6 +42,14 @@ impl RunCause {
 /// The marker object under a tenant's prefix: its existence says the prefix is provisioned.
 pub fn marker_key(t: &Tenant) -> String {
     format!("{}.tenant", t.storage_prefix())
+}
+
+/// Whether an object key is a tenant's marker (`tenants/<id>/.tenant`): the platform's object,
+/// not the tenant's, so its storage usage (the meter, the recount) leaves it out.
+pub fn is_marker(key: &str) -> bool {
+    key.strip_prefix("tenants/")
+        .and_then(|rest| rest.split_once('/'))
+        .is_some_and(|(_, name)| name == ".tenant")
 }
 
 /// The name of a tenant's data-key secret: `<prefix>tenants/<tenant id>`, where the prefix is

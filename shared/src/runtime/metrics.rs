@@ -8,6 +8,11 @@
 //! - Every provisioning task (`provision-step`): `StepRuns` (1) and `StepLatency` (ms), by
 //!   `Function`, `Step` and `Outcome` (`created`, `unchanged`, `repaired`, `retired`, `error`,
 //!   `transient failure`, ...), and by `Outcome` alone.
+//! - Every request the gate admits to a tenant (`http::call::Call::tenant`, `::database`):
+//!   `TenantRequests` (1) by `TenantId`, so an operator sees each tenant's share of the traffic
+//!   (its cost).
+//! - Every storage notification the meter counts: `StoredBytes` and `StoredObjects` (the
+//!   tenant's totals after it) by `TenantId`.
 
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -104,6 +109,31 @@ pub fn step(step: &str, outcome: &str, latency_ms: f64, run: &str) {
             ("ColdStart", "Count", f64::from(cold_start())),
         ],
         &[("run", json!(run))],
+        crate::runtime::time::now_ms(),
+    ));
+}
+
+/// One request admitted to a tenant.
+pub fn tenant_request(tenant_id: &str) {
+    emit(&document(
+        &[("TenantId", tenant_id), ("Function", function_name())],
+        &[&["TenantId"]],
+        &[("TenantRequests", "Count", 1.0)],
+        &[],
+        crate::runtime::time::now_ms(),
+    ));
+}
+
+/// A tenant's storage totals after a change.
+pub fn tenant_storage(tenant_id: &str, bytes: i64, objects: i64) {
+    emit(&document(
+        &[("TenantId", tenant_id)],
+        &[&["TenantId"]],
+        &[
+            ("StoredBytes", "Bytes", bytes as f64),
+            ("StoredObjects", "Count", objects as f64),
+        ],
+        &[],
         crate::runtime::time::now_ms(),
     ));
 }
