@@ -581,18 +581,20 @@ class Console(unittest.TestCase):
         _, body, headers = api("GET", f"/tenants/{slug}", op())
         status, _, _ = api("PATCH", f"/tenants/{slug}", op(), {"name": "Changed elsewhere"}, {"if-match": body["data"]["etag"]})
         self.assertEqual(status, 200)
-        page.get_by_label("Plan").select_option("enterprise")
+        domain = f"{slug}.example.com"
+        page.get_by_label("Domains").fill(domain)
         page.get_by_role("button", name="Save changes").click()
         alert = page.get_by_role("alert").filter(has_text="HTTP 412")
         expect(alert).to_contain_text("Changed elsewhere")
-        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["plan"], "free", "the stale edit changed nothing")
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["domains"], [], "the stale edit changed nothing")
         self.screen(page, "tenant-412")
         page.get_by_role("button", name="Reload the latest (drop my edits)").click()
         expect(page.get_by_label("Name")).to_have_value("Changed elsewhere")
-        page.get_by_label("Plan").select_option("pro")
+        expect(page.get_by_label("Domains")).to_have_value("")
+        page.get_by_label("Domains").fill(domain)
         page.get_by_role("button", name="Save changes").click()
         expect(page.locator(".ok-text", has_text="Saved")).to_be_visible()
-        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["plan"], "pro")
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["domains"], [domain])
 
     def test_15_refusals_are_shown_where_they_happen(self):
         slug = f"seed-{RUN}"
@@ -650,8 +652,11 @@ class Console(unittest.TestCase):
         expect(origins.get_by_text("Only this tenant's owners and platform operators change")).to_be_visible()
         expect(origins.get_by_role("button")).to_have_count(0)
         expect(origins.get_by_role("textbox")).to_have_count(0)
-        plan_hint = page.get_by_text("Only operators and this tenant's partner admins change its plan.")
-        expect(page.get_by_label("Plan")).to_be_disabled()
+        # The Plan card shows them the plan and its usage, with no way to change the plan.
+        card = page.get_by_role("region", name="Plan", exact=True)
+        expect(card.locator("[data-entitlement='seats']")).to_be_visible()
+        plan_hint = card.get_by_text("Only operators and this tenant's partner admins change its plan.")
+        expect(page.get_by_label("Move to plan")).to_have_count(0)
         expect(plan_hint).to_be_visible()
         expect(page.get_by_label("Name")).to_be_editable()
         self.screen(page, "tenant-overview-admin")
@@ -661,7 +666,7 @@ class Console(unittest.TestCase):
         expect(page.locator(".role")).to_have_text("tenant owner")
         expect(origins.get_by_role("button", name=f"Remove {origin}")).to_be_visible()
         expect(origins.get_by_role("button", name="Save origins")).to_be_enabled()
-        expect(page.get_by_label("Plan")).to_be_disabled()
+        expect(page.get_by_label("Move to plan")).to_have_count(0)
         expect(plan_hint).to_be_visible()
 
     def test_17_an_existing_account_answers_its_invitations_signed_in(self):
@@ -1140,6 +1145,146 @@ class Console(unittest.TestCase):
         expect(section.get_by_role("heading", name="Passkeys")).to_be_focused()
         status, body, _ = api("POST", "/auth/login", body={"email": email, "password": password})
         self.assertIn("access_token", body["data"], body)
+
+    def test_22_a_plan_of_two_seats_refuses_the_third_and_the_plan_card_follows(self):
+        """The operator adds a plan of 2 seats in the Plans section (its limits listed in human
+        units; a taken id refused on its field), puts a fresh tenant on it from the tenant page's
+        Plan card, and invites from the tenant's member screen until an invitation is refused with
+        SEAT_LIMIT, said there: the card's seat meter then reads 2 of 2, Full (in words). Moved
+        down to a 1-seat plan, the answer's over_quota is shown and the meter says Over quota.
+        Deleting the plan the tenant is on is refused in its dialog (PLAN_IN_USE); retiring it
+        shows on the card; the emptied first plan is deleted."""
+        pid, small, slug = f"team-{RUN}", f"solo-{RUN}", f"plan-{RUN}"
+        self.assertEqual(api("POST", "/tenants", op(), {"slug": slug, "name": f"Planned {RUN}", "owner_email": f"o-{slug}@example.com"})[0], 201)
+        self.wait_active(slug)
+        page = self.page()
+        self.sign_in(page)
+        page.get_by_role("link", name="Plans", exact=True).click()
+        expect(page.get_by_role("heading", name="Plans", level=1)).to_be_visible()
+        for builtin in ("free", "pro", "enterprise"):
+            expect(page.locator(f"tr[data-plan='{builtin}']")).to_contain_text("built-in")
+        page.get_by_role("link", name="New plan").click()
+        page.get_by_label("Id").fill(pid)
+        page.get_by_label("Name", exact=True).fill(f"Team {RUN}")
+        page.get_by_label("Seats").fill("2")
+        page.get_by_label("Storage", exact=True).fill("1")
+        page.get_by_label("Storage unit").select_option("GB")
+        page.get_by_label("Objects").fill("500")
+        page.get_by_label("Largest upload", exact=True).fill("25")
+        page.get_by_label("Largest upload unit").select_option("MB")
+        page.get_by_label("Features").fill("sso\naudit.export")
+        self.screen(page, "new-plan")
+        page.get_by_role("button", name="Create plan").click()
+        expect(page.get_by_role("heading", name=f"Plan Team {RUN}", level=1)).to_be_visible()
+        status, body, _ = api("GET", f"/plans/{pid}", op())
+        self.assertEqual(status, 200, body)
+        self.assertEqual(body["data"]["entitlements"], {"seats": 2, "stored_bytes": 1024 ** 3, "stored_objects": 500, "databases": None,
+                                                        "max_upload_bytes": 25 * 1024 ** 2, "partner_tenants": None})
+        self.assertEqual(sorted(body["data"]["features"]), ["audit.export", "sso"])
+        self.assertEqual((body["data"]["status"], body["data"]["builtin"]), ("active", False))
+        self.screen(page, "plan")
+        # The list, each limit in human units (an empty one is unlimited).
+        page.get_by_role("link", name="Plans", exact=True).click()
+        row = page.locator(f"tr[data-plan='{pid}']")
+        for limit, shown in (("seats", "2"), ("stored_bytes", "1 GB"), ("stored_objects", "500"), ("databases", "Unlimited"),
+                             ("max_upload_bytes", "25 MB"), ("partner_tenants", "Unlimited")):
+            expect(row.locator(f"[data-limit='{limit}']")).to_have_text(shown)
+        self.screen(page, "plans")
+        # A taken id: PLAN_EXISTS on the Id field.
+        page.get_by_role("link", name="New plan").click()
+        page.get_by_label("Id").fill(pid)
+        page.get_by_label("Name", exact=True).fill("Again")
+        page.get_by_role("button", name="Create plan").click()
+        expect(page.get_by_label("Id")).to_have_attribute("aria-invalid", "true")
+        expect(page.locator(".field-error")).to_contain_text("PLAN_EXISTS")
+
+        # The fresh tenant goes on the plan from its page.
+        page.goto(BASE + f"/console/tenants/{slug}/overview")
+        card = page.get_by_role("region", name="Plan", exact=True)
+        expect(card.locator(".plan-name")).to_have_text("Free")
+        card.get_by_label("Move to plan").select_option(pid)
+        card.get_by_role("button", name="Change plan").click()
+        expect(card.get_by_role("status").filter(has_text=f"Plan changed to Team {RUN}")).to_be_visible()
+        expect(card.locator(".plan-name")).to_have_text(f"Team {RUN}")
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["plan"], pid)
+        usage = api("GET", f"/tenants/{slug}/usage", op())[1]["data"]
+        self.assertEqual(usage["plan"]["id"], pid)
+        self.assertEqual(usage["usage"]["seats"]["limit"], 2)
+        held = usage["usage"]["seats"]["used"]  # the owner's invitation holds one
+        self.assertLess(held, 2, usage)
+        seats = card.get_by_role("meter", name="Seats")
+        expect(seats).to_have_attribute("aria-valuetext", f"{held} of 2")
+        expect(seats).to_have_attribute("max", "2")
+        expect(card.locator("[data-entitlement='databases']")).to_contain_text("0 · Unlimited")
+        expect(card.get_by_role("meter", name="Databases")).to_have_count(0)
+        expect(card.get_by_role("list", name="Features")).to_contain_text("audit.export")
+        self.screen(page, "tenant-plan-card")
+
+        # Members until the plan refuses one: SEAT_LIMIT, with the API's words, under the form.
+        page.get_by_role("link", name="Members", exact=True).click()
+        expect(page.get_by_role("heading", name="Invite someone")).to_be_visible()
+        for i in range(2 - held):
+            email = f"seat{i}-{RUN}@example.com"
+            page.get_by_label("Email", exact=True).fill(email)
+            page.get_by_role("button", name="Invite", exact=True).click()
+            expect(page.locator(".ok-text", has_text=f"{email} invited")).to_be_visible()
+        page.get_by_label("Email", exact=True).fill(f"seat-refused-{RUN}@example.com")
+        page.get_by_role("button", name="Invite", exact=True).click()
+        refused = page.get_by_role("alert").filter(has_text="SEAT_LIMIT")
+        expect(refused).to_contain_text("No seat left on this tenant's plan")
+        expect(refused).to_contain_text("2 seats")
+        expect(refused).to_contain_text("HTTP 409")
+        emails = [m["email"] for m in api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]]
+        self.assertNotIn(f"seat-refused-{RUN}@example.com", emails)
+        self.screen(page, "members-seat-limit")
+        # The card: 2 of 2, Full, in words beside the meter.
+        page.get_by_role("link", name="Overview", exact=True).click()
+        row = card.locator("[data-entitlement='seats']")
+        expect(row).to_have_attribute("data-state", "full")
+        expect(row.locator(".usage-state")).to_have_text(re.compile("Full"))
+        expect(seats).to_have_attribute("aria-valuetext", "2 of 2, full")
+        usage = api("GET", f"/tenants/{slug}/usage", op())[1]["data"]
+        self.assertEqual((usage["usage"]["seats"], usage["full"], usage["over_quota"]), ({"used": 2, "limit": 2}, ["seats"], []))
+        self.screen(page, "tenant-plan-card-full")
+
+        # Down to a plan of 1 seat: allowed, and the answer's over_quota is shown.
+        entitlements = dict(body["data"]["entitlements"], seats=1)
+        status, made, _ = api("POST", "/plans", op(), {"id": small, "name": f"Solo {RUN}", "entitlements": entitlements})
+        self.assertEqual(status, 201, made)
+        page.reload()
+        card.get_by_label("Move to plan").select_option(small)
+        card.get_by_role("button", name="Change plan").click()
+        warning = card.get_by_role("alert").filter(has_text="over quota")
+        expect(warning).to_contain_text(f"Plan changed to Solo {RUN}")
+        expect(warning).to_contain_text("seats")
+        expect(row).to_have_attribute("data-state", "over")
+        expect(row.locator(".usage-state")).to_have_text(re.compile("Over quota"))
+        expect(seats).to_have_attribute("aria-valuetext", "2 of 1, over quota")
+        self.assertEqual(api("GET", f"/tenants/{slug}/usage", op())[1]["data"]["over_quota"], ["seats"])
+        self.screen(page, "tenant-plan-over-quota")
+
+        # The plan it is on cannot be deleted: PLAN_IN_USE in the dialog; it is retired instead.
+        page.goto(BASE + f"/console/plans/{small}")
+        page.get_by_role("button", name="Delete", exact=True).click()
+        dialog = page.get_by_role("dialog")
+        dialog.get_by_role("button", name="Delete plan").click()
+        expect(dialog.get_by_role("alert")).to_contain_text("PLAN_IN_USE")
+        self.screen(page, "plan-delete-in-use")
+        self.assertEqual(api("GET", f"/plans/{small}", op())[0], 200)
+        dialog.get_by_role("button", name="Cancel").click()
+        page.get_by_role("button", name="Retire", exact=True).click()
+        page.get_by_role("dialog").get_by_role("button", name="Retire plan").click()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("retired"))
+        self.assertEqual(api("GET", f"/plans/{small}", op())[1]["data"]["status"], "retired")
+        page.goto(BASE + f"/console/tenants/{slug}/overview")
+        expect(card.locator(".plan-line .chip")).to_have_text(re.compile("retired"))
+        # The emptied first plan goes, after its confirmation.
+        page.goto(BASE + f"/console/plans/{pid}")
+        page.get_by_role("button", name="Delete", exact=True).click()
+        page.get_by_role("dialog").get_by_role("button", name="Delete plan").click()
+        expect(page.get_by_role("heading", name="Plans", level=1)).to_be_visible()
+        expect(page.locator(f"tr[data-plan='{pid}']")).to_have_count(0)
+        self.assertEqual(api("GET", f"/plans/{pid}", op())[0], 404)
 
     def authenticator(self, page):
         """Chromium's virtual authenticator in `page` (DevTools protocol): a device with a
