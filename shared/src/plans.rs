@@ -70,10 +70,9 @@ impl Catalogue<'_> {
     /// A plan a tenant may be put on now: in the catalogue (else a 400 on `field`) and active
     /// (else 409 `PLAN_RETIRED`).
     pub async fn open_plan(&self, id: &PlanId, field: &str) -> Result<Plan, ApiError> {
-        let plan = self
-            .plan(id)
-            .await?
-            .ok_or_else(|| crate::domain::fields::FieldError::new(field, "must be a plan of the catalogue"))?;
+        let plan = self.plan(id).await?.ok_or_else(|| {
+            crate::domain::fields::FieldError::new(field, "must be a plan of the catalogue")
+        })?;
         if !plan.open() {
             return Err(ApiError::refused(
                 ErrorCode::PlanRetired,
@@ -408,14 +407,23 @@ mod tests {
     #[test]
     fn an_upload_gets_the_smaller_of_the_largest_upload_and_the_bytes_left() {
         let p = plan(None, Some(1000), Some(5));
-        assert_eq!(upload_room(&p, &usage(&[("stored_bytes", 950)]), 1).unwrap(), 50);
-        assert_eq!(upload_room(&p, &usage(&[("stored_bytes", 10)]), 1).unwrap(), 100);
+        assert_eq!(
+            upload_room(&p, &usage(&[("stored_bytes", 950)]), 1).unwrap(),
+            50
+        );
+        assert_eq!(
+            upload_room(&p, &usage(&[("stored_bytes", 10)]), 1).unwrap(),
+            100
+        );
         let full = upload_room(&p, &usage(&[("stored_bytes", 1000)]), 1).unwrap_err();
         assert_eq!(full.status(), 409);
         assert!(format!("{full:?}").contains("StorageLimit"));
         let objects = upload_room(&p, &usage(&[("stored_objects", 4)]), 2).unwrap_err();
         assert!(format!("{objects:?}").contains("ObjectLimit"));
-        assert_eq!(upload_room(&plan(None, None, None), &usage(&[]), 50).unwrap(), 100);
+        assert_eq!(
+            upload_room(&plan(None, None, None), &usage(&[]), 50).unwrap(),
+            100
+        );
     }
 
     #[test]

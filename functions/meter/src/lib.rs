@@ -103,7 +103,13 @@ pub async fn handle(app: &App, payload: Value) -> Result<Value, lambda_runtime::
     };
     let (mut counted, mut seen, mut ignored) = (0, 0, 0);
     for record in &note.records {
-        match count(app.store.as_ref(), record, shared::runtime::time::now_unix()).await {
+        match count(
+            app.store.as_ref(),
+            record,
+            shared::runtime::time::now_unix(),
+        )
+        .await
+        {
             Ok(Outcome::Counted) => counted += 1,
             Ok(Outcome::Seen) => seen += 1,
             Ok(Outcome::Ignored) => ignored += 1,
@@ -235,25 +241,43 @@ mod tests {
         let t = TenantId::new_random();
         let a = format!("tenants/{t}/a.txt");
         let b = format!("tenants/{t}/b.txt");
-        handle(&app, event("ObjectCreated:Put", &a, 100, "0A")).await.unwrap();
+        handle(&app, event("ObjectCreated:Put", &a, 100, "0A"))
+            .await
+            .unwrap();
         // The same delivery twice: counted once.
-        handle(&app, event("ObjectCreated:Put", &a, 100, "0A")).await.unwrap();
-        handle(&app, event("ObjectCreated:Put", &b, 50, "0B")).await.unwrap();
+        handle(&app, event("ObjectCreated:Put", &a, 100, "0A"))
+            .await
+            .unwrap();
+        handle(&app, event("ObjectCreated:Put", &b, 50, "0B"))
+            .await
+            .unwrap();
         assert_eq!(totals(&store, &t).await, (150, 2));
         // An overwrite: its new size, no new object.
-        handle(&app, event("ObjectCreated:Put", &a, 30, "0C")).await.unwrap();
+        handle(&app, event("ObjectCreated:Put", &a, 30, "0C"))
+            .await
+            .unwrap();
         assert_eq!(totals(&store, &t).await, (80, 2));
         // An older event delivered late changes nothing.
-        handle(&app, event("ObjectCreated:Put", &a, 999, "0B")).await.unwrap();
+        handle(&app, event("ObjectCreated:Put", &a, 999, "0B"))
+            .await
+            .unwrap();
         assert_eq!(totals(&store, &t).await, (80, 2));
         // A removal, then its duplicate.
-        handle(&app, event("ObjectRemoved:Delete", &b, 0, "0D")).await.unwrap();
-        handle(&app, event("ObjectRemoved:Delete", &b, 0, "0D")).await.unwrap();
+        handle(&app, event("ObjectRemoved:Delete", &b, 0, "0D"))
+            .await
+            .unwrap();
+        handle(&app, event("ObjectRemoved:Delete", &b, 0, "0D"))
+            .await
+            .unwrap();
         assert_eq!(totals(&store, &t).await, (30, 1));
         // A removal delivered before its creation: the creation arrives late and counts nothing.
         let c = format!("tenants/{t}/c.txt");
-        handle(&app, event("ObjectRemoved:Delete", &c, 0, "0F")).await.unwrap();
-        handle(&app, event("ObjectCreated:Put", &c, 70, "0E")).await.unwrap();
+        handle(&app, event("ObjectRemoved:Delete", &c, 0, "0F"))
+            .await
+            .unwrap();
+        handle(&app, event("ObjectCreated:Put", &c, 70, "0E"))
+            .await
+            .unwrap();
         assert_eq!(totals(&store, &t).await, (30, 1));
         // Another tenant's objects and other kinds of events are not this tenant's.
         let other = TenantId::new_random();
@@ -275,7 +299,9 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(out["ignored"], 1);
-        let out = handle(&app, json!({"not": "a notification"})).await.unwrap();
+        let out = handle(&app, json!({"not": "a notification"}))
+            .await
+            .unwrap();
         assert_eq!(out["counted"], 0);
     }
 

@@ -158,7 +158,12 @@ async fn allowed_plans(call: &Call<'_>, raw: &[String]) -> Result<Vec<PlanId>, A
     }
     let mut out: Vec<PlanId> = Vec::new();
     for (i, id) in raw.iter().enumerate() {
-        let unknown = || FieldError::new(format!("allowed_plans[{i}]"), "must be a plan of the catalogue");
+        let unknown = || {
+            FieldError::new(
+                format!("allowed_plans[{i}]"),
+                "must be a plan of the catalogue",
+            )
+        };
         let id = PlanId::parse(id).ok_or_else(unknown)?;
         if !id.is_builtin() && call.store.stored_plan(&id).await?.is_none() {
             return Err(unknown().into());

@@ -108,15 +108,17 @@ pub(crate) async fn attach(
         to: next.partner.clone(),
     });
     changes.push(Change::Outbox(event.outbox_at(call.now_ms())));
-    commit_and_publish(call.store, call.app.events.as_ref(), changes).await.map_err(|e| {
-        e.answer(|reasons| {
-            if reasons.contains(&Refusal::PartnerInactive) {
-                partner_terminated()
-            } else {
-                ApiError::concurrent_update()
-            }
-        })
-    })?;
+    commit_and_publish(call.store, call.app.events.as_ref(), changes)
+        .await
+        .map_err(|e| {
+            e.answer(|reasons| {
+                if reasons.contains(&Refusal::PartnerInactive) {
+                    partner_terminated()
+                } else {
+                    ApiError::concurrent_update()
+                }
+            })
+        })?;
     tracing::info!(tenant = %tenant.slug, partner = %partner.slug, attach, changed_by = %call.caller.user.id, "tenant partner changed");
     Ok(answer(&next))
 }

@@ -8,8 +8,8 @@
 use crate::{App, Done, StepError};
 use serde_json::json;
 use shared::domain::tenant::{RunLease, RunMode, Step, StepStatus, Steps, Tenant, TenantStatus};
-use shared::events::{DomainEvent, TenantChanged};
 use shared::domain::{TenantId, UserId};
+use shared::events::{DomainEvent, TenantChanged};
 use shared::provisioning::rules::{self, Attempt, Finish};
 use shared::provisioning::RunCause;
 use shared::store::changes::CommitError;

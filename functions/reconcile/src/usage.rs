@@ -43,7 +43,10 @@ pub async fn recount(app: &App, t: &Tenant) -> Result<Option<Value>, String> {
     // listing makes this recount stand down.
     let moves = read.get(STORAGE_MOVES).copied();
     values.push((STORAGE_MOVES.to_string(), moves, moves.unwrap_or(0)));
-    match store.commit(vec![Change::SetQuotas { scope, values }]).await {
+    match store
+        .commit(vec![Change::SetQuotas { scope, values }])
+        .await
+    {
         Ok(()) => {
             let fixed = Value::Object(fixed);
             tracing::warn!(tenant = %t.slug, fixed = %fixed, "usage counters recounted");

@@ -12,14 +12,14 @@ use serde_json::json;
 use shared::access::caller::TenantAccess;
 use shared::access::gate::Granted;
 use shared::domain::fields::FieldError;
+use shared::domain::plan::Quota;
 use shared::domain::tenant::{Tenant, TenantSlug, TenantStatus};
 use shared::domain::User;
-use shared::domain::plan::Quota;
 use shared::domain::{Email, Role, UserId, UserStatus};
 use shared::events::{commit_and_publish, DomainEvent, MemberChanged};
-use shared::plans::Taken;
 use shared::http::request::{json_body, path_param, DEFAULT_BODY_LIMIT};
 use shared::mail::invitation::{self, Outcome};
+use shared::plans::Taken;
 use shared::store::changes::{Change, Refusal};
 use shared::store::{Store, StoreError};
 use shared::ErrorCode;
@@ -239,7 +239,6 @@ impl invitation::Grant for Membership<'_> {
             },
             json!({"after": {"user_id": user.id, "role": self.role}}),
         ));
-        changes.extend(self.seat_changes());
         changes.push(member_event(
             self.call,
             DomainEvent::MemberAdded,
@@ -248,6 +247,8 @@ impl invitation::Grant for Membership<'_> {
             self.role,
             None,
         ));
+        // The seat (and, when it is the last one, `QuotaReached` after `MemberAdded`).
+        changes.extend(self.seat_changes());
         changes
     }
 
@@ -502,17 +503,19 @@ pub(crate) async fn join(call: &Call<'_>, accept: bool) -> Result<ApiResponse, A
     } else {
         changes.extend(shared::plans::release_one(store, &tenant.id, Quota::Seats).await?);
     }
-    commit_and_publish(store, call.app.events.as_ref(), changes).await.map_err(|e| {
-        e.answer(|reasons| {
-            if reasons.contains(&Refusal::AlreadyMember) {
-                already_member()
-            } else if reasons.contains(&Refusal::InviteGone) {
-                tenant_not_found()
-            } else {
-                ApiError::concurrent_update()
-            }
-        })
-    })?;
+    commit_and_publish(store, call.app.events.as_ref(), changes)
+        .await
+        .map_err(|e| {
+            e.answer(|reasons| {
+                if reasons.contains(&Refusal::AlreadyMember) {
+                    already_member()
+                } else if reasons.contains(&Refusal::InviteGone) {
+                    tenant_not_found()
+                } else {
+                    ApiError::concurrent_update()
+                }
+            })
+        })?;
     tracing::info!(tenant = %tenant.slug, user_id = %user.id, accept, "invitation answered");
     Ok(ApiResponse::ok(json!({
         "tenant": tenant.slug,

@@ -114,9 +114,7 @@ pub fn decide(
         let exempt = match need {
             Need::Member => false,
             Need::Manager => a.operator,
-            Need::ManagerOrPartner | Need::Operator | Need::Viewer => {
-                a.operator || a.partner_admin
-            }
+            Need::ManagerOrPartner | Need::Operator | Need::Viewer => a.operator || a.partner_admin,
         };
         if !exempt {
             return Err(Denial::Suspended);

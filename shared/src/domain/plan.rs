@@ -124,7 +124,10 @@ impl Entitlements {
         for (name, value) in limits {
             if let Some(v) = value {
                 if !(0..=MAX_LIMIT).contains(&v) {
-                    return Err((name, format!("must be 0 to {MAX_LIMIT}, or null (unlimited)")));
+                    return Err((
+                        name,
+                        format!("must be 0 to {MAX_LIMIT}, or null (unlimited)"),
+                    ));
                 }
             }
         }
@@ -244,7 +247,16 @@ mod tests {
         for ok in ["free", "pro", "team-2026", "ab"] {
             assert!(PlanId::parse(ok).is_some(), "{ok}");
         }
-        for bad in ["", "a", "Pro", "2team", "team-", "te am", "team_x", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "a",
+            "Pro",
+            "2team",
+            "team-",
+            "te am",
+            "team_x",
+            &"x".repeat(33),
+        ] {
             assert!(PlanId::parse(bad).is_none(), "{bad}");
         }
     }
@@ -254,7 +266,16 @@ mod tests {
         for ok in ["sso", "audit.export", "beta.query-v2"] {
             assert!(feature_name(ok), "{ok}");
         }
-        for bad in ["", "SSO", ".sso", "sso.", "a..b", "1st", "a b", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "SSO",
+            ".sso",
+            "sso.",
+            "a..b",
+            "1st",
+            "a b",
+            &"a".repeat(65),
+        ] {
             assert!(!feature_name(bad), "{bad}");
         }
     }

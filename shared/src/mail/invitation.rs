@@ -75,10 +75,7 @@ pub struct Sender<'a> {
 
 impl Sender<'_> {
     /// Commits `changes`, publishing the events among them when this sender has a publisher.
-    async fn commit(
-        &self,
-        changes: Vec<Change>,
-    ) -> Result<(), crate::store::changes::CommitError> {
+    async fn commit(&self, changes: Vec<Change>) -> Result<(), crate::store::changes::CommitError> {
         match self.events {
             Some(events) => crate::events::commit_and_publish(self.store, events, changes).await,
             None => self.store.commit(changes).await,

@@ -147,9 +147,8 @@ impl DynamoStore {
                 .expression_attribute_names("#seq", "sequencer")
                 .expression_attribute_values(":seq", s(&b.sequencer)),
         };
-        let (size_before, count_before) = before
-            .filter(|b| b.present)
-            .map_or((0, 0), |b| (b.size, 1));
+        let (size_before, count_before) =
+            before.filter(|b| b.present).map_or((0, 0), |b| (b.size, 1));
         let (size_after, count_after) = if after.present {
             (after.size, 1)
         } else {

@@ -138,8 +138,12 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             key,
             before,
             ..
-        } => d.objects.get(&(tenant.clone(), key.clone())).map(|m| &m.sequencer)
-            != before.as_ref().map(|b| &b.sequencer),
+        } => {
+            d.objects
+                .get(&(tenant.clone(), key.clone()))
+                .map(|m| &m.sequencer)
+                != before.as_ref().map(|b| &b.sequencer)
+        }
         Change::SetQuotas { scope, values } => values.iter().any(|(name, read, _)| {
             d.counters.get(&(format!("QUOTA#{scope}"), name.clone())) != read.as_ref()
         }),
@@ -392,7 +396,10 @@ fn apply(d: &mut Data, change: Change) {
         }
         Change::SavePlan { plan, .. } => {
             let tenants = d.plans.get(&plan.id).map_or(0, |p| p.tenants);
-            let created_at = d.plans.get(&plan.id).map_or(plan.created_at, |p| p.created_at);
+            let created_at = d
+                .plans
+                .get(&plan.id)
+                .map_or(plan.created_at, |p| p.created_at);
             d.plans.insert(
                 plan.id.clone(),
                 crate::domain::plan::Plan {
@@ -406,10 +413,10 @@ fn apply(d: &mut Data, change: Change) {
             d.plans.remove(&id);
         }
         Change::UsePlan { plan, by } => {
-            let stored = d.plans.entry(plan.id.clone()).or_insert(crate::domain::plan::Plan {
-                version: 1,
-                ..plan
-            });
+            let stored = d
+                .plans
+                .entry(plan.id.clone())
+                .or_insert(crate::domain::plan::Plan { version: 1, ..plan });
             stored.tenants += by;
         }
         Change::RecordObject {
@@ -419,16 +426,20 @@ fn apply(d: &mut Data, change: Change) {
             after,
         } => {
             let scope = format!("QUOTA#{}", crate::store::changes::tenant_scope(&tenant));
-            let (b0, o0) = before
-                .filter(|b| b.present)
-                .map_or((0, 0), |b| (b.size, 1));
-            let (b1, o1) = if after.present { (after.size, 1) } else { (0, 0) };
+            let (b0, o0) = before.filter(|b| b.present).map_or((0, 0), |b| (b.size, 1));
+            let (b1, o1) = if after.present {
+                (after.size, 1)
+            } else {
+                (0, 0)
+            };
             for (name, by) in [
                 (crate::store::changes::STORED_BYTES, b1 - b0),
                 (crate::store::changes::STORED_OBJECTS, o1 - o0),
                 (crate::store::changes::STORAGE_MOVES, 1),
             ] {
-                *d.counters.entry((scope.clone(), name.to_string())).or_default() += by;
+                *d.counters
+                    .entry((scope.clone(), name.to_string()))
+                    .or_default() += by;
             }
             d.objects.insert((tenant, key), after);
         }

@@ -55,6 +55,11 @@ impl UsageStore for MemoryStore {
     }
 
     async fn count_databases(&self, tenant: &TenantId) -> Result<i64, StoreError> {
-        Ok(self.with(|d| d.databases.values().filter(|db| &db.tenant == tenant).count() as i64))
+        Ok(self.with(|d| {
+            d.databases
+                .values()
+                .filter(|db| &db.tenant == tenant)
+                .count() as i64
+        }))
     }
 }
