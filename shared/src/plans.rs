@@ -63,7 +63,7 @@ impl Catalogue<'_> {
         let free = PlanId::free();
         Ok(match self.store.stored_plan(&free).await? {
             Some(p) => p,
-            None => self.seeds.seed(&free).unwrap_or_else(|| unreachable_free()),
+            None => self.seeds.seed(&free).unwrap_or_else(unreachable_free),
         })
     }
 

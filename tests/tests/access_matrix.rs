@@ -159,6 +159,33 @@ async fn every_route_admits_exactly_its_callers() {
             [200, 200, 404, 403, 403, 403, 404, 404, 401],
         ),
         (
+            // What the tenant is sold and uses: any member, its partner's admins, operators.
+            "GET",
+            fixed(format!("/tenants/{a}/usage")),
+            none(),
+            [200, 200, 404, 200, 200, 200, 404, 404, 401],
+        ),
+        (
+            // The catalogue: operators; a partner admin, the plans their partner sells.
+            "GET",
+            fixed("/plans".into()),
+            none(),
+            [200, 200, 200, 403, 403, 403, 403, 403, 401],
+        ),
+        ("GET", fixed("/plans/free".into()), none(), OPERATOR_ONLY),
+        (
+            "POST",
+            fixed("/plans".into()),
+            Box::new(|_| {
+                Some(
+                    json!({"id": format!("m{}", &uuid::Uuid::new_v4().simple().to_string()[..10]),
+                    "name": "M", "entitlements": {"seats": 3, "stored_bytes": null, "stored_objects": null,
+                    "databases": null, "max_upload_bytes": 1024, "partner_tenants": null}}),
+                )
+            }),
+            [201, 403, 403, 403, 403, 403, 403, 403, 401],
+        ),
+        (
             "GET",
             fixed(format!("/tenants/{a}/users")),
             none(),
@@ -339,8 +366,14 @@ async fn every_route_admits_exactly_its_callers() {
         for i in order {
             let who = &w.callers[i];
             let path = path(i);
+            // A change of a tenant's plan needs If-Match (any version will do here).
+            let extra: &[(&str, &str)] = if *method == "PATCH" && path == format!("/tenants/{a}") {
+                &[("if-match", "*")]
+            } else {
+                &[]
+            };
             let r = platform
-                .call(method, &path, who.token.as_deref(), body(i), &[])
+                .call(method, &path, who.token.as_deref(), body(i), extra)
                 .await;
             if r.status != expected[i] {
                 failures.push(format!(

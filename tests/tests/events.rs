@@ -300,6 +300,6 @@ async fn an_application_receives_one_tenants_whole_life_in_order_and_each_event_
         (details[7]["from"].as_str(), details[7]["to"].as_str()),
         (Some(plan.as_str()), Some("pro"))
     );
-    assert_eq!(details[10]["to"].is_string(), true, "{}", details[10]);
+    assert!(details[10]["to"].is_string(), "{}", details[10]);
     assert!(read["checked"].as_i64().unwrap() >= expected.len() as i64);
 }

@@ -258,8 +258,29 @@ async fn requests_and_provisioning_steps_emit_embedded_metrics() {
             "no metrics for the {step} step: {docs:?}"
         );
     }
-    // Cold starts are counted once per process.
+    // Cold starts are counted once per process (on requests and steps).
     assert!(docs
         .iter()
+        .filter(|d| d.get("Requests").is_some() || d.get("StepRuns").is_some())
         .all(|d| d["ColdStart"] == 0.0 || d["ColdStart"] == 1.0));
+    // Each request the gate admitted to a tenant counts for that tenant (its cost).
+    let tenant_id = p
+        .call("GET", format!("/tenants/{slug}"), Some(&token), None, &[])
+        .await
+        .json["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mine: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["TenantId"] == tenant_id.as_str() && d["TenantRequests"] == 1.0)
+        .collect();
+    assert!(
+        !mine.is_empty(),
+        "no TenantRequests for {tenant_id}: {docs:?}"
+    );
+    assert_eq!(
+        mine[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+        json!([["TenantId"]])
+    );
 }

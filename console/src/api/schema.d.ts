@@ -569,7 +569,8 @@ export interface paths {
             parameters: {
                 query?: {
                     status?: "provisioning" | "active" | "suspended" | "deleted";
-                    plan?: "free" | "pro" | "enterprise";
+                    /** @description A plan id of the catalogue. */
+                    plan?: components["schemas"]["PlanId"];
                     /** @description A partner slug. */
                     partner?: components["schemas"]["Slug"];
                     /** @description A prefix of the slug or the name. */
@@ -3440,10 +3441,10 @@ export interface components {
             /** Format: email */
             owner_email: string;
             /**
+             * @description An active plan of the catalogue (a partner admin's, one their partner sells); 409 `PLAN_RETIRED` for a retired one.
              * @default free
-             * @enum {string}
              */
-            plan: "free" | "pro" | "enterprise";
+            plan: components["schemas"]["PlanId"];
             domains?: components["schemas"]["Domains"];
             billing_info?: components["schemas"]["BoundedObject"];
             partner?: components["schemas"]["Slug"];
@@ -3558,6 +3559,17 @@ export interface components {
                 status_after?: string;
                 steps_after?: Record<string, never>;
                 error?: string;
+                /**
+                 * @description The usage counters this reconcile set because they drifted from what was
+                 *     counted (members and live invitations; a listing of the tenant's storage):
+                 *     per counter, what it read and what it set.
+                 */
+                usage_recounted?: {
+                    [key: string]: {
+                        from?: number | null;
+                        to?: number;
+                    };
+                };
             }[];
         };
         /**

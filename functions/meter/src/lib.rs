@@ -1,6 +1,10 @@
 //! meter: counts what each tenant stores, from what really happened. The storage bucket sends
-//! every object-created and object-removed notification under `tenants/` here (asynchronously:
-//! Lambda retries a failed delivery, and S3 may deliver one twice or out of order). For each
+//! every object-created and object-removed notification under `tenants/` to a queue, and the
+//! queue hands them here in batches of up to 10 (a few batches at a time, so a burst of uploads
+//! waits in the queue instead of starting hundreds of functions). A message that could not be
+//! counted is reported as a batch item failure and delivered again (after 5 tries, it goes to
+//! the dead-letter queue, and the reconcile's recount puts the counter right). S3 may deliver
+//! an event twice or out of order. For each
 //! object the store keeps a mark (`Change::RecordObject`): its size, whether it exists, and the
 //! event's `sequencer`, which orders the events of one key. An event older than the mark, or the
 //! same one again, changes nothing; a newer one moves the mark and the tenant's `stored_bytes`
@@ -90,9 +94,61 @@ pub fn key_hash(key: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(key.as_bytes()))
 }
 
-/// Counts one notification. A store failure is an error: the invocation fails and Lambda
-/// delivers the event again, which counts it once.
+/// One invocation: a batch of queue messages (each an S3 notification; the answer names the
+/// messages to deliver again), or a notification itself (a direct invoke, the samples).
 pub async fn handle(app: &App, payload: Value) -> Result<Value, lambda_runtime::Error> {
+    let from_queue = payload["Records"]
+        .get(0)
+        .is_some_and(|r| r["eventSource"] == "aws:sqs");
+    if from_queue {
+        return Ok(handle_batch(app, payload).await);
+    }
+    handle_notification(app, payload).await
+}
+
+#[derive(Debug, Deserialize)]
+struct Batch {
+    #[serde(rename = "Records", default)]
+    records: Vec<Message>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Message {
+    #[serde(rename = "messageId")]
+    message_id: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// A batch from the queue: each message counted on its own; those whose counting failed are
+/// answered as `batchItemFailures`, so only they are delivered again.
+async fn handle_batch(app: &App, payload: Value) -> Value {
+    let batch: Batch = match serde_json::from_value(payload) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(cause = %e, "not a queue batch; ignored");
+            return json!({"batchItemFailures": []});
+        }
+    };
+    let mut failures = Vec::new();
+    for m in &batch.records {
+        let body: Value = match serde_json::from_str(&m.body) {
+            Ok(v) => v,
+            Err(_) => {
+                tracing::warn!(message_id = %m.message_id, "a queue message that is not JSON; dropped");
+                continue;
+            }
+        };
+        if handle_notification(app, body).await.is_err() {
+            failures.push(json!({"itemIdentifier": m.message_id}));
+        }
+    }
+    json!({"batchItemFailures": failures})
+}
+
+/// Counts one notification. A store failure is an error: the message (or the invocation) is
+/// delivered again, which counts it once.
+async fn handle_notification(app: &App, payload: Value) -> Result<Value, lambda_runtime::Error> {
     let note: Notification = match serde_json::from_value(payload) {
         Ok(n) => n,
         Err(e) => {
@@ -323,6 +379,27 @@ mod tests {
         let out = handle(&app, sample("object-removed.json")).await.unwrap();
         assert_eq!(out["counted"], 1);
         assert_eq!(totals(&store, &t).await, (0, 0));
+    }
+
+    /// From the queue: each message's notification counted, none reported failed.
+    #[tokio::test]
+    async fn a_queue_batch_counts_each_messages_notification() {
+        let store = Arc::new(MemoryStore::new());
+        let app = App {
+            store: store.clone(),
+        };
+        let t = TenantId::new_random();
+        let message = |id: &str, e: Value| json!({"messageId": id, "body": e.to_string(), "eventSource": "aws:sqs"});
+        let batch = json!({"Records": [
+            message("m1", event("ObjectCreated:Put", &format!("tenants/{t}/a"), 10, "01")),
+            message("m2", event("ObjectCreated:Put", &format!("tenants/{t}/b"), 20, "02")),
+            // S3's test event when the notification is set up, and a body that is not JSON.
+            message("m3", json!({"Service": "Amazon S3", "Event": "s3:TestEvent"})),
+            {"messageId": "m4", "body": "not json", "eventSource": "aws:sqs"},
+        ]});
+        let out = handle(&app, batch).await.unwrap();
+        assert_eq!(out, json!({"batchItemFailures": []}));
+        assert_eq!(totals(&store, &t).await, (30, 2));
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

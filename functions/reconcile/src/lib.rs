@@ -135,10 +135,16 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
                 || r.usage_recounted.is_some()
         })
         .count();
+    let recounted = reports
+        .iter()
+        .filter(|r| r.usage_recounted.is_some())
+        .count();
     let summary = if acted == 0 && republished == 0 && listing_error.is_none() {
         "nothing to do".to_string()
     } else {
-        format!("{redriven} runs started, {republished} events republished")
+        format!(
+            "{redriven} runs started, {republished} events republished, {recounted} tenants' usage recounted"
+        )
     };
     json!({
         "summary": summary,

@@ -30,8 +30,9 @@ pub async fn recount(app: &App, t: &Tenant) -> Result<Option<Value>, String> {
         (STORED_BYTES, bytes),
         (STORED_OBJECTS, objects),
     ] {
+        // A counter never kept reads as 0: only a count that differs is drift.
         let was = read.get(name).copied();
-        if was != Some(counted) {
+        if was.unwrap_or(0) != counted {
             fixed.insert(name.into(), json!({"from": was, "to": counted}));
         }
         values.push((name.to_string(), was, counted));

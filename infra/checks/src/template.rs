@@ -308,10 +308,11 @@ mod tests {
                 let event: serde_json::Value =
                     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
                 if event.get("httpMethod").is_none() {
-                    // A task (provision-step), a scheduled event (reconcile) or a direct
-                    // invocation (users: the first operator): their own crates' tests read these.
+                    // A task (provision-step), a scheduled event (reconcile), a direct
+                    // invocation (users: the first operator) or an S3 notification (meter):
+                    // their own crates' tests read these.
                     assert!(
-                        ["provision-step", "reconcile", "users"].contains(&name.as_str()),
+                        ["provision-step", "reconcile", "users", "meter"].contains(&name.as_str()),
                         "{path:?}: not an API Gateway event"
                     );
                     continue;
