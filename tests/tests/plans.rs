@@ -505,6 +505,23 @@ async fn usage_until(
     }
 }
 
+/// `POST /tenants/{slug}/reconcile` as an operator: the report.
+async fn reconcile(platform: &Platform, op: &str, slug: &str) -> Value {
+    ok(
+        platform
+            .call(
+                "POST",
+                format!("/tenants/{slug}/reconcile"),
+                Some(op),
+                None,
+                &[],
+            )
+            .await,
+        "reconcile",
+    )
+    .await
+}
+
 fn stored(u: &Value) -> (i64, i64) {
     (
         u["stored_bytes"]["used"].as_i64().unwrap(),
@@ -650,19 +667,7 @@ async fn storage_is_counted_from_the_buckets_notifications_held_to_the_plan_and_
         stored(&usage(&platform, &member, &slug).await["usage"]),
         (0, 0)
     );
-    let report = ok(
-        platform
-            .call(
-                "POST",
-                format!("/tenants/{slug}/reconcile"),
-                Some(&op),
-                None,
-                &[],
-            )
-            .await,
-        "reconcile",
-    )
-    .await;
+    let report = reconcile(&platform, &op, &slug).await;
     let mine = report["tenants"]
         .as_array()
         .unwrap()
@@ -685,19 +690,7 @@ async fn storage_is_counted_from_the_buckets_notifications_held_to_the_plan_and_
         (300, 1)
     );
     // A second reconcile finds nothing to recount.
-    let again = ok(
-        platform
-            .call(
-                "POST",
-                format!("/tenants/{slug}/reconcile"),
-                Some(&op),
-                None,
-                &[],
-            )
-            .await,
-        "reconcile",
-    )
-    .await;
+    let again = reconcile(&platform, &op, &slug).await;
     assert_eq!(
         again["tenants"][0]["usage_recounted"],
         Value::Null,
