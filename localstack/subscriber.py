@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The sample subscriber (infra/examples/subscriber.yaml) on the emulator, for the black-box
-test of the lifecycle events (tests/tests/events.rs):
+test of the lifecycle events (tests/tests/provisioning/lifecycle_events.rs):
 
   subscriber.py deploy STACK BUS      deploys the sample stack for the platform's bus (or keeps
                                       the one deployed); prints its queue's URL

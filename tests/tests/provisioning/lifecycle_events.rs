@@ -4,12 +4,13 @@
 //! holds every event of that life, in order of `occurred_at`, each matching its JSON Schema
 //! (`infra/events/`; `localstack/subscriber.py` checks every event it reads, whichever
 //! tenant's).
+//!
+//! A module of the provisioning tests' binary: its wait for the recovery window runs beside
+//! theirs instead of after them (cargo runs test binaries one after another).
 
-mod support;
-
+use super::support::{self, ok, operator_token, unique_email, unique_slug, Platform};
 use serde_json::{json, Value};
 use std::time::Duration;
-use support::{ok, operator_token, unique_email, unique_slug, Platform};
 
 fn stack_names() -> Value {
     let path = std::env::var("STACK_FILE").expect("STACK_FILE: run `make test`");
