@@ -20,7 +20,7 @@ phase() {
 }
 stop_more() {
   local rc=${1:-0}
-  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} 2>/dev/null || true
+  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} 2>/dev/null || true
   [[ $PHASE_NAME == done ]] || phase "(stopped)"
   echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
   if ((rc != 0)); then
@@ -32,12 +32,45 @@ stop_more() {
   fi
 }
 
+# `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
+# packaging, upload, change set) of the same template as a second stack, from this build. Its
+# origin is a domain name (passkeys refuse an IP address): the black-box passkey test runs there.
+SAM_PLATFORM_ORIGIN=http://localhost:3000
+sam_path() {
+  .venv/bin/python infra/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
+  DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam OPERATOR_EMAIL=sam-operator@local.test \
+    DEPLOY_PARAMS="PlatformOrigin=$SAM_PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
+    infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
+    || { cat "$STATE_DIR/sam-deploy.log"; exit 1; }
+  ( set -a; . "$STATE_DIR/sam/stack.env"
+    curl -fsS "$API_URL/health/live" | grep -q '"live"'
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
+      -d '{"email":"nobody@example.com","password":"wrong password"}')
+    [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; }
+    # The deploy invited its first operator: accepted as the mail's recipient would, they sign in.
+    .venv/bin/python infra/first_operator.py accept --email sam-operator@local.test \
+      --accept-locally local-dev-only-sam-operator-1 --stack-file "$STATE_DIR/sam/stack.json"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
+      -d '{"email":"sam-operator@local.test","password":"local-dev-only-sam-operator-1","audience":"operator"}')
+    [[ $code == 200 ]] || { echo "sam-deployed stack: the first operator's sign-in answered $code"; exit 1; }
+    # A second run of the same step changes nothing, and another address is refused.
+    .venv/bin/python infra/first_operator.py invite --email sam-operator@local.test --stack-file "$STATE_DIR/sam/stack.json" \
+      | grep -q ': exists'
+    rc=0; .venv/bin/python infra/first_operator.py invite --email someone-else@local.test \
+      --stack-file "$STATE_DIR/sam/stack.json" 2>/dev/null || rc=$?
+    [[ $rc == 3 ]] || { echo "sam-deployed stack: a second first operator was not refused ($rc)"; exit 1; } )
+}
+
 phase "cargo build (debug)"
 cargo build --workspace --bins --quiet
 # The provisioning tests inject failures: only this build of provision-step has the switch.
 cargo build -p provision-step --features faults --quiet
-phase "emulator, PostgreSQL, stack deploy"
+phase "emulator, PostgreSQL, stack deploy (and make deploy's path beside it)"
 start_emulator
+# `make deploy`'s own path runs beside the main stack's deploy (its own stack, zips and log):
+# both mostly wait on the emulator. Waited for before the tests.
+sam_path >"$STATE_DIR/sam-path.log" 2>&1 &
+SAM_PATH_PID=$!
 start_postgres
 # Short grace window and key refresh, so the tests that wait them out are quick; a small
 # free-plan upload limit, so the oversize-upload test sends kilobytes, not megabytes.
@@ -49,33 +82,10 @@ deploy_stack saas-test target/debug \
   --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param QueryTimeoutMs=2000 --param OperatorMfa=optional \
   --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
-phase "make deploy path (sam deploy)"
-# `make deploy`'s own path, on the emulator: infra/deploy.sh runs sam deploy (SAM CLI's
-# packaging, upload, change set) of the same template as a second stack, from this build.
-.venv/bin/python infra/deploy.py --zips "$STATE_DIR/sam" --bin-dir target/debug
-# Its origin is a domain name (passkeys refuse an IP address): the black-box passkey test runs here.
-SAM_PLATFORM_ORIGIN=http://localhost:3000
-DEPLOY_ZIPS="$STATE_DIR/sam" DEPLOY_DIR="$STATE_DIR/sam" STACK=saas-sam OPERATOR_EMAIL=sam-operator@local.test \
-  DEPLOY_PARAMS="PlatformOrigin=$SAM_PLATFORM_ORIGIN LocalMode=$LOCAL_MODE SenderEmail=$SENDER_EMAIL" \
-  infra/deploy.sh </dev/null >"$STATE_DIR/sam-deploy.log" 2>&1 \
-  || { cat "$STATE_DIR/sam-deploy.log"; exit 1; }
-( set -a; . "$STATE_DIR/sam/stack.env"
-  curl -fsS "$API_URL/health/live" | grep -q '"live"'
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"nobody@example.com","password":"wrong password"}')
-  [[ $code == 401 ]] || { echo "sam-deployed stack: sign-in answered $code"; exit 1; }
-  # The deploy invited its first operator: accepted as the mail's recipient would, they sign in.
-  .venv/bin/python infra/first_operator.py accept --email sam-operator@local.test \
-    --accept-locally local-dev-only-sam-operator-1 --stack-file "$STATE_DIR/sam/stack.json"
-  code=$(curl -s -o /dev/null -w '%{http_code}' "$API_URL/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"sam-operator@local.test","password":"local-dev-only-sam-operator-1","audience":"operator"}')
-  [[ $code == 200 ]] || { echo "sam-deployed stack: the first operator's sign-in answered $code"; exit 1; }
-  # A second run of the same step changes nothing, and another address is refused.
-  .venv/bin/python infra/first_operator.py invite --email sam-operator@local.test --stack-file "$STATE_DIR/sam/stack.json" \
-    | grep -q ': exists'
-  rc=0; .venv/bin/python infra/first_operator.py invite --email someone-else@local.test \
-    --stack-file "$STATE_DIR/sam/stack.json" 2>/dev/null || rc=$?
-  [[ $rc == 3 ]] || { echo "sam-deployed stack: a second first operator was not refused ($rc)"; exit 1; } )
+phase "make deploy path (sam deploy, waited for)"
+wait "$SAM_PATH_PID" || { cat "$STATE_DIR/sam-path.log"; exit 1; }
+SAM_PATH_PID=
+cat "$STATE_DIR/sam-path.log"
 echo "make deploy path: sam deploy of the template onto the emulator, stack saas-sam answers, its first operator signs in"
 # Its API, for the black-box test of what its defaults enforce (operators must have a second
 # factor: tests/tests/mfa.rs).

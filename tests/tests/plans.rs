@@ -652,7 +652,10 @@ async fn storage_is_counted_from_the_buckets_notifications_held_to_the_plan_and_
     usage_until(&platform, &member, &slug, |u| stored(u) == (300, 1)).await;
 
     // Drift: the counters lose what happened (as if notifications were lost). The reconcile
-    // recounts them from a listing of the tenant's prefix.
+    // recounts them from a listing of the tenant's prefix, once no notification was counted
+    // for the tenant for a quiet spell (the stack's ProvisioningStaleSeconds, 5 s): one still
+    // in the meter's queue would count again what the listing holds.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     aws.dynamo
         .update_item()
         .table_name(&aws.table)

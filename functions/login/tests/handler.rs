@@ -156,6 +156,7 @@ async fn login_issues_tokens_that_open_me() {
     shared::store::CommitStore::commit(
         store.as_ref(),
         vec![shared::store::changes::Change::PutInvite {
+            replaces: false,
             user: u.id.clone(),
             invite: shared::store::Invite {
                 tenant_id: t.id.clone(),

@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 pub struct App {
     pub store: Arc<dyn Store>,
+    /// `BUCKET_NAME`: the tenants' bucket; a notification about any other is not counted.
+    pub bucket: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -39,7 +41,14 @@ struct Record {
 
 #[derive(Debug, Deserialize)]
 struct Entity {
+    #[serde(default)]
+    bucket: Option<Bucket>,
     object: Object,
+}
+
+#[derive(Debug, Deserialize)]
+struct Bucket {
+    name: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +168,16 @@ async fn handle_notification(app: &App, payload: Value) -> Result<Value, lambda_
     };
     let (mut counted, mut seen, mut ignored) = (0, 0, 0);
     for record in &note.records {
+        let ours = record
+            .s3
+            .bucket
+            .as_ref()
+            .is_some_and(|b| b.name == app.bucket);
+        if !ours {
+            tracing::warn!("a notification about another bucket; ignored");
+            ignored += 1;
+            continue;
+        }
         match count(
             app.store.as_ref(),
             record,
@@ -254,7 +273,7 @@ mod tests {
     fn event(name: &str, key: &str, size: i64, sequencer: &str) -> Value {
         json!({"Records": [{
             "eventName": name,
-            "s3": {"object": {"key": key, "size": size, "sequencer": sequencer}},
+            "s3": {"bucket": {"name": "tenants-bucket"}, "object": {"key": key, "size": size, "sequencer": sequencer}},
         }]})
     }
 
@@ -293,6 +312,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let app = App {
             store: store.clone(),
+            bucket: "tenants-bucket".into(),
         };
         let t = TenantId::new_random();
         let a = format!("tenants/{t}/a.txt");
@@ -345,6 +365,10 @@ mod tests {
         .unwrap();
         assert_eq!(out["counted"], 1);
         assert_eq!(totals(&store, &t).await, (30, 1));
+        // Another bucket's objects are not the tenants'.
+        let mut elsewhere = event("ObjectCreated:Put", &a, 5, "12");
+        elsewhere["Records"][0]["s3"]["bucket"]["name"] = json!("another-bucket");
+        assert_eq!(handle(&app, elsewhere).await.unwrap()["ignored"], 1);
         // The provisioning marker is the platform's.
         let marker = format!("tenants/{t}/.tenant");
         let out = handle(&app, event("ObjectCreated:Put", &marker, 0, "11"))
@@ -367,6 +391,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let app = App {
             store: store.clone(),
+            bucket: "saas-storage".into(),
         };
         let sample = |name: &str| -> Value {
             let path = format!("{}/../../events/meter/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -387,6 +412,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let app = App {
             store: store.clone(),
+            bucket: "tenants-bucket".into(),
         };
         let t = TenantId::new_random();
         let message = |id: &str, e: Value| json!({"messageId": id, "body": e.to_string(), "eventSource": "aws:sqs"});
@@ -407,6 +433,7 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let app = Arc::new(App {
             store: store.clone(),
+            bucket: "tenants-bucket".into(),
         });
         let t = TenantId::new_random();
         let key = format!("tenants/{t}/same.bin");

@@ -7,7 +7,11 @@ use tracing::Instrument;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let s = Startup::begin().await?;
-    let app = meter::App { store: s.store() };
+    let storage = s.read(shared::runtime::config::StorageConfig::from_env())?;
+    let app = meter::App {
+        store: s.store(),
+        bucket: storage.bucket,
+    };
     let app: &'static meter::App = Box::leak(Box::new(app));
     s.started().await;
     lambda_runtime::run(lambda_runtime::service_fn(

@@ -233,7 +233,22 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
     let max_bytes = if uploads == 0 {
         largest
     } else {
+        // Each upload of the request gets its share of what is left, so the forms of one
+        // request cannot pass the limit together.
         let room = shared::plans::upload_room(&plan, &usage, uploads)?;
+        let share = match plan.entitlements.stored_bytes {
+            Some(_) => room.min(
+                (plan.entitlements.stored_bytes.unwrap_or(0) - usage.used(Quota::StoredBytes))
+                    / uploads,
+            ),
+            None => room,
+        };
+        if share < 1 {
+            return Err(shared::plans::limit_error(
+                Quota::StoredBytes,
+                plan.entitlements.stored_bytes.unwrap_or(0),
+            ));
+        }
         let declared: i64 = wanted
             .iter()
             .filter_map(|w| w.size)
@@ -244,7 +259,7 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
                 return Err(shared::plans::limit_error(Quota::StoredBytes, limit));
             }
         }
-        u64::try_from(room).unwrap_or(1)
+        u64::try_from(share).unwrap_or(1)
     };
     let credentials = {
         use aws_credential_types::provider::ProvideCredentials;

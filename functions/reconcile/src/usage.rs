@@ -4,13 +4,23 @@
 //! a user removed for good) is set to what was counted, conditioned on the counters being
 //! what they were before the count began: a change that lands meanwhile wins, and the next
 //! reconcile counts again.
+//!
+//! Storage is recounted only after a quiet spell (no notification counted for the tenant in
+//! the last `stale_after_secs`): a notification still waiting in the meter's queue would
+//! otherwise count again what the listing already holds. A prefix of more than
+//! `MAX_LIST_PAGES` pages (1,000 objects each) is not recounted in a pass: its listing would
+//! hold the reconcile past its time.
 
 use crate::App;
 use serde_json::{json, Map, Value};
 use shared::domain::tenant::Tenant;
 use shared::store::changes::{
-    tenant_scope, Change, CommitError, SEATS_COUNT, STORAGE_MOVES, STORED_BYTES, STORED_OBJECTS,
+    tenant_scope, Change, CommitError, SEATS_COUNT, STORAGE_AT, STORAGE_MOVES, STORED_BYTES,
+    STORED_OBJECTS,
 };
+
+/// The most listing pages (1,000 objects each) one tenant's storage recount reads.
+pub const MAX_LIST_PAGES: usize = 20;
 
 /// What the recount found and set: per counter, `{from, to}`; `None` when nothing drifted.
 pub async fn recount(app: &App, t: &Tenant) -> Result<Option<Value>, String> {
@@ -22,14 +32,22 @@ pub async fn recount(app: &App, t: &Tenant) -> Result<Option<Value>, String> {
         .count_seats(&t.id, now)
         .await
         .map_err(|e| e.to_string())?;
-    let (bytes, objects) = list_prefix(app, t).await?;
+    let quiet = read
+        .get(STORAGE_AT)
+        .is_none_or(|at| now - at >= app.stale_after_secs);
+    let storage = if quiet {
+        list_prefix(app, t).await?
+    } else {
+        None
+    };
+    let mut counts = vec![(SEATS_COUNT, seats)];
+    if let Some((bytes, objects)) = storage {
+        counts.push((STORED_BYTES, bytes));
+        counts.push((STORED_OBJECTS, objects));
+    }
     let mut values = Vec::new();
     let mut fixed = Map::new();
-    for (name, counted) in [
-        (SEATS_COUNT, seats),
-        (STORED_BYTES, bytes),
-        (STORED_OBJECTS, objects),
-    ] {
+    for (name, counted) in counts {
         // A counter never kept reads as 0: only a count that differs is drift.
         let was = read.get(name).copied();
         if was.unwrap_or(0) != counted {
@@ -60,12 +78,13 @@ pub async fn recount(app: &App, t: &Tenant) -> Result<Option<Value>, String> {
     }
 }
 
-/// The bytes and objects under the tenant's prefix, from a listing.
-async fn list_prefix(app: &App, t: &Tenant) -> Result<(i64, i64), String> {
+/// The bytes and objects under the tenant's prefix, from a listing; `None` past
+/// `MAX_LIST_PAGES`.
+async fn list_prefix(app: &App, t: &Tenant) -> Result<Option<(i64, i64)>, String> {
     let prefix = format!("tenants/{}/", t.id);
     let (mut bytes, mut objects) = (0i64, 0i64);
     let mut token: Option<String> = None;
-    loop {
+    for _ in 0..MAX_LIST_PAGES {
         let out = app
             .s3
             .list_objects_v2()
@@ -90,7 +109,9 @@ async fn list_prefix(app: &App, t: &Tenant) -> Result<(i64, i64), String> {
         }
         match out.next_continuation_token() {
             Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_string()),
-            _ => return Ok((bytes, objects)),
+            _ => return Ok(Some((bytes, objects))),
         }
     }
+    tracing::warn!(tenant = %t.slug, pages = MAX_LIST_PAGES, "storage too large to recount in one pass");
+    Ok(None)
 }

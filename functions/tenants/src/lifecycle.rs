@@ -336,6 +336,7 @@ async fn create_committed(
             });
         } else {
             changes.push(Change::PutInvite {
+                replaces: false,
                 user: owner.id.clone(),
                 invite: shared::store::Invite {
                     tenant_id: tenant.id.clone(),
@@ -630,7 +631,10 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
     // of it is refused until it is back under. The answer and the event say what is over.
     let mut over_quota = Vec::new();
     if let Some((from, to)) = &plan_change {
-        changes.extend(shared::plans::plan_moves(Some(from), Some(to)));
+        // The plan left is counted down only if it is stored (a built-in plan no tenant took
+        // since plans were kept has no count; counting it down would store it at -1).
+        let left = call.store.stored_plan(&from.id).await?;
+        changes.extend(shared::plans::plan_moves(left.as_ref(), Some(to)));
         let usage = shared::plans::Usage::read(call.store, &tenant.id).await?;
         over_quota = usage
             .over(to)

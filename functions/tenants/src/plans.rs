@@ -76,9 +76,16 @@ pub(crate) async fn list(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
                 sold.extend(p.allowed_plan_ids());
             }
         }
+        // Without the platform-wide tenant count: other partners' tenants are not theirs to see.
         all.iter()
             .filter(|p| p.open() && sold.contains(&p.id))
-            .map(view)
+            .map(|p| {
+                let mut v = view(p);
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("tenants");
+                }
+                v
+            })
             .collect()
     };
     Ok(ApiResponse::ok(json!({"items": items})))
@@ -156,6 +163,15 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     // A built-in plan exists whether or not it is stored.
     if id.is_builtin() {
         return Err(exists());
+    }
+    if call.store.stored_plans().await?.len() >= shared::store::MAX_PLANS {
+        return Err(ApiError::refused(
+            ErrorCode::InvalidState,
+            format!(
+                "the catalogue holds {} plans, its most: delete one first",
+                shared::store::MAX_PLANS
+            ),
+        ));
     }
     let now = shared::runtime::time::now_unix();
     let p = Plan {

@@ -350,6 +350,7 @@ async fn invite_pending<G: Grant>(
     let again = store.invite(&user.id, &tenant.id).await?.is_some();
     let invite = grant.invite();
     let mut changes = vec![Change::PutInvite {
+        replaces: again,
         user: user.id.clone(),
         invite: crate::store::Invite {
             tenant_id: tenant.id.clone(),

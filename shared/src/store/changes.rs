@@ -136,8 +136,14 @@ pub enum Change {
         role: Role,
         at: i64,
     },
-    /// Stores `user`'s invitation (replacing an earlier one to the same tenant).
-    PutInvite { user: UserId, invite: super::Invite },
+    /// Stores `user`'s invitation to a tenant; `replaces`: a live one was read and is replaced
+    /// (refused unless it is still there and live), else none was (refused if a live one is
+    /// there now), so the seat an invitation takes is taken once (`Refusal::IdTaken`).
+    PutInvite {
+        user: UserId,
+        invite: super::Invite,
+        replaces: bool,
+    },
     /// Removes `user`'s invitation to `tenant`; refused if there is none (taken already).
     TakeInvite { user: UserId, tenant: TenantId },
     /// Changes a member's role; refused unless they are a member with role `from`.
@@ -418,6 +424,8 @@ pub const SEATS_COUNT: &str = "seats";
 pub const STORED_BYTES: &str = "stored_bytes";
 pub const STORED_OBJECTS: &str = "stored_objects";
 pub const STORAGE_MOVES: &str = "storage_moves";
+/// When the storage counters last moved (Unix seconds): a recount waits for a quiet spell.
+pub const STORAGE_AT: &str = "storage_at";
 
 /// The platform-wide counter scope of tenants by status.
 pub const TENANT_COUNTS: &str = "tenants";
@@ -653,7 +661,7 @@ impl Change {
             | Change::Outbox(_) => Refusal::IdTaken,
             Change::UpdateTenant { .. } | Change::UpdatePartner { .. } => Refusal::VersionMoved,
             Change::AddMembership { .. } => Refusal::AlreadyMember,
-            // Invitations are put unconditionally.
+            // A live invitation appeared, or the one read went.
             Change::PutInvite { .. } => Refusal::IdTaken,
             Change::TakeInvite { .. } => Refusal::InviteGone,
             Change::ChangeRole { .. } | Change::RemoveMembership { .. } => Refusal::MembershipMoved,

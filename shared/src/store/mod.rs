@@ -23,8 +23,8 @@
 //! | database | `DB#<db_id>` | `DB` | tenant, name, engine, host (no credentials), sealed connection string, `created_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=DB#<created ms, 15 digits>#<db_id>` |
 //! | redirect origin | `ORIGIN#<origin>` | `TENANT#<tenant_id>` | `tenant_id`; one per tenant that registered the origin, written and removed with the tenant's list (`Change::SetRedirectOrigins`); what a preflight of a mailed-link route reads |
 //! | plan | `PLAN#<plan_id>` | `PLAN` | name, status (`active`/`retired`), `entitlements` (JSON: seats, stored bytes and objects, databases, largest upload, tenants per partner; null is unlimited), `features` (JSON list), `tenants` (how many tenants are on it: moved in the transaction of every tenant's creation, plan change and purge; an increase is conditioned on the plan being active), `version`; `GSI2PK=PLANS`, `GSI2SK=<plan_id>`. A built-in plan (`free`, `pro`, `enterprise`) is written by its first use or edit, until then read from the deployment's configuration |
-//! | quota counters | `QUOTA#tenant:<tenant_id>` | `QUOTA` | `seats` (members and pending invitations), `databases`, `stored_bytes`, `stored_objects`, `storage_moves`: each moved in the transaction of what changes it; an increase of seats or databases is conditioned on staying within the plan's limit; a recount (the reconcile) is conditioned on the counters it read |
-//! | storage ledger | `OBJ#<tenant_id>#<sha256(object key)>` | `OBJ` | `size`, `sequencer` (the S3 event's, per key), `present`, `at`; `expires_at` (a day) once removed: what makes each S3 notification count once, in order |
+//! | quota counters | `QUOTA#tenant:<tenant_id>` | `QUOTA` | `seats` (members and pending invitations), `databases`, `stored_bytes`, `stored_objects`, `storage_moves`, `storage_at` (the last move, Unix seconds): each moved in the transaction of what changes it; an increase of seats or databases is conditioned on staying within the plan's limit; a recount (the reconcile) is conditioned on the counters it read |
+//! | storage ledger | `OBJ#<tenant_id>#<sha256(object key)>` | `OBJ` | `size`, `sequencer` (the S3 event's, per key), `present`, `at`; `expires_at` (19 days) once removed: what makes each S3 notification count once, in order |
 //! | partner slug claim | `PSLUG#<slug>` | `PSLUG` | `partner_id` |
 //! | reset token | `RESET#<sha256(token)>` | `RESET` | user, generation, `expires_at`; deleted when spent |
 //! | partner admin | `USER#<user_id>` | `PARTNER#<partner_id>` | `GSI1PK=PARTNER#<partner_id>`, `GSI1SK=USER#<user_id>` |
@@ -901,15 +901,17 @@ pub struct ObjectMark {
     pub size: i64,
     /// The S3 event's `sequencer` for the key: which of two events about one key is the later.
     pub sequencer: String,
-    /// Whether the object exists. A removed object's mark stays for a day (`expires_at`), so
-    /// that an older creation delivered late is recognised as older and not counted.
+    /// Whether the object exists. A removed object's mark stays for 19 days (`expires_at`),
+    /// so that an older creation delivered late is recognised as older and not counted.
     pub present: bool,
     /// When it was recorded (Unix seconds).
     pub at: i64,
 }
 
-/// How long a removed object's mark is kept.
-pub const REMOVED_MARK_TTL_SECS: i64 = 86_400;
+/// How long a removed object's mark is kept: longer than a notification can wait in the meter's
+/// queue (4 days) and its dead-letter queue (14 days), so a creation delivered that late is
+/// still known to be older.
+pub const REMOVED_MARK_TTL_SECS: i64 = 19 * 86_400;
 
 /// What a tenant uses: its quota counters (`QUOTA#tenant:<id>`), the storage ledger, and the
 /// recounts the reconcile makes.

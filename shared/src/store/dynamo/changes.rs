@@ -240,7 +240,11 @@ impl DynamoStore {
                 role,
                 at,
             } => vec![self.put(Self::membership_item(user, tenant, *role, *at), NEW)?],
-            Change::PutInvite { user, invite } => {
+            Change::PutInvite {
+                user,
+                invite,
+                replaces,
+            } => {
                 let mut item = key(
                     format!("USER#{user}"),
                     &format!("INVITE#{}", invite.tenant_id),
@@ -254,7 +258,20 @@ impl DynamoStore {
                 item.insert("expires_at".into(), n(invite.expires_at));
                 item.insert("GSI1PK".into(), s(format!("TENANT#{}", invite.tenant_id)));
                 item.insert("GSI1SK".into(), s(format!("INVITE#{user}")));
-                vec![self.put_always(item)?]
+                // Live is `expires_at` after the new invitation's `invited_at` (now).
+                let condition = if *replaces {
+                    "attribute_exists(PK) AND expires_at > :now"
+                } else {
+                    "attribute_not_exists(PK) OR expires_at <= :now"
+                };
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(item))
+                    .condition_expression(condition)
+                    .expression_attribute_values(":now", n(invite.invited_at));
+                vec![TransactWriteItem::builder()
+                    .put(Self::build(put.build())?)
+                    .build()]
             }
             Change::TakeInvite { user, tenant } => {
                 let d = Delete::builder()

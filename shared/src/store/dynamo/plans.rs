@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::domain::plan::{Entitlements, PlanStatus};
-use crate::store::changes::{STORAGE_MOVES, STORED_BYTES, STORED_OBJECTS};
+use crate::store::changes::{STORAGE_AT, STORAGE_MOVES, STORED_BYTES, STORED_OBJECTS};
 
 impl DynamoStore {
     /// A plan's own fields (never its tenant count), as `SET` pairs.
@@ -157,17 +157,19 @@ impl DynamoStore {
         let counters = self.update_item(
             format!("QUOTA#{}", crate::store::changes::tenant_scope(tenant)),
             "QUOTA",
-            "ADD #bytes :bytes, #objects :objects, #moves :one",
+            "ADD #bytes :bytes, #objects :objects, #moves :one SET #at = :at",
             "",
             &[
                 ("#bytes", STORED_BYTES),
                 ("#objects", STORED_OBJECTS),
                 ("#moves", STORAGE_MOVES),
+                ("#at", STORAGE_AT),
             ],
             vec![
                 (":bytes", n(size_after - size_before)),
                 (":objects", n(count_after - count_before)),
                 (":one", n(1)),
+                (":at", n(after.at)),
             ],
         )?;
         Ok(vec![

@@ -62,7 +62,17 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
         Change::RemoveMembership { user, tenant, role } => {
             member_role(d, user, tenant) != Some(*role)
         }
-        Change::PutInvite { .. } => false,
+        Change::PutInvite {
+            user,
+            invite,
+            replaces,
+        } => {
+            let live = d
+                .invites
+                .get(&(user.clone(), invite.tenant_id.clone()))
+                .is_some_and(|i| i.expires_at > invite.invited_at);
+            live != *replaces
+        }
         Change::TakeInvite { user, tenant } => {
             !d.invites.contains_key(&(user.clone(), tenant.clone()))
         }
@@ -310,7 +320,7 @@ fn apply(d: &mut Data, change: Change) {
                 m.role = to;
             }
         }
-        Change::PutInvite { user, invite } => {
+        Change::PutInvite { user, invite, .. } => {
             d.invites.insert((user, invite.tenant_id.clone()), invite);
         }
         Change::TakeInvite { user, tenant } => {
@@ -441,6 +451,10 @@ fn apply(d: &mut Data, change: Change) {
                     .entry((scope.clone(), name.to_string()))
                     .or_default() += by;
             }
+            d.counters.insert(
+                (scope, crate::store::changes::STORAGE_AT.to_string()),
+                after.at,
+            );
             d.objects.insert((tenant, key), after);
         }
         Change::SetQuotas { scope, values } => {
