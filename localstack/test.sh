@@ -20,7 +20,7 @@ phase() {
 }
 stop_more() {
   local rc=${1:-0}
-  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} 2>/dev/null || true
+  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} 2>/dev/null || true
   [[ $PHASE_NAME == done ]] || phase "(stopped)"
   echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
   if ((rc != 0)); then
@@ -91,6 +91,12 @@ echo "make deploy path: sam deploy of the template onto the emulator, stack saas
 # factor: tests/tests/mfa.rs).
 export SAM_API_URL=$(set -a; . "$STATE_DIR/sam/stack.env"; echo "$API_URL") SAM_PLATFORM_ORIGIN
 phase "Python checks"
+# The template's and the OpenAPI document's linters run beside the tests (a few seconds of CPU
+# while the tests mostly wait on the emulator); their result is read at the end.
+( .venv-tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
+  SAM_CLI_TELEMETRY=0 .venv-tools/bin/sam validate --lint --template infra/template.yaml --region us-east-1
+  .venv/bin/openapi-spec-validator infra/openapi.yaml ) >"$STATE_DIR/template-lint.log" 2>&1 &
+TEMPLATE_LINT_PID=$!
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_logs test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys test_template)
 # The console's stack is deployed now, beside the tests below, and tested after them.
@@ -120,8 +126,8 @@ CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug localstack/c
 phase "IAM check, template lint"
 # After every other test: each AWS call they caused, checked against its function's policy.
 (cd infra/checks && ../../.venv/bin/python -m unittest -v test_iam 2>&1)
-.venv-tools/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- infra/template.yaml
-SAM_CLI_TELEMETRY=0 .venv-tools/bin/sam validate --lint --template infra/template.yaml --region us-east-1
+wait "$TEMPLATE_LINT_PID" || { cat "$STATE_DIR/template-lint.log"; exit 1; }
+TEMPLATE_LINT_PID=
+cat "$STATE_DIR/template-lint.log"
 echo "template: cfn-lint (with the serverless rules) and sam validate --lint clean"
-.venv/bin/openapi-spec-validator infra/openapi.yaml
 phase done
