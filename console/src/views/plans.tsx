@@ -26,7 +26,7 @@ const LIMITS: LimitSpec[] = [
   { key: 'stored_objects', label: 'Objects', bytes: false, hint: 'Files a tenant may hold.' },
   { key: 'databases', label: 'Databases', bytes: false, hint: 'Registered databases (the query plane).' },
   { key: 'max_upload_bytes', label: 'Largest upload', bytes: true, hint: 'One file, from 1 byte to 5 GB. Always set.', required: true },
-  { key: 'partner_tenants', label: 'Tenants per partner', bytes: false, hint: 'How many tenants on this plan one partner may hold.' },
+  { key: 'partner_tenants', label: 'Tenants per partner', bytes: false, hint: 'How many tenants on this plan one partner may hold (recorded; the platform does not enforce it yet).' },
 ];
 
 /** A limit in words: a count, or bytes in KB, MB, GB; null is "Unlimited". */
