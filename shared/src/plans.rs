@@ -342,9 +342,16 @@ pub async fn release_one(
     })
 }
 
-/// What an upload may still take: the largest single upload, within what the plan's stored
-/// bytes leave; refused when no byte or no object is left for `uploads` more objects.
-pub fn upload_room(plan: &Plan, usage: &Usage, uploads: i64) -> Result<i64, ApiError> {
+/// What each of `uploads` uploads of one request may take: the largest single upload, within
+/// its share of what the plan's stored bytes leave (so the forms of one request cannot pass
+/// the limit together); refused when no byte or no object is left for them, or when the sizes
+/// they declared (`declared`, in all) pass what is left.
+pub fn upload_room(
+    plan: &Plan,
+    usage: &Usage,
+    uploads: i64,
+    declared: i64,
+) -> Result<i64, ApiError> {
     let e = &plan.entitlements;
     if let Some(l) = e.stored_objects {
         if usage.used(Quota::StoredObjects) + uploads > l {
@@ -355,10 +362,11 @@ pub fn upload_room(plan: &Plan, usage: &Usage, uploads: i64) -> Result<i64, ApiE
         None => Ok(e.max_upload_bytes),
         Some(l) => {
             let left = l - usage.used(Quota::StoredBytes);
-            if left <= 0 {
+            let share = left / uploads.max(1);
+            if share < 1 || declared > left {
                 return Err(limit_error(Quota::StoredBytes, l));
             }
-            Ok(left.min(e.max_upload_bytes))
+            Ok(share.min(e.max_upload_bytes))
         }
     }
 }
@@ -408,20 +416,26 @@ mod tests {
     fn an_upload_gets_the_smaller_of_the_largest_upload_and_the_bytes_left() {
         let p = plan(None, Some(1000), Some(5));
         assert_eq!(
-            upload_room(&p, &usage(&[("stored_bytes", 950)]), 1).unwrap(),
+            upload_room(&p, &usage(&[("stored_bytes", 950)]), 1, 0).unwrap(),
             50
         );
         assert_eq!(
-            upload_room(&p, &usage(&[("stored_bytes", 10)]), 1).unwrap(),
+            upload_room(&p, &usage(&[("stored_bytes", 10)]), 1, 0).unwrap(),
             100
         );
-        let full = upload_room(&p, &usage(&[("stored_bytes", 1000)]), 1).unwrap_err();
+        // Two forms share what is left; declared sizes past it are refused.
+        assert_eq!(
+            upload_room(&p, &usage(&[("stored_bytes", 900)]), 2, 0).unwrap(),
+            50
+        );
+        assert!(upload_room(&p, &usage(&[("stored_bytes", 900)]), 1, 101).is_err());
+        let full = upload_room(&p, &usage(&[("stored_bytes", 1000)]), 1, 0).unwrap_err();
         assert_eq!(full.status(), 409);
         assert!(format!("{full:?}").contains("StorageLimit"));
-        let objects = upload_room(&p, &usage(&[("stored_objects", 4)]), 2).unwrap_err();
+        let objects = upload_room(&p, &usage(&[("stored_objects", 4)]), 2, 0).unwrap_err();
         assert!(format!("{objects:?}").contains("ObjectLimit"));
         assert_eq!(
-            upload_room(&plan(None, None, None), &usage(&[]), 50).unwrap(),
+            upload_room(&plan(None, None, None), &usage(&[]), 50, 0).unwrap(),
             100
         );
     }

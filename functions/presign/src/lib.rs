@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use shared::access::gate::{Granted, Intent, Need};
 use shared::access::jwt::TokenKeys;
 use shared::domain::fields::FieldError;
-use shared::domain::plan::{BuiltinPlans, Quota};
+use shared::domain::plan::BuiltinPlans;
 use shared::domain::tenant::Tenant;
 use shared::http::call::Call;
 use shared::http::request::{json_body, matched, RequestContext};
@@ -233,32 +233,12 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
     let max_bytes = if uploads == 0 {
         largest
     } else {
-        // Each upload of the request gets its share of what is left, so the forms of one
-        // request cannot pass the limit together.
-        let room = shared::plans::upload_room(&plan, &usage, uploads)?;
-        let share = match plan.entitlements.stored_bytes {
-            Some(_) => room.min(
-                (plan.entitlements.stored_bytes.unwrap_or(0) - usage.used(Quota::StoredBytes))
-                    / uploads,
-            ),
-            None => room,
-        };
-        if share < 1 {
-            return Err(shared::plans::limit_error(
-                Quota::StoredBytes,
-                plan.entitlements.stored_bytes.unwrap_or(0),
-            ));
-        }
         let declared: i64 = wanted
             .iter()
             .filter_map(|w| w.size)
             .map(|n| i64::try_from(n).unwrap_or(i64::MAX))
-            .sum();
-        if let Some(limit) = plan.entitlements.stored_bytes {
-            if declared > limit - usage.used(Quota::StoredBytes) {
-                return Err(shared::plans::limit_error(Quota::StoredBytes, limit));
-            }
-        }
+            .fold(0i64, i64::saturating_add);
+        let share = shared::plans::upload_room(&plan, &usage, uploads, declared)?;
         u64::try_from(share).unwrap_or(1)
     };
     let credentials = {

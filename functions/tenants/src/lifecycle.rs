@@ -632,9 +632,10 @@ pub(crate) async fn patch(call: &Call<'_>, granted: Granted) -> Result<ApiRespon
     let mut over_quota = Vec::new();
     if let Some((from, to)) = &plan_change {
         // The plan left is counted down only if it is stored (a built-in plan no tenant took
-        // since plans were kept has no count; counting it down would store it at -1).
-        let left = call.store.stored_plan(&from.id).await?;
-        changes.extend(shared::plans::plan_moves(left.as_ref(), Some(to)));
+        // since plans were kept has no count, and version 0: counting it down would store it
+        // at -1). The catalogue read it already.
+        let left = (from.version > 0).then_some(from);
+        changes.extend(shared::plans::plan_moves(left, Some(to)));
         let usage = shared::plans::Usage::read(call.store, &tenant.id).await?;
         over_quota = usage
             .over(to)
