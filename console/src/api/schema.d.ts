@@ -187,6 +187,15 @@ export interface paths {
                                     /** @description Unix seconds */
                                     expires_at: number;
                                 }[];
+                                /** @description Only with an impersonation token (`POST /auth/impersonate`). */
+                                impersonation?: {
+                                    id: string;
+                                    operator_id: string;
+                                    tenant_id: string;
+                                    write: boolean;
+                                    /** @description Unix seconds */
+                                    expires_at: number;
+                                };
                             };
                         };
                     };
@@ -3224,6 +3233,605 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every feature flag (operators). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["FlagList"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        /**
+         * Add a feature flag (operators).
+         * @description 409 `FLAG_EXISTS` when the key is taken; 400 `VALIDATION_ERROR` names the field
+         *     (`key: ...`). `rollout_percent` defaults to 0.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FlagCreate"];
+                };
+            };
+            responses: {
+                201: components["responses"]["Flag"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flags/{key}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: components["parameters"]["FlagKey"];
+            };
+            cookie?: never;
+        };
+        /** One flag, with its ETag (`"f<version>"`) (operators). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Flag"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Remove a flag and its overrides (operators). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description The flag is gone. */
+                200: {
+                    headers: {
+                        "X-Request-ID": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                key: components["schemas"]["FlagKey"];
+                                /** @enum {boolean} */
+                                deleted: true;
+                            };
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        /**
+         * Change a flag's description, owner, state or rollout (operators).
+         * @description `If-Match` is required (428 `PRECONDITION_REQUIRED` without it; 412 when stale). A killed
+         *     flag is brought back by setting its state (`off`, `on` or `rollout`).
+         */
+        patch: {
+            parameters: {
+                query?: never;
+                header: {
+                    /** @description The `ETag` read; a stale one is 412 and changes nothing. */
+                    "If-Match": string;
+                };
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["FlagPatch"];
+                };
+            };
+            responses: {
+                200: components["responses"]["Flag"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                412: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                428: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        trace?: never;
+    };
+    "/flags/{key}/kill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: components["parameters"]["FlagKey"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * The kill switch - the flag is off everywhere, overrides included (operators).
+         * @description No `If-Match`: an emergency needs one call. The state becomes `killed`, with who, when
+         *     and why; a `PATCH` of the state brings it back.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Flag"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flags/{key}/overrides/{axis}/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: components["parameters"]["FlagKey"];
+                axis: components["parameters"]["FlagAxis"];
+                /** @description A user id, a tenant's slug, a partner id or a plan id (by the axis). */
+                id: components["parameters"]["FlagTarget"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Set the flag's value for one user, tenant, partner or plan (operators).
+         * @description `id` is a user id, a tenant's slug (stored as the tenant's id, the slug kept as the
+         *     override's label), a partner id or a plan id. 404 `USER_NOT_FOUND`, `TENANT_NOT_FOUND`,
+         *     `PARTNER_NOT_FOUND` or `PLAN_NOT_FOUND` when it does not exist. At most 100 overrides per
+         *     axis.
+         */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                    axis: components["parameters"]["FlagAxis"];
+                    /** @description A user id, a tenant's slug, a partner id or a plan id (by the axis). */
+                    id: components["parameters"]["FlagTarget"];
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        value: boolean;
+                    };
+                };
+            };
+            responses: {
+                200: components["responses"]["Flag"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        post?: never;
+        /** Remove one override (the same `id` as its `PUT`) (operators). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                    axis: components["parameters"]["FlagAxis"];
+                    /** @description A user id, a tenant's slug, a partner id or a plan id (by the axis). */
+                    id: components["parameters"]["FlagTarget"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Flag"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/flags/{key}/evaluate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                key: components["parameters"]["FlagKey"];
+            };
+            cookie?: never;
+        };
+        /**
+         * The flag's value for a tenant (and a user), and why (operators).
+         * @description The first that applies: killed, a user override, a tenant override, a partner override,
+         *     a plan override, then the state (`on`, `off`, or `rollout`: the tenant is in when its
+         *     stable bucket, a hash of the flag key and the tenant id in 0-9999, is below
+         *     `rollout_percent` * 100).
+         */
+        get: {
+            parameters: {
+                query: {
+                    /** @description A tenant slug. */
+                    tenant: components["schemas"]["Slug"];
+                    /** @description A user id. */
+                    user?: string;
+                };
+                header?: never;
+                path: {
+                    key: components["parameters"]["FlagKey"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["FlagEvaluation"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenants/{slug}/flags": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: components["parameters"]["TenantSlug"];
+            };
+            cookie?: never;
+        };
+        /** Every flag's value for this tenant and the caller (its members, its partner's admins, operators). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["TenantFlagList"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenants/{slug}/impersonation-approvals": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: components["parameters"]["TenantSlug"];
+            };
+            cookie?: never;
+        };
+        /** The tenant's requests to act as one of its members with write access (operators, the tenant's owners). */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["ApprovalList"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        put?: never;
+        /**
+         * Ask the tenant's owners to let the caller act as a member with write access (operators).
+         * @description The tenant's owners are mailed. Audited as `impersonation.approval_requested`. Only
+         *     write access needs an approval; an approved one is usable once, until `expires_at`.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        user_id: string;
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                201: components["responses"]["Approval"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenants/{slug}/impersonation-approvals/{id}/approve": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: components["parameters"]["TenantSlug"];
+                id: components["parameters"]["ApprovalId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Approve a pending request (the tenant's owners). Audited as `impersonation.approved`. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                    id: components["parameters"]["ApprovalId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Approval"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/tenants/{slug}/impersonation-approvals/{id}/decline": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                slug: components["parameters"]["TenantSlug"];
+                id: components["parameters"]["ApprovalId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decline a pending request (the tenant's owners). Audited as `impersonation.declined`. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    slug: components["parameters"]["TenantSlug"];
+                    id: components["parameters"]["ApprovalId"];
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                200: components["responses"]["Approval"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                409: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/auth/impersonate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * An operator's token exchange (RFC 8693) for a short access token acting as a member of one tenant.
+         * @description With the operator's own access token. No refresh token; at most 15 minutes. The token
+         *     sees only that tenant (others 404); with `scope` `read` every POST, PUT, PATCH and DELETE
+         *     is 403 `IMPERSONATION_READ_ONLY`, and `/account` changes are refused with either scope.
+         *     Refusals: 403 `IMPERSONATION_FORBIDDEN` (the target is an operator, a partner admin or
+         *     oneself, or the tenant is suspended or deleted), 404 `USER_NOT_FOUND` (not a member),
+         *     403 `MFA_REQUIRED` (write without a second factor in the last 5 minutes), 403
+         *     `APPROVAL_REQUIRED` (write without an approved, unused approval for the same operator,
+         *     user and tenant). Every request made with it, its start and its end are in the tenant's
+         *     audit (`impersonation.started`, `impersonation.request`, `impersonation.ended`), the
+         *     operator as the actor.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": components["schemas"]["ImpersonationRequest"];
+                };
+            };
+            responses: {
+                200: components["responses"]["ImpersonationToken"];
+                400: components["responses"]["Error"];
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                404: components["responses"]["Error"];
+                413: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        /** End the impersonation (with its own token); the token is refused from then on (401 `INVALID_TOKEN`). */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Ended. */
+                200: {
+                    headers: {
+                        "X-Request-ID": components["headers"]["RequestId"];
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @enum {boolean} */
+                            success: true;
+                            data: {
+                                id: string;
+                                /** @enum {boolean} */
+                                ended: true;
+                            };
+                        };
+                    };
+                };
+                401: components["responses"]["Error"];
+                403: components["responses"]["Error"];
+                503: components["responses"]["Error"];
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -3318,7 +3926,7 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "PLAN_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "SEAT_LIMIT" | "STORAGE_LIMIT" | "OBJECT_LIMIT" | "PLAN_EXISTS" | "PLAN_IN_USE" | "PLAN_BUILTIN" | "PLAN_RETIRED" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "PRECONDITION_REQUIRED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "PLAN_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "SEAT_LIMIT" | "STORAGE_LIMIT" | "OBJECT_LIMIT" | "PLAN_EXISTS" | "PLAN_IN_USE" | "PLAN_BUILTIN" | "PLAN_RETIRED" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "PRECONDITION_REQUIRED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "FLAG_EXISTS" | "FLAG_NOT_FOUND" | "VALIDATION_ERROR" | "IMPERSONATION_FORBIDDEN" | "IMPERSONATION_READ_ONLY" | "APPROVAL_REQUIRED" | "INTERNAL_ERROR";
         /** @description Lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen. */
         PlanId: string;
         /**
@@ -3713,6 +4321,135 @@ export interface components {
             alg?: "EdDSA";
             /** @enum {string} */
             use?: "sig";
+        };
+        /** @description Lower-case dotted segments, each starting with a letter (`billing.new-invoices`). */
+        FlagKey: string;
+        /** @enum {string} */
+        FlagAxis: "user" | "tenant" | "partner" | "plan";
+        /** @enum {string} */
+        FlagState: "off" | "on" | "rollout" | "killed";
+        FlagOverride: {
+            axis: components["schemas"]["FlagAxis"];
+            /** @description The user, tenant, partner or plan id. */
+            id: string;
+            /** @description A tenant override's slug. */
+            label: string | null;
+            value: boolean;
+            /** @description Unix seconds. */
+            set_at: number;
+            /** @description The operator's user id. */
+            set_by: string;
+        };
+        Flag: {
+            key: components["schemas"]["FlagKey"];
+            description: string;
+            /** @description A team or an e-mail address. */
+            owner: string;
+            state: components["schemas"]["FlagState"];
+            rollout_percent: number;
+            overrides: components["schemas"]["FlagOverride"][];
+            version: number;
+            /** @description Unix seconds. */
+            created_at: number;
+            /** @description Unix seconds. */
+            updated_at: number;
+            /** @description Unix seconds. */
+            killed_at: number | null;
+            /** @description The operator's user id. */
+            killed_by: string | null;
+            kill_reason: string | null;
+        };
+        FlagCreate: {
+            key: components["schemas"]["FlagKey"];
+            description: string;
+            owner: string;
+            /** @enum {string} */
+            state: "off" | "on" | "rollout";
+            rollout_percent?: number;
+        };
+        FlagPatch: {
+            description?: string;
+            owner?: string;
+            /** @enum {string} */
+            state?: "off" | "on" | "rollout";
+            rollout_percent?: number;
+        };
+        /**
+         * @description The rule that decided a flag's value.
+         * @enum {string}
+         */
+        FlagReason: "killed" | "user_override" | "tenant_override" | "partner_override" | "plan_override" | "on" | "off" | "rollout_in" | "rollout_out";
+        FlagEvaluation: {
+            key: components["schemas"]["FlagKey"];
+            value: boolean;
+            reason: components["schemas"]["FlagReason"];
+            tenant: {
+                id: string;
+                slug: components["schemas"]["Slug"];
+                partner_id: string | null;
+                plan: components["schemas"]["PlanId"];
+            };
+            user_id: string | null;
+            /** @description The tenant's stable bucket (a rollout decided it). */
+            bucket?: number;
+            rollout_percent?: number;
+        };
+        TenantFlag: {
+            key: components["schemas"]["FlagKey"];
+            value: boolean;
+            reason: components["schemas"]["FlagReason"];
+        };
+        ImpersonationApproval: {
+            id: string;
+            tenant_id: string;
+            user_id: string;
+            operator_id: string;
+            reason: string;
+            /** @enum {string} */
+            status: "pending" | "approved" | "declined" | "used";
+            /** @description Unix seconds. */
+            created_at: number;
+            /** @description Unix seconds; an approved request is usable once until then. */
+            expires_at: number;
+            decided_by: string | null;
+            /** @description Unix seconds. */
+            decided_at: number | null;
+        };
+        ImpersonationRequest: {
+            /** @enum {string} */
+            grant_type: "urn:ietf:params:oauth:grant-type:token-exchange";
+            /** @description The member's user id. */
+            subject_token: string;
+            /** @enum {string} */
+            subject_token_type: "urn:saas-control-plane:token-type:user-id";
+            tenant: components["schemas"]["Slug"];
+            reason: string;
+            /** @enum {string} */
+            scope: "read" | "write";
+            /** @description An approved request's id; required for write. */
+            approval_id?: string;
+        };
+        Impersonation: {
+            id: string;
+            tenant_id: string;
+            tenant_slug: components["schemas"]["Slug"];
+            user_id: string;
+            user_email: string;
+            operator_id: string;
+            /** @description Unix seconds. */
+            expires_at: number;
+            write: boolean;
+        };
+        ImpersonationToken: {
+            access_token: string;
+            /** @enum {string} */
+            issued_token_type: "urn:ietf:params:oauth:token-type:access_token";
+            /** @enum {string} */
+            token_type: "Bearer";
+            expires_in: number;
+            /** @enum {string} */
+            scope: "read" | "write";
+            impersonation: components["schemas"]["Impersonation"];
         };
     };
     responses: {
@@ -4172,6 +4909,111 @@ export interface components {
                 };
             };
         };
+        /** @description A feature flag. */
+        Flag: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                ETag?: string;
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["Flag"];
+                };
+            };
+        };
+        /** @description Every flag (no pages). */
+        FlagList: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        items: components["schemas"]["Flag"][];
+                    };
+                };
+            };
+        };
+        /** @description A flag's value for a tenant (and a user), and the rule that decided it. */
+        FlagEvaluation: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["FlagEvaluation"];
+                };
+            };
+        };
+        /** @description Every flag's value for the tenant and the caller. */
+        TenantFlagList: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        items: components["schemas"]["TenantFlag"][];
+                    };
+                };
+            };
+        };
+        /** @description A request to act as a member with write access. */
+        Approval: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["ImpersonationApproval"];
+                };
+            };
+        };
+        /** @description The tenant's impersonation approvals. */
+        ApprovalList: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: {
+                        items: components["schemas"]["ImpersonationApproval"][];
+                    };
+                };
+            };
+        };
+        /** @description The token exchange's answer (RFC 8693), in the envelope. */
+        ImpersonationToken: {
+            headers: {
+                "X-Request-ID": components["headers"]["RequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": {
+                    /** @enum {boolean} */
+                    success: true;
+                    data: components["schemas"]["ImpersonationToken"];
+                };
+            };
+        };
     };
     parameters: {
         UserId: string;
@@ -4197,6 +5039,11 @@ export interface components {
          *     first request runs is 409.
          */
         IdempotencyKey: string;
+        FlagKey: components["schemas"]["FlagKey"];
+        FlagAxis: components["schemas"]["FlagAxis"];
+        /** @description A user id, a tenant's slug, a partner id or a plan id (by the axis). */
+        FlagTarget: string;
+        ApprovalId: string;
     };
     requestBodies: {
         RefreshToken: {
