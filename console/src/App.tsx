@@ -11,6 +11,8 @@ import { TenantList, NewTenant } from './views/tenants';
 import { TenantPage } from './views/tenant';
 import { PartnerList, NewPartner, PartnerPage } from './views/partners';
 import { PlanList, NewPlan, PlanPage } from './views/plans';
+import { FlagList, NewFlag, FlagPage } from './views/flags';
+import { ActingBanner, ActingEndedNotice } from './views/acting';
 import { AuditLog } from './views/audit';
 import { Invitations } from './views/invitations';
 import { Platform } from './views/platform';
@@ -25,6 +27,9 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
   const [who, setWho] = useState<Who | null>(null);
   const [whoError, setWhoError] = useState<unknown>(null);
   const signedIn = session.signedIn;
+  // Who the API sees: the account, or the member an operator acts as.
+  const identity = session.identity;
+  const whoFor = useRef('');
 
   useEffect(() => session.subscribe(() => force((n) => n + 1)), []);
   useEffect(() => {
@@ -34,12 +39,31 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
   useEffect(() => {
     if (!signedIn) {
       setWho(null);
+      whoFor.current = '';
       return;
     }
-    if (who && who.email === session.email) return;
+    if (who && whoFor.current === identity) return;
+    // Into or out of an impersonation: nothing renders with the previous one's rights meanwhile.
+    if (whoFor.current.includes('|acting:') || identity.includes('|acting:')) setWho(null);
     setWhoError(null);
-    loadWho().then(setWho, setWhoError);
-  }, [signedIn, session.email]);
+    loadWho().then(
+      (w) => {
+        if (session.identity !== identity) return;
+        whoFor.current = identity;
+        setWho(w);
+      },
+      (e) => {
+        if (session.identity === identity) setWhoError(e);
+      },
+    );
+  }, [signedIn, identity]);
+  // An impersonation that ends (stopped, timed out, refused) goes back where it was started.
+  const actingId = session.acting?.info.id ?? null;
+  const wasActing = useRef<string | null>(null);
+  useEffect(() => {
+    if (wasActing.current && !actingId && session.actingEnded) navigate(session.actingEnded.from);
+    wasActing.current = actingId;
+  }, [actingId]);
   // After the account's own memberships change (an invitation answered); errors go to the caller.
   const reloadWho = useCallback(async () => {
     const w = await loadWho();
@@ -85,6 +109,11 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
 
 function Routes({ loc, who }: { loc: Location; who: Who }) {
   const p = loc.path;
+  // Acting as a member: that one tenant's pages, nothing else (the token sees nothing else).
+  if (who.acting) {
+    const home = `/tenants/${who.acting.tenant}`;
+    if (p !== home && !p.startsWith(`${home}/`)) return <Redirect to={home} />;
+  }
   // An operator who must enrol a second factor can do nothing else: the Account page says why.
   if (session.enrolmentRequired && p !== '/account') return <Redirect to="/account" />;
   if (p === '/account') return <AccountPage />;
@@ -104,6 +133,10 @@ function Routes({ loc, who }: { loc: Location; who: Who }) {
   if (p === '/plans/new') return <NewPlan />;
   m = match('/plans/:id', p);
   if (m) return <PlanPage id={m.id!} />;
+  if (p === '/flags') return <FlagList />;
+  if (p === '/flags/new') return <NewFlag />;
+  m = match('/flags/:key', p);
+  if (m) return <FlagPage flagKey={m.key!} />;
   if (p === '/audit') return <AuditLog loc={loc} />;
   if (p === '/platform') return <Platform />;
   if (p === '/users') return <UserList loc={loc} />;
@@ -179,7 +212,8 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
   useEffect(() => setMenu(false), [loc.path]);
   const items: [string, string][] = [];
   if (!who || who.operator || who.partnerAdmin || who.manages.length) items.push(['/tenants', who && !who.operator && !who.partnerAdmin ? 'My tenants' : 'Tenants']);
-  if (who?.operator) items.push(['/partners', 'Partners'], ['/plans', 'Plans'], ['/users', 'Users'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
+  if (who?.operator) items.push(['/partners', 'Partners'], ['/plans', 'Plans'], ['/flags', 'Flags'], ['/users', 'Users'], ['/audit', 'Audit log'], ['/platform', 'Platform']);
+  if (who?.acting) items.splice(0, items.length, [`/tenants/${who.acting.tenant}`, `Tenant ${who.acting.tenant}`]);
   // Until a required second factor is set up, only the Account page works.
   if (session.enrolmentRequired) items.length = 0;
   return (
@@ -209,11 +243,33 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
           </ul>
           <div class="account">
             <span class="who">
-              <Link to="/account" class="account-link" aria-current={loc.path === '/account' ? 'page' : undefined}>
-                <span class="visually-hidden">Your account: </span>
-                {session.email}
-              </Link>
-              {who && <span class="role">{who.operator ? 'operator' : who.partnerAdmin ? 'partner admin' : who.manages.some((m) => m.role === 'owner') ? 'tenant owner' : who.manages.length ? 'tenant admin' : 'no console role'}</span>}
+              {session.acting ? (
+                // The account pages are the operator's own: not reachable as someone else.
+                <span class="account-link">
+                  <span class="visually-hidden">Signed in as </span>
+                  {session.email}
+                </span>
+              ) : (
+                <Link to="/account" class="account-link" aria-current={loc.path === '/account' ? 'page' : undefined}>
+                  <span class="visually-hidden">Your account: </span>
+                  {session.email}
+                </Link>
+              )}
+              {who && (
+                <span class="role">
+                  {who.acting
+                    ? 'acting as a member'
+                    : who.operator
+                      ? 'operator'
+                      : who.partnerAdmin
+                        ? 'partner admin'
+                        : who.manages.some((m) => m.role === 'owner')
+                          ? 'tenant owner'
+                          : who.manages.length
+                            ? 'tenant admin'
+                            : 'no console role'}
+                </span>
+              )}
             </span>
             <button type="button" onClick={() => void session.signOut()}>
               Sign out
@@ -221,8 +277,10 @@ function Shell({ who, children }: { who: Who | null; children: ComponentChildren
           </div>
         </nav>
       </header>
+      <ActingBanner />
       <main id="main" tabIndex={-1}>
-        {who && !who.operator && !who.partnerAdmin && !who.manages.length && loc.path !== '/account' ? (
+        <ActingEndedNotice />
+        {who && !who.acting && !who.operator && !who.partnerAdmin && !who.manages.length && loc.path !== '/account' ? (
           <Page title="Nothing to operate">
             {/* The landing address is the tenant list's, where a tenant joined here then shows. */}
             {loc.path === '/' && <Redirect to="/tenants" />}

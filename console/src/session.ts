@@ -5,8 +5,13 @@
 // token is never presented again, so tabs never sign each other out. Signing out ends the
 // session on the server and in every tab. An account with a second factor signs in in two
 // steps: the password answers a short-lived challenge, which a code then exchanges for tokens.
-import { post, ApiError } from './api/client';
-import type { MfaMethod, SignInAnswer, Tokens } from './api/types';
+// An operator may act as a member of one tenant for a few minutes: the impersonation token is
+// used in place of the operator's while it lasts, in this tab's memory only, and is never
+// refreshed; the operator's own session waits aside (not refreshed meanwhile) and is refreshed
+// on return if its access token expired. Stopping, expiry, a 401 on the impersonation token or a
+// closed tab all end it.
+import { del, post, url, ApiError } from './api/client';
+import type { Impersonation, ImpersonationEnded, ImpersonationToken, MfaMethod, SignInAnswer, Tokens } from './api/types';
 
 type Audience = Tokens['audience'];
 interface Stored {
@@ -24,6 +29,24 @@ type Message =
   | { type: 'tokens'; access: Access; stored: Stored }
   | { type: 'email'; email: string }
   | { type: 'logout'; reason: string };
+
+/** An operator acting as a member of one tenant (`POST /auth/impersonate`). */
+export interface Acting {
+  token: string;
+  /** Date.now() milliseconds when the token stops working. */
+  expiresAt: number;
+  info: Impersonation;
+  /** Where the operator was when it started: the console goes back there when it ends. */
+  from: string;
+}
+
+/** Why the last impersonation ended, for the notice the console shows after it. */
+export interface ActingEnded {
+  email: string;
+  tenant: string;
+  why: 'stopped' | 'expired' | 'refused';
+  from: string;
+}
 
 /** The second step of a sign-in: the challenge is bound to the audience it was issued for. */
 export interface MfaChallenge {
@@ -67,9 +90,100 @@ class Session {
   /** An API call answered 403 MFA_ENROLLMENT_REQUIRED: this operator must enrol a second
    * factor before anything else (the console shows the Account page until then). */
   enrolmentRequired = false;
+  private actingAs: Acting | null = null;
+  private actingTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The last impersonation's end, until the console has shown it (`clearActingEnded`). */
+  actingEnded: ActingEnded | null = null;
 
   constructor() {
     this.chan?.addEventListener('message', (ev: MessageEvent<Message>) => this.onMessage(ev.data));
+    // A closed or reloaded tab takes the token with it (memory only): end it on the server too,
+    // so the audit says when it stopped and nobody can use it meanwhile.
+    if (typeof addEventListener !== 'undefined') addEventListener('pagehide', () => this.endActingOnServer());
+  }
+
+  /** The impersonation this tab is in, or null (the operator's own session). */
+  get acting(): Acting | null {
+    return this.actingAs;
+  }
+
+  /** Who the API sees: the signed-in account, or the member acted as (views reload on change). */
+  get identity(): string {
+    return this.actingAs ? `${this.email}|acting:${this.actingAs.info.id}` : this.email;
+  }
+
+  /** Adopts an impersonation token (the answer of `POST /auth/impersonate`). */
+  startActing(t: ImpersonationToken, from: string) {
+    // The token's own expiry, never later than what `expires_in` says counted from now.
+    const byTtl = Date.now() + t.expires_in * 1000;
+    const byClaim = t.impersonation.expires_at * 1000;
+    const expiresAt = Math.min(byTtl, byClaim > 0 ? byClaim : byTtl);
+    this.actingAs = { token: t.access_token, expiresAt, info: t.impersonation, from };
+    this.actingEnded = null;
+    // The operator's own token is not refreshed meanwhile (it is not used); on return it is.
+    clearTimeout(this.timer);
+    clearTimeout(this.actingTimer);
+    this.actingTimer = setTimeout(() => this.endActing('expired'), Math.max(0, expiresAt - Date.now()));
+    this.emit();
+  }
+
+  /** Stop: `DELETE /auth/impersonate` with the impersonation token, then back to the operator's
+   * session. The local end happens even when the call fails (the token lapses on its own). */
+  async stopActing(): Promise<ImpersonationEnded | null> {
+    const a = this.actingAs;
+    if (!a) return null;
+    let answer: ImpersonationEnded | null = null;
+    try {
+      answer = (await del<ImpersonationEnded>('/auth/impersonate', { auth: false, headers: { authorization: `Bearer ${a.token}` } })).data;
+    } finally {
+      this.endActing('stopped');
+    }
+    return answer;
+  }
+
+  /** Whether `token` is the impersonation token (a 401 on it ends the impersonation, never the
+   * operator's session, and is never answered with a refresh). */
+  isActingToken(token: string | null): boolean {
+    return !!token && this.actingAs?.token === token;
+  }
+
+  /** The API refused the impersonation token (401): it was ended elsewhere or ran out. */
+  actingRefused(token: string) {
+    if (this.actingAs?.token === token) this.endActing('refused');
+  }
+
+  clearActingEnded() {
+    if (!this.actingEnded) return;
+    this.actingEnded = null;
+    this.emit();
+  }
+
+  private endActing(why: ActingEnded['why']) {
+    const a = this.actingAs;
+    clearTimeout(this.actingTimer);
+    if (!a) return;
+    this.actingAs = null;
+    this.actingEnded = { email: a.info.user_email, tenant: a.info.tenant_slug, why, from: a.from };
+    // The operator's session again: refreshed now if its token expired meanwhile, else on time.
+    this.schedule();
+    this.emit();
+  }
+
+  /** `DELETE /auth/impersonate` that outlives the page (`keepalive`), answered or not. */
+  private endActingOnServer() {
+    const a = this.actingAs;
+    if (!a || a.expiresAt <= Date.now()) return;
+    try {
+      void fetch(url('/auth/impersonate'), {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${a.token}`, accept: 'application/json' },
+        keepalive: true,
+        credentials: 'omit',
+        referrerPolicy: 'no-referrer',
+      }).catch(() => undefined);
+    } catch {
+      // Best effort: the token lapses within minutes anyway.
+    }
   }
 
   get signedIn() {
@@ -183,15 +297,23 @@ class Session {
 
   private schedule() {
     clearTimeout(this.timer);
-    // During `rotate` nothing is due: it schedules once the call is answered.
-    if (!this.access || this.rotating) return;
+    // During `rotate` nothing is due: it schedules once the call is answered. While acting as
+    // someone the operator's token is not used: it is refreshed when the impersonation ends.
+    if (!this.access || this.rotating || this.actingAs) return;
     const due = this.access.token;
     const delay = Math.max(0, this.access.exp - Date.now() - this.lead());
     this.timer = setTimeout(() => void this.refresh(due).catch(() => undefined), delay);
   }
 
-  /** A usable access token, refreshed first when it is about to expire. */
+  /** The token calls carry: the impersonation token while acting (never refreshed: once it has
+   * run out the call is not sent at all, rather than sent as the operator), else the
+   * operator's own, refreshed first when it is about to expire. */
   async accessToken(): Promise<string | null> {
+    if (this.actingAs) {
+      if (this.actingAs.expiresAt - Date.now() > 0) return this.actingAs.token;
+      this.endActing('expired');
+      throw new ApiError(401, 'IMPERSONATION_ENDED', 'The impersonation ran out of time before this request: nothing was sent. You are back in your own session.', null);
+    }
     if (!this.stored) return null;
     if (this.access && this.access.exp - Date.now() > 1_000) return this.access.token;
     return this.refresh(this.access?.token ?? null);
@@ -250,6 +372,13 @@ class Session {
   }
 
   async signOut(reason = 'You signed out.'): Promise<void> {
+    if (this.actingAs) {
+      try {
+        await this.stopActing();
+      } catch {
+        // Ended here either way; the token lapses within minutes.
+      }
+    }
     const refresh = this.stored?.refresh;
     this.end(reason, true);
     if (refresh) {
@@ -263,6 +392,12 @@ class Session {
 
   private end(reason: string, broadcast: boolean) {
     clearTimeout(this.timer);
+    clearTimeout(this.actingTimer);
+    if (this.actingAs) {
+      this.endActingOnServer();
+      this.actingAs = null;
+    }
+    this.actingEnded = null;
     const had = this.stored !== null;
     this.access = null;
     this.stored = null;

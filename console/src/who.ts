@@ -4,6 +4,7 @@ import { createContext } from 'preact';
 import { useContext } from 'preact/hooks';
 import { get, ApiError } from './api/client';
 import type { Invitation, Me, TenantListData } from './api/types';
+import { session } from './session';
 
 export interface Who {
   userId: string;
@@ -16,10 +17,27 @@ export interface Who {
   manages: { slug: string; role: string }[];
   /** Tenants this account was invited to and has not answered (it holds nothing there yet). */
   invitations: Invitation[];
+  /** An operator acting as this user (an impersonation token): the one tenant it may see. */
+  acting: { tenant: string; role: string | null; write: boolean } | null;
 }
 
 export async function loadWho(): Promise<Who> {
   const me = (await get<Me>('/auth/me')).data;
+  const acting = session.acting;
+  if (acting) {
+    // The token sees one tenant: the console offers that tenant alone, with the user's role there.
+    const slug = acting.info.tenant_slug;
+    const role = me.memberships.find((m) => m.tenant_slug === slug)?.role ?? null;
+    return {
+      userId: me.user.id,
+      email: me.user.email,
+      operator: false,
+      partnerAdmin: false,
+      manages: role && role !== 'member' ? [{ slug, role }] : [],
+      invitations: [],
+      acting: { tenant: slug, role, write: me.impersonation?.write ?? acting.info.write },
+    };
+  }
   const operator = me.audience === 'operator' && me.user.platform_admin;
   let partnerAdmin = false;
   if (!operator) {
@@ -37,6 +55,7 @@ export async function loadWho(): Promise<Who> {
     partnerAdmin,
     manages: me.memberships.filter((m) => m.role !== 'member').map((m) => ({ slug: m.tenant_slug, role: m.role })),
     invitations: [...(me.invitations ?? [])].sort((a, b) => a.expires_at - b.expires_at || a.tenant_slug.localeCompare(b.tenant_slug)),
+    acting: null,
   };
 }
 

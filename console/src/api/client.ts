@@ -1,5 +1,6 @@
 // One way to call the API: the envelope unwrapped, errors as `ApiError` (code, message, request
-// id), the access token attached and, on a 401, refreshed once and the call retried.
+// id), the access token attached and, on a 401, refreshed once and the call retried (never an
+// impersonation token: a 401 on it ends the impersonation).
 import type { ErrorCode, Paths } from './types';
 import { config } from '../config';
 import { session } from '../session';
@@ -111,8 +112,10 @@ export async function call<T>(method: Method, path: Paths, opts: CallOptions = {
   const target = url(path, opts.params, opts.query);
   const auth = opts.auth !== false;
   let token = auth ? await session.accessToken() : null;
+  // An impersonation token is never refreshed: a 401 on it ends the impersonation.
+  const acting = session.isActingToken(token);
   let { resp, sentId } = await send(method, target, opts, token);
-  if (resp.status === 401 && auth && token && !(await refusesBodyCredential(resp))) {
+  if (resp.status === 401 && auth && token && !acting && !(await refusesBodyCredential(resp))) {
     // Once: the token may have expired in flight, or another tab rotated the session.
     token = await session.refreshAfter401(token);
     if (token) ({ resp, sentId } = await send(method, target, opts, token));
@@ -133,7 +136,8 @@ export async function call<T>(method: Method, path: Paths, opts: CallOptions = {
       err?.request_id ?? rid,
       retryAfterOf(resp, err?.message),
     );
-    if (resp.status === 401 && auth && !BODY_CREDENTIAL_CODES.includes(e.code)) session.expired(e);
+    if (resp.status === 401 && auth && acting && token) session.actingRefused(token);
+    else if (resp.status === 401 && auth && !BODY_CREDENTIAL_CODES.includes(e.code)) session.expired(e);
     // An operator without a second factor where operators must have one: only enrolling works.
     if (resp.status === 403 && e.code === 'MFA_ENROLLMENT_REQUIRED') session.setEnrolmentRequired(true);
     throw e;

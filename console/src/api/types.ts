@@ -120,3 +120,28 @@ export const PLANS: PlanId[] = ['free', 'pro', 'enterprise'];
 /** The counted entitlements, in the order the Plan card shows them. */
 export const ENTITLEMENTS: Entitlement[] = ['seats', 'stored_bytes', 'stored_objects', 'databases'];
 export const ROLES: Role[] = ['owner', 'admin', 'member'];
+
+// Feature flags (operators), and a tenant's flags as its members see them.
+export type Flag = S['Flag'];
+export type FlagState = S['FlagState'];
+export type FlagAxis = S['FlagAxis'];
+export type FlagOverride = S['FlagOverride'];
+export type FlagCreate = S['FlagCreate'];
+export type FlagPatch = S['FlagPatch'];
+export type FlagReason = S['FlagReason'];
+export type FlagEvaluation = S['FlagEvaluation'];
+export type TenantFlag = S['TenantFlag'];
+export type FlagListData = DataOf<R['FlagList']>;
+export type TenantFlagListData = DataOf<R['TenantFlagList']>;
+/** `DELETE /flags/{key}`. */
+export type FlagDeleted = NonNullable<JsonOf<paths['/flags/{key}']['delete']['responses'][200]>['data']>;
+export const FLAG_AXES: FlagAxis[] = ['user', 'tenant', 'partner', 'plan'];
+
+// Impersonation: an operator acting as a member of one tenant, and the owners' approvals.
+export type ImpersonationApproval = S['ImpersonationApproval'];
+export type ApprovalListData = DataOf<R['ApprovalList']>;
+export type ImpersonationRequest = S['ImpersonationRequest'];
+export type ImpersonationToken = S['ImpersonationToken'];
+export type Impersonation = S['Impersonation'];
+/** `DELETE /auth/impersonate`. */
+export type ImpersonationEnded = NonNullable<JsonOf<paths['/auth/impersonate']['delete']['responses'][200]>['data']>;

@@ -35,6 +35,12 @@ export function ErrorBox({ error, title }: { error: unknown; title?: string }) {
         </p>
       )}
       {e?.code === 'MFA_REQUIRED' && <SignInAgain />}
+      {e?.code === 'IMPERSONATION_READ_ONLY' && (
+        <p class="notice">
+          You are acting as someone with read-only access: nothing was changed. To change things as them, stop and start again with write access (an owner of the tenant must
+          approve it).
+        </p>
+      )}
     </div>
   );
 }
@@ -103,6 +109,15 @@ const STATUS_MARK: Record<string, string> = {
   invited: '✉',
   disabled: '✕',
   retired: '○',
+  // feature flags: a flag's state, and a value on or off
+  on: '●',
+  off: '○',
+  rollout: '◑',
+  killed: '✕',
+  // impersonation approvals
+  approved: '✓',
+  declined: '✕',
+  used: '–',
 };
 
 /** A status in words, with a shape and colour beside it (never colour alone). */

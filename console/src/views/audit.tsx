@@ -1,4 +1,6 @@
 // The audit trail: platform-wide (operators) or one tenant's, with its filters and paging.
+// Actors are named by email where the viewer may look them up (operators); an impersonation's
+// entries say in words which operator acted as which user, and what they did.
 import { useEffect, useState } from 'preact/hooks';
 import { get } from '../api/client';
 import type { AuditEntry, Page as ApiPage } from '../api/types';
@@ -6,7 +8,7 @@ import { Page } from '../App';
 import { setQuery, type Location } from '../router';
 import { CopyButton, ErrorBox, Field, Link, Pager, useCursorPages, useLoad } from '../ui/kit';
 import { useWho } from '../who';
-import { allPartners, tenantsById } from './common';
+import { allPartners, tenantsById, userEmail } from './common';
 
 export function AuditLog({ loc }: { loc: Location }) {
   return (
@@ -50,6 +52,13 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
       () => undefined,
     );
   }, [who.operator]);
+  // Actors' emails (operators may read every user), each id asked once.
+  const [emails, setEmails] = useState<Map<string, string>>(new Map());
+  useEffect(() => {
+    if (!who.operator || !list.data) return;
+    const ids = new Set(list.data.items.map((e) => e.actor_user_id).filter((id) => !SYSTEM.test(id) && !emails.has(id)));
+    for (const id of ids) void userEmail(id).then((email) => email && setEmails((m) => new Map(m).set(id, email)));
+  }, [list.data, who.operator]);
   const set = (k: keyof typeof f) => (e: Event) => setDraft({ ...draft, [k]: (e.currentTarget as HTMLInputElement).value });
   return (
     <>
@@ -99,19 +108,32 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
             {list.data.items.map((e) => {
               const t = e.tenant_id ? names.tenants.get(e.tenant_id) : undefined;
               const p = e.partner_id ? names.partners.get(e.partner_id) : undefined;
+              const acting = impersonationOf(e);
               return (
-                <tr key={e.id}>
+                <tr key={e.id} data-action={e.action}>
                   <td data-label="When">{new Date(e.at * 1000).toISOString().replace('T', ' ').slice(0, 19)}</td>
                   <th scope="row" data-label="Action">
                     <code>{e.action}</code>
                   </th>
                   <td data-label="Actor" class="wrap">
-                    {/^[0-]+$/.test(e.actor_user_id) ? 'system' : <code title={e.actor_user_id}>{e.actor_user_id.slice(0, 8)}…</code>}
+                    <Actor id={e.actor_user_id} email={emails.get(e.actor_user_id) ?? acting?.operatorEmail ?? null} me={who.userId} />
+                    {acting?.byOperator && <span class="tag actor-kind">operator</span>}
                   </td>
                   <td data-label="Tenant">{t ? <Link to={`/tenants/${t.slug}`}>{t.slug}</Link> : e.tenant_id ? <code>{e.tenant_id.slice(0, 8)}…</code> : '—'}</td>
                   <td data-label="Partner">{p ? <Link to={`/partners/${p.slug}`}>{p.slug}</Link> : e.partner_id ? <code>{e.partner_id.slice(0, 8)}…</code> : '—'}</td>
                   <td data-label="Details" class="wrap">
-                    <code class="details">{JSON.stringify(e.details)}</code>
+                    {acting ? (
+                      <div class="acting-entry">
+                        <p>{acting.sentence}</p>
+                        {acting.reason && <p class="muted">Reason: “{acting.reason}”</p>}
+                        <details>
+                          <summary>All details</summary>
+                          <code class="details">{JSON.stringify(e.details)}</code>
+                        </details>
+                      </div>
+                    ) : (
+                      <code class="details">{JSON.stringify(e.details)}</code>
+                    )}
                   </td>
                   <td data-label="Request id" class="wrap">
                     <code>{e.request_id}</code> <CopyButton text={e.request_id} label="Copy" />
@@ -125,4 +147,49 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
       {list.data && <Pager label="Audit pages" hasPrev={pages.hasPrev} next={list.data.next_cursor} onPrev={pages.prev} onNext={() => list.data?.next_cursor && pages.next(list.data.next_cursor)} />}
     </>
   );
+}
+
+const SYSTEM = /^[0-]+$/;
+
+function Actor({ id, email, me }: { id: string; email: string | null; me: string }) {
+  if (SYSTEM.test(id)) return <>system</>;
+  if (email) return <span title={id}>{id === me ? `${email} (you)` : email}</span>;
+  return <code title={id}>{id.slice(0, 8)}…</code>;
+}
+
+/** An impersonation entry in words: the operator is the entry's actor; its details name the user
+ * acted as (by email when they carry it) and, for each request, what was asked. */
+function impersonationOf(e: AuditEntry): { sentence: string; reason: string | null; operatorEmail: string | null; byOperator: boolean } | null {
+  if (!e.action.startsWith('impersonation.')) return null;
+  const d = (e.details ?? {}) as Record<string, unknown>;
+  const text = (...keys: string[]) => {
+    for (const k of keys) if (typeof d[k] === 'string' && d[k]) return d[k] as string;
+    return null;
+  };
+  const user = text('user_email', 'email', 'user', 'user_id') ?? 'a member';
+  const access = d.write === true || d.scope === 'write' ? 'read and write' : d.write === false || d.scope === 'read' ? 'read-only' : null;
+  const method = text('method');
+  const path = text('path', 'resource');
+  const status = typeof d.status === 'number' ? d.status : null;
+  const sentence = (() => {
+    switch (e.action) {
+      case 'impersonation.started':
+        return `Started acting as ${user}${access ? `, ${access}` : ''}.`;
+      case 'impersonation.request':
+        return `As ${user}: ${[method, path].filter(Boolean).join(' ') || 'a request'}${status !== null ? ` (answered ${status})` : ''}.`;
+      case 'impersonation.ended':
+        return `Stopped acting as ${user}${text('ended_by', 'why', 'cause') ? ` (${text('ended_by', 'why', 'cause')})` : ''}.`;
+      case 'impersonation.approval_requested':
+        return `Asked the owners to act as ${user} with write access.`;
+      case 'impersonation.approved':
+        return `An owner approved acting as ${user} with write access.`;
+      case 'impersonation.declined':
+        return `An owner declined acting as ${user}.`;
+      default:
+        return `${e.action.slice('impersonation.'.length).replace(/_/g, ' ')}: ${user}.`;
+    }
+  })();
+  // An owner answers approvals; the operator is the actor of everything else.
+  const byOperator = e.action !== 'impersonation.approved' && e.action !== 'impersonation.declined';
+  return { sentence, reason: text('reason'), operatorEmail: byOperator ? text('operator_email') : null, byOperator };
 }

@@ -1,7 +1,7 @@
 // Lookups several views share: partners by id (tenants carry partner ids), and a tenant's
 // provisioning in one phrase.
 import { get } from '../api/client';
-import type { Page as ApiPage, Partner, Plan, PlanListData, Tenant, TenantListData } from '../api/types';
+import type { Page as ApiPage, Partner, Plan, PlanListData, Tenant, TenantListData, UserDetail, UserListData } from '../api/types';
 
 let partnersCache: { at: number; list: Promise<Partner[]> } | null = null;
 
@@ -90,4 +90,52 @@ export function tenantsById(): Promise<Map<string, { slug: string; name: string 
     tenantIndex = null;
   });
   return map;
+}
+
+let rolesCache: { at: number; roles: Promise<{ operators: Set<string>; partnerAdmins: Set<string> }> } | null = null;
+
+/** The ids of operators and partner admins (operators only): the console offers no "Act as" for
+ * them, as the API refuses it. A few pages of each; past those the API's refusal is shown. */
+export function consoleRoles(): Promise<{ operators: Set<string>; partnerAdmins: Set<string> }> {
+  if (rolesCache && Date.now() - rolesCache.at < 30_000) return rolesCache.roles;
+  const ids = async (filter: 'operator' | 'partner_admin') => {
+    const out = new Set<string>();
+    let cursor: string | null = null;
+    for (let i = 0; i < 5; i++) {
+      const page: UserListData = (await get<UserListData>('/users', { query: { [filter]: 'true', limit: 100, cursor } })).data;
+      for (const u of page.items) if (filter === 'operator' ? u.operator : u.partner_admin) out.add(u.user_id);
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    return out;
+  };
+  const roles = Promise.all([ids('operator'), ids('partner_admin')]).then(([operators, partnerAdmins]) => ({ operators, partnerAdmins }));
+  rolesCache = { at: Date.now(), roles };
+  roles.catch(() => {
+    rolesCache = null;
+  });
+  return roles;
+}
+
+const userEmails = new Map<string, Promise<string | null>>();
+
+/** A user's email by id (operators; null when unknown or not allowed), cached for the page's life. */
+export function userEmail(id: string): Promise<string | null> {
+  let p = userEmails.get(id);
+  if (!p) {
+    p = get<UserDetail>('/users/{user_id}', { params: { user_id: id } }).then(
+      (a) => a.data.email,
+      () => null,
+    );
+    userEmails.set(id, p);
+  }
+  return p;
+}
+
+/** A user id typed as such, or found by the exact email typed (operators). */
+export async function userIdOf(typed: string): Promise<string | null> {
+  const t = typed.trim();
+  if (!t.includes('@')) return t;
+  const page = (await get<UserListData>('/users', { query: { q: t.toLowerCase(), limit: 10 } })).data;
+  return page.items.find((u) => u.email.toLowerCase() === t.toLowerCase())?.user_id ?? null;
 }

@@ -11,6 +11,9 @@ import { OPERATORS_ONLY, useWho, type Who } from '../who';
 import { AuditTable } from './audit';
 import { allPartners, provisioningSummary } from './common';
 import { PlanCard } from './usage';
+import { TenantFlagsCard } from './flags';
+import { ActAs, ApprovalRequests } from './acting';
+import { consoleRoles } from './common';
 
 const TABS: [string, string][] = [
   ['overview', 'Overview'],
@@ -40,6 +43,9 @@ function rights(who: Who, slug: string, t?: Tenant) {
     audit: who.operator || manager,
     origins: who.operator || manager,
     owners: who.operator || who.manages.some((m) => m.slug === slug && m.role === 'owner'),
+    // Owners themselves (not operators as such) answer requests to act as their members.
+    ownerItself: who.manages.some((m) => m.slug === slug && m.role === 'owner'),
+    actAs: who.operator,
   };
 }
 
@@ -69,9 +75,12 @@ export function TenantPage({ slug, tab, loc }: { slug: string; tab: string; loc:
     <Page
       title={t ? `${t.name}: ${label}` : `Tenant ${slug}`}
       lead={
-        <Link to="/tenants" class="back">
-          ← Tenants
-        </Link>
+        // Acting as a member, this tenant is all there is.
+        who.acting ? undefined : (
+          <Link to="/tenants" class="back">
+            ← Tenants
+          </Link>
+        )
       }
       actions={t && <Status value={t.status} />}
     >
@@ -95,7 +104,7 @@ export function TenantPage({ slug, tab, loc }: { slug: string; tab: string; loc:
       {state && (
         <section class="tab-panel" aria-label={label}>
           {tab === 'overview' && <Overview loaded={state} setLoaded={setState} reload={load} can={r} />}
-          {tab === 'members' && (r.members ? <Members tenant={state.tenant} canOwners={r.owners} /> : <NotAllowed what="members" />)}
+          {tab === 'members' && (r.members ? <Members tenant={state.tenant} canOwners={r.owners} canActAs={r.actAs} /> : <NotAllowed what="members" />)}
           {tab === 'resources' && <Resources tenant={state.tenant} reload={load} operator={r.operator} />}
           {tab === 'databases' && (r.databases ? <Databases tenant={state.tenant} /> : <NotAllowed what="databases" />)}
           {tab === 'audit' && (r.audit ? <AuditTable scope={{ tenant: slug }} loc={loc} /> : <NotAllowed what="audit entries" />)}
@@ -200,6 +209,8 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
           setBase((b) => ({ ...b, plan: tenant.plan }));
         }}
       />
+      <TenantFlagsCard slug={t.slug} />
+      {can.ownerItself && <ApprovalRequests slug={t.slug} />}
       <h2>Edit details</h2>
       {conflict && (
         <div class="error-box" role="alert">
@@ -387,8 +398,19 @@ function RedirectOrigins({ slug, canEdit }: { slug: string; canEdit: boolean }) 
 
 // ---------------------------------------------------------------- members
 
-function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) {
+/** Whether an operator may act as a member ('yes'), or why not. */
+type ActAsAnswer = 'yes' | 'self' | 'operator' | 'partner admin' | null;
+
+function Members({ tenant, canOwners, canActAs }: { tenant: Tenant; canOwners: boolean; canActAs: boolean }) {
+  const who = useWho();
   const pages = useCursorPages();
+  // Operators and partner admins cannot be acted as (the API refuses): no button, a word instead.
+  const [roles, setRoles] = useState<{ operators: Set<string>; partnerAdmins: Set<string> } | null>(null);
+  useEffect(() => {
+    if (canActAs) consoleRoles().then(setRoles, () => setRoles({ operators: new Set(), partnerAdmins: new Set() }));
+  }, [canActAs]);
+  const actAs = (m: Member): ActAsAnswer =>
+    !canActAs ? null : m.user_id === who.userId ? 'self' : roles?.operators.has(m.user_id) ? 'operator' : roles?.partnerAdmins.has(m.user_id) ? 'partner admin' : 'yes';
   const list = useLoad(() => get<ApiPage<Member>>('/tenants/{slug}/users', { params: { slug: tenant.slug }, query: { limit: 25, cursor: pages.cursor } }).then((a) => a.data), [tenant.slug, pages.cursor]);
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<Role>('member');
@@ -397,7 +419,7 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
   const [emailErr, setEmailErr] = useState<string | null>(null);
   const [invited, setInvited] = useState('');
   const [busy, setBusy] = useState(false);
-  const roles = canOwners ? ROLES : ROLES.filter((r) => r !== 'owner');
+  const choosable = canOwners ? ROLES : ROLES.filter((r) => r !== 'owner');
   const seatsTaken = inviteErr instanceof ApiError && inviteErr.code === 'SEAT_LIMIT';
   return (
     <>
@@ -416,7 +438,7 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
           </thead>
           <tbody>
             {list.data.items.map((m) => (
-              <MemberRow key={m.user_id} m={m} slug={tenant.slug} roles={roles} canOwners={canOwners} onChanged={() => void list.reload(true)} />
+              <MemberRow key={m.user_id} m={m} slug={tenant.slug} roles={choosable} canOwners={canOwners} actAs={actAs(m)} onChanged={() => void list.reload(true)} />
             ))}
           </tbody>
         </table>
@@ -451,7 +473,7 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
         <Field label="Role" hint={canOwners ? undefined : 'Only owners and operators may make someone an owner.'}>
           {(a) => (
             <select {...a} name="invite-role" value={role} onChange={(e) => setRole(e.currentTarget.value as Role)}>
-              {roles.map((r) => (
+              {choosable.map((r) => (
                 <option key={r} value={r}>
                   {r}
                 </option>
@@ -481,7 +503,7 @@ function Members({ tenant, canOwners }: { tenant: Tenant; canOwners: boolean }) 
   );
 }
 
-function MemberRow({ m, slug, roles, canOwners, onChanged }: { m: Member; slug: string; roles: Role[]; canOwners: boolean; onChanged: () => void }) {
+function MemberRow({ m, slug, roles, canOwners, actAs, onChanged }: { m: Member; slug: string; roles: Role[]; canOwners: boolean; actAs: ActAsAnswer; onChanged: () => void }) {
   const [role, setRole] = useState<Role>(m.role);
   const [error, setError] = useState<unknown>(null);
   const [confirm, setConfirm] = useState(false);
@@ -490,7 +512,12 @@ function MemberRow({ m, slug, roles, canOwners, onChanged }: { m: Member; slug: 
   return (
     <tr data-email={m.email}>
       <th scope="row" data-label="Email" class="wrap">
-        {m.email}
+        <span>
+          {m.email}
+          {/* Who cannot be acted as, and why there is no "Act as" on their row. */}
+          {(actAs === 'operator' || actAs === 'partner admin') && <span class="tag member-kind">{actAs}</span>}
+          {actAs === 'self' && <span class="tag member-kind">you</span>}
+        </span>
       </th>
       <td data-label="Role">
         <label class="visually-hidden" for={`role-${m.user_id}`}>
@@ -533,9 +560,12 @@ function MemberRow({ m, slug, roles, canOwners, onChanged }: { m: Member; slug: 
       </td>
       <td data-label="Last sign-in">{fmtAgo(m.last_sign_in_at)}</td>
       <td data-label="Actions">
-        <button type="button" class="small" disabled={ownerLocked} title={ownerLocked ? 'Only owners and operators may remove an owner.' : undefined} onClick={() => setConfirm(true)}>
-          Remove<span class="visually-hidden"> {m.email}</span>
-        </button>
+        <span class="row-buttons">
+          {actAs === 'yes' && <ActAs slug={slug} member={m} />}
+          <button type="button" class="small" disabled={ownerLocked} title={ownerLocked ? 'Only owners and operators may remove an owner.' : undefined} onClick={() => setConfirm(true)}>
+            Remove<span class="visually-hidden"> {m.email}</span>
+          </button>
+        </span>
         <Confirm
           open={confirm}
           title={`Remove ${m.email}?`}
