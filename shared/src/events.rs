@@ -1,5 +1,6 @@
 //! Domain events leaving the platform: one for every change of a tenant's life (`TenantCreated`,
-//! `TenantSuspended`, `MemberAdded`, `QuotaReached`, ...). An event is first written to the
+//! `TenantSuspended`, `MemberAdded`, `QuotaReached`, ...), and one for every change of a
+//! feature flag (`FlagChanged`). An event is first written to the
 //! outbox in the same transaction as the change that caused it, then published; once published
 //! its outbox item is removed. An event whose publishing failed stays in the outbox, where the
 //! reconcile finds it and publishes it again. Each kind's detail has a versioned JSON Schema in
@@ -38,6 +39,7 @@ pub enum EventKind {
     MemberRemoved,
     MemberRoleChanged,
     QuotaReached,
+    FlagChanged,
 }
 
 crate::domain::named_enum!(EventKind {
@@ -54,6 +56,7 @@ crate::domain::named_enum!(EventKind {
     MemberRemoved => "MemberRemoved",
     MemberRoleChanged => "MemberRoleChanged",
     QuotaReached => "QuotaReached",
+    FlagChanged => "FlagChanged",
 });
 
 impl EventKind {
@@ -145,6 +148,22 @@ pub struct QuotaReached {
     pub limit: i64,
 }
 
+/// `FlagChanged`: a feature flag was created, changed, killed, given or relieved of an
+/// override, or deleted (`action`), by an operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlagChanged {
+    pub key: crate::domain::flag::FlagKey,
+    /// `created`, `updated`, `killed`, `override_set`, `override_removed` or `deleted`.
+    pub action: String,
+    /// The state before (`None` for a new flag) and after (`None` once deleted).
+    pub state_before: Option<crate::domain::flag::FlagState>,
+    pub state_after: Option<crate::domain::flag::FlagState>,
+    pub rollout_percent: Option<u8>,
+    /// The version after the change (the last one for a deletion).
+    pub version: u64,
+    pub changed_by: UserId,
+}
+
 /// An event with its typed payload: the only way events are made.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
@@ -161,6 +180,7 @@ pub enum DomainEvent {
     MemberRemoved(MemberChanged),
     MemberRoleChanged(MemberChanged),
     QuotaReached(QuotaReached),
+    FlagChanged(FlagChanged),
 }
 
 impl DomainEvent {
@@ -179,6 +199,7 @@ impl DomainEvent {
             DomainEvent::MemberRemoved(_) => EventKind::MemberRemoved,
             DomainEvent::MemberRoleChanged(_) => EventKind::MemberRoleChanged,
             DomainEvent::QuotaReached(_) => EventKind::QuotaReached,
+            DomainEvent::FlagChanged(_) => EventKind::FlagChanged,
         }
     }
 
@@ -197,6 +218,7 @@ impl DomainEvent {
             | DomainEvent::MemberRemoved(e)
             | DomainEvent::MemberRoleChanged(e) => serde_json::to_value(e),
             DomainEvent::QuotaReached(e) => serde_json::to_value(e),
+            DomainEvent::FlagChanged(e) => serde_json::to_value(e),
         }
     }
 

@@ -21,6 +21,7 @@
 pub mod access;
 pub mod domain;
 pub mod events;
+pub mod flags;
 pub mod http;
 pub mod mail;
 pub mod plans;

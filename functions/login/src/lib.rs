@@ -13,6 +13,9 @@
 //! - `POST /account/password` `{current_password,new_password}` -> the caller's password
 //!   changes, every other session ends, and the caller gets fresh tokens (here, because only
 //!   this function can sign them)
+//! - `POST /auth/impersonate` (RFC 8693 token exchange, operators) -> a 15-minute access token
+//!   acting as a tenant's user; `DELETE /auth/impersonate` (with that token) ends it at once
+//!   (`impersonate`)
 //! - `GET /.well-known/jwks.json`, `GET /health/live`, `GET /health/ready`
 //!
 //! A sign-in makes six DynamoDB calls (seven for a portal sign-in), four of them writes, in
@@ -22,6 +25,8 @@
 //! 2. Argon2 beside the membership read of the suspension check (portal only);
 //! 3. the session item, written together with the reservation's refund (after a wrong
 //!    password, the write that settles the attempt as a failure instead).
+
+mod impersonate;
 
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
@@ -123,6 +128,8 @@ enum Route {
     ChangePassword,
     Sessions,
     EndOtherSessions,
+    Impersonate,
+    EndImpersonation,
     Jwks,
     Live,
     Ready,
@@ -138,6 +145,8 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("POST", "/account/password", Route::ChangePassword),
     ("GET", "/account/sessions", Route::Sessions),
     ("DELETE", "/account/sessions", Route::EndOtherSessions),
+    ("POST", "/auth/impersonate", Route::Impersonate),
+    ("DELETE", "/auth/impersonate", Route::EndImpersonation),
     ("GET", "/.well-known/jwks.json", Route::Jwks),
     ("GET", "/health/live", Route::Live),
     ("GET", "/health/ready", Route::Ready),
@@ -159,9 +168,11 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::MfaPasskey => mfa_passkey(app, &req).await,
         Route::Refresh => refresh(app, &ctx, &req).await,
         Route::Logout => logout(app, &req).await,
-        Route::Me => me(app, &req).await,
+        Route::Me => me(app, &ctx, &req).await,
         Route::ChangePassword => change_password(app, &ctx, &req).await,
-        Route::Sessions => sessions(app, &req).await,
+        Route::Sessions => sessions(app, &ctx, &req).await,
+        Route::Impersonate => impersonate::start(app, &ctx, &req).await,
+        Route::EndImpersonation => impersonate::end(app, &ctx, &req).await,
         Route::EndOtherSessions => end_other_sessions(app, &ctx, &req).await,
         // A JWK Set (RFC 7517) at the top level for standard verifiers, and in `data`.
         Route::Jwks => Ok(ApiResponse::ok(app.keys().await?.jwks().await)
@@ -657,9 +668,12 @@ async fn mfa(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiRespon
     Ok(ApiResponse::ok(tokens))
 }
 
-/// The signed-in caller of a portal or operator token, and their account as it is now.
+/// The signed-in caller of a portal or operator token, and their account as it is now. A
+/// token of an operator acting as the user passes the impersonation checks (read-only, the
+/// account's own changes refused, audited).
 async fn caller(
     app: &App,
+    ctx: &RequestContext,
     req: &Request,
 ) -> Result<(shared::access::jwt::Principal, User), ApiError> {
     let principal = authenticate(
@@ -669,12 +683,18 @@ async fn caller(
     )
     .await?;
     let user = current_user(app.store.as_ref(), &principal).await?;
+    shared::access::caller::impersonated(app.store.as_ref(), &principal, req, &ctx.request_id)
+        .await?;
     Ok((principal, user))
 }
 
 /// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
-async fn sessions(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let (principal, user) = caller(app, req).await?;
+async fn sessions(
+    app: &App,
+    ctx: &RequestContext,
+    req: &Request,
+) -> Result<ApiResponse, ApiError> {
+    let (principal, user) = caller(app, ctx, req).await?;
     let current = principal.session_id.as_deref();
     let items: Vec<_> = shared::access::sessions::live(app.store.as_ref(), &user)
         .await?
@@ -692,7 +712,7 @@ async fn end_other_sessions(
     ctx: &RequestContext,
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
-    let (principal, user) = caller(app, req).await?;
+    let (principal, user) = caller(app, ctx, req).await?;
     let store = app.store.as_ref();
     factor_gate(&principal, &user, Admit::Enrolled)?;
     store
@@ -750,7 +770,7 @@ async fn change_password(
     ctx: &RequestContext,
     req: &Request,
 ) -> Result<ApiResponse, ApiError> {
-    let (principal, user) = caller(app, req).await?;
+    let (principal, user) = caller(app, ctx, req).await?;
     let store = app.store.as_ref();
     factor_gate(&principal, &user, Admit::Enrolled)?;
     let body: PasswordBody = json_body(req, DEFAULT_BODY_LIMIT)?;
@@ -1045,8 +1065,8 @@ async fn logout(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::ok(json!({"signed_out": true})))
 }
 
-async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
-    let (principal, user) = caller(app, req).await?;
+async fn me(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
+    let (principal, user) = caller(app, ctx, req).await?;
     if principal.audience == Audience::Portal
         && account_suspended(app.store.as_ref(), &user).await?
     {
@@ -1059,8 +1079,21 @@ async fn me(app: &App, req: &Request) -> Result<ApiResponse, ApiError> {
             .memberships_up_to(&user.id, shared::store::page::MAX_LIMIT),
         app.store.invites_of(&user.id)
     );
-    let (memberships, invitations) = (memberships?, invitations?);
+    let (mut memberships, mut invitations) = (memberships?, invitations?);
+    let impersonation = principal.impersonation.as_ref().map(|imp| {
+        // Acting as the user shows their one tenant.
+        memberships.retain(|m| m.tenant_id == imp.tenant);
+        invitations.clear();
+        json!({
+            "id": imp.id,
+            "operator_id": imp.actor,
+            "tenant_id": imp.tenant,
+            "write": imp.write,
+            "expires_at": imp.expires_at,
+        })
+    });
     Ok(ApiResponse::ok(json!({
+        "impersonation": impersonation,
         "user": {
             "id": user.id,
             "email": user.email,

@@ -120,6 +120,7 @@ mod tests {
             session_epoch: epoch,
             session_id: None,
             mfa_at: None,
+            impersonation: None,
         }
     }
 

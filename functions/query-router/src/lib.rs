@@ -163,7 +163,13 @@ async fn admit(
     let db = shared::http::request::path_param(req, "db_id")
         .as_deref()
         .and_then(DatabaseId::parse);
-    if let Some(kept) = db.as_ref().and_then(|db| app.decisions.get(&principal, db)) {
+    // An operator acting as a user is checked and audited on every request: never kept.
+    let keepable = principal.impersonation.is_none();
+    if let Some(kept) = db
+        .as_ref()
+        .filter(|_| keepable)
+        .and_then(|db| app.decisions.get(&principal, db))
+    {
         return Ok(kept);
     }
     let call = Call::signed_in(app, &app.keys, app.store.as_ref(), ctx, req).await?;
@@ -172,7 +178,9 @@ async fn admit(
         asker: query::Asker::of(call.caller.user.id.as_str(), &member),
         record,
     });
-    app.decisions.keep(&principal, admitted.clone());
+    if keepable {
+        app.decisions.keep(&principal, admitted.clone());
+    }
     Ok(admitted)
 }
 

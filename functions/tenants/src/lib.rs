@@ -13,6 +13,11 @@
 //! | `POST`/`DELETE /tenants/{slug}/join` | `members` | the invited account (accept, decline) |
 //! | `GET /tenants/{slug}/usage` | `usage` | members; partner admin; operator |
 //! | `GET`/`POST /plans`, `GET`/`PATCH`/`DELETE /plans/{plan_id}` | `plans` | operator (a partner admin lists what their partner sells) |
+//! | `GET`/`POST /flags`, `GET`/`PATCH`/`DELETE /flags/{key}`, `POST .../kill`, `PUT`/`DELETE .../overrides/{axis}/{id}`, `GET .../evaluate` | `flags` | operator |
+//! | `GET /tenants/{slug}/flags` | `flags` | members; partner admin; operator |
+//! | `POST /tenants/{slug}/impersonation-approvals` | `impersonation` | operator |
+//! | `GET /tenants/{slug}/impersonation-approvals` | `impersonation` | operator; owner |
+//! | `POST .../impersonation-approvals/{approval_id}/approve`, `.../decline` | `impersonation` | owner |
 //!
 //! Permissions come from stored records read per request (memberships, partner-admin grants,
 //! the platform-admin flag); the token only names the user. A caller who may know a tenant
@@ -21,6 +26,8 @@
 //! same transaction.
 
 mod audit;
+mod flags;
+mod impersonation;
 mod lifecycle;
 mod members;
 mod origins;
@@ -54,6 +61,8 @@ pub struct App {
     pub partner_max_tenants: i64,
     /// The built-in plans' limits until they are stored.
     pub seeds: shared::domain::plan::BuiltinPlans,
+    /// The flag catalogue as this instance last read it (`shared::flags`).
+    pub flags: shared::flags::Evaluator,
 }
 
 impl App {
@@ -91,6 +100,20 @@ enum Route {
     GetPlan,
     PatchPlan,
     DeletePlan,
+    ListFlags,
+    CreateFlag,
+    GetFlag,
+    PatchFlag,
+    DeleteFlag,
+    KillFlag,
+    SetOverride,
+    RemoveOverride,
+    EvaluateFlag,
+    TenantFlags,
+    AskApproval,
+    ListApprovals,
+    Approve,
+    DeclineApproval,
 }
 
 const ROUTES: &[(&str, &str, Route)] = &[
@@ -134,6 +157,44 @@ const ROUTES: &[(&str, &str, Route)] = &[
     ("GET", "/plans/{plan_id}", Route::GetPlan),
     ("PATCH", "/plans/{plan_id}", Route::PatchPlan),
     ("DELETE", "/plans/{plan_id}", Route::DeletePlan),
+    ("GET", "/flags", Route::ListFlags),
+    ("POST", "/flags", Route::CreateFlag),
+    ("GET", "/flags/{key}", Route::GetFlag),
+    ("PATCH", "/flags/{key}", Route::PatchFlag),
+    ("DELETE", "/flags/{key}", Route::DeleteFlag),
+    ("POST", "/flags/{key}/kill", Route::KillFlag),
+    (
+        "PUT",
+        "/flags/{key}/overrides/{axis}/{id}",
+        Route::SetOverride,
+    ),
+    (
+        "DELETE",
+        "/flags/{key}/overrides/{axis}/{id}",
+        Route::RemoveOverride,
+    ),
+    ("GET", "/flags/{key}/evaluate", Route::EvaluateFlag),
+    ("GET", "/tenants/{slug}/flags", Route::TenantFlags),
+    (
+        "POST",
+        "/tenants/{slug}/impersonation-approvals",
+        Route::AskApproval,
+    ),
+    (
+        "GET",
+        "/tenants/{slug}/impersonation-approvals",
+        Route::ListApprovals,
+    ),
+    (
+        "POST",
+        "/tenants/{slug}/impersonation-approvals/{approval_id}/approve",
+        Route::Approve,
+    ),
+    (
+        "POST",
+        "/tenants/{slug}/impersonation-approvals/{approval_id}/decline",
+        Route::DeclineApproval,
+    ),
 ];
 
 /// This function's routes (see `shared::http::request::route_list`).
@@ -199,6 +260,26 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::GetPlan => plans::get(&call).await,
         Route::PatchPlan => plans::patch(&call).await,
         Route::DeletePlan => plans::delete(&call).await,
+        Route::ListFlags => flags::list(&call).await,
+        Route::CreateFlag => flags::create(&call).await,
+        Route::GetFlag => flags::get(&call).await,
+        Route::PatchFlag => flags::patch(&call).await,
+        Route::DeleteFlag => flags::delete(&call).await,
+        Route::KillFlag => flags::kill(&call).await,
+        Route::SetOverride => flags::set_override(&call).await,
+        Route::RemoveOverride => flags::remove_override(&call).await,
+        Route::EvaluateFlag => flags::evaluate(&call).await,
+        Route::TenantFlags => flags::of_tenant(&call, call.tenant(Viewer, Read).await?).await,
+        Route::AskApproval => {
+            impersonation::ask(&call, call.tenant(Operator, Read).await?).await
+        }
+        Route::ListApprovals => {
+            impersonation::list(&call, call.tenant(Viewer, Read).await?).await
+        }
+        Route::Approve | Route::DeclineApproval => {
+            let granted = call.tenant(Manager, Write).await?;
+            impersonation::decide(&call, granted, matches!(route, Route::Approve)).await
+        }
     }
 }
 

@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         recovery_window_secs: provisioning.recovery_window_secs,
         partner_max_tenants: provisioning.partner_max_tenants,
         seeds: s.read(shared::runtime::config::builtin_plans_from_env())?,
+        flags: shared::flags::Evaluator::new(),
     };
     s.serve(app, tenants::handle).await
 }

@@ -30,6 +30,7 @@ fn app_with_mailer() -> (Arc<MemoryStore>, Arc<RecordingMailer>, tenants::App) {
         recovery_window_secs: 7 * 24 * 3600,
         partner_max_tenants: 3,
         seeds: shared::domain::plan::BuiltinPlans::default(),
+        flags: shared::flags::Evaluator::new(),
     };
     (store, mailer, app)
 }

@@ -134,6 +134,15 @@ fn one_of_each() -> Vec<shared::events::DomainEvent> {
             used: 3,
             limit: 3,
         }),
+        DomainEvent::FlagChanged(FlagChanged {
+            key: shared::domain::flag::FlagKey::parse("billing.new-invoices").unwrap(),
+            action: "killed".into(),
+            state_before: Some(shared::domain::flag::FlagState::On),
+            state_after: Some(shared::domain::flag::FlagState::Killed),
+            rollout_percent: Some(0),
+            version: 2,
+            changed_by: UserId::new_random(),
+        }),
     ]
 }
 

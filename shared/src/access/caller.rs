@@ -8,7 +8,7 @@ use crate::domain::{Audience, Role, User};
 use crate::http::error::ApiError;
 use crate::http::error::ErrorCode;
 use crate::http::request::bearer_token;
-use crate::store::{StoreError, TenantStore, UserStore};
+use crate::store::{Store, StoreError, TenantStore, UserStore};
 use lambda_http::Request;
 
 fn invalid_token() -> ApiError {
@@ -121,6 +121,8 @@ pub struct Caller {
     pub session_id: Option<String>,
     /// When the caller's sign-in passed its second factor, if it did.
     pub mfa_at: Option<i64>,
+    /// Set when an operator acts as this user: they see its one tenant and no other.
+    pub impersonation: Option<super::impersonation::Impersonation>,
 }
 
 impl Caller {
@@ -190,26 +192,34 @@ pub enum Admit {
 
 /// The caller of a route open to portal and operator tokens. A user whose tenants are all
 /// suspended gets 403 `ACCOUNT_SUSPENDED`, whatever token they still hold.
-pub async fn signed_in<S: UserStore + TenantStore + ?Sized>(
+pub async fn signed_in<S: Store + ?Sized>(
     keys: &TokenKeys,
     store: &S,
     req: &Request,
+    request_id: &str,
 ) -> Result<Caller, ApiError> {
-    signed_in_as(keys, store, req, Admit::Enrolled).await
+    signed_in_as(keys, store, req, Admit::Enrolled, request_id).await
 }
 
 /// `signed_in`, for the routes `admit` says.
-pub async fn signed_in_as<S: UserStore + TenantStore + ?Sized>(
+pub async fn signed_in_as<S: Store + ?Sized>(
     keys: &TokenKeys,
     store: &S,
     req: &Request,
     admit: Admit,
+    request_id: &str,
 ) -> Result<Caller, ApiError> {
     let principal = authenticate(keys, req, &[Audience::Portal, Audience::Operator]).await?;
     let user = current_user(store, &principal).await?;
     factor_gate(&principal, &user, admit)?;
+    impersonated(store, &principal, req, request_id).await?;
     let operator = principal.audience == Audience::Operator && user.platform_admin;
-    let summary = summary(store, &user).await?;
+    let mut summary = summary(store, &user).await?;
+    if let (Some(imp), Some(s)) = (&principal.impersonation, summary.as_mut()) {
+        // Acting as the user shows their one tenant: memberships elsewhere are not read.
+        s.memberships.retain(|m| m.tenant_id == imp.tenant);
+        s.partner_admin = false;
+    }
     if !operator && summary.as_ref().is_some_and(|s| s.suspended) {
         return Err(account_suspended_error());
     }
@@ -219,7 +229,30 @@ pub async fn signed_in_as<S: UserStore + TenantStore + ?Sized>(
         summary,
         session_id: principal.session_id,
         mfa_at: principal.mfa_at,
+        impersonation: principal.impersonation,
     })
+}
+
+/// `impersonation::admit` for this request (nothing for a token that is not an
+/// impersonation's).
+pub async fn impersonated<S: Store + ?Sized>(
+    store: &S,
+    principal: &Principal,
+    req: &Request,
+    request_id: &str,
+) -> Result<(), ApiError> {
+    if principal.impersonation.is_none() {
+        return Ok(());
+    }
+    super::impersonation::admit(
+        store,
+        principal,
+        req.method().as_str(),
+        crate::http::request::resource(req),
+        req.uri().path(),
+        request_id,
+    )
+    .await
 }
 
 /// The answer for a tenant that does not exist, or that the caller may not know exists.
@@ -259,6 +292,18 @@ pub async fn tenant_access<S: UserStore + ?Sized>(
     caller: &Caller,
     tenant: &Tenant,
 ) -> Result<TenantAccess, StoreError> {
+    if caller
+        .impersonation
+        .as_ref()
+        .is_some_and(|imp| imp.tenant != tenant.id)
+    {
+        // Acting as a user reaches their one tenant, no other: as if they had no role there.
+        return Ok(TenantAccess {
+            operator: false,
+            partner_admin: false,
+            role: None,
+        });
+    }
     // The memberships read at sign-in of this request, when they are all there; else one read.
     let role = match &caller.summary {
         Some(s) if s.complete => s

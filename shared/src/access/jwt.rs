@@ -79,6 +79,22 @@ pub struct AccessClaims {
     /// When the token's sign-in passed its second factor (Unix seconds), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mfa_at: Option<i64>,
+    /// An impersonation token (RFC 8693): the operator acting as `sub`. Such a token also
+    /// carries `tid` and `scope`, and its `jti` is the impersonation's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The one tenant an impersonation token acts in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tid: Option<String>,
+    /// An impersonation token's scope: `read`, or `read write` once an owner approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+}
+
+/// RFC 8693's `act` claim: who acts for the token's subject.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Actor {
+    pub sub: String,
 }
 
 /// What a token says beyond who and for which audience.
@@ -101,6 +117,8 @@ pub struct Principal {
     pub session_id: Option<String>,
     /// When the sign-in passed its second factor, if it did.
     pub mfa_at: Option<i64>,
+    /// Set when an operator acts as this user (an impersonation token).
+    pub impersonation: Option<crate::access::impersonation::Impersonation>,
 }
 
 pub struct IssuedToken {
@@ -364,7 +382,6 @@ impl TokenKeys {
         context: &TokenContext,
     ) -> Result<IssuedToken, KeyError> {
         let set = self.current(None).await;
-        let (kid, key) = set.signing.as_ref().ok_or(KeyError::VerifyOnly)?;
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
@@ -376,11 +393,55 @@ impl TokenKeys {
             sep: session_epoch,
             sid: context.session_id.clone(),
             mfa_at: context.mfa_at,
+            act: None,
+            tid: None,
+            scope: None,
         };
+        self.sign(&set, &claims)
+    }
+
+    /// Signs an impersonation token: `imp.actor` acting as `user` in `imp.tenant`, for the
+    /// portal, until `imp.expires_at` (at most 15 minutes from `now`), its `jti` the
+    /// impersonation's id. No refresh token goes with it.
+    pub async fn issue_impersonation(
+        &self,
+        user: &UserId,
+        session_epoch: u64,
+        now: i64,
+        imp: &crate::access::impersonation::Impersonation,
+    ) -> Result<IssuedToken, KeyError> {
+        let set = self.current(None).await;
+        let exp = imp
+            .expires_at
+            .min(now + crate::domain::impersonation::MAX_TOKEN_SECS);
+        let claims = AccessClaims {
+            iss: self.issuer.clone(),
+            sub: user.to_string(),
+            aud: Audience::Portal.as_str().to_string(),
+            exp,
+            nbf: now,
+            iat: now,
+            jti: imp.id.clone(),
+            sep: session_epoch,
+            sid: None,
+            mfa_at: None,
+            act: Some(Actor {
+                sub: imp.actor.to_string(),
+            }),
+            tid: Some(imp.tenant.to_string()),
+            scope: Some(if imp.write { "read write" } else { "read" }.to_string()),
+        };
+        let mut issued = self.sign(&set, &claims)?;
+        issued.expires_in = exp - now;
+        Ok(issued)
+    }
+
+    fn sign(&self, set: &KeySet, claims: &AccessClaims) -> Result<IssuedToken, KeyError> {
+        let (kid, key) = set.signing.as_ref().ok_or(KeyError::VerifyOnly)?;
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(kid.clone());
         header.typ = Some("JWT".to_string());
-        let token = jsonwebtoken::encode(&header, &claims, key).map_err(|_| KeyError::Sign)?;
+        let token = jsonwebtoken::encode(&header, claims, key).map_err(|_| KeyError::Sign)?;
         Ok(IssuedToken {
             token,
             expires_in: self.ttl_secs,
@@ -420,7 +481,39 @@ impl TokenKeys {
             UserId::parse(&claims.sub).ok_or_else(|| TokenRejection::Invalid("bad sub".into()))?;
         let audience = Audience::parse(&claims.aud)
             .ok_or_else(|| TokenRejection::Invalid("bad aud".into()))?;
+        let impersonation = match &claims.act {
+            None => None,
+            Some(act) => {
+                let bad = |why: &str| TokenRejection::Invalid(format!("impersonation: {why}"));
+                if audience != Audience::Portal {
+                    return Err(bad("not a portal token"));
+                }
+                if !crate::domain::impersonation::is_id(&claims.jti) {
+                    return Err(bad("bad jti"));
+                }
+                if claims.exp - claims.iat > crate::domain::impersonation::MAX_TOKEN_SECS {
+                    return Err(bad("lives too long"));
+                }
+                let write = match claims.scope.as_deref() {
+                    Some("read") => false,
+                    Some("read write") => true,
+                    _ => return Err(bad("bad scope")),
+                };
+                Some(crate::access::impersonation::Impersonation {
+                    id: claims.jti.clone(),
+                    actor: UserId::parse(&act.sub).ok_or_else(|| bad("bad act"))?,
+                    tenant: claims
+                        .tid
+                        .as_deref()
+                        .and_then(crate::domain::TenantId::parse)
+                        .ok_or_else(|| bad("bad tid"))?,
+                    write,
+                    expires_at: claims.exp,
+                })
+            }
+        };
         Ok(Principal {
+            impersonation,
             user_id,
             audience,
             token_id: claims.jti,

@@ -8,6 +8,7 @@ pub mod caller;
 pub mod crypto;
 pub mod factors;
 pub mod gate;
+pub mod impersonation;
 pub mod jwt;
 pub mod opaque;
 pub mod passkeys;

@@ -2,6 +2,8 @@
 //! handlers and the store never re-check shape.
 
 pub mod fields;
+pub mod flag;
+pub mod impersonation;
 pub mod partner;
 pub mod plan;
 pub mod tenant;

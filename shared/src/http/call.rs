@@ -47,7 +47,7 @@ impl<'a, A> Call<'a, A> {
         req: &'a Request,
         admit: Admit,
     ) -> Result<Self, ApiError> {
-        let caller = signed_in_as(keys, store, req, admit).await?;
+        let caller = signed_in_as(keys, store, req, admit, &ctx.request_id).await?;
         Ok(Call {
             app,
             store,
@@ -111,13 +111,17 @@ impl<'a, A> Call<'a, A> {
         )
     }
 
-    /// An audit entry of this request: the caller did `action` to `target`.
+    /// An audit entry of this request: the caller did `action` to `target` (an operator acting
+    /// as the caller is named in the details).
     pub fn entry(
         &self,
         target: AuditTarget,
         action: &str,
-        details: serde_json::Value,
+        mut details: serde_json::Value,
     ) -> AuditEntry {
+        if let Some(imp) = &self.caller.impersonation {
+            crate::access::impersonation::annotate(&mut details, imp);
+        }
         AuditEntry::new(
             target,
             self.caller.user.id.clone(),

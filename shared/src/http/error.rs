@@ -71,6 +71,14 @@ catalogue! {
     MfaEnrollmentRequired = 403 "MFA_ENROLLMENT_REQUIRED",
     /// The action needs a sign-in that passed a second factor within the last minutes.
     MfaRequired = 403 "MFA_REQUIRED",
+    /// An impersonation token (read-only unless write access was approved) on a change, or on
+    /// a change of the account itself, which it never makes.
+    ImpersonationReadOnly = 403 "IMPERSONATION_READ_ONLY",
+    /// Nobody may act as this user here: an operator, a partner admin, oneself, or a user of a
+    /// tenant that is not active.
+    ImpersonationForbidden = 403 "IMPERSONATION_FORBIDDEN",
+    /// Write access as a tenant's user needs an owner's approval first.
+    ApprovalRequired = 403 "APPROVAL_REQUIRED",
     // 404: nothing there, or nothing this caller may see.
     RouteNotFound = 404 "ROUTE_NOT_FOUND",
     TenantNotFound = 404 "TENANT_NOT_FOUND",
@@ -83,6 +91,8 @@ catalogue! {
     SessionNotFound = 404 "SESSION_NOT_FOUND",
     PasskeyNotFound = 404 "PASSKEY_NOT_FOUND",
     PlanNotFound = 404 "PLAN_NOT_FOUND",
+    FlagNotFound = 404 "FLAG_NOT_FOUND",
+    ApprovalNotFound = 404 "APPROVAL_NOT_FOUND",
     /// A record a change applies to vanished under it.
     NotFound = 404 "NOT_FOUND",
     MethodNotAllowed = 405 "METHOD_NOT_ALLOWED",
@@ -120,6 +130,10 @@ catalogue! {
     PlanBuiltin = 409 "PLAN_BUILTIN",
     /// A retired plan takes no new tenants.
     PlanRetired = 409 "PLAN_RETIRED",
+    /// A flag key of the catalogue is taken.
+    FlagExists = 409 "FLAG_EXISTS",
+    /// One axis of a flag holds at most 100 overrides.
+    OverrideLimit = 409 "OVERRIDE_LIMIT",
     InvalidState = 409 "INVALID_STATE",
     OffboardingInProgress = 409 "OFFBOARDING_IN_PROGRESS",
     RecoveryWindowPassed = 409 "RECOVERY_WINDOW_PASSED",

@@ -180,6 +180,14 @@ fn templates() -> &'static minijinja::Environment<'static> {
                 include_str!("../../templates/factors-reset.html"),
             ),
             (
+                "impersonation.txt",
+                include_str!("../../templates/impersonation.txt"),
+            ),
+            (
+                "impersonation.html",
+                include_str!("../../templates/impersonation.html"),
+            ),
+            (
                 "invitation-pending.txt",
                 include_str!("../../templates/invitation-pending.txt"),
             ),
@@ -298,6 +306,120 @@ pub fn factors_reset(to: &Email) -> Result<EmailMessage, MailError> {
         "factors-reset",
         &[],
     )
+}
+
+/// What an impersonation notice tells a tenant's owners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImpersonationNotice {
+    /// An operator asks for write access as one of the tenant's users.
+    ApprovalRequested,
+    Started,
+    Ended,
+}
+
+/// The people and facts an impersonation notice names.
+pub struct ImpersonationFacts<'a> {
+    pub tenant_name: &'a str,
+    pub operator: &'a Email,
+    pub user: &'a Email,
+    pub write: bool,
+    pub reason: &'a str,
+    /// Unix seconds: when the token expires (started), when the request lapses (asked for).
+    pub until: i64,
+}
+
+/// Tells one of a tenant's owners that an operator asked to act, started acting or stopped
+/// acting as one of the tenant's users.
+pub fn impersonation(
+    to: &Email,
+    notice: ImpersonationNotice,
+    f: &ImpersonationFacts<'_>,
+) -> Result<EmailMessage, MailError> {
+    let until = time::OffsetDateTime::from_unix_timestamp(f.until)
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02} UTC",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_else(|_| f.until.to_string());
+    let (subject, what, when) = match notice {
+        ImpersonationNotice::ApprovalRequested => (
+            format!("An operator asks for write access to {}", f.tenant_name),
+            format!(
+                "A platform operator asks for write access while acting as one of your users in {}. Nothing changes unless an owner approves it in the console (Tenant, Impersonation approvals).",
+                f.tenant_name
+            ),
+            format!("The request lapses at {until} if nobody decides."),
+        ),
+        ImpersonationNotice::Started => (
+            format!("An operator is acting as a user of {}", f.tenant_name),
+            format!(
+                "A platform operator started acting as one of your users in {}.",
+                f.tenant_name
+            ),
+            format!("It ends at {until} at the latest."),
+        ),
+        ImpersonationNotice::Ended => (
+            format!("An operator stopped acting as a user of {}", f.tenant_name),
+            format!(
+                "The platform operator stopped acting as one of your users in {}.",
+                f.tenant_name
+            ),
+            String::new(),
+        ),
+    };
+    let access = if f.write { "read and write (approved by an owner)" } else { "read-only" };
+    message(
+        to,
+        subject.clone(),
+        "impersonation",
+        &[
+            ("subject", &subject),
+            ("what", &what),
+            ("tenant_name", f.tenant_name),
+            ("operator", f.operator.as_str()),
+            ("user", f.user.as_str()),
+            ("access", access),
+            ("reason", f.reason),
+            ("when", &when),
+        ],
+    )
+}
+
+/// The most owners one notice goes to.
+pub const MAX_OWNER_NOTICES: usize = 25;
+
+/// Mails `make`'s message to each active owner of `tenant` (at most [`MAX_OWNER_NOTICES`]).
+/// The first failure to send is the answer; the number of owners mailed otherwise.
+pub async fn notify_owners(
+    store: &dyn crate::store::Store,
+    mailer: &dyn Mailer,
+    tenant: &crate::domain::tenant::Tenant,
+    make: impl Fn(&Email) -> Result<EmailMessage, MailError>,
+) -> Result<usize, MailError> {
+    let store_error = |e: crate::store::StoreError| MailError(Box::new(e));
+    let mut owners: Vec<_> = store
+        .tenant_members(&tenant.id)
+        .await
+        .map_err(store_error)?
+        .into_iter()
+        .filter(|(_, role)| *role == crate::domain::Role::Owner)
+        .map(|(id, _)| id)
+        .collect();
+    owners.truncate(MAX_OWNER_NOTICES);
+    let mut sent = 0;
+    for u in store.users_by_ids(&owners).await.map_err(store_error)? {
+        if u.is_active() {
+            mailer.send(&make(&u.email)?).await?;
+            sent += 1;
+        }
+    }
+    Ok(sent)
 }
 
 /// Tells a tenant's owners and admins that its redirect origins (where its mailed links
@@ -458,6 +580,19 @@ mod tests {
             )
             .unwrap(),
             access_granted(&to, "<T>", "member", &by).unwrap(),
+            impersonation(
+                &to,
+                ImpersonationNotice::Started,
+                &ImpersonationFacts {
+                    tenant_name: "<T>",
+                    operator: &by,
+                    user: &to,
+                    write: false,
+                    reason: "<T> ticket 12",
+                    until: 1_800_000_000,
+                },
+            )
+            .unwrap(),
         ];
         for m in messages {
             assert!(

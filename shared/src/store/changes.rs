@@ -252,6 +252,41 @@ pub enum Change {
         scope: String,
         values: Vec<(String, Option<i64>, i64)>,
     },
+    /// Stores a feature flag (its whole record, overrides included); refused
+    /// (`Refusal::VersionMoved`) unless the stored version is `expect_version` (0: not stored).
+    SaveFlag {
+        flag: crate::domain::flag::Flag,
+        expect_version: u64,
+    },
+    /// Removes a flag; refused (`Refusal::VersionMoved`) unless it is stored at
+    /// `expect_version`.
+    DeleteFlag {
+        key: crate::domain::flag::FlagKey,
+        expect_version: u64,
+    },
+    /// Puts the flag on the kill list (`killed`) or takes it off: the one small item every
+    /// evaluation reads, so a kill reaches warm instances before their catalogue is read again.
+    KillList {
+        key: crate::domain::flag::FlagKey,
+        killed: bool,
+    },
+    /// Stores an operator's request for write access as a tenant's user; refused if its id is
+    /// taken.
+    PutApproval(crate::domain::impersonation::Approval),
+    /// Moves an approval from `from` to `to` at `at` (decided by `by`, now lasting until
+    /// `expires_at`); refused (`Refusal::ApprovalMoved`) unless it is still `from` and has not
+    /// lapsed at `at`: an approval is decided once and used once.
+    DecideApproval {
+        id: String,
+        from: crate::domain::impersonation::ApprovalStatus,
+        to: crate::domain::impersonation::ApprovalStatus,
+        by: UserId,
+        at: i64,
+        expires_at: i64,
+    },
+    /// Puts an impersonation on the revocation list until its token would have expired;
+    /// refused (`Refusal::IdTaken`) if it is there already (an end is recorded once).
+    RevokeImpersonation { id: String, expires_at: i64 },
     /// Stores an outgoing event; refused if its id is taken.
     Outbox(OutboxEvent),
     /// Stores a requested email change (its token's hash); refused if the hash is taken.
@@ -467,6 +502,12 @@ impl Change {
             }
             Change::DeletePlan { id } => format!("PLAN#{id}"),
             Change::RecordObject { tenant, key, .. } => format!("OBJ#{tenant}#{key}"),
+            Change::SaveFlag { .. } | Change::DeleteFlag { .. } | Change::KillList { .. } => {
+                "FLAGS".to_string()
+            }
+            Change::PutApproval(a) => format!("IMPAPPR#{}", a.id),
+            Change::DecideApproval { id, .. } => format!("IMPAPPR#{id}"),
+            Change::RevokeImpersonation { .. } => "REVOKED".to_string(),
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
             Change::RevokeSession { session_id, .. } => format!("SESSION#{session_id}"),
             Change::ClaimHash { email, .. } => format!("EMAIL#{email}"),
@@ -644,6 +685,8 @@ pub enum Refusal {
     ObjectMoved,
     /// A quota counter moved while it was being recounted.
     QuotaMoved,
+    /// The impersonation approval was decided, used or lapsed meanwhile (or never was).
+    ApprovalMoved,
 }
 
 impl Change {
@@ -679,6 +722,12 @@ impl Change {
             Change::DeletePlan { .. } => Refusal::PlanInUse,
             Change::UsePlan { .. } => Refusal::PlanClosed,
             Change::RecordObject { .. } => Refusal::ObjectMoved,
+            Change::SaveFlag { .. } | Change::DeleteFlag { .. } => Refusal::VersionMoved,
+            // A set's add or remove carries no condition.
+            Change::KillList { .. } => Refusal::VersionMoved,
+            Change::PutApproval(_) | Change::RevokeImpersonation { .. } => Refusal::IdTaken,
+            Change::DecideApproval { .. } => Refusal::ApprovalMoved,
+
             Change::UpdateUser { .. } | Change::DeleteUser { .. } => Refusal::UserMoved,
             Change::RevokeSession { .. } => Refusal::SessionGone,
             Change::ClaimHash { .. } => Refusal::UserMoved,

@@ -40,6 +40,10 @@
 //! | counter | `COUNT#<scope>` | `COUNT` | one number attribute per counter name |
 //! | outbox event | `OUTBOX#<event id>` | `OUTBOX` | kind, detail (JSON), `created_at`; `GSI1PK=OUTBOX`, `GSI1SK=<created_at>#<id>` |
 //! | reconcile position | `RECONCILE` | `POSITION` | `cursor`: where the scheduled reconcile's walk through the tenants goes on |
+//! | feature flag | `FLAGS` | `FLAG#<key>` | `doc` (the flag as JSON: description, owner, state, rollout percentage, overrides, kill fields), `version`: one partition, so the whole catalogue is one consistent query |
+//! | kill list | `FLAGS` | `KILLED` | `keys` (string set of killed flags' keys): added and removed in the transaction of the kill and of the state change that ends it; the one item each evaluation reads |
+//! | impersonation approval | `IMPAPPR#<id>` | `IMPAPPR` | tenant, user, operator, reason, status (`pending`, `approved`, `declined`, `used`), `created_at`, `expires_at`, `decided_by`, `decided_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=IMPAPPR#<created ms, 15 digits>#<id>` |
+//! | revoked impersonation | `REVOKED` | `IMP#<impersonation id>` | `expires_at` (when its token would have expired; TTL): the revocation list every function reads |
 //! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | fingerprint of the method, path and body, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
 //!
 //! # Access patterns
@@ -90,6 +94,11 @@
 //! - events still to publish: `Query GSI1 GSI1PK=OUTBOX` (oldest first); a published event's
 //!   item is deleted.
 //! - the plan catalogue: `Query GSI2 GSI2PK=PLANS`; one plan: `GetItem PLAN#<id>` (consistent).
+//! - the flag catalogue with its kill list: `Query PK=FLAGS` (consistent); the kill list alone:
+//!   `GetItem FLAGS / KILLED`; one flag: `GetItem FLAGS / FLAG#<key>`.
+//! - a tenant's impersonation approvals: `Query GSI1 GSI1PK=TENANT#<id>, begins_with IMPAPPR#`
+//!   backwards; one: `GetItem IMPAPPR#<id>`; the revocation list: `Query PK=REVOKED`
+//!   (consistent), those whose `expires_at` is ahead.
 //! - a tenant's usage: `GetItem QUOTA#tenant:<id>` (consistent); a seat recount: `Query GSI1
 //!   GSI1PK=TENANT#<id>`, `begins_with MEMBER#` and `begins_with INVITE#` (those not expired),
 //!   counted (`Select COUNT`).
@@ -894,6 +903,43 @@ pub trait PlanStore: Send + Sync {
     async fn stored_plans(&self) -> Result<Vec<Plan>, StoreError>;
 }
 
+/// The most flags the catalogue holds.
+pub const MAX_FLAGS: usize = 300;
+
+/// Feature flags and their kill list.
+#[async_trait]
+pub trait FlagStore: Send + Sync {
+    /// Every flag, by key, and the kill list, in one strongly consistent read of the `FLAGS`
+    /// partition (at most [`MAX_FLAGS`] flags).
+    async fn flags(&self) -> Result<(Vec<crate::domain::flag::Flag>, Vec<String>), StoreError>;
+    /// One flag (strongly consistent).
+    async fn flag(
+        &self,
+        key: &crate::domain::flag::FlagKey,
+    ) -> Result<Option<crate::domain::flag::Flag>, StoreError>;
+    /// The keys on the kill list: one small item, strongly consistent.
+    async fn kill_list(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Impersonation's records: owners' approvals of write access, and the revocation list.
+#[async_trait]
+pub trait ImpersonationStore: Send + Sync {
+    /// One approval (strongly consistent).
+    async fn approval(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::domain::impersonation::Approval>, StoreError>;
+    /// The tenant's approvals, newest first (at most `limit`).
+    async fn approvals_of(
+        &self,
+        tenant: &TenantId,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::impersonation::Approval>, StoreError>;
+    /// The ids of the impersonations ended before their tokens expire, those still live at
+    /// `now`: one strongly consistent query of the `REVOKED` partition.
+    async fn revoked_impersonations(&self, now: i64) -> Result<Vec<String>, StoreError>;
+}
+
 /// One object of a tenant's storage as the ledger knows it (`Change::RecordObject`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObjectMark {
@@ -936,6 +982,8 @@ pub trait UsageStore: Send + Sync {
 pub trait Store:
     UserStore
     + PlanStore
+    + FlagStore
+    + ImpersonationStore
     + UsageStore
     + TenantStore
     + PartnerStore
@@ -951,6 +999,8 @@ pub trait Store:
 impl<
         T: UserStore
             + PlanStore
+            + FlagStore
+            + ImpersonationStore
             + UsageStore
             + TenantStore
             + PartnerStore

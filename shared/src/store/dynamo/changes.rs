@@ -783,6 +783,27 @@ impl DynamoStore {
                 after,
             } => self.record_object_items(tenant, key, before.as_ref(), after)?,
             Change::SetQuotas { scope, values } => vec![self.set_quotas_item(scope, values)?],
+            Change::SaveFlag {
+                flag,
+                expect_version,
+            } => vec![self.save_flag_item(flag, *expect_version)?],
+            Change::DeleteFlag {
+                key,
+                expect_version,
+            } => vec![self.delete_flag_item(key, *expect_version)?],
+            Change::KillList { key, killed } => vec![self.kill_list_item(key, *killed)?],
+            Change::PutApproval(a) => vec![self.put_approval_item(a)?],
+            Change::DecideApproval {
+                id,
+                from,
+                to,
+                by,
+                at,
+                expires_at,
+            } => vec![self.decide_approval_item(id, *from, *to, by, *at, *expires_at)?],
+            Change::RevokeImpersonation { id, expires_at } => {
+                vec![self.revoke_impersonation_item(id, *expires_at)?]
+            }
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");
                 item.insert("entity".into(), s("outbox"));

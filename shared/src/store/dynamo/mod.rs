@@ -5,6 +5,7 @@
 
 mod changes;
 mod databases;
+mod flags;
 mod idempotency;
 mod partners;
 mod plans;

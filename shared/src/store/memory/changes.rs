@@ -157,6 +157,21 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
         Change::SetQuotas { scope, values } => values.iter().any(|(name, read, _)| {
             d.counters.get(&(format!("QUOTA#{scope}"), name.clone())) != read.as_ref()
         }),
+        Change::SaveFlag {
+            flag,
+            expect_version,
+        } => d.flags.get(&flag.key).map_or(0, |f| f.version) != *expect_version,
+        Change::DeleteFlag {
+            key,
+            expect_version,
+        } => d.flags.get(key).is_none_or(|f| f.version != *expect_version),
+        Change::KillList { .. } => false,
+        Change::PutApproval(a) => d.approvals.contains_key(&a.id),
+        Change::DecideApproval { id, from, at, .. } => d
+            .approvals
+            .get(id)
+            .is_none_or(|a| a.status != *from || a.expires_at <= *at),
+        Change::RevokeImpersonation { id, .. } => d.revoked.contains_key(id),
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
         Change::RevokeSession { session_id, user } => d
             .sessions
@@ -461,6 +476,40 @@ fn apply(d: &mut Data, change: Change) {
             for (name, _, to) in values {
                 d.counters.insert((format!("QUOTA#{scope}"), name), to);
             }
+        }
+        Change::SaveFlag { flag, .. } => {
+            d.flags.insert(flag.key.clone(), flag);
+        }
+        Change::DeleteFlag { key, .. } => {
+            d.flags.remove(&key);
+        }
+        Change::KillList { key, killed } => {
+            if killed {
+                d.kill_list.insert(key.to_string());
+            } else {
+                d.kill_list.remove(key.as_str());
+            }
+        }
+        Change::PutApproval(a) => {
+            d.approvals.insert(a.id.clone(), a);
+        }
+        Change::DecideApproval {
+            id,
+            to,
+            by,
+            at,
+            expires_at,
+            ..
+        } => {
+            if let Some(a) = d.approvals.get_mut(&id) {
+                a.status = to;
+                a.decided_by = Some(by);
+                a.decided_at = Some(at);
+                a.expires_at = expires_at;
+            }
+        }
+        Change::RevokeImpersonation { id, expires_at } => {
+            d.revoked.insert(id, expires_at);
         }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);

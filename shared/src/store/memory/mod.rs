@@ -4,6 +4,7 @@
 
 mod changes;
 mod databases;
+mod flags;
 mod idempotency;
 mod partners;
 mod plans;
@@ -55,6 +56,11 @@ struct Data {
     plans: HashMap<crate::domain::plan::PlanId, crate::domain::plan::Plan>,
     /// The storage ledger: each object's mark by tenant and key hash.
     objects: HashMap<(TenantId, String), ObjectMark>,
+    flags: std::collections::BTreeMap<crate::domain::flag::FlagKey, crate::domain::flag::Flag>,
+    kill_list: std::collections::BTreeSet<String>,
+    approvals: HashMap<String, crate::domain::impersonation::Approval>,
+    /// Revoked impersonations and when their tokens would have expired.
+    revoked: HashMap<String, i64>,
 }
 
 impl Data {
