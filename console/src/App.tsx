@@ -57,6 +57,10 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
       },
     );
   }, [signedIn, identity]);
+  // Loaded for another impersonation (or none): not rendered, so no view calls the API with
+  // rights it does not have (until the effect above has loaded the right one).
+  const actingPart = (id: string) => id.split('|acting:')[1] ?? '';
+  const current = who && actingPart(whoFor.current) === actingPart(identity) ? who : null;
   // An impersonation that ends (stopped, timed out, refused) goes back where it was started.
   const actingId = session.acting?.info.id ?? null;
   const wasActing = useRef<string | null>(null);
@@ -89,17 +93,17 @@ export function App({ mailedToken }: { mailedToken: string | null }) {
   if (!signedIn || loc.path === '/sign-in') return <Bare><SignIn /></Bare>;
 
   return (
-    <WhoContext.Provider value={who}>
+    <WhoContext.Provider value={current}>
       <ReloadWhoContext.Provider value={reloadWho}>
-        <Shell who={who}>
+        <Shell who={current}>
           {whoError ? (
             <Page title="Console">
               <ErrorBox error={whoError} title="Could not load who you are" />
             </Page>
-          ) : !who ? (
+          ) : !current ? (
             <p class="loading" role="status">Loading…</p>
           ) : (
-            <Routes loc={loc} who={who} />
+            <Routes loc={loc} who={current} />
           )}
         </Shell>
       </ReloadWhoContext.Provider>

@@ -3259,7 +3259,7 @@ export interface paths {
         put?: never;
         /**
          * Add a feature flag (operators).
-         * @description 409 `FLAG_EXISTS` when the key is taken; 400 `VALIDATION_ERROR` names the field
+         * @description 409 `FLAG_EXISTS` when the key is taken; 400 `INVALID_FIELD` names the field
          *     (`key: ...`). `rollout_percent` defaults to 0.
          */
         post: {
@@ -3460,7 +3460,7 @@ export interface paths {
          * @description `id` is a user id, a tenant's slug (stored as the tenant's id, the slug kept as the
          *     override's label), a partner id or a plan id. 404 `USER_NOT_FOUND`, `TENANT_NOT_FOUND`,
          *     `PARTNER_NOT_FOUND` or `PLAN_NOT_FOUND` when it does not exist. At most 100 overrides per
-         *     axis.
+         *     axis (409 `OVERRIDE_LIMIT`).
          */
         put: {
             parameters: {
@@ -3926,7 +3926,7 @@ export interface components {
          *     new code cannot break a client that validates; the console types its handling by it.
          * @enum {string}
          */
-        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "PLAN_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "SEAT_LIMIT" | "STORAGE_LIMIT" | "OBJECT_LIMIT" | "PLAN_EXISTS" | "PLAN_IN_USE" | "PLAN_BUILTIN" | "PLAN_RETIRED" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "PRECONDITION_REQUIRED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "FLAG_EXISTS" | "FLAG_NOT_FOUND" | "VALIDATION_ERROR" | "IMPERSONATION_FORBIDDEN" | "IMPERSONATION_READ_ONLY" | "APPROVAL_REQUIRED" | "INTERNAL_ERROR";
+        ErrorCode: "INVALID_REQUEST" | "INVALID_JSON" | "INVALID_FIELD" | "INVALID_CURSOR" | "PAYLOAD_TOO_LARGE" | "METHOD_NOT_ALLOWED" | "ROUTE_NOT_FOUND" | "INVALID_CREDENTIALS" | "INVALID_TOKEN" | "INVALID_REFRESH_TOKEN" | "INVALID_MFA_TOKEN" | "OPERATOR_AUDIENCE_DENIED" | "ACCOUNT_SUSPENDED" | "TENANT_SUSPENDED" | "FORBIDDEN" | "MFA_ENROLLMENT_REQUIRED" | "MFA_REQUIRED" | "TENANT_NOT_FOUND" | "PARTNER_NOT_FOUND" | "MEMBER_NOT_FOUND" | "ADMIN_NOT_FOUND" | "DATABASE_NOT_FOUND" | "NOT_ATTACHED" | "USER_NOT_FOUND" | "SESSION_NOT_FOUND" | "PASSKEY_NOT_FOUND" | "PLAN_NOT_FOUND" | "NOT_FOUND" | "SLUG_TAKEN" | "LAST_OWNER" | "EMAIL_TAKEN" | "LAST_OPERATOR" | "FACTOR_EXISTS" | "LAST_FACTOR" | "PASSKEY_LIMIT" | "ALREADY_MEMBER" | "ALREADY_ADMIN" | "PARTNER_TERMINATED" | "PARTNER_TENANT_LIMIT" | "DATABASE_LIMIT" | "SEAT_LIMIT" | "STORAGE_LIMIT" | "OBJECT_LIMIT" | "PLAN_EXISTS" | "PLAN_IN_USE" | "PLAN_BUILTIN" | "PLAN_RETIRED" | "INVALID_STATE" | "OFFBOARDING_IN_PROGRESS" | "RECOVERY_WINDOW_PASSED" | "CONCURRENT_UPDATE" | "PRECONDITION_FAILED" | "PRECONDITION_REQUIRED" | "INVALID_OR_EXPIRED_TOKEN" | "WEAK_PASSWORD" | "INVALID_REDIRECT_ORIGIN" | "INVALID_IDEMPOTENCY_KEY" | "IDEMPOTENCY_KEY_REUSED" | "IDEMPOTENCY_IN_PROGRESS" | "DATABASE_UNREACHABLE" | "DATABASE_HOST_NOT_ALLOWED" | "DATABASE_TLS_REQUIRED" | "UNKNOWN_TABLE" | "INVALID_VALUE" | "INVALID_QUERY" | "INVALID_MFA_CODE" | "QUERY_TIMEOUT" | "READ_ONLY" | "PERMISSION_DENIED" | "DATABASE_ERROR" | "RESULT_TOO_LARGE" | "TOO_MANY_REQUESTS" | "THROTTLED" | "GATEWAY_TIMEOUT" | "SERVICE_UNAVAILABLE" | "FLAG_EXISTS" | "FLAG_NOT_FOUND" | "APPROVAL_NOT_FOUND" | "OVERRIDE_LIMIT" | "IMPERSONATION_FORBIDDEN" | "IMPERSONATION_READ_ONLY" | "APPROVAL_REQUIRED" | "INTERNAL_ERROR";
         /** @description Lower-case letters, digits and hyphens, starting with a letter and not ending with a hyphen. */
         PlanId: string;
         /**
@@ -4390,8 +4390,8 @@ export interface components {
                 plan: components["schemas"]["PlanId"];
             };
             user_id: string | null;
-            /** @description The tenant's stable bucket (a rollout decided it). */
-            bucket?: number;
+            /** @description The tenant's stable bucket, when a rollout decided. */
+            bucket?: number | null;
             rollout_percent?: number;
         };
         TenantFlag: {
@@ -4405,8 +4405,11 @@ export interface components {
             user_id: string;
             operator_id: string;
             reason: string;
-            /** @enum {string} */
-            status: "pending" | "approved" | "declined" | "used";
+            /**
+             * @description A pending or approved request past `expires_at` reads `expired`.
+             * @enum {string}
+             */
+            status: "pending" | "approved" | "declined" | "used" | "expired";
             /** @description Unix seconds. */
             created_at: number;
             /** @description Unix seconds; an approved request is usable once until then. */
@@ -4447,8 +4450,8 @@ export interface components {
             /** @enum {string} */
             token_type: "Bearer";
             expires_in: number;
-            /** @enum {string} */
-            scope: "read" | "write";
+            /** @description `read`, or `read write`. */
+            scope: string;
             impersonation: components["schemas"]["Impersonation"];
         };
     };

@@ -118,6 +118,7 @@ const STATUS_MARK: Record<string, string> = {
   approved: '✓',
   declined: '✕',
   used: '–',
+  expired: '○',
 };
 
 /** A status in words, with a shape and colour beside it (never colour alone). */

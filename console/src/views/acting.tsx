@@ -88,15 +88,18 @@ const ENDED: Record<'stopped' | 'expired' | 'refused', string> = {
 export function ActingEndedNotice() {
   const ended = session.actingEnded;
   const loc = useLocation();
-  const [at, setAt] = useState<string | null>(null);
-  // Shown on the page the console returned to; gone once the operator moves on or dismisses it.
+  const [arrived, setArrived] = useState(false);
   useEffect(() => {
-    if (!ended) return setAt(null);
-    if (at === null) {
-      setAt(loc.path);
-      announce(`${ENDED[ended.why]} ${ended.email} in ${ended.tenant}. You are back in your own session.`);
-    } else if (at !== loc.path) session.clearActingEnded();
-  }, [ended, loc.path]);
+    setArrived(false);
+    if (ended) announce(`${ENDED[ended.why]} ${ended.email} in ${ended.tenant}. You are back in your own session.`);
+  }, [ended]);
+  // Shown on the page the console returns to (where it started); gone once the operator moves
+  // on from there, or dismisses it.
+  useEffect(() => {
+    if (!ended) return;
+    if (loc.path === ended.from) setArrived(true);
+    else if (arrived) session.clearActingEnded();
+  }, [ended, loc.path, arrived]);
   if (!ended) return null;
   return (
     <div class="notice acting-ended">
@@ -217,7 +220,7 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
             you to your own session. Every request is recorded in the tenant's audit under your name.
           </p>
           <Field label="Reason" hint="10 to 500 characters, such as the support ticket: recorded in the tenant's audit." error={reasonErr}>
-            {(a) => <textarea {...a} name="act-reason" rows={2} maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />}
+            {(a) => <textarea {...a} name="act-reason" rows={2} maxLength={500} value={reason} onInput={(e) => (setReason(e.currentTarget.value), setReasonErr(null))} />}
           </Field>
           <fieldset class="access-choice">
             <legend>Access</legend>

@@ -3,7 +3,7 @@
 // entries say in words which operator acted as which user, and what they did.
 import { useEffect, useState } from 'preact/hooks';
 import { get } from '../api/client';
-import type { AuditEntry, Page as ApiPage } from '../api/types';
+import type { AuditEntry, Member, Page as ApiPage } from '../api/types';
 import { Page } from '../App';
 import { setQuery, type Location } from '../router';
 import { CopyButton, ErrorBox, Field, Link, Pager, useCursorPages, useLoad } from '../ui/kit';
@@ -52,13 +52,31 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
       () => undefined,
     );
   }, [who.operator]);
-  // Actors' emails (operators may read every user), each id asked once.
+  // Emails by user id: the actors and the users acted as. Operators may read every user; a
+  // tenant's owners and admins its members (who the users acted as are).
   const [emails, setEmails] = useState<Map<string, string>>(new Map());
+  const [members, setMembers] = useState<Map<string, string> | null>(null);
   useEffect(() => {
-    if (!who.operator || !list.data) return;
-    const ids = new Set(list.data.items.map((e) => e.actor_user_id).filter((id) => !SYSTEM.test(id) && !emails.has(id)));
-    for (const id of ids) void userEmail(id).then((email) => email && setEmails((m) => new Map(m).set(id, email)));
-  }, [list.data, who.operator]);
+    if (!scope) return;
+    get<ApiPage<Member>>('/tenants/{slug}/users', { params: { slug: scope.tenant }, query: { limit: 100 } }).then(
+      (a) => setMembers(new Map(a.data.items.map((m) => [m.user_id, m.email]))),
+      () => setMembers(new Map()),
+    );
+  }, [scope?.tenant]);
+  useEffect(() => {
+    if (!list.data) return;
+    const ids = new Set<string>();
+    for (const e of list.data.items) {
+      if (!SYSTEM.test(e.actor_user_id)) ids.add(e.actor_user_id);
+      const acted = actedAs(e);
+      if (acted) ids.add(acted);
+    }
+    for (const id of ids) {
+      const known = members?.get(id);
+      if (known) setEmails((m) => (m.get(id) === known ? m : new Map(m).set(id, known)));
+      else if (who.operator && !emails.has(id)) void userEmail(id).then((email) => email && setEmails((m) => new Map(m).set(id, email)));
+    }
+  }, [list.data, who.operator, members]);
   const set = (k: keyof typeof f) => (e: Event) => setDraft({ ...draft, [k]: (e.currentTarget as HTMLInputElement).value });
   return (
     <>
@@ -108,7 +126,7 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
             {list.data.items.map((e) => {
               const t = e.tenant_id ? names.tenants.get(e.tenant_id) : undefined;
               const p = e.partner_id ? names.partners.get(e.partner_id) : undefined;
-              const acting = impersonationOf(e);
+              const acting = impersonationOf(e, (id) => emails.get(id) ?? null);
               return (
                 <tr key={e.id} data-action={e.action}>
                   <td data-label="When">{new Date(e.at * 1000).toISOString().replace('T', ' ').slice(0, 19)}</td>
@@ -159,14 +177,22 @@ function Actor({ id, email, me }: { id: string; email: string | null; me: string
 
 /** An impersonation entry in words: the operator is the entry's actor; its details name the user
  * acted as (by email when they carry it) and, for each request, what was asked. */
-function impersonationOf(e: AuditEntry): { sentence: string; reason: string | null; operatorEmail: string | null; byOperator: boolean } | null {
+/** The user an impersonation entry names (its details' `user_id`). */
+function actedAs(e: AuditEntry): string | null {
+  if (!e.action.startsWith('impersonation.')) return null;
+  const id = (e.details as Record<string, unknown> | null)?.user_id;
+  return typeof id === 'string' ? id : null;
+}
+
+function impersonationOf(e: AuditEntry, email: (id: string) => string | null): { sentence: string; reason: string | null; operatorEmail: string | null; byOperator: boolean } | null {
   if (!e.action.startsWith('impersonation.')) return null;
   const d = (e.details ?? {}) as Record<string, unknown>;
   const text = (...keys: string[]) => {
     for (const k of keys) if (typeof d[k] === 'string' && d[k]) return d[k] as string;
     return null;
   };
-  const user = text('user_email', 'email', 'user', 'user_id') ?? 'a member';
+  const userId = actedAs(e);
+  const user = text('user_email', 'email') ?? (userId ? email(userId) ?? `user ${userId.slice(0, 8)}…` : 'a member');
   const access = d.write === true || d.scope === 'write' ? 'read and write' : d.write === false || d.scope === 'read' ? 'read-only' : null;
   const method = text('method');
   const path = text('path', 'resource');
@@ -176,9 +202,11 @@ function impersonationOf(e: AuditEntry): { sentence: string; reason: string | nu
       case 'impersonation.started':
         return `Started acting as ${user}${access ? `, ${access}` : ''}.`;
       case 'impersonation.request':
-        return `As ${user}: ${[method, path].filter(Boolean).join(' ') || 'a request'}${status !== null ? ` (answered ${status})` : ''}.`;
-      case 'impersonation.ended':
-        return `Stopped acting as ${user}${text('ended_by', 'why', 'cause') ? ` (${text('ended_by', 'why', 'cause')})` : ''}.`;
+        return `As ${user}: ${[method, path].filter(Boolean).join(' ') || 'a request'}${d.refused === true ? ' — refused' : status !== null ? ` (answered ${status})` : ''}.`;
+      case 'impersonation.ended': {
+        const why = text('why');
+        return `${why === 'stopped' || !why ? 'Stopped' : 'Ended'} acting as ${user}${why && why !== 'stopped' ? ` (${why.replace(/_/g, ' ')})` : ''}.`;
+      }
       case 'impersonation.approval_requested':
         return `Asked the owners to act as ${user} with write access.`;
       case 'impersonation.approved':

@@ -35,7 +35,7 @@ export function stateWords(f: Pick<Flag, 'state' | 'rollout_percent'>): string {
 
 /** Why a flag has its value, in words (`reason` of an evaluation). */
 export function reasonWords(reason: FlagReason, e?: Pick<FlagEvaluation, 'bucket' | 'rollout_percent' | 'tenant'>): string {
-  const bucket = e?.bucket !== undefined && e.rollout_percent !== undefined ? ` (its bucket is ${e.bucket}; tenants below ${e.rollout_percent * 100} of 10,000 are in)` : '';
+  const bucket = e?.bucket != null && e.rollout_percent != null ? ` (its bucket is ${e.bucket.toLocaleString('en-US')}; buckets below ${(e.rollout_percent * 100).toLocaleString('en-US')} are in)` : '';
   switch (reason) {
     case 'killed':
       return 'The flag is killed: off everywhere, whatever the overrides say.';
@@ -652,7 +652,7 @@ function AxisOverrides({ axis, flag, adopt }: { axis: FlagAxis; flag: Flag; adop
             )
           }
         </Field>
-        <Field label={`Value for this ${spec.one}`}>
+        <Field label="Value">
           {(a) => (
             <select {...a} name={`override-${axis}-value`} value={value} onChange={(e) => setValue(e.currentTarget.value as 'true' | 'false')}>
               <option value="true">On</option>
@@ -795,12 +795,12 @@ function Evaluate({ flag }: { flag: Flag }) {
             </dd>
             <dt>Tenant's partner</dt>
             <dd>{answer.tenant.partner_id ? <code>{answer.tenant.partner_id}</code> : 'none'}</dd>
-            {answer.bucket !== undefined && (
+            {answer.bucket != null && (
               <>
                 <dt>Rollout bucket</dt>
                 <dd>
-                  {answer.bucket} of 0-9,999
-                  {answer.rollout_percent !== undefined && ` (in when below ${(answer.rollout_percent * 100).toLocaleString('en-US')})`}
+                  {answer.bucket.toLocaleString('en-US')} (of 0 to 9,999)
+                  {answer.rollout_percent != null && `; in when below ${(answer.rollout_percent * 100).toLocaleString('en-US')}`}
                 </dd>
               </>
             )}
@@ -826,8 +826,8 @@ function KillAndDelete({ flag, adopt }: { flag: Flag; adopt: (f: Flag, etag: str
     <section aria-labelledby="kill-h">
       <h2 id="kill-h">Kill switch and delete</h2>
       {done && (
-        <p role="status" class="ok-text">
-          ✓ {done}
+        <p role="status" class="notice">
+          {done}
         </p>
       )}
       <div class="danger-row">
@@ -886,7 +886,7 @@ function KillAndDelete({ flag, adopt }: { flag: Flag; adopt: (f: Flag, etag: str
           state again.
         </p>
         <Field label="Reason" hint="10 to 500 characters, kept with the flag and in the audit." error={reasonErr}>
-          {(a) => <textarea {...a} name="kill-reason" rows={3} maxLength={500} value={reason} onInput={(e) => setReason(e.currentTarget.value)} />}
+          {(a) => <textarea {...a} name="kill-reason" rows={3} maxLength={500} value={reason} onInput={(e) => (setReason(e.currentTarget.value), setReasonErr(null))} />}
         </Field>
       </Confirm>
       <Confirm

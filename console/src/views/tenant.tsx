@@ -410,7 +410,7 @@ function Members({ tenant, canOwners, canActAs }: { tenant: Tenant; canOwners: b
     if (canActAs) consoleRoles().then(setRoles, () => setRoles({ operators: new Set(), partnerAdmins: new Set() }));
   }, [canActAs]);
   const actAs = (m: Member): ActAsAnswer =>
-    !canActAs ? null : m.user_id === who.userId ? 'self' : roles?.operators.has(m.user_id) ? 'operator' : roles?.partnerAdmins.has(m.user_id) ? 'partner admin' : 'yes';
+    !canActAs || !roles ? null : m.user_id === who.userId ? 'self' : roles?.operators.has(m.user_id) ? 'operator' : roles?.partnerAdmins.has(m.user_id) ? 'partner admin' : 'yes';
   const list = useLoad(() => get<ApiPage<Member>>('/tenants/{slug}/users', { params: { slug: tenant.slug }, query: { limit: 25, cursor: pages.cursor } }).then((a) => a.data), [tenant.slug, pages.cursor]);
   const [email, setEmail] = useState('');
   const [role, setRole] = useState<Role>('member');
