@@ -3672,13 +3672,13 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/tenants/{slug}/impersonation-approvals/{id}/approve": {
+    "/tenants/{slug}/impersonation-approvals/{approval_id}/approve": {
         parameters: {
             query?: never;
             header?: never;
             path: {
                 slug: components["parameters"]["TenantSlug"];
-                id: components["parameters"]["ApprovalId"];
+                approval_id: components["parameters"]["ApprovalId"];
             };
             cookie?: never;
         };
@@ -3691,7 +3691,7 @@ export interface paths {
                 header?: never;
                 path: {
                     slug: components["parameters"]["TenantSlug"];
-                    id: components["parameters"]["ApprovalId"];
+                    approval_id: components["parameters"]["ApprovalId"];
                 };
                 cookie?: never;
             };
@@ -3711,13 +3711,13 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/tenants/{slug}/impersonation-approvals/{id}/decline": {
+    "/tenants/{slug}/impersonation-approvals/{approval_id}/decline": {
         parameters: {
             query?: never;
             header?: never;
             path: {
                 slug: components["parameters"]["TenantSlug"];
-                id: components["parameters"]["ApprovalId"];
+                approval_id: components["parameters"]["ApprovalId"];
             };
             cookie?: never;
         };
@@ -3730,7 +3730,7 @@ export interface paths {
                 header?: never;
                 path: {
                     slug: components["parameters"]["TenantSlug"];
-                    id: components["parameters"]["ApprovalId"];
+                    approval_id: components["parameters"]["ApprovalId"];
                 };
                 cookie?: never;
             };

@@ -356,8 +356,8 @@ function ApprovalItem({ slug, x, email, onAnswered }: { slug: string; x: Imperso
     setBusy(true);
     setError(null);
     try {
-      const path = what === 'approve' ? '/tenants/{slug}/impersonation-approvals/{id}/approve' : '/tenants/{slug}/impersonation-approvals/{id}/decline';
-      const a = await post<ImpersonationApproval>(path, { params: { slug, id: x.id } });
+      const path = what === 'approve' ? '/tenants/{slug}/impersonation-approvals/{approval_id}/approve' : '/tenants/{slug}/impersonation-approvals/{approval_id}/decline';
+      const a = await post<ImpersonationApproval>(path, { params: { slug, approval_id: x.id } });
       announce(`${what === 'approve' ? 'Approved' : 'Declined'}: acting as ${who}.`);
       onAnswered(a.data);
     } catch (e) {
