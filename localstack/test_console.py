@@ -1308,5 +1308,266 @@ class Console(unittest.TestCase):
         self.fail(f"{slug} did not become active")
 
 
+    def test_23_a_flag_rolled_out_overridden_for_a_tenant_explained_killed_and_brought_back(self):
+        """The operator makes a flag in the Flags section, rolls it out to 31% with the slider
+        (a stale save shows 412 with what changed), turns it on for the seed tenant with a tenant
+        override, and asks why it is on there: the tenant override, in words. Killed behind a
+        confirmation that names it and takes a reason, the answer becomes "killed"; brought
+        back by choosing its state again, the override decides again. The tenant page's Feature
+        flags card says the same; the flag is deleted at the end."""
+        key, slug = f"billing.invoices-{RUN}", f"seed-{RUN}"
+        page = self.page()
+        self.sign_in(page)
+        page.get_by_role("link", name="Flags", exact=True).click()
+        expect(page.get_by_role("heading", name="Flags", level=1)).to_be_visible()
+        page.get_by_role("link", name="New flag").click()
+        # A key that is not a lower-case dotted name is refused on its field, before any call.
+        page.get_by_label("Key").fill("Billing.New")
+        page.get_by_label("Owner").fill("billing team")
+        page.get_by_role("button", name="Create flag").click()
+        expect(page.get_by_label("Key")).to_have_attribute("aria-invalid", "true")
+        page.get_by_label("Key").fill(key)
+        page.get_by_label("Description").fill("The new invoice layout and its PDF.")
+        expect(page.get_by_label("State")).to_have_value("off")
+        self.screen(page, "new-flag")
+        page.get_by_role("button", name="Create flag").click()
+        expect(page.get_by_role("heading", name=f"Flag {key}", level=1)).to_be_visible()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("off"))
+        status, body, headers = api("GET", f"/flags/{key}", op())
+        self.assertEqual(status, 200, body)
+        self.assertEqual((body["data"]["state"], body["data"]["owner"], body["data"]["overrides"]), ("off", "billing team", []))
+        self.assertEqual(headers.get("ETag") or headers.get("etag"), f'"f{body["data"]["version"]}"')
+
+        # Rollout with the slider: a range input with a label, its number shown and read out.
+        page.get_by_label("State").select_option("rollout")
+        slider = page.get_by_role("slider", name="Rollout")
+        slider.fill("30")
+        slider.press("ArrowRight")
+        expect(slider).to_have_attribute("aria-valuetext", "31% of tenants")
+        expect(page.locator(".range-value")).to_have_text("31%")
+        page.get_by_role("button", name="Save changes").click()
+        expect(page.locator(".ok-text", has_text="Saved")).to_be_visible()
+        expect(page.locator(".state-line")).to_contain_text("On for 31% of tenants")
+        flag = api("GET", f"/flags/{key}", op())[1]["data"]
+        self.assertEqual((flag["state"], flag["rollout_percent"]), ("rollout", 31))
+        # Someone else changes its owner meanwhile: the next save is refused (412), said so.
+        status, _, _ = api("PATCH", f"/flags/{key}", op(), {"owner": "payments team"}, {"if-match": f'"f{flag["version"]}"'})
+        self.assertEqual(status, 200)
+        slider.fill("40")
+        page.get_by_role("button", name="Save changes").click()
+        alert = page.get_by_role("alert").filter(has_text="HTTP 412")
+        expect(alert).to_contain_text("payments team")
+        self.assertEqual(api("GET", f"/flags/{key}", op())[1]["data"]["rollout_percent"], 31, "the stale save changed nothing")
+        page.get_by_role("button", name="Reload the latest (drop my edits)").click()
+        expect(page.get_by_label("Owner")).to_have_value("payments team")
+        expect(slider).to_have_value("31")
+
+        # A tenant override: on for the seed tenant, by its slug.
+        tenants = page.get_by_role("region", name=re.compile("^Tenants"))
+        tenants.get_by_label("Tenant slug").fill(f"no-such-{RUN}")
+        tenants.get_by_role("button", name="Set tenant override").click()
+        expect(tenants.get_by_label("Tenant slug")).to_have_attribute("aria-invalid", "true")
+        expect(tenants.locator(".field-error")).to_contain_text("TENANT_NOT_FOUND")
+        tenants.get_by_label("Tenant slug").fill(slug)
+        tenants.get_by_label("Value").select_option("true")
+        tenants.get_by_role("button", name="Set tenant override").click()
+        expect(tenants.locator(f"tr[data-target='{slug}']")).to_contain_text("on")
+        overrides = api("GET", f"/flags/{key}", op())[1]["data"]["overrides"]
+        self.assertEqual([(o["axis"], o["label"], o["value"]) for o in overrides], [("tenant", slug, True)])
+
+        # Why is it on for the seed tenant? The tenant override, in words; the API says the same.
+        why = page.get_by_role("region", name="Why is it on or off for a tenant?")
+        why.get_by_label("Tenant slug").fill(slug)
+        why.get_by_role("button", name="Ask why").click()
+        answer = why.locator(".eval-result")
+        expect(answer).to_have_attribute("data-reason", "tenant_override")
+        expect(answer).to_contain_text(f"On for {slug}")
+        expect(answer).to_contain_text("An override for this tenant decides it.")
+        evaluated = api("GET", f"/flags/{key}/evaluate?tenant={slug}", op())[1]["data"]
+        self.assertEqual((evaluated["value"], evaluated["reason"]), (True, "tenant_override"))
+        self.screen(page, "flag")
+
+        # The kill switch asks first, naming the flag, and wants a reason.
+        page.get_by_role("button", name="Kill flag").click()
+        dialog = page.get_by_role("dialog", name=f"Kill {key}?")
+        expect(dialog).to_contain_text("off for every tenant and user")
+        dialog.get_by_role("button", name="Kill flag").click()
+        expect(dialog.get_by_label("Reason")).to_have_attribute("aria-invalid", "true")
+        self.assertEqual(api("GET", f"/flags/{key}", op())[1]["data"]["state"], "rollout", "nothing is killed without a reason")
+        reason = f"Invoices render blank for some tenants ({RUN})"
+        dialog.get_by_label("Reason").fill(reason)
+        self.screen(page, "flag-kill-confirm")
+        dialog.get_by_role("button", name="Kill flag").click()
+        expect(dialog).to_be_hidden()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("killed"))
+        expect(page.locator(".killed-box")).to_contain_text(reason)
+        expect(page.locator(".killed-box")).to_contain_text(EMAIL)
+        flag = api("GET", f"/flags/{key}", op())[1]["data"]
+        self.assertEqual((flag["state"], flag["kill_reason"]), ("killed", reason))
+        self.assertIsNotNone(flag["killed_at"])
+        # The answer follows the flag: killed, whatever the override says.
+        expect(answer).to_have_attribute("data-reason", "killed")
+        expect(answer).to_contain_text(f"Off for {slug}")
+        expect(answer).to_contain_text("The flag is killed")
+        self.assertEqual(api("GET", f"/flags/{key}/evaluate?tenant={slug}", op())[1]["data"]["reason"], "killed")
+        self.screen(page, "flag-killed")
+
+        # Brought back: its state chosen again (the rollout it had is kept).
+        page.get_by_label("State").select_option("rollout")
+        expect(page.get_by_role("slider", name="Rollout")).to_have_value("31")
+        page.get_by_role("button", name="Bring back with this state").click()
+        expect(page.locator(".page-actions .chip")).to_have_text(re.compile("rollout"))
+        expect(page.locator(".killed-box")).to_have_count(0)
+        flag = api("GET", f"/flags/{key}", op())[1]["data"]
+        self.assertEqual((flag["state"], flag["rollout_percent"], flag["killed_at"]), ("rollout", 31, None))
+        expect(answer).to_have_attribute("data-reason", "tenant_override")
+
+        # The tenant page's card: on for the seed tenant, by its override.
+        page.goto(BASE + f"/console/tenants/{slug}/overview")
+        card = page.get_by_role("region", name="Feature flags")
+        item = card.locator(f"li[data-flag='{key}']")
+        expect(item).to_have_attribute("data-value", "true")
+        expect(item).to_contain_text("tenant override")
+        mine = {f["key"]: f for f in api("GET", f"/tenants/{slug}/flags", op())[1]["data"]["items"]}
+        self.assertEqual((mine[key]["value"], mine[key]["reason"]), (True, "tenant_override"))
+        self.screen(page, "tenant-flags-card")
+        # The list: the state in words beside its badge, the rollout, the override counted.
+        page.get_by_role("link", name="Flags", exact=True).click()
+        row = page.locator(f"tr[data-flag='{key}']")
+        expect(row).to_contain_text("On for 31% of tenants")
+        expect(row.locator("[data-label='Overrides']")).to_have_text("1")
+        expect(row.locator("[data-label='Owner']")).to_have_text("payments team")
+        self.screen(page, "flags")
+        # Deleted, after its confirmation.
+        row.get_by_role("link", name=key).click()
+        page.get_by_role("button", name="Delete", exact=True).click()
+        page.get_by_role("dialog").get_by_role("button", name="Delete flag").click()
+        expect(page.get_by_role("heading", name="Flags", level=1)).to_be_visible()
+        expect(page.locator(f"tr[data-flag='{key}']")).to_have_count(0)
+        self.assertEqual(api("GET", f"/flags/{key}", op())[0], 404)
+
+    def test_24_an_operator_acts_as_a_member_read_only_then_stops_and_the_audit_says_so(self):
+        """An operator acts as an admin of the seed tenant, read-only: the banner names them, the
+        tenant, the access and the time left, on the overview and on the members screen; a save
+        there is refused with IMPERSONATION_READ_ONLY (nothing changes); Stop ends it on the
+        server and brings the operator's own session back. On the way the operator asks the
+        owners for write access, which the seed's owner (the operator's own account here)
+        declines on the overview. The tenant's audit says who acted as whom, and what."""
+        slug = f"seed-{RUN}"
+        email, _ = new_account("acted")
+        members = api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]
+        uid = next(m["user_id"] for m in members if m["email"] == email)
+        me = api("GET", "/auth/me", op())[1]["data"]["user"]["id"]
+        self.assertEqual(api("PATCH", f"/tenants/{slug}/users/{uid}", op(), {"role": "admin"})[0], 200)
+        name = api("GET", f"/tenants/{slug}", op())[1]["data"]["name"]
+        page = self.page()
+        self.sign_in(page)
+        page.goto(BASE + f"/console/tenants/{slug}/members")
+        row = page.locator(f"tr[data-email='{email}']")
+        expect(row.get_by_role("button", name=f"Act as {email}")).to_be_visible()
+        # Not for oneself (the API refuses it too).
+        expect(page.locator(f"tr[data-email='{EMAIL}']").get_by_role("button", name=re.compile("^Act as"))).to_have_count(0)
+        row.get_by_role("button", name=f"Act as {email}").click()
+        dialog = page.get_by_role("dialog", name=f"Act as {email}?")
+        start = dialog.get_by_role("button", name=f"Start acting as {email}")
+        dialog.get_by_label("Reason").fill("too short")
+        start.click()
+        expect(dialog.get_by_label("Reason")).to_have_attribute("aria-invalid", "true")
+        reason = f"Support ticket {RUN}: the invoices page looks empty"
+        dialog.get_by_label("Reason").fill(reason)
+        # Write access needs an owner's approval: none yet, so it is asked for from here.
+        dialog.get_by_label("Read and write").check()
+        dialog.get_by_role("button", name="Ask the owners to approve").click()
+        expect(dialog.get_by_role("status").filter(has_text="Requested")).to_be_visible()
+        expect(dialog).to_contain_text("is waiting for an owner")
+        asked = [a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"] if a["user_id"] == uid]
+        self.assertEqual([(a["status"], a["operator_id"], a["reason"]) for a in asked], [("pending", me, reason)])
+        self.screen(page, "act-as-dialog")
+        dialog.get_by_label("Read-only").check()
+        start.click()
+
+        # Acting: the banner on the overview, with the time left counting down.
+        banner = page.get_by_role("region", name="Impersonation")
+        expect(banner).to_contain_text(f"Acting as {email} in {slug}")
+        expect(banner.locator(".acting-access")).to_have_text("read-only")
+        left = banner.locator(".acting-left")
+        expect(left).to_have_text(re.compile(r"^1[45]:\d\d left$"))
+        expect(page.get_by_role("heading", name=f"{name}: Overview", level=1)).to_be_visible()
+        expect(page.locator(".role")).to_have_text("acting as a member")
+        # Only that tenant: no operator sections, no account page.
+        expect(page.get_by_role("link", name="Flags", exact=True)).to_have_count(0)
+        expect(page.get_by_role("link", name="Partners", exact=True)).to_have_count(0)
+        first = left.inner_text()
+        page.wait_for_timeout(2100)
+        self.assertNotEqual(left.inner_text(), first, "the time left counts down")
+        page.evaluate("scrollTo(0, 0)")
+        self.screen(page, "acting-overview")
+        # A change is refused: read-only, in the API's words; nothing changed.
+        page.get_by_label("Name").fill(f"Renamed while acting {RUN}")
+        page.get_by_role("button", name="Save changes").click()
+        refused = page.get_by_role("alert").filter(has_text="IMPERSONATION_READ_ONLY")
+        expect(refused).to_contain_text("HTTP 403")
+        expect(refused).to_contain_text("read-only")
+        self.assertEqual(api("GET", f"/tenants/{slug}", op())[1]["data"]["name"], name)
+        refused.scroll_into_view_if_needed()
+        self.screen(page, "acting-read-only-refused")
+        # A second screen: the members, the banner still there.
+        page.get_by_role("link", name="Members", exact=True).click()
+        expect(page.get_by_role("heading", name=f"{name}: Members", level=1)).to_be_visible()
+        expect(page.locator(f"tr[data-email='{email}']")).to_be_visible()
+        expect(banner).to_contain_text(f"Acting as {email} in {slug}")
+        expect(left).to_have_text(re.compile(r"^1[45]:\d\d left$"))
+        # Acting as an admin, no "Act as" is offered (that is an operator's).
+        expect(page.get_by_role("button", name=re.compile("^Act as"))).to_have_count(0)
+        page.evaluate("scrollTo(0, 0)")
+        self.screen(page, "acting-members")
+
+        # Stop: back to the operator's own session, where it started.
+        banner.get_by_role("button", name=re.compile("^Stop")).click()
+        expect(banner).to_have_count(0)
+        ended = page.locator(".acting-ended")
+        expect(ended).to_contain_text(f"You stopped acting as {email} in {slug}")
+        expect(page.locator(".role")).to_have_text("operator")
+        expect(page.get_by_role("link", name="Flags", exact=True)).to_be_visible()
+        expect(page.locator(f"tr[data-email='{email}']").get_by_role("button", name=f"Act as {email}")).to_be_visible()
+        self.screen(page, "acting-ended")
+
+        # The owners' side: the request waits on the overview; declined there.
+        page.get_by_role("link", name="Overview", exact=True).click()
+        requests = page.get_by_role("region", name="Requests to act as a member")
+        item = requests.locator(f"li[data-approval='{asked[0]['id']}']")
+        expect(item).to_contain_text(email)
+        expect(item).to_contain_text(reason)
+        self.screen(page, "tenant-approval-requests")
+        item.get_by_role("button", name=f"Decline acting as {email}").click()
+        expect(requests.get_by_role("status")).to_contain_text(f"Declined: acting as {email}")
+        decided = next(a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"] if a["id"] == asked[0]["id"])
+        self.assertEqual((decided["status"], decided["decided_by"]), ("declined", me))
+
+        # The audit: started, each request, ended; the operator as actor, the user named.
+        entries = lambda action: api("GET", f"/tenants/{slug}/audit?action={action}&limit=100", op())[1]["data"]["items"]
+        started, requests_made, stopped = entries("impersonation.started"), entries("impersonation.request"), entries("impersonation.ended")
+        for e in started[:1] + requests_made[:1] + stopped[:1]:
+            self.assertEqual((e["actor_user_id"], e["details"]["user_id"]), (me, uid), e)
+        self.assertEqual(started[0]["details"]["write"], False)
+        self.assertTrue(any(e["details"].get("method") == "PATCH" and e["details"].get("refused") for e in requests_made), requests_made[:5])
+        self.assertEqual(entries("impersonation.declined")[0]["details"]["user_id"], uid)
+        page.get_by_role("link", name="Audit", exact=True).click()
+        last = page.locator("tr[data-action='impersonation.ended']").first
+        expect(last).to_contain_text(f"Stopped acting as {email}")
+        expect(last.locator("[data-label='Actor']")).to_contain_text(EMAIL)
+        patch = page.locator("tr[data-action='impersonation.request']", has_text=f"PATCH /tenants/{slug}").first
+        expect(patch).to_contain_text(f"As {email}")
+        expect(patch).to_contain_text("refused")
+        expect(page.locator("tr[data-action='impersonation.declined']").first).to_contain_text(f"declined acting as {email}")
+        self.screen(page, "tenant-audit-impersonation")
+        page.get_by_label("Action").fill("impersonation.started")
+        page.get_by_role("button", name="Apply filters").click()
+        began = page.locator("tr[data-action='impersonation.started']").first
+        expect(began).to_contain_text(f"Started acting as {email}, read-only")
+        expect(began).to_contain_text(reason)
+        expect(began.locator("[data-label='Actor']")).to_contain_text(EMAIL)
+
+
 if __name__ == "__main__":
     unittest.main()

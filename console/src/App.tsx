@@ -119,7 +119,7 @@ function Routes({ loc, who }: { loc: Location; who: Who }) {
     if (p !== home && !p.startsWith(`${home}/`)) return <Redirect to={home} />;
   }
   // An operator who must enrol a second factor can do nothing else: the Account page says why.
-  if (session.enrolmentRequired && p !== '/account') return <Redirect to="/account" />;
+  if (session.enrolmentRequired && !who.acting && p !== '/account') return <Redirect to="/account" />;
   if (p === '/account') return <AccountPage />;
   if (p === '/') {
     // Waiting invitations are answered on the tenant list (where an accepted tenant then shows).
