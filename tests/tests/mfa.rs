@@ -5,114 +5,13 @@
 
 mod support;
 
-use serde_json::{json, Value};
-use shared::access::totp::{self, TotpSecret};
+use serde_json::json;
+use shared::access::totp;
 use shared::testing::authenticator::SoftPasskey;
-use support::{operator_token, unique_ip, Platform, PASSWORD};
-
-/// Enrolls an authenticator app for the holder of `access` (whose password is `password`):
-/// the secret, and the ten recovery codes. The confirming code is of the current step.
-async fn enroll_with(
-    platform: &Platform,
-    access: &str,
-    password: &str,
-) -> (TotpSecret, Vec<String>) {
-    let started = platform
-        .call(
-            "POST",
-            "/account/mfa/totp",
-            Some(access),
-            Some(json!({ "password": password })),
-            &[],
-        )
-        .await;
-    assert_eq!(started.status, 200, "{}", started.json);
-    let secret = TotpSecret::from_base32(started.json["data"]["secret"].as_str().unwrap()).unwrap();
-    assert!(started.json["data"]["otpauth_uri"]
-        .as_str()
-        .unwrap()
-        .starts_with("otpauth://totp/"));
-    let code = totp::code_at(&secret, shared::runtime::time::now_unix());
-    let confirmed = platform
-        .call(
-            "POST",
-            "/account/mfa/totp/confirm",
-            Some(access),
-            Some(json!({ "code": code })),
-            &[],
-        )
-        .await;
-    assert_eq!(confirmed.status, 200, "{}", confirmed.json);
-    let codes: Vec<String> = confirmed.json["data"]["recovery_codes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c.as_str().unwrap().to_string())
-        .collect();
-    assert_eq!(codes.len(), 10);
-    (secret, codes)
-}
-
-async fn enroll(platform: &Platform, access: &str) -> (TotpSecret, Vec<String>) {
-    enroll_with(platform, access, PASSWORD).await
-}
-
-/// An operator who signed in with a second factor just now: the user and the access token.
-async fn strong_operator(platform: &Platform) -> (shared::domain::User, String) {
-    let (user, weak) = operator_token(platform).await;
-    let (secret, _) = enroll(platform, &weak).await;
-    let step = first_step(platform, user.email.as_str(), PASSWORD, "operator").await;
-    let (status, body) = second_step(
-        platform,
-        step["mfa_token"].as_str().unwrap(),
-        "code",
-        &next_code(&secret),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    (
-        user,
-        body["data"]["access_token"].as_str().unwrap().to_string(),
-    )
-}
-
-/// The first step of a sign-in: its answer's `data`.
-async fn first_step(platform: &Platform, email: &str, password: &str, audience: &str) -> Value {
-    let r = platform
-        .post(
-            "/auth/login",
-            json!({"email": email, "password": password, "audience": audience}),
-            &unique_ip(),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.json);
-    r.json["data"].clone()
-}
-
-async fn second_step(
-    platform: &Platform,
-    mfa_token: &str,
-    field: &str,
-    code: &str,
-) -> (u16, Value) {
-    let r = platform
-        .post(
-            "/auth/mfa",
-            json!({"mfa_token": mfa_token, field: code}),
-            &unique_ip(),
-        )
-        .await;
-    (r.status, r.json)
-}
-
-/// A code of the next time step: the confirming code used the current one, and a code is
-/// accepted once.
-fn next_code(secret: &TotpSecret) -> String {
-    totp::code_at(
-        secret,
-        shared::runtime::time::now_unix() + totp::PERIOD_SECS,
-    )
-}
+use support::{
+    enroll, enroll_with, first_step, next_code, operator_token, second_step, strong_operator,
+    unique_ip, Platform, PASSWORD,
+};
 
 #[tokio::test]
 #[ignore = "needs the deployed stack: run `make test`"]

@@ -524,3 +524,113 @@ pub async fn futures_join<F: std::future::Future<Output = Reply>>(
     out.extend(joined);
     out
 }
+
+// Second factors: enrolling an authenticator app and signing in with it (the MFA, impersonation
+// and access tests need an operator whose sign-in passed a factor just now).
+
+use shared::access::totp::{self, TotpSecret};
+
+/// Enrolls an authenticator app for the holder of `access` (whose password is `password`):
+/// the secret, and the ten recovery codes. The confirming code is of the current step.
+pub async fn enroll_with(
+    platform: &Platform,
+    access: &str,
+    password: &str,
+) -> (TotpSecret, Vec<String>) {
+    let started = platform
+        .call(
+            "POST",
+            "/account/mfa/totp",
+            Some(access),
+            Some(json!({ "password": password })),
+            &[],
+        )
+        .await;
+    assert_eq!(started.status, 200, "{}", started.json);
+    let secret = TotpSecret::from_base32(started.json["data"]["secret"].as_str().unwrap()).unwrap();
+    assert!(started.json["data"]["otpauth_uri"]
+        .as_str()
+        .unwrap()
+        .starts_with("otpauth://totp/"));
+    let code = totp::code_at(&secret, shared::runtime::time::now_unix());
+    let confirmed = platform
+        .call(
+            "POST",
+            "/account/mfa/totp/confirm",
+            Some(access),
+            Some(json!({ "code": code })),
+            &[],
+        )
+        .await;
+    assert_eq!(confirmed.status, 200, "{}", confirmed.json);
+    let codes: Vec<String> = confirmed.json["data"]["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes.len(), 10);
+    (secret, codes)
+}
+
+pub async fn enroll(platform: &Platform, access: &str) -> (TotpSecret, Vec<String>) {
+    enroll_with(platform, access, PASSWORD).await
+}
+
+/// An operator who signed in with a second factor just now: the user and the access token.
+pub async fn strong_operator(platform: &Platform) -> (shared::domain::User, String) {
+    let (user, weak) = operator_token(platform).await;
+    let (secret, _) = enroll(platform, &weak).await;
+    let step = first_step(platform, user.email.as_str(), PASSWORD, "operator").await;
+    let (status, body) = second_step(
+        platform,
+        step["mfa_token"].as_str().unwrap(),
+        "code",
+        &next_code(&secret),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    (
+        user,
+        body["data"]["access_token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// The first step of a sign-in: its answer's `data`.
+pub async fn first_step(platform: &Platform, email: &str, password: &str, audience: &str) -> Value {
+    let r = platform
+        .post(
+            "/auth/login",
+            json!({"email": email, "password": password, "audience": audience}),
+            &unique_ip(),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.json);
+    r.json["data"].clone()
+}
+
+pub async fn second_step(
+    platform: &Platform,
+    mfa_token: &str,
+    field: &str,
+    code: &str,
+) -> (u16, Value) {
+    let r = platform
+        .post(
+            "/auth/mfa",
+            json!({"mfa_token": mfa_token, field: code}),
+            &unique_ip(),
+        )
+        .await;
+    (r.status, r.json)
+}
+
+/// A code of the next time step: the confirming code used the current one, and a code is
+/// accepted once.
+pub fn next_code(secret: &TotpSecret) -> String {
+    totp::code_at(
+        secret,
+        shared::runtime::time::now_unix() + totp::PERIOD_SECS,
+    )
+}
+
