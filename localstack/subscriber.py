@@ -4,9 +4,10 @@ test of the lifecycle events (tests/tests/provisioning/lifecycle_events.rs):
 
   subscriber.py deploy STACK BUS      deploys the sample stack for the platform's bus (or keeps
                                       the one deployed); prints its queue's URL
-  subscriber.py read QUEUE_URL TENANT_ID COUNT [TIMEOUT]
-                                      reads the queue until COUNT events of that tenant arrived
-                                      (other tenants' are taken off the queue: only this test
+  subscriber.py read QUEUE_URL MATCH COUNT [TIMEOUT]
+                                      reads the queue until COUNT events arrived whose detail
+                                      matches MATCH: a tenant id, or FIELD=VALUE (key=<flag>)
+                                      (the others are taken off the queue: only this test
                                       reads it), checks each detail against its schema
                                       (infra/events/<kind>.v1.schema.json) and prints them in the
                                       order they arrived, as JSON
@@ -58,7 +59,8 @@ def schemas():
             for p in (ROOT / "infra/events").glob("*.v1.schema.json")}
 
 
-def read(queue_url, tenant_id, count, timeout):
+def read(queue_url, match, count, timeout):
+    field, value = match.split("=", 1) if "=" in match else ("tenant_id", match)
     sqs = deploy.client("sqs")
     known = schemas()
     seen, got, checked = set(), [], 0
@@ -81,8 +83,8 @@ def read(queue_url, tenant_id, count, timeout):
             if event.get("source") != "saas.control-plane":
                 raise SystemExit(f"{kind}: source {event.get('source')}")
             checked += 1
-            if detail.get("tenant_id") != tenant_id:
-                continue  # another test's tenant
+            if detail.get(field) != value:
+                continue  # another test's tenant or flag
             if detail.get("event_id") in seen:
                 continue  # delivered twice (at least once): seen once
             seen.add(detail.get("event_id"))

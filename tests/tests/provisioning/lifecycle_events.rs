@@ -276,11 +276,15 @@ async fn an_application_receives_one_tenants_whole_life_in_order_and_each_event_
     let mut events: Vec<Value> = read["events"].as_array().unwrap().clone();
     events.sort_by_key(|e| e["detail"]["occurred_at"].as_i64().unwrap());
     let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    // Every kind there is, each checked against its schema on the way.
+    // Every tenant kind there is, each checked against its schema on the way.
     let mut all: Vec<&str> = kinds.clone();
     all.sort();
     all.dedup();
-    assert_eq!(all.len(), shared::events::EventKind::ALL.len(), "{kinds:?}");
+    assert_eq!(
+        all.len(),
+        shared::events::EventKind::ALL.len() - 1,
+        "every kind but FlagChanged (below): {kinds:?}"
+    );
     // In the order they happened.
     assert_eq!(kinds, expected, "{read}");
     let details: Vec<&Value> = events.iter().map(|e| &e["detail"]).collect();
@@ -303,4 +307,53 @@ async fn an_application_receives_one_tenants_whole_life_in_order_and_each_event_
     );
     assert!(details[10]["to"].is_string(), "{}", details[10]);
     assert!(read["checked"].as_i64().unwrap() >= expected.len() as i64);
+
+    // A flag's life reaches the same subscriber: created, killed, deleted, each checked
+    // against FlagChanged's schema.
+    let key = format!("events.f{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    ok(
+        platform
+            .call("POST", "/flags", Some(&op), Some(json!({"key": key, "owner": "qa", "state": "on"})), &[])
+            .await,
+        "create flag",
+    )
+    .await;
+    ok(
+        platform
+            .call("POST", format!("/flags/{key}/kill"), Some(&op), Some(json!({"reason": "the event test kills it"})), &[])
+            .await,
+        "kill flag",
+    )
+    .await;
+    ok(
+        platform.call("DELETE", format!("/flags/{key}"), Some(&op), None, &[]).await,
+        "delete flag",
+    )
+    .await;
+    let out = support::python(
+        "localstack/subscriber.py",
+        &["read", &queue, &format!("key={key}"), "3", "60"],
+    );
+    let read: Value = serde_json::from_str(out.trim()).unwrap();
+    let mut flag_events: Vec<Value> = read["events"].as_array().unwrap().clone();
+    flag_events.sort_by_key(|e| e["detail"]["occurred_at"].as_i64().unwrap());
+    let actions: Vec<(&str, &str, &str)> = flag_events
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap(),
+                e["detail"]["action"].as_str().unwrap(),
+                e["detail"]["state_after"].as_str().unwrap_or("none"),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("FlagChanged", "created", "on"),
+            ("FlagChanged", "killed", "killed"),
+            ("FlagChanged", "deleted", "none")
+        ],
+        "{read}"
+    );
 }
