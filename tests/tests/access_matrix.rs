@@ -120,6 +120,7 @@ async fn every_route_admits_exactly_its_callers() {
     let extra_ids: Vec<String> = extra.iter().map(|u| u.id.to_string()).collect();
     let mut removals = 0usize;
     let _ = &mut removals;
+    let (member_id, member_id2, a2) = (w.member_id.clone(), w.member_id.clone(), a.clone());
     let rows: Vec<(&str, PathFor, Body, Row)> = vec![
         (
             "POST",
@@ -173,6 +174,47 @@ async fn every_route_admits_exactly_its_callers() {
             [200, 200, 200, 403, 403, 403, 403, 403, 401],
         ),
         ("GET", fixed("/plans/free".into()), none(), OPERATOR_ONLY),
+        (
+            // Every flag's value for the tenant and the caller: as its usage.
+            "GET",
+            fixed(format!("/tenants/{a}/flags")),
+            none(),
+            [200, 200, 404, 200, 200, 200, 404, 404, 401],
+        ),
+        ("GET", fixed("/flags".into()), none(), OPERATOR_ONLY),
+        (
+            "POST",
+            fixed("/flags".into()),
+            Box::new(|_| {
+                Some(json!({"key": format!("matrix.f{}", &uuid::Uuid::new_v4().simple().to_string()[..10]), "owner": "qa"}))
+            }),
+            [201, 403, 403, 403, 403, 403, 403, 403, 401],
+        ),
+        (
+            // Write access as a member: asked for by operators alone, seen by owners.
+            "POST",
+            fixed(format!("/tenants/{a}/impersonation-approvals")),
+            Box::new(move |_| Some(json!({"user_id": member_id, "reason": "the access matrix asks"}))),
+            [201, 403, 404, 403, 403, 403, 404, 404, 401],
+        ),
+        (
+            "GET",
+            fixed(format!("/tenants/{a}/impersonation-approvals")),
+            none(),
+            [200, 403, 404, 200, 403, 403, 404, 404, 401],
+        ),
+        (
+            // The token exchange: an operator's token alone (a portal token is refused).
+            "POST",
+            fixed("/auth/impersonate".into()),
+            Box::new(move |_| {
+                Some(json!({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                    "subject_token": member_id2, "subject_token_type": "urn:saas-control-plane:token-type:user-id",
+                    "tenant": a2, "reason": "the access matrix asks", "scope": "read"}))
+            }),
+            [200, 401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+
         (
             "POST",
             fixed("/plans".into()),
