@@ -127,7 +127,10 @@ mod tests {
         };
         let key = FlagKey::parse("search.fuzzy").unwrap();
         let value = |snap: &Snapshot| snap.evaluate(snap.get(&key).unwrap(), &subject);
-        assert_eq!(value(&evaluator.snapshot(&store).await.unwrap()).reason, Reason::On);
+        assert_eq!(
+            value(&evaluator.snapshot(&store).await.unwrap()).reason,
+            Reason::On
+        );
 
         // Turned off elsewhere: this instance still has its copy.
         store
@@ -137,7 +140,10 @@ mod tests {
             }])
             .await
             .unwrap();
-        assert_eq!(value(&evaluator.snapshot(&store).await.unwrap()).reason, Reason::On);
+        assert_eq!(
+            value(&evaluator.snapshot(&store).await.unwrap()).reason,
+            Reason::On
+        );
 
         // Killed elsewhere (state and list in one commit): seen on the next evaluation.
         store

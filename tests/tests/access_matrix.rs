@@ -186,7 +186,9 @@ async fn every_route_admits_exactly_its_callers() {
             "POST",
             fixed("/flags".into()),
             Box::new(|_| {
-                Some(json!({"key": format!("matrix.f{}", &uuid::Uuid::new_v4().simple().to_string()[..10]), "owner": "qa"}))
+                Some(
+                    json!({"key": format!("matrix.f{}", &uuid::Uuid::new_v4().simple().to_string()[..10]), "owner": "qa"}),
+                )
             }),
             [201, 403, 403, 403, 403, 403, 403, 403, 401],
         ),
@@ -194,7 +196,9 @@ async fn every_route_admits_exactly_its_callers() {
             // Write access as a member: asked for by operators alone, seen by owners.
             "POST",
             fixed(format!("/tenants/{a}/impersonation-approvals")),
-            Box::new(move |_| Some(json!({"user_id": member_id, "reason": "the access matrix asks"}))),
+            Box::new(move |_| {
+                Some(json!({"user_id": member_id, "reason": "the access matrix asks"}))
+            }),
             [201, 403, 404, 403, 403, 403, 404, 404, 401],
         ),
         (
@@ -208,13 +212,14 @@ async fn every_route_admits_exactly_its_callers() {
             "POST",
             fixed("/auth/impersonate".into()),
             Box::new(move |_| {
-                Some(json!({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+                Some(
+                    json!({"grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
                     "subject_token": member_id2, "subject_token_type": "urn:saas-control-plane:token-type:user-id",
-                    "tenant": a2, "reason": "the access matrix asks", "scope": "read"}))
+                    "tenant": a2, "reason": "the access matrix asks", "scope": "read"}),
+                )
             }),
             [200, 401, 401, 401, 401, 401, 401, 401, 401],
         ),
-
         (
             "POST",
             fixed("/plans".into()),

@@ -6,9 +6,7 @@
 mod support;
 
 use serde_json::{json, Value};
-use support::{
-    add_member, ok, operator_token, partner, tenant_with_owner, Platform, Reply,
-};
+use support::{add_member, ok, operator_token, partner, tenant_with_owner, Platform, Reply};
 
 fn flag_key() -> String {
     format!("test.f{}", &uuid::Uuid::new_v4().simple().to_string()[..12])
@@ -27,12 +25,22 @@ fn etag(r: &Reply) -> String {
 }
 
 /// `GET /flags/{key}/evaluate` for the tenant (and user): (value, reason).
-async fn why(platform: &Platform, op: &str, key: &str, slug: &str, user: Option<&str>) -> (bool, String) {
+async fn why(
+    platform: &Platform,
+    op: &str,
+    key: &str,
+    slug: &str,
+    user: Option<&str>,
+) -> (bool, String) {
     let mut path = format!("/flags/{key}/evaluate?tenant={slug}");
     if let Some(u) = user {
         path.push_str(&format!("&user={u}"));
     }
-    let v = ok(platform.call("GET", path, Some(op), None, &[]).await, "evaluate").await;
+    let v = ok(
+        platform.call("GET", path, Some(op), None, &[]).await,
+        "evaluate",
+    )
+    .await;
     (
         v["value"].as_bool().unwrap(),
         v["reason"].as_str().unwrap().to_string(),
@@ -67,7 +75,13 @@ async fn expect_why(
 async fn tenant_flag(platform: &Platform, who: &str, slug: &str, key: &str) -> Value {
     let v = ok(
         platform
-            .call("GET", format!("/tenants/{slug}/flags"), Some(who), None, &[])
+            .call(
+                "GET",
+                format!("/tenants/{slug}/flags"),
+                Some(who),
+                None,
+                &[],
+            )
             .await,
         "tenant flags",
     )
@@ -126,29 +140,60 @@ async fn the_catalogue_is_the_operators_and_guards_its_changes() {
 
     let body = json!({"key": key, "description": "New invoices", "owner": "billing team"});
     let r = platform
-        .call("POST", "/flags", Some(&owner_token), Some(body.clone()), &[])
+        .call(
+            "POST",
+            "/flags",
+            Some(&owner_token),
+            Some(body.clone()),
+            &[],
+        )
         .await;
     assert_eq!(code(&r), (403, Some("FORBIDDEN")), "{}", r.json);
-    let created = platform.call("POST", "/flags", Some(&op), Some(body.clone()), &[]).await;
+    let created = platform
+        .call("POST", "/flags", Some(&op), Some(body.clone()), &[])
+        .await;
     assert_eq!(created.status, 201, "{}", created.json);
     assert_eq!(created.json["data"]["state"], "off");
-    let r = platform.call("POST", "/flags", Some(&op), Some(body), &[]).await;
+    let r = platform
+        .call("POST", "/flags", Some(&op), Some(body), &[])
+        .await;
     assert_eq!(code(&r), (409, Some("FLAG_EXISTS")), "{}", r.json);
     for (bad, field) in [
         (json!({"key": "Bad.Key", "owner": "x"}), "key"),
         (json!({"key": flag_key(), "owner": ""}), "owner"),
-        (json!({"key": flag_key(), "owner": "x", "state": "killed"}), "state"),
-        (json!({"key": flag_key(), "owner": "x", "rollout_percent": 101}), "rollout_percent"),
+        (
+            json!({"key": flag_key(), "owner": "x", "state": "killed"}),
+            "state",
+        ),
+        (
+            json!({"key": flag_key(), "owner": "x", "rollout_percent": 101}),
+            "rollout_percent",
+        ),
     ] {
-        let r = platform.call("POST", "/flags", Some(&op), Some(bad.clone()), &[]).await;
+        let r = platform
+            .call("POST", "/flags", Some(&op), Some(bad.clone()), &[])
+            .await;
         assert_eq!(r.status, 400, "{bad}: {}", r.json);
-        assert!(r.json["error"]["message"].as_str().unwrap().contains(field), "{}", r.json);
-        assert!(!r.json.to_string().contains("Bad.Key"), "the value is never echoed");
+        assert!(
+            r.json["error"]["message"].as_str().unwrap().contains(field),
+            "{}",
+            r.json
+        );
+        assert!(
+            !r.json.to_string().contains("Bad.Key"),
+            "the value is never echoed"
+        );
     }
 
     // Changes need the version read.
     let r = platform
-        .call("PATCH", format!("/flags/{key}"), Some(&op), Some(json!({"state": "on"})), &[])
+        .call(
+            "PATCH",
+            format!("/flags/{key}"),
+            Some(&op),
+            Some(json!({"state": "on"})),
+            &[],
+        )
         .await;
     assert_eq!(code(&r), (428, Some("PRECONDITION_REQUIRED")), "{}", r.json);
     let stale = etag(&created);
@@ -205,10 +250,17 @@ async fn the_catalogue_is_the_operators_and_guards_its_changes() {
     assert_eq!(entry["details"]["after"]["state"], "on");
 
     // Members read their tenant's values; deleting the flag takes it out.
-    assert_eq!(tenant_flag(&platform, &owner_token, &slug, &key).await["reason"], "on");
-    let r = platform.call("DELETE", format!("/flags/{key}"), Some(&op), None, &[]).await;
+    assert_eq!(
+        tenant_flag(&platform, &owner_token, &slug, &key).await["reason"],
+        "on"
+    );
+    let r = platform
+        .call("DELETE", format!("/flags/{key}"), Some(&op), None, &[])
+        .await;
     assert_eq!(r.status, 200, "{}", r.json);
-    let r = platform.call("GET", format!("/flags/{key}"), Some(&op), None, &[]).await;
+    let r = platform
+        .call("GET", format!("/flags/{key}"), Some(&op), None, &[])
+        .await;
     assert_eq!(code(&r), (404, Some("FLAG_NOT_FOUND")), "{}", r.json);
 }
 
@@ -225,7 +277,9 @@ async fn evaluation_follows_the_order_over_states_and_axes() {
     let slug = tenant_with_owner(&platform, &op, &owner, Some(&p)).await;
     add_member(&platform, &op, &slug, &member, "member").await;
     let partner_id = ok(
-        platform.call("GET", format!("/partners/{p}"), Some(&op), None, &[]).await,
+        platform
+            .call("GET", format!("/partners/{p}"), Some(&op), None, &[])
+            .await,
         "partner",
     )
     .await["id"]
@@ -238,7 +292,13 @@ async fn evaluation_follows_the_order_over_states_and_axes() {
     let key = flag_key();
     ok(
         platform
-            .call("POST", "/flags", Some(&op), Some(json!({"key": key, "owner": "qa"})), &[])
+            .call(
+                "POST",
+                "/flags",
+                Some(&op),
+                Some(json!({"key": key, "owner": "qa"})),
+                &[],
+            )
             .await,
         "create",
     )
@@ -246,15 +306,55 @@ async fn evaluation_follows_the_order_over_states_and_axes() {
     // Each step adds the override of the next axis up, and the answer moves to it.
     expect_why(&platform, &op, &key, &slug, Some(&u), (false, "off")).await;
     set_override(&platform, &op, &key, "plan", "free", true).await;
-    expect_why(&platform, &op, &key, &slug, Some(&u), (true, "plan_override")).await;
+    expect_why(
+        &platform,
+        &op,
+        &key,
+        &slug,
+        Some(&u),
+        (true, "plan_override"),
+    )
+    .await;
     set_override(&platform, &op, &key, "partner", &partner_id, false).await;
-    expect_why(&platform, &op, &key, &slug, Some(&u), (false, "partner_override")).await;
+    expect_why(
+        &platform,
+        &op,
+        &key,
+        &slug,
+        Some(&u),
+        (false, "partner_override"),
+    )
+    .await;
     set_override(&platform, &op, &key, "tenant", &slug, true).await;
-    expect_why(&platform, &op, &key, &slug, Some(&u), (true, "tenant_override")).await;
+    expect_why(
+        &platform,
+        &op,
+        &key,
+        &slug,
+        Some(&u),
+        (true, "tenant_override"),
+    )
+    .await;
     set_override(&platform, &op, &key, "user", &u, false).await;
-    expect_why(&platform, &op, &key, &slug, Some(&u), (false, "user_override")).await;
+    expect_why(
+        &platform,
+        &op,
+        &key,
+        &slug,
+        Some(&u),
+        (false, "user_override"),
+    )
+    .await;
     // The user override is the member's alone; the owner falls to the tenant's.
-    expect_why(&platform, &op, &key, &slug, Some(&o), (true, "tenant_override")).await;
+    expect_why(
+        &platform,
+        &op,
+        &key,
+        &slug,
+        Some(&o),
+        (true, "tenant_override"),
+    )
+    .await;
     expect_why(&platform, &op, &key, &slug, None, (true, "tenant_override")).await;
 
     // What each member reads for themself, from whichever instance answers (its catalogue at
@@ -263,12 +363,23 @@ async fn evaluation_follows_the_order_over_states_and_axes() {
     loop {
         let m = tenant_flag(&platform, &member_token, &slug, &key).await;
         let w = tenant_flag(&platform, &owner_token, &slug, &key).await;
-        if (m["value"].as_bool(), m["reason"].as_str(), w["value"].as_bool(), w["reason"].as_str())
-            == (Some(false), Some("user_override"), Some(true), Some("tenant_override"))
-        {
+        if (
+            m["value"].as_bool(),
+            m["reason"].as_str(),
+            w["value"].as_bool(),
+            w["reason"].as_str(),
+        ) == (
+            Some(false),
+            Some("user_override"),
+            Some(true),
+            Some("tenant_override"),
+        ) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "member {m}, owner {w}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "member {m}, owner {w}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 
@@ -280,31 +391,65 @@ async fn evaluation_follows_the_order_over_states_and_axes() {
         ("plan", "free", (false, "off")),
     ] {
         let r = platform
-            .call("DELETE", format!("/flags/{key}/overrides/{axis}/{id}"), Some(&op), None, &[])
+            .call(
+                "DELETE",
+                format!("/flags/{key}/overrides/{axis}/{id}"),
+                Some(&op),
+                None,
+                &[],
+            )
             .await;
         assert_eq!(r.status, 200, "{axis}: {}", r.json);
         expect_why(&platform, &op, &key, &slug, Some(&u), expected).await;
     }
 
     // The states alone: on, and a rollout of 0% and 100% (sticky: the same answer each time).
-    assert_eq!(patch(&platform, &op, &key, json!({"state": "on"})).await.status, 200);
+    assert_eq!(
+        patch(&platform, &op, &key, json!({"state": "on"}))
+            .await
+            .status,
+        200
+    );
     expect_why(&platform, &op, &key, &slug, None, (true, "on")).await;
     assert_eq!(
-        patch(&platform, &op, &key, json!({"state": "rollout", "rollout_percent": 0})).await.status,
+        patch(
+            &platform,
+            &op,
+            &key,
+            json!({"state": "rollout", "rollout_percent": 0})
+        )
+        .await
+        .status,
         200
     );
     expect_why(&platform, &op, &key, &slug, None, (false, "rollout_out")).await;
-    assert_eq!(patch(&platform, &op, &key, json!({"rollout_percent": 100})).await.status, 200);
+    assert_eq!(
+        patch(&platform, &op, &key, json!({"rollout_percent": 100}))
+            .await
+            .status,
+        200
+    );
     expect_why(&platform, &op, &key, &slug, None, (true, "rollout_in")).await;
     for _ in 0..3 {
-        assert_eq!(why(&platform, &op, &key, &slug, None).await, (true, "rollout_in".into()));
+        assert_eq!(
+            why(&platform, &op, &key, &slug, None).await,
+            (true, "rollout_in".into())
+        );
     }
     // A 50% rollout gives this tenant its bucket's answer, every time.
-    assert_eq!(patch(&platform, &op, &key, json!({"rollout_percent": 50})).await.status, 200);
+    assert_eq!(
+        patch(&platform, &op, &key, json!({"rollout_percent": 50}))
+            .await
+            .status,
+        200
+    );
     // Past the cache's 5 seconds every instance holds the 50% catalogue.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     let first = why(&platform, &op, &key, &slug, None).await;
-    assert!(first.1 == "rollout_in" || first.1 == "rollout_out", "{first:?}");
+    assert!(
+        first.1 == "rollout_in" || first.1 == "rollout_out",
+        "{first:?}"
+    );
     for _ in 0..3 {
         assert_eq!(why(&platform, &op, &key, &slug, None).await, first);
     }
@@ -347,7 +492,13 @@ async fn the_kill_switch_reaches_a_warm_function_on_its_next_request() {
     }
 
     let r = platform
-        .call("POST", format!("/flags/{key}/kill"), Some(&op), Some(json!({"reason": "short"})), &[])
+        .call(
+            "POST",
+            format!("/flags/{key}/kill"),
+            Some(&op),
+            Some(json!({"reason": "short"})),
+            &[],
+        )
         .await;
     assert_eq!(r.status, 400, "a kill says why: {}", r.json);
     let killed = platform
@@ -365,26 +516,47 @@ async fn the_kill_switch_reaches_a_warm_function_on_its_next_request() {
     // The very next requests, within the catalogue cache's 5 seconds, answer killed.
     for _ in 0..5 {
         let f = tenant_flag(&platform, &owner_token, &slug, &key).await;
-        assert_eq!((f["value"].as_bool(), f["reason"].as_str()), (Some(false), Some("killed")), "{f}");
+        assert_eq!(
+            (f["value"].as_bool(), f["reason"].as_str()),
+            (Some(false), Some("killed")),
+            "{f}"
+        );
     }
     eprintln!(
         "kill seen by the warm function on its next 5 requests, {} ms after the kill answered",
         killed_at.elapsed().as_millis()
     );
-    assert_eq!(why(&platform, &op, &key, &slug, None).await, (false, "killed".into()));
+    assert_eq!(
+        why(&platform, &op, &key, &slug, None).await,
+        (false, "killed".into())
+    );
     // Overrides cannot bring it back; a state change can (through the cache).
     set_override(&platform, &op, &key, "tenant", &slug, true).await;
-    assert_eq!(why(&platform, &op, &key, &slug, None).await, (false, "killed".into()));
+    assert_eq!(
+        why(&platform, &op, &key, &slug, None).await,
+        (false, "killed".into())
+    );
     let audit = ok(
-        platform.call("GET", "/audit?action=flag.killed", Some(&op), None, &[]).await,
+        platform
+            .call("GET", "/audit?action=flag.killed", Some(&op), None, &[])
+            .await,
         "audit",
     )
     .await;
     assert!(
-        audit["items"].as_array().unwrap().iter().any(|e| e["details"]["key"] == key),
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["details"]["key"] == key),
         "{audit}"
     );
-    assert_eq!(patch(&platform, &op, &key, json!({"state": "on"})).await.status, 200);
+    assert_eq!(
+        patch(&platform, &op, &key, json!({"state": "on"}))
+            .await
+            .status,
+        200
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(8);
     loop {
         let f = tenant_flag(&platform, &owner_token, &slug, &key).await;

@@ -314,12 +314,8 @@ pub(crate) async fn end(
             "only an impersonation token ends an impersonation",
         ));
     };
-    let invalid =
-        || ApiError::refused(ErrorCode::InvalidToken, "a valid access token is required");
-    let tenant = store
-        .tenant_by_id(&imp.tenant)
-        .await?
-        .ok_or_else(invalid)?;
+    let invalid = || ApiError::refused(ErrorCode::InvalidToken, "a valid access token is required");
+    let tenant = store.tenant_by_id(&imp.tenant).await?.ok_or_else(invalid)?;
     store
         .commit(vec![
             Change::RevokeImpersonation {

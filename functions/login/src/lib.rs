@@ -689,11 +689,7 @@ async fn caller(
 }
 
 /// `GET /account/sessions`: the caller's live sessions, newest first, the current one marked.
-async fn sessions(
-    app: &App,
-    ctx: &RequestContext,
-    req: &Request,
-) -> Result<ApiResponse, ApiError> {
+async fn sessions(app: &App, ctx: &RequestContext, req: &Request) -> Result<ApiResponse, ApiError> {
     let (principal, user) = caller(app, ctx, req).await?;
     let current = principal.session_id.as_deref();
     let items: Vec<_> = shared::access::sessions::live(app.store.as_ref(), &user)

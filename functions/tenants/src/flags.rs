@@ -115,8 +115,7 @@ async fn save(
 
 fn text(field: &str, raw: &str, most: usize, empty_ok: bool) -> Result<String, FieldError> {
     let t = raw.trim();
-    if (!empty_ok && t.is_empty()) || t.chars().count() > most || t.chars().any(char::is_control)
-    {
+    if (!empty_ok && t.is_empty()) || t.chars().count() > most || t.chars().any(char::is_control) {
         return Err(FieldError::new(
             field,
             format!(
@@ -194,7 +193,12 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     })?;
     let description = text("description", &body.description, 500, true)?;
     let owner = text("owner", &body.owner, 100, false)?;
-    let state = body.state.as_deref().map(state).transpose()?.unwrap_or(FlagState::Off);
+    let state = body
+        .state
+        .as_deref()
+        .map(state)
+        .transpose()?
+        .unwrap_or(FlagState::Off);
     let rollout_percent = body.rollout_percent.map(percent).transpose()?.unwrap_or(0);
     let (existing, _) = call.store.flags().await?;
     if existing.len() >= shared::store::MAX_FLAGS {
@@ -375,7 +379,9 @@ pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .await
         .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
     call.app.flags.forget();
-    Ok(ApiResponse::ok(json!({"key": current.key, "deleted": true})))
+    Ok(ApiResponse::ok(
+        json!({"key": current.key, "deleted": true}),
+    ))
 }
 
 /// The override's axis and member id from the path: a tenant is named by its slug and stored
@@ -448,7 +454,8 @@ pub(crate) async fn set_override(call: &Call<'_>) -> Result<ApiResponse, ApiErro
             set_at: now,
             set_by: call.caller.user.id.clone(),
         });
-        next.overrides.sort_by(|a, b| (a.axis, &a.id).cmp(&(b.axis, &b.id)));
+        next.overrides
+            .sort_by(|a, b| (a.axis, &a.id).cmp(&(b.axis, &b.id)));
         next.version = current.version + 1;
         next.updated_at = now;
         save(call, Some(&current), &next, "override_set", Vec::new())
@@ -474,7 +481,9 @@ pub(crate) async fn remove_override(call: &Call<'_>) -> Result<ApiResponse, ApiE
         let current = path_flag(call).await?;
         // A tenant's override is named by the slug it was set with (its label) or its id.
         let matches = |o: &Override| {
-            o.axis == axis && (o.id == raw || (axis == Axis::Tenant && o.label.as_deref() == Some(raw.as_str())))
+            o.axis == axis
+                && (o.id == raw
+                    || (axis == Axis::Tenant && o.label.as_deref() == Some(raw.as_str())))
         };
         if !current.overrides.iter().any(matches) {
             return Err(ApiError::refused(
@@ -511,10 +520,9 @@ pub(crate) async fn evaluate(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .and_then(TenantSlug::parse)
         .ok_or_else(|| FieldError::new("tenant", "must name a tenant by its slug"))?;
     let user = match query_param(call.req, "user") {
-        Some(raw) => Some(
-            UserId::parse(&raw)
-                .ok_or_else(|| FieldError::new("user", "must be a user id"))?,
-        ),
+        Some(raw) => {
+            Some(UserId::parse(&raw).ok_or_else(|| FieldError::new("user", "must be a user id"))?)
+        }
         None => None,
     };
     let tenant = call

@@ -191,7 +191,11 @@ pub(crate) async fn decide(
             "impersonation.approved",
         )
     } else {
-        (ApprovalStatus::Declined, current.expires_at, "impersonation.declined")
+        (
+            ApprovalStatus::Declined,
+            current.expires_at,
+            "impersonation.declined",
+        )
     };
     call.store
         .commit(vec![

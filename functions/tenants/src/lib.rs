@@ -270,12 +270,8 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
         Route::RemoveOverride => flags::remove_override(&call).await,
         Route::EvaluateFlag => flags::evaluate(&call).await,
         Route::TenantFlags => flags::of_tenant(&call, call.tenant(Viewer, Read).await?).await,
-        Route::AskApproval => {
-            impersonation::ask(&call, call.tenant(Operator, Read).await?).await
-        }
-        Route::ListApprovals => {
-            impersonation::list(&call, call.tenant(Viewer, Read).await?).await
-        }
+        Route::AskApproval => impersonation::ask(&call, call.tenant(Operator, Read).await?).await,
+        Route::ListApprovals => impersonation::list(&call, call.tenant(Viewer, Read).await?).await,
         Route::Approve | Route::DeclineApproval => {
             let granted = call.tenant(Manager, Write).await?;
             impersonation::decide(&call, granted, matches!(route, Route::Approve)).await

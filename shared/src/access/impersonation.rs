@@ -58,8 +58,13 @@ pub async fn revoked<S: Store + ?Sized>(store: &S, id: &str) -> Result<bool, Sto
         Some(ids) => ids,
         None => {
             let now = crate::runtime::time::now_unix();
-            let ids: Arc<HashSet<String>> =
-                Arc::new(store.revoked_impersonations(now).await?.into_iter().collect());
+            let ids: Arc<HashSet<String>> = Arc::new(
+                store
+                    .revoked_impersonations(now)
+                    .await?
+                    .into_iter()
+                    .collect(),
+            );
             *cache() = Some((Instant::now(), ids.clone()));
             ids
         }
@@ -215,7 +220,11 @@ mod tests {
             ("POST", "/tenants/{slug}/join"),
             ("DELETE", "/tenants/{slug}/join"),
         ] {
-            assert_eq!(may(&write, method, path).unwrap_err().status(), 403, "{method} {path}");
+            assert_eq!(
+                may(&write, method, path).unwrap_err().status(),
+                403,
+                "{method} {path}"
+            );
         }
     }
 }

@@ -271,7 +271,12 @@ mod tests {
 
     #[test]
     fn keys_follow_the_convention() {
-        for ok in ["billing.new-invoices", "abc", "query.read-replicas.v2", "a1.b2"] {
+        for ok in [
+            "billing.new-invoices",
+            "abc",
+            "query.read-replicas.v2",
+            "a1.b2",
+        ] {
             assert!(FlagKey::parse(ok).is_some(), "{ok}");
         }
         for bad in [
@@ -292,6 +297,9 @@ mod tests {
         }
     }
 
+    /// state, rollout %, overrides, expected value, expected reason.
+    type Row<'a> = (FlagState, u8, Vec<(Axis, &'a str, bool)>, bool, Reason);
+
     /// Every state against every axis' override (on and off), and the order between axes.
     /// Columns: state, rollout %, overrides, expected value, expected reason. The subject is
     /// user `u`, tenant `t`, partner `p`, plan `pro`; overrides for someone else never match.
@@ -307,7 +315,7 @@ mod tests {
         let (u, t, p) = (user.as_str(), tenant.as_str(), partner.as_str());
         let other = "000000000000400080000000000000ff";
         #[rustfmt::skip]
-        let table: Vec<(FlagState, u8, Vec<(Axis, &str, bool)>, bool, Reason)> = vec![
+        let table: Vec<Row> = vec![
             // No override: the state decides.
             (Off, 0, vec![], false, R::Off),
             (On, 0, vec![], true, R::On),

@@ -76,7 +76,10 @@ mod tests {
 
     #[test]
     fn reasons_and_ids() {
-        assert_eq!(reason("  ticket 4411: login loop  ").as_deref(), Some("ticket 4411: login loop"));
+        assert_eq!(
+            reason("  ticket 4411: login loop  ").as_deref(),
+            Some("ticket 4411: login loop")
+        );
         assert!(reason("too short").is_none());
         assert!(reason(&"x".repeat(501)).is_none());
         assert!(reason("ten chars\nwith a newline").is_none());

@@ -373,7 +373,11 @@ pub fn impersonation(
             String::new(),
         ),
     };
-    let access = if f.write { "read and write (approved by an owner)" } else { "read-only" };
+    let access = if f.write {
+        "read and write (approved by an owner)"
+    } else {
+        "read-only"
+    };
     message(
         to,
         subject.clone(),

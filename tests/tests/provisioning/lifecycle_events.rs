@@ -310,23 +310,40 @@ async fn an_application_receives_one_tenants_whole_life_in_order_and_each_event_
 
     // A flag's life reaches the same subscriber: created, killed, deleted, each checked
     // against FlagChanged's schema.
-    let key = format!("events.f{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+    let key = format!(
+        "events.f{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
     ok(
         platform
-            .call("POST", "/flags", Some(&op), Some(json!({"key": key, "owner": "qa", "state": "on"})), &[])
+            .call(
+                "POST",
+                "/flags",
+                Some(&op),
+                Some(json!({"key": key, "owner": "qa", "state": "on"})),
+                &[],
+            )
             .await,
         "create flag",
     )
     .await;
     ok(
         platform
-            .call("POST", format!("/flags/{key}/kill"), Some(&op), Some(json!({"reason": "the event test kills it"})), &[])
+            .call(
+                "POST",
+                format!("/flags/{key}/kill"),
+                Some(&op),
+                Some(json!({"reason": "the event test kills it"})),
+                &[],
+            )
             .await,
         "kill flag",
     )
     .await;
     ok(
-        platform.call("DELETE", format!("/flags/{key}"), Some(&op), None, &[]).await,
+        platform
+            .call("DELETE", format!("/flags/{key}"), Some(&op), None, &[])
+            .await,
         "delete flag",
     )
     .await;

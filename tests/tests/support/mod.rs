@@ -633,4 +633,3 @@ pub fn next_code(secret: &TotpSecret) -> String {
         shared::runtime::time::now_unix() + totp::PERIOD_SECS,
     )
 }
-

@@ -11,8 +11,8 @@ const REVOKED_PK: &str = "REVOKED";
 impl DynamoStore {
     fn parse_flag(item: &Item) -> Result<Flag, StoreError> {
         let f = Fields { item, key: "FLAG" };
-        let mut flag: Flag = serde_json::from_str(f.s("doc")?)
-            .map_err(|_| f.corrupt("doc is not a flag".into()))?;
+        let mut flag: Flag =
+            serde_json::from_str(f.s("doc")?).map_err(|_| f.corrupt("doc is not a flag".into()))?;
         flag.version = f.n("version")?;
         Ok(flag)
     }
@@ -205,7 +205,11 @@ impl FlagStore for DynamoStore {
         let mut flags = Vec::new();
         let mut killed = Vec::new();
         for item in &items {
-            match item.get("SK").and_then(|v| v.as_s().ok()).map(String::as_str) {
+            match item
+                .get("SK")
+                .and_then(|v| v.as_s().ok())
+                .map(String::as_str)
+            {
                 Some(KILLED_SK) => killed = kill_keys(item),
                 Some(sk) if sk.starts_with("FLAG#") => flags.push(Self::parse_flag(item)?),
                 _ => {}

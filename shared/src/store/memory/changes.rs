@@ -164,7 +164,10 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
         Change::DeleteFlag {
             key,
             expect_version,
-        } => d.flags.get(key).is_none_or(|f| f.version != *expect_version),
+        } => d
+            .flags
+            .get(key)
+            .is_none_or(|f| f.version != *expect_version),
         Change::KillList { .. } => false,
         Change::PutApproval(a) => d.approvals.contains_key(&a.id),
         Change::DecideApproval { id, from, at, .. } => d
