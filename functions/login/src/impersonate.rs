@@ -107,12 +107,7 @@ fn read_body(body: &ExchangeBody) -> Result<(UserId, TenantSlug, String, bool), 
         )
         .into());
     }
-    let reason = rules::reason(&body.reason).ok_or_else(|| {
-        FieldError::new(
-            "reason",
-            "must be 10-500 characters without control characters",
-        )
-    })?;
+    let reason = rules::reason_field("reason", &body.reason)?;
     let write = match body.scope.as_deref() {
         None | Some("read") => false,
         Some("write") | Some("read write") => true,

@@ -113,6 +113,23 @@ async fn save(
     Ok(())
 }
 
+/// `save` of a change the server made to what it read (no `If-Match`): a concurrent change is
+/// a `CONCURRENT_UPDATE`, which `retry_on_contention` tries again on a fresh read.
+async fn save_read(
+    call: &Call<'_>,
+    current: &Flag,
+    next: &Flag,
+    action: &str,
+    extra: Vec<Change>,
+) -> Result<(), ApiError> {
+    save(call, Some(current), next, action, extra)
+        .await
+        .map_err(|e| match e {
+            ApiError::PreconditionFailed => ApiError::concurrent_update(),
+            e => e,
+        })
+}
+
 fn text(field: &str, raw: &str, most: usize, empty_ok: bool) -> Result<String, FieldError> {
     let t = raw.trim();
     if (!empty_ok && t.is_empty()) || t.chars().count() > most || t.chars().any(char::is_control) {
@@ -304,12 +321,7 @@ struct KillBody {
 pub(crate) async fn kill(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     shared::access::gate::operator(&call.caller)?;
     let body: KillBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
-    let reason = shared::domain::impersonation::reason(&body.reason).ok_or_else(|| {
-        FieldError::new(
-            "reason",
-            "must be 10-500 characters without control characters",
-        )
-    })?;
+    let reason = shared::domain::impersonation::reason_field("reason", &body.reason)?;
     retry_on_contention(|| async {
         let current = path_flag(call).await?;
         if current.state == FlagState::Killed {
@@ -329,15 +341,7 @@ pub(crate) async fn kill(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             key: next.key.clone(),
             killed: true,
         }];
-        save(call, Some(&current), &next, "killed", extra)
-            .await
-            .map_err(|e| {
-                if matches!(e, ApiError::PreconditionFailed) {
-                    ApiError::concurrent_update()
-                } else {
-                    e
-                }
-            })?;
+        save_read(call, &current, &next, "killed", extra).await?;
         tracing::warn!(flag = %next.key, by = %call.caller.user.id, "flag killed");
         Ok(answer(&next))
     })
@@ -458,12 +462,7 @@ pub(crate) async fn set_override(call: &Call<'_>) -> Result<ApiResponse, ApiErro
             .sort_by(|a, b| (a.axis, &a.id).cmp(&(b.axis, &b.id)));
         next.version = current.version + 1;
         next.updated_at = now;
-        save(call, Some(&current), &next, "override_set", Vec::new())
-            .await
-            .map_err(|e| match e {
-                ApiError::PreconditionFailed => ApiError::concurrent_update(),
-                e => e,
-            })?;
+        save_read(call, &current, &next, "override_set", Vec::new()).await?;
         Ok(answer(&next))
     })
     .await
@@ -495,12 +494,7 @@ pub(crate) async fn remove_override(call: &Call<'_>) -> Result<ApiResponse, ApiE
         next.overrides.retain(|o| !matches(o));
         next.version = current.version + 1;
         next.updated_at = shared::runtime::time::now_unix();
-        save(call, Some(&current), &next, "override_removed", Vec::new())
-            .await
-            .map_err(|e| match e {
-                ApiError::PreconditionFailed => ApiError::concurrent_update(),
-                e => e,
-            })?;
+        save_read(call, &current, &next, "override_removed", Vec::new()).await?;
         Ok(answer(&next))
     })
     .await

@@ -8,7 +8,6 @@ use crate::Call;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use shared::access::gate::Granted;
-use shared::domain::fields::FieldError;
 use shared::domain::impersonation::{self as rules, Approval, ApprovalStatus};
 use shared::domain::tenant::TenantStatus;
 use shared::domain::{Role, UserId};
@@ -55,12 +54,7 @@ struct AskBody {
 pub(crate) async fn ask(call: &Call<'_>, granted: Granted) -> Result<ApiResponse, ApiError> {
     let tenant = granted.tenant();
     let body: AskBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
-    let reason = rules::reason(&body.reason).ok_or_else(|| {
-        FieldError::new(
-            "reason",
-            "must be 10-500 characters without control characters",
-        )
-    })?;
+    let reason = rules::reason_field("reason", &body.reason)?;
     let missing = || ApiError::refused(ErrorCode::UserNotFound, "no such member of this tenant");
     let user_id = UserId::parse(&body.user_id).ok_or_else(missing)?;
     if user_id == call.caller.user.id {

@@ -60,6 +60,16 @@ pub fn reason(raw: &str) -> Option<String> {
         .then(|| r.to_string())
 }
 
+/// [`reason`] for the body's field `field`: the answer names the field, never the value.
+pub fn reason_field(field: &str, raw: &str) -> Result<String, crate::domain::fields::FieldError> {
+    reason(raw).ok_or_else(|| {
+        crate::domain::fields::FieldError::new(
+            field,
+            "must be 10-500 characters without control characters",
+        )
+    })
+}
+
 /// Whether `id` has the shape of an approval's or an impersonation's id (32 hex digits), so a
 /// path or a token cannot smuggle key separators into store keys.
 pub fn is_id(id: &str) -> bool {
