@@ -8,6 +8,7 @@ import { navigate, useLocation } from '../router';
 import { session } from '../session';
 import { Dialog, ErrorBox, Field, Status, announce, fmtTime, useId, useLoad } from '../ui/kit';
 import { useWho } from '../who';
+import { userEmail } from './common';
 
 const mmss = (s: number) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 
@@ -216,8 +217,8 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
       <Dialog open={open} title={`Act as ${member.email}?`} onClose={close}>
         <form onSubmit={start} noValidate class="act-as">
           <p>
-            The console becomes theirs in <strong>{slug}</strong> for up to 15 minutes: you see what they see there and nothing else. A banner shows the time left; Stop returns
-            you to your own session. Every request is recorded in the tenant's audit under your name.
+            For up to 15 minutes the console shows <strong>{slug}</strong> as they see it, and nothing else; Stop returns you to your own session. Every request is recorded in
+            the tenant's audit under your name.
           </p>
           <Field label="Reason" hint="10 to 500 characters, such as the support ticket: recorded in the tenant's audit." error={reasonErr}>
             {(a) => <textarea {...a} name="act-reason" rows={2} maxLength={500} value={reason} onInput={(e) => (setReason(e.currentTarget.value), setReasonErr(null))} />}
@@ -228,12 +229,12 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
               <input type="radio" id={`${radios}-read`} name="act-scope" value="read" checked={scope === 'read'} onChange={() => setScope('read')} />
               <label for={`${radios}-read`}>Read-only</label>
             </div>
-            <p class="hint radio-hint">Anything that would change something is refused (403 IMPERSONATION_READ_ONLY).</p>
+            <p class="hint radio-hint">Every change is refused.</p>
             <div class="check">
               <input type="radio" id={`${radios}-write`} name="act-scope" value="write" checked={scope === 'write'} onChange={() => setScope('write')} />
               <label for={`${radios}-write`}>Read and write</label>
             </div>
-            <p class="hint radio-hint">Needs an owner's approval of a request (usable once) and a sign-in with your second factor in the last 5 minutes. Account settings stay out of reach either way.</p>
+            <p class="hint radio-hint">Needs an owner's approval (used once) and a sign-in with your second factor in the last 5 minutes. Their account settings stay out of reach.</p>
           </fieldset>
           {scope === 'write' && (
             <div class="approvals-pick">
@@ -257,13 +258,19 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
               )}
               {approvals.data && ready.length === 0 && (
                 <div class="notice">
-                  <p>
-                    {pending.length
-                      ? `Your request of ${fmtTime(pending[0]!.created_at)} is waiting for an owner of ${slug}.`
-                      : `No approved request of yours to act as ${member.email} here. An owner of ${slug} must approve one (they are mailed).`}
-                  </p>
+                  {requested ? (
+                    <p role="status" class="ok-text">
+                      ✓ Requested {fmtTime(requested.created_at)}: the owners of {slug} were mailed. Once one approves, check again.
+                    </p>
+                  ) : (
+                    <p>
+                      {pending.length
+                        ? `Your request of ${fmtTime(pending[0]!.created_at)} is waiting for an owner of ${slug}.`
+                        : `No approved request of yours to act as ${member.email} here. An owner of ${slug} must approve one (they are mailed).`}
+                    </p>
+                  )}
                   <div class="actions">
-                    {!pending.length && (
+                    {!pending.length && !requested && (
                       <button type="button" onClick={() => void requestApproval()}>
                         Ask the owners to approve
                       </button>
@@ -272,11 +279,6 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
                       Check again
                     </button>
                   </div>
-                  {requested && (
-                    <p role="status" class="ok-text">
-                      ✓ Requested {fmtTime(requested.created_at)}: the owners were mailed.
-                    </p>
-                  )}
                   <ErrorBox error={requestErr} title="Could not ask for approval" />
                 </div>
               )}
@@ -349,6 +351,12 @@ export function ApprovalRequests({ slug }: { slug: string }) {
 }
 
 function ApprovalItem({ slug, x, email, onAnswered }: { slug: string; x: ImpersonationApproval; email: string | null; onAnswered: (a: ImpersonationApproval) => void }) {
+  const viewer = useWho();
+  // Operators may look the asking operator up; owners know them by id only.
+  const [operator, setOperator] = useState<string | null>(null);
+  useEffect(() => {
+    if (viewer.operator) void userEmail(x.operator_id).then(setOperator);
+  }, [x.operator_id]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const who = email ?? x.user_id;
@@ -368,7 +376,8 @@ function ApprovalItem({ slug, x, email, onAnswered }: { slug: string; x: Imperso
   return (
     <li class="approval" data-approval={x.id}>
       <p>
-        <Status value={x.status} /> An operator (<code title={x.operator_id}>{x.operator_id.slice(0, 8)}…</code>) asks to act as <strong>{who}</strong>, with write access.
+        <Status value={x.status} /> {operator ? <>The operator {operator}</> : <>An operator (<code title={x.operator_id}>{x.operator_id.slice(0, 8)}…</code>)</>} asks to act as{' '}
+        <strong>{who}</strong>, with write access.
       </p>
       <p class="approval-reason">Reason: “{x.reason}”</p>
       <p class="hint">

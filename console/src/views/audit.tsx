@@ -134,8 +134,10 @@ export function AuditTable({ scope, loc }: { scope: { tenant: string } | null; l
                     <code>{e.action}</code>
                   </th>
                   <td data-label="Actor" class="wrap">
-                    <Actor id={e.actor_user_id} email={emails.get(e.actor_user_id) ?? acting?.operatorEmail ?? null} me={who.userId} />
-                    {acting?.byOperator && <span class="tag actor-kind">operator</span>}
+                    <span>
+                      <Actor id={e.actor_user_id} email={emails.get(e.actor_user_id) ?? acting?.operatorEmail ?? null} me={who.userId} />
+                      {acting?.byOperator && <span class="tag actor-kind">operator</span>}
+                    </span>
                   </td>
                   <td data-label="Tenant">{t ? <Link to={`/tenants/${t.slug}`}>{t.slug}</Link> : e.tenant_id ? <code>{e.tenant_id.slice(0, 8)}…</code> : '—'}</td>
                   <td data-label="Partner">{p ? <Link to={`/partners/${p.slug}`}>{p.slug}</Link> : e.partner_id ? <code>{e.partner_id.slice(0, 8)}…</code> : '—'}</td>
