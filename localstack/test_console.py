@@ -1438,8 +1438,13 @@ class Console(unittest.TestCase):
         expect(row.locator("[data-label='Overrides']")).to_have_text("1")
         expect(row.locator("[data-label='Owner']")).to_have_text("payments team")
         self.screen(page, "flags")
-        # Deleted, after its confirmation.
+        # The override removed (by the slug it was set with), then the flag deleted after its
+        # confirmation.
         row.get_by_role("link", name=key).click()
+        tenants.get_by_role("button", name=f"Remove the override for {slug}").click()
+        expect(tenants.locator(f"tr[data-target='{slug}']")).to_have_count(0)
+        expect(tenants).to_contain_text("No tenant override.")
+        self.assertEqual(api("GET", f"/flags/{key}", op())[1]["data"]["overrides"], [])
         page.get_by_role("button", name="Delete", exact=True).click()
         page.get_by_role("dialog").get_by_role("button", name="Delete flag").click()
         expect(page.get_by_role("heading", name="Flags", level=1)).to_be_visible()

@@ -173,7 +173,24 @@ const SYSTEM = /^[0-]+$/;
 
 function Actor({ id, email, me }: { id: string; email: string | null; me: string }) {
   if (SYSTEM.test(id)) return <>system</>;
-  if (email) return <span title={id}>{id === me ? `${email} (you)` : email}</span>;
+  if (email) {
+    // A narrow column breaks the address at its @ rather than inside a word.
+    const at = email.lastIndexOf('@');
+    return (
+      <span title={id}>
+        {at > 0 ? (
+          <>
+            {email.slice(0, at)}
+            <wbr />
+            {email.slice(at)}
+          </>
+        ) : (
+          email
+        )}
+        {id === me ? ' (you)' : ''}
+      </span>
+    );
+  }
   return <code title={id}>{id.slice(0, 8)}…</code>;
 }
 
