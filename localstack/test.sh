@@ -80,7 +80,7 @@ deploy_stack saas-test target/debug \
   --param KeysRefreshSeconds=$KEYS_REFRESH_SECONDS \
   --param UploadMaxBytesFree=$UPLOAD_MAX_BYTES_FREE \
   --param AllowPrivateDatabaseHosts=true --param AllowPlaintextDatabases=true --param QueryTimeoutMs=2000 --param OperatorMfa=optional \
-  --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 \
+  --param RecoveryWindowSeconds=20 --param ProvisioningStaleSeconds=5 --param ImpersonationTtlSeconds=40 \
   --param "ReconcileSchedule=rate(1 minute)" --param AwsCallLog=true
 phase "make deploy path (sam deploy, waited for)"
 wait "$SAM_PATH_PID" || { cat "$STATE_DIR/sam-path.log"; exit 1; }

@@ -4,6 +4,8 @@
 //! `make test` deploys with a 20 s recovery window, a 5 s staleness threshold, a reconcile
 //! every minute, and a provision-step built with the fault switch (`faults` feature).
 
+#[path = "provisioning/impersonation_expiry.rs"]
+mod impersonation_expiry;
 #[path = "provisioning/lifecycle_events.rs"]
 mod lifecycle_events;
 mod support;

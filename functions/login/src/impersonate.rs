@@ -49,6 +49,14 @@ struct ExchangeBody {
     approval_id: Option<String>,
 }
 
+/// Impersonations one operator starts in an hour (each is mailed to a tenant's owners).
+pub const STARTS_PER_OPERATOR: shared::access::ratelimit::RatePolicy =
+    shared::access::ratelimit::RatePolicy {
+        name: "impersonation-start",
+        limit: 30,
+        window_secs: 3600,
+    };
+
 fn forbidden(message: &'static str) -> ApiError {
     ApiError::refused(ErrorCode::ImpersonationForbidden, message)
 }
@@ -132,6 +140,14 @@ pub(crate) async fn start(
     let body: ExchangeBody = json_body(req, DEFAULT_BODY_LIMIT)?;
     let (user_id, slug, reason, write) = read_body(&body)?;
     let now = now_unix();
+    // Each start is mailed to the tenant's owners: bounded per operator.
+    let subject = format!("operator:{}", operator.id);
+    if let shared::access::ratelimit::Decision::Limited { retry_after_secs } =
+        shared::access::ratelimit::reserve(store, &[(STARTS_PER_OPERATOR, subject.as_str())], now)
+            .await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
 
     if user_id == operator.id {
         return Err(forbidden("an operator cannot act as themself"));
@@ -196,29 +212,46 @@ pub(crate) async fn start(
         actor: operator.id.clone(),
         tenant: tenant.id.clone(),
         write,
-        expires_at: now + rules::MAX_TOKEN_SECS,
+        expires_at: now + app.impersonation_ttl_secs.clamp(1, rules::MAX_TOKEN_SECS),
+        actor_epoch: operator.session_epoch,
     };
-    let mut changes = vec![audit(
-        ctx,
-        &tenant,
-        &operator.id,
-        "impersonation.started",
-        json!({
-            "impersonation": imp.id,
-            "user_id": target.id,
-            "reason": reason,
-            "write": write,
-            "approval_id": approval.as_ref().map(|a| &a.id),
-            "expires_at": imp.expires_at,
+    // Signed before anything is written: a signing failure leaves nothing behind.
+    let issued = keys
+        .issue_impersonation(&target.id, target.session_epoch, now, &imp)
+        .await
+        .map_err(|e| ApiError::unavailable("secrets", e))?;
+    let mut changes = vec![
+        // Kept until it ends: a stop removes it; the reconcile records an expiry's end.
+        Change::OpenImpersonation(rules::Open {
+            id: imp.id.clone(),
+            tenant_id: tenant.id.clone(),
+            user_id: target.id.clone(),
+            operator_id: operator.id.clone(),
+            write,
+            expires_at: imp.expires_at,
         }),
-    )];
+        audit(
+            ctx,
+            &tenant,
+            &operator.id,
+            "impersonation.started",
+            json!({
+                "impersonation": imp.id,
+                "user_id": target.id,
+                "reason": reason,
+                "write": write,
+                "approval_id": approval.as_ref().map(|a| &a.id),
+                "expires_at": imp.expires_at,
+            }),
+        ),
+    ];
     if let Some(a) = &approval {
         // Spent here: two exchanges with one approval cannot both pass.
         changes.push(Change::DecideApproval {
             id: a.id.clone(),
             from: ApprovalStatus::Approved,
             to: ApprovalStatus::Used,
-            by: operator.id.clone(),
+            by: None,
             at: now,
             expires_at: a.expires_at,
         });
@@ -244,7 +277,13 @@ pub(crate) async fn start(
     let told = shared::mail::notify_owners(store, app.mailer.as_ref(), &tenant, |to| {
         shared::mail::impersonation(to, ImpersonationNotice::Started, &facts)
     })
-    .await;
+    .await
+    .and_then(|sent| {
+        // A tenant with no active owner to tell (one not accepted yet, or all disabled): no.
+        (sent > 0)
+            .then_some(sent)
+            .ok_or_else(|| shared::mail::MailError("the tenant has no active owner to tell".into()))
+    });
     if let Err(e) = told {
         // The owners must hear of it: without that, it ends before its token is given.
         tracing::error!(impersonation = %imp.id, cause = %shared::runtime::logging::chain(&e), "impersonation not started: the owners could not be told");
@@ -253,6 +292,10 @@ pub(crate) async fn start(
                 Change::RevokeImpersonation {
                     id: imp.id.clone(),
                     expires_at: imp.expires_at + 60,
+                },
+                Change::CloseImpersonation {
+                    id: imp.id.clone(),
+                    expires_at: imp.expires_at,
                 },
                 audit(
                     ctx,
@@ -268,11 +311,6 @@ pub(crate) async fn start(
         }
         return Err(ApiError::unavailable("mail", e));
     }
-
-    let issued = keys
-        .issue_impersonation(&target.id, target.session_epoch, now, &imp)
-        .await
-        .map_err(|e| ApiError::unavailable("secrets", e))?;
     tracing::info!(impersonation = %imp.id, operator = %operator.id, user_id = %target.id, tenant = %tenant.slug, write, "impersonation started");
     Ok(ApiResponse::ok(json!({
         "access_token": issued.token,
@@ -310,24 +348,32 @@ pub(crate) async fn end(
         ));
     };
     let invalid = || ApiError::refused(ErrorCode::InvalidToken, "a valid access token is required");
-    let tenant = store.tenant_by_id(&imp.tenant).await?.ok_or_else(invalid)?;
+    // Revoked whatever became of the tenant; the end is audited in its audit while it exists.
+    let tenant = store.tenant_by_id(&imp.tenant).await?;
+    let mut changes = vec![
+        Change::RevokeImpersonation {
+            id: imp.id.clone(),
+            // Kept a minute past the token's end (the clock skew verifiers allow).
+            expires_at: imp.expires_at + 60,
+        },
+        Change::CloseImpersonation {
+            id: imp.id.clone(),
+            expires_at: imp.expires_at,
+        },
+    ];
+    if let Some(t) = &tenant {
+        changes.push(audit(
+            ctx,
+            t,
+            &imp.actor,
+            "impersonation.ended",
+            json!({"impersonation": imp.id, "user_id": principal.user_id, "why": "stopped"}),
+        ));
+    }
     store
-        .commit(vec![
-            Change::RevokeImpersonation {
-                id: imp.id.clone(),
-                // Kept a minute past the token's end (the clock skew verifiers allow).
-                expires_at: imp.expires_at + 60,
-            },
-            audit(
-                ctx,
-                &tenant,
-                &imp.actor,
-                "impersonation.ended",
-                json!({"impersonation": imp.id, "user_id": principal.user_id, "why": "stopped"}),
-            ),
-        ])
+        .commit(changes)
         .await
-        // Ended already: the token is dead.
+        // Ended already (stopped, or recorded as expired): the token is dead.
         .map_err(|e| e.answer(|_| invalid()))?;
     impersonation::forget(&imp.id);
     tracing::info!(impersonation = %imp.id, "impersonation ended");
@@ -336,7 +382,7 @@ pub(crate) async fn end(
         store.user_by_id(&imp.actor),
         store.user_by_id(&principal.user_id)
     )?;
-    if let (Some(operator), Some(user)) = (operator, user) {
+    if let (Some(operator), Some(user), Some(tenant)) = (operator, user, tenant) {
         let facts = ImpersonationFacts {
             tenant_name: &tenant.name,
             operator: &operator.email,

@@ -115,6 +115,8 @@ pub struct App {
     /// Passkeys' relying party (the console's origin); `None` where that origin is an IP
     /// address (passkeys unavailable).
     pub relying_party: Option<RelyingParty>,
+    /// `IMPERSONATION_TTL_SECONDS`: how long an impersonation token lives (at most 900).
+    pub impersonation_ttl_secs: i64,
 }
 
 #[derive(Debug, Clone, Copy)]

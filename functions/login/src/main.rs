@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         mailer: s.mailer()?,
         refresh_ttl_secs: s.config.refresh_token_ttl_secs,
         reuse_grace_secs: s.config.refresh_reuse_grace_secs,
+        impersonation_ttl_secs: s.config.impersonation_ttl_secs,
         // Without PLATFORM_ORIGIN (or with an IP address there) passkeys are unavailable; the
         // sign-in itself does not depend on it.
         relying_party: std::env::var("PLATFORM_ORIGIN")

@@ -24,6 +24,7 @@ fn app(store: Arc<MemoryStore>) -> login::App {
         // No grace: a second use is reuse at once (the grace window has tests of its own).
         reuse_grace_secs: 0,
         relying_party: shared::access::passkeys::RelyingParty::from_origin(PASSKEY_ORIGIN),
+        impersonation_ttl_secs: 900,
     }
 }
 

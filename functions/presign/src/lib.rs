@@ -80,7 +80,17 @@ async fn route(app: &App, ctx: RequestContext, req: Request) -> Result<ApiRespon
     match route {
         // The tenant's members only (the gate's `Member`: operators and partner admins are
         // not members unless added).
-        Route::Presign => presign(app, &req, call.tenant(Need::Member, Intent::Write).await?).await,
+        Route::Presign => {
+            // Links made through an impersonation end with it.
+            let until = call.caller.impersonation.as_ref().map(|imp| imp.expires_at);
+            presign(
+                app,
+                &req,
+                call.tenant(Need::Member, Intent::Write).await?,
+                until,
+            )
+            .await
+        }
     }
 }
 
@@ -197,7 +207,12 @@ fn check_item(app: &App, item: &Item, field: &str, max_bytes: u64) -> Result<Wan
     })
 }
 
-async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiResponse, ApiError> {
+async fn presign(
+    app: &App,
+    req: &Request,
+    granted: Granted,
+    until: Option<i64>,
+) -> Result<ApiResponse, ApiError> {
     let tenant = granted.into_tenant();
     let body: PresignBody = json_body(req, 64 * 1024)?;
     let (items, many) = match &body {
@@ -227,7 +242,22 @@ async fn presign(app: &App, req: &Request, granted: Granted) -> Result<ApiRespon
             };
             check_item(app, item, &field, largest)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<Result<Vec<Wanted>, _>>()?;
+    let wanted: Vec<Wanted> = match until {
+        None => wanted,
+        Some(until) => {
+            let left = until
+                .saturating_sub(shared::runtime::time::now_unix())
+                .max(1) as u64;
+            wanted
+                .into_iter()
+                .map(|w| Wanted {
+                    expires: w.expires.min(Duration::from_secs(left)),
+                    ..w
+                })
+                .collect()
+        }
+    };
     // Uploads only: what the plan's stored bytes and objects leave.
     let uploads = wanted.iter().filter(|w| w.upload).count() as i64;
     let max_bytes = if uploads == 0 {

@@ -8,6 +8,7 @@
 //! are published again first. Run twice in a row, the second finds nothing to do and says so.
 
 pub mod check;
+pub mod impersonations;
 pub mod usage;
 
 use futures_util::stream::{self, StreamExt};
@@ -33,6 +34,8 @@ pub struct App {
     pub secrets: aws_sdk_secretsmanager::Client,
     pub sfn: aws_sdk_sfn::Client,
     pub events: Arc<dyn EventPublisher>,
+    /// The owners' notices of impersonations that expired unstopped.
+    pub mailer: Arc<dyn shared::mail::Mailer>,
     pub bucket: String,
     pub secret_prefix: String,
     /// `STATE_MACHINE_ARN`: the provisioning state machine.
@@ -81,6 +84,11 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
         0
     } else {
         republish_outbox(app).await
+    };
+    let impersonations_ended = if force {
+        0
+    } else {
+        impersonations::record_expired(app).await
     };
     let mut checked = 0;
     let mut reports: Vec<TenantReport> = Vec::new();
@@ -139,11 +147,15 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
         .iter()
         .filter(|r| r.usage_recounted.is_some())
         .count();
-    let summary = if acted == 0 && republished == 0 && listing_error.is_none() {
+    let summary = if acted == 0
+        && republished == 0
+        && impersonations_ended == 0
+        && listing_error.is_none()
+    {
         "nothing to do".to_string()
     } else {
         format!(
-            "{redriven} runs started, {republished} events republished, {recounted} tenants' usage recounted"
+            "{redriven} runs started, {republished} events republished, {recounted} tenants' usage recounted, {impersonations_ended} expired impersonations recorded"
         )
     };
     json!({
@@ -151,6 +163,7 @@ pub async fn reconcile(app: &App, only: Option<Tenant>) -> Value {
         "tenants_checked": checked,
         "runs_started": redriven,
         "events_republished": republished,
+        "impersonations_ended": impersonations_ended,
         "error": listing_error,
         // A scheduled pass: whether it reached the last tenant (else the next run goes on).
         "walk": walked,

@@ -19,6 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         secrets: s.secrets(),
         sfn: shared::aws_client!(aws_sdk_sfn, &s.sdk),
         events: s.events()?,
+        mailer: s.mailer()?,
         bucket: storage.bucket,
         secret_prefix: std::env::var("TENANT_SECRET_PREFIX").unwrap_or_default(),
         state_machine_arn,

@@ -28,6 +28,7 @@ fn app(store: Arc<MemoryStore>, walk: Duration) -> App {
         secrets: idle_client!(aws_sdk_secretsmanager),
         sfn: idle_client!(aws_sdk_sfn),
         events: Arc::new(shared::events::RecordingPublisher::default()),
+        mailer: Arc::new(shared::mail::RecordingMailer::default()),
         bucket: "b".into(),
         secret_prefix: String::new(),
         state_machine_arn: "arn:aws:states:us-east-1:000000000000:stateMachine:x".into(),

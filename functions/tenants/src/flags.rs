@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use shared::access::gate::Granted;
 use shared::domain::fields::FieldError;
 use shared::domain::flag::{
-    Axis, Flag, FlagKey, FlagState, Override, Subject, MAX_OVERRIDES_PER_AXIS,
+    Axis, Flag, FlagKey, FlagState, Override, Subject, MAX_OVERRIDES, MAX_OVERRIDES_PER_AXIS,
 };
 use shared::domain::plan::PlanId;
 use shared::domain::tenant::TenantSlug;
@@ -20,7 +20,7 @@ use shared::http::error::retry_on_contention;
 use shared::http::request::{
     etag_matches, if_match, json_body, path_param, query_param, DEFAULT_BODY_LIMIT,
 };
-use shared::store::changes::{AuditTarget, Change};
+use shared::store::changes::{AuditTarget, Change, Refusal};
 use shared::{ApiError, ApiResponse, ErrorCode};
 
 fn view(f: &Flag) -> Value {
@@ -36,6 +36,20 @@ fn view(f: &Flag) -> Value {
         "updated_at": f.updated_at,
         "killed_at": f.killed_at,
         "killed_by": f.killed_by,
+        "kill_reason": f.kill_reason,
+    })
+}
+
+/// A flag's settings, without its overrides: what its audit entries record (an override's
+/// change records that override alone), so an entry stays small whatever the flag holds.
+fn settings(f: &Flag) -> Value {
+    json!({
+        "state": f.state,
+        "rollout_percent": f.rollout_percent,
+        "description": f.description,
+        "owner": f.owner,
+        "version": f.version,
+        "overrides": f.overrides.len(),
         "kill_reason": f.kill_reason,
     })
 }
@@ -72,6 +86,7 @@ async fn save(
     before: Option<&Flag>,
     next: &Flag,
     action: &str,
+    details: Value,
     mut extra: Vec<Change>,
 ) -> Result<(), ApiError> {
     let event = DomainEvent::FlagChanged(FlagChanged {
@@ -88,11 +103,7 @@ async fn save(
             flag: next.clone(),
             expect_version: before.map_or(0, |b| b.version),
         },
-        Change::Audit(call.entry(
-            AuditTarget::Platform,
-            &format!("flag.{action}"),
-            json!({"key": next.key, "before": before.map(view), "after": view(next)}),
-        )),
+        Change::Audit(call.entry(AuditTarget::Platform, &format!("flag.{action}"), details)),
         Change::Outbox(event.outbox_at(call.now_ms())),
     ];
     changes.append(&mut extra);
@@ -100,8 +111,16 @@ async fn save(
     commit_and_publish(call.store, call.app.events.as_ref(), changes)
         .await
         .map_err(|e| {
-            e.answer(|_| {
-                if taken {
+            e.answer(|reasons| {
+                if reasons.contains(&Refusal::QuotaReached) {
+                    ApiError::refused(
+                        ErrorCode::InvalidState,
+                        format!(
+                            "the catalogue holds {} flags, its most: delete one first",
+                            shared::store::MAX_FLAGS
+                        ),
+                    )
+                } else if taken {
                     ApiError::refused(ErrorCode::FlagExists, "a flag with this key exists")
                 } else {
                     ApiError::PreconditionFailed
@@ -120,9 +139,10 @@ async fn save_read(
     current: &Flag,
     next: &Flag,
     action: &str,
+    details: Value,
     extra: Vec<Change>,
 ) -> Result<(), ApiError> {
-    save(call, Some(current), next, action, extra)
+    save(call, Some(current), next, action, details, extra)
         .await
         .map_err(|e| match e {
             ApiError::PreconditionFailed => ApiError::concurrent_update(),
@@ -217,16 +237,6 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         .transpose()?
         .unwrap_or(FlagState::Off);
     let rollout_percent = body.rollout_percent.map(percent).transpose()?.unwrap_or(0);
-    let (existing, _) = call.store.flags().await?;
-    if existing.len() >= shared::store::MAX_FLAGS {
-        return Err(ApiError::refused(
-            ErrorCode::InvalidState,
-            format!(
-                "the catalogue holds {} flags, its most: delete one first",
-                shared::store::MAX_FLAGS
-            ),
-        ));
-    }
     let now = shared::runtime::time::now_unix();
     let flag = Flag {
         key,
@@ -242,7 +252,15 @@ pub(crate) async fn create(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         killed_by: None,
         kill_reason: None,
     };
-    save(call, None, &flag, "created", Vec::new()).await?;
+    let (scope, name) = shared::store::FLAGS_COUNT;
+    let counted = Change::Quota {
+        scope: scope.into(),
+        name: name.into(),
+        by: 1,
+        cap: shared::store::MAX_FLAGS as i64,
+    };
+    let details = json!({"key": flag.key, "after": settings(&flag)});
+    save(call, None, &flag, "created", details, vec![counted]).await?;
     Ok(ApiResponse::created(view(&flag)).header("etag", etag(&flag)))
 }
 
@@ -306,7 +324,8 @@ pub(crate) async fn patch(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     } else {
         Vec::new()
     };
-    save(call, Some(&current), &next, "updated", extra).await?;
+    let details = json!({"key": next.key, "before": settings(&current), "after": settings(&next)});
+    save(call, Some(&current), &next, "updated", details, extra).await?;
     Ok(answer(&next))
 }
 
@@ -322,6 +341,17 @@ pub(crate) async fn kill(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     shared::access::gate::operator(&call.caller)?;
     let body: KillBody = json_body(call.req, DEFAULT_BODY_LIMIT)?;
     let reason = shared::domain::impersonation::reason_field("reason", &body.reason)?;
+    let key = path_flag(call).await?.key;
+    // The kill list first, on its own and unconditioned: off everywhere from this commit on,
+    // whatever edits of the flag race it. Its state and audit follow.
+    call.store
+        .commit(vec![Change::KillList {
+            key: key.clone(),
+            killed: true,
+        }])
+        .await
+        .map_err(|e| e.answer(|_| ApiError::concurrent_update()))?;
+    tracing::warn!(flag = %key, by = %call.caller.user.id, "flag killed");
     retry_on_contention(|| async {
         let current = path_flag(call).await?;
         if current.state == FlagState::Killed {
@@ -337,12 +367,9 @@ pub(crate) async fn kill(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
             updated_at: now,
             ..current.clone()
         };
-        let extra = vec![Change::KillList {
-            key: next.key.clone(),
-            killed: true,
-        }];
-        save_read(call, &current, &next, "killed", extra).await?;
-        tracing::warn!(flag = %next.key, by = %call.caller.user.id, "flag killed");
+        let details =
+            json!({"key": next.key, "before": settings(&current), "after": settings(&next)});
+        save_read(call, &current, &next, "killed", details, Vec::new()).await?;
         Ok(answer(&next))
     })
     .await
@@ -375,8 +402,14 @@ pub(crate) async fn delete(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
         Change::Audit(call.entry(
             AuditTarget::Platform,
             "flag.deleted",
-            json!({"key": current.key, "before": view(&current)}),
+            json!({"key": current.key, "before": settings(&current)}),
         )),
+        Change::Quota {
+            scope: shared::store::FLAGS_COUNT.0.into(),
+            name: shared::store::FLAGS_COUNT.1.into(),
+            by: -1,
+            cap: shared::store::MAX_FLAGS as i64,
+        },
         Change::Outbox(event.outbox_at(call.now_ms())),
     ];
     commit_and_publish(call.store, call.app.events.as_ref(), changes)
@@ -443,12 +476,17 @@ pub(crate) async fn set_override(call: &Call<'_>) -> Result<ApiResponse, ApiErro
         let current = path_flag(call).await?;
         let mut next = current.clone();
         next.overrides.retain(|o| !(o.axis == axis && o.id == id));
-        if next.overrides_on(axis) >= MAX_OVERRIDES_PER_AXIS {
+        if next.overrides_on(axis) >= MAX_OVERRIDES_PER_AXIS
+            || next.overrides.len() >= MAX_OVERRIDES
+        {
             return Err(ApiError::refused(
                 ErrorCode::OverrideLimit,
-                format!("a flag holds at most {MAX_OVERRIDES_PER_AXIS} overrides per axis"),
+                format!(
+                    "a flag holds at most {MAX_OVERRIDES_PER_AXIS} overrides per axis and {MAX_OVERRIDES} in all"
+                ),
             ));
         }
+        let before = current.override_for(axis, &id).map(|o| o.value);
         let now = shared::runtime::time::now_unix();
         next.overrides.push(Override {
             axis,
@@ -462,7 +500,9 @@ pub(crate) async fn set_override(call: &Call<'_>) -> Result<ApiResponse, ApiErro
             .sort_by(|a, b| (a.axis, &a.id).cmp(&(b.axis, &b.id)));
         next.version = current.version + 1;
         next.updated_at = now;
-        save_read(call, &current, &next, "override_set", Vec::new()).await?;
+        let details = json!({"key": next.key, "axis": axis, "id": id, "label": label,
+            "before": before, "after": body.value, "version": next.version});
+        save_read(call, &current, &next, "override_set", details, Vec::new()).await?;
         Ok(answer(&next))
     })
     .await
@@ -476,25 +516,41 @@ pub(crate) async fn remove_override(call: &Call<'_>) -> Result<ApiResponse, ApiE
         .and_then(Axis::parse)
         .ok_or_else(|| FieldError::new("axis", "must be user, tenant, partner or plan"))?;
     let raw = path_param(call.req, "id").unwrap_or_default();
+    // A tenant's override is named by the slug of the tenant that has it now (stored by id, so
+    // a slug used again never reaches an older tenant's), or by its id (a tenant gone since).
+    let id = match axis {
+        Axis::Tenant => match TenantSlug::parse(&raw) {
+            Some(slug) => match call.store.tenant_by_slug(&slug).await? {
+                Some(t) => t.id.to_string(),
+                None => raw.clone(),
+            },
+            None => raw.clone(),
+        },
+        _ => raw.clone(),
+    };
     retry_on_contention(|| async {
         let current = path_flag(call).await?;
-        // A tenant's override is named by the slug it was set with (its label) or its id.
-        let matches = |o: &Override| {
-            o.axis == axis
-                && (o.id == raw
-                    || (axis == Axis::Tenant && o.label.as_deref() == Some(raw.as_str())))
-        };
-        if !current.overrides.iter().any(matches) {
+        let Some(before) = current.override_for(axis, &id).map(|o| o.value) else {
             return Err(ApiError::refused(
                 ErrorCode::NotFound,
                 "the flag has no such override",
             ));
-        }
+        };
         let mut next = current.clone();
-        next.overrides.retain(|o| !matches(o));
+        next.overrides.retain(|o| !(o.axis == axis && o.id == id));
         next.version = current.version + 1;
         next.updated_at = shared::runtime::time::now_unix();
-        save_read(call, &current, &next, "override_removed", Vec::new()).await?;
+        let details = json!({"key": next.key, "axis": axis, "id": id,
+            "before": before, "after": null, "version": next.version});
+        save_read(
+            call,
+            &current,
+            &next,
+            "override_removed",
+            details,
+            Vec::new(),
+        )
+        .await?;
         Ok(answer(&next))
     })
     .await

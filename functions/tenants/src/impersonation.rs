@@ -34,6 +34,14 @@ fn view(a: &Approval, now: i64) -> Value {
     })
 }
 
+/// Requests for write access per tenant in an hour (each is mailed to the owners).
+pub(crate) const REQUESTS_PER_TENANT: shared::access::ratelimit::RatePolicy =
+    shared::access::ratelimit::RatePolicy {
+        name: "impersonation-ask",
+        limit: 10,
+        window_secs: 3600,
+    };
+
 fn forbidden(message: &'static str) -> ApiError {
     ApiError::refused(ErrorCode::ImpersonationForbidden, message)
 }
@@ -66,6 +74,20 @@ pub(crate) async fn ask(call: &Call<'_>, granted: Granted) -> Result<ApiResponse
         ));
     }
     let store = call.store;
+    // Each request is mailed to the owners: bounded, so a loop of requests is not a mail cannon.
+    if let shared::access::ratelimit::Decision::Limited { retry_after_secs } =
+        shared::access::ratelimit::reserve(
+            store,
+            &[(
+                REQUESTS_PER_TENANT,
+                format!("tenant:{}", tenant.id).as_str(),
+            )],
+            shared::runtime::time::now_unix(),
+        )
+        .await?
+    {
+        return Err(ApiError::TooManyRequests { retry_after_secs });
+    }
     let (user, membership, partners) = tokio::try_join!(
         store.user_by_id(&user_id),
         store.membership(&user_id, &tenant.id),
@@ -156,10 +178,15 @@ pub(crate) async fn decide(
     approve: bool,
 ) -> Result<ApiResponse, ApiError> {
     let tenant = granted.tenant();
-    if granted.access().role != Some(Role::Owner) || call.caller.impersonation.is_some() {
+    // An owner, in their own name, who is not a platform operator (an operator who made
+    // themself a member would otherwise approve their own request).
+    if granted.access().role != Some(Role::Owner)
+        || call.caller.impersonation.is_some()
+        || call.caller.user.platform_admin
+    {
         return Err(ApiError::refused(
             ErrorCode::Forbidden,
-            "only an owner of the tenant decides, in their own name",
+            "only an owner of the tenant who is not an operator decides, in their own name",
         ));
     }
     let id = path_param(call.req, "approval_id")
@@ -171,6 +198,12 @@ pub(crate) async fn decide(
         .await?
         .filter(|a| a.tenant_id == tenant.id)
         .ok_or_else(not_found)?;
+    if current.operator_id == call.caller.user.id {
+        return Err(ApiError::refused(
+            ErrorCode::Forbidden,
+            "nobody decides their own request",
+        ));
+    }
     let now = shared::runtime::time::now_unix();
     if current.status != ApprovalStatus::Pending || current.expires_at <= now {
         return Err(ApiError::refused(
@@ -197,7 +230,7 @@ pub(crate) async fn decide(
                 id: id.clone(),
                 from: ApprovalStatus::Pending,
                 to,
-                by: call.caller.user.id.clone(),
+                by: Some(call.caller.user.id.clone()),
                 at: now,
                 expires_at,
             },

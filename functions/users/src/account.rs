@@ -23,10 +23,14 @@ pub const NAME_MAX_CHARS: usize = 100;
 pub(crate) async fn get(call: &Call<'_>) -> Result<ApiResponse, ApiError> {
     let user = &call.caller.user;
     let store = call.store;
-    let (memberships, partners) = tokio::try_join!(
+    let (mut memberships, partners) = tokio::try_join!(
         store.memberships_up_to(&user.id, 100),
         store.partners_of(&user.id, 100),
     )?;
+    if let Some(imp) = &call.caller.impersonation {
+        // Acting as the user shows their one tenant.
+        memberships.retain(|m| m.tenant_id == imp.tenant);
+    }
     let mut v = user_view(user);
     v["memberships"] = json!(memberships);
     v["partner_admin_of"] = json!(crate::partner_grants(store, partners).await?);

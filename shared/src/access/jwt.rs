@@ -95,7 +95,14 @@ pub struct AccessClaims {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Actor {
     pub sub: String,
+    /// The actor's session epoch when it started: ending the actor's sessions ends it.
+    pub sep: u64,
 }
+
+/// The `aud` of an impersonation token. Not `portal`: a verifier elsewhere that knows nothing
+/// of `act` (an application checking signature, audience and expiry against the published
+/// keys) must not take one for the user's own token.
+pub const IMPERSONATION_AUDIENCE: &str = "portal-impersonation";
 
 /// What a token says beyond who and for which audience.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -417,7 +424,7 @@ impl TokenKeys {
         let claims = AccessClaims {
             iss: self.issuer.clone(),
             sub: user.to_string(),
-            aud: Audience::Portal.as_str().to_string(),
+            aud: IMPERSONATION_AUDIENCE.to_string(),
             exp,
             nbf: now,
             iat: now,
@@ -427,6 +434,7 @@ impl TokenKeys {
             mfa_at: None,
             act: Some(Actor {
                 sub: imp.actor.to_string(),
+                sep: imp.actor_epoch,
             }),
             tid: Some(imp.tenant.to_string()),
             scope: Some(if imp.write { "read write" } else { "read" }.to_string()),
@@ -465,7 +473,13 @@ impl TokenKeys {
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.issuer]);
-        validation.set_audience(&audiences.iter().map(|a| a.as_str()).collect::<Vec<_>>());
+        // A route open to portal tokens also admits impersonation tokens (an operator acting as
+        // a portal user), which then pass `access::impersonation::admit`.
+        let mut accepted: Vec<&str> = audiences.iter().map(|a| a.as_str()).collect();
+        if audiences.contains(&Audience::Portal) {
+            accepted.push(IMPERSONATION_AUDIENCE);
+        }
+        validation.set_audience(&accepted);
         validation.set_required_spec_claims(&["exp", "nbf", "iat", "iss", "aud", "sub"]);
         let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation)
             .map_err(|e| TokenRejection::Invalid(e.to_string()))?;
@@ -479,15 +493,21 @@ impl TokenKeys {
         }
         let user_id =
             UserId::parse(&claims.sub).ok_or_else(|| TokenRejection::Invalid("bad sub".into()))?;
-        let audience = Audience::parse(&claims.aud)
-            .ok_or_else(|| TokenRejection::Invalid("bad aud".into()))?;
+        let impersonating = claims.aud == IMPERSONATION_AUDIENCE;
+        if impersonating != claims.act.is_some() {
+            return Err(TokenRejection::Invalid(
+                "act and the impersonation audience go together".into(),
+            ));
+        }
+        let audience = if impersonating {
+            Audience::Portal
+        } else {
+            Audience::parse(&claims.aud).ok_or_else(|| TokenRejection::Invalid("bad aud".into()))?
+        };
         let impersonation = match &claims.act {
             None => None,
             Some(act) => {
                 let bad = |why: &str| TokenRejection::Invalid(format!("impersonation: {why}"));
-                if audience != Audience::Portal {
-                    return Err(bad("not a portal token"));
-                }
                 if !crate::domain::impersonation::is_id(&claims.jti) {
                     return Err(bad("bad jti"));
                 }
@@ -509,6 +529,7 @@ impl TokenKeys {
                         .ok_or_else(|| bad("bad tid"))?,
                     write,
                     expires_at: claims.exp,
+                    actor_epoch: act.sep,
                 })
             }
         };
@@ -697,6 +718,86 @@ mod tests {
             k.verify("garbage", &[Audience::Portal]).await,
             Err(TokenRejection::Malformed)
         );
+    }
+
+    #[tokio::test]
+    async fn an_impersonation_token_is_told_apart_and_never_passes_for_the_users_own() {
+        let k = keys();
+        let now = now_unix();
+        let imp = crate::access::impersonation::Impersonation {
+            id: crate::domain::impersonation::new_id(),
+            actor: UserId::new_random(),
+            tenant: crate::domain::TenantId::new_random(),
+            write: false,
+            expires_at: now + 600,
+            actor_epoch: 3,
+        };
+        let user = UserId::new_random();
+        let t = k.issue_impersonation(&user, 0, now, &imp).await.unwrap();
+        let p = k.verify(&t.token, &[Audience::Portal]).await.unwrap();
+        assert_eq!((p.user_id, p.audience), (user, Audience::Portal));
+        assert_eq!(p.impersonation, Some(imp.clone()));
+        // Not for operator routes, and its audience is not the portal's.
+        assert!(k.verify(&t.token, &[Audience::Operator]).await.is_err());
+        let payload: Value = serde_json::from_slice(
+            &URL_SAFE_NO_PAD
+                .decode(t.token.split('.').nth(1).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(payload["aud"], IMPERSONATION_AUDIENCE);
+        assert_eq!(payload["act"]["sub"], imp.actor.as_str());
+        // `act` on a portal token, or the audience without `act`, or a bad scope: refused.
+        let own = &k.signing_key_for_tests();
+        let mut with_act = claims(now);
+        with_act["act"] = json!({"sub": UserId::new_random().to_string(), "sep": 0});
+        with_act["tid"] = json!(crate::domain::TenantId::new_random().to_string());
+        with_act["scope"] = json!("read write");
+        with_act["jti"] = json!(crate::domain::impersonation::new_id());
+        assert!(k
+            .verify(
+                &forge(&with_act, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            )
+            .await
+            .is_err());
+        let mut no_act = claims(now);
+        no_act["aud"] = json!(IMPERSONATION_AUDIENCE);
+        assert!(k
+            .verify(
+                &forge(&no_act, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            )
+            .await
+            .is_err());
+        let mut bad_scope = with_act.clone();
+        bad_scope["aud"] = json!(IMPERSONATION_AUDIENCE);
+        assert!(k
+            .verify(
+                &forge(&bad_scope, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            )
+            .await
+            .is_ok());
+        bad_scope["scope"] = json!("admin");
+        assert!(k
+            .verify(
+                &forge(&bad_scope, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            )
+            .await
+            .is_err());
+        // Longer than 15 minutes: refused.
+        let mut long = with_act.clone();
+        long["aud"] = json!(IMPERSONATION_AUDIENCE);
+        long["exp"] = json!(now + 3600);
+        assert!(k
+            .verify(
+                &forge(&long, Algorithm::EdDSA, Some("k1"), own),
+                &[Audience::Portal]
+            )
+            .await
+            .is_err());
     }
 
     #[tokio::test]

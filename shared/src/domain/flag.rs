@@ -89,6 +89,9 @@ crate::domain::named_enum!(Axis {
 
 /// The most overrides one axis of one flag holds.
 pub const MAX_OVERRIDES_PER_AXIS: usize = 100;
+/// The most overrides one flag holds in all: a flag stays under 40 KB, and the whole catalogue
+/// ([`crate::store::MAX_FLAGS`] flags) under 4 MB, one answer of `GET /flags`.
+pub const MAX_OVERRIDES: usize = 200;
 
 /// One override: the flag is `value` for the member `id` of `axis`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -42,6 +42,19 @@ pub struct Approval {
     pub decided_at: Option<i64>,
 }
 
+/// An impersonation that started and has not ended yet: what the reconcile reads to record the
+/// end of one whose token expired (nobody stopped it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Open {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub operator_id: UserId,
+    pub write: bool,
+    /// When its token expires (Unix seconds).
+    pub expires_at: i64,
+}
+
 /// How long a request waits for an owner (seconds).
 pub const PENDING_SECS: i64 = 24 * 3600;
 /// How long an approval can be used once given (seconds).

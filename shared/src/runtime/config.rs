@@ -30,6 +30,8 @@ pub struct Config {
     /// `OPERATOR_MFA`: `required` (the default) or `optional`. Required, an operator token of
     /// an account without a second factor can do nothing but enroll one.
     pub operator_mfa_required: bool,
+    /// `IMPERSONATION_TTL_SECONDS`: how long an impersonation token lives (900, at most).
+    pub impersonation_ttl_secs: i64,
 }
 
 /// Reads variables through `get`, naming each one in its error.
@@ -103,6 +105,11 @@ impl Config {
             refresh_reuse_grace_secs: v.number("REFRESH_REUSE_GRACE_SECONDS", 10, 300)?,
             keys_refresh_secs: v.positive("JWT_KEYS_REFRESH_SECONDS", 300, 24 * 3600)? as u64,
             local_mode: v.flag("LOCAL_MODE")?,
+            impersonation_ttl_secs: v.positive(
+                "IMPERSONATION_TTL_SECONDS",
+                crate::domain::impersonation::MAX_TOKEN_SECS,
+                crate::domain::impersonation::MAX_TOKEN_SECS,
+            )?,
             operator_mfa_required: match v.set("OPERATOR_MFA").as_deref() {
                 None | Some("required") => true,
                 Some("optional") => false,

@@ -273,17 +273,25 @@ pub enum Change {
     /// Stores an operator's request for write access as a tenant's user; refused if its id is
     /// taken.
     PutApproval(crate::domain::impersonation::Approval),
-    /// Moves an approval from `from` to `to` at `at` (decided by `by`, now lasting until
-    /// `expires_at`); refused (`Refusal::ApprovalMoved`) unless it is still `from` and has not
-    /// lapsed at `at`: an approval is decided once and used once.
+    /// Moves an approval from `from` to `to` at `at`, now lasting until `expires_at`; `by`,
+    /// the owner who decided (`None` for its use, which keeps who decided). Refused
+    /// (`Refusal::ApprovalMoved`) unless it is still `from` and has not lapsed at `at`: an
+    /// approval is decided once and used once.
     DecideApproval {
         id: String,
         from: crate::domain::impersonation::ApprovalStatus,
         to: crate::domain::impersonation::ApprovalStatus,
-        by: UserId,
+        by: Option<UserId>,
         at: i64,
         expires_at: i64,
     },
+    /// Records a started impersonation until it ends (`IMPERSONATIONS`, by expiry); refused if
+    /// its id is taken.
+    OpenImpersonation(crate::domain::impersonation::Open),
+    /// Removes a started impersonation's record: it ended (stopped, or expired and recorded by
+    /// the reconcile); refused (`Refusal::ImpersonationClosed`) if it is gone, so an end is
+    /// recorded once.
+    CloseImpersonation { id: String, expires_at: i64 },
     /// Puts an impersonation on the revocation list until its token would have expired;
     /// refused (`Refusal::IdTaken`) if it is there already (an end is recorded once).
     RevokeImpersonation { id: String, expires_at: i64 },
@@ -508,6 +516,9 @@ impl Change {
             Change::PutApproval(a) => format!("IMPAPPR#{}", a.id),
             Change::DecideApproval { id, .. } => format!("IMPAPPR#{id}"),
             Change::RevokeImpersonation { .. } => "REVOKED".to_string(),
+            Change::OpenImpersonation(_) | Change::CloseImpersonation { .. } => {
+                "IMPERSONATIONS".to_string()
+            }
             Change::Outbox(e) => format!("OUTBOX#{}", e.id),
             Change::RevokeSession { session_id, .. } => format!("SESSION#{session_id}"),
             Change::ClaimHash { email, .. } => format!("EMAIL#{email}"),
@@ -687,6 +698,8 @@ pub enum Refusal {
     QuotaMoved,
     /// The impersonation approval was decided, used or lapsed meanwhile (or never was).
     ApprovalMoved,
+    /// The impersonation's end was recorded already.
+    ImpersonationClosed,
 }
 
 impl Change {
@@ -727,6 +740,8 @@ impl Change {
             Change::KillList { .. } => Refusal::VersionMoved,
             Change::PutApproval(_) | Change::RevokeImpersonation { .. } => Refusal::IdTaken,
             Change::DecideApproval { .. } => Refusal::ApprovalMoved,
+            Change::OpenImpersonation(_) => Refusal::IdTaken,
+            Change::CloseImpersonation { .. } => Refusal::ImpersonationClosed,
 
             Change::UpdateUser { .. } | Change::DeleteUser { .. } => Refusal::UserMoved,
             Change::RevokeSession { .. } => Refusal::SessionGone,

@@ -43,6 +43,7 @@
 //! | feature flag | `FLAGS` | `FLAG#<key>` | `doc` (the flag as JSON: description, owner, state, rollout percentage, overrides, kill fields), `version`: one partition, so the whole catalogue is one consistent query |
 //! | kill list | `FLAGS` | `KILLED` | `keys` (string set of killed flags' keys): added and removed in the transaction of the kill and of the state change that ends it; the one item each evaluation reads |
 //! | impersonation approval | `IMPAPPR#<id>` | `IMPAPPR` | tenant, user, operator, reason, status (`pending`, `approved`, `declined`, `used`), `created_at`, `expires_at`, `decided_by`, `decided_at`; `GSI1PK=TENANT#<tenant_id>`, `GSI1SK=IMPAPPR#<created ms, 15 digits>#<id>` |
+//! | open impersonation | `IMPERSONATIONS` | `<expires_at, 10 digits>#<id>` | tenant, user, operator, `write`: written by the start, removed by the stop or, once expired, by the reconcile that records its end |
 //! | revoked impersonation | `REVOKED` | `IMP#<impersonation id>` | `expires_at` (when its token would have expired; TTL): the revocation list every function reads |
 //! | idempotency key | `IDEMP#<sha256(route, subject, key)>` | `IDEMP` | fingerprint of the method, path and body, `state` (`pending` until `lease_until`, then `done` with the answer's status and data), `expires_at` |
 //!
@@ -97,8 +98,9 @@
 //! - the flag catalogue with its kill list: `Query PK=FLAGS` (consistent); the kill list alone:
 //!   `GetItem FLAGS / KILLED`; one flag: `GetItem FLAGS / FLAG#<key>`.
 //! - a tenant's impersonation approvals: `Query GSI1 GSI1PK=TENANT#<id>, begins_with IMPAPPR#`
-//!   backwards; one: `GetItem IMPAPPR#<id>`; the revocation list: `Query PK=REVOKED`
-//!   (consistent), those whose `expires_at` is ahead.
+//!   backwards; one: `GetItem IMPAPPR#<id>`; an impersonation's place on the revocation
+//!   list: `GetItem REVOKED / IMP#<id>` (consistent); impersonations that expired unstopped:
+//!   `Query PK=IMPERSONATIONS, SK < <now>` (consistent, oldest first).
 //! - a tenant's usage: `GetItem QUOTA#tenant:<id>` (consistent); a seat recount: `Query GSI1
 //!   GSI1PK=TENANT#<id>`, `begins_with MEMBER#` and `begins_with INVITE#` (those not expired),
 //!   counted (`Select COUNT`).
@@ -903,8 +905,10 @@ pub trait PlanStore: Send + Sync {
     async fn stored_plans(&self) -> Result<Vec<Plan>, StoreError>;
 }
 
-/// The most flags the catalogue holds.
-pub const MAX_FLAGS: usize = 300;
+/// The most flags the catalogue holds (a count conditioned in each creation's transaction).
+pub const MAX_FLAGS: usize = 100;
+/// The counter scope and name of the flag catalogue's size (`Change::Quota`).
+pub const FLAGS_COUNT: (&str, &str) = ("flags", "flags");
 
 /// Feature flags and their kill list.
 #[async_trait]
@@ -935,9 +939,15 @@ pub trait ImpersonationStore: Send + Sync {
         tenant: &TenantId,
         limit: usize,
     ) -> Result<Vec<crate::domain::impersonation::Approval>, StoreError>;
-    /// The ids of the impersonations ended before their tokens expire, those still live at
-    /// `now`: one strongly consistent query of the `REVOKED` partition.
-    async fn revoked_impersonations(&self, now: i64) -> Result<Vec<String>, StoreError>;
+    /// Whether impersonation `id` is on the revocation list: one strongly consistent read.
+    async fn impersonation_revoked(&self, id: &str) -> Result<bool, StoreError>;
+    /// Started impersonations whose tokens expired before `now` and whose end is not recorded,
+    /// oldest first (at most `limit`).
+    async fn lapsed_impersonations(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::impersonation::Open>, StoreError>;
 }
 
 /// One object of a tenant's storage as the ledger knows it (`Change::RecordObject`).

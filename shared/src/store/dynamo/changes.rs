@@ -33,7 +33,7 @@ impl DynamoStore {
             .build())
     }
 
-    fn delete_item(
+    pub(super) fn delete_item(
         &self,
         pk: String,
         sk: &str,
@@ -800,9 +800,13 @@ impl DynamoStore {
                 by,
                 at,
                 expires_at,
-            } => vec![self.decide_approval_item(id, *from, *to, by, *at, *expires_at)?],
+            } => vec![self.decide_approval_item(id, *from, *to, by.as_ref(), *at, *expires_at)?],
             Change::RevokeImpersonation { id, expires_at } => {
                 vec![self.revoke_impersonation_item(id, *expires_at)?]
+            }
+            Change::OpenImpersonation(o) => vec![self.open_impersonation_item(o)?],
+            Change::CloseImpersonation { id, expires_at } => {
+                vec![self.close_impersonation_item(id, *expires_at)?]
             }
             Change::Outbox(e) => {
                 let mut item = key(format!("OUTBOX#{}", e.id), "OUTBOX");

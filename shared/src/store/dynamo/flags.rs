@@ -7,6 +7,11 @@ use crate::domain::impersonation::{Approval, ApprovalStatus};
 const FLAGS_PK: &str = "FLAGS";
 const KILLED_SK: &str = "KILLED";
 const REVOKED_PK: &str = "REVOKED";
+const OPEN_PK: &str = "IMPERSONATIONS";
+
+fn open_sk(expires_at: i64, id: &str) -> String {
+    format!("{expires_at:010}#{id}")
+}
 
 impl DynamoStore {
     fn parse_flag(item: &Item) -> Result<Flag, StoreError> {
@@ -100,28 +105,35 @@ impl DynamoStore {
         id: &str,
         from: ApprovalStatus,
         to: ApprovalStatus,
-        by: &UserId,
+        by: Option<&UserId>,
         at: i64,
         expires_at: i64,
     ) -> Result<TransactWriteItem, StoreError> {
+        let mut names = vec![("#status", "status"), ("#exp", "expires_at")];
+        let mut values = vec![
+            (":to", s(to.as_str())),
+            (":from", s(from.as_str())),
+            (":at", n(at)),
+            (":exp", n(expires_at)),
+        ];
+        let expression = match by {
+            Some(by) => {
+                names.extend([("#by", "decided_by"), ("#at", "decided_at")]);
+                values.push((":by", s(by.as_str())));
+                "SET #status = :to, #by = :by, #at = :at, #exp = :exp"
+            }
+            None => {
+                names.push(("#used", "used_at"));
+                "SET #status = :to, #used = :at, #exp = :exp"
+            }
+        };
         self.update_item(
             format!("IMPAPPR#{id}"),
             "IMPAPPR",
-            "SET #status = :to, #by = :by, #at = :at, #exp = :exp",
+            expression,
             "#status = :from AND #exp > :at",
-            &[
-                ("#status", "status"),
-                ("#by", "decided_by"),
-                ("#at", "decided_at"),
-                ("#exp", "expires_at"),
-            ],
-            vec![
-                (":to", s(to.as_str())),
-                (":from", s(from.as_str())),
-                (":by", s(by.as_str())),
-                (":at", n(at)),
-                (":exp", n(expires_at)),
-            ],
+            &names,
+            values,
         )
     }
 
@@ -135,6 +147,35 @@ impl DynamoStore {
         item.insert("entity".into(), s("revoked_impersonation"));
         item.insert("expires_at".into(), n(expires_at));
         self.put(item, "attribute_not_exists(PK)")
+    }
+
+    /// `Change::OpenImpersonation`.
+    pub(super) fn open_impersonation_item(
+        &self,
+        o: &crate::domain::impersonation::Open,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut item = key(OPEN_PK, &open_sk(o.expires_at, &o.id));
+        item.insert("entity".into(), s("open_impersonation"));
+        item.insert("tenant_id".into(), s(o.tenant_id.as_str()));
+        item.insert("user_id".into(), s(o.user_id.as_str()));
+        item.insert("operator_id".into(), s(o.operator_id.as_str()));
+        item.insert("write".into(), AttributeValue::Bool(o.write));
+        self.put(item, "attribute_not_exists(PK)")
+    }
+
+    /// `Change::CloseImpersonation`.
+    pub(super) fn close_impersonation_item(
+        &self,
+        id: &str,
+        expires_at: i64,
+    ) -> Result<TransactWriteItem, StoreError> {
+        self.delete_item(
+            OPEN_PK.to_string(),
+            &open_sk(expires_at, id),
+            "attribute_exists(PK)",
+            vec![],
+            &[],
+        )
     }
 
     fn parse_approval(item: &Item) -> Result<Approval, StoreError> {
@@ -268,20 +309,48 @@ impl ImpersonationStore for DynamoStore {
         items.iter().map(Self::parse_approval).collect()
     }
 
-    async fn revoked_impersonations(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        let items = self.whole_partition(REVOKED_PK, 10_000).await?;
-        let mut ids = Vec::new();
-        for item in &items {
-            let f = Fields {
-                item,
-                key: REVOKED_PK,
-            };
-            if f.n::<i64>("expires_at")? > now {
-                if let Some(id) = f.s("SK")?.strip_prefix("IMP#") {
-                    ids.push(id.to_string());
-                }
-            }
+    async fn lapsed_impersonations(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::impersonation::Open>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("PK = :pk AND SK < :now")
+            .expression_attribute_values(":pk", s(OPEN_PK))
+            .expression_attribute_values(":now", s(format!("{now:010}#")))
+            .consistent_read(true)
+            .limit(i32::try_from(limit).unwrap_or(100))
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let mut lapsed = Vec::new();
+        for item in out.items() {
+            let f = Fields { item, key: OPEN_PK };
+            let (expires_at, id) = f
+                .s("SK")?
+                .split_once('#')
+                .ok_or_else(|| f.corrupt("bad sort key".into()))?;
+            lapsed.push(crate::domain::impersonation::Open {
+                id: id.to_string(),
+                tenant_id: f.tenant_id("tenant_id")?,
+                user_id: f.user_id("user_id")?,
+                operator_id: f.user_id("operator_id")?,
+                write: f.bool("write")?,
+                expires_at: expires_at
+                    .parse()
+                    .map_err(|_| f.corrupt("bad expiry".into()))?,
+            });
         }
-        Ok(ids)
+        Ok(lapsed)
+    }
+
+    async fn impersonation_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .get(REVOKED_PK.to_string(), &format!("IMP#{id}"))
+            .await?
+            .is_some())
     }
 }

@@ -175,6 +175,8 @@ fn refusal(d: &Data, change: &Change) -> Option<Refusal> {
             .get(id)
             .is_none_or(|a| a.status != *from || a.expires_at <= *at),
         Change::RevokeImpersonation { id, .. } => d.revoked.contains_key(id),
+        Change::OpenImpersonation(o) => d.open_impersonations.contains_key(&o.id),
+        Change::CloseImpersonation { id, .. } => !d.open_impersonations.contains_key(id),
         Change::Outbox(e) => d.outbox.contains_key(&e.id),
         Change::RevokeSession { session_id, user } => d
             .sessions
@@ -506,13 +508,21 @@ fn apply(d: &mut Data, change: Change) {
         } => {
             if let Some(a) = d.approvals.get_mut(&id) {
                 a.status = to;
-                a.decided_by = Some(by);
-                a.decided_at = Some(at);
+                if let Some(by) = by {
+                    a.decided_by = Some(by);
+                    a.decided_at = Some(at);
+                }
                 a.expires_at = expires_at;
             }
         }
         Change::RevokeImpersonation { id, expires_at } => {
             d.revoked.insert(id, expires_at);
+        }
+        Change::OpenImpersonation(o) => {
+            d.open_impersonations.insert(o.id.clone(), o);
+        }
+        Change::CloseImpersonation { id, .. } => {
+            d.open_impersonations.remove(&id);
         }
         Change::Outbox(e) => {
             d.outbox.insert(e.id.clone(), e);

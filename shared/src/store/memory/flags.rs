@@ -51,13 +51,24 @@ impl ImpersonationStore for MemoryStore {
         Ok(all)
     }
 
-    async fn revoked_impersonations(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        Ok(self.with(|d| {
-            d.revoked
-                .iter()
-                .filter(|(_, exp)| **exp > now)
-                .map(|(id, _)| id.clone())
+    async fn lapsed_impersonations(
+        &self,
+        now: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::domain::impersonation::Open>, StoreError> {
+        let mut lapsed: Vec<_> = self.with(|d| {
+            d.open_impersonations
+                .values()
+                .filter(|o| o.expires_at < now)
+                .cloned()
                 .collect()
-        }))
+        });
+        lapsed.sort_by(|a, b| (a.expires_at, &a.id).cmp(&(b.expires_at, &b.id)));
+        lapsed.truncate(limit);
+        Ok(lapsed)
+    }
+
+    async fn impersonation_revoked(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.with(|d| d.revoked.contains_key(id)))
     }
 }

@@ -61,6 +61,7 @@ struct Data {
     approvals: HashMap<String, crate::domain::impersonation::Approval>,
     /// Revoked impersonations and when their tokens would have expired.
     revoked: HashMap<String, i64>,
+    open_impersonations: HashMap<String, crate::domain::impersonation::Open>,
 }
 
 impl Data {
