@@ -1452,18 +1452,21 @@ class Console(unittest.TestCase):
         self.assertEqual(api("GET", f"/flags/{key}", op())[0], 404)
 
     def test_24_an_operator_acts_as_a_member_read_only_then_stops_and_the_audit_says_so(self):
-        """An operator acts as an admin of the seed tenant, read-only: the banner names them, the
-        tenant, the access and the time left, on the overview and on the members screen; a save
-        there is refused with IMPERSONATION_READ_ONLY (nothing changes); Stop ends it on the
-        server and brings the operator's own session back. On the way the operator asks the
-        owners for write access, which the seed's owner (the operator's own account here)
-        declines on the overview. The tenant's audit says who acted as whom, and what."""
+        """An operator acts as an admin of the seed tenant. Asked for write access, the seed's
+        owner (not an operator) approves the request on the overview; the approved request is
+        offered in the dialog, but without a recent second factor the start is refused with
+        MFA_REQUIRED, said there. Read-only then: the banner names the user, the tenant, the
+        access and the time left, on the overview and on the members screen; a save is refused
+        with IMPERSONATION_READ_ONLY (nothing changes); Stop ends it and brings the operator's
+        own session back. The tenant's audit says who acted as whom, and what."""
         slug = f"seed-{RUN}"
         email, _ = new_account("acted")
-        members = api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]
-        uid = next(m["user_id"] for m in members if m["email"] == email)
+        owner, owner_password = new_account("owner")
+        ids = {m["email"]: m["user_id"] for m in api("GET", f"/tenants/{slug}/users", op())[1]["data"]["items"]}
+        uid = ids[email]
         me = api("GET", "/auth/me", op())[1]["data"]["user"]["id"]
         self.assertEqual(api("PATCH", f"/tenants/{slug}/users/{uid}", op(), {"role": "admin"})[0], 200)
+        self.assertEqual(api("PATCH", f"/tenants/{slug}/users/{ids[owner]}", op(), {"role": "owner"})[0], 200)
         name = api("GET", f"/tenants/{slug}", op())[1]["data"]["name"]
         page = self.page()
         self.sign_in(page)
@@ -1488,6 +1491,34 @@ class Console(unittest.TestCase):
         asked = [a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"] if a["user_id"] == uid]
         self.assertEqual([(a["status"], a["operator_id"], a["reason"]) for a in asked], [("pending", me, reason)])
         self.screen(page, "act-as-dialog")
+
+        # The owner (not an operator) sees the request on the overview and approves it. The
+        # operator, an owner of the seed too, is offered no such card (the API refuses them).
+        other = self.page()
+        self.sign_in(other, owner, owner_password)
+        other.goto(BASE + f"/console/tenants/{slug}/overview")
+        requests = other.get_by_role("region", name="Requests to act as a member")
+        item = requests.locator(f"li[data-approval='{asked[0]['id']}']")
+        expect(item).to_contain_text(email)
+        expect(item).to_contain_text(reason)
+        self.screen(other, "tenant-approval-requests")
+        item.get_by_role("button", name=f"Approve acting as {email}").click()
+        expect(requests.get_by_role("status")).to_contain_text(f"Approved: acting as {email}")
+        decided = next(a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"] if a["id"] == asked[0]["id"])
+        self.assertEqual((decided["status"], decided["decided_by"]), ("approved", ids[owner]))
+
+        # Back in the dialog: the approved request is offered; this operator has no recent
+        # second factor, so the start is refused (MFA_REQUIRED), with what to do about it.
+        dialog.get_by_role("button", name="Check again").click()
+        offered = dialog.get_by_role("group", name="Approved request to use")
+        expect(offered.get_by_role("radio")).to_have_count(1)
+        expect(offered.get_by_role("radio")).to_be_checked()
+        start.click()
+        mfa = dialog.get_by_role("alert").filter(has_text="MFA_REQUIRED")
+        expect(mfa).to_contain_text("Sign in again with your second factor")
+        expect(mfa).to_contain_text("no second factor yet")
+        self.assertEqual(next(a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"]
+                              if a["id"] == asked[0]["id"])["status"], "approved", "a refused start spends nothing")
         dialog.get_by_label("Read-only").check()
         start.click()
 
@@ -1496,7 +1527,7 @@ class Console(unittest.TestCase):
         expect(banner).to_contain_text(f"Acting as {email} in {slug}")
         expect(banner.locator(".acting-access")).to_have_text("read-only")
         left = banner.locator(".acting-left")
-        expect(left).to_have_text(re.compile(r"^1[45]:\d\d left$"))
+        expect(left).to_have_text(re.compile(r"^\d\d:\d\d left$"))
         expect(page.get_by_role("heading", name=f"{name}: Overview", level=1)).to_be_visible()
         expect(page.locator(".role")).to_have_text("acting as a member")
         # Only that tenant: no operator sections, no account page.
@@ -1521,7 +1552,7 @@ class Console(unittest.TestCase):
         expect(page.get_by_role("heading", name=f"{name}: Members", level=1)).to_be_visible()
         expect(page.locator(f"tr[data-email='{email}']")).to_be_visible()
         expect(banner).to_contain_text(f"Acting as {email} in {slug}")
-        expect(left).to_have_text(re.compile(r"^1[45]:\d\d left$"))
+        expect(left).to_have_text(re.compile(r"^\d\d:\d\d left$"))
         # Acting as an admin, no "Act as" is offered (that is an operator's).
         expect(page.get_by_role("button", name=re.compile("^Act as"))).to_have_count(0)
         page.evaluate("scrollTo(0, 0)")
@@ -1536,18 +1567,9 @@ class Console(unittest.TestCase):
         expect(page.get_by_role("link", name="Flags", exact=True)).to_be_visible()
         expect(page.locator(f"tr[data-email='{email}']").get_by_role("button", name=f"Act as {email}")).to_be_visible()
         self.screen(page, "acting-ended")
-
-        # The owners' side: the request waits on the overview; declined there.
         page.get_by_role("link", name="Overview", exact=True).click()
-        requests = page.get_by_role("region", name="Requests to act as a member")
-        item = requests.locator(f"li[data-approval='{asked[0]['id']}']")
-        expect(item).to_contain_text(email)
-        expect(item).to_contain_text(reason)
-        self.screen(page, "tenant-approval-requests")
-        item.get_by_role("button", name=f"Decline acting as {email}").click()
-        expect(requests.get_by_role("status")).to_contain_text(f"Declined: acting as {email}")
-        decided = next(a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"] if a["id"] == asked[0]["id"])
-        self.assertEqual((decided["status"], decided["decided_by"]), ("declined", me))
+        expect(page.get_by_role("region", name="Feature flags")).to_be_visible()
+        expect(page.get_by_role("region", name="Requests to act as a member")).to_have_count(0)
 
         # The audit: started, each request, ended; the operator as actor, the user named.
         entries = lambda action: api("GET", f"/tenants/{slug}/audit?action={action}&limit=100", op())[1]["data"]["items"]
@@ -1556,7 +1578,7 @@ class Console(unittest.TestCase):
             self.assertEqual((e["actor_user_id"], e["details"]["user_id"]), (me, uid), e)
         self.assertEqual(started[0]["details"]["write"], False)
         self.assertTrue(any(e["details"].get("method") == "PATCH" and e["details"].get("refused") for e in requests_made), requests_made[:5])
-        self.assertEqual(entries("impersonation.declined")[0]["details"]["user_id"], uid)
+        self.assertEqual(entries("impersonation.approved")[0]["actor_user_id"], ids[owner])
         page.get_by_role("link", name="Audit", exact=True).click()
         last = page.locator("tr[data-action='impersonation.ended']").first
         expect(last).to_contain_text(f"Stopped acting as {email}")
@@ -1564,7 +1586,9 @@ class Console(unittest.TestCase):
         patch = page.locator("tr[data-action='impersonation.request']", has_text=f"PATCH /tenants/{slug}").first
         expect(patch).to_contain_text(f"As {email}")
         expect(patch).to_contain_text("refused")
-        expect(page.locator("tr[data-action='impersonation.declined']").first).to_contain_text(f"declined acting as {email}")
+        approved = page.locator("tr[data-action='impersonation.approved']").first
+        expect(approved).to_contain_text(f"An owner approved acting as {email}")
+        expect(approved.locator("[data-label='Actor']")).to_contain_text(owner)
         self.screen(page, "tenant-audit-impersonation")
         page.get_by_label("Action").fill("impersonation.started")
         page.get_by_role("button", name="Apply filters").click()
@@ -1572,7 +1596,6 @@ class Console(unittest.TestCase):
         expect(began).to_contain_text(f"Started acting as {email}, read-only")
         expect(began).to_contain_text(reason)
         expect(began.locator("[data-label='Actor']")).to_contain_text(EMAIL)
-
 
 if __name__ == "__main__":
     unittest.main()

@@ -187,7 +187,7 @@ export interface paths {
                                     /** @description Unix seconds */
                                     expires_at: number;
                                 }[];
-                                /** @description Only with an impersonation token (`POST /auth/impersonate`). */
+                                /** @description With an impersonation token (`POST /auth/impersonate`); null otherwise. */
                                 impersonation?: {
                                     id: string;
                                     operator_id: string;
@@ -195,7 +195,7 @@ export interface paths {
                                     write: boolean;
                                     /** @description Unix seconds */
                                     expires_at: number;
-                                };
+                                } | null;
                             };
                         };
                     };
@@ -3684,7 +3684,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Approve a pending request (the tenant's owners). Audited as `impersonation.approved`. */
+        /** Approve a pending request (the tenant's owners who are not operators; never one's own). Audited as `impersonation.approved`. */
         post: {
             parameters: {
                 query?: never;
@@ -3723,7 +3723,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Decline a pending request (the tenant's owners). Audited as `impersonation.declined`. */
+        /** Decline a pending request (the tenant's owners who are not operators; never one's own). Audited as `impersonation.declined`. */
         post: {
             parameters: {
                 query?: never;

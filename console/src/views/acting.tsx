@@ -1,6 +1,7 @@
 // Impersonation: an operator acts as a member of one tenant for a few minutes. The banner every
 // screen shows meanwhile, the notice after it ends, the "Act as" dialog (reason, read-only or
-// write with an owner's approval), and the owners' list of requests to approve or decline.
+// write with an owner's approval), and the owners' list of requests to approve or decline
+// (owners who are not operators: an operator never decides one).
 import { useEffect, useState } from 'preact/hooks';
 import { ApiError, get, post } from '../api/client';
 import type { ApprovalListData, ImpersonationApproval, ImpersonationRequest, ImpersonationToken, Member } from '../api/types';
@@ -8,7 +9,6 @@ import { navigate, useLocation } from '../router';
 import { session } from '../session';
 import { Dialog, ErrorBox, Field, Status, announce, fmtTime, useId, useLoad } from '../ui/kit';
 import { useWho } from '../who';
-import { userEmail } from './common';
 
 const mmss = (s: number) => `${String(Math.floor(s / 60)).padStart(2, '0')}:${String(s % 60).padStart(2, '0')}`;
 
@@ -351,12 +351,6 @@ export function ApprovalRequests({ slug }: { slug: string }) {
 }
 
 function ApprovalItem({ slug, x, email, onAnswered }: { slug: string; x: ImpersonationApproval; email: string | null; onAnswered: (a: ImpersonationApproval) => void }) {
-  const viewer = useWho();
-  // Operators may look the asking operator up; owners know them by id only.
-  const [operator, setOperator] = useState<string | null>(null);
-  useEffect(() => {
-    if (viewer.operator) void userEmail(x.operator_id).then(setOperator);
-  }, [x.operator_id]);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const who = email ?? x.user_id;
@@ -376,8 +370,9 @@ function ApprovalItem({ slug, x, email, onAnswered }: { slug: string; x: Imperso
   return (
     <li class="approval" data-approval={x.id}>
       <p>
-        <Status value={x.status} /> {operator ? <>The operator {operator}</> : <>An operator (<code title={x.operator_id}>{x.operator_id.slice(0, 8)}…</code>)</>} asks to act as{' '}
-        <strong>{who}</strong>, with write access.
+        {/* Owners know the operator by id only (they may not look operators up). */}
+        <Status value={x.status} /> A platform operator (<code title={x.operator_id}>{x.operator_id.slice(0, 8)}…</code>) asks to act as <strong>{who}</strong>, with write
+        access.
       </p>
       <p class="approval-reason">Reason: “{x.reason}”</p>
       <p class="hint">

@@ -43,8 +43,9 @@ function rights(who: Who, slug: string, t?: Tenant) {
     audit: who.operator || manager,
     origins: who.operator || manager,
     owners: who.operator || who.manages.some((m) => m.slug === slug && m.role === 'owner'),
-    // Owners themselves (not operators as such) answer requests to act as their members.
-    ownerItself: who.manages.some((m) => m.slug === slug && m.role === 'owner'),
+    // Owners answer requests to act as their members; never an operator (who could otherwise
+    // approve their own request by joining the tenant), as the API holds.
+    decidesApprovals: !who.operator && who.manages.some((m) => m.slug === slug && m.role === 'owner'),
     actAs: who.operator,
   };
 }
@@ -210,7 +211,7 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
         }}
       />
       <TenantFlagsCard slug={t.slug} />
-      {can.ownerItself && <ApprovalRequests slug={t.slug} />}
+      {can.decidesApprovals && <ApprovalRequests slug={t.slug} />}
       <h2>Edit details</h2>
       {conflict && (
         <div class="error-box" role="alert">
