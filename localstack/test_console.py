@@ -1517,6 +1517,7 @@ class Console(unittest.TestCase):
         mfa = dialog.get_by_role("alert").filter(has_text="MFA_REQUIRED")
         expect(mfa).to_contain_text("Sign in again with your second factor")
         expect(mfa).to_contain_text("no second factor yet")
+        self.screen(page, "act-as-mfa-required")
         self.assertEqual(next(a for a in api("GET", f"/tenants/{slug}/impersonation-approvals", op())[1]["data"]["items"]
                               if a["id"] == asked[0]["id"])["status"], "approved", "a refused start spends nothing")
         dialog.get_by_label("Read-only").check()

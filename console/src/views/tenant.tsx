@@ -182,6 +182,8 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
   };
   return (
     <>
+      {/* Something for an owner to answer comes first (nothing shows when nothing waits). */}
+      {can.decidesApprovals && <ApprovalRequests slug={t.slug} />}
       <h2>Details</h2>
       <dl class="facts">
         <dt>Owner</dt>
@@ -211,7 +213,6 @@ function Overview({ loaded, setLoaded, reload, can }: { loaded: Loaded; setLoade
         }}
       />
       <TenantFlagsCard slug={t.slug} />
-      {can.decidesApprovals && <ApprovalRequests slug={t.slug} />}
       <h2>Edit details</h2>
       {conflict && (
         <div class="error-box" role="alert">
