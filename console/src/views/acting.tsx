@@ -2,7 +2,7 @@
 // screen shows meanwhile, the notice after it ends, the "Act as" dialog (reason, read-only or
 // write with an owner's approval), and the owners' list of requests to approve or decline
 // (owners who are not operators: an operator never decides one).
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { ApiError, get, post } from '../api/client';
 import type { ApprovalListData, ImpersonationApproval, ImpersonationRequest, ImpersonationToken, Member } from '../api/types';
 import { navigate, useLocation } from '../router';
@@ -160,6 +160,11 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
     setRequestErr(null);
   };
   const radios = useId('act');
+  // A refusal shows at the foot of a dialog that may scroll: brought into view.
+  const refusal = useRef<HTMLDivElement>(null);
+  useEffect(() => {
+    if (error) refusal.current?.scrollIntoView({ block: 'nearest' });
+  }, [error]);
 
   const start = async (e: Event) => {
     e.preventDefault();
@@ -290,7 +295,9 @@ export function ActAs({ slug, member }: { slug: string; member: Member }) {
               )}
             </div>
           )}
-          <ErrorBox error={error} title={error instanceof ApiError && error.code === 'MFA_REQUIRED' ? undefined : `Could not act as ${member.email}`} />
+          <div ref={refusal}>
+            <ErrorBox error={error} title={error instanceof ApiError && error.code === 'MFA_REQUIRED' ? undefined : `Could not act as ${member.email}`} />
+          </div>
           <div class="actions">
             <button type="button" onClick={close}>
               Cancel
