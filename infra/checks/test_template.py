@@ -267,7 +267,7 @@ class EachFunctionTouchesOnlyItsKeyKinds(unittest.TestCase):
         # created only by the functions that invite people (users: the first operator), and
         # their claims released only by users (a removed account); the claim's copy of the
         # password hash is kept by the two that know a new one (reset-password) or find it
-        # missing (login); presign writes nothing.
+        # missing (login).
         self.assertEqual(writes.get("SESSION#*"), {"login", "users"})
         self.assertEqual({b for b in writes["SESSION#*"] if "SESSION#*" in kinds(b, "dynamodb:PutItem")},
                          {"login"})
@@ -283,7 +283,19 @@ class EachFunctionTouchesOnlyItsKeyKinds(unittest.TestCase):
         self.assertEqual(writes.get("MFACHAL#*"), {"login"})
         claim_updates = {b for b in writes.get("EMAIL#*", set()) if "EMAIL#*" in kinds(b, "dynamodb:UpdateItem")}
         self.assertEqual(claim_updates, {"login", "reset-password"})
-        self.assertNotIn("presign", set().union(*writes.values()))
+        # presign writes one thing: the audit entry of a request made by an operator acting as
+        # a user (every function that admits such a token writes one before serving it).
+        self.assertEqual({k for k, b in writes.items() if "presign" in b}, {"AUDIT#*"})
+        self.assertEqual(kinds("presign", "dynamodb:UpdateItem") | kinds("presign", "dynamodb:DeleteItem"), set())
+        # Feature flags and their kill list are the tenants function's; the revocation list
+        # login's (the stop), and the open impersonations login's and the reconcile's (which
+        # records an expiry's end); approvals are made by tenants and spent by login.
+        self.assertEqual(writes.get("FLAGS"), {"tenants"})
+        self.assertEqual(writes.get("REVOKED"), {"login"})
+        self.assertEqual(writes.get("IMPERSONATIONS"), {"login", "reconcile"})
+        self.assertEqual({b for b in writes["IMPAPPR#*"] if "IMPAPPR#*" in kinds(b, "dynamodb:PutItem")},
+                         {"tenants"})
+        self.assertEqual(writes.get("IMPAPPR#*"), {"tenants", "login"})
         self.assertNotIn("USER#*", kinds("login", "dynamodb:PutItem"))
         self.assertNotIn("USER#*", kinds("reset-password", "dynamodb:PutItem"))
         # Database registrations (sealed connection strings) are made by the query router
