@@ -20,7 +20,7 @@ phase() {
 }
 stop_more() {
   local rc=${1:-0}
-  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} ${FUZZ_PID:-} 2>/dev/null || true
+  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} 2>/dev/null || true
   [[ $PHASE_NAME == done ]] || phase "(stopped)"
   echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
   if ((rc != 0)); then
@@ -112,22 +112,18 @@ phase "key rotation test"
 # (with -p, shared was compiled again without the features other members turn on: 2.5
 # minutes on a fresh machine).
 cargo test --workspace --test keys --quiet -- --include-ignored a_key_rotation_reaches_every_function
+phase "fuzz (short)"
+# A short Schemathesis pass (make fuzz runs the long one). Alone: run beside the browser tests
+# it loaded the one emulator enough to time them out.
+localstack/fuzz.sh --short
 phase "outage test"
 # Alone: it cuts every function's dependencies (every stack's) for 3 seconds.
 cargo test --workspace --test outage --quiet -- --include-ignored --nocapture
-phase "console browser tests, and the short fuzz beside them"
-# A short Schemathesis pass (make fuzz runs the long one) on the main stack, beside the
-# browser tests on the console's own stack: both mostly wait on the emulator. Its result is
-# read when the browser tests are done.
-localstack/fuzz.sh --short >"$STATE_DIR/fuzz.log" 2>&1 &
-FUZZ_PID=$!
+phase "console browser tests"
 # The operator console in a real browser (Chromium, Playwright, axe), on a stack of its own here.
 wait "$CONSOLE_PREPARE_PID" || { cat "$STATE_DIR/console-prepare.log"; exit 1; }
 cat "$STATE_DIR/console-prepare.log"
 CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug localstack/console_test.sh
-wait "$FUZZ_PID" || { cat "$STATE_DIR/fuzz.log"; echo "the short fuzz failed"; exit 1; }
-FUZZ_PID=
-tail -5 "$STATE_DIR/fuzz.log"
 phase "IAM check, template lint"
 # After every other test: each AWS call they caused, checked against its function's policy.
 (cd infra/checks && ../../.venv/bin/python -m unittest -v test_iam 2>&1)
