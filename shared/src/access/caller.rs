@@ -241,9 +241,6 @@ pub async fn impersonated<S: Store + ?Sized>(
     req: &Request,
     request_id: &str,
 ) -> Result<(), ApiError> {
-    if principal.impersonation.is_none() {
-        return Ok(());
-    }
     super::impersonation::admit(
         store,
         principal,

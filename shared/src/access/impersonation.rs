@@ -41,7 +41,7 @@ pub struct Impersonation {
     pub actor_epoch: u64,
 }
 
-/// How long an instance keeps the revocation list it read.
+/// How long an instance keeps its answer to whether an impersonation was revoked.
 pub const REVOCATION_TTL: Duration = Duration::from_secs(2);
 
 /// This instance's answers for the impersonations it saw: whether each was revoked, and when
