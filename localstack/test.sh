@@ -20,7 +20,7 @@ phase() {
 }
 stop_more() {
   local rc=${1:-0}
-  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} 2>/dev/null || true
+  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} ${PROVISIONING_PID:-} 2>/dev/null || true
   [[ $PHASE_NAME == done ]] || phase "(stopped)"
   echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
   if ((rc != 0)); then
@@ -103,9 +103,23 @@ TEMPLATE_LINT_PID=$!
 CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug \
   localstack/console_test.sh --prepare >"$STATE_DIR/console-prepare.log" 2>&1 &
 CONSOLE_PREPARE_PID=$!
-phase "cargo test (build and run)"
+phase "cargo test (build and run; the provisioning tests beside the others)"
+cargo test --workspace --no-run --quiet
+# The provisioning tests mostly wait (on the state machine, the schedule, a recovery window,
+# tokens running out): they run beside the rest, which skips them by name. Each binary is
+# already built, so neither run compiles anything.
+cargo test --workspace --test provisioning --quiet -- --include-ignored >"$STATE_DIR/provisioning-tests.log" 2>&1 &
+PROVISIONING_PID=$!
+mapfile -t PROVISIONING_TESTS < <(cargo test --workspace --test provisioning --quiet -- --include-ignored --list 2>/dev/null \
+  | sed -n 's/: test$//p')
+((${#PROVISIONING_TESTS[@]} > 0)) || { echo "no provisioning tests listed" >&2; exit 1; }
+rc=0
 cargo test --workspace --quiet --no-fail-fast -- --include-ignored --skip a_key_rotation_reaches_every_function \
-  --skip during_an_outage
+  --skip during_an_outage "${PROVISIONING_TESTS[@]/#/--skip=}" || rc=$?
+prc=0; wait "$PROVISIONING_PID" || prc=$?
+PROVISIONING_PID=
+echo "provisioning tests (run beside the others):"; cat "$STATE_DIR/provisioning-tests.log"
+((rc == 0 && prc == 0)) || exit 1
 phase "key rotation test"
 # Alone: it rotates and retires the stack's signing keys.
 # --workspace, not -p blackbox: the same feature set as the run above, so nothing is rebuilt

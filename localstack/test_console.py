@@ -122,6 +122,9 @@ class Console(unittest.TestCase):
         cls.launch_s = time.monotonic() - t
         cls.axe = Axe()
         cls.axe_results = {}
+        # Where the run's minutes go: each test's wall time, and the screen checks' share.
+        cls.took = {}
+        cls.screen_s = {"screenshots": 0.0, "axe": 0.0}
         # A tenant member with nothing to operate (a non-operator), through the invitation flow.
         cls.member = f"member-{RUN}@example.com"
         cls.member_password = f"member-password-{RUN}"
@@ -143,8 +146,17 @@ class Console(unittest.TestCase):
         (STATE / "axe.json").write_text(json.dumps(cls.axe_results, indent=1, sort_keys=True))
         total = sum(v["violations"] for v in cls.axe_results.values())
         print(f"\naxe: {len(cls.axe_results)} screen checks, {total} violations; browser launch {cls.launch_s:.2f}s")
+        print(f"time: {sum(cls.took.values()):.0f}s in tests; screen checks: screenshots"
+              f" {cls.screen_s['screenshots']:.0f}s, axe {cls.screen_s['axe']:.0f}s; slowest tests:")
+        for name, took in sorted(cls.took.items(), key=lambda kv: -kv[1])[:8]:
+            print(f"  {took:6.1f}s  {name}")
         for name, v in sorted(cls.axe_results.items()):
             print(f"  {name:<40} {v['violations']} violations{'  ' + ', '.join(v['ids']) if v['ids'] else ''}")
+
+    def setUp(self):
+        started = time.monotonic()
+        name = self.id().rsplit(".", 1)[-1]
+        self.addCleanup(lambda: self.took.__setitem__(name, time.monotonic() - started))
 
     # ------------------------------------------------------------------ helpers
 
@@ -186,8 +198,12 @@ class Console(unittest.TestCase):
             page.set_viewport_size(vp)
             label = f"{name}-{vp['width']}"
             page.wait_for_timeout(150)
+            t = time.monotonic()
             page.screenshot(path=str(SHOTS / f"{label}.png"), full_page=True)
+            self.screen_s["screenshots"] += time.monotonic() - t
+            t = time.monotonic()
             results = self.axe.run(page, options=AXE_OPTIONS)
+            self.screen_s["axe"] += time.monotonic() - t
             ids = [v["id"] for v in results.response["violations"]]
             self.axe_results[label] = {"violations": results.violations_count, "ids": ids}
             self.assertEqual(results.violations_count, 0, f"{label}: axe found {ids}\n{results.generate_report()}")
