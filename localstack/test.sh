@@ -103,33 +103,32 @@ TEMPLATE_LINT_PID=$!
 CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug \
   localstack/console_test.sh --prepare >"$STATE_DIR/console-prepare.log" 2>&1 &
 CONSOLE_PREPARE_PID=$!
-phase "cargo test (build and run; the provisioning tests beside the others)"
+phase "cargo test (build and run)"
 cargo test --workspace --no-run --quiet
-# The provisioning tests mostly wait (on the state machine, the schedule, a recovery window,
-# tokens running out): they run beside the rest, which skips them by name. Each binary is
-# already built, so neither run compiles anything.
-cargo test --workspace --test provisioning --quiet -- --include-ignored >"$STATE_DIR/provisioning-tests.log" 2>&1 &
-PROVISIONING_PID=$!
+# The provisioning tests run later, beside the short fuzz: they mostly wait on timers (the
+# minute schedule, the recovery window, tokens running out). Beside the other tests they made
+# those wait on the state machine instead (every tenant they create is provisioned first).
 mapfile -t PROVISIONING_TESTS < <(cargo test --workspace --test provisioning --quiet -- --include-ignored --list 2>/dev/null \
   | sed -n 's/: test$//p')
 ((${#PROVISIONING_TESTS[@]} > 0)) || { echo "no provisioning tests listed" >&2; exit 1; }
-rc=0
 cargo test --workspace --quiet --no-fail-fast -- --include-ignored --skip a_key_rotation_reaches_every_function \
-  --skip during_an_outage "${PROVISIONING_TESTS[@]/#/--skip=}" || rc=$?
-prc=0; wait "$PROVISIONING_PID" || prc=$?
-PROVISIONING_PID=
-echo "provisioning tests (run beside the others):"; cat "$STATE_DIR/provisioning-tests.log"
-((rc == 0 && prc == 0)) || exit 1
+  --skip during_an_outage "${PROVISIONING_TESTS[@]/#/--skip=}"
 phase "key rotation test"
 # Alone: it rotates and retires the stack's signing keys.
 # --workspace, not -p blackbox: the same feature set as the run above, so nothing is rebuilt
 # (with -p, shared was compiled again without the features other members turn on: 2.5
 # minutes on a fresh machine).
 cargo test --workspace --test keys --quiet -- --include-ignored a_key_rotation_reaches_every_function
-phase "fuzz (short)"
-# A short Schemathesis pass (make fuzz runs the long one). Alone: run beside the browser tests
-# it loaded the one emulator enough to time them out.
-localstack/fuzz.sh --short
+phase "fuzz (short), the provisioning tests beside it"
+cargo test --workspace --test provisioning --quiet -- --include-ignored >"$STATE_DIR/provisioning-tests.log" 2>&1 &
+PROVISIONING_PID=$!
+# A short Schemathesis pass (make fuzz runs the long one). Not beside the browser tests: it
+# loaded the one emulator enough to time them out.
+rc=0; localstack/fuzz.sh --short || rc=$?
+prc=0; wait "$PROVISIONING_PID" || prc=$?
+PROVISIONING_PID=
+echo "provisioning tests (run beside the fuzz):"; cat "$STATE_DIR/provisioning-tests.log"
+((rc == 0 && prc == 0)) || exit 1
 phase "outage test"
 # Alone: it cuts every function's dependencies (every stack's) for 3 seconds.
 cargo test --workspace --test outage --quiet -- --include-ignored --nocapture
