@@ -7,10 +7,10 @@
 # origin (as `make dev` does), and by the emulator's CloudFront from its bucket, cross-origin,
 # which is also PlatformOrigin (so CORS and the mailed links are tested across origins).
 #
-#   make test runs it on its own emulator (AWS_ENDPOINT_URL set, CONSOLE_STATE_DIR given), in
-#   two parts: `--prepare` deploys and publishes while the other tests run, then the call
-#   without it runs the browser tests on what was prepared.
-#   Alone: localstack/console_test.sh starts an emulator of its own and does both.
+#   Alone (how make test runs it, beside its other tests): localstack/console_test.sh starts an
+#   emulator of its own, deploys, publishes and runs the browser tests.
+#   On a running emulator (AWS_ENDPOINT_URL set, CONSOLE_STATE_DIR given), in two parts:
+#   `--prepare` deploys and publishes, then the call without it runs the browser tests.
 # Environment: CONSOLE_BIN_DIR (default target/debug) the function binaries to deploy.
 set -euo pipefail
 cd "$(dirname "$0")/.."

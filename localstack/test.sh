@@ -20,7 +20,7 @@ phase() {
 }
 stop_more() {
   local rc=${1:-0}
-  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PREPARE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} ${PROVISIONING_PID:-} 2>/dev/null || true
+  kill "$OUTAGE_PROXY_PID" ${CONSOLE_PID:-} ${SAM_PATH_PID:-} ${TEMPLATE_LINT_PID:-} ${PROVISIONING_PID:-} 2>/dev/null || true
   [[ $PHASE_NAME == done ]] || phase "(stopped)"
   echo "make test: ${SECONDS}s in all, by phase:"; printf '%s\n' "${PHASES[@]}"
   if ((rc != 0)); then
@@ -67,6 +67,14 @@ cargo build --workspace --bins --quiet
 cargo build -p provision-step --features faults --quiet
 phase "emulator, PostgreSQL, stack deploy (and make deploy's path beside it)"
 start_emulator
+# The operator console in a real browser (Chromium, Playwright, axe), on a stack and an emulator
+# of its own (console_test.sh alone starts one), beside everything below: an emulator is one
+# Python process, so a second one is a second core's worth of AWS, and the browser tests wait
+# on nothing the other tests do. The outage cut does not reach it. Started once this run's
+# emulator holds its port, so the other cannot pick the same.
+env -u AWS_ENDPOINT_URL -u FUNCTIONS_ENDPOINT_URL -u OUTAGE_PROXY_PID CONSOLE_BIN_DIR=target/debug \
+  localstack/console_test.sh >"$STATE_DIR/console.log" 2>&1 &
+CONSOLE_PID=$!
 # `make deploy`'s own path runs beside the main stack's deploy (its own stack, zips and log):
 # both mostly wait on the emulator. Waited for before the tests.
 sam_path >"$STATE_DIR/sam-path.log" 2>&1 &
@@ -99,10 +107,6 @@ phase "Python checks"
 TEMPLATE_LINT_PID=$!
 (cd localstack && ../.venv/bin/python -m unittest -q test_ministack_patches test_logs test_local_platform)
 (cd infra/checks && ../../.venv/bin/python -m unittest -q test_deploy test_asl test_openapi test_keys test_template)
-# The console's stack is deployed now, beside the tests below, and tested after them.
-CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug \
-  localstack/console_test.sh --prepare >"$STATE_DIR/console-prepare.log" 2>&1 &
-CONSOLE_PREPARE_PID=$!
 phase "cargo test (build and run)"
 cargo test --workspace --no-run --quiet
 # The provisioning tests run later, beside the short fuzz: they mostly wait on timers (the
@@ -122,21 +126,21 @@ cargo test --workspace --test keys --quiet -- --include-ignored a_key_rotation_r
 phase "fuzz (short), the provisioning tests beside it"
 cargo test --workspace --test provisioning --quiet -- --include-ignored >"$STATE_DIR/provisioning-tests.log" 2>&1 &
 PROVISIONING_PID=$!
-# A short Schemathesis pass (make fuzz runs the long one). Not beside the browser tests: it
-# loaded the one emulator enough to time them out.
+# A short Schemathesis pass (make fuzz runs the long one). The browser tests, beside it too,
+# have an emulator of their own: on this one, the fuzz slowed them into timeouts.
 rc=0; localstack/fuzz.sh --short || rc=$?
 prc=0; wait "$PROVISIONING_PID" || prc=$?
 PROVISIONING_PID=
 echo "provisioning tests (run beside the fuzz):"; cat "$STATE_DIR/provisioning-tests.log"
 ((rc == 0 && prc == 0)) || exit 1
 phase "outage test"
-# Alone: it cuts every function's dependencies (every stack's) for 3 seconds.
+# Alone: it cuts every function's dependencies (every stack of this emulator's) for 3 seconds.
 cargo test --workspace --test outage --quiet -- --include-ignored --nocapture
-phase "console browser tests"
-# The operator console in a real browser (Chromium, Playwright, axe), on a stack of its own here.
-wait "$CONSOLE_PREPARE_PID" || { cat "$STATE_DIR/console-prepare.log"; exit 1; }
-cat "$STATE_DIR/console-prepare.log"
-CONSOLE_STATE_DIR="$STATE_DIR/console" CONSOLE_BIN_DIR=target/debug localstack/console_test.sh
+phase "console browser tests (the rest of their run, waited for)"
+crc=0; wait "$CONSOLE_PID" || crc=$?
+CONSOLE_PID=
+cat "$STATE_DIR/console.log"
+((crc == 0)) || exit 1
 phase "IAM check, template lint"
 # After every other test: each AWS call they caused, checked against its function's policy.
 (cd infra/checks && ../../.venv/bin/python -m unittest -v test_iam 2>&1)
