@@ -32,7 +32,7 @@ use shared::access::password::{hash_password, verify_password};
 use shared::domain::tenant::TenantStatus;
 use shared::domain::{Audience, User};
 use shared::http::proxy_event::ProxyRequest;
-use shared::store::{DynamoStore, ResetStore, TokenPurpose, UserStore};
+use shared::store::{DynamoStore, ResetStore, TokenPurpose, UsageStore, UserStore};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -54,11 +54,13 @@ fn figures(mut ms: Vec<f64>) -> Figures {
     }
 }
 
-/// What a function answers: an HTTP function a proxy response (2xx expected), a task its output.
+/// What a function answers: an HTTP function a proxy response (2xx expected), a task its output,
+/// a queue consumer its batch answer (no message to deliver again expected).
 #[derive(Clone, Copy)]
 enum Answer {
     Http,
     Task,
+    Batch,
 }
 
 /// One function under measurement: its binary and a maker of its n-th request event.
@@ -107,6 +109,12 @@ async fn call(instance: &Instance, event: Bytes, answer: Answer, what: &str) -> 
                     .as_str()
                     .and_then(|b| serde_json::from_str(b).ok())
                     .unwrap_or(Value::Null);
+            }
+            if let Answer::Batch = answer {
+                assert!(
+                    v["batchItemFailures"].as_array().is_some_and(Vec::is_empty),
+                    "{what}: messages not handled: {v}"
+                );
             }
             v
         }
@@ -456,6 +464,7 @@ async fn main() {
         .as_str()
         .expect("the database's id")
         .to_string();
+    let bucket = std::env::var("BUCKET_NAME").expect("BUCKET_NAME");
     let run = format!("bench-{}", uuid::Uuid::new_v4());
     let task = |body: Value| Bytes::from(body.to_string());
     let provision = |body: Value| {
@@ -582,6 +591,35 @@ async fn main() {
             }),
         },
         Subject {
+            // A queue's batch of one S3 notification: a new object under the tenant's prefix
+            // (its mark read, then mark and counters in one transaction, then the totals read).
+            name: "meter",
+            binary: bin("meter"),
+            answer: Answer::Batch,
+            event: Box::new(|n| {
+                let notification = json!({"Records": [{
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": &bucket},
+                        "object": {
+                            "key": format!("tenants/{}/bench/{n}.txt", tenant.id),
+                            "size": 1000 + n,
+                            "sequencer": format!("{:016X}", n + 1),
+                        },
+                    },
+                }]});
+                Bytes::from(
+                    json!({"Records": [{
+                        "messageId": uuid::Uuid::new_v4().to_string(),
+                        "eventSource": "aws:sqs",
+                        "body": notification.to_string(),
+                    }]})
+                    .to_string(),
+                )
+            }),
+        },
+        Subject {
             name: "provision-step",
             binary: bin("provision-step"),
             answer: Answer::Task,
@@ -606,6 +644,22 @@ async fn main() {
     for s in subjects.iter().filter(|s| wanted(s.name)) {
         let m = measure(s, &env, cold, warm).await;
         results.push((s.name, m));
+    }
+    // Each of meter's notifications named a new object: each must have been counted once.
+    if wanted("meter") {
+        let totals = store
+            .quotas(&shared::store::changes::tenant_scope(&tenant.id))
+            .await
+            .expect("the tenant's totals readable");
+        let objects = totals
+            .get(shared::store::changes::STORED_OBJECTS)
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(
+            objects as usize,
+            cold + warm + 1,
+            "meter: every notification counts one object"
+        );
     }
     // The run the storage step belongs to, finished, so the tenant is provisioned; then the
     // reconcile an operator asks for finds it whole and does nothing.
