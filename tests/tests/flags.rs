@@ -430,6 +430,9 @@ async fn evaluation_follows_the_order_over_states_and_axes() {
         200
     );
     expect_why(&platform, &op, &key, &slug, None, (true, "rollout_in")).await;
+    // Sticky once every instance holds it: before the cache's 5 seconds are up, another warm
+    // instance may still answer from the 0% catalogue.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     for _ in 0..3 {
         assert_eq!(
             why(&platform, &op, &key, &slug, None).await,
