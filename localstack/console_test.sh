@@ -7,11 +7,9 @@
 # origin (as `make dev` does), and by the emulator's CloudFront from its bucket, cross-origin,
 # which is also PlatformOrigin (so CORS and the mailed links are tested across origins).
 #
-#   Alone (how make test runs it, beside its other tests): localstack/console_test.sh starts an
-#   emulator of its own, deploys, publishes and runs the browser tests.
-#   On a running emulator (AWS_ENDPOINT_URL set, CONSOLE_STATE_DIR given), in two parts:
-#   `--prepare` deploys and publishes, then the call without it runs the browser tests.
-# Environment: CONSOLE_BIN_DIR (default target/debug) the function binaries to deploy.
+# It starts an emulator of its own (on a free port, so it runs beside `make dev` or, as
+# `make test` runs it, beside the other tests' emulator), deploys, publishes and runs the
+# browser tests. Environment: CONSOLE_BIN_DIR (default target/debug) the function binaries to deploy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 set -a; . localstack/local.env; set +a
@@ -30,24 +28,14 @@ fi
 [[ -f console/dist/index.html ]] || { echo "console tests: console/dist is missing (make console)" >&2; exit 1; }
 
 FORWARD_PID=
-if [[ "${1:-}" == --prepare && -z "${AWS_ENDPOINT_URL:-}" ]]; then
-  echo "console tests: --prepare needs AWS_ENDPOINT_URL and CONSOLE_STATE_DIR (make test)" >&2; exit 2
-fi
-if [[ -z "${AWS_ENDPOINT_URL:-}" ]]; then
-  EMULATOR=ministack
-  stop_more() { [[ -n "$FORWARD_PID" ]] && kill "$FORWARD_PID" 2>/dev/null || true; }
-  own_emulator console
-  start_emulator
-  CSTATE=$STATE_DIR
-else
-  CSTATE=${CONSOLE_STATE_DIR:?set CONSOLE_STATE_DIR beside AWS_ENDPOINT_URL}
-  mkdir -p "$CSTATE"
-  trap '[[ -n "$FORWARD_PID" ]] && kill "$FORWARD_PID" 2>/dev/null || true' EXIT
-fi
+EMULATOR=ministack
+stop_more() { [[ -n "$FORWARD_PID" ]] && kill "$FORWARD_PID" 2>/dev/null || true; }
+own_emulator console
+start_emulator
+CSTATE=$STATE_DIR
 export CONSOLE_STATE_DIR=$CSTATE
 STACK=saas-console
 TTL=${CONSOLE_TOKEN_TTL:-8}
-PREPARED="$CSTATE/prepared.env"
 
 deploy() {
   $PY infra/deploy.py --stack $STACK --local --bin-dir "$BIN_DIR" \
@@ -56,26 +44,20 @@ deploy() {
     --param RefreshReuseGraceSeconds=2 --param RecoveryWindowSeconds=900 --param OperatorMfa=optional \
     --out "$CSTATE/stack.json" >"$CSTATE/deploy.log" 2>&1 || { cat "$CSTATE/deploy.log"; return 1; }
 }
-if [[ ! -f "$PREPARED" ]]; then
-  FWD_PORT=$(free_port)
-  started=$SECONDS
-  # The distribution's address is known once it exists: deploy, publish, then make its origin the
-  # platform's (CORS, mailed links) with a stack update.
-  deploy "http://127.0.0.1:$FWD_PORT"
-  $PY console/publish.py --stack $STACK --out "$CSTATE/console.json"
-  ORIGIN=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["origin"])' "$CSTATE/console.json")
-  deploy "$ORIGIN"
-  # The update can give the REST API a new id on the emulator: config.json must name the live one.
-  $PY console/publish.py --stack $STACK --out "$CSTATE/console.json" >/dev/null
-  set -a; . "$CSTATE/stack.env"; set +a
-  $PY infra/first_operator.py invite --email console-operator@local.test --stack-file "$CSTATE/stack.json" \
-    --accept-locally console-operator-password-1 >/dev/null
-  echo "console tests: stack $STACK deployed in $((SECONDS - started))s"
-  printf 'FWD_PORT=%s\nORIGIN=%s\n' "$FWD_PORT" "$ORIGIN" >"$PREPARED"
-fi
-[[ "${1:-}" == --prepare ]] && exit 0
-. "$PREPARED"
+FWD_PORT=$(free_port)
+started=$SECONDS
+# The distribution's address is known once it exists: deploy, publish, then make its origin the
+# platform's (CORS, mailed links) with a stack update.
+deploy "http://127.0.0.1:$FWD_PORT"
+$PY console/publish.py --stack $STACK --out "$CSTATE/console.json"
+ORIGIN=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["origin"])' "$CSTATE/console.json")
+deploy "$ORIGIN"
+# The update can give the REST API a new id on the emulator: config.json must name the live one.
+$PY console/publish.py --stack $STACK --out "$CSTATE/console.json" >/dev/null
 set -a; . "$CSTATE/stack.env"; set +a
+$PY infra/first_operator.py invite --email console-operator@local.test --stack-file "$CSTATE/stack.json" \
+  --accept-locally console-operator-password-1 >/dev/null
+echo "console tests: stack $STACK deployed in $((SECONDS - started))s"
 $PY localstack/forward.py "$FWD_PORT" "$API_URL" --console console/dist &
 FORWARD_PID=$!
 wait_for "http://127.0.0.1:$FWD_PORT/console/config.json" 20
