@@ -139,18 +139,20 @@ async fn once(
     v
 }
 
+/// The JSON lines of a function's log whose message is `message`.
+fn logged(name: &str, message: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(log_file(name)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["message"] == message)
+        .collect()
+}
+
 /// The median of each part of the `initialised` lines in a function's log.
 fn init_parts(name: &str) -> Vec<(String, f64)> {
-    let text = std::fs::read_to_string(log_file(name)).unwrap_or_default();
     let mut order: Vec<String> = Vec::new();
     let mut seen: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for line in text.lines() {
-        let Ok(v) = serde_json::from_str::<Value>(line) else {
-            continue;
-        };
-        if v["message"] != "initialised" {
-            continue;
-        }
+    for v in logged(name, "initialised") {
         let mut parts: Vec<(String, f64)> = v["parts"]
             .as_str()
             .unwrap_or_default()
@@ -178,12 +180,7 @@ fn init_parts(name: &str) -> Vec<(String, f64)> {
 /// The median of each of `fields` (microseconds) over the lines of a function's log whose
 /// message is `message`: the phases a function logs for its request.
 fn logged_phases(name: &str, message: &str, fields: &[&str]) -> Vec<(String, f64)> {
-    let text = std::fs::read_to_string(log_file(name)).unwrap_or_default();
-    let lines: Vec<Value> = text
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|v| v["message"] == message)
-        .collect();
+    let lines = logged(name, message);
     fields
         .iter()
         .map(|f| {
@@ -724,7 +721,8 @@ async fn main() {
         println!("  {:<16} {}", name, parts.join("  "));
     }
 
-    if results.iter().any(|(n, _)| *n == "login") {
+    let login = results.iter().find(|(n, _)| *n == "login").map(|(_, m)| m);
+    if login.is_some() {
         // Where a warm sign-in's time goes (the cold ones are in the same log; all counted).
         let phases: Vec<String> = logged_phases(
             "login",
@@ -754,7 +752,7 @@ async fn main() {
         argon.p50 / argon_alone.p50,
         verdict(argon.p50 <= argon_alone.p50 * 1.10)
     );
-    if let Some((_, login)) = results.iter().find(|(n, _)| *n == "login") {
+    if let Some(login) = login {
         println!(
             "  warm sign-in p50 {:.1} ms <= Argon2 verify {:.1} ms + 5 ms: {}  (ratio to the verify: {:.2}x)",
             login.warm.p50,
